@@ -1,0 +1,51 @@
+# chatd: make help lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/chatd
+ADDR ?= :8080
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TEST_TIMEOUT ?= 14m
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build the server at bin/chatd
+	$(GO) build -o $(BIN) ./cmd/chatd
+
+run: build ## run the server with embedded defaults (dev mode, no external service)
+	@echo "chatd: open http://localhost$(ADDR)/ (Ctrl-C stops it)"
+	./$(BIN) --addr $(ADDR)
+
+deps: ## install the system packages the tests need, when missing
+	@./scripts/deps.sh
+
+test: deps ## run every test with -race (fuzz seed corpora included)
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+bench: ## run the benchmarks and print figures (never fails on speed)
+	@echo "machine: $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB, $$(uname -m), $$($(GO) version)"
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+
+fuzz: ## fuzz the decoders for a while each (FUZZTIME=30s)
+	$(GO) test -run '^$$' -fuzz FuzzDecodeClient -fuzztime $${FUZZTIME:-30s} ./core/protocol
+	$(GO) test -run '^$$' -fuzz FuzzRedeem -fuzztime $${FUZZTIME:-30s} ./core/auth
+	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime $${FUZZTIME:-30s} ./core/auth
+
+layers: ## check that dependencies point inward
+	@./scripts/layers.sh
+
+check: layers ## fmt, vet, staticcheck, go mod tidy, then test
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	@cp go.mod /tmp/go.mod.bak && cp go.sum /tmp/go.sum.bak && $(GO) mod tidy && \
+	  if ! diff -q go.mod /tmp/go.mod.bak >/dev/null || ! diff -q go.sum /tmp/go.sum.bak >/dev/null; then \
+	    echo "go mod tidy changed go.mod or go.sum"; exit 1; fi
+	$(MAKE) test
+
+clean: ## remove build output and the default data directory
+	rm -rf bin data
+
+.PHONY: help build run deps test bench fuzz layers check clean

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/bolt"
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpapi"
+	"github.com/chatd/chatd/transports/httpx"
+	"github.com/chatd/chatd/transports/poll"
+	"github.com/chatd/chatd/transports/sse"
+	"github.com/chatd/chatd/transports/ws"
+	"github.com/chatd/chatd/web"
+)
+
+// Main is the chatd program: flags in, a running server out. The
+// end-to-end tests use it as it is.
+type Main struct {
+	Config Config
+	Stdout io.Writer // the ready line and logs; os.Stdout
+	Stderr io.Writer // os.Stderr
+
+	// Set by Run.
+	Addr net.Addr // the bound listen address
+	Hub  *core.Hub
+
+	log       *slog.Logger
+	store     *bolt.Store
+	api       *httpapi.Server
+	http      *http.Server
+	served    chan struct{} // closed when Serve has returned
+	serveErr  error         // set before served closes
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMain returns a Main writing to the standard streams.
+func NewMain() *Main { return &Main{Stdout: os.Stdout, Stderr: os.Stderr} }
+
+// Run opens the store, builds the hub and serves until Close. It returns
+// once the server is ready.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	log := slog.New(slog.NewTextHandler(m.Stdout, &slog.HandlerOptions{Level: parseLevel(c.LogLevel)}))
+	m.log = log
+	if c.Redis != "" {
+		return errors.New("--redis: the Redis engine is not built yet; run without it for the embedded engine")
+	}
+	verifier, tickets, err := m.authParts()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.Data, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var hub *core.Hub
+	m.store, err = bolt.Open(bolt.Config{
+		Path:        filepath.Join(c.Data, "chat.db"),
+		MaxMessages: c.HistoryMax,
+		MaxAge:      c.HistoryAge,
+		OnCommit:    func(msgs []protocol.Message) { hub.Publish(msgs) },
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+	hub = core.New(m.store, core.Config{Verifier: verifier, Logger: log, Metrics: reg, Heartbeat: c.Heartbeat})
+	m.Hub = hub
+
+	origins := httpx.NewOrigins(c.AllowedOrigins)
+	authn := &httpx.Authenticator{Verifier: verifier, Tickets: tickets}
+	m.api = httpapi.New(httpapi.Config{
+		Hub: hub, Verifier: verifier, Tickets: tickets, Origins: origins, Logger: log,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Web:     web.Handler(),
+		Transports: map[string]http.Handler{
+			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Origins: origins, Logger: log}),
+			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log}),
+			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log}),
+		},
+	})
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		m.store.Close()
+		return err
+	}
+	m.Addr = ln.Addr()
+	// No WriteTimeout: it would cut streams. Slow headers are bounded.
+	m.http = &http.Server{Handler: m.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	m.served = make(chan struct{})
+	go func() {
+		err := m.http.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) {
+			m.serveErr = err
+		}
+		close(m.served)
+	}()
+	m.api.SetReady(true)
+	mode := "configured keys"
+	if verifier.DevMode() {
+		mode = "dev mode: POST /v1/dev/login issues tokens"
+	}
+	log.Info("chatd ready", "url", "http://"+displayAddr(m.Addr), "engine", "embedded", "data", c.Data, "auth", mode)
+	return nil
+}
+
+// authParts builds the token verifier and the ticket issuer from flags.
+func (m *Main) authParts() (*auth.Verifier, *auth.Tickets, error) {
+	c := m.Config
+	cfg := auth.Config{Issuer: c.JWTIssuer, Audience: c.JWTAudience}
+	if c.JWTSecret != "" {
+		cfg.HMACSecret = []byte(c.JWTSecret)
+	}
+	if c.JWTPublicKey != "" {
+		pem, err := os.ReadFile(c.JWTPublicKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--jwt-public-key: %w", err)
+		}
+		cfg.PublicKeyPEM = pem
+	}
+	v, err := auth.NewVerifier(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var key []byte
+	switch {
+	case c.TicketSecret != "":
+		k := sha256.Sum256([]byte(c.TicketSecret))
+		key = k[:]
+	case c.JWTSecret != "":
+		key = auth.DeriveTicketKey([]byte(c.JWTSecret))
+	}
+	return v, auth.NewTickets(key, time.Minute, nil), nil
+}
+
+// Wait blocks until ctx ends (a signal) or the HTTP server fails; it
+// returns the server's error, if any.
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-m.served:
+		return m.serveErr
+	}
+}
+
+// Close drains in the fixed order: stop admitting (not ready), tell
+// sessions to go with jittered reconnect hints, stop the HTTP server, then
+// flush and close the store. It is idempotent.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() {
+		if m.http == nil {
+			return
+		}
+		m.api.SetReady(false)
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.DrainTimeout)
+		defer cancel()
+		// A client too slow to take its goodbye must not turn a drain into a
+		// failed exit: a drain that runs out of time is logged, and the
+		// remaining connections are cut.
+		if err := m.Hub.Shutdown(ctx); err != nil {
+			m.log.Warn("drain timed out; closing remaining sessions", "err", err)
+		}
+		if err := m.http.Shutdown(ctx); err != nil {
+			m.log.Warn("http shutdown timed out", "err", err)
+			_ = m.http.Close()
+		}
+		<-m.served
+		var errs []error
+		if m.serveErr != nil {
+			errs = append(errs, m.serveErr)
+		}
+		if err := m.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		m.closeErr = errors.Join(errs...)
+		m.log.Info("chatd stopped", "err", m.closeErr)
+	})
+	return m.closeErr
+}
+
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Config is everything chatd can be told on the command line. Each flag
+// has an environment twin; a flag given on the command line wins.
+type Config struct {
+	Addr           string
+	Data           string
+	JWTSecret      string
+	JWTPublicKey   string
+	JWTIssuer      string
+	JWTAudience    string
+	TicketSecret   string
+	Redis          string
+	Flags          string
+	AllowedOrigins string
+	HistoryMax     int
+	HistoryAge     time.Duration
+	Heartbeat      time.Duration
+	LogLevel       string
+	DrainTimeout   time.Duration
+}
+
+// ParseFlags reads args and then, for flags not given, the environment.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	c := &m.Config
+	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	envs := map[string]string{} // flag name → environment variable
+	type def struct{ name, env, usage string }
+	str := func(p *string, d def, value string) {
+		fs.StringVar(p, d.name, value, d.usage+" (env "+d.env+")")
+		envs[d.name] = d.env
+	}
+	fs.StringVar(&c.Addr, "addr", ":8080", "listen address (env CHAT_ADDR)")
+	envs["addr"] = "CHAT_ADDR"
+	str(&c.Data, def{"data", "CHAT_DATA", "data directory"}, "./data")
+	str(&c.JWTSecret, def{"jwt-secret", "CHAT_JWT_SECRET", "HS256 secret"}, "")
+	str(&c.JWTPublicKey, def{"jwt-public-key", "CHAT_JWT_PUBLIC_KEY", "PEM public key file (RS256, ES256 or EdDSA)"}, "")
+	str(&c.JWTIssuer, def{"jwt-issuer", "CHAT_JWT_ISSUER", "required iss claim"}, "")
+	str(&c.JWTAudience, def{"jwt-audience", "CHAT_JWT_AUDIENCE", "required aud claim"}, "")
+	str(&c.TicketSecret, def{"ticket-secret", "CHAT_TICKET_SECRET", "key for connection tickets; share it across nodes"}, "")
+	str(&c.Redis, def{"redis", "CHAT_REDIS", "Redis URL for the clustered engine"}, "")
+	str(&c.Flags, def{"flags", "CHAT_FLAGS", "feature flags file"}, "")
+	str(&c.AllowedOrigins, def{"allowed-origins", "CHAT_ALLOWED_ORIGINS", "comma-separated browser origins besides same-origin"}, "")
+	str(&c.LogLevel, def{"log-level", "CHAT_LOG_LEVEL", "debug, info, warn or error"}, "info")
+	fs.IntVar(&c.HistoryMax, "history-max", 10000, "messages retained per room (env CHAT_HISTORY_MAX)")
+	envs["history-max"] = "CHAT_HISTORY_MAX"
+	fs.DurationVar(&c.HistoryAge, "history-age", 0, "drop messages older than this; 0 keeps them (env CHAT_HISTORY_AGE)")
+	envs["history-age"] = "CHAT_HISTORY_AGE"
+	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "server ping interval (env CHAT_HEARTBEAT)")
+	envs["heartbeat"] = "CHAT_HEARTBEAT"
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for sessions (env CHAT_DRAIN_TIMEOUT)")
+	envs["drain-timeout"] = "CHAT_DRAIN_TIMEOUT"
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(m.Stderr)
+			fs.PrintDefaults()
+		}
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if env := envs[f.Name]; env != "" && !given[f.Name] {
+			if v := getenv(env); v != "" {
+				if err := f.Value.Set(v); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", env, err))
+				}
+			}
+		}
+	})
+	if c.JWTSecret != "" && c.JWTPublicKey != "" {
+		errs = append(errs, errors.New("give --jwt-secret or --jwt-public-key, not both"))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

@@ -1,0 +1,202 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// appendFill is the split fill of a room's message bucket. Its keys only
+// ever grow, so pages can be packed full rather than split in half.
+const appendFill = 0.95
+
+// writeTx applies one batch of requests inside one bbolt write
+// transaction. It caches each room it touches, so a batch of N appends to
+// one room reads the head once and writes it once.
+type writeTx struct {
+	tx     *bolt.Tx
+	rooms  *bolt.Bucket
+	cfg    Config
+	now    int64 // Unix ms: one clock reading stamps the whole batch
+	cache  map[string]*room
+	dirty  map[string]bool // rooms whose head changed
+	stored []protocol.Message
+}
+
+func newWriteTx(tx *bolt.Tx, cfg Config) (*writeTx, error) {
+	rooms := tx.Bucket(bucketRooms)
+	if rooms == nil {
+		return nil, fmt.Errorf("%w: no rooms bucket", errCorrupt)
+	}
+	return &writeTx{tx: tx, rooms: rooms, cfg: cfg, now: cfg.Now().UnixMilli(),
+		cache: map[string]*room{}, dirty: map[string]bool{}}, nil
+}
+
+// do applies one request. An error fails the whole transaction.
+func (w *writeTx) do(r *request) (result, error) {
+	switch r.kind {
+	case opAppend:
+		m, dup, err := w.append(r.msg)
+		return result{msg: m, dup: dup}, err
+	case opSetRead:
+		seq, err := w.setRead(r.msg.Room, r.msg.From, r.msg.Seq)
+		return result{seq: seq}, err
+	case opSweep:
+		return result{}, w.sweep()
+	}
+	return result{}, fmt.Errorf("unknown request kind %d", r.kind)
+}
+
+// room opens, creating if needed, the buckets of room name.
+func (w *writeTx) room(name string) (*room, error) {
+	if r, ok := w.cache[name]; ok {
+		return r, nil
+	}
+	b, err := w.rooms.CreateBucketIfNotExists([]byte(name))
+	if err != nil {
+		return nil, fmt.Errorf("room %q: %w", name, err)
+	}
+	r := &room{name: name, head: getU64(b, keyHead)}
+	for _, sub := range []struct {
+		dst  **bolt.Bucket
+		name []byte
+	}{{&r.msgs, bucketMsgs}, {&r.ids, bucketIDs}, {&r.reads, bucketReads}} {
+		if *sub.dst, err = b.CreateBucketIfNotExists(sub.name); err != nil {
+			return nil, fmt.Errorf("room %q: %w", name, err)
+		}
+	}
+	r.msgs.FillPercent = appendFill
+	r.first = r.firstSeq()
+	w.cache[name] = r
+	return r, nil
+}
+
+// append stores m unless its id is already stored in its room, then
+// prunes the room down to MaxMessages.
+func (w *writeTx) append(m protocol.Message) (protocol.Message, bool, error) {
+	r, err := w.room(m.Room)
+	if err != nil {
+		return m, false, err
+	}
+	if v := r.ids.Get([]byte(m.ID)); v != nil {
+		seq := binary.BigEndian.Uint64(v)
+		raw := r.msgs.Get(u64(seq))
+		if raw == nil {
+			return m, false, fmt.Errorf("%w: id %q points at missing seq %d", errCorrupt, m.ID, seq)
+		}
+		stored, err := decodeMessage(raw, m.Room, seq)
+		return stored, true, err
+	}
+	r.head++
+	m.Seq, m.TS = r.head, w.now
+	w.dirty[r.name] = true
+	if err := r.msgs.Put(u64(m.Seq), encodeMessage(make([]byte, 0, recordSize(m)), m)); err != nil {
+		return m, false, err
+	}
+	if err := r.ids.Put([]byte(m.ID), u64(m.Seq)); err != nil {
+		return m, false, err
+	}
+	w.stored = append(w.stored, m)
+	return m, false, w.pruneCount(r)
+}
+
+// pruneCount removes the oldest messages of r beyond MaxMessages.
+func (w *writeTx) pruneCount(r *room) error {
+	if w.cfg.MaxMessages < 0 {
+		return nil
+	}
+	for r.head-r.first+1 > uint64(w.cfg.MaxMessages) {
+		if err := r.pruneFirst(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pruneFirst removes r's oldest message and its idempotency entry: the
+// idempotency window is the retention window.
+func (r *room) pruneFirst() error {
+	k := u64(r.first)
+	if raw := r.msgs.Get(k); raw != nil {
+		id, err := decodeID(raw, r.name, r.first)
+		if err != nil {
+			return err
+		}
+		if err := r.ids.Delete(id); err != nil {
+			return err
+		}
+		if err := r.msgs.Delete(k); err != nil {
+			return err
+		}
+	}
+	r.first++
+	return nil
+}
+
+// setRead raises user's position in room to seq and returns the result.
+func (w *writeTx) setRead(name, user string, seq uint64) (uint64, error) {
+	r, err := w.room(name)
+	if err != nil {
+		return 0, err
+	}
+	if cur := getU64(r.reads, []byte(user)); cur >= seq {
+		return cur, nil
+	}
+	return seq, r.reads.Put([]byte(user), u64(seq))
+}
+
+// sweep prunes, in every room, the messages older than MaxAge. Records
+// are in seq order and stamped by a clock that is assumed not to go back,
+// so each room stops at its first message young enough to keep.
+func (w *writeTx) sweep() error {
+	if w.cfg.MaxAge <= 0 {
+		return nil
+	}
+	cutoff := w.now - w.cfg.MaxAge.Milliseconds()
+	var names []string
+	err := w.rooms.ForEachBucket(func(k []byte) error {
+		names = append(names, string(k))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := w.sweepRoom(name, cutoff); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writeTx) sweepRoom(name string, cutoff int64) error {
+	r, err := w.room(name)
+	if err != nil {
+		return err
+	}
+	for r.first <= r.head {
+		ts, err := decodeTS(r.msgs.Get(u64(r.first)), name, r.first)
+		if err != nil || ts >= cutoff {
+			return err
+		}
+		if err := r.pruneFirst(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish writes the heads of the rooms that changed.
+func (w *writeTx) finish() error {
+	for name := range w.dirty {
+		r := w.cache[name]
+		b := w.rooms.Bucket([]byte(name))
+		if err := b.Put(keyHead, u64(r.head)); err != nil {
+			return fmt.Errorf("room %q: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// opKind says what a request asks of the writer.
+type opKind uint8
+
+const (
+	opAppend  opKind = iota // store msg
+	opSetRead               // raise msg.From's read position in msg.Room to msg.Seq
+	opSweep                 // prune by age now
+)
+
+// request is one write waiting for the writer goroutine.
+type request struct {
+	ctx   context.Context
+	kind  opKind
+	msg   protocol.Message
+	reply chan result // buffered 1, so the writer never blocks on it
+}
+
+// result answers a request.
+type result struct {
+	msg protocol.Message // opAppend: the stored message
+	dup bool             // opAppend: msg was already stored
+	seq uint64           // opSetRead: the stored position
+	err error
+}
+
+// run is the writer goroutine. It takes one request, drains whatever else
+// is queued without blocking, commits them all in one transaction, answers
+// every caller and then publishes. It exits once reqs is closed and
+// drained.
+func (s *Store) run() {
+	defer close(s.done)
+	var tick <-chan time.Time
+	if s.cfg.MaxAge > 0 {
+		t := time.NewTicker(s.cfg.SweepInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return
+			}
+			batch, open := s.drain(r)
+			s.commit(batch)
+			clear(batch)
+			if !open {
+				return
+			}
+		case <-tick:
+			s.commit([]*request{{ctx: context.Background(), kind: opSweep, reply: make(chan result, 1)}})
+		}
+	}
+}
+
+// drain returns first plus whatever is queued, up to MaxBatch, and whether
+// reqs is still open.
+func (s *Store) drain(first *request) ([]*request, bool) {
+	batch := append(s.batch[:0], first)
+	for len(batch) < s.cfg.MaxBatch {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, r)
+		default:
+			s.batch = batch
+			return batch, true
+		}
+	}
+	s.batch = batch
+	return batch, true
+}
+
+// commit applies batch in one bbolt transaction, answers every request,
+// then hands the newly stored messages to OnCommit. A request whose
+// context has already ended is answered with its error and not applied.
+// If the transaction fails, every request gets the error.
+func (s *Store) commit(batch []*request) {
+	results := make([]result, len(batch))
+	live := 0
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			results[i].err = err
+			continue
+		}
+		live++
+	}
+	var stored []protocol.Message
+	if live > 0 {
+		var err error
+		if stored, err = s.apply(batch, results); err != nil {
+			err = fmt.Errorf("bolt: commit: %w", err)
+			s.cfg.Logger.Error("bolt: commit failed", "requests", live, "err", err)
+			for i := range results {
+				results[i] = result{err: err}
+			}
+			stored = nil
+		}
+	}
+	for i, r := range batch {
+		r.reply <- results[i]
+	}
+	if len(stored) > 0 && s.cfg.OnCommit != nil {
+		s.cfg.OnCommit(stored)
+	}
+}
+
+// apply runs the requests of batch that results does not already answer
+// in one write transaction, filling in their results. It returns the
+// newly stored messages in order.
+func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, error) {
+	var stored []protocol.Message
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		w, err := newWriteTx(tx, s.cfg)
+		if err != nil {
+			return err
+		}
+		for i, r := range batch {
+			if results[i].err != nil {
+				continue
+			}
+			if results[i], err = w.do(r); err != nil {
+				return err
+			}
+		}
+		stored = w.stored
+		return w.finish()
+	})
+	return stored, err
+}

@@ -1,0 +1,90 @@
+package core
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatd/chatd/core/auth"
+)
+
+// Verifier turns a bearer token into an identity. *auth.Verifier is one.
+type Verifier interface {
+	Verify(token string) (auth.Identity, error)
+}
+
+// FeatureGate reports whether feature is on for user. The degradation
+// controller and the feature flags supply it; nil means everything is on.
+type FeatureGate func(user, feature string) bool
+
+// Feature names the hub consults.
+const (
+	FeatureReadReceipts = "read_receipts"
+	FeatureTyping       = "typing"
+	FeaturePresence     = "presence"
+)
+
+// Config configures a Hub. The zero value is valid; each field's comment
+// gives its default.
+type Config struct {
+	MaxTextLen         int           // characters per message; 4096
+	SendRate           float64       // sends per second per user; 10
+	SendBurst          int           // send burst per user; 20
+	MaxConnsPerUser    int           // open sessions per user; 20
+	MaxRoomsPerSession int           // joined rooms per session; 128
+	QueueFrames        int           // frames queued per session before it is slow; 1024
+	QueueBytes         int           // bytes queued per session before it is slow; 4 MiB
+	ReplayPage         int           // messages read per store call when catching up; 256
+	HistoryLimit       int           // default history page; 50 (max 200)
+	Heartbeat          time.Duration // server ping interval; 15s
+	TypingInterval     time.Duration // minimum gap between fanned-out typing events per user and room; 1s
+	ShutdownJitter     time.Duration // reconnect hints on shutdown spread over this; 5s
+
+	Verifier Verifier              // for in-band refresh; nil rejects refresh
+	Features FeatureGate           // nil: all features on
+	Now      func() time.Time      // time.Now
+	Logger   *slog.Logger          // slog.Default()
+	Metrics  prometheus.Registerer // nil: a private registry
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxTextLen, 4096)
+	def(&c.SendBurst, 20)
+	def(&c.MaxConnsPerUser, 20)
+	def(&c.MaxRoomsPerSession, 128)
+	def(&c.QueueFrames, 1024)
+	def(&c.QueueBytes, 4<<20)
+	def(&c.ReplayPage, 256)
+	def(&c.HistoryLimit, 50)
+	if c.SendRate <= 0 {
+		c.SendRate = 10
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+	if c.TypingInterval <= 0 {
+		c.TypingInterval = time.Second
+	}
+	if c.ShutdownJitter <= 0 {
+		c.ShutdownJitter = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = prometheus.NewRegistry()
+	}
+	if c.Features == nil {
+		c.Features = func(string, string) bool { return true }
+	}
+	return c
+}

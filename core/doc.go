@@ -1,0 +1,21 @@
+// Package core is the hub: rooms, sessions, per-room sequence numbers,
+// history, presence, read receipts, typing, idempotent sends, permissions
+// and limits.
+//
+// It knows nothing of HTTP. Transports (transports/ws, sse, poll) hand it
+// decoded envelopes through a Session and implement the small Transport
+// interface to move encoded frames back to the wire. Engines implement
+// Store and deliver committed messages to Hub.Publish in per-room seq
+// order.
+//
+// Delivery works like this. A session that joins a room is registered with
+// the room first and marked catching-up; it then reads what it missed from
+// the store, page by page, and finally, under the room's lock, reads the
+// tail and turns live. Because an engine publishes only after a message is
+// durable, everything published before the switch is already in the store,
+// and everything after it arrives live: no gap, no duplicate. A live
+// subscriber that sees a gap in seq (possible with a lossy broker) falls
+// back to catching up from the store.
+//
+// Must not import net/http, chi or any transport.
+package core

@@ -1,0 +1,296 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"math"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// Handle acts on one decoded client envelope. Replies, including errors,
+// are enqueued to the session; Handle itself returns nothing. Transports
+// call it from their reader, one frame at a time. A join that replays
+// history blocks until the replay is queued, pacing itself to the client.
+func (s *Session) Handle(ctx context.Context, e protocol.Envelope) {
+	ref := e.Ref
+	if ref == "" && e.Type == protocol.TypeSend {
+		ref = e.ID
+	}
+	if err := s.handle(ctx, e, ref); err != nil {
+		if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) {
+			return
+		}
+		s.logError(e.Type, err)
+		s.reply(protocol.ErrorEnvelope(err, ref))
+	}
+}
+
+// HandleFrame decodes one raw client frame and handles it. A frame that
+// does not decode gets a bad_request error reply; the session goes on.
+func (s *Session) HandleFrame(ctx context.Context, data []byte) {
+	e, err := protocol.DecodeClient(data)
+	if err != nil {
+		s.reply(protocol.ErrorEnvelope(err, e.Ref))
+		return
+	}
+	s.Handle(ctx, e)
+}
+
+// Context is cancelled when the session closes. Transports use it for
+// work done on the session's behalf after their handler has returned.
+func (s *Session) Context() context.Context { return s.ctx }
+
+func (s *Session) logError(op string, err error) {
+	if code, _ := protocol.CodeOf(err); code == protocol.CodeInternal {
+		s.hub.cfg.Logger.Error("request failed", "session", s.id, "user", s.user, "op", op, "err", err)
+	}
+}
+
+func (s *Session) handle(ctx context.Context, e protocol.Envelope, ref string) error {
+	if err := protocol.ValidateClient(&e); err != nil {
+		return err
+	}
+	id := s.Identity()
+	switch e.Type {
+	case protocol.TypePing:
+		s.reply(protocol.Envelope{Type: protocol.TypePong, Ref: ref})
+	case protocol.TypePong:
+	case protocol.TypeJoin:
+		return s.join(ctx, e.Room, e.Since, ref, false)
+	case protocol.TypeLeave:
+		s.leave(e.Room)
+		if ref != "" {
+			s.reply(protocol.Envelope{Type: protocol.TypeAck, Room: e.Room, Ref: ref})
+		}
+	case protocol.TypeSend:
+		m, err := s.hub.Send(ctx, id, e.Room, e.ID, e.Text)
+		if err != nil {
+			return err
+		}
+		s.reply(m.Ack())
+	case protocol.TypeRead:
+		seq, err := s.hub.Read(ctx, id, e.Room, e.Seq)
+		if err != nil {
+			return err
+		}
+		if ref != "" {
+			s.reply(protocol.Envelope{Type: protocol.TypeAck, Room: e.Room, Seq: seq, Ref: ref})
+		}
+	case protocol.TypeTyping:
+		return s.hub.Typing(ctx, id, e.Room)
+	case protocol.TypeRefresh:
+		return s.refresh(e.Token, ref)
+	}
+	return nil
+}
+
+// refresh swaps in a new token for the same user and re-arms the expiry.
+func (s *Session) refresh(token, ref string) error {
+	if s.hub.cfg.Verifier == nil {
+		return protocol.Errorf(protocol.CodeFeatureDisabled, "token refresh is not configured")
+	}
+	id, err := s.hub.cfg.Verifier.Verify(token)
+	if err != nil {
+		return err
+	}
+	if id.User != s.user {
+		return protocol.Errorf(protocol.CodeForbidden, "refresh token is for another user")
+	}
+	s.mu.Lock()
+	if s.closing == nil {
+		s.ident = id
+		s.armExpiry(id.Expires)
+	}
+	s.mu.Unlock()
+	s.reply(protocol.Envelope{Type: protocol.TypeAck, Ref: ref})
+	return nil
+}
+
+// Join subscribes the session to room and replays what it missed after
+// since (nil: live only). With quiet, the joined envelope is sent only when
+// the resume is not exact: a poll that resumes from a cursor then answers
+// only when there is news. Errors are *protocol.Error values or ErrClosed.
+func (s *Session) Join(ctx context.Context, room string, since *uint64, quiet bool) error {
+	return s.join(ctx, room, since, "", quiet)
+}
+
+// join is Join with the ref to echo. See the package doc for why it is exact.
+func (s *Session) join(ctx context.Context, name string, since *uint64, ref string, quiet bool) error {
+	id := s.Identity()
+	if err := id.CanAccess(name); err != nil {
+		return err
+	}
+	s.leave(name) // a repeated join restarts the subscription from since
+	s.mu.Lock()
+	n := len(s.rooms)
+	s.mu.Unlock()
+	if n >= s.hub.cfg.MaxRoomsPerSession {
+		return protocol.Errorf(protocol.CodeTooManyRooms,
+			"a connection may join %d rooms", s.hub.cfg.MaxRoomsPerSession)
+	}
+	// Lock order is room, then session: never hold s.mu here.
+	r := s.hub.acquireRoom(name)
+	sb := &sub{syncing: true}
+	r.subs[s] = sb
+	first := r.addMember(id.User, id.Name, s.leaseUntil())
+	r.mu.Unlock()
+	s.mu.Lock()
+	closing := s.closing != nil
+	if !closing {
+		s.rooms[name] = r
+	}
+	s.mu.Unlock()
+	if closing {
+		s.unsubscribe(r)
+		return ErrClosed
+	}
+
+	after, err := s.sendJoined(ctx, name, since, ref, quiet)
+	if err == nil && first && s.hub.cfg.Features(id.User, FeaturePresence) {
+		r.broadcast(presenceEnvelope(name, id.User, id.Name, true), "")
+	}
+	if err == nil {
+		err = s.catchUp(ctx, r, sb, after)
+	}
+	if err != nil {
+		s.leave(name)
+	}
+	return err
+}
+
+// sendJoined enqueues the joined envelope and returns the seq to replay after.
+func (s *Session) sendJoined(ctx context.Context, name string, since *uint64, ref string, quiet bool) (uint64, error) {
+	after := uint64(math.MaxUint64)
+	if since != nil {
+		after = *since
+	}
+	page, err := s.hub.store.Since(ctx, name, after, 0)
+	if err != nil {
+		return 0, internal(err)
+	}
+	recovered := true
+	if since == nil || after > page.Head {
+		recovered = since == nil
+		after = page.Head
+	} else {
+		recovered = page.Recovered(after)
+	}
+	joined := protocol.Envelope{Type: protocol.TypeJoined, Room: name, Ref: ref,
+		Head: protocol.Ptr(page.Head), Recovered: protocol.Ptr(recovered)}
+	if quiet && recovered {
+		return after, nil
+	}
+	f := envelopeFrame(joined)
+	f.Seq = after
+	return after, s.put(ctx, f)
+}
+
+// catchUp replays room from after, then turns the subscription live.
+func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after uint64) error {
+	last := after
+	page := s.hub.cfg.ReplayPage
+	for {
+		p, err := s.hub.store.Since(ctx, r.name, last, page)
+		if err != nil {
+			return internal(err)
+		}
+		for _, m := range p.Messages {
+			if err := s.put(ctx, messageFrame(m)); err != nil {
+				return err
+			}
+			last = m.Seq
+		}
+		if len(p.Messages) == page {
+			continue
+		}
+		done, err := s.goLive(ctx, r, sb, last)
+		if done || err != nil {
+			return err
+		}
+	}
+}
+
+// goLive reads the tail under the room's lock, so no publish can slip
+// between the read and the switch, and turns sb live. It reports false if
+// the tail was a full page and catching up must go on.
+func (s *Session) goLive(ctx context.Context, r *room, sb *sub, last uint64) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.subs[s] != sb {
+		return true, nil // left meanwhile
+	}
+	p, err := s.hub.store.Since(ctx, r.name, last, s.hub.cfg.ReplayPage)
+	if err != nil {
+		return false, internal(err)
+	}
+	for _, m := range p.Messages {
+		if !s.offer(messageFrame(m)) {
+			go s.Close(DisconnectSlow)
+			return true, nil
+		}
+		last = m.Seq
+	}
+	sb.last = last
+	if len(p.Messages) == s.hub.cfg.ReplayPage {
+		return false, nil
+	}
+	sb.live, sb.syncing = true, false
+	return true, nil
+}
+
+// goCatchUp resumes a subscription that saw a gap. Called with r.mu held.
+func (s *Session) goCatchUp(r *room, sb *sub) {
+	from := sb.last
+	go func() {
+		if err := s.catchUp(s.ctx, r, sb, from); err != nil && !errors.Is(err, ErrClosed) {
+			s.Close(Disconnect{Code: protocol.CloseInternal, Reason: "catch-up failed"})
+		}
+	}()
+}
+
+// leave unsubscribes the session from room, if it had joined.
+func (s *Session) leave(name string) {
+	s.mu.Lock()
+	r := s.rooms[name]
+	delete(s.rooms, name)
+	s.mu.Unlock()
+	if r != nil {
+		s.unsubscribe(r)
+	}
+}
+
+// unsubscribe removes s from r and announces the user offline if this was
+// their last session there.
+func (s *Session) unsubscribe(r *room) {
+	id := s.Identity()
+	r.mu.Lock()
+	_, ok := r.subs[s]
+	delete(r.subs, s)
+	if ok && r.dropMember(id.User, s.opts.PresenceTTL > 0) && s.hub.cfg.Features(id.User, FeaturePresence) {
+		r.broadcastLocked(presenceEnvelope(r.name, id.User, id.Name, false), "")
+	}
+	r.mu.Unlock()
+	s.hub.releaseIfEmpty(r)
+}
+
+func messageFrame(m protocol.Message) Frame {
+	return envelopeFrame(m.Envelope())
+}
+
+func presenceEnvelope(room, user, name string, online bool) protocol.Envelope {
+	return protocol.Envelope{Type: protocol.TypePresence, Room: room, User: user, Name: name,
+		Online: protocol.Ptr(online)}
+}
+
+// internal wraps an engine failure: the client sees "internal", the log the cause.
+func internal(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	return &protocol.Error{Code: protocol.CodeInternal, Message: "internal error", Cause: err}
+}

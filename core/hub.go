@@ -1,0 +1,144 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// Hub owns rooms and sessions on one node. Create it with New; it is safe
+// for concurrent use.
+type Hub struct {
+	cfg     Config   // Static after construction.
+	store   Store    // Static after construction.
+	metrics *metrics // Static after construction.
+	limits  *limiters
+	nextID  atomic.Uint64
+
+	stop        chan struct{} // closed by Shutdown
+	stopOnce    sync.Once
+	janitorOnce sync.Once
+	janitorWG   sync.WaitGroup
+
+	mu       sync.Mutex
+	rooms    map[string]*room      // Guarded by mu.
+	users    map[string]int        // open sessions per user; guarded by mu.
+	sessions map[*Session]struct{} // Guarded by mu.
+	closing  bool                  // Guarded by mu.
+}
+
+// New returns a hub over store. Wire the store's publish hook to
+// Hub.Publish so that committed messages reach subscribers.
+func New(store Store, cfg Config) *Hub {
+	cfg = cfg.withDefaults()
+	return &Hub{
+		cfg:      cfg,
+		store:    store,
+		metrics:  newMetrics(cfg.Metrics),
+		limits:   newLimiters(cfg.SendRate, cfg.SendBurst, cfg.Now),
+		rooms:    make(map[string]*room),
+		users:    make(map[string]int),
+		sessions: make(map[*Session]struct{}),
+		stop:     make(chan struct{}),
+	}
+}
+
+// Config returns the hub's effective configuration, defaults applied.
+func (h *Hub) Config() Config { return h.cfg }
+
+// Connect opens a session for id over t and starts its writer. The caller
+// feeds it client frames with Handle and ends it with Close.
+func (h *Hub) Connect(id auth.Identity, t Transport, opts SessionOptions) (*Session, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return nil, protocol.Errorf(protocol.CodeUnavailable, "server is shutting down")
+	}
+	if h.users[id.User] >= h.cfg.MaxConnsPerUser {
+		return nil, protocol.Errorf(protocol.CodeTooManyConnections,
+			"user has %d open connections; the limit is %d", h.users[id.User], h.cfg.MaxConnsPerUser)
+	}
+	s := newSession(h, h.nextID.Add(1), id, t, opts)
+	h.users[id.User]++
+	h.sessions[s] = struct{}{}
+	h.metrics.sessions.WithLabelValues(t.Name()).Inc()
+	s.start()
+	return s, nil
+}
+
+// Sessions returns the number of open sessions per transport name.
+func (h *Hub) Sessions() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]int)
+	for s := range h.sessions {
+		out[s.transport.Name()]++
+	}
+	return out
+}
+
+// forget unregisters s; called once by Session.Close.
+func (h *Hub) forget(s *Session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.sessions, s)
+	if h.users[s.user]--; h.users[s.user] <= 0 {
+		delete(h.users, s.user)
+	}
+	h.metrics.sessions.WithLabelValues(s.transport.Name()).Dec()
+}
+
+// Publish fans committed messages out to this node's subscribers. Engines
+// call it after commit, in per-room seq order. It never blocks on a client.
+func (h *Hub) Publish(msgs []protocol.Message) {
+	start := time.Now()
+	for _, m := range msgs {
+		if r := h.lookupRoom(m.Room); r != nil {
+			r.publish(m)
+		}
+	}
+	if len(msgs) > 0 {
+		h.metrics.fanout.Observe(time.Since(start).Seconds())
+	}
+}
+
+// Shutdown stops admitting sessions and closes every open one with 1001
+// and a reconnect hint spread over ShutdownJitter, so that clients do not
+// return all at once. It waits for the sessions' writers until ctx ends.
+// It is idempotent. The caller closes the store afterwards.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.stopOnce.Do(func() { close(h.stop) })
+	h.janitorWG.Wait()
+	h.mu.Lock()
+	h.closing = true
+	open := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		open = append(open, s)
+	}
+	h.mu.Unlock()
+	for _, s := range open {
+		jitter := time.Duration(rand.Int64N(int64(h.cfg.ShutdownJitter))) + 500*time.Millisecond
+		s.Close(Disconnect{Code: protocol.CloseGoingAway, Reason: "server shutting down", Reconnect: jitter})
+	}
+	for _, s := range open {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return fmt.Errorf("core: shutdown: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Closing reports whether Shutdown has begun.
+func (h *Hub) Closing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closing
+}

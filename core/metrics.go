@@ -1,0 +1,44 @@
+package core
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the hub's Prometheus collectors. Static after construction.
+type metrics struct {
+	sessions    *prometheus.GaugeVec   // by transport
+	messages    prometheus.Counter     // stored, not duplicates
+	duplicates  prometheus.Counter     // idempotent re-sends answered from the store
+	dropped     *prometheus.CounterVec // ephemeral frames dropped, by reason
+	disconnects *prometheus.CounterVec // by reason
+	errors      *prometheus.CounterVec // error replies, by code
+	fanout      prometheus.Histogram   // seconds from store to last enqueue
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chat_sessions", Help: "Open sessions by transport.",
+		}, []string{"transport"}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_messages_total", Help: "Messages stored.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_duplicate_sends_total", Help: "Sends answered from the idempotency record.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_dropped_frames_total", Help: "Ephemeral frames dropped, by reason.",
+		}, []string{"reason"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_disconnects_total", Help: "Sessions ended, by reason.",
+		}, []string{"reason"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_error_replies_total", Help: "Error envelopes sent, by code.",
+		}, []string{"code"}),
+		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "chat_fanout_seconds",
+			Help:    "Time from a message's commit to its enqueue on every local subscriber.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10),
+		}),
+	}
+	reg.MustRegister(m.sessions, m.messages, m.duplicates, m.dropped, m.disconnects, m.errors, m.fanout)
+	return m
+}

@@ -1,0 +1,134 @@
+package core
+
+import (
+	"context"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// MaxHistoryLimit caps one history page.
+const MaxHistoryLimit = 200
+
+// Send stores a message from id in room and returns it once durable. A
+// re-send of the same (room, msgID) returns the stored message again and
+// stores nothing. Sending needs permission, not a join.
+func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text string) (protocol.Message, error) {
+	e := protocol.Envelope{Type: protocol.TypeSend, Room: room, ID: msgID, Text: text}
+	if err := protocol.ValidateClient(&e); err != nil {
+		return protocol.Message{}, err
+	}
+	if err := id.CanAccess(room); err != nil {
+		return protocol.Message{}, err
+	}
+	clean, err := protocol.CleanText(text, h.cfg.MaxTextLen)
+	if err != nil {
+		return protocol.Message{}, err
+	}
+	if !h.limits.allowSend(id.User) {
+		return protocol.Message{}, protocol.Errorf(protocol.CodeRateLimited,
+			"sending faster than %g messages per second", h.cfg.SendRate)
+	}
+	m, dup, err := h.store.Append(ctx, protocol.Message{Room: room, ID: msgID, From: id.User, Name: id.Name, Text: clean})
+	if err != nil {
+		return protocol.Message{}, internal(err)
+	}
+	if dup {
+		h.metrics.duplicates.Inc()
+	} else {
+		h.metrics.messages.Inc()
+	}
+	return m, nil
+}
+
+// Read records that id has read room up to seq and, when receipts are on,
+// tells the room. It returns the stored position, which never goes down.
+func (h *Hub) Read(ctx context.Context, id auth.Identity, room string, seq uint64) (uint64, error) {
+	e := protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: seq}
+	if err := protocol.ValidateClient(&e); err != nil {
+		return 0, err
+	}
+	if err := id.CanAccess(room); err != nil {
+		return 0, err
+	}
+	p, err := h.store.Since(ctx, room, seq, 0)
+	if err != nil {
+		return 0, internal(err)
+	}
+	if seq > p.Head {
+		return 0, protocol.Errorf(protocol.CodeBadRequest, "seq %d is beyond the room's head %d", seq, p.Head)
+	}
+	pos, err := h.store.SetRead(ctx, room, id.User, seq)
+	if err != nil {
+		return 0, internal(err)
+	}
+	if h.cfg.Features(id.User, FeatureReadReceipts) {
+		if r := h.lookupRoom(room); r != nil {
+			r.broadcast(protocol.Envelope{Type: protocol.TypeReceipt, Room: room, User: id.User, Seq: pos}, "")
+		}
+	}
+	return pos, nil
+}
+
+// Typing tells room's other members that id is typing, at most once per
+// TypingInterval per user and room.
+func (h *Hub) Typing(ctx context.Context, id auth.Identity, room string) error {
+	if err := protocol.ValidRoom(room); err != nil {
+		return err
+	}
+	if err := id.CanAccess(room); err != nil {
+		return err
+	}
+	if !h.cfg.Features(id.User, FeatureTyping) {
+		return protocol.Errorf(protocol.CodeFeatureDisabled, "typing indicators are off")
+	}
+	if !h.limits.allowTyping(id.User, room, h.cfg.TypingInterval) {
+		return nil
+	}
+	if r := h.lookupRoom(room); r != nil {
+		r.broadcast(protocol.Envelope{Type: protocol.TypeTyping, Room: room, User: id.User, Name: id.Name}, id.User)
+	}
+	return nil
+}
+
+// History returns a page of room's messages before seq before (0: the
+// newest page), oldest first, with the room's head.
+func (h *Hub) History(ctx context.Context, id auth.Identity, room string, before uint64, limit int) (Page, error) {
+	if err := protocol.ValidRoom(room); err != nil {
+		return Page{}, err
+	}
+	if err := id.CanAccess(room); err != nil {
+		return Page{}, err
+	}
+	if limit <= 0 {
+		limit = h.cfg.HistoryLimit
+	}
+	if limit > MaxHistoryLimit {
+		limit = MaxHistoryLimit
+	}
+	p, err := h.store.Before(ctx, room, before, limit)
+	if err != nil {
+		return Page{}, internal(err)
+	}
+	if p.Messages == nil {
+		p.Messages = []protocol.Message{}
+	}
+	return p, nil
+}
+
+// Presence lists the users online in room on this node.
+func (h *Hub) Presence(ctx context.Context, id auth.Identity, room string) ([]Member, error) {
+	if err := protocol.ValidRoom(room); err != nil {
+		return nil, err
+	}
+	if err := id.CanAccess(room); err != nil {
+		return nil, err
+	}
+	if !h.cfg.Features(id.User, FeaturePresence) {
+		return nil, protocol.Errorf(protocol.CodeFeatureDisabled, "presence is off")
+	}
+	if r := h.lookupRoom(room); r != nil {
+		return r.presence(), nil
+	}
+	return []Member{}, nil
+}

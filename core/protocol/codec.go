@@ -1,0 +1,143 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits the codec enforces on its own. The hub enforces the configurable ones.
+const (
+	MaxRoomLen  = 128 // bytes
+	MaxIDLen    = 64  // bytes
+	MaxTokenLen = 8192
+	MaxRefLen   = 64
+)
+
+// DecodeClient parses one client frame and checks its shape: a known type
+// and the fields that type needs. It never panics; every failure is an
+// *Error with code bad_request. Text is returned as sent; the hub cleans it
+// with CleanText, since the text limit is configurable.
+func DecodeClient(data []byte) (Envelope, error) {
+	var e Envelope
+	if !utf8.Valid(data) {
+		return e, Errorf(CodeBadRequest, "frame is not valid UTF-8")
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return e, Errorf(CodeBadRequest, "frame must be a JSON object")
+	}
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Envelope{}, &Error{Code: CodeBadRequest, Message: "malformed JSON envelope", Cause: err}
+	}
+	if len(e.Ref) > MaxRefLen {
+		return Envelope{}, Errorf(CodeBadRequest, "ref longer than %d bytes", MaxRefLen)
+	}
+	return e, ValidateClient(&e)
+}
+
+// ValidateClient checks that e is a well-formed client envelope.
+func ValidateClient(e *Envelope) error {
+	switch e.Type {
+	case TypePing, TypePong:
+		return nil
+	case TypeJoin, TypeLeave, TypeTyping:
+		return ValidRoom(e.Room)
+	case TypeSend:
+		if err := ValidRoom(e.Room); err != nil {
+			return err
+		}
+		if e.ID == "" || len(e.ID) > MaxIDLen {
+			return Errorf(CodeBadRequest, "send needs an id of 1 to %d bytes", MaxIDLen)
+		}
+		if !isPrintable(e.ID) {
+			return Errorf(CodeBadRequest, "id has control or space characters")
+		}
+		return nil
+	case TypeRead:
+		if err := ValidRoom(e.Room); err != nil {
+			return err
+		}
+		if e.Seq == 0 {
+			return Errorf(CodeBadRequest, "read needs a seq of 1 or more")
+		}
+		return nil
+	case TypeRefresh:
+		if e.Token == "" || len(e.Token) > MaxTokenLen {
+			return Errorf(CodeBadRequest, "refresh needs a token")
+		}
+		return nil
+	case "":
+		return Errorf(CodeBadRequest, "envelope has no type")
+	default:
+		return Errorf(CodeBadRequest, "unknown envelope type %q", truncate(e.Type, 32))
+	}
+}
+
+// ValidRoom reports whether name is a usable room name: 1 to MaxRoomLen
+// bytes of printable UTF-8 with no spaces, commas or asterisks (commas
+// separate room lists in URLs; asterisks are patterns in the rooms claim).
+func ValidRoom(name string) error {
+	if name == "" {
+		return Errorf(CodeBadRequest, "room name is empty")
+	}
+	if len(name) > MaxRoomLen {
+		return Errorf(CodeBadRequest, "room name longer than %d bytes", MaxRoomLen)
+	}
+	if !utf8.ValidString(name) || !isPrintable(name) || strings.ContainsAny(name, ",*") {
+		return Errorf(CodeBadRequest, "room name has a space, control character, comma or asterisk")
+	}
+	return nil
+}
+
+func isPrintable(s string) bool {
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// CleanText validates message text: it must be valid UTF-8, control
+// characters other than newline and tab are removed, and the result must
+// hold 1 to max characters (runes).
+func CleanText(s string, max int) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", Errorf(CodeBadRequest, "text is not valid UTF-8")
+	}
+	clean := strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return r
+		}
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if strings.TrimSpace(clean) == "" {
+		return "", Errorf(CodeBadRequest, "text is empty")
+	}
+	if n := utf8.RuneCountInString(clean); n > max {
+		return "", Errorf(CodeTooLarge, "text has %d characters; the limit is %d", n, max)
+	}
+	return clean, nil
+}
+
+// Encode returns the JSON encoding of e. Encoding an Envelope cannot fail.
+func Encode(e Envelope) []byte {
+	b, err := json.Marshal(e)
+	if err != nil {
+		panic("protocol: encode: " + err.Error()) // unreachable: Envelope has only plain fields.
+	}
+	return b
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

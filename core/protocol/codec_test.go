@@ -1,0 +1,102 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecodeClient(t *testing.T) {
+	good := []string{
+		`{"type":"join","room":"general","since":41}`,
+		`{"type":"join","room":"dm:alice:bob"}`,
+		`{"type":"leave","room":"general"}`,
+		`{"type":"send","room":"general","id":"u-1","text":"hello"}`,
+		`{"type":"read","room":"general","seq":42}`,
+		`{"type":"typing","room":"general"}`,
+		`{"type":"ping"}`,
+		`{"type":"refresh","token":"abc"}`,
+		` {"type":"ping","extra":1} `,
+	}
+	for _, s := range good {
+		if _, err := DecodeClient([]byte(s)); err != nil {
+			t.Errorf("DecodeClient(%s) = %v, want nil", s, err)
+		}
+	}
+	bad := []string{
+		``, `null`, `[]`, `"x"`, `{`, `{"type":1}`, `{}`, `{"type":"nope"}`,
+		`{"type":"join"}`, `{"type":"join","room":"a,b"}`, `{"type":"join","room":"a b"}`,
+		`{"type":"join","room":"x*"}`, `{"type":"join","room":"g","since":-1}`,
+		`{"type":"send","room":"g","text":"x"}`, `{"type":"send","room":"g","id":"a b","text":"x"}`,
+		`{"type":"read","room":"g"}`, `{"type":"refresh"}`,
+		"{\"type\":\"ping\",\"x\":\"\xff\"}",
+		`{"type":"join","room":"` + strings.Repeat("r", MaxRoomLen+1) + `"}`,
+	}
+	for _, s := range bad {
+		_, err := DecodeClient([]byte(s))
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Code != CodeBadRequest {
+			t.Errorf("DecodeClient(%q) = %v, want bad_request", s, err)
+		}
+	}
+}
+
+func TestCleanText(t *testing.T) {
+	got, err := CleanText("a\x00b\x1bc\nd\te\u0085", 10)
+	if err != nil || got != "abc\nd\te" {
+		t.Fatalf("CleanText = %q, %v", got, err)
+	}
+	if _, err := CleanText("\xff", 10); err == nil {
+		t.Fatal("invalid UTF-8 accepted")
+	}
+	if _, err := CleanText(" \x01 ", 10); err == nil {
+		t.Fatal("empty text accepted")
+	}
+	_, err = CleanText(strings.Repeat("é", 11), 10)
+	if c, _ := CodeOf(err); c != CodeTooLarge {
+		t.Fatalf("over-long text: %v", err)
+	}
+	if _, err := CleanText(strings.Repeat("é", 10), 10); err != nil {
+		t.Fatalf("10 runes rejected: %v", err)
+	}
+}
+
+func TestEncodeKeepsZeroes(t *testing.T) {
+	b := Encode(Envelope{Type: TypeJoined, Room: "g", Head: Ptr(uint64(0)), Recovered: Ptr(false)})
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["head"] != 0.0 || m["recovered"] != false {
+		t.Fatalf("zero fields dropped: %s", b)
+	}
+}
+
+func FuzzDecodeClient(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"join","room":"general","since":41}`,
+		`{"type":"send","room":"general","id":"x","text":"hello"}`,
+		`{"type":"read","room":"general","seq":42}`,
+		`{"type":"refresh","token":"t"}`, `{"type":"ping"}`, `[{"type":"ping"}]`,
+		`{"type":"join","room":"\u0000"}`, "{\"type\":\"send\",\"text\":\"\xc3\"}", `{"since":1e400}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := DecodeClient(data)
+		if err != nil {
+			if c, _ := CodeOf(err); c != CodeBadRequest {
+				t.Fatalf("error code %s, want bad_request", c)
+			}
+			return
+		}
+		if err := ValidateClient(&e); err != nil {
+			t.Fatalf("decoded envelope fails validation: %v", err)
+		}
+		// A decoded envelope must survive a round trip.
+		if _, err := DecodeClient(Encode(e)); err != nil {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}

@@ -1,0 +1,37 @@
+// Package protocol defines the wire vocabulary shared by every transport:
+// envelopes, error codes, close codes, and the codec that reads and writes
+// them.
+//
+// It owns the frame table below and nothing else. It imports only the
+// standard library; core, transports and clients all depend on it.
+//
+// Client to server:
+//
+//	join     {"type":"join","room","since"?}        since = last seq seen
+//	leave    {"type":"leave","room"}
+//	send     {"type":"send","room","id","text"}
+//	read     {"type":"read","room","seq"}
+//	typing   {"type":"typing","room"}
+//	ping     {"type":"ping"}
+//	pong     {"type":"pong"}                         answer to a server ping
+//	refresh  {"type":"refresh","token"}
+//
+// Server to client:
+//
+//	joined     {"type":"joined","room","head","recovered"}
+//	message    {"type":"message","room","seq","id","from","name","text","ts"}
+//	ack        {"type":"ack","id","room","seq","ts"}
+//	receipt    {"type":"receipt","room","user","seq"}
+//	presence   {"type":"presence","room","user","name","online"}
+//	typing     {"type":"typing","room","user","name"}
+//	control    {"type":"control","level","transports","features","poll_interval_ms"}
+//	error      {"type":"error","code","message","ref"}
+//	ping       {"type":"ping"}                        heartbeat
+//	pong       {"type":"pong"}
+//	disconnect {"type":"disconnect","code","reason","reconnect_ms"}
+//
+// Version log:
+//
+//	v1  the contract's frames, plus server ping, client pong, disconnect,
+//	    and ref on every reply.
+package protocol

@@ -1,0 +1,278 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// SessionOptions are per-connection knobs chosen by the transport.
+type SessionOptions struct {
+	// Heartbeat makes the writer send a ping envelope every
+	// Config.Heartbeat. Streaming transports want it; poll does not.
+	Heartbeat bool
+
+	// PresenceTTL, when set, makes the session's presence a lease that
+	// outlives it by this long: a poll client is online while it has
+	// polled within the last PresenceTTL. Zero: online while open.
+	PresenceTTL time.Duration
+}
+
+// leaseUntil is when a lease taken now by this session ends; zero for
+// sessions whose presence is their lifetime.
+func (s *Session) leaseUntil() time.Time {
+	if s.opts.PresenceTTL <= 0 {
+		return time.Time{}
+	}
+	s.hub.startJanitor()
+	return s.hub.cfg.Now().Add(s.opts.PresenceTTL)
+}
+
+// Session is one client connection, whatever its transport. It has one
+// writer goroutine; everyone else enqueues into its bounded queue.
+type Session struct {
+	hub       *Hub           // Static after construction.
+	id        uint64         // Static after construction.
+	user      string         // Static after construction; refresh keeps it.
+	transport Transport      // Static after construction.
+	opts      SessionOptions // Static after construction.
+
+	ctx    context.Context // cancelled by Close; bounds blocking work
+	cancel context.CancelFunc
+	wake   chan struct{} // cap 1: the queue has frames or closing is set
+	space  chan struct{} // cap 1: the writer drained the queue
+	done   chan struct{} // closed when the writer has exited
+
+	closeOnce sync.Once
+
+	mu      sync.Mutex
+	ident   auth.Identity    // Guarded by mu.
+	queue   []Frame          // Guarded by mu.
+	queued  int              // bytes in queue; guarded by mu.
+	closing *Disconnect      // Guarded by mu.
+	rooms   map[string]*room // joined rooms; guarded by mu.
+	expiry  *time.Timer      // Guarded by mu.
+}
+
+func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts SessionOptions) *Session {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Session{
+		hub: h, id: id, user: ident.User, transport: t, opts: opts,
+		ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), space: make(chan struct{}, 1), done: make(chan struct{}),
+		ident: ident, rooms: make(map[string]*room),
+	}
+}
+
+// start arms the token expiry and starts the writer.
+func (s *Session) start() {
+	s.armExpiry(s.ident.Expires)
+	go s.writeLoop()
+}
+
+// ID returns the session's node-local id, for logs.
+func (s *Session) ID() uint64 { return s.id }
+
+// Identity returns the session's current identity.
+func (s *Session) Identity() auth.Identity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ident
+}
+
+// Done is closed once the session's writer has exited and the transport
+// has been closed.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Close ends the session with d: it leaves every room, unregisters, and
+// lets the writer send the final frames and close the transport. It is
+// safe to call from any goroutine, more than once; the first d wins.
+func (s *Session) Close(d Disconnect) {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = &d
+		rooms := s.rooms
+		s.rooms = nil
+		if s.expiry != nil {
+			s.expiry.Stop()
+		}
+		s.mu.Unlock()
+		s.cancel()
+		for _, r := range rooms {
+			s.unsubscribe(r)
+		}
+		s.hub.forget(s)
+		s.hub.metrics.disconnects.WithLabelValues(d.Reason).Inc()
+		s.signal(s.wake)
+	})
+}
+
+func (s *Session) signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// armExpiry closes the session with 4012 when exp passes.
+func (s *Session) armExpiry(exp time.Time) {
+	if exp.IsZero() {
+		return
+	}
+	d := exp.Sub(s.hub.cfg.Now())
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.expiry = time.AfterFunc(d, func() { s.Close(DisconnectExpired) })
+}
+
+// offer enqueues f without blocking. It reports false when the queue is
+// full; the caller decides whether that is a drop or a slow consumer. A
+// closing session accepts and discards.
+func (s *Session) offer(f Frame) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing != nil {
+		return true
+	}
+	if len(s.queue) >= s.hub.cfg.QueueFrames || s.queued+len(f.Data) > s.hub.cfg.QueueBytes {
+		return false
+	}
+	s.queue = append(s.queue, f)
+	s.queued += len(f.Data)
+	s.signal(s.wake)
+	return true
+}
+
+// put enqueues f, waiting for room in the queue. Catch-up uses it so that
+// a long replay is paced by the client instead of overflowing the queue.
+func (s *Session) put(ctx context.Context, f Frame) error {
+	for {
+		if s.offer(f) {
+			return nil
+		}
+		select {
+		case <-s.space:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// reply enqueues a reply to the client. A reply that does not fit means
+// the client is not reading: the session is closed as slow.
+func (s *Session) reply(e protocol.Envelope) {
+	if e.Type == protocol.TypeError {
+		s.hub.metrics.errors.WithLabelValues(e.Code).Inc()
+	}
+	if !s.offer(envelopeFrame(e)) {
+		s.Close(DisconnectSlow)
+	}
+}
+
+var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.Envelope{Type: protocol.TypePing}), ephemeral: true}
+
+// writeLoop is the session's single writer. It drains the queue without
+// blocking, writes the batch once, and waits again.
+func (s *Session) writeLoop() {
+	defer close(s.done)
+	var tick <-chan time.Time
+	if s.opts.Heartbeat {
+		t := time.NewTicker(s.hub.cfg.Heartbeat)
+		defer t.Stop()
+		tick = t.C
+	}
+	var spare []Frame
+	for {
+		select {
+		case <-s.wake:
+		case <-tick:
+			if !s.offer(pingFrame) {
+				s.hub.metrics.dropped.WithLabelValues("ping_queue_full").Inc()
+			}
+			continue
+		}
+		s.mu.Lock()
+		batch := s.queue
+		s.queue, s.queued = spare[:0], 0
+		closing := s.closing
+		s.mu.Unlock()
+		s.signal(s.space)
+
+		if closing != nil {
+			s.finish(batch, *closing)
+			return
+		}
+		var barriers []chan struct{}
+		batch, barriers = splitBarriers(batch)
+		if len(batch) > 0 {
+			if err := s.transport.Write(batch); err != nil {
+				s.hub.cfg.Logger.Debug("write failed", "session", s.id, "err", err)
+				if errors.Is(err, ErrSlow) {
+					s.Close(DisconnectSlow)
+				} else {
+					s.Close(DisconnectWriteErr)
+				}
+			}
+		}
+		for _, c := range barriers {
+			close(c)
+		}
+		clear(batch)
+		spare = batch
+	}
+}
+
+// Flush waits until everything queued before it has been handed to the
+// transport's Write. Poll uses it to answer with what a join queued.
+func (s *Session) Flush(ctx context.Context) error {
+	c := make(chan struct{})
+	if err := s.put(ctx, Frame{flushed: c, ephemeral: true}); err != nil {
+		return err
+	}
+	select {
+	case <-c:
+		return nil
+	case <-s.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// splitBarriers removes Flush barriers from batch, in place.
+func splitBarriers(batch []Frame) ([]Frame, []chan struct{}) {
+	var barriers []chan struct{}
+	out := batch[:0]
+	for _, f := range batch {
+		if f.flushed != nil {
+			barriers = append(barriers, f.flushed)
+			continue
+		}
+		out = append(out, f)
+	}
+	return out, barriers
+}
+
+// finish writes what is left (unless the client is too slow to take it),
+// a disconnect envelope saying how to come back, and closes the transport.
+func (s *Session) finish(batch []Frame, d Disconnect) {
+	batch, _ = splitBarriers(batch) // their waiters see done close
+	if d.Code == DisconnectSlow.Code || d.Code == DisconnectWriteErr.Code {
+		batch = batch[:0]
+	}
+	if d.Code != DisconnectWriteErr.Code {
+		batch = append(batch, envelopeFrame(protocol.Envelope{
+			Type: protocol.TypeDisconnect, CloseCode: d.Code, Reason: d.Reason,
+			ReconnectMS: int(d.Reconnect / time.Millisecond),
+		}))
+		_ = s.transport.Write(batch)
+	}
+	s.transport.Close(d)
+}

@@ -1,0 +1,61 @@
+package core
+
+import (
+	"context"
+	"errors"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// ErrClosed is returned by a Store or Hub used after Close.
+var ErrClosed = errors.New("core: closed")
+
+// ErrSlow is what a Transport's Write returns when the client cannot keep
+// up; the session is then closed as a slow consumer (4008).
+var ErrSlow = errors.New("core: slow consumer")
+
+// Page is a slice of one room's history plus the room's bounds.
+type Page struct {
+	Messages []protocol.Message // oldest first
+	Head     uint64             // the room's latest seq; 0 for an empty room
+	First    uint64             // the oldest retained seq; Head+1 when none is retained
+}
+
+// Store keeps rooms' history durably. It is the seam between the hub and
+// an engine (the embedded bbolt store, Redis). Every method is safe for
+// concurrent use.
+//
+// An engine must also deliver each newly stored message to the hub after
+// it is durable, in per-room seq order (publish after store). How it is
+// told where to deliver is engine configuration, set up by cmd.
+type Store interface {
+	// Append stores m in m.Room. It assigns the next seq (no gaps) and the
+	// timestamp, and returns only once the message is durable. If a message
+	// with the same (room, id) is already stored, it stores nothing and
+	// returns that message with dup set.
+	Append(ctx context.Context, m protocol.Message) (stored protocol.Message, dup bool, err error)
+
+	// Since returns up to limit messages of room with seq > after, oldest first.
+	Since(ctx context.Context, room string, after uint64, limit int) (Page, error)
+
+	// Before returns up to limit messages of room with seq < before, oldest
+	// first; before == 0 means from the head. It is the history API.
+	Before(ctx context.Context, room string, before uint64, limit int) (Page, error)
+
+	// SetRead raises user's read position in room to seq and returns the
+	// stored position (never lower than before).
+	SetRead(ctx context.Context, room, user string, seq uint64) (uint64, error)
+
+	// Reads returns every stored read position in room, by user.
+	Reads(ctx context.Context, room string) (map[string]uint64, error)
+
+	// Close flushes pending writes and releases the store.
+	Close() error
+}
+
+// Recovered reports whether a resume after seq `after` is exact given a
+// page's bounds: nothing after `after` has been pruned, and after is not
+// beyond the head.
+func (p Page) Recovered(after uint64) bool {
+	return after <= p.Head && after+1 >= p.First
+}

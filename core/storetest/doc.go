@@ -1,0 +1,40 @@
+// Package storetest is the conformance suite that every core.Store engine
+// must pass: the embedded bbolt engine (core/bolt) today, the Redis engine
+// later. An engine's test calls Run with a Factory:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T, o storetest.Options) storetest.Engine {
+//			s, err := bolt.Open(bolt.Config{Path: filepath.Join(o.Dir, "chat.db"),
+//				MaxMessages: o.MaxMessages, MaxAge: o.MaxAge, Now: o.Now, OnCommit: o.Publish})
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return storetest.Engine{Store: s, Sweep: s.Sweep}
+//		})
+//	}
+//
+// The suite fixes what core.Store leaves implicit:
+//
+//   - Seqs are 1, 2, 3… per room with no gaps, also under concurrency, and
+//     are never reused after pruning.
+//   - Append stamps TS (Unix ms) from Options.Now and ignores the caller's
+//     Seq and TS. A duplicate (room, id) returns the first message as
+//     stored, with dup set, within the retention window.
+//   - Since with limit <= 0 returns the bounds only. Before with before == 0
+//     or beyond the head pages back from the head. An empty or unknown
+//     room has Head 0 and First 1. Retained seqs are the contiguous range
+//     First..Head.
+//   - Publish (Options.Publish) sees every new message once, after Since
+//     can see it, in per-room seq order, and never a duplicate.
+//   - After Close every method returns an error wrapping core.ErrClosed;
+//     Close is idempotent and keeps every acknowledged message.
+//   - An Append whose context ends returns ctx.Err(); the message may or
+//     may not be stored, and re-sending the same id tells which.
+//
+// The suite does not test whether a pruned message's id is still
+// deduplicated: that window is engine policy and each engine documents it.
+//
+// It never sleeps to synchronise: it waits on publications, using a
+// generous timeout only as a failure deadline. It imports core and
+// core/protocol only, never an engine.
+package storetest

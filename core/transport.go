@@ -1,0 +1,66 @@
+package core
+
+import (
+	"time"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// Transport moves encoded frames from a session to the wire. A transport
+// reads client frames itself and hands them to Session.Handle; it has no
+// Read method here.
+type Transport interface {
+	// Name is the transport's name as negotiate offers it: "websocket",
+	// "sse" or "poll".
+	Name() string
+
+	// Write writes frames to the wire, batched as the transport sees fit.
+	// The session calls it from its single writer goroutine only.
+	Write(frames []Frame) error
+
+	// Close ends the connection, telling the client d. The session calls
+	// it once, from its writer goroutine, after the final frames.
+	Close(d Disconnect)
+}
+
+// Frame is one encoded server envelope, with what cursor-based transports
+// need to know about it without decoding it.
+type Frame struct {
+	Type string // the envelope's type
+	Room string // the envelope's room, if any
+	Seq  uint64 // on message and joined frames: the client's position in Room after this frame
+	Data []byte // the JSON envelope
+
+	ephemeral bool
+	flushed   chan struct{} // a Flush barrier: closed once written, never sent
+}
+
+// Positions reports whether f sets the client's position in f.Room to
+// f.Seq: message frames do, and so do joined frames, whose Seq is where
+// the replay starts.
+func (f Frame) Positions() bool {
+	return f.Type == protocol.TypeMessage || f.Type == protocol.TypeJoined
+}
+
+// envelopeFrame encodes e as a frame.
+func envelopeFrame(e protocol.Envelope) Frame {
+	return Frame{Type: e.Type, Room: e.Room, Seq: e.Seq, Data: protocol.Encode(e)}
+}
+
+// Disconnect says why a session ended and how the client should come back.
+type Disconnect struct {
+	Code      int           // a protocol.Close* code
+	Reason    string        // short, for humans and logs
+	Reconnect time.Duration // suggested delay before reconnecting; 0 = client's choice
+}
+
+// Disconnect reasons, used for logs and the disconnects metric.
+var (
+	DisconnectNormal    = Disconnect{Code: 1000, Reason: "normal"}
+	DisconnectSlow      = Disconnect{Code: 4008, Reason: "slow consumer"}
+	DisconnectHeartbeat = Disconnect{Code: 4009, Reason: "heartbeat timeout"}
+	DisconnectExpired   = Disconnect{Code: 4012, Reason: "token expired"}
+	DisconnectForbidden = Disconnect{Code: 4003, Reason: "forbidden"}
+	DisconnectWriteErr  = Disconnect{Code: 1011, Reason: "write failed"}
+	DisconnectTooLarge  = Disconnect{Code: 1009, Reason: "frame too large"}
+)

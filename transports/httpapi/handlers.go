@@ -1,0 +1,164 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
+)
+
+var (
+	errNotFound = protocol.Errorf(protocol.CodeNotFound, "no such endpoint")
+	errMethod   = protocol.Errorf(protocol.CodeBadRequest, "method not allowed")
+	errNotReady = protocol.Errorf(protocol.CodeUnavailable, "not ready")
+)
+
+// Offer is the negotiate answer for one user.
+type Offer struct {
+	Transports     []string        `json:"transports"`
+	Level          int             `json:"level"`
+	Features       map[string]bool `json:"features"`
+	HeartbeatMS    int64           `json:"heartbeat_ms"`
+	PollIntervalMS int64           `json:"poll_interval_ms"`
+}
+
+func (s *Server) negotiate(w http.ResponseWriter, r *http.Request) {
+	id := httpx.IdentityFrom(r.Context())
+	var o Offer
+	if s.cfg.Offer != nil {
+		o = s.cfg.Offer(id)
+	} else {
+		for _, name := range []string{"websocket", "sse", "poll"} {
+			if s.cfg.Transports[name] != nil {
+				o.Transports = append(o.Transports, name)
+			}
+		}
+		o.Features = map[string]bool{core.FeatureReadReceipts: true, core.FeatureTyping: true, core.FeaturePresence: true}
+		o.PollIntervalMS = 5000
+	}
+	o.HeartbeatMS = s.cfg.Hub.Config().Heartbeat.Milliseconds()
+	httpx.WriteJSON(w, http.StatusOK, o)
+}
+
+func (s *Server) ticket(w http.ResponseWriter, r *http.Request) {
+	t, err := s.cfg.Tickets.Issue(httpx.IdentityFrom(r.Context()))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"ticket": t, "expires_in": int(s.cfg.Tickets.TTL() / time.Second)})
+}
+
+// devLogin exists only in dev mode (no key configured).
+func (s *Server) devLogin(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.Verifier.DevMode() {
+		httpx.WriteError(w, errNotFound)
+		return
+	}
+	var body struct {
+		Name  string `json:"name"`
+		Admin bool   `json:"admin"`
+	}
+	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	tok, err := s.cfg.Verifier.IssueDev(body.Name, body.Admin, 24*time.Hour)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+func (s *Server) send(w http.ResponseWriter, r *http.Request) {
+	var body struct{ Room, ID, Text string }
+	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	m, err := s.cfg.Hub.Send(r.Context(), httpx.IdentityFrom(r.Context()), body.Room, body.ID, body.Text)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, m.Ack())
+}
+
+func (s *Server) read(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Room string
+		Seq  uint64
+	}
+	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	seq, err := s.cfg.Hub.Read(r.Context(), httpx.IdentityFrom(r.Context()), body.Room, body.Seq)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, protocol.Envelope{Type: protocol.TypeAck, Room: body.Room, Seq: seq})
+}
+
+func (s *Server) typing(w http.ResponseWriter, r *http.Request) {
+	var body struct{ Room string }
+	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.cfg.Hub.Typing(r.Context(), httpx.IdentityFrom(r.Context()), body.Room); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, protocol.Envelope{Type: protocol.TypeAck, Room: body.Room})
+}
+
+// historyPage is the history answer: one page, oldest first.
+type historyPage struct {
+	Messages []protocol.Envelope `json:"messages"`
+	Head     uint64              `json:"head"`
+	First    uint64              `json:"first"`
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	before, err1 := optUint(q.Get("before"))
+	limit, err2 := optUint(q.Get("limit"))
+	if err1 != nil || err2 != nil {
+		httpx.WriteError(w, protocol.Errorf(protocol.CodeBadRequest, "before and limit must be whole numbers"))
+		return
+	}
+	p, err := s.cfg.Hub.History(r.Context(), httpx.IdentityFrom(r.Context()), chi.URLParam(r, "room"), before, int(min(limit, core.MaxHistoryLimit)))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	out := historyPage{Messages: make([]protocol.Envelope, len(p.Messages)), Head: p.Head, First: p.First}
+	for i, m := range p.Messages {
+		out.Messages[i] = m.Envelope()
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
+	users, err := s.cfg.Hub.Presence(r.Context(), httpx.IdentityFrom(r.Context()), chi.URLParam(r, "room"))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"users": users})
+}
+
+func optUint(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return strconv.ParseUint(s, 10, 64)
+}

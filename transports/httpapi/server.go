@@ -1,0 +1,97 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/transports/httpx"
+)
+
+// Config holds what the router wires together. Hub, Verifier and Tickets
+// are required.
+type Config struct {
+	Hub      *core.Hub
+	Verifier *auth.Verifier
+	Tickets  *auth.Tickets
+	Origins  *httpx.Origins // nil: same-origin only
+	Metrics  http.Handler   // served at /metrics; nil: 404
+	Web      http.Handler   // the static pages at /; nil: none
+	// Transports are the streaming endpoints by name ("websocket" → /v1/ws).
+	Transports map[string]http.Handler
+	// Offer, if set, computes the negotiate offer for a user; nil offers
+	// every configured transport and every feature.
+	Offer  func(auth.Identity) Offer
+	Logger *slog.Logger
+}
+
+// Server is the HTTP face of one node.
+type Server struct {
+	cfg   Config
+	auth  *httpx.Authenticator
+	ready atomic.Bool
+}
+
+// New returns a Server. It is not ready until SetReady(true).
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Origins == nil {
+		cfg.Origins = httpx.NewOrigins("")
+	}
+	return &Server{cfg: cfg, auth: &httpx.Authenticator{Verifier: cfg.Verifier, Tickets: cfg.Tickets}}
+}
+
+// SetReady flips /readyz.
+func (s *Server) SetReady(v bool) { s.ready.Store(v) }
+
+// Handler returns the router.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, httpx.AccessLog(s.cfg.Logger), s.cfg.Origins.Middleware)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	r.Get("/readyz", s.readyz)
+	if s.cfg.Metrics != nil {
+		r.Handle("/metrics", s.cfg.Metrics)
+	}
+	r.Route("/v1", func(r chi.Router) {
+		for name, path := range transportPaths {
+			if h := s.cfg.Transports[name]; h != nil {
+				r.Get(path, h.ServeHTTP)
+			}
+		}
+		r.Post("/dev/login", s.devLogin)
+		r.Group(func(r chi.Router) {
+			r.Use(s.auth.Require)
+			r.Get("/negotiate", s.negotiate)
+			r.Post("/ticket", s.ticket)
+			r.Post("/send", s.send)
+			r.Post("/read", s.read)
+			r.Post("/typing", s.typing)
+			r.Get("/rooms/{room}/history", s.history)
+			r.Get("/rooms/{room}/presence", s.presence)
+		})
+	})
+	if s.cfg.Web != nil {
+		r.Handle("/*", s.cfg.Web)
+	}
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { httpx.WriteError(w, errNotFound) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) { httpx.WriteError(w, errMethod) })
+	return r
+}
+
+var transportPaths = map[string]string{"websocket": "/ws", "sse": "/sse", "poll": "/poll"}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if !s.ready.Load() || s.cfg.Hub.Closing() {
+		httpx.WriteError(w, errNotReady)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}

@@ -1,0 +1,127 @@
+package poll
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
+)
+
+// Name is the transport's name in negotiate offers.
+const Name = "poll"
+
+// Config configures a Handler. The zero value is valid apart from Hub and Auth.
+type Config struct {
+	Hub       *core.Hub
+	Auth      *httpx.Authenticator
+	Hold      time.Duration // longest wait for news; 25s
+	Interval  time.Duration // the short-poll interval clients are told; 5s
+	MaxEvents int           // events per answer before it is cut; 500
+	// Short, if set and true for a request, makes the poll answer at once
+	// (degradation level 3).
+	Short  func(*http.Request) bool
+	Logger *slog.Logger
+}
+
+// Handler serves GET /v1/poll.
+type Handler struct {
+	cfg Config // Static after construction.
+}
+
+// New returns a Handler.
+func New(cfg Config) *Handler {
+	if cfg.Hold <= 0 {
+		cfg.Hold = 25 * time.Second
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 5 * time.Second
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = 500
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Handler{cfg: cfg}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, err := h.cfg.Auth.Identify(r)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	rooms, cur, err := httpx.ParseSubscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	c := newConn(h.cfg.MaxEvents)
+	sess, err := h.cfg.Hub.Connect(id, c, core.SessionOptions{PresenceTTL: 2 * h.cfg.Interval})
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	defer sess.Close(core.DisconnectNormal)
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Hold)
+	defer cancel()
+	if err := joinAll(ctx, sess, rooms, cur); err != nil && !c.full() {
+		httpx.WriteError(w, err)
+		return
+	}
+	short := cur == nil || (h.cfg.Short != nil && h.cfg.Short(r))
+	if short {
+		_ = sess.Flush(ctx)
+	} else {
+		select {
+		case <-c.notify:
+		case <-ctx.Done():
+		case <-sess.Context().Done():
+		}
+	}
+	frames := c.seal()
+	next := httpx.Advance(cur, rooms, frames)
+	writeAnswer(w, frames, next.Encode())
+}
+
+// joinAll joins every room, from its cursor position when it has one
+// (quietly) and live otherwise.
+func joinAll(ctx context.Context, sess *core.Session, rooms []string, cur protocol.Cursor) error {
+	for _, room := range rooms {
+		pos, ok := cur[room]
+		var since *uint64
+		if ok {
+			since = &pos
+		}
+		if err := sess.Join(ctx, room, since, ok); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeAnswer writes {"events":[…],"cursor":"…"} from the encoded frames.
+func writeAnswer(w http.ResponseWriter, frames []core.Frame, cursor string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	size := 32 + len(cursor)
+	for _, f := range frames {
+		size += len(f.Data) + 1
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, `{"events":[`...)
+	for i, f := range frames {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, f.Data...)
+	}
+	buf = append(buf, `],"cursor":"`...)
+	buf = append(buf, cursor...) // base64url: nothing to escape
+	buf = append(buf, `"}`...)
+	_, _ = w.Write(buf)
+}
