@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
 )
 
 // Verifier turns a bearer token into an identity. *auth.Verifier is one.
@@ -41,8 +42,11 @@ type Config struct {
 	TypingInterval     time.Duration // minimum gap between fanned-out typing events per user and room; 1s
 	ShutdownJitter     time.Duration // reconnect hints on shutdown spread over this; 5s
 
-	Verifier Verifier              // for in-band refresh; nil rejects refresh
-	Features FeatureGate           // nil: all features on
+	Verifier Verifier    // for in-band refresh; nil rejects refresh
+	Features FeatureGate // nil: all features on
+	// Greeting, if set, gives the envelope a session that asks for one
+	// (SessionOptions.Greet) gets first: the degradation control envelope.
+	Greeting func(user string) (protocol.Envelope, bool)
 	Now      func() time.Time      // time.Now
 	Logger   *slog.Logger          // slog.Default()
 	Metrics  prometheus.Registerer // nil: a private registry

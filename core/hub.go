@@ -15,11 +15,12 @@ import (
 // Hub owns rooms and sessions on one node. Create it with New; it is safe
 // for concurrent use.
 type Hub struct {
-	cfg     Config   // Static after construction.
-	store   Store    // Static after construction.
-	metrics *metrics // Static after construction.
-	limits  *limiters
-	nextID  atomic.Uint64
+	cfg      Config   // Static after construction.
+	store    Store    // Static after construction.
+	metrics  *metrics // Static after construction.
+	limits   *limiters
+	nextID   atomic.Uint64
+	counters counters
 
 	stop        chan struct{} // closed by Shutdown
 	stopOnce    sync.Once
@@ -72,6 +73,19 @@ func (h *Hub) Connect(id auth.Identity, t Transport, opts SessionOptions) (*Sess
 	return s, nil
 }
 
+// ForEachSession calls fn for every open session. fn must not block.
+func (h *Hub) ForEachSession(fn func(*Session)) {
+	h.mu.Lock()
+	open := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		open = append(open, s)
+	}
+	h.mu.Unlock()
+	for _, s := range open {
+		fn(s)
+	}
+}
+
 // Sessions returns the number of open sessions per transport name.
 func (h *Hub) Sessions() map[string]int {
 	h.mu.Lock()
@@ -104,7 +118,9 @@ func (h *Hub) Publish(msgs []protocol.Message) {
 		}
 	}
 	if len(msgs) > 0 {
-		h.metrics.fanout.Observe(time.Since(start).Seconds())
+		d := time.Since(start)
+		h.metrics.fanout.Observe(d.Seconds())
+		ewma(&h.counters.fanoutNS, d)
 	}
 }
 

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"time"
 
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
@@ -29,7 +30,9 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 		return protocol.Message{}, protocol.Errorf(protocol.CodeRateLimited,
 			"sending faster than %g messages per second", h.cfg.SendRate)
 	}
+	start := time.Now()
 	m, dup, err := h.store.Append(ctx, protocol.Message{Room: room, ID: msgID, From: id.User, Name: id.Name, Text: clean})
+	ewma(&h.counters.storeNS, time.Since(start))
 	if err != nil {
 		return protocol.Message{}, internal(err)
 	}

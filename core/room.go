@@ -128,6 +128,7 @@ func (r *room) broadcastLocked(e protocol.Envelope, skip string) {
 		}
 		if !s.offer(frame) {
 			r.hub.metrics.dropped.WithLabelValues("queue_full").Inc()
+			r.hub.counters.dropped.Add(1)
 		}
 	}
 }

@@ -16,6 +16,9 @@ type SessionOptions struct {
 	// Config.Heartbeat. Streaming transports want it; poll does not.
 	Heartbeat bool
 
+	// Greet makes the session start with Config.Greeting's envelope.
+	Greet bool
+
 	// PresenceTTL, when set, makes the session's presence a lease that
 	// outlives it by this long: a poll client is online while it has
 	// polled within the last PresenceTTL. Zero: online while open.
@@ -68,11 +71,27 @@ func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts Sessio
 	}
 }
 
-// start arms the token expiry and starts the writer.
+// start arms the token expiry, queues the greeting and starts the writer.
 func (s *Session) start() {
 	s.armExpiry(s.ident.Expires)
+	if s.opts.Greet && s.hub.cfg.Greeting != nil {
+		if e, ok := s.hub.cfg.Greeting(s.user); ok {
+			s.offer(envelopeFrame(e))
+		}
+	}
 	go s.writeLoop()
 }
+
+// User returns the session's user id.
+func (s *Session) User() string { return s.user }
+
+// TransportName returns the name of the session's transport.
+func (s *Session) TransportName() string { return s.transport.Name() }
+
+// Notify enqueues a server envelope, such as a control envelope. One that
+// does not fit closes the session as slow: the client will reconnect and
+// learn the news from negotiate.
+func (s *Session) Notify(e protocol.Envelope) { s.reply(e) }
 
 // ID returns the session's node-local id, for logs.
 func (s *Session) ID() uint64 { return s.id }
@@ -107,6 +126,12 @@ func (s *Session) Close(d Disconnect) {
 		}
 		s.hub.forget(s)
 		s.hub.metrics.disconnects.WithLabelValues(d.Reason).Inc()
+		switch d.Code {
+		case DisconnectSlow.Code:
+			s.hub.counters.slow.Add(1)
+		case DisconnectWriteErr.Code:
+			s.hub.counters.writeFailed.Add(1)
+		}
 		s.signal(s.wake)
 	})
 }

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/chatd/chatd/core"
@@ -9,9 +10,11 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// ParseSubscription reads rooms= and the cursor (Last-Event-ID first, then
-// cursor=) and checks that id may use every room. A nil cursor means none
-// was given.
+// ParseSubscription reads rooms= and the starting positions, and checks
+// that id may use every room. Positions come from the first of these that
+// is present: the Last-Event-ID header (a browser's SSE reconnect), the
+// cursor= parameter, or since=room:seq,room:seq (what a client that moves
+// from WebSocket knows). A nil cursor means none was given: live start.
 func ParseSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, protocol.Cursor, error) {
 	q := r.URL.Query()
 	var rooms []string
@@ -39,11 +42,36 @@ func ParseSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]strin
 	if raw == "" {
 		raw = q.Get("cursor")
 	}
-	if raw == "" {
-		return rooms, nil, nil
+	if raw != "" {
+		cur, err := protocol.ParseCursor(raw)
+		return rooms, cur, err
 	}
-	cur, err := protocol.ParseCursor(raw)
-	return rooms, cur, err
+	if s := q.Get("since"); s != "" {
+		cur, err := parseSince(s)
+		return rooms, cur, err
+	}
+	return rooms, nil, nil
+}
+
+// parseSince reads room:seq pairs separated by commas. Room names may hold
+// colons (dm:a:b), so the seq is what follows the last one.
+func parseSince(s string) (protocol.Cursor, error) {
+	cur := protocol.Cursor{}
+	for _, pair := range strings.Split(s, ",") {
+		i := strings.LastIndexByte(pair, ':')
+		if i <= 0 {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "since= takes room:seq pairs")
+		}
+		seq, err := strconv.ParseUint(pair[i+1:], 10, 64)
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "since= takes room:seq pairs")
+		}
+		if err := protocol.ValidRoom(pair[:i]); err != nil {
+			return nil, err
+		}
+		cur[pair[:i]] = seq
+	}
+	return cur, nil
 }
 
 // Advance returns the cursor after frames, for the given rooms only.

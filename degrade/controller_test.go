@@ -1,0 +1,171 @@
+package degrade
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// clock is a settable clock for the controller's own timing (pins and
+// step-down). The breakers' timeouts run on real time.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func TestManualPinExpires(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	c := New(Config{Now: clk.Now})
+	changes, cancel := c.Subscribe()
+	defer cancel()
+	if err := c.SetManual(2, 30*time.Minute, "admin:alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-changes; got.To != 2 || got.By != "admin:alice" || got.Mode != Manual {
+		t.Fatalf("change = %+v", got)
+	}
+	c.Step()
+	if c.Level() != 2 {
+		t.Fatalf("level moved while pinned: %d", c.Level())
+	}
+	clk.Add(31 * time.Minute)
+	c.Step() // the pin expires: auto mode, no breaker asks for anything
+	if mode, _ := c.Mode(); mode != Auto {
+		t.Fatalf("mode after expiry = %s", mode)
+	}
+	if err := c.SetManual(4, 0, "x"); err != ErrBadLevel {
+		t.Fatalf("level 4 accepted: %v", err)
+	}
+}
+
+func TestAutoTripsAndStepsBack(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	var load atomic.Int64
+	c := New(Config{
+		Now:  clk.Now,
+		Signals: []Signal{{Name: "connections", Threshold: 100, Relief: LevelPoll,
+			Read: func() float64 { return float64(load.Load()) }}},
+		TripAfter: 3, ProbeReadings: 2, BreakerTimeout: 5 * time.Millisecond, StepDown: time.Minute,
+	})
+	load.Store(500)
+	for i := 0; i < 2; i++ {
+		c.Step()
+		if c.Level() != 0 {
+			t.Fatalf("tripped after %d bad readings, want 3", i+1)
+		}
+	}
+	c.Step()
+	if c.Level() != LevelPoll {
+		t.Fatalf("level = %d after 3 bad readings, want 3", c.Level())
+	}
+	if s := c.Breakers()[0]; s.State != "open" || s.Value != 500 {
+		t.Fatalf("breaker = %+v", s)
+	}
+
+	// The load clears. The breaker probes after its timeout (real time),
+	// and the level comes down one step per StepDown (the test clock).
+	load.Store(10)
+	var seen []Level
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Level() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("level stuck at %d; steps %v", c.Level(), seen)
+		}
+		before := c.Level()
+		clk.Add(time.Minute)
+		c.Step()
+		if l := c.Level(); l != before {
+			if l != before-1 {
+				t.Fatalf("level jumped from %d to %d", before, l)
+			}
+			seen = append(seen, l)
+		}
+		time.Sleep(time.Millisecond) // lets the breaker's real-time timeout pass
+	}
+	if len(seen) != 3 {
+		t.Fatalf("steps down = %v, want 2, 1, 0", seen)
+	}
+}
+
+func TestProbeFailureReopens(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	var load atomic.Int64
+	c := New(Config{Now: clk.Now, TripAfter: 1, ProbeReadings: 3, BreakerTimeout: 5 * time.Millisecond,
+		StepDown: time.Minute,
+		Signals: []Signal{{Name: "ws_failures", Threshold: 1, Relief: LevelNoWS,
+			Read: func() float64 { return float64(load.Load()) }}}})
+	load.Store(5)
+	c.Step()
+	if c.Level() != LevelNoWS {
+		t.Fatalf("level = %d", c.Level())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Breakers()[0].State != "half-open" {
+		if time.Now().After(deadline) {
+			t.Fatal("breaker never went half-open")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Step() // the probe reading is still bad: open again
+	if s := c.Breakers()[0].State; s != "open" {
+		t.Fatalf("state after failed probe = %s", s)
+	}
+	if c.Level() != LevelNoWS {
+		t.Fatalf("level = %d, want 2", c.Level())
+	}
+}
+
+type flagsFunc func(name, user string) bool
+
+func (f flagsFunc) On(name, user string) bool { return f(name, user) }
+
+func TestOfferFor(t *testing.T) {
+	all := flagsFunc(func(string, string) bool { return true })
+	cases := []struct {
+		level      Level
+		transports []string
+		receipts   bool
+	}{
+		{0, []string{"websocket", "sse", "poll"}, true},
+		{1, []string{"websocket", "sse", "poll"}, false},
+		{2, []string{"sse", "poll"}, false},
+		{3, []string{"poll"}, false},
+	}
+	for _, tc := range cases {
+		o := OfferFor(tc.level, all, "u")
+		if len(o.Transports) != len(tc.transports) || o.Features["read_receipts"] != tc.receipts || o.Features["typing"] != tc.receipts {
+			t.Errorf("level %d: %+v", tc.level, o)
+		}
+		for i, tr := range tc.transports {
+			if o.Transports[i] != tr {
+				t.Errorf("level %d: transports %v", tc.level, o.Transports)
+			}
+		}
+		if !o.Features["presence"] {
+			t.Errorf("level %d turned presence off", tc.level)
+		}
+	}
+	noWS := flagsFunc(func(name, _ string) bool { return name != FlagWebSocket })
+	if o := OfferFor(0, noWS, "u"); o.Allows(WebSocket) || !o.Allows(SSE) {
+		t.Errorf("flag off still offers websocket: %v", o.Transports)
+	}
+	// A flag cannot raise what the level took away.
+	if o := OfferFor(2, all, "u"); o.Allows(WebSocket) {
+		t.Errorf("level 2 offers websocket")
+	}
+	if c := OfferFor(1, all, "u").Control(); c.Type != "control" || c.Level == nil || *c.Level != 1 || c.PollIntervalMS != 5000 {
+		t.Errorf("control = %+v", c)
+	}
+}

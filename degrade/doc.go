@@ -1,0 +1,21 @@
+// Package degrade owns the degradation level (0–3) and what it means for
+// each user: which transports are offered and which features are on.
+//
+// The level is set by an operator (manual mode, optionally for a limited
+// time) or by the controller (auto mode), which feeds load signals into
+// sony/gobreaker breakers. Each signal names the level that relieves it:
+// too many events to fan out is relieved by turning receipts and typing
+// off (1); WebSocket write trouble by moving clients to SSE (2); too many
+// held connections, or too much memory, by short polling (3). The level is
+// the highest relief any open breaker asks for. A tripped breaker holds its
+// level for the breaker timeout, then goes half-open and the level steps
+// down one level; healthy probes close the breaker and the next step down
+// follows after StepDown, so the level returns one step at a time.
+//
+// Live moves: when the level changes, every open session is sent a control
+// envelope at a random moment within the move window, and sessions whose
+// transport is no longer offered are then closed with 4001, so clients do
+// not reconnect all at once.
+//
+// It imports core and featureflags, never transports.
+package degrade

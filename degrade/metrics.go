@@ -1,0 +1,36 @@
+package degrade
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the controller's collectors. Static after construction.
+type metrics struct {
+	level       prometheus.Gauge
+	mode        *prometheus.GaugeVec   // 1 for the mode in force
+	breaker     *prometheus.GaugeVec   // 0 closed, 1 half-open, 2 open
+	transitions *prometheus.CounterVec // by from, to and who
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		level: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chat_degrade_level", Help: "Degradation level in force (0-3)."}),
+		mode: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "chat_degrade_mode",
+			Help: "1 for the mode in force."}, []string{"mode"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "chat_breaker_state",
+			Help: "Breaker state: 0 closed, 1 half-open, 2 open."}, []string{"breaker"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chat_degrade_transitions_total",
+			Help: "Level changes by from, to and who made them."}, []string{"from", "to", "by"}),
+	}
+	reg.MustRegister(m.level, m.mode, m.breaker, m.transitions)
+	return m
+}
+
+func (m *metrics) set(l Level, mode Mode) {
+	m.level.Set(float64(l))
+	for _, md := range []Mode{Manual, Auto} {
+		v := 0.0
+		if md == mode {
+			v = 1
+		}
+		m.mode.WithLabelValues(string(md)).Set(v)
+	}
+}
