@@ -49,7 +49,7 @@ type Config struct {
 // Controller holds the level. Its methods are safe for concurrent use.
 type Controller struct {
 	cfg      Config     // Static after construction.
-	breakers []*breaker // Static after construction.
+	breakers []*breaker // Set before Run, by New and AddSignals.
 	metrics  *metrics   // Static after construction.
 
 	mu       sync.Mutex
@@ -93,6 +93,13 @@ func New(cfg Config) *Controller {
 	}
 	c.metrics.set(c.level, c.mode)
 	return c
+}
+
+// AddSignals adds auto-mode inputs. Call it before Run.
+func (c *Controller) AddSignals(sigs ...Signal) {
+	for _, s := range sigs {
+		c.breakers = append(c.breakers, newBreaker(s, c.cfg))
+	}
 }
 
 // Level returns the level in force.

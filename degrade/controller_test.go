@@ -54,7 +54,7 @@ func TestAutoTripsAndStepsBack(t *testing.T) {
 	clk := &clock{now: time.Unix(1000, 0)}
 	var load atomic.Int64
 	c := New(Config{
-		Now:  clk.Now,
+		Now: clk.Now,
 		Signals: []Signal{{Name: "connections", Threshold: 100, Relief: LevelPoll,
 			Read: func() float64 { return float64(load.Load()) }}},
 		TripAfter: 3, ProbeReadings: 2, BreakerTimeout: 5 * time.Millisecond, StepDown: time.Minute,

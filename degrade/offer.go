@@ -51,9 +51,9 @@ const PollInterval = 5000
 func OfferFor(l Level, flags Flags, user string) Offer {
 	on := func(name string) bool { return flags == nil || flags.On(name, user) }
 	o := Offer{Level: int(l), PollIntervalMS: PollInterval, Features: map[string]bool{
-		core.FeatureReadReceipts: l < LevelNoReceipts && on(core.FeatureReadReceipts),
-		core.FeatureTyping:       l < LevelNoReceipts && on(core.FeatureTyping),
-		core.FeaturePresence:     on(core.FeaturePresence),
+		core.FeatureReadReceipts: FeatureOn(l, flags, user, core.FeatureReadReceipts),
+		core.FeatureTyping:       FeatureOn(l, flags, user, core.FeatureTyping),
+		core.FeaturePresence:     FeatureOn(l, flags, user, core.FeaturePresence),
 	}}
 	if l < LevelNoWS && on(FlagWebSocket) {
 		o.Transports = append(o.Transports, WebSocket)
@@ -63,6 +63,15 @@ func OfferFor(l Level, flags Flags, user string) Offer {
 	}
 	o.Transports = append(o.Transports, Poll)
 	return o
+}
+
+// FeatureOn reports whether feature is on for user at level l: the hub's
+// hot-path question, answered without building an offer.
+func FeatureOn(l Level, flags Flags, user, feature string) bool {
+	if l >= LevelNoReceipts && (feature == core.FeatureReadReceipts || feature == core.FeatureTyping) {
+		return false
+	}
+	return flags == nil || flags.On(feature, user)
 }
 
 // Allows reports whether the offer includes transport.

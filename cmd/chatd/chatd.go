@@ -22,6 +22,8 @@ import (
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/bolt"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/degrade"
+	"github.com/chatd/chatd/featureflags"
 	"github.com/chatd/chatd/transports/httpapi"
 	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/poll"
@@ -49,6 +51,56 @@ type Main struct {
 	serveErr  error         // set before served closes
 	closeOnce sync.Once
 	closeErr  error
+	bgCancel  context.CancelFunc
+	bgCtx     context.Context
+	bgWG      sync.WaitGroup
+}
+
+// background runs fn until Close.
+func (m *Main) background(fn func(ctx context.Context)) {
+	if m.bgCancel == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		m.bgCancel = cancel
+		m.bgCtx = ctx
+	}
+	m.bgWG.Add(1)
+	go func() {
+		defer m.bgWG.Done()
+		fn(m.bgCtx)
+	}()
+}
+
+// stopBackground ends what background started and waits for it.
+func (m *Main) stopBackground() {
+	if m.bgCancel != nil {
+		m.bgCancel()
+	}
+	m.bgWG.Wait()
+}
+
+// moveOnChange applies level and flag changes to live sessions.
+func moveOnChange(ctx context.Context, ctl *degrade.Controller, flags *featureflags.Store, mover *degrade.Mover) {
+	levels, stopLevels := ctl.Subscribe()
+	defer stopLevels()
+	flagChanges, stopFlags := flags.Subscribe()
+	defer stopFlags()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ch := <-levels:
+			if ch.From != ch.To {
+				mover.Apply()
+			}
+		case <-flagChanges:
+			mover.Apply()
+		}
+	}
+}
+
+func nodeID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // NewMain returns a Main writing to the standard streams.
@@ -84,23 +136,56 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hub = core.New(m.store, core.Config{Verifier: verifier, Logger: log, Metrics: reg, Heartbeat: c.Heartbeat})
+	flags := featureflags.NewStore(featureflags.Config{Logger: log})
+	if c.Flags != "" {
+		src := &featureflags.FileSource{Path: c.Flags, Target: flags, Logger: log}
+		if err := src.Load(); err != nil {
+			m.store.Close()
+			return fmt.Errorf("--flags: %w", err)
+		}
+		m.background(func(ctx context.Context) { _ = src.Run(ctx) })
+	}
+	var api *httpapi.Server
+	ctl := degrade.New(degrade.Config{Logger: log, Metrics: reg})
+	hub = core.New(m.store, core.Config{
+		Verifier: verifier, Logger: log, Metrics: reg, Heartbeat: c.Heartbeat,
+		Features: func(user, feature string) bool { return degrade.FeatureOn(ctl.Level(), flags, user, feature) },
+		Greeting: func(user string) (protocol.Envelope, bool) { return api.OfferFor(user).Control(), true },
+	})
 	m.Hub = hub
+	ctl.AddSignals(degrade.DefaultSignals(hub, degrade.Capacity{})...)
+	m.background(ctl.Run)
+	mover := &degrade.Mover{Hub: hub, Offer: func(user string) degrade.Offer { return api.OfferFor(user) }}
+	m.background(func(ctx context.Context) { moveOnChange(ctx, ctl, flags, mover) })
+	allow := func(transport string) func(*http.Request, auth.Identity) error {
+		return func(_ *http.Request, id auth.Identity) error {
+			if !api.OfferFor(id.User).Allows(transport) {
+				return protocol.Errorf(protocol.CodeOverloaded, "%s is off at this degradation level; negotiate again", transport)
+			}
+			return nil
+		}
+	}
+	control := func(user string) (protocol.Envelope, bool) { return api.OfferFor(user).Control(), true }
 
 	origins := httpx.NewOrigins(c.AllowedOrigins)
 	authn := &httpx.Authenticator{Verifier: verifier, Tickets: tickets}
-	m.api = httpapi.New(httpapi.Config{
+	api = httpapi.New(httpapi.Config{
 		Hub: hub, Verifier: verifier, Tickets: tickets, Origins: origins, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Web:     web.Handler(),
+		Degrade: ctl, Flags: flags,
+		Node: httpapi.Node{ID: nodeID(), Addr: c.Addr, Engine: "embedded", Started: time.Now()},
 		Transports: map[string]http.Handler{
-			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Origins: origins, Logger: log}),
-			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log}),
-			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log}),
+			ws.Name:  ws.New(ws.Config{Hub: hub, Auth: authn, Origins: origins, Logger: log, Allow: allow(ws.Name)}),
+			sse.Name: sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log, Allow: allow(sse.Name)}),
+			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log, Control: control,
+				Short: func() bool { return ctl.Level() >= degrade.LevelPoll }}),
 		},
 	})
+	m.api = api
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
+		m.stopBackground()
 		m.store.Close()
 		return err
 	}
@@ -174,6 +259,7 @@ func (m *Main) Close() error {
 			return
 		}
 		m.api.SetReady(false)
+		m.stopBackground()
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.DrainTimeout)
 		defer cancel()
 		// A client too slow to take its goodbye must not turn a drain into a

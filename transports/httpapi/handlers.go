@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/transports/httpx"
 )
 
@@ -18,31 +19,36 @@ var (
 	errNotReady = protocol.Errorf(protocol.CodeUnavailable, "not ready")
 )
 
-// Offer is the negotiate answer for one user.
-type Offer struct {
-	Transports     []string        `json:"transports"`
-	Level          int             `json:"level"`
-	Features       map[string]bool `json:"features"`
-	HeartbeatMS    int64           `json:"heartbeat_ms"`
-	PollIntervalMS int64           `json:"poll_interval_ms"`
+// offer is the negotiate answer for one user.
+type offer struct {
+	degrade.Offer
+	HeartbeatMS int64 `json:"heartbeat_ms"`
+}
+
+// OfferFor returns user's offer: the degradation level and flags applied,
+// limited to the transports this server has.
+func (s *Server) OfferFor(user string) degrade.Offer {
+	level, flags := degrade.LevelNormal, degrade.Flags(nil)
+	if s.cfg.Degrade != nil {
+		level = s.cfg.Degrade.Level()
+	}
+	if s.cfg.Flags != nil {
+		flags = s.cfg.Flags
+	}
+	o := degrade.OfferFor(level, flags, user)
+	have := o.Transports[:0:0]
+	for _, name := range o.Transports {
+		if s.cfg.Transports[name] != nil {
+			have = append(have, name)
+		}
+	}
+	o.Transports = have
+	return o
 }
 
 func (s *Server) negotiate(w http.ResponseWriter, r *http.Request) {
-	id := httpx.IdentityFrom(r.Context())
-	var o Offer
-	if s.cfg.Offer != nil {
-		o = s.cfg.Offer(id)
-	} else {
-		for _, name := range []string{"websocket", "sse", "poll"} {
-			if s.cfg.Transports[name] != nil {
-				o.Transports = append(o.Transports, name)
-			}
-		}
-		o.Features = map[string]bool{core.FeatureReadReceipts: true, core.FeatureTyping: true, core.FeaturePresence: true}
-		o.PollIntervalMS = 5000
-	}
-	o.HeartbeatMS = s.cfg.Hub.Config().Heartbeat.Milliseconds()
-	httpx.WriteJSON(w, http.StatusOK, o)
+	o := s.OfferFor(httpx.IdentityFrom(r.Context()).User)
+	httpx.WriteJSON(w, http.StatusOK, offer{Offer: o, HeartbeatMS: s.cfg.Hub.Config().Heartbeat.Milliseconds()})
 }
 
 func (s *Server) ticket(w http.ResponseWriter, r *http.Request) {

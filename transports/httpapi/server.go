@@ -10,6 +10,8 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/degrade"
+	"github.com/chatd/chatd/featureflags"
 	"github.com/chatd/chatd/transports/httpx"
 )
 
@@ -24,10 +26,13 @@ type Config struct {
 	Web      http.Handler   // the static pages at /; nil: none
 	// Transports are the streaming endpoints by name ("websocket" → /v1/ws).
 	Transports map[string]http.Handler
-	// Offer, if set, computes the negotiate offer for a user; nil offers
-	// every configured transport and every feature.
-	Offer  func(auth.Identity) Offer
-	Logger *slog.Logger
+	// Degrade and Flags, if set, drive negotiate and the admin API; without
+	// them every configured transport and feature is offered and the admin
+	// API is absent.
+	Degrade *degrade.Controller
+	Flags   *featureflags.Store
+	Node    Node // this node, for the admin status
+	Logger  *slog.Logger
 }
 
 // Server is the HTTP face of one node.
@@ -76,6 +81,9 @@ func (s *Server) Handler() http.Handler {
 			r.Post("/typing", s.typing)
 			r.Get("/rooms/{room}/history", s.history)
 			r.Get("/rooms/{room}/presence", s.presence)
+			if s.cfg.Degrade != nil && s.cfg.Flags != nil {
+				r.Route("/admin", s.adminRoutes)
+			}
 		})
 	})
 	if s.cfg.Web != nil {

@@ -21,10 +21,13 @@ type Config struct {
 	Hold      time.Duration // longest wait for news; 25s
 	Interval  time.Duration // the short-poll interval clients are told; 5s
 	MaxEvents int           // events per answer before it is cut; 500
-	// Short, if set and true for a request, makes the poll answer at once
+	// Short, if set and true, makes the poll answer at once
 	// (degradation level 3).
-	Short  func(*http.Request) bool
-	Logger *slog.Logger
+	Short func() bool
+	// Control, if set, gives the control envelope every answer carries in
+	// its "control" field, so that poll clients learn of level changes.
+	Control func(user string) (protocol.Envelope, bool)
+	Logger  *slog.Logger
 }
 
 // Handler serves GET /v1/poll.
@@ -73,7 +76,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	short := cur == nil || (h.cfg.Short != nil && h.cfg.Short(r))
+	short := cur == nil || (h.cfg.Short != nil && h.cfg.Short())
 	if short {
 		_ = sess.Flush(ctx)
 	} else {
@@ -85,7 +88,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	frames := c.seal()
 	next := httpx.Advance(cur, rooms, frames)
-	writeAnswer(w, frames, next.Encode())
+	var control []byte
+	if h.cfg.Control != nil {
+		if e, ok := h.cfg.Control(id.User); ok {
+			control = protocol.Encode(e)
+		}
+	}
+	writeAnswer(w, frames, next.Encode(), control)
 }
 
 // joinAll joins every room, from its cursor position when it has one
@@ -104,11 +113,12 @@ func joinAll(ctx context.Context, sess *core.Session, rooms []string, cur protoc
 	return nil
 }
 
-// writeAnswer writes {"events":[…],"cursor":"…"} from the encoded frames.
-func writeAnswer(w http.ResponseWriter, frames []core.Frame, cursor string) {
+// writeAnswer writes {"events":[…],"cursor":"…","control":{…}} from the
+// encoded frames.
+func writeAnswer(w http.ResponseWriter, frames []core.Frame, cursor string, control []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	size := 32 + len(cursor)
+	size := 48 + len(cursor) + len(control)
 	for _, f := range frames {
 		size += len(f.Data) + 1
 	}
@@ -122,6 +132,11 @@ func writeAnswer(w http.ResponseWriter, frames []core.Frame, cursor string) {
 	}
 	buf = append(buf, `],"cursor":"`...)
 	buf = append(buf, cursor...) // base64url: nothing to escape
-	buf = append(buf, `"}`...)
+	buf = append(buf, '"')
+	if control != nil {
+		buf = append(buf, `,"control":`...)
+		buf = append(buf, control...)
+	}
+	buf = append(buf, '}')
 	_, _ = w.Write(buf)
 }

@@ -11,6 +11,7 @@ import (
 	r3 "github.com/r3labs/sse/v2"
 
 	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 )
@@ -26,7 +27,7 @@ type Config struct {
 	WriteTimeout time.Duration // per write to the client; 10s
 	// Allow, if set, may refuse a stream (for example when the
 	// degradation level turns SSE off) with a *protocol.Error.
-	Allow  func(*http.Request) error
+	Allow  func(*http.Request, auth.Identity) error
 	Logger *slog.Logger
 }
 
@@ -71,16 +72,16 @@ func (h *Handler) onSubscribe(streamID string, _ *r3.Subscriber) {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.cfg.Allow != nil {
-		if err := h.cfg.Allow(r); err != nil {
-			httpx.WriteError(w, err)
-			return
-		}
-	}
 	id, err := h.cfg.Auth.Identify(r)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
+	}
+	if h.cfg.Allow != nil {
+		if err := h.cfg.Allow(r, id); err != nil {
+			httpx.WriteError(w, err)
+			return
+		}
 	}
 	rooms, cur, err := httpx.ParseSubscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
 	if err != nil {
@@ -90,7 +91,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	c := newConn(h, cur, rooms, cancel)
-	sess, err := h.cfg.Hub.Connect(id, c, core.SessionOptions{Heartbeat: true})
+	sess, err := h.cfg.Hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true})
 	if err != nil {
 		httpx.WriteError(w, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 )
@@ -24,7 +25,7 @@ type Handler struct {
 	upgrader     websocket.Upgrader   // Static after construction.
 	readLimit    int64                // Static after construction.
 	writeTimeout time.Duration        // Static after construction.
-	allow        func(*http.Request) error
+	allow        func(*http.Request, auth.Identity) error
 	log          *slog.Logger
 }
 
@@ -37,7 +38,7 @@ type Config struct {
 	WriteTimeout time.Duration  // per batch written; 10s
 	// Allow, if set, may refuse an upgrade (for example when the
 	// degradation level turns WebSocket off) with a *protocol.Error.
-	Allow  func(*http.Request) error
+	Allow  func(*http.Request, auth.Identity) error
 	Logger *slog.Logger
 }
 
@@ -77,19 +78,19 @@ func New(cfg Config) *Handler {
 // ServeHTTP authenticates, opens a session, upgrades, starts the reader and
 // returns. The session's writer and the reader own the connection from then on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.allow != nil {
-		if err := h.allow(r); err != nil {
-			httpx.WriteError(w, err)
-			return
-		}
-	}
 	id, err := h.auth.Identify(r)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
 	}
+	if h.allow != nil {
+		if err := h.allow(r, id); err != nil {
+			httpx.WriteError(w, err)
+			return
+		}
+	}
 	c := &conn{ready: make(chan struct{}), writeTimeout: h.writeTimeout}
-	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true})
+	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true})
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
