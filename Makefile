@@ -11,8 +11,9 @@ TEST_TIMEOUT ?= 14m
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build the server at bin/chatd
+build: ## build the server at bin/chatd and the ops CLI at bin/chatctl
 	$(GO) build -o $(BIN) ./cmd/chatd
+	$(GO) build -o bin/chatctl ./cmd/chatctl
 
 run: build ## run the server with embedded defaults (dev mode, no external service)
 	@echo "chatd: open http://localhost$(ADDR)/ (Ctrl-C stops it)"
