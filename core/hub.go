@@ -114,13 +114,13 @@ func (h *Hub) Publish(msgs []protocol.Message) {
 	start := time.Now()
 	for _, m := range msgs {
 		if r := h.lookupRoom(m.Room); r != nil {
-			r.publish(m)
+			r.publish(m, start)
 		}
 	}
 	if len(msgs) > 0 {
 		d := time.Since(start)
 		h.metrics.fanout.Observe(d.Seconds())
-		ewma(&h.counters.fanoutNS, d)
+		h.counters.fanout.add(d)
 	}
 }
 

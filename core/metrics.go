@@ -4,13 +4,14 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the hub's Prometheus collectors. Static after construction.
 type metrics struct {
-	sessions    *prometheus.GaugeVec   // by transport
-	messages    prometheus.Counter     // stored, not duplicates
-	duplicates  prometheus.Counter     // idempotent re-sends answered from the store
-	dropped     *prometheus.CounterVec // ephemeral frames dropped, by reason
-	disconnects *prometheus.CounterVec // by reason
-	errors      *prometheus.CounterVec // error replies, by code
-	fanout      prometheus.Histogram   // seconds from store to last enqueue
+	sessions    *prometheus.GaugeVec     // by transport
+	messages    prometheus.Counter       // stored, not duplicates
+	duplicates  prometheus.Counter       // idempotent re-sends answered from the store
+	dropped     *prometheus.CounterVec   // ephemeral frames dropped, by reason
+	disconnects *prometheus.CounterVec   // by reason
+	errors      *prometheus.CounterVec   // error replies, by code
+	fanout      prometheus.Histogram     // seconds from store to last enqueue
+	delivery    *prometheus.HistogramVec // seconds from fan-out to written, by transport
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,6 +40,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10),
 		}),
 	}
-	reg.MustRegister(m.sessions, m.messages, m.duplicates, m.dropped, m.disconnects, m.errors, m.fanout)
+	m.delivery = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "chat_delivery_seconds",
+		Help:    "Time from a message's fan-out to its transport write, by transport.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 3, 12),
+	}, []string{"transport"})
+	reg.MustRegister(m.sessions, m.messages, m.duplicates, m.dropped, m.disconnects, m.errors, m.fanout, m.delivery)
 	return m
 }

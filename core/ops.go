@@ -32,7 +32,7 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 	}
 	start := time.Now()
 	m, dup, err := h.store.Append(ctx, protocol.Message{Room: room, ID: msgID, From: id.User, Name: id.Name, Text: clean})
-	ewma(&h.counters.storeNS, time.Since(start))
+	h.counters.store.add(time.Since(start))
 	if err != nil {
 		return protocol.Message{}, internal(err)
 	}

@@ -74,8 +74,9 @@ func (h *Hub) releaseIfEmpty(r *room) {
 // publish enqueues m to every live subscriber. A subscriber that sees a
 // gap turns to catching up; one whose queue overflows is closed as slow
 // after the lock is released.
-func (r *room) publish(m protocol.Message) {
+func (r *room) publish(m protocol.Message, now time.Time) {
 	frame := messageFrame(m)
+	frame.published = now
 	var slow []*Session
 	r.mu.Lock()
 	for s, sb := range r.subs {

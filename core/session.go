@@ -237,7 +237,11 @@ func (s *Session) writeLoop() {
 		var barriers []chan struct{}
 		batch, barriers = splitBarriers(batch)
 		if len(batch) > 0 {
-			if err := s.transport.Write(batch); err != nil {
+			err := s.transport.Write(batch)
+			if err == nil {
+				s.observeDelivery(batch)
+			}
+			if err != nil {
 				s.hub.cfg.Logger.Debug("write failed", "session", s.id, "err", err)
 				if errors.Is(err, ErrSlow) {
 					s.Close(DisconnectSlow)
@@ -251,6 +255,23 @@ func (s *Session) writeLoop() {
 		}
 		clear(batch)
 		spare = batch
+	}
+}
+
+// observeDelivery records, for live messages just written, the time from
+// fan-out to the transport having taken them.
+func (s *Session) observeDelivery(batch []Frame) {
+	var now time.Time
+	for i := range batch {
+		if batch[i].published.IsZero() {
+			continue
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		d := now.Sub(batch[i].published)
+		s.hub.metrics.delivery.WithLabelValues(s.transport.Name()).Observe(d.Seconds())
+		s.hub.counters.delivery.add(d)
 	}
 }
 

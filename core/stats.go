@@ -7,29 +7,47 @@ import (
 
 // Stats are the hub's load readings, for the degradation controller.
 type Stats struct {
-	Sessions      int           // open sessions
-	SlowClosed    uint64        // sessions closed as slow consumers, ever
-	WriteFailed   uint64        // sessions closed on a write failure, ever
-	Dropped       uint64        // ephemeral frames dropped, ever
-	FanoutLatency time.Duration // moving average of commit-to-enqueue time
-	StoreLatency  time.Duration // moving average of durable append time
+	Sessions        int           // open sessions
+	SlowClosed      uint64        // sessions closed as slow consumers, ever
+	WriteFailed     uint64        // sessions closed on a write failure, ever
+	Dropped         uint64        // ephemeral frames dropped, ever
+	FanoutLatency   time.Duration // recent average of commit-to-enqueue time
+	DeliveryLatency time.Duration // recent average of fan-out-to-written time
+	StoreLatency    time.Duration // recent average of durable append time
 }
 
-// counters feed Stats. All fields are atomics.
+// counters feed Stats. All fields are safe for concurrent use.
 type counters struct {
 	slow, writeFailed, dropped atomic.Uint64
-	fanoutNS, storeNS          atomic.Int64 // exponentially weighted moving averages
+	fanout, store, delivery    average
 }
 
-// ewma folds sample into avg with weight 1/8.
-func ewma(avg *atomic.Int64, sample time.Duration) {
+// staleAfter is how long an average is believed without new samples: a
+// spike followed by silence must not hold a breaker open forever.
+const staleAfter = 10 * time.Second
+
+// average is an exponentially weighted moving average (weight 1/8) that
+// reads as zero once no sample has come for staleAfter.
+type average struct {
+	ns   atomic.Int64
+	last atomic.Int64 // unix nanoseconds of the last sample
+}
+
+func (a *average) add(sample time.Duration) {
+	a.last.Store(time.Now().UnixNano())
 	for {
-		old := avg.Load()
-		next := old + (int64(sample)-old)/8
-		if avg.CompareAndSwap(old, next) {
+		old := a.ns.Load()
+		if a.ns.CompareAndSwap(old, old+(int64(sample)-old)/8) {
 			return
 		}
 	}
+}
+
+func (a *average) read(now time.Time) time.Duration {
+	if now.UnixNano()-a.last.Load() > int64(staleAfter) {
+		return 0
+	}
+	return time.Duration(a.ns.Load())
 }
 
 // Stats returns the hub's current load readings.
@@ -37,10 +55,12 @@ func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	n := len(h.sessions)
 	h.mu.Unlock()
+	now := time.Now()
 	return Stats{
 		Sessions: n, SlowClosed: h.counters.slow.Load(), WriteFailed: h.counters.writeFailed.Load(),
-		Dropped:       h.counters.dropped.Load(),
-		FanoutLatency: time.Duration(h.counters.fanoutNS.Load()),
-		StoreLatency:  time.Duration(h.counters.storeNS.Load()),
+		Dropped:         h.counters.dropped.Load(),
+		FanoutLatency:   h.counters.fanout.read(now),
+		DeliveryLatency: h.counters.delivery.read(now),
+		StoreLatency:    h.counters.store.read(now),
 	}
 }

@@ -23,7 +23,7 @@ type Capacity struct {
 	Connections int           // open sessions; 9000 (the open-files limit allows about 10k)
 	HeapBytes   uint64        // live heap; 0 disables
 	Goroutines  int           // 0 disables
-	FanoutSLO   time.Duration // time from commit to enqueue on every local subscriber; 50ms
+	DeliverySLO time.Duration // time from fan-out to the transport write; 250ms
 	StoreSLO    time.Duration // durable append latency; 250ms
 }
 
@@ -33,7 +33,7 @@ type StatsSource interface {
 }
 
 // DefaultSignals returns the standard policy:
-//   - fan-out latency over the SLO, or ephemeral drops: level 1 (fewer events);
+//   - delivery latency over the SLO, or ephemeral drops: level 1 (fewer events);
 //   - WebSocket slow-consumer evictions and write failures: level 2 (off WebSocket);
 //   - connections, heap or goroutines near capacity: level 3 (fewer held connections).
 //   - store latency over the SLO: level 1 (receipts are the store's optional writers).
@@ -41,16 +41,16 @@ func DefaultSignals(src StatsSource, c Capacity) []Signal {
 	if c.Connections == 0 {
 		c.Connections = 9000
 	}
-	if c.FanoutSLO == 0 {
-		c.FanoutSLO = 50 * time.Millisecond
+	if c.DeliverySLO == 0 {
+		c.DeliverySLO = 250 * time.Millisecond
 	}
 	if c.StoreSLO == 0 {
 		c.StoreSLO = 250 * time.Millisecond
 	}
 	rates := &rater{prev: map[string]uint64{}}
 	sigs := []Signal{
-		{Name: "fanout_latency", Threshold: c.FanoutSLO.Seconds(), Relief: LevelNoReceipts,
-			Read: func() float64 { return src.Stats().FanoutLatency.Seconds() }},
+		{Name: "delivery_latency", Threshold: c.DeliverySLO.Seconds(), Relief: LevelNoReceipts,
+			Read: func() float64 { return src.Stats().DeliveryLatency.Seconds() }},
 		{Name: "ephemeral_drops", Threshold: 100, Relief: LevelNoReceipts,
 			Read: func() float64 { return rates.delta("drops", src.Stats().Dropped) }},
 		{Name: "store_latency", Threshold: c.StoreSLO.Seconds(), Relief: LevelNoReceipts,
