@@ -204,6 +204,11 @@ func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after uint64) e
 		if len(p.Messages) == page {
 			continue
 		}
+		// Go live with room to spare, so that a burst right after the
+		// switch does not find the queue still full of replay.
+		if err := s.waitLow(ctx); err != nil {
+			return err
+		}
 		done, err := s.goLive(ctx, r, sb, last)
 		if done || err != nil {
 			return err

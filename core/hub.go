@@ -22,10 +22,11 @@ type Hub struct {
 	nextID   atomic.Uint64
 	counters counters
 
-	stop        chan struct{} // closed by Shutdown
-	stopOnce    sync.Once
-	janitorOnce sync.Once
-	janitorWG   sync.WaitGroup
+	stop          chan struct{} // closed by Shutdown
+	stopOnce      sync.Once
+	janitorOnce   sync.Once
+	heartbeatOnce sync.Once
+	bg            sync.WaitGroup // the janitor and the heartbeat goroutines
 
 	mu       sync.Mutex
 	rooms    map[string]*room      // Guarded by mu.
@@ -130,7 +131,7 @@ func (h *Hub) Publish(msgs []protocol.Message) {
 // It is idempotent. The caller closes the store afterwards.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.stopOnce.Do(func() { close(h.stop) })
-	h.janitorWG.Wait()
+	h.bg.Wait()
 	h.mu.Lock()
 	h.closing = true
 	open := make([]*Session, 0, len(h.sessions))

@@ -5,18 +5,44 @@ import "time"
 // janitorEvery is how often presence leases are checked.
 const janitorEvery = time.Second
 
+// startHeartbeats starts, once, the goroutine that queues a ping to every
+// session that wants heartbeats, every Config.Heartbeat. One goroutine for
+// the node replaces a ticker per session.
+func (h *Hub) startHeartbeats() {
+	h.heartbeatOnce.Do(func() {
+		h.bg.Add(1)
+		go func() {
+			defer h.bg.Done()
+			t := time.NewTicker(h.cfg.Heartbeat)
+			defer t.Stop()
+			for {
+				select {
+				case <-h.stop:
+					return
+				case <-t.C:
+					h.ForEachSession(func(s *Session) {
+						if s.opts.Heartbeat && !s.offer(pingFrame) {
+							h.metrics.dropped.WithLabelValues("ping_queue_full").Inc()
+						}
+					})
+				}
+			}
+		}()
+	})
+}
+
 // startJanitor starts, once, the goroutine that expires presence leases.
 // It runs only on hubs that have lease sessions (poll), and stops at
 // Shutdown.
 func (h *Hub) startJanitor() {
 	h.janitorOnce.Do(func() {
-		h.janitorWG.Add(1)
+		h.bg.Add(1)
 		go h.janitor()
 	})
 }
 
 func (h *Hub) janitor() {
-	defer h.janitorWG.Done()
+	defer h.bg.Done()
 	t := time.NewTicker(janitorEvery)
 	defer t.Stop()
 	for {

@@ -27,6 +27,11 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 		return protocol.Message{}, err
 	}
 	if !h.limits.allowSend(id.User) {
+		// A retry of a stored send is answered, not limited: clients retry freely.
+		if m, ok, err := h.store.Lookup(ctx, room, msgID); err == nil && ok {
+			h.metrics.duplicates.Inc()
+			return m, nil
+		}
 		return protocol.Message{}, protocol.Errorf(protocol.CodeRateLimited,
 			"sending faster than %g messages per second", h.cfg.SendRate)
 	}

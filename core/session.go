@@ -46,7 +46,6 @@ type Session struct {
 
 	ctx    context.Context // cancelled by Close; bounds blocking work
 	cancel context.CancelFunc
-	wake   chan struct{} // cap 1: the queue has frames or closing is set
 	space  chan struct{} // cap 1: the writer drained the queue
 	done   chan struct{} // closed when the writer has exited
 
@@ -59,6 +58,8 @@ type Session struct {
 	closing *Disconnect      // Guarded by mu.
 	rooms   map[string]*room // joined rooms; guarded by mu.
 	expiry  *time.Timer      // Guarded by mu.
+	writing bool             // a writer goroutine is running; guarded by mu.
+	spare   []Frame          // a drained queue to reuse; owned by the writer.
 }
 
 func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts SessionOptions) *Session {
@@ -66,20 +67,24 @@ func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts Sessio
 	return &Session{
 		hub: h, id: id, user: ident.User, transport: t, opts: opts,
 		ctx: ctx, cancel: cancel,
-		wake: make(chan struct{}, 1), space: make(chan struct{}, 1), done: make(chan struct{}),
+		space: make(chan struct{}, 1), done: make(chan struct{}),
 		ident: ident, rooms: make(map[string]*room),
 	}
 }
 
 // start arms the token expiry, queues the greeting and starts the writer.
 func (s *Session) start() {
+	s.mu.Lock()
 	s.armExpiry(s.ident.Expires)
+	s.mu.Unlock()
 	if s.opts.Greet && s.hub.cfg.Greeting != nil {
 		if e, ok := s.hub.cfg.Greeting(s.user); ok {
 			s.offer(envelopeFrame(e))
 		}
 	}
-	go s.writeLoop()
+	if s.opts.Heartbeat {
+		s.hub.startHeartbeats()
+	}
 }
 
 // User returns the session's user id.
@@ -103,8 +108,8 @@ func (s *Session) Identity() auth.Identity {
 	return s.ident
 }
 
-// Done is closed once the session's writer has exited and the transport
-// has been closed.
+// Done is closed once the session has closed its transport after its
+// final frames.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Close ends the session with d: it leaves every room, unregisters, and
@@ -132,7 +137,9 @@ func (s *Session) Close(d Disconnect) {
 		case DisconnectWriteErr.Code:
 			s.hub.counters.writeFailed.Add(1)
 		}
-		s.signal(s.wake)
+		s.mu.Lock()
+		s.kick()
+		s.mu.Unlock()
 	})
 }
 
@@ -143,7 +150,7 @@ func (s *Session) signal(c chan struct{}) {
 	}
 }
 
-// armExpiry closes the session with 4012 when exp passes.
+// armExpiry closes the session with 4012 when exp passes. Called with s.mu held.
 func (s *Session) armExpiry(exp time.Time) {
 	if exp.IsZero() {
 		return
@@ -169,7 +176,7 @@ func (s *Session) offer(f Frame) bool {
 	}
 	s.queue = append(s.queue, f)
 	s.queued += len(f.Data)
-	s.signal(s.wake)
+	s.kick()
 	return true
 }
 
@@ -178,6 +185,25 @@ func (s *Session) offer(f Frame) bool {
 func (s *Session) put(ctx context.Context, f Frame) error {
 	for {
 		if s.offer(f) {
+			return nil
+		}
+		select {
+		case <-s.space:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// waitLow waits until the queue is at most half full.
+func (s *Session) waitLow(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		low := len(s.queue) <= s.hub.cfg.QueueFrames/2 && s.queued <= s.hub.cfg.QueueBytes/2
+		s.mu.Unlock()
+		if low {
 			return nil
 		}
 		select {
@@ -203,58 +229,58 @@ func (s *Session) reply(e protocol.Envelope) {
 
 var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.Envelope{Type: protocol.TypePing}), ephemeral: true}
 
-// writeLoop is the session's single writer. It drains the queue without
-// blocking, writes the batch once, and waits again.
-func (s *Session) writeLoop() {
-	defer close(s.done)
-	var tick <-chan time.Time
-	if s.opts.Heartbeat {
-		t := time.NewTicker(s.hub.cfg.Heartbeat)
-		defer t.Stop()
-		tick = t.C
+// kick starts the writer unless one is running. Called with s.mu held.
+// The writer goroutine exists only while there is something to write, so
+// an idle session costs no goroutine beyond its transport's reader.
+func (s *Session) kick() {
+	if !s.writing {
+		s.writing = true
+		go s.writeLoop()
 	}
-	var spare []Frame
+}
+
+// writeLoop is the session's single writer. It drains the queue without
+// blocking, writes the batch once, and repeats until the queue is empty.
+func (s *Session) writeLoop() {
 	for {
-		select {
-		case <-s.wake:
-		case <-tick:
-			if !s.offer(pingFrame) {
-				s.hub.metrics.dropped.WithLabelValues("ping_queue_full").Inc()
-			}
-			continue
-		}
 		s.mu.Lock()
-		batch := s.queue
-		s.queue, s.queued = spare[:0], 0
 		closing := s.closing
+		if len(s.queue) == 0 && closing == nil {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		// Swap in the spare array; the two alternate, so offerers never
+		// append into the array being written.
+		batch := s.queue
+		s.queue, s.queued, s.spare = s.spare[:0], 0, nil
 		s.mu.Unlock()
 		s.signal(s.space)
 
 		if closing != nil {
 			s.finish(batch, *closing)
+			close(s.done) // writing stays set: no writer ever starts again
 			return
 		}
 		var barriers []chan struct{}
 		batch, barriers = splitBarriers(batch)
 		if len(batch) > 0 {
-			err := s.transport.Write(batch)
-			if err == nil {
-				s.observeDelivery(batch)
-			}
-			if err != nil {
+			if err := s.transport.Write(batch); err != nil {
 				s.hub.cfg.Logger.Debug("write failed", "session", s.id, "err", err)
 				if errors.Is(err, ErrSlow) {
 					s.Close(DisconnectSlow)
 				} else {
 					s.Close(DisconnectWriteErr)
 				}
+			} else {
+				s.observeDelivery(batch)
 			}
 		}
 		for _, c := range barriers {
 			close(c)
 		}
 		clear(batch)
-		spare = batch
+		s.spare = batch
 	}
 }
 

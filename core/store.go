@@ -35,6 +35,11 @@ type Store interface {
 	// returns that message with dup set.
 	Append(ctx context.Context, m protocol.Message) (stored protocol.Message, dup bool, err error)
 
+	// Lookup returns the stored message with (room, id), if it is still
+	// retained. The hub uses it to answer a retried send that would
+	// otherwise be refused by the rate limit.
+	Lookup(ctx context.Context, room, id string) (protocol.Message, bool, error)
+
 	// Since returns up to limit messages of room with seq > after, oldest first.
 	Since(ctx context.Context, room string, after uint64, limit int) (Page, error)
 

@@ -10,9 +10,9 @@ fail=0
 deny() {
   for pkg in $(go list "$1" 2>/dev/null); do
     if [ "${3:-}" = direct ]; then
-      imports=$(go list -f '{{join .Imports "\n"}}' "$pkg")
+      imports=$(go list -f '{{join .Imports "\n"}}' "$pkg" 2>/dev/null || true)
     else
-      imports=$(go list -deps "$pkg" | grep -vx "$pkg")
+      imports=$(go list -deps "$pkg" 2>/dev/null | grep -vx "$pkg" || true)
     fi
     bad=$(echo "$imports" | grep -E "$2" || true)
     if [ -n "$bad" ]; then

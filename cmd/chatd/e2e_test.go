@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 // chatdBinary builds the chatd binary once per test run and returns its path.
 // "go" resolves to the toolchain running the tests: go test puts its own
 // GOROOT/bin first on PATH.
-func chatdBinary(t *testing.T) string {
+func chatdBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "chatd-e2e-")
@@ -113,7 +113,7 @@ var readyURL = regexp.MustCompile(`url=(http://[^\s"]+)`)
 
 // launch starts the binary with args and env (added to a copy of the
 // test's environment without any CHAT_ variables). It does not wait.
-func launch(t *testing.T, args []string, env ...string) *proc {
+func launch(t testing.TB, args []string, env ...string) *proc {
 	t.Helper()
 	bin := chatdBinary(t)
 	cmd := exec.Command(bin, args...)
@@ -182,7 +182,7 @@ func (p *proc) hasExited() bool {
 
 // waitReady waits, bounded, for the ready line and returns the base url.
 // It then checks that /readyz answers 200 at once.
-func (p *proc) waitReady(t *testing.T) string {
+func (p *proc) waitReady(t testing.TB) string {
 	t.Helper()
 	var base string
 	select {
@@ -205,7 +205,7 @@ func (p *proc) waitReady(t *testing.T) string {
 }
 
 // waitExit waits, bounded, for the process to exit.
-func (p *proc) waitExit(t *testing.T) {
+func (p *proc) waitExit(t testing.TB) {
 	t.Helper()
 	timer := time.NewTimer(exitWait)
 	defer timer.Stop()
@@ -218,7 +218,7 @@ func (p *proc) waitExit(t *testing.T) {
 
 // startChatd starts chatd on a loopback port with data dir and the shared
 // secret, and waits until it is ready.
-func startChatd(t *testing.T, data string) (*proc, string) {
+func startChatd(t testing.TB, data string) (*proc, string) {
 	t.Helper()
 	p := launch(t, []string{"--addr", "127.0.0.1:0", "--data", data, "--jwt-secret", e2eSecret})
 	return p, p.waitReady(t)
@@ -226,7 +226,7 @@ func startChatd(t *testing.T, data string) (*proc, string) {
 
 // ---- talking to it ----
 
-func token(t *testing.T, secret, sub, name string) string {
+func token(t testing.TB, secret, sub, name string) string {
 	t.Helper()
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub":  sub,

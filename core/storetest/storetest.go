@@ -62,6 +62,7 @@ func Run(t *testing.T, f Factory) {
 		{"Idempotent", testIdempotent},
 		{"IdempotentRace", testIdempotentRace},
 		{"SameIDOtherRoom", testSameIDOtherRoom},
+		{"Lookup", testLookup},
 		{"EmptyRoom", testEmptyRoom},
 		{"SincePaging", testSincePaging},
 		{"BeforePaging", testBeforePaging},

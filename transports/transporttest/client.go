@@ -24,8 +24,8 @@ type Client interface {
 	Transport() string
 	// Send sends a message and waits for its ack or error envelope.
 	Send(ctx context.Context, room, id, text string) (protocol.Envelope, error)
-	// Do sends a raw client envelope; replies arrive on Next, or on the
-	// reply channel when it carries a ref.
+	// Do sends a raw client envelope; replies arrive on Next, or, when it
+	// carries a ref, are returned (an ack, error, joined or pong).
 	Do(ctx context.Context, e protocol.Envelope) (protocol.Envelope, error)
 	// Next returns the next server envelope that is not a reply, ping or
 	// pong, waiting until ctx ends.

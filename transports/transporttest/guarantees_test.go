@@ -165,6 +165,30 @@ func testIdempotentRetry(t *testing.T, dial Dialer) {
 	}
 }
 
+// Guarantee 3 at the rate limit: "clients retry freely", so a re-send of
+// a message that is already stored gets its ack even when the user has no
+// sends left; only new messages are limited.
+func TestIdempotentRetryAtRateLimit(t *testing.T) { Run(t, testIdempotentRetryAtRateLimit) }
+
+func testIdempotentRetryAtRateLimit(t *testing.T, dial Dialer) {
+	const room = "retry-limited"
+	e := NewEnv(t, Options{Hub: core.Config{SendRate: 0.01, SendBurst: 1}})
+	c := dial(t, e, e.Token(t, "alice", Claims{}), nil)
+	first, err := c.Send(Ctx(t), room, "once", "hello")
+	if err != nil || first.Type != protocol.TypeAck {
+		t.Fatalf("first send: %+v, %v", first, err)
+	}
+	again, err := c.Send(Ctx(t), room, "once", "hello")
+	if err != nil || again.Type != protocol.TypeAck || again.Seq != first.Seq || again.TS != first.TS {
+		t.Fatalf("retry at the rate limit: %+v, %v; want the first ack %+v", again, err, first)
+	}
+	got, err := c.Send(Ctx(t), room, "new", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, "a new message at the limit", got, protocol.CodeRateLimited)
+}
+
 // Guarantee 3, racing: two connections of one user send the same ids at
 // the same time; each id is stored and delivered once and both get the
 // same ack.
@@ -417,5 +441,98 @@ func TestHistoryPaging(t *testing.T) {
 	}
 	if len(seqs) != 25 || seqs[0] != 1 || seqs[24] != 25 {
 		t.Fatalf("walked history %v; want 1..25", seqs)
+	}
+}
+
+// Guarantee 8 under load: with a tiny queue and bursts of concurrent
+// sends (a group commit publishes many messages at once), a reader may be
+// closed as slow, possibly more than once; each time it resumes from the
+// last seq it got, and in the end it has every message exactly once, in
+// order.
+func TestResumeAfterSlowUnderLoad(t *testing.T) { Run(t, testResumeAfterSlowUnderLoad) }
+
+func testResumeAfterSlowUnderLoad(t *testing.T, dial Dialer) {
+	const room = "busy-replay"
+	const before, during = 300, 400
+	cfg := fast
+	cfg.QueueFrames = 16
+	e := NewEnv(t, Options{Hub: cfg})
+	fill(t, e, room, before, "replayed")
+	tok := e.Token(t, "bob", Claims{})
+	ctx := Ctx(t)
+	done := make(chan error, 1)
+	go func() { done <- fillErr(ctx, e, room, during, "live") }()
+
+	var last uint64
+	slow := 0
+	for attempt := 0; last < before+during; attempt++ {
+		if attempt > 100 {
+			t.Fatalf("still at seq %d after %d reconnects", last, attempt)
+		}
+		c := dial(t, e, tok, nil)
+		join(t, c, room, ptr(last))
+		for last < before+during {
+			m, err := c.Next(ctx)
+			if err != nil {
+				code := 0
+				select {
+				case code = <-c.Closed():
+				case <-ctx.Done():
+				}
+				if code != protocol.CloseSlow {
+					t.Fatalf("after seq %d: %v (close code %d)", last, err, code)
+				}
+				slow++
+				break
+			}
+			switch {
+			case m.Type == protocol.TypePresence:
+			case m.Type == protocol.TypeDisconnect && m.CloseCode == protocol.CloseSlow:
+			case m.Type == protocol.TypeMessage && m.Seq == last+1:
+				last = m.Seq
+			default:
+				t.Fatalf("after seq %d got %+v", last, m)
+			}
+		}
+		if last == before+during {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			fence(t, e, room, c)
+			alive(t, c)
+		}
+		c.Close()
+	}
+	t.Logf("closed as slow %d times on the way", slow)
+}
+
+// Guarantee 4 under load: many resumes, each switching from replay to
+// live while bursts of messages are being committed and published. Every
+// resume continues exactly where the previous connection stopped.
+func TestResumeChurnUnderLoad(t *testing.T) { Run(t, testResumeChurnUnderLoad) }
+
+func testResumeChurnUnderLoad(t *testing.T, dial Dialer) {
+	const room = "churn"
+	const total, perConn = 1500, 15
+	e := NewEnv(t, Options{Hub: fast})
+	tok := e.Token(t, "bob", Claims{})
+	ctx := Ctx(t)
+	done := make(chan error, 1)
+	go func() { done <- fillErr(ctx, e, room, total, "churn") }()
+	var last uint64
+	for joins := 0; last < total; joins++ {
+		c := dial(t, e, tok, nil)
+		join(t, c, room, ptr(last))
+		for _, m := range expectSeqs(t, c, room, last+1, min(last+perConn, total)) {
+			last = m.Seq
+		}
+		if last == total {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			fence(t, e, room, c)
+			t.Logf("%d resumes", joins+1)
+		}
+		c.Close()
 	}
 }

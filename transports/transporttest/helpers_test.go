@@ -142,8 +142,14 @@ func fence(t testing.TB, e *Env, room string, clients ...Client) protocol.Messag
 // allow it.
 func fill(t testing.TB, e *Env, room string, n int, text string) {
 	t.Helper()
+	if err := fillErr(Ctx(t), e, room, n, text); err != nil {
+		t.Fatalf("fill: %v", err)
+	}
+}
+
+// fillErr is fill for goroutines other than the test's.
+func fillErr(ctx context.Context, e *Env, room string, n int, text string) error {
 	id := auth.Identity{User: "filler", Name: "filler"}
-	ctx := Ctx(t)
 	work := make(chan int)
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -166,8 +172,9 @@ func fill(t testing.TB, e *Env, room string, n int, text string) {
 	wg.Wait()
 	select {
 	case err := <-errs:
-		t.Fatalf("fill: %v", err)
+		return err
 	default:
+		return nil
 	}
 }
 

@@ -1,0 +1,150 @@
+package client
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// runUntil runs c until Run returns or the step times out, and returns
+// Run's error.
+func runUntil(t *testing.T, c *Client) error {
+	t.Helper()
+	ctx := stepCtx(t)
+	err := c.Run(ctx)
+	if ctx.Err() != nil {
+		t.Fatalf("Run did not return on its own; state %+v", c.State())
+	}
+	return err
+}
+
+// TestClose4003 ends Run with a *CloseError: forbidden is permanent.
+func TestClose4003(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t, func(f *fakeServer) {
+		f.wsScripts = []func(*websocket.Conn){closeWith(4003, "forbidden")}
+	})
+	tok, calls := countingTokens()
+	cfg := testConfig(t, f.URL, "alice", nil, "lobby")
+	cfg.Token = tok
+	err := runUntil(t, New(cfg))
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != protocol.CloseForbidden {
+		t.Fatalf("Run returned %v, want a 4003 CloseError", err)
+	}
+	if ws, _ := f.tokens(); len(ws) != 1 || calls() != 1 {
+		t.Fatalf("%d WebSockets and %d tokens, want 1 and 1: no reconnect after 4003", len(ws), calls())
+	}
+}
+
+// TestClose4012 gets a new token from Token and reconnects with it.
+func TestClose4012(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t, func(f *fakeServer) {
+		f.wsScripts = []func(*websocket.Conn){closeWith(4012, "token expired")}
+	})
+	tok, calls := countingTokens()
+	cfg := testConfig(t, f.URL, "alice", nil, "lobby")
+	cfg.Token = tok
+	c := start(t, cfg)
+	waitState(t, c, "second websocket", func(s State) bool {
+		ws, _ := f.tokens()
+		return len(ws) == 2 && connectedOn(WebSocket)(s)
+	})
+	ws, _ := f.tokens()
+	if !slices.Equal(ws, []string{"tok-1", "tok-2"}) || calls() != 2 {
+		t.Fatalf("websockets used tokens %v after %d Token calls, want [tok-1 tok-2] after 2", ws, calls())
+	}
+}
+
+// TestClose1001 reconnects after the reconnect_ms the close reason gives.
+func TestClose1001(t *testing.T) {
+	t.Parallel()
+	const hint = 300 * time.Millisecond
+	f := newFakeServer(t, func(f *fakeServer) {
+		f.wsScripts = []func(*websocket.Conn){closeWith(1001, "server shutting down; reconnect_ms=300")}
+	})
+	c := start(t, testConfig(t, f.URL, "alice", nil, "lobby"))
+	waitState(t, c, "second websocket", func(s State) bool {
+		ws, _ := f.tokens()
+		return len(ws) == 2 && connectedOn(WebSocket)(s)
+	})
+	f.mu.Lock()
+	gap := f.wsTimes[1].Sub(f.wsTimes[0])
+	f.mu.Unlock()
+	if gap < hint {
+		t.Fatalf("reconnected after %v, want at least the %v hint", gap, hint)
+	}
+}
+
+// TestClose4001Control follows a control envelope down to SSE on 4001, and
+// back up to WebSocket when a later control envelope offers it again.
+func TestClose4001Control(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t, func(f *fakeServer) {
+		f.wsScripts = []func(*websocket.Conn){func(c *websocket.Conn) {
+			_ = c.WriteJSON(f.control(2, SSE, Poll))
+			closeWith(4001, "switch transport")(c)
+		}}
+		f.sseScripts = []func(http.ResponseWriter){func(w http.ResponseWriter) {
+			sseEvent(w, f.control(2, SSE, Poll)) // the greeting: no news
+			sseEvent(w, f.control(0, WebSocket, SSE, Poll))
+		}}
+	})
+	c := start(t, testConfig(t, f.URL, "alice", nil, "lobby"))
+	sawLevel2 := false
+	waitState(t, c, "sse connected", func(s State) bool {
+		sawLevel2 = sawLevel2 || (s.Level == 2 && s.Transport == WebSocket)
+		return connectedOn(SSE)(s)
+	})
+	if !sawLevel2 {
+		t.Fatal("the state never showed the control envelope's level 2")
+	}
+	if ws, _ := f.tokens(); len(ws) != 1 {
+		t.Fatalf("%d WebSockets before SSE, want 1: 4001 moves at once", len(ws))
+	}
+	waitState(t, c, "back on websocket", connectedOn(WebSocket))
+	ws, sse := f.tokens()
+	if len(ws) != 2 || len(sse) != 1 {
+		t.Fatalf("%d WebSockets and %d SSE streams, want 2 and 1", len(ws), len(sse))
+	}
+}
+
+// TestPong answers a server ping with a pong.
+func TestPong(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t, func(f *fakeServer) {
+		f.wsScripts = []func(*websocket.Conn){func(c *websocket.Conn) {
+			_ = c.WriteMessage(websocket.TextMessage, []byte(`[{"type":"ping"}]`))
+		}}
+	})
+	start(t, testConfig(t, f.URL, "alice", nil, "lobby"))
+	select {
+	case <-f.pongs:
+	case <-stepCtx(t).Done():
+		t.Fatal("no pong")
+	}
+}
+
+// TestUnauthorized ends Run when the server refuses the token, and a new
+// one from Token is refused too.
+func TestUnauthorized(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, serverOptions{})
+	tok, calls := countingTokens()
+	cfg := testConfig(t, srv.URL, "alice", nil, "lobby")
+	cfg.Token = tok
+	err := runUntil(t, New(cfg))
+	if !isUnauthorized(err) {
+		t.Fatalf("Run returned %v, want unauthorized", err)
+	}
+	if calls() != 2 {
+		t.Fatalf("Token called %d times, want 2: once, and once more to refresh", calls())
+	}
+}

@@ -1,0 +1,118 @@
+package client
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Transport names, as the server offers them in negotiate and control.
+const (
+	WebSocket = "websocket"
+	SSE       = "sse"
+	Poll      = "poll"
+)
+
+// defaultTiers is the preference order when Config.Transports is empty.
+var defaultTiers = []string{WebSocket, SSE, Poll}
+
+// Config configures a Client. The zero value is valid apart from URL and
+// Token; each field's comment gives its default.
+type Config struct {
+	// URL is the server's HTTP base, such as http://127.0.0.1:8080. A path
+	// prefix is kept: http://host/chat serves /chat/v1/ws.
+	URL string
+
+	// Token returns the bearer JWT. It is called before every connect, and
+	// again after the server says the token expired or is not valid. It may
+	// be called from Run's goroutine and from a Send at the same time.
+	Token func(ctx context.Context) (string, error)
+
+	// Rooms are joined at start, live (from now on). Join and Leave change
+	// the set at runtime. Invalid names are ignored; Join reports them.
+	Rooms []string
+
+	// Transports is the preference order, highest first, drawn from
+	// WebSocket, SSE and Poll. Nil means all three in that order. The
+	// client uses those the server offers, in this order.
+	Transports []string
+
+	// ConnectTimeout bounds each tier's connect (dial, ticket, and the first
+	// server envelope) and each short HTTP call; 10s.
+	ConnectTimeout time.Duration
+
+	// BackoffBase and BackoffMax shape the reconnect and send-retry delay:
+	// a random duration in [0, min(BackoffMax, BackoffBase·2^attempt)].
+	// 1s and 30s.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+
+	// MoveJitter bounds the random delay before the client follows a
+	// control envelope to another tier, so that clients do not move all
+	// at once; 2s.
+	MoveJitter time.Duration
+
+	// PollHold is the longest the server holds a poll that has nothing to
+	// say; 25s. A poll request times out after PollHold+ConnectTimeout.
+	PollHold time.Duration
+
+	// HTTPClient makes every HTTP request, the SSE stream included, so it
+	// must not set a Timeout; requests carry their own deadlines. Nil means
+	// a private client whose idle connections are closed when Run returns.
+	HTTPClient *http.Client
+
+	// WSDialer dials WebSockets. Nil means a dialer with a HandshakeTimeout
+	// of ConnectTimeout and the environment's proxy.
+	WSDialer *websocket.Dialer
+
+	// Logger receives debug lines about connects and tier moves. Nil
+	// discards them.
+	Logger *slog.Logger
+
+	// Now is the clock used for timestamps; time.Now. Timers use the real
+	// clock.
+	Now func() time.Time
+
+	// Rand draws the jitter of backoff and tier moves. Nil means a source
+	// seeded at random. The client serializes its use.
+	Rand *rand.Rand
+}
+
+func (cfg Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&cfg.ConnectTimeout, 10*time.Second)
+	def(&cfg.BackoffBase, time.Second)
+	def(&cfg.BackoffMax, 30*time.Second)
+	def(&cfg.MoveJitter, 2*time.Second)
+	def(&cfg.PollHold, 25*time.Second)
+	if len(cfg.Transports) == 0 {
+		cfg.Transports = defaultTiers
+	}
+	cfg.Transports = append([]string(nil), cfg.Transports...)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if cfg.WSDialer == nil {
+		cfg.WSDialer = &websocket.Dialer{
+			Proxy:            http.ProxyFromEnvironment,
+			HandshakeTimeout: cfg.ConnectTimeout,
+			ReadBufferSize:   4096,
+			WriteBufferSize:  4096,
+		}
+	}
+	return cfg
+}

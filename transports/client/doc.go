@@ -1,0 +1,79 @@
+// Package client is the Go client of chatd: one connection to a server
+// over the best transport that works (WebSocket, then SSE, then long
+// polling), moved between tiers without losing or duplicating a message.
+//
+// It may import core/protocol and gorilla/websocket only, never core,
+// core/auth or another transport, so that outside programs can use it.
+// Its SSE reader is its own (a small text/event-stream parser): the
+// r3labs client leaks goroutines.
+//
+// # Use
+//
+//	c := client.New(client.Config{URL: "http://127.0.0.1:8080", Token: tokenFunc, Rooms: []string{"lobby"}})
+//	go c.Run(ctx)              // connects, reconnects, moves tiers until ctx ends
+//	for e := range c.Events() { ... }
+//	ack, err := c.Send(ctx, "lobby", "hello")
+//
+// State (or States) says at any time which tier is in use, whether it is
+// connected, and why not.
+//
+// # Positions, resume and deduplication
+//
+// The client keeps the last seq delivered per room: from message
+// envelopes, and from joined.head when a room is joined live for the first
+// time. Every connect resumes from those positions: WebSocket join with
+// since, SSE and poll with since=room:seq,... (a poll that follows a poll
+// passes back the server's cursor). Rooms with no position start live.
+// Events drops any message whose seq is not above its room's position, so
+// a resume that overlaps never shows a message twice.
+//
+// # Connect cycles and fallback
+//
+// Each cycle calls Token, negotiates (GET /v1/negotiate), and tries the
+// offered tiers in the configured order. Credentials go in URLs as
+// tickets from POST /v1/ticket, or as ?token= when the server has no
+// ticket endpoint. A tier is connected when its first server envelope
+// arrives (the WebSocket's first joined reply, the stream's first event,
+// the first poll answer), within ConnectTimeout; a refused upgrade or a
+// proxy that buffers the event stream makes the client fall to the next
+// tier at once. When every tier fails, the client waits a backoff with
+// full jitter, rand[0, min(BackoffMax, BackoffBase·2^attempt)], and starts
+// again. When a live connection ends, the next cycle starts from the top
+// preference again, except when a move named a tier.
+//
+// Close codes (WebSocket close frames, or the disconnect envelope on SSE):
+// 1000 reconnects unless Run's context ended; 1001 reconnects after
+// reconnect_ms; 4001 moves to the best tier of the last control
+// envelope; 4003 ends Run with a *CloseError; 4008 and 4009 reconnect at
+// once; 4012 gets a new token and reconnects. A control envelope (streams
+// are greeted with one, poll answers carry one) that no longer offers the
+// current tier, or newly offers a better one, moves the client after a
+// random delay up to MoveJitter; a better tier offered all along is no
+// invitation, since the client is below it because it failed there.
+// SwitchTransport moves it on demand, which is how tests force tier moves.
+//
+// A link silent for 3 heartbeat intervals (heartbeat_ms from negotiate)
+// is dead: the client drops it and reconnects. Server pings on a
+// WebSocket are answered with pong. A poll request times out after
+// PollHold+ConnectTimeout. At level 3, or when empty answers come back at
+// once, the client waits poll_interval_ms between polls; otherwise it
+// polls again at once.
+//
+// # Goroutines
+//
+//   - Run's goroutine owns the connect loop. It creates one link at a time,
+//     supervises it (connect timeout, dead-link watchdog, moves) and waits
+//     for the link's reader to return before the next link starts, so only
+//     one connection ever delivers envelopes.
+//   - Each link has one reader goroutine: it dials (or polls) and decodes
+//     server frames in order, applying positions and queueing events.
+//   - One delivery goroutine, started by Run, hands queued events to the
+//     Events channel, so a slow reader of Events never stalls the
+//     connection or its heartbeats. It closes Events when Run returns.
+//   - Callers' goroutines run Send, Read, Typing, Join and Leave. WebSocket
+//     writes (theirs, the reader's pongs and joins) are serialized by a
+//     mutex with a write deadline; HTTP calls carry their own deadlines.
+//
+// Everything stops when Run's context ends; Run returns after its
+// goroutines have.
+package client

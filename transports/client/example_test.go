@@ -1,0 +1,107 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/bolt"
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/client"
+	"github.com/chatd/chatd/transports/httpapi"
+	"github.com/chatd/chatd/transports/httpx"
+	"github.com/chatd/chatd/transports/poll"
+	"github.com/chatd/chatd/transports/sse"
+	"github.com/chatd/chatd/transports/ws"
+)
+
+// Example connects as alice, sends a message and reads it back.
+func Example() {
+	url, issue, stop := exampleServer()
+	defer stop()
+
+	c := client.New(client.Config{
+		URL:   url,
+		Token: func(context.Context) (string, error) { return issue("alice") },
+		Rooms: []string{"lobby"},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	// A room joined for the first time starts live: wait until it is.
+	for s := range c.States() {
+		if s.Connected {
+			fmt.Println("connected over", s.Transport)
+			break
+		}
+	}
+	ack, err := c.Send(ctx, "lobby", "hello")
+	if err != nil {
+		fmt.Println("send:", err)
+		return
+	}
+	fmt.Println("acked as seq", ack.Seq)
+	for e := range c.Events() {
+		if e.Type == protocol.TypeMessage {
+			fmt.Printf("%s #%d: %s\n", e.Name, e.Seq, e.Text)
+			break
+		}
+	}
+	// Output:
+	// connected over websocket
+	// acked as seq 1
+	// alice #1: hello
+}
+
+// exampleServer starts a chatd server in dev mode on loopback and returns
+// its URL, a function that issues dev tokens, and a stop function.
+func exampleServer() (string, func(name string) (string, error), func()) {
+	dir, err := os.MkdirTemp("", "chatd-example")
+	if err != nil {
+		panic(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	verifier, err := auth.NewVerifier(auth.Config{}) // dev mode
+	if err != nil {
+		panic(err)
+	}
+	tickets := auth.NewTickets(nil, 0, nil)
+	var hub *core.Hub
+	store, err := bolt.Open(bolt.Config{Path: filepath.Join(dir, "chat.db"), Logger: log,
+		OnCommit: func(m []protocol.Message) { hub.Publish(m) }})
+	if err != nil {
+		panic(err)
+	}
+	hub = core.New(store, core.Config{Verifier: verifier, Logger: log})
+	authn := &httpx.Authenticator{Verifier: verifier, Tickets: tickets}
+	api := httpapi.New(httpapi.Config{Hub: hub, Verifier: verifier, Tickets: tickets, Logger: log,
+		Transports: map[string]http.Handler{
+			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Logger: log}),
+			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log}),
+			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log}),
+		}})
+	api.SetReady(true)
+	srv := httptest.NewServer(api.Handler())
+	issue := func(name string) (string, error) { return verifier.IssueDev(name, false, time.Hour) }
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hub.Shutdown(ctx)
+		srv.Close()
+		_ = store.Close()
+		_ = os.RemoveAll(dir)
+	}
+	return srv.URL, issue, stop
+}

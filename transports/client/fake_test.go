@@ -1,0 +1,177 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// fakeServer speaks just enough chatd to script what the real server does
+// rarely: close codes, control envelopes and pings. It has no ticket
+// endpoint (404), so the client falls back to ?token=, which the fake
+// records.
+type fakeServer struct {
+	URL string
+
+	// wsScripts[i] runs on the i-th WebSocket after it has answered the
+	// first join; sseScripts likewise on SSE streams. Set before use.
+	wsScripts  []func(*websocket.Conn)
+	sseScripts []func(http.ResponseWriter)
+
+	pongs chan struct{} // a pong arrived
+
+	mu        sync.Mutex
+	offered   []string                 // what negotiate offers; guarded by mu
+	wsTokens  []string                 // the token of each WebSocket; guarded by mu
+	wsTimes   []time.Time              // when each WebSocket was upgraded; guarded by mu
+	sseTokens []string                 // the token of each SSE stream; guarded by mu
+	conns     map[*websocket.Conn]bool // open WebSockets; guarded by mu
+	wg        sync.WaitGroup           // WebSocket handlers, which outlive their request
+}
+
+func newFakeServer(t testing.TB, setup func(*fakeServer)) *fakeServer {
+	f := &fakeServer{pongs: make(chan struct{}, 16), conns: map[*websocket.Conn]bool{},
+		offered: []string{WebSocket, SSE, Poll}}
+	if setup != nil {
+		setup(f)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/negotiate", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		o := offer{Transports: f.offered, HeartbeatMS: 15000, PollIntervalMS: 5000}
+		f.mu.Unlock()
+		writeJSON(w, http.StatusOK, o)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, protocol.Envelope{Type: protocol.TypeError, Code: "not_found", Message: "no such endpoint"})
+	})
+	mux.HandleFunc("GET /v1/ws", f.serveWS)
+	mux.HandleFunc("GET /v1/sse", f.serveSSE)
+	srv := httptest.NewServer(mux)
+	f.URL = srv.URL
+	t.Cleanup(func() {
+		f.mu.Lock()
+		for c := range f.conns {
+			c.Close()
+		}
+		f.mu.Unlock()
+		f.wg.Wait()
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return f
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+
+func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
+	f.wg.Add(1)
+	defer f.wg.Done()
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	f.mu.Lock()
+	i := len(f.wsTokens)
+	f.wsTokens = append(f.wsTokens, r.URL.Query().Get("token"))
+	f.wsTimes = append(f.wsTimes, time.Now())
+	f.conns[conn] = true
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.conns, conn)
+		f.mu.Unlock()
+	}()
+	var join protocol.Envelope
+	if _, data, err := conn.ReadMessage(); err != nil || json.Unmarshal(data, &join) != nil {
+		return
+	}
+	_ = conn.WriteJSON(protocol.Envelope{Type: protocol.TypeJoined, Room: join.Room, Ref: join.Ref,
+		Head: protocol.Ptr(uint64(0)), Recovered: protocol.Ptr(true)})
+	if i < len(f.wsScripts) {
+		f.wsScripts[i](conn)
+	}
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		var e protocol.Envelope
+		if json.Unmarshal(data, &e) == nil && e.Type == protocol.TypePong {
+			f.pongs <- struct{}{}
+		}
+	}
+}
+
+func (f *fakeServer) serveSSE(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	i := len(f.sseTokens)
+	f.sseTokens = append(f.sseTokens, r.URL.Query().Get("token"))
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "text/event-stream")
+	sseEvent(w, protocol.Envelope{Type: protocol.TypeJoined, Room: r.URL.Query().Get("rooms"),
+		Head: protocol.Ptr(uint64(0)), Recovered: protocol.Ptr(true)})
+	if i < len(f.sseScripts) {
+		f.sseScripts[i](w)
+	}
+	<-r.Context().Done()
+}
+
+func sseEvent(w http.ResponseWriter, e protocol.Envelope) {
+	fmt.Fprintf(w, "id: x\ndata: %s\n\n", protocol.Encode(e))
+	w.(http.Flusher).Flush()
+}
+
+// control changes the offer, as a level change does, and returns the
+// control envelope that announces it.
+func (f *fakeServer) control(level int, transports ...string) protocol.Envelope {
+	f.mu.Lock()
+	f.offered = transports
+	f.mu.Unlock()
+	return protocol.Envelope{Type: protocol.TypeControl, Level: protocol.Ptr(level), Transports: transports}
+}
+
+func (f *fakeServer) tokens() (ws, sse []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.wsTokens...), append([]string(nil), f.sseTokens...)
+}
+
+func closeWith(code int, reason string) func(*websocket.Conn) {
+	return func(c *websocket.Conn) {
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	}
+}
+
+// countingTokens returns a Token func that hands out tok-1, tok-2, ...
+// and a function that reports how many it has handed out.
+func countingTokens() (func(context.Context) (string, error), func() int) {
+	var mu sync.Mutex
+	n := 0
+	return func(context.Context) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			n++
+			return fmt.Sprint("tok-", n), nil
+		}, func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return n
+		}
+}

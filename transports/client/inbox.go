@@ -1,0 +1,188 @@
+package client
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// decodeFrame parses one server frame: an envelope, or a JSON array of
+// them (the WebSocket writer batches).
+func decodeFrame(data []byte) ([]protocol.Envelope, error) {
+	for len(data) > 0 && (data[0] == ' ' || data[0] == '\n' || data[0] == '\r' || data[0] == '\t') {
+		data = data[1:]
+	}
+	if len(data) > 0 && data[0] == '[' {
+		var list []protocol.Envelope
+		err := json.Unmarshal(data, &list)
+		return list, err
+	}
+	var e protocol.Envelope
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	return []protocol.Envelope{e}, nil
+}
+
+// handle routes one server envelope that arrived on l. It runs on l's
+// reader goroutine, so envelopes are handled in arrival order.
+func (c *Client) handle(l *link, e protocol.Envelope) {
+	switch e.Type {
+	case protocol.TypePing:
+		l.pong()
+		return
+	case protocol.TypePong:
+		return
+	case protocol.TypeAck:
+		l.reply(e)
+		return
+	case protocol.TypeControl:
+		c.onControl(l, e)
+		return
+	case protocol.TypeDisconnect:
+		l.end.code, l.end.reason = e.CloseCode, e.Reason
+		if e.ReconnectMS > 0 {
+			l.end.reconnect = msDuration(int64(e.ReconnectMS))
+		}
+		return
+	case protocol.TypeJoined:
+		l.markUp()
+		l.reply(e)
+	case protocol.TypeError:
+		if room, ok := l.joinFailed(e); ok {
+			l.markUp() // the server answered: the path works
+			e.Room = room
+			switch protocol.Code(e.Code) {
+			case protocol.CodeForbidden, protocol.CodeBadRequest, protocol.CodeTooManyRooms, protocol.CodeNotFound:
+				c.dropRoom(room, e) // no retry will fix it
+			default:
+				c.accept(e)
+				l.fail(envelopeError(e)) // reconnect, and join again
+			}
+			return
+		}
+		if l.reply(e) {
+			return
+		}
+	}
+	c.accept(e)
+}
+
+// accept applies e to the positions and queues it for Events, unless it
+// is a message already delivered or concerns a room no longer followed.
+func (c *Client) accept(e protocol.Envelope) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.Room != "" && e.Type != protocol.TypeError && !slices.Contains(c.rooms, e.Room) {
+		return
+	}
+	switch e.Type {
+	case protocol.TypeMessage:
+		if last, ok := c.pos[e.Room]; ok && e.Seq <= last {
+			return
+		}
+		c.pos[e.Room] = e.Seq
+	case protocol.TypeJoined:
+		if e.Head == nil {
+			break
+		}
+		last, ok := c.pos[e.Room]
+		switch {
+		case !ok:
+			// First live join: the stream carries what follows head.
+			c.pos[e.Room] = *e.Head
+		case e.Recovered != nil && !*e.Recovered && *e.Head < last:
+			// The server's history restarted below our position; it
+			// goes live from its head, so follow it there.
+			c.pos[e.Room] = *e.Head
+		}
+	}
+	c.enqueueLocked(e)
+}
+
+// dropRoom stops following a room whose join the server refused, and
+// reports the refusal on Events.
+func (c *Client) dropRoom(room string, e protocol.Envelope) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.rooms, room); i >= 0 {
+		c.rooms = slices.Delete(c.rooms, i, i+1)
+		delete(c.pos, room)
+	}
+	c.enqueueLocked(e)
+}
+
+// onControl records a control envelope and hands it to l's supervisor,
+// which decides whether to move. The server greets every stream with one,
+// and every poll answer carries one.
+func (c *Client) onControl(l *link, e protocol.Envelope) {
+	c.mu.Lock()
+	c.control = &e
+	before := c.offer
+	if e.Level != nil {
+		c.offer.Level = *e.Level
+	}
+	if e.Transports != nil {
+		c.offer.Transports = slices.Clone(e.Transports)
+	}
+	if e.Features != nil {
+		c.offer.Features = e.Features
+	}
+	if e.PollIntervalMS > 0 {
+		c.offer.PollIntervalMS = int64(e.PollIntervalMS)
+	}
+	if before.Level != c.offer.Level || !maps.Equal(before.Features, c.offer.Features) {
+		c.setStateLocked(func(*State) {})
+	}
+	c.mu.Unlock()
+	select {
+	case <-l.control:
+	default:
+	}
+	l.control <- e // only this goroutine sends, so there is room now
+}
+
+// moveTarget returns the tier a control envelope asks a client on current
+// to move to: the best offered tier when current is no longer offered, or
+// a better tier than current that was not offered before (known), which is
+// an invitation up. A better tier that was offered all along is not one:
+// the client is below it because it failed, or because it was asked to
+// be. "" means stay.
+func (c *Client) moveTarget(current string, known []string, e protocol.Envelope) string {
+	if e.Transports == nil {
+		return ""
+	}
+	best := c.firstOffered(e.Transports)
+	switch {
+	case best == "" || best == current:
+		return ""
+	case !slices.Contains(e.Transports, current):
+		return best
+	case slices.Index(c.cfg.Transports, best) < slices.Index(c.cfg.Transports, current) && !slices.Contains(known, best):
+		return best
+	}
+	return ""
+}
+
+// controlTier is the tier a 4001 close sends the client to: the best one
+// the last control envelope offers, or "" to ask negotiate.
+func (c *Client) controlTier() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.control == nil {
+		return ""
+	}
+	return c.firstOffered(c.control.Transports)
+}
+
+// firstOffered returns the first preferred tier in offered.
+func (c *Client) firstOffered(offered []string) string {
+	for _, t := range c.cfg.Transports {
+		if slices.Contains(offered, t) {
+			return t
+		}
+	}
+	return ""
+}

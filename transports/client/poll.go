@@ -1,0 +1,190 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// shortAnswer is how fast an empty poll answer must come back for the
+// client to conclude that the server is not holding polls (level 3), and
+// so wait poll_interval_ms before the next.
+const shortAnswer = time.Second
+
+// pollAnswer is the body of a poll answer.
+type pollAnswer struct {
+	Events  []protocol.Envelope `json:"events"`
+	Cursor  string              `json:"cursor"`
+	Control *protocol.Envelope  `json:"control"` // the offer now, when the server says
+}
+
+// runPoll polls until the link ends. It is the link's reader goroutine.
+// Each request resumes where the last answer ended: with that answer's
+// cursor while the rooms are the same, and with since= from the
+// positions otherwise (the first poll of a link, or after a Join).
+func (l *link) runPoll() {
+	c := l.c
+	var (
+		cred      string
+		credUntil time.Time
+		cursor    string
+		cursorFor string // the rooms the cursor was issued for
+		renewed   bool   // the credential was renewed after a 401
+	)
+	for l.ctx.Err() == nil {
+		if cred == "" || c.cfg.Now().After(credUntil) {
+			var ttl time.Duration
+			var err error
+			if cred, ttl, err = c.credential(l.ctx, l.tok); err != nil {
+				l.end.err = err
+				return
+			}
+			credUntil = c.cfg.Now().Add(ttl)
+		}
+		rooms, since := c.subscribe(l)
+		if len(rooms) == 0 {
+			l.markUp() // the server refuses an empty poll; wait for a Join
+			select {
+			case <-l.kick:
+				continue
+			case <-l.ctx.Done():
+				return
+			}
+		}
+		key := strings.Join(rooms, ",")
+		q := subscriptionQuery(rooms, nil)
+		if cursor != "" && key == cursorFor {
+			q += "&cursor=" + url.QueryEscape(cursor)
+		} else {
+			q = subscriptionQuery(rooms, since)
+		}
+		start := c.cfg.Now()
+		ans, err := l.pollOnce(q + "&" + cred)
+		if err != nil {
+			switch {
+			case l.ctx.Err() != nil:
+				return
+			case errors.Is(err, errKicked):
+				continue
+			case isUnauthorized(err) && !renewed:
+				cred, renewed = "", true // the ticket may have expired; the token may not
+				continue
+			}
+			l.end.err = err
+			return
+		}
+		renewed = false
+		l.touch()
+		for _, e := range ans.Events {
+			c.handle(l, e)
+		}
+		if l.end.code != 0 {
+			return // a disconnect envelope: Run decides what next
+		}
+		if ans.Control != nil {
+			c.onControl(l, *ans.Control)
+		}
+		l.markUp() // the first answer connects the tier
+		cursor, cursorFor = ans.Cursor, key
+		if l.shortPolling() || (len(ans.Events) == 0 && c.cfg.Now().Sub(start) < shortAnswer) {
+			if !l.pause() {
+				return
+			}
+		}
+	}
+}
+
+var errKicked = errors.New("client: poll restarted for a new room")
+
+// pollOnce makes one poll request. A Join during the request cancels it
+// (errKicked); its answer is not needed, since the next poll resumes from
+// the positions.
+func (l *link) pollOnce(query string) (pollAnswer, error) {
+	c := l.c
+	ctx, cancel := context.WithTimeout(l.ctx, c.cfg.PollHold+c.cfg.ConnectTimeout)
+	defer cancel()
+	l.pollMu.Lock()
+	kicked := l.kicked
+	l.kicked = false
+	if !kicked {
+		l.pollCancel = cancel
+	}
+	l.pollMu.Unlock()
+	if kicked {
+		return pollAnswer{}, errKicked
+	}
+	ans, err := l.get(ctx, query)
+	l.pollMu.Lock()
+	kicked = l.kicked
+	l.kicked, l.pollCancel = false, nil
+	l.pollMu.Unlock()
+	if kicked {
+		return pollAnswer{}, errKicked
+	}
+	return ans, err
+}
+
+// kickPoll makes the poll in flight, or the next one, start over with the
+// current rooms. It runs on the caller of Join.
+func (l *link) kickPoll() {
+	l.pollMu.Lock()
+	l.kicked = true
+	if l.pollCancel != nil {
+		l.pollCancel()
+	}
+	l.pollMu.Unlock()
+	signal(l.kick)
+}
+
+func (l *link) get(ctx context.Context, query string) (pollAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.c.base+"/v1/poll?"+query, nil)
+	if err != nil {
+		return pollAnswer{}, err
+	}
+	resp, err := l.c.http.Do(req)
+	if err != nil {
+		return pollAnswer{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return pollAnswer{}, serverError(resp)
+	}
+	var ans pollAnswer
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxFrame)).Decode(&ans); err != nil {
+		return pollAnswer{}, fmt.Errorf("client: bad poll answer: %w", err)
+	}
+	return ans, nil
+}
+
+// shortPolling reports whether the server asked for short polling
+// (degradation level 3).
+func (l *link) shortPolling() bool {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	return l.c.offer.Level >= 3
+}
+
+// pause waits poll_interval_ms, or less if a Join needs a new poll. It
+// reports false if the link ended.
+func (l *link) pause() bool {
+	l.c.mu.Lock()
+	d := msDuration(l.c.offer.PollIntervalMS)
+	l.c.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-l.kick: // the next pollOnce starts over
+	case <-l.ctx.Done():
+		return false
+	}
+	return true
+}

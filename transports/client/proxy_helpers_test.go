@@ -1,0 +1,225 @@
+package client
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// httpProxy is a reverse proxy on loopback in front of a test server,
+// with the misbehaviours of real proxies switched on by its fields
+// (set before use).
+type httpProxy struct {
+	URL string
+
+	refuseWS  bool         // answer 403 to WebSocket upgrades
+	bufferSSE bool         // hold /v1/sse bytes until the upstream ends
+	failSends atomic.Int32 // answer this many more POST /v1/send with 503
+
+	refused atomic.Int32 // upgrades refused
+
+	mu    sync.Mutex
+	sends []string    // the ids of every POST /v1/send seen; guarded by mu
+	polls []time.Time // when each GET /v1/poll arrived; guarded by mu
+}
+
+func newHTTPProxy(t testing.TB, upstream string, setup func(*httpProxy)) *httpProxy {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &httpProxy{}
+	if setup != nil {
+		setup(p)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = tr
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if !p.bufferSSE || resp.Request.URL.Path != "/v1/sse" {
+			return nil
+		}
+		// A buffering proxy: nothing reaches the client before the
+		// upstream response is complete.
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return err
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.refuseWS && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			p.refused.Add(1)
+			http.Error(w, "websockets are not allowed here", http.StatusForbidden)
+			return
+		}
+		if r.URL.Path == "/v1/poll" {
+			p.mu.Lock()
+			p.polls = append(p.polls, time.Now())
+			p.mu.Unlock()
+		}
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/send" {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var req struct{ ID string }
+			_ = json.Unmarshal(body, &req)
+			p.mu.Lock()
+			p.sends = append(p.sends, req.ID)
+			p.mu.Unlock()
+			if p.failSends.Add(-1) >= 0 {
+				http.Error(w, "upstream unavailable", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	p.URL = srv.URL
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		tr.CloseIdleConnections()
+	})
+	return p
+}
+
+func (p *httpProxy) pollTimes() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.polls...)
+}
+
+func (p *httpProxy) sendIDs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.sends...)
+}
+
+// tcpProxy forwards TCP connections to a test server. It can blackhole the
+// connections open now (server bytes stop reaching the client, and the
+// client is never told), and it can be down (every connection is cut).
+type tcpProxy struct {
+	URL string
+	ln  net.Listener
+
+	down    atomic.Bool
+	downHit atomic.Int32 // connections refused while down
+
+	mu    sync.Mutex
+	conns map[*proxyConn]bool // Guarded by mu.
+	wg    sync.WaitGroup
+}
+
+type proxyConn struct {
+	client, server net.Conn
+	blackhole      atomic.Bool
+}
+
+func newTCPProxy(t testing.TB, upstream string) *tcpProxy {
+	t.Helper()
+	addr := strings.TrimPrefix(upstream, "http://")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{URL: "http://" + ln.Addr().String(), ln: ln, conns: map[*proxyConn]bool{}}
+	p.wg.Add(1)
+	go p.accept(addr)
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for pc := range p.conns {
+			pc.client.Close()
+			pc.server.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *tcpProxy) accept(upstream string) {
+	defer p.wg.Done()
+	for {
+		conn, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if p.down.Load() {
+			p.downHit.Add(1)
+			conn.Close()
+			continue
+		}
+		srv, err := net.Dial("tcp", upstream)
+		if err != nil {
+			conn.Close()
+			continue
+		}
+		pc := &proxyConn{client: conn, server: srv}
+		p.mu.Lock()
+		p.conns[pc] = true
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { // client → server
+			defer p.wg.Done()
+			_, _ = io.Copy(srv, conn)
+			srv.Close()
+		}()
+		go func() { // server → client, unless blackholed
+			defer p.wg.Done()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := srv.Read(buf)
+				if n > 0 && !pc.blackhole.Load() {
+					if _, werr := conn.Write(buf[:n]); werr != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			if pc.blackhole.Load() {
+				return // a blackhole never tells the client; cleanup closes it
+			}
+			conn.Close()
+			p.mu.Lock()
+			delete(p.conns, pc)
+			p.mu.Unlock()
+		}()
+	}
+}
+
+// blackhole silences every connection open now; new ones work.
+func (p *tcpProxy) blackhole() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pc := range p.conns {
+		pc.blackhole.Store(true)
+	}
+}
+
+// setDown cuts every connection and refuses new ones, or restores service.
+func (p *tcpProxy) setDown(down bool) {
+	p.down.Store(down)
+	if !down {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pc := range p.conns {
+		pc.client.Close()
+		pc.server.Close()
+	}
+}

@@ -1,0 +1,141 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// call makes one short HTTP request with the bearer token, bounded by
+// ConnectTimeout, and decodes a 200 answer into out (if not nil). Any
+// other status is a *ServerError.
+func (c *Client) call(ctx context.Context, tok, method, path string, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return serverError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxFrame)).Decode(out); err != nil {
+		return fmt.Errorf("client: %s %s: bad answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// newToken asks Config.Token for a token and keeps it for HTTP calls.
+func (c *Client) newToken(ctx context.Context) (string, error) {
+	if c.cfg.Token == nil {
+		return "", errors.New("client: Config.Token is not set")
+	}
+	tok, err := c.cfg.Token(ctx)
+	if err != nil {
+		return "", fmt.Errorf("client: token: %w", err)
+	}
+	c.tokMu.Lock()
+	c.token = tok
+	c.tokMu.Unlock()
+	return tok, nil
+}
+
+// bearer returns the token for an HTTP call: the latest one, or a new one
+// if there is none yet.
+func (c *Client) bearer(ctx context.Context) (string, error) {
+	c.tokMu.Lock()
+	tok := c.token
+	c.tokMu.Unlock()
+	if tok != "" {
+		return tok, nil
+	}
+	return c.newToken(ctx)
+}
+
+// negotiate asks the server what it offers this user now. A server without
+// the endpoint offers everything.
+func (c *Client) negotiate(ctx context.Context, tok string) (offer, error) {
+	o := offer{HeartbeatMS: 15000, PollIntervalMS: 5000}
+	err := c.call(ctx, tok, http.MethodGet, "/v1/negotiate", nil, &o)
+	var se *ServerError
+	if errors.As(err, &se) && se.Status == http.StatusNotFound {
+		return offer{Transports: defaultTiers, HeartbeatMS: 15000, PollIntervalMS: 5000}, nil
+	}
+	if err != nil {
+		return offer{}, err
+	}
+	if o.HeartbeatMS <= 0 {
+		o.HeartbeatMS = 15000
+	}
+	if o.PollIntervalMS <= 0 {
+		o.PollIntervalMS = 5000
+	}
+	return o, nil
+}
+
+// credential returns the query parameter that authenticates a WebSocket,
+// SSE or poll URL, and how long it may be reused: a ticket from POST
+// /v1/ticket, so that the JWT stays out of URLs, or the token itself when
+// the server has no ticket endpoint (404).
+func (c *Client) credential(ctx context.Context, tok string) (string, time.Duration, error) {
+	var t struct {
+		Ticket    string `json:"ticket"`
+		ExpiresIn int    `json:"expires_in"`
+	}
+	err := c.call(ctx, tok, http.MethodPost, "/v1/ticket", nil, &t)
+	var se *ServerError
+	if errors.As(err, &se) && se.Status == http.StatusNotFound {
+		return "token=" + url.QueryEscape(tok), time.Hour, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("client: ticket: %w", err)
+	}
+	return "ticket=" + url.QueryEscape(t.Ticket), time.Duration(t.ExpiresIn) * time.Second / 2, nil
+}
+
+// subscriptionQuery returns rooms= and, for the rooms with a position,
+// since=room:seq,... for an SSE or poll URL.
+func subscriptionQuery(rooms []string, since map[string]uint64) string {
+	q := "rooms=" + url.QueryEscape(strings.Join(rooms, ","))
+	if len(since) == 0 {
+		return q
+	}
+	pairs := make([]string, 0, len(since))
+	for _, r := range rooms {
+		if p, ok := since[r]; ok {
+			pairs = append(pairs, r+":"+strconv.FormatUint(p, 10))
+		}
+	}
+	slices.Sort(pairs)
+	return q + "&since=" + url.QueryEscape(strings.Join(pairs, ","))
+}

@@ -1,0 +1,215 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// maxFrame bounds one server frame. The server batches queued envelopes
+// into one array frame, and a session queue holds up to 4 MiB.
+const maxFrame = 8 << 20
+
+// runWS dials the WebSocket, joins the rooms from their positions and
+// reads until the connection ends. It is the link's reader goroutine.
+func (l *link) runWS() {
+	c := l.c
+	cred, _, err := c.credential(l.ctx, l.tok)
+	if err != nil {
+		l.end.err = err
+		return
+	}
+	conn, resp, err := c.cfg.WSDialer.DialContext(l.ctx, c.wsURL()+"?"+cred, nil)
+	if err != nil {
+		l.end.err = dialError(resp, err)
+		return
+	}
+	stop := context.AfterFunc(l.ctx, func() { conn.Close() })
+	defer stop()
+	defer conn.Close()
+	conn.SetReadLimit(maxFrame)
+	l.wmu.Lock()
+	l.ws = conn
+	l.wmu.Unlock()
+
+	rooms, since := c.subscribe(l)
+	for _, room := range rooms {
+		e := protocol.Envelope{Type: protocol.TypeJoin, Room: room, Ref: l.joinRef(room)}
+		if p, ok := since[room]; ok {
+			e.Since = &p
+		}
+		if err := l.write(e); err != nil {
+			l.end.err = err
+			return
+		}
+	}
+	if len(rooms) == 0 {
+		l.markUp() // nothing to join: the upgrade is all there is to wait for
+	}
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			l.wsEnded(err)
+			return
+		}
+		l.touch()
+		envs, err := decodeFrame(data)
+		if err != nil {
+			c.cfg.Logger.Debug("chat client: bad frame", "err", err)
+			continue
+		}
+		for _, e := range envs {
+			c.handle(l, e)
+		}
+	}
+}
+
+// wsEnded records why the read loop ended. A close frame's code wins over
+// the disconnect envelope's, which is kept when no close frame came.
+func (l *link) wsEnded(err error) {
+	if l.end.err != nil {
+		return // the link was failed on purpose; the read error is its effect
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure && ce.Code != websocket.CloseNoStatusReceived {
+		l.end.code, l.end.reason = ce.Code, ce.Text
+		if d := reconnectHint(ce.Text); d > 0 {
+			l.end.reconnect = d
+		}
+		return
+	}
+	if l.end.code == 0 && l.end.err == nil {
+		l.end.err = err
+	}
+}
+
+// dialError explains a failed dial: a refused upgrade keeps the status and
+// the server's error envelope, if the body holds one.
+func dialError(resp *http.Response, err error) error {
+	if resp == nil {
+		return err
+	}
+	defer resp.Body.Close()
+	re := &RefusedError{Status: resp.StatusCode, Err: err}
+	if se := serverError(resp); se.Code != "" {
+		re.Err = se
+	}
+	return re
+}
+
+// write sends one client envelope. Any goroutine may call it; writes are
+// serialized by wmu. A failed write ends the link.
+func (l *link) write(e protocol.Envelope) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.ws == nil {
+		return errLinkClosed
+	}
+	_ = l.ws.SetWriteDeadline(time.Now().Add(l.c.cfg.ConnectTimeout))
+	if err := l.ws.WriteMessage(websocket.TextMessage, protocol.Encode(e)); err != nil {
+		l.cancel()
+		return err
+	}
+	return nil
+}
+
+// pong answers a server heartbeat, on WebSocket only: SSE and poll have no
+// way back but HTTP, and the server does not expect one.
+func (l *link) pong() {
+	if l.tier == WebSocket {
+		_ = l.write(protocol.Envelope{Type: protocol.TypePong})
+	}
+}
+
+// joinRef returns a fresh ref for a join of room, so that an error reply
+// can be told apart from other errors.
+func (l *link) joinRef(room string) string {
+	ref := "join-" + strconv.FormatUint(l.refs.Add(1), 10)
+	l.pmu.Lock()
+	l.joins[ref] = room
+	l.pmu.Unlock()
+	return ref
+}
+
+// joinFailed reports whether e is the error reply to one of l's joins,
+// and for which room.
+func (l *link) joinFailed(e protocol.Envelope) (string, bool) {
+	if e.Ref == "" {
+		return "", false
+	}
+	l.pmu.Lock()
+	defer l.pmu.Unlock()
+	room, ok := l.joins[e.Ref]
+	delete(l.joins, e.Ref)
+	return room, ok
+}
+
+// reply hands e to the request waiting for its ref. It reports whether
+// one was waiting; a joined reply is never consumed, since it is also an
+// event.
+func (l *link) reply(e protocol.Envelope) bool {
+	if e.Ref == "" {
+		return false
+	}
+	l.pmu.Lock()
+	defer l.pmu.Unlock()
+	if e.Type == protocol.TypeJoined {
+		delete(l.joins, e.Ref)
+		return false
+	}
+	ch, ok := l.pending[e.Ref]
+	if ok {
+		delete(l.pending, e.Ref)
+		ch <- e // cap 1, and each ref is answered once
+	}
+	return ok
+}
+
+// request sends e over the WebSocket and waits for the ack or error that
+// carries ref.
+func (l *link) request(ctx context.Context, e protocol.Envelope, ref string) (protocol.Envelope, error) {
+	ch := make(chan protocol.Envelope, 1)
+	l.pmu.Lock()
+	l.pending[ref] = ch
+	l.pmu.Unlock()
+	defer func() {
+		l.pmu.Lock()
+		if l.pending[ref] == ch {
+			delete(l.pending, ref)
+		}
+		l.pmu.Unlock()
+	}()
+	if err := l.write(e); err != nil {
+		return protocol.Envelope{}, errors.Join(errLinkClosed, err)
+	}
+	select {
+	case r := <-ch:
+		if r.Type == protocol.TypeError {
+			return r, envelopeError(r)
+		}
+		return r, nil
+	case <-l.done:
+		return protocol.Envelope{}, errLinkClosed
+	case <-ctx.Done():
+		return protocol.Envelope{}, ctx.Err()
+	}
+}
+
+// wsURL is the WebSocket endpoint: the base URL with a ws or wss scheme.
+func (c *Client) wsURL() string {
+	u := c.base + "/v1/ws"
+	switch {
+	case strings.HasPrefix(u, "https://"):
+		return "wss://" + strings.TrimPrefix(u, "https://")
+	case strings.HasPrefix(u, "http://"):
+		return "ws://" + strings.TrimPrefix(u, "http://")
+	}
+	return u
+}

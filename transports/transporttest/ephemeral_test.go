@@ -1,0 +1,195 @@
+package transporttest
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// A read fans a receipt out to the room's members, the reader's own
+// sessions included; read positions never go down.
+func TestReceipts(t *testing.T) { Run(t, testReceipts) }
+
+func testReceipts(t *testing.T, dial Dialer) {
+	const room = "receipts"
+	e := NewEnv(t, Options{})
+	alice := dial(t, e, e.Token(t, "alice", Claims{}), []Join{{Room: room}})
+	bob := dial(t, e, e.Token(t, "bob", Claims{}), []Join{{Room: room}})
+	for i, id := range []string{"m1", "m2"} {
+		if ack, err := alice.Send(Ctx(t), room, id, "read me"); err != nil || ack.Seq != uint64(i+1) {
+			t.Fatalf("send: %+v, %v", ack, err)
+		}
+	}
+	for _, c := range []Client{alice, bob} {
+		expectSeqs(t, c, room, 1, 2)
+	}
+	if got := reply(t, bob, protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: 2, Ref: "rd"}); got.Type != protocol.TypeAck || got.Seq != 2 {
+		t.Fatalf("read: %+v", got)
+	}
+	// The receipt is queued before this message: a missing receipt shows
+	// as the message arriving first.
+	m3 := hubSend(t, e, room, "after the read")
+	for _, c := range []Client{alice, bob} {
+		r := nextNot(t, c, protocol.TypePresence)
+		if r.Type != protocol.TypeReceipt || r.Room != room || r.User != "bob" || r.Seq != 2 {
+			t.Fatalf("got %+v, want bob's receipt for 2", r)
+		}
+		if m := nextNot(t, c, protocol.TypePresence); m.Type != protocol.TypeMessage || m.Seq != m3.Seq {
+			t.Fatalf("got %+v, want message %d", m, m3.Seq)
+		}
+	}
+	// Reading an older seq keeps the position at 2.
+	if got := reply(t, bob, protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: 1, Ref: "rd-old"}); got.Type != protocol.TypeAck || got.Seq != 2 {
+		t.Fatalf("read 1 after 2: %+v; the position must not go down", got)
+	}
+	// Beyond the head is a bad request.
+	wantError(t, "read beyond head", reply(t, bob, protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: 99, Ref: "rd-far"}), protocol.CodeBadRequest)
+	m4 := hubSend(t, e, room, "fence")
+	// The HTTP read fans out too.
+	status, body := httpDo(t, e, http.MethodPost, "/v1/read", e.Token(t, "carol", Claims{}), map[string]any{"room": room, "seq": 1})
+	if status != http.StatusOK {
+		t.Fatalf("POST /v1/read: %d %s", status, body)
+	}
+	for _, c := range []Client{alice, bob} {
+		for {
+			r := nextNot(t, c, protocol.TypePresence)
+			if r.Type == protocol.TypeReceipt && r.User == "bob" && r.Seq == 2 {
+				continue // the re-read of 1 may repeat bob's position; it may not lower it
+			}
+			if r.Type == protocol.TypeMessage && r.Seq == m4.Seq {
+				continue
+			}
+			if r.Type != protocol.TypeReceipt || r.User != "carol" || r.Seq != 1 {
+				t.Fatalf("got %+v, want carol's receipt for 1", r)
+			}
+			break
+		}
+	}
+}
+
+// Typing reaches the room's other users but none of the typer's own
+// sessions.
+func TestTyping(t *testing.T) { Run(t, testTyping) }
+
+func testTyping(t *testing.T, dial Dialer) {
+	const room = "typing"
+	e := NewEnv(t, Options{})
+	aliceTok := e.Token(t, "alice", Claims{Name: "Alice A"})
+	alice := dial(t, e, aliceTok, []Join{{Room: room}})
+	alice2 := dial(t, e, aliceTok, []Join{{Room: room}})
+	bob := dial(t, e, e.Token(t, "bob", Claims{}), []Join{{Room: room}})
+	if _, err := alice.Do(Ctx(t), protocol.Envelope{Type: protocol.TypeTyping, Room: room}); err != nil {
+		t.Fatal(err)
+	}
+	// The message is queued after the typing event: whoever got typing
+	// sees it before the message.
+	if ack, err := alice.Send(Ctx(t), room, "after-typing", "hi"); err != nil || ack.Type != protocol.TypeAck {
+		t.Fatalf("send: %+v, %v", ack, err)
+	}
+	ty := nextNot(t, bob, protocol.TypePresence)
+	if ty.Type != protocol.TypeTyping || ty.Room != room || ty.User != "alice" || ty.Name != "Alice A" {
+		t.Fatalf("bob got %+v, want alice typing", ty)
+	}
+	for name, c := range map[string]Client{"alice": alice, "alice's 2nd session": alice2, "bob": bob} {
+		if m := nextNot(t, c, protocol.TypePresence); m.Type != protocol.TypeMessage || m.ID != "after-typing" {
+			t.Fatalf("%s got %+v, want the message (and no typing event for the typer)", name, m)
+		}
+	}
+	// Over HTTP the same.
+	status, body := httpDo(t, e, http.MethodPost, "/v1/typing", e.Token(t, "bob", Claims{}), map[string]string{"room": room})
+	if status != http.StatusOK {
+		t.Fatalf("POST /v1/typing: %d %s", status, body)
+	}
+	for _, c := range []Client{alice, alice2} {
+		if ty := nextNot(t, c, protocol.TypePresence); ty.Type != protocol.TypeTyping || ty.User != "bob" {
+			t.Fatalf("got %+v, want bob typing", ty)
+		}
+	}
+	fence(t, e, room, bob)
+}
+
+// Presence: a user's first session in a room announces them online, their
+// last one leaving announces them offline, and GET presence agrees.
+func TestPresence(t *testing.T) { Run(t, testPresence) }
+
+func testPresence(t *testing.T, dial Dialer) {
+	const room = "lobby"
+	e := NewEnv(t, Options{})
+	aliceTok := e.Token(t, "alice", Claims{Name: "Alice"})
+	alice := dial(t, e, aliceTok, []Join{{Room: room}})
+	if p := nextOf(t, alice, protocol.TypePresence); p.User != "alice" || p.Online == nil || !*p.Online {
+		t.Fatalf("alice's own join: %+v", p)
+	}
+	wantPresence(t, e, aliceTok, room, member{"alice", "Alice"})
+
+	bobTok := e.Token(t, "bob", Claims{Name: "Bob B"})
+	bob := dial(t, e, bobTok, []Join{{Room: room}})
+	if p := nextOf(t, alice, protocol.TypePresence); p.Room != room || p.User != "bob" || p.Name != "Bob B" || p.Online == nil || !*p.Online {
+		t.Fatalf("got %+v, want bob online", p)
+	}
+	wantPresence(t, e, aliceTok, room, member{"alice", "Alice"}, member{"bob", "Bob B"})
+
+	// A second session of bob's announces nothing; its leaving neither.
+	bob2 := dial(t, e, bobTok, []Join{{Room: room}})
+	if got := reply(t, bob2, protocol.Envelope{Type: protocol.TypeLeave, Room: room, Ref: "l2"}); got.Type != protocol.TypeAck {
+		t.Fatalf("leave: %+v", got)
+	}
+	fenceStrict(t, e, room, alice)
+	wantPresence(t, e, aliceTok, room, member{"alice", "Alice"}, member{"bob", "Bob B"})
+
+	// Bob's last session leaves: offline.
+	if got := reply(t, bob, protocol.Envelope{Type: protocol.TypeLeave, Room: room, Ref: "l1"}); got.Type != protocol.TypeAck {
+		t.Fatalf("leave: %+v", got)
+	}
+	if p := nextNot(t, alice); p.Type != protocol.TypePresence || p.User != "bob" || p.Online == nil || *p.Online {
+		t.Fatalf("got %+v, want bob offline", p)
+	}
+	wantPresence(t, e, aliceTok, room, member{"alice", "Alice"})
+
+	// Closing the connection does the same as leaving.
+	carol := dial(t, e, e.Token(t, "carol", Claims{}), []Join{{Room: room}})
+	if p := nextNot(t, alice); p.Type != protocol.TypePresence || p.User != "carol" || !*p.Online {
+		t.Fatalf("got %+v, want carol online", p)
+	}
+	carol.Close()
+	if p := nextNot(t, alice); p.Type != protocol.TypePresence || p.User != "carol" || *p.Online {
+		t.Fatalf("got %+v, want carol offline", p)
+	}
+	wantPresence(t, e, aliceTok, room, member{"alice", "Alice"})
+}
+
+type member struct{ User, Name string }
+
+// wantPresence checks GET /v1/rooms/{room}/presence.
+func wantPresence(t testing.TB, e *Env, token, room string, want ...member) {
+	t.Helper()
+	status, body := httpDo(t, e, http.MethodGet, "/v1/rooms/"+room+"/presence", token, nil)
+	var got struct {
+		Users []member `json:"users"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil || status != http.StatusOK {
+		t.Fatalf("presence: %d %s", status, body)
+	}
+	if len(want) == 0 {
+		want = []member{}
+	}
+	if got.Users == nil {
+		got.Users = []member{}
+	}
+	if !reflect.DeepEqual(got.Users, want) {
+		t.Fatalf("presence of %s: %+v, want %+v", room, got.Users, want)
+	}
+}
+
+// fenceStrict is fence for a client that must see nothing at all, not
+// even an ephemeral event, before the fence message.
+func fenceStrict(t testing.TB, e *Env, room string, c Client) {
+	t.Helper()
+	m := hubSend(t, e, room, "fence")
+	if got := nextNot(t, c); got.Type != protocol.TypeMessage || got.Seq != m.Seq {
+		t.Fatalf("got %+v, want nothing before the fence message %d", got, m.Seq)
+	}
+}

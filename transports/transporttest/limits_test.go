@@ -1,0 +1,251 @@
+package transporttest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// Guarantee 9: text over the limit is too_large; the limit counts
+// characters, not bytes; the connection stays up.
+func TestTextTooLarge(t *testing.T) { Run(t, testTextTooLarge) }
+
+func testTextTooLarge(t *testing.T, dial Dialer) {
+	const room = "limits"
+	e := NewEnv(t, Options{Hub: core.Config{MaxTextLen: 10}})
+	c := dial(t, e, e.Token(t, "alice", Claims{}), []Join{{Room: room}})
+	got, err := c.Send(Ctx(t), room, "long", strings.Repeat("a", 11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, "11 characters", got, protocol.CodeTooLarge)
+	alive(t, c)
+	// Ten two-byte characters are ten characters.
+	ok, err := c.Send(Ctx(t), room, "ten", strings.Repeat("é", 10))
+	if err != nil || ok.Type != protocol.TypeAck || ok.Seq != 1 {
+		t.Fatalf("10 characters: %+v, %v", ok, err)
+	}
+	if m := expectSeqs(t, c, room, 1, 1)[0]; m.ID != "ten" {
+		t.Fatalf("got %+v; the rejected message must not be stored", m)
+	}
+}
+
+// Guarantee 9: a frame over 64 KiB closes the WebSocket with 1009; one
+// just under is served. WebSocket-specific (close code, raw frame).
+func TestFrameTooLargeWS(t *testing.T) {
+	e := NewEnv(t, Options{})
+	c, err := DialWSRaw(e, e.Token(t, "alice", Claims{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	under := fmt.Sprintf(`{"type":"ping","ref":"under","pad":%q}`, strings.Repeat("x", 60<<10))
+	reply := c.expect("under")
+	if err := c.Write([]byte(under)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.wait(Ctx(t), reply); err != nil || got.Type != protocol.TypePong {
+		t.Fatalf("a %d-byte frame: %+v, %v", len(under), got, err)
+	}
+	over := fmt.Sprintf(`{"type":"ping","pad":%q}`, strings.Repeat("x", 65<<10))
+	if err := c.Write([]byte(over)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-c.Closed():
+		if code != protocol.CloseTooLarge {
+			t.Fatalf("closed with %d, want %d", code, protocol.CloseTooLarge)
+		}
+	case <-Ctx(t).Done():
+		t.Fatal("a frame over 64 KiB did not close the connection")
+	}
+}
+
+// Guarantee 9: a POST /v1/send body over 64 KiB is 413 too_large.
+func TestSendBodyTooLarge(t *testing.T) {
+	e := NewEnv(t, Options{})
+	tok := e.Token(t, "alice", Claims{})
+	body := fmt.Sprintf(`{"room":"general","id":"big","text":%q}`, strings.Repeat("x", 65<<10))
+	status, data := httpDo(t, e, http.MethodPost, "/v1/send", tok, body)
+	httpError(t, "big body", status, data, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge)
+	// An ordinary send still works, and the big one was not stored.
+	status, data = httpDo(t, e, http.MethodPost, "/v1/send", tok, map[string]string{"room": "general", "id": "small", "text": "hi"})
+	var ack protocol.Envelope
+	decodeJSON(t, data, &ack)
+	if status != http.StatusOK || ack.Type != protocol.TypeAck || ack.Seq != 1 || ack.ID != "small" {
+		t.Fatalf("small send: %d %s", status, data)
+	}
+}
+
+// Guarantee 9: the burst is allowed, the next send is rate_limited, over
+// the socket and over HTTP alike, and the connection stays up.
+func TestSendRateLimited(t *testing.T) { Run(t, testSendRateLimited) }
+
+func testSendRateLimited(t *testing.T, dial Dialer) {
+	const room = "rate"
+	// A slow refill, so that the burst cannot be refilled while the test
+	// runs however slow the machine: no timing is assumed.
+	e := NewEnv(t, Options{Hub: core.Config{SendRate: 0.01, SendBurst: 3}})
+	tok := e.Token(t, "alice", Claims{})
+	c := dial(t, e, tok, []Join{{Room: room}})
+	for i := 1; i <= 3; i++ {
+		if ack, err := c.Send(Ctx(t), room, fmt.Sprint("b", i), "x"); err != nil || ack.Type != protocol.TypeAck {
+			t.Fatalf("send %d of the burst: %+v, %v", i, ack, err)
+		}
+	}
+	got, err := c.Send(Ctx(t), room, "b4", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, "4th send", got, protocol.CodeRateLimited)
+	alive(t, c)
+	status, data := httpDo(t, e, http.MethodPost, "/v1/send", tok, map[string]string{"room": room, "id": "b5", "text": "x"})
+	httpError(t, "send over HTTP past the burst", status, data, http.StatusTooManyRequests, protocol.CodeRateLimited)
+	// The limit is per user: bob is not limited by alice's sends.
+	bob := dial(t, e, e.Token(t, "bob", Claims{}), nil)
+	if ack, err := bob.Send(Ctx(t), room, "bob-1", "x"); err != nil || ack.Type != protocol.TypeAck || ack.Seq != 4 {
+		t.Fatalf("bob: %+v, %v", ack, err)
+	}
+	expectSeqs(t, c, room, 1, 4)
+}
+
+// Guarantee 9: the connection after the per-user limit is refused with
+// 429 too_many_connections; closing one makes room. WebSocket-specific:
+// the refusal is the upgrade's HTTP answer.
+func TestConnectionsPerUserWS(t *testing.T) {
+	e := NewEnv(t, Options{Hub: core.Config{MaxConnsPerUser: 2}})
+	tok := e.Token(t, "alice", Claims{})
+	first := DialWS(t, e, tok, nil)
+	second := DialWS(t, e, tok, nil)
+	_, err := DialWSRaw(e, tok, nil)
+	var de *DialError
+	if !errors.As(err, &de) {
+		t.Fatalf("3rd connection: err %v, want a refused dial", err)
+	}
+	var env protocol.Envelope
+	if jerr := json.Unmarshal(de.Body, &env); jerr != nil || de.Status != http.StatusTooManyRequests ||
+		env.Type != protocol.TypeError || env.Code != string(protocol.CodeTooManyConnections) {
+		t.Fatalf("3rd connection: %d %q; want 429 with too_many_connections", de.Status, de.Body)
+	}
+	alive(t, first)
+	alive(t, second)
+	// Another user is not affected.
+	DialWS(t, e, e.Token(t, "bob", Claims{}), nil)
+	// Closing one of alice's connections makes room for another.
+	first.Close()
+	eventually(t, "alice's closed session to be gone", func() bool { return e.Hub.Sessions()[wsName] == 2 })
+	third := DialWS(t, e, tok, nil)
+	alive(t, third)
+}
+
+// Guarantee 9: the join after the per-connection room limit is
+// too_many_rooms; rejoining and leaving keep the count right; the
+// connection stays up.
+func TestRoomsPerConnection(t *testing.T) { Run(t, testRoomsPerConnection) }
+
+func testRoomsPerConnection(t *testing.T, dial Dialer) {
+	e := NewEnv(t, Options{Hub: core.Config{MaxRoomsPerSession: 2}})
+	c := dial(t, e, e.Token(t, "alice", Claims{}), nil)
+	join(t, c, "a", nil)
+	join(t, c, "b", nil)
+	got := reply(t, c, protocol.Envelope{Type: protocol.TypeJoin, Room: "c", Ref: "join-c"})
+	wantError(t, "3rd room", got, protocol.CodeTooManyRooms)
+	alive(t, c)
+	join(t, c, "a", nil) // a rejoin is not a third room
+	if got := reply(t, c, protocol.Envelope{Type: protocol.TypeLeave, Room: "b", Ref: "leave-b"}); got.Type != protocol.TypeAck {
+		t.Fatalf("leave: %+v", got)
+	}
+	join(t, c, "c", nil)
+	// The refused join subscribed to nothing: c's messages arrive once, b's not at all.
+	hubSend(t, e, "b", "not for alice")
+	fence(t, e, "c", c)
+}
+
+// Guarantee 10: a frame that is not UTF-8 is bad_request and the
+// connection stays up. WebSocket-specific (raw bytes).
+func TestInvalidUTF8WS(t *testing.T) {
+	e := NewEnv(t, Options{})
+	c, err := DialWSRaw(e, e.Token(t, "alice", Claims{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	for _, frame := range []string{
+		"{\"type\":\"ping\",\"x\":\"\xff\"}",
+		"{\"type\":\"send\",\"room\":\"g\",\"id\":\"u\",\"text\":\"caf\xc3\"}",
+	} {
+		if err := c.Write([]byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, fmt.Sprintf("frame %q", frame), nextOf(t, c, protocol.TypeError), protocol.CodeBadRequest)
+		alive(t, c)
+	}
+	if h := history(t, e, e.Token(t, "alice", Claims{}), "g"); h.Head != 0 {
+		t.Fatalf("an invalid frame was stored: %+v", h)
+	}
+}
+
+// Guarantee 10: control characters are stripped from text; newline and
+// tab are kept.
+func TestControlCharsStripped(t *testing.T) { Run(t, testControlCharsStripped) }
+
+func testControlCharsStripped(t *testing.T, dial Dialer) {
+	const room = "clean"
+	e := NewEnv(t, Options{})
+	tok := e.Token(t, "alice", Claims{})
+	c := dial(t, e, tok, []Join{{Room: room}})
+	if ack, err := c.Send(Ctx(t), room, "ctl", "he\x00l\x07l\x1bo\u0085\r!\tand\nmore\x7f"); err != nil || ack.Type != protocol.TypeAck {
+		t.Fatalf("send: %+v, %v", ack, err)
+	}
+	const want = "hello!\tand\nmore"
+	if m := expectSeqs(t, c, room, 1, 1)[0]; m.Text != want {
+		t.Fatalf("delivered text %q, want %q", m.Text, want)
+	}
+	if h := history(t, e, tok, room); len(h.Messages) != 1 || h.Messages[0].Text != want {
+		t.Fatalf("stored %+v, want text %q", h.Messages, want)
+	}
+	// Text that is only control characters is empty: bad_request.
+	got, err := c.Send(Ctx(t), room, "empty", "\x00\x01\x02")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, "all-control text", got, protocol.CodeBadRequest)
+}
+
+// A frame that is not JSON, or not an object, is bad_request and the
+// connection stays up. WebSocket-specific (raw bytes).
+func TestMalformedJSONWS(t *testing.T) {
+	e := NewEnv(t, Options{})
+	c, err := DialWSRaw(e, e.Token(t, "alice", Claims{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	for _, frame := range []string{`{"type":"send",`, `[1,2]`, `"ping"`, `nonsense`, `{"type":7}`} {
+		if err := c.Write([]byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, fmt.Sprintf("frame %s", frame), nextOf(t, c, protocol.TypeError), protocol.CodeBadRequest)
+		alive(t, c)
+	}
+}
+
+// An unknown envelope type is bad_request, answering its ref, and the
+// connection stays up.
+func TestUnknownType(t *testing.T) { Run(t, testUnknownType) }
+
+func testUnknownType(t *testing.T, dial Dialer) {
+	e := NewEnv(t, Options{})
+	c := dial(t, e, e.Token(t, "alice", Claims{}), nil)
+	for _, typ := range []string{"shout", "message", "ack"} { // server-only types are not client frames either
+		got := reply(t, c, protocol.Envelope{Type: typ, Room: "general", Ref: "t-" + typ})
+		wantError(t, "type "+typ, got, protocol.CodeBadRequest)
+	}
+	alive(t, c)
+}

@@ -1,0 +1,246 @@
+package transporttest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// The tests in this file are WebSocket-specific: they need close codes,
+// raw frames, or a client that controls when it reads. They use a bare
+// gorilla connection with no background reader.
+
+// rawWS is a gorilla connection read and written only by the test
+// goroutine.
+type rawWS struct {
+	t    testing.TB
+	conn *websocket.Conn
+	ctx  context.Context
+}
+
+// dialRaw opens a bare WebSocket for token. d may be nil.
+func dialRaw(t testing.TB, e *Env, token string, d *websocket.Dialer) *rawWS {
+	t.Helper()
+	if d == nil {
+		d = websocket.DefaultDialer
+	}
+	h := http.Header{"Authorization": {"Bearer " + token}}
+	conn, _, err := d.Dial(WSURL(e, ""), h)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &rawWS{t: t, conn: conn, ctx: Ctx(t)}
+}
+
+func (c *rawWS) send(e protocol.Envelope) {
+	c.t.Helper()
+	_ = c.conn.SetWriteDeadline(deadlineOf(c.ctx))
+	if err := c.conn.WriteMessage(websocket.TextMessage, protocol.Encode(e)); err != nil {
+		c.t.Fatalf("write %s: %v", e.Type, err)
+	}
+}
+
+// read returns the envelopes of the next frame, or the error that ended
+// the connection.
+func (c *rawWS) read() ([]protocol.Envelope, error) {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(deadlineOf(c.ctx))
+	_, data, err := c.conn.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	return decodeFrame(c.t, data), nil
+}
+
+// until reads until an envelope matches ok and returns it with the rest
+// of its frame; everything before it is passed to seen, which may be nil.
+func (c *rawWS) until(what string, ok func(protocol.Envelope) bool, seen func(protocol.Envelope)) (protocol.Envelope, []protocol.Envelope) {
+	c.t.Helper()
+	for {
+		list, err := c.read()
+		if err != nil {
+			c.t.Fatalf("waiting for %s: %v", what, err)
+		}
+		for i, e := range list {
+			if ok(e) {
+				return e, list[i+1:]
+			}
+			if seen != nil {
+				seen(e)
+			}
+		}
+	}
+}
+
+// closeCode returns the WebSocket close code of a read error, or 1006 for
+// a connection that ended without one.
+func closeCode(err error) int {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return websocket.CloseAbnormalClosure
+}
+
+// Guarantee 7: a client that sends nothing gets pings, then is closed
+// with 4009 after three silent intervals.
+func TestHeartbeatTimeoutWS(t *testing.T) {
+	e := NewEnv(t, Options{Hub: core.Config{Heartbeat: 100 * time.Millisecond}})
+	c := dialRaw(t, e, e.Token(t, "alice", Claims{}), nil)
+	pings, disconnect := 0, 0
+	for {
+		list, err := c.read()
+		if err != nil {
+			if code := closeCode(err); code != protocol.CloseHeartbeatTimeout {
+				t.Fatalf("closed with %d (%v), want %d", code, err, protocol.CloseHeartbeatTimeout)
+			}
+			break
+		}
+		for _, env := range list {
+			switch env.Type {
+			case protocol.TypePing:
+				pings++
+			case protocol.TypeDisconnect:
+				disconnect = env.CloseCode
+			default:
+				t.Fatalf("unexpected %+v", env)
+			}
+		}
+	}
+	if pings == 0 {
+		t.Fatal("closed for silence without having been pinged")
+	}
+	if disconnect != 0 && disconnect != protocol.CloseHeartbeatTimeout {
+		t.Fatalf("disconnect envelope says %d", disconnect)
+	}
+	eventually(t, "the session to be gone", func() bool { return e.Hub.Sessions()[wsName] == 0 })
+}
+
+const wsName = "websocket"
+
+// Guarantee 7: a client that answers pings stays open well past three
+// intervals. The interval is a little longer than in the timeout test so
+// that a busy machine that delays the test's pongs does not fail it.
+func TestHeartbeatAnsweredWS(t *testing.T) {
+	e := NewEnv(t, Options{Hub: core.Config{Heartbeat: 150 * time.Millisecond}})
+	c := dialRaw(t, e, e.Token(t, "alice", Claims{}), nil)
+	for pings := 0; pings < 10; {
+		list, err := c.read()
+		if err != nil {
+			t.Fatalf("after %d pings: %v (code %d)", pings, err, closeCode(err))
+		}
+		for _, env := range list {
+			if env.Type != protocol.TypePing {
+				t.Fatalf("unexpected %+v", env)
+			}
+			pings++
+			c.send(protocol.Envelope{Type: protocol.TypePong})
+		}
+	}
+	// Ten intervals have passed; the session still answers.
+	c.send(protocol.Envelope{Type: protocol.TypePing, Ref: "still-there"})
+	c.until("pong", func(env protocol.Envelope) bool {
+		return env.Type == protocol.TypePong && env.Ref == "still-there"
+	}, nil)
+	if n := e.Hub.Sessions()[wsName]; n != 1 {
+		t.Fatalf("%d websocket sessions, want 1", n)
+	}
+}
+
+// tinyReadBuffer dials TCP connections whose receive buffer is small, so
+// that a client that stops reading blocks the server quickly. The buffer
+// is set before connecting: shrinking it on an established connection
+// (net.TCPConn.SetReadBuffer after the handshake) leaves Linux advertising
+// a window that is then too small to send into (silly-window avoidance),
+// and the stream crawls along on zero-window probes, which would stall the
+// test for reasons that have nothing to do with the server.
+var tinyReadBuffer = &websocket.Dialer{
+	ReadBufferSize: 1024,
+	NetDialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return setReadBuffer(rc, 4096)
+	}}).DialContext,
+}
+
+// Guarantee 8: a client that stops reading is closed with 4008 once its
+// queue overflows; it sees the close code when it reads again, and a
+// resume from the last seq it got loses and doubles nothing.
+func TestSlowConsumerWS(t *testing.T) {
+	const room = "firehose"
+	cfg := fast
+	cfg.QueueFrames, cfg.QueueBytes = 8, 64<<10
+	e := NewEnv(t, Options{Hub: cfg})
+	tok := e.Token(t, "alice", Claims{})
+	c := dialRaw(t, e, tok, tinyReadBuffer)
+	c.send(protocol.Envelope{Type: protocol.TypeJoin, Room: room, Since: ptr(0), Ref: "j"})
+	_, rest := c.until("joined", func(env protocol.Envelope) bool { return env.Type == protocol.TypeJoined && env.Ref == "j" }, nil)
+	for _, env := range rest {
+		if env.Type != protocol.TypePresence {
+			t.Fatalf("after joined an empty room: %+v", env)
+		}
+	}
+
+	// Stop reading and publish until the server gives the session up.
+	text := strings.Repeat("x", 4000)
+	sent := 0
+	for e.Hub.Sessions()[wsName] > 0 {
+		if sent >= 20000 {
+			t.Fatalf("sent %d messages of %d bytes and the session is still open", sent, len(text))
+		}
+		fill(t, e, room, 32, text)
+		sent += 32
+	}
+	t.Logf("session closed as slow after %d messages", sent)
+
+	// Read again: a contiguous run from seq 1, then 4008.
+	var last uint64
+	var disconnect int
+	for {
+		list, err := c.read()
+		if err != nil {
+			if code := closeCode(err); code != protocol.CloseSlow {
+				t.Fatalf("after seq %d: connection ended with %d (%v), want %d", last, code, err, protocol.CloseSlow)
+			}
+			break
+		}
+		for _, env := range list {
+			switch env.Type {
+			case protocol.TypeMessage:
+				if env.Seq != last+1 || env.Room != room {
+					t.Fatalf("got %s/%d after %d", env.Room, env.Seq, last)
+				}
+				last = env.Seq
+			case protocol.TypeDisconnect:
+				disconnect = env.CloseCode
+			case protocol.TypePresence:
+			default:
+				t.Fatalf("unexpected %+v", env)
+			}
+		}
+	}
+	if disconnect != 0 && disconnect != protocol.CloseSlow {
+		t.Fatalf("disconnect envelope says %d", disconnect)
+	}
+	if last >= uint64(sent) {
+		t.Fatalf("got all %d messages before the slow close: the test did not overflow the queue", last)
+	}
+	t.Logf("received %d of %d before the close", last, sent)
+
+	// Resume: exactly last+1..sent, then live.
+	again := DialWS(t, e, tok, nil)
+	if j := join(t, again, room, ptr(last)); *j.Head != uint64(sent) || !*j.Recovered {
+		t.Fatalf("rejoined %+v; want head %d, recovered", j, sent)
+	}
+	expectSeqs(t, again, room, last+1, uint64(sent))
+	fence(t, e, room, again)
+}
