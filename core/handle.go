@@ -133,7 +133,7 @@ func (s *Session) join(ctx context.Context, name string, since *uint64, ref stri
 	r := s.hub.acquireRoom(name)
 	sb := &sub{syncing: true}
 	r.subs[s] = sb
-	first := r.addMember(id.User, id.Name, s.leaseUntil())
+	first := r.addMember(id.User, id.Name)
 	r.mu.Unlock()
 	s.mu.Lock()
 	closing := s.closing != nil
@@ -213,6 +213,7 @@ func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after uint64) e
 		if done || err != nil {
 			return err
 		}
+		last = sb.lastSeq(r)
 	}
 }
 
@@ -231,8 +232,10 @@ func (s *Session) goLive(ctx context.Context, r *room, sb *sub, last uint64) (bo
 	}
 	for _, m := range p.Messages {
 		if !s.offer(messageFrame(m)) {
-			go s.Close(DisconnectSlow)
-			return true, nil
+			// The tail does not fit: stay catching up, paced by put, and
+			// try again; the client is reading, just not fast enough yet.
+			sb.last = last
+			return false, nil
 		}
 		last = m.Seq
 	}
@@ -272,7 +275,7 @@ func (s *Session) unsubscribe(r *room) {
 	r.mu.Lock()
 	_, ok := r.subs[s]
 	delete(r.subs, s)
-	if ok && r.dropMember(id.User, s.opts.PresenceTTL > 0) && s.hub.cfg.Features(id.User, FeaturePresence) {
+	if ok && r.dropMember(id.User, s.leaseUntil()) && s.hub.cfg.Features(id.User, FeaturePresence) {
 		r.broadcastLocked(presenceEnvelope(r.name, id.User, id.Name, false), "")
 	}
 	r.mu.Unlock()

@@ -100,6 +100,13 @@ func (r *room) publish(m protocol.Message, now time.Time) {
 	}
 }
 
+// lastSeq reads sb.last under r's lock.
+func (sb *sub) lastSeq(r *room) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return sb.last
+}
+
 // startCatchUp runs a catch-up for s in its own goroutine unless one is
 // running. Called with r.mu held.
 func (r *room) startCatchUp(s *Session, sb *sub) {
@@ -134,33 +141,33 @@ func (r *room) broadcastLocked(e protocol.Envelope, skip string) {
 	}
 }
 
-// addMember records a session of user in the room, or extends the user's
-// lease to until when it is not zero, and reports whether the user has
-// just come online. Called with r.mu held.
-func (r *room) addMember(user, name string, until time.Time) bool {
+// addMember records a session of user in the room and reports whether
+// the user has just come online. Called with r.mu held.
+func (r *room) addMember(user, name string) bool {
 	m := r.online[user]
 	first := m == nil
 	if first {
 		m = &member{name: name}
 		r.online[user] = m
 	}
-	if until.IsZero() {
-		m.count++
-	} else if until.After(m.until) {
-		m.until = until
-	}
+	m.count++
 	return first
 }
 
-// dropMember ends a session of user (a lease session ends nothing: its
-// lease runs out in the janitor) and reports whether the user has just
-// gone offline. Called with r.mu held.
-func (r *room) dropMember(user string, lease bool) bool {
+// dropMember ends a session of user and reports whether the user has just
+// gone offline. A session with a lease (poll) leaves the user online until
+// the lease ends; the janitor then announces them offline. Called with
+// r.mu held.
+func (r *room) dropMember(user string, lease time.Time) bool {
 	m := r.online[user]
-	if m == nil || lease {
+	if m == nil {
 		return false
 	}
-	if m.count--; m.count > 0 || !m.until.IsZero() {
+	m.count--
+	if lease.After(m.until) {
+		m.until = lease
+	}
+	if m.count > 0 || !m.until.IsZero() {
 		return false
 	}
 	delete(r.online, user)

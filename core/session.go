@@ -19,9 +19,9 @@ type SessionOptions struct {
 	// Greet makes the session start with Config.Greeting's envelope.
 	Greet bool
 
-	// PresenceTTL, when set, makes the session's presence a lease that
-	// outlives it by this long: a poll client is online while it has
-	// polled within the last PresenceTTL. Zero: online while open.
+	// PresenceTTL, when set, keeps the user online for this long after the
+	// session ends: a poll client is online while a poll is open and for
+	// PresenceTTL after its last one. Zero: online while open.
 	PresenceTTL time.Duration
 }
 

@@ -11,46 +11,59 @@ import (
 )
 
 // ParseSubscription reads rooms= and the starting positions, and checks
-// that id may use every room. Positions come from the first of these that
-// is present: the Last-Event-ID header (a browser's SSE reconnect), the
-// cursor= parameter, or since=room:seq,room:seq (what a client that moves
-// from WebSocket knows). A nil cursor means none was given: live start.
-func ParseSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, protocol.Cursor, error) {
+// that id may use every room. Positions come from the Last-Event-ID header
+// (a browser's SSE reconnect) or else the cursor= parameter, and then
+// since=room:seq,room:seq pairs, which add to or override them: since= is
+// what a client that moves from WebSocket, or joins a room, knows. fresh
+// lists the rooms whose position came from since= (a new subscription,
+// which gets a joined envelope even on poll). A nil cursor means no
+// position at all: live start.
+func ParseSubscription(r *http.Request, id auth.Identity, maxRooms int) (rooms []string, cur protocol.Cursor, fresh map[string]bool, err error) {
 	q := r.URL.Query()
-	var rooms []string
 	seen := map[string]bool{}
 	for _, name := range strings.Split(q.Get("rooms"), ",") {
 		if name == "" || seen[name] {
 			continue
 		}
 		if err := protocol.ValidRoom(name); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := id.CanAccess(name); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		seen[name] = true
 		rooms = append(rooms, name)
 	}
 	if len(rooms) == 0 {
-		return nil, nil, protocol.Errorf(protocol.CodeBadRequest, "rooms= must name at least one room")
+		return nil, nil, nil, protocol.Errorf(protocol.CodeBadRequest, "rooms= must name at least one room")
 	}
 	if len(rooms) > maxRooms {
-		return nil, nil, protocol.Errorf(protocol.CodeTooManyRooms, "at most %d rooms per connection", maxRooms)
+		return nil, nil, nil, protocol.Errorf(protocol.CodeTooManyRooms, "at most %d rooms per connection", maxRooms)
 	}
 	raw := r.Header.Get("Last-Event-ID")
 	if raw == "" {
 		raw = q.Get("cursor")
 	}
 	if raw != "" {
-		cur, err := protocol.ParseCursor(raw)
-		return rooms, cur, err
+		if cur, err = protocol.ParseCursor(raw); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if s := q.Get("since"); s != "" {
-		cur, err := parseSince(s)
-		return rooms, cur, err
+		pairs, err := parseSince(s)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if cur == nil {
+			cur = protocol.Cursor{}
+		}
+		fresh = make(map[string]bool, len(pairs))
+		for room, seq := range pairs {
+			cur[room] = seq
+			fresh[room] = true
+		}
 	}
-	return rooms, nil, nil
+	return rooms, cur, fresh, nil
 }
 
 // parseSince reads room:seq pairs separated by commas. Room names may hold

@@ -58,7 +58,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	rooms, cur, err := httpx.ParseSubscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
+	rooms, cur, fresh, err := httpx.ParseSubscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
@@ -72,11 +72,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer sess.Close(core.DisconnectNormal)
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Hold)
 	defer cancel()
-	if err := joinAll(ctx, sess, rooms, cur); err != nil && !c.full() {
+	if err := joinAll(ctx, sess, rooms, cur, fresh); err != nil && !c.full() {
 		httpx.WriteError(w, err)
 		return
 	}
-	short := cur == nil || (h.cfg.Short != nil && h.cfg.Short())
+	short := cur == nil || len(fresh) > 0 || (h.cfg.Short != nil && h.cfg.Short())
 	if short {
 		_ = sess.Flush(ctx)
 	} else {
@@ -97,16 +97,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeAnswer(w, frames, next.Encode(), control)
 }
 
-// joinAll joins every room, from its cursor position when it has one
-// (quietly) and live otherwise.
-func joinAll(ctx context.Context, sess *core.Session, rooms []string, cur protocol.Cursor) error {
+// joinAll joins every room: from its cursor position quietly, from a
+// since= position or live with a joined envelope.
+func joinAll(ctx context.Context, sess *core.Session, rooms []string, cur protocol.Cursor, fresh map[string]bool) error {
 	for _, room := range rooms {
 		pos, ok := cur[room]
 		var since *uint64
 		if ok {
 			since = &pos
 		}
-		if err := sess.Join(ctx, room, since, ok); err != nil {
+		if err := sess.Join(ctx, room, since, ok && !fresh[room]); err != nil {
 			return err
 		}
 	}

@@ -52,7 +52,7 @@ func (c *conn) Write(frames []core.Frame) error {
 		return core.ErrClosed
 	}
 	for _, f := range frames {
-		if f.Positions() && c.pos[f.Room] != f.Seq {
+		if p, ok := c.pos[f.Room]; f.Positions() && (!ok || p != f.Seq) {
 			c.pos[f.Room] = f.Seq
 			c.encoded = c.pos.Encode()
 		}

@@ -83,7 +83,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rooms, cur, err := httpx.ParseSubscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
+	rooms, cur, fresh, err := httpx.ParseSubscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
@@ -106,7 +106,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.mu.Unlock()
 	}()
 
-	go c.joinAll(sess, rooms, cur)
+	go c.joinAll(sess, rooms, cur, fresh)
 	r = r.Clone(ctx)
 	q := r.URL.Query()
 	q.Set("stream", c.stream)
@@ -118,9 +118,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	<-sess.Done()
 }
 
-// joinAll joins the rooms once the stream is live. A failed join ends the
-// stream with an error event; the client sees why.
-func (c *conn) joinAll(sess *core.Session, rooms []string, cur protocol.Cursor) {
+// joinAll joins the rooms once the stream is live. A room resumed from the
+// cursor (Last-Event-ID or cursor=) is joined quietly: a joined envelope
+// comes only if the resume is not exact. A room that is new, or given by
+// since=, opens with a joined envelope. A failed join ends the stream with
+// an error event; the client sees why.
+func (c *conn) joinAll(sess *core.Session, rooms []string, cur protocol.Cursor, fresh map[string]bool) {
 	select {
 	case <-c.subscribed:
 	case <-sess.Context().Done():
@@ -128,10 +131,11 @@ func (c *conn) joinAll(sess *core.Session, rooms []string, cur protocol.Cursor) 
 	}
 	for _, room := range rooms {
 		var since *uint64
-		if pos, ok := cur[room]; ok {
+		pos, ok := cur[room]
+		if ok {
 			since = &pos
 		}
-		if err := sess.Join(sess.Context(), room, since, false); err != nil {
+		if err := sess.Join(sess.Context(), room, since, ok && !fresh[room]); err != nil {
 			sess.Close(core.Disconnect{Code: protocol.CloseBadRequest, Reason: "join failed: " + err.Error()})
 			return
 		}

@@ -43,6 +43,8 @@ type Dialer func(t testing.TB, e *Env, token string, joins []Join) Client
 // Transports lists the dialers behaviour tests run over.
 var Transports = map[string]Dialer{
 	"websocket": DialWS,
+	"sse":       DialSSE,
+	"poll":      DialPoll,
 }
 
 // Run runs test once per transport, as a subtest named after it.

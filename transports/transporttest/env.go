@@ -17,6 +17,8 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpapi"
 	"github.com/chatd/chatd/transports/httpx"
+	"github.com/chatd/chatd/transports/poll"
+	"github.com/chatd/chatd/transports/sse"
 	"github.com/chatd/chatd/transports/ws"
 )
 
@@ -26,9 +28,11 @@ const Secret = "transporttest-secret"
 // Options tune a test server. The zero value is a server with the
 // hub's defaults.
 type Options struct {
-	Hub         core.Config // Verifier, Metrics and Logger are filled in
-	MaxMessages int         // per-room retention; default 10000
-	Logger      *slog.Logger
+	Hub          core.Config   // Verifier, Metrics and Logger are filled in
+	MaxMessages  int           // per-room retention; default 10000
+	PollHold     time.Duration // longest poll hold; the poll default (25s)
+	PollInterval time.Duration // poll interval (presence leases are twice it); 5s
+	Logger       *slog.Logger
 }
 
 // Env is a running server.
@@ -68,7 +72,11 @@ func NewEnv(t testing.TB, opts Options) *Env {
 	authn := &httpx.Authenticator{Verifier: v, Tickets: e.Tickets}
 	api := httpapi.New(httpapi.Config{
 		Hub: hub, Verifier: v, Tickets: e.Tickets, Logger: log,
-		Transports: map[string]http.Handler{ws.Name: ws.New(ws.Config{Hub: hub, Auth: authn, Logger: log})},
+		Transports: map[string]http.Handler{
+			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Logger: log}),
+			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log}),
+			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: opts.PollHold, Interval: opts.PollInterval}),
+		},
 	})
 	api.SetReady(true)
 	srv := httptest.NewServer(api.Handler())

@@ -238,7 +238,8 @@ func TestMalformedJSONWS(t *testing.T) {
 
 // An unknown envelope type is bad_request, answering its ref, and the
 // connection stays up.
-func TestUnknownType(t *testing.T) { Run(t, testUnknownType) }
+// WebSocket-specific: only a WebSocket client can send an arbitrary envelope type.
+func TestUnknownTypeWS(t *testing.T) { testUnknownType(t, DialWS) }
 
 func testUnknownType(t *testing.T, dial Dialer) {
 	e := NewEnv(t, Options{})
