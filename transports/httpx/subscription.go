@@ -11,13 +11,16 @@ import (
 )
 
 // ParseSubscription reads rooms= and the starting positions, and checks
-// that id may use every room. Positions come from the Last-Event-ID header
-// (a browser's SSE reconnect) or else the cursor= parameter, and then
-// since=room:seq,room:seq pairs, which add to or override them: since= is
-// what a client that moves from WebSocket, or joins a room, knows. fresh
-// lists the rooms whose position came from since= (a new subscription,
-// which gets a joined envelope even on poll). A nil cursor means no
-// position at all: live start.
+// that id may use every room. Positions come from, in order:
+//   - the Last-Event-ID header: a browser's EventSource reconnect. It is
+//     the newest position the stream reached, so it alone decides, even
+//     though the reconnect repeats the original URL;
+//   - otherwise cursor=, with since=room:seq,room:seq pairs on top. since=
+//     is what a client that moves from WebSocket, or joins a room, knows.
+//
+// fresh lists the rooms whose position came from since= (a new
+// subscription, which gets a joined envelope even on poll). A nil cursor
+// means no position at all: live start.
 func ParseSubscription(r *http.Request, id auth.Identity, maxRooms int) (rooms []string, cur protocol.Cursor, fresh map[string]bool, err error) {
 	q := r.URL.Query()
 	seen := map[string]bool{}
@@ -40,11 +43,11 @@ func ParseSubscription(r *http.Request, id auth.Identity, maxRooms int) (rooms [
 	if len(rooms) > maxRooms {
 		return nil, nil, nil, protocol.Errorf(protocol.CodeTooManyRooms, "at most %d rooms per connection", maxRooms)
 	}
-	raw := r.Header.Get("Last-Event-ID")
-	if raw == "" {
-		raw = q.Get("cursor")
+	if raw := r.Header.Get("Last-Event-ID"); raw != "" {
+		cur, err = protocol.ParseCursor(raw)
+		return rooms, cur, nil, err
 	}
-	if raw != "" {
+	if raw := q.Get("cursor"); raw != "" {
 		if cur, err = protocol.ParseCursor(raw); err != nil {
 			return nil, nil, nil, err
 		}

@@ -3,9 +3,11 @@ package transporttest
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,10 +34,12 @@ type Options struct {
 	MaxMessages  int           // per-room retention; default 10000
 	PollHold     time.Duration // longest poll hold; the poll default (25s)
 	PollInterval time.Duration // poll interval (presence leases are twice it); 5s
+	SSERetry     time.Duration // the SSE retry: hint; 2s
+	Web          http.Handler  // served at /, for browser tests
 	Logger       *slog.Logger
 }
 
-// Env is a running server.
+// Env is a running server. Restart replaces Store, Hub and URL.
 type Env struct {
 	URL      string
 	Hub      *core.Hub
@@ -43,6 +47,10 @@ type Env struct {
 	Verifier *auth.Verifier
 	Tickets  *auth.Tickets
 	Dir      string
+
+	opts Options
+	log  *slog.Logger
+	stop func(t testing.TB)
 }
 
 // NewEnv starts a server that stops when the test ends.
@@ -56,9 +64,29 @@ func NewEnv(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{Verifier: v, Tickets: auth.NewTickets(nil, time.Minute, nil), Dir: t.TempDir()}
+	e := &Env{Verifier: v, Tickets: auth.NewTickets(nil, time.Minute, nil), Dir: t.TempDir(), opts: opts, log: log}
+	e.start(t, "")
+	t.Cleanup(func() { e.stop(t) })
+	return e
+}
+
+// Restart stops the server as a crash would leave it to the next process
+// (its store flushed, no state handed over) and starts a new one on the
+// same data, on the same address. It proves that nothing a client needs
+// lives in the server between requests.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	addr := strings.TrimPrefix(e.URL, "http://")
+	e.stop(t)
+	e.start(t, addr)
+}
+
+// start builds the store, hub and server; addr "" picks a free port.
+func (e *Env) start(t testing.TB, addr string) {
+	t.Helper()
+	opts, log := e.opts, e.log
 	var hub *core.Hub
-	e.Store, err = bolt.Open(bolt.Config{
+	store, err := bolt.Open(bolt.Config{
 		Path: filepath.Join(e.Dir, "chat.db"), MaxMessages: opts.MaxMessages, Logger: log,
 		OnCommit: func(m []protocol.Message) { hub.Publish(m) },
 	})
@@ -66,33 +94,42 @@ func NewEnv(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	cfg := opts.Hub
-	cfg.Verifier, cfg.Logger = v, log
-	hub = core.New(e.Store, cfg)
-	e.Hub = hub
-	authn := &httpx.Authenticator{Verifier: v, Tickets: e.Tickets}
+	cfg.Verifier, cfg.Logger = e.Verifier, log
+	hub = core.New(store, cfg)
+	authn := &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets}
 	api := httpapi.New(httpapi.Config{
-		Hub: hub, Verifier: v, Tickets: e.Tickets, Logger: log,
+		Hub: hub, Verifier: e.Verifier, Tickets: e.Tickets, Logger: log, Web: opts.Web,
 		Transports: map[string]http.Handler{
 			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Logger: log}),
-			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log}),
+			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: opts.SSERetry}),
 			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: opts.PollHold, Interval: opts.PollInterval}),
 		},
 	})
 	api.SetReady(true)
-	srv := httptest.NewServer(api.Handler())
-	e.URL = srv.URL
-	t.Cleanup(func() {
+	srv := httptest.NewUnstartedServer(api.Handler())
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("restart on %s: %v", addr, err)
+		}
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	srv.Start()
+	e.URL, e.Hub, e.Store = srv.URL, hub, store
+	e.stop = func(t testing.TB) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := hub.Shutdown(ctx); err != nil {
 			t.Errorf("hub shutdown: %v", err)
 		}
+		srv.CloseClientConnections()
 		srv.Close()
-		if err := e.Store.Close(); err != nil {
+		if err := store.Close(); err != nil {
 			t.Errorf("store close: %v", err)
 		}
-	})
-	return e
+		e.stop = func(testing.TB) {}
+	}
 }
 
 // Claims are what a test token says. Zero Expires means an hour from now.
