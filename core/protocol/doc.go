@@ -28,7 +28,7 @@
 //	error      {"type":"error","code","message","ref"}
 //	ping       {"type":"ping"}                        heartbeat
 //	pong       {"type":"pong"}
-//	disconnect {"type":"disconnect","code","reason","reconnect_ms"}
+//	disconnect {"type":"disconnect","close_code","reason","reconnect_ms"}
 //
 // Version log:
 //
