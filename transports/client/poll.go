@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,6 +67,11 @@ func (l *link) runPoll() {
 		} else {
 			q = subscriptionQuery(rooms, since)
 		}
+		// level= tells the server which level this client knows: if it has
+		// moved since, the poll answers at once with the new control.
+		c.mu.Lock()
+		q += "&level=" + strconv.Itoa(c.offer.Level)
+		c.mu.Unlock()
 		start := c.cfg.Now()
 		ans, err := l.pollOnce(q + "&" + cred)
 		if err != nil {

@@ -38,6 +38,8 @@ type serverOptions struct {
 	// greeting control envelope, gated upgrades and streams, the control
 	// field of poll answers, and the mover (see setLevel).
 	degrade bool
+	// pollInterval is the level-3 poll interval offered; 5s.
+	pollInterval time.Duration
 	// pollShort and pollControl, when set, make every poll answer at once
 	// and carry this control envelope (level 3 without the controller).
 	pollShort   bool
@@ -109,7 +111,7 @@ func newServer(t testing.TB, opts serverOptions) *testServer {
 	authn := &httpx.Authenticator{Verifier: v, Tickets: tickets}
 	pollCfg.Hub, pollCfg.Auth = hub, authn
 	api = httpapi.New(httpapi.Config{
-		Hub: hub, Verifier: v, Tickets: tickets, Logger: log, Degrade: ts.ctl,
+		Hub: hub, Verifier: v, Tickets: tickets, Logger: log, Degrade: ts.ctl, PollInterval: opts.pollInterval,
 		Transports: map[string]http.Handler{
 			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Logger: log, Allow: allow(ws.Name)}),
 			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log, Allow: allow(sse.Name)}),

@@ -36,6 +36,9 @@ func (s *Server) OfferFor(user string) degrade.Offer {
 		flags = s.cfg.Flags
 	}
 	o := degrade.OfferFor(level, flags, user)
+	if s.cfg.PollInterval > 0 {
+		o.PollIntervalMS = s.cfg.PollInterval.Milliseconds()
+	}
 	have := o.Transports[:0:0]
 	for _, name := range o.Transports {
 		if s.cfg.Transports[name] != nil {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -32,7 +33,9 @@ type Config struct {
 	Degrade *degrade.Controller
 	Flags   *featureflags.Store
 	Node    Node // this node, for the admin status
-	Logger  *slog.Logger
+	// PollInterval is the short-poll interval offered at level 3; 5s.
+	PollInterval time.Duration
+	Logger       *slog.Logger
 }
 
 // Server is the HTTP face of one node.

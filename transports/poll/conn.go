@@ -62,6 +62,13 @@ func (c *conn) full() bool {
 	return c.sealed
 }
 
+// pending reports whether the answer has frames already.
+func (c *conn) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.frames) > 0
+}
+
 // seal stops collecting and returns the answer's frames.
 func (c *conn) seal() []core.Frame {
 	c.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/chatd/chatd/core"
@@ -76,10 +77,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	short := cur == nil || len(fresh) > 0 || (h.cfg.Short != nil && h.cfg.Short())
-	if short {
-		_ = sess.Flush(ctx)
-	} else {
+	var control []byte
+	behind := false
+	if h.cfg.Control != nil {
+		if e, ok := h.cfg.Control(id.User); ok {
+			control = protocol.Encode(e)
+			// A client that says which level it knows (level=) and is
+			// behind gets its answer, and the new control, at once. This is
+			// read after the session is registered, so a level change is
+			// either seen here or reaches the session as a control event.
+			if known := r.URL.Query().Get("level"); known != "" && e.Level != nil && known != strconv.Itoa(*e.Level) {
+				behind = true
+			}
+		}
+	}
+	short := cur == nil || behind || len(fresh) > 0 || (h.cfg.Short != nil && h.cfg.Short())
+	// Everything the joins queued (the replay) goes into this answer.
+	_ = sess.Flush(ctx)
+	if !short && !c.pending() {
 		select {
 		case <-c.notify:
 		case <-ctx.Done():
@@ -88,12 +103,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	frames := c.seal()
 	next := httpx.Advance(cur, rooms, frames)
-	var control []byte
-	if h.cfg.Control != nil {
-		if e, ok := h.cfg.Control(id.User); ok {
-			control = protocol.Encode(e)
-		}
-	}
 	writeAnswer(w, frames, next.Encode(), control)
 }
 

@@ -1,0 +1,99 @@
+package browsertest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// legacyScript removes what old browsers lack, before the page runs.
+const legacyScript = `delete window.WebSocket; delete window.EventSource; delete window.BroadcastChannel;`
+
+// TestLegacyBrowserPolls: with no WebSocket, EventSource or
+// BroadcastChannel, the page still chats, over long-polling.
+func TestLegacyBrowserPolls(t *testing.T) {
+	srv := startServer(t)
+	alice := newUser(t).open("alice", srv.URL(), tabOptions{preScript: legacyScript})
+	bob := newUser(t).open("bob", srv.URL(), tabOptions{preScript: legacyScript})
+	var gone bool
+	alice.mustEval(`typeof window.WebSocket === 'undefined' && typeof window.EventSource === 'undefined'`, &gone)
+	if !gone {
+		t.Fatal("the legacy script did not remove WebSocket and EventSource")
+	}
+	alice.login("alice")
+	bob.login("bob")
+	alice.waitConnected("poll")
+	bob.waitConnected("poll")
+
+	texts := []string{"polling works", "both ways", "and back again"}
+	alice.send(texts[0])
+	bob.waitText(texts[0])
+	bob.send(texts[1])
+	alice.waitText(texts[1])
+	alice.send(texts[2])
+	check := srv.login(t, "checker")
+	for _, tb := range []*tab{alice, bob} {
+		tb.waitTexts(texts)
+		tb.sameAsServer(check, "general")
+		var label string
+		tb.mustEval(`document.getElementById('conn-text').textContent`, &label)
+		if !strings.Contains(label, "poll") {
+			t.Errorf("%s: the indicator says %q, want the poll tier named", tb.name, label)
+		}
+		tb.checkCSP()
+	}
+}
+
+// TestWebSocketRefusedUsesSSE: behind a proxy that refuses WebSocket
+// upgrades (403), the page falls back to Server-Sent Events and chats.
+func TestWebSocketRefusedUsesSSE(t *testing.T) {
+	srv := startServer(t)
+	target, _ := url.Parse(srv.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	upgrades := make(chan struct{}, 100)
+	proxy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			select {
+			case upgrades <- struct{}{}:
+			default:
+			}
+			http.Error(w, "websockets are not allowed here", http.StatusForbidden)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	proxy.Start()
+	// Cleanups run last-in first-out: this runs after the tabs are closed,
+	// so no event stream keeps Close waiting.
+	t.Cleanup(func() {
+		proxy.CloseClientConnections()
+		proxy.Close()
+	})
+
+	alice := newUser(t).open("alice", proxy.URL, tabOptions{})
+	bob := newUser(t).open("bob", proxy.URL, tabOptions{})
+	alice.login("alice")
+	bob.login("bob")
+	alice.waitConnected("sse")
+	bob.waitConnected("sse")
+	if len(upgrades) == 0 {
+		t.Error("the pages never tried WebSocket first")
+	}
+
+	texts := []string{"no websockets here", "sse it is", "works fine"}
+	alice.send(texts[0])
+	bob.waitText(texts[0])
+	bob.send(texts[1])
+	alice.waitText(texts[1])
+	alice.send(texts[2])
+	check := srv.login(t, "checker")
+	for _, tb := range []*tab{alice, bob} {
+		tb.waitTexts(texts)
+		tb.sameAsServer(check, "general")
+		tb.waitConnected("sse")
+		tb.checkCSP()
+	}
+}

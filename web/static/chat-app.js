@@ -1,0 +1,867 @@
+/*
+ * chat-app.js: the chat page, on top of ChatClient and WindowedList. ES5.
+ *
+ * Message text is only ever set with createTextNode or textContent: never
+ * as HTML. The page's CSP forbids inline script and style, so everything
+ * is in files and styled through classes.
+ */
+(function (root) {
+  'use strict';
+
+  var doc = root.document;
+  var ChatClient = root.ChatClient;
+  var WindowedList = root.WindowedList;
+  var ROOM_RE = /^[^\s,*]{1,128}$/;
+  var USER_RE = /^[A-Za-z0-9._-]{1,64}$/;
+  var SESSION = 'chatd.session';
+  var LEVELS = ['full service', 'reduced: no receipts or typing', 'no WebSocket', 'polling only'];
+  var TIER_LABEL = { websocket: 'websocket', sse: 'sse', poll: 'poll' };
+
+  function $(id) { return doc.getElementById(id); }
+
+  function el(tag, cls, text) {
+    var n = doc.createElement(tag);
+    if (cls) { n.className = cls; }
+    if (text !== undefined && text !== null) { n.appendChild(doc.createTextNode(String(text))); }
+    return n;
+  }
+
+  function setText(n, text) {
+    text = String(text);
+    if (n.textContent !== text) { n.textContent = text; }
+  }
+
+  function clear(n) { while (n.firstChild) { n.removeChild(n.firstChild); } }
+
+  function has(o, k) { return Object.prototype.hasOwnProperty.call(o, k); }
+
+  function now() { return new Date().getTime(); }
+
+  function on(n, ev, fn) { n.addEventListener(ev, fn, false); }
+
+  var storage = (function () {
+    try {
+      var s = root.localStorage;
+      s.setItem('chatd.probe', '1');
+      s.removeItem('chatd.probe');
+      return s;
+    } catch (e) { return null; }
+  })();
+
+  function load(key) {
+    try { return storage ? JSON.parse(storage.getItem(key) || 'null') : null; } catch (e) { return null; }
+  }
+
+  function save(key, v) {
+    try { if (storage) { storage.setItem(key, JSON.stringify(v)); } } catch (e) { /* quota */ }
+  }
+
+  function pad(n) { return n < 10 ? '0' + n : String(n); }
+
+  function clock(ts) {
+    var d = new Date(ts);
+    return pad(d.getHours()) + ':' + pad(d.getMinutes());
+  }
+
+  function pageVisible() { return doc.visibilityState !== 'hidden'; }
+
+  // ---- a room's messages -------------------------------------------------
+
+  function Room(name) {
+    this.name = name;
+    this.items = [];      // confirmed messages, by seq
+    this.bySeq = {};
+    this.byId = {};
+    this.first = null;    // the oldest seq the server still has
+    this.noOlder = false;
+    this.loadingOlder = false;
+    this.loaded = false;  // the newest page came
+    this.read = 0;        // own read position
+    this.unread = 0;
+    this.receipts = {};   // user → seq (others)
+    this.names = {};      // user → display name
+    this.typing = {};     // user → {name, until}
+    this.presence = null; // user → name, once known
+  }
+
+  // insert adds a message in seq order; a seq already there is kept once.
+  Room.prototype.insert = function (m) {
+    if (typeof m.seq !== 'number') { return false; }
+    if (m.from) { this.names[m.from] = m.name || m.from; }
+    var old = this.bySeq[m.seq];
+    if (old) {
+      old.text = m.text;
+      old.ts = m.ts || old.ts;
+      return false;
+    }
+    var msg = { seq: m.seq, id: m.id, from: m.from, name: m.name || m.from, text: m.text, ts: m.ts || 0, room: this.name };
+    var items = this.items;
+    var i = items.length;
+    if (i && items[i - 1].seq > m.seq) {
+      var lo = 0;
+      var hi = items.length;
+      while (lo < hi) {
+        var mid = (lo + hi) >> 1;
+        if (items[mid].seq < m.seq) { lo = mid + 1; } else { hi = mid; }
+      }
+      i = lo;
+    }
+    items.splice(i, 0, msg);
+    this.bySeq[m.seq] = msg;
+    if (m.id) { this.byId[m.id] = msg; }
+    return true;
+  };
+
+  Room.prototype.reset = function () {
+    this.items = [];
+    this.bySeq = {};
+    this.byId = {};
+    this.first = null;
+    this.noOlder = false;
+    this.loaded = false;
+  };
+
+  Room.prototype.latestSeq = function () {
+    return this.items.length ? this.items[this.items.length - 1].seq : 0;
+  };
+
+  Room.prototype.countUnread = function (me) {
+    var n = 0;
+    for (var i = this.items.length - 1; i >= 0 && this.items[i].seq > this.read; i--) {
+      if (this.items[i].from !== me) { n++; }
+    }
+    this.unread = n;
+    return n;
+  };
+
+  // ---- the app -------------------------------------------------------------
+
+  var app = {
+    client: null,
+    source: null,
+    user: null,
+    name: null,
+    rooms: {},     // name → Room
+    roomNodes: {}, // name → its list item
+    order: [],     // room names, as listed
+    active: null,
+    list: null,
+    dirty: {},
+    flushTimer: null,
+    tickTimer: null
+  };
+  root.chatApp = app; // for debugging and the browser tests
+
+  function dmPeer(room) {
+    if (room.indexOf('dm:') !== 0) { return null; }
+    var parts = room.slice(3).split(':');
+    if (parts.length !== 2) { return null; }
+    return parts[0] === app.user ? parts[1] : parts[0];
+  }
+
+  function roomLabel(room) {
+    var peer = dmPeer(room);
+    return peer ? '@' + peer : '#' + room;
+  }
+
+  // ---- rendering, batched ----
+
+  function mark(what) {
+    app.dirty[what] = true;
+    if (!app.flushTimer) { app.flushTimer = setTimeout(flush, 0); }
+  }
+
+  function flush() {
+    app.flushTimer = null;
+    var d = app.dirty;
+    app.dirty = {};
+    if (d.rooms) { renderRooms(); }
+    if (d.list) { renderList(false); }
+    if (d.presence) { renderPresence(); }
+    if (d.typing) { renderTyping(); }
+    if (d.list || d.read) { maybeMarkRead(); }
+  }
+
+  function displayItems(room) {
+    var pending = app.client ? app.client.pending(room.name) : [];
+    var extra = [];
+    for (var i = 0; i < pending.length; i++) {
+      if (!room.byId[pending[i].id]) { extra.push(pending[i]); }
+    }
+    return extra.length ? room.items.concat(extra) : room.items;
+  }
+
+  function renderList(reset) {
+    var room = app.rooms[app.active];
+    if (!room) {
+      app.list.set([], true);
+      setText($('older'), '');
+      return;
+    }
+    app.list.set(displayItems(room), reset);
+    var older = $('older');
+    if (!room.loaded) {
+      setText(older, 'Loading…');
+    } else if (room.loadingOlder) {
+      setText(older, 'Loading older messages…');
+    } else if (room.noOlder) {
+      setText(older, room.items.length ? 'This is the start of ' + roomLabel(room.name) + '.' : 'No messages yet. Say hello!');
+    } else {
+      setText(older, 'Scroll up for older messages');
+    }
+  }
+
+  function itemState(item) {
+    if (typeof item.seq === 'number') { return 'sent'; }
+    return item.state === 'failed' ? 'failed' : 'pending';
+  }
+
+  function isCont(item, prev) {
+    return !!prev && prev.from === item.from && typeof prev.seq === typeof item.seq &&
+      (item.ts || 0) - (prev.ts || 0) < 5 * 60000;
+  }
+
+  // seenBy names the other users who have read up to the message.
+  function seenBy(room, item) {
+    if (!app.client || !app.client.feature('read_receipts')) { return []; }
+    var out = [];
+    for (var u in room.receipts) {
+      if (has(room.receipts, u) && u !== app.user && room.receipts[u] >= item.seq) { out.push(room.names[u] || u); }
+    }
+    out.sort();
+    return out;
+  }
+
+  function lastMineSeq(room) {
+    for (var i = room.items.length - 1; i >= 0; i--) {
+      if (room.items[i].from === app.user) { return room.items[i].seq; }
+    }
+    return 0;
+  }
+
+  function renderItem(item, prev) {
+    var li = el('li', 'msg');
+    li.setAttribute('data-id', item.id);
+    var meta = el('div', 'meta');
+    var who = el('span', 'who');
+    var time = el('time');
+    meta.appendChild(who);
+    meta.appendChild(time);
+    li.appendChild(meta);
+    var text = el('div', 'text');
+    text.appendChild(doc.createTextNode(item.text)); // always text, never HTML
+    li.appendChild(text);
+    li._who = who;
+    li._time = time;
+    li._text = text;
+    li._sig = '';
+    updateItem(li, item, prev);
+    return li;
+  }
+
+  function updateItem(li, item, prev) {
+    var room = app.rooms[item.room] || app.rooms[app.active];
+    var mine = item.from === app.user;
+    var state = itemState(item);
+    var unread = state === 'sent' && !mine && item.seq > room.read;
+    var cont = isCont(item, prev);
+    var status = '';
+    var seen = false;
+    if (mine && state === 'pending') { status = 'sending…'; }
+    if (mine && state === 'failed') { status = 'not sent: ' + (item.error || 'error'); }
+    if (mine && state === 'sent' && item.seq === room._lastMine) {
+      var readers = seenBy(room, item);
+      seen = readers.length > 0;
+      status = seen ? 'seen by ' + readers.join(', ') : 'sent';
+    }
+    var sig = [state, unread, cont, status, item.seq, item.ts, mine].join('|');
+    if (li._sig === sig) { return; }
+    li._sig = sig;
+    li.className = 'msg' + (mine ? ' mine' : '') + (unread ? ' unread' : '') + (cont ? ' cont' : '');
+    li.setAttribute('data-state', state);
+    if (typeof item.seq === 'number') { li.setAttribute('data-seq', String(item.seq)); } else { li.removeAttribute('data-seq'); }
+    setText(li._who, mine ? (app.name || item.name || item.from) : (item.name || item.from || '?'));
+    setText(li._time, item.ts ? clock(item.ts) : '');
+    if (item.ts) { li._time.setAttribute('title', new Date(item.ts).toLocaleString()); }
+    if (li._text.firstChild && li._text.firstChild.nodeValue !== item.text) { li._text.firstChild.nodeValue = item.text; }
+    var st = li._status;
+    if (status) {
+      if (!st) {
+        st = li._status = el('div', 'status');
+        li.appendChild(st);
+      }
+      clear(st);
+      st.className = 'status' + (seen ? ' seen' : '');
+      st.appendChild(doc.createTextNode(status));
+      if (state === 'failed') {
+        var retry = el('button', '', 'Retry');
+        retry.type = 'button';
+        retry.setAttribute('data-action', 'retry');
+        var drop = el('button', '', 'Discard');
+        drop.type = 'button';
+        drop.setAttribute('data-action', 'discard');
+        st.appendChild(retry);
+        st.appendChild(drop);
+      }
+    } else if (st) {
+      li.removeChild(st);
+      li._status = null;
+    }
+  }
+
+  // roomNode returns the list item of a room, made once and then updated
+  // in place, so a click never lands on a node that a re-draw replaced.
+  function roomNode(name) {
+    var li = app.roomNodes[name];
+    if (li) { return li; }
+    li = el('li');
+    li.setAttribute('data-room', name);
+    var btn = el('button', 'room-btn');
+    btn.type = 'button';
+    btn.setAttribute('data-action', 'open');
+    btn.appendChild(el('span', 'room-name', roomLabel(name)));
+    var badge = el('span', 'badge');
+    badge.hidden = true;
+    btn.appendChild(badge);
+    li.appendChild(btn);
+    var leave = el('button', 'leave-btn', '\u00d7');
+    leave.type = 'button';
+    leave.setAttribute('data-action', 'leave');
+    leave.setAttribute('aria-label', 'Leave ' + roomLabel(name));
+    leave.title = 'Leave';
+    li.appendChild(leave);
+    li._badge = badge;
+    app.roomNodes[name] = li;
+    return li;
+  }
+
+  function renderRooms() {
+    var name;
+    for (name in app.roomNodes) {
+      if (has(app.roomNodes, name) && !app.rooms[name]) {
+        var gone = app.roomNodes[name];
+        if (gone.parentNode) { gone.parentNode.removeChild(gone); }
+        delete app.roomNodes[name];
+      }
+    }
+    var parents = { rooms: $('rooms'), dms: $('dms') };
+    var index = { rooms: 0, dms: 0 };
+    var total = 0;
+    for (var i = 0; i < app.order.length; i++) {
+      name = app.order[i];
+      var room = app.rooms[name];
+      var li = roomNode(name);
+      var which = dmPeer(name) ? 'dms' : 'rooms';
+      var parent = parents[which];
+      var at = parent.childNodes[index[which]++] || null;
+      if (at !== li) { parent.insertBefore(li, at); }
+      var cls = name === app.active ? 'active' : '';
+      if (li.className !== cls) { li.className = cls; }
+      li.setAttribute('data-unread', String(room.unread));
+      li._badge.hidden = room.unread === 0;
+      setText(li._badge, room.unread > 99 ? '99+' : room.unread);
+      total += room.unread;
+    }
+    var active = app.rooms[app.active];
+    setText($('room-title'), active ? roomLabel(active.name) : 'No room');
+    var title = (total ? '(' + total + ') ' : '') + 'chatd';
+    if (doc.title !== title) { doc.title = title; }
+  }
+
+  function renderPresence() {
+    var ul = $('presence');
+    clear(ul);
+    var room = app.rooms[app.active];
+    if (!room || !room.presence) {
+      ul.appendChild(el('li', 'presence-empty', '…'));
+      return;
+    }
+    var names = [];
+    for (var u in room.presence) { if (has(room.presence, u)) { names.push({ user: u, name: room.presence[u] }); } }
+    names.sort(function (a, b) { return a.name.toLowerCase() < b.name.toLowerCase() ? -1 : 1; });
+    for (var i = 0; i < names.length; i++) {
+      var li = el('li', '', names[i].name + (names[i].user === app.user ? ' (you)' : ''));
+      li.setAttribute('data-user', names[i].user);
+      ul.appendChild(li);
+    }
+    if (!names.length) { ul.appendChild(el('li', 'presence-empty', 'nobody')); }
+  }
+
+  function renderTyping() {
+    var room = app.rooms[app.active];
+    var names = [];
+    var t = now();
+    var next = 0;
+    if (room && app.client && app.client.feature('typing')) {
+      for (var u in room.typing) {
+        if (!has(room.typing, u)) { continue; }
+        if (room.typing[u].until > t) {
+          names.push(room.typing[u].name);
+          next = next ? Math.min(next, room.typing[u].until) : room.typing[u].until;
+        } else {
+          delete room.typing[u];
+        }
+      }
+    }
+    var text = '';
+    if (names.length === 1) { text = names[0] + ' is typing…'; }
+    if (names.length === 2) { text = names[0] + ' and ' + names[1] + ' are typing…'; }
+    if (names.length > 2) { text = 'Several people are typing…'; }
+    setText($('typing'), text);
+    if (next) { setTimeout(function () { mark('typing'); }, next - t + 50); }
+  }
+
+  function renderConn(s) {
+    var c = $('conn');
+    c.setAttribute('data-status', s.status);
+    c.setAttribute('data-connected', s.connected ? 'true' : 'false');
+    c.setAttribute('data-tier', s.tier || '');
+    c.setAttribute('data-level', s.level === null || s.level === undefined ? '' : String(s.level));
+    var text;
+    if (s.status === 'connected') {
+      text = TIER_LABEL[s.tier] + ' \u00b7 level ' + s.level;
+    } else if (s.status === 'connecting') {
+      text = 'connecting' + (s.tier ? ' \u00b7 ' + TIER_LABEL[s.tier] : '') + '…';
+    } else if (s.status === 'waiting') {
+      var left = Math.max(0, Math.ceil(((s.retryAt || 0) - now()) / 1000));
+      text = 'offline \u00b7 retry in ' + left + ' s';
+    } else if (s.status === 'stopped') {
+      text = 'stopped';
+    } else {
+      text = 'offline';
+    }
+    setText($('conn-text'), text);
+    var level = typeof s.level === 'number' ? 'Level ' + s.level + ': ' + (LEVELS[s.level] || '') : '';
+    var reason = s.reason || '';
+    c.title = [s.connected ? 'Connected over ' + s.tier : 'Not connected', level, reason].join('. ').replace(/\. \./g, '.');
+    setText($('conn-reason'), s.connected ? (s.level ? LEVELS[s.level] || '' : '') : reason);
+    if (s.status === 'waiting' && !app.tickTimer) {
+      app.tickTimer = setInterval(function () {
+        if (!app.client || app.client.state.status !== 'waiting') {
+          clearInterval(app.tickTimer);
+          app.tickTimer = null;
+          return;
+        }
+        renderConn(app.client.getState());
+      }, 1000);
+    }
+  }
+
+  function applyFeatures(f) {
+    var body = doc.body;
+    toggleClass(body, 'no-receipts', f.read_receipts === false);
+    toggleClass(body, 'no-typing', f.typing === false);
+    toggleClass(body, 'no-presence', f.presence === false);
+  }
+
+  function toggleClass(n, cls, onOff) {
+    var list = (' ' + n.className + ' ').replace(' ' + cls + ' ', ' ');
+    n.className = (onOff ? list + cls : list).replace(/^\s+|\s+$/g, '').replace(/\s+/g, ' ');
+  }
+
+  // ---- reading ----
+
+  // maybeMarkRead marks the active room read when its newest message is
+  // in view and the page is visible.
+  function maybeMarkRead() {
+    var room = app.rooms[app.active];
+    if (!room || !app.client || !pageVisible() || !app.list.showingLatest()) { return; }
+    var seq = room.latestSeq();
+    if (seq > room.read) { app.client.markRead(room.name, seq); }
+  }
+
+  // ---- rooms ----
+
+  function roomsKey() { return 'chatd.rooms.' + app.user; }
+
+  function saveRooms(tell) {
+    save(roomsKey(), { rooms: app.order, active: app.active });
+    if (tell && app.client) { app.client.broadcast({ rooms: app.order }); }
+  }
+
+  function addRoom(name, tell) {
+    if (app.rooms[name]) { return app.rooms[name]; }
+    var room = new Room(name);
+    room.read = app.client.readPosition(name);
+    app.rooms[name] = room;
+    app.order.push(name);
+    app.client.join(name);
+    saveRooms(tell);
+    mark('rooms');
+    return room;
+  }
+
+  function removeRoom(name, tell) {
+    if (!app.rooms[name]) { return; }
+    app.client.leave(name);
+    delete app.rooms[name];
+    app.order.splice(app.order.indexOf(name), 1);
+    if (app.active === name) { selectRoom(app.order[0] || null); }
+    saveRooms(tell);
+    mark('rooms');
+  }
+
+  function selectRoom(name) {
+    app.active = name;
+    var room = app.rooms[name];
+    saveRooms(false);
+    toggleClass(doc.body, 'side-open', false);
+    $('menu').setAttribute('aria-expanded', 'false');
+    renderRooms();
+    renderList(true);
+    renderTyping();
+    if (room) { refreshPresence(room); }
+    renderPresence();
+    maybeMarkRead();
+  }
+
+  function refreshPresence(room) {
+    if (!app.client.feature('presence')) { return; }
+    app.client.presence(room.name, function (err, users) {
+      if (err || !app.rooms[room.name]) { return; }
+      room.presence = {};
+      for (var i = 0; i < users.length; i++) { room.presence[users[i].user] = users[i].name || users[i].user; }
+      if (room.name === app.active) { mark('presence'); }
+    });
+  }
+
+  // loadOlder fetches the page before the oldest message held.
+  function loadOlder() {
+    var room = app.rooms[app.active];
+    if (!room || !room.loaded || room.loadingOlder || room.noOlder || !room.items.length) { return; }
+    var oldest = room.items[0].seq;
+    if (room.first !== null && oldest <= room.first) {
+      room.noOlder = true;
+      mark('list');
+      return;
+    }
+    room.loadingOlder = true;
+    mark('list');
+    app.client.history(room.name, oldest, 50, function (err, page) {
+      room.loadingOlder = false;
+      if (err) { mark('list'); return; }
+      addPage(room, page);
+    });
+  }
+
+  function addPage(room, page) {
+    for (var i = 0; i < page.messages.length; i++) { room.insert(page.messages[i]); }
+    room.first = page.first;
+    var oldest = room.items.length ? room.items[0].seq : page.head + 1;
+    if (!page.messages.length || oldest <= page.first) { room.noOlder = true; }
+    room.loaded = true;
+    afterChange(room);
+  }
+
+  function afterChange(room) {
+    room._lastMine = lastMineSeq(room);
+    room.countUnread(app.user);
+    mark('rooms');
+    if (room.name === app.active) { mark('list'); }
+  }
+
+  // ---- client events ----
+
+  function wireClient(c) {
+    var wasConnected = false;
+    c.on('state', function (s) {
+      renderConn(s);
+      if (s.connected && !wasConnected) {
+        var room = app.rooms[app.active];
+        if (room) { refreshPresence(room); }
+      }
+      wasConnected = s.connected;
+    });
+    c.on('control', function (o) { applyFeatures(o.features || {}); mark('list'); mark('typing'); });
+    c.on('message', function (m) {
+      var room = app.rooms[m.room];
+      if (!room) { return; }
+      room.insert(m);
+      afterChange(room);
+    });
+    c.on('history', function (page) {
+      var room = app.rooms[page.room];
+      if (room) { addPage(room, page); }
+    });
+    c.on('reset', function (e) {
+      var room = app.rooms[e.room];
+      if (room) { room.reset(); afterChange(room); }
+    });
+    c.on('ack', function (a) {
+      var room = app.rooms[a.ack.room || a.entry.room];
+      if (!room || typeof a.ack.seq !== 'number') { mark('list'); return; }
+      // Show the message at its seq now; the copy the subscription
+      // delivers later lands on the same seq.
+      room.insert({
+        seq: a.ack.seq, id: a.entry.id, from: a.entry.from || app.user, name: a.entry.name || app.name,
+        text: a.entry.text, ts: a.ack.ts || a.entry.ts
+      });
+      afterChange(room);
+    });
+    c.on('outbox', function () { mark('list'); });
+    c.on('read', function (r) {
+      var room = app.rooms[r.room];
+      if (!room) { return; }
+      room.read = Math.max(room.read, r.seq);
+      room.countUnread(app.user);
+      mark('rooms');
+      if (room.name === app.active) { mark('list'); }
+    });
+    c.on('receipt', function (r) {
+      var room = app.rooms[r.room];
+      if (!room || r.user === app.user) { return; }
+      room.receipts[r.user] = Math.max(room.receipts[r.user] || 0, r.seq);
+      if (room.name === app.active) { mark('list'); }
+    });
+    c.on('presence', function (p) {
+      var room = app.rooms[p.room];
+      if (!room) { return; }
+      room.presence = room.presence || {};
+      if (p.online) { room.presence[p.user] = p.name || p.user; } else { delete room.presence[p.user]; }
+      if (p.name) { room.names[p.user] = p.name; }
+      if (room.name === app.active) { mark('presence'); }
+    });
+    c.on('typing', function (t) {
+      var room = app.rooms[t.room];
+      if (!room || t.user === app.user) { return; }
+      room.typing[t.user] = { name: t.name || t.user, until: now() + 4000 };
+      if (room.name === app.active) { mark('typing'); }
+    });
+    c.on('joined', function (j) {
+      var room = app.rooms[j.room];
+      if (room && room.name === app.active) { refreshPresence(room); }
+    });
+    c.on('tab', function (msg) {
+      if (!msg || !msg.rooms) { return; }
+      syncRooms(msg.rooms);
+    });
+    c.on('auth', function (e) {
+      if (!app.source || !app.source.refresh || app.source.isStatic) { signOut('Your token was not accepted: ' + e.reason); }
+    });
+  }
+
+  // syncRooms adopts the room list of another tab.
+  function syncRooms(list) {
+    var want = {};
+    var i;
+    for (i = 0; i < list.length; i++) {
+      want[list[i]] = true;
+      if (!app.rooms[list[i]]) { addRoom(list[i], false); }
+    }
+    var copy = app.order.slice();
+    for (i = 0; i < copy.length; i++) {
+      if (!want[copy[i]]) { removeRoom(copy[i], false); }
+    }
+    if (!app.active && app.order.length) { selectRoom(app.order[0]); }
+  }
+
+  // ---- sign in and out ----
+
+  function showLogin(message) {
+    toggleClass(doc.body, 'signed-in', false);
+    $('app').hidden = true;
+    $('login').hidden = false;
+    $('logout').hidden = true;
+    setText($('me'), '');
+    setText($('login-error'), message || '');
+    $('login-name').focus();
+  }
+
+  function signIn(sess) {
+    var src;
+    if (sess.token) {
+      src = ChatClient.staticTokenSource(sess.token);
+      src.isStatic = true;
+    } else {
+      src = ChatClient.devTokenSource(sess.name);
+    }
+    $('login-go').disabled = true;
+    src.get(function (err, tok) {
+      $('login-go').disabled = false;
+      if (err) {
+        var msg = err.status === 404 ? 'This server is not in dev mode: sign in with a token.' :
+          err.status === 0 ? 'The server cannot be reached. Try again in a moment.' :
+          'Sign-in failed: ' + (err.message || err.code);
+        showLogin(msg);
+        return;
+      }
+      save(SESSION, sess);
+      start(src, tok);
+    });
+  }
+
+  function start(src, tok) {
+    var claims = ChatClient.decodeJWT(tok) || {};
+    app.source = src;
+    app.user = claims.sub || (src.name ? String(src.name).toLowerCase() : 'me');
+    app.name = claims.name || claims.sub || src.name || app.user;
+    app.rooms = {};
+    app.order = [];
+    app.active = null;
+    // A deployment (or a test) may tune the client from a script file of
+    // its own, loaded before this one: window.chatdClientOptions.
+    var opts = { tokenSource: src };
+    var extra = root.chatdClientOptions || {};
+    for (var k in extra) { if (has(extra, k) && k !== 'tokenSource') { opts[k] = extra[k]; } }
+    var c = app.client = new ChatClient(opts);
+    wireClient(c);
+    c.on('user', function (u) { app.user = u.user; app.name = u.name; setText($('me'), u.name); });
+    $('login').hidden = true;
+    $('app').hidden = false;
+    $('logout').hidden = false;
+    toggleClass(doc.body, 'signed-in', true);
+    setText($('me'), app.name);
+    var saved = load(roomsKey()) || {};
+    var names = saved.rooms && saved.rooms.length ? saved.rooms : ['general'];
+    for (var i = 0; i < names.length; i++) { if (ROOM_RE.test(names[i])) { addRoom(names[i], false); } }
+    var wantActive = saved.active && app.rooms[saved.active] ? saved.active : app.order[0];
+    c.start();
+    selectRoom(wantActive || null);
+    $('input').focus();
+  }
+
+  function signOut(message) {
+    if (app.client) { app.client.destroy(); app.client = null; }
+    if (app.source && app.source.forget) { app.source.forget(); }
+    app.source = null;
+    try { if (storage) { storage.removeItem(SESSION); } } catch (e) { /* ignore */ }
+    app.rooms = {};
+    app.order = [];
+    app.active = null;
+    renderRooms();
+    app.list.set([], true);
+    showLogin(message);
+  }
+
+  // ---- the page's own events ----
+
+  function wirePage() {
+    app.list = new WindowedList($('scroller'), $('messages'), {
+      max: 150,
+      step: 50,
+      // Ids are unique within a room (the server's idempotency key).
+      key: function (item) { return item.room + '\n' + item.id; },
+      render: renderItem,
+      update: updateItem,
+      onTop: loadOlder,
+      onScroll: maybeMarkRead
+    });
+
+    on($('login-form'), 'submit', function (ev) {
+      ev.preventDefault();
+      var name = $('login-name').value.replace(/^\s+|\s+$/g, '');
+      var token = $('login-token').value.replace(/\s+/g, '');
+      if (token) { signIn({ token: token }); return; }
+      if (!USER_RE.test(name)) {
+        setText($('login-error'), 'Use 1 to 64 letters, digits, dots, dashes or underscores.');
+        return;
+      }
+      signIn({ name: name });
+    });
+
+    on($('logout'), 'click', function () { signOut(''); });
+
+    on($('menu'), 'click', function () {
+      var open = doc.body.className.indexOf('side-open') < 0;
+      toggleClass(doc.body, 'side-open', open);
+      $('menu').setAttribute('aria-expanded', open ? 'true' : 'false');
+    });
+    on($('scrim'), 'click', function () { toggleClass(doc.body, 'side-open', false); });
+
+    on($('join-form'), 'submit', function (ev) {
+      ev.preventDefault();
+      var input = $('join-name');
+      var name = input.value.replace(/^[\s#]+|\s+$/g, '');
+      if (!ROOM_RE.test(name) || name.indexOf('dm:') === 0) {
+        if (input.setCustomValidity) { input.setCustomValidity('No spaces, commas or asterisks; up to 128 characters.'); }
+        if (input.reportValidity) { input.reportValidity(); }
+        return;
+      }
+      if (input.setCustomValidity) { input.setCustomValidity(''); }
+      input.value = '';
+      addRoom(name, true);
+      selectRoom(name);
+    });
+    on($('join-name'), 'input', function () { if (this.setCustomValidity) { this.setCustomValidity(''); } });
+
+    on($('dm-form'), 'submit', function (ev) {
+      ev.preventDefault();
+      var input = $('dm-name');
+      var peer = input.value.replace(/^[\s@]+|\s+$/g, '').toLowerCase();
+      if (!USER_RE.test(peer) || !app.user) { return; }
+      input.value = '';
+      var name = ChatClient.dmRoom(app.user, peer);
+      addRoom(name, true);
+      selectRoom(name);
+    });
+
+    function roomClick(ev) {
+      var t = ev.target;
+      while (t && t !== this && !t.getAttribute('data-action')) { t = t.parentNode; }
+      if (!t || t === this) { return; }
+      var li = t;
+      while (li && li.tagName !== 'LI') { li = li.parentNode; }
+      if (!li) { return; }
+      var name = li.getAttribute('data-room');
+      if (t.getAttribute('data-action') === 'leave') { removeRoom(name, true); } else { selectRoom(name); }
+    }
+    on($('rooms'), 'click', roomClick);
+    on($('dms'), 'click', roomClick);
+
+    on($('messages'), 'click', function (ev) {
+      var t = ev.target;
+      var action = t.getAttribute && t.getAttribute('data-action');
+      if (!action || !app.client) { return; }
+      var li = t;
+      while (li && li.tagName !== 'LI') { li = li.parentNode; }
+      var id = li && li.getAttribute('data-id');
+      if (action === 'retry') { app.client.retry(id); }
+      if (action === 'discard') { app.client.discard(id); }
+    });
+
+    var input = $('input');
+    on($('composer'), 'submit', function (ev) {
+      ev.preventDefault();
+      sendInput();
+    });
+    on(input, 'keydown', function (ev) {
+      if ((ev.key === 'Enter' || ev.keyCode === 13) && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        sendInput();
+      }
+    });
+    on(input, 'input', function () {
+      grow(input);
+      if (app.client && app.active && input.value) { app.client.typing(app.active); }
+    });
+
+    on(doc, 'visibilitychange', maybeMarkRead);
+    on(root, 'focus', maybeMarkRead);
+    on(root, 'resize', function () { if (app.list.follow) { app.list.scrollToBottom(); } });
+  }
+
+  function grow(ta) {
+    ta.rows = Math.min(6, Math.max(1, ta.value.split('\n').length));
+  }
+
+  function sendInput() {
+    var input = $('input');
+    var text = input.value;
+    if (!app.client || !app.active || !text.replace(/\s+/g, '')) { return; }
+    app.client.send(app.active, text);
+    input.value = '';
+    grow(input);
+    app.list.follow = true;
+    renderList(false);
+    app.list.scrollToBottom();
+  }
+
+  function boot() {
+    if (!ChatClient || !WindowedList) { return; }
+    wirePage();
+    var sess = load(SESSION);
+    if (sess && (sess.name || sess.token)) { signIn(sess); } else { showLogin(''); }
+  }
+
+  boot();
+})(this);

@@ -1,0 +1,1571 @@
+/*
+ * chat-client.js: the chatd browser client. See docs/CLIENT.md.
+ *
+ * ES5 only (the ES5 check in web/es5_test.go enforces the syntax), no
+ * dependencies, XMLHttpRequest for HTTP. It negotiates, connects over the
+ * best transport it is offered (websocket, sse, poll), falls back tier by
+ * tier, reconnects with exponential backoff and full jitter, resumes every
+ * room from its last seq, and keeps unacked sends in an outbox that survives
+ * a reload.
+ *
+ *   var client = new ChatClient({tokenSource: ChatClient.devTokenSource('alice')});
+ *   client.on('message', function (m) { ... });
+ *   client.on('state', function (s) { ... });
+ *   client.join('general');
+ *   client.start();
+ *   client.send('general', 'hello');
+ */
+(function (root) {
+  'use strict';
+
+  var TIERS = ['websocket', 'sse', 'poll'];
+  // Send errors that retrying with the same id cannot fix.
+  var PERMANENT = { bad_request: 1, forbidden: 1, too_large: 1, not_found: 1, feature_disabled: 1 };
+  var PREFIX = 'chatd.';
+
+  // ---- small helpers -----------------------------------------------------
+
+  function now() { return new Date().getTime(); }
+
+  function has(o, k) { return Object.prototype.hasOwnProperty.call(o, k); }
+
+  function isArray(v) { return Object.prototype.toString.call(v) === '[object Array]'; }
+
+  function extend(dst) {
+    for (var i = 1; i < arguments.length; i++) {
+      var src = arguments[i];
+      if (!src) { continue; }
+      for (var k in src) { if (has(src, k)) { dst[k] = src[k]; } }
+    }
+    return dst;
+  }
+
+  function parseJSON(s) {
+    if (typeof s !== 'string' || s === '') { return null; }
+    try { return JSON.parse(s); } catch (e) { return null; }
+  }
+
+  function defer(fn) { return setTimeout(fn, 0); }
+
+  // between returns a whole number of milliseconds in [lo, hi).
+  function between(lo, hi) { return lo + Math.floor(Math.random() * Math.max(0, hi - lo)); }
+
+  // fullJitter is the AWS "full jitter" backoff: a uniform delay in
+  // [0, min(cap, base * 2^attempt)).
+  function fullJitter(attempt, base, cap) {
+    var ceil = Math.min(cap, base * Math.pow(2, Math.min(attempt, 30)));
+    return Math.floor(Math.random() * ceil);
+  }
+
+  function randomId() {
+    var c = root.crypto || root.msCrypto;
+    var out = '';
+    if (c && typeof c.getRandomValues === 'function' && typeof root.Uint8Array !== 'undefined') {
+      var b = new root.Uint8Array(16);
+      c.getRandomValues(b);
+      for (var i = 0; i < b.length; i++) { out += (b[i] < 16 ? '0' : '') + b[i].toString(16); }
+      return out;
+    }
+    for (var j = 0; j < 4; j++) { out += Math.floor((1 + Math.random()) * 0x100000000).toString(16).slice(1); }
+    return out;
+  }
+
+  // decodeJWT returns a token's claims, or null when they cannot be read
+  // (no atob, or not a JWT). The signature is not checked: the server does.
+  function decodeJWT(tok) {
+    if (typeof tok !== 'string' || typeof root.atob !== 'function') { return null; }
+    var parts = tok.split('.');
+    if (parts.length !== 3) { return null; }
+    var b64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+    while (b64.length % 4) { b64 += '='; }
+    try {
+      var bin = root.atob(b64);
+      var txt;
+      try { txt = decodeURIComponent(escape(bin)); } catch (e1) { txt = bin; }
+      return JSON.parse(txt);
+    } catch (e) { return null; }
+  }
+
+  // detectStorage returns localStorage when it exists and works (Safari's
+  // private mode used to throw on setItem), or null.
+  function detectStorage() {
+    try {
+      var s = root.localStorage;
+      if (!s) { return null; }
+      var k = PREFIX + 'probe';
+      s.setItem(k, '1');
+      s.removeItem(k);
+      return s;
+    } catch (e) { return null; }
+  }
+
+  function storeGet(s, k) { try { return s ? s.getItem(k) : null; } catch (e) { return null; } }
+  function storeSet(s, k, v) { try { if (s) { s.setItem(k, v); } } catch (e) { /* quota: keep in memory */ } }
+  function storeDel(s, k) { try { if (s) { s.removeItem(k); } } catch (e) { /* ignore */ } }
+
+  // supports reports whether this browser has what a tier needs. It is
+  // asked at connect time, so a test can delete window.WebSocket first.
+  function supports(tier) {
+    if (tier === 'websocket') { return typeof root.WebSocket !== 'undefined' && root.WebSocket !== null; }
+    if (tier === 'sse') { return typeof root.EventSource !== 'undefined' && root.EventSource !== null; }
+    if (tier === 'poll') { return typeof root.XMLHttpRequest !== 'undefined'; }
+    return false;
+  }
+
+  // pathRoom escapes a room name for a URL path the way Go does, leaving
+  // ':' and '@' raw: the server's router reads an escaped ':' literally.
+  function pathRoom(name) {
+    return encodeURIComponent(name).replace(/%(3A|40|24|26|2B|3B|3D)/gi, function (m) {
+      return decodeURIComponent(m);
+    });
+  }
+
+  function closeHint(reason) {
+    var m = /reconnect_ms=(\d+)/.exec(reason || '');
+    return m ? parseInt(m[1], 10) : null;
+  }
+
+  // ---- HTTP ----------------------------------------------------------------
+
+  // httpError builds the error a callback gets: the server's error envelope
+  // when there is one, with the HTTP status. Status 0 means the request did
+  // not reach the server (or timed out).
+  function httpError(status, data, x, fallback) {
+    var e = { status: status, code: 'network', message: fallback || 'network error' };
+    if (status !== 0) {
+      e.code = (data && data.code) || ('http_' + status);
+      e.message = (data && data.message) || ('HTTP ' + status);
+    }
+    var ra = x && status ? parseInt(x.getResponseHeader('Retry-After') || '', 10) : NaN;
+    if (!isNaN(ra)) { e.retryAfter = ra * 1000; }
+    return e;
+  }
+
+  // xhr makes one request. opts: headers, body (an object, sent as JSON),
+  // timeout (ms). cb(err, data). The result has abort(); an aborted request
+  // never calls back.
+  function xhr(method, url, opts, cb) {
+    var x = new root.XMLHttpRequest();
+    var done = false;
+    var timer = null;
+    function finish(err, data) {
+      if (done) { return; }
+      done = true;
+      if (timer) { clearTimeout(timer); }
+      cb(err, data);
+    }
+    x.open(method, url, true);
+    var headers = opts.headers || {};
+    for (var h in headers) { if (has(headers, h)) { x.setRequestHeader(h, headers[h]); } }
+    var body = null;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      x.setRequestHeader('Content-Type', 'application/json');
+    }
+    x.onreadystatechange = function () {
+      if (x.readyState !== 4 || done) { return; }
+      var data = parseJSON(x.responseText);
+      if (x.status >= 200 && x.status < 300) {
+        finish(null, data);
+      } else {
+        finish(httpError(x.status, data, x), data);
+      }
+    };
+    if (opts.timeout) {
+      timer = setTimeout(function () {
+        if (done) { return; }
+        finish(httpError(0, null, null, 'timed out'), null);
+        try { x.abort(); } catch (e) { /* ignore */ }
+      }, opts.timeout);
+    }
+    try {
+      x.send(body);
+    } catch (e) {
+      defer(function () { finish(httpError(0, null, null, 'request failed'), null); });
+    }
+    return {
+      abort: function () {
+        done = true;
+        if (timer) { clearTimeout(timer); }
+        try { x.abort(); } catch (e) { /* ignore */ }
+      }
+    };
+  }
+
+  // ---- events ----------------------------------------------------------------
+
+  function Emitter() { this._handlers = {}; }
+
+  Emitter.prototype.on = function (name, fn) {
+    (this._handlers[name] = this._handlers[name] || []).push(fn);
+    return this;
+  };
+
+  Emitter.prototype.off = function (name, fn) {
+    var list = this._handlers[name] || [];
+    for (var i = list.length - 1; i >= 0; i--) { if (list[i] === fn) { list.splice(i, 1); } }
+    return this;
+  };
+
+  // emit calls each handler; one that throws does not stop the others or
+  // the client's own processing.
+  Emitter.prototype.emit = function (name, arg) {
+    var list = (this._handlers[name] || []).slice();
+    for (var i = 0; i < list.length; i++) {
+      try { list[i].call(this, arg); } catch (e) {
+        if (root.console && root.console.error) { root.console.error('chatd: ' + name + ' handler:', e); }
+      }
+    }
+  };
+
+  // ---- between tabs --------------------------------------------------------
+
+  // TabBus carries small messages between the tabs of one user: over
+  // BroadcastChannel where there is one, else over localStorage's storage
+  // events. Neither: a no-op.
+  function TabBus(name, storage, onmsg) {
+    var self = this;
+    this.key = PREFIX + 'bus.' + name;
+    this.storage = storage;
+    this.channel = null;
+    this.onmsg = onmsg;
+    this.id = randomId();
+    if (typeof root.BroadcastChannel === 'function') {
+      try {
+        this.channel = new root.BroadcastChannel(this.key);
+        this.channel.onmessage = function (ev) { if (ev.data && ev.data.from !== self.id) { self.onmsg(ev.data.msg); } };
+      } catch (e) { this.channel = null; }
+    }
+  }
+
+  TabBus.prototype.post = function (msg) {
+    var env = { from: this.id, msg: msg, n: randomId() };
+    if (this.channel) {
+      try { this.channel.postMessage(env); } catch (e) { /* closed */ }
+    } else if (this.storage) {
+      // A storage event fires in the other tabs on every change.
+      storeSet(this.storage, this.key, JSON.stringify(env));
+      storeDel(this.storage, this.key);
+    }
+  };
+
+  // storage handles a storage event for the fallback path.
+  TabBus.prototype.storageEvent = function (ev) {
+    if (this.channel || ev.key !== this.key || !ev.newValue) { return; }
+    var env = parseJSON(ev.newValue);
+    if (env && env.from !== this.id) { this.onmsg(env.msg); }
+  };
+
+  TabBus.prototype.close = function () {
+    if (this.channel) { try { this.channel.close(); } catch (e) { /* ignore */ } }
+  };
+
+  // ---- token sources -------------------------------------------------------
+
+  // staticTokenSource serves one token; refresh gives the same token back,
+  // so an expired static token ends in the 'auth' event.
+  function staticTokenSource(token) {
+    return {
+      get: function (cb) { defer(function () { cb(null, token); }); },
+      refresh: function (cb) { defer(function () { cb({ code: 'unauthorized', message: 'the token was rejected and cannot be refreshed' }); }); }
+    };
+  }
+
+  // devTokenSource logs in by name through POST /v1/dev/login (dev mode
+  // only) and keeps the token in localStorage, so tabs and reloads share it.
+  // refresh logs in again.
+  function devTokenSource(name, opts) {
+    opts = opts || {};
+    var base = opts.baseURL || '';
+    var storage = detectStorage();
+    var key = PREFIX + 'devtoken.' + String(name).toLowerCase();
+    var token = storeGet(storage, key);
+    var waiting = null;
+    function fresh(t) {
+      var c = decodeJWT(t);
+      return !!t && (!c || !c.exp || c.exp * 1000 > now() + 120000);
+    }
+    function login(cb) {
+      if (waiting) { waiting.push(cb); return; }
+      waiting = [cb];
+      xhr('POST', base + '/v1/dev/login', { body: { name: name }, timeout: 15000 }, function (err, data) {
+        var list = waiting;
+        waiting = null;
+        if (!err && (!data || typeof data.token !== 'string')) { err = { code: 'internal', message: 'login answered without a token' }; }
+        if (!err) {
+          token = data.token;
+          storeSet(storage, key, token);
+        }
+        for (var i = 0; i < list.length; i++) { list[i](err, err ? null : token); }
+      });
+    }
+    return {
+      name: name,
+      get: function (cb) {
+        var stored = storeGet(storage, key);
+        if (stored) { token = stored; }
+        if (fresh(token)) { defer(function () { cb(null, token); }); return; }
+        login(cb);
+      },
+      refresh: login,
+      forget: function () { token = null; storeDel(storage, key); }
+    };
+  }
+
+  // ---- transports ----------------------------------------------------------
+  //
+  // A link is one connection attempt on one tier. The client sets onframe,
+  // onclose and ondegraded; a link calls onclose at most once, and never
+  // after close().
+
+  function wsBase(base) {
+    if (/^https?:/i.test(base)) { return base.replace(/^http/i, 'ws'); }
+    var loc = root.location;
+    return (loc.protocol === 'https:' ? 'wss://' : 'ws://') + loc.host + base;
+  }
+
+  function sinceQuery(subs) {
+    var pairs = [];
+    for (var i = 0; i < subs.length; i++) {
+      if (subs[i].since !== null) { pairs.push(encodeURIComponent(subs[i].room + ':' + subs[i].since)); }
+    }
+    return pairs.length ? '&since=' + pairs.join(',') : '';
+  }
+
+  function roomsQuery(subs) {
+    var names = [];
+    for (var i = 0; i < subs.length; i++) { names.push(encodeURIComponent(subs[i].room)); }
+    return 'rooms=' + names.join(',');
+  }
+
+  function WSLink(client, ticket) {
+    this.tier = 'websocket';
+    this.client = client;
+    this.url = wsBase(client.base) + '/v1/ws?ticket=' + encodeURIComponent(ticket);
+    this.closed = false;
+    this.ws = null;
+    this.last = null; // the disconnect envelope, if one came
+  }
+
+  WSLink.prototype.open = function (subs) {
+    var self = this;
+    var ws;
+    try {
+      ws = new root.WebSocket(this.url);
+    } catch (e) {
+      defer(function () { self._end({ code: 0, reason: 'websocket: ' + (e && e.message) }); });
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = function () {
+      for (var i = 0; i < subs.length; i++) { self.join(subs[i].room, subs[i].since); }
+    };
+    ws.onmessage = function (ev) {
+      var data = parseJSON(ev.data);
+      if (!data || self.closed) { return; }
+      var list = isArray(data) ? data : [data];
+      for (var i = 0; i < list.length && !self.closed; i++) {
+        if (list[i] && list[i].type === 'disconnect') { self.last = list[i]; }
+        self.onframe(list[i]);
+      }
+    };
+    ws.onerror = function () { /* onclose follows with the code */ };
+    ws.onclose = function (ev) {
+      var info = { code: ev.code, reason: ev.reason || ('websocket closed (' + ev.code + ')'), reconnectMs: closeHint(ev.reason) };
+      if (self.last) {
+        if (info.reconnectMs === null && self.last.reconnect_ms) { info.reconnectMs = self.last.reconnect_ms; }
+        if (!ev.reason && self.last.reason) { info.reason = self.last.reason; }
+      }
+      self._end(info);
+    };
+  };
+
+  WSLink.prototype._end = function (info) {
+    if (this.closed) { return; }
+    this.closed = true;
+    this.onclose(info);
+  };
+
+  WSLink.prototype.send = function (env) {
+    if (this.closed || !this.ws || this.ws.readyState !== 1) { return false; }
+    try { this.ws.send(JSON.stringify(env)); return true; } catch (e) { return false; }
+  };
+
+  WSLink.prototype.join = function (room, since) {
+    var env = { type: 'join', room: room };
+    if (since !== null && since !== undefined) { env.since = since; }
+    return this.send(env);
+  };
+
+  WSLink.prototype.leave = function (room) { return this.send({ type: 'leave', room: room }); };
+
+  WSLink.prototype.close = function () {
+    this.closed = true;
+    var ws = this.ws;
+    if (!ws) { return; }
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    try { ws.close(1000, 'client moved'); } catch (e) { /* ignore */ }
+  };
+
+  function SSELink(client, ticket) {
+    this.tier = 'sse';
+    this.client = client;
+    this.ticket = ticket;
+    this.closed = false;
+    this.es = null;
+  }
+
+  SSELink.prototype.open = function (subs) {
+    var self = this;
+    var url = this.client.base + '/v1/sse?' + roomsQuery(subs) + sinceQuery(subs) +
+      '&ticket=' + encodeURIComponent(this.ticket);
+    var es;
+    try {
+      es = new root.EventSource(url);
+    } catch (e) {
+      defer(function () { self._end({ code: 0, reason: 'event stream: ' + (e && e.message) }); });
+      return;
+    }
+    this.es = es;
+    es.onmessage = function (ev) {
+      if (self.closed) { return; }
+      var env = parseJSON(ev.data);
+      if (!env) { return; }
+      if (env.type === 'disconnect') {
+        // Stop the browser's own reconnect: the close code decides.
+        self.close();
+        self.onclose({ code: env.close_code, reason: env.reason || 'server closed the stream', reconnectMs: env.reconnect_ms || null });
+        return;
+      }
+      self.onframe(env);
+    };
+    es.onerror = function () {
+      if (self.closed) { return; }
+      if (es.readyState === 2) {
+        // CLOSED: an HTTP error (an expired ticket, a refusal). The
+        // browser gives up; so does this link.
+        self.close();
+        self.onclose({ code: 0, reason: 'event stream refused' });
+      } else {
+        // CONNECTING: the browser reconnects by itself and sends
+        // Last-Event-ID, the cursor, so the stream resumes exactly.
+        self.ondegraded('event stream reconnecting');
+      }
+    };
+  };
+
+  SSELink.prototype._end = function (info) {
+    if (this.closed) { return; }
+    this.closed = true;
+    this.onclose(info);
+  };
+
+  SSELink.prototype.send = function () { return false; };
+
+  SSELink.prototype.close = function () {
+    this.closed = true;
+    if (this.es) {
+      this.es.onmessage = this.es.onerror = null;
+      try { this.es.close(); } catch (e) { /* ignore */ }
+    }
+  };
+
+  // PollLink long-polls. Its first request resumes each room by since=
+  // (what the client knows); every later one passes back the server's
+  // opaque cursor, plus since= for rooms the cursor does not cover yet.
+  function PollLink(client) {
+    this.tier = 'poll';
+    this.client = client;
+    this.closed = false;
+    this.req = null;
+    this.timer = null;
+    this.cursor = null;
+    this.covered = {}; // rooms the cursor holds a position for
+    this.fast = 0;     // answers in a row that came at once with no message
+  }
+
+  PollLink.prototype.open = function () { this._poll(); };
+
+  PollLink.prototype._poll = function () {
+    var self = this;
+    var c = this.client;
+    if (this.closed) { return; }
+    this.timer = null;
+    var subs = c._subs();
+    if (!subs.length) {
+      // Nothing to poll for: answer "up" once, then idle until a join.
+      if (!this.idleSent) { this.idleSent = true; this.onframe({ type: 'pong' }); }
+      return;
+    }
+    var started = now();
+    var path = '/v1/poll?' + roomsQuery(subs);
+    var fresh = [];
+    var asked = {};
+    for (var i = 0; i < subs.length; i++) {
+      asked[subs[i].room] = true;
+      if (!this.cursor || !this.covered[subs[i].room]) { fresh.push(subs[i]); }
+    }
+    if (this.cursor) { path += '&cursor=' + encodeURIComponent(this.cursor); }
+    path += sinceQuery(fresh);
+    // The poll is an XHR, so it sends the bearer header: no token or
+    // ticket ever goes into its URL.
+    this.req = c._api('GET', path, undefined, { timeout: c.opts.pollTimeoutMs }, function (err, data) {
+      self.req = null;
+      if (self.closed) { return; }
+      if (err) {
+        self.closed = true;
+        self.onclose({ code: 0, status: err.status, errCode: err.code, reason: 'poll failed: ' + err.message, retryAfter: err.retryAfter });
+        return;
+      }
+      data = data || {};
+      var events = isArray(data.events) ? data.events : [];
+      var messages = 0;
+      self.onframe(data.control || { type: 'pong' });
+      for (var j = 0; j < events.length && !self.closed; j++) {
+        if (events[j] && events[j].type === 'message') { messages++; }
+        self.onframe(events[j]);
+      }
+      if (self.closed) { return; }
+      if (typeof data.cursor === 'string' && data.cursor) {
+        self.cursor = data.cursor;
+        self.covered = asked;
+      }
+      self.timer = setTimeout(function () { self._poll(); }, self._delay(started, messages));
+    });
+  };
+
+  // _delay is the wait before the next poll: the poll interval at level 3
+  // (the server answers at once there), none after news, and a growing
+  // pause when answers keep coming at once with no message, so a server
+  // that answers early can never make the client spin.
+  PollLink.prototype._delay = function (started, messages) {
+    var offer = this.client.offer || {};
+    var interval = offer.poll_interval_ms || 5000;
+    if (offer.level >= 3) { return interval; }
+    if (messages || now() - started >= 1000) {
+      this.fast = 0;
+      return 0;
+    }
+    this.fast++;
+    return this.fast < 2 ? 0 : Math.min(interval, 250 * Math.pow(2, this.fast - 2));
+  };
+
+  // refresh polls again at once, for a new set of rooms.
+  PollLink.prototype.refresh = function () {
+    if (this.closed) { return; }
+    if (this.req) { this.req.abort(); this.req = null; }
+    if (this.timer) { clearTimeout(this.timer); }
+    var self = this;
+    this.timer = setTimeout(function () { self._poll(); }, 0);
+  };
+
+  PollLink.prototype.send = function () { return false; };
+
+  PollLink.prototype.close = function () {
+    this.closed = true;
+    if (this.req) { this.req.abort(); this.req = null; }
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+  };
+
+  // ---- outbox ----------------------------------------------------------------
+
+  // Outbox holds sends until they are acked. Each entry is stored under its
+  // own localStorage key, so tabs that add and remove entries at once never
+  // overwrite each other. Every tab retries every entry; the server's
+  // idempotency on (room, id) makes that safe.
+  function Outbox(client) {
+    this.c = client;
+    this.items = {};    // id → entry
+    this.inflight = {}; // id → time sent
+    this.httpBusy = false;
+    this.prefix = null;
+  }
+
+  Outbox.prototype.load = function (user) {
+    this.items = {};
+    this.inflight = {};
+    this.prefix = PREFIX + 'ob.' + user + '.';
+    var s = this.c.storage;
+    if (!s) { return; }
+    try {
+      for (var i = 0; i < s.length; i++) {
+        var k = s.key(i);
+        if (k && k.indexOf(this.prefix) === 0) {
+          var e = parseJSON(s.getItem(k));
+          if (e && e.id && e.room) { this.items[e.id] = e; }
+        }
+      }
+    } catch (err) { /* storage went away */ }
+  };
+
+  Outbox.prototype.list = function (room) {
+    var out = [];
+    for (var id in this.items) {
+      if (has(this.items, id) && (!room || this.items[id].room === room)) { out.push(this.items[id]); }
+    }
+    out.sort(function (a, b) { return a.ts - b.ts || (a.id < b.id ? -1 : 1); });
+    return out;
+  };
+
+  Outbox.prototype.save = function (e) {
+    this.items[e.id] = e;
+    if (this.prefix) { storeSet(this.c.storage, this.prefix + e.id, JSON.stringify(e)); }
+  };
+
+  Outbox.prototype.remove = function (id) {
+    var e = this.items[id];
+    delete this.items[id];
+    delete this.inflight[id];
+    if (this.prefix) { storeDel(this.c.storage, this.prefix + id); }
+    return e || null;
+  };
+
+  // storageEvent applies another tab's change to an entry.
+  Outbox.prototype.storageEvent = function (ev) {
+    if (!this.prefix || !ev.key || ev.key.indexOf(this.prefix) !== 0) { return false; }
+    var id = ev.key.slice(this.prefix.length);
+    var e = parseJSON(ev.newValue);
+    if (e && e.id) { this.items[id] = e; } else { delete this.items[id]; delete this.inflight[id]; }
+    return true;
+  };
+
+  // flush sends what is pending over the current link: send frames on
+  // WebSocket, POST /v1/send one at a time otherwise. An entry unacked
+  // after resendMs is sent again with the same id.
+  Outbox.prototype.flush = function () {
+    var c = this.c;
+    if (!c.state.connected || !c._link) { return; }
+    var list = this.list();
+    var t = now();
+    for (var i = 0; i < list.length; i++) {
+      var e = list[i];
+      if (e.state !== 'pending') { continue; }
+      if (this.inflight[e.id] && t - this.inflight[e.id] < c.opts.resendMs) { continue; }
+      if (c._link.tier === 'websocket') {
+        if (c._link.send({ type: 'send', room: e.room, id: e.id, text: e.text })) {
+          this.inflight[e.id] = t;
+        }
+      } else {
+        this._post(e);
+        return; // one HTTP send at a time keeps order and spares connections
+      }
+    }
+  };
+
+  Outbox.prototype._post = function (e) {
+    var self = this;
+    var c = this.c;
+    if (this.httpBusy) { return; }
+    this.httpBusy = true;
+    this.inflight[e.id] = now();
+    c._api('POST', '/v1/send', { room: e.room, id: e.id, text: e.text }, { timeout: 20000 }, function (err, ack) {
+      self.httpBusy = false;
+      if (err) {
+        self.failed(e.id, err);
+      } else {
+        self.acked(ack || { id: e.id, room: e.room });
+      }
+      if (!err || !err.retryAfter) { self.flush(); }
+    });
+  };
+
+  // acked settles an entry: the ack (or the message itself) came back.
+  Outbox.prototype.acked = function (ack) {
+    var e = this.remove(ack.id);
+    if (!e) { return; }
+    var info = { entry: e, ack: ack };
+    this.c.bus.post({ t: 'ack', entry: e, ack: ack });
+    this.c.emit('ack', info);
+    this.c.emit('outbox', this.list());
+  };
+
+  Outbox.prototype.failed = function (id, err) {
+    var e = this.items[id];
+    delete this.inflight[id];
+    if (!e) { return; }
+    if (PERMANENT[err.code]) {
+      e.state = 'failed';
+      e.error = err.message || err.code;
+      this.save(e);
+      this.c.emit('outbox', this.list());
+      return;
+    }
+    // Transient (rate limit, overload, network): try again later.
+    var self = this;
+    var wait = err.retryAfter || 1000;
+    setTimeout(function () { self.flush(); }, wait);
+  };
+
+  // ---- the client --------------------------------------------------------
+
+  /**
+   * ChatClient connects one browser tab to chatd.
+   *
+   * opts:
+   *   tokenSource       {get(cb), refresh(cb)} or a JWT string (required)
+   *   baseURL           '' (same origin)
+   *   transports        restrict the tiers tried, e.g. ['sse', 'poll']
+   *   connectTimeoutMs  8000: a tier is up once its first envelope arrives
+   *   backoffBaseMs     1000, backoffCapMs 30000: full jitter
+   *   tierRetryMs       60000: how long a tier that failed is skipped (doubles)
+   *   upgradeDelayMs    [1000, 10000]: jittered wait before moving up a tier
+   *   resendMs          10000: resend an unacked WebSocket send after this
+   */
+  function ChatClient(opts) {
+    Emitter.call(this);
+    opts = opts || {};
+    if (!opts.tokenSource) { throw new Error('ChatClient: tokenSource is required'); }
+    this.base = opts.baseURL || '';
+    this.tokens = typeof opts.tokenSource === 'string' ? staticTokenSource(opts.tokenSource) : opts.tokenSource;
+    this.opts = extend({
+      transports: null,
+      connectTimeoutMs: 8000,
+      backoffBaseMs: 1000,
+      backoffCapMs: 30000,
+      tierRetryMs: 60000,
+      upgradeDelayMs: [1000, 10000],
+      resendMs: 10000,
+      pollTimeoutMs: 40000,
+      stableMs: 10000,
+      historyLimit: 50
+    }, opts);
+    this.storage = detectStorage();
+    this.user = null;
+    this.name = null;
+    this.offer = null;      // the last negotiate answer or control envelope
+    this.state = {
+      status: 'idle', connected: false, tier: null, reason: 'not started', level: null,
+      features: {}, transports: [], attempt: 0, retryAt: null
+    };
+    this._token = null;
+    this._rooms = {};       // name → {name, seq (-1: unknown)}
+    this._reads = {};       // name → own read position
+    this._readSent = {};    // name → position the server has
+    this._typingAt = {};
+    this._penalty = {};     // tier → {until, n}
+    this._link = null;
+    this._gen = 0;          // bumped per connection cycle; stale callbacks check it
+    this._attempt = 0;
+    this._timers = {};
+    this._stopped = true;
+    this.outbox = new Outbox(this);
+    this.bus = new TabBus('anon', null, function () {});
+    var self = this;
+    this._onStorage = function (ev) { self._storageEvent(ev); };
+    this._onOnline = function () { if (self.state.status === 'waiting') { self._cycle('browser is back online'); } };
+    if (root.addEventListener) {
+      root.addEventListener('storage', this._onStorage, false);
+      root.addEventListener('online', this._onOnline, false);
+    }
+  }
+
+  ChatClient.prototype = new Emitter();
+  ChatClient.prototype.constructor = ChatClient;
+
+  ChatClient.TIERS = TIERS.slice();
+  ChatClient.devTokenSource = devTokenSource;
+  ChatClient.staticTokenSource = staticTokenSource;
+  ChatClient.decodeJWT = decodeJWT;
+  ChatClient.supports = supports;
+  ChatClient.backoff = fullJitter;
+
+  // dmRoom names the direct conversation of users a and b.
+  ChatClient.dmRoom = function (a, b) {
+    a = String(a).toLowerCase();
+    b = String(b).toLowerCase();
+    return a <= b ? 'dm:' + a + ':' + b : 'dm:' + b + ':' + a;
+  };
+
+  // ---- timers ----
+
+  ChatClient.prototype._later = function (name, ms, fn) {
+    this._clear(name);
+    var self = this;
+    this._timers[name] = setTimeout(function () { delete self._timers[name]; fn.call(self); }, ms);
+  };
+
+  ChatClient.prototype._clear = function (name) {
+    if (this._timers[name]) { clearTimeout(this._timers[name]); delete this._timers[name]; }
+  };
+
+  // ---- state ----
+
+  ChatClient.prototype.getState = function () {
+    var s = extend({}, this.state);
+    s.features = extend({}, this.state.features);
+    s.transports = (this.state.transports || []).slice();
+    s.user = this.user;
+    s.name = this.name;
+    return s;
+  };
+
+  // _setState applies patch and emits 'state' when something changed.
+  // Objects (features, transports) compare by value.
+  ChatClient.prototype._setState = function (patch) {
+    var changed = false;
+    for (var k in patch) {
+      if (!has(patch, k)) { continue; }
+      var a = this.state[k];
+      var b = patch[k];
+      var same = a === b || (a && b && typeof a === 'object' && typeof b === 'object' && JSON.stringify(a) === JSON.stringify(b));
+      if (!same) { this.state[k] = b; changed = true; }
+    }
+    if (changed) { this.emit('state', this.getState()); }
+  };
+
+  // feature reports whether a feature is on; unknown means on.
+  ChatClient.prototype.feature = function (name) {
+    var f = this.state.features || {};
+    return f[name] !== false;
+  };
+
+  // ---- identity ----
+
+  ChatClient.prototype._useToken = function (tok) {
+    this._token = tok;
+    var claims = decodeJWT(tok) || {};
+    if (claims.sub && claims.sub !== this.user) { this._setUser(claims.sub, claims.name || claims.sub); }
+    // Refresh ahead of expiry: two minutes early, or at 90% of a short life.
+    this._clear('refresh');
+    if (claims.exp) {
+      var left = claims.exp * 1000 - now();
+      var ahead = Math.min(120000, Math.max(5000, left * 0.1));
+      var self = this;
+      this._later('refresh', Math.max(5000, left - ahead), function () {
+        self._refreshToken(function () {});
+      });
+    }
+    if (this._link && this._link.tier === 'websocket' && this.state.connected) {
+      this._link.send({ type: 'refresh', token: tok }); // in-band: the socket stays up
+    }
+  };
+
+  ChatClient.prototype._setUser = function (user, name) {
+    var self = this;
+    this.user = user;
+    this.name = name;
+    this.bus.close();
+    this.bus = new TabBus(user, this.storage, function (msg) { self._tabMessage(msg); });
+    this.outbox.load(user);
+    this._reads = {};
+    this.emit('user', { user: user, name: name });
+    for (var room in this._rooms) {
+      if (has(this._rooms, room)) {
+        this._loadRead(room);
+        if (this._reads[room]) { this.emit('read', { room: room, seq: this._reads[room] }); }
+      }
+    }
+    this.emit('outbox', this.outbox.list());
+  };
+
+  ChatClient.prototype._refreshToken = function (cb) {
+    var self = this;
+    this.tokens.refresh(function (err, tok) {
+      if (!err && tok) { self._useToken(tok); }
+      cb(err, tok);
+    });
+  };
+
+  // _api calls the HTTP API with the bearer token. A 401 gets one token
+  // refresh and one retry. cb(err, data). The result has abort().
+  ChatClient.prototype._api = function (method, path, body, opts, cb) {
+    var self = this;
+    var req = null;
+    var aborted = false;
+    var retried = false;
+    function go(tok) {
+      if (aborted) { return; }
+      req = xhr(method, self.base + path, {
+        headers: { Authorization: 'Bearer ' + tok }, body: body, timeout: opts.timeout || 15000
+      }, function (err, data) {
+        if (err && err.status === 401 && !retried) {
+          retried = true;
+          self._refreshToken(function (rerr, fresh) {
+            if (aborted) { return; }
+            if (rerr || !fresh) { cb(err, data); return; }
+            go(fresh);
+          });
+          return;
+        }
+        cb(err, data);
+      });
+    }
+    if (this._token) {
+      go(this._token);
+    } else {
+      this.tokens.get(function (err, tok) {
+        if (aborted) { return; }
+        if (err || !tok) { cb(err || { status: 0, code: 'unauthorized', message: 'no token' }); return; }
+        self._useToken(tok);
+        go(tok);
+      });
+    }
+    return { abort: function () { aborted = true; if (req) { req.abort(); } } };
+  };
+
+  // ---- lifecycle ----
+
+  // start connects and keeps the client connected until stop().
+  ChatClient.prototype.start = function () {
+    if (!this._stopped) { return this; }
+    this._stopped = false;
+    this._attempt = 0;
+    this._cycle('starting');
+    return this;
+  };
+
+  // stop closes the connection and every timer. Sends stay in the outbox.
+  ChatClient.prototype.stop = function (reason) {
+    this._stopped = true;
+    this._gen++;
+    this._dropLink();
+    for (var k in this._timers) { if (has(this._timers, k)) { clearTimeout(this._timers[k]); } }
+    this._timers = {};
+    this._setState({ status: 'stopped', connected: false, tier: null, reason: reason || 'stopped', retryAt: null });
+    return this;
+  };
+
+  // destroy stops the client and lets go of the page's events.
+  ChatClient.prototype.destroy = function () {
+    this.stop('closed');
+    this.bus.close();
+    if (root.removeEventListener) {
+      root.removeEventListener('storage', this._onStorage, false);
+      root.removeEventListener('online', this._onOnline, false);
+    }
+  };
+
+  // reconnect drops the link and connects again now, from negotiate.
+  ChatClient.prototype.reconnect = function () {
+    this._stopped = false;
+    this._attempt = 0;
+    this._cycle('reconnect requested');
+  };
+
+  ChatClient.prototype._dropLink = function () {
+    this._clear('connect');
+    this._clear('watchdog');
+    this._clear('degraded');
+    this._clear('upgrade');
+    this._clear('stable');
+    if (this._link) { this._link.close(); this._link = null; }
+  };
+
+  // _cycle starts a connection from scratch: negotiate, then the tiers in
+  // order. Every step checks gen, so a later cycle cancels this one.
+  ChatClient.prototype._cycle = function (why) {
+    if (this._stopped) { return; }
+    var self = this;
+    var gen = ++this._gen;
+    this._dropLink();
+    this._clear('retry');
+    this._setState({ status: 'connecting', connected: false, tier: null, reason: why, retryAt: null });
+    this._api('GET', '/v1/negotiate', undefined, {}, function (err, offer) {
+      if (gen !== self._gen) { return; }
+      if (err) { self._failed(err, 'negotiate failed: '); return; }
+      self._applyOffer(offer || {}, false);
+      self._tryTiers(self._order(), 0, gen);
+    });
+  };
+
+  // _failed handles an error that ends a cycle before any tier is up.
+  ChatClient.prototype._failed = function (err, what) {
+    var reason = what + (err.message || err.code);
+    if (err.code === 'forbidden') { this.stop('forbidden: ' + (err.message || '')); return; }
+    if (err.status === 401) {
+      this.emit('auth', { reason: reason });
+      this._retryLater('not signed in: ' + (err.message || err.code), this.opts.backoffCapMs);
+      return;
+    }
+    if (err.status === 0) { reason = 'server unreachable'; }
+    this._retryLater(reason, err.retryAfter);
+  };
+
+  // _retryLater waits the backoff (or the given delay), then cycles.
+  ChatClient.prototype._retryLater = function (reason, delay) {
+    if (this._stopped) { return; }
+    this._gen++;
+    this._dropLink();
+    var attempt = this._attempt++;
+    var ms = (typeof delay === 'number' && delay >= 0) ? delay :
+      fullJitter(attempt, this.opts.backoffBaseMs, this.opts.backoffCapMs);
+    this._setState({ status: 'waiting', connected: false, tier: null, reason: reason, retryAt: now() + ms, attempt: this._attempt });
+    this._later('retry', ms, function () { this._cycle('retrying: ' + reason); });
+  };
+
+  // _order lists the tiers to try: offered, supported by this browser, in
+  // the contract's order, skipping tiers that failed recently unless that
+  // leaves none.
+  ChatClient.prototype._order = function () {
+    var offered = (this.offer && this.offer.transports) || TIERS;
+    var usable = [];
+    var fresh = [];
+    var t = now();
+    for (var i = 0; i < TIERS.length; i++) {
+      var tier = TIERS[i];
+      if (offered.indexOf(tier) < 0 || !supports(tier)) { continue; }
+      if (this.opts.transports && this.opts.transports.indexOf(tier) < 0) { continue; }
+      usable.push(tier);
+      var p = this._penalty[tier];
+      if (!p || p.until <= t) { fresh.push(tier); }
+    }
+    return fresh.length ? fresh : usable;
+  };
+
+  ChatClient.prototype._penalize = function (tier) {
+    var p = this._penalty[tier] || { n: 0 };
+    p.until = now() + Math.min(30 * 60000, this.opts.tierRetryMs * Math.pow(2, p.n));
+    p.n++;
+    this._penalty[tier] = p;
+  };
+
+  ChatClient.prototype._tryTiers = function (order, i, gen) {
+    var self = this;
+    if (gen !== this._gen) { return; }
+    if (i >= order.length) {
+      this._retryLater(order.length ? 'no transport could connect' : 'no transport this browser supports is offered');
+      return;
+    }
+    var tier = order[i];
+    this._setState({ status: 'connecting', connected: false, tier: tier, reason: 'connecting over ' + tier });
+    this._openLink(tier, gen, function (info) {
+      if (gen !== self._gen) { return; }
+      if (info.server) { self._failed(info.err, tier + ': '); return; }
+      if (info.code === 4003 || info.errCode === 'forbidden') { self.stop('forbidden: ' + info.reason); return; }
+      if (info.code === 4012 || info.errCode === 'token_expired') { self._refreshThenCycle(info.reason); return; }
+      if (tier === 'poll' && (info.status === 0 || info.status >= 500)) {
+        self._retryLater(info.status === 0 ? 'server unreachable' : info.reason, info.retryAfter);
+        return;
+      }
+      self._penalize(tier);
+      self._tryTiers(order, i + 1, gen);
+    });
+  };
+
+  // _openLink connects one tier. failBeforeUp gets the reason when the
+  // tier does not come up within the connect timeout.
+  ChatClient.prototype._openLink = function (tier, gen, failBeforeUp) {
+    var self = this;
+    function make(ticket) {
+      if (gen !== self._gen) { return; }
+      var link = tier === 'websocket' ? new WSLink(self, ticket) : tier === 'sse' ? new SSELink(self, ticket) : new PollLink(self);
+      link.up = false;
+      self._link = link;
+      link.onframe = function (env) { if (self._link === link) { self._frame(link, env); } };
+      link.ondegraded = function (reason) { if (self._link === link) { self._degraded(link, reason); } };
+      link.onclose = function (info) {
+        if (self._link !== link) { return; }
+        self._link = null;
+        self._clear('connect');
+        if (link.up) { self._linkDown(link, info); } else { failBeforeUp(info); }
+      };
+      self._later('connect', self.opts.connectTimeoutMs, function () {
+        if (self._link !== link || link.up) { return; }
+        self._link = null;
+        link.close();
+        failBeforeUp({ code: 0, reason: tier + ' did not answer in time' });
+      });
+      link.open(self._subs());
+    }
+    if (tier === 'poll') { make(null); return; }
+    // WebSocket and EventSource cannot send headers: a short-lived ticket
+    // goes in the URL, never the JWT.
+    this._api('POST', '/v1/ticket', {}, {}, function (err, t) {
+      if (gen !== self._gen) { return; }
+      if (err || !t || !t.ticket) { failBeforeUp({ server: true, err: err || { status: 0, code: 'internal', message: 'no ticket' } }); return; }
+      make(t.ticket);
+    });
+  };
+
+  ChatClient.prototype._refreshThenCycle = function (reason) {
+    var self = this;
+    var gen = ++this._gen;
+    this._dropLink();
+    this._setState({ status: 'connecting', connected: false, tier: null, reason: 'refreshing the token (' + reason + ')' });
+    this._refreshToken(function (err) {
+      if (gen !== self._gen) { return; }
+      if (err) {
+        self.emit('auth', { reason: 'token refresh failed: ' + (err.message || err.code) });
+        self._retryLater('token refresh failed: ' + (err.message || err.code));
+        return;
+      }
+      self._cycle('token refreshed');
+    });
+  };
+
+  // _subs is what a new link subscribes to: each room from its last seq,
+  // or live (null) when none is known yet.
+  ChatClient.prototype._subs = function () {
+    var out = [];
+    for (var name in this._rooms) {
+      if (has(this._rooms, name)) {
+        var r = this._rooms[name];
+        out.push({ room: name, since: r.seq >= 0 ? r.seq : null });
+      }
+    }
+    return out;
+  };
+
+  // _frame handles one envelope from the current link.
+  ChatClient.prototype._frame = function (link, env) {
+    if (!env || typeof env.type !== 'string') { return; }
+    this._armWatchdog();
+    if (!link.up) {
+      link.up = true;
+      this._linkUp(link);
+    } else if (link.degraded) {
+      link.degraded = false;
+      this._clear('degraded');
+      this._setState({ status: 'connected', connected: true, reason: '' });
+      this.outbox.flush();
+    }
+    this._dispatch(link, env);
+  };
+
+  ChatClient.prototype._linkUp = function (link) {
+    this._clear('connect');
+    delete this._penalty[link.tier];
+    this._setState({ status: 'connected', connected: true, tier: link.tier, reason: '', retryAt: null });
+    var self = this;
+    // A link must stay up a while before the backoff starts over, so a
+    // server that accepts and drops at once still gets backed off.
+    this._later('stable', this.opts.stableMs, function () { self._attempt = 0; });
+    // Whatever was in flight on the old link is sent again, same ids.
+    this.outbox.inflight = {};
+    this.outbox.httpBusy = false;
+    this.outbox.flush();
+    this._later('flush', 3000, this._flushTick);
+    for (var room in this._reads) { if (has(this._reads, room)) { this._sendRead(room); } }
+    this._planUpgrade();
+  };
+
+  ChatClient.prototype._flushTick = function () {
+    if (!this.state.connected) { return; }
+    this.outbox.flush();
+    if (this.outbox.list().length) { this._later('flush', 3000, this._flushTick); }
+  };
+
+  // _linkDown decides what a lost link means, from its close code (or the
+  // disconnect envelope, which says the same on SSE).
+  ChatClient.prototype._linkDown = function (link, info) {
+    var code = info.code;
+    this._clear('watchdog');
+    this._clear('stable');
+    this._setState({ connected: false });
+    if (code === 4003) { this.stop('forbidden: ' + info.reason); return; }
+    if (code === 4012 || info.errCode === 'token_expired') { this._refreshThenCycle(info.reason); return; }
+    if (code === 4001) { this._switchTier('server asked to switch transport'); return; }
+    if (code === 1001) {
+      this._retryLater('server going away', typeof info.reconnectMs === 'number' ? info.reconnectMs : null);
+      return;
+    }
+    if (code === 4008 || code === 4009) {
+      this._retryLater(code === 4008 ? 'connection too slow; resuming' : 'heartbeat timeout; resuming',
+        between(0, this.opts.backoffBaseMs));
+      return;
+    }
+    if (info.status === 0 || link.tier !== 'poll') {
+      this._retryLater(info.status === 0 ? 'server unreachable' : info.reason);
+      return;
+    }
+    this._retryLater(info.reason, info.retryAfter);
+  };
+
+  // _degraded: an EventSource is reconnecting by itself. Give it the
+  // connect timeout to come back (with Last-Event-ID); then take over.
+  ChatClient.prototype._degraded = function (link, reason) {
+    if (!link.up) { return; } // before up, the connect timer decides
+    if (link.degraded) { return; }
+    link.degraded = true;
+    this._clear('watchdog');
+    this._setState({ status: 'connecting', connected: false, reason: reason });
+    this._later('degraded', this.opts.connectTimeoutMs, function () {
+      if (this._link !== link) { return; }
+      this._link = null;
+      link.close();
+      this._linkDown(link, { code: 0, reason: 'event stream did not recover' });
+    });
+  };
+
+  // _armWatchdog: no frame for 3 heartbeats means the link is dead.
+  ChatClient.prototype._armWatchdog = function () {
+    var hb = (this.offer && this.offer.heartbeat_ms) || 15000;
+    var link = this._link;
+    this._later('watchdog', 3 * hb, function () {
+      if (this._link !== link || !link) { return; }
+      this._link = null;
+      link.close();
+      this._linkDown(link, { code: 4009, reason: 'no heartbeat for 3 intervals' });
+    });
+  };
+
+  // _switchTier moves to the best tier of the last offer, without a
+  // backoff: the server asked for it.
+  ChatClient.prototype._switchTier = function (reason) {
+    if (this._stopped) { return; }
+    var gen = ++this._gen;
+    this._dropLink();
+    this._setState({ status: 'connecting', connected: false, reason: reason });
+    this._tryTiers(this._order(), 0, gen);
+  };
+
+  // _reopen reconnects on the same tier, for a new set of SSE rooms.
+  ChatClient.prototype._reopen = function () {
+    var link = this._link;
+    if (!link || !this.state.connected) { return; }
+    var gen = ++this._gen;
+    var tier = link.tier;
+    var self = this;
+    this._dropLink();
+    this._setState({ status: 'connecting', connected: false, reason: 'rejoining rooms' });
+    this._openLink(tier, gen, function () {
+      if (gen === self._gen) { self._tryTiers(self._order(), 0, gen); }
+    });
+  };
+
+  // _applyOffer takes a negotiate answer or a control envelope.
+  ChatClient.prototype._applyOffer = function (o, live) {
+    var prev = this.offer || {};
+    this.offer = {
+      transports: isArray(o.transports) ? o.transports : (prev.transports || TIERS),
+      level: typeof o.level === 'number' ? o.level : (prev.level || 0),
+      features: o.features || prev.features || {},
+      heartbeat_ms: o.heartbeat_ms || prev.heartbeat_ms || 15000,
+      poll_interval_ms: o.poll_interval_ms || prev.poll_interval_ms || 5000
+    };
+    this._setState({
+      level: this.offer.level, features: extend({}, this.offer.features), transports: this.offer.transports.slice()
+    });
+    this.emit('control', extend({}, this.offer));
+    if (live) { this._obeyOffer(); }
+  };
+
+  // _obeyOffer moves off a tier that is no longer offered, and plans a move
+  // up when a better one is offered again.
+  ChatClient.prototype._obeyOffer = function () {
+    var link = this._link;
+    if (!link || !link.up) { return; }
+    if (this.offer.transports.indexOf(link.tier) < 0) {
+      // The server closes a WebSocket with 4001 itself after a jittered
+      // delay; other tiers move here, after a jittered delay too.
+      var self = this;
+      this._later('upgrade', between(0, 2000), function () {
+        if (self._link === link) { self._switchTier(link.tier + ' is no longer offered'); }
+      });
+      return;
+    }
+    this._planUpgrade();
+  };
+
+  ChatClient.prototype._planUpgrade = function () {
+    var link = this._link;
+    if (!link || !link.up || this._timers.upgrade) { return; }
+    var best = this._order()[0];
+    var t = now();
+    if (!best || TIERS.indexOf(best) >= TIERS.indexOf(link.tier)) {
+      // Nothing better now; look again when a penalty runs out.
+      var soonest = null;
+      for (var tier in this._penalty) {
+        if (has(this._penalty, tier) && TIERS.indexOf(tier) < TIERS.indexOf(link.tier) && this._penalty[tier].until > t) {
+          soonest = soonest === null ? this._penalty[tier].until : Math.min(soonest, this._penalty[tier].until);
+        }
+      }
+      if (soonest !== null) {
+        this._later('upgrade', soonest - t + between(0, 1000), function () { this._planUpgrade(); });
+      }
+      return;
+    }
+    var d = this.opts.upgradeDelayMs;
+    this._later('upgrade', between(d[0], d[1]), function () {
+      if (this._link === link && this.state.connected) { this._switchTier('moving up to ' + this._order()[0]); }
+    });
+  };
+
+  // ---- envelopes ----
+
+  ChatClient.prototype._dispatch = function (link, env) {
+    var r = env.room ? this._rooms[env.room] : null;
+    switch (env.type) {
+    case 'control':
+      this._applyOffer(env, true);
+      break;
+    case 'ping':
+      if (link.tier === 'websocket') { link.send({ type: 'pong' }); }
+      break;
+    case 'joined':
+      if (r) { this._joined(r, env); }
+      break;
+    case 'message':
+      if (r) { this._message(r, env); }
+      break;
+    case 'ack':
+      if (env.id && env.seq) { this.outbox.acked(env); }
+      break;
+    case 'receipt':
+      if (env.user === this.user) { this._setRead(env.room, env.seq, 'server'); }
+      this.emit('receipt', env);
+      break;
+    case 'presence':
+      this.emit('presence', env);
+      break;
+    case 'typing':
+      this.emit('typing', env);
+      break;
+    case 'error':
+      this._error(link, env);
+      break;
+    case 'disconnect':
+      break; // the close that follows carries the same
+    default:
+      break; // unknown types are ignored, as the protocol asks
+    }
+  };
+
+  ChatClient.prototype._joined = function (r, env) {
+    var head = env.head || 0;
+    if (r.seq < 0) {
+      // A live start: what came before is history.
+      r.seq = head;
+      this.emit('joined', env);
+      this._fill(r.name, head);
+      return;
+    }
+    if (head < r.seq) {
+      // The server's store was reset: start the room over.
+      r.seq = head;
+      this.emit('reset', { room: r.name, head: head });
+      this._fill(r.name, head);
+      return;
+    }
+    if (env.recovered === false) { this.emit('gap', { room: r.name, after: r.seq }); }
+    this.emit('joined', env);
+  };
+
+  ChatClient.prototype._fill = function (room, head) {
+    var self = this;
+    this.history(room, head + 1, this.opts.historyLimit, function (err, page) {
+      if (!err) { self.emit('history', page); }
+    });
+  };
+
+  // _message passes on each seq once, in order, whatever the tier: a seq
+  // at or below the room's position is a duplicate from a resume.
+  ChatClient.prototype._message = function (r, env) {
+    if (typeof env.seq !== 'number') { return; }
+    if (r.seq >= 0 && env.seq <= r.seq) { return; }
+    if (r.seq >= 0 && env.seq > r.seq + 1) {
+      // Only a resume the server could not make exact leaves a gap; what
+      // is still retained of it comes from history.
+      this.emit('gap', { room: r.name, after: r.seq, next: env.seq });
+      var self = this;
+      this.history(r.name, env.seq, Math.min(200, env.seq - r.seq - 1), function (err, page) {
+        if (!err) { self.emit('history', page); }
+      });
+    }
+    r.seq = env.seq;
+    if (env.from === this.user && this.outbox.items[env.id]) {
+      this.outbox.acked({ type: 'ack', id: env.id, room: env.room, seq: env.seq, ts: env.ts });
+    }
+    this.emit('message', env);
+  };
+
+  ChatClient.prototype._error = function (link, env) {
+    if (env.ref && this.outbox.items[env.ref]) {
+      this.outbox.failed(env.ref, { code: env.code, message: env.message, retryAfter: env.code === 'rate_limited' ? 1000 : null });
+      return;
+    }
+    if (env.code === 'token_expired') { this._refreshThenCycle(env.message); return; }
+    this.emit('error', env);
+  };
+
+  // ---- rooms ----
+
+  // join subscribes to a room. Its messages come as 'history' (the newest
+  // page) and then 'message'.
+  ChatClient.prototype.join = function (room) {
+    if (this._rooms[room]) { return; }
+    this._rooms[room] = { name: room, seq: -1 };
+    this._loadRead(room);
+    this._roomsChanged(room, true);
+  };
+
+  ChatClient.prototype.leave = function (room) {
+    if (!this._rooms[room]) { return; }
+    delete this._rooms[room];
+    this._roomsChanged(room, false);
+  };
+
+  ChatClient.prototype.rooms = function () { return Object.keys(this._rooms); };
+
+  ChatClient.prototype._roomsChanged = function (room, joined) {
+    var link = this._link;
+    if (!link || !link.up) { return; } // the next link subscribes to all
+    if (link.tier === 'websocket') {
+      if (joined) { link.join(room, null); } else { link.leave(room); }
+    } else if (link.tier === 'poll') {
+      link.refresh();
+    } else {
+      this._reopen();
+    }
+  };
+
+  // ---- sending ----
+
+  // send queues text for room and returns the outbox entry. The entry
+  // stays (and is retried with the same id) until the server acks it.
+  ChatClient.prototype.send = function (room, text) {
+    var e = {
+      id: randomId(), room: room, text: String(text), ts: now(), state: 'pending',
+      from: this.user, name: this.name
+    };
+    this.outbox.save(e);
+    this.emit('outbox', this.outbox.list());
+    this.outbox.flush();
+    this._later('flush', 3000, this._flushTick);
+    return e;
+  };
+
+  // retry puts a failed entry back in the queue.
+  ChatClient.prototype.retry = function (id) {
+    var e = this.outbox.items[id];
+    if (!e) { return; }
+    e.state = 'pending';
+    delete e.error;
+    this.outbox.save(e);
+    this.emit('outbox', this.outbox.list());
+    this.outbox.flush();
+  };
+
+  // discard drops an entry that was not sent.
+  ChatClient.prototype.discard = function (id) {
+    if (this.outbox.remove(id)) { this.emit('outbox', this.outbox.list()); }
+  };
+
+  ChatClient.prototype.pending = function (room) { return this.outbox.list(room); };
+
+  // ---- reads ----
+
+  ChatClient.prototype._readKey = function (room) { return PREFIX + 'read.' + this.user + '.' + room; };
+
+  ChatClient.prototype._loadRead = function (room) {
+    if (!this.user) { return; }
+    var v = parseInt(storeGet(this.storage, this._readKey(room)) || '', 10);
+    if (!isNaN(v) && v > (this._reads[room] || 0)) { this._reads[room] = v; }
+  };
+
+  // readPosition is this user's read position in room, as far as this
+  // browser knows (0: nothing read).
+  ChatClient.prototype.readPosition = function (room) { return this._reads[room] || 0; };
+
+  // markRead records that the user has read room up to seq: in this tab,
+  // in the other tabs, and on the server (which tells the other sessions).
+  ChatClient.prototype.markRead = function (room, seq) {
+    if (!(seq > this.readPosition(room))) { return; }
+    this._setRead(room, seq, 'local');
+  };
+
+  ChatClient.prototype._setRead = function (room, seq, src) {
+    if (!(seq > (this._reads[room] || 0))) { return; }
+    this._reads[room] = seq;
+    if (this.user) { storeSet(this.storage, this._readKey(room), String(seq)); }
+    if (src === 'local') {
+      this.bus.post({ t: 'read', room: room, seq: seq });
+      var self = this;
+      this._later('read:' + room, 200, function () { self._sendRead(room); });
+    } else if (src === 'server') {
+      this._readSent[room] = Math.max(this._readSent[room] || 0, seq);
+    }
+    this.emit('read', { room: room, seq: seq });
+  };
+
+  ChatClient.prototype._sendRead = function (room) {
+    var seq = this._reads[room] || 0;
+    if (!seq || seq <= (this._readSent[room] || 0) || !this.state.connected || !this._link) { return; }
+    var self = this;
+    if (this._link.tier === 'websocket') {
+      if (this._link.send({ type: 'read', room: room, seq: seq })) { this._readSent[room] = seq; }
+      return;
+    }
+    this._readSent[room] = seq;
+    this._api('POST', '/v1/read', { room: room, seq: seq }, {}, function (err) {
+      if (err && err.code !== 'bad_request' && err.code !== 'forbidden' && self._readSent[room] === seq) {
+        self._readSent[room] = 0; // try again on the next connect
+      }
+    });
+  };
+
+  // ---- typing, history, presence ----
+
+  // typing tells the room that the user is typing, at most every 1.5 s.
+  ChatClient.prototype.typing = function (room) {
+    if (!this.feature('typing') || !this.state.connected || !this._link) { return; }
+    var t = now();
+    if (t - (this._typingAt[room] || 0) < 1500) { return; }
+    this._typingAt[room] = t;
+    if (this._link.tier === 'websocket') {
+      this._link.send({ type: 'typing', room: room });
+    } else {
+      this._api('POST', '/v1/typing', { room: room }, {}, function () {});
+    }
+  };
+
+  // history gets a page of room before seq (0 or null: the newest page).
+  // cb(err, {room, messages (oldest first), head, first, before}).
+  ChatClient.prototype.history = function (room, before, limit, cb) {
+    var q = [];
+    if (before) { q.push('before=' + before); }
+    if (limit) { q.push('limit=' + limit); }
+    var path = '/v1/rooms/' + pathRoom(room) + '/history' + (q.length ? '?' + q.join('&') : '');
+    return this._api('GET', path, undefined, {}, function (err, data) {
+      if (err) { cb(err); return; }
+      data = data || {};
+      cb(null, {
+        room: room, before: before || 0, head: data.head || 0,
+        first: typeof data.first === 'number' ? data.first : 1,
+        messages: isArray(data.messages) ? data.messages : []
+      });
+    });
+  };
+
+  // presence lists who is online in room. cb(err, [{user, name}]).
+  ChatClient.prototype.presence = function (room, cb) {
+    return this._api('GET', '/v1/rooms/' + pathRoom(room) + '/presence', undefined, {}, function (err, data) {
+      cb(err, err ? null : ((data && data.users) || []));
+    });
+  };
+
+  // ---- tabs ----
+
+  // broadcast sends an app message to this user's other tabs; they get it
+  // as the 'tab' event.
+  ChatClient.prototype.broadcast = function (msg) { this.bus.post({ t: 'app', msg: msg }); };
+
+  ChatClient.prototype._tabMessage = function (m) {
+    if (!m || typeof m.t !== 'string') { return; }
+    if (m.t === 'read') {
+      this._setRead(m.room, m.seq, 'tab');
+    } else if (m.t === 'ack') {
+      if (this.outbox.remove(m.ack.id)) { this.emit('outbox', this.outbox.list()); }
+      this.emit('ack', { entry: m.entry, ack: m.ack });
+    } else if (m.t === 'app') {
+      this.emit('tab', m.msg);
+    }
+  };
+
+  ChatClient.prototype._storageEvent = function (ev) {
+    if (!ev || !this.user) { return; }
+    this.bus.storageEvent(ev);
+    if (this.outbox.storageEvent(ev)) {
+      this.emit('outbox', this.outbox.list());
+      this.outbox.flush();
+      return;
+    }
+    var prefix = PREFIX + 'read.' + this.user + '.';
+    if (ev.key && ev.key.indexOf(prefix) === 0) {
+      var seq = parseInt(ev.newValue || '', 10);
+      if (!isNaN(seq)) { this._setRead(ev.key.slice(prefix.length), seq, 'tab'); }
+    }
+  };
+
+  root.ChatClient = ChatClient;
+})(this);

@@ -1,0 +1,514 @@
+// Unit tests of static/chat-client.js in Node, with a fake clock, fake
+// XMLHttpRequest, WebSocket, EventSource and localStorage. Run by
+// web/client_test.go: `node testdata/client_unit.js`. It prints one line per
+// case and exits non-zero if any failed.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const vm = require('vm');
+const assert = require('assert');
+
+const SOURCE = fs.readFileSync(path.join(__dirname, '..', 'static', 'chat-client.js'), 'utf8');
+
+// ---- the fake world ---------------------------------------------------------
+
+function makeWorld(opts) {
+  opts = opts || {};
+  const w = { now: 1000000, timers: [], seq: 0, xhrs: [], sockets: [], streams: [], random: 0.5 };
+
+  w.setTimeout = (fn, ms) => { const id = ++w.seq; w.timers.push({ id, at: w.now + Math.max(0, ms || 0), fn }); return id; };
+  w.clearTimeout = (id) => { w.timers = w.timers.filter((t) => t.id !== id); };
+  w.setInterval = () => 0;
+  w.clearInterval = () => {};
+  // advance runs every timer due within ms, in order.
+  w.advance = (ms) => {
+    const end = w.now + ms;
+    for (;;) {
+      w.timers.sort((a, b) => a.at - b.at || a.id - b.id);
+      const t = w.timers[0];
+      if (!t || t.at > end) break;
+      w.timers.shift();
+      w.now = t.at;
+      t.fn();
+    }
+    w.now = end;
+  };
+  w.flush = () => w.advance(0);
+
+  const RealDate = Date;
+  function FakeDate() { return new RealDate(w.now); }
+  FakeDate.now = () => w.now;
+
+  const store = new Map();
+  const localStorage = {
+    getItem: (k) => (store.has(k) ? store.get(k) : null),
+    setItem: (k, v) => { store.set(k, String(v)); },
+    removeItem: (k) => { store.delete(k); },
+    key: (i) => Array.from(store.keys())[i] || null,
+    get length() { return store.size; },
+  };
+  w.store = store;
+
+  function XMLHttpRequest() { this.headers = {}; this.readyState = 0; this.status = 0; this.responseText = ''; this.respHeaders = {}; }
+  XMLHttpRequest.prototype.open = function (method, url) { this.method = method; this.url = url; };
+  XMLHttpRequest.prototype.setRequestHeader = function (k, v) { this.headers[k] = v; };
+  XMLHttpRequest.prototype.getResponseHeader = function (k) { return this.respHeaders[k] || null; };
+  XMLHttpRequest.prototype.send = function (body) { this.body = body ? JSON.parse(body) : undefined; w.xhrs.push(this); };
+  XMLHttpRequest.prototype.abort = function () { this.aborted = true; };
+  XMLHttpRequest.prototype.respond = function (status, data, headers) {
+    this.status = status;
+    this.responseText = data === undefined ? '' : JSON.stringify(data);
+    this.respHeaders = headers || {};
+    this.readyState = 4;
+    w.xhrs = w.xhrs.filter((x) => x !== this);
+    this.onreadystatechange();
+  };
+
+  function WebSocket(url) { this.url = url; this.readyState = 0; this.sent = []; w.sockets.push(this); }
+  WebSocket.prototype.send = function (s) { this.sent.push(JSON.parse(s)); };
+  WebSocket.prototype.close = function () { this.readyState = 3; this.closedByClient = true; };
+  WebSocket.prototype.open = function () { this.readyState = 1; this.onopen && this.onopen(); };
+  WebSocket.prototype.frame = function (v) { this.onmessage && this.onmessage({ data: JSON.stringify(v) }); };
+  WebSocket.prototype.die = function (code, reason) { this.readyState = 3; this.onclose && this.onclose({ code, reason: reason || '' }); };
+
+  function EventSource(url) { this.url = url; this.readyState = 0; w.streams.push(this); }
+  EventSource.prototype.close = function () { this.readyState = 2; this.closedByClient = true; };
+  EventSource.prototype.event = function (v) { this.readyState = 1; this.onmessage && this.onmessage({ data: JSON.stringify(v) }); };
+  EventSource.prototype.fail = function (state) { this.readyState = state; this.onerror && this.onerror({}); };
+
+  const win = {
+    setTimeout: w.setTimeout, clearTimeout: w.clearTimeout, setInterval: w.setInterval, clearInterval: w.clearInterval,
+    Date: FakeDate, Math: Object.create(Math), JSON, encodeURIComponent, decodeURIComponent, escape, parseInt, isNaN, Object, Array, String, Error,
+    localStorage, XMLHttpRequest, location: { protocol: 'http:', host: 'chat.test' },
+    atob: (s) => Buffer.from(s, 'base64').toString('binary'),
+    console, addEventListener: () => {}, removeEventListener: () => {},
+  };
+  win.Math.random = () => w.random;
+  if (!opts.noWebSocket) win.WebSocket = WebSocket;
+  if (!opts.noEventSource) win.EventSource = EventSource;
+  win.window = win;
+  vm.createContext(win);
+  vm.runInContext(SOURCE, win, { filename: 'chat-client.js' });
+  w.win = win;
+  w.ChatClient = win.ChatClient;
+
+  // Helpers to answer the client's requests.
+  w.pending = (pathPrefix) => w.xhrs.find((x) => x.url.indexOf(pathPrefix) === 0);
+  w.answer = (pathPrefix, status, data, headers) => {
+    const x = w.pending(pathPrefix);
+    assert.ok(x, 'no pending request to ' + pathPrefix + '; pending: ' + w.xhrs.map((r) => r.url).join(', '));
+    x.respond(status, data, headers);
+    w.flush();
+    return x;
+  };
+  return w;
+}
+
+function jwt(claims) {
+  const b = (o) => Buffer.from(JSON.stringify(o)).toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+  return b({ alg: 'HS256' }) + '.' + b(claims) + '.sig';
+}
+
+const OFFER = { transports: ['websocket', 'sse', 'poll'], level: 0, features: { read_receipts: true, typing: true, presence: true }, heartbeat_ms: 15000, poll_interval_ms: 5000 };
+const CONTROL = { type: 'control', level: 0, transports: ['websocket', 'sse', 'poll'], features: OFFER.features, poll_interval_ms: 5000 };
+
+// tokenSource counts refreshes; each refresh makes a new token.
+function tokens(w) {
+  const src = { refreshes: 0, token: jwt({ sub: 'alice', name: 'Alice', exp: Math.floor(w.now / 1000) + 86400 }) };
+  src.get = (cb) => w.setTimeout(() => cb(null, src.token), 0);
+  src.refresh = (cb) => { src.refreshes++; src.token = jwt({ sub: 'alice', name: 'Alice', exp: Math.floor(w.now / 1000) + 86400, n: src.refreshes }); w.setTimeout(() => cb(null, src.token), 0); };
+  return src;
+}
+
+// connectWS drives a client to a live WebSocket and returns the socket.
+function connectWS(w, c) {
+  w.flush();
+  w.answer('/v1/negotiate', 200, OFFER);
+  w.answer('/v1/ticket', 200, { ticket: 'T' + w.sockets.length, expires_in: 60 });
+  const ws = w.sockets[w.sockets.length - 1];
+  assert.ok(ws && !ws.closedByClient, 'a websocket was opened');
+  assert.ok(/^ws:\/\/chat\.test\/v1\/ws\?ticket=T\d+$/.test(ws.url), 'ticket in the URL, no token: ' + ws.url);
+  ws.open();
+  ws.frame(CONTROL);
+  w.flush();
+  assert.strictEqual(c.getState().connected, true);
+  assert.strictEqual(c.getState().tier, 'websocket');
+  return ws;
+}
+
+function newClient(w, extra) {
+  const src = tokens(w);
+  const opts = Object.assign({ tokenSource: src }, extra || {});
+  const c = new w.ChatClient(opts);
+  c.src = src;
+  c.got = [];
+  c.on('message', (m) => c.got.push(m.room + ':' + m.seq));
+  return c;
+}
+
+// ---- the cases --------------------------------------------------------------
+
+const cases = [];
+function test(name, fn) { cases.push({ name, fn }); }
+
+test('backoff is full jitter, 1 s base, 30 s cap', () => {
+  const w = makeWorld();
+  const B = w.ChatClient.backoff;
+  w.random = 0.999999;
+  const maxes = [0, 1, 2, 3, 4, 5, 6, 10].map((n) => B(n, 1000, 30000));
+  assert.deepStrictEqual(maxes, [999, 1999, 3999, 7999, 15999, 29999, 29999, 29999]);
+  w.random = 0;
+  assert.strictEqual(B(7, 1000, 30000), 0);
+});
+
+test('negotiate, ticket, websocket; joins resume from the last seq', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.join('general');
+  c.start();
+  const ws = connectWS(w, c);
+  assert.deepStrictEqual(ws.sent[0], { type: 'join', room: 'general' }, 'live join when no seq is known');
+  ws.frame({ type: 'joined', room: 'general', head: 5, recovered: true });
+  w.flush();
+  w.answer('/v1/rooms/general/history?before=6', 200, { messages: [], head: 5, first: 1 });
+  ws.frame([{ type: 'message', room: 'general', seq: 6, id: 'a', text: 'x' }, { type: 'message', room: 'general', seq: 7, id: 'b', text: 'y' }]);
+  assert.deepStrictEqual(c.got, ['general:6', 'general:7']);
+  ws.die(1006, '');
+  assert.strictEqual(c.getState().connected, false);
+  assert.strictEqual(c.getState().status, 'waiting');
+  w.advance(1000);
+  const ws2 = connectWS(w, c);
+  assert.deepStrictEqual(ws2.sent[0], { type: 'join', room: 'general', since: 7 });
+  ws2.frame({ type: 'joined', room: 'general', head: 8, recovered: true });
+  // A replay that overlaps what was seen is deduplicated by seq.
+  ws2.frame([{ type: 'message', room: 'general', seq: 7, id: 'b' }, { type: 'message', room: 'general', seq: 8, id: 'c' }]);
+  ws2.frame({ type: 'message', room: 'general', seq: 8, id: 'c' });
+  assert.deepStrictEqual(c.got, ['general:6', 'general:7', 'general:8']);
+});
+
+test('server pings get a pong', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.start();
+  const ws = connectWS(w, c);
+  ws.frame({ type: 'ping' });
+  assert.deepStrictEqual(ws.sent[ws.sent.length - 1], { type: 'pong' });
+});
+
+test('close 4003 stops for good, and says why', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.start();
+  const ws = connectWS(w, c);
+  ws.die(4003, 'forbidden');
+  const s = c.getState();
+  assert.strictEqual(s.status, 'stopped');
+  assert.ok(/forbidden/.test(s.reason), s.reason);
+  w.advance(10 * 60000);
+  assert.strictEqual(w.xhrs.length, 0, 'no request after 4003');
+  assert.strictEqual(w.sockets.length, 1);
+});
+
+test('close 4012 refreshes the token, then reconnects', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.start();
+  const ws = connectWS(w, c);
+  ws.die(4012, 'token expired');
+  w.flush();
+  assert.strictEqual(c.src.refreshes, 1);
+  const neg = w.pending('/v1/negotiate');
+  assert.ok(neg, 'negotiates again at once');
+  assert.strictEqual(neg.headers.Authorization, 'Bearer ' + c.src.token, 'with the new token');
+});
+
+test('close 1001 waits exactly the reconnect hint', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.start();
+  const ws = connectWS(w, c);
+  ws.die(1001, 'server shutting down; reconnect_ms=2500');
+  assert.strictEqual(c.getState().retryAt - w.now, 2500);
+  w.advance(2499);
+  assert.ok(!w.pending('/v1/negotiate'));
+  w.advance(1);
+  assert.ok(w.pending('/v1/negotiate'));
+});
+
+test('close 4001 moves to the best tier of the last control, without negotiating', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.join('general');
+  c.start();
+  const ws = connectWS(w, c);
+  ws.frame({ type: 'joined', room: 'general', head: 3, recovered: true });
+  w.answer('/v1/rooms/general/history', 200, { messages: [], head: 3, first: 1 });
+  ws.frame({ type: 'control', level: 2, transports: ['sse', 'poll'], features: {}, poll_interval_ms: 5000 });
+  ws.die(4001, 'switch transport');
+  w.flush();
+  assert.ok(!w.pending('/v1/negotiate'), 'no negotiate');
+  w.answer('/v1/ticket', 200, { ticket: 'S1' });
+  const es = w.streams[0];
+  assert.ok(es, 'an event stream');
+  assert.strictEqual(es.url, '/v1/sse?rooms=general&since=general%3A3&ticket=S1');
+  es.event(CONTROL);
+  assert.strictEqual(c.getState().tier, 'sse');
+  assert.strictEqual(c.getState().connected, true);
+});
+
+test('4008 and 4009 reconnect within a second and resume', () => {
+  for (const code of [4008, 4009]) {
+    const w = makeWorld();
+    const c = newClient(w);
+    c.start();
+    const ws = connectWS(w, c);
+    w.random = 0.999;
+    ws.die(code, '');
+    assert.ok(c.getState().retryAt - w.now < 1000, code + ': ' + (c.getState().retryAt - w.now));
+  }
+});
+
+test('a refused websocket falls back to sse, then poll', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.join('general');
+  c.start();
+  w.flush();
+  w.answer('/v1/negotiate', 200, OFFER);
+  w.answer('/v1/ticket', 200, { ticket: 'T' });
+  w.sockets[0].die(1006, ''); // refused before it opened
+  w.flush();
+  w.answer('/v1/ticket', 200, { ticket: 'S' });
+  const es = w.streams[0];
+  es.fail(2); // the stream is refused too
+  w.flush();
+  const poll = w.pending('/v1/poll?rooms=general');
+  assert.ok(poll, 'polls');
+  assert.ok(!/ticket|token/.test(poll.url), 'no credential in the poll URL');
+  assert.ok(/^Bearer /.test(poll.headers.Authorization));
+  poll.respond(200, { events: [{ type: 'joined', room: 'general', head: 0, recovered: true }], cursor: 'C1', control: CONTROL });
+  w.flush();
+  assert.strictEqual(c.getState().tier, 'poll');
+  assert.strictEqual(c.getState().connected, true);
+  const next = w.pending('/v1/poll?rooms=general');
+  assert.ok(next && /cursor=C1/.test(next.url) && !/since=/.test(next.url), 'follows the cursor: ' + (next && next.url));
+});
+
+test('a tier that never answers times out and the next is tried', () => {
+  const w = makeWorld();
+  const c = newClient(w, { connectTimeoutMs: 5000 });
+  c.join('general');
+  c.start();
+  w.flush();
+  w.answer('/v1/negotiate', 200, OFFER);
+  w.answer('/v1/ticket', 200, { ticket: 'T' });
+  w.sockets[0].open(); // opens, but no envelope ever comes
+  w.advance(4999);
+  assert.strictEqual(w.streams.length, 0);
+  w.advance(1);
+  assert.ok(w.sockets[0].closedByClient);
+  assert.ok(w.pending('/v1/ticket'), 'asks a ticket for sse');
+});
+
+test('three silent heartbeats mean a dead link', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.start();
+  connectWS(w, c);
+  w.advance(44999);
+  assert.strictEqual(c.getState().connected, true);
+  w.advance(1);
+  assert.strictEqual(c.getState().connected, false);
+  assert.ok(/heartbeat/.test(c.getState().reason), c.getState().reason);
+});
+
+test('backoff grows while the server is down, and the state says so', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.start();
+  w.random = 0.999;
+  w.flush();
+  const delays = [];
+  for (let i = 0; i < 7; i++) {
+    w.answer('/v1/negotiate', 0, undefined);
+    const s = c.getState();
+    assert.strictEqual(s.status, 'waiting');
+    assert.strictEqual(s.reason, 'server unreachable');
+    delays.push(s.retryAt - w.now);
+    w.advance(s.retryAt - w.now);
+  }
+  assert.deepStrictEqual(delays, [999, 1998, 3996, 7992, 15984, 29970, 29970]);
+});
+
+test('the outbox keeps sends in localStorage and retries with the same id', () => {
+  const w = makeWorld();
+  const c = newClient(w, { resendMs: 10000 });
+  c.join('general');
+  const acks = [];
+  c.on('ack', (a) => acks.push(a.ack.seq));
+  c.start();
+  w.flush();
+  w.answer('/v1/negotiate', 0, undefined); // server down
+  const e = c.send('general', 'hello');
+  const key = 'chatd.ob.alice.' + e.id;
+  assert.ok(w.store.has(key), 'stored');
+  assert.strictEqual(c.pending('general').length, 1);
+  w.advance(c.getState().retryAt - w.now);
+  const ws = connectWS(w, c);
+  const sends = () => ws.sent.filter((f) => f.type === 'send');
+  assert.deepStrictEqual(sends(), [{ type: 'send', room: 'general', id: e.id, text: 'hello' }]);
+  ws.die(1006, ''); // lost before the ack
+  w.advance(c.getState().retryAt - w.now);
+  const ws2 = connectWS(w, c);
+  const again = ws2.sent.filter((f) => f.type === 'send');
+  assert.deepStrictEqual(again, [{ type: 'send', room: 'general', id: e.id, text: 'hello' }], 'same id');
+  ws2.frame({ type: 'ack', id: e.id, room: 'general', seq: 1, ts: 5, ref: e.id });
+  assert.ok(!w.store.has(key), 'removed once acked');
+  assert.deepStrictEqual(acks, [1]);
+  assert.strictEqual(c.pending('general').length, 0);
+});
+
+test('a permanent send error marks the entry failed and stops retrying', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.start();
+  const ws = connectWS(w, c);
+  const e = c.send('general', 'x'.repeat(5000));
+  ws.frame({ type: 'error', code: 'too_large', message: 'text too long', ref: e.id });
+  const p = c.pending('general');
+  assert.strictEqual(p.length, 1);
+  assert.strictEqual(p[0].state, 'failed');
+  const sendCount = () => ws.sent.filter((f) => f.type === 'send').length;
+  assert.strictEqual(sendCount(), 1);
+  w.advance(30000); // (under three heartbeats, so the link stays up)
+  assert.strictEqual(sendCount(), 1, 'a failed entry is not retried by itself');
+  c.retry(e.id);
+  assert.strictEqual(c.pending('general')[0].state, 'pending');
+  assert.strictEqual(sendCount(), 2, 'retry() sends it again, same id');
+  assert.strictEqual(ws.sent.filter((f) => f.type === 'send')[1].id, e.id);
+});
+
+test('sse and poll send through POST /v1/send', () => {
+  const w = makeWorld({ noWebSocket: true });
+  const c = newClient(w);
+  c.join('general');
+  c.start();
+  w.flush();
+  w.answer('/v1/negotiate', 200, OFFER);
+  w.answer('/v1/ticket', 200, { ticket: 'S' });
+  w.streams[0].event(CONTROL);
+  assert.strictEqual(c.getState().tier, 'sse');
+  const e = c.send('general', 'hi');
+  const post = w.pending('/v1/send');
+  assert.deepStrictEqual(post.body, { room: 'general', id: e.id, text: 'hi' });
+  post.respond(200, { type: 'ack', id: e.id, room: 'general', seq: 4, ts: 1 });
+  assert.strictEqual(c.pending().length, 0);
+});
+
+test('without WebSocket and EventSource the client polls', () => {
+  const w = makeWorld({ noWebSocket: true, noEventSource: true });
+  const c = newClient(w);
+  c.join('general');
+  c.start();
+  w.flush();
+  w.answer('/v1/negotiate', 200, OFFER);
+  assert.strictEqual(w.pending('/v1/ticket'), undefined, 'no ticket for poll');
+  w.answer('/v1/poll?rooms=general', 200, { events: [], cursor: 'C', control: CONTROL });
+  assert.strictEqual(c.getState().tier, 'poll');
+});
+
+test('a control that drops the current tier moves; one that offers a better tier moves up later', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.start();
+  const ws = connectWS(w, c);
+  ws.frame({ type: 'control', level: 2, transports: ['sse', 'poll'], features: { read_receipts: false, typing: false } });
+  assert.strictEqual(c.getState().level, 2);
+  assert.strictEqual(c.feature('typing'), false);
+  w.advance(2000);
+  assert.ok(ws.closedByClient, 'left websocket');
+  w.answer('/v1/ticket', 200, { ticket: 'S' });
+  w.streams[0].event({ type: 'control', level: 2, transports: ['sse', 'poll'], features: {} });
+  assert.strictEqual(c.getState().tier, 'sse');
+  w.streams[0].event(CONTROL); // level 0 again: websocket is back
+  w.advance(999);
+  assert.ok(!w.streams[0].closedByClient, 'waits at least the minimum delay');
+  w.advance(9001);
+  assert.ok(w.streams[0].closedByClient, 'moved up within the jittered delay');
+  w.answer('/v1/ticket', 200, { ticket: 'T' });
+  const ws2 = w.sockets[w.sockets.length - 1];
+  ws2.open();
+  ws2.frame(CONTROL);
+  assert.strictEqual(c.getState().tier, 'websocket');
+});
+
+test('an sse disconnect envelope is obeyed like the close code', () => {
+  const w = makeWorld({ noWebSocket: true });
+  const c = newClient(w);
+  c.start();
+  w.flush();
+  w.answer('/v1/negotiate', 200, OFFER);
+  w.answer('/v1/ticket', 200, { ticket: 'S' });
+  w.streams[0].event(CONTROL);
+  w.streams[0].event({ type: 'disconnect', close_code: 1001, reason: 'server shutting down', reconnect_ms: 1234 });
+  assert.ok(w.streams[0].closedByClient, 'stops the browser reconnecting by itself');
+  assert.strictEqual(c.getState().retryAt - w.now, 1234);
+});
+
+test('read positions are kept, shared and sent once', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.join('general');
+  c.start();
+  const ws = connectWS(w, c);
+  c.markRead('general', 3);
+  c.markRead('general', 2); // never backwards
+  w.advance(300);
+  assert.deepStrictEqual(ws.sent.filter((f) => f.type === 'read'), [{ type: 'read', room: 'general', seq: 3 }]);
+  assert.strictEqual(w.store.get('chatd.read.alice.general'), '3');
+  ws.frame({ type: 'receipt', room: 'general', user: 'alice', seq: 5 }); // read in another session
+  assert.strictEqual(c.readPosition('general'), 5);
+});
+
+test('a store reset (head below our seq) starts the room over', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.join('general');
+  const resets = [];
+  c.on('reset', (r) => resets.push(r.room));
+  c.start();
+  const ws = connectWS(w, c);
+  ws.frame({ type: 'joined', room: 'general', head: 0, recovered: true });
+  w.answer('/v1/rooms/general/history', 200, { messages: [], head: 0, first: 1 });
+  ws.frame({ type: 'message', room: 'general', seq: 1, id: 'a' });
+  ws.frame({ type: 'message', room: 'general', seq: 2, id: 'b' });
+  ws.die(1006, '');
+  w.advance(c.getState().retryAt - w.now);
+  const ws2 = connectWS(w, c);
+  ws2.frame({ type: 'joined', room: 'general', head: 0, recovered: false });
+  assert.deepStrictEqual(resets, ['general']);
+  ws2.frame({ type: 'message', room: 'general', seq: 1, id: 'new' });
+  assert.deepStrictEqual(c.got, ['general:1', 'general:2', 'general:1']);
+});
+
+test('dm room names are sorted', () => {
+  const w = makeWorld();
+  assert.strictEqual(w.ChatClient.dmRoom('bob', 'Alice'), 'dm:alice:bob');
+  assert.strictEqual(w.ChatClient.dmRoom('alice', 'bob'), 'dm:alice:bob');
+});
+
+// ---- run ----------------------------------------------------------------------
+
+let failed = 0;
+for (const c of cases) {
+  try {
+    c.fn();
+    console.log('ok   ' + c.name);
+  } catch (e) {
+    failed++;
+    console.log('FAIL ' + c.name + '\n     ' + (e && e.stack ? e.stack.split('\n').slice(0, 4).join('\n     ') : e));
+  }
+}
+console.log(`${cases.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
