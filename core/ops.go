@@ -140,3 +140,22 @@ func (h *Hub) Presence(ctx context.Context, id auth.Identity, room string) ([]Me
 	}
 	return []Member{}, nil
 }
+
+// Reads returns every stored read position in room, by user: the caller's
+// own (to restore unread counts after a reload) and others' ("seen by").
+func (h *Hub) Reads(ctx context.Context, id auth.Identity, room string) (map[string]uint64, error) {
+	if err := protocol.ValidRoom(room); err != nil {
+		return nil, err
+	}
+	if err := id.CanAccess(room); err != nil {
+		return nil, err
+	}
+	reads, err := h.store.Reads(ctx, room)
+	if err != nil {
+		return nil, internal(err)
+	}
+	if reads == nil {
+		reads = map[string]uint64{}
+	}
+	return reads, nil
+}

@@ -50,6 +50,18 @@ type status struct {
 	Connections map[string]int          `json:"connections"`
 	Nodes       []Node                  `json:"nodes"`
 	History     []levelChange           `json:"history"`
+	Load        load                    `json:"load"`
+}
+
+// load is the node's current readings, for the ops page's charts.
+type load struct {
+	Sessions    int     `json:"sessions"`
+	DeliveryMS  float64 `json:"delivery_ms"` // recent average, fan-out to write
+	FanoutMS    float64 `json:"fanout_ms"`
+	StoreMS     float64 `json:"store_ms"` // recent average durable append
+	SlowClosed  uint64  `json:"slow_closed"`
+	WriteFailed uint64  `json:"write_failed"`
+	Dropped     uint64  `json:"dropped"`
 }
 
 type levelChange struct {
@@ -71,6 +83,10 @@ func (s *Server) adminStatus(w http.ResponseWriter, _ *http.Request) {
 	for name, n := range s.cfg.Hub.Sessions() {
 		st.Connections[name] = n
 	}
+	ls := s.cfg.Hub.Stats()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	st.Load = load{Sessions: ls.Sessions, DeliveryMS: ms(ls.DeliveryLatency), FanoutMS: ms(ls.FanoutLatency),
+		StoreMS: ms(ls.StoreLatency), SlowClosed: ls.SlowClosed, WriteFailed: ls.WriteFailed, Dropped: ls.Dropped}
 	for _, c := range d.History() {
 		st.History = append(st.History, levelChange{From: int(c.From), To: int(c.To), Mode: c.Mode, By: c.By, At: c.At})
 	}

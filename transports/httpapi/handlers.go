@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -144,7 +145,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, protocol.Errorf(protocol.CodeBadRequest, "before and limit must be whole numbers"))
 		return
 	}
-	p, err := s.cfg.Hub.History(r.Context(), httpx.IdentityFrom(r.Context()), chi.URLParam(r, "room"), before, int(min(limit, core.MaxHistoryLimit)))
+	p, err := s.cfg.Hub.History(r.Context(), httpx.IdentityFrom(r.Context()), roomParam(r), before, int(min(limit, core.MaxHistoryLimit)))
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
@@ -157,12 +158,31 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
-	users, err := s.cfg.Hub.Presence(r.Context(), httpx.IdentityFrom(r.Context()), chi.URLParam(r, "room"))
+	users, err := s.cfg.Hub.Presence(r.Context(), httpx.IdentityFrom(r.Context()), roomParam(r))
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"users": users})
+}
+
+func (s *Server) reads(w http.ResponseWriter, r *http.Request) {
+	reads, err := s.cfg.Hub.Reads(r.Context(), httpx.IdentityFrom(r.Context()), roomParam(r))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"reads": reads})
+}
+
+// roomParam returns the {room} path segment, unescaped: clients escape
+// names such as dm:a:b or names with a slash.
+func roomParam(r *http.Request) string {
+	raw := chi.URLParam(r, "room")
+	if room, err := url.PathUnescape(raw); err == nil {
+		return room
+	}
+	return raw
 }
 
 func optUint(s string) (uint64, error) {

@@ -84,6 +84,7 @@ func (s *Server) Handler() http.Handler {
 			r.Post("/typing", s.typing)
 			r.Get("/rooms/{room}/history", s.history)
 			r.Get("/rooms/{room}/presence", s.presence)
+			r.Get("/rooms/{room}/reads", s.reads)
 			if s.cfg.Degrade != nil && s.cfg.Flags != nil {
 				r.Route("/admin", s.adminRoutes)
 			}
