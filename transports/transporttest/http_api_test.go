@@ -13,8 +13,12 @@ import (
 func TestReadsAndEscapedRooms(t *testing.T) {
 	const dm = "dm:alice:bob"
 	e := NewEnv(t, Options{Hub: fast})
-	fill(t, e, dm, 3, "x")
 	alice, bob := e.Token(t, "alice", Claims{}), e.Token(t, "bob", Claims{})
+	for _, id := range []string{"a", "b", "c"} {
+		if status, body := httpDo(t, e, http.MethodPost, "/v1/send", alice, map[string]any{"room": dm, "id": id, "text": id}); status != http.StatusOK {
+			t.Fatalf("send: %d %s", status, body)
+		}
+	}
 	for user, seq := range map[string]uint64{alice: 3, bob: 2} {
 		status, body := httpDo(t, e, http.MethodPost, "/v1/read", user, map[string]any{"room": dm, "seq": seq})
 		if status != http.StatusOK {
