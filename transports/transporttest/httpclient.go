@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -26,11 +27,13 @@ type streamer struct {
 	name  string // transport name
 
 	mu      sync.Mutex
-	rooms   []string          // Guarded by mu.
-	cursor  string            // last cursor seen; guarded by mu.
-	fresh   map[string]uint64 // since= positions for the next request; guarded by mu.
-	pos     map[string]uint64 // last seq seen per room; guarded by mu.
-	restart func()            // ends the current stream or poll; guarded by mu.
+	rooms   []string           // Guarded by mu.
+	cursor  string             // last cursor seen; guarded by mu.
+	fresh   map[string]uint64  // since= positions for the next request; guarded by mu.
+	pos     map[string]uint64  // last seq seen per room; guarded by mu.
+	restart func()             // ends the current stream or poll; guarded by mu.
+	cancel  context.CancelFunc // ends run; static after dial
+	exited  chan struct{}      // closed when run has returned
 	// lastJoin is the room of the join not yet answered; guarded by mu.
 	lastJoin string
 }
@@ -148,6 +151,37 @@ func (s *streamer) deliverEnvelope(data []byte) error {
 	}
 	s.mu.Unlock()
 	return s.inbox.deliver(protocol.Encode(e))
+}
+
+// dial starts run, which feeds the streamer until Close, and waits for
+// the joined envelope of every room in joins.
+func (s *streamer) dial(t testing.TB, joins []Join, run func(context.Context)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.exited = cancel, make(chan struct{})
+	var waits []chan protocol.Envelope
+	for _, j := range joins {
+		waits = append(waits, s.expect("join:"+j.Room))
+	}
+	go func() {
+		defer close(s.exited)
+		defer close(s.done)
+		run(ctx)
+	}()
+	t.Cleanup(s.Close)
+	for i, w := range waits {
+		if got, err := s.wait(Ctx(t), w); err != nil || got.Type != protocol.TypeJoined {
+			t.Fatalf("%s join %s: %+v, %v", s.name, joins[i].Room, got, err)
+		}
+	}
+}
+
+func (s *streamer) Next(ctx context.Context) (protocol.Envelope, error) { return s.next(ctx) }
+
+// Close ends the client and waits for its goroutine.
+func (s *streamer) Close() {
+	s.cancel()
+	<-s.exited
 }
 
 func (s *streamer) Transport() string  { return s.name }

@@ -15,35 +15,17 @@ import (
 
 // pollClient is a raw Client over long-polling: one request at a time,
 // each carrying the cursor of the last answer.
-type pollClient struct {
-	*streamer
-	cancel context.CancelFunc
-	exited chan struct{}
-}
+type pollClient struct{ *streamer }
 
 // DialPoll starts polling for joins and waits for each joined.
 func DialPoll(t testing.TB, e *Env, token string, joins []Join) Client {
 	t.Helper()
-	c := &pollClient{streamer: newStreamer(e, token, "poll", joins), exited: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	var waits []chan protocol.Envelope
-	for _, j := range joins {
-		waits = append(waits, c.expect("join:"+j.Room))
-	}
-	go c.run(ctx)
-	t.Cleanup(c.Close)
-	for i, w := range waits {
-		if got, err := c.wait(Ctx(t), w); err != nil || got.Type != protocol.TypeJoined {
-			t.Fatalf("poll join %s: %+v, %v", joins[i].Room, got, err)
-		}
-	}
+	c := &pollClient{newStreamer(e, token, "poll", joins)}
+	c.dial(t, joins, c.run)
 	return c
 }
 
 func (c *pollClient) run(ctx context.Context) {
-	defer close(c.exited)
-	defer close(c.done)
 	for ctx.Err() == nil {
 		q, ok := c.query()
 		if !ok {
@@ -118,13 +100,6 @@ func (c *pollClient) poll(ctx context.Context, q url.Values) (int, error) {
 	}
 	c.setCursor(answer.Cursor)
 	return code, nil
-}
-
-func (c *pollClient) Next(ctx context.Context) (protocol.Envelope, error) { return c.next(ctx) }
-
-func (c *pollClient) Close() {
-	c.cancel()
-	<-c.exited
 }
 
 // disconnectCode returns the close code of a disconnect envelope, else 0.

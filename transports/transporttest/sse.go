@@ -10,35 +10,17 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/chatd/chatd/core/protocol"
 )
 
 // sseClient is a raw Client over Server-Sent Events: one stream at a time,
 // reconnected with the last event id as cursor when the room set changes.
-type sseClient struct {
-	*streamer
-	cancel context.CancelFunc
-	exited chan struct{}
-}
+type sseClient struct{ *streamer }
 
 // DialSSE opens a stream for joins and waits for each joined.
 func DialSSE(t testing.TB, e *Env, token string, joins []Join) Client {
 	t.Helper()
-	c := &sseClient{streamer: newStreamer(e, token, "sse", joins), exited: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	var waits []chan protocol.Envelope
-	for _, j := range joins {
-		waits = append(waits, c.expect("join:"+j.Room))
-	}
-	go c.run(ctx)
-	t.Cleanup(c.Close)
-	for i, w := range waits {
-		if got, err := c.wait(Ctx(t), w); err != nil || got.Type != protocol.TypeJoined {
-			t.Fatalf("sse join %s: %+v, %v", joins[i].Room, got, err)
-		}
-	}
+	c := &sseClient{newStreamer(e, token, "sse", joins)}
+	c.dial(t, joins, c.run)
 	return c
 }
 
@@ -46,8 +28,6 @@ func DialSSE(t testing.TB, e *Env, token string, joins []Join) Client {
 // server (not by a room change) ends the client, with the close code the
 // server's disconnect envelope gave.
 func (c *sseClient) run(ctx context.Context) {
-	defer close(c.exited)
-	defer close(c.done)
 	for ctx.Err() == nil {
 		q, ok := c.query()
 		if !ok {
@@ -129,10 +109,3 @@ func (c *sseClient) stream(ctx context.Context, q map[string][]string) (int, err
 }
 
 var errRefusedJoin = errors.New("the server refused a join")
-
-func (c *sseClient) Next(ctx context.Context) (protocol.Envelope, error) { return c.next(ctx) }
-
-func (c *sseClient) Close() {
-	c.cancel()
-	<-c.exited
-}
