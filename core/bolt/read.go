@@ -49,9 +49,11 @@ func (s *Store) Before(ctx context.Context, name string, before uint64, limit in
 			return nil
 		}
 		c := r.msgs.Cursor()
-		k, v := c.Seek(u64(before))
-		if before == 0 || k == nil {
+		var k, v []byte
+		if before == 0 {
 			k, v = c.Last()
+		} else if k, _ = c.Seek(u64(before)); k == nil {
+			k, v = c.Last() // before is past the newest: from the head
 		} else {
 			k, v = c.Prev()
 		}
