@@ -16,7 +16,8 @@ build: ## build the server at bin/chatd and the ops CLI at bin/chatctl
 	$(GO) build -o bin/chatctl ./cmd/chatctl
 
 run: build ## run the server with embedded defaults (dev mode, no external service)
-	@echo "chatd: open http://localhost$(ADDR)/ (Ctrl-C stops it)"
+	@case "$(ADDR)" in :*) url="localhost$(ADDR)";; *) url="$(ADDR)";; esac; \
+	  echo "chatd: open http://$$url/ (Ctrl-C stops it)"
 	./$(BIN) --addr $(ADDR)
 
 deps: ## install the system packages the tests need, when missing

@@ -134,6 +134,9 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:      log,
 	})
 	if err != nil {
+		if errors.Is(err, bolt.ErrLocked) {
+			return fmt.Errorf("%w: is another chatd running on --data %s?", err, c.Data)
+		}
 		return err
 	}
 	flags := featureflags.NewStore(featureflags.Config{Logger: log})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
@@ -29,6 +30,9 @@ const (
 // ErrInvalid is returned, wrapped with the reason, for a request the store
 // cannot take: an empty room, id or user, or one longer than a bbolt key.
 var ErrInvalid = errors.New("bolt: invalid request")
+
+// ErrLocked is returned by Open when another process holds the file.
+var ErrLocked = errors.New("bolt: database file is locked by another process")
 
 // Config configures a Store. The zero value is valid except for Path.
 type Config struct {
@@ -117,6 +121,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	cfg = cfg.withDefaults()
 	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s", ErrLocked, cfg.Path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", cfg.Path, err)
 	}
