@@ -76,7 +76,8 @@ func (s *Server) adminStatus(w http.ResponseWriter, _ *http.Request) {
 	d := s.cfg.Degrade
 	mode, until := d.Mode()
 	st := status{Level: int(d.Level()), Mode: mode, Breakers: d.Breakers(), Flags: s.cfg.Flags.Snapshot().All(),
-		Connections: map[string]int{"websocket": 0, "sse": 0, "poll": 0}, Nodes: []Node{s.cfg.Node}}
+		Connections: map[string]int{"websocket": 0, "sse": 0, "poll": 0}, Nodes: []Node{s.cfg.Node},
+		History: []levelChange{}}
 	if !until.IsZero() {
 		st.Until = &until
 	}

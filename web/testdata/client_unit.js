@@ -492,6 +492,74 @@ test('a store reset (head below our seq) starts the room over', () => {
   assert.deepStrictEqual(c.got, ['general:1', 'general:2', 'general:1']);
 });
 
+test('every poll says which level the client knows', () => {
+  const w = makeWorld({ noWebSocket: true, noEventSource: true });
+  const c = newClient(w);
+  c.join('general');
+  c.start();
+  w.flush();
+  w.answer('/v1/negotiate', 200, OFFER);
+  const first = w.pending('/v1/poll?rooms=general');
+  assert.ok(first, 'polls');
+  assert.ok(/[?&]level=0(&|$)/.test(first.url), 'the negotiated level: ' + first.url);
+  first.respond(200, { events: [{ type: 'joined', room: 'general', head: 0, recovered: true }], cursor: 'C1', control: CONTROL });
+  w.flush();
+  const second = w.pending('/v1/poll?rooms=general');
+  assert.ok(/cursor=C1/.test(second.url) && /[?&]level=0(&|$)/.test(second.url), second.url);
+  // The server is at level 3 now: it answers at once with the new control.
+  second.respond(200, { events: [], cursor: 'C1', control: Object.assign({}, CONTROL, { level: 3, transports: ['poll'] }) });
+  w.flush();
+  assert.strictEqual(c.getState().level, 3);
+  assert.ok(!w.pending('/v1/poll'), 'waits poll_interval_ms at level 3');
+  w.advance(5000);
+  const third = w.pending('/v1/poll?rooms=general');
+  assert.ok(third && /[?&]level=3(&|$)/.test(third.url), 'the level learnt from the last answer: ' + (third && third.url));
+  assert.strictEqual((third.url.match(/level=/g) || []).length, 1, 'once');
+});
+
+test('opening a room restores read positions and "seen by" from the server', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  const receipts = [];
+  const reads = [];
+  c.on('receipt', (r) => receipts.push(r.user + ':' + r.seq + (r.stored ? ' stored' : '')));
+  c.on('read', (r) => reads.push(r.room + ':' + r.seq));
+  c.join('dm:alice:bob');
+  w.flush();
+  assert.ok(!w.pending('/v1/rooms/'), 'waits for a link before asking');
+  c.start();
+  const ws = connectWS(w, c);
+  // Room names are escaped whole in paths, ':' included; the server unescapes.
+  const x = w.pending('/v1/rooms/dm%3Aalice%3Abob/reads');
+  assert.ok(x, 'asks for the reads: ' + w.xhrs.map((r) => r.url).join(', '));
+  assert.strictEqual(x.method, 'GET');
+  x.respond(200, { reads: { alice: 4, bob: 7 } });
+  w.flush();
+  assert.strictEqual(c.readPosition('dm:alice:bob'), 4, 'own position from the server');
+  assert.deepStrictEqual(reads, ['dm:alice:bob:4']);
+  assert.deepStrictEqual(receipts, ['bob:7 stored'], 'the others come as receipts');
+  w.advance(300);
+  assert.deepStrictEqual(ws.sent.filter((f) => f.type === 'read'), [], 'a position the server has is not sent back');
+  // A room joined while connected asks at once; a failed ask is repeated
+  // on the next link, a done one is not.
+  c.join('general');
+  const g = w.pending('/v1/rooms/general/reads');
+  assert.ok(g, 'asks at once');
+  g.respond(0, undefined);
+  w.flush();
+  ws.die(1006, '');
+  w.advance(c.getState().retryAt - w.now);
+  connectWS(w, c);
+  assert.ok(w.pending('/v1/rooms/general/reads'), 'asks again after a failure');
+  assert.ok(!w.pending('/v1/rooms/dm%3Aalice%3Abob/reads'), 'not again once answered');
+  // A local position ahead of the server's stands.
+  c.markRead('general', 9);
+  w.answer('/v1/rooms/general/reads', 200, { reads: { alice: 5 } });
+  assert.strictEqual(c.readPosition('general'), 9);
+  c.history('dm:alice:bob', 3, 10, () => {});
+  assert.ok(w.pending('/v1/rooms/dm%3Aalice%3Abob/history?before=3&limit=10'), 'history escapes the name too');
+});
+
 test('dm room names are sorted', () => {
   const w = makeWorld();
   assert.strictEqual(w.ChatClient.dmRoom('bob', 'Alice'), 'dm:alice:bob');
