@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -38,11 +40,12 @@ func (s *Session) leaseUntil() time.Time {
 // Session is one client connection, whatever its transport. It has one
 // writer goroutine; everyone else enqueues into its bounded queue.
 type Session struct {
-	hub       *Hub           // Static after construction.
-	id        uint64         // Static after construction.
-	user      string         // Static after construction; refresh keeps it.
-	transport Transport      // Static after construction.
-	opts      SessionOptions // Static after construction.
+	hub       *Hub                // Static after construction.
+	id        uint64              // Static after construction.
+	user      string              // Static after construction; refresh keeps it.
+	transport Transport           // Static after construction.
+	opts      SessionOptions      // Static after construction.
+	delivery  prometheus.Observer // this transport's delivery histogram; static after construction.
 
 	ctx    context.Context // cancelled by Close; bounds blocking work
 	cancel context.CancelFunc
@@ -66,7 +69,8 @@ func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts Sessio
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Session{
 		hub: h, id: id, user: ident.User, transport: t, opts: opts,
-		ctx: ctx, cancel: cancel,
+		delivery: h.metrics.delivery.WithLabelValues(t.Name()),
+		ctx:      ctx, cancel: cancel,
 		space: make(chan struct{}, 1), done: make(chan struct{}),
 		ident: ident, rooms: make(map[string]*room),
 	}
@@ -183,29 +187,22 @@ func (s *Session) offer(f Frame) bool {
 // put enqueues f, waiting for room in the queue. Catch-up uses it so that
 // a long replay is paced by the client instead of overflowing the queue.
 func (s *Session) put(ctx context.Context, f Frame) error {
-	for {
-		if s.offer(f) {
-			return nil
-		}
-		select {
-		case <-s.space:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.ctx.Done():
-			return ErrClosed
-		}
-	}
+	return s.waitUntil(ctx, func() bool { return s.offer(f) })
 }
 
 // waitLow waits until the queue is at most half full.
 func (s *Session) waitLow(ctx context.Context) error {
-	for {
+	return s.waitUntil(ctx, func() bool {
 		s.mu.Lock()
-		low := len(s.queue) <= s.hub.cfg.QueueFrames/2 && s.queued <= s.hub.cfg.QueueBytes/2
-		s.mu.Unlock()
-		if low {
-			return nil
-		}
+		defer s.mu.Unlock()
+		return len(s.queue) <= s.hub.cfg.QueueFrames/2 && s.queued <= s.hub.cfg.QueueBytes/2
+	})
+}
+
+// waitUntil calls ok each time the writer drains the queue, until it
+// returns true, ctx ends or the session closes.
+func (s *Session) waitUntil(ctx context.Context, ok func() bool) error {
+	for !ok() {
 		select {
 		case <-s.space:
 		case <-ctx.Done():
@@ -214,6 +211,7 @@ func (s *Session) waitLow(ctx context.Context) error {
 			return ErrClosed
 		}
 	}
+	return nil
 }
 
 // reply enqueues a reply to the client. A reply that does not fit means
@@ -296,7 +294,7 @@ func (s *Session) observeDelivery(batch []Frame) {
 			now = time.Now()
 		}
 		d := now.Sub(batch[i].published)
-		s.hub.metrics.delivery.WithLabelValues(s.transport.Name()).Observe(d.Seconds())
+		s.delivery.Observe(d.Seconds())
 		s.hub.counters.delivery.add(d)
 	}
 }

@@ -72,7 +72,7 @@ func testReceipts(t *testing.T, dial Dialer) {
 // untilMatch repeats act until c receives an envelope that match accepts;
 // other envelopes are skipped. Each wait is short and the whole bounded:
 // this is for ephemeral events that a poll client can miss between polls.
-func untilMatch(t testing.TB, c Client, what string, match func(protocol.Envelope) bool, act func()) {
+func untilMatch(t testing.TB, c Client, what string, match func(protocol.Envelope) bool, act func()) protocol.Envelope {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -85,12 +85,13 @@ func untilMatch(t testing.TB, c Client, what string, match func(protocol.Envelop
 			}
 			if match(e) {
 				cancel()
-				return
+				return e
 			}
 		}
 		cancel()
 	}
 	t.Fatalf("%s: %s never arrived", c.Transport(), what)
+	return protocol.Envelope{}
 }
 
 // Typing reaches the room's other users but none of the typer's own
@@ -142,33 +143,15 @@ func testTyping(t *testing.T, dial Dialer) {
 }
 
 // untilSeen repeats act until c receives an envelope of type typ, which it
-// returns; presence envelopes are skipped, anything else fails. Each wait
-// is short and the whole is bounded: this is for ephemeral events that a
-// poll client can miss between two polls.
+// returns; presence envelopes are skipped, anything else fails.
 func untilSeen(t testing.TB, c Client, typ string, act func()) protocol.Envelope {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		act()
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		for {
-			e, err := c.Next(ctx)
-			if err != nil {
-				break // not seen yet: act again
-			}
-			if e.Type == typ {
-				cancel()
-				return e
-			}
-			if e.Type != protocol.TypePresence {
-				cancel()
-				t.Fatalf("waiting for %s, got %+v", typ, e)
-			}
+	return untilMatch(t, c, typ, func(e protocol.Envelope) bool {
+		if e.Type != typ && e.Type != protocol.TypePresence {
+			t.Fatalf("waiting for %s, got %+v", typ, e)
 		}
-		cancel()
-	}
-	t.Fatalf("%s never arrived", typ)
-	return protocol.Envelope{}
+		return e.Type == typ
+	}, act)
 }
 
 // Presence: a user's first session in a room announces them online, their
