@@ -9,50 +9,39 @@ const janitorEvery = time.Second
 // session that wants heartbeats, every Config.Heartbeat. One goroutine for
 // the node replaces a ticker per session.
 func (h *Hub) startHeartbeats() {
-	h.heartbeatOnce.Do(func() {
-		h.bg.Add(1)
-		go func() {
-			defer h.bg.Done()
-			t := time.NewTicker(h.cfg.Heartbeat)
-			defer t.Stop()
-			for {
-				select {
-				case <-h.stop:
-					return
-				case <-t.C:
-					h.ForEachSession(func(s *Session) {
-						if s.opts.Heartbeat && !s.offer(pingFrame) {
-							h.metrics.dropped.WithLabelValues("ping_queue_full").Inc()
-						}
-					})
-				}
-			}
-		}()
+	h.heartbeatOnce.Do(func() { h.every(h.cfg.Heartbeat, h.heartbeat) })
+}
+
+func (h *Hub) heartbeat() {
+	h.ForEachSession(func(s *Session) {
+		if s.opts.Heartbeat && !s.offer(pingFrame) {
+			h.metrics.dropped.WithLabelValues("ping_queue_full").Inc()
+		}
 	})
 }
 
 // startJanitor starts, once, the goroutine that expires presence leases.
-// It runs only on hubs that have lease sessions (poll), and stops at
-// Shutdown.
+// It runs only on hubs that have lease sessions (poll).
 func (h *Hub) startJanitor() {
-	h.janitorOnce.Do(func() {
-		h.bg.Add(1)
-		go h.janitor()
-	})
+	h.janitorOnce.Do(func() { h.every(janitorEvery, h.expireLeases) })
 }
 
-func (h *Hub) janitor() {
-	defer h.bg.Done()
-	t := time.NewTicker(janitorEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-			h.expireLeases()
+// every runs fn every d in a goroutine of the hub's, until Shutdown.
+func (h *Hub) every(d time.Duration, fn func()) {
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				return
+			case <-t.C:
+				fn()
+			}
 		}
-	}
+	}()
 }
 
 // expireLeases ends lapsed presence leases in every room and drops rooms

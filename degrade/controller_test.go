@@ -169,3 +169,32 @@ func TestOfferFor(t *testing.T) {
 		t.Errorf("control = %+v", c)
 	}
 }
+
+func TestPolicy(t *testing.T) {
+	var nilPolicy *Policy
+	if o := nilPolicy.Offer("u"); len(o.Transports) != 3 || !nilPolicy.FeatureOn("u", "typing") || nilPolicy.Short() {
+		t.Fatalf("nil policy: %+v", o)
+	}
+	ctl := New(Config{})
+	p := &Policy{Controller: ctl, Transports: []string{SSE, Poll}, PollInterval: 200 * time.Millisecond,
+		Flags: flagsFunc(func(name, user string) bool { return !(name == "typing" && user == "bob") })}
+	if o := p.Offer("alice"); len(o.Transports) != 2 || o.Allows(WebSocket) || o.PollIntervalMS != 200 {
+		t.Fatalf("offer limited to the server's transports: %+v", o)
+	}
+	if p.FeatureOn("bob", "typing") || !p.FeatureOn("alice", "typing") {
+		t.Fatal("flags not applied per user")
+	}
+	sseOn := p.Offers(SSE)
+	if !sseOn("alice") {
+		t.Fatal("sse not offered at level 0")
+	}
+	if err := ctl.SetManual(LevelPoll, 0, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if sseOn("alice") || !p.Short() || p.FeatureOn("alice", "typing") {
+		t.Fatal("level 3 did not take sse, typing and long polls away")
+	}
+	if c, ok := p.Control("alice"); !ok || *c.Level != 3 || len(c.Transports) != 1 {
+		t.Fatalf("control %+v", c)
+	}
+}

@@ -148,41 +148,32 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.background(func(ctx context.Context) { _ = src.Run(ctx) })
 	}
-	var api *httpapi.Server
 	ctl := degrade.New(degrade.Config{Logger: log, Metrics: reg})
+	policy := &degrade.Policy{Controller: ctl, Flags: flags, Transports: []string{ws.Name, sse.Name, poll.Name}}
 	hub = core.New(m.store, core.Config{
 		Verifier: verifier, Logger: log, Metrics: reg, Heartbeat: c.Heartbeat,
-		Features: func(user, feature string) bool { return degrade.FeatureOn(ctl.Level(), flags, user, feature) },
-		Greeting: func(user string) (protocol.Envelope, bool) { return api.OfferFor(user).Control(), true },
+		Features: policy.FeatureOn, Greeting: policy.Control,
 	})
 	m.Hub = hub
 	ctl.AddSignals(degrade.DefaultSignals(hub, degrade.Capacity{})...)
 	m.background(ctl.Run)
-	mover := &degrade.Mover{Hub: hub, Offer: func(user string) degrade.Offer { return api.OfferFor(user) }}
+	mover := &degrade.Mover{Hub: hub, Offer: policy.Offer}
 	m.background(func(ctx context.Context) { moveOnChange(ctx, ctl, flags, mover) })
-	allow := func(transport string) func(*http.Request, auth.Identity) error {
-		return func(_ *http.Request, id auth.Identity) error {
-			if !api.OfferFor(id.User).Allows(transport) {
-				return protocol.Errorf(protocol.CodeOverloaded, "%s is off at this degradation level; negotiate again", transport)
-			}
-			return nil
-		}
-	}
-	control := func(user string) (protocol.Envelope, bool) { return api.OfferFor(user).Control(), true }
 
 	origins := httpx.NewOrigins(c.AllowedOrigins)
 	authn := &httpx.Authenticator{Verifier: verifier, Tickets: tickets}
-	api = httpapi.New(httpapi.Config{
+	api := httpapi.New(httpapi.Config{
 		Hub: hub, Verifier: verifier, Tickets: tickets, Origins: origins, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Web:     web.Handler(),
-		Degrade: ctl, Flags: flags,
+		Policy:  policy, Flags: flags,
 		Node: httpapi.Node{ID: nodeID(), Addr: c.Addr, Engine: "embedded", Started: time.Now()},
 		Transports: map[string]http.Handler{
-			ws.Name:  ws.New(ws.Config{Hub: hub, Auth: authn, Origins: origins, Logger: log, Allow: allow(ws.Name)}),
-			sse.Name: sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log, Allow: allow(sse.Name)}),
-			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log, Control: control,
-				Short: func() bool { return ctl.Level() >= degrade.LevelPoll }}),
+			ws.Name: ws.New(ws.Config{Hub: hub, Auth: authn, Origins: origins, Logger: log,
+				Offered: policy.Offers(ws.Name)}),
+			sse.Name: sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log, Offered: policy.Offers(sse.Name)}),
+			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log,
+				Control: policy.Control, Short: policy.Short}),
 		},
 	})
 	m.api = api

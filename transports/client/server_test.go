@@ -74,13 +74,11 @@ func newServer(t testing.TB, opts serverOptions) *testServer {
 		t.Fatal(err)
 	}
 	ts := &testServer{}
-	var api *httpapi.Server
 	cfg := opts.hub
 	cfg.Verifier, cfg.Logger = v, log
 	if cfg.SendRate == 0 {
 		cfg.SendRate, cfg.SendBurst = 10000, 10000
 	}
-	var allow func(string) func(*http.Request, auth.Identity) error
 	pollCfg := poll.Config{Hold: opts.pollHold, Logger: log}
 	if opts.pollShort {
 		pollCfg.Short = func() bool { return true }
@@ -88,38 +86,30 @@ func newServer(t testing.TB, opts serverOptions) *testServer {
 	if opts.pollControl != nil {
 		pollCfg.Control = func(string) (protocol.Envelope, bool) { return *opts.pollControl, true }
 	}
+	// With degrade, the policy is wired exactly as chatd wires it.
+	var policy *degrade.Policy
+	var wsOffered, sseOffered func(string) bool
 	if opts.degrade {
-		ctl := degrade.New(degrade.Config{Logger: log})
-		ts.ctl = ctl
-		control := func(user string) (protocol.Envelope, bool) { return api.OfferFor(user).Control(), true }
-		cfg.Greeting = control
-		cfg.Features = func(user, feature string) bool { return degrade.FeatureOn(ctl.Level(), nil, user, feature) }
-		allow = func(transport string) func(*http.Request, auth.Identity) error {
-			return func(_ *http.Request, id auth.Identity) error {
-				if !api.OfferFor(id.User).Allows(transport) {
-					return protocol.Errorf(protocol.CodeOverloaded, "%s is off at this degradation level", transport)
-				}
-				return nil
-			}
-		}
-		pollCfg.Control = control
-		pollCfg.Short = func() bool { return ctl.Level() >= degrade.LevelPoll }
-	} else {
-		allow = func(string) func(*http.Request, auth.Identity) error { return nil }
+		ts.ctl = degrade.New(degrade.Config{Logger: log})
+		policy = &degrade.Policy{Controller: ts.ctl, Transports: []string{ws.Name, sse.Name, poll.Name},
+			PollInterval: opts.pollInterval}
+		cfg.Greeting, cfg.Features = policy.Control, policy.FeatureOn
+		wsOffered, sseOffered = policy.Offers(ws.Name), policy.Offers(sse.Name)
+		pollCfg.Control, pollCfg.Short = policy.Control, policy.Short
 	}
 	hub = core.New(store, cfg)
 	authn := &httpx.Authenticator{Verifier: v, Tickets: tickets}
 	pollCfg.Hub, pollCfg.Auth = hub, authn
-	api = httpapi.New(httpapi.Config{
-		Hub: hub, Verifier: v, Tickets: tickets, Logger: log, Degrade: ts.ctl, PollInterval: opts.pollInterval,
+	api := httpapi.New(httpapi.Config{
+		Hub: hub, Verifier: v, Tickets: tickets, Logger: log, Policy: policy,
 		Transports: map[string]http.Handler{
-			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Logger: log, Allow: allow(ws.Name)}),
-			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log, Allow: allow(sse.Name)}),
+			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Logger: log, Offered: wsOffered}),
+			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log, Offered: sseOffered}),
 			poll.Name: poll.New(pollCfg),
 		},
 	})
 	if opts.degrade {
-		ts.mover = &degrade.Mover{Hub: hub, Offer: api.OfferFor, Window: 50 * time.Millisecond}
+		ts.mover = &degrade.Mover{Hub: hub, Offer: policy.Offer, Window: 50 * time.Millisecond}
 	}
 	api.SetReady(true)
 	srv := httptest.NewServer(api.Handler())

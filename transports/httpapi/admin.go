@@ -73,7 +73,7 @@ type levelChange struct {
 }
 
 func (s *Server) adminStatus(w http.ResponseWriter, _ *http.Request) {
-	d := s.cfg.Degrade
+	d := s.cfg.Policy.Controller
 	mode, until := d.Mode()
 	st := status{Level: int(d.Level()), Mode: mode, Breakers: d.Breakers(), Flags: s.cfg.Flags.Snapshot().All(),
 		Connections: map[string]int{"websocket": 0, "sse": 0, "poll": 0}, Nodes: []Node{s.cfg.Node},
@@ -108,7 +108,7 @@ func (s *Server) adminLevel(w http.ResponseWriter, r *http.Request) {
 	}
 	switch body.Mode {
 	case string(degrade.Auto):
-		s.cfg.Degrade.SetAuto(actor(r))
+		s.cfg.Policy.Controller.SetAuto(actor(r))
 	case string(degrade.Manual), "":
 		if body.Level == nil {
 			httpx.WriteError(w, protocol.Errorf(protocol.CodeBadRequest, `manual mode needs "level" 0 to 3`))
@@ -122,7 +122,7 @@ func (s *Server) adminLevel(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if err := s.cfg.Degrade.SetManual(degrade.Level(*body.Level), d, actor(r)); err != nil {
+		if err := s.cfg.Policy.Controller.SetManual(degrade.Level(*body.Level), d, actor(r)); err != nil {
 			httpx.WriteError(w, protocol.Errorf(protocol.CodeBadRequest, "%v", err))
 			return
 		}

@@ -26,32 +26,8 @@ type offer struct {
 	HeartbeatMS int64 `json:"heartbeat_ms"`
 }
 
-// OfferFor returns user's offer: the degradation level and flags applied,
-// limited to the transports this server has.
-func (s *Server) OfferFor(user string) degrade.Offer {
-	level, flags := degrade.LevelNormal, degrade.Flags(nil)
-	if s.cfg.Degrade != nil {
-		level = s.cfg.Degrade.Level()
-	}
-	if s.cfg.Flags != nil {
-		flags = s.cfg.Flags
-	}
-	o := degrade.OfferFor(level, flags, user)
-	if s.cfg.PollInterval > 0 {
-		o.PollIntervalMS = s.cfg.PollInterval.Milliseconds()
-	}
-	have := o.Transports[:0:0]
-	for _, name := range o.Transports {
-		if s.cfg.Transports[name] != nil {
-			have = append(have, name)
-		}
-	}
-	o.Transports = have
-	return o
-}
-
 func (s *Server) negotiate(w http.ResponseWriter, r *http.Request) {
-	o := s.OfferFor(httpx.IdentityFrom(r.Context()).User)
+	o := s.cfg.Policy.Offer(httpx.IdentityFrom(r.Context()).User)
 	httpx.WriteJSON(w, http.StatusOK, offer{Offer: o, HeartbeatMS: s.cfg.Hub.Config().Heartbeat.Milliseconds()})
 }
 

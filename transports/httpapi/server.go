@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -27,15 +26,12 @@ type Config struct {
 	Web      http.Handler   // the static pages at /; nil: none
 	// Transports are the streaming endpoints by name ("websocket" → /v1/ws).
 	Transports map[string]http.Handler
-	// Degrade and Flags, if set, drive negotiate and the admin API; without
-	// them every configured transport and feature is offered and the admin
-	// API is absent.
-	Degrade *degrade.Controller
-	Flags   *featureflags.Store
-	Node    Node // this node, for the admin status
-	// PollInterval is the short-poll interval offered at level 3; 5s.
-	PollInterval time.Duration
-	Logger       *slog.Logger
+	// Policy decides negotiate's offer; nil offers everything.
+	Policy *degrade.Policy
+	// Flags, with Policy.Controller, enables the admin API.
+	Flags  *featureflags.Store
+	Node   Node // this node, for the admin status
+	Logger *slog.Logger
 }
 
 // Server is the HTTP face of one node.
@@ -85,7 +81,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/rooms/{room}/history", s.history)
 			r.Get("/rooms/{room}/presence", s.presence)
 			r.Get("/rooms/{room}/reads", s.reads)
-			if s.cfg.Degrade != nil && s.cfg.Flags != nil {
+			if s.cfg.Policy != nil && s.cfg.Policy.Controller != nil && s.cfg.Flags != nil {
 				r.Route("/admin", s.adminRoutes)
 			}
 		})

@@ -48,6 +48,12 @@ func WriteError(w http.ResponseWriter, err error) {
 	WriteJSON(w, status, env)
 }
 
+// TransportOff is the error for an upgrade or stream on a transport the
+// degradation level (or the user's flags) has turned off.
+func TransportOff(name string) error {
+	return protocol.Errorf(protocol.CodeOverloaded, "%s is off at this degradation level; negotiate again", name)
+}
+
 // WriteJSON writes v as a JSON body.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -11,7 +11,6 @@ import (
 	r3 "github.com/r3labs/sse/v2"
 
 	"github.com/chatd/chatd/core"
-	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 )
@@ -25,10 +24,11 @@ type Config struct {
 	Auth         *httpx.Authenticator
 	Retry        time.Duration // the retry: hint; 2s
 	WriteTimeout time.Duration // per write to the client; 10s
-	// Allow, if set, may refuse a stream (for example when the
-	// degradation level turns SSE off) with a *protocol.Error.
-	Allow  func(*http.Request, auth.Identity) error
-	Logger *slog.Logger
+	// Offered, if set, says whether this transport is offered to a user
+	// now (the degradation level and flags); when it is not, the request
+	// gets 503 overloaded and the client negotiates again.
+	Offered func(user string) bool
+	Logger  *slog.Logger
 }
 
 // Handler serves GET /v1/sse.
@@ -77,11 +77,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	if h.cfg.Allow != nil {
-		if err := h.cfg.Allow(r, id); err != nil {
-			httpx.WriteError(w, err)
-			return
-		}
+	if h.cfg.Offered != nil && !h.cfg.Offered(id.User) {
+		httpx.WriteError(w, httpx.TransportOff(Name))
+		return
 	}
 	rooms, cur, fresh, err := httpx.ParseSubscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
 	if err != nil {

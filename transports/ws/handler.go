@@ -10,7 +10,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatd/chatd/core"
-	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 )
@@ -25,7 +24,7 @@ type Handler struct {
 	upgrader     websocket.Upgrader   // Static after construction.
 	readLimit    int64                // Static after construction.
 	writeTimeout time.Duration        // Static after construction.
-	allow        func(*http.Request, auth.Identity) error
+	offered      func(user string) bool
 	log          *slog.Logger
 }
 
@@ -36,10 +35,11 @@ type Config struct {
 	Origins      *httpx.Origins // nil: same-origin only
 	ReadLimit    int64          // bytes per client frame; 64 KiB
 	WriteTimeout time.Duration  // per batch written; 10s
-	// Allow, if set, may refuse an upgrade (for example when the
-	// degradation level turns WebSocket off) with a *protocol.Error.
-	Allow  func(*http.Request, auth.Identity) error
-	Logger *slog.Logger
+	// Offered, if set, says whether this transport is offered to a user
+	// now (the degradation level and flags); when it is not, the request
+	// gets 503 overloaded and the client negotiates again.
+	Offered func(user string) bool
+	Logger  *slog.Logger
 }
 
 // New returns a Handler.
@@ -58,7 +58,7 @@ func New(cfg Config) *Handler {
 	}
 	return &Handler{
 		hub: cfg.Hub, auth: cfg.Auth, readLimit: cfg.ReadLimit, writeTimeout: cfg.WriteTimeout,
-		allow: cfg.Allow, log: cfg.Logger,
+		offered: cfg.Offered, log: cfg.Logger,
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  1024,
 			WriteBufferSize: 4096,
@@ -83,11 +83,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	if h.allow != nil {
-		if err := h.allow(r, id); err != nil {
-			httpx.WriteError(w, err)
-			return
-		}
+	if h.offered != nil && !h.offered(id.User) {
+		httpx.WriteError(w, httpx.TransportOff(Name))
+		return
 	}
 	c := &conn{ready: make(chan struct{}), writeTimeout: h.writeTimeout}
 	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true})
