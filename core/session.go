@@ -138,8 +138,10 @@ func (s *Session) Close(d Disconnect) {
 		switch d.Code {
 		case DisconnectSlow.Code:
 			s.hub.counters.slow.Add(1)
+			s.hub.counters.fail(s.transport.Name())
 		case DisconnectWriteErr.Code:
 			s.hub.counters.writeFailed.Add(1)
+			s.hub.counters.fail(s.transport.Name())
 		}
 		s.mu.Lock()
 		s.kick()
@@ -265,9 +267,12 @@ func (s *Session) writeLoop() {
 		if len(batch) > 0 {
 			if err := s.transport.Write(batch); err != nil {
 				s.hub.cfg.Logger.Debug("write failed", "session", s.id, "err", err)
-				if errors.Is(err, ErrSlow) {
+				switch {
+				case errors.Is(err, ErrDone):
+					s.Close(DisconnectDone)
+				case errors.Is(err, ErrSlow):
 					s.Close(DisconnectSlow)
-				} else {
+				default:
 					s.Close(DisconnectWriteErr)
 				}
 			} else {

@@ -1,15 +1,20 @@
 package core
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // Stats are the hub's load readings, for the degradation controller.
 type Stats struct {
-	Sessions        int           // open sessions
-	SlowClosed      uint64        // sessions closed as slow consumers, ever
-	WriteFailed     uint64        // sessions closed on a write failure, ever
+	Sessions    int    // open sessions
+	SlowClosed  uint64 // sessions closed as slow consumers, ever
+	WriteFailed uint64 // sessions closed on a write failure, ever
+	// Failures counts slow-consumer and write-failure closes by transport
+	// name ("websocket", "sse", "poll"), ever. A poll answer that is full
+	// is a normal end, not a failure, and is not counted.
+	Failures        map[string]uint64
 	Dropped         uint64        // ephemeral frames dropped, ever
 	FanoutLatency   time.Duration // recent average of commit-to-enqueue time
 	DeliveryLatency time.Duration // recent average of fan-out-to-written time
@@ -20,6 +25,29 @@ type Stats struct {
 type counters struct {
 	slow, writeFailed, dropped atomic.Uint64
 	fanout, store, delivery    average
+
+	failMu   sync.Mutex
+	failures map[string]uint64 // by transport; guarded by failMu.
+}
+
+// fail counts a slow-consumer or write-failure close on transport.
+func (c *counters) fail(transport string) {
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	if c.failures == nil {
+		c.failures = make(map[string]uint64)
+	}
+	c.failures[transport]++
+}
+
+func (c *counters) failuresByTransport() map[string]uint64 {
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	out := make(map[string]uint64, len(c.failures))
+	for k, v := range c.failures {
+		out[k] = v
+	}
+	return out
 }
 
 // staleAfter is how long an average is believed without new samples: a
@@ -59,6 +87,7 @@ func (h *Hub) Stats() Stats {
 	return Stats{
 		Sessions: n, SlowClosed: h.counters.slow.Load(), WriteFailed: h.counters.writeFailed.Load(),
 		Dropped:         h.counters.dropped.Load(),
+		Failures:        h.counters.failuresByTransport(),
 		FanoutLatency:   h.counters.fanout.read(now),
 		DeliveryLatency: h.counters.delivery.read(now),
 		StoreLatency:    h.counters.store.read(now),

@@ -14,6 +14,12 @@ var ErrClosed = errors.New("core: closed")
 // up; the session is then closed as a slow consumer (4008).
 var ErrSlow = errors.New("core: slow consumer")
 
+// ErrDone is what a Transport's Write returns when it has taken all it
+// will, such as a poll answer that is full. The session then ends
+// normally (DisconnectDone): it is not a write failure and feeds no
+// failure signal.
+var ErrDone = errors.New("core: transport done")
+
 // Page is a slice of one room's history plus the room's bounds.
 type Page struct {
 	Messages []protocol.Message // oldest first

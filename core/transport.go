@@ -58,6 +58,7 @@ type Disconnect struct {
 // Disconnect reasons, used for logs and the disconnects metric.
 var (
 	DisconnectNormal    = Disconnect{Code: 1000, Reason: "normal"}
+	DisconnectDone      = Disconnect{Code: 1000, Reason: "answer complete"}
 	DisconnectSlow      = Disconnect{Code: 4008, Reason: "slow consumer"}
 	DisconnectHeartbeat = Disconnect{Code: 4009, Reason: "heartbeat timeout"}
 	DisconnectExpired   = Disconnect{Code: 4012, Reason: "token expired"}

@@ -1,14 +1,15 @@
 package poll
 
 import (
-	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 )
 
-var errFull = errors.New("poll: answer is full")
+// errFull ends the session normally: the answer has all it can carry.
+var errFull = fmt.Errorf("poll: answer is full: %w", core.ErrDone)
 
 // conn collects the frames of one poll answer. Once sealed or full it
 // refuses writes, which ends the session; anything refused is not in the
