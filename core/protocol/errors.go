@@ -24,6 +24,7 @@ const (
 	CodeTooManyConnections Code = "too_many_connections"
 	CodeTooManyRooms       Code = "too_many_rooms"
 	CodeUnavailable        Code = "unavailable"
+	CodeTimeout            Code = "timeout" // a request body did not arrive within the body deadline
 )
 
 // Error is an error that carries a wire code. Message is safe to show the

@@ -24,6 +24,7 @@ var statusOf = map[protocol.Code]int{
 	protocol.CodeTooManyConnections: http.StatusTooManyRequests,
 	protocol.CodeTooManyRooms:       http.StatusConflict,
 	protocol.CodeUnavailable:        http.StatusServiceUnavailable,
+	protocol.CodeTimeout:            http.StatusRequestTimeout,
 }
 
 // Status returns the HTTP status for a wire code.
