@@ -29,18 +29,32 @@ const (
 // Config configures a Hub. The zero value is valid; each field's comment
 // gives its default.
 type Config struct {
-	MaxTextLen         int           // characters per message; 4096
-	SendRate           float64       // sends per second per user; 10
-	SendBurst          int           // send burst per user; 20
-	MaxConnsPerUser    int           // open sessions per user; 20
-	MaxRoomsPerSession int           // joined rooms per session; 128
-	QueueFrames        int           // frames queued per session before it is slow; 1024
-	QueueBytes         int           // bytes queued per session before it is slow; 4 MiB
-	ReplayPage         int           // messages read per store call when catching up; 256
-	HistoryLimit       int           // default history page; 50 (max 200)
-	Heartbeat          time.Duration // server ping interval; 15s
-	TypingInterval     time.Duration // minimum gap between fanned-out typing events per user and room; 1s
-	ShutdownJitter     time.Duration // reconnect hints on shutdown spread over this; 5s
+	MaxTextLen         int     // characters per message; 4096
+	SendRate           float64 // sends per second per user; 10
+	SendBurst          int     // send burst per user; 20
+	MaxConnsPerUser    int     // open sessions per user; 20
+	MaxRoomsPerSession int     // joined rooms per session; 128
+	QueueFrames        int     // frames queued per session before it is slow; 1024
+	QueueBytes         int     // bytes queued per session before it is slow; 1 MiB
+	ReplayPage         int     // messages read per store call when catching up; 256
+	// ReplayWindow is how many bytes of replayed history a catching-up
+	// session may have queued and not yet written; the replay reads on as
+	// the writer drains. 256 KiB.
+	ReplayWindow int
+	// ReplayBudget bounds the replayed bytes queued on the whole node:
+	// ReplayBudget/ReplayWindow catch-ups run at once and the next waits
+	// its turn. 64 MiB (256 concurrent replays).
+	ReplayBudget int
+	ReadRate     float64 // read positions per second per user; 20
+	ReadBurst    int     // read position burst per user; 40
+	// ReadFlush is how often coalesced read positions are stored and
+	// their receipts fanned out: only the highest position per user and
+	// room in each interval is written. 250ms.
+	ReadFlush      time.Duration
+	HistoryLimit   int           // default history page; 50 (max 200)
+	Heartbeat      time.Duration // server ping interval; 15s
+	TypingInterval time.Duration // minimum gap between fanned-out typing events per user and room; 1s
+	ShutdownJitter time.Duration // reconnect hints on shutdown spread over this; 5s
 
 	Verifier Verifier    // for in-band refresh; nil rejects refresh
 	Features FeatureGate // nil: all features on
@@ -63,8 +77,17 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxConnsPerUser, 20)
 	def(&c.MaxRoomsPerSession, 128)
 	def(&c.QueueFrames, 1024)
-	def(&c.QueueBytes, 4<<20)
+	def(&c.QueueBytes, 1<<20)
 	def(&c.ReplayPage, 256)
+	def(&c.ReplayWindow, 256<<10)
+	def(&c.ReplayBudget, 64<<20)
+	def(&c.ReadBurst, 40)
+	if c.ReadRate <= 0 {
+		c.ReadRate = 20
+	}
+	if c.ReadFlush <= 0 {
+		c.ReadFlush = 250 * time.Millisecond
+	}
 	def(&c.HistoryLimit, 50)
 	if c.SendRate <= 0 {
 		c.SendRate = 10

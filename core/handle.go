@@ -186,8 +186,14 @@ func (s *Session) sendJoined(ctx context.Context, name string, since *uint64, re
 	return after, s.put(ctx, f)
 }
 
-// catchUp replays room from after, then turns the subscription live.
+// catchUp replays room from after, then turns the subscription live. It
+// holds one of the node's replay slots while it reads, so the replayed
+// bytes queued on the node stay within Config.ReplayBudget.
 func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after uint64) error {
+	if err := s.hub.acquireReplay(ctx, s.ctx); err != nil {
+		return err
+	}
+	defer s.hub.releaseReplay()
 	last := after
 	page := s.hub.cfg.ReplayPage
 	for {
@@ -196,7 +202,7 @@ func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after uint64) e
 			return internal(err)
 		}
 		for _, m := range p.Messages {
-			if err := s.put(ctx, messageFrame(m)); err != nil {
+			if err := s.putReplay(ctx, messageFrame(m)); err != nil {
 				return err
 			}
 			last = m.Seq
@@ -209,42 +215,30 @@ func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after uint64) e
 		if err := s.waitLow(ctx); err != nil {
 			return err
 		}
-		done, err := s.goLive(ctx, r, sb, last)
-		if done || err != nil {
-			return err
+		if r.goLive(s, sb, last) {
+			return nil
 		}
-		last = sb.lastSeq(r)
 	}
 }
 
-// goLive reads the tail under the room's lock, so no publish can slip
-// between the read and the switch, and turns sb live. It reports false if
-// the tail was a full page and catching up must go on.
-func (s *Session) goLive(ctx context.Context, r *room, sb *sub, last uint64) (bool, error) {
+// goLive turns sb live at last, the newest seq the catch-up has queued,
+// unless the room has published past it meanwhile; then the caller reads
+// the rest from the store, outside the lock, and tries again. The store is
+// never read under the room's lock: the engine publishes only after
+// commit, so every seq up to r.head can be read, and every seq after it
+// will be published to a live sb.
+func (r *room) goLive(s *Session, sb *sub, last uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.subs[s] != sb {
-		return true, nil // left meanwhile
+		return true // left meanwhile
 	}
-	p, err := s.hub.store.Since(ctx, r.name, last, s.hub.cfg.ReplayPage)
-	if err != nil {
-		return false, internal(err)
-	}
-	for _, m := range p.Messages {
-		if !s.offer(messageFrame(m)) {
-			// The tail does not fit: stay catching up, paced by put, and
-			// try again; the client is reading, just not fast enough yet.
-			sb.last = last
-			return false, nil
-		}
-		last = m.Seq
+	if last < r.head {
+		return false
 	}
 	sb.last = last
-	if len(p.Messages) == s.hub.cfg.ReplayPage {
-		return false, nil
-	}
 	sb.live, sb.syncing = true, false
-	return true, nil
+	return true
 }
 
 // goCatchUp resumes a subscription that saw a gap. Called with r.mu held.
@@ -272,10 +266,11 @@ func (s *Session) leave(name string) {
 // their last session there.
 func (s *Session) unsubscribe(r *room) {
 	id := s.Identity()
+	lease := s.leaseUntil() // before r.mu: it may start the janitor, which takes h.mu
 	r.mu.Lock()
 	_, ok := r.subs[s]
 	delete(r.subs, s)
-	if ok && r.dropMember(id.User, s.leaseUntil()) && s.hub.cfg.Features(id.User, FeaturePresence) {
+	if ok && r.dropMember(id.User, lease) && s.hub.cfg.Features(id.User, FeaturePresence) {
 		r.broadcastLocked(presenceEnvelope(r.name, id.User, id.Name, false), "")
 	}
 	r.mu.Unlock()

@@ -22,33 +22,40 @@ type Hub struct {
 	nextID   atomic.Uint64
 	counters counters
 
-	stop          chan struct{} // closed by Shutdown
-	stopOnce      sync.Once
-	janitorOnce   sync.Once
-	heartbeatOnce sync.Once
-	bg            sync.WaitGroup // the janitor and the heartbeat goroutines
+	reads   *readQueue    // Static after construction.
+	replays chan struct{} // replay slots: a catch-up holds one; static after construction.
 
-	mu       sync.Mutex
-	rooms    map[string]*room      // Guarded by mu.
-	users    map[string]int        // open sessions per user; guarded by mu.
-	sessions map[*Session]struct{} // Guarded by mu.
-	closing  bool                  // Guarded by mu.
+	stop     chan struct{} // closed by Shutdown
+	stopOnce sync.Once
+	bg       sync.WaitGroup // the janitor, heartbeat and read-flush goroutines
+
+	mu          sync.Mutex
+	rooms       map[string]*room      // Guarded by mu.
+	users       map[string]int        // open sessions per user; guarded by mu.
+	sessions    map[*Session]struct{} // Guarded by mu.
+	closing     bool                  // Guarded by mu.
+	janitorOn   bool                  // Guarded by mu.
+	heartbeatOn bool                  // Guarded by mu.
+	readsOn     bool                  // Guarded by mu.
 }
 
 // New returns a hub over store. Wire the store's publish hook to
 // Hub.Publish so that committed messages reach subscribers.
 func New(store Store, cfg Config) *Hub {
 	cfg = cfg.withDefaults()
-	return &Hub{
+	h := &Hub{
 		cfg:      cfg,
 		store:    store,
 		metrics:  newMetrics(cfg.Metrics),
-		limits:   newLimiters(cfg.SendRate, cfg.SendBurst, cfg.Now),
+		limits:   newLimiters(cfg),
 		rooms:    make(map[string]*room),
 		users:    make(map[string]int),
 		sessions: make(map[*Session]struct{}),
 		stop:     make(chan struct{}),
+		replays:  make(chan struct{}, max(1, cfg.ReplayBudget/cfg.ReplayWindow)),
 	}
+	h.reads = newReadQueue(h)
+	return h
 }
 
 // Config returns the hub's effective configuration, defaults applied.
@@ -127,11 +134,12 @@ func (h *Hub) Publish(msgs []protocol.Message) {
 
 // Shutdown stops admitting sessions and closes every open one with 1001
 // and a reconnect hint spread over ShutdownJitter, so that clients do not
-// return all at once. It waits for the sessions' writers until ctx ends.
-// It is idempotent. The caller closes the store afterwards.
+// return all at once. It waits for the sessions' writers until ctx ends,
+// then stores the read positions still pending. It is idempotent. The
+// caller closes the store afterwards.
 func (h *Hub) Shutdown(ctx context.Context) error {
-	h.stopOnce.Do(func() { close(h.stop) })
-	h.bg.Wait()
+	// closing is set first, under mu: background goroutines start only
+	// under mu while closing is false, so none can start during the Wait.
 	h.mu.Lock()
 	h.closing = true
 	open := make([]*Session, 0, len(h.sessions))
@@ -139,6 +147,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		open = append(open, s)
 	}
 	h.mu.Unlock()
+	h.stopOnce.Do(func() { close(h.stop) })
+	h.bg.Wait()
 	for _, s := range open {
 		jitter := time.Duration(rand.Int64N(int64(h.cfg.ShutdownJitter))) + 500*time.Millisecond
 		s.Close(Disconnect{Code: protocol.CloseGoingAway, Reason: "server shutting down", Reconnect: jitter})
@@ -150,6 +160,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			return fmt.Errorf("core: shutdown: %w", ctx.Err())
 		}
 	}
+	h.reads.flush(ctx)
 	return nil
 }
 
@@ -159,3 +170,25 @@ func (h *Hub) Closing() bool {
 	defer h.mu.Unlock()
 	return h.closing
 }
+
+// acquireReplay takes one of the node's replay slots, waiting for one
+// until ctx or the session's context sess ends.
+func (h *Hub) acquireReplay(ctx, sess context.Context) error {
+	select {
+	case h.replays <- struct{}{}:
+		return nil
+	default:
+	}
+	h.metrics.replayWaits.Inc()
+	select {
+	case h.replays <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-sess.Done():
+		return ErrClosed
+	}
+}
+
+// releaseReplay gives back a slot taken by acquireReplay.
+func (h *Hub) releaseReplay() { <-h.replays }

@@ -67,6 +67,12 @@ func (r *recorder) waitType(t *testing.T, typ string) core.Frame {
 }
 
 func newHub(t *testing.T, cfg core.Config) *core.Hub {
+	hub, _ := newHubOver(t, cfg, nil)
+	return hub
+}
+
+// newHubOver is newHub with the bolt store wrapped by wrap (nil: as is).
+func newHubOver(t *testing.T, cfg core.Config, wrap func(core.Store) core.Store) (*core.Hub, core.Store) {
 	t.Helper()
 	var hub *core.Hub
 	store, err := bolt.Open(bolt.Config{Path: filepath.Join(t.TempDir(), "chat.db"),
@@ -74,7 +80,11 @@ func newHub(t *testing.T, cfg core.Config) *core.Hub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub = core.New(store, cfg)
+	var st core.Store = store
+	if wrap != nil {
+		st = wrap(store)
+	}
+	hub = core.New(st, cfg)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -85,7 +95,7 @@ func newHub(t *testing.T, cfg core.Config) *core.Hub {
 			t.Error(err)
 		}
 	})
-	return hub
+	return hub, st
 }
 
 // Shutdown closes every session with 1001 and a reconnect hint, stops the

@@ -7,38 +7,67 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// limiters holds per-user send limiters and per-user-and-room typing
+// limiters holds per-user send and read limiters and per-user-and-room typing
 // throttles. Idle entries are swept lazily, so it starts no goroutine.
 type limiters struct {
-	rate  rate.Limit       // Static after construction.
-	burst int              // Static after construction.
-	now   func() time.Time // Static after construction.
+	now func() time.Time // Static after construction.
 
 	mu        sync.Mutex
-	send      map[string]*rate.Limiter // by user; guarded by mu.
-	typing    map[string]time.Time     // by user+"\x00"+room; guarded by mu.
-	lastSweep time.Time                // Guarded by mu.
+	send      bucket               // by user; guarded by mu.
+	read      bucket               // by user; guarded by mu.
+	typing    map[string]time.Time // by user+"\x00"+room; guarded by mu.
+	lastSweep time.Time            // Guarded by mu.
+}
+
+// bucket is one per-user token-bucket limit. Guarded by its limiters' mu.
+type bucket struct {
+	rate  rate.Limit // Static after construction.
+	burst int        // Static after construction.
+	users map[string]*rate.Limiter
+}
+
+func newBucket(perSec float64, burst int) bucket {
+	return bucket{rate: rate.Limit(perSec), burst: burst, users: make(map[string]*rate.Limiter)}
+}
+
+// allow takes a token for user at now, if there is one.
+func (b *bucket) allow(user string, now time.Time) bool {
+	lim := b.users[user]
+	if lim == nil {
+		lim = rate.NewLimiter(b.rate, b.burst)
+		b.users[user] = lim
+	}
+	return lim.AllowN(now, 1)
+}
+
+// sweep drops limiters that are full again.
+func (b *bucket) sweep(now time.Time) {
+	for user, lim := range b.users {
+		if lim.TokensAt(now) >= float64(b.burst) {
+			delete(b.users, user)
+		}
+	}
 }
 
 const sweepEvery = time.Minute
 
-func newLimiters(perSec float64, burst int, now func() time.Time) *limiters {
-	return &limiters{rate: rate.Limit(perSec), burst: burst, now: now,
-		send: make(map[string]*rate.Limiter), typing: make(map[string]time.Time), lastSweep: now()}
+func newLimiters(cfg Config) *limiters {
+	return &limiters{now: cfg.Now, send: newBucket(cfg.SendRate, cfg.SendBurst),
+		read: newBucket(cfg.ReadRate, cfg.ReadBurst), typing: make(map[string]time.Time), lastSweep: cfg.Now()}
 }
 
 // allowSend reports whether user may send now, taking a token if so.
-func (l *limiters) allowSend(user string) bool {
+func (l *limiters) allowSend(user string) bool { return l.allow(&l.send, user) }
+
+// allowRead reports whether user may record a read position now.
+func (l *limiters) allowRead(user string) bool { return l.allow(&l.read, user) }
+
+func (l *limiters) allow(b *bucket, user string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	l.sweep(now)
-	lim := l.send[user]
-	if lim == nil {
-		lim = rate.NewLimiter(l.rate, l.burst)
-		l.send[user] = lim
-	}
-	return lim.AllowN(now, 1)
+	return b.allow(user, now)
 }
 
 // allowTyping reports whether a typing event of user in room should fan
@@ -63,11 +92,8 @@ func (l *limiters) sweep(now time.Time) {
 		return
 	}
 	l.lastSweep = now
-	for user, lim := range l.send {
-		if lim.TokensAt(now) >= float64(l.burst) {
-			delete(l.send, user)
-		}
-	}
+	l.send.sweep(now)
+	l.read.sweep(now)
 	for key, t := range l.typing {
 		if now.Sub(t) > sweepEvery {
 			delete(l.typing, key)

@@ -50,7 +50,11 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 }
 
 // Read records that id has read room up to seq and, when receipts are on,
-// tells the room. It returns the stored position, which never goes down.
+// tells the room. Positions are coalesced (see readQueue): the highest one
+// per user and room is stored within Config.ReadFlush, never lowering the
+// stored one, and its receipt follows. Read returns the highest position
+// this node holds pending for the user in room. Past ReadRate a user gets
+// rate_limited.
 func (h *Hub) Read(ctx context.Context, id auth.Identity, room string, seq uint64) (uint64, error) {
 	e := protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: seq}
 	if err := protocol.ValidateClient(&e); err != nil {
@@ -59,6 +63,10 @@ func (h *Hub) Read(ctx context.Context, id auth.Identity, room string, seq uint6
 	if err := id.CanAccess(room); err != nil {
 		return 0, err
 	}
+	if !h.limits.allowRead(id.User) {
+		return 0, protocol.Errorf(protocol.CodeRateLimited,
+			"recording read positions faster than %g per second", h.cfg.ReadRate)
+	}
 	p, err := h.store.Since(ctx, room, seq, 0)
 	if err != nil {
 		return 0, internal(err)
@@ -66,16 +74,7 @@ func (h *Hub) Read(ctx context.Context, id auth.Identity, room string, seq uint6
 	if seq > p.Head {
 		return 0, protocol.Errorf(protocol.CodeBadRequest, "seq %d is beyond the room's head %d", seq, p.Head)
 	}
-	pos, err := h.store.SetRead(ctx, room, id.User, seq)
-	if err != nil {
-		return 0, internal(err)
-	}
-	if h.cfg.Features(id.User, FeatureReadReceipts) {
-		if r := h.lookupRoom(room); r != nil {
-			r.broadcast(protocol.Envelope{Type: protocol.TypeReceipt, Room: room, User: id.User, Seq: pos}, "")
-		}
-	}
-	return pos, nil
+	return h.reads.add(room, id.User, seq, h.cfg.Features(id.User, FeatureReadReceipts)), nil
 }
 
 // Typing tells room's other members that id is typing, at most once per

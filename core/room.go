@@ -17,6 +17,7 @@ type room struct {
 	mu     sync.Mutex
 	subs   map[*Session]*sub  // Guarded by mu.
 	online map[string]*member // by user; guarded by mu.
+	head   uint64             // the newest seq published here; guarded by mu.
 	dead   bool               // removed from hub.rooms; guarded by mu.
 }
 
@@ -79,6 +80,7 @@ func (r *room) publish(m protocol.Message, now time.Time) {
 	frame.published = now
 	var slow []*Session
 	r.mu.Lock()
+	r.head = max(r.head, m.Seq)
 	for s, sb := range r.subs {
 		if !sb.live || m.Seq <= sb.last {
 			continue
@@ -98,13 +100,6 @@ func (r *room) publish(m protocol.Message, now time.Time) {
 	for _, s := range slow {
 		s.Close(DisconnectSlow)
 	}
-}
-
-// lastSeq reads sb.last under r's lock.
-func (sb *sub) lastSeq(r *room) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return sb.last
 }
 
 // startCatchUp runs a catch-up for s in its own goroutine unless one is
@@ -135,8 +130,7 @@ func (r *room) broadcastLocked(e protocol.Envelope, skip string) {
 			continue
 		}
 		if !s.offer(frame) {
-			r.hub.metrics.dropped.WithLabelValues("queue_full").Inc()
-			r.hub.counters.dropped.Add(1)
+			r.hub.drop(dropQueueFull)
 		}
 	}
 }

@@ -170,14 +170,23 @@ func (s *Session) armExpiry(exp time.Time) {
 
 // offer enqueues f without blocking. It reports false when the queue is
 // full; the caller decides whether that is a drop or a slow consumer. A
-// closing session accepts and discards.
+// closing session accepts and discards, counting the drop.
 func (s *Session) offer(f Frame) bool {
+	return s.offerWithin(f, s.hub.cfg.QueueBytes)
+}
+
+// offerWithin is offer with a lower byte bound for the queue: a replay
+// keeps at most ReplayWindow bytes queued. An empty queue takes any frame.
+func (s *Session) offerWithin(f Frame, maxBytes int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing != nil {
+		if f.flushed == nil {
+			s.hub.drop(dropClosing)
+		}
 		return true
 	}
-	if len(s.queue) >= s.hub.cfg.QueueFrames || s.queued+len(f.Data) > s.hub.cfg.QueueBytes {
+	if len(s.queue) >= s.hub.cfg.QueueFrames || (len(s.queue) > 0 && s.queued+len(f.Data) > maxBytes) {
 		return false
 	}
 	s.queue = append(s.queue, f)
@@ -186,10 +195,16 @@ func (s *Session) offer(f Frame) bool {
 	return true
 }
 
-// put enqueues f, waiting for room in the queue. Catch-up uses it so that
-// a long replay is paced by the client instead of overflowing the queue.
+// put enqueues f, waiting for room in the queue.
 func (s *Session) put(ctx context.Context, f Frame) error {
 	return s.waitUntil(ctx, func() bool { return s.offer(f) })
+}
+
+// putReplay enqueues a replayed frame, waiting until the queue holds less
+// than ReplayWindow bytes: a long replay is paced by the client, and its
+// memory is a window, not the backlog.
+func (s *Session) putReplay(ctx context.Context, f Frame) error {
+	return s.waitUntil(ctx, func() bool { return s.offerWithin(f, s.hub.cfg.ReplayWindow) })
 }
 
 // waitLow waits until the queue is at most half full.
@@ -335,11 +350,23 @@ func splitBarriers(batch []Frame) ([]Frame, []chan struct{}) {
 	return out, barriers
 }
 
+// dropAll counts the frames of batch as dropped with reason.
+func (s *Session) dropAll(batch []Frame, reason string) {
+	for range batch {
+		s.hub.drop(reason)
+	}
+}
+
 // finish writes what is left (unless the client is too slow to take it),
 // a disconnect envelope saying how to come back, and closes the transport.
 func (s *Session) finish(batch []Frame, d Disconnect) {
 	batch, _ = splitBarriers(batch) // their waiters see done close
-	if d.Code == DisconnectSlow.Code || d.Code == DisconnectWriteErr.Code {
+	switch d.Code {
+	case DisconnectSlow.Code:
+		s.dropAll(batch, dropClosedSlow)
+		batch = batch[:0]
+	case DisconnectWriteErr.Code:
+		s.dropAll(batch, dropClosedWrite)
 		batch = batch[:0]
 	}
 	if d.Code != DisconnectWriteErr.Code {

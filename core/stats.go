@@ -93,3 +93,22 @@ func (h *Hub) Stats() Stats {
 		StoreLatency:    h.counters.store.read(now),
 	}
 }
+
+// drop counts one frame not written, with its reason. Only queue_full
+// drops of ephemeral frames feed the ephemeral_drops signal: frames
+// dropped from a closing session are resumed by its client.
+func (h *Hub) drop(reason string) {
+	h.metrics.dropped.WithLabelValues(reason).Inc()
+	if reason == dropQueueFull {
+		h.counters.dropped.Add(1)
+	}
+}
+
+// Reasons a frame is not written.
+const (
+	dropQueueFull   = "queue_full"        // an ephemeral frame met a full queue
+	dropPingFull    = "ping_queue_full"   // a heartbeat met a full queue
+	dropClosing     = "session_closing"   // offered to a session that is closing
+	dropClosedSlow  = "closed_slow"       // queued when the session was closed as slow
+	dropClosedWrite = "closed_write_fail" // queued when a write failed
+)

@@ -53,15 +53,23 @@ type Store interface {
 	// first; before == 0 means from the head. It is the history API.
 	Before(ctx context.Context, room string, before uint64, limit int) (Page, error)
 
-	// SetRead raises user's read position in room to seq and returns the
-	// stored position (never lower than before).
-	SetRead(ctx context.Context, room, user string, seq uint64) (uint64, error)
+	// SetReads raises each user's read position in each room to Seq, all
+	// at once (the hub hands it a coalesced batch), and sets each Seq to
+	// the stored position, which is never lower than before. The positions
+	// are durable when it returns.
+	SetReads(ctx context.Context, reads []ReadPosition) error
 
 	// Reads returns every stored read position in room, by user.
 	Reads(ctx context.Context, room string) (map[string]uint64, error)
 
 	// Close flushes pending writes and releases the store.
 	Close() error
+}
+
+// ReadPosition is one user's read position in one room.
+type ReadPosition struct {
+	Room, User string
+	Seq        uint64
 }
 
 // Recovered reports whether a resume after seq `after` is exact given a

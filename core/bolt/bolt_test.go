@@ -15,6 +15,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 	"go.uber.org/goleak"
 
+	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/core/storetest"
 )
@@ -169,8 +170,8 @@ func TestInvalid(t *testing.T) {
 			t.Errorf("Append(room %q, id len %d): %v, want ErrInvalid", m.Room, len(m.ID), err)
 		}
 	}
-	if _, err := s.SetRead(ctx, "r", "", 1); !errors.Is(err, ErrInvalid) {
-		t.Errorf("SetRead with no user: %v, want ErrInvalid", err)
+	if err := s.SetReads(ctx, []core.ReadPosition{{Room: "r", Seq: 1}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("SetReads with no user: %v, want ErrInvalid", err)
 	}
 	if _, err := Open(Config{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Open without a path: %v, want ErrInvalid", err)

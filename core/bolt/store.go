@@ -152,14 +152,31 @@ func (s *Store) Append(ctx context.Context, m protocol.Message) (protocol.Messag
 	return res.msg, res.dup, err
 }
 
-// SetRead implements core.Store. The position is durable when it returns.
-// The store does not check seq against the room's head; the hub does.
-func (s *Store) SetRead(ctx context.Context, room, user string, seq uint64) (uint64, error) {
-	if err := validKeys(room, user); err != nil {
-		return 0, err
+// SetReads implements core.Store. The positions are durable when it
+// returns. It queues one request per position before waiting for any, so
+// the writer commits them in one transaction. The store does not check
+// seqs against rooms' heads; the hub does.
+func (s *Store) SetReads(ctx context.Context, reads []core.ReadPosition) error {
+	reqs := make([]*request, len(reads))
+	for i, rp := range reads {
+		if err := validKeys(rp.Room, rp.User); err != nil {
+			return err
+		}
+		reqs[i] = &request{kind: opSetRead, msg: protocol.Message{Room: rp.Room, From: rp.User, Seq: rp.Seq}}
 	}
-	res, err := s.do(ctx, &request{kind: opSetRead, msg: protocol.Message{Room: room, From: user, Seq: seq}})
-	return res.seq, err
+	for _, r := range reqs {
+		if err := s.submit(ctx, r); err != nil {
+			return err
+		}
+	}
+	for i, r := range reqs {
+		res, err := s.await(ctx, r)
+		if err != nil {
+			return err
+		}
+		reads[i].Seq = res.seq
+	}
+	return nil
 }
 
 // Sweep prunes, in every room, the messages older than MaxAge by the
@@ -189,14 +206,24 @@ func (s *Store) Close() error {
 
 // do hands r to the writer and waits for its answer or for ctx.
 func (s *Store) do(ctx context.Context, r *request) (result, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.submit(ctx, r); err != nil {
 		return result{}, err
+	}
+	return s.await(ctx, r)
+}
+
+// submit queues r for the writer.
+func (s *Store) submit(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	r.ctx = ctx
 	r.reply = make(chan result, 1)
-	if err := s.enqueue(ctx, r); err != nil {
-		return result{}, err
-	}
+	return s.enqueue(ctx, r)
+}
+
+// await waits for the writer's answer to a submitted r.
+func (s *Store) await(ctx context.Context, r *request) (result, error) {
 	select {
 	case res := <-r.reply:
 		return res, res.err

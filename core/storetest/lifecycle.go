@@ -17,7 +17,7 @@ func testReopen(t *testing.T, f Factory) {
 	fx := newFixture(t, f, func(o *Options) { o.MaxMessages = 4 })
 	sent := fx.appendN("a", "m", 6)
 	fx.appendN("b", "m", 2)
-	if _, err := fx.Store.SetRead(fx.ctx, "a", "ann", 5); err != nil {
+	if _, err := fx.setRead("a", "ann", 5); err != nil {
 		t.Fatal(err)
 	}
 	fx.reopen()
@@ -53,9 +53,8 @@ func testClosed(t *testing.T, f Factory) {
 		"Append": func() error { _, _, err := s.Append(ctx, msg("r", "y")); return err },
 		"Since":  func() error { _, err := s.Since(ctx, "r", 0, 10); return err },
 		"Before": func() error { _, err := s.Before(ctx, "r", 0, 10); return err },
-		"SetRead": func() error {
-			_, err := s.SetRead(ctx, "r", "ann", 1)
-			return err
+		"SetReads": func() error {
+			return s.SetReads(ctx, []core.ReadPosition{{Room: "r", User: "ann", Seq: 1}})
 		},
 		"Reads": func() error { _, err := s.Reads(ctx, "r"); return err },
 	}

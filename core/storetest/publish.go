@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 )
 
@@ -82,7 +83,7 @@ func sendMixed(t *testing.T, fx *fixture, rooms []string) map[string]protocol.Me
 	return fresh
 }
 
-// testReadPositions: SetRead keeps the maximum and returns it; Reads
+// testReadPositions: SetReads keeps the maximum and returns it; Reads
 // returns every user's position in a room.
 func testReadPositions(t *testing.T, f Factory) {
 	fx := newFixture(t, f, nil)
@@ -91,7 +92,7 @@ func testReadPositions(t *testing.T, f Factory) {
 		user      string
 		seq, want uint64
 	}{{"ann", 5, 5}, {"ann", 3, 5}, {"ann", 7, 7}, {"bob", 2, 2}, {"bob", 2, 2}} {
-		got, err := fx.Store.SetRead(fx.ctx, "r", c.user, c.seq)
+		got, err := fx.setRead("r", c.user, c.seq)
 		if err != nil || got != c.want {
 			t.Fatalf("SetRead(%s, %d) = %d, %v; want %d", c.user, c.seq, got, err, c.want)
 		}
@@ -101,7 +102,7 @@ func testReadPositions(t *testing.T, f Factory) {
 		wg.Go(func() {
 			for i := range uint64(25) {
 				seq := i*8 + uint64(g) + 1
-				if got, err := fx.Store.SetRead(fx.ctx, "r", "cat", seq); err != nil || got < seq {
+				if got, err := fx.setRead("r", "cat", seq); err != nil || got < seq {
 					t.Errorf("SetRead(cat, %d) = %d, %v", seq, got, err)
 				}
 			}
@@ -109,10 +110,30 @@ func testReadPositions(t *testing.T, f Factory) {
 	}
 	wg.Wait()
 	wantReads(t, fx, "r", map[string]uint64{"ann": 7, "bob": 2, "cat": 200})
-	if _, err := fx.Store.SetRead(fx.ctx, "quiet", "ann", 1); err != nil {
+	if _, err := fx.setRead("quiet", "ann", 1); err != nil {
 		t.Fatalf("SetRead in a room with no messages: %v", err)
 	}
 	wantReads(t, fx, "quiet", map[string]uint64{"ann": 1})
+
+	batch := []core.ReadPosition{{Room: "r", User: "ann", Seq: 1}, {Room: "r", User: "dan", Seq: 3},
+		{Room: "quiet", User: "bob", Seq: 1}}
+	if err := fx.Store.SetReads(fx.ctx, batch); err != nil {
+		t.Fatalf("SetReads: %v", err)
+	}
+	if got := []uint64{batch[0].Seq, batch[1].Seq, batch[2].Seq}; fmt.Sprint(got) != "[7 3 1]" {
+		t.Fatalf("SetReads stored %v, want [7 3 1] (a position never goes down)", got)
+	}
+	wantReads(t, fx, "r", map[string]uint64{"ann": 7, "bob": 2, "cat": 200, "dan": 3})
+	if err := fx.Store.SetReads(fx.ctx, nil); err != nil {
+		t.Fatalf("SetReads of nothing: %v", err)
+	}
+}
+
+// setRead stores one read position and returns the stored one.
+func (fx *fixture) setRead(room, user string, seq uint64) (uint64, error) {
+	rp := []core.ReadPosition{{Room: room, User: user, Seq: seq}}
+	err := fx.Store.SetReads(fx.ctx, rp)
+	return rp[0].Seq, err
 }
 
 // wantReads fails unless room's read positions are exactly want.

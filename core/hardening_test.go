@@ -1,0 +1,264 @@
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// Sessions that connect while the hub shuts down are either refused or
+// closed by the shutdown; under -race, no goroutine of the hub starts
+// while Shutdown waits for them.
+func TestConnectDuringShutdown(t *testing.T) {
+	for round := range 20 {
+		hub := newHub(t, core.Config{Heartbeat: time.Millisecond})
+		var wg sync.WaitGroup
+		var admitted []*core.Session
+		var mu sync.Mutex
+		for i := range 8 {
+			wg.Go(func() {
+				id := auth.Identity{User: fmt.Sprintf("u%d", i)}
+				s, err := hub.Connect(id, newRecorder(), core.SessionOptions{Heartbeat: true, PresenceTTL: time.Millisecond})
+				if err != nil {
+					if code, _ := protocol.CodeOf(err); code != protocol.CodeUnavailable {
+						t.Errorf("round %d: Connect during shutdown: %v, want unavailable", round, err)
+					}
+					return
+				}
+				mu.Lock()
+				admitted = append(admitted, s)
+				mu.Unlock()
+				_ = s.Join(context.Background(), "r", nil, false)
+				s.Close(core.DisconnectNormal) // starts the lease janitor
+			})
+		}
+		if err := hub.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		for _, s := range admitted {
+			<-s.Done()
+		}
+	}
+}
+
+// slowStore holds a Since call whose after equals block.after until the
+// test releases it; everything else passes through.
+type slowStore struct {
+	core.Store
+	after   atomic.Int64 // -1: hold nothing
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (s *slowStore) Since(ctx context.Context, room string, after uint64, limit int) (core.Page, error) {
+	p, err := s.Store.Since(ctx, room, after, limit)
+	if limit > 0 && int64(after) == s.after.Load() {
+		s.after.Store(-1)
+		s.held <- struct{}{}
+		<-s.release
+	}
+	return p, err
+}
+
+// A store read that is slow while a session joins must not delay delivery
+// to the room's other sessions: the hub never reads the store while it
+// holds a room's lock. The joining session still gets every message once.
+func TestSlowJoinReadDoesNotBlockRoom(t *testing.T) {
+	ctx := context.Background()
+	slow := &slowStore{held: make(chan struct{}), release: make(chan struct{})}
+	slow.after.Store(-1)
+	hub, _ := newHubOver(t, core.Config{}, func(st core.Store) core.Store { slow.Store = st; return slow })
+	alice := auth.Identity{User: "alice"}
+	watcher := newRecorder()
+	w, err := hub.Connect(alice, watcher, core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Join(ctx, "r", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := hub.Send(ctx, alice, "r", fmt.Sprintf("m%d", i+1), "hello"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// bob's catch-up reads 1..3; the read is held, and message 4 is sent
+	// meanwhile, so the catch-up must read again from 3: that read is held
+	// too, and message 5 must reach alice while it is.
+	slow.after.Store(0)
+	joiner := newRecorder()
+	b, err := hub.Connect(auth.Identity{User: "bob"}, joiner, core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := make(chan error, 1)
+	go func() { joined <- b.Join(ctx, "r", protocol.Ptr(uint64(0)), false) }()
+	<-slow.held
+	if _, err := hub.Send(ctx, alice, "r", "m4", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	slow.after.Store(3)
+	slow.release <- struct{}{}
+	<-slow.held
+	if _, err := hub.Send(ctx, alice, "r", "m5", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	waitSeq(t, watcher, 5) // delivered while bob's store read is still held
+	slow.release <- struct{}{}
+	if err := <-joined; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Send(ctx, alice, "r", "m6", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	waitSeq(t, joiner, 6)
+	if got := seqs(joiner); fmt.Sprint(got) != "[1 2 3 4 5 6]" {
+		t.Fatalf("the joiner got seqs %v, want 1..6 once each", got)
+	}
+}
+
+// waitSeq waits until r has written a message frame with seq.
+func waitSeq(t *testing.T, r *recorder, seq uint64) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		for _, s := range seqs(r) {
+			if s == seq {
+				return
+			}
+		}
+		select {
+		case <-r.more:
+		case <-deadline:
+			t.Fatalf("seq %d never written; have %v", seq, seqs(r))
+		}
+	}
+}
+
+// seqs lists the seqs of the message frames r has written, in order.
+func seqs(r *recorder) []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []uint64
+	for _, f := range r.frames {
+		if f.Type == protocol.TypeMessage {
+			out = append(out, f.Seq)
+		}
+	}
+	return out
+}
+
+// countingStore counts the read positions it is asked to store.
+type countingStore struct {
+	core.Store
+	positions, calls atomic.Int64
+}
+
+func (s *countingStore) SetReads(ctx context.Context, reads []core.ReadPosition) error {
+	s.calls.Add(1)
+	s.positions.Add(int64(len(reads)))
+	return s.Store.SetReads(ctx, reads)
+}
+
+// A flood of read positions is coalesced: the store writes at most one
+// position per (room, user) per flush, receipts carry the highest
+// position, and the stored position is the highest reported. A user past
+// the read rate gets rate_limited.
+func TestReadFloodIsCoalesced(t *testing.T) {
+	ctx := context.Background()
+	counter := &countingStore{}
+	hub, store := newHubOver(t, core.Config{SendRate: 1e6, SendBurst: 1e6, ReadRate: 1e6, ReadBurst: 1e6,
+		ReadFlush: 20 * time.Millisecond},
+		func(st core.Store) core.Store { counter.Store = st; return counter })
+	const users, head = 20, 50
+	for i := range head {
+		if _, err := hub.Send(ctx, auth.Identity{User: "writer"}, "r", fmt.Sprint(i), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watcher := newRecorder()
+	w, err := hub.Connect(auth.Identity{User: "watcher"}, watcher, core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Join(ctx, "r", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	var reads atomic.Int64
+	for u := range users {
+		wg.Go(func() {
+			id := auth.Identity{User: fmt.Sprintf("u%02d", u)}
+			for round := range 20 {
+				for seq := uint64(1); seq <= head; seq++ {
+					if _, err := hub.Read(ctx, id, "r", min(seq+uint64(round), head)); err != nil {
+						t.Error(err)
+						return
+					}
+					reads.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	eventuallyCore(t, "every position stored", func() bool {
+		got, _ := store.Reads(ctx, "r")
+		return len(got) == users && got["u00"] == head && got["u19"] == head
+	})
+	flushes := int64(elapsed/(20*time.Millisecond)) + 3
+	if n := counter.positions.Load(); n > users*flushes || n >= reads.Load()/10 {
+		t.Fatalf("%d reads wrote %d positions in %d store calls over %v; want at most %d (one per user per flush)",
+			reads.Load(), n, counter.calls.Load(), elapsed, users*flushes)
+	}
+	t.Logf("%d reads from %d users: %d positions stored in %d calls", reads.Load(), users, counter.positions.Load(), counter.calls.Load())
+
+	// The watcher sees each reader's final position in a receipt.
+	eventuallyCore(t, "receipts at the head", func() bool {
+		watcher.mu.Lock()
+		defer watcher.mu.Unlock()
+		at := map[string]bool{}
+		for _, f := range watcher.frames {
+			if f.Type == protocol.TypeReceipt && contains(f.Data, fmt.Sprintf(`"seq":%d`, head)) {
+				at[string(f.Data)] = true
+			}
+		}
+		return len(at) == users
+	})
+
+	limited := newHub(t, core.Config{ReadRate: 1, ReadBurst: 3})
+	id := auth.Identity{User: "eager"}
+	if _, err := limited.Send(ctx, id, "r", "m", "x"); err != nil {
+		t.Fatal(err)
+	}
+	var refused error
+	for range 10 {
+		if _, refused = limited.Read(ctx, id, "r", 1); refused != nil {
+			break
+		}
+	}
+	if code, _ := protocol.CodeOf(refused); code != protocol.CodeRateLimited {
+		t.Fatalf("10 reads at a rate of 1/s with a burst of 3: %v, want rate_limited", refused)
+	}
+}
+
+func eventuallyCore(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,95 @@
+package core
+
+import (
+	"context"
+	"sync"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// readQueue coalesces read positions. A client reports a position per
+// message it shows; only the highest per user and room matters, so the
+// hub keeps that and, every Config.ReadFlush, stores the batch in one
+// store call and fans out one receipt per changed position. A flood of
+// reads then costs the store at most one write per (room, user) per
+// interval, and a room at most a few receipt rounds a second.
+//
+// A position is durable once flushed: a crash loses at most one interval
+// of read positions, never a message.
+type readQueue struct {
+	hub *Hub // Static after construction.
+
+	mu      sync.Mutex
+	pending map[readKey]pendingRead // Guarded by mu.
+}
+
+type readKey struct{ room, user string }
+
+type pendingRead struct {
+	seq     uint64
+	receipt bool // fan out a receipt once stored
+}
+
+func newReadQueue(h *Hub) *readQueue {
+	return &readQueue{hub: h, pending: make(map[readKey]pendingRead)}
+}
+
+// add records user's position seq in room and returns the highest
+// position pending for them there. It starts the flusher on first use.
+func (q *readQueue) add(room, user string, seq uint64, receipt bool) uint64 {
+	q.hub.startReadFlush()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := readKey{room, user}
+	p := q.pending[k]
+	p.seq = max(p.seq, seq)
+	p.receipt = p.receipt || receipt
+	q.pending[k] = p
+	return p.seq
+}
+
+// flush stores every pending position in one call, then fans out their
+// receipts. Positions that fail to store are logged and dropped: the
+// client reports its position again as it reads on.
+func (q *readQueue) flush(ctx context.Context) {
+	q.mu.Lock()
+	if len(q.pending) == 0 {
+		q.mu.Unlock()
+		return
+	}
+	batch := q.pending
+	q.pending = make(map[readKey]pendingRead, len(batch))
+	q.mu.Unlock()
+
+	reads := make([]ReadPosition, 0, len(batch))
+	for k, p := range batch {
+		reads = append(reads, ReadPosition{Room: k.room, User: k.user, Seq: p.seq})
+	}
+	h := q.hub
+	if err := h.store.SetReads(ctx, reads); err != nil {
+		h.cfg.Logger.Error("storing read positions failed", "positions", len(reads), "err", err)
+		return
+	}
+	h.metrics.readFlushes.Observe(float64(len(reads)))
+	for _, rp := range reads {
+		if !batch[readKey{rp.Room, rp.User}].receipt {
+			continue
+		}
+		if r := h.lookupRoom(rp.Room); r != nil {
+			r.broadcast(protocol.Envelope{Type: protocol.TypeReceipt, Room: rp.Room, User: rp.User, Seq: rp.Seq}, "")
+		}
+	}
+}
+
+// startReadFlush starts, once, the goroutine that flushes read positions
+// every Config.ReadFlush. After Shutdown, Shutdown's own final flush
+// stores what is left.
+func (h *Hub) startReadFlush() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.readsOn || h.closing {
+		return
+	}
+	h.readsOn = true
+	h.every(h.cfg.ReadFlush, func() { h.reads.flush(context.Background()) })
+}
