@@ -30,10 +30,19 @@ bench: ## run the benchmarks and print figures (never fails on speed)
 	@echo "machine: $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB, $$(uname -m), $$($(GO) version)"
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
 
-fuzz: ## fuzz the decoders for a while each (FUZZTIME=30s)
-	$(GO) test -run '^$$' -fuzz FuzzDecodeClient -fuzztime $${FUZZTIME:-30s} ./core/protocol
-	$(GO) test -run '^$$' -fuzz FuzzRedeem -fuzztime $${FUZZTIME:-30s} ./core/auth
-	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime $${FUZZTIME:-30s} ./core/auth
+fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeClient$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzValidRoom$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzValidUser$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzCleanText$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzRedeem$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/auth
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/auth
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyClaims$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/auth
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/bolt
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./featureflags
+	$(GO) test -run '^$$' -fuzz '^FuzzEventReader$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSubscription$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 
 layers: ## check that dependencies point inward
 	@./scripts/layers.sh

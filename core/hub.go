@@ -22,12 +22,14 @@ type Hub struct {
 	nextID   atomic.Uint64
 	counters counters
 
-	reads   *readQueue    // Static after construction.
-	replays chan struct{} // replay slots: a catch-up holds one; static after construction.
+	reads    *readQueue    // Static after construction.
+	replays  chan struct{} // replay slots: a catch-up holds one; static after construction.
+	fan      *fanout       // Static after construction.
+	fanoutOn atomic.Bool   // the fan-out shards run; set under mu
 
 	stop     chan struct{} // closed by Shutdown
 	stopOnce sync.Once
-	bg       sync.WaitGroup // the janitor, heartbeat and read-flush goroutines
+	bg       sync.WaitGroup // the fan-out, janitor, heartbeat and read-flush goroutines
 
 	mu          sync.Mutex
 	rooms       map[string]*room      // Guarded by mu.
@@ -55,6 +57,7 @@ func New(store Store, cfg Config) *Hub {
 		replays:  make(chan struct{}, max(1, cfg.ReplayBudget/cfg.ReplayWindow)),
 	}
 	h.reads = newReadQueue(h)
+	h.fan = newFanout()
 	return h
 }
 
@@ -114,22 +117,6 @@ func (h *Hub) forget(s *Session) {
 		delete(h.users, s.user)
 	}
 	h.metrics.sessions.WithLabelValues(s.transport.Name()).Dec()
-}
-
-// Publish fans committed messages out to this node's subscribers. Engines
-// call it after commit, in per-room seq order. It never blocks on a client.
-func (h *Hub) Publish(msgs []protocol.Message) {
-	start := time.Now()
-	for _, m := range msgs {
-		if r := h.lookupRoom(m.Room); r != nil {
-			r.publish(m, start)
-		}
-	}
-	if len(msgs) > 0 {
-		d := time.Since(start)
-		h.metrics.fanout.Observe(d.Seconds())
-		h.counters.fanout.add(d)
-	}
 }
 
 // Shutdown stops admitting sessions and closes every open one with 1001

@@ -10,7 +10,7 @@ type metrics struct {
 	dropped     *prometheus.CounterVec   // frames dropped, by reason
 	disconnects *prometheus.CounterVec   // by reason
 	errors      *prometheus.CounterVec   // error replies, by code
-	fanout      prometheus.Histogram     // seconds from store to last enqueue
+	fanout      prometheus.Histogram     // seconds from commit to the last enqueue
 	delivery    *prometheus.HistogramVec // seconds from fan-out to written, by transport
 	replayWaits prometheus.Counter       // catch-ups that waited for a replay slot
 	readFlushes prometheus.Histogram     // read positions stored per flush

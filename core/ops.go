@@ -140,8 +140,9 @@ func (h *Hub) Presence(ctx context.Context, id auth.Identity, room string) ([]Me
 	return []Member{}, nil
 }
 
-// Reads returns every stored read position in room, by user: the caller's
-// own (to restore unread counts after a reload) and others' ("seen by").
+// Reads returns every read position in room, by user: the caller's own
+// (to restore unread counts after a reload) and others' ("seen by"). It
+// includes positions this node holds and has not stored yet.
 func (h *Hub) Reads(ctx context.Context, id auth.Identity, room string) (map[string]uint64, error) {
 	if err := protocol.ValidRoom(room); err != nil {
 		return nil, err
@@ -156,5 +157,6 @@ func (h *Hub) Reads(ctx context.Context, id auth.Identity, room string) (map[str
 	if reads == nil {
 		reads = map[string]uint64{}
 	}
+	h.reads.overlay(room, reads) // positions reported here and not yet flushed
 	return reads, nil
 }

@@ -20,10 +20,9 @@ type readQueue struct {
 	hub *Hub // Static after construction.
 
 	mu      sync.Mutex
-	pending map[readKey]pendingRead // Guarded by mu.
+	pending map[string]map[string]pendingRead // by room, then user; guarded by mu.
+	n       int                               // positions pending; guarded by mu.
 }
-
-type readKey struct{ room, user string }
 
 type pendingRead struct {
 	seq     uint64
@@ -31,7 +30,7 @@ type pendingRead struct {
 }
 
 func newReadQueue(h *Hub) *readQueue {
-	return &readQueue{hub: h, pending: make(map[readKey]pendingRead)}
+	return &readQueue{hub: h, pending: make(map[string]map[string]pendingRead)}
 }
 
 // add records user's position seq in room and returns the highest
@@ -40,12 +39,29 @@ func (q *readQueue) add(room, user string, seq uint64, receipt bool) uint64 {
 	q.hub.startReadFlush()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	k := readKey{room, user}
-	p := q.pending[k]
+	users := q.pending[room]
+	if users == nil {
+		users = make(map[string]pendingRead)
+		q.pending[room] = users
+	}
+	p, ok := users[user]
+	if !ok {
+		q.n++
+	}
 	p.seq = max(p.seq, seq)
 	p.receipt = p.receipt || receipt
-	q.pending[k] = p
+	users[user] = p
 	return p.seq
+}
+
+// overlay raises the positions in reads (one room's stored positions)
+// to those pending for that room.
+func (q *readQueue) overlay(room string, reads map[string]uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for user, p := range q.pending[room] {
+		reads[user] = max(reads[user], p.seq)
+	}
 }
 
 // flush stores every pending position in one call, then fans out their
@@ -53,17 +69,19 @@ func (q *readQueue) add(room, user string, seq uint64, receipt bool) uint64 {
 // client reports its position again as it reads on.
 func (q *readQueue) flush(ctx context.Context) {
 	q.mu.Lock()
-	if len(q.pending) == 0 {
+	if q.n == 0 {
 		q.mu.Unlock()
 		return
 	}
 	batch := q.pending
-	q.pending = make(map[readKey]pendingRead, len(batch))
+	reads := make([]ReadPosition, 0, q.n)
+	q.pending, q.n = make(map[string]map[string]pendingRead, len(batch)), 0
 	q.mu.Unlock()
 
-	reads := make([]ReadPosition, 0, len(batch))
-	for k, p := range batch {
-		reads = append(reads, ReadPosition{Room: k.room, User: k.user, Seq: p.seq})
+	for room, users := range batch {
+		for user, p := range users {
+			reads = append(reads, ReadPosition{Room: room, User: user, Seq: p.seq})
+		}
 	}
 	h := q.hub
 	if err := h.store.SetReads(ctx, reads); err != nil {
@@ -72,7 +90,7 @@ func (q *readQueue) flush(ctx context.Context) {
 	}
 	h.metrics.readFlushes.Observe(float64(len(reads)))
 	for _, rp := range reads {
-		if !batch[readKey{rp.Room, rp.User}].receipt {
+		if !batch[rp.Room][rp.User].receipt {
 			continue
 		}
 		if r := h.lookupRoom(rp.Room); r != nil {

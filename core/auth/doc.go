@@ -7,10 +7,12 @@
 //     algorithm is pinned by configuration, never read from the token
 //     header: an HMAC secret means HS256; a PEM public key means RS256,
 //     ES256 (ES384/ES512 for P-384/P-521 keys) or EdDSA, by key type. exp
-//     and a non-empty sub are required, iss and aud are checked when
-//     configured, and DefaultLeeway (30 s) of clock skew is allowed. With no
-//     key configured the Verifier is in dev mode: it makes a random secret
-//     and IssueDev signs tokens for POST /v1/dev/login.
+//     and sub are required; sub must be a valid user id
+//     (protocol.ValidUser) and exp, nbf and iat must be JSON numbers. iss
+//     and aud are checked when configured, and DefaultLeeway (30 s) of
+//     clock skew is allowed. With no key configured the Verifier is in dev
+//     mode: it makes a random secret and IssueDev signs tokens for POST
+//     /v1/dev/login.
 //   - Tickets issues and redeems the short-lived, stateless tickets of
 //     POST /v1/ticket, used as ?ticket= on the streaming endpoints so that
 //     long-lived JWTs stay out of URLs. A cluster must share the ticket key.

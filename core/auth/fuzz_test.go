@@ -1,7 +1,11 @@
 package auth
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,13 +14,13 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// checkFuzzResult fails unless err is nil with a user, or a
+// checkFuzzResult fails unless err is nil with a valid user id, or a
 // *protocol.Error with one of the codes in want.
 func checkFuzzResult(t *testing.T, id Identity, err error, want ...protocol.Code) {
 	t.Helper()
 	if err == nil {
-		if id.User == "" {
-			t.Fatal("accepted with an empty user")
+		if e := protocol.ValidUser(id.User); e != nil {
+			t.Fatalf("accepted user %+q: %v", id.User, e)
 		}
 		return
 	}
@@ -68,5 +72,56 @@ func FuzzVerify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, token string) {
 		id, err := v.Verify(token)
 		checkFuzzResult(t, id, err, protocol.CodeUnauthorized, protocol.CodeTokenExpired)
+	})
+}
+
+// FuzzVerifyClaims fuzzes the payload of a correctly signed token, which
+// FuzzVerify's random strings almost never reach. Whatever is accepted has
+// a valid sub, an exp within the leeway, and numbers for every date claim.
+func FuzzVerifyClaims(f *testing.F) {
+	v, err := NewVerifier(hsConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{
+		`{"sub":"alice","exp":9999999999}`,
+		`{"sub":"alice","exp":"9999999999"}`,
+		`{"sub":"alice","EXP":"9999999999","exp":9999999999}`,
+		`{"sub":"alice","exp":9999999999,"nbf":null,"iat":1.5}`,
+		`{"sub":"alice\u0000","exp":9999999999}`,
+		`{"sub":"\u202ealice","exp":9999999999,"rooms":["a*"],"admin":true}`,
+		`{"sub":"alice","exp":1e400}`,
+		`{"sub":"alice","exp":9999999999} trailing`,
+	} {
+		f.Add([]byte(s))
+	}
+	head := b64(`{"alg":"HS256","typ":"JWT"}`) + "."
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		unsigned := head + base64.RawURLEncoding.EncodeToString(payload)
+		sig, err := jwt.SigningMethodHS256.Sign(unsigned, hsSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := v.Verify(unsigned + "." + base64.RawURLEncoding.EncodeToString(sig))
+		checkFuzzResult(t, id, err, protocol.CodeUnauthorized, protocol.CodeTokenExpired)
+		if err != nil {
+			return
+		}
+		if id.Expires.Before(t0.Add(-DefaultLeeway)) {
+			t.Fatalf("accepted a token that expired at %v", id.Expires)
+		}
+		var raw map[string]json.RawMessage
+		if err := json.NewDecoder(bytes.NewReader(payload)).Decode(&raw); err != nil {
+			t.Fatalf("accepted a payload that is not a JSON object: %v", err)
+		}
+		for k, val := range raw {
+			if !strings.EqualFold(k, "exp") && !strings.EqualFold(k, "nbf") && !strings.EqualFold(k, "iat") {
+				continue
+			}
+			var n float64
+			if bytes.HasPrefix(val, []byte(`"`)) || string(val) == "null" || json.Unmarshal(val, &n) != nil {
+				t.Fatalf("accepted %s = %s", k, val)
+			}
+		}
 	})
 }

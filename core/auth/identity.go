@@ -15,8 +15,8 @@ const DMPrefix = "dm:"
 // It is a plain value: safe to copy and to share between goroutines as long
 // as nobody mutates Rooms.
 type Identity struct {
-	// User is the user id (the token's sub). Never empty for a verified
-	// identity.
+	// User is the user id (the token's sub). For an identity from Verify
+	// or Redeem it passes protocol.ValidUser.
 	User string
 	// Name is the display name (the token's name, or User when absent).
 	Name string

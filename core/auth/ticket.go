@@ -89,11 +89,12 @@ type ticketPayload struct {
 }
 
 // Issue returns a ticket for id. It expires after TTL or when id does,
-// whichever is sooner. An identity with no user is unauthorized; one that
-// has already expired is token_expired.
+// whichever is sooner. An identity whose user is not a valid user id
+// (protocol.ValidUser; empty included) is unauthorized; one that has
+// already expired is token_expired.
 func (t *Tickets) Issue(id Identity) (string, error) {
-	if id.User == "" {
-		return "", protocol.Errorf(protocol.CodeUnauthorized, "no identity to issue a ticket for")
+	if protocol.ValidUser(id.User) != nil {
+		return "", protocol.Errorf(protocol.CodeUnauthorized, "no valid identity to issue a ticket for")
 	}
 	now := t.now()
 	until := now.Add(t.ttl)
@@ -122,7 +123,8 @@ func (t *Tickets) Issue(id Identity) (string, error) {
 
 // Redeem checks ticket's MAC (in constant time) and expiry and returns the
 // identity it carries, with Expires set to the original token's expiry. An
-// expired ticket is token_expired; anything else wrong is unauthorized.
+// expired ticket is token_expired; anything else wrong, a user that is not
+// a valid user id included, is unauthorized.
 // Tickets may be redeemed repeatedly until they expire.
 func (t *Tickets) Redeem(ticket string) (Identity, error) {
 	bad := protocol.Errorf(protocol.CodeUnauthorized, "invalid ticket")
@@ -142,7 +144,7 @@ func (t *Tickets) Redeem(ticket string) (Identity, error) {
 		return Identity{}, bad
 	}
 	var p ticketPayload
-	if err := json.Unmarshal(body, &p); err != nil || p.User == "" || p.Until == 0 {
+	if err := json.Unmarshal(body, &p); err != nil || protocol.ValidUser(p.User) != nil || p.Until == 0 {
 		return Identity{}, bad
 	}
 	if !t.now().Before(time.UnixMilli(p.Until)) {

@@ -76,22 +76,9 @@ func ValidateClient(e *Envelope) error {
 	}
 }
 
-// ValidRoom reports whether name is a usable room name: 1 to MaxRoomLen
-// bytes of printable UTF-8 with no spaces, commas or asterisks (commas
-// separate room lists in URLs; asterisks are patterns in the rooms claim).
-func ValidRoom(name string) error {
-	if name == "" {
-		return Errorf(CodeBadRequest, "room name is empty")
-	}
-	if len(name) > MaxRoomLen {
-		return Errorf(CodeBadRequest, "room name longer than %d bytes", MaxRoomLen)
-	}
-	if !utf8.ValidString(name) || !isPrintable(name) || strings.ContainsAny(name, ",*") {
-		return Errorf(CodeBadRequest, "room name has a space, control character, comma or asterisk")
-	}
-	return nil
-}
-
+// isPrintable reports whether s has no space, control character or
+// U+FFFD. It is the rule for message ids, which are looser than names
+// (see ValidRoom).
 func isPrintable(s string) bool {
 	for _, r := range s {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
@@ -102,8 +89,12 @@ func isPrintable(s string) bool {
 }
 
 // CleanText validates message text: it must be valid UTF-8, control
-// characters other than newline and tab are removed, and the result must
-// hold 1 to max characters (runes).
+// characters (Cc) other than newline and tab are removed, and the result
+// must hold 1 to max characters (runes) and not be all white space.
+//
+// Unlike names (see NameRune), text keeps format (Cf) and bidi-control
+// characters: emoji sequences need U+200D and tag characters, and
+// right-to-left writing needs the bidi marks.
 func CleanText(s string, max int) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", Errorf(CodeBadRequest, "text is not valid UTF-8")

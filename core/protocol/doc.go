@@ -34,4 +34,9 @@
 //
 //	v1  the contract's frames, plus server ping, client pong, disconnect,
 //	    and ref on every reply.
+//	v1.1 names: room names (ValidRoom) and user ids (ValidUser) hold only
+//	    printable runes (NameRune): no space, control, format (Cf),
+//	    bidi-control or other invisible rune, so gen\u200beral and
+//	    \u202egeneral are bad_request. A user id is 1 to MaxUserLen (128)
+//	    bytes. Message text (CleanText) keeps format and bidi runes.
 package protocol
