@@ -45,8 +45,14 @@ type Config struct {
 	// ReplayBudget/ReplayWindow catch-ups run at once and the next waits
 	// its turn. 64 MiB (256 concurrent replays).
 	ReplayBudget int
-	ReadRate     float64 // read positions per second per user; 20
-	ReadBurst    int     // read position burst per user; 40
+	// PresenceInterval is how often coalesced presence changes are sent;
+	// 1s.
+	PresenceInterval time.Duration
+	// PresenceMaxMembers is the most users online in a room for which
+	// presence is sent per user; above it a room gets the count. 100.
+	PresenceMaxMembers int
+	ReadRate           float64 // read positions per second per user; 20
+	ReadBurst          int     // read position burst per user; 40
 	// ReadFlush is how often coalesced read positions are stored and
 	// their receipts fanned out: only the highest position per user and
 	// room in each interval is written. 250ms.
@@ -82,6 +88,10 @@ func (c Config) withDefaults() Config {
 	def(&c.ReplayWindow, 256<<10)
 	def(&c.ReplayBudget, 64<<20)
 	def(&c.ReadBurst, 40)
+	def(&c.PresenceMaxMembers, 100)
+	if c.PresenceInterval <= 0 {
+		c.PresenceInterval = time.Second
+	}
 	if c.ReadRate <= 0 {
 		c.ReadRate = 20
 	}

@@ -133,7 +133,7 @@ func (s *Session) join(ctx context.Context, name string, since *uint64, ref stri
 	r := s.hub.acquireRoom(name)
 	sb := &sub{syncing: true}
 	r.subs[s] = sb
-	first := r.addMember(id.User, id.Name)
+	r.addMember(id.User, id.Name)
 	r.mu.Unlock()
 	s.mu.Lock()
 	closing := s.closing != nil
@@ -147,9 +147,6 @@ func (s *Session) join(ctx context.Context, name string, since *uint64, ref stri
 	}
 
 	after, err := s.sendJoined(ctx, name, since, ref, quiet)
-	if err == nil && first && s.hub.cfg.Features(id.User, FeaturePresence) {
-		r.broadcast(presenceEnvelope(name, id.User, id.Name, true), "")
-	}
 	if err == nil {
 		err = s.catchUp(ctx, r, sb, after)
 	}
@@ -270,8 +267,8 @@ func (s *Session) unsubscribe(r *room) {
 	r.mu.Lock()
 	_, ok := r.subs[s]
 	delete(r.subs, s)
-	if ok && r.dropMember(id.User, lease) && s.hub.cfg.Features(id.User, FeaturePresence) {
-		r.broadcastLocked(presenceEnvelope(r.name, id.User, id.Name, false), "")
+	if ok {
+		r.dropMember(id.User, lease)
 	}
 	r.mu.Unlock()
 	s.hub.releaseIfEmpty(r)
@@ -279,11 +276,6 @@ func (s *Session) unsubscribe(r *room) {
 
 func messageFrame(m protocol.Message) Frame {
 	return envelopeFrame(m.Envelope())
-}
-
-func presenceEnvelope(room, user, name string, online bool) protocol.Envelope {
-	return protocol.Envelope{Type: protocol.TypePresence, Room: room, User: user, Name: name,
-		Online: protocol.Ptr(online)}
 }
 
 // internal wraps an engine failure: the client sees "internal", the log the cause.

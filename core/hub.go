@@ -39,6 +39,8 @@ type Hub struct {
 	janitorOn   bool                  // Guarded by mu.
 	heartbeatOn bool                  // Guarded by mu.
 	readsOn     bool                  // Guarded by mu.
+	presenceOn  bool                  // Guarded by mu.
+	marks       presenceMarks         // rooms with presence changes to send
 }
 
 // New returns a hub over store. Wire the store's publish hook to
@@ -58,6 +60,7 @@ func New(store Store, cfg Config) *Hub {
 	}
 	h.reads = newReadQueue(h)
 	h.fan = newFanout()
+	h.marks.rooms = make(map[*room]struct{})
 	return h
 }
 
@@ -76,6 +79,7 @@ func (h *Hub) Connect(id auth.Identity, t Transport, opts SessionOptions) (*Sess
 		return nil, protocol.Errorf(protocol.CodeTooManyConnections,
 			"user has %d open connections; the limit is %d", h.users[id.User], h.cfg.MaxConnsPerUser)
 	}
+	h.startPresence()
 	s := newSession(h, h.nextID.Add(1), id, t, opts)
 	h.users[id.User]++
 	h.sessions[s] = struct{}{}

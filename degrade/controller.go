@@ -161,23 +161,49 @@ func (c *Controller) setLocked(l Level, by string, force bool) {
 		c.history = c.history[len(c.history)-100:]
 	}
 	for sub := range c.subs {
-		select {
-		case sub <- ch:
-		default: // a subscriber that lags loses intermediate changes, not the latest level
-		}
+		send(sub, ch)
 	}
 }
 
-// Subscribe returns a channel of changes; cancel stops it.
+// send gives sub ch without blocking. A full sub loses its oldest change
+// instead: a subscriber that lags loses intermediate changes, never the
+// latest. Called with mu held, so no other send can refill the room made.
+func send(sub chan Change, ch Change) {
+	select {
+	case sub <- ch:
+		return
+	default:
+	}
+	select {
+	case <-sub:
+	default:
+	}
+	select {
+	case sub <- ch:
+	default:
+	}
+}
+
+// Subscribe returns a channel of changes and a cancel func. The channel
+// holds up to 16 changes; a subscriber that lags loses intermediate
+// changes, never the latest. cancel unsubscribes and closes the channel,
+// so a receive after it reports ok == false; it is idempotent and safe to
+// call from any goroutine.
 func (c *Controller) Subscribe() (<-chan Change, func()) {
 	ch := make(chan Change, 16)
 	c.mu.Lock()
 	c.subs[ch] = true
 	c.mu.Unlock()
+	var once sync.Once
 	return ch, func() {
-		c.mu.Lock()
-		delete(c.subs, ch)
-		c.mu.Unlock()
+		once.Do(func() {
+			// setLocked sends under mu, so closing under mu after the
+			// delete can never race a send.
+			c.mu.Lock()
+			delete(c.subs, ch)
+			close(ch)
+			c.mu.Unlock()
+		})
 	}
 }
 
@@ -237,9 +263,12 @@ type BreakerStatus struct {
 	Value     float64 `json:"value"`
 	Threshold float64 `json:"threshold"`
 	Relief    int     `json:"relief"`
+	Basis     string  `json:"basis,omitempty"` // how the threshold was chosen
 }
 
-// Breakers returns every breaker's state and last reading.
+// Breakers returns every breaker's state, last reading and effective
+// threshold, with how that threshold was chosen: the admin status and the
+// ops page show them as they are.
 func (c *Controller) Breakers() []BreakerStatus {
 	out := make([]BreakerStatus, 0, len(c.breakers))
 	for _, b := range c.breakers {
@@ -307,5 +336,5 @@ func (b *breaker) status() BreakerStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return BreakerStatus{Name: b.signal.Name, State: b.cb.State().String(), Value: b.last,
-		Threshold: b.signal.Threshold, Relief: int(b.signal.Relief)}
+		Threshold: b.signal.Threshold, Relief: int(b.signal.Relief), Basis: b.signal.Basis}
 }

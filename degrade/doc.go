@@ -6,16 +6,20 @@
 // sony/gobreaker breakers. Each signal names the level that relieves it:
 // too many events to fan out is relieved by turning receipts and typing
 // off (1); WebSocket write trouble by moving clients to SSE (2); too many
-// held connections, or too much memory, by short polling (3). The level is
-// the highest relief any open breaker asks for. A tripped breaker holds its
-// level for the breaker timeout, then goes half-open and the level steps
-// down one level; healthy probes close the breaker and the next step down
-// follows after StepDown, so the level returns one step at a time.
+// held connections, or too much memory, by short polling (3). The
+// connections and heap thresholds default to figures derived from the
+// process's open-files limit and memory (Limits, SystemCapacity). The
+// level is the highest relief any open breaker asks for. A tripped breaker
+// holds its level for the breaker timeout, then goes half-open and the
+// level steps down one level; healthy probes close the breaker and the
+// next step down follows after StepDown, so the level returns one step at
+// a time.
 //
 // Live moves: when the level changes, every open session is sent a control
 // envelope at a random moment within the move window, and sessions whose
 // transport is no longer offered are then closed with 4001, so clients do
-// not reconnect all at once.
+// not reconnect all at once. A session has at most one move pending: a
+// newer change replaces it, and the session's end drops it.
 //
 // It imports core and featureflags, never transports.
 package degrade

@@ -15,16 +15,8 @@ type Signal struct {
 	Name      string
 	Threshold float64 // a reading at or over this is bad
 	Relief    Level   // the level a tripped breaker asks for
+	Basis     string  // how Threshold was chosen, for operators; may be empty
 	Read      func() float64
-}
-
-// Capacity is what this node is sized for. Zero fields disable the signal.
-type Capacity struct {
-	Connections int           // open sessions; 9000 (the open-files limit allows about 10k)
-	HeapBytes   uint64        // live heap; 0 disables
-	Goroutines  int           // 0 disables
-	DeliverySLO time.Duration // time from fan-out to the transport write; 250ms
-	StoreSLO    time.Duration // durable append latency; 250ms
 }
 
 // StatsSource is what the signals read; *core.Hub is one.
@@ -32,21 +24,32 @@ type StatsSource interface {
 	Stats() core.Stats
 }
 
-// DefaultSignals returns the standard policy:
-//   - delivery latency over the SLO, or ephemeral drops: level 1 (fewer events);
-//   - WebSocket slow-consumer evictions and write failures: level 2 (off WebSocket);
-//   - connections, heap or goroutines near capacity: level 3 (fewer held connections).
-//   - store latency over the SLO: level 1 (receipts are the store's optional writers).
+// DefaultSignals returns the standard policy over c, its zero fields
+// filled as Capacity documents (connections and heap from SystemCapacity's
+// formulas). Each signal and why its relief relieves it:
+//
+//   - delivery_latency (over DeliverySLO) and ephemeral_drops (over 100 a
+//     reading): level 1. Typing and receipts are most of the fan-out
+//     volume and all of the droppable frames; turning them off shortens
+//     every queue at once.
+//   - store_latency (over StoreSLO): level 1. Receipts are the store's
+//     optional writers; the sends that remain need the store.
+//   - ws_failures (over 20 a reading): level 2. Slow-consumer and
+//     write-failure closes of WebSocket sessions only; moving clients to
+//     SSE (simpler flow control, through more proxies) relieves these, not
+//     failures of SSE or poll sessions, which level 2 would not touch.
+//   - connections (open sessions, over Capacity.Connections): level 3. SSE
+//     goes too and polls answer at once, so a poller holds a session and
+//     a busy descriptor for one short request, not for its interval;
+//     between polls it holds at most an idle keep-alive connection, which
+//     the server's idle timeout closes.
+//   - heap (heap objects, over Capacity.HeapBytes) and goroutines (over
+//     Capacity.Goroutines): level 3. A streaming session holds its queue,
+//     its transport's buffers (about 18 KiB a WebSocket session) and a
+//     reader goroutine for its whole life; a short poll holds them only
+//     while it is answered.
 func DefaultSignals(src StatsSource, c Capacity) []Signal {
-	if c.Connections == 0 {
-		c.Connections = 9000
-	}
-	if c.DeliverySLO == 0 {
-		c.DeliverySLO = 250 * time.Millisecond
-	}
-	if c.StoreSLO == 0 {
-		c.StoreSLO = 250 * time.Millisecond
-	}
+	c, basis := c.withDefaults()
 	rates := &rater{prev: map[string]uint64{}}
 	sigs := []Signal{
 		{Name: "delivery_latency", Threshold: c.DeliverySLO.Seconds(), Relief: LevelNoReceipts,
@@ -56,21 +59,44 @@ func DefaultSignals(src StatsSource, c Capacity) []Signal {
 		{Name: "store_latency", Threshold: c.StoreSLO.Seconds(), Relief: LevelNoReceipts,
 			Read: func() float64 { return src.Stats().StoreLatency.Seconds() }},
 		{Name: "ws_failures", Threshold: 20, Relief: LevelNoWS,
-			Read: func() float64 {
-				s := src.Stats()
-				return rates.delta("ws", s.SlowClosed+s.WriteFailed)
-			}},
-		{Name: "connections", Threshold: float64(c.Connections), Relief: LevelPoll,
+			Read: func() float64 { return rates.delta("ws", src.Stats().Failures[WebSocket]) }},
+		{Name: "connections", Threshold: float64(c.Connections), Relief: LevelPoll, Basis: basis.connections,
 			Read: func() float64 { return float64(src.Stats().Sessions) }},
 	}
 	if c.HeapBytes > 0 {
-		sigs = append(sigs, Signal{Name: "heap", Threshold: float64(c.HeapBytes), Relief: LevelPoll, Read: heapBytes})
+		sigs = append(sigs, Signal{Name: "heap", Threshold: float64(c.HeapBytes), Relief: LevelPoll,
+			Basis: basis.heap, Read: heapBytes})
 	}
 	if c.Goroutines > 0 {
 		sigs = append(sigs, Signal{Name: "goroutines", Threshold: float64(c.Goroutines), Relief: LevelPoll,
 			Read: func() float64 { return float64(runtime.NumGoroutine()) }})
 	}
 	return sigs
+}
+
+// capacityBasis says how the derived thresholds were chosen.
+type capacityBasis struct{ connections, heap string }
+
+// withDefaults fills c's zero fields; Connections and HeapBytes come from
+// the process's limits.
+func (c Capacity) withDefaults() (Capacity, capacityBasis) {
+	b := capacityBasis{connections: "configured", heap: "configured"}
+	if c.Connections == 0 || c.HeapBytes == 0 {
+		l := readLimits()
+		if c.Connections == 0 {
+			c.Connections, b.connections = l.Connections()
+		}
+		if c.HeapBytes == 0 {
+			c.HeapBytes, b.heap = l.HeapBytes()
+		}
+	}
+	if c.DeliverySLO == 0 {
+		c.DeliverySLO = 250 * time.Millisecond
+	}
+	if c.StoreSLO == 0 {
+		c.StoreSLO = 250 * time.Millisecond
+	}
+	return c, b
 }
 
 // rater turns monotonic counters into per-reading deltas.

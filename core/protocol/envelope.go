@@ -43,6 +43,7 @@ type Envelope struct {
 	Head      *uint64 `json:"head,omitempty"`
 	Recovered *bool   `json:"recovered,omitempty"`
 	Online    *bool   `json:"online,omitempty"`
+	Count     *int    `json:"count,omitempty"` // presence in a large room: users online
 
 	Level          *int            `json:"level,omitempty"`
 	Transports     []string        `json:"transports,omitempty"`

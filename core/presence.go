@@ -1,0 +1,193 @@
+package core
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// Presence is coalesced. A join or leave does not fan out at once (that
+// is O(members) per change, O(N²) for a room filling up); it marks the
+// room, and every Config.PresenceInterval one pass sends each marked room
+// its net changes: a user who came and went within the interval costs
+// nothing. In a room with more than Config.PresenceMaxMembers online, the
+// pass sends one presence envelope with the count instead of per-user
+// events; clients ask the presence API for the list when they need it.
+
+// member is one user's presence in a room: open sessions, and a lease
+// left by poll sessions.
+type member struct {
+	name  string
+	count int       // open sessions whose presence is their lifetime
+	until time.Time // lease end; zero: no lease
+}
+
+// change is a user's presence state at the last pass and now. Guarded by
+// its room's mu.
+type change struct {
+	name        string
+	was, online bool
+}
+
+// presenceMarks is the set of rooms with changes not yet sent.
+type presenceMarks struct {
+	mu    sync.Mutex
+	rooms map[*room]struct{} // Guarded by mu.
+}
+
+// addMember records a session of user in the room. Called with r.mu held.
+func (r *room) addMember(user, name string) {
+	m := r.online[user]
+	if m == nil {
+		m = &member{name: name}
+		r.online[user] = m
+		r.changed(user, name, true)
+	}
+	m.count++
+}
+
+// dropMember ends a session of user. A session with a lease (poll) leaves
+// the user online until the lease ends; the janitor then marks them
+// offline. Called with r.mu held.
+func (r *room) dropMember(user string, lease time.Time) {
+	m := r.online[user]
+	if m == nil {
+		return
+	}
+	m.count--
+	if lease.After(m.until) {
+		m.until = lease
+	}
+	if m.count > 0 || !m.until.IsZero() {
+		return
+	}
+	delete(r.online, user)
+	r.changed(user, m.name, false)
+}
+
+// expireLeases removes users whose lease has run out and who have no open
+// session.
+func (r *room) expireLeases(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for user, m := range r.online {
+		if m.until.IsZero() || m.until.After(now) {
+			continue
+		}
+		m.until = time.Time{}
+		if m.count > 0 {
+			continue
+		}
+		delete(r.online, user)
+		r.changed(user, m.name, false)
+	}
+}
+
+// changed records that user went online or offline, when their presence
+// is on, and marks the room for the next pass. Called with r.mu held.
+func (r *room) changed(user, name string, online bool) {
+	if !r.hub.cfg.Features(user, FeaturePresence) {
+		return
+	}
+	c, ok := r.changes[user]
+	if !ok {
+		c.was = !online
+	}
+	c.name, c.online = name, online
+	r.changes[user] = c
+	if len(r.changes) == 1 && !ok {
+		r.hub.marks.mark(r)
+	}
+}
+
+func (p *presenceMarks) mark(r *room) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rooms[r] = struct{}{}
+}
+
+// take returns the marked rooms and clears the set.
+func (p *presenceMarks) take() map[*room]struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.rooms) == 0 {
+		return nil
+	}
+	out := p.rooms
+	p.rooms = make(map[*room]struct{}, len(out))
+	return out
+}
+
+// startPresence starts, once, the goroutine that sends coalesced presence
+// every Config.PresenceInterval. Called with h.mu held, while not closing.
+func (h *Hub) startPresence() {
+	if h.presenceOn {
+		return
+	}
+	h.presenceOn = true
+	h.every(h.cfg.PresenceInterval, h.sendPresence)
+}
+
+// sendPresence sends every marked room its net presence changes.
+func (h *Hub) sendPresence() {
+	for r := range h.marks.take() {
+		r.sendPresence()
+	}
+}
+
+// sendPresence sends the room's net changes since the last pass: per user
+// in a room of at most PresenceMaxMembers, else the count.
+func (r *room) sendPresence() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	changes := r.changes
+	r.changes = make(map[string]change)
+	if r.dead {
+		return
+	}
+	if len(r.online) > r.hub.cfg.PresenceMaxMembers {
+		if len(r.online) != r.counted {
+			r.counted = len(r.online)
+			r.broadcastLocked(protocol.Envelope{Type: protocol.TypePresence, Room: r.name,
+				Count: protocol.Ptr(len(r.online))}, "")
+		}
+		return
+	}
+	r.counted = 0
+	users := make([]string, 0, len(changes))
+	for user, c := range changes {
+		if c.online != c.was {
+			users = append(users, user)
+		}
+	}
+	sort.Strings(users)
+	for _, user := range users {
+		c := changes[user]
+		r.broadcastLocked(presenceEnvelope(r.name, user, c.name, c.online), "")
+	}
+}
+
+// presence lists the users online in the room, sorted by user id.
+func (r *room) presence() []Member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Member, 0, len(r.online))
+	for user, m := range r.online {
+		out = append(out, Member{User: user, Name: m.name})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
+	return out
+}
+
+// Member is one user present in a room.
+type Member struct {
+	User string `json:"user"`
+	Name string `json:"name"`
+}
+
+func presenceEnvelope(room, user, name string, online bool) protocol.Envelope {
+	return protocol.Envelope{Type: protocol.TypePresence, Room: room, User: user, Name: name,
+		Online: protocol.Ptr(online)}
+}
