@@ -102,10 +102,15 @@ func TestSlowJoinReadDoesNotBlockRoom(t *testing.T) {
 	}
 	joined := make(chan error, 1)
 	go func() { joined <- b.Join(ctx, "r", protocol.Ptr(uint64(0)), false) }()
-	<-slow.held
+	select {
+	case <-slow.held:
+	case err := <-joined:
+		t.Fatalf("join ended before its catch-up read: %v", err)
+	}
 	if _, err := hub.Send(ctx, alice, "r", "m4", "hello"); err != nil {
 		t.Fatal(err)
 	}
+	waitSeq(t, watcher, 4) // published: the room's head is past bob's read
 	slow.after.Store(3)
 	slow.release <- struct{}{}
 	<-slow.held

@@ -50,6 +50,7 @@ type Session struct {
 	ctx    context.Context // cancelled by Close; bounds blocking work
 	cancel context.CancelFunc
 	space  chan struct{} // cap 1: the writer drained the queue
+	wake   chan struct{} // cap 1: kicks a parked writer
 	done   chan struct{} // closed when the writer has exited
 
 	closeOnce sync.Once
@@ -62,6 +63,7 @@ type Session struct {
 	rooms   map[string]*room // joined rooms; guarded by mu.
 	expiry  *time.Timer      // Guarded by mu.
 	writing bool             // a writer goroutine is running; guarded by mu.
+	parked  bool             // the writer waits for a kick; guarded by mu.
 	spare   []Frame          // a drained queue to reuse; owned by the writer.
 }
 
@@ -71,7 +73,7 @@ func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts Sessio
 		hub: h, id: id, user: ident.User, transport: t, opts: opts,
 		delivery: h.metrics.delivery.WithLabelValues(t.Name()),
 		ctx:      ctx, cancel: cancel,
-		space: make(chan struct{}, 1), done: make(chan struct{}),
+		space: make(chan struct{}, 1), wake: make(chan struct{}, 1), done: make(chan struct{}),
 		ident: ident, rooms: make(map[string]*room),
 	}
 }
@@ -244,27 +246,47 @@ func (s *Session) reply(e protocol.Envelope) {
 
 var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.Envelope{Type: protocol.TypePing}), ephemeral: true}
 
-// kick starts the writer unless one is running. Called with s.mu held.
-// The writer goroutine exists only while there is something to write, so
-// an idle session costs no goroutine beyond its transport's reader.
+// writerLinger is how long a writer with nothing to write stays parked
+// before it exits. Under steady traffic (a broadcast every 100 ms) the
+// writer is woken, not respawned; an idle session costs no goroutine
+// beyond its transport's reader once the linger has passed.
+const writerLinger = time.Second
+
+// kick starts the writer unless one is running, or wakes it if it is
+// parked. Called with s.mu held.
 func (s *Session) kick() {
-	if !s.writing {
+	switch {
+	case !s.writing:
 		s.writing = true
 		go s.writeLoop()
+	case s.parked:
+		s.parked = false
+		s.signal(s.wake)
 	}
 }
 
 // writeLoop is the session's single writer. It drains the queue without
-// blocking, writes the batch once, and repeats until the queue is empty.
+// blocking, writes the batch once, and repeats; with the queue empty it
+// parks for writerLinger, and exits if nothing came.
 func (s *Session) writeLoop() {
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
+	lingered := false
 	for {
 		s.mu.Lock()
 		closing := s.closing
 		if len(s.queue) == 0 && closing == nil {
-			s.writing = false
+			if lingered {
+				s.writing, s.parked = false, false
+				s.mu.Unlock()
+				return
+			}
+			s.parked = true
 			s.mu.Unlock()
-			return
+			lingered = s.park(linger)
+			continue
 		}
+		lingered = false
 		// Swap in the spare array; the two alternate, so offerers never
 		// append into the array being written.
 		batch := s.queue
@@ -299,6 +321,18 @@ func (s *Session) writeLoop() {
 		}
 		clear(batch)
 		s.spare = batch
+	}
+}
+
+// park waits for a kick or for linger to fire; it reports whether the
+// linger passed. A kick that came just before is still in s.wake.
+func (s *Session) park(linger *time.Timer) bool {
+	linger.Reset(writerLinger)
+	select {
+	case <-s.wake:
+		return false
+	case <-linger.C:
+		return true
 	}
 }
 
