@@ -46,6 +46,7 @@ type Main struct {
 	log       *slog.Logger
 	store     *bolt.Store
 	api       *httpapi.Server
+	ln        *httpx.Listener // the connection caps around the bound listener
 	http      *http.Server
 	served    chan struct{} // closed when Serve has returned
 	serveErr  error         // set before served closes
@@ -88,11 +89,17 @@ func moveOnChange(ctx context.Context, ctl *degrade.Controller, flags *featurefl
 		select {
 		case <-ctx.Done():
 			return
-		case ch := <-levels:
+		case ch, ok := <-levels:
+			if !ok {
+				return
+			}
 			if ch.From != ch.To {
 				mover.Apply()
 			}
-		case <-flagChanges:
+		case _, ok := <-flagChanges:
+			if !ok {
+				return
+			}
 			mover.Apply()
 		}
 	}
@@ -184,12 +191,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Addr = ln.Addr()
-	// No WriteTimeout: it would cut streams. Slow headers are bounded.
-	m.http = &http.Server{Handler: m.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	m.http = m.httpServer(ln, reg)
 	m.served = make(chan struct{})
 	go func() {
-		err := m.http.Serve(ln)
+		err := m.http.Serve(m.ln)
 		if !errors.Is(err, http.ErrServerClosed) {
 			m.serveErr = err
 		}

@@ -28,6 +28,15 @@ type Config struct {
 	Heartbeat      time.Duration
 	LogLevel       string
 	DrainTimeout   time.Duration
+
+	// Limits on every connection, before any credential is checked. See
+	// limits.go for the defaults and why.
+	MaxHeaderBytes int           // request line and headers; <= 0: 32 KiB
+	HeaderTimeout  time.Duration // to read a request's headers; 0: none
+	BodyTimeout    time.Duration // to read a request's body, streams excepted; 0: none
+	IdleTimeout    time.Duration // between requests on a kept-alive connection; 0: none
+	MaxConns       int           // open connections on the node; 0: no cap
+	MaxConnsPerIP  int           // open connections per client address; 0: no cap
 }
 
 // ParseFlags reads args and then, for flags not given, the environment.
@@ -61,6 +70,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	envs["heartbeat"] = "CHAT_HEARTBEAT"
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for sessions (env CHAT_DRAIN_TIMEOUT)")
 	envs["drain-timeout"] = "CHAT_DRAIN_TIMEOUT"
+	limitFlags(fs, c, envs)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

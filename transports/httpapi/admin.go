@@ -21,17 +21,6 @@ type Node struct {
 	Started time.Time `json:"started"`
 }
 
-// requireAdmin lets through identities with admin: true.
-func requireAdmin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !httpx.IdentityFrom(r.Context()).Admin {
-			httpx.WriteError(w, protocol.Errorf(protocol.CodeForbidden, "the admin API needs an admin token"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 func (s *Server) adminRoutes(r chi.Router) {
 	r.Use(requireAdmin)
 	r.Get("/status", s.adminStatus)

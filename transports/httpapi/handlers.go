@@ -18,6 +18,8 @@ var (
 	errNotFound = protocol.Errorf(protocol.CodeNotFound, "no such endpoint")
 	errMethod   = protocol.Errorf(protocol.CodeBadRequest, "method not allowed")
 	errNotReady = protocol.Errorf(protocol.CodeUnavailable, "not ready")
+	// errTicketCred refuses a ticket to anything but a bearer JWT.
+	errTicketCred = protocol.Errorf(protocol.CodeUnauthorized, "a ticket is issued for Authorization: Bearer <token> only")
 )
 
 // offer is the negotiate answer for one user.
@@ -31,7 +33,15 @@ func (s *Server) negotiate(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, offer{Offer: o, HeartbeatMS: s.cfg.Hub.Config().Heartbeat.Milliseconds()})
 }
 
+// ticket issues a ticket for the bearer JWT's identity. A ticket never
+// buys a ticket: Require already takes the header only, and a ticket is no
+// JWT, but the credential is checked here too so that no route change can
+// let a leaked ticket renew itself.
 func (s *Server) ticket(w http.ResponseWriter, r *http.Request) {
+	if httpx.CredentialFrom(r.Context()) != httpx.CredBearer {
+		httpx.WriteError(w, errTicketCred)
+		return
+	}
 	t, err := s.cfg.Tickets.Issue(httpx.IdentityFrom(r.Context()))
 	if err != nil {
 		httpx.WriteError(w, err)

@@ -36,9 +36,12 @@ type Config struct {
 
 // Server is the HTTP face of one node.
 type Server struct {
-	cfg   Config
-	auth  *httpx.Authenticator
-	ready atomic.Bool
+	// Static after construction.
+	cfg    Config
+	auth   *httpx.Authenticator
+	access *httpx.AccessLog
+
+	ready atomic.Bool // set by SetReady, read by /readyz
 }
 
 // New returns a Server. It is not ready until SetReady(true).
@@ -49,25 +52,31 @@ func New(cfg Config) *Server {
 	if cfg.Origins == nil {
 		cfg.Origins = httpx.NewOrigins("")
 	}
-	return &Server{cfg: cfg, auth: &httpx.Authenticator{Verifier: cfg.Verifier, Tickets: cfg.Tickets}}
+	return &Server{cfg: cfg, auth: &httpx.Authenticator{Verifier: cfg.Verifier, Tickets: cfg.Tickets},
+		access: httpx.NewAccessLog(httpx.AccessLogConfig{Logger: cfg.Logger, Quiet: quiet})}
 }
 
 // SetReady flips /readyz.
 func (s *Server) SetReady(v bool) { s.ready.Store(v) }
 
-// Handler returns the router.
+// Handler returns the router. Every answer carries X-Content-Type-Options:
+// nosniff. Only the streaming endpoints (/v1/ws, /v1/sse, /v1/poll) take a
+// credential in the URL, and their query string is bounded by the rooms a
+// connection may hold (httpx.MaxStreamQuery); every other /v1 route needs
+// the Authorization header.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, httpx.AccessLog(s.cfg.Logger), s.cfg.Origins.Middleware)
+	r.Use(middleware.Recoverer, s.access.Middleware, nosniff, s.cfg.Origins.Middleware)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	r.Get("/readyz", s.readyz)
 	if s.cfg.Metrics != nil {
 		r.Handle("/metrics", s.cfg.Metrics)
 	}
 	r.Route("/v1", func(r chi.Router) {
+		stream := boundQuery(httpx.MaxStreamQuery(s.cfg.Hub.Config().MaxRoomsPerSession))
 		for name, path := range transportPaths {
 			if h := s.cfg.Transports[name]; h != nil {
-				r.Get(path, h.ServeHTTP)
+				r.With(stream).Get(path, h.ServeHTTP)
 			}
 		}
 		r.Post("/dev/login", s.devLogin)

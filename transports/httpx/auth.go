@@ -9,50 +9,125 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// Authenticator finds the identity behind a request.
+// Credential says how a request proved its identity. Only a bearer JWT is
+// a full credential: URL forms exist because browsers cannot set headers
+// on WebSocket or EventSource, and a URL leaks (proxy logs, history), so
+// they open the streaming endpoints and nothing else.
+type Credential int
+
+const (
+	// CredNone: no identity was proven.
+	CredNone Credential = iota
+	// CredBearer: a JWT in the Authorization header.
+	CredBearer
+	// CredTicket: a ticket in ?ticket=.
+	CredTicket
+	// CredToken: a JWT in ?token=.
+	CredToken
+)
+
+func (c Credential) String() string {
+	switch c {
+	case CredBearer:
+		return "bearer"
+	case CredTicket:
+		return "ticket"
+	case CredToken:
+		return "token"
+	}
+	return "none"
+}
+
+// Authenticator finds the identity behind a request. Static after
+// construction; safe for concurrent use.
 type Authenticator struct {
 	Verifier *auth.Verifier
 	Tickets  *auth.Tickets
 }
 
-// Identify reads, in order, the Authorization bearer header, the ticket
-// query parameter and the token query parameter. Browsers cannot set
-// headers on WebSocket or EventSource, hence the query forms.
+// Identify authenticates a REST request: the Authorization bearer header
+// only. A request that carries its credential only in the URL (?ticket= or
+// ?token=) is unauthorized, with a message saying to use the header; a
+// ticket or token in the URL of a REST call is as good as leaked.
 func (a *Authenticator) Identify(r *http.Request) (auth.Identity, error) {
+	id, _, err := a.authenticate(r, false)
+	return id, err
+}
+
+// IdentifyStream authenticates a request to a streaming endpoint
+// (/v1/ws, /v1/sse, /v1/poll): the Authorization bearer header, else the
+// ticket query parameter, else the token query parameter. Browsers cannot
+// set headers on WebSocket or EventSource, hence the query forms.
+func (a *Authenticator) IdentifyStream(r *http.Request) (auth.Identity, error) {
+	id, _, err := a.authenticate(r, true)
+	return id, err
+}
+
+// authenticate is Identify (inURL false) and IdentifyStream (inURL true), with
+// the kind of credential that proved the identity.
+func (a *Authenticator) authenticate(r *http.Request, inURL bool) (auth.Identity, Credential, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return auth.Identity{}, protocol.Errorf(protocol.CodeUnauthorized, "authorization header must be Bearer")
+			return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "authorization header must be Bearer")
 		}
-		return a.Verifier.Verify(strings.TrimSpace(tok))
+		id, err := a.Verifier.Verify(strings.TrimSpace(tok))
+		return id, CredBearer, err
 	}
 	q := r.URL.Query()
-	if t := q.Get("ticket"); t != "" {
-		return a.Tickets.Redeem(t)
+	ticket, token := q.Get("ticket"), q.Get("token")
+	switch {
+	case !inURL && (ticket != "" || token != ""):
+		return auth.Identity{}, CredNone, errURLCredential
+	case ticket != "":
+		id, err := a.Tickets.Redeem(ticket)
+		return id, CredTicket, err
+	case token != "":
+		id, err := a.Verifier.Verify(token)
+		return id, CredToken, err
+	case inURL:
+		return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send a bearer token or a ticket")
 	}
-	if t := q.Get("token"); t != "" {
-		return a.Verifier.Verify(t)
-	}
-	return auth.Identity{}, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send a bearer token or a ticket")
+	return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send Authorization: Bearer <token>")
 }
 
-type identityKey struct{}
+// errURLCredential answers a REST call that authenticates in its URL.
+var errURLCredential = protocol.Errorf(protocol.CodeUnauthorized,
+	"?ticket= and ?token= are accepted on /v1/ws, /v1/sse and /v1/poll only: send Authorization: Bearer <token>")
 
-// Require is middleware that rejects unauthenticated requests and puts the
-// identity in the request context.
+// principal is what Require puts in the request context.
+type principal struct {
+	id   auth.Identity
+	cred Credential
+}
+
+type principalKey struct{}
+
+// Require is middleware for REST routes: it authenticates as Identify does
+// (bearer header only), rejects the request if that fails, and otherwise
+// puts the identity and its Credential in the request context.
 func (a *Authenticator) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := a.Identify(r)
+		id, cred, err := a.authenticate(r, false)
 		if err != nil {
 			WriteError(w, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{id: id, cred: cred})))
 	})
 }
 
-// IdentityFrom returns the identity Require stored.
+// IdentityFrom returns the identity Require stored, or the zero Identity.
 func IdentityFrom(ctx context.Context) auth.Identity {
-	id, _ := ctx.Value(identityKey{}).(auth.Identity)
-	return id
+	p, _ := ctx.Value(principalKey{}).(principal)
+	return p.id
+}
+
+// CredentialFrom returns how the identity Require stored was proven, or
+// CredNone. Handlers that must not be reached with a URL credential (a
+// ticket never buys a ticket; the admin API needs a bearer JWT) check it
+// on top of Require, so that a future route change cannot open them.
+func CredentialFrom(ctx context.Context) Credential {
+	p, _ := ctx.Value(principalKey{}).(principal)
+	return p.cred
 }

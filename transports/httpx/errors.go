@@ -3,8 +3,9 @@ package httpx
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
-	"strconv"
+	"os"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -35,16 +36,25 @@ func Status(code protocol.Code) int {
 	return http.StatusInternalServerError
 }
 
+// retryAfter is the Retry-After value, in seconds, for a status that
+// invites a retry, and "" for every other status.
+func retryAfter(status int) string {
+	switch status {
+	case http.StatusTooManyRequests:
+		return "1"
+	case http.StatusServiceUnavailable:
+		return "5"
+	}
+	return ""
+}
+
 // WriteError writes err as an error envelope with the matching status.
 // Statuses that invite a retry carry Retry-After.
 func WriteError(w http.ResponseWriter, err error) {
 	env := protocol.ErrorEnvelope(err, "")
 	status := Status(protocol.Code(env.Code))
-	switch status {
-	case http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", "1")
-	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", strconv.Itoa(5))
+	if s := retryAfter(status); s != "" {
+		w.Header().Set("Retry-After", s)
 	}
 	WriteJSON(w, status, env)
 }
@@ -66,16 +76,33 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // MaxBody is the largest request body accepted, as for a WebSocket frame.
 const MaxBody = 64 << 10
 
-// DecodeJSON reads a JSON object of at most MaxBody bytes into v.
+// DecodeJSON reads a JSON object of at most MaxBody bytes into v. A body
+// over the limit is too_large; one that ran past its read deadline (see
+// BodyLimits) is timeout, answered 408; anything else that fails is
+// bad_request.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	body := http.MaxBytesReader(w, r.Body, MaxBody)
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			return protocol.Errorf(protocol.CodeTooLarge, "body larger than %d bytes", MaxBody)
+		case IsTimeout(err):
+			return &protocol.Error{Code: protocol.CodeTimeout, Message: "the request body did not arrive in time", Cause: err}
 		}
 		return &protocol.Error{Code: protocol.CodeBadRequest, Message: "body is not a JSON object of the expected shape", Cause: err}
 	}
 	return nil
+}
+
+// IsTimeout reports whether err is a read that ran past its deadline, as
+// a request body read does once the body deadline has passed. Handlers
+// that read a body themselves map it to protocol.CodeTimeout.
+func IsTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

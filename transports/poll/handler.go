@@ -54,7 +54,7 @@ func New(cfg Config) *Handler {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, err := h.cfg.Auth.Identify(r)
+	id, err := h.cfg.Auth.IdentifyStream(r)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return

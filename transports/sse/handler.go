@@ -72,7 +72,7 @@ func (h *Handler) onSubscribe(streamID string, _ *r3.Subscriber) {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, err := h.cfg.Auth.Identify(r)
+	id, err := h.cfg.Auth.IdentifyStream(r)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return

@@ -3,6 +3,7 @@ package transporttest
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/chatd/chatd/core/protocol"
@@ -39,5 +40,39 @@ func TestReadsAndEscapedRooms(t *testing.T) {
 	var env protocol.Envelope
 	if status != http.StatusForbidden || json.Unmarshal(body, &env) != nil || env.Code != string(protocol.CodeForbidden) {
 		t.Fatalf("carol reads reads: %d %s", status, body)
+	}
+}
+
+// Every JSON answer, success or error, REST or stream refusal, carries
+// X-Content-Type-Options: nosniff, so a browser never sniffs a body that
+// echoes user input into HTML.
+func TestNosniff(t *testing.T) {
+	e := NewEnv(t, Options{})
+	tok := e.Token(t, "alice", Claims{})
+	bearer := http.Header{"Authorization": {"Bearer " + tok}}
+	for _, tc := range []struct {
+		method, path string
+		h            http.Header
+		body         any
+		status       int
+	}{
+		{http.MethodGet, "/v1/negotiate", bearer, nil, http.StatusOK},
+		{http.MethodPost, "/v1/send", bearer, map[string]string{"room": "general", "id": "n1", "text": "<b>hi</b>"}, http.StatusOK},
+		{http.MethodPost, "/v1/ticket", bearer, nil, http.StatusOK},
+		{http.MethodGet, "/v1/rooms/general/history", bearer, nil, http.StatusOK},
+		{http.MethodPost, "/v1/send", nil, map[string]string{"room": "general", "id": "n2", "text": "x"}, http.StatusUnauthorized},
+		{http.MethodPost, "/v1/send", bearer, map[string]string{"room": "no spaces", "id": "n3", "text": "x"}, http.StatusBadRequest},
+		{http.MethodGet, "/v1/poll?rooms=general&since=general:0", bearer, nil, http.StatusOK},
+		{http.MethodGet, "/v1/poll?rooms=general&since=other:0", bearer, nil, http.StatusBadRequest},
+		{http.MethodGet, "/v1/sse?rooms=dm:bob:carol", bearer, nil, http.StatusForbidden},
+		{http.MethodGet, "/v1/no-such-thing", bearer, nil, http.StatusNotFound},
+	} {
+		status, h, body := rawDo(t, tc.method, e.URL+tc.path, tc.h, tc.body)
+		if status != tc.status || !strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+			t.Fatalf("%s %s: %d %q %s, want %d with JSON", tc.method, tc.path, status, h.Get("Content-Type"), body, tc.status)
+		}
+		if got := h.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Fatalf("%s %s (%d): X-Content-Type-Options %q", tc.method, tc.path, status, got)
+		}
 	}
 }

@@ -78,7 +78,7 @@ func New(cfg Config) *Handler {
 // ServeHTTP authenticates, opens a session, upgrades, starts the reader and
 // returns. The session's writer and the reader own the connection from then on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, err := h.auth.Identify(r)
+	id, err := h.auth.IdentifyStream(r)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatd/chatd/transports/httpx"
+)
+
+// Defaults for the limits every connection meets before any credential is
+// checked, and why. nginx and Envoy are the yardsticks.
+const (
+	// defaultMaxHeaderBytes is the contract's 32 KiB header block, as
+	// nginx's large_client_header_buffers (4 × 8 KiB); Envoy allows 60 KiB.
+	// Go's reader lets up to 4 KiB more through (its bufio slop) and
+	// answers 431 past that, so a header block that never ends costs at
+	// most 36 KiB plus buffers instead of Go's default 1 MB.
+	defaultMaxHeaderBytes = 32 << 10
+	// defaultHeaderTimeout bounds reading a request's headers, which
+	// clients send in one go. nginx waits 60 s (client_header_timeout);
+	// 5 s is ample for a few KiB on a slow mobile link and frees a slow
+	// header's connection twelve times sooner.
+	defaultHeaderTimeout = 5 * time.Second
+	// defaultBodyTimeout bounds reading a whole request body: our bodies
+	// are at most 64 KiB, 6.4 KiB/s at worst. It is a deadline for the
+	// whole body, not per read as nginx's client_body_timeout, which a
+	// byte every few seconds would keep alive forever.
+	defaultBodyTimeout = 10 * time.Second
+	// defaultIdleTimeout is how long a kept-alive connection may wait for
+	// its next request. It is above the 60 s of nginx's upstream keepalive
+	// and of common load balancers, so a proxy in front never reuses a
+	// connection chatd is closing; poll clients ask at least every 25 s.
+	defaultIdleTimeout = 2 * time.Minute
+	// defaultMaxConnsPerIP leaves room for a NATed office and for our load
+	// tests: 10,000 clients over 8 source addresses, two connections each
+	// on SSE or poll (the stream, and requests), is 2,500 per address.
+	defaultMaxConnsPerIP = 4096
+	// fdReserve is the descriptors kept back from connections for the
+	// store, the log, the listener, the flags watcher and outgoing
+	// connections. The node cap also keeps back one descriptor per refusal
+	// in flight (httpx.DefaultRefusing).
+	fdReserve = 64
+)
+
+// limitFlags defines the limit flags on fs, with their environment twins.
+func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
+	intFlag := func(p *int, name, env string, value int, usage string) {
+		fs.IntVar(p, name, value, usage+" (env "+env+")")
+		envs[name] = env
+	}
+	durFlag := func(p *time.Duration, name, env string, value time.Duration, usage string) {
+		fs.DurationVar(p, name, value, usage+" (env "+env+")")
+		envs[name] = env
+	}
+	intFlag(&c.MaxHeaderBytes, "max-header-bytes", "CHAT_MAX_HEADER_BYTES", defaultMaxHeaderBytes,
+		"largest request header block; larger gets 431")
+	durFlag(&c.HeaderTimeout, "header-timeout", "CHAT_HEADER_TIMEOUT", defaultHeaderTimeout,
+		"time to read a request's headers; 0: none")
+	durFlag(&c.BodyTimeout, "body-timeout", "CHAT_BODY_TIMEOUT", defaultBodyTimeout,
+		"time to read a request body (streams excepted); later gets 408; 0: none")
+	durFlag(&c.IdleTimeout, "idle-timeout", "CHAT_IDLE_TIMEOUT", defaultIdleTimeout,
+		"how long a kept-alive connection waits for its next request; 0: none")
+	intFlag(&c.MaxConns, "max-conns", "CHAT_MAX_CONNS", nodeConnCap(fileLimit()),
+		"open connections on the node, past which new ones get 503; 0: no cap (default: descriptor limit minus a reserve)")
+	intFlag(&c.MaxConnsPerIP, "max-conns-per-ip", "CHAT_MAX_CONNS_PER_IP", defaultMaxConnsPerIP,
+		"open connections per client address (IPv6: per /64), past which new ones get 429; 0: no cap")
+}
+
+// nodeConnCap is the default node-wide connection cap for a descriptor
+// limit of nofile: nofile − fdReserve − httpx.DefaultRefusing, or half of
+// nofile when that leaves less than half. 0 (no cap) when the limit is
+// unknown.
+func nodeConnCap(nofile uint64) int {
+	const maxCap = 1 << 30
+	if nofile == 0 {
+		return 0
+	}
+	if nofile > maxCap {
+		nofile = maxCap
+	}
+	reserve := uint64(fdReserve + httpx.DefaultRefusing)
+	if nofile < 2*reserve {
+		return int(nofile / 2)
+	}
+	return int(nofile - reserve)
+}
+
+// maxHeaderBytes is the configured header limit, or the default.
+func (c Config) maxHeaderBytes() int {
+	if c.MaxHeaderBytes <= 0 {
+		return defaultMaxHeaderBytes
+	}
+	return c.MaxHeaderBytes
+}
+
+// streamingRoute reports the requests that hold their connection open:
+// the transports' GET endpoints. They get no body deadline. These are
+// httpapi's transport paths.
+func streamingRoute(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	switch r.URL.Path {
+	case "/v1/ws", "/v1/sse", "/v1/poll":
+		return true
+	}
+	return false
+}
+
+// httpServer wraps ln in the connection caps (kept in m.ln) and returns
+// the server with the header, body and idle limits. It has no
+// WriteTimeout: that would cut streams.
+func (m *Main) httpServer(ln net.Listener, reg prometheus.Registerer) *http.Server {
+	c := m.Config
+	if advised := nodeConnCap(fileLimit()); advised > 0 && c.MaxConns > advised {
+		m.log.Warn("--max-conns is above the descriptor limit minus its reserve; accept may fail with EMFILE",
+			"max_conns", c.MaxConns, "advised", advised)
+	}
+	m.ln = httpx.NewListener(ln, httpx.ConnLimits{PerIP: c.MaxConnsPerIP, Total: c.MaxConns, Metrics: reg})
+	body := httpx.BodyLimits{Timeout: c.BodyTimeout, Streaming: streamingRoute}
+	m.log.Info("connection limits", "max_conns", c.MaxConns, "max_conns_per_ip", c.MaxConnsPerIP,
+		"max_header_bytes", c.maxHeaderBytes(), "header_timeout", c.HeaderTimeout,
+		"body_timeout", c.BodyTimeout, "idle_timeout", c.IdleTimeout)
+	return &http.Server{
+		Handler:           body.Middleware(m.api.Handler()),
+		MaxHeaderBytes:    c.maxHeaderBytes(),
+		ReadHeaderTimeout: c.HeaderTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
+	}
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// TestLimitFlags checks the limit flags' defaults, environment twins and
+// precedence.
+func TestLimitFlags(t *testing.T) {
+	env := func(kv map[string]string) func(string) string {
+		return func(k string) string { return kv[k] }
+	}
+	m := NewMain()
+	if err := m.ParseFlags(nil, env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	if c.MaxHeaderBytes != 32<<10 || c.HeaderTimeout != 5*time.Second || c.BodyTimeout != 10*time.Second ||
+		c.IdleTimeout != 2*time.Minute || c.MaxConnsPerIP != 4096 || c.MaxConns != nodeConnCap(fileLimit()) {
+		t.Errorf("defaults: %+v", c)
+	}
+	m = NewMain()
+	err := m.ParseFlags([]string{"--max-conns", "7", "--body-timeout=3s"}, env(map[string]string{
+		"CHAT_MAX_HEADER_BYTES": "16384", "CHAT_HEADER_TIMEOUT": "2s", "CHAT_BODY_TIMEOUT": "9s",
+		"CHAT_IDLE_TIMEOUT": "1m", "CHAT_MAX_CONNS": "9", "CHAT_MAX_CONNS_PER_IP": "0",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = m.Config
+	if c.MaxHeaderBytes != 16384 || c.HeaderTimeout != 2*time.Second || c.BodyTimeout != 3*time.Second ||
+		c.IdleTimeout != time.Minute || c.MaxConns != 7 || c.MaxConnsPerIP != 0 {
+		t.Errorf("flags over env twins: %+v", c)
+	}
+	if err := NewMain().ParseFlags(nil, env(map[string]string{"CHAT_MAX_CONNS": "many"})); err == nil {
+		t.Error("a bad CHAT_MAX_CONNS was accepted")
+	}
+}
+
+// TestNodeConnCap checks the default node cap: the descriptor limit less
+// its reserve, or half the limit when that is more.
+func TestNodeConnCap(t *testing.T) {
+	for _, tc := range []struct {
+		nofile uint64
+		want   int
+	}{
+		{0, 0}, {100, 50}, {255, 127}, {256, 128}, {1024, 896}, {20000, 19872}, {1 << 40, 1<<30 - 128},
+	} {
+		if got := nodeConnCap(tc.nofile); got != tc.want {
+			t.Errorf("nodeConnCap(%d) = %d, want %d", tc.nofile, got, tc.want)
+		}
+	}
+}
+
+// TestStreamingRoute checks which requests count as streams.
+func TestStreamingRoute(t *testing.T) {
+	for _, tc := range []struct {
+		method, target string
+		want           bool
+	}{
+		{"GET", "/v1/ws", true}, {"GET", "/v1/sse?rooms=a", true}, {"GET", "/v1/poll", true},
+		{"POST", "/v1/poll", false}, {"GET", "/v1/negotiate", false}, {"POST", "/v1/send", false},
+		{"GET", "/v1/ws/", false},
+	} {
+		r := httptest.NewRequest(tc.method, tc.target, http.NoBody)
+		if got := streamingRoute(r); got != tc.want {
+			t.Errorf("%s %s: streaming %v, want %v", tc.method, tc.target, got, tc.want)
+		}
+	}
+}

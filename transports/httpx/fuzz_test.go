@@ -1,0 +1,87 @@
+package httpx
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// FuzzParseSubscription feeds arbitrary rooms=, since=, cursor= and
+// Last-Event-ID to ParseSubscription. It must never panic, and:
+//   - a refusal is a wire error (bad_request, too_many_rooms or forbidden)
+//     and returns nothing else;
+//   - an answer has 1 to maxRooms distinct, valid, accessible rooms; every
+//     position is for one of them; fresh rooms have a position; fresh is
+//     nil when Last-Event-ID decided;
+//   - since= longer than its bound, or with more pairs than maxRooms, is
+//     always refused.
+func FuzzParseSubscription(f *testing.F) {
+	const maxRooms = 3
+	cur := protocol.Cursor{"a": 1, "b": 2}.Encode()
+	for _, seed := range [][4]string{
+		{"a", "", "", ""},
+		{"a,b", "a:1,b:2", "", ""},
+		{"a,b", "a:1", cur, ""},
+		{"a", "", "", cur},
+		{"a,b,c,d", "", "", ""},
+		{"dm:alice:bob,a", "dm:alice:bob:3", "", ""},
+		{"dm:bob:carol", "", "", ""},
+		{"a", "b:1", "", ""},
+		{"a,b,c", "a:1,b:1,c:1,a:2", "", ""},
+		{"a", "a:1,", "", ""},
+		{"a", ":1", "", ""},
+		{"a", "a:18446744073709551616", "", ""},
+		{"a", "", "AQ", ""},
+		{"", "", "", ""},
+		{",,,", "", "", ""},
+		{"é,\u202e", "é:0", "", ""},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3])
+	}
+	f.Fuzz(func(t *testing.T, rooms, since, cursor, lastID string) {
+		q := url.Values{"rooms": {rooms}, "since": {since}, "cursor": {cursor}}
+		r := httptest.NewRequest(http.MethodGet, "/v1/poll?"+q.Encode(), nil)
+		r.Header["Last-Event-Id"] = []string{lastID}
+		got, cur, fresh, err := ParseSubscription(r, alice, maxRooms)
+		if err != nil {
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || (pe.Code != protocol.CodeBadRequest && pe.Code != protocol.CodeTooManyRooms && pe.Code != protocol.CodeForbidden) {
+				t.Fatalf("refusal %v is not a wire error of the expected codes", err)
+			}
+			if got != nil || cur != nil || fresh != nil {
+				t.Fatalf("refused with %v, yet returned %v %v %v", err, got, cur, fresh)
+			}
+			return
+		}
+		if len(got) == 0 || len(got) > maxRooms {
+			t.Fatalf("%d rooms", len(got))
+		}
+		set := map[string]bool{}
+		for _, room := range got {
+			if set[room] || protocol.ValidRoom(room) != nil || alice.CanAccess(room) != nil {
+				t.Fatalf("room %q repeated, invalid or forbidden", room)
+			}
+			set[room] = true
+		}
+		for room := range cur {
+			if !set[room] {
+				t.Fatalf("a position for %q, which is not subscribed", room)
+			}
+		}
+		for room := range fresh {
+			if _, ok := cur[room]; !ok {
+				t.Fatalf("fresh room %q has no position", room)
+			}
+		}
+		if lastID != "" && fresh != nil {
+			t.Fatalf("Last-Event-ID decided, yet fresh is %v", fresh)
+		}
+		if lastID == "" && since != "" && (len(since) > maxSinceLen(maxRooms) || len(fresh) > maxRooms) {
+			t.Fatalf("since= of %d bytes accepted", len(since))
+		}
+	})
+}

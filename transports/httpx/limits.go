@@ -1,0 +1,138 @@
+package httpx
+
+import (
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// BodyLimits bounds how long a request body may take to arrive, so that
+// a client that announces a body and then sends it slowly, or never,
+// cannot hold a connection open. The zero value sets no deadline: a body
+// that never comes then holds its connection until the client leaves.
+//
+// Its Middleware, for each request that carries a body (a Content-Length
+// above zero, or chunked):
+//
+//   - sets the connection's read deadline to Timeout from now, with
+//     http.ResponseController, so a body read that runs past it fails
+//     (DecodeJSON answers that 408 timeout);
+//   - clears the deadline once the body has been read to its end, so that
+//     net/http's background read, which watches for the client going away
+//     while the handler works, never times out and cancels the request's
+//     context;
+//   - adds Connection: close to any answer that starts before the body was
+//     read to its end (an error before the body is read, such as 401 or
+//     405), so net/http does not read the rest of the body before answering
+//     in order to reuse the connection. The body it still discards once the
+//     handler returns is read under the deadline, so a body that never comes
+//     holds the connection for at most Timeout.
+//
+// Requests without a body are passed through untouched: there is nothing
+// to read, and between requests the server's ReadHeaderTimeout and
+// IdleTimeout bound the connection. Streaming routes (WebSocket, SSE,
+// poll) hold a request open for minutes, so they never get a read
+// deadline; they take no body, and a request to one that carries a body
+// is refused with 400 bad_request and Connection: close, its body
+// discarded under the deadline.
+type BodyLimits struct {
+	// Timeout is how long a request body may take to arrive in full,
+	// counted from when the handler starts, just after the headers.
+	// 0: no deadline.
+	Timeout time.Duration
+	// Streaming reports the requests that hold the connection open
+	// (WebSocket upgrades, SSE streams, long polls). nil: none.
+	Streaming func(*http.Request) bool
+}
+
+// errStreamBody answers a streaming request that carries a body.
+var errStreamBody = protocol.Errorf(protocol.CodeBadRequest, "this endpoint takes no request body")
+
+// Middleware returns next wrapped with the limits. It must wrap the
+// server's handler directly, outside any middleware that might read the
+// body, and it expects the http.Server's own ResponseWriter.
+func (b BodyLimits) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		if b.Timeout > 0 {
+			_ = rc.SetReadDeadline(time.Now().Add(b.Timeout))
+		}
+		if b.Streaming != nil && b.Streaming(r) {
+			w.Header().Set("Connection", "close")
+			WriteError(w, errStreamBody)
+			return
+		}
+		body := &watchedBody{ReadCloser: r.Body, rc: rc, clear: b.Timeout > 0}
+		r.Body = body
+		cw := &closeIfUnread{ResponseWriter: w, body: body}
+		next.ServeHTTP(cw, r)
+		if !cw.started && !body.done.Load() {
+			w.Header().Set("Connection", "close")
+		}
+	})
+}
+
+// watchedBody records when a request body has been read to its end and
+// then lifts the read deadline.
+type watchedBody struct {
+	io.ReadCloser                          // Static after construction.
+	rc            *http.ResponseController // Static after construction.
+	clear         bool                     // Static: a deadline was set, so clear it at the end.
+	done          atomic.Bool              // Set once, when Read returns io.EOF.
+}
+
+// Read reads the body; at its end it clears the read deadline, which then
+// applies to the background read net/http starts at that moment.
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done.Swap(true) && b.clear {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// closeIfUnread adds Connection: close to an answer that starts before
+// the request body was read to its end. Owned by the handler goroutine.
+type closeIfUnread struct {
+	http.ResponseWriter
+	body    *watchedBody // Static after construction.
+	started bool         // Set by the first WriteHeader, Write or Flush.
+}
+
+// start runs before the answer's headers can go out.
+func (w *closeIfUnread) start() {
+	if w.started {
+		return
+	}
+	w.started = true
+	if !w.body.done.Load() {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+func (w *closeIfUnread) WriteHeader(code int) {
+	if code >= 200 {
+		w.start()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closeIfUnread) Write(p []byte) (int, error) {
+	w.start()
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *closeIfUnread) Flush() {
+	w.start()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *closeIfUnread) Unwrap() http.ResponseWriter { return w.ResponseWriter }
