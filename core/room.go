@@ -72,6 +72,7 @@ func (h *Hub) releaseIfEmpty(r *room) {
 func (r *room) publish(m protocol.Message, now time.Time) {
 	frame := messageFrame(m)
 	frame.published = now
+	frame.shared = new(shared)
 	var slow []*Session
 	r.mu.Lock()
 	r.head = max(r.head, m.Seq)
@@ -119,6 +120,7 @@ func (r *room) broadcast(e protocol.Envelope, skip string) {
 func (r *room) broadcastLocked(e protocol.Envelope, skip string) {
 	frame := envelopeFrame(e)
 	frame.ephemeral = true
+	frame.shared = new(shared)
 	for s := range r.subs {
 		if skip != "" && s.user == skip {
 			continue

@@ -34,6 +34,7 @@ type Frame struct {
 	ephemeral bool
 	flushed   chan struct{} // a Flush barrier: closed once written, never sent
 	published time.Time     // live message frames: when the hub fanned it out
+	shared    *shared       // fanned-out frames: what their sessions share; see Shared
 }
 
 // Positions reports whether f sets the client's position in f.Room to
