@@ -198,6 +198,9 @@ func TestReadFloodIsCoalesced(t *testing.T) {
 	if err := w.Join(ctx, "r", nil, false); err != nil {
 		t.Fatal(err)
 	}
+	// A canary chats in another room throughout the flood.
+	canaryRec := newRecorder()
+	joinAs(t, hub, "canary", "canary", canaryRec)
 	start := time.Now()
 	var wg sync.WaitGroup
 	var reads atomic.Int64
@@ -215,7 +218,20 @@ func TestReadFloodIsCoalesced(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	flooded := make(chan struct{})
+	go func() { wg.Wait(); close(flooded) }()
+	for seq := uint64(1); ; seq++ {
+		if _, err := hub.Send(ctx, auth.Identity{User: "canary"}, "canary", fmt.Sprint("c", seq), "still here"); err != nil {
+			t.Fatal(err)
+		}
+		waitSeq(t, canaryRec, seq)
+		select {
+		case <-flooded:
+		default:
+			continue
+		}
+		break
+	}
 	elapsed := time.Since(start)
 	eventuallyCore(t, "every position stored", func() bool {
 		got, _ := store.Reads(ctx, "r")

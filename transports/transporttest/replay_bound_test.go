@@ -20,7 +20,8 @@ import (
 )
 
 // Replays are bounded in memory: 40 slow readers replaying a 5,000-message
-// room from seq 0 at once keep the heap within 150 MB of where it started.
+// room from seq 0 at once keep the heap within 150 MB of where it started,
+// while a canary on each transport keeps chatting.
 // Each catch-up keeps at most a replay window queued (not the backlog),
 // and the node runs a bounded number of catch-ups at once. Before these
 // bounds, each replaying session held its whole queue (1024 frames) plus
@@ -34,6 +35,7 @@ func TestReplayMemoryIsBounded(t *testing.T) {
 	)
 	e := NewEnv(t, Options{Hub: fast})
 	fill(t, e, room, history, strings.Repeat("r", 2000))
+	canary := newCanary(t, e)
 
 	runtime.GC()
 	base := heapObjects()
@@ -67,11 +69,14 @@ func TestReplayMemoryIsBounded(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	replayed := make(chan struct{})
+	go func() { wg.Wait(); close(replayed) }()
+	chatted := canary.chatUntil(replayed)
 	close(stop)
 	<-sampled
 	growth := int64(peak.Load()) - int64(base)
-	t.Logf("%d readers replayed %d messages each; heap grew by at most %d MB", readers, history, growth>>20)
+	t.Logf("%d readers replayed %d messages each; heap grew by at most %d MB; the canary chatted %d messages meanwhile",
+		readers, history, growth>>20, chatted)
 	if growth > bound {
 		t.Fatalf("heap grew by %d MB during the replays, want under %d MB", growth>>20, bound>>20)
 	}
