@@ -11,9 +11,10 @@ TEST_TIMEOUT ?= 14m
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build the server at bin/chatd and the ops CLI at bin/chatctl
+build: ## build the server at bin/chatd, the ops CLI at bin/chatctl and the load tool at bin/chatload
 	$(GO) build -o $(BIN) ./cmd/chatd
 	$(GO) build -o bin/chatctl ./cmd/chatctl
+	$(GO) build -o bin/chatload ./cmd/chatload
 
 run: build ## run the server with embedded defaults (dev mode, no external service)
 	@case "$(ADDR)" in :*) url="localhost$(ADDR)";; *) url="$(ADDR)";; esac; \
@@ -30,6 +31,9 @@ bench: ## run the benchmarks and print figures (never fails on speed)
 	@echo "machine: $$(nproc) cores, $$(free -g | awk '/Mem:/{print $$2}') GiB, $$(uname -m), $$($(GO) version)"
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
 
+loadtest: build ## the seed's table at 500/1000/5000 users with cmd/chatload (SCENARIO=seed; see scripts/loadtest.sh)
+	./scripts/loadtest.sh $${SCENARIO:-seed}
+
 fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeClient$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/protocol
@@ -43,6 +47,7 @@ fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./featureflags
 	$(GO) test -run '^$$' -fuzz '^FuzzEventReader$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSubscription$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFast$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 
 layers: ## check that dependencies point inward
 	@./scripts/layers.sh
@@ -59,4 +64,4 @@ check: layers ## fmt, vet, staticcheck, go mod tidy, then test
 clean: ## remove build output and the default data directory
 	rm -rf bin data
 
-.PHONY: help build run deps test bench fuzz layers check clean
+.PHONY: help build run deps test bench loadtest fuzz layers check clean

@@ -63,6 +63,29 @@ type Client struct {
 	want    string              // the tier SwitchTransport asked for; guarded by mu
 	queue   []protocol.Envelope // accepted, not yet handed to events; guarded by mu
 	queued  chan struct{}       // cap 1: queue is not empty
+
+	dups     uint64        // messages dropped as already delivered; guarded by mu
+	connects atomic.Uint64 // links that went live
+}
+
+// Stats are a client's counters since New.
+type Stats struct {
+	// Duplicates counts messages the client dropped because their seq was
+	// not above the last delivered in their room: a resume or tier move
+	// that overlapped. The server promises exact resumes, so a non-zero
+	// count means a server or network sent a message twice; Events never
+	// shows one.
+	Duplicates uint64
+	// Connects counts links that went live: the first connect, and every
+	// reconnect and tier move after it.
+	Connects uint64
+}
+
+// Stats returns the client's counters now.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{Duplicates: c.dups, Connects: c.connects.Load()}
 }
 
 // New returns a Client for cfg. It does not connect until Run.
@@ -72,7 +95,7 @@ func New(cfg Config) *Client {
 		cfg:    cfg,
 		base:   strings.TrimRight(cfg.URL, "/"),
 		http:   cfg.HTTPClient,
-		events: make(chan protocol.Envelope, 64),
+		events: make(chan protocol.Envelope, cfg.EventBuffer),
 		states: make(chan State, 64),
 		moves:  make(chan struct{}, 1),
 		pos:    make(map[string]uint64),
@@ -260,14 +283,18 @@ func (c *Client) enqueueLocked(e protocol.Envelope) {
 	}
 }
 
+// keepQueue is the largest queue array deliverLoop keeps for reuse.
+const keepQueue = 64
+
 // deliverLoop hands queued envelopes to events in order until ctx ends.
 // It is the only sender on events and closes it on return.
 func (c *Client) deliverLoop(ctx context.Context) {
 	defer close(c.events)
+	var spare []protocol.Envelope // a delivered batch's array, for the queue to reuse
 	for {
 		c.mu.Lock()
 		batch := c.queue
-		c.queue = nil
+		c.queue = spare[:0]
 		c.mu.Unlock()
 		for _, e := range batch {
 			select {
@@ -275,6 +302,11 @@ func (c *Client) deliverLoop(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			}
+		}
+		clear(batch) // let the delivered strings go
+		spare = nil
+		if cap(batch) <= keepQueue {
+			spare = batch
 		}
 		if len(batch) > 0 {
 			continue

@@ -69,6 +69,12 @@ type Config struct {
 	// of ConnectTimeout and the environment's proxy.
 	WSDialer *websocket.Dialer
 
+	// EventBuffer is the capacity of the Events channel; 64. Envelopes the
+	// caller has not read yet wait in an unbounded queue behind it, so a
+	// small buffer loses nothing; a program that runs thousands of clients
+	// (the load tool) saves memory with one.
+	EventBuffer int
+
 	// Logger receives debug lines about connects and tier moves. Nil
 	// discards them.
 	Logger *slog.Logger
@@ -93,6 +99,9 @@ func (cfg Config) withDefaults() Config {
 	def(&cfg.BackoffMax, 30*time.Second)
 	def(&cfg.MoveJitter, 2*time.Second)
 	def(&cfg.PollHold, 25*time.Second)
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = 64
+	}
 	if len(cfg.Transports) == 0 {
 		cfg.Transports = defaultTiers
 	}

@@ -25,7 +25,8 @@
 // since, SSE and poll with since=room:seq,... (a poll that follows a poll
 // passes back the server's cursor). Rooms with no position start live.
 // Events drops any message whose seq is not above its room's position, so
-// a resume that overlaps never shows a message twice.
+// a resume that overlaps never shows a message twice; Stats counts what
+// it dropped.
 //
 // # Connect cycles and fallback
 //

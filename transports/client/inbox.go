@@ -9,8 +9,17 @@ import (
 )
 
 // decodeFrame parses one server frame: an envelope, or a JSON array of
-// them (the WebSocket writer batches).
+// them (the WebSocket writer batches). The common shapes take a fast path
+// that gives the same result as encoding/json.
 func decodeFrame(data []byte) ([]protocol.Envelope, error) {
+	if list, ok := decodeFast(data); ok {
+		return list, nil
+	}
+	return decodeJSON(data)
+}
+
+// decodeJSON is decodeFrame with encoding/json.
+func decodeJSON(data []byte) ([]protocol.Envelope, error) {
 	for len(data) > 0 && (data[0] == ' ' || data[0] == '\n' || data[0] == '\r' || data[0] == '\t') {
 		data = data[1:]
 	}
@@ -81,6 +90,7 @@ func (c *Client) accept(e protocol.Envelope) {
 	switch e.Type {
 	case protocol.TypeMessage:
 		if last, ok := c.pos[e.Room]; ok && e.Seq <= last {
+			c.dups++
 			return
 		}
 		c.pos[e.Room] = e.Seq

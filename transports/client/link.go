@@ -26,7 +26,7 @@ type link struct {
 
 	up      chan struct{}          // closed at the first server envelope
 	upOnce  sync.Once              //
-	alive   chan struct{}          // cap 1: a frame, event or line arrived
+	seen    atomic.Int64           // unix ns of the last frame, event or line; the watchdog reads it
 	resub   chan struct{}          // cap 1: the rooms changed and the link must restart (SSE)
 	kick    chan struct{}          // cap 1: the rooms changed; poll again now (poll)
 	control chan protocol.Envelope // cap 1: the newest control envelope
@@ -72,13 +72,18 @@ func newLink(ctx context.Context, c *Client, tier, tok string, off offer) *link 
 	ctx, cancel := context.WithCancel(ctx)
 	return &link{
 		c: c, tier: tier, tok: tok, off: off, ctx: ctx, cancel: cancel,
-		up: make(chan struct{}), alive: make(chan struct{}, 1), resub: make(chan struct{}, 1),
+		up: make(chan struct{}), resub: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1), control: make(chan protocol.Envelope, 1), done: make(chan struct{}),
 		pending: make(map[string]chan protocol.Envelope), joins: make(map[string]string),
 	}
 }
 
-func (l *link) markUp() { l.upOnce.Do(func() { close(l.up) }) }
+func (l *link) markUp() {
+	l.upOnce.Do(func() {
+		l.c.connects.Add(1) // before anything the link delivers
+		close(l.up)
+	})
+}
 
 func (l *link) isUp() bool {
 	select {
@@ -97,13 +102,12 @@ func (l *link) fail(err error) {
 	l.cancel()
 }
 
-// touch tells the supervisor that the link carried something.
-func (l *link) touch() {
-	select {
-	case l.alive <- struct{}{}:
-	default:
-	}
-}
+// touch tells the supervisor's watchdog that the link carried something.
+// It is a store, not a wakeup: a busy link costs its supervisor nothing.
+func (l *link) touch() { l.seen.Store(time.Now().UnixNano()) }
+
+// quiet returns how long the link has carried nothing.
+func (l *link) quiet() time.Duration { return time.Since(time.Unix(0, l.seen.Load())) }
 
 // heartbeat is the server's ping interval for this link.
 func (l *link) heartbeat() time.Duration {
@@ -218,6 +222,7 @@ func (c *Client) supervise(ctx context.Context, l *link) outcome {
 
 	var watchdog <-chan time.Time
 	silence := 3 * l.heartbeat()
+	l.touch() // the silence is counted from now
 	dog := time.NewTimer(silence)
 	defer dog.Stop()
 	if l.tier != Poll { // poll has no heartbeats; each request has its own deadline
@@ -232,11 +237,13 @@ func (c *Client) supervise(ctx context.Context, l *link) outcome {
 			return l.outcome()
 		case <-ctx.Done():
 			return l.stop(ctx.Err())
-		case <-l.alive:
-			dog.Reset(silence)
 		case <-watchdog:
 			if l.idle.Load() {
 				dog.Reset(silence)
+				continue
+			}
+			if q := l.quiet(); q < silence {
+				dog.Reset(silence - q) // something came since: wait out the rest
 				continue
 			}
 			return l.stop(errDeadLink)

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -53,8 +54,9 @@ func (l *link) runWS() {
 	if len(rooms) == 0 {
 		l.markUp() // nothing to join: the upgrade is all there is to wait for
 	}
+	var buf frameBuffer
 	for {
-		_, data, err := conn.ReadMessage()
+		data, err := buf.read(conn)
 		if err != nil {
 			l.wsEnded(err)
 			return
@@ -212,4 +214,28 @@ func (c *Client) wsURL() string {
 		return "ws://" + strings.TrimPrefix(u, "http://")
 	}
 	return u
+}
+
+// keepFrameBuffer is the largest read buffer a link keeps between frames;
+// a bigger frame (a replay) gets a buffer of its own that is let go.
+const keepFrameBuffer = 16 << 10
+
+// frameBuffer reads WebSocket messages into one reused buffer, so that a
+// busy connection does not allocate and grow a buffer per frame. The
+// bytes are valid until the next read; decodeFrame copies what it keeps.
+type frameBuffer struct{ b bytes.Buffer }
+
+func (f *frameBuffer) read(conn *websocket.Conn) ([]byte, error) {
+	if f.b.Cap() > keepFrameBuffer {
+		f.b = bytes.Buffer{}
+	}
+	f.b.Reset()
+	_, r, err := conn.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.b.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return f.b.Bytes(), nil
 }

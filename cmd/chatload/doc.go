@@ -1,0 +1,107 @@
+// Command chatload is chatd's load tool. It runs thousands of simulated
+// users against a server, each a transports/client Client (WebSocket, SSE
+// or long polling, following tier moves as the browser does), and reports
+// latency, throughput, errors, server memory and an exactly-once delivery
+// check, as Markdown on stdout and, with --out DIR, as report.md,
+// report.json and PNG plots in DIR.
+//
+// It speaks the protocol only through transports/client; its own HTTP
+// calls are the dev login, /readyz, /metrics and the admin status.
+//
+// # Workloads
+//
+//   - idle: connect N users and hold. Reports connect time (t50, t95,
+//     t99, max: from a client's Run to its first joined envelope) and
+//     server RSS per connection (RSS after the connect phase minus RSS
+//     before, over N).
+//   - broadcast: one room with everyone; --senders S send at --rate each
+//     (or --total-rate in all).
+//   - chat: rooms of --room-size; every user sends one message per
+//     1/--rate seconds (default 10 s), with read receipts (at most one
+//     read per second per room, after new messages, as the page does) and
+//     a typing signal before 30% of sends.
+//   - storm: connect N, then the server dies: with --server-cmd the tool
+//     kills it with SIGKILL after --storm-after and starts it again;
+//     otherwise it watches /readyz for someone else to kill it. Reports,
+//     per client, the time from the server being ready again (and from the
+//     crash) to the client's next joined envelope: t50, t95, t99, max.
+//
+// --users 500,1000,5000 runs the workload once per count and writes one
+// table. Every run uses fresh rooms, so seqs start at 1.
+//
+// # Measurements
+//
+// A message's text starts with its send time (t=<unix ns>), padded to
+// --msg-size; each receiver computes the latency on the same clock. Ack
+// latency is from the send call to its ack. Latencies go into a fixed
+// log-linear histogram (18 KiB each, percentiles within 0.8%, any number
+// of samples); a fresh one per sample interval gives p50/p99 over time.
+// Connect and storm times are exact (one sample per client).
+//
+// The exactly-once check: each client records, for its room, the head of
+// its first joined envelope and every seq delivered after it. At the end
+// the tool reads each room's head (GET history through the client) and
+// waits up to --drain for every live client to reach it. A client that
+// stayed subscribed must have received every seq from its join point to
+// the head, once and in order: gaps and a short tail are lost, repeats
+// duplicated, and duplicates the client dropped itself (Stats) are
+// counted too. Any of them is a failure line; the report is still
+// written and the exit status is 1.
+//
+// Error rate is failed operations over operations: connects (a client
+// that never subscribes fails), sends (not acked within --send-timeout),
+// reads and typing signals.
+//
+// # Auth
+//
+// Against a dev-mode server the tool logs every user in (POST
+// /v1/dev/login with ids u00001, u00002, ...) before it connects them.
+// With --jwt-secret it signs its own HS256 tokens. The admin status
+// (level history, connections per transport) uses an admin token made
+// the same way.
+//
+// # Resources
+//
+// At start the tool raises its RLIMIT_NOFILE soft limit to the hard limit.
+// A WebSocket client holds one descriptor in the tool and one in the
+// server; an SSE or poll client holds its stream (or held poll) and,
+// while a send or read is in flight, a second one. So 10k WebSocket
+// clients need about 10k descriptors in each process, well within a
+// 20,000 limit; 10k SSE or poll clients may need up to 20k in the tool.
+// The tool refuses to start when its estimate exceeds its limit.
+//
+// Against a loopback target, clients dial from 127.0.0.2-127.0.0.9 in
+// turn (--source-ips), so that ephemeral ports (28k per source address)
+// do not run out. Clients share one HTTP connection pool per source
+// address. The report gives the tool's own RSS per client and goroutine
+// peak.
+//
+// Everything is bounded: --users by 20000, each phase by its timeout,
+// the whole invocation by --max-time.
+//
+// # Examples
+//
+// The server on one core, the tool on the other (S is any secret):
+//
+//	taskset -c 0 bin/chatd --addr 127.0.0.1:8080 --data /tmp/load --jwt-secret S &
+//	L="taskset -c 1 bin/chatload --url http://127.0.0.1:8080 --jwt-secret S"
+//
+//	# The seed's table: chat in rooms of 100, each user one message per
+//	# 10 s, reads and typing, 70% WebSocket, 20% SSE, 10% polling.
+//	$L --workload chat --users 500,1000,5000 --tiers ws=70,sse=20,poll=10 --duration 60s --out out/seed
+//	# Broadcast: 5000 receivers at 10 msg/s; 1000 receivers at 1000 msg/s
+//	# (200 senders at 5/s each, under the default limit of 10/s per user).
+//	$L --workload broadcast --users 5000 --senders 10 --total-rate 10 --duration 60s --out out/bcast-5000
+//	$L --workload broadcast --users 1000 --senders 200 --total-rate 1000 --duration 30s --out out/bcast-1000
+//	# 10k idle WebSockets in one room.
+//	$L --workload idle --users 10000 --duration 30s --out out/idle-10k
+//	# Reconnect storm: the tool runs the server itself, kills it with
+//	# SIGKILL after 10 s and restarts it.
+//	taskset -c 1 bin/chatload --url http://127.0.0.1:8080 --jwt-secret S --workload storm --users 10000 \
+//	    --server-cmd "taskset -c 0 bin/chatd --addr 127.0.0.1:8080 --data /tmp/storm --jwt-secret S" \
+//	    --storm-after 10s --out out/storm-10k
+//
+// CHATLOAD_CPUPROFILE=file writes a CPU profile of the tool. GOGC, when
+// unset, is 400 (the tool trades memory for less collection work); the
+// RSS figures are taken after a forced collection.
+package main

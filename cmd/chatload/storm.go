@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// StormResult says how the clients came back after the server died.
+type StormResult struct {
+	Killed    bool    `json:"killed"`     // the tool killed the server (--server-cmd); else it watched /readyz
+	DownAtS   float64 `json:"down_at_s"`  // when it was killed or seen dead, seconds into the run
+	ReadyAtS  float64 `json:"ready_at_s"` // when /readyz answered 200 again
+	Clients   int     `json:"clients"`    // subscribed before the crash
+	Back      int     `json:"back"`       // re-subscribed within the storm timeout
+	FromReady Summary `json:"from_ready"` // each client's re-subscription after the server was ready again
+	FromDown  Summary `json:"from_down"`  // the same, counted from the crash
+	Error     string  `json:"error,omitempty"`
+}
+
+// storm holds the connected clients (with traffic if there are senders),
+// then has the server die: killed with SIGKILL and restarted when the
+// tool started it, otherwise awaited on /readyz while someone else kills
+// it. It then measures, per client, the time until it is subscribed
+// again: its first joined envelope after the crash.
+func (r *run) storm(ctx, sendCtx context.Context, srv *serverProc, hc *http.Client) *StormResult {
+	res := &StormResult{Killed: srv != nil}
+	sctx, stopSends := context.WithCancel(ctx)
+	defer func() {
+		stopSends()
+		r.stopSenders()
+	}()
+	r.startSenders(sctx, sendCtx)
+	var before []*user
+	for _, u := range r.users {
+		if u.upAt.Load() != 0 && !u.ended.Load() {
+			before = append(before, u)
+		}
+	}
+	res.Clients = len(before)
+	down, err := r.crash(ctx, srv, hc)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	res.DownAtS = down.Sub(r.start).Seconds()
+	r.setPhase("down")
+	up, err := waitReadiness(ctx, hc, r.cfg.URL, true, 50*time.Millisecond, r.cfg.StormTimeout)
+	if err != nil {
+		res.Error = fmt.Sprintf("the server was not ready again within %v", r.cfg.StormTimeout)
+		return res
+	}
+	res.ReadyAtS = up.Sub(r.start).Seconds()
+	r.prog.say("storm: server down at %.1fs, ready at %.1fs; waiting for %d clients", res.DownAtS, res.ReadyAtS, len(before))
+	r.setPhase("resub")
+	r.awaitResub(ctx, before, up)
+	var fromReady, fromDown []time.Duration
+	for _, u := range before {
+		at := u.resubAt.Load()
+		if at == 0 {
+			continue
+		}
+		t := time.Unix(0, at)
+		fromReady = append(fromReady, max(t.Sub(up), 0))
+		fromDown = append(fromDown, t.Sub(down))
+	}
+	res.Back = len(fromReady)
+	res.FromReady, res.FromDown = exactSummary(fromReady), exactSummary(fromDown)
+	return res
+}
+
+// crash has the server die and returns when it did.
+func (r *run) crash(ctx context.Context, srv *serverProc, hc *http.Client) (time.Time, error) {
+	if srv == nil {
+		r.setPhase("watch")
+		r.prog.say("storm: %d clients connected; waiting up to %v for the server to die", r.cnt.subscribed.Load(), r.cfg.StormTimeout)
+		down, err := waitReadiness(ctx, hc, r.cfg.URL, false, 50*time.Millisecond, r.cfg.StormTimeout)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("the server did not die within %v", r.cfg.StormTimeout)
+		}
+		r.stormDown.Store(down.UnixNano())
+		return down, nil
+	}
+	r.setPhase("hold")
+	t := time.NewTimer(r.cfg.StormAfter)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	case <-t.C:
+	}
+	r.setPhase("kill")
+	down := time.Now()
+	r.stormDown.Store(down.UnixNano())
+	srv.kill()
+	if err := srv.restart(); err != nil {
+		return time.Time{}, err
+	}
+	return down, nil
+}
+
+// awaitResub waits until every client in users has re-subscribed, or the
+// storm timeout has passed since the server was ready.
+func (r *run) awaitResub(ctx context.Context, users []*user, up time.Time) {
+	ctx, cancel := context.WithDeadline(ctx, up.Add(r.cfg.StormTimeout))
+	defer cancel()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		back := 0
+		for _, u := range users {
+			if u.resubAt.Load() != 0 {
+				back++
+			}
+		}
+		if back == len(users) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+		}
+	}
+}

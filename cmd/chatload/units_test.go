@@ -1,0 +1,154 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"math"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/client"
+)
+
+// TestHistogramPercentiles checks the histogram's percentiles against the
+// exact ones of the same samples: within the 0.8% the layout promises
+// (plus a microsecond of rounding).
+func TestHistogramPercentiles(t *testing.T) {
+	var h Histogram
+	var samples []time.Duration
+	for i := 1; i <= 100000; i++ {
+		// A spread from 50 µs to about 6 s, denser at the low end.
+		d := time.Duration(50*math.Pow(1.000117, float64(i))) * time.Microsecond
+		h.Record(d)
+		samples = append(samples, d)
+	}
+	got, want := h.Summary(), exactSummary(samples)
+	near := func(name string, g, w float64) {
+		if math.Abs(g-w) > w*0.008+0.001 {
+			t.Errorf("%s: histogram says %.3f ms, exact %.3f ms", name, g, w)
+		}
+	}
+	near("p50", got.P50MS, want.P50MS)
+	near("p95", got.P95MS, want.P95MS)
+	near("p99", got.P99MS, want.P99MS)
+	near("avg", got.AvgMS, want.AvgMS)
+	if got.Count != 100000 || got.MaxMS != want.MaxMS {
+		t.Errorf("count %d max %.3f, want 100000 and %.3f", got.Count, got.MaxMS, want.MaxMS)
+	}
+	var empty Histogram
+	if s := empty.Summary(); s != (Summary{}) {
+		t.Errorf("empty histogram: %+v", s)
+	}
+}
+
+// TestBuckets checks that bucket and bucketMid agree at octave edges.
+func TestBuckets(t *testing.T) {
+	for _, us := range []uint64{0, 1, 63, 64, 127, 128, 129, 255, 256, 1000, 1 << 20, histMaxUS} {
+		i := bucket(us)
+		if i < 0 || i >= histBuckets {
+			t.Fatalf("bucket(%d) = %d, out of range", us, i)
+		}
+		if mid := bucketMid(i); math.Abs(mid-float64(us)) > float64(us)/64+1 {
+			t.Errorf("bucket(%d) = %d, whose middle %.1f is too far", us, i, mid)
+		}
+	}
+}
+
+func TestTierCycle(t *testing.T) {
+	cycle := tierCycle([]TierShare{{client.WebSocket, 70}, {client.SSE, 20}, {client.Poll, 10}})
+	if len(cycle) != 10 {
+		t.Fatalf("cycle %v, want 10 long", cycle)
+	}
+	count := map[string]int{}
+	for _, c := range cycle {
+		count[c]++
+	}
+	if count[client.WebSocket] != 7 || count[client.SSE] != 2 || count[client.Poll] != 1 {
+		t.Errorf("cycle %v, want 7 ws, 2 sse, 1 poll", cycle)
+	}
+	if c := tierCycle([]TierShare{{client.SSE, 5}, {client.Poll, 0}}); !slices.Equal(c, []string{client.SSE}) {
+		t.Errorf("a zero share: cycle %v", c)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	cfg, err := ParseFlags(strings.Fields("--url http://127.0.0.1:9 --workload broadcast --users 500,1000 "+
+		"--tiers ws=70,sse=20,poll=10 --source-ips 127.0.0.2-127.0.0.4 --typing 0 --progress off"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Users, []int{500, 1000}) || len(cfg.Tiers) != 3 || len(cfg.SourceIPs) != 3 ||
+		!cfg.SourceIPs[2].Equal(net.ParseIP("127.0.0.4")) || cfg.TypingShare >= 0 {
+		t.Errorf("parsed %+v", cfg)
+	}
+	if err := cfg.withDefaults().validate(); err != nil {
+		t.Errorf("valid flags: %v", err)
+	}
+	for _, bad := range []string{"--users 0", "--users 20001", "--tiers ws=x", "--tiers carrier-pigeon",
+		"--source-ips 10.0.0.1-10.0.9.9", "--workload soak", "--url ftp://x"} {
+		cfg, err := ParseFlags(strings.Fields(bad+" --progress off"), io.Discard)
+		if err == nil {
+			err = cfg.withDefaults().validate()
+		}
+		if !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: got %v, want ErrConfig", bad, err)
+		}
+	}
+}
+
+func TestMessageText(t *testing.T) {
+	at := time.Unix(1700000000, 123456789)
+	text := messageText(at, "u00042", 7, 80)
+	if len(text) != 80 || !strings.HasPrefix(text, "t=1700000000123456789 u00042 #7 ") {
+		t.Fatalf("text %q", text)
+	}
+	if got, ok := sentAt(text); !ok || !got.Equal(at) {
+		t.Fatalf("sentAt = %v, %v; want %v", got, ok, at)
+	}
+	if _, ok := sentAt("hello"); ok {
+		t.Fatal("sentAt read a time from a text without one")
+	}
+}
+
+func TestMetricLine(t *testing.T) {
+	name, labels, v, ok := metricLine(`chat_sessions{transport="sse"} 42`)
+	if !ok || name != "chat_sessions" || labelValue(labels, "transport") != "sse" || v != 42 {
+		t.Errorf("got %q %q %v %v", name, labels, v, ok)
+	}
+	name, _, v, ok = metricLine("process_resident_memory_bytes 1.2345e+08")
+	if !ok || name != "process_resident_memory_bytes" || v != 1.2345e8 {
+		t.Errorf("got %q %v %v", name, v, ok)
+	}
+	if _, _, _, ok := metricLine("# HELP go_goroutines x"); ok {
+		t.Error("a comment parsed as a sample")
+	}
+}
+
+// TestLedger feeds one user's ledger a gap, a repeat and a short tail,
+// and checks what the exactly-once check makes of them.
+func TestLedger(t *testing.T) {
+	r := newRun(Config{URL: "http://127.0.0.1:9", Users: []int{2}, RoomSize: 2, NoReads: true}.withDefaults(), 2, &authority{}, nil, nil)
+	good, bad := r.users[0], r.users[1]
+	for _, u := range r.users {
+		u.c = client.New(client.Config{})
+		u.onJoined(time.Now(), protocol.Envelope{Type: protocol.TypeJoined, Room: u.room, Head: protocol.Ptr(uint64(3))})
+	}
+	for _, seq := range []uint64{4, 5, 6, 7} {
+		good.onMessage(time.Now(), seq)
+	}
+	for _, seq := range []uint64{4, 6, 6, 5} { // 5 skipped, 6 twice, 5 late; 7 never
+		bad.onMessage(time.Now(), seq)
+	}
+	k := r.check(map[string]uint64{good.room: 7})
+	want := Check{Checked: 2, Expected: 8, Received: 8, Lost: 2, Duplicated: 2}
+	if k != want {
+		t.Fatalf("check %+v, want %+v", k, want)
+	}
+	if r.cnt.subscribed.Load() != 2 {
+		t.Fatalf("%d subscribed, want 2", r.cnt.subscribed.Load())
+	}
+}

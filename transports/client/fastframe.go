@@ -1,0 +1,295 @@
+package client
+
+import (
+	"math"
+	"unicode/utf8"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// decodeFast decodes a frame without reflection when it has the plain
+// shape the server writes: an envelope, or an array of them, whose
+// members are known keys with unescaped strings, unsigned integers and
+// booleans. It reports false for anything else (escapes, nulls, nested
+// values, unknown keys, signs, fractions, invalid UTF-8, odd syntax), and
+// the caller then decodes with encoding/json, so a frame always decodes
+// to what encoding/json makes of it. Messages, acks, joined, receipts,
+// presence and typing take the fast path; control envelopes do not.
+//
+// A client receives every envelope of every room it follows, so this is
+// where a busy client (or the load tool's thousands) spends its time.
+func decodeFast(data []byte) ([]protocol.Envelope, bool) {
+	p := fastParser{b: data}
+	p.ws()
+	if p.peek() != '[' {
+		var e protocol.Envelope
+		if !p.envelope(&e) || !p.end() {
+			return nil, false
+		}
+		return []protocol.Envelope{e}, true
+	}
+	p.i++
+	list := make([]protocol.Envelope, 0, 8)
+	p.ws()
+	if p.peek() == ']' {
+		p.i++
+		return list, p.end()
+	}
+	for {
+		list = append(list, protocol.Envelope{})
+		if !p.envelope(&list[len(list)-1]) {
+			return nil, false
+		}
+		p.ws()
+		switch p.next() {
+		case ',':
+			p.ws()
+			continue
+		case ']':
+			return list, p.end()
+		}
+		return nil, false
+	}
+}
+
+// fastParser reads JSON from b at i.
+type fastParser struct {
+	b []byte
+	i int
+}
+
+func (p *fastParser) peek() byte {
+	if p.i < len(p.b) {
+		return p.b[p.i]
+	}
+	return 0
+}
+
+func (p *fastParser) next() byte {
+	c := p.peek()
+	p.i++
+	return c
+}
+
+func (p *fastParser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// end reports whether only whitespace is left.
+func (p *fastParser) end() bool {
+	p.ws()
+	return p.i == len(p.b)
+}
+
+// envelope reads one flat object into e.
+func (p *fastParser) envelope(e *protocol.Envelope) bool {
+	if p.next() != '{' {
+		return false
+	}
+	p.ws()
+	if p.peek() == '}' {
+		p.i++
+		return true
+	}
+	for {
+		key, ok := p.rawString()
+		if !ok {
+			return false
+		}
+		p.ws()
+		if p.next() != ':' {
+			return false
+		}
+		p.ws()
+		if !p.member(e, key) {
+			return false
+		}
+		p.ws()
+		switch p.next() {
+		case ',':
+			p.ws()
+		case '}':
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// member reads the value of key into e. Unknown keys, and keys of maps
+// and lists, are left to encoding/json.
+func (p *fastParser) member(e *protocol.Envelope, key []byte) bool {
+	switch string(key) {
+	case "type":
+		s, ok := p.rawString()
+		e.Type = typeName(s)
+		return ok
+	case "ref":
+		return p.str(&e.Ref)
+	case "room":
+		return p.str(&e.Room)
+	case "id":
+		return p.str(&e.ID)
+	case "text":
+		return p.str(&e.Text)
+	case "token":
+		return p.str(&e.Token)
+	case "from":
+		return p.str(&e.From)
+	case "name":
+		return p.str(&e.Name)
+	case "user":
+		return p.str(&e.User)
+	case "code":
+		return p.str(&e.Code)
+	case "message":
+		return p.str(&e.Message)
+	case "reason":
+		return p.str(&e.Reason)
+	case "seq":
+		return p.uint(&e.Seq)
+	case "ts":
+		v, ok := p.int(math.MaxInt64)
+		e.TS = int64(v)
+		return ok
+	case "since":
+		return p.uintPtr(&e.Since)
+	case "head":
+		return p.uintPtr(&e.Head)
+	case "recovered":
+		return p.boolPtr(&e.Recovered)
+	case "online":
+		return p.boolPtr(&e.Online)
+	case "close_code":
+		return p.intField(&e.CloseCode)
+	case "reconnect_ms":
+		return p.intField(&e.ReconnectMS)
+	case "poll_interval_ms":
+		return p.intField(&e.PollIntervalMS)
+	}
+	return false
+}
+
+// rawString reads a string without escapes or control characters, whose
+// bytes are valid UTF-8, and returns its bytes.
+func (p *fastParser) rawString() ([]byte, bool) {
+	if p.next() != '"' {
+		return nil, false
+	}
+	start, ascii := p.i, true
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			s := p.b[start:p.i]
+			p.i++
+			return s, ascii || utf8.Valid(s)
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= 0x80:
+			ascii = false
+		}
+		p.i++
+	}
+	return nil, false
+}
+
+func (p *fastParser) str(dst *string) bool {
+	s, ok := p.rawString()
+	if ok {
+		*dst = string(s)
+	}
+	return ok
+}
+
+// uint reads an unsigned integer in JSON's form (no leading zeros),
+// refusing one that overflows.
+func (p *fastParser) uint(dst *uint64) bool {
+	start := p.i
+	var n uint64
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		d := uint64(p.b[p.i] - '0')
+		if n > (1<<64-1-d)/10 {
+			return false
+		}
+		n = n*10 + d
+		p.i++
+	}
+	digits := p.i - start
+	if digits == 0 || digits > 1 && p.b[start] == '0' {
+		return false
+	}
+	*dst = n
+	return true
+}
+
+// int reads a non-negative integer up to max.
+func (p *fastParser) int(max uint64) (uint64, bool) {
+	var n uint64
+	if !p.uint(&n) || n > max {
+		return 0, false
+	}
+	return n, true
+}
+
+func (p *fastParser) intField(dst *int) bool {
+	v, ok := p.int(math.MaxInt)
+	*dst = int(v)
+	return ok
+}
+
+func (p *fastParser) uintPtr(dst **uint64) bool {
+	var n uint64
+	if !p.uint(&n) {
+		return false
+	}
+	*dst = &n
+	return true
+}
+
+func (p *fastParser) boolPtr(dst **bool) bool {
+	var v bool
+	switch {
+	case hasPrefix(p.b[p.i:], "true"):
+		v, p.i = true, p.i+4
+	case hasPrefix(p.b[p.i:], "false"):
+		p.i += 5
+	default:
+		return false
+	}
+	*dst = &v
+	return true
+}
+
+func hasPrefix(b []byte, s string) bool { return len(b) >= len(s) && string(b[:len(s)]) == s }
+
+// typeName returns the envelope type named by s, sharing the constant's
+// storage for the server's types instead of allocating.
+func typeName(s []byte) string {
+	switch string(s) {
+	case protocol.TypeMessage:
+		return protocol.TypeMessage
+	case protocol.TypeAck:
+		return protocol.TypeAck
+	case protocol.TypeJoined:
+		return protocol.TypeJoined
+	case protocol.TypeReceipt:
+		return protocol.TypeReceipt
+	case protocol.TypePresence:
+		return protocol.TypePresence
+	case protocol.TypeTyping:
+		return protocol.TypeTyping
+	case protocol.TypePing:
+		return protocol.TypePing
+	case protocol.TypeError:
+		return protocol.TypeError
+	}
+	return string(s)
+}

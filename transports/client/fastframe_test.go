@@ -1,0 +1,103 @@
+package client
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// fastSeeds are frames as the server writes them, and near misses.
+var fastSeeds = []string{
+	`{"type":"message","room":"lobby","seq":42,"id":"7f1c","from":"alice","name":"Alice","text":"hello","ts":1796188044453}`,
+	`[{"type":"ack","ref":"a2","id":"a2","room":"r","seq":2,"ts":1},{"type":"message","room":"r","seq":2,"id":"a2","text":"hi"}]`,
+	`{"type":"joined","room":"r","head":0,"recovered":true,"ref":"join-1"}`,
+	`{"type":"presence","room":"r","user":"u1","name":"Zoë","online":false}`,
+	`{"type":"receipt","room":"r","user":"u1","seq":18446744073709551615}`,
+	`{"type":"control","level":2,"transports":["sse","poll"],"features":{"typing":false},"poll_interval_ms":5000}`,
+	`{"type":"disconnect","close_code":4001,"reason":"move","reconnect_ms":250}`,
+	`{"type":"error","code":"forbidden","message":"no","ref":"join-2"}`,
+	` [ ] `, `[]`, `{}`, `[{}]`, `{"seq":01}`, `{"seq":-1}`, `{"seq":1.5}`, `{"seq":1e3}`, `{"seq":18446744073709551616}`,
+	`{"text":"a\"b"}`, `{"text":"\u00e9"}`, "{\"text\":\"caf\xc3\xa9\"}", "{\"text\":\"bad\xff\"}", `{"Type":"message"}`,
+	`{"type":null}`, `{"online":truex}`, `{"seq":1}x`, `[{"seq":1},]`, `{"seq":1,}`, `{"ts":9223372036854775808}`,
+	`{"close_code":9223372036854775807}`, `{"type":"a","type":"b"}`, `{"head":1,"head":2}`, "{\"text\":\"tab\there\"}",
+}
+
+// TestDecodeFast checks that the fast path takes the server's shapes and
+// agrees with encoding/json on every seed.
+func TestDecodeFast(t *testing.T) {
+	for _, s := range fastSeeds {
+		sameAsJSON(t, []byte(s))
+	}
+	for _, s := range fastSeeds[:5] {
+		if _, ok := decodeFast([]byte(s)); !ok {
+			t.Errorf("the fast path refused a frame the server writes: %s", s)
+		}
+	}
+}
+
+// FuzzDecodeFast is differential: whatever the fast path accepts must
+// decode the same with encoding/json.
+func FuzzDecodeFast(f *testing.F) {
+	for _, s := range fastSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(sameAsJSON)
+}
+
+func sameAsJSON(t *testing.T, data []byte) {
+	got, ok := decodeFast(data)
+	if !ok {
+		return
+	}
+	want, err := decodeJSON(data)
+	if err != nil {
+		t.Fatalf("fast path accepted %q, which encoding/json refuses: %v", data, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%q: fast path gives %d envelopes, encoding/json %d", data, len(got), len(want))
+	}
+	for i := range got {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("%q: envelope %d differs:\nfast %s\njson %s", data, i, show(got[i]), show(want[i]))
+		}
+	}
+}
+
+func show(e protocol.Envelope) string { return fmt.Sprintf("%+v %s", e, protocol.Encode(e)) }
+
+// BenchmarkDecodeFrame decodes a batch of 10 messages, as a busy room's
+// WebSocket frame carries them.
+func BenchmarkDecodeFrame(b *testing.B) {
+	var frame []protocol.Envelope
+	for i := range 10 {
+		frame = append(frame, protocol.Envelope{Type: protocol.TypeMessage, Room: "load-1", Seq: uint64(100 + i),
+			ID: NewID(), From: "u00001", Name: "u00001", TS: 1796188044453,
+			Text: "t=1796188044453000000 u00001 #7 ..............................................."})
+	}
+	data := []byte("[")
+	for i, e := range frame {
+		if i > 0 {
+			data = append(data, ',')
+		}
+		data = append(data, protocol.Encode(e)...)
+	}
+	data = append(data, ']')
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := decodeFast(data); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeJSON(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
