@@ -37,7 +37,11 @@
 // arrives (the WebSocket's first joined reply, the stream's first event,
 // the first poll answer), within ConnectTimeout; a refused upgrade or a
 // proxy that buffers the event stream makes the client fall to the next
-// tier at once. When every tier fails, the client waits a backoff with
+// tier at once. A server that cannot take a connection now (refused or
+// reset before any answer, or an unavailable or too_many_connections
+// answer: restarting, draining, at a cap) ends the cycle instead: a lower
+// tier would meet the same, and a restart must not strand clients on SSE.
+// When every tier fails, or the server is busy, the client waits a backoff with
 // full jitter, rand[0, min(BackoffMax, BackoffBase·2^attempt)], and starts
 // again. When a live connection ends, the next cycle starts from the top
 // preference again, except when a move named a tier.

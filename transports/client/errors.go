@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/chatd/chatd/core/protocol"
@@ -161,4 +162,19 @@ func reconnectHint(reason string) time.Duration {
 		return 0
 	}
 	return time.Duration(n) * time.Millisecond
+}
+
+// busy reports whether err says the server cannot take a connection now,
+// whatever the tier: the connection was refused or reset before any
+// answer (the server is down or restarting), or chatd answered
+// unavailable or too_many_connections (draining, or at a connection cap).
+func busy(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return true
+	}
+	switch codeOf(err) {
+	case protocol.CodeUnavailable, protocol.CodeTooManyConnections:
+		return true
+	}
+	return false
 }

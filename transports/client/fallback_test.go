@@ -228,3 +228,24 @@ func TestShortPolling(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyServerKeepsTier: a server that cannot take a connection now
+// (restarting, draining, at a cap) refuses the upgrade with unavailable;
+// the client backs off and tries WebSocket again instead of falling to
+// SSE, so a restart does not strand clients on a lower tier.
+func TestBusyServerKeepsTier(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, serverOptions{})
+	proxy := newHTTPProxy(t, srv.URL, func(p *httpProxy) { p.busyWS.Store(2) })
+	cfg := testConfig(t, proxy.URL, "alice", nil, "lobby")
+	cfg.BackoffBase, cfg.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+	c := start(t, cfg)
+	waitState(t, c, "websocket connected", connectedOn(WebSocket))
+	if n := proxy.refused.Load(); n != 2 {
+		t.Fatalf("%d upgrades refused, want 2", n)
+	}
+	if n := proxy.lower.Load(); n != 0 {
+		t.Fatalf("the client opened %d SSE streams or polls while the server was busy: it fell off WebSocket", n)
+	}
+	chat(t, srv, c, "lobby", 3)
+}

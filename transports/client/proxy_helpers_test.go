@@ -26,8 +26,10 @@ type httpProxy struct {
 	refuseWS  bool         // answer 403 to WebSocket upgrades
 	bufferSSE bool         // hold /v1/sse bytes until the upstream ends
 	failSends atomic.Int32 // answer this many more POST /v1/send with 503
+	busyWS    atomic.Int32 // answer this many more upgrades as a full server would
 
 	refused atomic.Int32 // upgrades refused
+	lower   atomic.Int32 // SSE streams and polls opened
 
 	mu    sync.Mutex
 	sends []string    // the ids of every POST /v1/send seen; guarded by mu
@@ -64,6 +66,16 @@ func newHTTPProxy(t testing.TB, upstream string, setup func(*httpProxy)) *httpPr
 			p.refused.Add(1)
 			http.Error(w, "websockets are not allowed here", http.StatusForbidden)
 			return
+		}
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && p.busyWS.Add(-1) >= 0 {
+			p.refused.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"type":"error","code":"unavailable","message":"at the connection cap"}`)
+			return
+		}
+		if r.URL.Path == "/v1/poll" || r.URL.Path == "/v1/sse" {
+			p.lower.Add(1)
 		}
 		if r.URL.Path == "/v1/poll" {
 			p.mu.Lock()

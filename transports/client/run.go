@@ -149,8 +149,14 @@ func (c *Client) cycle(ctx context.Context, tiers []string, tok string, off offe
 		switch {
 		case out.connected:
 			return out, tier, nil
+		case busy(out.end.err):
+			// The server is down, restarting or at its connection cap: a
+			// lower tier would meet the same. Back off and come back to the
+			// best tier, so a restart does not strand clients on SSE.
+			return out, tier, nil
 		case errors.As(out.end.err, &refused):
-			// Any answer but 101 to an upgrade: fall to the next tier at once.
+			// Any other answer but 101 to an upgrade (a proxy that strips
+			// it, the tier turned off): fall to the next tier at once.
 		case isForbidden(out.end.err):
 			return out, tier, fmt.Errorf("client: %s: %w", tier, out.end.err)
 		case isUnauthorized(out.end.err):
