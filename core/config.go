@@ -24,6 +24,9 @@ const (
 	FeatureReadReceipts = "read_receipts"
 	FeatureTyping       = "typing"
 	FeaturePresence     = "presence"
+	// FeatureCompression is asked by transports, not the hub: compress
+	// what is sent to this user (permessage-deflate, gzip).
+	FeatureCompression = "compression"
 )
 
 // Config configures a Hub. The zero value is valid; each field's comment

@@ -68,7 +68,8 @@ func OfferFor(l Level, flags Flags, user string) Offer {
 // FeatureOn reports whether feature is on for user at level l: the hub's
 // hot-path question, answered without building an offer.
 func FeatureOn(l Level, flags Flags, user, feature string) bool {
-	if l >= LevelNoReceipts && (feature == core.FeatureReadReceipts || feature == core.FeatureTyping) {
+	if l >= LevelNoReceipts && (feature == core.FeatureReadReceipts || feature == core.FeatureTyping ||
+		feature == core.FeatureCompression) {
 		return false
 	}
 	return flags == nil || flags.On(feature, user)

@@ -9,6 +9,7 @@ const (
 	ReadReceipts = "read_receipts"
 	Typing       = "typing"
 	Presence     = "presence"
+	Compression  = "compression"
 )
 
 // Definition is one entry of the registry: a flag the server knows, its
@@ -40,6 +41,8 @@ var registry = []Definition{
 		Reason: "fan out typing indicators; the chattiest ephemeral event"},
 	{Name: Presence, Enabled: true, Rollout: 100,
 		Reason: "track and fan out online/offline presence"},
+	{Name: Compression, Enabled: true, Rollout: 100,
+		Reason: "compress what is sent (permessage-deflate, gzip) when the client accepts it; costs CPU, so level 1 turns it off"},
 }
 
 // byName indexes registry. Static after init.
