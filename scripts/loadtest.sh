@@ -6,6 +6,10 @@
 # message or cannot run.
 #
 #   scripts/loadtest.sh [seed|broadcast-5000|broadcast-1000|idle-10k|storm-10k|degrade] [extra chatload flags]
+#
+# degrade runs the chat workload at $USERS (default 10000) twice on fresh
+# servers: pinned at level 0, then in auto mode, into $OUT/pinned and
+# $OUT/auto.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=${1:-seed}
@@ -48,6 +52,15 @@ case "$scenario" in
     # chatload starts, kills (SIGKILL) and restarts the server itself.
     pin 1 "${load[@]}" --workload storm --users 10000 --storm-after 10s \
       --server-cmd "$(command -v taskset >/dev/null && echo 'taskset -c 0 ')${server[*]}" "$@" ;;
+  degrade)
+    for mode in pinned auto; do
+      level=0; [ "$mode" = auto ] && level=auto
+      start_server
+      pin 1 "${load[@]}" --out "$OUT/$mode" --workload chat --users "${USERS:-10000}" --tiers ws=70,sse=20,poll=10 \
+        --duration "${DURATION:-60s}" --level "$level" "$@" || true
+      kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+      rm -rf "$data"; data=$(mktemp -d); server[4]="$data"
+    done ;;
   *)
     echo "loadtest: unknown scenario $scenario" >&2; exit 2 ;;
 esac

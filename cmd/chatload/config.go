@@ -97,6 +97,10 @@ type Config struct {
 	// under test: the tool starts it, waits for /readyz, stops it at the
 	// end, and in Storm kills it with SIGKILL and starts it again.
 	ServerCmd string
+	// Level, when set, is put to the admin API before each run: "auto"
+	// leaves the level to the controller, "0".."3" pins it. Empty leaves
+	// the server as it is.
+	Level string
 	// StormAfter is how long Storm holds the connected clients before it
 	// kills the server (with ServerCmd); 5s. StormTimeout bounds the
 	// wait for the server to die (without ServerCmd) and for every client

@@ -90,6 +90,11 @@ func runAll(ctx context.Context, cfg Config, rep Report, dials *dialers, ctl *ht
 	}
 	admin := &adminToken{a: a}
 	for _, n := range cfg.Users {
+		if cfg.Level != "" {
+			if err := admin.setLevel(ctx, ctl, cfg.URL, cfg.Level); err != nil {
+				return rep, fmt.Errorf("chatload: %w", err)
+			}
+		}
 		res := runOnce(ctx, cfg, n, a, admin, dials, ctl, prog, srv)
 		rep.Runs = append(rep.Runs, res)
 		for _, f := range res.Failures {

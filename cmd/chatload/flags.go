@@ -44,6 +44,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.ServerCmd, "server-cmd", "", "shell command that starts the server; the tool starts and stops it, and storm kills it with SIGKILL and restarts it")
 	fs.DurationVar(&c.StormAfter, "storm-after", 0, "storm: hold this long before killing the server (default 5s)")
 	fs.DurationVar(&c.StormTimeout, "storm-timeout", 0, "storm: bound on waiting for the server to die and for every client to come back (default 120s)")
+	fs.StringVar(&c.Level, "level", "", `before each run, set the degradation level through the admin API: "auto", or 0-3 to pin it`)
 	fs.StringVar(&c.Out, "out", "", "directory for report.md, report.json and the PNG plots")
 	fs.StringVar(&progress, "progress", "auto", "progress on stderr: auto, tty (one refreshing line), plain (periodic lines) or off")
 	if err := fs.Parse(args); err != nil {

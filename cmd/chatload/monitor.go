@@ -357,3 +357,37 @@ func (r *run) errorTotal() uint64 {
 	}
 	return n
 }
+
+// setLevel puts level ("auto" or "0".."3") to PUT /v1/admin/level.
+func (t *adminToken) setLevel(ctx context.Context, hc *http.Client, base, level string) error {
+	body := `{"mode":"auto"}`
+	if level != "auto" {
+		n, err := strconv.Atoi(level)
+		if err != nil || n < 0 || n > 3 {
+			return fmt.Errorf("--level %q: want auto or 0-3", level)
+		}
+		body = fmt.Sprintf(`{"mode":"manual","level":%d}`, n)
+	}
+	tok, err := t.a.token(ctx, "chatload-admin", true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(base, "/")+"/v1/admin/level", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("PUT /v1/admin/level %s: %s %s", body, resp.Status, msg)
+	}
+	return nil
+}
