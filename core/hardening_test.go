@@ -52,14 +52,14 @@ func TestConnectDuringShutdown(t *testing.T) {
 // slowStore holds a Since call whose after equals block.after until the
 // test releases it; everything else passes through.
 type slowStore struct {
-	core.Store
+	core.Engine
 	after   atomic.Int64 // -1: hold nothing
 	held    chan struct{}
 	release chan struct{}
 }
 
 func (s *slowStore) Since(ctx context.Context, room string, after uint64, limit int) (core.Page, error) {
-	p, err := s.Store.Since(ctx, room, after, limit)
+	p, err := s.Engine.Since(ctx, room, after, limit)
 	if limit > 0 && int64(after) == s.after.Load() {
 		s.after.Store(-1)
 		s.held <- struct{}{}
@@ -75,7 +75,7 @@ func TestSlowJoinReadDoesNotBlockRoom(t *testing.T) {
 	ctx := context.Background()
 	slow := &slowStore{held: make(chan struct{}), release: make(chan struct{})}
 	slow.after.Store(-1)
-	hub, _ := newHubOver(t, core.Config{}, func(st core.Store) core.Store { slow.Store = st; return slow })
+	hub, _ := newHubOver(t, core.Config{}, func(st core.Engine) core.Engine { slow.Engine = st; return slow })
 	alice := auth.Identity{User: "alice"}
 	watcher := newRecorder()
 	w, err := hub.Connect(alice, watcher, core.SessionOptions{})
@@ -164,14 +164,14 @@ func seqs(r *recorder) []uint64 {
 
 // countingStore counts the read positions it is asked to store.
 type countingStore struct {
-	core.Store
+	core.Engine
 	positions, calls atomic.Int64
 }
 
 func (s *countingStore) SetReads(ctx context.Context, reads []core.ReadPosition) error {
 	s.calls.Add(1)
 	s.positions.Add(int64(len(reads)))
-	return s.Store.SetReads(ctx, reads)
+	return s.Engine.SetReads(ctx, reads)
 }
 
 // A flood of read positions is coalesced: the store writes at most one
@@ -183,7 +183,7 @@ func TestReadFloodIsCoalesced(t *testing.T) {
 	counter := &countingStore{}
 	hub, store := newHubOver(t, core.Config{SendRate: 1e6, SendBurst: 1e6, ReadRate: 1e6, ReadBurst: 1e6,
 		ReadFlush: 20 * time.Millisecond},
-		func(st core.Store) core.Store { counter.Store = st; return counter })
+		func(st core.Engine) core.Engine { counter.Engine = st; return counter })
 	const users, head = 20, 50
 	for i := range head {
 		if _, err := hub.Send(ctx, auth.Identity{User: "writer"}, "r", fmt.Sprint(i), "x"); err != nil {

@@ -16,7 +16,8 @@ import (
 // for concurrent use.
 type Hub struct {
 	cfg      Config   // Static after construction.
-	store    Store    // Static after construction.
+	store    Store    // the engine's history; static after construction.
+	broker   Broker   // the engine's events; static after construction.
 	metrics  *metrics // Static after construction.
 	limits   *limiters
 	nextID   atomic.Uint64
@@ -41,15 +42,19 @@ type Hub struct {
 	readsOn     bool                  // Guarded by mu.
 	presenceOn  bool                  // Guarded by mu.
 	marks       presenceMarks         // rooms with presence changes to send
+
+	ctlMu    sync.Mutex
+	controls map[string]func([]byte) // control listeners by topic; guarded by ctlMu.
 }
 
-// New returns a hub over store. Wire the store's publish hook to
-// Hub.Publish so that committed messages reach subscribers.
-func New(store Store, cfg Config) *Hub {
+// New returns a hub over engine and registers it with the engine, so that
+// committed messages, ephemeral events and control events reach it.
+func New(engine Engine, cfg Config) *Hub {
 	cfg = cfg.withDefaults()
 	h := &Hub{
 		cfg:      cfg,
-		store:    store,
+		store:    engine,
+		broker:   engine,
 		metrics:  newMetrics(cfg.Metrics),
 		limits:   newLimiters(cfg),
 		rooms:    make(map[string]*room),
@@ -61,6 +66,8 @@ func New(store Store, cfg Config) *Hub {
 	h.reads = newReadQueue(h)
 	h.fan = newFanout()
 	h.marks.rooms = make(map[*room]struct{})
+	h.controls = make(map[string]func([]byte))
+	engine.Register(h)
 	return h
 }
 

@@ -71,20 +71,18 @@ func newHub(t *testing.T, cfg core.Config) *core.Hub {
 	return hub
 }
 
-// newHubOver is newHub with the bolt store wrapped by wrap (nil: as is).
-func newHubOver(t *testing.T, cfg core.Config, wrap func(core.Store) core.Store) (*core.Hub, core.Store) {
+// newHubOver is newHub with the bolt engine wrapped by wrap (nil: as is).
+func newHubOver(t *testing.T, cfg core.Config, wrap func(core.Engine) core.Engine) (*core.Hub, core.Engine) {
 	t.Helper()
-	var hub *core.Hub
-	store, err := bolt.Open(bolt.Config{Path: filepath.Join(t.TempDir(), "chat.db"),
-		OnCommit: func(m []protocol.Message) { hub.Publish(m) }})
+	store, err := bolt.Open(bolt.Config{Path: filepath.Join(t.TempDir(), "chat.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st core.Store = store
+	var st core.Engine = store
 	if wrap != nil {
 		st = wrap(store)
 	}
-	hub = core.New(st, cfg)
+	hub := core.New(st, cfg)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -92,9 +92,7 @@ func (h *Hub) Typing(ctx context.Context, id auth.Identity, room string) error {
 	if !h.limits.allowTyping(id.User, room, h.cfg.TypingInterval) {
 		return nil
 	}
-	if r := h.lookupRoom(room); r != nil {
-		r.broadcast(protocol.Envelope{Type: protocol.TypeTyping, Room: room, User: id.User, Name: id.Name}, id.User)
-	}
+	h.broker.Broadcast(room, protocol.Envelope{Type: protocol.TypeTyping, Room: room, User: id.User, Name: id.Name})
 	return nil
 }
 

@@ -137,23 +137,31 @@ func (h *Hub) sendPresence() {
 	}
 }
 
-// sendPresence sends the room's net changes since the last pass: per user
-// in a room of at most PresenceMaxMembers, else the count.
+// sendPresence sends, through the broker, the room's net changes since
+// the last pass: per user in a room of at most PresenceMaxMembers, else
+// the count.
 func (r *room) sendPresence() {
+	for _, e := range r.presenceChanges() {
+		r.hub.broker.Broadcast(r.name, e)
+	}
+}
+
+// presenceChanges takes the room's changes and returns the envelopes that
+// announce them.
+func (r *room) presenceChanges() []protocol.Envelope {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	changes := r.changes
 	r.changes = make(map[string]change)
 	if r.dead {
-		return
+		return nil
 	}
 	if len(r.online) > r.hub.cfg.PresenceMaxMembers {
-		if len(r.online) != r.counted {
-			r.counted = len(r.online)
-			r.broadcastLocked(protocol.Envelope{Type: protocol.TypePresence, Room: r.name,
-				Count: protocol.Ptr(len(r.online))}, "")
+		if len(r.online) == r.counted {
+			return nil
 		}
-		return
+		r.counted = len(r.online)
+		return []protocol.Envelope{{Type: protocol.TypePresence, Room: r.name, Count: protocol.Ptr(len(r.online))}}
 	}
 	r.counted = 0
 	users := make([]string, 0, len(changes))
@@ -163,10 +171,12 @@ func (r *room) sendPresence() {
 		}
 	}
 	sort.Strings(users)
-	for _, user := range users {
+	out := make([]protocol.Envelope, len(users))
+	for i, user := range users {
 		c := changes[user]
-		r.broadcastLocked(presenceEnvelope(r.name, user, c.name, c.online), "")
+		out[i] = presenceEnvelope(r.name, user, c.name, c.online)
 	}
+	return out
 }
 
 // presence lists the users online in the room, sorted by user id.

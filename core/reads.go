@@ -93,9 +93,7 @@ func (q *readQueue) flush(ctx context.Context) {
 		if !batch[rp.Room][rp.User].receipt {
 			continue
 		}
-		if r := h.lookupRoom(rp.Room); r != nil {
-			r.broadcast(protocol.Envelope{Type: protocol.TypeReceipt, Room: rp.Room, User: rp.User, Seq: rp.Seq}, "")
-		}
+		h.broker.Broadcast(rp.Room, protocol.Envelope{Type: protocol.TypeReceipt, Room: rp.Room, User: rp.User, Seq: rp.Seq})
 	}
 }
 

@@ -41,6 +41,7 @@ func (h *Hub) acquireRoom(name string) *room {
 		h.mu.Lock()
 		r := h.rooms[name]
 		if r == nil {
+			h.broker.Subscribe(name)
 			r = &room{name: name, hub: h, subs: make(map[*Session]*sub), online: make(map[string]*member),
 				changes: make(map[string]change)}
 			h.rooms[name] = r
@@ -63,6 +64,7 @@ func (h *Hub) releaseIfEmpty(r *room) {
 	if len(r.subs) == 0 && len(r.online) == 0 && len(r.changes) == 0 && !r.dead {
 		r.dead = true
 		delete(h.rooms, r.name)
+		h.broker.Unsubscribe(r.name)
 	}
 }
 

@@ -56,3 +56,19 @@ func TestSharedFrameBuiltOnce(t *testing.T) {
 		t.Fatalf("a broadcast to 3 sessions was built %d times, want once", n)
 	}
 }
+
+// A control event announced through the engine reaches the listener for
+// its topic, on this node too; other topics are ignored.
+func TestControlReachesListener(t *testing.T) {
+	hub := newHub(t, core.Config{})
+	got := make(chan string, 2)
+	hub.OnControl("level", func(data []byte) { got <- string(data) })
+	hub.Announce(core.Control{Topic: "flags", Data: []byte("x")})
+	hub.Announce(core.Control{Topic: "level", Data: []byte(`{"level":3}`)})
+	if d := <-got; d != `{"level":3}` {
+		t.Fatalf("listener got %q", d)
+	}
+	if len(got) != 0 {
+		t.Fatal("a control event of another topic reached the listener")
+	}
+}

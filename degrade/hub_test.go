@@ -18,13 +18,11 @@ import (
 // shut down and closed when the test ends.
 func newHub(t *testing.T) *core.Hub {
 	t.Helper()
-	var hub *core.Hub
-	store, err := bolt.Open(bolt.Config{Path: filepath.Join(t.TempDir(), "chat.db"),
-		OnCommit: func(m []protocol.Message) { hub.Publish(m) }})
+	store, err := bolt.Open(bolt.Config{Path: filepath.Join(t.TempDir(), "chat.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub = core.New(store, core.Config{})
+	hub := core.New(store, core.Config{})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

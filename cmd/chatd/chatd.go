@@ -21,7 +21,6 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/bolt"
-	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/featureflags"
 	"github.com/chatd/chatd/transports/httpapi"
@@ -132,12 +131,10 @@ func (m *Main) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var hub *core.Hub
 	m.store, err = bolt.Open(bolt.Config{
 		Path:        filepath.Join(c.Data, "chat.db"),
 		MaxMessages: c.HistoryMax,
 		MaxAge:      c.HistoryAge,
-		OnCommit:    func(msgs []protocol.Message) { hub.Publish(msgs) },
 		Logger:      log,
 	})
 	if err != nil {
@@ -157,7 +154,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	ctl := degrade.New(degrade.Config{Logger: log, Metrics: reg})
 	policy := &degrade.Policy{Controller: ctl, Flags: flags, Transports: []string{ws.Name, sse.Name, poll.Name}}
-	hub = core.New(m.store, core.Config{
+	hub := core.New(m.store, core.Config{
 		Verifier: verifier, Logger: log, Metrics: reg, Heartbeat: c.Heartbeat,
 		Features: policy.FeatureOn, Greeting: policy.Control,
 	})

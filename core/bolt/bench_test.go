@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/core/storetest"
 )
 
 // logMachine says where a benchmark ran: figures mean little without it.
@@ -37,10 +38,11 @@ func BenchmarkAppendParallel(b *testing.B) {
 
 func benchAppend(b *testing.B, perProc int) {
 	var commits, msgs atomic.Int64
-	s := openBench(b, Config{OnCommit: func(ms []protocol.Message) {
+	s := openBench(b, Config{})
+	s.Register(storetest.Publisher(func(ms []protocol.Message) {
 		commits.Add(1)
 		msgs.Add(int64(len(ms)))
-	}})
+	}))
 	var next atomic.Int64
 	b.SetParallelism(perProc)
 	b.ResetTimer()

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/brokertest"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/core/storetest"
 )
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // factory builds a Store for the conformance suite.
 func factory(t *testing.T, o storetest.Options) storetest.Engine {
 	s, err := Open(Config{Path: filepath.Join(o.Dir, "chat.db"), MaxMessages: o.MaxMessages,
-		MaxAge: o.MaxAge, Now: o.Now, OnCommit: o.Publish})
+		MaxAge: o.MaxAge, Now: o.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +84,13 @@ func countIDs(t *testing.T, s *Store, room string) int {
 }
 
 // TestGroupCommit: appends queued while the writer is busy are committed
-// together, in one transaction and one OnCommit call.
+// together, in one transaction and one publication.
 func TestGroupCommit(t *testing.T) {
 	gate, entered := make(chan struct{}), make(chan struct{}, 1)
 	var mu sync.Mutex
 	var sizes []int
-	s := open(t, Config{OnCommit: func(ms []protocol.Message) {
+	s := open(t, Config{})
+	s.Register(storetest.Publisher(func(ms []protocol.Message) {
 		mu.Lock()
 		sizes = append(sizes, len(ms))
 		first := len(sizes) == 1
@@ -97,7 +99,7 @@ func TestGroupCommit(t *testing.T) {
 			entered <- struct{}{}
 			<-gate // hold the writer so the next appends queue up
 		}
-	}})
+	}))
 	ctx := t.Context()
 	if _, _, err := s.Append(ctx, testMsg("r", "first")); err != nil {
 		t.Fatal(err)
@@ -138,8 +140,8 @@ func waitQueued(t *testing.T, s *Store, n int) {
 // batch gets the error and nothing is published.
 func TestCommitFailure(t *testing.T) {
 	published := false
-	s := open(t, Config{OnCommit: func([]protocol.Message) { published = true },
-		Logger: slog.New(slog.DiscardHandler)})
+	s := open(t, Config{Logger: slog.New(slog.DiscardHandler)})
+	s.Register(storetest.Publisher(func([]protocol.Message) { published = true }))
 	if err := s.db.Close(); err != nil { // pull the file from under the writer
 		t.Fatal(err)
 	}
@@ -157,7 +159,7 @@ func TestCommitFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	if published {
-		t.Fatal("OnCommit called for a failed commit")
+		t.Fatal("a failed commit was published")
 	}
 }
 
@@ -179,4 +181,14 @@ func TestInvalid(t *testing.T) {
 	if _, err := Open(Config{Path: filepath.Join(t.TempDir(), "missing", "chat.db")}); err == nil {
 		t.Error("Open in a missing directory succeeded")
 	}
+}
+
+func TestBroker(t *testing.T) {
+	brokertest.Run(t, 1, func(t *testing.T, dir string) core.Engine {
+		s, err := Open(Config{Path: filepath.Join(dir, "chat.db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
 }

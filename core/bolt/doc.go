@@ -2,7 +2,9 @@
 // node runs with no other service. It owns one bbolt file under the data
 // directory and everything in it: rooms' messages, their seq counters,
 // the idempotency keys of sends, and read positions. It imports core and
-// core/protocol only; cmd wires it to the hub through Config.OnCommit.
+// core/protocol only. It is a whole core.Engine: its broker is a
+// core.LocalBroker that hands each commit to the hub that core.New
+// registered.
 //
 // # Why bbolt
 //
@@ -37,7 +39,7 @@
 // in one bbolt Update transaction, which fsyncs on commit, and only then
 // answers each caller. So an ack means durable, and one fsync is shared by
 // every request that queued while the previous commit ran. After
-// answering, it hands that commit's new messages to Config.OnCommit, in
+// answering, it hands that commit's new messages to the registered hub, in
 // per-room seq order: publish after store. A failed transaction answers
 // every request in its batch with the error. bbolt's own db.Batch is not
 // used: it retries functions and gives no single place to publish from.

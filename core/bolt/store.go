@@ -56,13 +56,6 @@ type Config struct {
 	// Default time.Now.
 	Now func() time.Time
 
-	// OnCommit is called after each commit with the messages that commit
-	// newly stored (never duplicates), in commit order, which is per-room
-	// seq order. It runs on the single writer goroutine, after the callers
-	// were answered, so it must not block for long and must not call
-	// Append or SetRead and wait for them. It may be nil.
-	OnCommit func([]protocol.Message)
-
 	// MaxBatch caps how many queued requests one transaction takes.
 	// Default 512.
 	MaxBatch int
@@ -94,6 +87,11 @@ func (c Config) withDefaults() Config {
 // Writes go through one writer goroutine that commits them in groups;
 // reads run concurrently on bbolt read transactions.
 type Store struct {
+	// The broker of a single node: after each commit the writer hands
+	// the messages that commit newly stored (never duplicates), in commit
+	// order, which is per-room seq order, to the registered hub.
+	core.LocalBroker
+
 	// Static after Open.
 	cfg  Config
 	db   *bolt.DB
@@ -263,3 +261,5 @@ func validKeys(room, key string) error {
 	}
 	return nil
 }
+
+var _ core.Engine = (*Store)(nil)

@@ -86,7 +86,7 @@ func (s *Store) drain(first *request) ([]*request, bool) {
 }
 
 // commit applies batch in one bbolt transaction, answers every request,
-// then hands the newly stored messages to OnCommit. A request whose
+// then hands the newly stored messages to the registered hub. A request whose
 // context has already ended is answered with its error and not applied.
 // If the transaction fails, every request gets the error.
 func (s *Store) commit(batch []*request) {
@@ -114,8 +114,8 @@ func (s *Store) commit(batch []*request) {
 	for i, r := range batch {
 		r.reply <- results[i]
 	}
-	if len(stored) > 0 && s.cfg.OnCommit != nil {
-		s.cfg.OnCommit(stored)
+	if len(stored) > 0 {
+		s.Publish(stored)
 	}
 }
 

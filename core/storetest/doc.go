@@ -5,7 +5,7 @@
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T, o storetest.Options) storetest.Engine {
 //			s, err := bolt.Open(bolt.Config{Path: filepath.Join(o.Dir, "chat.db"),
-//				MaxMessages: o.MaxMessages, MaxAge: o.MaxAge, Now: o.Now, OnCommit: o.Publish})
+//				MaxMessages: o.MaxMessages, MaxAge: o.MaxAge, Now: o.Now})
 //			if err != nil {
 //				t.Fatal(err)
 //			}
@@ -24,8 +24,9 @@
 //     or beyond the head pages back from the head. An empty or unknown
 //     room has Head 0 and First 1. Retained seqs are the contiguous range
 //     First..Head.
-//   - Publish (Options.Publish) sees every new message once, after Since
-//     can see it, in per-room seq order, and never a duplicate.
+//   - The handler registered with the engine (its Broker half) gets every
+//     new message once, after Since can see it, in per-room seq order, and
+//     never a duplicate.
 //   - After Close every method returns an error wrapping core.ErrClosed;
 //     Close is idempotent and keeps every acknowledged message.
 //   - An Append whose context ends returns ctx.Err(); the message may or

@@ -29,16 +29,15 @@ type Options struct {
 	// Now is the clock that stamps messages and drives age retention.
 	// Never nil.
 	Now func() time.Time
-
-	// Publish must be called by the engine with every newly stored
-	// message, once, after it is durable, in per-room seq order. It may be
-	// called with one message or a commit's worth. Never nil.
-	Publish func([]protocol.Message)
 }
 
 // Engine is what a Factory builds.
 type Engine struct {
-	Store core.Store
+	// Store is the engine under test. The suite registers its own
+	// handler with it, which must then get every newly stored message,
+	// once, after it is durable, in per-room seq order, one message or a
+	// commit's worth at a time.
+	Store core.Engine
 
 	// Sweep applies age retention now, as the engine's own schedule
 	// would. Nil means the engine enforces MaxAge without one.
@@ -134,11 +133,11 @@ func newFixture(t *testing.T, f Factory, set func(*Options)) *fixture {
 func (fx *fixture) open() {
 	fx.t.Helper()
 	fx.pub = newRecorder()
-	fx.opts.Publish = fx.pub.publish
 	fx.Engine = fx.factory(fx.t, fx.opts)
 	if fx.Store == nil {
 		fx.t.Fatal("factory returned no store")
 	}
+	fx.Store.Register(Publisher(fx.pub.publish))
 	store := fx.Store
 	fx.t.Cleanup(func() { store.Close() })
 }
@@ -222,3 +221,14 @@ func (fx *fixture) sweep() {
 		fx.t.Fatalf("Sweep: %v", err)
 	}
 }
+
+// Publisher returns a core.Handler that passes committed messages to fn
+// and ignores ephemeral and control events: what a test registers with
+// an engine to watch its commits.
+func Publisher(fn func([]protocol.Message)) core.Handler { return publisher(fn) }
+
+type publisher func([]protocol.Message)
+
+func (p publisher) Publish(msgs []protocol.Message) { p(msgs) }
+func (publisher) Deliver(string, protocol.Envelope) {}
+func (publisher) Control(core.Control)              {}

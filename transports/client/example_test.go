@@ -78,13 +78,11 @@ func exampleServer() (string, func(name string) (string, error), func()) {
 		panic(err)
 	}
 	tickets := auth.NewTickets(nil, 0, nil)
-	var hub *core.Hub
-	store, err := bolt.Open(bolt.Config{Path: filepath.Join(dir, "chat.db"), Logger: log,
-		OnCommit: func(m []protocol.Message) { hub.Publish(m) }})
+	store, err := bolt.Open(bolt.Config{Path: filepath.Join(dir, "chat.db"), Logger: log})
 	if err != nil {
 		panic(err)
 	}
-	hub = core.New(store, core.Config{Verifier: verifier, Logger: log})
+	hub := core.New(store, core.Config{Verifier: verifier, Logger: log})
 	authn := &httpx.Authenticator{Verifier: verifier, Tickets: tickets}
 	api := httpapi.New(httpapi.Config{Hub: hub, Verifier: verifier, Tickets: tickets, Logger: log,
 		Transports: map[string]http.Handler{

@@ -65,10 +65,8 @@ func newServer(t testing.TB, opts serverOptions) *testServer {
 		t.Fatal(err)
 	}
 	tickets := auth.NewTickets(nil, time.Minute, nil)
-	var hub *core.Hub
 	store, err := bolt.Open(bolt.Config{
 		Path: filepath.Join(t.TempDir(), "chat.db"), Logger: log,
-		OnCommit: func(m []protocol.Message) { hub.Publish(m) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +95,7 @@ func newServer(t testing.TB, opts serverOptions) *testServer {
 		wsOffered, sseOffered = policy.Offers(ws.Name), policy.Offers(sse.Name)
 		pollCfg.Control, pollCfg.Short = policy.Control, policy.Short
 	}
-	hub = core.New(store, cfg)
+	hub := core.New(store, cfg)
 	authn := &httpx.Authenticator{Verifier: v, Tickets: tickets}
 	pollCfg.Hub, pollCfg.Auth = hub, authn
 	api := httpapi.New(httpapi.Config{

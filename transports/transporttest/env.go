@@ -16,7 +16,6 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/bolt"
-	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpapi"
 	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/poll"
@@ -85,17 +84,15 @@ func (e *Env) Restart(t testing.TB) {
 func (e *Env) start(t testing.TB, addr string) {
 	t.Helper()
 	opts, log := e.opts, e.log
-	var hub *core.Hub
 	store, err := bolt.Open(bolt.Config{
 		Path: filepath.Join(e.Dir, "chat.db"), MaxMessages: opts.MaxMessages, Logger: log,
-		OnCommit: func(m []protocol.Message) { hub.Publish(m) },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := opts.Hub
 	cfg.Verifier, cfg.Logger = e.Verifier, log
-	hub = core.New(store, cfg)
+	hub := core.New(store, cfg)
 	authn := &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets}
 	api := httpapi.New(httpapi.Config{
 		Hub: hub, Verifier: e.Verifier, Tickets: e.Tickets, Logger: log, Web: opts.Web,
