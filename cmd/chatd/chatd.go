@@ -16,18 +16,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/bolt"
-	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/featureflags"
 	"github.com/chatd/chatd/transports/httpapi"
 	"github.com/chatd/chatd/transports/httpx"
-	"github.com/chatd/chatd/transports/poll"
-	"github.com/chatd/chatd/transports/sse"
-	"github.com/chatd/chatd/transports/ws"
+	"github.com/chatd/chatd/transports/node"
 	"github.com/chatd/chatd/web"
 )
 
@@ -44,6 +40,7 @@ type Main struct {
 
 	log       *slog.Logger
 	store     *bolt.Store
+	node      *node.Node
 	api       *httpapi.Server
 	ln        *httpx.Listener // the connection caps around the bound listener
 	http      *http.Server
@@ -76,32 +73,6 @@ func (m *Main) stopBackground() {
 		m.bgCancel()
 	}
 	m.bgWG.Wait()
-}
-
-// moveOnChange applies level and flag changes to live sessions.
-func moveOnChange(ctx context.Context, ctl *degrade.Controller, flags *featureflags.Store, mover *degrade.Mover) {
-	levels, stopLevels := ctl.Subscribe()
-	defer stopLevels()
-	flagChanges, stopFlags := flags.Subscribe()
-	defer stopFlags()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ch, ok := <-levels:
-			if !ok {
-				return
-			}
-			if ch.From != ch.To {
-				mover.Apply()
-			}
-		case _, ok := <-flagChanges:
-			if !ok {
-				return
-			}
-			mover.Apply()
-		}
-	}
 }
 
 func nodeID() string {
@@ -152,38 +123,21 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.background(func(ctx context.Context) { _ = src.Run(ctx) })
 	}
-	ctl := degrade.New(degrade.Config{Logger: log, Metrics: reg})
-	policy := &degrade.Policy{Controller: ctl, Flags: flags, Transports: []string{ws.Name, sse.Name, poll.Name}}
-	hub := core.New(m.store, core.Config{
-		Verifier: verifier, Logger: log, Metrics: reg, Heartbeat: c.Heartbeat,
-		Features: policy.FeatureOn, Greeting: policy.Control,
+	m.node = node.New(node.Config{
+		Engine: m.store, Verifier: verifier, Tickets: tickets,
+		Hub:     core.Config{Heartbeat: c.Heartbeat},
+		Degrade: true, Signals: true, Flags: flags,
+		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),
+		Info:   httpapi.Node{ID: nodeID(), Addr: c.Addr, Engine: "embedded", Started: time.Now()},
+		Logger: log, Metrics: reg,
 	})
-	m.Hub = hub
-	ctl.AddSignals(degrade.DefaultSignals(hub, degrade.Capacity{})...)
-	m.background(ctl.Run)
-	mover := &degrade.Mover{Hub: hub, Offer: policy.Offer}
-	m.background(func(ctx context.Context) { moveOnChange(ctx, ctl, flags, mover) })
-
-	origins := httpx.NewOrigins(c.AllowedOrigins)
-	authn := &httpx.Authenticator{Verifier: verifier, Tickets: tickets}
-	api := httpapi.New(httpapi.Config{
-		Hub: hub, Verifier: verifier, Tickets: tickets, Origins: origins, Logger: log,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Web:     web.Handler(),
-		Policy:  policy, Flags: flags,
-		Node: httpapi.Node{ID: nodeID(), Addr: c.Addr, Engine: "embedded", Started: time.Now()},
-		Transports: map[string]http.Handler{
-			ws.Name: ws.New(ws.Config{Hub: hub, Auth: authn, Origins: origins, Logger: log,
-				Offered: policy.Offers(ws.Name)}),
-			sse.Name: sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log, Offered: policy.Offers(sse.Name)}),
-			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log,
-				Control: policy.Control, Short: policy.Short}),
-		},
-	})
+	m.Hub = m.node.Hub
+	api := m.node.API
 	m.api = api
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		m.stopBackground()
+		_ = m.node.Close(context.Background())
 		m.store.Close()
 		return err
 	}
@@ -261,7 +215,7 @@ func (m *Main) Close() error {
 		// A client too slow to take its goodbye must not turn a drain into a
 		// failed exit: a drain that runs out of time is logged, and the
 		// remaining connections are cut.
-		if err := m.Hub.Shutdown(ctx); err != nil {
+		if err := m.node.Close(ctx); err != nil {
 			m.log.Warn("drain timed out; closing remaining sessions", "err", err)
 		}
 		if err := m.http.Shutdown(ctx); err != nil {

@@ -4,22 +4,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/bolt"
+	"github.com/chatd/chatd/transports/node"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/client"
-	"github.com/chatd/chatd/transports/httpapi"
-	"github.com/chatd/chatd/transports/httpx"
-	"github.com/chatd/chatd/transports/poll"
-	"github.com/chatd/chatd/transports/sse"
-	"github.com/chatd/chatd/transports/ws"
 )
 
 // Example connects as alice, sends a message and reads it back.
@@ -82,21 +76,15 @@ func exampleServer() (string, func(name string) (string, error), func()) {
 	if err != nil {
 		panic(err)
 	}
-	hub := core.New(store, core.Config{Verifier: verifier, Logger: log})
-	authn := &httpx.Authenticator{Verifier: verifier, Tickets: tickets}
-	api := httpapi.New(httpapi.Config{Hub: hub, Verifier: verifier, Tickets: tickets, Logger: log,
-		Transports: map[string]http.Handler{
-			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Logger: log}),
-			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log}),
-			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log}),
-		}})
+	n := node.New(node.Config{Engine: store, Verifier: verifier, Tickets: tickets, Logger: log})
+	api := n.API
 	api.SetReady(true)
 	srv := httptest.NewServer(api.Handler())
 	issue := func(name string) (string, error) { return verifier.IssueDev(name, false, time.Hour) }
 	stop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = hub.Shutdown(ctx)
+		_ = n.Close(ctx)
 		srv.Close()
 		_ = store.Close()
 		_ = os.RemoveAll(dir)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/degrade"
 )
 
 // chat has the client send n messages while bob posts n, interleaved, and
@@ -209,8 +210,8 @@ func wantStoredOnce(t *testing.T, srv *testServer, room string, ack protocol.Env
 func TestShortPolling(t *testing.T) {
 	t.Parallel()
 	const interval = 150 * time.Millisecond
-	srv := newServer(t, serverOptions{pollShort: true, pollControl: &protocol.Envelope{Type: protocol.TypeControl,
-		Level: protocol.Ptr(3), Transports: []string{Poll}, PollIntervalMS: int(interval.Milliseconds())}})
+	srv := newServer(t, serverOptions{degrade: true, pollInterval: interval})
+	srv.setLevel(t, degrade.LevelPoll)
 	proxy := newHTTPProxy(t, srv.URL, nil)
 	c := start(t, testConfig(t, proxy.URL, "alice", []string{Poll}, "lobby"))
 	waitState(t, c, "short polling", func(s State) bool { return connectedOn(Poll)(s) && s.Level == 3 })

@@ -19,11 +19,7 @@ import (
 	"github.com/chatd/chatd/core/bolt"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/degrade"
-	"github.com/chatd/chatd/transports/httpapi"
-	"github.com/chatd/chatd/transports/httpx"
-	"github.com/chatd/chatd/transports/poll"
-	"github.com/chatd/chatd/transports/sse"
-	"github.com/chatd/chatd/transports/ws"
+	"github.com/chatd/chatd/transports/node"
 )
 
 // testSecret is the HS256 secret the test server trusts.
@@ -40,10 +36,6 @@ type serverOptions struct {
 	degrade bool
 	// pollInterval is the level-3 poll interval offered; 5s.
 	pollInterval time.Duration
-	// pollShort and pollControl, when set, make every poll answer at once
-	// and carry this control envelope (level 3 without the controller).
-	pollShort   bool
-	pollControl *protocol.Envelope
 }
 
 // testServer is a real chatd server (bolt store, hub, the three
@@ -73,50 +65,24 @@ func newServer(t testing.TB, opts serverOptions) *testServer {
 	}
 	ts := &testServer{}
 	cfg := opts.hub
-	cfg.Verifier, cfg.Logger = v, log
 	if cfg.SendRate == 0 {
 		cfg.SendRate, cfg.SendBurst = 10000, 10000
 	}
-	pollCfg := poll.Config{Hold: opts.pollHold, Logger: log}
-	if opts.pollShort {
-		pollCfg.Short = func() bool { return true }
-	}
-	if opts.pollControl != nil {
-		pollCfg.Control = func(string) (protocol.Envelope, bool) { return *opts.pollControl, true }
-	}
-	// With degrade, the policy is wired exactly as chatd wires it.
-	var policy *degrade.Policy
-	var wsOffered, sseOffered func(string) bool
-	if opts.degrade {
-		ts.ctl = degrade.New(degrade.Config{Logger: log})
-		policy = &degrade.Policy{Controller: ts.ctl, Transports: []string{ws.Name, sse.Name, poll.Name},
-			PollInterval: opts.pollInterval}
-		cfg.Greeting, cfg.Features = policy.Control, policy.FeatureOn
-		wsOffered, sseOffered = policy.Offers(ws.Name), policy.Offers(sse.Name)
-		pollCfg.Control, pollCfg.Short = policy.Control, policy.Short
-	}
-	hub := core.New(store, cfg)
-	authn := &httpx.Authenticator{Verifier: v, Tickets: tickets}
-	pollCfg.Hub, pollCfg.Auth = hub, authn
-	api := httpapi.New(httpapi.Config{
-		Hub: hub, Verifier: v, Tickets: tickets, Logger: log, Policy: policy,
-		Transports: map[string]http.Handler{
-			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Logger: log, Offered: wsOffered}),
-			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log, Offered: sseOffered}),
-			poll.Name: poll.New(pollCfg),
-		},
+	n := node.New(node.Config{
+		Engine: store, Verifier: v, Tickets: tickets, Hub: cfg, Logger: log,
+		Degrade: opts.degrade, MoveWindow: 50 * time.Millisecond,
+		PollHold: opts.pollHold, PollInterval: opts.pollInterval,
 	})
-	if opts.degrade {
-		ts.mover = &degrade.Mover{Hub: hub, Offer: policy.Offer, Window: 50 * time.Millisecond}
-	}
+	hub, api := n.Hub, n.API
+	ts.ctl, ts.mover = n.Controller, n.Mover
 	api.SetReady(true)
 	srv := httptest.NewServer(api.Handler())
 	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: 10 * time.Second}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := hub.Shutdown(ctx); err != nil {
-			t.Errorf("hub shutdown: %v", err)
+		if err := n.Close(ctx); err != nil {
+			t.Errorf("node close: %v", err)
 		}
 		srv.Close()
 		hc.CloseIdleConnections()

@@ -5,16 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"testing"
 
 	"github.com/chatd/chatd/core/protocol"
-	"github.com/chatd/chatd/degrade"
-	"github.com/chatd/chatd/featureflags"
-	"github.com/chatd/chatd/transports/httpapi"
 )
 
 // rawDo makes one request to base+path with headers h and returns the
@@ -68,27 +63,12 @@ func openStream(t testing.TB, target string) int {
 	return resp.StatusCode
 }
 
-// adminURL serves a second router on e's hub with the admin API wired
-// (the test Env has no degradation controller), until the test ends.
-func adminURL(t testing.TB, e *Env) string {
-	t.Helper()
-	discard := slog.New(slog.DiscardHandler)
-	api := httpapi.New(httpapi.Config{
-		Hub: e.Hub, Verifier: e.Verifier, Tickets: e.Tickets, Logger: discard,
-		Policy: &degrade.Policy{Controller: degrade.New(degrade.Config{Logger: discard})},
-		Flags:  featureflags.NewStore(featureflags.Config{Logger: discard}),
-	})
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 // ?ticket= and ?token= open /v1/ws, /v1/sse and /v1/poll, and nothing
 // else: every REST route, the admin API and the ticket endpoint included,
 // answers 401 unauthorized to a credential in the URL.
 func TestURLCredentialsOnlyOnStreams(t *testing.T) {
-	e := NewEnv(t, Options{Hub: fast})
-	admin := adminURL(t, e)
+	e := NewEnv(t, Options{Hub: fast, Degrade: true})
+	admin := e.URL
 	tok := e.Token(t, "alice", Claims{Admin: true})
 	ticket := issueTicket(t, e, tok)
 	for _, cred := range []string{"ticket=" + url.QueryEscape(ticket), "token=" + url.QueryEscape(tok)} {
@@ -167,8 +147,8 @@ func TestTicketNeverBuysTicket(t *testing.T) {
 // JWT is forbidden; an admin's ticket (in the URL or as a bearer) or
 // token in the URL is unauthorized.
 func TestAdminNeedsBearerAdminJWT(t *testing.T) {
-	e := NewEnv(t, Options{})
-	admin := adminURL(t, e)
+	e := NewEnv(t, Options{Degrade: true})
+	admin := e.URL
 	adminTok := e.Token(t, "root", Claims{Admin: true})
 	adminTicket := issueTicket(t, e, adminTok)
 	userTok := e.Token(t, "alice", Claims{})

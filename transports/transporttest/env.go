@@ -16,11 +16,7 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/bolt"
-	"github.com/chatd/chatd/transports/httpapi"
-	"github.com/chatd/chatd/transports/httpx"
-	"github.com/chatd/chatd/transports/poll"
-	"github.com/chatd/chatd/transports/sse"
-	"github.com/chatd/chatd/transports/ws"
+	"github.com/chatd/chatd/transports/node"
 )
 
 // Secret is the HS256 secret test servers trust.
@@ -35,7 +31,10 @@ type Options struct {
 	PollInterval time.Duration // poll interval (presence leases are twice it); 5s
 	SSERetry     time.Duration // the SSE retry: hint; 2s
 	Web          http.Handler  // served at /, for browser tests
-	Logger       *slog.Logger
+	// Degrade wires degradation as chatd runs it (a controller without
+	// load signals, the policy, greetings, the admin API); see node.Config.
+	Degrade bool
+	Logger  *slog.Logger
 }
 
 // Env is a running server. Restart replaces Store, Hub and URL.
@@ -90,18 +89,12 @@ func (e *Env) start(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := opts.Hub
-	cfg.Verifier, cfg.Logger = e.Verifier, log
-	hub := core.New(store, cfg)
-	authn := &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets}
-	api := httpapi.New(httpapi.Config{
-		Hub: hub, Verifier: e.Verifier, Tickets: e.Tickets, Logger: log, Web: opts.Web,
-		Transports: map[string]http.Handler{
-			ws.Name:   ws.New(ws.Config{Hub: hub, Auth: authn, Logger: log}),
-			sse.Name:  sse.New(sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: opts.SSERetry}),
-			poll.Name: poll.New(poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: opts.PollHold, Interval: opts.PollInterval}),
-		},
+	n := node.New(node.Config{
+		Engine: store, Verifier: e.Verifier, Tickets: e.Tickets, Hub: opts.Hub,
+		PollHold: opts.PollHold, PollInterval: opts.PollInterval, SSERetry: opts.SSERetry,
+		Web: opts.Web, Logger: log, Degrade: opts.Degrade,
 	})
+	hub, api := n.Hub, n.API
 	api.SetReady(true)
 	srv := httptest.NewUnstartedServer(api.Handler())
 	if addr != "" {
@@ -117,8 +110,8 @@ func (e *Env) start(t testing.TB, addr string) {
 	e.stop = func(t testing.TB) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := hub.Shutdown(ctx); err != nil {
-			t.Errorf("hub shutdown: %v", err)
+		if err := n.Close(ctx); err != nil {
+			t.Errorf("node close: %v", err)
 		}
 		srv.CloseClientConnections()
 		srv.Close()

@@ -1,0 +1,188 @@
+// Package node builds one chatd node: the hub over an engine, the
+// degradation controller and policy, the feature flags, the tier mover,
+// the three transports and the router. It is the one wiring path: the
+// server (cmd/chatd) and every test harness build their graph here, so
+// what the tests run is what ships. The caller picks the engine and owns
+// the listener and the http.Server.
+package node
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/degrade"
+	"github.com/chatd/chatd/featureflags"
+	"github.com/chatd/chatd/transports/httpapi"
+	"github.com/chatd/chatd/transports/httpx"
+	"github.com/chatd/chatd/transports/poll"
+	"github.com/chatd/chatd/transports/sse"
+	"github.com/chatd/chatd/transports/ws"
+)
+
+// Config is what a node is built from. Engine, Verifier and Tickets are
+// required; every other zero value is a working default.
+type Config struct {
+	Engine   core.Engine
+	Verifier *auth.Verifier
+	Tickets  *auth.Tickets
+
+	// Hub tunes the hub. Verifier, Logger and Metrics are filled in; with
+	// Degrade, so are Features and Greeting.
+	Hub core.Config
+
+	// Degrade wires degradation as the server runs it: the policy decides
+	// offers and features per user, sessions are greeted with a control
+	// envelope, upgrades and streams are gated by the level, poll answers
+	// carry the offer, level and flag changes move live sessions, and the
+	// admin API is served. Without it every tier and feature is on and no
+	// control envelope is sent (what most behaviour tests want).
+	Degrade bool
+	// Signals feeds the controller the default load signals over
+	// Capacity (auto mode). Without it the level moves only by hand.
+	Signals  bool
+	Capacity degrade.Capacity
+	// Controller tunes the controller; Logger and Metrics are filled in.
+	Controller degrade.Config
+	// Flags is the flag store; nil: a new one at the registry's defaults.
+	Flags *featureflags.Store
+	// MoveWindow spreads tier moves after a level change; 10s.
+	MoveWindow time.Duration
+
+	Origins      *httpx.Origins // nil: same-origin only
+	PollHold     time.Duration  // the poll default (25s)
+	PollInterval time.Duration  // the short-poll interval (5s)
+	SSERetry     time.Duration  // the SSE retry: hint (2s)
+	Web          http.Handler   // the pages at /; nil: none
+	Info         httpapi.Node   // this node, for the admin status
+	Logger       *slog.Logger   // slog.Default()
+	// Metrics is the registry /metrics serves; nil: a private one.
+	Metrics *prometheus.Registry
+}
+
+// Node is one built node. Its fields are static after New.
+type Node struct {
+	Hub        *core.Hub
+	Controller *degrade.Controller // nil without Config.Degrade
+	Policy     *degrade.Policy     // nil without Config.Degrade
+	Flags      *featureflags.Store
+	Mover      *degrade.Mover // nil without Config.Degrade
+	API        *httpapi.Server
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// New builds the node and starts its background work (the controller,
+// the mover). It is not ready until API.SetReady(true). Close stops it.
+func New(cfg Config) *Node {
+	if cfg.Engine == nil || cfg.Verifier == nil || cfg.Tickets == nil {
+		panic("node: New needs an Engine, a Verifier and Tickets")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	log := cfg.Logger
+	n := &Node{Flags: cfg.Flags}
+	if n.Flags == nil {
+		n.Flags = featureflags.NewStore(featureflags.Config{Logger: log})
+	}
+	hubCfg := cfg.Hub
+	hubCfg.Verifier, hubCfg.Logger, hubCfg.Metrics = cfg.Verifier, log, cfg.Metrics
+	if cfg.Degrade {
+		ctlCfg := cfg.Controller
+		ctlCfg.Logger, ctlCfg.Metrics = log, cfg.Metrics
+		n.Controller = degrade.New(ctlCfg)
+		n.Policy = &degrade.Policy{Controller: n.Controller, Flags: n.Flags,
+			Transports: []string{ws.Name, sse.Name, poll.Name}, PollInterval: cfg.PollInterval}
+		hubCfg.Features, hubCfg.Greeting = n.Policy.FeatureOn, n.Policy.Control
+	}
+	n.Hub = core.New(cfg.Engine, hubCfg)
+	n.API = httpapi.New(httpapi.Config{
+		Hub: n.Hub, Verifier: cfg.Verifier, Tickets: cfg.Tickets, Origins: cfg.Origins, Logger: log,
+		Metrics: promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}),
+		Web:     cfg.Web, Policy: n.Policy, Flags: n.Flags, Node: cfg.Info,
+		Transports: n.transports(cfg),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	if cfg.Degrade {
+		if cfg.Signals {
+			n.Controller.AddSignals(degrade.DefaultSignals(n.Hub, cfg.Capacity)...)
+		}
+		n.Mover = &degrade.Mover{Hub: n.Hub, Offer: n.Policy.Offer, Window: cfg.MoveWindow}
+		n.wg.Go(func() { n.Controller.Run(ctx) })
+		n.wg.Go(func() { moveOnChange(ctx, n.Controller, n.Flags, n.Mover) })
+	}
+	return n
+}
+
+// transports builds the three tier handlers.
+func (n *Node) transports(cfg Config) map[string]http.Handler {
+	log, hub := cfg.Logger, n.Hub
+	authn := &httpx.Authenticator{Verifier: cfg.Verifier, Tickets: cfg.Tickets}
+	wsCfg := ws.Config{Hub: hub, Auth: authn, Origins: cfg.Origins, Logger: log}
+	sseCfg := sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: cfg.SSERetry}
+	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval}
+	if p := n.Policy; p != nil {
+		wsCfg.Offered, sseCfg.Offered = p.Offers(ws.Name), p.Offers(sse.Name)
+		pollCfg.Control, pollCfg.Short = p.Control, p.Short
+	}
+	return map[string]http.Handler{ws.Name: ws.New(wsCfg), sse.Name: sse.New(sseCfg), poll.Name: poll.New(pollCfg)}
+}
+
+// Handler returns the node's router.
+func (n *Node) Handler() http.Handler { return n.API.Handler() }
+
+// Close stops the node in the fixed order: not ready, background work
+// stopped, then every session told to go (Hub.Shutdown, bounded by ctx).
+// The caller then stops its HTTP server and closes the engine. It is
+// idempotent; later calls return nil.
+func (n *Node) Close(ctx context.Context) error {
+	var err error
+	n.once.Do(func() {
+		n.API.SetReady(false)
+		n.cancel()
+		n.wg.Wait()
+		err = n.Hub.Shutdown(ctx)
+	})
+	return err
+}
+
+// moveOnChange applies level and flag changes to live sessions until ctx
+// ends or a subscription closes.
+func moveOnChange(ctx context.Context, ctl *degrade.Controller, flags *featureflags.Store, mover *degrade.Mover) {
+	levels, stopLevels := ctl.Subscribe()
+	defer stopLevels()
+	flagChanges, stopFlags := flags.Subscribe()
+	defer stopFlags()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ch, ok := <-levels:
+			if !ok {
+				return
+			}
+			if ch.From != ch.To {
+				mover.Apply()
+			}
+		case _, ok := <-flagChanges:
+			if !ok {
+				return
+			}
+			mover.Apply()
+		}
+	}
+}
