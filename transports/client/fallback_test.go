@@ -250,3 +250,20 @@ func TestBusyServerKeepsTier(t *testing.T) {
 	}
 	chat(t, srv, c, "lobby", 3)
 }
+
+// TestQuietWebSocketStaysUp: on a quiet WebSocket the server's heartbeats
+// are ping control frames, which the client answers and counts as signs
+// of life: six heartbeat intervals pass with no reconnect.
+func TestQuietWebSocketStaysUp(t *testing.T) {
+	t.Parallel()
+	const hb = 100 * time.Millisecond
+	srv := newServer(t, serverOptions{hub: deadLinkHub(hb)})
+	c := start(t, testConfig(t, srv.URL, "alice", []string{WebSocket}, "lobby"))
+	waitState(t, c, "websocket connected", connectedOn(WebSocket))
+	<-time.After(6 * hb) // the property under test is that this much silence is survived
+	if s, st := c.State(), c.Stats(); !s.Connected || st.Connects != 1 {
+		t.Fatalf("after 6 quiet heartbeats: state %+v, %d connects; want the first link still up", s, st.Connects)
+	}
+	srv.post(t, "bob", "lobby", "b1", text(1))
+	wantSeqs(t, recvMessages(t, c, 1), "lobby", 1, text)
+}

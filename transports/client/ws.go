@@ -36,6 +36,17 @@ func (l *link) runWS() {
 	defer stop()
 	defer conn.Close()
 	conn.SetReadLimit(maxFrame)
+	// The server's heartbeat is a ping control frame: it proves the link
+	// alive as any frame does, and gets its pong as gorilla's default
+	// handler would give it.
+	conn.SetPingHandler(func(data string) error {
+		l.touch()
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		if errors.Is(err, websocket.ErrCloseSent) || isTimeout(err) {
+			return nil
+		}
+		return err
+	})
 	l.wmu.Lock()
 	l.ws = conn
 	l.wmu.Unlock()
@@ -238,4 +249,10 @@ func (f *frameBuffer) read(conn *websocket.Conn) ([]byte, error) {
 		return nil, err
 	}
 	return f.b.Bytes(), nil
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
 }

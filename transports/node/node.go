@@ -138,6 +138,10 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	if p := n.Policy; p != nil {
 		wsCfg.Offered, sseCfg.Offered = p.Offers(ws.Name), p.Offers(sse.Name)
 		pollCfg.Control, pollCfg.Short = p.Control, p.Short
+		// The compression flag, off from level 1: CPU is what a loaded
+		// node runs short of first.
+		compress := func(user string) bool { return p.FeatureOn(user, core.FeatureCompression) }
+		wsCfg.Compress = compress
 	}
 	return map[string]http.Handler{ws.Name: ws.New(wsCfg), sse.Name: sse.New(sseCfg), poll.Name: poll.New(pollCfg)}
 }

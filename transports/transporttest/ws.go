@@ -2,6 +2,7 @@ package transporttest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -18,8 +19,8 @@ type wsClient struct {
 	*inbox
 	conn *websocket.Conn
 	wmu  chan struct{} // a one-slot lock for writes
-	// pings receives the arrival time of each server ping, when there is
-	// room; the client has already answered it with a pong.
+	// pings receives the arrival time of each server ping, control frame
+	// or envelope, when there is room; the client has already answered it.
 	pings chan time.Time
 }
 
@@ -80,6 +81,7 @@ func DialWSURL(url string, h http.Header, d *websocket.Dialer) (*wsClient, error
 	}
 	c := &wsClient{inbox: newInbox(), conn: conn, wmu: make(chan struct{}, 1), pings: make(chan time.Time, 64)}
 	c.onPing = c.pong
+	conn.SetPingHandler(c.controlPong)
 	go c.readLoop()
 	return c, nil
 }
@@ -91,6 +93,21 @@ func (c *wsClient) pong() {
 	default:
 	}
 	_ = c.Write(protocol.Encode(protocol.Envelope{Type: protocol.TypePong}))
+}
+
+// controlPong answers a server ping control frame, the heartbeat of a
+// connection that did not ask for ping envelopes, as gorilla's default
+// handler does, and records it on pings. It runs on the reader goroutine.
+func (c *wsClient) controlPong(data string) error {
+	select {
+	case c.pings <- time.Now():
+	default:
+	}
+	err := c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(10*time.Second))
+	if errors.Is(err, websocket.ErrCloseSent) {
+		return nil
+	}
+	return err
 }
 
 // DialError is a refused dial with its HTTP status and the start of the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/ws"
 )
 
 // The tests in this file are WebSocket-specific: they need close codes,
@@ -31,11 +32,17 @@ type rawWS struct {
 // dialRaw opens a bare WebSocket for token. d may be nil.
 func dialRaw(t testing.TB, e *Env, token string, d *websocket.Dialer) *rawWS {
 	t.Helper()
+	return dialRawQuery(t, e, token, "", d)
+}
+
+// dialRawQuery is dialRaw with a query on /v1/ws.
+func dialRawQuery(t testing.TB, e *Env, token, query string, d *websocket.Dialer) *rawWS {
+	t.Helper()
 	if d == nil {
 		d = websocket.DefaultDialer
 	}
 	h := http.Header{"Authorization": {"Bearer " + token}}
-	conn, _, err := d.Dial(WSURL(e, ""), h)
+	conn, _, err := d.Dial(WSURL(e, query), h)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -93,11 +100,15 @@ func closeCode(err error) int {
 	return websocket.CloseAbnormalClosure
 }
 
+// appHeartbeat asks for heartbeats as ping envelopes, as browsers do; by
+// default they are ping control frames (see ws_tier_test.go).
+const appHeartbeat = ws.HeartbeatParam + "=" + ws.HeartbeatApp
+
 // Guarantee 7: a client that sends nothing gets pings, then is closed
 // with 4009 after three silent intervals.
 func TestHeartbeatTimeoutWS(t *testing.T) {
 	e := NewEnv(t, Options{Hub: core.Config{Heartbeat: 100 * time.Millisecond}})
-	c := dialRaw(t, e, e.Token(t, "alice", Claims{}), nil)
+	c := dialRawQuery(t, e, e.Token(t, "alice", Claims{}), appHeartbeat, nil)
 	pings, disconnect := 0, 0
 	for {
 		list, err := c.read()
@@ -134,7 +145,7 @@ const wsName = "websocket"
 // that a busy machine that delays the test's pongs does not fail it.
 func TestHeartbeatAnsweredWS(t *testing.T) {
 	e := NewEnv(t, Options{Hub: core.Config{Heartbeat: 150 * time.Millisecond}})
-	c := dialRaw(t, e, e.Token(t, "alice", Claims{}), nil)
+	c := dialRawQuery(t, e, e.Token(t, "alice", Claims{}), appHeartbeat, nil)
 	for pings := 0; pings < 10; {
 		list, err := c.read()
 		if err != nil {

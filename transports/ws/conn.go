@@ -1,64 +1,139 @@
 package ws
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/protocol"
 )
 
-// conn adapts a gorilla connection to core.Transport. Write and Close are
-// called only by the session's writer goroutine.
+// errNotUpgraded is what Write returns on a connection whose upgrade failed.
+var errNotUpgraded = errors.New("ws: not upgraded")
+
+// conn adapts a gorilla connection to core.Transport. The session's writer
+// goroutine is its only caller: Write and Close never run concurrently, and
+// a writer that exits and is respawned later is ordered after the previous
+// one by the session's lock.
 type conn struct {
-	ready        chan struct{}   // closed once ws is set (or the upgrade failed)
-	ws           *websocket.Conn // nil if the upgrade failed; set before ready closes
-	writeTimeout time.Duration   // Static after construction.
+	ready        chan struct{}          // closed once ws is set (or the upgrade failed); static after construction
+	ws           *websocket.Conn        // nil if the upgrade failed; set before ready closes
+	user         string                 // Static after construction.
+	writeTimeout time.Duration          // Static after construction.
+	appPings     bool                   // send ping envelopes, not control pings; static after construction
+	compress     func(user string) bool // asked per batch when deflate was negotiated; static after construction
+	deflate      bool                   // the client accepted permessage-deflate; set before ready closes
+	upgraded     bool                   // ready has been seen closed; owned by the writer
+	deflating    bool                   // this batch is deflated; owned by the writer
 }
 
 var _ core.Transport = (*conn)(nil)
 
-var (
-	comma   = []byte{','}
-	opening = []byte{'['}
-	closing = []byte{']'}
-)
-
 func (c *conn) Name() string { return Name }
 
-// Write sends one frame: the envelope itself, or a JSON array of them.
+// Write sends one batch under one write deadline: a control ping first if
+// the batch holds a heartbeat (unless the client asked for ping
+// envelopes), then the other frames as one WebSocket message — the
+// envelope itself when there is one, a JSON array of them otherwise.
 func (c *conn) Write(frames []core.Frame) error {
-	<-c.ready
-	if c.ws == nil {
-		return fmt.Errorf("ws: not upgraded")
+	if err := c.wait(); err != nil {
+		return err
 	}
 	if err := c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 		return err
 	}
-	if len(frames) == 1 {
-		return c.ws.WriteMessage(websocket.TextMessage, frames[0].Data)
+	if c.deflate {
+		c.deflating = c.compress(c.user)
+		c.ws.EnableWriteCompression(c.deflating)
 	}
-	w, err := c.ws.NextWriter(websocket.TextMessage)
-	if err != nil {
-		return err
-	}
-	_, _ = w.Write(opening)
-	for i, f := range frames {
-		if i > 0 {
-			_, _ = w.Write(comma)
+	n, pinged := len(frames), false
+	if !c.appPings {
+		for _, f := range frames {
+			if f.Type == protocol.TypePing {
+				n--
+				pinged = true
+			}
 		}
-		_, _ = w.Write(f.Data)
 	}
-	_, _ = w.Write(closing)
-	return w.Close()
+	if pinged {
+		if err := c.ws.WritePreparedMessage(controlPing); err != nil {
+			return err
+		}
+	}
+	switch {
+	case n == 0:
+		return nil
+	case n == 1:
+		return c.writeOne(frames)
+	default:
+		return c.writeBatch(frames, n)
+	}
+}
+
+// wait returns once the upgrade is over; the writer may have been started
+// by the greeting while ServeHTTP was still upgrading. Only the first call
+// waits on ready.
+func (c *conn) wait() error {
+	if !c.upgraded {
+		<-c.ready
+		c.upgraded = true
+	}
+	if c.ws == nil {
+		return errNotUpgraded
+	}
+	return nil
+}
+
+// writeOne writes the one frame of frames that is not a control ping.
+func (c *conn) writeOne(frames []core.Frame) error {
+	for _, f := range frames {
+		if c.appPings || f.Type != protocol.TypePing {
+			return c.writeShared(f)
+		}
+	}
+	return nil
+}
+
+// writeBatch writes the n frames of frames that are not control pings as
+// one JSON array, assembled in a pooled buffer so that it leaves as one
+// WebSocket frame and one system call. A large batch to deflate is
+// deflated in memory first (see streamDeflateMax).
+func (c *conn) writeBatch(frames []core.Frame, n int) error {
+	size := 1 + n
+	for _, f := range frames {
+		size += len(f.Data)
+	}
+	b := getBuffer(size)
+	defer putBuffer(b)
+	buf := append((*b)[:0], '[')
+	for _, f := range frames {
+		if !c.appPings && f.Type == protocol.TypePing {
+			continue
+		}
+		if len(buf) > 1 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, f.Data...)
+	}
+	buf = append(buf, ']')
+	*b = buf
+	if c.deflating && len(buf) > streamDeflateMax {
+		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, buf)
+		if err != nil {
+			return err
+		}
+		return c.ws.WritePreparedMessage(pm)
+	}
+	return c.ws.WriteMessage(websocket.TextMessage, buf)
 }
 
 // Close sends the close frame with d's code and a reason that carries the
 // reconnect hint, then closes the socket.
 func (c *conn) Close(d core.Disconnect) {
-	<-c.ready
-	if c.ws == nil {
+	if c.wait() != nil {
 		return
 	}
 	reason := d.Reason

@@ -1,14 +1,41 @@
 // Package ws is the WebSocket transport (gorilla/websocket). It upgrades
 // the request, hands client frames to a core.Session and writes the
-// session's frames back, several envelopes per frame as a JSON array when
-// they are queued together.
+// session's frames back.
 //
-// Memory is tuned from the start: a 1 KiB read buffer, pooled write
-// buffers, no compression, and the HTTP handler returns once the reader is
-// started, so an idle connection holds two goroutines and no handler
-// stack. Liveness: the core session pings every heartbeat; a connection
-// that sends nothing (no frame, no pong) for three heartbeats is closed
-// with 4009.
+// Writing. Each batch the session's writer hands over is written under one
+// write deadline, as one WebSocket message: the envelope itself when the
+// batch holds one, otherwise a JSON array of them, assembled in a pooled
+// buffer so that it leaves as one frame in one system call. A message fanned
+// out to many sessions is framed once for all of them, as a
+// websocket.PreparedMessage kept in the frame's shared cache
+// (core.Frame.Shared); a frame that only one session writes is written as
+// it is.
+//
+// Heartbeats. The hub queues a ping frame every heartbeat; this transport
+// sends it as a WebSocket ping control frame, which every WebSocket
+// library answers with a pong by itself, so a client that follows the
+// contract may stay quiet for as long as it likes. A client that cannot
+// see control frames (a browser script, which needs the ping to detect a
+// dead link) opens /v1/ws?heartbeat=app and gets {"type":"ping"}
+// envelopes instead, which it answers with anything. Either way, a
+// connection that sends nothing at all (no frame, no pong, no ping) for
+// three heartbeats is closed with 4009.
+//
+// Compression. permessage-deflate (without context takeover: gorilla's
+// only mode) is negotiated when the client offers it and Config.Compress
+// allows it for the user; Compress is asked again before each batch, so a
+// degradation level that turns it off relieves live connections too. A
+// shared frame is deflated once per broadcast, in memory; a batch is
+// deflated per session, into the connection's pooled 16 KiB write buffer,
+// or in memory first when it might not fit. Either way gorilla's pooled
+// flate writers (1.2 MB each) are held only while deflating, never across
+// a network write, so their number is the number of writers deflating at
+// the same moment, not the number of connections or of slow clients.
+//
+// Memory. A 256-byte read buffer, pooled write buffers, and the HTTP
+// handler returns once the reader is started: an idle connection holds
+// its reader goroutine and no handler stack; the session's writer exits a
+// second after its last batch.
 //
 // It imports core and transports/httpx only.
 package ws

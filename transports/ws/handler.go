@@ -1,9 +1,9 @@
 package ws
 
 import (
-	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,15 +17,41 @@ import (
 // Name is the transport's name in negotiate offers.
 const Name = "websocket"
 
+// HeartbeatParam is the query parameter of /v1/ws that chooses the
+// heartbeat's form; HeartbeatApp is its one value. A client that cannot
+// see WebSocket control frames (a browser script) opens
+// /v1/ws?heartbeat=app and gets {"type":"ping"} envelopes, which it
+// answers with anything; every other client gets ping control frames,
+// which its WebSocket library answers with a pong by itself.
+const (
+	HeartbeatParam = "heartbeat"
+	HeartbeatApp   = "app"
+)
+
+// Read and write buffer sizes. Client frames are small (joins, pongs,
+// sends limited to 10 a second) and the read buffer is held by every idle
+// connection, so it is small: 256 bytes hold any control frame, and the
+// rest of a larger frame is read straight into its message buffer. Write
+// buffers are pooled, so an idle connection holds none: a connection holds
+// one only while it writes. A deflating connection's is larger, so that a
+// batch deflates into it whole (see streamDeflateMax).
+const (
+	readBufferSize         = 256
+	writeBufferSize        = 4 << 10
+	deflateWriteBufferSize = 16 << 10
+)
+
 // Handler serves GET /v1/ws.
 type Handler struct {
-	hub          *core.Hub            // Static after construction.
-	auth         *httpx.Authenticator // Static after construction.
-	upgrader     websocket.Upgrader   // Static after construction.
-	readLimit    int64                // Static after construction.
-	writeTimeout time.Duration        // Static after construction.
-	offered      func(user string) bool
-	log          *slog.Logger
+	hub          *core.Hub              // Static after construction.
+	auth         *httpx.Authenticator   // Static after construction.
+	plain        websocket.Upgrader     // never negotiates compression; static after construction
+	deflating    websocket.Upgrader     // plain, plus permessage-deflate; static after construction
+	readLimit    int64                  // Static after construction.
+	writeTimeout time.Duration          // Static after construction.
+	offered      func(user string) bool // Static after construction.
+	compress     func(user string) bool // Static after construction.
+	log          *slog.Logger           // Static after construction.
 }
 
 // Config configures a Handler. The zero value is valid apart from Hub and Auth.
@@ -39,11 +65,20 @@ type Config struct {
 	// now (the degradation level and flags); when it is not, the request
 	// gets 503 overloaded and the client negotiates again.
 	Offered func(user string) bool
-	Logger  *slog.Logger
+	// Compress, if set, says whether a user's connection may use
+	// permessage-deflate. It is asked at the upgrade, where it decides
+	// whether the extension is negotiated with a client that offers it,
+	// and again before each batch written on a connection that negotiated
+	// it, so turning it off takes effect on live connections too. nil: off.
+	Compress func(user string) bool
+	Logger   *slog.Logger
 }
 
-// New returns a Handler.
+// New returns a Handler. It panics if cfg.Hub or cfg.Auth is nil.
 func New(cfg Config) *Handler {
+	if cfg.Hub == nil || cfg.Auth == nil {
+		panic("ws: New needs a Hub and an Authenticator")
+	}
 	if cfg.ReadLimit <= 0 {
 		cfg.ReadLimit = httpx.MaxBody
 	}
@@ -56,27 +91,47 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Handler{
+	h := &Handler{
 		hub: cfg.Hub, auth: cfg.Auth, readLimit: cfg.ReadLimit, writeTimeout: cfg.WriteTimeout,
-		offered: cfg.Offered, log: cfg.Logger,
-		upgrader: websocket.Upgrader{
-			ReadBufferSize:  1024,
-			WriteBufferSize: 4096,
-			WriteBufferPool: &sync.Pool{},
-			CheckOrigin:     cfg.Origins.Allowed,
-			Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-				code := protocol.CodeBadRequest
-				if status == http.StatusForbidden {
-					code = protocol.CodeForbidden
-				}
-				httpx.WriteError(w, &protocol.Error{Code: code, Message: "websocket upgrade failed: " + reason.Error()})
-			},
-		},
+		offered: cfg.Offered, compress: cfg.Compress, log: cfg.Logger,
 	}
+	h.plain, h.deflating = upgraders(cfg.Origins.Allowed)
+	return h
 }
 
-// ServeHTTP authenticates, opens a session, upgrades, starts the reader and
-// returns. The session's writer and the reader own the connection from then on.
+// upgraders returns the two upgraders of a Handler: plain, and deflating,
+// which negotiates permessage-deflate and has the larger write buffers.
+func upgraders(checkOrigin func(*http.Request) bool) (plain, deflating websocket.Upgrader) {
+	plain = websocket.Upgrader{
+		ReadBufferSize:  readBufferSize,
+		WriteBufferSize: writeBufferSize,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     checkOrigin,
+		Error:           upgradeError,
+	}
+	deflating = plain
+	deflating.EnableCompression = true
+	deflating.WriteBufferSize = deflateWriteBufferSize
+	deflating.WriteBufferPool = &sync.Pool{}
+	return plain, deflating
+}
+
+// upgradeError answers a refused upgrade with the contract's error envelope.
+func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+	code := protocol.CodeBadRequest
+	if status == http.StatusForbidden {
+		code = protocol.CodeForbidden
+	}
+	httpx.WriteError(w, &protocol.Error{Code: code, Message: "websocket upgrade failed: " + reason.Error()})
+}
+
+// ServeHTTP serves GET /v1/ws: it authenticates, opens a session, upgrades
+// (negotiating permessage-deflate when Compress allows it and the client
+// offers it), starts the reader and returns. A request that cannot be
+// served gets an HTTP error envelope and no upgrade. From then on the
+// session's writer and the reader own the connection; it ends when either
+// fails, the session closes, or the client goes silent for three
+// heartbeats (4009).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, err := h.auth.IdentifyStream(r)
 	if err != nil {
@@ -87,13 +142,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, httpx.TransportOff(Name))
 		return
 	}
-	c := &conn{ready: make(chan struct{}), writeTimeout: h.writeTimeout}
+	c := &conn{
+		ready: make(chan struct{}), user: id.User, writeTimeout: h.writeTimeout,
+		appPings: r.URL.Query().Get(HeartbeatParam) == HeartbeatApp, compress: h.compress,
+	}
 	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true})
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
 	}
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	up := &h.plain
+	if h.compress != nil && offersDeflate(r) && h.compress(id.User) {
+		up, c.deflate = &h.deflating, true
+	}
+	ws, err := up.Upgrade(w, r, nil)
 	c.ws = ws
 	close(c.ready)
 	if err != nil {
@@ -101,38 +163,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(h.readLimit)
-	go h.readLoop(sess, ws)
+	h.startReader(sess, ws)
 }
 
-// readLoop reads client frames until the connection fails or the session
-// closes. Every frame, pong included, pushes the read deadline out by three
-// heartbeats.
-func (h *Handler) readLoop(sess *core.Session, ws *websocket.Conn) {
-	silence := 3 * h.hub.Config().Heartbeat
-	extend := func() { _ = ws.SetReadDeadline(time.Now().Add(silence)) }
-	extend()
-	ws.SetPongHandler(func(string) error { extend(); return nil })
-	ctx := sess.Context()
-	for {
-		_, data, err := ws.ReadMessage()
-		if err != nil {
-			sess.Close(readDisconnect(err))
-			return
+// offersDeflate reports whether the client offers permessage-deflate, the
+// test gorilla applies when its Upgrader may compress.
+func offersDeflate(r *http.Request) bool {
+	for _, v := range r.Header.Values("Sec-Websocket-Extensions") {
+		for _, ext := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(ext, ";")
+			if strings.TrimSpace(name) == "permessage-deflate" {
+				return true
+			}
 		}
-		extend()
-		sess.HandleFrame(ctx, data)
 	}
-}
-
-// readDisconnect classifies a read error.
-func readDisconnect(err error) core.Disconnect {
-	var ne interface{ Timeout() bool }
-	switch {
-	case errors.Is(err, websocket.ErrReadLimit):
-		return core.DisconnectTooLarge
-	case errors.As(err, &ne) && ne.Timeout():
-		return core.DisconnectHeartbeat
-	default:
-		return core.DisconnectNormal
-	}
+	return false
 }

@@ -338,7 +338,10 @@
   function WSLink(client, ticket) {
     this.tier = 'websocket';
     this.client = client;
-    this.url = wsBase(client.base) + '/v1/ws?ticket=' + encodeURIComponent(ticket);
+    // heartbeat=app: the server's heartbeat comes as {"type":"ping"}
+    // envelopes, which a script can see (and _armWatchdog counts), rather
+    // than as ping control frames, which the browser answers unseen.
+    this.url = wsBase(client.base) + '/v1/ws?ticket=' + encodeURIComponent(ticket) + '&heartbeat=app';
     this.closed = false;
     this.ws = null;
     this.last = null; // the disconnect envelope, if one came

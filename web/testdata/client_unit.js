@@ -128,7 +128,7 @@ function connectWS(w, c) {
   w.answer('/v1/ticket', 200, { ticket: 'T' + w.sockets.length, expires_in: 60 });
   const ws = w.sockets[w.sockets.length - 1];
   assert.ok(ws && !ws.closedByClient, 'a websocket was opened');
-  assert.ok(/^ws:\/\/chat\.test\/v1\/ws\?ticket=T\d+$/.test(ws.url), 'ticket in the URL, no token: ' + ws.url);
+  assert.ok(/^ws:\/\/chat\.test\/v1\/ws\?ticket=T\d+&heartbeat=app$/.test(ws.url), 'ticket in the URL, no token: ' + ws.url);
   ws.open();
   ws.frame(CONTROL);
   w.flush();

@@ -1,0 +1,37 @@
+package ws
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatd/chatd/core"
+)
+
+// NewConn returns the transport of an upgraded connection, for tests and
+// benchmarks that drive Write directly. compress nil: no compression,
+// whatever was negotiated.
+func NewConn(c *websocket.Conn, user string, appPings bool, compress func(user string) bool) core.Transport {
+	ready := make(chan struct{})
+	close(ready)
+	if compress == nil {
+		c.EnableWriteCompression(false)
+	}
+	return &conn{ready: ready, ws: c, user: user, writeTimeout: 10 * time.Second,
+		appPings: appPings, compress: compress, deflate: compress != nil}
+}
+
+// PreparedState reports how many writers have asked for f's shared form
+// so far and whether its websocket.PreparedMessage has been built.
+func PreparedState(f core.Frame) (uses int32, built bool) {
+	p := f.Shared(preparedKey{}, newPrepared).(*prepared)
+	return p.uses.Load(), p.pm != nil
+}
+
+// Upgraders returns upgraders configured as a Handler's, accepting any
+// origin: plain, and deflating.
+func Upgraders() (plain, deflating *websocket.Upgrader) {
+	p, d := upgraders(func(*http.Request) bool { return true })
+	return &p, &d
+}
