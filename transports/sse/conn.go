@@ -1,107 +1,149 @@
 package sse
 
 import (
-	"context"
-	"strconv"
-	"sync"
-	"time"
-
-	r3 "github.com/r3labs/sse/v2"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// conn adapts one event stream to core.Transport. Write and Close are
-// called by the session's writer goroutine only.
+// conn is one event stream as a core.Transport. It writes the stream
+// itself: each batch of frames becomes one buffer, one write and one
+// flush, under a write deadline.
+//
+// The wire is set up by the handler goroutine, which closes started once
+// the response head is out; from then on only the session's writer
+// goroutine writes (Write, then Close), so the two never write at once.
 type conn struct {
-	h          *Handler           // Static after construction.
-	stream     string             // set before the session can write
-	cancel     context.CancelFunc // ends the request, and so the stream
-	subscribed chan struct{}      // closed by onSubscribe
-	ended      chan struct{}      // closed when the library's handler returned
+	h    *Handler // Static after construction.
+	user string   // Static after construction.
 
-	subscribedOnce sync.Once
+	started chan struct{} // closed by start, once the head is out
+	wire    wire          // Set before started closes.
+	gz      *gzipStream   // nil: not compressed. Set before started closes, then owned by the writer.
+	gone    atomic.Bool   // the client went away (its request ended, or its connection closed)
 
-	// Owned by the writer goroutine.
+	// Owned by the session's writer goroutine (broken: by the handler
+	// until started closes).
 	pos     protocol.Cursor
 	encoded string // pos.Encode(), kept while pos is unchanged
 	retried bool   // the retry hint has been sent
+	broken  bool   // a write failed; nothing more is written
 }
 
 var _ core.Transport = (*conn)(nil)
 
-func newConn(h *Handler, cur protocol.Cursor, rooms []string, cancel context.CancelFunc) *conn {
+func newConn(h *Handler, user string, cur protocol.Cursor, rooms []string) *conn {
 	pos := protocol.Cursor{}
 	for _, room := range rooms {
 		if p, ok := cur[room]; ok {
 			pos[room] = p
 		}
 	}
-	return &conn{h: h, cancel: cancel, subscribed: make(chan struct{}), ended: make(chan struct{}),
-		pos: pos, encoded: pos.Encode()}
+	return &conn{h: h, user: user, started: make(chan struct{}), pos: pos, encoded: pos.Encode()}
 }
 
 func (c *conn) Name() string { return Name }
 
-// Write publishes each frame as one event whose id is the cursor after it.
-func (c *conn) Write(frames []core.Frame) error {
-	select {
-	case <-c.subscribed:
-	case <-c.ended:
-		return core.ErrClosed
+// start hands the stream, its head sent on w, to the session's writer;
+// a gzipped stream first gets its gzip header. Called once, by the
+// handler goroutine.
+func (c *conn) start(w wire, gz bool) {
+	defer close(c.started)
+	c.wire = w
+	if gz {
+		c.gz = &gzipStream{}
+		_ = c.send(gzipHeader) // a failure leaves c broken; Write reports it
 	}
+}
+
+// watch reads the hijacked connection until the client closes it (or the
+// stream's end closes it), then closes the session. What a client sends
+// on an event stream means nothing; it is read only to be discarded.
+func (c *conn) watch(nc net.Conn, sess *core.Session) {
+	var buf [64]byte
+	for {
+		if _, err := nc.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	c.gone.Store(true)
+	sess.Close(core.DisconnectNormal)
+}
+
+// Write writes frames as one batch of events. Each event's id is the
+// stream's cursor after it; ephemeral events repeat the current cursor.
+func (c *conn) Write(frames []core.Frame) error {
+	<-c.started
+	if c.broken {
+		return c.failed(nil)
+	}
+	b := getBatch()
+	defer putBatch(b)
+	return c.send(c.encode(b, frames))
+}
+
+// encode builds the batch's bytes for the wire in b and returns them.
+func (c *conn) encode(b *batch, frames []core.Frame) []byte {
+	idle := true
 	for _, f := range frames {
 		if p, ok := c.pos[f.Room]; f.Positions() && (!ok || p != f.Seq) {
 			c.pos[f.Room] = f.Seq
-			c.encoded = c.pos.Encode()
+			c.encoded = cursorAfter(f, c.pos)
 		}
-		ev := &r3.Event{ID: []byte(c.encoded), Data: f.Data}
-		if f.Type == protocol.TypePing {
-			ev.Comment = []byte("heartbeat")
-		}
+		retry := ""
 		if !c.retried || f.Type == protocol.TypePing {
-			ev.Retry = []byte(strconv.FormatInt(c.h.cfg.Retry.Milliseconds(), 10))
-			c.retried = true
+			retry, c.retried = c.h.retry, true
 		}
-		if err := c.publish(ev); err != nil {
-			return err
-		}
+		idle = idle && f.Type == protocol.TypePing
+		b.plain = appendEvent(b.plain, c.encoded, f, retry)
 	}
-	return nil
+	if c.gz == nil {
+		return b.plain
+	}
+	c.gz.appendBatch(b, c.h.cfg.Compress(c.user), idle)
+	return b.out
 }
 
-// publish hands ev to the library, waiting up to the write timeout for
-// room in the stream's buffer. A client that stays behind that long is slow.
-func (c *conn) publish(ev *r3.Event) error {
-	deadline := time.Now().Add(c.h.cfg.WriteTimeout)
-	for wait := time.Millisecond; !c.h.srv.TryPublish(c.stream, ev); wait = min(2*wait, 50*time.Millisecond) {
-		if time.Now().After(deadline) {
-			return core.ErrSlow
-		}
-		select {
-		case <-c.ended:
-			return core.ErrClosed
-		case <-time.After(wait):
-		}
-	}
-	return nil
-}
-
-// Close ends the stream after the events already published: an event with
-// neither data nor comment makes the library end the response in order.
-// If that cannot be queued, or the client does not take it, the request is
-// cancelled.
+// Close ends the stream after the final frames, which the session has
+// just written: a compressed stream gets its gzip trailer, then the
+// response ends (a hijacked connection is closed here; otherwise the
+// handler, released by the session's end, returns).
 func (c *conn) Close(core.Disconnect) {
-	select {
-	case <-c.subscribed:
-		if c.h.srv.TryPublish(c.stream, &r3.Event{}) {
-			select {
-			case <-c.ended:
-			case <-time.After(c.h.cfg.WriteTimeout):
-			}
-		}
-	default:
+	<-c.started
+	if c.gz != nil && !c.broken {
+		b := getBatch()
+		c.gz.appendEnd(b)
+		_ = c.send(b.out)
+		putBatch(b)
 	}
-	c.cancel()
+	c.wire.end(c.h.cfg.WriteTimeout)
+}
+
+// send puts p on the wire within the write timeout.
+func (c *conn) send(p []byte) error {
+	if err := c.wire.send(p, c.h.cfg.WriteTimeout); err != nil {
+		c.broken = true
+		return c.failed(err)
+	}
+	return nil
+}
+
+// failed says what a write error means to the session: a client that did
+// not take a batch within the write timeout is slow (4008); one that has
+// gone away is closed.
+func (c *conn) failed(err error) error {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("sse: no progress for %v: %w (%w)", c.h.cfg.WriteTimeout, core.ErrSlow, err)
+	case c.gone.Load():
+		return fmt.Errorf("sse: client gone: %w", core.ErrClosed)
+	case err == nil:
+		return fmt.Errorf("sse: stream broken: %w", core.ErrClosed)
+	}
+	return fmt.Errorf("sse: write: %w", err)
 }

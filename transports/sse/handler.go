@@ -5,10 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
-
-	r3 "github.com/r3labs/sse/v2"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
@@ -23,25 +20,30 @@ type Config struct {
 	Hub          *core.Hub
 	Auth         *httpx.Authenticator
 	Retry        time.Duration // the retry: hint; 2s
-	WriteTimeout time.Duration // per write to the client; 10s
+	WriteTimeout time.Duration // for a batch to reach the client, else 4008; 10s
 	// Offered, if set, says whether this transport is offered to a user
 	// now (the degradation level and flags); when it is not, the request
 	// gets 503 overloaded and the client negotiates again.
 	Offered func(user string) bool
-	Logger  *slog.Logger
+	// Compress, if set, says whether to compress a user's stream now. A
+	// stream is gzipped when the client accepts gzip and Compress says
+	// yes as it opens; while Compress says no, the batches of a gzipped
+	// stream go uncompressed inside it. nil: never compress.
+	Compress func(user string) bool
+	Logger   *slog.Logger
 }
 
 // Handler serves GET /v1/sse.
 type Handler struct {
-	cfg Config     // Static after construction.
-	srv *r3.Server // Static after construction.
-
-	mu    sync.Mutex
-	conns map[string]*conn // by stream id; guarded by mu.
+	cfg   Config // Static after construction.
+	retry string // cfg.Retry in milliseconds, as the retry: field says it. Static.
 }
 
-// New returns a Handler.
+// New returns a Handler. It panics if cfg has no Hub or Auth.
 func New(cfg Config) *Handler {
+	if cfg.Hub == nil || cfg.Auth == nil {
+		panic("sse: New without a Hub or Auth")
+	}
 	if cfg.Retry <= 0 {
 		cfg.Retry = 2 * time.Second
 	}
@@ -51,26 +53,20 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, conns: make(map[string]*conn)}
-	h.srv = r3.NewWithCallback(h.onSubscribe, nil)
-	h.srv.AutoReplay = false // it would keep every event and rewrite our ids
-	h.srv.AutoStream = true
-	h.srv.BufferSize = 256
-	h.srv.Headers = map[string]string{"X-Accel-Buffering": "no"}
-	return h
+	return &Handler{cfg: cfg, retry: strconv.FormatInt(cfg.Retry.Milliseconds(), 10)}
 }
 
-// onSubscribe fires once the library is ready to carry a stream's events;
-// publishing before that would be silently discarded.
-func (h *Handler) onSubscribe(streamID string, _ *r3.Subscriber) {
-	h.mu.Lock()
-	c := h.conns[streamID]
-	h.mu.Unlock()
-	if c != nil {
-		c.subscribedOnce.Do(func() { close(c.subscribed) })
-	}
-}
-
+// ServeHTTP serves one event stream. It refuses with an error envelope and
+// its HTTP status what it cannot serve (credentials, an offer, the
+// subscription, the hub's limits); otherwise it answers 200 and the
+// session's writer writes the events. The stream ends when the client
+// goes away (the session closes normally) or when the session ends (its
+// disconnect event is the last one).
+//
+// An HTTP/1 stream takes its connection over: ServeHTTP joins the rooms
+// and returns, and a goroutine of the stream's reads the connection to
+// learn when the client goes. Otherwise (HTTP/2) ServeHTTP joins the
+// rooms, then waits for the session's end.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, err := h.cfg.Auth.IdentifyStream(r)
 	if err != nil {
@@ -86,73 +82,47 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	c := newConn(h, cur, rooms, cancel)
+	c := newConn(h, id.User, cur, rooms)
 	sess, err := h.cfg.Hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true})
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
 	}
-	c.stream = strconv.FormatUint(sess.ID(), 10)
-	h.mu.Lock()
-	h.conns[c.stream] = c
-	h.mu.Unlock()
-	defer func() {
-		h.mu.Lock()
-		delete(h.conns, c.stream)
-		h.mu.Unlock()
-	}()
-
-	go c.joinAll(sess, rooms, cur, fresh)
-	r = r.Clone(ctx)
-	q := r.URL.Query()
-	q.Set("stream", c.stream)
-	r.URL.RawQuery = q.Encode()
-	r.Header.Del("Last-Event-ID") // ours is a cursor; the library wants an integer
-	h.srv.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: h.cfg.WriteTimeout}, r)
-	close(c.ended)
-	sess.Close(core.DisconnectNormal)
+	gz := h.cfg.Compress != nil && acceptsGzip(r) && h.cfg.Compress(id.User)
+	wr := openWire(w, r, gz, h.cfg.Compress != nil)
+	c.start(wr, gz)
+	if raw, ok := wr.(rawWire); ok {
+		go c.watch(raw.nc, sess)
+		joinAll(sess, rooms, cur, fresh)
+		return
+	}
+	stop := context.AfterFunc(r.Context(), func() {
+		c.gone.Store(true)
+		sess.Close(core.DisconnectNormal)
+	})
+	defer stop()
+	joinAll(sess, rooms, cur, fresh)
 	<-sess.Done()
 }
 
-// joinAll joins the rooms once the stream is live. A room resumed from the
-// cursor (Last-Event-ID or cursor=) is joined quietly: a joined envelope
-// comes only if the resume is not exact. A room that is new, or given by
-// since=, opens with a joined envelope. A failed join ends the stream with
-// an error event; the client sees why.
-func (c *conn) joinAll(sess *core.Session, rooms []string, cur protocol.Cursor, fresh map[string]bool) {
-	select {
-	case <-c.subscribed:
-	case <-sess.Context().Done():
-		return
-	}
+// joinAll joins the rooms. A room resumed from the cursor (Last-Event-ID
+// or cursor=) is joined quietly: a joined envelope comes only if the
+// resume is not exact. A room that is new, or given by since=, opens with
+// a joined envelope. A failed join ends the stream with an error event;
+// the client sees why. It returns early if the session closes.
+func joinAll(sess *core.Session, rooms []string, cur protocol.Cursor, fresh map[string]bool) {
+	ctx := sess.Context()
 	for _, room := range rooms {
 		var since *uint64
 		pos, ok := cur[room]
 		if ok {
 			since = &pos
 		}
-		if err := sess.Join(sess.Context(), room, since, ok && !fresh[room]); err != nil {
-			sess.Close(core.Disconnect{Code: protocol.CloseBadRequest, Reason: "join failed: " + err.Error()})
+		if err := sess.Join(ctx, room, since, ok && !fresh[room]); err != nil {
+			if ctx.Err() == nil {
+				sess.Close(core.Disconnect{Code: protocol.CloseBadRequest, Reason: "join failed: " + err.Error()})
+			}
 			return
 		}
 	}
 }
-
-// deadlineWriter gives every write to the client a deadline, which the
-// library does not. It keeps Flush for the library's streaming.
-type deadlineWriter struct {
-	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-}
-
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *deadlineWriter) Flush() { _ = w.rc.Flush() }
-
-func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
