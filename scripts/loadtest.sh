@@ -25,7 +25,13 @@ server=(bin/chatd --addr "127.0.0.1:$PORT" --data "$data" --jwt-secret "$SECRET"
 load=(bin/chatload --url "$URL" --jwt-secret "$SECRET" --out "$OUT")
 
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$data"; }
+cleanup() {
+  local rc=$?
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+  rm -rf "$data"
+  exit "$rc"
+}
 trap cleanup EXIT
 start_server() {
   pin 0 "${server[@]}" "$@" >"$OUT/server.log" 2>&1 &
