@@ -34,9 +34,19 @@ cleanup() {
 }
 trap cleanup EXIT
 start_server() {
-  pin 0 "${server[@]}" "$@" >"$OUT/server.log" 2>&1 &
+  # Not through pin: a backgrounded function is a subshell, and killing it
+  # would orphan the server. taskset execs, so $! is the server itself.
+  if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    taskset -c 0 "${server[@]}" "$@" >"$OUT/server.log" 2>&1 &
+  else
+    "${server[@]}" "$@" >"$OUT/server.log" 2>&1 &
+  fi
   pid=$!
-  for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && return; sleep 0.1; done
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || { echo "loadtest: the server exited; see $OUT/server.log" >&2; exit 1; }
+    curl -sf "$URL/readyz" >/dev/null && return
+    sleep 0.1
+  done
   echo "loadtest: server did not become ready; see $OUT/server.log" >&2; exit 1
 }
 
