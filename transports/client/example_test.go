@@ -11,9 +11,9 @@ import (
 
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/bolt"
-	"github.com/chatd/chatd/transports/node"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/client"
+	"github.com/chatd/chatd/transports/node"
 )
 
 // Example connects as alice, sends a message and reads it back.
