@@ -141,7 +141,7 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 		// The compression flag, off from level 1: CPU is what a loaded
 		// node runs short of first.
 		compress := func(user string) bool { return p.FeatureOn(user, core.FeatureCompression) }
-		wsCfg.Compress, sseCfg.Compress = compress, compress
+		wsCfg.Compress, sseCfg.Compress, pollCfg.Compress = compress, compress, compress
 	}
 	return map[string]http.Handler{ws.Name: ws.New(wsCfg), sse.Name: sse.New(sseCfg), poll.Name: poll.New(pollCfg)}
 }

@@ -1,0 +1,156 @@
+package poll
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// Header values shared by every answer. net/http only reads them, and a
+// middleware that adds to one appends past its length, into a new array.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+	headerGzip    = []string{"gzip"}
+	headerVary    = []string{"Accept-Encoding"}
+)
+
+// bodies holds answer buffers: an answer is built in one, written, and the
+// buffer goes back, so a poll keeps no buffer once it has answered.
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBody bounds the buffers kept in bodies; a larger one (a full
+// answer of long messages) is left to the collector.
+const maxPooledBody = 256 << 10
+
+// getBody returns an empty pooled buffer with room for size bytes.
+func getBody(size int) *[]byte {
+	b := bodies.Get().(*[]byte)
+	if cap(*b) < size {
+		*b = make([]byte, 0, size)
+	}
+	return b
+}
+
+func putBody(b *[]byte) {
+	if cap(*b) > maxPooledBody {
+		return
+	}
+	*b = (*b)[:0]
+	bodies.Put(b)
+}
+
+// answer is one poll answer's body, in pooled buffers until release.
+type answer struct {
+	out     []byte     // the body as it goes on the wire
+	gzipped bool       // out is gzipped
+	bufs    [2]*[]byte // pooled: the JSON, and its gzipped form
+}
+
+// buildAnswer builds {"events":[…],"cursor":"…","control":{…}} from the
+// encoded frames, gzipped when the user's answers may be compressed, the
+// client accepts gzip (acceptGzip, which implies Config.Compress) and the
+// answer is worth it. The control envelope is read now, so it is never
+// older than one among the events.
+func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, acceptGzip bool) answer {
+	var control []byte
+	if h.cfg.Control != nil {
+		if e, ok := h.cfg.Control(user); ok {
+			control = protocol.Encode(e)
+		}
+	}
+	body := getBody(answerSize(frames, cursor, control))
+	*body = appendAnswer(*body, frames, cursor, control)
+	a := answer{out: *body, bufs: [2]*[]byte{body}}
+	if acceptGzip && len(a.out) >= h.cfg.CompressMin && h.cfg.Compress(user) {
+		z := getBody(len(a.out)/2 + gzipOverhead)
+		*z = appendGzip(*z, a.out)
+		a.out, a.gzipped, a.bufs[1] = *z, true, z
+	}
+	return a
+}
+
+// release gives the answer's buffers back.
+func (a answer) release() {
+	for _, b := range a.bufs {
+		if b != nil {
+			putBody(b)
+		}
+	}
+}
+
+// writeAnswer writes the answer to w with its exact Content-Length.
+func (h *Handler) writeAnswer(w http.ResponseWriter, r *http.Request, user string, frames []core.Frame, cursor string) {
+	a := h.buildAnswer(user, frames, cursor, h.cfg.Compress != nil && acceptsGzip(r))
+	defer a.release()
+	hdr := w.Header()
+	hdr["Content-Type"] = headerJSON
+	hdr["Cache-Control"] = headerNoStore
+	if a.gzipped {
+		hdr["Content-Encoding"] = headerGzip
+		hdr["Vary"] = append(hdr["Vary"], headerVary...) // after the middleware's (Origin)
+	}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(a.out))}
+	_, _ = w.Write(a.out)
+}
+
+// answerSize is the exact length of the answer appendAnswer builds.
+func answerSize(frames []core.Frame, cursor string, control []byte) int {
+	size := len(`{"events":[],"cursor":""}`) + len(cursor)
+	if control != nil {
+		size += len(`,"control":`) + len(control)
+	}
+	for _, f := range frames {
+		size += len(f.Data) + 1
+	}
+	return size
+}
+
+// appendAnswer appends the answer's JSON to b.
+func appendAnswer(b []byte, frames []core.Frame, cursor string, control []byte) []byte {
+	b = append(b, `{"events":[`...)
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, f.Data...)
+	}
+	b = append(b, `],"cursor":"`...)
+	b = append(b, cursor...) // base64url: nothing to escape
+	b = append(b, '"')
+	if control != nil {
+		b = append(b, `,"control":`...)
+		b = append(b, control...)
+	}
+	return append(b, '}')
+}
+
+// acceptsGzip reports whether r's Accept-Encoding takes gzip (or x-gzip)
+// with a q-value above zero.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(part, ";")
+			if c := strings.TrimSpace(coding); strings.EqualFold(c, "gzip") || strings.EqualFold(c, "x-gzip") {
+				return !zeroQ(params)
+			}
+		}
+	}
+	return false
+}
+
+// zeroQ reports whether an Accept-Encoding entry's parameters say q=0.
+func zeroQ(params string) bool {
+	for p := range strings.SplitSeq(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(k), "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return err == nil && q == 0
+		}
+	}
+	return false
+}

@@ -1,0 +1,127 @@
+package poll
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
+)
+
+// answerTimeout bounds the write of a parked poll's answer.
+const answerTimeout = 10 * time.Second
+
+// parked is a held poll that has waited Config.Park with no news and
+// whose connection the handler has taken over from net/http: its request
+// goroutine, net/http's background reader and the connection's buffers
+// are gone, and what is left is the session, this struct, a timer for
+// the rest of the hold and a reader goroutine with a minimal stack that
+// notices the client going away. The answer is written by whoever ends
+// the poll, on the session's writer goroutine: news (conn.Write) or the
+// session's end (conn.Close: the hold expired, a shutdown, the client
+// gone). It says Connection: close, since the connection cannot go back
+// to net/http for the next request; a client that was idle for Park pays
+// one new connection for its next poll.
+type parked struct {
+	h      *Handler        // Static after construction.
+	nc     net.Conn        // Static after construction.
+	user   string          // Static after construction.
+	gzip   bool            // the client accepts gzip and Compress is set; static after construction.
+	cur    protocol.Cursor // Static after construction.
+	rooms  []string        // Static after construction.
+	header []byte          // the middleware's headers, in wire form; static after construction.
+	hold   *time.Timer     // ends the session when the hold is over; set before the poll is parked.
+	gone   atomic.Bool     // the client closed the connection
+}
+
+// parkResult says what park did.
+type parkResult int
+
+const (
+	notParked parkResult = iota // nothing changed: the poll waits on in its goroutine
+	parkedOff                   // the session lives on; the conn answers
+	answered                    // news came, or the session ended, while parking: answered here
+)
+
+// park takes the connection over from net/http, if it can (HTTP/1 only),
+// and hands the poll to c, so that ServeHTTP may return while the
+// session waits out the rest of the hold, left.
+func (h *Handler) park(w http.ResponseWriter, r *http.Request, sess *core.Session, c *conn, cur protocol.Cursor, rooms []string, left time.Duration) parkResult {
+	if r.ProtoMajor != 1 || left <= 0 {
+		return notParked
+	}
+	header := &sliceWriter{}
+	_ = w.Header().Write(header) // sliceWriter never fails
+	nc, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return notParked
+	}
+	if n := rw.Reader.Buffered(); n > 0 {
+		// A pipelined request is in net/http's buffer and cannot be handed
+		// back: it is dropped with the connection, and the client retries.
+		_, _ = rw.Reader.Discard(n)
+	}
+	p := &parked{h: h, nc: nc, user: sess.User(), gzip: h.cfg.Compress != nil && acceptsGzip(r), cur: cur, rooms: rooms, header: header.b}
+	// The timer may fire before the poll is parked: the session's end
+	// then seals c, and parkWith says so.
+	p.hold = time.AfterFunc(left, func() { sess.Close(core.DisconnectNormal) })
+	if frames, now := c.parkWith(p); now {
+		p.answer(frames)
+		c.release()
+		return answered
+	}
+	go p.watch(sess)
+	return parkedOff
+}
+
+// watch reads the connection until it closes: the client went away, or
+// the answer has been written. A client going away ends the session.
+func (p *parked) watch(sess *core.Session) {
+	var buf [16]byte
+	for {
+		if _, err := p.nc.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	p.gone.Store(true)
+	sess.Close(core.DisconnectNormal)
+}
+
+// answer writes the poll's answer with frames, in one write, and closes
+// the connection. Called once: by the session's writer goroutine, or by
+// park before it hands the poll over.
+func (p *parked) answer(frames []core.Frame) {
+	p.hold.Stop()
+	defer p.nc.Close()
+	if p.gone.Load() {
+		return
+	}
+	next := httpx.Advance(p.cur, p.rooms, frames)
+	a := p.h.buildAnswer(p.user, frames, next.Encode(), p.gzip)
+	defer a.release()
+	msg := getBody(256 + len(p.header) + len(a.out))
+	defer putBody(msg)
+	*msg = append(appendHead(*msg, p.header, a), a.out...)
+	_ = p.nc.SetWriteDeadline(time.Now().Add(answerTimeout))
+	_, _ = p.nc.Write(*msg)
+}
+
+// appendHead appends a 200 response head for a to b: the middleware's
+// headers (in wire form), the answer's, and Connection: close.
+func appendHead(b, header []byte, a answer) []byte {
+	b = append(b, "HTTP/1.1 200 OK\r\n"...)
+	b = append(b, header...)
+	b = append(b, "Content-Type: application/json\r\nCache-Control: no-store\r\n"...)
+	if a.gzipped {
+		b = append(b, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"...)
+	}
+	b = append(b, "Date: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(a.out)), 10)
+	return append(b, "\r\nConnection: close\r\n\r\n"...)
+}
