@@ -57,7 +57,7 @@ func TestAutoTripsAndStepsBack(t *testing.T) {
 		Now: clk.Now,
 		Signals: []Signal{{Name: "connections", Threshold: 100, Relief: LevelPoll,
 			Read: func() float64 { return float64(load.Load()) }}},
-		TripAfter: 3, ProbeReadings: 2, BreakerTimeout: 5 * time.Millisecond, StepDown: time.Minute,
+		TripAfter: 3, ProbeReadings: 2, BreakerTimeout: 200 * time.Millisecond, StepDown: time.Minute,
 	})
 	load.Store(500)
 	for i := 0; i < 2; i++ {
@@ -74,7 +74,9 @@ func TestAutoTripsAndStepsBack(t *testing.T) {
 		t.Fatalf("breaker = %+v", s)
 	}
 
-	// The load clears. The breaker probes after its timeout (real time),
+	// The load clears. The breaker probes after its timeout (real time,
+	// long enough that a busy machine cannot let it pass before the check
+	// above),
 	// and the level comes down one step per StepDown (the test clock).
 	load.Store(10)
 	var seen []Level
@@ -102,7 +104,7 @@ func TestAutoTripsAndStepsBack(t *testing.T) {
 func TestProbeFailureReopens(t *testing.T) {
 	clk := &clock{now: time.Unix(1000, 0)}
 	var load atomic.Int64
-	c := New(Config{Now: clk.Now, TripAfter: 1, ProbeReadings: 3, BreakerTimeout: 5 * time.Millisecond,
+	c := New(Config{Now: clk.Now, TripAfter: 1, ProbeReadings: 3, BreakerTimeout: 200 * time.Millisecond,
 		StepDown: time.Minute,
 		Signals: []Signal{{Name: "ws_failures", Threshold: 1, Relief: LevelNoWS,
 			Read: func() float64 { return float64(load.Load()) }}}})
