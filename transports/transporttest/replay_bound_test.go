@@ -5,14 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
-	rtmetrics "runtime/metrics"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -37,26 +33,8 @@ func TestReplayMemoryIsBounded(t *testing.T) {
 	fill(t, e, room, history, strings.Repeat("r", 2000))
 	canary := newCanary(t, e)
 
-	runtime.GC()
-	base := heapObjects()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			if h := heapObjects(); h > peak.Load() {
-				peak.Store(h)
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	base := liveHeap()
+	heap := startHeapSampler()
 
 	last := []byte(fmt.Sprintf(`"seq":%d,`, history))
 	var wg sync.WaitGroup
@@ -72,9 +50,8 @@ func TestReplayMemoryIsBounded(t *testing.T) {
 	replayed := make(chan struct{})
 	go func() { wg.Wait(); close(replayed) }()
 	chatted := canary.chatUntil(replayed)
-	close(stop)
-	<-sampled
-	growth := int64(peak.Load()) - int64(base)
+	_, peak := heap.Stop()
+	growth := int64(peak) - int64(base)
 	t.Logf("%d readers replayed %d messages each; heap grew by at most %d MB; the canary chatted %d messages meanwhile",
 		readers, history, growth>>20, chatted)
 	if growth > bound {
@@ -117,11 +94,4 @@ func readUntil(c *websocket.Conn, want []byte) error {
 			return nil
 		}
 	}
-}
-
-// heapObjects reads the bytes of heap objects, live and not yet swept.
-func heapObjects() uint64 {
-	s := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	rtmetrics.Read(s)
-	return s[0].Value.Uint64()
 }
