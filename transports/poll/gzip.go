@@ -8,9 +8,9 @@ import (
 
 // gzipLevel trades ratio for CPU: chat answers are short JSON with
 // repeated keys, rooms and names, which the fastest level compresses 2×
-// at 4 events, 3.4× at 16 and 6× at 64, for about 9µs an answer plus
-// 0.5µs an event (BenchmarkWriteAnswer); level 5 gains 5-15% for twice
-// the CPU, and the standard library's level 1 takes twice as long.
+// at 4 events, 3.4× at 16 and 6× at 64, for 12µs, 17µs and 26µs an
+// answer (BenchmarkWriteAnswer); level 5 gains 5-15% for twice the CPU,
+// and the standard library's level 1 takes twice as long.
 const gzipLevel = gzip.BestSpeed
 
 // gzipOverhead is the gzip header and trailer, and room for a stored
