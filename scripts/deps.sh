@@ -2,7 +2,8 @@
 # Installs what the tests need, when it is missing. A new machine has none
 # of it; CI runs this through `make test`.
 #   - Debian packages, through apt-get (chromium for the browser tests in
-#     web/browsertest);
+#     web/browsertest; redis-server for the Redis engine and the cluster
+#     tests, started by the tests themselves on a private socket);
 #   - acorn, from npm, into the git-ignored .tools/ folder, for the ES5
 #     check of the browser scripts (web/es5_test.go).
 set -euo pipefail
@@ -13,7 +14,7 @@ sudo=""
 
 need=()
 # command → Debian package. The list grows with the tests that need them.
-declare -A pkgs=([node]=nodejs [npm]=npm)
+declare -A pkgs=([node]=nodejs [npm]=npm [redis-server]=redis-server)
 for cmd in "${!pkgs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("${pkgs[$cmd]}")
 done
