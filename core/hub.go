@@ -18,6 +18,7 @@ type Hub struct {
 	cfg      Config   // Static after construction.
 	store    Store    // the engine's history; static after construction.
 	broker   Broker   // the engine's events; static after construction.
+	cluster  Cluster  // the engine's shared state, nil on one node; static after construction.
 	metrics  *metrics // Static after construction.
 	limits   *limiters
 	nextID   atomic.Uint64
@@ -67,6 +68,7 @@ func New(engine Engine, cfg Config) *Hub {
 	h.fan = newFanout()
 	h.marks.rooms = make(map[*room]struct{})
 	h.controls = make(map[string]func([]byte))
+	h.cluster, _ = engine.(Cluster)
 	engine.Register(h)
 	return h
 }
@@ -76,15 +78,23 @@ func (h *Hub) Config() Config { return h.cfg }
 
 // Connect opens a session for id over t and starts its writer. The caller
 // feeds it client frames with Handle and ends it with Close.
+//
+// On a cluster engine the per-user connection cap holds across the
+// nodes: the engine counts the connection before the hub takes it.
 func (h *Hub) Connect(id auth.Identity, t Transport, opts SessionOptions) (*Session, error) {
+	if h.cluster != nil {
+		if err := h.acquireConn(id.User); err != nil {
+			return nil, err
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing {
+		h.releaseConn(id.User)
 		return nil, protocol.Errorf(protocol.CodeUnavailable, "server is shutting down")
 	}
-	if h.users[id.User] >= h.cfg.MaxConnsPerUser {
-		return nil, protocol.Errorf(protocol.CodeTooManyConnections,
-			"user has %d open connections; the limit is %d", h.users[id.User], h.cfg.MaxConnsPerUser)
+	if h.cluster == nil && h.users[id.User] >= h.cfg.MaxConnsPerUser {
+		return nil, tooManyConns(h.users[id.User], h.cfg.MaxConnsPerUser)
 	}
 	h.startPresence()
 	s := newSession(h, h.nextID.Add(1), id, t, opts)
@@ -128,6 +138,34 @@ func (h *Hub) forget(s *Session) {
 		delete(h.users, s.user)
 	}
 	h.metrics.sessions.WithLabelValues(s.transport.Name()).Dec()
+	h.releaseConn(s.user)
+}
+
+// acquireConn counts a connection of user on the cluster engine.
+func (h *Hub) acquireConn(user string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	ok, open, err := h.cluster.AcquireConn(ctx, user, h.cfg.MaxConnsPerUser)
+	if err != nil {
+		return internal(err)
+	}
+	if !ok {
+		return tooManyConns(open, h.cfg.MaxConnsPerUser)
+	}
+	return nil
+}
+
+// releaseConn gives back a connection counted by acquireConn; it does
+// not block.
+func (h *Hub) releaseConn(user string) {
+	if h.cluster != nil {
+		h.cluster.ReleaseConn(user)
+	}
+}
+
+func tooManyConns(open, limit int) error {
+	return protocol.Errorf(protocol.CodeTooManyConnections,
+		"user has %d open connections; the limit is %d", open, limit)
 }
 
 // Shutdown stops admitting sessions and closes every open one with 1001

@@ -26,7 +26,11 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 	if err != nil {
 		return protocol.Message{}, err
 	}
-	if !h.limits.allowSend(id.User) {
+	allowed, err := h.allowSend(ctx, id.User)
+	if err != nil {
+		return protocol.Message{}, internal(err)
+	}
+	if !allowed {
 		// A retry of a stored send is answered, not limited: clients retry freely.
 		if m, ok, err := h.store.Lookup(ctx, room, msgID); err == nil && ok {
 			h.metrics.duplicates.Inc()
@@ -121,7 +125,19 @@ func (h *Hub) History(ctx context.Context, id auth.Identity, room string, before
 	return p, nil
 }
 
-// Presence lists the users online in room on this node.
+// allowSend takes a send token for user: from the cluster's shared
+// bucket on a cluster engine, else from this node's.
+func (h *Hub) allowSend(ctx context.Context, user string) (bool, error) {
+	if h.cluster == nil {
+		return h.limits.allowSend(user), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	return h.cluster.AllowSend(ctx, user, h.cfg.SendRate, h.cfg.SendBurst)
+}
+
+// Presence lists the users online in room: on every node on a cluster
+// engine, else on this one.
 func (h *Hub) Presence(ctx context.Context, id auth.Identity, room string) ([]Member, error) {
 	if err := protocol.ValidRoom(room); err != nil {
 		return nil, err
@@ -131,6 +147,15 @@ func (h *Hub) Presence(ctx context.Context, id auth.Identity, room string) ([]Me
 	}
 	if !h.cfg.Features(id.User, FeaturePresence) {
 		return nil, protocol.Errorf(protocol.CodeFeatureDisabled, "presence is off")
+	}
+	if h.cluster != nil {
+		ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+		defer cancel()
+		ms, err := h.cluster.Members(ctx, room)
+		if err != nil {
+			return nil, internal(err)
+		}
+		return ms, nil
 	}
 	if r := h.lookupRoom(room); r != nil {
 		return r.presence(), nil

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"sort"
 	"sync"
 	"time"
@@ -139,42 +140,70 @@ func (h *Hub) sendPresence() {
 
 // sendPresence sends, through the broker, the room's net changes since
 // the last pass: per user in a room of at most PresenceMaxMembers, else
-// the count.
+// the count. On a cluster engine the changes first go to the engine,
+// which keeps the room's membership across nodes and says which of them
+// changed a user's state cluster-wide (a user online on two nodes who
+// leaves one stays online) and how many are online in all.
 func (r *room) sendPresence() {
-	for _, e := range r.presenceChanges() {
+	changes, online, ok := r.takeChanges()
+	if !ok {
+		return
+	}
+	if c := r.hub.cluster; c != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+		var err error
+		changes, online, err = c.Presence(ctx, r.name, changes)
+		cancel()
+		if err != nil {
+			// Ephemeral: the engine's lease reaping settles membership
+			// when it is back.
+			r.hub.cfg.Logger.Warn("presence: cluster update failed", "room", r.name, "err", err)
+			r.hub.metrics.dropped.WithLabelValues("presence_cluster").Inc()
+			return
+		}
+	}
+	for _, e := range r.presenceEnvelopes(changes, online) {
 		r.hub.broker.Broadcast(r.name, e)
 	}
 }
 
-// presenceChanges takes the room's changes and returns the envelopes that
-// announce them.
-func (r *room) presenceChanges() []protocol.Envelope {
+// takeChanges takes the room's net changes since the last pass, sorted by
+// user, and the number of users online here. ok is false for a room that
+// is gone.
+func (r *room) takeChanges() (out []PresenceChange, online int, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	changes := r.changes
 	r.changes = make(map[string]change)
 	if r.dead {
-		return nil
+		return nil, 0, false
 	}
-	if len(r.online) > r.hub.cfg.PresenceMaxMembers {
-		if len(r.online) == r.counted {
-			return nil
-		}
-		r.counted = len(r.online)
-		return []protocol.Envelope{{Type: protocol.TypePresence, Room: r.name, Count: protocol.Ptr(len(r.online))}}
-	}
-	r.counted = 0
-	users := make([]string, 0, len(changes))
 	for user, c := range changes {
 		if c.online != c.was {
-			users = append(users, user)
+			out = append(out, PresenceChange{User: user, Name: c.name, Online: c.online})
 		}
 	}
-	sort.Strings(users)
-	out := make([]protocol.Envelope, len(users))
-	for i, user := range users {
-		c := changes[user]
-		out[i] = presenceEnvelope(r.name, user, c.name, c.online)
+	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
+	return out, len(r.online), true
+}
+
+// presenceEnvelopes returns the envelopes that announce changes in a room
+// with online users: one per change, or the count in a room above
+// PresenceMaxMembers (only when it moved since the last count sent).
+func (r *room) presenceEnvelopes(changes []PresenceChange, online int) []protocol.Envelope {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if online > r.hub.cfg.PresenceMaxMembers {
+		if online == r.counted {
+			return nil
+		}
+		r.counted = online
+		return []protocol.Envelope{{Type: protocol.TypePresence, Room: r.name, Count: protocol.Ptr(online)}}
+	}
+	r.counted = 0
+	out := make([]protocol.Envelope, len(changes))
+	for i, c := range changes {
+		out[i] = presenceEnvelope(r.name, c.User, c.Name, c.Online)
 	}
 	return out
 }
