@@ -1,8 +1,9 @@
 // Package browsertest drives the chat page in headless Chromium
 // (/usr/bin/chromium, through chromedp) against a real chatd process: two
 // users chatting, a server killed and restarted, legacy browsers on
-// long-polling, WebSocket refused by a proxy, tabs of one user converging,
-// and XSS payloads rendered inert.
+// long-polling, WebSocket refused by a proxy, a busy server that must not
+// push the page off WebSocket, tabs of one user converging, and XSS
+// payloads rendered inert.
 //
 // The package holds tests only. It builds ./cmd/chatd once, runs it as a
 // subprocess per test on a free loopback port, and shares one browser

@@ -2,9 +2,6 @@ package browsertest
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"testing"
 )
@@ -51,10 +48,8 @@ func TestLegacyBrowserPolls(t *testing.T) {
 // upgrades (403), the page falls back to Server-Sent Events and chats.
 func TestWebSocketRefusedUsesSSE(t *testing.T) {
 	srv := startServer(t)
-	target, _ := url.Parse(srv.URL())
-	rp := httputil.NewSingleHostReverseProxy(target)
 	upgrades := make(chan struct{}, 100)
-	proxy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := startProxy(t, srv, func(w http.ResponseWriter, r *http.Request, pass http.Handler) {
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			select {
 			case upgrades <- struct{}{}:
@@ -63,15 +58,8 @@ func TestWebSocketRefusedUsesSSE(t *testing.T) {
 			http.Error(w, "websockets are not allowed here", http.StatusForbidden)
 			return
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	proxy.Start()
-	// Cleanups run last-in first-out: this runs after the tabs are closed,
-	// so no event stream keeps Close waiting.
-	t.Cleanup(func() {
-		proxy.CloseClientConnections()
-		proxy.Close()
-	})
+		pass.ServeHTTP(w, r)
+	}, nil)
 
 	alice := newUser(t).open("alice", proxy.URL, tabOptions{})
 	bob := newUser(t).open("bob", proxy.URL, tabOptions{})

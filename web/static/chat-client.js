@@ -343,6 +343,7 @@
     // than as ping control frames, which the browser answers unseen.
     this.url = wsBase(client.base) + '/v1/ws?ticket=' + encodeURIComponent(ticket) + '&heartbeat=app';
     this.closed = false;
+    this.opened = false; // the upgrade succeeded: the server took the connection
     this.ws = null;
     this.last = null; // the disconnect envelope, if one came
   }
@@ -358,6 +359,7 @@
     }
     this.ws = ws;
     ws.onopen = function () {
+      self.opened = true;
       for (var i = 0; i < subs.length; i++) { self.join(subs[i].room, subs[i].since); }
     };
     ws.onmessage = function (ev) {
@@ -371,7 +373,9 @@
     };
     ws.onerror = function () { /* onclose follows with the code */ };
     ws.onclose = function (ev) {
-      var info = { code: ev.code, reason: ev.reason || ('websocket closed (' + ev.code + ')'), reconnectMs: closeHint(ev.reason) };
+      var info = {
+        code: ev.code, reason: ev.reason || ('websocket closed (' + ev.code + ')'), reconnectMs: closeHint(ev.reason), opened: self.opened
+      };
       if (self.last) {
         if (info.reconnectMs === null && self.last.reconnect_ms) { info.reconnectMs = self.last.reconnect_ms; }
         if (!ev.reason && self.last.reason) { info.reason = self.last.reason; }
@@ -412,6 +416,7 @@
     this.client = client;
     this.ticket = ticket;
     this.closed = false;
+    this.opened = false; // the stream's answer came: the server took the connection
     this.es = null;
   }
 
@@ -427,14 +432,16 @@
       return;
     }
     this.es = es;
+    es.onopen = function () { self.opened = true; };
     es.onmessage = function (ev) {
       if (self.closed) { return; }
+      self.opened = true;
       var env = parseJSON(ev.data);
       if (!env) { return; }
       if (env.type === 'disconnect') {
         // Stop the browser's own reconnect: the close code decides.
         self.close();
-        self.onclose({ code: env.close_code, reason: env.reason || 'server closed the stream', reconnectMs: env.reconnect_ms || null });
+        self.onclose({ code: env.close_code, reason: env.reason || 'server closed the stream', reconnectMs: env.reconnect_ms || null, opened: true });
         return;
       }
       self.onframe(env);
@@ -445,7 +452,7 @@
         // CLOSED: an HTTP error (an expired ticket, a refusal). The
         // browser gives up; so does this link.
         self.close();
-        self.onclose({ code: 0, reason: 'event stream refused' });
+        self.onclose({ code: 0, reason: 'event stream refused', opened: self.opened });
       } else {
         // CONNECTING: the browser reconnects by itself and sends
         // Last-Event-ID, the cursor, so the stream resumes exactly.
@@ -465,7 +472,7 @@
   SSELink.prototype.close = function () {
     this.closed = true;
     if (this.es) {
-      this.es.onmessage = this.es.onerror = null;
+      this.es.onopen = this.es.onmessage = this.es.onerror = null;
       try { this.es.close(); } catch (e) { /* ignore */ }
     }
   };
@@ -964,11 +971,19 @@
     this._dropLink();
     this._clear('retry');
     this._setState({ status: 'connecting', connected: false, tier: null, reason: why, retryAt: null });
+    this._negotiate(gen, 'negotiate failed: ', function () { self._tryTiers(self._order(), 0, gen); });
+  };
+
+  // _negotiate asks GET /v1/negotiate for this user's offer and takes it,
+  // then calls next. When negotiate fails, the cycle ends there (_failed):
+  // whatever the tiers would do, the server is not answering as it should.
+  ChatClient.prototype._negotiate = function (gen, what, next) {
+    var self = this;
     this._api('GET', '/v1/negotiate', undefined, {}, function (err, offer) {
       if (gen !== self._gen) { return; }
-      if (err) { self._failed(err, 'negotiate failed: '); return; }
+      if (err) { self._failed(err, what); return; }
       self._applyOffer(offer || {}, false);
-      self._tryTiers(self._order(), 0, gen);
+      next();
     });
   };
 
@@ -982,17 +997,21 @@
       return;
     }
     if (err.status === 0) { reason = 'server unreachable'; }
-    this._retryLater(reason, err.retryAfter);
+    this._retryLater(reason, null, err.retryAfter);
   };
 
-  // _retryLater waits the backoff (or the given delay), then cycles.
-  ChatClient.prototype._retryLater = function (reason, delay) {
+  // _retryLater waits, then cycles: delay exactly when it is given (a
+  // hint the server has already jittered, such as reconnect_ms), else the
+  // backoff with full jitter, on top of atLeast (the server's Retry-After)
+  // when there is one, so that clients refused together do not all come
+  // back in the same instant.
+  ChatClient.prototype._retryLater = function (reason, delay, atLeast) {
     if (this._stopped) { return; }
     this._gen++;
     this._dropLink();
     var attempt = this._attempt++;
     var ms = (typeof delay === 'number' && delay >= 0) ? delay :
-      fullJitter(attempt, this.opts.backoffBaseMs, this.opts.backoffCapMs);
+      (atLeast > 0 ? atLeast : 0) + fullJitter(attempt, this.opts.backoffBaseMs, this.opts.backoffCapMs);
     this._setState({ status: 'waiting', connected: false, tier: null, reason: reason, retryAt: now() + ms, attempt: this._attempt });
     this._later('retry', ms, function () { this._cycle('retrying: ' + reason); });
   };
@@ -1023,9 +1042,18 @@
     this._penalty[tier] = p;
   };
 
+  // _offered reports whether the latest offer includes tier.
+  ChatClient.prototype._offered = function (tier) {
+    return ((this.offer && this.offer.transports) || TIERS).indexOf(tier) >= 0;
+  };
+
+  // _tryTiers tries order[i], and on down the list while tiers fail. A
+  // busy server is not a failure of the tier: it ends the cycle, and the
+  // next one starts again from the best tier (see _beforeUp).
   ChatClient.prototype._tryTiers = function (order, i, gen) {
     var self = this;
     if (gen !== this._gen) { return; }
+    while (i < order.length && !this._offered(order[i])) { i++; } // a probe's offer dropped it
     if (i >= order.length) {
       this._retryLater(order.length ? 'no transport could connect' : 'no transport this browser supports is offered');
       return;
@@ -1034,16 +1062,47 @@
     this._setState({ status: 'connecting', connected: false, tier: tier, reason: 'connecting over ' + tier });
     this._openLink(tier, gen, function (info) {
       if (gen !== self._gen) { return; }
-      if (info.server) { self._failed(info.err, tier + ': '); return; }
-      if (info.code === 4003 || info.errCode === 'forbidden') { self.stop('forbidden: ' + info.reason); return; }
-      if (info.code === 4012 || info.errCode === 'token_expired') { self._refreshThenCycle(info.reason); return; }
-      if (tier === 'poll' && (info.status === 0 || info.status >= 500)) {
-        self._retryLater(info.status === 0 ? 'server unreachable' : info.reason, info.retryAfter);
+      self._beforeUp(tier, info, gen, function () {
+        if (self._offered(tier)) { self._penalize(tier); }
+        self._tryTiers(order, i + 1, gen);
+      });
+    });
+  };
+
+  // _beforeUp decides what a link that failed before its first envelope
+  // means. fall is for a failure of the tier itself (a proxy that refuses
+  // the upgrade or buffers the stream): the next tier is tried at once.
+  // A server that cannot take a connection now (restarting, draining, at
+  // a connection cap) is no reason to fall: a lower tier would meet the
+  // same, and a restart would strand the client there. The cycle ends
+  // instead, and the next one, after the backoff, tries the best tier
+  // again.
+  ChatClient.prototype._beforeUp = function (tier, info, gen, fall) {
+    if (info.server) { this._failed(info.err, tier + ': '); return; } // the ticket: plain HTTP
+    if (info.code === 4003 || info.errCode === 'forbidden') { this.stop('forbidden: ' + info.reason); return; }
+    if (info.code === 4012 || info.errCode === 'token_expired') { this._refreshThenCycle(info.reason); return; }
+    if (info.code === 1001) {
+      this._retryLater('server going away', typeof info.reconnectMs === 'number' ? info.reconnectMs : null);
+      return;
+    }
+    if (typeof info.status === 'number') {
+      // A poll: its answer can be read. No answer, a 5xx or a connection
+      // cap is the server, not the tier.
+      if (info.status === 0 || info.status >= 500 || info.errCode === 'too_many_connections') {
+        this._retryLater(info.status === 0 ? 'server unreachable' : info.reason, null, info.retryAfter);
         return;
       }
-      self._penalize(tier);
-      self._tryTiers(order, i + 1, gen);
-    });
+      fall();
+      return;
+    }
+    if (info.opened) { fall(); return; } // the server took it: the tier failed later
+    // A WebSocket or EventSource that failed before it opened shows no
+    // status: a proxy's 403 and the server's 503 unavailable look the
+    // same. Negotiate tells them apart: if it fails too, the server is
+    // busy or down and the cycle ends; if it answers, the tier is to
+    // blame, and the fresh offer decides where to fall.
+    this._setState({ reason: tier + ' did not open; asking the server' });
+    this._negotiate(gen, tier + ' did not open, nor did negotiate: ', fall);
   };
 
   // _openLink connects one tier. failBeforeUp gets the reason when the
@@ -1067,7 +1126,7 @@
         if (self._link !== link || link.up) { return; }
         self._link = null;
         link.close();
-        failBeforeUp({ code: 0, reason: tier + ' did not answer in time' });
+        failBeforeUp({ code: 0, reason: tier + ' did not answer in time', opened: link.opened });
       });
       link.open(self._subs());
     }
@@ -1173,7 +1232,7 @@
       this._retryLater(info.status === 0 ? 'server unreachable' : info.reason);
       return;
     }
-    this._retryLater(info.reason, info.retryAfter);
+    this._retryLater(info.reason, null, info.retryAfter);
   };
 
   // _degraded: an EventSource is reconnecting by itself. Give it the

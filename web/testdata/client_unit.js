@@ -124,8 +124,7 @@ function tokens(w) {
 // connectWS drives a client to a live WebSocket and returns the socket.
 function connectWS(w, c) {
   w.flush();
-  w.answer('/v1/negotiate', 200, OFFER);
-  w.answer('/v1/ticket', 200, { ticket: 'T' + w.sockets.length, expires_in: 60 });
+  negotiated(w, 'T' + w.sockets.length);
   const ws = w.sockets[w.sockets.length - 1];
   assert.ok(ws && !ws.closedByClient, 'a websocket was opened');
   assert.ok(/^ws:\/\/chat\.test\/v1\/ws\?ticket=T\d+&heartbeat=app$/.test(ws.url), 'ticket in the URL, no token: ' + ws.url);
@@ -144,6 +143,24 @@ function newClient(w, extra) {
   c.src = src;
   c.got = [];
   c.on('message', (m) => c.got.push(m.room + ':' + m.seq));
+  return c;
+}
+
+// negotiated answers the pending negotiate with OFFER and then, when a
+// ticket is given, the ticket request the first tier makes.
+function negotiated(w, ticket) {
+  w.answer('/v1/negotiate', 200, OFFER);
+  if (ticket) w.answer('/v1/ticket', 200, { ticket, expires_in: 60 });
+}
+
+// startInGeneral starts a client that follows general and takes it
+// through negotiate (and the ticket, when given) to its first tier.
+function startInGeneral(w, ticket, extra) {
+  const c = newClient(w, extra);
+  c.join('general');
+  c.start();
+  w.flush();
+  negotiated(w, ticket);
   return c;
 }
 
@@ -271,18 +288,16 @@ test('4008 and 4009 reconnect within a second and resume', () => {
 
 test('a refused websocket falls back to sse, then poll', () => {
   const w = makeWorld();
-  const c = newClient(w);
-  c.join('general');
-  c.start();
-  w.flush();
-  w.answer('/v1/negotiate', 200, OFFER);
-  w.answer('/v1/ticket', 200, { ticket: 'T' });
+  const c = startInGeneral(w, 'T');
   w.sockets[0].die(1006, ''); // refused before it opened
   w.flush();
-  w.answer('/v1/ticket', 200, { ticket: 'S' });
+  // A browser sees no status: negotiate tells a blocked tier from a busy
+  // server. It answers, so the tier is to blame.
+  negotiated(w, 'S');
   const es = w.streams[0];
   es.fail(2); // the stream is refused too
   w.flush();
+  w.answer('/v1/negotiate', 200, OFFER);
   const poll = w.pending('/v1/poll?rooms=general');
   assert.ok(poll, 'polls');
   assert.ok(!/ticket|token/.test(poll.url), 'no credential in the poll URL');
@@ -295,14 +310,90 @@ test('a refused websocket falls back to sse, then poll', () => {
   assert.ok(next && /cursor=C1/.test(next.url) && !/since=/.test(next.url), 'follows the cursor: ' + (next && next.url));
 });
 
+test('a busy server keeps the client on websocket: it backs off instead of falling', () => {
+  const w = makeWorld();
+  const c = startInGeneral(w, 'T');
+  w.sockets[0].die(1006, ''); // the upgrade got 503 unavailable: the page cannot tell
+  w.flush();
+  // The probe fails too: the server is busy. Retry-After is a floor, and
+  // the backoff's jitter (500 ms at attempt 0 with random 0.5) comes on top.
+  w.answer('/v1/negotiate', 503, { type: 'error', code: 'unavailable', message: 'draining' }, { 'Retry-After': '1' });
+  let s = c.getState();
+  assert.strictEqual(s.status, 'waiting');
+  assert.ok(/did not open, nor did negotiate/.test(s.reason), s.reason);
+  assert.strictEqual(s.retryAt - w.now, 1500);
+  assert.ok(!w.pending('/v1/ticket'), 'no ticket for a lower tier');
+  w.advance(1499);
+  assert.ok(!w.pending('/v1/negotiate'), 'waits at least Retry-After');
+  w.advance(1);
+  w.answer('/v1/negotiate', 429, { type: 'error', code: 'too_many_connections', message: 'cap' }, { 'Retry-After': '1' });
+  s = c.getState();
+  assert.strictEqual(s.retryAt - w.now, 2000, 'attempt 1: 1 s + jitter up to 2 s');
+  w.advance(2000);
+  w.answer('/v1/negotiate', 0, undefined); // refused or reset: down
+  assert.strictEqual(c.getState().reason, 'server unreachable');
+  w.advance(c.getState().retryAt - w.now);
+  negotiated(w, 'T2');
+  assert.strictEqual(w.sockets.length, 2, 'websocket again, first');
+  w.sockets[1].open();
+  w.sockets[1].frame(CONTROL);
+  assert.strictEqual(c.getState().tier, 'websocket');
+  assert.strictEqual(c.getState().connected, true);
+  assert.strictEqual(w.streams.length, 0, 'never opened an event stream');
+  assert.deepStrictEqual(Object.keys(c._penalty), [], 'websocket was not marked as failed');
+});
+
+test('a busy server keeps an sse client on sse; a busy poll waits Retry-After', () => {
+  const w = makeWorld({ noWebSocket: true });
+  const c = startInGeneral(w, 'S');
+  w.streams[0].fail(2); // refused before it opened
+  w.flush();
+  w.answer('/v1/negotiate', 0, undefined);
+  assert.strictEqual(c.getState().status, 'waiting');
+  assert.ok(!w.pending('/v1/poll'), 'no poll');
+  w.advance(c.getState().retryAt - w.now);
+  negotiated(w, 'S2');
+  assert.strictEqual(w.streams.length, 2, 'sse again');
+  w.streams[1].event(CONTROL);
+  assert.strictEqual(c.getState().tier, 'sse');
+
+  // Poll can read its answer: a connection cap is the server, not the tier.
+  const w2 = makeWorld({ noWebSocket: true, noEventSource: true });
+  const p = startInGeneral(w2);
+  w2.answer('/v1/poll', 429, { type: 'error', code: 'too_many_connections', message: 'cap' }, { 'Retry-After': '1' });
+  assert.strictEqual(p.getState().status, 'waiting');
+  assert.strictEqual(p.getState().retryAt - w2.now, 1500);
+  assert.deepStrictEqual(Object.keys(p._penalty), []);
+});
+
+test('a websocket closed with 1001 before its first envelope waits the hint, on websocket', () => {
+  const w = makeWorld();
+  const c = startInGeneral(w, 'T');
+  w.sockets[0].open();
+  w.sockets[0].die(1001, 'server shutting down; reconnect_ms=700');
+  w.flush();
+  assert.strictEqual(c.getState().retryAt - w.now, 700);
+  assert.ok(!w.pending('/v1/ticket') && !w.pending('/v1/negotiate'));
+  w.advance(700);
+  negotiated(w, 'T2');
+  assert.strictEqual(w.sockets.length, 2);
+});
+
+test('the probe\'s offer decides where to fall', () => {
+  const w = makeWorld();
+  const c = startInGeneral(w, 'T');
+  w.sockets[0].die(1006, ''); // 503 overloaded: the level moved on
+  w.flush();
+  w.answer('/v1/negotiate', 200, Object.assign({}, OFFER, { level: 3, transports: ['poll'] }));
+  assert.strictEqual(c.getState().level, 3);
+  assert.ok(!w.pending('/v1/ticket'), 'sse is not offered: not tried');
+  assert.ok(w.pending('/v1/poll?rooms=general'), 'polls');
+  assert.deepStrictEqual(Object.keys(c._penalty), [], 'a tier that is not offered did not fail');
+});
+
 test('a tier that never answers times out and the next is tried', () => {
   const w = makeWorld();
-  const c = newClient(w, { connectTimeoutMs: 5000 });
-  c.join('general');
-  c.start();
-  w.flush();
-  w.answer('/v1/negotiate', 200, OFFER);
-  w.answer('/v1/ticket', 200, { ticket: 'T' });
+  const c = startInGeneral(w, 'T', { connectTimeoutMs: 5000 });
   w.sockets[0].open(); // opens, but no envelope ever comes
   w.advance(4999);
   assert.strictEqual(w.streams.length, 0);
@@ -391,12 +482,7 @@ test('a permanent send error marks the entry failed and stops retrying', () => {
 
 test('sse and poll send through POST /v1/send', () => {
   const w = makeWorld({ noWebSocket: true });
-  const c = newClient(w);
-  c.join('general');
-  c.start();
-  w.flush();
-  w.answer('/v1/negotiate', 200, OFFER);
-  w.answer('/v1/ticket', 200, { ticket: 'S' });
+  const c = startInGeneral(w, 'S');
   w.streams[0].event(CONTROL);
   assert.strictEqual(c.getState().tier, 'sse');
   const e = c.send('general', 'hi');
@@ -408,11 +494,7 @@ test('sse and poll send through POST /v1/send', () => {
 
 test('without WebSocket and EventSource the client polls', () => {
   const w = makeWorld({ noWebSocket: true, noEventSource: true });
-  const c = newClient(w);
-  c.join('general');
-  c.start();
-  w.flush();
-  w.answer('/v1/negotiate', 200, OFFER);
+  const c = startInGeneral(w);
   assert.strictEqual(w.pending('/v1/ticket'), undefined, 'no ticket for poll');
   w.answer('/v1/poll?rooms=general', 200, { events: [], cursor: 'C', control: CONTROL });
   assert.strictEqual(c.getState().tier, 'poll');
@@ -448,8 +530,7 @@ test('an sse disconnect envelope is obeyed like the close code', () => {
   const c = newClient(w);
   c.start();
   w.flush();
-  w.answer('/v1/negotiate', 200, OFFER);
-  w.answer('/v1/ticket', 200, { ticket: 'S' });
+  negotiated(w, 'S');
   w.streams[0].event(CONTROL);
   w.streams[0].event({ type: 'disconnect', close_code: 1001, reason: 'server shutting down', reconnect_ms: 1234 });
   assert.ok(w.streams[0].closedByClient, 'stops the browser reconnecting by itself');
@@ -494,11 +575,7 @@ test('a store reset (head below our seq) starts the room over', () => {
 
 test('every poll says which level the client knows', () => {
   const w = makeWorld({ noWebSocket: true, noEventSource: true });
-  const c = newClient(w);
-  c.join('general');
-  c.start();
-  w.flush();
-  w.answer('/v1/negotiate', 200, OFFER);
+  const c = startInGeneral(w);
   const first = w.pending('/v1/poll?rooms=general');
   assert.ok(first, 'polls');
   assert.ok(/[?&]level=0(&|$)/.test(first.url), 'the negotiated level: ' + first.url);
