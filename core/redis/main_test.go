@@ -1,0 +1,147 @@
+package redis
+
+import (
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/core/redis/redistest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// waitTimeout bounds every wait in these tests. It is a failure deadline,
+// not a synchronisation: tests wait on events.
+const waitTimeout = 20 * time.Second
+
+// prefixOf derives a key prefix from a test's data directory, so that
+// an engine opened again on the same directory sees the same data.
+func prefixOf(dir string) string {
+	h := fnv.New64a()
+	h.Write([]byte(dir))
+	return fmt.Sprintf("t%x", h.Sum64())
+}
+
+// open opens an engine on srv for the test, closed at its end. cfg.URL
+// defaults to srv's TCP URL and cfg.Prefix to one of the test's own.
+func open(t *testing.T, srv *redistest.Server, cfg Config) *Engine {
+	t.Helper()
+	if cfg.URL == "" {
+		cfg.URL = srv.URL()
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = prefixOf(t.Name())
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	e, err := Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// recorder is a core.Handler that records the messages an engine
+// delivers, for tests to wait on.
+type recorder struct {
+	mu      sync.Mutex
+	msgs    []protocol.Message // guarded by mu
+	changed chan struct{}      // guarded by mu; closed on each delivery
+}
+
+func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
+
+func (r *recorder) Publish(ms []protocol.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, ms...)
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+func (*recorder) Deliver(string, protocol.Envelope) {}
+func (*recorder) Control(core.Control)              {}
+
+// seqs returns the seqs delivered in room, in order.
+func (r *recorder) seqs(room string) []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []uint64
+	for _, m := range r.msgs {
+		if m.Room == room {
+			out = append(out, m.Seq)
+		}
+	}
+	return out
+}
+
+// wait waits until room's delivered seqs are exactly 1..n, failing at
+// once if they go wrong and after waitTimeout if they never arrive.
+func (r *recorder) wait(t *testing.T, room string, n int) {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		r.mu.Lock()
+		changed := r.changed
+		r.mu.Unlock()
+		got := r.seqs(room)
+		for i, s := range got {
+			if s != uint64(i+1) {
+				t.Fatalf("room %s: delivered seqs %v, want 1..%d each once, in order", room, got, n)
+			}
+		}
+		if len(got) > n {
+			t.Fatalf("room %s: delivered seqs %v, want 1..%d", room, got, n)
+		}
+		if len(got) == n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("room %s: delivered seqs %v after %v, want 1..%d", room, got, waitTimeout, n)
+		}
+	}
+}
+
+// reconnects returns a channel that receives each time e calls its
+// OnReconnect callbacks.
+func reconnects(e *Engine) <-chan struct{} {
+	ch := make(chan struct{}, 16)
+	e.OnReconnect(func() { ch <- struct{}{} })
+	return ch
+}
+
+// receive waits for ch, failing after waitTimeout.
+func receive[T any](t *testing.T, what string, ch <-chan T) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(waitTimeout):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+func testMsg(room, id string) protocol.Message {
+	return protocol.Message{Room: room, ID: id, From: "u", Name: "U", Text: "text of " + id}
+}
+
+// appendOK appends a new message and fails the test unless it is stored
+// with seq want.
+func appendOK(t *testing.T, e *Engine, room, id string, want uint64) protocol.Message {
+	t.Helper()
+	m, dup, err := e.Append(t.Context(), testMsg(room, id))
+	if err != nil || dup || m.Seq != want {
+		t.Fatalf("Append(%s, %s) = seq %d dup %v err %v; want a new seq %d", room, id, m.Seq, dup, err, want)
+	}
+	return m
+}

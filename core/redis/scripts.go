@@ -1,0 +1,149 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// The Lua scripts. Each touches the keys of one room only (one Cluster
+// slot) and runs atomically; goredis.Script runs them by EVALSHA and falls
+// back to EVAL when Redis has forgotten them (after a restart).
+
+// luaLib is prepended to the scripts that need it.
+const luaLib = `
+local function s(n) return string.format('%d', n) end
+local function seqOf(id) return tonumber(string.match(id, '^(%d+)')) end
+
+-- forget removes the idempotency entry of a pruned stream entry, if it
+-- still points at that entry.
+local function forget(ids, e)
+  local ok, r = pcall(cjson.decode, e[2][2])
+  if ok and type(r) == 'table' and type(r.i) == 'string' then
+    if redis.call('HGET', ids, r.i) == s(seqOf(e[1])) then
+      redis.call('HDEL', ids, r.i)
+    end
+  end
+end
+
+-- ensure reads the room's head and first, creating the room (with a new
+-- epoch) if it has no meta. If floor, the highest seq this node has seen,
+-- is beyond the head, Redis has lost data: the head is raised to floor so
+-- that no seq is handed out twice, and what is left of the history is
+-- dropped so that the retained range stays contiguous and older resumes
+-- answer recovered:false. It returns head, first and the head before a
+-- raise (-1 when there was none).
+local function ensure(meta, log, ids, epoch, floor)
+  local m = redis.call('HMGET', meta, 'head', 'first')
+  local head, first = tonumber(m[1]), tonumber(m[2])
+  if not head then
+    head, first = 0, 1
+    redis.call('HSET', meta, 'head', '0', 'first', '1', 'epoch', epoch)
+  end
+  if floor <= head then
+    return head, first, -1
+  end
+  local raised = head
+  for _, e in ipairs(redis.call('XRANGE', log, '-', '+')) do
+    forget(ids, e)
+  end
+  redis.call('DEL', log)
+  head, first = floor, floor + 1
+  redis.call('HSET', meta, 'head', s(head), 'first', s(first))
+  return head, first, raised
+end
+`
+
+// appendScript stores one message. KEYS: meta, log, ids. ARGV: id,
+// record, max retained (negative: no limit), channel, epoch for a new
+// room, floor. It returns {1, seq, record} for a duplicate id, else
+// {0, seq, head before a raise or -1}.
+var appendScript = goredis.NewScript(luaLib + `
+local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
+local id, rec, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local known = redis.call('HGET', ids, id)
+if known then
+  local e = redis.call('XRANGE', log, known, known)
+  if e[1] then
+    return {1, tonumber(known), e[1][2][2]}
+  end
+  redis.call('HDEL', ids, id)
+end
+local head, first, raised = ensure(meta, log, ids, ARGV[5], tonumber(ARGV[6]))
+head = head + 1
+redis.call('XADD', log, s(head) .. '-0', 'm', rec)
+redis.call('HSET', ids, id, s(head))
+redis.call('HSET', meta, 'head', s(head))
+if max >= 0 and head - first + 1 > max then
+  for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', head - first + 1 - max)) do
+    forget(ids, e)
+    first = seqOf(e[1]) + 1
+  end
+  redis.call('XTRIM', log, 'MINID', s(first))
+  redis.call('HSET', meta, 'first', s(first))
+end
+redis.call('PUBLISH', ARGV[4], 'm' .. s(head) .. ' ' .. rec)
+return {0, head, raised}
+`)
+
+// raiseScript raises a room's head to at least floor (see ensure).
+// KEYS: meta, log, ids. ARGV: epoch for a new room, floor. It returns
+// {head, head before a raise or -1}.
+var raiseScript = goredis.NewScript(luaLib + `
+local head, first, raised = ensure(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]))
+return {head, raised}
+`)
+
+// lookupScript finds a retained message by id. KEYS: ids, log. ARGV: id.
+// It returns {seq, record}, or nil.
+var lookupScript = goredis.NewScript(`
+local seq = redis.call('HGET', KEYS[1], ARGV[1])
+if not seq then return false end
+local e = redis.call('XRANGE', KEYS[2], seq, seq)
+if not e[1] then return false end
+return {tonumber(seq), e[1][2][2]}
+`)
+
+// readsScript raises read positions in one room, never lowering one.
+// KEYS: reads. ARGV: user, seq, user, seq… It returns the stored
+// positions, in order.
+var readsScript = goredis.NewScript(`
+local out = {}
+for i = 1, #ARGV, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  local want = tonumber(ARGV[i + 1])
+  if want > cur then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    cur = want
+  end
+  out[#out + 1] = cur
+end
+return out
+`)
+
+// sweepScript prunes a room's messages stamped before a cutoff. Stamps
+// follow seq order (one clock, assumed not to go back), so it stops at the
+// first message young enough to keep, or at one it cannot read. KEYS:
+// meta, log, ids. ARGV: cutoff (Unix ms). It returns how many it pruned.
+var sweepScript = goredis.NewScript(luaLib + `
+local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
+local cutoff = tonumber(ARGV[1])
+local m = redis.call('HMGET', meta, 'head', 'first')
+local head = tonumber(m[1])
+if not head then return 0 end
+local first, n = head + 1, 0
+repeat
+  local batch = redis.call('XRANGE', log, '-', '+', 'COUNT', 64)
+  local stop = #batch == 0
+  for _, e in ipairs(batch) do
+    local ok, r = pcall(cjson.decode, e[2][2])
+    if not ok or type(r) ~= 'table' or type(r.s) ~= 'number' or r.s >= cutoff then
+      first, stop = seqOf(e[1]), true
+      break
+    end
+    forget(ids, e)
+    redis.call('XDEL', log, e[1])
+    n = n + 1
+  end
+until stop
+if n > 0 then
+  redis.call('HSET', meta, 'first', s(first))
+end
+return n
+`)
