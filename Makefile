@@ -49,6 +49,9 @@ fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSubscription$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFast$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 
+cluster: build ## a local cluster: redis-server on :6390 and three nodes on 127.0.0.1:8081-8083; Ctrl-C stops it (scripts/cluster.sh)
+	./scripts/cluster.sh
+
 layers: ## check that dependencies point inward
 	@./scripts/layers.sh
 
@@ -64,4 +67,4 @@ check: layers ## fmt, vet, staticcheck, go mod tidy, then test
 clean: ## remove build output and the default data directory
 	rm -rf bin data
 
-.PHONY: help build run deps test bench loadtest fuzz layers check clean
+.PHONY: help build run deps test bench loadtest fuzz cluster layers check clean

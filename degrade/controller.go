@@ -25,8 +25,13 @@ const (
 type Change struct {
 	From, To Level
 	Mode     Mode
-	By       string // "admin:alice", "breaker:ws_failures", "expiry"
+	By       string // "admin:alice", "breaker:ws_failures", "expiry", "cluster:<node>"
 	At       time.Time
+	// Remote marks a change this node applied from the cluster (ApplyPin,
+	// SetFloor) rather than made itself (SetManual, SetAuto, its breakers,
+	// a pin's expiry): a bridge that shares local changes does not echo
+	// it back.
+	Remote bool
 }
 
 // ErrBadLevel is returned for a level outside 0–3.
@@ -53,11 +58,16 @@ type Controller struct {
 	metrics  *metrics   // Static after construction.
 
 	mu       sync.Mutex
-	level    Level                // Guarded by mu.
+	level    Level                // in force: the pin, or max(own, floor). Guarded by mu.
+	own      Level                // this node's auto level (breakers, step-down). Guarded by mu.
+	ownAt    time.Time            // when own last changed. Guarded by mu.
+	floor    Level                // the cluster's floor under own, auto mode only. Guarded by mu.
 	mode     Mode                 // Guarded by mu.
 	until    time.Time            // manual pin expiry; zero: none. Guarded by mu.
-	lastStep time.Time            // last level change. Guarded by mu.
+	pin      Pin                  // the last operator decision. Guarded by mu.
+	lastStep time.Time            // last change of level or own. Guarded by mu.
 	subs     map[chan Change]bool // Guarded by mu.
+	autoSubs map[chan Change]bool // own-level subscribers. Guarded by mu.
 	history  []Change             // newest last, bounded. Guarded by mu.
 }
 
@@ -87,7 +97,8 @@ func New(cfg Config) *Controller {
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
-	c := &Controller{cfg: cfg, mode: Auto, subs: make(map[chan Change]bool), metrics: newMetrics(cfg.Metrics)}
+	c := &Controller{cfg: cfg, mode: Auto, pin: Pin{Mode: Auto}, metrics: newMetrics(cfg.Metrics),
+		subs: make(map[chan Change]bool), autoSubs: make(map[chan Change]bool)}
 	for _, s := range cfg.Signals {
 		c.breakers = append(c.breakers, newBreaker(s, cfg))
 	}
@@ -124,38 +135,65 @@ func (c *Controller) SetManual(l Level, d time.Duration, by string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.mode = Manual
-	c.until = time.Time{}
+	now := c.cfg.Now()
+	c.pin = Pin{Mode: Manual, Level: l, By: by, At: c.decisionAtLocked(now)}
 	if d > 0 {
-		c.until = c.cfg.Now().Add(d)
+		c.pin.Until = now.Add(d)
 	}
-	c.setLocked(l, by, true)
+	c.mode, c.until = Manual, c.pin.Until
+	c.setLocked(l, by, true, false)
 	return nil
 }
 
-// SetAuto hands the level back to the breakers; it moves at the next tick.
+// SetAuto hands the level back to the breakers; it moves at the next tick,
+// starting from the level in force.
 func (c *Controller) SetAuto(by string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.mode = Auto
-	c.until = time.Time{}
-	c.setLocked(c.level, by, true)
+	c.pin = Pin{Mode: Auto, By: by, At: c.decisionAtLocked(c.cfg.Now())}
+	c.toAutoLocked(by, false)
+}
+
+// decisionAtLocked stamps a decision made here: now, or just after the
+// one it replaces if that one is stamped later (another node's clock
+// running ahead), so that it wins on every node (see ApplyPin).
+func (c *Controller) decisionAtLocked(now time.Time) time.Time {
+	if !now.After(c.pin.At) {
+		return c.pin.At.Add(time.Nanosecond)
+	}
+	return now
+}
+
+// toAutoLocked leaves manual mode, if in it: this node's auto level starts
+// from the level in force, so it steps down from a pin as from a trip.
+// It announces the mode even when nothing changes.
+func (c *Controller) toAutoLocked(by string, remote bool) {
+	if c.mode == Manual {
+		c.mode, c.until = Auto, time.Time{}
+		c.moveOwnLocked(c.level, by)
+	}
+	c.setLocked(max(c.own, c.floor), by, true, remote)
 }
 
 // setLocked changes the level, logs, counts and tells subscribers. force
-// announces even an unchanged level (a mode change).
-func (c *Controller) setLocked(l Level, by string, force bool) {
+// announces even an unchanged level (a mode change); remote marks a change
+// applied from the cluster.
+func (c *Controller) setLocked(l Level, by string, force, remote bool) {
 	if l == c.level && !force {
 		return
 	}
-	ch := Change{From: c.level, To: l, Mode: c.mode, By: by, At: c.cfg.Now()}
+	ch := Change{From: c.level, To: l, Mode: c.mode, By: by, At: c.cfg.Now(), Remote: remote}
 	if l != c.level {
 		c.lastStep = ch.At
 		c.metrics.transitions.WithLabelValues(fmt.Sprint(int(ch.From)), fmt.Sprint(int(l)), byKind(by)).Inc()
 	}
 	c.level = l
 	c.metrics.set(l, c.mode)
-	c.cfg.Logger.Info("degradation level", "from", int(ch.From), "to", int(l), "mode", string(c.mode), "by", by)
+	attrs := []any{"from", int(ch.From), "to", int(l), "mode", string(c.mode), "by", by}
+	if remote {
+		attrs = append(attrs, "remote", true)
+	}
+	c.cfg.Logger.Info("degradation level", attrs...)
 	c.history = append(c.history, ch)
 	if len(c.history) > 100 {
 		c.history = c.history[len(c.history)-100:]
@@ -189,18 +227,21 @@ func send(sub chan Change, ch Change) {
 // changes, never the latest. cancel unsubscribes and closes the channel,
 // so a receive after it reports ok == false; it is idempotent and safe to
 // call from any goroutine.
-func (c *Controller) Subscribe() (<-chan Change, func()) {
+func (c *Controller) Subscribe() (<-chan Change, func()) { return c.subscribe(c.subs) }
+
+// subscribe adds a channel to set, one of the subscriber sets.
+func (c *Controller) subscribe(set map[chan Change]bool) (<-chan Change, func()) {
 	ch := make(chan Change, 16)
 	c.mu.Lock()
-	c.subs[ch] = true
+	set[ch] = true
 	c.mu.Unlock()
 	var once sync.Once
 	return ch, func() {
 		once.Do(func() {
-			// setLocked sends under mu, so closing under mu after the
+			// Changes are sent under mu, so closing under mu after the
 			// delete can never race a send.
 			c.mu.Lock()
-			delete(c.subs, ch)
+			delete(set, ch)
 			close(ch)
 			c.mu.Unlock()
 		})
@@ -245,14 +286,35 @@ func (c *Controller) Step() {
 		if c.until.IsZero() || now.Before(c.until) {
 			return
 		}
-		c.mode, c.until = Auto, time.Time{}
-		c.setLocked(c.level, "expiry", true)
+		c.toAutoLocked("expiry", false)
 	}
 	switch {
-	case target > c.level:
-		c.setLocked(target, by, false)
-	case target < c.level && now.Sub(c.lastStep) >= c.cfg.StepDown:
-		c.setLocked(c.level-1, "recovery", false) // one step at a time
+	case target > c.own:
+		c.stepOwnLocked(target, by)
+	case target < c.own && now.Sub(c.lastStep) >= c.cfg.StepDown:
+		c.stepOwnLocked(c.own-1, "recovery") // one step at a time
+	}
+}
+
+// stepOwnLocked moves this node's auto level by its breakers' verdict, and
+// the level in force with it (never below the floor).
+func (c *Controller) stepOwnLocked(l Level, by string) {
+	c.moveOwnLocked(l, by)
+	c.lastStep = c.ownAt
+	c.setLocked(max(l, c.floor), by, false, false)
+}
+
+// moveOwnLocked sets this node's auto level and tells its subscribers.
+func (c *Controller) moveOwnLocked(l Level, by string) {
+	if l == c.own {
+		return
+	}
+	ch := Change{From: c.own, To: l, Mode: Auto, By: by, At: c.cfg.Now()}
+	c.own, c.ownAt = l, ch.At
+	c.metrics.auto.Set(float64(l))
+	c.cfg.Logger.Debug("degradation auto level", "from", int(ch.From), "to", int(l), "by", by)
+	for sub := range c.autoSubs {
+		send(sub, ch)
 	}
 }
 

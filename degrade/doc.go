@@ -15,6 +15,13 @@
 // next step down follows after StepDown, so the level returns one step at
 // a time.
 //
+// On several nodes the level is cluster-wide (cluster.go): an operator's
+// decision is a Pin that every node applies (ApplyPin, the later decision
+// winning), and in auto mode each node's floor is the highest auto level
+// of the other live nodes (SetFloor), so the level in force is the most
+// loaded node's everywhere. A bridge outside this package carries them;
+// the changes it applies are marked Remote.
+//
 // Live moves: when the level changes, every open session is sent a control
 // envelope at a random moment within the move window, and sessions whose
 // transport is no longer offered are then closed with 4001, so clients do

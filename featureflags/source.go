@@ -13,6 +13,12 @@ package featureflags
 //
 // The admin API should therefore depend on Writer and a Snapshot func, not
 // on *Store.
+//
+// transports/node's cluster bridge is that backend. It is also the Target
+// of a node's FileSource on a cluster: a reload pushes the file's state to
+// every node, unless that state is the file state last pushed by any node,
+// so that restarting a node with the same file does not undo admin changes
+// made since; editing the file on any node changes every node.
 
 // Target receives whole flag states from a source. *Store implements it.
 type Target interface {

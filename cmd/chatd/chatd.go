@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
-	"github.com/chatd/chatd/core/bolt"
 	"github.com/chatd/chatd/featureflags"
 	"github.com/chatd/chatd/transports/httpapi"
 	"github.com/chatd/chatd/transports/httpx"
@@ -39,7 +37,7 @@ type Main struct {
 	Hub  *core.Hub
 
 	log       *slog.Logger
-	store     *bolt.Store
+	engine    engine
 	node      *node.Node
 	api       *httpapi.Server
 	ln        *httpx.Listener // the connection caps around the bound listener
@@ -75,73 +73,57 @@ func (m *Main) stopBackground() {
 	m.bgWG.Wait()
 }
 
-func nodeID() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
-}
-
 // NewMain returns a Main writing to the standard streams.
 func NewMain() *Main { return &Main{Stdout: os.Stdout, Stderr: os.Stderr} }
 
-// Run opens the store, builds the hub and serves until Close. It returns
-// once the server is ready.
+// Run opens the engine, builds the node and serves until Close. It
+// returns once the server is ready.
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
 	log := slog.New(slog.NewTextHandler(m.Stdout, &slog.HandlerOptions{Level: parseLevel(c.LogLevel)}))
 	m.log = log
-	if c.Redis != "" {
-		return errors.New("--redis: the Redis engine is not built yet; run without it for the embedded engine")
-	}
 	verifier, tickets, err := m.authParts()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.Data, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	m.store, err = bolt.Open(bolt.Config{
-		Path:        filepath.Join(c.Data, "chat.db"),
-		MaxMessages: c.HistoryMax,
-		MaxAge:      c.HistoryAge,
-		Logger:      log,
-	})
+	// Listen first: the node's id and advertised address take its port.
+	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
-		if errors.Is(err, bolt.ErrLocked) {
-			return fmt.Errorf("%w: is another chatd running on --data %s?", err, c.Data)
-		}
 		return err
 	}
-	flags := featureflags.NewStore(featureflags.Config{Logger: log})
+	m.Addr = ln.Addr()
+	id, addr := m.nodeIdentity(m.Addr)
+	info := &node.InfoSource{}
+	m.engine, err = m.openEngine(ctx, reg, id, addr, info)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	m.node = node.New(node.Config{
+		Engine: m.engine, Verifier: verifier, Tickets: tickets,
+		Hub:     core.Config{Heartbeat: c.Heartbeat},
+		Degrade: true, Signals: true, Cluster: m.engine.cluster,
+		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),
+		Info:   httpapi.Node{ID: id, Addr: addr, Engine: m.engine.name, Started: time.Now()},
+		Logger: log, Metrics: reg,
+	})
+	info.Set(m.node)
+	m.Hub = m.node.Hub
+	m.api = m.node.API
 	if c.Flags != "" {
-		src := &featureflags.FileSource{Path: c.Flags, Target: flags, Logger: log}
+		// On a cluster the file's state goes to every node (node.FlagTarget).
+		src := &featureflags.FileSource{Path: c.Flags, Target: m.node.FlagTarget(), Logger: log}
 		if err := src.Load(); err != nil {
-			m.store.Close()
+			_ = m.node.Close(context.Background())
+			ln.Close()
+			m.engine.Close()
 			return fmt.Errorf("--flags: %w", err)
 		}
 		m.background(func(ctx context.Context) { _ = src.Run(ctx) })
 	}
-	m.node = node.New(node.Config{
-		Engine: m.store, Verifier: verifier, Tickets: tickets,
-		Hub:     core.Config{Heartbeat: c.Heartbeat},
-		Degrade: true, Signals: true, Flags: flags,
-		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),
-		Info:   httpapi.Node{ID: nodeID(), Addr: c.Addr, Engine: "embedded", Started: time.Now()},
-		Logger: log, Metrics: reg,
-	})
-	m.Hub = m.node.Hub
-	api := m.node.API
-	m.api = api
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		m.stopBackground()
-		_ = m.node.Close(context.Background())
-		m.store.Close()
-		return err
-	}
-	m.Addr = ln.Addr()
 	m.http = m.httpServer(ln, reg)
 	m.served = make(chan struct{})
 	go func() {
@@ -156,7 +138,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if verifier.DevMode() {
 		mode = "dev mode: POST /v1/dev/login issues tokens"
 	}
-	log.Info("chatd ready", "url", "http://"+displayAddr(m.Addr), "engine", "embedded", "data", c.Data, "auth", mode)
+	where := []any{"data", c.Data}
+	if m.engine.cluster != nil {
+		where = []any{"node", id, "advertise", addr}
+	}
+	log.Info("chatd ready", append([]any{"url", "http://" + displayAddr(m.Addr), "engine", m.engine.name, "auth", mode}, where...)...)
 	return nil
 }
 
@@ -202,7 +188,7 @@ func (m *Main) Wait(ctx context.Context) error {
 
 // Close drains in the fixed order: stop admitting (not ready), tell
 // sessions to go with jittered reconnect hints, stop the HTTP server, then
-// flush and close the store. It is idempotent.
+// flush and close the engine. It is idempotent.
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() {
 		if m.http == nil {
@@ -227,7 +213,7 @@ func (m *Main) Close() error {
 		if m.serveErr != nil {
 			errs = append(errs, m.serveErr)
 		}
-		if err := m.store.Close(); err != nil {
+		if err := m.engine.Close(); err != nil {
 			errs = append(errs, err)
 		}
 		m.closeErr = errors.Join(errs...)

@@ -21,6 +21,9 @@ type Config struct {
 	JWTAudience    string
 	TicketSecret   string
 	Redis          string
+	RedisRisk      bool   // start on a Redis that can lose an acked message
+	NodeID         string // this node's id among the cluster's; "": hostname-port-<random>
+	AdvertiseAddr  string // the address shown for this node; "": from the listener
 	Flags          string
 	AllowedOrigins string
 	HistoryMax     int
@@ -59,6 +62,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	str(&c.JWTAudience, def{"jwt-audience", "CHAT_JWT_AUDIENCE", "required aud claim"}, "")
 	str(&c.TicketSecret, def{"ticket-secret", "CHAT_TICKET_SECRET", "key for connection tickets; share it across nodes"}, "")
 	str(&c.Redis, def{"redis", "CHAT_REDIS", "Redis URL for the clustered engine"}, "")
+	fs.BoolVar(&c.RedisRisk, "redis-accept-risk", false,
+		"start on a Redis whose persistence can lose an acknowledged message (env CHAT_REDIS_ACCEPT_RISK)")
+	envs["redis-accept-risk"] = "CHAT_REDIS_ACCEPT_RISK"
+	str(&c.NodeID, def{"node-id", "CHAT_NODE_ID", "this node's id in the cluster (default hostname-port-<6 random hex>, new at each start)"}, "")
+	str(&c.AdvertiseAddr, def{"advertise-addr", "CHAT_ADVERTISE_ADDR", "the address shown for this node in admin status (default from --addr)"}, "")
 	str(&c.Flags, def{"flags", "CHAT_FLAGS", "feature flags file"}, "")
 	str(&c.AllowedOrigins, def{"allowed-origins", "CHAT_ALLOWED_ORIGINS", "comma-separated browser origins besides same-origin"}, "")
 	str(&c.LogLevel, def{"log-level", "CHAT_LOG_LEVEL", "debug, info, warn or error"}, "info")

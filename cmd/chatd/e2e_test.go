@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -759,6 +760,30 @@ func TestE2EEnvTwins(t *testing.T) {
 	}
 }
 
+// TestNodeIdentity: the node's id defaults to hostname-port-<random>, new
+// at each start, and its
+// advertised address to the listener's, with the hostname for a listener
+// on every interface; configured values win.
+func TestNodeIdentity(t *testing.T) {
+	host, _ := os.Hostname()
+	tcp := func(s string) net.Addr { a, _ := net.ResolveTCPAddr("tcp", s); return a }
+	m := NewMain()
+	id1, addr := m.nodeIdentity(tcp("0.0.0.0:8081"))
+	if !strings.HasPrefix(id1, host+"-8081-") || addr != net.JoinHostPort(host, "8081") {
+		t.Errorf("every interface: id %q addr %q", id1, addr)
+	}
+	if id2, _ := m.nodeIdentity(tcp("0.0.0.0:8081")); id2 == id1 {
+		t.Errorf("two starts on one port got the same id %q", id1)
+	}
+	if id, addr := m.nodeIdentity(tcp("127.0.0.1:8082")); !strings.HasPrefix(id, host+"-8082-") || addr != "127.0.0.1:8082" {
+		t.Errorf("loopback: id %q addr %q", id, addr)
+	}
+	m.Config.NodeID, m.Config.AdvertiseAddr = "n1", "chat-1.internal:80"
+	if id, addr := m.nodeIdentity(tcp("127.0.0.1:8082")); id != "n1" || addr != "chat-1.internal:80" {
+		t.Errorf("configured: id %q addr %q", id, addr)
+	}
+}
+
 // TestParseFlags checks flags, their environment twins and defaults in
 // process.
 func TestParseFlags(t *testing.T) {
@@ -772,19 +797,23 @@ func TestParseFlags(t *testing.T) {
 		}
 		c := m.Config
 		if c.Addr != ":8080" || c.Data != "./data" || c.JWTSecret != "" || c.JWTPublicKey != "" ||
-			c.Redis != "" || c.Flags != "" || c.AllowedOrigins != "" {
+			c.Redis != "" || c.Flags != "" || c.AllowedOrigins != "" ||
+			c.RedisRisk || c.NodeID != "" || c.AdvertiseAddr != "" {
 			t.Errorf("defaults: %+v", c)
 		}
 	})
 	t.Run("env twins", func(t *testing.T) {
 		m := NewMain()
 		err := m.ParseFlags(nil, env(map[string]string{
-			"CHAT_ADDR":            "127.0.0.1:9999",
-			"CHAT_DATA":            "/env/data",
-			"CHAT_JWT_SECRET":      "env-secret",
-			"CHAT_REDIS":           "redis://env:6379",
-			"CHAT_FLAGS":           "/env/flags.json",
-			"CHAT_ALLOWED_ORIGINS": "https://a.example,https://b.example",
+			"CHAT_ADDR":              "127.0.0.1:9999",
+			"CHAT_DATA":              "/env/data",
+			"CHAT_JWT_SECRET":        "env-secret",
+			"CHAT_REDIS":             "redis://env:6379",
+			"CHAT_FLAGS":             "/env/flags.json",
+			"CHAT_ALLOWED_ORIGINS":   "https://a.example,https://b.example",
+			"CHAT_REDIS_ACCEPT_RISK": "true",
+			"CHAT_NODE_ID":           "env-node",
+			"CHAT_ADVERTISE_ADDR":    "chat-1.internal:8080",
 		}))
 		if err != nil {
 			t.Fatal(err)
@@ -792,7 +821,8 @@ func TestParseFlags(t *testing.T) {
 		c := m.Config
 		if c.Addr != "127.0.0.1:9999" || c.Data != "/env/data" || c.JWTSecret != "env-secret" ||
 			c.Redis != "redis://env:6379" || c.Flags != "/env/flags.json" ||
-			c.AllowedOrigins != "https://a.example,https://b.example" {
+			c.AllowedOrigins != "https://a.example,https://b.example" ||
+			!c.RedisRisk || c.NodeID != "env-node" || c.AdvertiseAddr != "chat-1.internal:8080" {
 			t.Errorf("from env: %+v", c)
 		}
 		m = NewMain()
@@ -806,14 +836,17 @@ func TestParseFlags(t *testing.T) {
 	t.Run("flag beats env", func(t *testing.T) {
 		m := NewMain()
 		err := m.ParseFlags(
-			[]string{"--addr", "127.0.0.1:1234", "--data=/flag/data", "--jwt-secret", "flag-secret"},
+			[]string{"--addr", "127.0.0.1:1234", "--data=/flag/data", "--jwt-secret", "flag-secret",
+				"--node-id", "flag-node", "--redis-accept-risk=false"},
 			env(map[string]string{"CHAT_ADDR": "127.0.0.1:9999", "CHAT_DATA": "/env/data",
-				"CHAT_JWT_SECRET": "env-secret", "CHAT_FLAGS": "/env/flags.json"}))
+				"CHAT_JWT_SECRET": "env-secret", "CHAT_FLAGS": "/env/flags.json",
+				"CHAT_NODE_ID": "env-node", "CHAT_REDIS_ACCEPT_RISK": "true"}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := m.Config
-		if c.Addr != "127.0.0.1:1234" || c.Data != "/flag/data" || c.JWTSecret != "flag-secret" {
+		if c.Addr != "127.0.0.1:1234" || c.Data != "/flag/data" || c.JWTSecret != "flag-secret" ||
+			c.NodeID != "flag-node" || c.RedisRisk {
 			t.Errorf("flags should win: %+v", c)
 		}
 		if c.Flags != "/env/flags.json" {
@@ -846,6 +879,10 @@ func TestParseFlags(t *testing.T) {
 		if err := NewMain().ParseFlags(nil, env(map[string]string{"CHAT_HEARTBEAT": "soon"})); err == nil ||
 			!strings.Contains(err.Error(), "CHAT_HEARTBEAT") {
 			t.Errorf("a bad CHAT_HEARTBEAT: %v", err)
+		}
+		if err := NewMain().ParseFlags(nil, env(map[string]string{"CHAT_REDIS_ACCEPT_RISK": "perhaps"})); err == nil ||
+			!strings.Contains(err.Error(), "CHAT_REDIS_ACCEPT_RISK") {
+			t.Errorf("a bad CHAT_REDIS_ACCEPT_RISK: %v", err)
 		}
 	})
 }

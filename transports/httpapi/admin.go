@@ -13,14 +13,6 @@ import (
 	"github.com/chatd/chatd/transports/httpx"
 )
 
-// Node describes this server in the admin status.
-type Node struct {
-	ID      string    `json:"id"`
-	Addr    string    `json:"addr"`
-	Engine  string    `json:"engine"`
-	Started time.Time `json:"started"`
-}
-
 func (s *Server) adminRoutes(r chi.Router) {
 	r.Use(requireAdmin)
 	r.Get("/status", s.adminStatus)
@@ -29,56 +21,55 @@ func (s *Server) adminRoutes(r chi.Router) {
 	r.Put("/flags/{name}", s.adminSetFlag)
 }
 
-// status is the admin view of the node.
+// status is the admin view of the node, and of the cluster it is part of.
 type status struct {
-	Level       int                     `json:"level"`
-	Mode        degrade.Mode            `json:"mode"`
-	Until       *time.Time              `json:"until,omitempty"`
-	Breakers    []degrade.BreakerStatus `json:"breakers"`
-	Flags       []featureflags.Flag     `json:"flags"`
-	Connections map[string]int          `json:"connections"`
-	Nodes       []Node                  `json:"nodes"`
-	History     []levelChange           `json:"history"`
-	Load        load                    `json:"load"`
+	Level        int                     `json:"level"`
+	Mode         degrade.Mode            `json:"mode"`
+	Until        *time.Time              `json:"until,omitempty"`
+	AutoLevel    int                     `json:"auto_level"` // this node's own breakers' level
+	Floor        int                     `json:"floor"`      // the other live nodes' highest auto level
+	Breakers     []degrade.BreakerStatus `json:"breakers"`
+	Flags        []featureflags.Flag     `json:"flags"`
+	Connections  map[string]int          `json:"connections"`
+	Nodes        []NodeStatus            `json:"nodes"`
+	History      []LevelChange           `json:"history"` // oldest first
+	Load         Load                    `json:"load"`
+	ClusterError string                  `json:"cluster_error,omitempty"` // why the cluster's view is missing
 }
 
-// load is the node's current readings, for the ops page's charts.
-type load struct {
-	Sessions    int     `json:"sessions"`
-	DeliveryMS  float64 `json:"delivery_ms"` // recent average, fan-out to write
-	FanoutMS    float64 `json:"fanout_ms"`
-	StoreMS     float64 `json:"store_ms"` // recent average durable append
-	SlowClosed  uint64  `json:"slow_closed"`
-	WriteFailed uint64  `json:"write_failed"`
-	Dropped     uint64  `json:"dropped"`
-}
-
-type levelChange struct {
-	From int          `json:"from"`
-	To   int          `json:"to"`
-	Mode degrade.Mode `json:"mode"`
-	By   string       `json:"by"`
-	At   time.Time    `json:"at"`
-}
-
-func (s *Server) adminStatus(w http.ResponseWriter, _ *http.Request) {
+// adminStatus serves GET /v1/admin/status: the level, this node's
+// breakers, connections and load, the flags, and the live nodes and the
+// level history (the cluster's, on a cluster; this node's otherwise, or
+// when the shared state cannot be read, with cluster_error saying why).
+func (s *Server) adminStatus(w http.ResponseWriter, r *http.Request) {
 	d := s.cfg.Policy.Controller
+	self := s.Self()
 	mode, until := d.Mode()
-	st := status{Level: int(d.Level()), Mode: mode, Breakers: d.Breakers(), Flags: s.cfg.Flags.Snapshot().All(),
-		Connections: map[string]int{"websocket": 0, "sse": 0, "poll": 0}, Nodes: []Node{s.cfg.Node},
-		History: []levelChange{}}
+	st := status{Level: self.Level, Mode: mode, AutoLevel: self.AutoLevel, Floor: int(d.Floor()),
+		Breakers: d.Breakers(), Flags: s.cfg.Flags.Snapshot().All(), Connections: self.Connections,
+		Nodes: []NodeStatus{self}, History: []LevelChange{}, Load: self.Load}
 	if !until.IsZero() {
 		st.Until = &until
 	}
-	for name, n := range s.cfg.Hub.Sessions() {
-		st.Connections[name] = n
-	}
-	ls := s.cfg.Hub.Stats()
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	st.Load = load{Sessions: ls.Sessions, DeliveryMS: ms(ls.DeliveryLatency), FanoutMS: ms(ls.FanoutLatency),
-		StoreMS: ms(ls.StoreLatency), SlowClosed: ls.SlowClosed, WriteFailed: ls.WriteFailed, Dropped: ls.Dropped}
 	for _, c := range d.History() {
-		st.History = append(st.History, levelChange{From: int(c.From), To: int(c.To), Mode: c.Mode, By: c.By, At: c.At})
+		st.History = append(st.History, LevelChange{From: int(c.From), To: int(c.To), Mode: c.Mode, By: c.By,
+			At: c.At, Node: self.ID, Remote: c.Remote})
+	}
+	if c := s.cfg.Cluster; c != nil {
+		var errs []error
+		if nodes, err := c.Nodes(r.Context()); err != nil {
+			errs = append(errs, err)
+		} else {
+			st.Nodes = nodes
+		}
+		if hist, err := c.LevelHistory(r.Context()); err != nil {
+			errs = append(errs, err)
+		} else {
+			st.History = hist
+		}
+		if len(errs) > 0 {
+			st.ClusterError = errors.Join(errs...).Error()
+		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, st)
 }
@@ -122,8 +113,28 @@ func (s *Server) adminLevel(w http.ResponseWriter, r *http.Request) {
 	s.adminStatus(w, r)
 }
 
-func (s *Server) adminFlags(w http.ResponseWriter, _ *http.Request) {
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"flags": s.cfg.Flags.Snapshot().All(), "audit": s.cfg.Flags.Audit()})
+// adminFlags serves GET /v1/admin/flags: the flags and their audit, the
+// cluster's on a cluster (this node's, with cluster_error, when the shared
+// state cannot be read).
+func (s *Server) adminFlags(w http.ResponseWriter, r *http.Request) {
+	body := map[string]any{"flags": s.cfg.Flags.Snapshot().All(), "audit": s.cfg.Flags.Audit()}
+	if c := s.cfg.Cluster; c != nil {
+		if audit, err := c.FlagAudit(r.Context()); err != nil {
+			body["cluster_error"] = err.Error()
+		} else {
+			body["audit"] = audit
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, body)
+}
+
+// flagWriter is where admin flag changes go: the cluster's shared state,
+// or this node's store.
+func (s *Server) flagWriter() featureflags.Writer {
+	if s.cfg.Cluster != nil {
+		return s.cfg.Cluster
+	}
+	return s.cfg.Flags
 }
 
 func (s *Server) adminSetFlag(w http.ResponseWriter, r *http.Request) {
@@ -147,10 +158,13 @@ func (s *Server) adminSetFlag(w http.ResponseWriter, r *http.Request) {
 	if body.Rollout != nil {
 		cur.Rollout = *body.Rollout
 	}
-	f, err := s.cfg.Flags.Update(name, cur.Enabled, cur.Rollout, actor(r))
+	f, err := s.flagWriter().Update(name, cur.Enabled, cur.Rollout, actor(r))
+	var perr *protocol.Error
 	switch {
 	case errors.Is(err, featureflags.ErrUnknownFlag):
 		httpx.WriteError(w, protocol.Errorf(protocol.CodeNotFound, "no flag named %q", name))
+	case errors.As(err, &perr):
+		httpx.WriteError(w, perr)
 	case err != nil:
 		httpx.WriteError(w, protocol.Errorf(protocol.CodeBadRequest, "%v", err))
 	default:

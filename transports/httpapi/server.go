@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/featureflags"
 	"github.com/chatd/chatd/transports/httpx"
@@ -29,7 +30,14 @@ type Config struct {
 	// Policy decides negotiate's offer; nil offers everything.
 	Policy *degrade.Policy
 	// Flags, with Policy.Controller, enables the admin API.
-	Flags  *featureflags.Store
+	Flags *featureflags.Store
+	// Cluster is the state shared with the other nodes of the engine; the
+	// admin API lists the live nodes and the cluster's history and audit
+	// from it, and writes flag changes to it. nil: this node alone.
+	Cluster Cluster
+	// Health reports whether the engine can serve; /readyz answers 503
+	// unavailable while it returns an error. nil: always healthy.
+	Health func() error
 	Node   Node // this node, for the admin status
 	Logger *slog.Logger
 }
@@ -103,12 +111,22 @@ func (s *Server) Handler() http.Handler {
 	return r
 }
 
+var errEngineDown = protocol.Errorf(protocol.CodeUnavailable, "the engine is unreachable")
+
 var transportPaths = map[string]string{"websocket": "/ws", "sse": "/sse", "poll": "/poll"}
 
+// readyz serves GET /readyz: 200 once SetReady(true), 503 unavailable
+// before, while draining, and while the engine is unhealthy (Health).
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !s.ready.Load() || s.cfg.Hub.Closing() {
 		httpx.WriteError(w, errNotReady)
 		return
+	}
+	if s.cfg.Health != nil {
+		if err := s.cfg.Health(); err != nil { // the cause is the engine's to log
+			httpx.WriteError(w, errEngineDown)
+			return
+		}
 	}
 	w.Write([]byte("ready\n"))
 }

@@ -1,9 +1,11 @@
 // Package node builds one chatd node: the hub over an engine, the
 // degradation controller and policy, the feature flags, the tier mover,
-// the three transports and the router. It is the one wiring path: the
-// server (cmd/chatd) and every test harness build their graph here, so
-// what the tests run is what ships. The caller picks the engine and owns
-// the listener and the http.Server.
+// the three transports and the router, and, on an engine shared by
+// several nodes, the bridge that makes the level and the flags
+// cluster-wide (cluster.go). It is the one wiring path: the server
+// (cmd/chatd) and every test harness build their graph here, so what the
+// tests run is what ships. The caller picks the engine and owns the
+// listener and the http.Server.
 package node
 
 import (
@@ -62,7 +64,17 @@ type Config struct {
 	SSERetry     time.Duration  // the SSE retry: hint (2s)
 	Web          http.Handler   // the pages at /; nil: none
 	Info         httpapi.Node   // this node, for the admin status
-	Logger       *slog.Logger   // slog.Default()
+	// Cluster is the state shared with the other nodes of the engine
+	// (the Redis engine's, through a small adapter: see Backend). With it
+	// the level and the flags are cluster-wide, the admin status lists
+	// every live node, its history and audit are the cluster's, and
+	// /readyz follows the backend's Health. It needs Degrade. nil: this
+	// node alone.
+	Cluster Backend
+	// ClusterSync is how often the node re-reads the shared state and the
+	// live nodes, to catch what it missed; 1s.
+	ClusterSync time.Duration
+	Logger      *slog.Logger // slog.Default()
 	// Metrics is the registry /metrics serves; nil: a private one.
 	Metrics *prometheus.Registry
 }
@@ -76,6 +88,7 @@ type Node struct {
 	Mover      *degrade.Mover // nil without Config.Degrade
 	API        *httpapi.Server
 
+	bridge *bridge // nil without Config.Cluster
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -86,6 +99,9 @@ type Node struct {
 func New(cfg Config) *Node {
 	if cfg.Engine == nil || cfg.Verifier == nil || cfg.Tickets == nil {
 		panic("node: New needs an Engine, a Verifier and Tickets")
+	}
+	if cfg.Cluster != nil && !cfg.Degrade {
+		panic("node: a Cluster needs Degrade")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -109,12 +125,17 @@ func New(cfg Config) *Node {
 		hubCfg.Features, hubCfg.Greeting = n.Policy.FeatureOn, n.Policy.Control
 	}
 	n.Hub = core.New(cfg.Engine, hubCfg)
-	n.API = httpapi.New(httpapi.Config{
+	apiCfg := httpapi.Config{
 		Hub: n.Hub, Verifier: cfg.Verifier, Tickets: cfg.Tickets, Origins: cfg.Origins, Logger: log,
 		Metrics: promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}),
 		Web:     cfg.Web, Policy: n.Policy, Flags: n.Flags, Node: cfg.Info,
 		Transports: n.transports(cfg),
-	})
+	}
+	if cfg.Cluster != nil {
+		n.bridge = newBridge(cfg.Cluster, n, cfg.ClusterSync, log)
+		apiCfg.Cluster, apiCfg.Health = n.bridge, cfg.Cluster.Health
+	}
+	n.API = httpapi.New(apiCfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	if cfg.Degrade {
@@ -125,7 +146,20 @@ func New(cfg Config) *Node {
 		n.wg.Go(func() { n.Controller.Run(ctx) })
 		n.wg.Go(func() { moveOnChange(ctx, n.Controller, n.Flags, n.Mover) })
 	}
+	if n.bridge != nil {
+		n.wg.Go(func() { n.bridge.run(ctx) })
+	}
 	return n
+}
+
+// FlagTarget is where a flags file's states go: on a cluster, to every
+// node through the shared state (a file state already shared is not
+// shared again); else to this node's store.
+func (n *Node) FlagTarget() featureflags.Target {
+	if n.bridge != nil {
+		return n.bridge
+	}
+	return n.Flags
 }
 
 // transports builds the three tier handlers.
