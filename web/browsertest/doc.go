@@ -11,5 +11,8 @@
 // its own (separate storage), and each tab of a user a target in that
 // context. Waits are bounded polls of the page state, never sleeps.
 //
-// It imports nothing of the project: it talks to the server over HTTP only.
+// It talks to the server over HTTP only, and imports nothing of the
+// project but in the cluster test (cluster_test.go), which builds three
+// nodes in process (transports/node) on one real redis-server, behind a
+// round-robin proxy with no stickiness.
 package browsertest
