@@ -217,6 +217,19 @@ func (p *proc) waitExit(t testing.TB) {
 	}
 }
 
+// kill9 kills the process with SIGKILL, as a crash would, and waits,
+// bounded, until it has died of it.
+func (p *proc) kill9(t testing.TB) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+	p.waitExit(t)
+	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("chatd pid %d did not die of SIGKILL: %v", p.cmd.Process.Pid, p.err)
+	}
+}
+
 // startChatd starts chatd on a loopback port with data dir and the shared
 // secret, and waits until it is ready.
 func startChatd(t testing.TB, data string) (*proc, string) {
@@ -453,20 +466,10 @@ func TestE2ECrashDurability(t *testing.T) {
 		t.Fatalf("only %d acks within 20s", nAcked.Load())
 	}
 	killed.Store(true)
-	if err := p1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("SIGKILL: %v", err)
-	}
-	p1.waitExit(t)
+	p1.kill9(t)
 	// Senders blocked in a request fail fast now that the socket is gone;
 	// one asleep on Retry-After wakes on stop.
 	stopSenders()
-	var ws syscall.WaitStatus
-	if st, ok := p1.cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
-		ws = st
-	}
-	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("first chatd did not die of SIGKILL: %v", p1.err)
-	}
 	if t.Failed() {
 		t.FailNow()
 	}
