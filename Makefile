@@ -44,6 +44,7 @@ fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/auth
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyClaims$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/auth
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/bolt
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/redis
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./featureflags
 	$(GO) test -run '^$$' -fuzz '^FuzzEventReader$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSubscription$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx

@@ -32,8 +32,21 @@ type roomState struct {
 	used  time.Time     // last Append through this node or Unsubscribe; starts idleGrace
 	ready chan struct{} // closed once a subscription to the room is in force
 	last  uint64        // highest seq handed to the handler; 0: none yet
+	base  uint64        // the room's head, read once the subscription was in force
+	based bool          // base was read: a resync reads the room from max(last, base)
 	epoch string        // the room's epoch as the last resync read it
 }
+
+// from is where a resync reads the room from, and floor the highest seq
+// this node knows was handed out in it (a head below it means lost data).
+func (st *roomState) from() uint64 {
+	if st.last > 0 {
+		return st.last
+	}
+	return st.base
+}
+
+func (st *roomState) floor() uint64 { return max(st.last, st.base) }
 
 func newRoomState() *roomState { return &roomState{ready: make(chan struct{})} }
 
@@ -135,14 +148,18 @@ func (e *Engine) Unsubscribe(room string) {
 // track makes sure the node is subscribed to room before an Append to it,
 // so that the message comes back through pub/sub, in seq order with
 // everyone else's. This is how the messages of a node's own appends reach
-// its handler even in a room the hub did not subscribe to (the conformance
-// suite's case). It returns the highest seq delivered in room, the floor
-// for the new seq.
+// its handler even in a room the hub did not subscribe to: core.Store
+// publishes every new message to the node's handler (storetest's
+// PublishAfterStore), and the hub's Send needs no join. Publishing it
+// straight from Append would be cheaper but could not keep the room's seq
+// order against other nodes' appends; the subscription costs one SUBSCRIBE
+// per room appended to, held idleGrace. It returns the highest seq this
+// node knows in room, the floor for the new seq.
 func (e *Engine) track(ctx context.Context, room string) (uint64, error) {
 	e.rooms.mu.Lock()
 	st, created := e.state(room)
 	st.used = time.Now()
-	ready, floor := st.ready, st.last
+	ready, floor := st.ready, st.floor()
 	e.rooms.mu.Unlock()
 	if created {
 		e.subscribeNow(room)
@@ -164,7 +181,7 @@ func (e *Engine) track(ctx context.Context, room string) (uint64, error) {
 	}
 	e.rooms.mu.Lock()
 	defer e.rooms.mu.Unlock()
-	return st.last, nil
+	return st.floor(), nil
 }
 
 // Broadcast implements core.Broker: at most once, never blocking. A full

@@ -36,8 +36,9 @@ type Config struct {
 	// unix:///path/to/socket (goredis.ParseURL). Required.
 	URL string
 
-	// Node is this node's id in the registry (Nodes). Default:
-	// hostname-pid-<4 random hex>.
+	// Node is this node's id in the registry (Nodes), unique among live
+	// nodes; no NUL byte. Default: hostname-pid-<4 random hex>. A node
+	// restarted under the same id cleans up what its earlier life left.
 	Node string
 
 	// Addr is this node's advertised address, shown in Nodes.
@@ -103,6 +104,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Node == "" {
 		c.Node = defaultNode()
+	}
+	if strings.IndexByte(c.Node, 0) >= 0 {
+		return c, fmt.Errorf("redis: Config.Node %q has a NUL byte, which separates node and user in presence fields", c.Node)
 	}
 	if c.MaxMessages == 0 {
 		c.MaxMessages = DefaultMaxMessages

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/chatd/chatd/core"
@@ -18,7 +20,7 @@ const dispatchBatch = 512
 // dispatch is the dispatcher goroutine: it decodes what the reader
 // received and hands it to the handler, in arrival order, committed
 // messages batched (what arrived together, in per-room seq order). It
-// runs the resyncs the reader asks for, in their place in that order.
+// handles the reader's markers in their place in that order.
 func (e *Engine) dispatch() {
 	defer e.wg.Done()
 	batch := make([]incoming, 0, dispatchBatch)
@@ -35,7 +37,7 @@ func (e *Engine) dispatch() {
 }
 
 // deliver hands one batch to the handler. Messages are held back until
-// something else (an ephemeral or control event, a resync) must go first,
+// something else (an ephemeral or control event, a marker) must go first,
 // so that the handler sees everything in arrival order.
 func (e *Engine) deliver(batch []incoming) {
 	h := e.handlerOrDrop()
@@ -46,10 +48,25 @@ func (e *Engine) deliver(batch []incoming) {
 			msgs = nil // the handler may keep the slice
 		}
 	}
-	for _, in := range batch {
-		if in.resync {
+	for i := 0; i < len(batch); i++ {
+		in := batch[i]
+		switch {
+		case in.lost:
 			flush()
-			e.resync(h)
+			e.pending = true
+			continue
+		case in.resync:
+			flush()
+			e.resync(h, true)
+			continue
+		case in.confirm != "":
+			flush()
+			rooms := []string{in.confirm}
+			for i+1 < len(batch) && batch[i+1].confirm != "" {
+				i++
+				rooms = append(rooms, batch[i].confirm)
+			}
+			e.confirmedRooms(h, rooms)
 			continue
 		}
 		room, _ := e.keys.roomOf(in.channel)
@@ -61,7 +78,7 @@ func (e *Engine) deliver(batch []incoming) {
 		}
 		switch p.kind {
 		case kindMessage:
-			if e.admit(p.msg) {
+			if e.admit(p.msg, true) {
 				msgs = append(msgs, p.msg)
 			}
 		case kindEphemeral:
@@ -96,7 +113,13 @@ func (d dropAll) Control(core.Control)              { d.m.dropped.WithLabelValue
 // admit reports whether m is the next message to deliver in its room:
 // the room is subscribed and m is beyond the last one delivered. A resync
 // and the live publications it overlaps then deliver each message once.
-func (e *Engine) admit(m protocol.Message) bool {
+//
+// Between a lost link and its resync, a live message in a room whose
+// position is known is not admitted: the resync reads it from the store,
+// after what the outage hid. Admitting it would move the position past
+// the gap, and the resync would start after it. A room with no known
+// position yet (subscribed on the new link) takes it, as it has no gap.
+func (e *Engine) admit(m protocol.Message, live bool) bool {
 	e.rooms.mu.Lock()
 	defer e.rooms.mu.Unlock()
 	st := e.rooms.byName[m.Room]
@@ -107,18 +130,79 @@ func (e *Engine) admit(m protocol.Message) bool {
 	case m.Seq <= st.last:
 		e.metrics.dropped.WithLabelValues(dropDuplicate).Inc()
 		return false
+	case live && e.pending && (st.based || st.last > 0):
+		e.metrics.dropped.WithLabelValues(dropResync).Inc()
+		return false
 	}
 	st.last = m.Seq
 	return true
 }
 
-// resync runs after the link came back: once Redis answers commands
-// again (through the breaker), for every room where this node has
-// delivered something, it reads what was appended after that and
-// delivers it, then calls the OnReconnect callbacks. It retries, with
-// backoff, until it has read every room or the engine closes: what the
-// reader receives meanwhile waits behind it.
-func (e *Engine) resync(h core.Handler) {
+// confirmedRooms reads the head of rooms whose subscription was just
+// confirmed and that have no base yet: from then on every message after
+// the base either arrives live or is read by a resync, so that a quiet
+// room where nothing was delivered still gets what an outage hid. While a
+// resync is pending it leaves them to it; if Redis does not answer it runs
+// one now (which retries until it does).
+func (e *Engine) confirmedRooms(h core.Handler, rooms []string) {
+	if e.pending {
+		return
+	}
+	if err := e.readBases(e.ctx, rooms); err != nil {
+		e.log.Debug("redis: reading the heads of newly subscribed rooms failed; resyncing", "rooms", len(rooms), "err", err)
+		e.resync(h, false)
+	}
+}
+
+// readBases reads the head of each of rooms that has no base yet, in one
+// pipeline, and records it as the room's base.
+func (e *Engine) readBases(ctx context.Context, rooms []string) error {
+	e.rooms.mu.Lock()
+	var want []string
+	for _, room := range rooms {
+		if st := e.rooms.byName[room]; st != nil && !st.based {
+			want = append(want, room)
+		}
+	}
+	e.rooms.mu.Unlock()
+	if len(want) == 0 {
+		return nil
+	}
+	heads := make([]*goredis.StringCmd, len(want))
+	err := e.call(ctx, "resync", func(ctx context.Context) error {
+		_, err := e.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, room := range want {
+				heads[i] = p.HGet(ctx, e.keys.room(room).meta, "head")
+			}
+			return nil
+		})
+		if errors.Is(err, goredis.Nil) { // a room with no messages yet
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	e.rooms.mu.Lock()
+	defer e.rooms.mu.Unlock()
+	for i, room := range want {
+		head, _ := strconv.ParseUint(heads[i].Val(), 10, 64) // none yet: 0
+		if st := e.rooms.byName[room]; st != nil && !st.based {
+			st.base, st.based = head, true
+		}
+	}
+	return nil
+}
+
+// resync runs after the link came back (reconnected), or when the heads
+// of new rooms could not be read: once Redis answers commands again
+// (through the breaker), for every subscribed room it reads what was
+// appended after the room's position and delivers it, and gives the rooms
+// without a base one; after a reconnect it then calls the OnReconnect
+// callbacks. It retries, with backoff, until it has read every room or the
+// engine closes: what the reader receives meanwhile waits behind it.
+func (e *Engine) resync(h core.Handler, reconnected bool) {
 	backoff := minBackoff
 	for {
 		err := e.call(e.ctx, "resync", func(ctx context.Context) error { return e.rdb.Ping(ctx).Err() })
@@ -142,6 +226,10 @@ func (e *Engine) resync(h core.Handler) {
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+	e.pending = false
+	if !reconnected {
+		return
+	}
 	e.metrics.resyncs.Inc()
 	e.cbMu.Lock()
 	fns := append([]func(){}, e.reconnect...)
@@ -151,42 +239,47 @@ func (e *Engine) resync(h core.Handler) {
 	}
 }
 
-// resyncRooms reads up every room with a delivered seq.
+// resyncRooms reads up every room with a known position, and reads the
+// base of the others.
 func (e *Engine) resyncRooms(h core.Handler) error {
+	type position struct{ from, floor uint64 }
 	e.rooms.mu.Lock()
-	seen := make(map[string]uint64, len(e.rooms.byName))
+	known := make(map[string]position, len(e.rooms.byName))
+	var unbased []string
 	for name, st := range e.rooms.byName {
-		if st.last > 0 {
-			seen[name] = st.last
+		if st.based || st.last > 0 {
+			known[name] = position{st.from(), st.floor()}
+		} else {
+			unbased = append(unbased, name)
 		}
 	}
 	e.rooms.mu.Unlock()
-	for room, last := range seen {
-		if err := e.resyncRoom(h, room, last); err != nil {
+	for room, pos := range known {
+		if err := e.resyncRoom(h, room, pos.from, pos.floor); err != nil {
 			return err
 		}
 	}
-	return nil
+	return e.readBases(e.ctx, unbased)
 }
 
-// resyncRoom delivers what room holds after seen, the last seq this node
-// delivered in it. A head below seen means Redis lost data: the head is
-// raised to seen, so that no seq a client may have seen is handed out
-// again.
-func (e *Engine) resyncRoom(h core.Handler, room string, seen uint64) error {
-	after := seen
+// resyncRoom delivers what room holds after seq from. floor is the
+// highest seq this node knows was handed out in room: a head below it
+// means Redis lost data, and the head is raised to it, so that no seq a
+// client may have seen is handed out again.
+func (e *Engine) resyncRoom(h core.Handler, room string, from, floor uint64) error {
+	after := from
 	for {
 		p, epoch, err := e.page(e.ctx, "resync", room, sinceRange(after, maxPage))
 		if err != nil {
 			return err
 		}
-		e.checkEpoch(room, epoch, p.Head, seen)
-		if p.Head < seen {
-			return e.raise(room, p.Head, seen)
+		e.checkEpoch(room, epoch, p.Head, floor)
+		if p.Head < floor {
+			return e.raise(room, p.Head, floor)
 		}
 		var msgs []protocol.Message
 		for _, m := range p.Messages {
-			if e.admit(m) {
+			if e.admit(m, false) {
 				msgs = append(msgs, m)
 			}
 		}

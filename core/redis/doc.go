@@ -2,9 +2,11 @@
 // history, seqs, idempotency keys and read positions live in one Redis
 // that the nodes share, and whose broker carries committed messages,
 // ephemeral events and control events between them over Redis pub/sub.
-// It also keeps what the nodes share besides rooms: a key/value space, a
-// few capped lists and the registry of live nodes (Get, Set, LogPush,
-// LogRange, Nodes). It imports core and core/protocol, never a transport.
+// It is a core.Cluster too: presence, the per-user connection cap and the
+// send limit hold across the nodes. It also keeps what the nodes share
+// besides rooms: a key/value space, a few capped lists and the registry of
+// live nodes (Get, Set, LogPush, LogRange, Nodes). It imports core and
+// core/protocol, never a transport.
 //
 // # Layout
 //
@@ -14,15 +16,24 @@
 //	                          field m the record (codec.go)
 //	<prefix>:{<room>}:ids     hash: message id -> seq, for the retained messages
 //	<prefix>:{<room>}:reads   hash: user -> read position
+//	<prefix>:{<room>}:pres    hash: <node>\x00<user> -> display name, per node the user is online on
+//	<prefix>:{<room>}:presn   hash: user -> how many nodes the user is online on
 //	<prefix>:{<room>}         channel: the room's messages and ephemeral events
 //	<prefix>:control          channel: control events, to every node
 //	<prefix>:nodes            sorted set: node id, scored by its lease's end (Unix ms)
 //	<prefix>:node:<id>        string: the node's status (JSON), expiring with the lease
+//	<prefix>:node:<id>:rooms  set: rooms where the node may hold presence fields
+//	<prefix>:node:<id>:users  set: users the node may hold a connection count for
+//	<prefix>:reap:<id>        string: lock of the node cleaning up after dead node id
+//	<prefix>:conns:{<user>}   hash: node -> the user's connections open on it
+//	<prefix>:rate:{<user>}    string: the user's send bucket (GCRA arrival time, µs)
 //	<prefix>:kv:<key>         string: Get, Set
 //	<prefix>:list:<key>       list: LogPush, LogRange, newest first
 //
-// A room's keys share the hash tag {<room>}, so they sit in one Redis
-// Cluster slot and one script may touch them all. The engine talks to one
+// A room's keys share the hash tag {<room>}, and a user's the tag
+// {<user>}, so each group sits in one Redis Cluster slot and one script
+// may touch it all; no script touches two slots (a node's own sets are
+// written beside the scripts, in the same pipeline). The engine talks to one
 // server (goredis.Client) today; on a Cluster the scripts need no change
 // and the room channels would move to SPUBLISH/SSUBSCRIBE.
 //
@@ -57,28 +68,37 @@
 // the stored message, dup; otherwise it takes head+1, stores the record
 // (stamped by Config.Now on the caller's side, so tests control the
 // clock), records id -> seq, prunes the oldest beyond MaxMessages (with
-// their ids, moving first) and PUBLISHes the message on the room's
-// channel. Publishing from the script puts each room's publications in
-// seq order, after the message is stored. Retention by age is a sweep
-// (SCAN of the rooms' meta keys, a script per room) every SweepInterval.
+// their ids, moving first; at most 256 per append, so that lowering
+// MaxMessages does not make one append hold Redis) and PUBLISHes the
+// message on the room's channel. Publishing from the script puts each
+// room's publications in seq order, after the message is stored.
+// Retention by age is a sweep every SweepInterval: SCAN of the rooms' meta
+// keys, then per room a script that prunes up to 512 messages with one
+// XTRIM MINID (no per-entry tombstones), repeated while there is more.
 // The idempotency window is the retention window, as in core/bolt.
 //
 // # Broker
 //
 // The node has one pub/sub connection. A room's channel carries committed
 // messages and ephemeral envelopes, each payload led by a kind byte; the
-// control channel carries control events. Four goroutines serve it:
+// control channel carries control events. Five goroutines serve it:
 //
-//   - the reader receives, pings the link when it is quiet, and replaces
-//     the connection when it fails or stops answering (with backoff);
+//   - the reader blocks in Receive, with no read deadline (one firing in
+//     the middle of a reply would leave the stream unreadable), and
+//     replaces the connection when a read fails, with backoff, dialling
+//     without holding the link's lock;
+//   - the watchdog pings the link every Lease/3, and a new connection at
+//     once, and closes one whose ping is not answered within Timeout (not
+//     while the reader waits for the dispatcher: that is backpressure), so
+//     that the reader's read fails;
 //   - the dispatcher decodes and hands to the core.Handler in arrival
 //     order: messages batched through Publish, ephemerals through Deliver,
 //     controls through Control;
 //   - the publisher sends Broadcast and Announce from a bounded queue in
 //     pipelines (a full queue or a failed send drops and counts: ephemeral
 //     events are at most once), and applies subscription changes;
-//   - the heartbeat renews the node's lease (and, with MaxAge, a fifth,
-//     the sweeper).
+//   - the heartbeat renews the node's lease (and, with MaxAge, a sixth,
+//     the sweeper; the cluster's keeper and flusher are below).
 //
 // Subscribe never blocks: when the link is up and free it writes the
 // SUBSCRIBE itself, on the open connection, under a 20 ms deadline and
@@ -91,21 +111,37 @@
 // the subscription is in force (waiting up to Timeout the first time), so
 // that the message comes back through pub/sub, in order with everyone
 // else's. That is how a node's own appends reach its handler even in a
-// room the hub did not subscribe to; such a room is dropped after
-// idleGrace without appends.
+// room the hub did not subscribe to (the hub's Send needs no join, and
+// core.Store publishes every new message to the node's handler, which
+// storetest checks); such a room is dropped after idleGrace without
+// appends. Publishing straight from Append would save the subscription
+// but could not keep the room's seq order against other nodes' appends;
+// the cost is one SUBSCRIBE per room a node appends to, held idleGrace.
 //
 // # Exactly once across outages
 //
 // The dispatcher remembers, per subscribed room, the last seq it
-// delivered, and never delivers a seq at or below it. When the link comes
-// back (Redis restarted, network) the reader subscribes everything again
-// and, once a ping sent after the subscriptions is answered, queues a
-// resync: the dispatcher waits until Redis answers commands, reads each
-// room from its last delivered seq (Since) and hands that to Publish, and
-// only then takes what arrived live after the reconnect; then it calls
-// the OnReconnect callbacks. A room where nothing was delivered yet is
-// not read: the hub catches up from the store when the next message shows
-// a gap.
+// delivered, and never delivers a seq at or below it. When a room's
+// subscription is confirmed it also reads the room's head, its base: from
+// then on every later message either arrives live or is read by a
+// resync, so a quiet room where nothing was delivered yet is covered too.
+//
+// When the link is lost the reader tells the dispatcher at once. It then
+// subscribes everything again on a new connection and, once a ping sent
+// after the subscriptions is answered, queues a resync: the dispatcher
+// waits until Redis answers commands, reads each room from its last
+// delivered seq (or its base) with Since and hands that to Publish, then
+// calls the OnReconnect callbacks. Between the loss and the resync, a live
+// message in a room with a known position is not delivered (the resync
+// reads it from the store): delivering it would move the position past
+// the messages the outage hid. A room subscribed on the new link takes
+// its messages live, and the resync reads its base.
+//
+// One gap is left: if the link is lost in the moment between a room's
+// subscription coming into force and its head being read, with messages
+// appended in that moment and none delivered in the room yet, the base is
+// above them and they are not delivered; the hub sees the gap at the
+// room's next message and catches up from the store.
 //
 // # No seq is given out twice
 //
@@ -145,12 +181,60 @@
 // lease's end by Redis's clock (TIME), so nodes' clocks need not agree,
 // and its status record expires with the lease. Nodes lists those whose
 // lease has not ended; Close removes the node. A dead node's entry stays
-// in the sorted set, past its lease, for an hour (forgetAfter): whoever
-// cleans up after dead nodes finds them there.
+// in the sorted set, past its lease, until a live node has cleaned up
+// after it (below), however long that takes: one pruned unreaped would
+// leave its presence and connection counts behind for good.
+//
+// # Cluster
+//
+// Presence: each node applies its own net changes in a room with one
+// script (presenceScript), which adds or removes the node's field per user
+// and counts per user the nodes they are online on; it returns the
+// changes across the cluster (first node online, last node offline) and
+// the room's online count, and the hub broadcasts those. Members lists the
+// users with a field from a node not known to be dead, once each, named
+// by this node's field if it has one, else by the node whose id sorts
+// first. A node keeps its own presence as the truth: a room whose write
+// failed is settled (the node's fields rewritten from it, the changes
+// published) by the keeper once Redis answers.
+//
+// Connection cap: <prefix>:conns:{<user>} counts the user's connections
+// per node. AcquireConn's script sums every node's count except those of
+// nodes known to be dead (their lease had ended at this node's last
+// heartbeat), so a node newer than that heartbeat counts, and a dead
+// node's connections stop counting a heartbeat after its lease ends, even
+// before it is cleaned up after; it takes one if the sum is below the
+// limit. ReleaseConn does not block: the node's own counts are the truth,
+// and the flusher sends releases in batches (pipelined scripts, the field
+// deleted at 0); a user whose write failed has their field rewritten from
+// the node's count.
+//
+// Send limit: a GCRA per user on Redis's clock (TIME in the script), its
+// key expiring when the bucket is full again.
+//
+// Dead nodes: every Lease/2 each node's keeper looks for nodes whose lease
+// has ended (once its own heartbeats have succeeded for a lease and a
+// second: after an outage every lease looks ended until the nodes renew,
+// and their breakers may hold them back a second), takes a lock (SET NX PX) per dead node so that one node does
+// it, checks the lease is still over, then, room by room from the dead
+// node's rooms set, removes its presence fields (HSCAN MATCH on its id)
+// and publishes the users that went offline (one presence envelope each,
+// or past 100 one with the room's count); then it removes its connection
+// counts (from its users set), its registration and its keys. A dead
+// node's users go offline within about Lease × 1.5. Close does the same
+// for its own node at once. A node that finds its own entry expired or
+// gone at a heartbeat (cleaned up after while alive, or Redis lost data)
+// writes its presence and connection counts again. A node restarted under
+// the same id first cleans up what its earlier life left.
+//
+// A node's rooms and users sets must never miss a member it has state
+// under (it would stay behind forever when the node dies); see index.go
+// for how removing members no longer needed stays safe against writes.
 //
 // # Metrics
 //
 // chat_redis_errors_total{op}, chat_redis_resyncs_total,
-// chat_redis_dropped_total{reason} and chat_redis_breaker_state (0 closed,
-// 1 half-open, 2 open).
+// chat_redis_dropped_total{reason}, chat_redis_breaker_state (0 closed,
+// 1 half-open, 2 open), chat_redis_reaped_nodes_total and
+// chat_redis_reaped_presence_total.
 package redis

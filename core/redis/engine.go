@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,8 @@ type Engine struct {
 	handler atomic.Pointer[core.Handler] // set by Register; read by the dispatcher
 	rooms   rooms                        // guarded by rooms.mu: what this node subscribes to and has delivered
 	link    link                         // guarded by link.mu: the pub/sub connection, owned by the reader
+	pending bool                         // owned by the dispatcher: the link was lost and its resync has not run
+	cl      cluster                      // presence, connection counts, dead nodes; see cluster.go
 	lastErr atomic.Pointer[error]        // set by every call: the last outage met; nil after a success
 	hold    atomic.Pointer[func()]       // set by tests only: the reader calls it when the link is lost, before reconnecting
 
@@ -86,6 +89,8 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		closing: make(chan struct{}), linkOnce: make(chan struct{}),
 		in: make(chan incoming, inQueue), out: make(chan outgoing, outQueue),
 		rooms: rooms{byName: map[string]*roomState{}, changed: make(chan struct{}, 1)},
+		link:  link{fresh: make(chan struct{}, 1), answered: make(chan struct{}, 1)},
+		cl:    newCluster(),
 	}
 	e.ctx, e.stop = context.WithCancel(context.Background())
 	e.psCtx = context.WithValue(e.ctx, noDial{}, true)
@@ -103,13 +108,15 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 }
 
 // start brings up the pub/sub link, registers the node and starts the
-// goroutines: pub/sub reader, dispatcher, publisher, heartbeat and, with
-// MaxAge, the sweeper.
+// goroutines: pub/sub reader and watchdog, dispatcher, publisher,
+// heartbeat, the cluster's keeper and flusher and, with MaxAge, the
+// sweeper.
 func (e *Engine) start(ctx context.Context) error {
 	e.link.ps = e.rdb.Subscribe(e.ctx, e.keys.control)
 	e.link.active = map[string]bool{}
-	e.wg.Add(3)
+	e.wg.Add(4)
 	go e.read()
+	go e.watch()
 	go e.dispatch()
 	go e.send()
 	t := time.NewTimer(e.cfg.Timeout)
@@ -121,9 +128,13 @@ func (e *Engine) start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if err := e.startCluster(ctx); err != nil {
+		return err
+	}
 	if err := e.beat(ctx); err != nil {
 		return err
 	}
+	e.runCluster()
 	e.wg.Add(1)
 	go e.every(e.cfg.Lease/3, slog.LevelDebug, "heartbeat", e.beat) // the heartbeat goroutine
 	if e.cfg.MaxAge > 0 {
@@ -231,11 +242,13 @@ func (e *Engine) enter() error {
 
 func (e *Engine) leave() { e.flight.Done() }
 
-// Close deregisters the node, waits for the calls in progress (each is
-// bounded by Timeout), stops the goroutines and closes the connections.
-// Later calls get core.ErrClosed. It is idempotent: later Closes return
-// the first one's result, which is an error only if deregistering failed
-// (the node's lease then runs out by itself).
+// Close waits for the calls in progress (each is bounded by Timeout),
+// takes this node's users offline in every room where it holds presence
+// (publishing the changes) and its connection counts out, deregisters the
+// node, stops the goroutines and closes the connections. Later calls get
+// core.ErrClosed. It is idempotent: later Closes return the first one's
+// result, which is an error only if that cleanup failed (the node's lease
+// then runs out, and another node cleans up after it).
 func (e *Engine) Close() error {
 	e.shutdown(true)
 	return e.closeErr
@@ -253,8 +266,9 @@ func (e *Engine) shutdown(deregister bool) {
 		close(e.closing)
 		e.flightMu.Unlock()
 		e.flight.Wait()
+		e.stopCluster()
 		if deregister {
-			e.closeErr = e.deregister()
+			e.closeErr = e.leaveCluster()
 		}
 		e.stop()
 		e.link.close()
@@ -263,10 +277,14 @@ func (e *Engine) shutdown(deregister bool) {
 	})
 }
 
-// validKey checks a room, id or user that becomes part of a key.
+// validKey checks a room, id or user that becomes part of a key (and of
+// a presence field, where a NUL separates node and user).
 func validKey(what, s string) error {
 	if s == "" {
 		return protocol.Errorf(protocol.CodeBadRequest, "empty %s", what)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return protocol.Errorf(protocol.CodeBadRequest, "%s has a NUL byte", what)
 	}
 	return nil
 }

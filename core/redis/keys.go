@@ -3,8 +3,8 @@ package redis
 import "strings"
 
 // keys names everything the engine keeps in Redis. Every key of one room
-// carries the room in a {hash tag}, so all of them live in one Cluster
-// slot and one script may touch them together. Static after construction.
+// carries the room in a {hash tag}, and every key of one user the user, so
+// that each script touches one Cluster slot. Static after construction.
 type keys struct {
 	prefix  string // the configured prefix, without a trailing colon
 	control string // the control channel: <prefix>:control
@@ -21,13 +21,16 @@ type roomKeys struct {
 	log     string // stream: one entry <seq>-0 per retained message
 	ids     string // hash: message id -> seq, for the retained messages
 	reads   string // hash: user -> read position
+	pres    string // hash: <node>\x00<user> -> display name, one field per node a user is online on
+	presn   string // hash: user -> how many nodes the user is online on
 	channel string // pub/sub channel: committed messages and ephemeral envelopes
 }
 
 // room returns the keys of room name.
 func (k keys) room(name string) roomKeys {
 	tag := k.prefix + ":{" + name + "}"
-	return roomKeys{meta: tag + ":meta", log: tag + ":log", ids: tag + ":ids", reads: tag + ":reads", channel: tag}
+	return roomKeys{meta: tag + ":meta", log: tag + ":log", ids: tag + ":ids", reads: tag + ":reads",
+		pres: tag + ":pres", presn: tag + ":presn", channel: tag}
 }
 
 // roomOf returns the room whose channel is ch, and whether ch is a room
@@ -42,15 +45,18 @@ func (k keys) roomOf(ch string) (string, bool) {
 
 // metaPattern is the SCAN pattern of every room's meta key, the prefix's
 // glob characters escaped.
-func (k keys) metaPattern() string {
+func (k keys) metaPattern() string { return globEscape(k.prefix) + ":{*}:meta" }
+
+// globEscape escapes the characters that SCAN's MATCH reads as a pattern.
+func globEscape(s string) string {
 	var b strings.Builder
-	for _, r := range k.prefix {
+	for _, r := range s {
 		if strings.ContainsRune(`*?[]\`, r) {
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)
 	}
-	return b.String() + ":{*}:meta"
+	return b.String()
 }
 
 // roomOfMeta returns the room whose meta key is key.
@@ -64,6 +70,22 @@ func (k keys) roomOfMeta(key string) (string, bool) {
 
 // node is the key of one node's status record.
 func (k keys) node(id string) string { return k.prefix + ":node:" + id }
+
+// nodeRooms is the set of rooms where node id may hold presence fields.
+func (k keys) nodeRooms(id string) string { return k.node(id) + ":rooms" }
+
+// nodeUsers is the set of users for whom node id may hold a connection
+// count.
+func (k keys) nodeUsers(id string) string { return k.node(id) + ":users" }
+
+// reapLock is held by the node that cleans up after dead node id.
+func (k keys) reapLock(id string) string { return k.prefix + ":reap:" + id }
+
+// conns is the hash of user's open connections, by node.
+func (k keys) conns(user string) string { return k.prefix + ":conns:{" + user + "}" }
+
+// rate is user's send bucket (the GCRA's theoretical arrival time).
+func (k keys) rate(user string) string { return k.prefix + ":rate:{" + user + "}" }
 
 // kv is the key of a shared value (Get, Set).
 func (k keys) kv(key string) string { return k.prefix + ":kv:" + key }

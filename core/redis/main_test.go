@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +17,12 @@ import (
 	"github.com/chatd/chatd/core/redis/redistest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain routes go-redis's own lines (dial failures while a test has
+// Redis down) through slog, as main does.
+func TestMain(m *testing.M) {
+	SetClientLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	goleak.VerifyTestMain(m)
+}
 
 // waitTimeout bounds every wait in these tests. It is a failure deadline,
 // not a synchronisation: tests wait on events.
@@ -50,26 +57,73 @@ func open(t *testing.T, srv *redistest.Server, cfg Config) *Engine {
 	return e
 }
 
-// recorder is a core.Handler that records the messages an engine
-// delivers, for tests to wait on.
+// recorder is a core.Handler that records the messages and ephemeral
+// envelopes an engine delivers, for tests to wait on.
 type recorder struct {
 	mu      sync.Mutex
-	msgs    []protocol.Message // guarded by mu
-	changed chan struct{}      // guarded by mu; closed on each delivery
+	msgs    []protocol.Message  // guarded by mu
+	envs    []protocol.Envelope // guarded by mu
+	changed chan struct{}       // guarded by mu; closed on each delivery
 }
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
 
 func (r *recorder) Publish(ms []protocol.Message) {
+	r.add(func() { r.msgs = append(r.msgs, ms...) })
+}
+
+func (r *recorder) Deliver(_ string, e protocol.Envelope) {
+	r.add(func() { r.envs = append(r.envs, e) })
+}
+
+func (*recorder) Control(core.Control) {}
+
+func (r *recorder) add(fn func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.msgs = append(r.msgs, ms...)
+	fn()
 	close(r.changed)
 	r.changed = make(chan struct{})
 }
 
-func (*recorder) Deliver(string, protocol.Envelope) {}
-func (*recorder) Control(core.Control)              {}
+// until waits until cond (called with r.mu held) holds, failing after
+// waitTimeout.
+func (r *recorder) until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		r.mu.Lock()
+		ok, changed := cond(), r.changed
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// fence broadcasts a typing envelope from e in room and waits until rec,
+// e's handler, has it: e's subscription to room is then in force, and
+// everything e received before is delivered.
+func fence(t *testing.T, e *Engine, rec *recorder, room string) {
+	t.Helper()
+	user := fmt.Sprint("fence-", fences.Add(1))
+	e.Broadcast(room, protocol.Envelope{Type: protocol.TypeTyping, Room: room, User: user})
+	rec.until(t, "the fence "+user, func() bool {
+		for _, env := range rec.envs {
+			if env.User == user {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+var fences atomic.Int64
 
 // seqs returns the seqs delivered in room, in order.
 func (r *recorder) seqs(room string) []uint64 {

@@ -12,6 +12,7 @@ const (
 	dropUnsubscribed = "unsubscribed" // a message for a room no longer subscribed
 	dropNoHandler    = "no_handler"   // something arrived before Register
 	dropClosed       = "closed"       // Broadcast or Announce after Close
+	dropResync       = "resync"       // a message between a lost link and its resync: the resync reads it from the store
 )
 
 // metrics are the engine's Prometheus collectors. Static after construction.
@@ -20,6 +21,9 @@ type metrics struct {
 	resyncs prometheus.Counter     // pub/sub reconnects followed by a resync
 	dropped *prometheus.CounterVec // publications not sent or not delivered, by reason
 	breaker prometheus.Gauge       // 0 closed, 1 half-open, 2 open
+
+	reaped         prometheus.Counter // dead nodes cleaned up after by this node
+	reapedPresence prometheus.Counter // presence changes published while cleaning up after a node
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,7 +45,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "chat_redis_breaker_state",
 			Help: "The circuit breaker in front of Redis: 0 closed, 1 half-open, 2 open (calls fail fast).",
 		}),
+		reaped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_redis_reaped_nodes_total",
+			Help: "Nodes whose lease ended that this node cleaned up after (their presence and connection counts).",
+		}),
+		reapedPresence: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_redis_reaped_presence_total",
+			Help: "Presence changes (users going offline) published while cleaning up after a node, its own Close included.",
+		}),
 	}
-	reg.MustRegister(m.errors, m.resyncs, m.dropped, m.breaker)
+	reg.MustRegister(m.errors, m.resyncs, m.dropped, m.breaker, m.reaped, m.reapedPresence)
 	return m
 }

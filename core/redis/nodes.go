@@ -12,12 +12,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// forgetAfter is how long a node whose lease ended stays in the registry's
-// sorted set before a heartbeat prunes it. Nodes never lists it; it is
-// there so that whoever cleans up after dead nodes (the cluster state of
-// phase 2) can find them: ZRANGEBYSCORE <prefix>:nodes -inf <now>.
-const forgetAfter = time.Hour
-
 // NodeStatus is one live node as the registry knows it.
 type NodeStatus struct {
 	ID, Addr string
@@ -41,29 +35,66 @@ func (e *Engine) redisNow(ctx context.Context) (time.Time, error) {
 
 // beat renews this node's lease: its score in <prefix>:nodes is the
 // lease's end by Redis's clock, and its record expires with the lease.
-// The first beat (in Open) sets Since.
+// The first beat (in Open) sets Since. Each beat also reads the registry
+// before renewing: the nodes whose lease has ended (which Members and
+// AcquireConn no longer count), and this node's own entry. An entry gone
+// or expired means another node may have cleaned up after this one, or
+// Redis lost it: the node writes its presence and connection counts again
+// (restore).
+//
+// A dead node's entry stays in the sorted set until a live node has
+// cleaned up after it (reap.go), however long that takes: whoever cleans
+// up finds it there.
 func (e *Engine) beat(ctx context.Context) error {
-	return e.call(ctx, "heartbeat", func(ctx context.Context) error {
+	var (
+		first   = e.since.IsZero() // in Open, before any other goroutine reads since
+		restore bool
+		dead    []string
+	)
+	err := e.call(ctx, "heartbeat", func(ctx context.Context) error {
 		now, err := e.redisNow(ctx)
 		if err != nil {
 			return err
 		}
-		if e.since.IsZero() {
-			e.since = now // in Open, before any other goroutine reads it
+		if first {
+			e.since = now
 		}
 		rec, err := json.Marshal(nodeRecord{ID: e.cfg.Node, Addr: e.cfg.Addr, Since: e.since, Info: e.info()})
 		if err != nil {
 			return err
 		}
 		end := now.Add(e.cfg.Lease).UnixMilli()
+		var reg *goredis.ZSliceCmd
 		_, err = e.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			reg = p.ZRangeWithScores(ctx, e.keys.nodes, 0, -1)
 			p.ZAdd(ctx, e.keys.nodes, goredis.Z{Score: float64(end), Member: e.cfg.Node})
 			p.Set(ctx, e.keys.node(e.cfg.Node), rec, e.cfg.Lease)
-			p.ZRemRangeByScore(ctx, e.keys.nodes, "-inf", "("+strconv.FormatInt(now.Add(-forgetAfter).UnixMilli(), 10))
 			return nil
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		restore = !first
+		for _, z := range reg.Val() {
+			id, _ := z.Member.(string)
+			switch {
+			case id == e.cfg.Node:
+				restore = !first && int64(z.Score) <= now.UnixMilli()
+			case int64(z.Score) <= now.UnixMilli():
+				dead = append(dead, id)
+			}
+		}
+		return nil
 	})
+	e.cl.beaten(err == nil)
+	if err != nil {
+		return err
+	}
+	e.cl.setDead(dead)
+	if restore {
+		e.restore()
+	}
+	return nil
 }
 
 // info returns the JSON of cfg.Info(), or nil.

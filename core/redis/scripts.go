@@ -53,7 +53,9 @@ end
 // appendScript stores one message. KEYS: meta, log, ids. ARGV: id,
 // record, max retained (negative: no limit), channel, epoch for a new
 // room, floor. It returns {1, seq, record} for a duplicate id, else
-// {0, seq, head before a raise or -1}.
+// {0, seq, head before a raise or -1}. It prunes at most trimBatch of the
+// oldest at once, so that an append after MaxMessages was lowered does
+// not hold Redis for long: the next appends go on.
 var appendScript = goredis.NewScript(luaLib + `
 local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
 local id, rec, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -71,7 +73,7 @@ redis.call('XADD', log, s(head) .. '-0', 'm', rec)
 redis.call('HSET', ids, id, s(head))
 redis.call('HSET', meta, 'head', s(head))
 if max >= 0 and head - first + 1 > max then
-  for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', head - first + 1 - max)) do
+  for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', math.min(head - first + 1 - max, 256))) do
     forget(ids, e)
     first = seqOf(e[1]) + 1
   end
@@ -117,33 +119,30 @@ end
 return out
 `)
 
-// sweepScript prunes a room's messages stamped before a cutoff. Stamps
-// follow seq order (one clock, assumed not to go back), so it stops at the
-// first message young enough to keep, or at one it cannot read. KEYS:
-// meta, log, ids. ARGV: cutoff (Unix ms). It returns how many it pruned.
+// sweepScript prunes a room's messages stamped before a cutoff, at most
+// limit of them at once. Stamps follow seq order (one clock, assumed not
+// to go back), so it stops at the first message young enough to keep, or
+// at one it cannot read, and trims the stream up to it with one XTRIM
+// MINID (no per-entry tombstones). KEYS: meta, log, ids. ARGV: cutoff
+// (Unix ms), limit. It returns {how many it pruned, 1 if there may be
+// more to prune}.
 var sweepScript = goredis.NewScript(luaLib + `
 local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
-local cutoff = tonumber(ARGV[1])
-local m = redis.call('HMGET', meta, 'head', 'first')
-local head = tonumber(m[1])
-if not head then return 0 end
-local first, n = head + 1, 0
-repeat
-  local batch = redis.call('XRANGE', log, '-', '+', 'COUNT', 64)
-  local stop = #batch == 0
-  for _, e in ipairs(batch) do
-    local ok, r = pcall(cjson.decode, e[2][2])
-    if not ok or type(r) ~= 'table' or type(r.s) ~= 'number' or r.s >= cutoff then
-      first, stop = seqOf(e[1]), true
-      break
-    end
-    forget(ids, e)
-    redis.call('XDEL', log, e[1])
-    n = n + 1
+local cutoff, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+if not redis.call('HGET', meta, 'head') then return {0, 0} end
+local batch = redis.call('XRANGE', log, '-', '+', 'COUNT', limit)
+local n, last = 0, 0
+for _, e in ipairs(batch) do
+  local ok, r = pcall(cjson.decode, e[2][2])
+  if not ok or type(r) ~= 'table' or type(r.s) ~= 'number' or r.s >= cutoff then
+    break
   end
-until stop
-if n > 0 then
-  redis.call('HSET', meta, 'first', s(first))
+  forget(ids, e)
+  last, n = seqOf(e[1]), n + 1
 end
-return n
+if n == 0 then return {0, 0} end
+redis.call('XTRIM', log, 'MINID', s(last + 1))
+redis.call('HSET', meta, 'first', s(last + 1))
+if n == limit then return {n, 1} end
+return {n, 0}
 `)

@@ -124,13 +124,16 @@ func (e *Engine) SetReads(ctx context.Context, reads []core.ReadPosition) error 
 		return nil
 	}
 	return e.call(ctx, "set_reads", func(ctx context.Context) error {
-		cmds, err := e.raiseReads(ctx, order, byRoom, reads)
-		if goredis.HasErrorPrefix(err, "NOSCRIPT") {
-			if err := readsScript.Load(ctx, e.rdb).Err(); err != nil {
-				return err
+		cmds := make([]*goredis.Cmd, len(order))
+		err := e.pipeScripts(ctx, func(p goredis.Pipeliner) {
+			for r, room := range order {
+				args := make([]any, 0, 2*len(byRoom[room]))
+				for _, i := range byRoom[room] {
+					args = append(args, reads[i].User, reads[i].Seq)
+				}
+				cmds[r] = readsScript.EvalSha(ctx, p, []string{e.keys.room(room).reads}, args...)
 			}
-			cmds, err = e.raiseReads(ctx, order, byRoom, reads)
-		}
+		}, readsScript)
 		if err != nil {
 			return err
 		}
@@ -145,22 +148,6 @@ func (e *Engine) SetReads(ctx context.Context, reads []core.ReadPosition) error 
 		}
 		return nil
 	})
-}
-
-// raiseReads runs readsScript for every room in one pipeline, by EVALSHA.
-func (e *Engine) raiseReads(ctx context.Context, order []string, byRoom map[string][]int, reads []core.ReadPosition) ([]*goredis.Cmd, error) {
-	cmds := make([]*goredis.Cmd, len(order))
-	_, err := e.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for r, room := range order {
-			args := make([]any, 0, 2*len(byRoom[room]))
-			for _, i := range byRoom[room] {
-				args = append(args, reads[i].User, reads[i].Seq)
-			}
-			cmds[r] = readsScript.EvalSha(ctx, p, []string{e.keys.room(room).reads}, args...)
-		}
-		return nil
-	})
-	return cmds, err
 }
 
 // Reads implements core.Store.

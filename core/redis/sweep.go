@@ -20,43 +20,46 @@ func (e *Engine) Sweep() error {
 	return e.sweep(e.ctx)
 }
 
+// sweepBatch bounds the messages one sweepScript prunes.
+const sweepBatch = 512
+
 func (e *Engine) sweep(ctx context.Context) error {
 	if e.cfg.MaxAge <= 0 {
 		return nil
 	}
 	cutoff := e.cfg.Now().Add(-e.cfg.MaxAge).UnixMilli()
-	var cursor uint64
-	for {
-		var metas []string
-		err := e.call(ctx, "sweep", func(ctx context.Context) error {
-			var err error
-			metas, cursor, err = e.rdb.Scan(ctx, cursor, e.keys.metaPattern(), 512).Result()
-			return err
-		})
-		if err != nil {
-			return err
-		}
+	scan := func(ctx context.Context, cursor uint64) ([]string, uint64, error) {
+		return e.rdb.Scan(ctx, cursor, e.keys.metaPattern(), scanCount).Result()
+	}
+	return e.scanAll(ctx, "sweep", scan, func(metas []string) error {
 		for _, meta := range metas {
 			if err := e.sweepRoom(ctx, meta, cutoff); err != nil {
 				return err
 			}
 		}
-		if cursor == 0 {
-			return nil
-		}
-	}
+		return nil
+	})
 }
 
+// sweepRoom prunes one room, sweepBatch messages per script.
 func (e *Engine) sweepRoom(ctx context.Context, meta string, cutoff int64) error {
-	if e.closed.Load() {
-		return fmt.Errorf("redis: sweep: %w", core.ErrClosed)
-	}
 	room, ok := e.keys.roomOfMeta(meta)
 	if !ok {
 		return nil
 	}
 	k := e.keys.room(room)
-	return e.call(ctx, "sweep", func(ctx context.Context) error {
-		return sweepScript.Run(ctx, e.rdb, []string{k.meta, k.log, k.ids}, cutoff).Err()
-	})
+	for more := true; more; {
+		if e.closed.Load() {
+			return fmt.Errorf("redis: sweep: %w", core.ErrClosed)
+		}
+		err := e.call(ctx, "sweep", func(ctx context.Context) error {
+			res, err := sweepScript.Run(ctx, e.rdb, []string{k.meta, k.log, k.ids}, cutoff, sweepBatch).Int64Slice()
+			more = err == nil && len(res) == 2 && res[1] == 1
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -5,7 +5,9 @@
 // engine and of the cluster talk to the real thing.
 //
 // A server can be killed with SIGKILL and restarted on the same data and
-// the same addresses, which is how the outage tests take Redis away.
+// the same addresses, which is how the outage tests take Redis away. A
+// Proxy in front of it takes Redis away from some clients only (Cut,
+// Restore), as a network fault would.
 package redistest
 
 import (

@@ -22,3 +22,40 @@ func TestStartKillRestart(t *testing.T) {
 		t.Fatalf("EXISTS after restart on AOF: %q %v (the write was lost)", r, err)
 	}
 }
+
+// TestProxy: commands go through the proxy; a cut closes and refuses
+// connections until restored.
+func TestProxy(t *testing.T) {
+	s := Start(t, Options{})
+	p := NewProxy(t, s.Addr)
+	addr := strings.TrimSuffix(strings.TrimPrefix(p.URL(), "redis://"), "/0")
+	if err := ping(t.Context(), addr); err != nil {
+		t.Fatalf("PING through the proxy: %v", err)
+	}
+	p.Cut()
+	if err := ping(t.Context(), addr); err == nil {
+		t.Fatal("PING through a cut proxy succeeded")
+	}
+	p.Restore()
+	if err := ping(t.Context(), addr); err != nil {
+		t.Fatalf("PING through the restored proxy: %v", err)
+	}
+}
+
+func TestCommand(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		end  int
+		name string
+	}{
+		{"*2\r\n$9\r\nSUBSCRIBE\r\n$1\r\nr\r\n*1\r\n$4\r\nping\r\n", 26, "subscribe"},
+		{"*2\r\n$9\r\nsubscribe\r\n$1\r\n", -1, ""},
+		{"*2\r\n$9\r\nsubscr", -1, ""},
+		{"", -1, ""},
+		{"PING\r\n", -2, ""},
+	} {
+		if end, name := command([]byte(c.in)); end != c.end || name != c.name {
+			t.Errorf("command(%q) = %d, %q; want %d, %q", c.in, end, name, c.end, c.name)
+		}
+	}
+}
