@@ -87,6 +87,7 @@ func countIDs(t *testing.T, s *Store, room string) int {
 // together, in one transaction and one publication.
 func TestGroupCommit(t *testing.T) {
 	gate, entered := make(chan struct{}), make(chan struct{}, 1)
+	published := make(chan struct{}, 64) // one per publication
 	var mu sync.Mutex
 	var sizes []int
 	s := open(t, Config{})
@@ -95,6 +96,7 @@ func TestGroupCommit(t *testing.T) {
 		sizes = append(sizes, len(ms))
 		first := len(sizes) == 1
 		mu.Unlock()
+		published <- struct{}{}
 		if first {
 			entered <- struct{}{}
 			<-gate // hold the writer so the next appends queue up
@@ -117,6 +119,19 @@ func TestGroupCommit(t *testing.T) {
 	waitQueued(t, s, n)
 	close(gate)
 	wg.Wait()
+	// An append returns once durable; its publication may follow.
+	<-published
+	for got := 1; got < n+1; {
+		mu.Lock()
+		got = 0
+		for _, k := range sizes {
+			got += k
+		}
+		mu.Unlock()
+		if got < n+1 {
+			<-published
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if fmt.Sprint(sizes) != fmt.Sprint([]int{1, n}) {
