@@ -32,6 +32,9 @@ type engine struct {
 func (m *Main) openEngine(ctx context.Context, reg prometheus.Registerer, id, addr string, info *node.InfoSource) (engine, error) {
 	c := m.Config
 	if c.Redis != "" {
+		// go-redis's own lines (dial and pool trouble) go to our log, not
+		// to stderr; it keeps one logger per process.
+		chatredis.SetClientLogger(m.log)
 		e, err := chatredis.Open(ctx, chatredis.Config{
 			URL: c.Redis, Node: id, Addr: addr, MaxMessages: c.HistoryMax, MaxAge: c.HistoryAge,
 			AcceptRisk: c.RedisRisk, Info: info.Info, Logger: m.log, Metrics: reg,
