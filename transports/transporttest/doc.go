@@ -5,4 +5,8 @@
 // The server is the real router, hub and embedded store, in process, on a
 // fresh data directory. Clients speak the real wire protocol over real
 // sockets; nothing in between is faked.
+//
+// A Cluster is several such nodes on one real redis-server (the Redis
+// engine, as chatd runs with --redis); a test dials its clients to
+// different nodes, and can kill a node as kill -9 would.
 package transporttest

@@ -1,11 +1,8 @@
 package transporttest
 
 import (
-	"context"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +13,6 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/bolt"
-	"github.com/chatd/chatd/transports/node"
 )
 
 // Secret is the HS256 secret test servers trust.
@@ -54,15 +50,8 @@ type Env struct {
 // NewEnv starts a server that stops when the test ends.
 func NewEnv(t testing.TB, opts Options) *Env {
 	t.Helper()
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	v, err := auth.NewVerifier(auth.Config{HMACSecret: []byte(Secret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &Env{Verifier: v, Tickets: auth.NewTickets(nil, time.Minute, nil), Dir: t.TempDir(), opts: opts, log: log}
+	e := &Env{Verifier: newVerifier(t), Tickets: auth.NewTickets(nil, time.Minute, nil), Dir: t.TempDir(),
+		opts: opts, log: opts.logger()}
 	e.start(t, "")
 	t.Cleanup(func() { e.stop(t) })
 	return e
@@ -74,6 +63,9 @@ func NewEnv(t testing.TB, opts Options) *Env {
 // lives in the server between requests.
 func (e *Env) Restart(t testing.TB) {
 	t.Helper()
+	if e.Store == nil {
+		t.Fatal("transporttest: Restart is for a one-node Env; a cluster node goes with Cluster.Stop or Kill")
+	}
 	addr := strings.TrimPrefix(e.URL, "http://")
 	e.stop(t)
 	e.start(t, addr)
@@ -82,39 +74,16 @@ func (e *Env) Restart(t testing.TB) {
 // start builds the store, hub and server; addr "" picks a free port.
 func (e *Env) start(t testing.TB, addr string) {
 	t.Helper()
-	opts, log := e.opts, e.log
 	store, err := bolt.Open(bolt.Config{
-		Path: filepath.Join(e.Dir, "chat.db"), MaxMessages: opts.MaxMessages, Logger: log,
+		Path: filepath.Join(e.Dir, "chat.db"), MaxMessages: e.opts.MaxMessages, Logger: e.log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := node.New(node.Config{
-		Engine: store, Verifier: e.Verifier, Tickets: e.Tickets, Hub: opts.Hub,
-		PollHold: opts.PollHold, PollInterval: opts.PollInterval, SSERetry: opts.SSERetry,
-		Web: opts.Web, Logger: log, Degrade: opts.Degrade,
-	})
-	hub, api := n.Hub, n.API
-	api.SetReady(true)
-	srv := httptest.NewUnstartedServer(api.Handler())
-	if addr != "" {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatalf("restart on %s: %v", addr, err)
-		}
-		srv.Listener.Close()
-		srv.Listener = ln
-	}
-	srv.Start()
-	e.URL, e.Hub, e.Store = srv.URL, hub, store
+	s := serve(nodeConfig(e.opts, store, e.Verifier, e.Tickets, e.log), listen(t, addr))
+	e.URL, e.Hub, e.Store = s.URL, s.Node.Hub, store
 	e.stop = func(t testing.TB) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Close(ctx); err != nil {
-			t.Errorf("node close: %v", err)
-		}
-		srv.CloseClientConnections()
-		srv.Close()
+		s.close(t)
 		if err := store.Close(); err != nil {
 			t.Errorf("store close: %v", err)
 		}

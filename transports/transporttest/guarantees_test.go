@@ -201,11 +201,35 @@ func testIdempotentConcurrent(t *testing.T, dial Dialer) {
 	tok := e.Token(t, "alice", Claims{})
 	conns := []Client{dial(t, e, tok, nil), dial(t, e, tok, nil)}
 	bob := dial(t, e, e.Token(t, "bob", Claims{}), []Join{{Room: room}})
+	for i, ack := range sendSameIDs(t, room, n, conns...) {
+		if ack.Seq < 1 || ack.Seq > n {
+			t.Fatalf("id same-%d: seq %d outside 1..%d", i, ack.Seq, n)
+		}
+	}
+	ids := make(map[string]bool)
+	for _, m := range expectSeqs(t, bob, room, 1, n) {
+		if ids[m.ID] {
+			t.Fatalf("id %q delivered twice", m.ID)
+		}
+		ids[m.ID] = true
+	}
+	fence(t, e, room, bob)
+	if h := history(t, e, tok, room); h.Head != n+1 || len(h.Messages) != n+1 {
+		t.Fatalf("history head %d with %d messages; want %d", h.Head, len(h.Messages), n+1)
+	}
+}
+
+// sendSameIDs sends ids same-0…same-(n-1) to room from every conn at
+// once, and returns the ack of each id once it has checked that every
+// conn got the same ack for it and that no two ids share a seq.
+func sendSameIDs(t testing.TB, room string, n int, conns ...Client) []protocol.Envelope {
+	t.Helper()
 	ctx := Ctx(t)
-	acks := [2][n]protocol.Envelope{}
-	errs := make(chan error, 2)
+	acks := make([][]protocol.Envelope, len(conns))
+	errs := make(chan error, len(conns))
 	var wg sync.WaitGroup
 	for k, c := range conns {
+		acks[k] = make([]protocol.Envelope, n)
 		wg.Go(func() {
 			for i := range n {
 				ack, err := c.Send(ctx, room, fmt.Sprint("same-", i), fmt.Sprint("text ", i))
@@ -223,27 +247,18 @@ func testIdempotentConcurrent(t *testing.T, dial Dialer) {
 		t.Fatal(err)
 	}
 	seen := make(map[uint64]bool)
-	for i := range n {
-		a, b := acks[0][i], acks[1][i]
-		if a.Seq != b.Seq || a.TS != b.TS || a.ID != b.ID {
-			t.Fatalf("id same-%d: acks differ: %+v and %+v", i, a, b)
+	for i, a := range acks[0] {
+		for _, other := range acks[1:] {
+			if b := other[i]; a.Seq != b.Seq || a.TS != b.TS || a.ID != b.ID {
+				t.Fatalf("id same-%d: acks differ: %+v and %+v", i, a, b)
+			}
 		}
-		if seen[a.Seq] || a.Seq < 1 || a.Seq > n {
-			t.Fatalf("id same-%d: seq %d reused or outside 1..%d", i, a.Seq, n)
+		if seen[a.Seq] {
+			t.Fatalf("id same-%d: seq %d reused", i, a.Seq)
 		}
 		seen[a.Seq] = true
 	}
-	ids := make(map[string]bool)
-	for _, m := range expectSeqs(t, bob, room, 1, n) {
-		if ids[m.ID] {
-			t.Fatalf("id %q delivered twice", m.ID)
-		}
-		ids[m.ID] = true
-	}
-	fence(t, e, room, bob)
-	if h := history(t, e, tok, room); h.Head != n+1 || len(h.Messages) != n+1 {
-		t.Fatalf("history head %d with %d messages; want %d", h.Head, len(h.Messages), n+1)
-	}
+	return acks[0]
 }
 
 // Guarantee 4: a join from since=4 gets exactly 5..10, then the live ones.

@@ -1,0 +1,125 @@
+package transporttest
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/transports/node"
+)
+
+// server is one node served on loopback: the part of a test server that
+// Env (one node on the embedded engine) and Cluster (several on Redis)
+// share. The caller owns the engine.
+type server struct {
+	URL  string     // static after serve
+	Node *node.Node // static after serve
+	srv  *httptest.Server
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // accepted and not closed by net/http, hijacked ones included; guarded by mu
+}
+
+// logger is opts.Logger, or one that discards.
+func (opts Options) logger() *slog.Logger {
+	if opts.Logger != nil {
+		return opts.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// nodeConfig is the node.Config of a test server over engine, from opts.
+func nodeConfig(opts Options, engine core.Engine, v *auth.Verifier, tickets *auth.Tickets, log *slog.Logger) node.Config {
+	return node.Config{
+		Engine: engine, Verifier: v, Tickets: tickets, Hub: opts.Hub,
+		PollHold: opts.PollHold, PollInterval: opts.PollInterval, SSERetry: opts.SSERetry,
+		Web: opts.Web, Logger: log, Degrade: opts.Degrade,
+	}
+}
+
+// listen listens on addr; "" picks a free loopback port.
+func listen(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	return ln
+}
+
+// newVerifier is the verifier every test server has: HS256 with Secret.
+func newVerifier(t testing.TB) *auth.Verifier {
+	t.Helper()
+	v, err := auth.NewVerifier(auth.Config{HMACSecret: []byte(Secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// serve builds a node from cfg, marks it ready and serves it on ln.
+func serve(cfg node.Config, ln net.Listener) *server {
+	n := node.New(cfg)
+	n.API.SetReady(true)
+	s := &server{Node: n, conns: make(map[net.Conn]struct{})}
+	s.srv = httptest.NewUnstartedServer(n.Handler())
+	s.srv.Listener.Close()
+	s.srv.Listener = ln
+	s.srv.Config.ConnState = s.track // httptest chains its own hook before this one
+	s.srv.Start()
+	s.URL = s.srv.URL
+	return s
+}
+
+// track keeps every connection until net/http closes it. A hijacked one
+// (WebSocket, a hijacked SSE stream, a parked poll) stays, since net/http
+// no longer sees it close; kill closes it.
+func (s *server) track(c net.Conn, state http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch state {
+	case http.StateNew:
+		s.conns[c] = struct{}{}
+	case http.StateClosed:
+		delete(s.conns, c)
+	}
+}
+
+// close stops the node as chatd drains on SIGTERM: not ready, every
+// session told to go (bounded by 10 s), then the HTTP server. The caller
+// then closes the engine.
+func (s *server) close(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Node.Close(ctx); err != nil {
+		t.Errorf("node close: %v", err)
+	}
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
+
+// kill takes the listener and every connection away at once, as the
+// death of the process does: no session is told anything, clients see
+// their connection drop. The node's goroutines live on, cut off; close
+// still stops them.
+func (s *server) kill() {
+	s.srv.Listener.Close()
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = make(map[net.Conn]struct{})
+	s.mu.Unlock()
+	for c := range conns {
+		c.Close()
+	}
+}
