@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,5 +75,82 @@ func TestSmoke(t *testing.T) {
 	}
 	if len(back.Runs) != 1 || back.Runs[0].Users != 30 || back.Runs[0].Check.Checked != 30 {
 		t.Errorf("report.json says %+v", back.Runs)
+	}
+}
+
+// TestCluster runs the chat workload across three nodes sharing one real
+// redis-server (AOF, fsync always): 30 users dealt to the nodes in turn,
+// rooms of 10, so that every room has members on every node and each
+// message is appended by one node and delivered by all three. Each
+// room's seqs come from the shared engine whichever node takes the send,
+// so the ledger's exactly-once check applies unchanged: nothing may be
+// lost or duplicated, and every node must report the same head.
+func TestCluster(t *testing.T) {
+	c := transporttest.NewCluster(t, 3, transporttest.Options{})
+	var nodes []string
+	for _, n := range c.Nodes {
+		nodes = append(nodes, n.URL)
+	}
+	// Each node's peak of sessions, sampled while the tool runs.
+	peaks := make([]int, len(c.Nodes))
+	done, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			for i, n := range c.Nodes {
+				total := 0
+				for _, k := range n.Hub.Sessions() {
+					total += k
+				}
+				peaks[i] = max(peaks[i], total)
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, Config{
+		Servers: nodes, JWTSecret: transporttest.Secret, Workload: Chat, Users: []int{30}, RoomSize: 10,
+		// A cycle of 4 tiers against 3 nodes: every node gets every tier.
+		Tiers: []TierShare{{client.WebSocket, 2}, {client.SSE, 1}, {client.Poll, 1}},
+		Rate:  1, Duration: 2 * time.Second, Sample: 250 * time.Millisecond, ConnectTimeout: 20 * time.Second,
+		Drain: 10 * time.Second, NoReads: true,
+	})
+	close(done)
+	<-sampled
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Failures) > 0 {
+		t.Errorf("failures: %q", rep.Failures)
+	}
+	if slices.Min(peaks) < 10 {
+		t.Errorf("sessions per node at peak %v, want the 10 users of each node on it", peaks)
+	}
+	r := rep.Runs[0]
+	k := r.Check
+	if k.Checked != 30 || k.Lost != 0 || k.Duplicated != 0 || k.ClientDuplicates != 0 || k.HeadsSplit != 0 {
+		t.Errorf("check %+v: want 30 clients checked, nothing lost or duplicated, one head per room", k)
+	}
+	// Each acked message reaches the 10 members of its room, on all
+	// three nodes.
+	if r.Traffic.Sends < 30 || k.Expected < 10*r.Traffic.Sends || k.Received < k.Expected {
+		t.Errorf("traffic %+v, check %+v: want every acked message delivered to its 10 subscribers", r.Traffic, k)
+	}
+	sessions := 0
+	for _, n := range r.Server.SessionsAtEnd {
+		sessions += n
+	}
+	if !r.Server.Metrics || sessions <= 10 { // a node holds 10
+		t.Errorf("server %+v: want the sessions of the three nodes' /metrics added up", r.Server)
+	}
+	if want := strings.Join(nodes, ", "); rep.Target != want {
+		t.Errorf("target %q, want %q", rep.Target, want)
 	}
 }

@@ -24,6 +24,9 @@ const (
 // MaxUsers caps one run's user count, whatever the flags say.
 const MaxUsers = 20000
 
+// MaxServers caps the nodes of --servers.
+const MaxServers = 64
+
 // ErrConfig is the sentinel a configuration error wraps.
 var ErrConfig = errors.New("chatload: bad configuration")
 
@@ -38,7 +41,18 @@ type TierShare struct {
 // is a chat workload of 1000 WebSocket users for 20 s; each field's
 // comment gives its default, which may depend on the workload.
 type Config struct {
-	URL      string // the server's HTTP base, e.g. http://127.0.0.1:8080; required
+	// URL is the server's HTTP base, e.g. http://127.0.0.1:8080: the node
+	// the clients connect to, and the one the tool's own calls (metrics,
+	// admin status and level) go to. Required unless Servers is set; then
+	// it is Servers[0] when empty.
+	URL string
+	// Servers are the nodes of a cluster sharing one engine: user i
+	// connects to Servers[i mod len(Servers)], so consecutive users, and
+	// so every room, are spread over the nodes. The tool reads /metrics
+	// of each (and adds them up), waits for each to be ready, logs dev
+	// users in at their own node, and reads each room's head through a
+	// client on every node. Empty: URL alone.
+	Servers  []string
 	Workload string // Idle, Broadcast, Chat or Storm; Chat
 	Users    []int  // user counts, one run each, in order; [1000]
 
@@ -127,6 +141,9 @@ func (c Config) withDefaults() Config {
 	if c.Workload == "" {
 		c.Workload = Chat
 	}
+	if c.URL == "" && len(c.Servers) > 0 {
+		c.URL = c.Servers[0]
+	}
 	if len(c.Users) == 0 {
 		c.Users = []int{1000}
 	}
@@ -192,8 +209,19 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !httpURL(c.URL) {
 		bad("--url must be an http(s) URL such as http://127.0.0.1:8080, not %q", c.URL)
+	}
+	for _, s := range c.Servers {
+		if !httpURL(s) {
+			bad("--servers: %q is not an http(s) URL such as http://127.0.0.1:8081", s)
+		}
+	}
+	if len(c.Servers) > MaxServers {
+		bad("--servers: %d nodes, at most %d", len(c.Servers), MaxServers)
+	}
+	if len(c.Servers) > 1 && (c.Workload == Storm || c.ServerCmd != "") {
+		bad("--workload storm and --server-cmd take one server, not %d --servers", len(c.Servers))
 	}
 	switch c.Workload {
 	case Idle, Broadcast, Chat, Storm:
@@ -231,6 +259,20 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
+}
+
+// httpURL reports whether s is an absolute http(s) URL with a host.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// servers returns the nodes clients connect to: Servers, or URL alone.
+func (c Config) servers() []string {
+	if len(c.Servers) > 0 {
+		return c.Servers
+	}
+	return []string{c.URL}
 }
 
 // senders returns how many users send in a run of n users.

@@ -75,6 +75,16 @@ func (d *dialers) closeIdle() {
 	}
 }
 
+// allLoopback reports whether every URL's host is on loopback.
+func allLoopback(urls []string) bool {
+	for _, u := range urls {
+		if !isLoopback(u) {
+			return false
+		}
+	}
+	return len(urls) > 0
+}
+
 // isLoopback reports whether the URL's host is a loopback address or
 // localhost.
 func isLoopback(raw string) bool {

@@ -29,6 +29,17 @@
 // --users 500,1000,5000 runs the workload once per count and writes one
 // table. Every run uses fresh rooms, so seqs start at 1.
 //
+// # Several nodes
+//
+// --servers URL,URL,... spreads the users over the nodes of a cluster
+// (chatd --redis): user i connects to node i mod n, so that every room
+// has members on every node and each message is appended by one node and
+// delivered by all. Dev-mode users log in at their own node. The tool's
+// own calls (admin status, --level) go to --url, by default the first
+// node; the server figures (RSS, heap, goroutines, CPU, sessions) are the
+// nodes' sums, read from each node's /metrics. Storm and --server-cmd take
+// one node.
+//
 // # Measurements
 //
 // A message's text starts with its send time (t=<unix ns>), padded to
@@ -40,7 +51,8 @@
 //
 // The exactly-once check: each client records, for its room, the head of
 // its first joined envelope and every seq delivered after it. At the end
-// the tool reads each room's head (GET history through the client) and
+// the tool reads each room's head (GET history through a client; with
+// several nodes, through a client on each node, which must all agree) and
 // waits up to --drain for every live client to reach it. A client that
 // stayed subscribed must have received every seq from its join point to
 // the head, once and in order: gaps and a short tail are lost, repeats
@@ -93,6 +105,9 @@
 //	# (200 senders at 5/s each, under the default limit of 10/s per user).
 //	$L --workload broadcast --users 5000 --senders 10 --total-rate 10 --duration 60s --out out/bcast-5000
 //	$L --workload broadcast --users 1000 --senders 200 --total-rate 1000 --duration 30s --out out/bcast-1000
+//	# Three nodes on one Redis (scripts/loadtest.sh cluster starts them).
+//	taskset -c 1 bin/chatload --servers http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083 \
+//	    --jwt-secret S --workload chat --users 500 --room-size 10 --rate 5 --no-reads --typing 0 --out out/cluster
 //	# 10k idle WebSockets in one room.
 //	$L --workload idle --users 10000 --duration 30s --out out/idle-10k
 //	# Reconnect storm: the tool runs the server itself, kills it with

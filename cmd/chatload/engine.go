@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,14 +28,15 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.MaxTime)
 	defer cancel()
-	rep := Report{Started: time.Now(), Target: cfg.URL, Machine: machine(), Failures: []string{}, Warnings: []string{}}
+	rep := Report{Started: time.Now(), Target: strings.Join(cfg.servers(), ", "), Machine: machine(),
+		Failures: []string{}, Warnings: []string{}}
 	soft, hard, err := raiseNoFile()
 	if err != nil {
 		rep.Warnings = append(rep.Warnings, "RLIMIT_NOFILE: "+err.Error())
 	}
 	rep.Machine.NoFileSoft, rep.Machine.NoFileHard = soft, hard
 	ips := cfg.SourceIPs
-	if len(ips) == 0 && !cfg.NoSourceIPs && isLoopback(cfg.URL) {
+	if len(ips) == 0 && !cfg.NoSourceIPs && allLoopback(cfg.servers()) {
 		ips, _ = parseIPRange(defaultSourceIPs)
 	}
 	rep.Settings = settings(cfg, len(ips))
@@ -54,8 +56,14 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		defer stop()
 		return runAll(ctx, cfg, rep, dials, ctl, prog, srv)
 	}
-	if _, err := waitReadiness(ctx, ctl, cfg.URL, true, 100*time.Millisecond, 30*time.Second); err != nil {
-		return rep, fmt.Errorf("chatload: %s is not ready (GET /readyz): %w", cfg.URL, err)
+	urls := cfg.servers()
+	if !slices.Contains(urls, cfg.URL) {
+		urls = append(slices.Clip(urls), cfg.URL)
+	}
+	for _, u := range urls {
+		if _, err := waitReadiness(ctx, ctl, u, true, 100*time.Millisecond, 30*time.Second); err != nil {
+			return rep, fmt.Errorf("chatload: %s is not ready (GET /readyz): %w", u, err)
+		}
 	}
 	return runAll(ctx, cfg, rep, dials, ctl, prog, nil)
 }
@@ -84,18 +92,27 @@ func launch(ctx context.Context, cfg Config, ctl *http.Client) (*serverProc, fun
 
 // runAll runs each user count in turn.
 func runAll(ctx context.Context, cfg Config, rep Report, dials *dialers, ctl *http.Client, prog *progress, srv *serverProc) (Report, error) {
-	a := &authority{base: strings.TrimRight(cfg.URL, "/"), http: ctl, now: time.Now}
-	if cfg.JWTSecret != "" {
-		a.secret = []byte(cfg.JWTSecret)
+	newAuthority := func(base string) *authority {
+		a := &authority{base: strings.TrimRight(base, "/"), http: ctl, now: time.Now}
+		if cfg.JWTSecret != "" {
+			a.secret = []byte(cfg.JWTSecret)
+		}
+		return a
 	}
-	admin := &adminToken{a: a}
+	// Dev users log in at their own node: dev-mode nodes need not share
+	// a secret.
+	var auths []*authority
+	for _, u := range cfg.servers() {
+		auths = append(auths, newAuthority(u))
+	}
+	admin := &adminToken{a: newAuthority(cfg.URL)}
 	for _, n := range cfg.Users {
 		if cfg.Level != "" {
 			if err := admin.setLevel(ctx, ctl, cfg.URL, cfg.Level); err != nil {
 				return rep, fmt.Errorf("chatload: %w", err)
 			}
 		}
-		res := runOnce(ctx, cfg, n, a, admin, dials, ctl, prog, srv)
+		res := runOnce(ctx, cfg, n, auths, admin, dials, ctl, prog, srv)
 		rep.Runs = append(rep.Runs, res)
 		for _, f := range res.Failures {
 			rep.Failures = append(rep.Failures, fmt.Sprintf("%s, %d users: %s", cfg.Workload, n, f))
@@ -118,12 +135,12 @@ func runAll(ctx context.Context, cfg Config, rep Report, dials *dialers, ctl *ht
 
 // runOnce runs the workload with n users: log in, connect, measure (or
 // storm), drain, stop, and check.
-func runOnce(ctx context.Context, cfg Config, n int, a *authority, admin *adminToken, dials *dialers,
+func runOnce(ctx context.Context, cfg Config, n int, auths []*authority, admin *adminToken, dials *dialers,
 	ctl *http.Client, prog *progress, srv *serverProc) RunResult {
-	r := newRun(cfg, n, a, dials, prog)
+	r := newRun(cfg, n, auths, dials, prog)
 	mon := newMonitor(r, ctl, admin)
 	debug.FreeOSMemory() // RSS figures count live memory, not garbage awaiting collection
-	m := measures{baseline: scrape(ctx, ctl, cfg.URL), selfBaseline: selfRSS()}
+	m := measures{baseline: scrapeAll(ctx, ctl, cfg.servers()), selfBaseline: selfRSS()}
 	monCtx, stopMon := context.WithCancel(ctx)
 	var monWG sync.WaitGroup
 	monWG.Add(1)
@@ -145,7 +162,7 @@ func runOnce(ctx context.Context, cfg Config, n int, a *authority, admin *adminT
 	}
 	m.connectAll = r.connect(ctx, clientCtx)
 	debug.FreeOSMemory()
-	m.connected, m.selfConnected = scrape(ctx, ctl, cfg.URL), selfRSS()
+	m.connected, m.selfConnected = scrapeAll(ctx, ctl, cfg.servers()), selfRSS()
 	prog.say("[%s %du] %d of %d subscribed in %v", cfg.Workload, n, r.cnt.subscribed.Load(), n, m.connectAll.Round(time.Millisecond))
 
 	start, d0, s0 := time.Now(), r.cnt.deliveries.Load(), r.cnt.sends.Load()
@@ -159,7 +176,7 @@ func runOnce(ctx context.Context, cfg Config, n int, a *authority, admin *adminT
 	m.deliveries, m.sends = r.cnt.deliveries.Load()-d0, r.cnt.sends.Load()-s0
 
 	var missing []string
-	m.heads, missing = r.heads(ctx)
+	m.heads, missing, m.split = r.heads(ctx)
 	m.drain = r.drain(ctx, m.heads)
 	if st, err := admin.status(ctx, ctl, cfg.URL); err == nil {
 		m.admin = &st
@@ -178,6 +195,7 @@ type measures struct {
 	connectAll, measured, drain time.Duration
 	deliveries, sends           uint64
 	heads                       map[string]uint64
+	split                       []string // rooms whose nodes disagree on the head
 	admin                       *adminStatus
 }
 
@@ -185,7 +203,8 @@ type measures struct {
 func settings(cfg Config, sourceIPs int) Settings {
 	s := Settings{Workload: cfg.Workload, RoomSize: cfg.RoomSize, Tiers: map[string]int{}, Pinned: cfg.PinTier,
 		Rate: cfg.Rate, TotalRate: cfg.TotalRate, MsgSize: cfg.MsgSize, ReadEveryMS: cfg.ReadEvery.Milliseconds(),
-		TypingShare: cfg.TypingShare, DurationS: cfg.Duration.Seconds(), Auth: "dev login", SourceIPs: sourceIPs}
+		TypingShare: cfg.TypingShare, DurationS: cfg.Duration.Seconds(), Auth: "dev login", SourceIPs: sourceIPs,
+		Nodes: len(cfg.servers())}
 	if cfg.JWTSecret != "" {
 		s.Auth = "HS256"
 	}

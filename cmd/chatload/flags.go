@@ -16,8 +16,9 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("chatload", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var users, tiers, sourceIPs, typing, progress string
-	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "the server's HTTP base URL")
+	var users, tiers, sourceIPs, typing, progress, servers string
+	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "the server's HTTP base URL (with --servers: where the tool's own metrics and admin calls go; default the first)")
+	fs.StringVar(&servers, "servers", "", "the nodes of a cluster, e.g. http://127.0.0.1:8081,http://127.0.0.1:8082: users connect to them in turn (user i to node i mod n)")
 	fs.StringVar(&c.Workload, "workload", Chat, "idle, broadcast, chat or storm")
 	fs.StringVar(&users, "users", "1000", "user count, or a comma list for one run each (e.g. 500,1000,5000); at most "+strconv.Itoa(MaxUsers))
 	fs.IntVar(&c.RoomSize, "room-size", 0, "users per room; rooms are derived (default: chat and storm 100, idle all in one; broadcast is always one room)")
@@ -59,6 +60,18 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("%w: unexpected argument %q", ErrConfig, fs.Arg(0))
 	}
 	var errs []error
+	if servers != "" {
+		for _, s := range strings.Split(servers, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				c.Servers = append(c.Servers, s)
+			}
+		}
+		urlSet := false
+		fs.Visit(func(f *flag.Flag) { urlSet = urlSet || f.Name == "url" })
+		if !urlSet {
+			c.URL = "" // the first of --servers
+		}
+	}
 	for _, s := range strings.Split(users, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {

@@ -151,9 +151,48 @@ func (m *monitor) timeline() []Sample {
 	return append([]Sample(nil), m.samples...)
 }
 
-// read scrapes /metrics, bounded by two seconds.
+// read scrapes the nodes' /metrics, bounded by two seconds.
 func (m *monitor) read(ctx context.Context) reading {
-	return scrape(ctx, m.http, m.r.cfg.URL)
+	return scrapeAll(ctx, m.http, m.r.cfg.servers())
+}
+
+// scrapeAll scrapes every node at once and adds them up: memory,
+// goroutines, CPU and sessions are the sums, the level the highest, the
+// start time a sum (it changes when any node restarts), and the reading
+// time the mean. It reads as up only if every node answered.
+func scrapeAll(ctx context.Context, hc *http.Client, bases []string) reading {
+	if len(bases) == 1 {
+		return scrape(ctx, hc, bases[0])
+	}
+	rds := make([]reading, len(bases))
+	var wg sync.WaitGroup
+	for i, b := range bases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rds[i] = scrape(ctx, hc, b)
+		}()
+	}
+	wg.Wait()
+	sum := reading{up: true, level: -1, sessions: map[string]int{}}
+	var at int64
+	for _, rd := range rds {
+		if !rd.up {
+			return reading{level: -1}
+		}
+		sum.rss += rd.rss
+		sum.heap += rd.heap
+		sum.goroutines += rd.goroutines
+		sum.level = max(sum.level, rd.level)
+		sum.started += rd.started
+		sum.cpu += rd.cpu
+		at += rd.at.UnixNano() / int64(len(rds))
+		for t, n := range rd.sessions {
+			sum.sessions[t] += n
+		}
+	}
+	sum.at = time.Unix(0, at)
+	return sum
 }
 
 // scrape reads the server's /metrics: memory, goroutines, level and

@@ -39,7 +39,8 @@ type Settings struct {
 	ReadEveryMS int64          `json:"read_every_ms"`
 	TypingShare float64        `json:"typing_share"`
 	DurationS   float64        `json:"duration_s"`
-	Auth        string         `json:"auth"` // "dev login" or "HS256"
+	Auth        string         `json:"auth"`  // "dev login" or "HS256"
+	Nodes       int            `json:"nodes"` // servers the users were dealt over, in turn
 	SourceIPs   int            `json:"source_ips"`
 }
 
@@ -115,6 +116,7 @@ type Check struct {
 	Ended            int     `json:"ended"`             // Run ended early with an error
 	BeyondHistory    int     `json:"beyond_history"`    // resumed past retained history (recovered:false); not checked
 	HeadsMissing     int     `json:"heads_missing"`     // rooms whose head could not be read; not checked
+	HeadsSplit       int     `json:"heads_split"`       // rooms whose nodes read different heads (a failure); checked against the highest
 	DrainMS          float64 `json:"drain_ms"`          // from the end of sends to the last delivery owed
 }
 
@@ -187,8 +189,12 @@ func (rep *Report) Markdown() string {
 	s := rep.Settings
 	fmt.Fprintf(&b, "Workload: %s; rooms of %d; tier shares %s%s; %s",
 		s.Workload, s.RoomSize, tierList(s.Tiers), map[bool]string{true: " (pinned)"}[s.Pinned], rateText(s))
-	fmt.Fprintf(&b, "; %d-byte messages; reads %s; typing before %.0f%% of sends; %gs measured; auth %s; %d source addresses.\n\n",
+	fmt.Fprintf(&b, "; %d-byte messages; reads %s; typing before %.0f%% of sends; %gs measured; auth %s; %d source addresses",
 		s.MsgSize, readText(s.ReadEveryMS), s.TypingShare*100, s.DurationS, s.Auth, s.SourceIPs)
+	if s.Nodes > 1 {
+		fmt.Fprintf(&b, "; users dealt over %d nodes in turn (server figures are their sums)", s.Nodes)
+	}
+	b.WriteString(".\n\n")
 	b.WriteString("| users | avg latency | p95 | p99 | error rate | server memory (RSS peak) | deliveries/s | lost | duplicated |\n")
 	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rep.Runs {
@@ -249,8 +255,9 @@ func (r RunResult) markdown(b *strings.Builder) {
 		r.ErrorRate*100, t.Failed, t.Ops, t.Refused, errorList(r.Errors))
 	k := r.Check
 	fmt.Fprintf(b, "- Exactly-once: %d clients checked, %d deliveries owed, %d lost, %d duplicated, %d duplicates dropped by the client; "+
-		"%d ended early, %d resumed beyond history, %d rooms without a head; drain %s.\n",
-		k.Checked, k.Expected, k.Lost, k.Duplicated, k.ClientDuplicates, k.Ended, k.BeyondHistory, k.HeadsMissing, msText(k.DrainMS))
+		"%d ended early, %d resumed beyond history, %d rooms without a head, %d rooms whose nodes disagreed on the head; drain %s.\n",
+		k.Checked, k.Expected, k.Lost, k.Duplicated, k.ClientDuplicates, k.Ended, k.BeyondHistory, k.HeadsMissing, k.HeadsSplit,
+		msText(k.DrainMS))
 	sv, lg := r.Server, r.Loadgen
 	if sv.Metrics {
 		fmt.Fprintf(b, "- Server: RSS %s before, %s connected, %s peak (%s per connection); heap peak %s; %d goroutines peak; "+

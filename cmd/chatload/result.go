@@ -30,7 +30,7 @@ func (r *run) result(m measures, storm *StormResult, timeline []Sample, missing 
 	res.Connect = ConnectResult{Summary: exactSummary(connects), AllMS: float64(m.connectAll) / float64(time.Millisecond),
 		Parallel: cfg.ConnectParallel}
 	res.Check = r.check(m.heads)
-	res.Check.HeadsMissing = len(missing)
+	res.Check.HeadsMissing, res.Check.HeadsSplit = len(missing), len(m.split)
 	res.Check.DrainMS = float64(m.drain) / float64(time.Millisecond)
 	res.Traffic = r.traffic(m, res.Check)
 	if res.Traffic.Ops > 0 {
@@ -41,7 +41,7 @@ func (r *run) result(m measures, storm *StormResult, timeline []Sample, missing 
 	r.errMu.Unlock()
 	res.Server, res.Loadgen = serverResult(m, timeline, r.n), loadgenResult(m, timeline, r.n)
 	res.Levels = levelChanges(r, m.admin, timeline)
-	r.judge(&res, missing)
+	r.judge(&res, missing, m.split)
 	return res
 }
 
@@ -172,7 +172,7 @@ func loadgenResult(m measures, timeline []Sample, n int) LoadgenResult {
 }
 
 // judge adds the failure and warning lines.
-func (r *run) judge(res *RunResult, missing []string) {
+func (r *run) judge(res *RunResult, missing, split []string) {
 	k := res.Check
 	fail := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }
 	warn := func(format string, args ...any) { res.Warnings = append(res.Warnings, fmt.Sprintf(format, args...)) }
@@ -184,6 +184,9 @@ func (r *run) judge(res *RunResult, missing []string) {
 	}
 	if k.ClientDuplicates > 0 {
 		fail("%d messages sent twice by the server (the client dropped them)", k.ClientDuplicates)
+	}
+	for _, s := range split {
+		fail("nodes disagree on room %s", s)
 	}
 	if k.NotSubscribed > 0 {
 		fail("%d clients never subscribed within %v", k.NotSubscribed, r.cfg.ConnectTimeout)
@@ -198,7 +201,7 @@ func (r *run) judge(res *RunResult, missing []string) {
 			fail("storm: %d of %d clients did not re-subscribe within %v", st.Clients-st.Back, st.Clients, r.cfg.StormTimeout)
 		}
 	}
-	if res.Storm != nil && r.auth.secret == nil {
+	if res.Storm != nil && !r.signs() {
 		warn("storm against a dev-mode server: the restarted server has a new dev secret, so every token is refused once " +
 			"and fetched again; give the server and the tool --jwt-secret for a storm that users would see")
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,14 +34,14 @@ type window struct {
 
 // run is one run of a workload with n users.
 type run struct {
-	cfg   Config     // Static after construction.
-	n     int        // Static.
-	rooms []string   // Static.
-	users []*user    // Static; each user's fields say who owns them.
-	auth  *authority // Static.
-	dial  *dialers   // Static.
-	prog  *progress  // Static.
-	start time.Time  // Static.
+	cfg   Config       // Static after construction.
+	n     int          // Static.
+	rooms []string     // Static.
+	users []*user      // Static; each user's fields say who owns them.
+	auths []*authority // Static; one per node of cfg.servers(), for its users' dev logins.
+	dial  *dialers     // Static.
+	prog  *progress    // Static.
+	start time.Time    // Static.
 
 	lat    Histogram // end-to-end latency of every delivery
 	ack    Histogram // send to ack
@@ -56,8 +58,8 @@ type run struct {
 	errors map[string]uint64 // failures by kind; guarded by errMu
 }
 
-func newRun(cfg Config, n int, a *authority, d *dialers, p *progress) *run {
-	r := &run{cfg: cfg, n: n, auth: a, dial: d, prog: p, start: time.Now(), errors: map[string]uint64{}}
+func newRun(cfg Config, n int, auths []*authority, d *dialers, p *progress) *run {
+	r := &run{cfg: cfg, n: n, auths: auths, dial: d, prog: p, start: time.Now(), errors: map[string]uint64{}}
 	r.window.Store(&window{})
 	r.setPhase("setup")
 	size := cfg.roomSize(n)
@@ -66,12 +68,16 @@ func newRun(cfg Config, n int, a *authority, d *dialers, p *progress) *run {
 	}
 	cycle := tierCycle(cfg.Tiers)
 	for i := range n {
-		r.users = append(r.users, newUser(r, i, r.rooms[i/size], cycle[i%len(cycle)]))
+		r.users = append(r.users, newUser(r, i, r.rooms[i/size], cycle[i%len(cycle)], i%len(auths)))
 	}
 	return r
 }
 
 func (r *run) setPhase(p string) { r.phase.Store(&p) }
+
+// signs reports whether the tool signs its own tokens (--jwt-secret)
+// rather than logging users in at a dev-mode server.
+func (r *run) signs() bool { return r.auths[0].secret != nil }
 
 // delivered records one message delivery and its latency.
 func (r *run) delivered(now time.Time, text string) {
@@ -130,7 +136,7 @@ func errorKind(err error) string {
 // prefetch gets every user's dev-mode token before the connect phase, so
 // that connect times measure connecting only.
 func (r *run) prefetch(ctx context.Context) error {
-	if r.auth.secret != nil {
+	if r.signs() {
 		return nil
 	}
 	r.setPhase("login")
@@ -143,7 +149,7 @@ func (r *run) prefetch(ctx context.Context) error {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(r.n) && ctx.Err() == nil; i = next.Add(1) - 1 {
 				u := r.users[i]
-				tok, err := r.auth.token(ctx, u.id, false)
+				tok, err := r.auths[u.srv].token(ctx, u.id, false)
 				if err != nil {
 					failed.CompareAndSwap(nil, err)
 					return
@@ -246,23 +252,55 @@ func (r *run) stopSenders() {
 	r.sendWG.Wait()
 }
 
-// heads asks the server for each room's head: the last seq every
-// subscriber must receive. A room whose head cannot be read is left out
-// and reported.
-func (r *run) heads(ctx context.Context) (map[string]uint64, []string) {
-	heads := map[string]uint64{}
-	var missing []string
+// heads asks for each room's head: the last seq every subscriber must
+// receive. On several nodes it asks through a live client of the room on
+// each node, and all must agree (after the acks, every node reads the
+// same shared history); disagreeing reads are retried once, then reported
+// in split, and the highest is the head. A room whose head cannot be read
+// is left out and reported in missing.
+func (r *run) heads(ctx context.Context) (heads map[string]uint64, missing, split []string) {
+	heads = map[string]uint64{}
 	for _, room := range r.rooms {
-		var u *user
-		for _, v := range r.users {
-			if v.room == room && v.c != nil && !v.ended.Load() {
-				u = v
-				break
+		var readers []*user // one live client of the room per node
+		seen := map[int]bool{}
+		for _, u := range r.users {
+			if u.room == room && u.c != nil && !u.ended.Load() && !seen[u.srv] {
+				seen[u.srv] = true
+				readers = append(readers, u)
 			}
 		}
-		if u == nil {
+		if len(readers) == 0 {
 			continue
 		}
+		var got []uint64
+		var err error
+		for attempt := 0; attempt < 2; attempt++ {
+			if got, err = roomHeads(ctx, room, readers); err != nil || slices.Min(got) == slices.Max(got) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		switch {
+		case err != nil:
+			missing = append(missing, fmt.Sprintf("%s: %v", room, err))
+		default:
+			heads[room] = slices.Max(got)
+			if slices.Min(got) != slices.Max(got) {
+				parts := make([]string, len(got))
+				for k, h := range got {
+					parts[k] = fmt.Sprintf("%d on %s", h, r.cfg.servers()[readers[k].srv])
+				}
+				split = append(split, fmt.Sprintf("%s: head %s", room, strings.Join(parts, ", ")))
+			}
+		}
+	}
+	return heads, missing, split
+}
+
+// roomHeads reads room's head through each reader, three attempts each.
+func roomHeads(ctx context.Context, room string, readers []*user) ([]uint64, error) {
+	out := make([]uint64, len(readers))
+	for k, u := range readers {
 		var err error
 		for attempt := 0; attempt < 3; attempt++ {
 			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -270,15 +308,15 @@ func (r *run) heads(ctx context.Context) (map[string]uint64, []string) {
 			p, err = u.c.History(hctx, room, 0, 1)
 			cancel()
 			if err == nil {
-				heads[room] = p.Head
+				out[k] = p.Head
 				break
 			}
 		}
 		if err != nil {
-			missing = append(missing, fmt.Sprintf("%s: %v", room, err))
+			return nil, err
 		}
 	}
-	return heads, missing
+	return out, nil
 }
 
 // drain waits, up to Drain, until every live subscriber has received its

@@ -89,7 +89,8 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("valid flags: %v", err)
 	}
 	for _, bad := range []string{"--users 0", "--users 20001", "--tiers ws=x", "--tiers carrier-pigeon",
-		"--source-ips 10.0.0.1-10.0.9.9", "--workload soak", "--url ftp://x"} {
+		"--source-ips 10.0.0.1-10.0.9.9", "--workload soak", "--url ftp://x", "--servers http://a:1,ftp://b",
+		"--servers http://a:1,http://b:2 --workload storm", "--servers http://a:1,http://b:2 --server-cmd true"} {
 		cfg, err := ParseFlags(strings.Fields(bad+" --progress off"), io.Discard)
 		if err == nil {
 			err = cfg.withDefaults().validate()
@@ -128,10 +129,43 @@ func TestMetricLine(t *testing.T) {
 	}
 }
 
+// TestServers checks --servers: the first node is the tool's own target
+// unless --url says otherwise, and users are dealt to the nodes in turn,
+// so that every room spans them.
+func TestServers(t *testing.T) {
+	nodes := []string{"http://127.0.0.1:8081", "http://127.0.0.1:8082", "http://127.0.0.1:8083"}
+	cfg, err := ParseFlags([]string{"--servers", strings.Join(nodes, ", "), "--progress", "off"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil || !slices.Equal(cfg.Servers, nodes) || cfg.URL != nodes[0] {
+		t.Fatalf("servers %q, url %q, %v; want the three nodes and the first as url", cfg.Servers, cfg.URL, err)
+	}
+	cfg, err = ParseFlags([]string{"--servers", strings.Join(nodes, ","), "--url", nodes[2], "--progress", "off"}, io.Discard)
+	if err != nil || cfg.withDefaults().URL != nodes[2] {
+		t.Fatalf("an explicit --url: got %q, %v", cfg.URL, err)
+	}
+	cfg.Users, cfg.RoomSize = []int{7}, 4
+	var auths []*authority
+	for _, n := range nodes {
+		auths = append(auths, &authority{base: n})
+	}
+	r := newRun(cfg.withDefaults(), 7, auths, nil, nil)
+	for i, u := range r.users {
+		if u.srv != i%3 || r.auths[u.srv].base != nodes[i%3] {
+			t.Errorf("user %d on node %d, want %d", i, u.srv, i%3)
+		}
+	}
+	if r.users[0].room != r.users[3].room || r.users[4].room == r.users[3].room {
+		t.Errorf("rooms %q %q %q: want users 0-3 in one room", r.users[0].room, r.users[3].room, r.users[4].room)
+	}
+}
+
 // TestLedger feeds one user's ledger a gap, a repeat and a short tail,
 // and checks what the exactly-once check makes of them.
 func TestLedger(t *testing.T) {
-	r := newRun(Config{URL: "http://127.0.0.1:9", Users: []int{2}, RoomSize: 2, NoReads: true}.withDefaults(), 2, &authority{}, nil, nil)
+	r := newRun(Config{URL: "http://127.0.0.1:9", Users: []int{2}, RoomSize: 2, NoReads: true}.withDefaults(), 2, []*authority{{}}, nil, nil)
 	good, bad := r.users[0], r.users[1]
 	for _, u := range r.users {
 		u.c = client.New(client.Config{})

@@ -32,6 +32,7 @@ type user struct {
 	id   string // the user id, u00001...; static
 	room string // Static after construction.
 	tier string // the tier it starts on; static
+	srv  int    // its node: an index of cfg.servers(); static
 
 	// Set by start before it starts the user's goroutines; static after.
 	c        *client.Client
@@ -75,8 +76,8 @@ type user struct {
 	runErr error // Run's result; written by Run's goroutine before userWG is done
 }
 
-func newUser(r *run, i int, room, tier string) *user {
-	u := &user{r: r, i: i, id: fmt.Sprintf("u%05d", i+1), room: room, tier: tier, up: make(chan struct{})}
+func newUser(r *run, i int, room, tier string, srv int) *user {
+	u := &user{r: r, i: i, id: fmt.Sprintf("u%05d", i+1), room: room, tier: tier, srv: srv, up: make(chan struct{})}
 	u.tierNow.Store(-1)
 	u.readsOn.Store(true)
 	u.typingOn.Store(true)
@@ -89,7 +90,7 @@ func newUser(r *run, i int, room, tier string) *user {
 // handed out was not: the client asks again right after a refusal, and a
 // restarted dev-mode server has a new secret.
 func (u *user) token(ctx context.Context) (string, error) {
-	a := u.r.auth
+	a := u.r.auths[u.srv]
 	if a.secret != nil {
 		return a.token(ctx, u.id, false)
 	}
@@ -115,7 +116,7 @@ func (u *user) start(ctx context.Context, release func()) {
 	r := u.r
 	hc, wd := r.dial.pick(u.i)
 	u.c = client.New(client.Config{
-		URL: r.cfg.URL, Token: u.token, Rooms: []string{u.room},
+		URL: r.cfg.servers()[u.srv], Token: u.token, Rooms: []string{u.room},
 		Transports: r.cfg.transports(u.tier), HTTPClient: hc, WSDialer: wd,
 		BackoffBase: r.cfg.BackoffBase, BackoffMax: r.cfg.BackoffMax, EventBuffer: 16,
 	})
