@@ -20,7 +20,10 @@ type Cluster interface {
 	// that changed the user's state across the cluster: online on their
 	// first node, offline when their last node lets go. It also returns
 	// how many users are online in room across the cluster. The hub
-	// broadcasts what it returns.
+	// broadcasts what it returns. On an error the engine still keeps
+	// the changes as this node's state and applies them (and announces
+	// what they change) once the backend answers; the hub does not
+	// retry.
 	Presence(ctx context.Context, room string, changes []PresenceChange) (changed []PresenceChange, online int, err error)
 
 	// Members lists the users online in room on every live node.

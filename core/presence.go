@@ -155,9 +155,11 @@ func (r *room) sendPresence() {
 		changes, online, err = c.Presence(ctx, r.name, changes)
 		cancel()
 		if err != nil {
-			// Ephemeral: the engine's lease reaping settles membership
-			// when it is back.
-			r.hub.cfg.Logger.Warn("presence: cluster update failed", "room", r.name, "err", err)
+			// Ephemeral, and not lost for good: a cluster engine keeps
+			// its node's membership and re-applies it when the backend
+			// answers again. Logged at debug: an outage would log this
+			// for every room every pass, and the engine logs the outage.
+			r.hub.cfg.Logger.Debug("presence: cluster update failed", "room", r.name, "err", err)
 			r.hub.metrics.dropped.WithLabelValues("presence_cluster").Inc()
 			return
 		}
