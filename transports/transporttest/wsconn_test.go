@@ -191,13 +191,12 @@ func TestSlowConsumerWS(t *testing.T) {
 	const room = "firehose"
 	cfg := fast
 	cfg.QueueFrames, cfg.QueueBytes = 8, 64<<10
-	// No heartbeat during the test: a control ping queued behind the
-	// backlog would be answered with a pong while the client drains, after
-	// the server has closed the socket, and the reset that answers the pong
-	// discards what the client has not read yet. That race is a known
-	// defect of the close (the server does not wait for the closing
-	// handshake); this test is about the slow close itself.
-	cfg.Heartbeat = time.Hour
+	// Heartbeats on: a control ping queued behind the backlog is answered
+	// with a pong while the client drains, after the server's close frame.
+	// The server reads on until the client answers its close (closing a
+	// socket with that pong unread would reset the connection, and the
+	// client would lose its unread frames and see 1006, not 4008).
+	cfg.Heartbeat = 500 * time.Millisecond
 	e := NewEnv(t, Options{Hub: cfg})
 	tok := e.Token(t, "alice", Claims{})
 	c := dialRaw(t, e, tok, tinyReadBuffer)

@@ -3,6 +3,7 @@ package ws
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -28,6 +29,8 @@ type conn struct {
 	deflate      bool                   // the client accepted permessage-deflate; set before ready closes
 	upgraded     bool                   // ready has been seen closed; owned by the writer
 	deflating    bool                   // this batch is deflated; owned by the writer
+	closing      atomic.Bool            // set by Close; read by the reader
+	closed       chan struct{}          // closed by Close once the close frame is out; static after construction
 }
 
 var _ core.Transport = (*conn)(nil)
@@ -131,7 +134,9 @@ func (c *conn) writeBatch(frames []core.Frame, n int) error {
 }
 
 // Close sends the close frame with d's code and a reason that carries the
-// reconnect hint, then closes the socket.
+// reconnect hint, then shuts the socket's write side and leaves the rest
+// to the reader, which reads on for at most closeLinger until the client
+// answers, and then closes the socket (see reader.read).
 func (c *conn) Close(d core.Disconnect) {
 	if c.wait() != nil {
 		return
@@ -144,6 +149,11 @@ func (c *conn) Close(d core.Disconnect) {
 		reason = reason[:120]
 	}
 	msg := websocket.FormatCloseMessage(d.Code, reason)
+	c.closing.Store(true)
 	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	_ = c.ws.Close()
+	if cw, ok := c.ws.NetConn().(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeLinger))
+	close(c.closed)
 }

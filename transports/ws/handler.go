@@ -143,7 +143,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{
-		ready: make(chan struct{}), user: id.User, writeTimeout: h.writeTimeout,
+		ready: make(chan struct{}), closed: make(chan struct{}), user: id.User, writeTimeout: h.writeTimeout,
 		appPings: r.URL.Query().Get(HeartbeatParam) == HeartbeatApp, compress: h.compress,
 	}
 	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true})
@@ -163,7 +163,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(h.readLimit)
-	h.startReader(sess, ws)
+	h.startReader(sess, c)
 }
 
 // offersDeflate reports whether the client offers permessage-deflate, the

@@ -15,10 +15,16 @@ import (
 // runs on the reader, which must not wait long behind the writer.
 const controlWait = time.Second
 
+// closeLinger bounds how long a closed connection waits for the client's
+// close frame (or its FIN) before the socket is torn down.
+const closeLinger = time.Second
+
 // reader is a connection's read side. Its fields are static after
-// construction; its goroutine is the only one that reads ws.
+// construction; its goroutine is the only one that reads ws, and the one
+// that closes the socket, once reading is over (see conn.Close).
 type reader struct {
 	sess    *core.Session
+	c       *conn
 	ws      *websocket.Conn
 	ctx     context.Context // the session's
 	silence time.Duration   // three heartbeats
@@ -28,32 +34,65 @@ type reader struct {
 // frame the client sends — a message, a ping, or a pong answering the
 // server's heartbeat — pushes the deadline out by three heartbeats; when
 // it passes, the session is closed with 4009.
-func (h *Handler) startReader(sess *core.Session, ws *websocket.Conn) {
-	rd := &reader{sess: sess, ws: ws, ctx: sess.Context(), silence: 3 * h.hub.Config().Heartbeat}
+func (h *Handler) startReader(sess *core.Session, c *conn) {
+	rd := &reader{sess: sess, c: c, ws: c.ws, ctx: sess.Context(), silence: 3 * h.hub.Config().Heartbeat}
 	rd.extend()
-	ws.SetPongHandler(rd.pong)
-	ws.SetPingHandler(rd.ping)
+	c.ws.SetPongHandler(rd.pong)
+	c.ws.SetPingHandler(rd.ping)
 	go rd.read()
 }
 
 // read reads client frames and hands them to the session until the
-// connection fails or the session closes. Handling a frame (a join that
-// reads history, a send that waits for the disk) may grow this goroutine's
-// stack; the collector shrinks it back once the connection is idle.
+// connection fails or the session closes, then closes the socket. Handling
+// a frame (a join that reads history, a send that waits for the disk) may
+// grow this goroutine's stack; the collector shrinks it back once the
+// connection is idle.
+//
+// After the server's close frame (conn.Close) it goes on reading, without
+// handing frames to the session, until the client's close frame, its FIN
+// or closeLinger: closing a socket with unread data in it makes the kernel
+// send a reset, and a reset can make the client drop what it had not read
+// yet, the close frame included, so that it sees 1006 instead of the code.
 func (rd *reader) read() {
 	for {
 		_, data, err := rd.ws.ReadMessage()
 		if err != nil {
 			rd.sess.Close(readDisconnect(err))
+			rd.finish()
 			return
+		}
+		if rd.c.closing.Load() {
+			continue
 		}
 		rd.extend()
 		rd.sess.HandleFrame(rd.ctx, data)
 	}
 }
 
-// extend pushes the read deadline out by three heartbeats.
-func (rd *reader) extend() { _ = rd.ws.SetReadDeadline(time.Now().Add(rd.silence)) }
+// finish closes the socket once the session's writer has sent its close
+// frame (at once when the client answered it; within the writer's bounds
+// when this reader saw the end first, a silent client or a dead link).
+func (rd *reader) finish() {
+	t := time.NewTimer(closeLinger + time.Second)
+	defer t.Stop()
+	select {
+	case <-rd.c.closed:
+	case <-t.C:
+	}
+	_ = rd.ws.Close()
+}
+
+// extend pushes the read deadline out by three heartbeats, unless the
+// connection is closing (its deadline is then closeLinger's).
+func (rd *reader) extend() {
+	if rd.c.closing.Load() {
+		return
+	}
+	_ = rd.ws.SetReadDeadline(time.Now().Add(rd.silence))
+	if rd.c.closing.Load() { // Close ran meanwhile: keep its deadline
+		_ = rd.ws.SetReadDeadline(time.Now().Add(closeLinger))
+	}
+}
 
 // pong is the pong handler: a pong is a sign of life like any frame.
 func (rd *reader) pong(string) error {
