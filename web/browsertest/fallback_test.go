@@ -35,10 +35,12 @@ func TestLegacyBrowserPolls(t *testing.T) {
 	for _, tb := range []*tab{alice, bob} {
 		tb.waitTexts(texts)
 		tb.sameAsServer(check, "general")
-		var label string
+		// Plain words for the person; the tier is in the tooltip.
+		var label, title string
 		tb.mustEval(`document.getElementById('conn-text').textContent`, &label)
-		if !strings.Contains(label, "poll") {
-			t.Errorf("%s: the indicator says %q, want the poll tier named", tb.name, label)
+		tb.mustEval(`document.getElementById('conn').title`, &title)
+		if label != "Connected (compatibility mode)" || !strings.Contains(title, "poll") {
+			t.Errorf("%s: the indicator says %q (tooltip %q), want compatibility mode with the poll tier in the tooltip", tb.name, label, title)
 		}
 		tb.checkCSP()
 	}

@@ -2,7 +2,7 @@
  * chat-app.js: the chat page, on top of ChatClient and WindowedList. ES5.
  *
  * Message text is only ever set with createTextNode or textContent: never
- * as HTML. The page's CSP forbids inline script and style, so everything
+ * as HTML. Its http and https links become anchors made with createElement. The page's CSP forbids inline script and style, so everything
  * is in files and styled through classes.
  */
 (function (root) {
@@ -15,7 +15,10 @@
   var USER_RE = /^[A-Za-z0-9._-]{1,64}$/;
   var SESSION = 'chatd.session';
   var LEVELS = ['full service', 'reduced: no receipts or typing', 'no WebSocket', 'polling only'];
-  var TIER_LABEL = { websocket: 'websocket', sse: 'sse', poll: 'poll' };
+  // What the user reads next to the connection dot at levels 1 and 2; the
+  // tier and the level itself go to the tooltip.
+  var LEVEL_NOTE = ['', 'Typing and read receipts are paused', 'Typing and read receipts are paused'];
+  var PRESENCE_REFRESH_MS = 30000; // how often a poll client asks who is here
 
   function $(id) { return doc.getElementById(id); }
 
@@ -64,6 +67,74 @@
   }
 
   function pageVisible() { return doc.visibilityState !== 'hidden'; }
+
+  // dayKey names the local day of ts; dayLabel says it in words.
+  function dayKey(ts) {
+    var d = new Date(ts);
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate());
+  }
+
+  function dayLabel(ts) {
+    var today = new Date();
+    var key = dayKey(ts);
+    if (key === dayKey(today.getTime())) { return 'Today'; }
+    if (key === dayKey(new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1, 12).getTime())) { return 'Yesterday'; }
+    var d = new Date(ts);
+    try {
+      return d.toLocaleDateString(undefined, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+    } catch (e) {
+      return d.toDateString(); // a browser that rejects the options
+    }
+  }
+
+  // ---- links ----
+
+  // A link is http or https, up to a space or a character that cannot
+  // end one; trailing punctuation belongs to the sentence.
+  var LINK_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
+  var LINK_TAIL_RE = /[.,;:!?'*\]}]+$/;
+
+  function trimLink(url) {
+    for (;;) {
+      var t = url.replace(LINK_TAIL_RE, '');
+      // A closing parenthesis ends the link unless the link opened one.
+      if (t.charAt(t.length - 1) === ')' && t.split('(').length <= t.split(')').length - 1) { t = t.slice(0, -1); }
+      if (t === url) { return url; }
+      url = t;
+    }
+  }
+
+  // safeLink returns an anchor for url, or null when the browser does not
+  // read it as an http or https URL with a host.
+  function safeLink(url) {
+    var a = doc.createElement('a');
+    a.href = url;
+    if ((a.protocol !== 'http:' && a.protocol !== 'https:') || !a.hostname) { return null; }
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    a.className = 'link';
+    a.appendChild(doc.createTextNode(url));
+    return a;
+  }
+
+  // fillText puts text into n as text nodes, with its http and https
+  // links as anchors. Nothing is ever parsed as HTML.
+  function fillText(n, text) {
+    clear(n);
+    var at = 0;
+    var m;
+    LINK_RE.lastIndex = 0;
+    while ((m = LINK_RE.exec(text)) !== null) {
+      var url = trimLink(m[0]);
+      var a = safeLink(url);
+      if (!a) { continue; }
+      if (m.index > at) { n.appendChild(doc.createTextNode(text.slice(at, m.index))); }
+      n.appendChild(a);
+      at = m.index + url.length;
+      LINK_RE.lastIndex = at;
+    }
+    if (at < text.length || !n.firstChild) { n.appendChild(doc.createTextNode(text.slice(at))); }
+  }
 
   // ---- a room's messages -------------------------------------------------
 
@@ -148,7 +219,10 @@
     list: null,
     dirty: {},
     flushTimer: null,
-    tickTimer: null
+    tickTimer: null,
+    presenceTimer: null,
+    presenceEvery: PRESENCE_REFRESH_MS,
+    wasConnected: false
   };
   root.chatApp = app; // for debugging and the browser tests
 
@@ -182,13 +256,32 @@
     if (d.list || d.read) { maybeMarkRead(); }
   }
 
+  // displayItems lists what the active room shows: its messages, then its
+  // pending sends, with a day separator before the first message of each
+  // local day.
   function displayItems(room) {
     var pending = app.client ? app.client.pending(room.name) : [];
+    var all = room.items;
+    var i;
     var extra = [];
-    for (var i = 0; i < pending.length; i++) {
+    for (i = 0; i < pending.length; i++) {
       if (!room.byId[pending[i].id]) { extra.push(pending[i]); }
     }
-    return extra.length ? room.items.concat(extra) : room.items;
+    if (extra.length) { all = all.concat(extra); }
+    var out = [];
+    var day = '';
+    for (i = 0; i < all.length; i++) {
+      var item = all[i];
+      if (item.ts) {
+        var key = dayKey(item.ts);
+        if (key !== day) {
+          day = key;
+          out.push({ sep: true, day: key, ts: item.ts, room: room.name });
+        }
+      }
+      out.push(item);
+    }
+    return out;
   }
 
   function renderList(reset) {
@@ -217,7 +310,7 @@
   }
 
   function isCont(item, prev) {
-    return !!prev && prev.from === item.from && typeof prev.seq === typeof item.seq &&
+    return !!prev && !prev.sep && prev.from === item.from && typeof prev.seq === typeof item.seq &&
       (item.ts || 0) - (prev.ts || 0) < 5 * 60000;
   }
 
@@ -240,6 +333,14 @@
   }
 
   function renderItem(item, prev) {
+    if (item.sep) {
+      var sep = el('li', 'day-sep');
+      sep.setAttribute('role', 'separator');
+      sep.setAttribute('data-day', item.day);
+      sep.appendChild(el('span', 'day-label'));
+      updateSep(sep, item);
+      return sep;
+    }
     var li = el('li', 'msg');
     li.setAttribute('data-id', item.id);
     var meta = el('div', 'meta');
@@ -249,7 +350,8 @@
     meta.appendChild(time);
     li.appendChild(meta);
     var text = el('div', 'text');
-    text.appendChild(doc.createTextNode(item.text)); // always text, never HTML
+    fillText(text, item.text); // text and anchors, never HTML
+    li._textValue = item.text;
     li.appendChild(text);
     li._who = who;
     li._time = time;
@@ -259,7 +361,16 @@
     return li;
   }
 
+  // updateSep keeps a separator's words right: "Today" becomes
+  // "Yesterday" after midnight.
+  function updateSep(li, item) {
+    var label = dayLabel(item.ts);
+    setText(li.firstChild, label);
+    li.setAttribute('aria-label', label);
+  }
+
   function updateItem(li, item, prev) {
+    if (item.sep) { updateSep(li, item); return; }
     var room = app.rooms[item.room] || app.rooms[app.active];
     var mine = item.from === app.user;
     var state = itemState(item);
@@ -274,6 +385,10 @@
       seen = readers.length > 0;
       status = seen ? 'seen by ' + readers.join(', ') : 'sent';
     }
+    if (li._textValue !== item.text) {
+      li._textValue = item.text;
+      fillText(li._text, item.text);
+    }
     var sig = [state, unread, cont, status, item.seq, item.ts, mine].join('|');
     if (li._sig === sig) { return; }
     li._sig = sig;
@@ -283,7 +398,6 @@
     setText(li._who, mine ? (app.name || item.name || item.from) : (item.name || item.from || '?'));
     setText(li._time, item.ts ? clock(item.ts) : '');
     if (item.ts) { li._time.setAttribute('title', new Date(item.ts).toLocaleString()); }
-    if (li._text.firstChild && li._text.firstChild.nodeValue !== item.text) { li._text.firstChild.nodeValue = item.text; }
     var st = li._status;
     if (status) {
       if (!st) {
@@ -368,9 +482,14 @@
     if (doc.title !== title) { doc.title = title; }
   }
 
+  // renderPresence lists who is here. While the link is down nobody can
+  // tell, so the list greys out and says so.
   function renderPresence() {
     var ul = $('presence');
     clear(ul);
+    var unknown = presenceUnknown();
+    toggleClass($('presence-box'), 'unknown', unknown);
+    $('presence-note').hidden = !unknown;
     var room = app.rooms[app.active];
     if (!room || !room.presence) {
       ul.appendChild(el('li', 'presence-empty', '…'));
@@ -411,39 +530,49 @@
     if (next) { setTimeout(function () { mark('typing'); }, next - t + 50); }
   }
 
+  // connWords says the connection in plain words: the tier and the level
+  // are for the tooltip, not for the person chatting.
+  function connWords(s) {
+    if (s.connected) {
+      if (s.tier === 'poll' && s.level >= 3) {
+        var offer = (app.client && app.client.offer) || {};
+        return 'Checking every ' + Math.round((offer.poll_interval_ms || 5000) / 1000) + ' s';
+      }
+      return s.tier === 'websocket' ? 'Connected' : 'Connected (compatibility mode)';
+    }
+    if (s.status === 'waiting') {
+      var left = secondsLeft(s);
+      return left > 0 ? 'Offline, retrying in ' + left + ' s' : 'Offline, retrying now';
+    }
+    if (s.status === 'stopped') { return 'Disconnected'; }
+    if (s.status === 'connecting') { return 'Connecting…'; }
+    return 'Offline';
+  }
+
+  function secondsLeft(s) { return Math.max(0, Math.ceil(((s.retryAt || 0) - now()) / 1000)); }
+
   function renderConn(s) {
     var c = $('conn');
     c.setAttribute('data-status', s.status);
     c.setAttribute('data-connected', s.connected ? 'true' : 'false');
     c.setAttribute('data-tier', s.tier || '');
     c.setAttribute('data-level', s.level === null || s.level === undefined ? '' : String(s.level));
-    var text;
-    if (s.status === 'connected') {
-      text = TIER_LABEL[s.tier] + ' \u00b7 level ' + s.level;
-    } else if (s.status === 'connecting') {
-      text = 'connecting' + (s.tier ? ' \u00b7 ' + TIER_LABEL[s.tier] : '') + '…';
-    } else if (s.status === 'waiting') {
-      var left = Math.max(0, Math.ceil(((s.retryAt || 0) - now()) / 1000));
-      text = 'offline \u00b7 retry in ' + left + ' s';
-    } else if (s.status === 'stopped') {
-      text = 'stopped';
-    } else {
-      text = 'offline';
-    }
-    setText($('conn-text'), text);
+    setText($('conn-text'), connWords(s));
     var level = typeof s.level === 'number' ? 'Level ' + s.level + ': ' + (LEVELS[s.level] || '') : '';
-    var reason = s.reason || '';
-    c.title = [s.connected ? 'Connected over ' + s.tier : 'Not connected', level, reason].join('. ').replace(/\. \./g, '.');
-    setText($('conn-reason'), s.connected ? (s.level ? LEVELS[s.level] || '' : '') : reason);
-    if (s.status === 'waiting' && !app.tickTimer) {
-      app.tickTimer = setInterval(function () {
-        if (!app.client || app.client.state.status !== 'waiting') {
-          clearInterval(app.tickTimer);
-          app.tickTimer = null;
-          return;
-        }
-        renderConn(app.client.getState());
-      }, 1000);
+    var tier = s.tier ? (s.connected ? 'Connected over ' : 'Trying ') + s.tier : 'Not connected';
+    var title = [tier, level, s.reason || ''];
+    for (var i = title.length - 1; i >= 0; i--) { if (!title[i]) { title.splice(i, 1); } }
+    c.title = title.join('. ');
+    setText($('conn-reason'), s.connected ? LEVEL_NOTE[s.level] || '' : (s.status === 'stopped' ? s.reason || '' : ''));
+    // The countdown ticks when its number changes, not on a free-running
+    // interval, so it shows the real time left.
+    if (app.tickTimer) { clearTimeout(app.tickTimer); app.tickTimer = null; }
+    var ms = (s.retryAt || 0) - now();
+    if (s.status === 'waiting' && ms > 0) {
+      app.tickTimer = setTimeout(function () {
+        app.tickTimer = null;
+        if (app.client) { renderConn(app.client.getState()); }
+      }, (ms % 1000 || 1000) + 5);
     }
   }
 
@@ -562,21 +691,55 @@
 
   // ---- client events ----
 
+  // presenceUnknown: the link is down after it was up, or a retry is
+  // scheduled. (Not during the first connect after sign-in.)
+  function presenceUnknown() {
+    var s = app.client && app.client.state;
+    return !!s && !s.connected && (app.wasConnected || s.status === 'waiting' || s.status === 'stopped');
+  }
+
+  // pollPresence asks who is here every presenceEvery while on the poll
+  // tier: presence events between two polls are lost, so without it a
+  // user could be missing from the list for a whole session.
+  function pollPresence(on) {
+    if (!on) {
+      if (app.presenceTimer) { clearInterval(app.presenceTimer); app.presenceTimer = null; }
+      return;
+    }
+    if (app.presenceTimer) { return; }
+    app.presenceTimer = setInterval(function () {
+      var room = app.rooms[app.active];
+      if (room && app.client && app.client.state.connected) { refreshPresence(room); }
+    }, app.presenceEvery);
+  }
+
   function wireClient(c) {
     var wasConnected = false;
+    var wasUnknown = false;
     c.on('state', function (s) {
       renderConn(s);
       if (s.connected && !wasConnected) {
+        // Every reconnect asks again: what happened while offline is unknown.
         var room = app.rooms[app.active];
         if (room) { refreshPresence(room); }
       }
       wasConnected = s.connected;
+      if (s.connected) { app.wasConnected = true; }
+      var unknown = presenceUnknown();
+      if (unknown !== wasUnknown) { mark('presence'); }
+      wasUnknown = unknown;
+      pollPresence(s.connected && s.tier === 'poll');
     });
     c.on('control', function (o) { applyFeatures(o.features || {}); mark('list'); mark('typing'); });
     c.on('message', function (m) {
       var room = app.rooms[m.room];
       if (!room) { return; }
       room.insert(m);
+      // Their message is what they were typing: the line goes at once.
+      if (m.from && room.typing[m.from]) {
+        delete room.typing[m.from];
+        if (room.name === app.active) { mark('typing'); }
+      }
       afterChange(room);
     });
     c.on('history', function (page) {
@@ -659,6 +822,9 @@
 
   function showLogin(message) {
     toggleClass(doc.body, 'signed-in', false);
+    // Nothing about the connection shows before sign-in.
+    $('conn').hidden = true;
+    $('conn-reason').hidden = true;
     $('app').hidden = true;
     $('login').hidden = false;
     $('logout').hidden = true;
@@ -703,6 +869,8 @@
     var opts = { tokenSource: src };
     var extra = root.chatdClientOptions || {};
     for (var k in extra) { if (has(extra, k) && k !== 'tokenSource') { opts[k] = extra[k]; } }
+    app.wasConnected = false;
+    app.presenceEvery = extra.presenceRefreshMs > 0 ? extra.presenceRefreshMs : PRESENCE_REFRESH_MS;
     var c = app.client = new ChatClient(opts);
     wireClient(c);
     c.on('user', function (u) { app.user = u.user; app.name = u.name; setText($('me'), u.name); });
@@ -710,6 +878,9 @@
     $('app').hidden = false;
     $('logout').hidden = false;
     toggleClass(doc.body, 'signed-in', true);
+    renderConn(c.getState());
+    $('conn').hidden = false;
+    $('conn-reason').hidden = false;
     setText($('me'), app.name);
     var saved = load(roomsKey()) || {};
     var names = saved.rooms && saved.rooms.length ? saved.rooms : ['general'];
@@ -722,6 +893,8 @@
 
   function signOut(message) {
     if (app.client) { app.client.destroy(); app.client = null; }
+    pollPresence(false);
+    if (app.tickTimer) { clearTimeout(app.tickTimer); app.tickTimer = null; }
     if (app.source && app.source.forget) { app.source.forget(); }
     app.source = null;
     try { if (storage) { storage.removeItem(SESSION); } } catch (e) { /* ignore */ }
@@ -740,7 +913,7 @@
       max: 150,
       step: 50,
       // Ids are unique within a room (the server's idempotency key).
-      key: function (item) { return item.room + '\n' + item.id; },
+      key: function (item) { return item.room + '\n' + (item.sep ? 'day ' + item.day : item.id); },
       render: renderItem,
       update: updateItem,
       onTop: loadOlder,
