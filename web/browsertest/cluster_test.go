@@ -2,7 +2,6 @@ package browsertest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,32 +17,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/chatd/chatd/core/auth"
-	chatredis "github.com/chatd/chatd/core/redis"
 	"github.com/chatd/chatd/core/redis/redistest"
-	"github.com/chatd/chatd/transports/httpapi"
-	"github.com/chatd/chatd/transports/node"
-	"github.com/chatd/chatd/transports/node/redisnode"
+	"github.com/chatd/chatd/transports/transporttest"
 	"github.com/chatd/chatd/web"
 )
-
-// clusterSecret is the HS256 secret every node of the cluster shares; the
-// ticket key is derived from it (auth.DeriveTicketKey), as cmd/chatd does.
-const clusterSecret = "browsertest-cluster-secret-0123456789abcdef"
-
-// clusterToken is a JWT for user, signed with the cluster's secret: what
-// an identity provider would hand the page.
-func clusterToken(t *testing.T, user string) string {
-	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": user, "name": user, "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(clusterSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
 
 // nodeLogs collects the nodes' logs, printed when the test fails.
 type nodeLogs struct {
@@ -61,47 +39,6 @@ func (l *nodeLogs) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
-}
-
-// startClusterNode runs one chatd node in process, wired as cmd/chatd
-// wires it (node.New, degradation on, the cluster's shared state, the
-// pages), on the Redis engine at srv. It returns the node's base URL.
-func startClusterNode(t *testing.T, srv *redistest.Server, id string, logs *nodeLogs) string {
-	t.Helper()
-	log := slog.New(slog.NewTextHandler(logs, nil)).With("node", id)
-	hs := httptest.NewUnstartedServer(nil)
-	addr := hs.Listener.Addr().String()
-	info := &node.InfoSource{}
-	e, err := chatredis.Open(context.Background(), chatredis.Config{URL: srv.URL(), Node: id, Addr: addr,
-		Info: info.Info, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() }) // after the node's close, registered below
-	v, err := auth.NewVerifier(auth.Config{HMACSecret: []byte(clusterSecret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := node.New(node.Config{
-		Engine: e, Verifier: v, Tickets: auth.NewTickets(auth.DeriveTicketKey([]byte(clusterSecret)), time.Minute, nil),
-		Degrade: true, Cluster: redisnode.Backend(e), Web: web.Handler(),
-		Info:   httpapi.Node{ID: id, Addr: addr, Engine: "redis", Started: time.Now()},
-		Logger: log,
-	})
-	info.Set(n)
-	hs.Config.Handler = n.Handler()
-	hs.Start()
-	n.API.SetReady(true)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Close(ctx); err != nil {
-			t.Errorf("%s: close: %v", id, err)
-		}
-		hs.CloseClientConnections()
-		hs.Close()
-	})
-	return hs.URL
 }
 
 // roundRobin is a reverse proxy with no stickiness: each HTTP request,
@@ -210,18 +147,25 @@ func TestRoundRobinCluster(t *testing.T) {
 			t.Logf("node logs:\n%s", logs)
 		}
 	})
-	nodes := make([]string, 3)
-	for i := range nodes {
-		nodes[i] = startClusterNode(t, rds, fmt.Sprintf("node-%d", i+1), logs)
+	// Three nodes wired as cmd/chatd wires them (degradation and the
+	// cluster's shared state on, the pages served), sharing the JWT secret
+	// and the ticket key derived from it.
+	cluster := transporttest.NewClusterOn(t, rds, 3, transporttest.Options{
+		Web: web.Handler(), Degrade: true, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	token := func(user string) string { return cluster.Token(t, user, transporttest.Claims{Name: user}) }
+	nodes := make([]string, len(cluster.Nodes))
+	for i, n := range cluster.Nodes {
+		nodes[i] = n.URL
 	}
 	rr := startRoundRobin(t, nodes, logs)
 	checkers := make([]*api, len(nodes))
 	for i, n := range nodes {
-		checkers[i] = &api{t: t, base: n, token: clusterToken(t, "checker")}
+		checkers[i] = &api{t: t, base: n, token: token("checker")}
 	}
 
 	t.Run("websocket", func(t *testing.T) {
-		chatThroughCluster(t, rr.URL, checkers, "ws",
+		chatThroughCluster(t, rr.URL, checkers, token, "ws",
 			clusterUser{name: "alice", tier: "websocket"}, clusterUser{name: "bob", tier: "websocket"})
 	})
 
@@ -229,7 +173,7 @@ func TestRoundRobinCluster(t *testing.T) {
 		rr.mu.Lock()
 		rr.polls = nil
 		rr.mu.Unlock()
-		chatThroughCluster(t, rr.URL, checkers, "low",
+		chatThroughCluster(t, rr.URL, checkers, token, "low",
 			clusterUser{name: "carol", preScript: `delete window.WebSocket;`, tier: "sse"},
 			clusterUser{name: "dave", preScript: legacyScript, tier: "poll"})
 
@@ -278,14 +222,14 @@ type clusterUser struct{ name, preScript, tier string }
 // for the other; then each page must show every message of the room
 // exactly once, in order, as every node's history has it, still on its
 // tier.
-func chatThroughCluster(t *testing.T, base string, checkers []*api, tag string, users ...clusterUser) {
+func chatThroughCluster(t *testing.T, base string, checkers []*api, token func(user string) string, tag string, users ...clusterUser) {
 	t.Helper()
 	tabs := make([]*tab, len(users))
 	for i, u := range users {
 		tabs[i] = newUser(t).open(u.name, base, tabOptions{preScript: u.preScript})
 	}
 	for i, u := range users {
-		tabs[i].loginToken(clusterToken(t, u.name))
+		tabs[i].loginToken(token(u.name))
 		tabs[i].waitConnected(u.tier)
 	}
 	const each = 4

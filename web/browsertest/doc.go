@@ -13,6 +13,6 @@
 //
 // It talks to the server over HTTP only, and imports nothing of the
 // project but in the cluster test (cluster_test.go), which builds three
-// nodes in process (transports/node) on one real redis-server, behind a
-// round-robin proxy with no stickiness.
+// nodes in process with transporttest.NewClusterOn on one real
+// redis-server, behind a round-robin proxy with no stickiness.
 package browsertest
