@@ -48,35 +48,59 @@ func Run(t *testing.T, nodes int, f Factory) {
 // node is one engine with a recording handler.
 type node struct {
 	core.Engine
+	*Recorder
+}
+
+// Recorder is a core.Handler that records what an engine delivers, for
+// tests to wait on: this suite's, and an engine's own tests. Create it
+// with NewRecorder. Its fields are guarded by its lock: read them in the
+// condition given to Until, or after Until has returned and nothing more
+// is in flight.
+type Recorder struct {
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on each event; guarded by mu
-	msgs     []protocol.Message
-	events   []protocol.Envelope
-	controls []core.Control
+	Msgs     []protocol.Message
+	Events   []protocol.Envelope
+	Controls []core.Control
 }
 
-func (n *node) Publish(msgs []protocol.Message) { n.add(func() { n.msgs = append(n.msgs, msgs...) }) }
-func (n *node) Deliver(room string, e protocol.Envelope) {
-	n.add(func() { n.events = append(n.events, e) })
-}
-func (n *node) Control(c core.Control) { n.add(func() { n.controls = append(n.controls, c) }) }
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder { return &Recorder{changed: make(chan struct{})} }
 
-func (n *node) add(fn func()) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+// Publish implements core.Handler.
+func (r *Recorder) Publish(msgs []protocol.Message) {
+	r.add(func() { r.Msgs = append(r.Msgs, msgs...) })
+}
+
+// Deliver implements core.Handler.
+func (r *Recorder) Deliver(_ string, e protocol.Envelope) {
+	r.add(func() { r.Events = append(r.Events, e) })
+}
+
+// Control implements core.Handler.
+func (r *Recorder) Control(c core.Control) { r.add(func() { r.Controls = append(r.Controls, c) }) }
+
+func (r *Recorder) add(fn func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	fn()
-	close(n.changed)
-	n.changed = make(chan struct{})
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
-// waitFor waits until done holds, failing after a generous deadline.
-func (n *node) waitFor(t *testing.T, what string, done func() bool) {
+// WaitTimeout is how long Until waits before it fails the test: a
+// failure deadline for a loaded machine, never a timing assertion.
+const WaitTimeout = 20 * time.Second
+
+// Until waits until done, called with the lock held, holds; it fails the
+// test after WaitTimeout. It never sleeps: it wakes on each delivery.
+func (r *Recorder) Until(t testing.TB, what string, done func() bool) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(WaitTimeout)
 	for {
-		n.mu.Lock()
-		ok, changed := done(), n.changed
-		n.mu.Unlock()
+		r.mu.Lock()
+		ok, changed := done(), r.changed
+		r.mu.Unlock()
 		if ok {
 			return
 		}
@@ -93,9 +117,9 @@ func start(t *testing.T, nodes int, f Factory) []*node {
 	dir := t.TempDir()
 	out := make([]*node, nodes)
 	for i := range out {
-		n := &node{changed: make(chan struct{})}
+		n := &node{Recorder: NewRecorder()}
 		n.Engine = f(t, dir)
-		n.Register(n)
+		n.Register(n.Recorder)
 		e := n.Engine
 		t.Cleanup(func() { e.Close() })
 		out[i] = n
@@ -113,16 +137,16 @@ func testBroadcast(t *testing.T, nodes int, f Factory) {
 		n.Broadcast("r", protocol.Envelope{Type: protocol.TypeTyping, Room: "r", User: fmt.Sprint("u", i), Name: "U"})
 	}
 	for i, n := range ns {
-		n.waitFor(t, fmt.Sprintf("node %d to get %d typing events", i, nodes), func() bool { return len(n.events) >= nodes })
+		n.Until(t, fmt.Sprintf("node %d to get %d typing events", i, nodes), func() bool { return len(n.Events) >= nodes })
 	}
 	// A fence from the first node: once every node has it, nothing else
 	// is in flight, so the counts are final.
 	ns[0].Broadcast("r", protocol.Envelope{Type: protocol.TypeReceipt, Room: "r", User: "fence", Seq: 7})
 	for i, n := range ns {
-		n.waitFor(t, fmt.Sprintf("node %d to get the fence", i), func() bool { return len(n.events) >= nodes+1 })
+		n.Until(t, fmt.Sprintf("node %d to get the fence", i), func() bool { return len(n.Events) >= nodes+1 })
 		n.mu.Lock()
 		seen := map[string]int{}
-		for _, e := range n.events {
+		for _, e := range n.Events {
 			seen[e.Type+"/"+e.User]++
 			if e.Room != "r" || (e.Type == protocol.TypeTyping && e.Name != "U") || (e.User == "fence" && e.Seq != 7) {
 				t.Errorf("node %d got %+v: fields lost", i, e)
@@ -145,9 +169,9 @@ func testAnnounce(t *testing.T, nodes int, f Factory) {
 	ns := start(t, nodes, f)
 	ns[len(ns)-1].Announce(core.Control{Topic: "level", Data: []byte(`{"level":2}`)})
 	for i, n := range ns {
-		n.waitFor(t, fmt.Sprintf("node %d to get the control event", i), func() bool { return len(n.controls) >= 1 })
+		n.Until(t, fmt.Sprintf("node %d to get the control event", i), func() bool { return len(n.Controls) >= 1 })
 		n.mu.Lock()
-		c := n.controls[0]
+		c := n.Controls[0]
 		n.mu.Unlock()
 		if c.Topic != "level" || string(c.Data) != `{"level":2}` {
 			t.Errorf("node %d got %+v", i, c)
@@ -168,9 +192,9 @@ func testMessages(t *testing.T, nodes int, f Factory) {
 		}
 	}
 	for i, n := range ns {
-		n.waitFor(t, fmt.Sprintf("node %d to get %d messages", i, count), func() bool { return len(n.msgs) >= count })
+		n.Until(t, fmt.Sprintf("node %d to get %d messages", i, count), func() bool { return len(n.Msgs) >= count })
 		n.mu.Lock()
-		for k, m := range n.msgs {
+		for k, m := range n.Msgs {
 			if m.Seq != uint64(k+1) {
 				t.Errorf("node %d: message %d has seq %d, want in order from 1", i, k, m.Seq)
 			}

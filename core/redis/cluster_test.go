@@ -104,9 +104,9 @@ func TestReap(t *testing.T) {
 	}
 
 	dying.Abandon()
-	rec.until(t, "ann and bob offline", func() bool {
+	rec.Until(t, "ann and bob offline", func() bool {
 		gone := map[string]bool{}
-		for _, e := range rec.envs {
+		for _, e := range rec.Events {
 			if e.Type == protocol.TypePresence && e.Online != nil && !*e.Online {
 				gone[e.User+"/"+e.Name] = true
 			}
@@ -156,8 +156,8 @@ func TestCloseLeaves(t *testing.T) {
 	if ok, _, err := stay.AcquireConn(t.Context(), "ann", 1); !ok || err != nil {
 		t.Errorf("AcquireConn right after the other node's Close = %v, %v; want ok", ok, err)
 	}
-	rec.until(t, "ann offline", func() bool {
-		for _, e := range rec.envs {
+	rec.Until(t, "ann offline", func() bool {
+		for _, e := range rec.Events {
 			if e.User == "ann" && e.Online != nil && !*e.Online {
 				return true
 			}

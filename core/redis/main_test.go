@@ -5,14 +5,13 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
-	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/brokertest"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/core/redis/redistest"
 )
@@ -57,54 +56,11 @@ func open(t *testing.T, srv *redistest.Server, cfg Config) *Engine {
 	return e
 }
 
-// recorder is a core.Handler that records the messages and ephemeral
-// envelopes an engine delivers, for tests to wait on.
-type recorder struct {
-	mu      sync.Mutex
-	msgs    []protocol.Message  // guarded by mu
-	envs    []protocol.Envelope // guarded by mu
-	changed chan struct{}       // guarded by mu; closed on each delivery
-}
+// recorder is brokertest's recording handler, with the seq checks these
+// tests make.
+type recorder struct{ *brokertest.Recorder }
 
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
-
-func (r *recorder) Publish(ms []protocol.Message) {
-	r.add(func() { r.msgs = append(r.msgs, ms...) })
-}
-
-func (r *recorder) Deliver(_ string, e protocol.Envelope) {
-	r.add(func() { r.envs = append(r.envs, e) })
-}
-
-func (*recorder) Control(core.Control) {}
-
-func (r *recorder) add(fn func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	fn()
-	close(r.changed)
-	r.changed = make(chan struct{})
-}
-
-// until waits until cond (called with r.mu held) holds, failing after
-// waitTimeout.
-func (r *recorder) until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(waitTimeout)
-	for {
-		r.mu.Lock()
-		ok, changed := cond(), r.changed
-		r.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
+func newRecorder() *recorder { return &recorder{brokertest.NewRecorder()} }
 
 // fence broadcasts a typing envelope from e in room and waits until rec,
 // e's handler, has it: e's subscription to room is then in force, and
@@ -113,8 +69,8 @@ func fence(t *testing.T, e *Engine, rec *recorder, room string) {
 	t.Helper()
 	user := fmt.Sprint("fence-", fences.Add(1))
 	e.Broadcast(room, protocol.Envelope{Type: protocol.TypeTyping, Room: room, User: user})
-	rec.until(t, "the fence "+user, func() bool {
-		for _, env := range rec.envs {
+	rec.Until(t, "the fence "+user, func() bool {
+		for _, env := range rec.Events {
 			if env.User == user {
 				return true
 			}
@@ -125,12 +81,10 @@ func fence(t *testing.T, e *Engine, rec *recorder, room string) {
 
 var fences atomic.Int64
 
-// seqs returns the seqs delivered in room, in order.
+// seqs returns the seqs delivered in room, in order. Called within Until.
 func (r *recorder) seqs(room string) []uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []uint64
-	for _, m := range r.msgs {
+	for _, m := range r.Msgs {
 		if m.Room == room {
 			out = append(out, m.Seq)
 		}
@@ -138,32 +92,23 @@ func (r *recorder) seqs(room string) []uint64 {
 	return out
 }
 
-// wait waits until room's delivered seqs are exactly 1..n, failing at
-// once if they go wrong and after waitTimeout if they never arrive.
+// wait waits until room's delivered seqs are exactly 1..n, failing as
+// soon as they go wrong and after brokertest.WaitTimeout if they never
+// arrive.
 func (r *recorder) wait(t *testing.T, room string, n int) {
 	t.Helper()
-	deadline := time.After(waitTimeout)
-	for {
-		r.mu.Lock()
-		changed := r.changed
-		r.mu.Unlock()
-		got := r.seqs(room)
+	var got []uint64
+	wrong := false
+	r.Until(t, fmt.Sprintf("room %s: delivered seqs 1..%d", room, n), func() bool {
+		got = r.seqs(room)
 		for i, s := range got {
-			if s != uint64(i+1) {
-				t.Fatalf("room %s: delivered seqs %v, want 1..%d each once, in order", room, got, n)
-			}
+			wrong = wrong || s != uint64(i+1)
 		}
-		if len(got) > n {
-			t.Fatalf("room %s: delivered seqs %v, want 1..%d", room, got, n)
-		}
-		if len(got) == n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("room %s: delivered seqs %v after %v, want 1..%d", room, got, waitTimeout, n)
-		}
+		wrong = wrong || len(got) > n
+		return wrong || len(got) == n
+	})
+	if wrong {
+		t.Fatalf("room %s: delivered seqs %v, want 1..%d each once, in order", room, got, n)
 	}
 }
 
