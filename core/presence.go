@@ -149,6 +149,13 @@ func (r *room) sendPresence() {
 	if !ok {
 		return
 	}
+	if len(changes) == 0 && (r.hub.cluster != nil || online <= r.hub.cfg.PresenceMaxMembers) {
+		// Users came and went within the interval: nothing to say, and
+		// no need to ask a cluster engine (its count cannot have moved
+		// by this node's doing). Only a count room on one node, whose
+		// list is never built, goes on to compare its count.
+		return
+	}
 	if c := r.hub.cluster; c != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 		var err error
@@ -171,7 +178,8 @@ func (r *room) sendPresence() {
 
 // takeChanges takes the room's net changes since the last pass, sorted by
 // user, and the number of users online here. ok is false for a room that
-// is gone.
+// is gone. On one node, a room above PresenceMaxMembers announces only
+// its count, so the per-user list is not built.
 func (r *room) takeChanges() (out []PresenceChange, online int, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -179,6 +187,9 @@ func (r *room) takeChanges() (out []PresenceChange, online int, ok bool) {
 	r.changes = make(map[string]change)
 	if r.dead {
 		return nil, 0, false
+	}
+	if r.hub.cluster == nil && len(r.online) > r.hub.cfg.PresenceMaxMembers {
+		return nil, len(r.online), true
 	}
 	for user, c := range changes {
 		if c.online != c.was {

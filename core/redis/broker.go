@@ -104,7 +104,7 @@ func (e *Engine) trySubscribe(room string) bool {
 		return false
 	}
 	defer l.mu.Unlock()
-	ch := e.keys.room(room).channel
+	ch := e.keys.channel(room)
 	if l.closed || l.active[ch] {
 		return !l.closed
 	}
@@ -192,7 +192,7 @@ func (e *Engine) Broadcast(room string, env protocol.Envelope) {
 		e.metrics.dropped.WithLabelValues(dropEncode).Inc()
 		return
 	}
-	e.enqueue(outgoing{channel: e.keys.room(room).channel, payload: payload})
+	e.enqueue(outgoing{channel: e.keys.channel(room), payload: payload})
 }
 
 // Announce implements core.Broker, as Broadcast does, on the control

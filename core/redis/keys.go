@@ -28,10 +28,14 @@ type roomKeys struct {
 
 // room returns the keys of room name.
 func (k keys) room(name string) roomKeys {
-	tag := k.prefix + ":{" + name + "}"
+	tag := k.channel(name)
 	return roomKeys{meta: tag + ":meta", log: tag + ":log", ids: tag + ":ids", reads: tag + ":reads",
 		pres: tag + ":pres", presn: tag + ":presn", channel: tag}
 }
+
+// channel returns room's pub/sub channel alone, for the paths that need
+// nothing else (every Broadcast): room builds seven strings.
+func (k keys) channel(room string) string { return k.prefix + ":{" + room + "}" }
 
 // roomOf returns the room whose channel is ch, and whether ch is a room
 // channel of this prefix at all.

@@ -317,7 +317,7 @@ func (e *Engine) publishPresence(ctx context.Context, room string, changes []cor
 				Online: protocol.Ptr(c.Online)})
 		}
 	}
-	ch := e.keys.room(room).channel
+	ch := e.keys.channel(room)
 	return e.call(ctx, "presence_publish", func(ctx context.Context) error {
 		_, err := e.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, env := range envs {

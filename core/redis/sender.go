@@ -124,7 +124,7 @@ func (e *Engine) syncSubs() {
 	e.rooms.mu.Lock()
 	for name, st := range e.rooms.byName {
 		if st.wanted(now) {
-			want[e.keys.room(name).channel] = true
+			want[e.keys.channel(name)] = true
 		} else {
 			delete(e.rooms.byName, name)
 		}
