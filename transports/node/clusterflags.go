@@ -101,18 +101,28 @@ func (b *bridge) shareFile(ctx context.Context, fs fileState) error {
 // readFlags returns the shared flag state, or this node's when none is
 // shared yet (its At is then zero).
 func (b *bridge) readFlags(ctx context.Context) (flagsRecord, error) {
-	data, ok, err := b.be.Get(ctx, keyFlags)
+	rec, ok, err := b.loadFlags(ctx)
 	if err != nil {
 		return flagsRecord{}, err
 	}
-	var rec flagsRecord
 	if ok {
-		if err := json.Unmarshal(data, &rec); err == nil {
-			return rec, nil
-		}
-		b.log.Warn("cluster: bad shared flags; writing over them", "err", err)
+		return rec, nil
 	}
 	return flagsRecord{Flags: fullState(b.flags.Snapshot().All())}, nil
+}
+
+// loadFlags reads the shared flags. ok is false when there are none, or
+// when what is there does not decode (logged; the next write replaces it).
+func (b *bridge) loadFlags(ctx context.Context) (rec flagsRecord, ok bool, err error) {
+	data, ok, err := b.be.Get(ctx, keyFlags)
+	if err != nil || !ok {
+		return flagsRecord{}, false, err
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		b.log.Warn("cluster: bad shared flags; the next write replaces them", "err", err)
+		return flagsRecord{}, false, nil
+	}
+	return rec, true, nil
 }
 
 // writeFlags writes rec over cur, the state it was made from, applies it
@@ -176,16 +186,9 @@ func (b *bridge) syncFlags(ctx context.Context) {
 		}
 	}
 	b.writeMu.Unlock()
-	data, ok, err := b.be.Get(ctx, keyFlags)
-	if err != nil || !ok {
-		return
+	if rec, ok, _ := b.loadFlags(ctx); ok {
+		b.applyFlags(rec)
 	}
-	var rec flagsRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		b.log.Warn("cluster: bad shared flags", "err", err)
-		return
-	}
-	b.applyFlags(rec)
 }
 
 // fullState returns every known flag, in name order: the defaults, with
