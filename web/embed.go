@@ -13,7 +13,7 @@ var static embed.FS
 
 // CSP is the Content-Security-Policy every page is served with: no inline
 // script, no third-party origin, no framing.
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
 // Handler serves the embedded pages with a strict CSP.

@@ -13,6 +13,9 @@
   var WindowedList = root.WindowedList;
   var ROOM_RE = /^[^\s,*]{1,128}$/;
   var USER_RE = /^[A-Za-z0-9._-]{1,64}$/;
+  // A display name: any text but control, format and bidi-control
+  // characters (the server says the same, and normalises it).
+  var BAD_NAME_RE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]/;
   var SESSION = 'chatd.session';
   var LEVELS = ['full service', 'reduced: no receipts or typing', 'no WebSocket', 'polling only'];
   // What the user reads next to the connection dot at levels 1 and 2; the
@@ -159,13 +162,25 @@
   Room.prototype.insert = function (m) {
     if (typeof m.seq !== 'number') { return false; }
     if (m.from) { this.names[m.from] = m.name || m.from; }
+    if (m.type === 'edit' || m.type === 'delete') { return this.change(m); }
     var old = this.bySeq[m.seq];
     if (old) {
-      old.text = m.text;
+      if (!old.deleted) { old.text = m.text; }
       old.ts = m.ts || old.ts;
+      if (m.files) { old.files = m.files; }
+      if (m.edited) { old.edited = m.edited; }
+      if (m.deleted) { old.deleted = true; old.text = ''; old.files = null; }
       return false;
     }
-    var msg = { seq: m.seq, id: m.id, from: m.from, name: m.name || m.from, text: m.text, ts: m.ts || 0, room: this.name };
+    var msg = {
+      seq: m.seq, id: m.id, from: m.from, name: m.name || m.from, text: m.deleted ? '' : m.text, ts: m.ts || 0,
+      room: this.name, files: m.deleted ? null : (m.files || null), edited: m.edited || 0, deleted: !!m.deleted
+    };
+    var early = this.early && this.early[m.seq];
+    if (early) {
+      delete this.early[m.seq];
+      for (var k = 0; k < early.length; k++) { applyChange(msg, early[k]); }
+    }
     var items = this.items;
     var i = items.length;
     if (i && items[i - 1].seq > m.seq) {
@@ -183,7 +198,32 @@
     return true;
   };
 
+  // change applies an edit or a delete to the message it names. One that
+  // arrives before its message (a history page still on its way) waits.
+  Room.prototype.change = function (c) {
+    var target = this.bySeq[c.target];
+    if (!target) {
+      this.early = this.early || {};
+      (this.early[c.target] = this.early[c.target] || []).push(c);
+      return false;
+    }
+    applyChange(target, c);
+    return true;
+  };
+
+  function applyChange(msg, c) {
+    if (c.type === 'delete') {
+      msg.deleted = true;
+      msg.text = '';
+      msg.files = null;
+    } else if (!msg.deleted) {
+      msg.text = c.text;
+      msg.edited = c.ts || 1;
+    }
+  }
+
   Room.prototype.reset = function () {
+    this.early = {};
     this.items = [];
     this.bySeq = {};
     this.byId = {};
@@ -222,7 +262,10 @@
     tickTimer: null,
     presenceTimer: null,
     presenceEvery: PRESENCE_REFRESH_MS,
-    wasConnected: false
+    wasConnected: false,
+    blobs: {},      // file url → {url: object URL, waiting}
+    editing: null,  // {room, seq} while the composer edits a message
+    uploads: 0      // uploads in flight
   };
   root.chatApp = app; // for debugging and the browser tests
 
@@ -353,12 +396,113 @@
     fillText(text, item.text); // text and anchors, never HTML
     li._textValue = item.text;
     li.appendChild(text);
+    li._files = null;
     li._who = who;
+    li._meta = meta;
     li._time = time;
     li._text = text;
     li._sig = '';
     updateItem(li, item, prev);
     return li;
+  }
+
+  // shownText is a message's text as shown: a message that only carries
+  // its file says nothing more than the file's own name.
+  function shownText(item) {
+    var f = item.files;
+    if (f && f.length === 1 && item.text === f[0].name) { return ''; }
+    return item.text || '';
+  }
+
+  // renderFiles shows a message's attachments: images as thumbnails
+  // (fetched with the user's token, shown through an object URL), other
+  // files as download buttons. Nothing from the file is ever rendered as
+  // HTML or run.
+  function renderFiles(li, files) {
+    if (li._filesBox) { li.removeChild(li._filesBox); li._filesBox = null; }
+    if (!files || !files.length) { return; }
+    var box = el('div', 'files');
+    for (var i = 0; i < files.length; i++) {
+      var f = files[i];
+      if (!f || typeof f.url !== 'string') { continue; }
+      var b = el('button', f.thumb_url ? 'file-img' : 'file-att');
+      b.type = 'button';
+      b.setAttribute('data-action', f.thumb_url ? 'view-file' : 'download-file');
+      b.setAttribute('data-url', f.url);
+      b.setAttribute('data-name', f.name || 'file');
+      if (f.thumb_url) {
+        var img = el('img');
+        img.alt = f.name || 'image';
+        if (f.width && f.height) {
+          var w = Math.min(320, f.width);
+          img.width = w;
+          img.height = Math.round(f.height * w / f.width);
+        }
+        b.appendChild(img);
+        b.title = (f.name || 'image') + ' (' + sizeText(f.size) + ')';
+        loadThumb(img, f.thumb_url);
+      } else {
+        b.appendChild(el('span', 'file-icon', '\ud83d\udcc4'));
+        b.appendChild(el('span', 'file-name', f.name || 'file'));
+        b.appendChild(el('span', 'file-size', sizeText(f.size)));
+      }
+      box.appendChild(b);
+    }
+    li.insertBefore(box, li._text.nextSibling);
+    li._filesBox = box;
+  }
+
+  function sizeText(n) {
+    if (!(n >= 0)) { return ''; }
+    if (n < 1024) { return n + ' B'; }
+    if (n < 1048576) { return Math.round(n / 1024) + ' KB'; }
+    return (n / 1048576).toFixed(1) + ' MB';
+  }
+
+  // blobURL fetches url once per page (an object URL), then hands it out.
+  function blobURL(url, cb) {
+    var c = app.blobs[url];
+    if (c && c.url) { cb(null, c.url); return; }
+    if (c) { c.waiting.push(cb); return; }
+    c = app.blobs[url] = { url: null, waiting: [cb] };
+    app.client.fetchFile(url, function (err, obj) {
+      var list = c.waiting;
+      c.waiting = [];
+      if (err) { delete app.blobs[url]; } else { c.url = obj; }
+      for (var i = 0; i < list.length; i++) { list[i](err, obj); }
+    });
+  }
+
+  function loadThumb(img, url) {
+    if (!app.client) { return; }
+    blobURL(url, function (err, obj) { if (!err) { img.src = obj; } });
+  }
+
+  function releaseBlobs() {
+    for (var u in app.blobs) {
+      if (has(app.blobs, u) && app.blobs[u].url && root.URL && root.URL.revokeObjectURL) { root.URL.revokeObjectURL(app.blobs[u].url); }
+    }
+    app.blobs = {};
+  }
+
+  // renderActions offers Edit and Delete on the user's own messages.
+  function renderActions(li, on, item) {
+    if (!on) {
+      if (li._actions) { li.removeChild(li._actions); li._actions = null; }
+      return;
+    }
+    if (li._actions) { return; }
+    var box = el('span', 'actions');
+    var edit = el('button', '', 'Edit');
+    edit.type = 'button';
+    edit.setAttribute('data-action', 'edit');
+    var del = el('button', '', 'Delete');
+    del.type = 'button';
+    del.setAttribute('data-action', 'delete');
+    box.appendChild(edit);
+    box.appendChild(del);
+    li._meta.appendChild(box);
+    li._actions = box;
   }
 
   // updateSep keeps a separator's words right: "Today" becomes
@@ -385,18 +529,26 @@
       seen = readers.length > 0;
       status = seen ? 'seen by ' + readers.join(', ') : 'sent';
     }
-    if (li._textValue !== item.text) {
-      li._textValue = item.text;
-      fillText(li._text, item.text);
+    var shown = item.deleted ? 'This message was deleted.' : shownText(item);
+    if (li._textValue !== shown) {
+      li._textValue = shown;
+      fillText(li._text, shown);
     }
-    var sig = [state, unread, cont, status, item.seq, item.ts, mine].join('|');
+    if (li._files !== (item.files || null)) {
+      li._files = item.files || null;
+      renderFiles(li, item.files);
+    }
+    var editable = mine && state === 'sent' && !item.deleted;
+    var sig = [state, unread, cont, status, item.seq, item.ts, mine, item.edited, item.deleted, editable].join('|');
     if (li._sig === sig) { return; }
     li._sig = sig;
-    li.className = 'msg' + (mine ? ' mine' : '') + (unread ? ' unread' : '') + (cont ? ' cont' : '');
+    li.className = 'msg' + (mine ? ' mine' : '') + (unread ? ' unread' : '') + (cont ? ' cont' : '') +
+      (item.deleted ? ' deleted' : '') + (item.edited ? ' edited' : '');
+    renderActions(li, editable, item);
     li.setAttribute('data-state', state);
     if (typeof item.seq === 'number') { li.setAttribute('data-seq', String(item.seq)); } else { li.removeAttribute('data-seq'); }
     setText(li._who, mine ? (app.name || item.name || item.from) : (item.name || item.from || '?'));
-    setText(li._time, item.ts ? clock(item.ts) : '');
+    setText(li._time, item.ts ? clock(item.ts) + (item.edited && !item.deleted ? ' (edited)' : '') : '');
     if (item.ts) { li._time.setAttribute('title', new Date(item.ts).toLocaleString()); }
     var st = li._status;
     if (status) {
@@ -499,8 +651,16 @@
     for (var u in room.presence) { if (has(room.presence, u)) { names.push({ user: u, name: room.presence[u] }); } }
     names.sort(function (a, b) { return a.name.toLowerCase() < b.name.toLowerCase() ? -1 : 1; });
     for (var i = 0; i < names.length; i++) {
-      var li = el('li', '', names[i].name + (names[i].user === app.user ? ' (you)' : ''));
+      var li = el('li');
+      li.appendChild(el('span', 'p-name', names[i].name + (names[i].user === app.user ? ' (you)' : '')));
       li.setAttribute('data-user', names[i].user);
+      if (names[i].user !== app.user) {
+        var dm = el('button', 'p-dm', 'Message');
+        dm.type = 'button';
+        dm.setAttribute('data-action', 'dm');
+        dm.setAttribute('aria-label', 'Message ' + names[i].name);
+        li.appendChild(dm);
+      }
       ul.appendChild(li);
     }
     if (!names.length) { ul.appendChild(el('li', 'presence-empty', 'nobody')); }
@@ -581,6 +741,7 @@
     toggleClass(body, 'no-receipts', f.read_receipts === false);
     toggleClass(body, 'no-typing', f.typing === false);
     toggleClass(body, 'no-presence', f.presence === false);
+    toggleClass(body, 'no-files', f.files === false);
   }
 
   function toggleClass(n, cls, onOff) {
@@ -722,6 +883,7 @@
         // Every reconnect asks again: what happened while offline is unknown.
         var room = app.rooms[app.active];
         if (room) { refreshPresence(room); }
+        loadRoomList();
       }
       wasConnected = s.connected;
       if (s.connected) { app.wasConnected = true; }
@@ -741,6 +903,21 @@
         if (room.name === app.active) { mark('typing'); }
       }
       afterChange(room);
+    });
+    function onChange(e) {
+      var room = app.rooms[e.room];
+      if (!room) { return; }
+      room.change(e);
+      if (app.editing && app.editing.room === e.room && app.editing.seq === e.target && e.type === 'delete') { stopEditing(); }
+      afterChange(room);
+    }
+    c.on('edit', onChange);
+    c.on('delete', onChange);
+    c.on('room', function (e) {
+      // A room appeared in (a DM, an invitation, a join elsewhere) or left
+      // this user's list.
+      if (!ROOM_RE.test(e.room)) { return; }
+      if (e.reason === 'left') { removeRoom(e.room, false); } else { addRoom(e.room, false); }
     });
     c.on('history', function (page) {
       var room = app.rooms[page.room];
@@ -803,6 +980,21 @@
     });
   }
 
+  // loadRoomList adds the rooms and DMs the server knows this user is in
+  // (joined elsewhere, or a DM someone started) and their read positions.
+  function loadRoomList() {
+    var c = app.client;
+    c.roomList(function (err, list) {
+      if (err || c !== app.client) { return; }
+      for (var i = 0; i < list.length; i++) {
+        var r = list[i];
+        if (!r || typeof r.room !== 'string' || !ROOM_RE.test(r.room)) { continue; }
+        var room = addRoom(r.room, false);
+        if (typeof r.read === 'number' && r.read > room.read) { room.read = r.read; afterChange(room); }
+      }
+    });
+  }
+
   // syncRooms adopts the room list of another tab.
   function syncRooms(list) {
     var want = {};
@@ -859,7 +1051,7 @@
   function start(src, tok) {
     var claims = ChatClient.decodeJWT(tok) || {};
     app.source = src;
-    app.user = claims.sub || (src.name ? String(src.name).toLowerCase() : 'me');
+    app.user = claims.sub || 'me';
     app.name = claims.name || claims.sub || src.name || app.user;
     app.rooms = {};
     app.order = [];
@@ -873,7 +1065,7 @@
     app.presenceEvery = extra.presenceRefreshMs > 0 ? extra.presenceRefreshMs : PRESENCE_REFRESH_MS;
     var c = app.client = new ChatClient(opts);
     wireClient(c);
-    c.on('user', function (u) { app.user = u.user; app.name = u.name; setText($('me'), u.name); });
+    c.on('user', function (u) { app.user = u.user; app.name = u.name; showMe(); mark('list'); });
     $('login').hidden = true;
     $('app').hidden = false;
     $('logout').hidden = false;
@@ -881,7 +1073,10 @@
     renderConn(c.getState());
     $('conn').hidden = false;
     $('conn-reason').hidden = false;
-    setText($('me'), app.name);
+    showMe();
+    c.me(function (err, me) {
+      if (!err && me && me.name && c === app.client) { app.name = me.name; showMe(); mark('list'); }
+    });
     var saved = load(roomsKey()) || {};
     var names = saved.rooms && saved.rooms.length ? saved.rooms : ['general'];
     for (var i = 0; i < names.length; i++) { if (ROOM_RE.test(names[i])) { addRoom(names[i], false); } }
@@ -891,8 +1086,18 @@
     $('input').focus();
   }
 
+  // showMe puts the user's name (and id, for others to message) in the
+  // header and the rename form.
+  function showMe() {
+    setText($('me'), app.name || '');
+    $('me').title = 'Your id: ' + app.user + ' (click to change your name)';
+    setText($('my-id'), app.user || '');
+  }
+
   function signOut(message) {
     if (app.client) { app.client.destroy(); app.client = null; }
+    releaseBlobs();
+    stopEditing();
     pollPresence(false);
     if (app.tickTimer) { clearTimeout(app.tickTimer); app.tickTimer = null; }
     if (app.source && app.source.forget) { app.source.forget(); }
@@ -925,8 +1130,8 @@
       var name = $('login-name').value.replace(/^\s+|\s+$/g, '');
       var token = $('login-token').value.replace(/\s+/g, '');
       if (token) { signIn({ token: token }); return; }
-      if (!USER_RE.test(name)) {
-        setText($('login-error'), 'Use 1 to 64 letters, digits, dots, dashes or underscores.');
+      if (!name || name.length > 64 || BAD_NAME_RE.test(name)) {
+        setText($('login-error'), 'Use 1 to 64 characters, without control characters.');
         return;
       }
       signIn({ name: name });
@@ -990,7 +1195,62 @@
       var id = li && li.getAttribute('data-id');
       if (action === 'retry') { app.client.retry(id); }
       if (action === 'discard') { app.client.discard(id); }
+      var room = app.rooms[app.active];
+      var seq = li ? parseInt(li.getAttribute('data-seq') || '', 10) : NaN;
+      var msg = room && !isNaN(seq) ? room.bySeq[seq] : null;
+      if (action === 'edit' && msg) { startEditing(room, msg); }
+      if (action === 'delete' && msg) {
+        // Two steps, in place: no dialog.
+        t.setAttribute('data-action', 'confirm-delete');
+        setText(t, 'Delete for everyone?');
+      }
+      if (action === 'confirm-delete' && msg) {
+        setText(t, 'Deleting…');
+        app.client.remove(room.name, msg.seq, function (err) {
+          if (err) { setText(t, 'Not deleted: ' + (err.message || err.code)); t.setAttribute('data-action', 'delete'); }
+        });
+      }
+      if (action === 'view-file') { viewFile(t.getAttribute('data-url'), t.getAttribute('data-name')); }
+      if (action === 'download-file') { downloadFile(t.getAttribute('data-url'), t.getAttribute('data-name')); }
     });
+
+    on($('presence'), 'click', function (ev) {
+      var t = ev.target;
+      if (!t.getAttribute || t.getAttribute('data-action') !== 'dm' || !app.user) { return; }
+      var peer = t.parentNode.getAttribute('data-user');
+      if (!peer || peer === app.user) { return; }
+      var name = ChatClient.dmRoom(app.user, peer);
+      addRoom(name, true);
+      selectRoom(name);
+    });
+
+    on($('me'), 'click', function () {
+      var f = $('name-form');
+      f.hidden = !f.hidden;
+      if (!f.hidden) { $('name-input').value = app.name || ''; $('name-input').focus(); }
+    });
+    on($('name-form'), 'submit', function (ev) {
+      ev.preventDefault();
+      var name = $('name-input').value.replace(/^\s+|\s+$/g, '');
+      if (!name || name.length > 64 || BAD_NAME_RE.test(name) || !app.client) {
+        setText($('name-error'), 'Use 1 to 64 characters, without control characters.');
+        return;
+      }
+      setText($('name-error'), '');
+      app.client.setName(name, function (err) {
+        if (err) { setText($('name-error'), err.message || err.code); return; }
+        $('name-form').hidden = true;
+      });
+    });
+    on($('name-cancel'), 'click', function () { $('name-form').hidden = true; });
+
+    on($('edit-cancel'), 'click', stopEditing);
+    on($('file-input'), 'change', function () {
+      var files = this.files;
+      for (var i = 0; files && i < files.length; i++) { uploadFile(files[i]); }
+      this.value = '';
+    });
+    on($('viewer'), 'click', function () { $('viewer').hidden = true; });
 
     var input = $('input');
     on($('composer'), 'submit', function (ev) {
@@ -998,6 +1258,7 @@
       sendInput();
     });
     on(input, 'keydown', function (ev) {
+      if ((ev.key === 'Escape' || ev.keyCode === 27) && app.editing) { stopEditing(); return; }
       if ((ev.key === 'Enter' || ev.keyCode === 13) && !ev.shiftKey && !ev.isComposing) {
         ev.preventDefault();
         sendInput();
@@ -1005,7 +1266,7 @@
     });
     on(input, 'input', function () {
       grow(input);
-      if (app.client && app.active && input.value) { app.client.typing(app.active); }
+      if (app.client && app.active && input.value && !app.editing) { app.client.typing(app.active); }
     });
 
     on(doc, 'visibilitychange', maybeMarkRead);
@@ -1017,9 +1278,102 @@
     ta.rows = Math.min(6, Math.max(1, ta.value.split('\n').length));
   }
 
+  // ---- editing, files ----
+
+  function startEditing(room, msg) {
+    app.editing = { room: room.name, seq: msg.seq };
+    var input = $('input');
+    input.value = msg.text;
+    grow(input);
+    $('edit-bar').hidden = false;
+    setText($('send'), 'Save');
+    input.focus();
+  }
+
+  function stopEditing() {
+    if (!app.editing) { return; }
+    app.editing = null;
+    $('edit-bar').hidden = true;
+    setText($('send'), 'Send');
+    $('input').value = '';
+    grow($('input'));
+  }
+
+  function uploadFile(file) {
+    var room = app.active;
+    if (!app.client || !room) { return; }
+    var bar = el('div', 'upload');
+    var label = el('span', 'upload-name', file.name || 'file');
+    var prog = el('progress');
+    prog.max = 1;
+    prog.value = 0;
+    bar.appendChild(label);
+    bar.appendChild(prog);
+    $('uploads').appendChild(bar);
+    app.uploads++;
+    app.client.upload(room, file, function (loaded, total) {
+      prog.value = total ? loaded / total : 0;
+    }, function (err, f) {
+      app.uploads--;
+      if (err) {
+        bar.className = 'upload failed';
+        prog.parentNode.removeChild(prog);
+        var why = el('span', 'upload-error', err.code === 'too_large' ? 'too large' : (err.message || err.code));
+        var x = el('button', '', 'Dismiss');
+        x.type = 'button';
+        on(x, 'click', function () { bar.parentNode.removeChild(bar); });
+        bar.appendChild(why);
+        bar.appendChild(x);
+        return;
+      }
+      bar.parentNode.removeChild(bar);
+      var input = $('input');
+      var text = input.value.replace(/\s+/g, '') && !app.editing ? input.value : f.name;
+      if (text === input.value) { input.value = ''; grow(input); }
+      app.client.send(room, text, [f]);
+      if (room === app.active) { app.list.follow = true; renderList(false); app.list.scrollToBottom(); }
+    });
+  }
+
+  function viewFile(url, name) {
+    if (!url || !app.client) { return; }
+    blobURL(url, function (err, obj) {
+      if (err) { downloadFile(url, name); return; }
+      var img = $('viewer-img');
+      img.alt = name || 'image';
+      img.src = obj;
+      $('viewer').hidden = false;
+    });
+  }
+
+  // downloadFile saves a file through an object URL: the server sends it
+  // as an attachment anyway, and nothing of it runs in the page.
+  function downloadFile(url, name) {
+    if (!url || !app.client) { return; }
+    blobURL(url, function (err, obj) {
+      if (err) { return; }
+      var a = el('a');
+      a.href = obj;
+      a.setAttribute('download', name || 'file');
+      a.rel = 'noopener noreferrer';
+      doc.body.appendChild(a);
+      a.click();
+      doc.body.removeChild(a);
+    });
+  }
+
   function sendInput() {
     var input = $('input');
     var text = input.value;
+    if (app.editing) {
+      var ed = app.editing;
+      if (!app.client || !text.replace(/\s+/g, '')) { return; }
+      app.client.edit(ed.room, ed.seq, text, function (err) {
+        if (err) { setText($('edit-note'), 'Not saved: ' + (err.message || err.code)); return; }
+      });
+      stopEditing();
+      return;
+    }
     if (!app.client || !app.active || !text.replace(/\s+/g, '')) { return; }
     app.client.send(app.active, text);
     input.value = '';

@@ -653,7 +653,7 @@
       if (e.state !== 'pending') { continue; }
       if (this.inflight[e.id] && t - this.inflight[e.id] < c.opts.resendMs) { continue; }
       if (c._link.tier === 'websocket') {
-        if (c._link.send({ type: 'send', room: e.room, id: e.id, text: e.text })) {
+        if (c._link.send(sendFrame(e))) {
           this.inflight[e.id] = t;
         }
       } else {
@@ -663,13 +663,25 @@
     }
   };
 
+  // sendFrame is the send envelope of an outbox entry.
+  function sendFrame(e) {
+    var f = { type: 'send', room: e.room, id: e.id, text: e.text };
+    if (e.files && e.files.length) {
+      f.files = [];
+      for (var i = 0; i < e.files.length; i++) { f.files.push(e.files[i].id); }
+    }
+    return f;
+  }
+
   Outbox.prototype._post = function (e) {
     var self = this;
     var c = this.c;
     if (this.httpBusy) { return; }
     this.httpBusy = true;
     this.inflight[e.id] = now();
-    c._api('POST', '/v1/send', { room: e.room, id: e.id, text: e.text }, { timeout: 20000 }, function (err, ack) {
+    var body = sendFrame(e);
+    delete body.type;
+    c._api('POST', '/v1/send', body, { timeout: 20000 }, function (err, ack) {
       self.httpBusy = false;
       if (err) {
         self.failed(e.id, err);
@@ -750,6 +762,7 @@
     };
     this._token = null;
     this._rooms = {};       // name → {name, seq (-1: unknown)}
+    this._userSeq = 0;      // position in the user's own event stream
     this._reads = {};       // name → own read position
     this._readSent = {};    // name → position the server has
     this._typingAt = {};
@@ -1360,7 +1373,12 @@
       if (r) { this._joined(r, env); }
       break;
     case 'message':
+    case 'edit':
+    case 'delete':
       if (r) { this._message(r, env); }
+      break;
+    case 'room':
+      this._userEvent(env);
       break;
     case 'ack':
       if (env.id && env.seq) { this.outbox.acked(env); }
@@ -1427,10 +1445,21 @@
       });
     }
     r.seq = env.seq;
-    if (env.from === this.user && this.outbox.items[env.id]) {
+    if (env.type === 'message' && env.from === this.user && this.outbox.items[env.id]) {
       this.outbox.acked({ type: 'ack', id: env.id, room: env.room, seq: env.seq, ts: env.ts });
     }
-    this.emit('message', env);
+    this.emit(env.type, env); // 'message', 'edit' or 'delete'
+  };
+
+  // _userEvent passes on a user-scoped event ({type: 'room', room, reason}):
+  // a room appeared in or left this user's list. Each is passed on once.
+  ChatClient.prototype._userEvent = function (env) {
+    if (typeof env.room !== 'string') { return; }
+    if (typeof env.seq === 'number') {
+      if (env.seq <= this._userSeq) { return; }
+      this._userSeq = env.seq;
+    }
+    this.emit('room', env);
   };
 
   ChatClient.prototype._error = function (link, env) {
@@ -1478,11 +1507,12 @@
 
   // send queues text for room and returns the outbox entry. The entry
   // stays (and is retried with the same id) until the server acks it.
-  ChatClient.prototype.send = function (room, text) {
+  ChatClient.prototype.send = function (room, text, files) {
     var e = {
       id: randomId(), room: room, text: String(text), ts: now(), state: 'pending',
       from: this.user, name: this.name
     };
+    if (files && files.length) { e.files = files; }
     this.outbox.save(e);
     this.emit('outbox', this.outbox.list());
     this.outbox.flush();
@@ -1636,6 +1666,108 @@
   ChatClient.prototype.presence = function (room, cb) {
     return this._api('GET', '/v1/rooms/' + pathRoom(room) + '/presence', undefined, {}, function (err, data) {
       cb(err, err ? null : ((data && data.users) || []));
+    });
+  };
+
+  // ---- your rooms, your name, edits, files ----
+
+  // roomList gets the rooms and DMs this user belongs to.
+  // cb(err, [{room, head, read, unread, last?, dm?}]).
+  ChatClient.prototype.roomList = function (cb) {
+    return this._api('GET', '/v1/rooms', undefined, {}, function (err, data) {
+      cb(err, err ? null : ((data && isArray(data.rooms)) ? data.rooms : []));
+    });
+  };
+
+  // me gets the user's id and display name. cb(err, {user, name}).
+  ChatClient.prototype.me = function (cb) {
+    return this._api('GET', '/v1/me', undefined, {}, cb);
+  };
+
+  // setName changes the user's display name. cb(err, {user, name}).
+  ChatClient.prototype.setName = function (name, cb) {
+    var self = this;
+    return this._api('PUT', '/v1/me', { name: String(name) }, {}, function (err, me) {
+      if (!err && me && me.name) {
+        self.name = me.name;
+        self.emit('user', { user: self.user, name: me.name });
+      }
+      if (cb) { cb(err, me); }
+    });
+  };
+
+  // edit replaces the text of the user's own message at seq. The change
+  // comes back to every page as an 'edit' event. cb(err, ack).
+  ChatClient.prototype.edit = function (room, seq, text, cb) {
+    return this._api('POST', '/v1/edit', { room: room, id: randomId(), seq: seq, text: String(text) }, {},
+      cb || function () {});
+  };
+
+  // remove deletes the message at seq (the user's own; an admin's: any).
+  // It comes back to every page as a 'delete' event. cb(err, ack).
+  ChatClient.prototype.remove = function (room, seq, cb) {
+    return this._api('POST', '/v1/delete', { room: room, id: randomId(), seq: seq }, {}, cb || function () {});
+  };
+
+  // upload sends a file (a File or Blob from an input) to room's file
+  // store with XHR and FormData, reporting progress(loaded, total). cb(err,
+  // file): the file object to pass to send. The result has abort().
+  ChatClient.prototype.upload = function (room, file, progress, cb) {
+    var self = this;
+    var x = null;
+    var aborted = false;
+    function go(tok, retried) {
+      if (aborted) { return; }
+      var form = new root.FormData();
+      form.append('room', room);
+      form.append('file', file, file.name || 'file');
+      x = new root.XMLHttpRequest();
+      x.open('POST', self.base + '/v1/files', true);
+      x.setRequestHeader('Authorization', 'Bearer ' + tok);
+      if (x.upload && progress) {
+        x.upload.onprogress = function (ev) { if (ev.lengthComputable) { progress(ev.loaded, ev.total); } };
+      }
+      x.onreadystatechange = function () {
+        if (x.readyState !== 4 || aborted) { return; }
+        var data = parseJSON(x.responseText);
+        if (x.status >= 200 && x.status < 300 && data && data.id) { cb(null, data); return; }
+        var err = httpError(x.status, data, x);
+        if (err.status === 401 && !retried) {
+          self._refreshToken(function (rerr, fresh) {
+            if (rerr || !fresh) { cb(err); } else { go(fresh, true); }
+          });
+          return;
+        }
+        cb(err);
+      };
+      x.send(form);
+    }
+    this.tokens.get(function (err, tok) {
+      if (aborted) { return; }
+      if (err || !tok) { cb(err || { status: 0, code: 'unauthorized', message: 'no token' }); return; }
+      go(tok, false);
+    });
+    return { abort: function () { aborted = true; if (x) { try { x.abort(); } catch (e) { /* ignore */ } } } };
+  };
+
+  // fetchFile gets a file (or its thumbnail) with the user's token, which
+  // an <img src> cannot send, and gives back an object URL for it.
+  // cb(err, url). The caller revokes the URL when done.
+  ChatClient.prototype.fetchFile = function (url, cb) {
+    var self = this;
+    if (!root.URL || !root.URL.createObjectURL) { cb({ status: 0, code: 'unsupported', message: 'no object URLs' }); return; }
+    this.tokens.get(function (err, tok) {
+      if (err || !tok) { cb(err || { status: 0, code: 'unauthorized', message: 'no token' }); return; }
+      var x = new root.XMLHttpRequest();
+      x.open('GET', self.base + url, true);
+      x.responseType = 'blob';
+      x.setRequestHeader('Authorization', 'Bearer ' + tok);
+      x.onreadystatechange = function () {
+        if (x.readyState !== 4) { return; }
+        if (x.status >= 200 && x.status < 300 && x.response) { cb(null, root.URL.createObjectURL(x.response)); return; }
+        cb(httpError(x.status, null, x));
+      };
+      x.send(null);
     });
   };
 
