@@ -27,6 +27,12 @@ if ((${#need[@]} > 0)); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  # The prometheus package also starts a Prometheus server (on :9090) where
+  # systemd runs. The tests need only its promtool: stop the server we
+  # brought in.
+  if [[ " ${need[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # acorn parses the browser scripts as ES5. Pinned; kept out of git.
