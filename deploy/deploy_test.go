@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -204,8 +205,8 @@ type dashboard struct {
 	} `json:"templating"`
 }
 
-// variable is a dashboard variable. Query is a string for a datasource
-// variable and an object for a query variable.
+// variable is a dashboard variable. Query is a string, or for a query
+// variable from a newer Grafana an object.
 type variable struct {
 	Type  string          `json:"type"`
 	Name  string          `json:"name"`
@@ -314,19 +315,33 @@ func TestDashboardMetrics(t *testing.T) {
 		if v.Type != "query" {
 			continue
 		}
-		var q struct {
-			Query string `json:"query"`
+		query, err := variableQuery(v.Query)
+		if err != nil {
+			t.Fatalf("variable %s: %v", v.Name, err)
 		}
-		if err := json.Unmarshal(v.Query, &q); err != nil {
-			t.Fatalf("variable %s: query: %v", v.Name, err)
-		}
-		expr, ok := variableExpr(q.Query)
+		expr, ok := variableExpr(query)
 		if !ok {
-			t.Errorf("variable %s: query %q is not label_values(expr, label) or query_result(expr)", v.Name, q.Query)
+			t.Errorf("variable %s: query %q is not label_values(expr, label) or query_result(expr)", v.Name, query)
 			continue
 		}
 		check("variable "+v.Name, expr)
 	}
+}
+
+// variableQuery returns a query variable's query: a string, or the query
+// field of the object newer Grafanas write.
+func variableQuery(raw json.RawMessage) (string, error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var q struct {
+		Query string `json:"query"`
+	}
+	if err := json.Unmarshal(raw, &q); err != nil {
+		return "", fmt.Errorf("query %s is neither a string nor an object with a query", raw)
+	}
+	return q.Query, nil
 }
 
 var rePanelItem = regexp.MustCompile("^- `([^`]+)`")
@@ -398,5 +413,20 @@ func TestDocAnchors(t *testing.T) {
 		if !anchors[a] {
 			t.Errorf("no anchor %q among %d headings", a, len(anchors))
 		}
+	}
+}
+
+func TestVariableQuery(t *testing.T) {
+	for raw, want := range map[string]string{
+		`"label_values(m, job)"`:                       "label_values(m, job)",
+		`{"query":"label_values(m, job)","refId":"A"}`: "label_values(m, job)",
+		`{"qryType":1,"query":"label_values(m, job)"}`: "label_values(m, job)",
+	} {
+		if got, err := variableQuery(json.RawMessage(raw)); got != want || err != nil {
+			t.Errorf("variableQuery(%s) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	if _, err := variableQuery(json.RawMessage(`[1]`)); err == nil {
+		t.Errorf("variableQuery([1]) took an array")
 	}
 }
