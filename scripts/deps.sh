@@ -3,7 +3,9 @@
 # of it; CI runs this through `make test`.
 #   - Debian packages, through apt-get (chromium for the browser tests in
 #     web/browsertest; redis-server for the Redis engine and the cluster
-#     tests, started by the tests themselves on a private socket);
+#     tests, started by the tests themselves on a private socket;
+#     prometheus for its promtool, which checks and unit-tests the alert
+#     rules in deploy/prometheus, deploy/deploy_test.go);
 #   - acorn, from npm, into the git-ignored .tools/ folder, for the ES5
 #     check of the browser scripts (web/es5_test.go).
 set -euo pipefail
@@ -14,7 +16,7 @@ sudo=""
 
 need=()
 # command → Debian package. The list grows with the tests that need them.
-declare -A pkgs=([node]=nodejs [npm]=npm [redis-server]=redis-server)
+declare -A pkgs=([node]=nodejs [npm]=npm [redis-server]=redis-server [promtool]=prometheus)
 for cmd in "${!pkgs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("${pkgs[$cmd]}")
 done
@@ -25,6 +27,12 @@ if ((${#need[@]} > 0)); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  # The prometheus package also starts a Prometheus server (on :9090) where
+  # systemd runs. The tests need only its promtool: stop the server we
+  # brought in.
+  if [[ " ${need[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # acorn parses the browser scripts as ES5. Pinned; kept out of git.
