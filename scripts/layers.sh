@@ -26,6 +26,7 @@ deny "./transports/ws/..." "^$mod/transports/(sse|poll)$"
 deny "./transports/sse/..." "^$mod/transports/(ws|poll)$"
 deny "./transports/poll/..." "^$mod/transports/(ws|sse)$"
 deny "./degrade/..." "^$mod/(transports|cmd)"
-deny "./featureflags/..." "^$mod/"
+deny "./featureflags/..." "^$mod/(core|transports|degrade|web|cmd|deploy)"
 deny "./web/..." "^$mod/"
+deny "./deploy/..." "^$mod/"
 exit $fail
