@@ -101,7 +101,7 @@ func (g Guard) validate(field string) error {
 
 // Check is one guard's last judgement.
 type Check struct {
-	Guard   string  `json:"guard"`
+	Guard string `json:"guard"`
 	// Inside is errors per session, the share of abnormal closes, or the
 	// p99 delivery latency in seconds (the upper bound of its histogram
 	// bucket, so at most 25% above the true value, alike for both cohorts).
