@@ -97,7 +97,7 @@ func writeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &verr):
 		status, code = http.StatusBadRequest, "bad_request"
-	case errors.Is(err, rollout.ErrNotFound), errors.Is(err, featureflags.ErrUnknownFlag):
+	case errors.Is(err, rollout.ErrNotFound):
 		status, code = http.StatusNotFound, "not_found"
 	case errors.Is(err, rollout.ErrExists), errors.Is(err, rollout.ErrState):
 		status, code = http.StatusConflict, "conflict"
@@ -192,7 +192,7 @@ func TestRolloutCommands(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"rollout", "start", "nope", "--steps", "10", "--hold", "1h"}, "not_found"},
+		{[]string{"rollout", "start", "nope", "--steps", "10", "--hold", "1h"}, "bad_request"},
 		{[]string{"rollout", "start", rr, "--steps", "50,10", "--hold", "1h"}, "bad_request"},
 		{[]string{"rollout", "start", rr, "--steps", "10,150", "--hold", "1h"}, "bad_request"},
 		{[]string{"rollout", "start", rr, "--steps", "10", "--hold", "1h", "--window", "2h"}, "bad_request"},

@@ -139,9 +139,9 @@ func (m *Manager) Run(ctx context.Context) {
 }
 
 // Start begins a plan for req.Flag at its first step, and writes that
-// rollout to the flag at once. The error is a *ValidationError, wraps
-// featureflags.ErrUnknownFlag or ErrExists (a plan for the flag is in
-// progress), or is the store's.
+// rollout to the flag at once. The error is a *ValidationError (an unknown
+// flag is one), wraps ErrExists (a plan for the flag is in progress), comes
+// from the flag writer, or is the store's.
 func (m *Manager) Start(ctx context.Context, req StartRequest, actor string) (Plan, error) {
 	now := m.clock.Now()
 	p, err := req.plan(now, actor)

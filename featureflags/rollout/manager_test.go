@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func TestStepsUpWhileGuardsHold(t *testing.T) {
 	}
 	kinds := []string{}
 	for _, ev := range p.History {
-		kinds = append(kinds, ev.Kind+"@"+itoa(ev.Percent))
+		kinds = append(kinds, ev.Kind+"@"+strconv.Itoa(ev.Percent))
 	}
 	if want := []string{"start@10", "step@50", "step@100", "done@100"}; !slices.Equal(kinds, want) {
 		t.Fatalf("history %v, want %v", kinds, want)
@@ -62,8 +63,6 @@ func TestStepsUpWhileGuardsHold(t *testing.T) {
 		t.Error("the meter still watches a finished plan's flag")
 	}
 }
-
-func itoa(n int) string { return time.Duration(n).String()[:len(time.Duration(n).String())-2] }
 
 // haltCase runs a plan to 50%, then injects f for the users inside and
 // checks that it halts within one window, back at 10%, for guard.
@@ -307,9 +306,9 @@ func TestBadRequests(t *testing.T) {
 	cases := []struct {
 		name  string
 		req   StartRequest
-		field string // "" for an unknown flag
+		field string
 	}{
-		{"unknown flag", StartRequest{Flag: "nope", Steps: []int{10}, Hold: h}, ""},
+		{"unknown flag", StartRequest{Flag: "nope", Steps: []int{10}, Hold: h}, "flag"},
 		{"floor flag", StartRequest{Flag: featureflags.Poll, Steps: []int{10}, Hold: h}, "flag"},
 		{"no steps", StartRequest{Flag: rrFlag, Hold: h}, "steps"},
 		{"not ascending", StartRequest{Flag: rrFlag, Steps: []int{50, 10, 100}, Hold: h}, "steps"},
@@ -333,11 +332,11 @@ func TestBadRequests(t *testing.T) {
 	for _, c := range cases {
 		_, err := e.m.Start(ctx, c.req, "admin:ops")
 		var verr *ValidationError
-		switch {
-		case c.field == "" && !errors.Is(err, featureflags.ErrUnknownFlag):
-			t.Errorf("%s: %v, want ErrUnknownFlag", c.name, err)
-		case c.field != "" && (!errors.As(err, &verr) || verr.Field != c.field):
+		if !errors.As(err, &verr) || verr.Field != c.field {
 			t.Errorf("%s: %v, want a ValidationError on %s", c.name, err, c.field)
+		}
+		if unknown := errors.Is(err, featureflags.ErrUnknownFlag); unknown != (c.name == "unknown flag") {
+			t.Errorf("%s: wraps ErrUnknownFlag: %v", c.name, unknown)
 		}
 	}
 	if len(e.m.Plans()) != 0 || len(e.flags.Audit()) != 0 {
@@ -404,4 +403,22 @@ func TestRunTicksOnTheClock(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func TestLastStepBelow100IsHeldThenDone(t *testing.T) {
+	e := newEnv(t)
+	e.start(rr(10, 40))
+	e.run(60, rrFlag, fault{}, nil)
+	if p := e.plan(rrFlag); p.State != Running || p.Percent != 40 || p.NextStepAt.IsZero() {
+		t.Fatalf("at the last step: %+v", p)
+	}
+	e.run(59, rrFlag, fault{}, nil)
+	if p := e.plan(rrFlag); p.State != Running {
+		t.Fatalf("the last step ended before its hold: %s", p.State)
+	}
+	e.run(1, rrFlag, fault{}, nil)
+	p := e.plan(rrFlag)
+	if p.State != Done || p.Percent != 40 || p.LastGood != 40 || !p.NextStepAt.IsZero() || e.rollout(rrFlag) != 40 {
+		t.Fatalf("after the last hold: %+v, flag at %d", p, e.rollout(rrFlag))
+	}
 }

@@ -10,9 +10,10 @@ import (
 	"github.com/chatd/chatd/featureflags"
 )
 
-// Errors of the Manager. The admin API maps ErrNotFound to 404, ErrExists
-// and ErrState to 409, and a *ValidationError to 400; anything else is the
-// plan store failing (503).
+// Errors of the Manager. The admin API maps a *ValidationError to 400,
+// ErrNotFound to 404, ErrExists and ErrState to 409; an error of the flag
+// writer keeps its own meaning (the cluster's is unavailable), and
+// anything else is the plan store failing (503).
 var (
 	ErrNotFound = errors.New("rollout: no plan for this flag")
 	ErrExists   = errors.New("rollout: the flag already has a plan in progress")
@@ -20,15 +21,20 @@ var (
 )
 
 // ValidationError says which field of a request or a stored plan is wrong
-// and why.
+// and why. A flag the registry does not know is one too, and wraps
+// featureflags.ErrUnknownFlag.
 type ValidationError struct {
-	Field  string // e.g. "steps", "hold", "guards.errors.ratio"
+	Field  string // e.g. "flag", "steps", "hold", "guards.errors.ratio"
 	Reason string
+	Err    error // the cause, if any
 }
 
 func (e *ValidationError) Error() string {
 	return "rollout: invalid " + e.Field + ": " + e.Reason
 }
+
+// Unwrap returns the cause.
+func (e *ValidationError) Unwrap() error { return e.Err }
 
 func invalid(field, format string, args ...any) error {
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -179,7 +185,8 @@ func indexOf(steps []int, percent int) int {
 // plan validates the request and returns the plan it starts at now.
 func (r StartRequest) plan(now time.Time, actor string) (Plan, error) {
 	if d, ok := featureflags.Lookup(r.Flag); !ok {
-		return Plan{}, fmt.Errorf("%w: %q", featureflags.ErrUnknownFlag, r.Flag)
+		return Plan{}, &ValidationError{Field: "flag", Reason: fmt.Sprintf("no flag named %q", r.Flag),
+			Err: featureflags.ErrUnknownFlag}
 	} else if d.Floor {
 		return Plan{}, invalid("flag", "%s is a floor and is always at 100%%", r.Flag)
 	}
