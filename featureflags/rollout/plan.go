@@ -245,6 +245,12 @@ func (p *Plan) validate() error {
 	if want := stepPercent(p.Steps, p.Step); p.Percent != want {
 		return invalid("percent", "%d is not step %d's %d", p.Percent, p.Step, want)
 	}
+	if p.State == Paused && p.PausedAt.IsZero() {
+		return invalid("paused_at", "a paused plan needs it")
+	}
+	if p.State == Halted && p.Step == len(p.Steps)-1 {
+		return invalid("step", "a halted plan is below the step that tripped")
+	}
 	if p.LastGood != 0 && indexOf(p.Steps, p.LastGood) < 0 {
 		return invalid("last_good", "%d is not one of the steps", p.LastGood)
 	}

@@ -70,9 +70,12 @@ func TestFileStoreRefusesBadFiles(t *testing.T) {
 		"steps":         strings.Replace(string(good), `"steps": [`, `"steps": [60,`, 1),
 		"state":         strings.Replace(string(good), `"state": "running"`, `"state": "sleeping"`, 1),
 		"percent":       strings.Replace(string(good), `"percent": 10`, `"percent": 11`, 1),
-		"hold":          strings.Replace(string(good), `"hold": "1h0m0s"`, `"hold": 3600`, 1),
-		"twice":         `{"version":1,"plans":[` + planJSON(t) + `,` + planJSON(t) + `]}`,
-		"too large":     `{"version":1,"plans":[],"pad":"` + strings.Repeat("x", maxFileSize) + `"}`,
+		"paused when":   strings.Replace(string(good), `"state": "running"`, `"state": "paused"`, 1),
+		"halted at top": strings.NewReplacer(`"state": "running"`, `"state": "halted"`, `"step": 0`, `"step": 2`,
+			`"percent": 10`, `"percent": 100`).Replace(string(good)),
+		"hold":      strings.Replace(string(good), `"hold": "1h0m0s"`, `"hold": 3600`, 1),
+		"twice":     `{"version":1,"plans":[` + planJSON(t) + `,` + planJSON(t) + `]}`,
+		"too large": `{"version":1,"plans":[],"pad":"` + strings.Repeat("x", maxFileSize) + `"}`,
 	}
 	for name, data := range bad {
 		dir := t.TempDir()
