@@ -21,6 +21,10 @@ const usage = `usage: chatctl [--url URL] [--token JWT] [--json] COMMAND
   level auto                               hand the level back to the breakers
   flags list                               every flag with its rollout
   flags set NAME [--rollout P] [--enabled=true|false]
+  rollout status                           every guarded rollout plan, its step and guards
+  rollout start FLAG --steps 10,50,100 --hold 24h [--window 10m] [--guards JSON]
+  rollout pause|resume FLAG                hold a plan at its step, or carry on (a halted one retries its step)
+  rollout abort FLAG [--to-zero]           stop a plan; the flag stays at its last good step (or 0)
 environment: CHAT_URL, CHAT_TOKEN`
 
 // cli is one invocation. Static after parsing.
@@ -43,6 +47,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return 2
 	}
 	c.url = strings.TrimSuffix(c.url, "/")
+	defer c.http.CloseIdleConnections()
 	if err := c.dispatch(fs.Args()); err != nil {
 		var u usageError
 		if errors.As(err, &u) {
@@ -89,6 +94,8 @@ func (c *cli) dispatch(args []string) error {
 			return c.flagsSet(args[2], args[3:])
 		}
 		return usageError("flags list | flags set NAME [--rollout P] [--enabled=B]")
+	case "rollout":
+		return c.rollout(args[1:])
 	}
 	return usageError("unknown command " + strconv.Quote(args[0]))
 }
@@ -195,7 +202,7 @@ func (c *cli) do(method, path string, body, out any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		var e struct{ Code, Message string }
 		if json.Unmarshal(raw, &e) == nil && e.Code != "" {
 			return nil, fmt.Errorf("%s (%s, HTTP %d)", e.Message, e.Code, resp.StatusCode)
