@@ -46,6 +46,8 @@ fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/bolt
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/redis
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./featureflags
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePlans$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./featureflags/rollout
+	$(GO) test -run '^$$' -fuzz '^FuzzStartRequest$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./featureflags/rollout
 	$(GO) test -run '^$$' -fuzz '^FuzzEventReader$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSubscription$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFast$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client

@@ -19,6 +19,7 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/featureflags"
+	"github.com/chatd/chatd/featureflags/rollout"
 	"github.com/chatd/chatd/transports/httpapi"
 	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/node"
@@ -109,6 +110,9 @@ func (m *Main) Run(ctx context.Context) error {
 		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),
 		Info:   httpapi.Node{ID: id, Addr: addr, Engine: m.engine.name, Started: time.Now()},
 		Logger: log, Metrics: reg,
+		// Guarded rollout plans survive a restart next to the data (a
+		// cluster keeps them in Redis instead).
+		RolloutStore: rollout.NewFileStore(c.Data),
 	})
 	info.Set(m.node)
 	m.Hub = m.node.Hub

@@ -24,7 +24,8 @@ const (
 	CodeTooManyConnections Code = "too_many_connections"
 	CodeTooManyRooms       Code = "too_many_rooms"
 	CodeUnavailable        Code = "unavailable"
-	CodeTimeout            Code = "timeout" // a request body did not arrive within the body deadline
+	CodeTimeout            Code = "timeout"  // a request body did not arrive within the body deadline
+	CodeConflict           Code = "conflict" // the request does not fit the resource's state (admin API)
 )
 
 // Error is an error that carries a wire code. Message is safe to show the

@@ -10,6 +10,7 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/featureflags"
+	"github.com/chatd/chatd/featureflags/rollout"
 	"github.com/chatd/chatd/transports/httpx"
 )
 
@@ -19,6 +20,9 @@ func (s *Server) adminRoutes(r chi.Router) {
 	r.Put("/level", s.adminLevel)
 	r.Get("/flags", s.adminFlags)
 	r.Put("/flags/{name}", s.adminSetFlag)
+	if s.cfg.Rollouts != nil {
+		r.Route("/rollouts", s.rolloutRoutes)
+	}
 }
 
 // status is the admin view of the node, and of the cluster it is part of.
@@ -35,6 +39,7 @@ type status struct {
 	History      []LevelChange           `json:"history"` // oldest first
 	Load         Load                    `json:"load"`
 	ClusterError string                  `json:"cluster_error,omitempty"` // why the cluster's view is missing
+	Rollouts     []rollout.Plan          `json:"rollouts"`                // guarded rollouts, in progress or ended
 }
 
 // adminStatus serves GET /v1/admin/status: the level, this node's
@@ -47,7 +52,10 @@ func (s *Server) adminStatus(w http.ResponseWriter, r *http.Request) {
 	mode, until := d.Mode()
 	st := status{Level: self.Level, Mode: mode, AutoLevel: self.AutoLevel, Floor: int(d.Floor()),
 		Breakers: d.Breakers(), Flags: s.cfg.Flags.Snapshot().All(), Connections: self.Connections,
-		Nodes: []NodeStatus{self}, History: []LevelChange{}, Load: self.Load}
+		Nodes: []NodeStatus{self}, History: []LevelChange{}, Load: self.Load, Rollouts: []rollout.Plan{}}
+	if s.cfg.Rollouts != nil {
+		st.Rollouts = s.cfg.Rollouts.Plans()
+	}
 	if !until.IsZero() {
 		st.Until = &until
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/featureflags"
+	"github.com/chatd/chatd/featureflags/rollout"
 	"github.com/chatd/chatd/transports/httpx"
 )
 
@@ -38,8 +39,11 @@ type Config struct {
 	// Health reports whether the engine can serve; /readyz answers 503
 	// unavailable while it returns an error. nil: always healthy.
 	Health func() error
-	Node   Node // this node, for the admin status
-	Logger *slog.Logger
+	// Rollouts runs the guarded rollouts of the admin API
+	// (/v1/admin/rollouts) and shows them in the admin status; nil: none.
+	Rollouts *rollout.Manager
+	Node     Node // this node, for the admin status
+	Logger   *slog.Logger
 }
 
 // Server is the HTTP face of one node.

@@ -26,6 +26,7 @@ var statusOf = map[protocol.Code]int{
 	protocol.CodeTooManyRooms:       http.StatusConflict,
 	protocol.CodeUnavailable:        http.StatusServiceUnavailable,
 	protocol.CodeTimeout:            http.StatusRequestTimeout,
+	protocol.CodeConflict:           http.StatusConflict,
 }
 
 // Status returns the HTTP status for a wire code.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/core"
@@ -65,6 +66,11 @@ type bridge struct {
 	pinNode  string     // the node that made that pin. Guarded by mu.
 	others   autoLevels // the other live nodes' auto levels. Guarded by mu.
 	flagsAt  time.Time  // At of the flag state last applied. Guarded by mu.
+
+	// leader: this node has the smallest id among the live nodes, so it
+	// drives the rollout plans. Set by syncNodes; kept while the backend
+	// is down.
+	leader atomic.Bool
 
 	// writeMu serialises flag writes, each a read-modify-write of "flags";
 	// it is held across backend calls, and never by a control listener.
@@ -317,6 +323,7 @@ func (b *bridge) syncNodes(ctx context.Context) {
 		return // keep the last known levels while the backend is down
 	}
 	live := make(map[string]bool, len(nodes))
+	lead := true
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, n := range nodes {
@@ -324,6 +331,7 @@ func (b *bridge) syncNodes(ctx context.Context) {
 			continue
 		}
 		live[n.ID] = true
+		lead = lead && b.self < n.ID
 		var in httpapi.NodeInfo
 		if len(n.Info) > 0 && json.Unmarshal(n.Info, &in) == nil && !in.AutoAt.IsZero() {
 			b.others.report(n.ID, autoReport{Level: degrade.Level(in.AutoLevel), At: in.AutoAt})
@@ -331,7 +339,11 @@ func (b *bridge) syncNodes(ctx context.Context) {
 	}
 	b.others.keepOnly(live)
 	b.setFloorLocked()
+	b.leader.Store(lead)
 }
+
+// leading reports whether this node drives the cluster's rollout plans.
+func (b *bridge) leading() bool { return b.leader.Load() }
 
 func (b *bridge) setFloorLocked() {
 	l, by := b.others.floor()

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/chatd/chatd/core/redis/redistest"
 	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/featureflags"
+	"github.com/chatd/chatd/featureflags/rollout"
 	"github.com/chatd/chatd/transports/httpapi"
 	"github.com/chatd/chatd/transports/node"
 	"github.com/chatd/chatd/transports/node/redisnode"
@@ -202,5 +204,40 @@ func TestClusterDeadNodeStopsCounting(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("b still at level %d after a's lease ended", b.Controller.Level())
 		}
+	}
+}
+
+// TestClusterRollouts: a guarded rollout plan started on one node is the
+// cluster's: another node pauses it, the first sees the pause, the flag's
+// rollout reaches every node, and exactly one live node leads (steps the
+// plans).
+func TestClusterRollouts(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Durable: true})
+	a, b := startRedisNode(t, srv, "node-a"), startRedisNode(t, srv, "node-b")
+	ctx := context.Background()
+	req := rollout.StartRequest{Flag: featureflags.Typing, Steps: []int{10, 50, 100}, Hold: rollout.Duration(time.Hour)}
+	if _, err := a.Rollouts.Start(ctx, req, "admin:test"); err != nil {
+		t.Fatal(err)
+	}
+	waitFlag(t, b, featureflags.Flag{Name: featureflags.Typing, Enabled: true, Rollout: 10})
+	p, err := b.Rollouts.Pause(ctx, featureflags.Typing, "admin:test")
+	if err != nil || p.State != rollout.Paused {
+		t.Fatalf("node b pausing node a's plan: %+v, %v", p, err)
+	}
+	if _, err := a.Rollouts.Start(ctx, req, "admin:test"); !errors.Is(err, rollout.ErrExists) {
+		t.Fatalf("node a starting the flag's plan again: %v, want ErrExists", err)
+	}
+	if _, err := a.Rollouts.Resume(ctx, featureflags.Typing, "admin:test"); err != nil {
+		t.Fatalf("node a resuming the plan node b paused: %v", err)
+	}
+	deadline := time.Now().Add(within)
+	for a.LeadsRollouts() == b.LeadsRollouts() {
+		if time.Now().After(deadline) {
+			t.Fatalf("leaders: node-a %v, node-b %v; want exactly one", a.LeadsRollouts(), b.LeadsRollouts())
+		}
+		time.Sleep(20 * time.Millisecond) // a bounded poll of a state the sync sets
+	}
+	if !a.LeadsRollouts() {
+		t.Error("node-b leads; the smallest live id (node-a) should")
 	}
 }

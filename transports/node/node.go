@@ -22,6 +22,7 @@ import (
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/featureflags"
+	"github.com/chatd/chatd/featureflags/rollout"
 	"github.com/chatd/chatd/transports/httpapi"
 	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/poll"
@@ -77,6 +78,13 @@ type Config struct {
 	Logger      *slog.Logger // slog.Default()
 	// Metrics is the registry /metrics serves; nil: a private one.
 	Metrics *prometheus.Registry
+	// RolloutStore keeps the guarded rollout plans across restarts (with
+	// Degrade); nil: memory only. On a cluster the plans are in the
+	// shared state instead.
+	RolloutStore rollout.PlanStore
+	// RolloutTick is how often the rollout plans are judged and stepped;
+	// 10s.
+	RolloutTick time.Duration
 }
 
 // Node is one built node. Its fields are static after New.
@@ -85,7 +93,8 @@ type Node struct {
 	Controller *degrade.Controller // nil without Config.Degrade
 	Policy     *degrade.Policy     // nil without Config.Degrade
 	Flags      *featureflags.Store
-	Mover      *degrade.Mover // nil without Config.Degrade
+	Mover      *degrade.Mover   // nil without Config.Degrade
+	Rollouts   *rollout.Manager // nil without Config.Degrade
 	API        *httpapi.Server
 
 	bridge *bridge // nil without Config.Cluster
@@ -124,6 +133,10 @@ func New(cfg Config) *Node {
 			Transports: []string{ws.Name, sse.Name, poll.Name}, PollInterval: cfg.PollInterval}
 		hubCfg.Features, hubCfg.Greeting = n.Policy.FeatureOn, n.Policy.Control
 	}
+	var meter *rollout.Meter
+	if cfg.Degrade {
+		meter = &rollout.Meter{} // what the rollout guards judge by
+	}
 	n.Hub = core.New(cfg.Engine, hubCfg)
 	apiCfg := httpapi.Config{
 		Hub: n.Hub, Verifier: cfg.Verifier, Tickets: cfg.Tickets, Origins: cfg.Origins, Logger: log,
@@ -135,6 +148,10 @@ func New(cfg Config) *Node {
 		n.bridge = newBridge(cfg.Cluster, n, cfg.ClusterSync, log)
 		apiCfg.Cluster, apiCfg.Health = n.bridge, cfg.Cluster.Health
 	}
+	if cfg.Degrade {
+		n.Rollouts = n.newRollouts(cfg, meter)
+		apiCfg.Rollouts = n.Rollouts
+	}
 	n.API = httpapi.New(apiCfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -145,6 +162,7 @@ func New(cfg Config) *Node {
 		n.Mover = &degrade.Mover{Hub: n.Hub, Offer: n.Policy.Offer, Window: cfg.MoveWindow}
 		n.wg.Go(func() { n.Controller.Run(ctx) })
 		n.wg.Go(func() { moveOnChange(ctx, n.Controller, n.Flags, n.Mover) })
+		n.wg.Go(func() { n.Rollouts.Run(ctx) })
 	}
 	if n.bridge != nil {
 		n.wg.Go(func() { n.bridge.run(ctx) })
