@@ -250,8 +250,8 @@ func TestImageBomb(t *testing.T) {
 		data []byte
 	}{
 		{"bomb.png", filestest.BombPNG(100000, 100000)},
-		{"wide.png", filestest.BombPNG(20000, 10)},            // a side past 16384
-		{"40mp.png", filestest.BombPNG(8000, 5001)},           // past 40 megapixels
+		{"wide.png", filestest.BombPNG(20000, 10)},                  // a side past 16384
+		{"40mp.png", filestest.BombPNG(8000, 5001)},                 // past 40 megapixels
 		{"bomb.gif", []byte("GIF89a\xff\xff\xff\xff\x00\x00\x00;")}, // 65535×65535
 	} {
 		_, err := e.put(t, alice, "general", tc.name, tc.data)
@@ -271,9 +271,9 @@ func TestBrokenImage(t *testing.T) {
 	good := filestest.PNG(50, 50, false)
 	for _, data := range [][]byte{
 		[]byte("\x89PNG\r\n\x1a\nnot a png at all"),
-		good[:len(good)/2],                              // the header decodes, the pixels do not
-		append([]byte("\xff\xd8\xff"), "garbage"...),   // JPEG
-		filestest.BombPNG(0, 10),                        // no pixels
+		good[:len(good)/2],                           // the header decodes, the pixels do not
+		append([]byte("\xff\xd8\xff"), "garbage"...), // JPEG
+		filestest.BombPNG(0, 10),                     // no pixels
 	} {
 		_, err := e.put(t, alice, "general", "x", data)
 		wantCode(t, err, protocol.CodeBadRequest)

@@ -66,7 +66,7 @@ func Sniff(head []byte) string {
 			return s.typ
 		}
 	}
-	if isText(head) {
+	if len(head) > 0 && isText(head) {
 		return TypeText
 	}
 	return TypeBinary
