@@ -9,6 +9,7 @@ import (
 	_ "image/png"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func newEnv(t *testing.T, cfg files.Config) *env {
 	if cfg.Now == nil {
 		cfg.Now = e.clock.Now
 	}
-	e.svc = files.New(filestest.Storage(t, e.dir), cfg)
+	e.svc = files.New(openStorage(t, e.dir), cfg)
 	return e
 }
 
@@ -341,8 +342,8 @@ func TestAuthorizerDecides(t *testing.T) {
 // resolves and deletes what the other stored.
 func TestTwoServicesOneDirectory(t *testing.T) {
 	dir := t.TempDir()
-	a := files.New(filestest.Storage(t, dir), files.Config{})
-	b := files.New(filestest.Storage(t, dir), files.Config{})
+	a := files.New(openStorage(t, dir), files.Config{})
+	b := files.New(openStorage(t, dir), files.Config{})
 	data := filestest.PNG(64, 64, false)
 	f, err := a.Put(t.Context(), alice, "general", "a.png", bytes.NewReader(data))
 	if err != nil {
@@ -367,4 +368,62 @@ func TestTwoServicesOneDirectory(t *testing.T) {
 	_, err = a.Open(t.Context(), alice, f.ID, false)
 	wantCode(t, err, protocol.CodeNotFound)
 	wantEmpty(t, dir)
+}
+
+// TestEXIFOrientation: a phone photo stored sideways (EXIF orientation 6)
+// gets the dimensions and the thumbnail of the photo as shown.
+func TestEXIFOrientation(t *testing.T) {
+	e := newEnv(t, files.Config{})
+	f := e.mustPut(t, alice, "general", "IMG_0001.jpg", filestest.WithOrientation(filestest.MarkedJPEG(400, 200), 6))
+	if f.Width != 200 || f.Height != 400 {
+		t.Fatalf("dimensions %d×%d; want 200×400, as shown", f.Width, f.Height)
+	}
+	_, thumb := e.read(t, alice, f.ID, true)
+	img, _, err := image.Decode(bytes.NewReader(thumb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 160 || b.Dy() != 320 {
+		t.Fatalf("thumbnail %v; want 160×320", b)
+	}
+	// The red quarter, top left as stored, is top right once turned.
+	red := func(x, y int) bool { r, _, b, _ := img.At(x, y).RGBA(); return r > 0xc000 && b < 0x4000 }
+	if !red(140, 20) || red(20, 20) || red(140, 300) {
+		t.Fatal("the thumbnail is not turned right")
+	}
+}
+
+// openStorage opens a file:// bucket in dir and closes it when the test
+// ends.
+func openStorage(t testing.TB, dir string) files.Storage {
+	t.Helper()
+	u, err := files.DirURL(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := files.OpenStorage(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestPutStreams: a 16 MiB upload allocates a small, fixed amount: the
+// file goes through one buffer, never whole into memory.
+func TestPutStreams(t *testing.T) {
+	e := newEnv(t, files.Config{})
+	e.mustPut(t, alice, "general", "warm-up", []byte("x"))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f, err := e.svc.Put(t.Context(), alice, "general", "big.bin", io.LimitReader(zeros{}, 16<<20))
+	runtime.ReadMemStats(&after)
+	if err != nil || f.Size != 16<<20 {
+		t.Fatalf("Put = %+v, %v", f, err)
+	}
+	d := after.TotalAlloc - before.TotalAlloc
+	t.Logf("a 16 MiB upload allocated %d KiB", d>>10)
+	if d > 1<<20 {
+		t.Fatalf("a 16 MiB upload allocated %d KiB", d>>10)
+	}
 }

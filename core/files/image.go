@@ -42,7 +42,8 @@ var codecs = map[string]codec{
 }
 
 // inspect checks the stored image at key, of sniffed type typ, and makes
-// its thumbnail. It reads the header first (image.DecodeConfig, a few
+// its thumbnail. A JPEG's EXIF orientation turns the thumbnail and the
+// dimensions, as browsers turn the image. It reads the header first (image.DecodeConfig, a few
 // bytes to a few KiB) and refuses, too_large, an image whose declared
 // size passes MaxSide or MaxPixels, before a single pixel is decoded: a
 // decompression bomb costs a header read. Only then, holding one of the
@@ -55,6 +56,13 @@ func (s *Service) inspect(ctx context.Context, key, typ string) (picture, error)
 		return picture{}, err
 	}
 	defer r.Close()
+	orient := Orientation(1)
+	if typ == TypeJPEG {
+		orient = jpegOrientation(r)
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return picture{}, fmt.Errorf("files: rewind %s: %w", key, err)
+		}
+	}
 	cfg, err := c.decodeConfig(bufio.NewReader(r))
 	if err != nil {
 		s.stats.badImages.Add(1)
@@ -81,11 +89,15 @@ func (s *Service) inspect(ctx context.Context, key, typ string) (picture, error)
 		return picture{}, &protocol.Error{Code: protocol.CodeBadRequest,
 			Message: fmt.Sprintf("the %s image does not decode", c.name), Cause: err}
 	}
-	thumb, thumbType, err := s.thumbnail(img)
+	thumb, thumbType, err := s.thumbnail(img, orient)
 	if err != nil {
 		return picture{}, err
 	}
-	return picture{width: cfg.Width, height: cfg.Height, thumb: thumb, thumbType: thumbType}, nil
+	pic := picture{width: cfg.Width, height: cfg.Height, thumb: thumb, thumbType: thumbType}
+	if orient.swaps() {
+		pic.width, pic.height = pic.height, pic.width
+	}
+	return pic, nil
 }
 
 // checkSize refuses an image whose declared size is empty or passes the
@@ -101,13 +113,15 @@ func (s *Service) checkSize(w, h int) error {
 	return nil
 }
 
-// thumbnail scales img to fit in ThumbSize × ThumbSize (never up) and
-// encodes it: JPEG when it is opaque, PNG when it has transparency.
-func (s *Service) thumbnail(img image.Image) ([]byte, string, error) {
+// thumbnail scales img to fit in ThumbSize × ThumbSize (never up), turns
+// it as its EXIF orientation says, and encodes it: JPEG when it is
+// opaque, PNG when it has transparency.
+func (s *Service) thumbnail(img image.Image, orient Orientation) ([]byte, string, error) {
 	b := img.Bounds()
 	w, h := fit(b.Dx(), b.Dy(), s.cfg.ThumbSize)
 	dst := image.NewNRGBA(image.Rect(0, 0, w, h))
 	draw.BiLinear.Scale(dst, dst.Bounds(), img, b, draw.Src, nil)
+	dst = orient.apply(dst)
 	var buf bytes.Buffer
 	if dst.Opaque() {
 		if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 82}); err != nil {

@@ -47,7 +47,7 @@ type node struct {
 
 func (c *cluster) node(t *testing.T, cfg files.Config, hcfg Config) *node {
 	t.Helper()
-	svc := files.New(filestest.Storage(t, c.dir), cfg)
+	svc := files.New(openStorage(t, c.dir), cfg)
 	authn := &httpx.Authenticator{Verifier: c.verifier}
 	r := chi.NewRouter()
 	r.Route("/v1", func(r chi.Router) {
@@ -191,4 +191,20 @@ func wantEmpty(t *testing.T, dir string) {
 // gateOff is a Gate that turns uploads off.
 func gateOff(context.Context, auth.Identity) error {
 	return protocol.Errorf(protocol.CodeFeatureDisabled, "files are off")
+}
+
+// openStorage opens a file:// bucket in dir and closes it when the test
+// ends.
+func openStorage(t testing.TB, dir string) files.Storage {
+	t.Helper()
+	u, err := files.DirURL(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := files.OpenStorage(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

@@ -1,6 +1,7 @@
 // Package filestest holds what the tests of core/files and
 // transports/files share: sample images made on the spot, a decompression
-// bomb, a storage directory and a clock. Test code only.
+// bomb, a listing of a bucket directory and a clock. Test code only; it
+// imports nothing of the project, so core/files's own tests can use it.
 package filestest
 
 import (
@@ -18,8 +19,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/chatd/chatd/core/files"
 )
 
 // PNG returns a w × h PNG, a gradient; with alpha, its left half is
@@ -99,21 +98,6 @@ func chunk(b *bytes.Buffer, typ string, data []byte) {
 	b.Write(n[:])
 }
 
-// Storage opens a file:// bucket in dir and closes it when the test ends.
-func Storage(t testing.TB, dir string) files.Storage {
-	t.Helper()
-	u, err := files.DirURL(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := files.OpenStorage(t.Context(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 // Files lists the regular files under dir, relative and sorted: what a
 // bucket in dir holds.
 func Files(t testing.TB, dir string) []string {
@@ -159,4 +143,38 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// MarkedJPEG returns a w × h JPEG that is blue with a red top-left
+// quarter, so a test can tell how it was turned.
+func MarkedJPEG(w, h int) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			c := color.RGBA{0, 0, 255, 255}
+			if x < w/2 && y < h/2 {
+				c = color.RGBA{255, 0, 0, 255}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+// WithOrientation returns jpg with an EXIF segment giving orientation o
+// (1 to 8) right after its start marker, as cameras write it.
+func WithOrientation(jpg []byte, o uint16) []byte {
+	tiff := []byte("MM\x00*\x00\x00\x00\x08" + // big-endian, IFD0 at 8
+		"\x00\x01" + // one entry
+		"\x01\x12\x00\x03\x00\x00\x00\x01") // orientation, SHORT, count 1
+	tiff = binary.BigEndian.AppendUint16(tiff, o)
+	tiff = append(tiff, 0, 0, 0, 0, 0, 0) // value padding, no next IFD
+	seg := append([]byte("Exif\x00\x00"), tiff...)
+	out := append([]byte{0xff, 0xd8, 0xff, 0xe1}, byte((len(seg)+2)>>8), byte(len(seg)+2))
+	out = append(out, seg...)
+	return append(out, jpg[2:]...)
 }
