@@ -3,8 +3,8 @@ package files
 import (
 	"bytes"
 	"image"
-	"io"
 	_ "image/jpeg"
+	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
