@@ -32,6 +32,9 @@ func (s *Service) Resolve(ctx context.Context, user, room, msgID string, ids []s
 	seen := make(map[string]bool, len(ids))
 	out := make([]File, 0, len(ids))
 	for _, id := range ids {
+		if !ValidID(id) { // not echoed: it could be anything
+			return nil, protocol.Errorf(protocol.CodeNotFound, "a file id is not one this server gave")
+		}
 		if seen[id] {
 			return nil, protocol.Errorf(protocol.CodeBadRequest, "file %s is listed twice", id)
 		}

@@ -47,6 +47,12 @@ type node struct {
 
 func (c *cluster) node(t *testing.T, cfg files.Config, hcfg Config) *node {
 	t.Helper()
+	return c.nodeWith(t, cfg, hcfg, httpx.BodyLimits{})
+}
+
+// nodeWith is node behind the server's body deadline, as chatd runs it.
+func (c *cluster) nodeWith(t *testing.T, cfg files.Config, hcfg Config, limits httpx.BodyLimits) *node {
+	t.Helper()
 	svc := files.New(openStorage(t, c.dir), cfg)
 	authn := &httpx.Authenticator{Verifier: c.verifier}
 	r := chi.NewRouter()
@@ -54,7 +60,7 @@ func (c *cluster) node(t *testing.T, cfg files.Config, hcfg Config) *node {
 		r.Use(authn.Require)
 		New(svc, hcfg).Routes(r)
 	})
-	srv := httptest.NewServer(r)
+	srv := httptest.NewServer(limits.Middleware(r))
 	t.Cleanup(srv.Close)
 	return &node{svc: svc, url: srv.URL, c: c}
 }

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/chatd/chatd/core/files"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
 )
 
 // TestMalformedForms: every broken form gets a 400 that says what is
@@ -149,4 +151,19 @@ func FuzzDisposition(f *testing.F) {
 			t.Fatalf("Disposition(%q) = %q parses as %q %q %v", name, v, disp, params, err)
 		}
 	})
+}
+
+// TestUploadOutlivesTheBodyDeadline: behind httpx.BodyLimits, whose
+// deadline suits JSON bodies, an upload gets UploadTimeout instead. With a
+// server deadline of 1 ns, any read past the first buffer fails unless the
+// handler moved the deadline.
+func TestUploadOutlivesTheBodyDeadline(t *testing.T) {
+	c := newCluster(t)
+	limits := httpx.BodyLimits{Timeout: time.Nanosecond}
+	ours := c.nodeWith(t, files.Config{}, Config{}, limits)
+	ours.mustUpload(t, "alice", "general", "a.bin", "", make([]byte, 256<<10))
+
+	theirs := c.nodeWith(t, files.Config{}, Config{UploadTimeout: -1}, limits)
+	resp, body := theirs.upload(t, "alice", roomField("general"), filePart("b.bin", "", make([]byte, 256<<10)))
+	wantError(t, "the server's deadline kept", resp, body, http.StatusRequestTimeout, protocol.CodeTimeout)
 }
