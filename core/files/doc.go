@@ -37,7 +37,8 @@
 // default, S3 for clusters; see OpenStorage) under the layout in ids.go;
 // the metadata is a JSON object per file, so every node that opens the
 // bucket answers for every file. The metadata is written last and
-// removed last: it is the commit point.
+// removed last: it is the commit point. Build with -tags nos3 to leave
+// the S3 driver (the AWS SDK) out.
 //
 // # Costs
 //

@@ -11,11 +11,9 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
-	// The two drivers chatd opens by URL: file:// (a directory, the
-	// default, under --data) and s3:// (for clusters). s3blob brings in
-	// the AWS SDK; drop the import to shed it.
+	// file:// (a directory, the default, under --data); s3:// is
+	// registered in s3.go.
 	_ "gocloud.dev/blob/fileblob"
-	_ "gocloud.dev/blob/s3blob"
 )
 
 // Storage is where files, thumbnails and their metadata live: a flat
