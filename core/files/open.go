@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
 )
 
 // Download is an open file or thumbnail, ready to serve. The caller
@@ -27,6 +28,9 @@ type Download struct {
 // is not_found; a file sent to a room who may not read
 // (Authorizer.CanRead) is forbidden.
 func (s *Service) Open(ctx context.Context, who auth.Identity, id string, thumb bool) (*Download, error) {
+	if who.User == "" {
+		return nil, protocol.Errorf(protocol.CodeUnauthorized, "no user")
+	}
 	m, err := s.readMeta(ctx, id)
 	if err != nil {
 		return nil, err

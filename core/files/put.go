@@ -55,7 +55,7 @@ func (s *Service) Put(ctx context.Context, who auth.Identity, room, name string,
 	}
 	if limit <= 0 {
 		s.stats.tooLarge.Add(1)
-		return File{}, protocol.Errorf(protocol.CodeTooLarge, "your files use all of your %d-byte quota; delete some first", s.cfg.Quota)
+		return File{}, protocol.Errorf(protocol.CodeTooLarge, "your files use all of your %d-byte quota", s.cfg.Quota)
 	}
 	m := &meta{V: metaVersion, ID: newID(), Room: room, User: who.User, Name: CleanName(name), Created: s.cfg.Now()}
 	u := &upload{s: s, m: m}
