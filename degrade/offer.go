@@ -54,6 +54,7 @@ func OfferFor(l Level, flags Flags, user string) Offer {
 		core.FeatureReadReceipts: FeatureOn(l, flags, user, core.FeatureReadReceipts),
 		core.FeatureTyping:       FeatureOn(l, flags, user, core.FeatureTyping),
 		core.FeaturePresence:     FeatureOn(l, flags, user, core.FeaturePresence),
+		core.FeatureFiles:        FeatureOn(l, flags, user, core.FeatureFiles),
 	}}
 	if l < LevelNoWS && on(FlagWebSocket) {
 		o.Transports = append(o.Transports, WebSocket)
@@ -71,6 +72,9 @@ func FeatureOn(l Level, flags Flags, user, feature string) bool {
 	if l >= LevelNoReceipts && (feature == core.FeatureReadReceipts || feature == core.FeatureTyping ||
 		feature == core.FeatureCompression) {
 		return false
+	}
+	if l >= LevelNoWS && feature == core.FeatureFiles {
+		return false // uploads cost the most disk, memory and CPU per request
 	}
 	return flags == nil || flags.On(feature, user)
 }

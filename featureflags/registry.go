@@ -10,6 +10,7 @@ const (
 	Typing       = "typing"
 	Presence     = "presence"
 	Compression  = "compression"
+	Files        = "files"
 )
 
 // Definition is one entry of the registry: a flag the server knows, its
@@ -43,6 +44,8 @@ var registry = []Definition{
 		Reason: "track and fan out online/offline presence"},
 	{Name: Compression, Enabled: true, Rollout: 100,
 		Reason: "compress what is sent (permessage-deflate, gzip) when the client accepts it; costs CPU, so level 1 turns it off"},
+	{Name: Files, Enabled: true, Rollout: 100,
+		Reason: "accept file and image uploads; the costliest thing a user does, so level 2 turns it off"},
 }
 
 // byName indexes registry. Static after init.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/files"
 	"github.com/chatd/chatd/featureflags"
 	"github.com/chatd/chatd/featureflags/rollout"
 	"github.com/chatd/chatd/transports/httpapi"
@@ -39,6 +40,7 @@ type Main struct {
 
 	log       *slog.Logger
 	engine    engine
+	files     files.Storage // nil without file sharing; closed after the engine
 	node      *node.Node
 	api       *httpapi.Server
 	ln        *httpx.Listener // the connection caps around the bound listener
@@ -103,6 +105,13 @@ func (m *Main) Run(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	fileSvc, fileStore, err := m.openFiles(ctx, m.engine.cluster != nil)
+	if err != nil {
+		ln.Close()
+		m.engine.Close()
+		return err
+	}
+	m.files = fileStore
 	m.node = node.New(node.Config{
 		Engine: m.engine, Verifier: verifier, Tickets: tickets,
 		Hub:     core.Config{Heartbeat: c.Heartbeat},
@@ -113,7 +122,11 @@ func (m *Main) Run(ctx context.Context) error {
 		// Guarded rollout plans survive a restart next to the data (a
 		// cluster keeps them in Redis instead).
 		RolloutStore: rollout.NewFileStore(c.Data),
+		Files:        fileSvc,
 	})
+	if fileSvc != nil {
+		m.background(func(ctx context.Context) { sweepFiles(ctx, fileSvc, log) })
+	}
 	info.Set(m.node)
 	m.Hub = m.node.Hub
 	m.api = m.node.API
@@ -219,6 +232,11 @@ func (m *Main) Close() error {
 		}
 		if err := m.engine.Close(); err != nil {
 			errs = append(errs, err)
+		}
+		if m.files != nil {
+			if err := m.files.Close(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		m.closeErr = errors.Join(errs...)
 		m.log.Info("chatd stopped", "err", m.closeErr)

@@ -31,6 +31,7 @@ type Config struct {
 	Heartbeat      time.Duration
 	LogLevel       string
 	DrainTimeout   time.Duration
+	Files          FilesConfig // see files.go
 
 	// Limits on every connection, before any credential is checked. See
 	// limits.go for the defaults and why.
@@ -79,6 +80,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for sessions (env CHAT_DRAIN_TIMEOUT)")
 	envs["drain-timeout"] = "CHAT_DRAIN_TIMEOUT"
 	limitFlags(fs, c, envs)
+	filesFlags(fs, c, envs)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

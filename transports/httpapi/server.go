@@ -42,8 +42,11 @@ type Config struct {
 	// Rollouts runs the guarded rollouts of the admin API
 	// (/v1/admin/rollouts) and shows them in the admin status; nil: none.
 	Rollouts *rollout.Manager
-	Node     Node // this node, for the admin status
-	Logger   *slog.Logger
+	// Files serves uploads and downloads (POST /v1/files, GET
+	// /v1/files/{id} and its thumbnail) behind the bearer token; nil: none.
+	Files  interface{ Routes(chi.Router) }
+	Node   Node // this node, for the admin status
+	Logger *slog.Logger
 }
 
 // Server is the HTTP face of one node.
@@ -102,6 +105,9 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/rooms/{room}/history", s.history)
 			r.Get("/rooms/{room}/presence", s.presence)
 			r.Get("/rooms/{room}/reads", s.reads)
+			if s.cfg.Files != nil {
+				s.cfg.Files.Routes(r)
+			}
 			if s.cfg.Policy != nil && s.cfg.Policy.Controller != nil && s.cfg.Flags != nil {
 				r.Route("/admin", s.adminRoutes)
 			}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/files"
 	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/featureflags"
 	"github.com/chatd/chatd/featureflags/rollout"
@@ -82,6 +83,10 @@ type Config struct {
 	// Degrade); nil: memory only. On a cluster the plans are in the
 	// shared state instead.
 	RolloutStore rollout.PlanStore
+	// Files is the file store behind POST /v1/files and GET
+	// /v1/files/{id}; nil: no file sharing. On a cluster every node must
+	// reach the same store.
+	Files *files.Service
 	// RolloutTick is how often the rollout plans are judged and stepped;
 	// 10s.
 	RolloutTick time.Duration
@@ -147,6 +152,9 @@ func New(cfg Config) *Node {
 	if cfg.Cluster != nil {
 		n.bridge = newBridge(cfg.Cluster, n, cfg.ClusterSync, log)
 		apiCfg.Cluster, apiCfg.Health = n.bridge, cfg.Cluster.Health
+	}
+	if cfg.Files != nil {
+		apiCfg.Files = n.filesHandler(cfg.Files)
 	}
 	if cfg.Degrade {
 		n.Rollouts = n.newRollouts(cfg, meter)
