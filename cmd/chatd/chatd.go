@@ -86,6 +86,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	tlsConf, err := c.tlsConfig()
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -125,9 +129,13 @@ func (m *Main) Run(ctx context.Context) error {
 		m.background(func(ctx context.Context) { _ = src.Run(ctx) })
 	}
 	m.http = m.httpServer(ln, reg)
+	if tlsConf != nil {
+		useTLS(m.http, tlsConf)
+		m.logTLS(tlsConf, time.Now())
+	}
 	m.served = make(chan struct{})
 	go func() {
-		err := m.http.Serve(m.ln)
+		err := m.serve()
 		if !errors.Is(err, http.ErrServerClosed) {
 			m.serveErr = err
 		}
@@ -142,7 +150,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.engine.cluster != nil {
 		where = []any{"node", id, "advertise", addr}
 	}
-	log.Info("chatd ready", append([]any{"url", "http://" + displayAddr(m.Addr), "engine", m.engine.name, "auth", mode}, where...)...)
+	log.Info("chatd ready", append([]any{"url", m.scheme() + "://" + displayAddr(m.Addr), "engine", m.engine.name, "auth", mode}, where...)...)
 	return nil
 }
 
