@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,7 @@ type Main struct {
 	api       *httpapi.Server
 	ln        *httpx.Listener // the connection caps around the bound listener
 	http      *http.Server
+	tls       *tls.Config   // the served TLS settings; nil: plain HTTP. Set by Run.
 	served    chan struct{} // closed when Serve has returned
 	serveErr  error         // set before served closes
 	closeOnce sync.Once
@@ -86,7 +88,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tlsConf, err := c.tlsConfig()
+	m.tls, err = c.tlsConfig()
 	if err != nil {
 		return err
 	}
@@ -129,9 +131,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.background(func(ctx context.Context) { _ = src.Run(ctx) })
 	}
 	m.http = m.httpServer(ln, reg)
-	if tlsConf != nil {
-		useTLS(m.http, tlsConf)
-		m.logTLS(tlsConf, time.Now())
+	if m.tls != nil {
+		useTLS(m.http, m.tls.Clone()) // net/http adds to its copy while it serves
+		m.logTLS(time.Now())
 	}
 	m.served = make(chan struct{})
 	go func() {

@@ -84,12 +84,14 @@ func useTLS(srv *http.Server, tc *tls.Config) {
 	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams, WriteByteTimeout: h2WriteByteTimeout}
 }
 
-// serve serves m.http on m.ln until the server closes: over TLS when it
-// has a TLSConfig. The TLS listener wraps the connection caps, so a
+// serve serves m.http on m.ln until the server closes: over TLS when
+// m.tls is set. The TLS listener wraps the connection caps, so a
 // connection is counted from accept, before its handshake, and
-// http.Server still sees the *tls.Conn it needs to speak HTTP/2.
+// http.Server still sees the *tls.Conn it needs to speak HTTP/2. (Tell
+// TLS from plain by m.tls, never by m.http.TLSConfig: Serve fills that in
+// even for plain HTTP.)
 func (m *Main) serve() error {
-	if m.http.TLSConfig != nil {
+	if m.tls != nil {
 		return m.http.ServeTLS(m.ln, "", "")
 	}
 	return m.http.Serve(m.ln)
@@ -97,7 +99,7 @@ func (m *Main) serve() error {
 
 // scheme is the URL scheme the node serves.
 func (m *Main) scheme() string {
-	if m.http != nil && m.http.TLSConfig != nil {
+	if m.tls != nil {
 		return "https"
 	}
 	return "http"
@@ -105,8 +107,8 @@ func (m *Main) scheme() string {
 
 // logTLS logs the certificate in use, and warns when it has expired or is
 // not yet valid: browsers will refuse it.
-func (m *Main) logTLS(tc *tls.Config, now time.Time) {
-	leaf := tc.Certificates[0].Leaf
+func (m *Main) logTLS(now time.Time) {
+	leaf := m.tls.Certificates[0].Leaf
 	if leaf == nil {
 		return
 	}
