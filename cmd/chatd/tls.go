@@ -24,8 +24,9 @@ const (
 	// once, as nginx's http2_max_concurrent_streams (128; Go's default is
 	// 250). A browser's tabs share one connection, each tab holding one
 	// stream; a user has at most 20 sessions (core.Config.MaxConnsPerUser),
-	// so 128 leaves ample room for their requests, and it halves what one
-	// connection can hold open against the per-IP connection cap.
+	// so 128 leaves ample room for their requests. It also bounds what one
+	// connection holds open, since the per-IP cap counts connections, not
+	// streams.
 	h2MaxStreams = 128
 	// h2WriteByteTimeout closes an HTTP/2 connection that takes no byte
 	// for this long while data waits. A stream's own write deadline (10 s
