@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,7 @@ type Main struct {
 	api       *httpapi.Server
 	ln        *httpx.Listener // the connection caps around the bound listener
 	http      *http.Server
+	tls       *tls.Config   // the served TLS settings; nil: plain HTTP. Set by Run.
 	served    chan struct{} // closed when Serve has returned
 	serveErr  error         // set before served closes
 	closeOnce sync.Once
@@ -86,6 +88,10 @@ func (m *Main) Run(ctx context.Context) error {
 	log := slog.New(slog.NewTextHandler(m.Stdout, &slog.HandlerOptions{Level: parseLevel(c.LogLevel)}))
 	m.log = log
 	verifier, tickets, err := m.authParts()
+	if err != nil {
+		return err
+	}
+	m.tls, err = c.tlsConfig()
 	if err != nil {
 		return err
 	}
@@ -142,9 +148,13 @@ func (m *Main) Run(ctx context.Context) error {
 		m.background(func(ctx context.Context) { _ = src.Run(ctx) })
 	}
 	m.http = m.httpServer(ln, reg)
+	if m.tls != nil {
+		useTLS(m.http, m.tls.Clone()) // net/http adds to its copy while it serves
+		m.logTLS(time.Now())
+	}
 	m.served = make(chan struct{})
 	go func() {
-		err := m.http.Serve(m.ln)
+		err := m.serve()
 		if !errors.Is(err, http.ErrServerClosed) {
 			m.serveErr = err
 		}
@@ -159,7 +169,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.engine.cluster != nil {
 		where = []any{"node", id, "advertise", addr}
 	}
-	log.Info("chatd ready", append([]any{"url", "http://" + displayAddr(m.Addr), "engine", m.engine.name, "auth", mode}, where...)...)
+	log.Info("chatd ready", append([]any{"url", m.scheme() + "://" + displayAddr(m.Addr), "engine", m.engine.name, "auth", mode}, where...)...)
 	return nil
 }
 

@@ -41,6 +41,10 @@ type Config struct {
 	IdleTimeout    time.Duration // between requests on a kept-alive connection; 0: none
 	MaxConns       int           // open connections on the node; 0: no cap
 	MaxConnsPerIP  int           // open connections per client address; 0: no cap
+
+	// TLS: both or neither. See tls.go.
+	TLSCert string // PEM certificate chain; "": plain HTTP
+	TLSKey  string // PEM private key of TLSCert
 }
 
 // ParseFlags reads args and then, for flags not given, the environment.
@@ -81,6 +85,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	envs["drain-timeout"] = "CHAT_DRAIN_TIMEOUT"
 	limitFlags(fs, c, envs)
 	filesFlags(fs, c, envs)
+	tlsFlags(fs, c, envs)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -103,6 +108,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	})
 	if c.JWTSecret != "" && c.JWTPublicKey != "" {
 		errs = append(errs, errors.New("give --jwt-secret or --jwt-public-key, not both"))
+	}
+	if err := c.checkTLS(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
