@@ -81,7 +81,6 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 // would turn HTTP/2 off), and Protocols stays nil (HTTP/1.1 and HTTP/2).
 func useTLS(srv *http.Server, tc *tls.Config) {
 	srv.TLSConfig = tc
-	srv.Handler = h2Shim(srv.Handler)
 	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: h2MaxStreams, WriteByteTimeout: h2WriteByteTimeout}
 }
 

@@ -56,24 +56,33 @@ var errStreamBody = protocol.Errorf(protocol.CodeBadRequest, "this endpoint take
 // body, and it expects the http.Server's own ResponseWriter.
 func (b BodyLimits) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody {
+		// HTTP/2 gives every request a Body, even one whose stream ended
+		// with its headers; ContentLength 0 says there is none.
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// Connection: close ends an HTTP/1 connection whose request body
+		// was not read. HTTP/2 forbids the header, and Go's server reads it
+		// as a request to shut the whole connection (every stream on it)
+		// down; it resets the one stream and discards its body by itself.
+		h1 := r.ProtoMajor < 2
 		rc := http.NewResponseController(w)
 		if b.Timeout > 0 {
 			_ = rc.SetReadDeadline(time.Now().Add(b.Timeout))
 		}
 		if b.Streaming != nil && b.Streaming(r) {
-			w.Header().Set("Connection", "close")
+			if h1 {
+				w.Header().Set("Connection", "close")
+			}
 			WriteError(w, errStreamBody)
 			return
 		}
 		body := &watchedBody{ReadCloser: r.Body, rc: rc, clear: b.Timeout > 0}
 		r.Body = body
-		cw := &closeIfUnread{ResponseWriter: w, body: body}
+		cw := &closeIfUnread{ResponseWriter: w, body: body, h1: h1}
 		next.ServeHTTP(cw, r)
-		if !cw.started && !body.done.Load() {
+		if h1 && !cw.started && !body.done.Load() {
 			w.Header().Set("Connection", "close")
 		}
 	})
@@ -103,6 +112,7 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 type closeIfUnread struct {
 	http.ResponseWriter
 	body    *watchedBody // Static after construction.
+	h1      bool         // Static: HTTP/1, where a close is how to stop an unread body.
 	started bool         // Set by the first WriteHeader, Write or Flush.
 }
 
@@ -112,7 +122,7 @@ func (w *closeIfUnread) start() {
 		return
 	}
 	w.started = true
-	if !w.body.done.Load() {
+	if w.h1 && !w.body.done.Load() {
 		w.Header().Set("Connection", "close")
 	}
 }
