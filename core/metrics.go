@@ -12,19 +12,20 @@ import (
 
 // metrics are the hub's Prometheus collectors. Static after construction.
 type metrics struct {
-	sessions    *prometheus.GaugeVec     // connected clients, by transport (see Hub.Connections)
-	connects    *prometheus.CounterVec   // sessions opened (poll: clients that became active), by transport
-	messages    prometheus.Counter       // stored, not duplicates
-	duplicates  prometheus.Counter       // idempotent re-sends answered from the store
-	dropped     *prometheus.CounterVec   // frames dropped, by reason
-	disconnects *prometheus.CounterVec   // by transport, close code and bounded reason
-	errors      *prometheus.CounterVec   // error replies, by code and via
-	fanout      prometheus.Histogram     // seconds from commit to the last enqueue
-	delivery    *prometheus.HistogramVec // seconds from fan-out to written, by transport
-	rtt         *prometheus.HistogramVec // client-reported round trips, by transport
-	store       *prometheus.HistogramVec // engine call latency, by op
-	replayWaits prometheus.Counter       // catch-ups that waited for a replay slot
-	readFlushes prometheus.Histogram     // read positions stored per flush
+	sessions    *prometheus.GaugeVec           // connected clients, by transport (see Hub.Connections)
+	connects    *prometheus.CounterVec         // sessions opened (poll: clients that became active), by transport
+	messages    prometheus.Counter             // stored, not duplicates
+	duplicates  prometheus.Counter             // idempotent re-sends answered from the store
+	dropped     *prometheus.CounterVec         // frames dropped, by reason
+	disconnects *prometheus.CounterVec         // by transport, close code and bounded reason
+	errors      *prometheus.CounterVec         // error replies, by code and via
+	fanout      prometheus.Histogram           // seconds from commit to the last enqueue
+	delivery    *prometheus.HistogramVec       // seconds from fan-out to written, by transport
+	rtt         *prometheus.HistogramVec       // client-reported round trips, by transport
+	store       *prometheus.HistogramVec       // engine call latency, by op
+	storeOps    map[string]prometheus.Observer // store's series by op, bound once: engine calls are hot
+	replayWaits prometheus.Counter             // catch-ups that waited for a replay slot
+	readFlushes prometheus.Histogram           // read positions stored per flush
 
 	// beforeScrape runs before chat_sessions is collected (the hub's poll
 	// client sweep); set once by Hub.instrument.
@@ -91,6 +92,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help:    "Engine call latency seen by the hub, by op: append, read, reads (read positions), presence.",
 		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
 	}, []string{"op"})
+	m.storeOps = make(map[string]prometheus.Observer, 4)
+	for _, op := range []string{opAppend, opRead, opReads, opPresence} {
+		m.storeOps[op] = m.store.WithLabelValues(op)
+	}
 	m.replayWaits = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "chat_replay_waits_total",
 		Help: "Catch-ups that waited for a replay slot: the node's replay budget was in use.",
@@ -135,7 +140,7 @@ func (h *Hub) instrument() {
 
 // since observes the time since start under op.
 func (m *metrics) since(op string, start time.Time) {
-	m.store.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	m.storeOps[op].Observe(time.Since(start).Seconds())
 }
 
 // timedStore times the hub's calls to the engine's Store in
