@@ -36,6 +36,12 @@ const (
 func (h *Hub) opened(s *Session) {
 	if s.opts.PresenceTTL > 0 {
 		h.counters.polls.open(s)
+		// The janitor ends lapsed poll clients, joined to a room or not;
+		// this is startJanitor with h.mu held.
+		if !h.janitorOn && !h.closing {
+			h.janitorOn = true
+			h.every(janitorEvery, h.expireLeases)
+		}
 		return
 	}
 	name := s.transport.Name()
