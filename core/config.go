@@ -73,6 +73,9 @@ type Config struct {
 	// Greeting, if set, gives the envelope a session that asks for one
 	// (SessionOptions.Greet) gets first: the degradation control envelope.
 	Greeting func(user string) (protocol.Envelope, bool)
+	// Observer, if set, sees per-user outcomes: sessions opened and
+	// closed, error replies, deliveries. nil: none.
+	Observer Observer
 	Now      func() time.Time      // time.Now
 	Logger   *slog.Logger          // slog.Default()
 	Metrics  prometheus.Registerer // nil: a private registry

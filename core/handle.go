@@ -13,6 +13,9 @@ import (
 // call it from their reader, one frame at a time. A join that replays
 // history blocks until the replay is queued, pacing itself to the client.
 func (s *Session) Handle(ctx context.Context, e protocol.Envelope) {
+	if e.RTTMS != 0 {
+		s.reportedRTT(e.RTTMS)
+	}
 	ref := e.Ref
 	if ref == "" && e.Type == protocol.TypeSend {
 		ref = e.ID

@@ -69,6 +69,7 @@ func New(engine Engine, cfg Config) *Hub {
 	h.marks.rooms = make(map[*room]struct{})
 	h.controls = make(map[string]func([]byte))
 	h.cluster, _ = engine.(Cluster)
+	h.instrument()
 	engine.Register(h)
 	return h
 }
@@ -100,7 +101,6 @@ func (h *Hub) Connect(id auth.Identity, t Transport, opts SessionOptions) (*Sess
 	s := newSession(h, h.nextID.Add(1), id, t, opts)
 	h.users[id.User]++
 	h.sessions[s] = struct{}{}
-	h.metrics.sessions.WithLabelValues(t.Name()).Inc()
 	s.start()
 	return s, nil
 }
@@ -137,7 +137,6 @@ func (h *Hub) forget(s *Session) {
 	if h.users[s.user]--; h.users[s.user] <= 0 {
 		delete(h.users, s.user)
 	}
-	h.metrics.sessions.WithLabelValues(s.transport.Name()).Dec()
 	h.releaseConn(s.user)
 }
 

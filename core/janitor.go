@@ -86,4 +86,5 @@ func (h *Hub) expireLeases() {
 		r.expireLeases(now)
 		h.releaseIfEmpty(r)
 	}
+	h.counters.polls.sweep(now)
 }

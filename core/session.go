@@ -24,7 +24,18 @@ type SessionOptions struct {
 	// PresenceTTL, when set, keeps the user online for this long after the
 	// session ends: a poll client is online while a poll is open and for
 	// PresenceTTL after its last one. Zero: online while open.
+	//
+	// It also marks the session as one request of a client that comes
+	// back (a poll): the hub counts the client, not the request, in
+	// chat_sessions, chat_connects_total and chat_disconnects_total, and
+	// to the Observer. The client is connected while one of its polls is
+	// open and for PresenceTTL (twice the poll interval) after the last.
 	PresenceTTL time.Duration
+
+	// Client names the client a PresenceTTL session belongs to, among the
+	// user's clients: a key the client sends with every poll. Empty: all
+	// of the user's polls count as one client.
+	Client string
 }
 
 // leaseUntil is when a lease taken now by this session ends; zero for
@@ -78,7 +89,8 @@ func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts Sessio
 	}
 }
 
-// start arms the token expiry, queues the greeting and starts the writer.
+// start arms the token expiry, queues the greeting, starts the heartbeats
+// and counts the session. Called by Connect with h.mu held.
 func (s *Session) start() {
 	s.mu.Lock()
 	s.armExpiry(s.ident.Expires)
@@ -91,6 +103,7 @@ func (s *Session) start() {
 	if s.opts.Heartbeat {
 		s.hub.startHeartbeats()
 	}
+	s.hub.opened(s)
 }
 
 // User returns the session's user id.
@@ -136,7 +149,7 @@ func (s *Session) Close(d Disconnect) {
 			s.unsubscribe(r)
 		}
 		s.hub.forget(s)
-		s.hub.metrics.disconnects.WithLabelValues(d.Reason).Inc()
+		s.hub.closed(s, d)
 		switch d.Code {
 		case DisconnectSlow.Code:
 			s.hub.counters.slow.Add(1)
@@ -237,7 +250,7 @@ func (s *Session) waitUntil(ctx context.Context, ok func() bool) error {
 // the client is not reading: the session is closed as slow.
 func (s *Session) reply(e protocol.Envelope) {
 	if e.Type == protocol.TypeError {
-		s.hub.metrics.errors.WithLabelValues(e.Code).Inc()
+		s.hub.errorReply(s.user, e.Code, viaSession)
 	}
 	if !s.offer(envelopeFrame(e)) {
 		s.Close(DisconnectSlow)
@@ -337,9 +350,10 @@ func (s *Session) park(linger *time.Timer) bool {
 }
 
 // observeDelivery records, for live messages just written, the time from
-// fan-out to the transport having taken them.
+// fan-out to the transport having taken them, and tells the Observer.
 func (s *Session) observeDelivery(batch []Frame) {
 	var now time.Time
+	obs := s.hub.cfg.Observer
 	for i := range batch {
 		if batch[i].published.IsZero() {
 			continue
@@ -350,6 +364,9 @@ func (s *Session) observeDelivery(batch []Frame) {
 		d := now.Sub(batch[i].published)
 		s.delivery.Observe(d.Seconds())
 		s.hub.counters.delivery.add(d)
+		if obs != nil {
+			obs.Delivered(s.user, d)
+		}
 	}
 }
 

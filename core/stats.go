@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,10 +22,13 @@ type Stats struct {
 	StoreLatency    time.Duration // recent average of durable append time
 }
 
-// counters feed Stats. All fields are safe for concurrent use.
+// counters feed Stats, Figures and Connections. All fields are safe for
+// concurrent use.
 type counters struct {
 	slow, writeFailed, dropped atomic.Uint64
 	fanout, store, delivery    average
+	polls                      pollClients // the poll clients connected
+	figures                    figures     // the alert figures
 
 	failMu   sync.Mutex
 	failures map[string]uint64 // by transport; guarded by failMu.
@@ -112,3 +116,162 @@ const (
 	dropClosedSlow  = "closed_slow"       // queued when the session was closed as slow
 	dropClosedWrite = "closed_write_fail" // queued when a write failed
 )
+
+// figureWindow is how far back the alert figures look: the alert rules
+// read their rates over five minutes. The window moves in figureSlot
+// steps.
+const (
+	figureWindow = 5 * time.Minute
+	figureSlot   = 10 * time.Second
+	figureSlots  = int(figureWindow / figureSlot)
+)
+
+// Figures are the readings the alert rules watch, over the last five
+// minutes, for the admin status and the ops page. They are this node's,
+// from its own counts; Prometheus computes the same from the metrics.
+type Figures struct {
+	// AbnormalPerMin is abnormal disconnects a minute (every close code
+	// but 1000, 1001, 4001 and 4012; see CleanClose), by transport.
+	AbnormalPerMin map[string]float64
+	// ErrorsPerMin is error replies a minute, by code, sessions and REST
+	// answers together.
+	ErrorsPerMin map[string]float64
+	// RTTP99 is the 99th percentile of the round trips clients reported,
+	// interpolated within chat_client_rtt_seconds's buckets as
+	// histogram_quantile does; 0 without reports.
+	RTTP99 time.Duration
+	// RTTReports is how many round trips clients reported.
+	RTTReports uint64
+}
+
+// Figures returns the alert figures now.
+func (h *Hub) Figures() Figures { return h.counters.figures.read(h.cfg.Now()) }
+
+// figures keeps the alert figures' events in a moving window.
+type figures struct {
+	mu     sync.Mutex
+	closes map[string]*ring // abnormal disconnects by transport; guarded by mu.
+	errors map[string]*ring // by code; guarded by mu.
+	rtts   ring             // counts per rttBuckets bucket, +Inf last; guarded by mu.
+}
+
+// ring counts events in figureSlots slots of figureSlot each, width
+// counts per slot; a slot is reused once it is older than the window.
+type ring struct {
+	slot [figureSlots]int64    // the slot number each entry holds
+	n    [figureSlots][]uint64 // its counts; nil until first used
+}
+
+func slotOf(now time.Time) int64 { return now.UnixNano() / int64(figureSlot) }
+
+// add counts one event in column i of width at now.
+func (r *ring) add(now time.Time, i, width int) {
+	k := slotOf(now)
+	j := int(k % int64(figureSlots))
+	if j < 0 {
+		j += figureSlots
+	}
+	if r.n[j] == nil {
+		r.n[j] = make([]uint64, width)
+	} else if r.slot[j] != k {
+		clear(r.n[j])
+	}
+	r.slot[j] = k
+	r.n[j][i]++
+}
+
+// sum adds up the counts of the slots within the window ending at now.
+func (r *ring) sum(now time.Time, width int) []uint64 {
+	k := slotOf(now)
+	out := make([]uint64, width)
+	for j, n := range r.n {
+		if n == nil || r.slot[j] > k || r.slot[j] <= k-int64(figureSlots) {
+			continue
+		}
+		for i, v := range n {
+			out[i] += v
+		}
+	}
+	return out
+}
+
+// count adds one event to the ring of key in m, making it.
+func count(m *map[string]*ring, key string, now time.Time) {
+	if *m == nil {
+		*m = make(map[string]*ring)
+	}
+	r := (*m)[key]
+	if r == nil {
+		r = new(ring)
+		(*m)[key] = r
+	}
+	r.add(now, 0, 1)
+}
+
+func (f *figures) abnormal(transport string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	count(&f.closes, transport, now)
+}
+
+func (f *figures) errorReply(code string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	count(&f.errors, code, now)
+}
+
+func (f *figures) rtt(d time.Duration, now time.Time) {
+	i, _ := slices.BinarySearch(rttBuckets, d.Seconds()) // upper bounds are inclusive
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rtts.add(now, i, len(rttBuckets)+1)
+}
+
+func (f *figures) read(now time.Time) Figures {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	perMin := func(m map[string]*ring) map[string]float64 {
+		out := make(map[string]float64, len(m))
+		for k, r := range m {
+			if n := r.sum(now, 1)[0]; n > 0 {
+				out[k] = float64(n) / figureWindow.Minutes()
+			}
+		}
+		return out
+	}
+	counts := f.rtts.sum(now, len(rttBuckets)+1)
+	var total uint64
+	for _, n := range counts {
+		total += n
+	}
+	return Figures{AbnormalPerMin: perMin(f.closes), ErrorsPerMin: perMin(f.errors),
+		RTTP99: quantile(0.99, counts, total), RTTReports: total}
+}
+
+// quantile estimates the q-quantile of total observations counted per
+// rttBuckets bucket (+Inf last) as Prometheus's histogram_quantile does:
+// linearly within the bucket that holds it, from 0 below the first; in
+// the +Inf bucket, the highest finite bound.
+func quantile(q float64, counts []uint64, total uint64) time.Duration {
+	if total == 0 {
+		return 0
+	}
+	rank := q * float64(total)
+	var below uint64
+	for i, n := range counts {
+		if float64(below+n) < rank {
+			below += n
+			continue
+		}
+		if i == len(rttBuckets) {
+			break
+		}
+		lo := 0.0
+		if i > 0 {
+			lo = rttBuckets[i-1]
+		}
+		s := lo + (rttBuckets[i]-lo)*(rank-float64(below))/float64(n)
+		return time.Duration(s * float64(time.Second))
+	}
+	return time.Duration(rttBuckets[len(rttBuckets)-1] * float64(time.Second))
+}

@@ -96,7 +96,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newAnonRSSCollector())
 
 	// Listen first: the node's id and advertised address take its port.
 	ln, err := net.Listen("tcp", c.Addr)

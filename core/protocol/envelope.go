@@ -55,6 +55,11 @@ type Envelope struct {
 	CloseCode   int    `json:"close_code,omitempty"`
 	Reason      string `json:"reason,omitempty"`
 	ReconnectMS int    `json:"reconnect_ms,omitempty"`
+
+	// RTTMS is a round trip the client measured (ping to pong, or send to
+	// ack), in milliseconds, reported on any client envelope. The server
+	// ignores values outside (0, 60000].
+	RTTMS float64 `json:"rtt_ms,omitempty"`
 }
 
 // Ptr returns a pointer to v, for the pointer fields of Envelope.

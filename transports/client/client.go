@@ -66,6 +66,9 @@ type Client struct {
 
 	dups     uint64        // messages dropped as already delivered; guarded by mu
 	connects atomic.Uint64 // links that went live
+
+	rtt atomic.Int64 // the last send's round trip in ms, not reported yet; 0: none (see rtt.go)
+	key string       // sent with every poll (X-Chat-Client); static after New
 }
 
 // Stats are a client's counters since New.
@@ -101,6 +104,7 @@ func New(cfg Config) *Client {
 		pos:    make(map[string]uint64),
 		queued: make(chan struct{}, 1),
 		offer:  offer{Transports: defaultTiers, HeartbeatMS: 15000, PollIntervalMS: 5000},
+		key:    NewID(),
 	}
 	if c.http == nil {
 		c.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}

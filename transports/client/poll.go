@@ -155,6 +155,8 @@ func (l *link) get(ctx context.Context, query string) (pollAnswer, error) {
 	if err != nil {
 		return pollAnswer{}, err
 	}
+	req.Header.Set(clientHeader, l.c.key) // the server counts this client, not its polls
+	l.c.reportRTT(req, Poll)
 	resp, err := l.c.http.Do(req)
 	if err != nil {
 		return pollAnswer{}, err

@@ -37,6 +37,7 @@ func (c *Client) call(ctx context.Context, tok, method, path string, body, out a
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	c.reportRTT(req, c.tier())
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err

@@ -65,12 +65,18 @@ func (c *Client) SendID(ctx context.Context, room, id, text string) (protocol.En
 	}
 }
 
-// sendOnce makes one attempt at a send.
+// sendOnce makes one attempt at a send. An acked attempt's round trip is
+// the next one the client reports (see rtt.go).
 func (c *Client) sendOnce(ctx context.Context, e protocol.Envelope) (protocol.Envelope, error) {
+	start := time.Now()
 	if l := c.liveWS(); l != nil {
 		ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 		defer cancel()
-		return l.request(ctx, e, e.ID)
+		ack, err := l.request(ctx, e, e.ID)
+		if err == nil {
+			c.noteRTT(time.Since(start))
+		}
+		return ack, err
 	}
 	tok, err := c.bearer(ctx)
 	if err != nil {
@@ -81,6 +87,7 @@ func (c *Client) sendOnce(ctx context.Context, e protocol.Envelope) (protocol.En
 	if err := c.call(ctx, tok, http.MethodPost, "/v1/send", body, &ack); err != nil {
 		return protocol.Envelope{}, err
 	}
+	c.noteRTT(time.Since(start))
 	return ack, nil
 }
 

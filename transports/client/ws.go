@@ -117,14 +117,16 @@ func dialError(resp *http.Response, err error) error {
 	return re
 }
 
-// write sends one client envelope. Any goroutine may call it; writes are
-// serialized by wmu. A failed write ends the link.
+// write sends one client envelope, with the round trip to report, if any.
+// Any goroutine may call it; writes are serialized by wmu. A failed write
+// ends the link.
 func (l *link) write(e protocol.Envelope) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if l.ws == nil {
 		return errLinkClosed
 	}
+	e = l.c.withRTT(e)
 	_ = l.ws.SetWriteDeadline(time.Now().Add(l.c.cfg.ConnectTimeout))
 	if err := l.ws.WriteMessage(websocket.TextMessage, protocol.Encode(e)); err != nil {
 		l.cancel()

@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"context"
+	rtmetrics "runtime/metrics"
 	"time"
+
+	"github.com/prometheus/procfs"
 
 	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/featureflags"
@@ -49,6 +52,30 @@ type Load struct {
 	SlowClosed  uint64  `json:"slow_closed"`
 	WriteFailed uint64  `json:"write_failed"`
 	Dropped     uint64  `json:"dropped"`
+
+	// The alert figures, this node's, over the last five minutes (see
+	// docs/OPERATIONS.md, "Metrics").
+	//
+	// AbnormalPerMin is abnormal disconnects a minute, by transport
+	// (every close code but 1000, 1001, 4001 and 4012).
+	AbnormalPerMin map[string]float64 `json:"abnormal_disconnects_per_min"`
+	// WSAbnormalRate is abnormal WebSocket disconnects a minute per open
+	// WebSocket session (at least one): the disconnect alert fires above
+	// 0.01.
+	WSAbnormalRate float64 `json:"ws_abnormal_rate"`
+	// ClientRTTP99MS is the 99th percentile of the round trips clients
+	// reported; the round trip alert fires above 300. ClientRTTReports
+	// says how many it stands on.
+	ClientRTTP99MS   float64 `json:"client_rtt_p99_ms"`
+	ClientRTTReports uint64  `json:"client_rtt_reports"`
+	// ErrorsPerMin is error replies a minute, by code, in sessions and
+	// REST answers together.
+	ErrorsPerMin map[string]float64 `json:"errors_per_min"`
+	// AnonRSSBytes is the process's anonymous resident memory (RssAnon),
+	// absent where the system does not report it; HeapInuseBytes is the
+	// Go heap in use, the memory alert's fallback.
+	AnonRSSBytes   uint64 `json:"anon_rss_bytes,omitempty"`
+	HeapInuseBytes uint64 `json:"heap_inuse_bytes"`
 }
 
 // LevelChange is one entry of the level history. On a cluster, Node is
@@ -88,14 +115,52 @@ func (s *Server) Info() NodeInfo {
 		in.Level, in.AutoLevel, in.AutoAt = int(d.Level()), int(own), at
 		in.Mode, _ = d.Mode()
 	}
-	for name, n := range s.cfg.Hub.Sessions() {
+	// A poll client counts while it has polled within twice its interval.
+	for name, n := range s.cfg.Hub.Connections() {
 		in.Connections[name] = n
 	}
 	ls := s.cfg.Hub.Stats()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	in.Load = Load{Sessions: ls.Sessions, DeliveryMS: ms(ls.DeliveryLatency), FanoutMS: ms(ls.FanoutLatency),
 		StoreMS: ms(ls.StoreLatency), SlowClosed: ls.SlowClosed, WriteFailed: ls.WriteFailed, Dropped: ls.Dropped}
+	fig := s.cfg.Hub.Figures()
+	in.Load.AbnormalPerMin, in.Load.ErrorsPerMin = fig.AbnormalPerMin, fig.ErrorsPerMin
+	in.Load.WSAbnormalRate = fig.AbnormalPerMin["websocket"] / float64(max(1, in.Connections["websocket"]))
+	in.Load.ClientRTTP99MS, in.Load.ClientRTTReports = ms(fig.RTTP99), fig.RTTReports
+	in.Load.AnonRSSBytes, in.Load.HeapInuseBytes = anonRSS(), heapInuse()
 	return in
+}
+
+// anonRSS returns the process's anonymous resident memory (RssAnon in
+// /proc/self/status), or 0 where the system does not report it. The
+// memory alert reads it rather than the RSS, which counts the store's
+// file mapping.
+func anonRSS() uint64 {
+	p, err := procfs.Self()
+	if err != nil {
+		return 0
+	}
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0
+	}
+	return st.RssAnon
+}
+
+// heapInuse returns the Go heap's spans in use, as
+// go_memstats_heap_inuse_bytes reports it, without stopping the world.
+func heapInuse() uint64 {
+	samples := []rtmetrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"},
+	}
+	rtmetrics.Read(samples)
+	var n uint64
+	for _, s := range samples {
+		if s.Value.Kind() == rtmetrics.KindUint64 {
+			n += s.Value.Uint64()
+		}
+	}
+	return n
 }
 
 // Self returns this node's entry of the node list.

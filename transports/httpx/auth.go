@@ -64,8 +64,18 @@ func (a *Authenticator) IdentifyStream(r *http.Request) (auth.Identity, error) {
 }
 
 // authenticate is Identify (inURL false) and IdentifyStream (inURL true), with
-// the kind of credential that proved the identity.
+// the kind of credential that proved the identity. The user it proves is
+// the one Report tells of the request's errors.
 func (a *Authenticator) authenticate(r *http.Request, inURL bool) (auth.Identity, Credential, error) {
+	id, cred, err := a.credential(r, inURL)
+	if err == nil {
+		reportUser(r, id.User)
+	}
+	return id, cred, err
+}
+
+// credential checks the request's credential, as authenticate says.
+func (a *Authenticator) credential(r *http.Request, inURL bool) (auth.Identity, Credential, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {

@@ -50,9 +50,11 @@ func retryAfter(status int) string {
 }
 
 // WriteError writes err as an error envelope with the matching status.
-// Statuses that invite a retry carry Retry-After.
+// Statuses that invite a retry carry Retry-After. It is the one place
+// REST errors are written, so it tells the Reporter above w (see Report).
 func WriteError(w http.ResponseWriter, err error) {
 	env := protocol.ErrorEnvelope(err, "")
+	reportError(w, env.Code)
 	status := Status(protocol.Code(env.Code))
 	if s := retryAfter(status); s != "" {
 		w.Header().Set("Retry-After", s)

@@ -121,7 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	opened := time.Now()
 	c := newConn(h.cfg.MaxEvents)
-	sess, err := h.cfg.Hub.Connect(id, c, core.SessionOptions{PresenceTTL: 2 * h.cfg.Interval})
+	sess, err := h.cfg.Hub.Connect(id, c, core.SessionOptions{PresenceTTL: 2 * h.cfg.Interval, Client: httpx.ClientKey(r)})
 	if err != nil {
 		httpx.WriteError(w, err)
 		return

@@ -390,9 +390,17 @@
     this.onclose(info);
   };
 
+  // send writes one envelope. The round trip the client has to report, if
+  // any, rides on it as rtt_ms (see ChatClient.prototype._noteRTT).
   WSLink.prototype.send = function (env) {
     if (this.closed || !this.ws || this.ws.readyState !== 1) { return false; }
-    try { this.ws.send(JSON.stringify(env)); return true; } catch (e) { return false; }
+    var rtt = this.client._rtt;
+    if (rtt && !env.rtt_ms) { env.rtt_ms = rtt; }
+    try {
+      this.ws.send(JSON.stringify(env));
+      if (rtt && env.rtt_ms === rtt) { this.client._rtt = 0; }
+      return true;
+    } catch (e) { return false; }
   };
 
   WSLink.prototype.join = function (room, since) {
@@ -520,7 +528,9 @@
     if (c.offer && typeof c.offer.level === 'number') { path += '&level=' + c.offer.level; }
     // The poll is an XHR, so it sends the bearer header: no token or
     // ticket ever goes into its URL.
-    this.req = c._api('GET', path, undefined, { timeout: c.opts.pollTimeoutMs }, function (err, data) {
+    // X-Chat-Client tells this tab's polls apart from the user's other
+    // tabs, so the server counts poll clients, not poll requests.
+    this.req = c._api('GET', path, undefined, { timeout: c.opts.pollTimeoutMs, headers: { 'X-Chat-Client': c._key } }, function (err, data) {
       self.req = null;
       if (self.closed) { return; }
       if (err) {
@@ -693,7 +703,10 @@
   };
 
   // acked settles an entry: the ack (or the message itself) came back.
+  // The time since it was sent is the round trip the client reports next.
   Outbox.prototype.acked = function (ack) {
+    var sent = this.inflight[ack.id];
+    if (sent) { this.c._noteRTT(now() - sent); }
     var e = this.remove(ack.id);
     if (!e) { return; }
     var info = { entry: e, ack: ack };
@@ -761,6 +774,8 @@
       features: {}, transports: [], attempt: 0, retryAt: null
     };
     this._token = null;
+    this._rtt = 0;          // the last send's round trip (ms), not reported yet; 0: none
+    this._key = randomId(); // this tab's poll client key (X-Chat-Client)
     this._rooms = {};       // name → {name, seq (-1: unknown)}
     this._userSeq = 0;      // position in the user's own event stream
     this._reads = {};       // name → own read position
@@ -899,8 +914,11 @@
     var retried = false;
     function go(tok) {
       if (aborted) { return; }
+      var headers = extend({}, opts.headers, { Authorization: 'Bearer ' + tok });
+      var rtt = self._takeRTT();
+      if (rtt) { headers['X-Chat-RTT'] = rtt; }
       req = xhr(method, self.base + path, {
-        headers: { Authorization: 'Bearer ' + tok }, body: body, timeout: opts.timeout || 15000
+        headers: headers, body: body, timeout: opts.timeout || 15000
       }, function (err, data) {
         if (err && err.status === 401 && !retried) {
           retried = true;
@@ -925,6 +943,28 @@
       });
     }
     return { abort: function () { aborted = true; if (req) { req.abort(); } } };
+  };
+
+  // ---- round trips ----
+  //
+  // The client measures each send's round trip, from the send frame or
+  // POST to its ack, and reports the last one once, on what it sends next:
+  // rtt_ms on its next WebSocket envelope (a pong to the server's ping
+  // included), or the X-Chat-RTT header ("<tier>=<ms>") of its next HTTP
+  // request. The server keeps them for the round trip alert.
+
+  ChatClient.prototype._noteRTT = function (ms) {
+    if (ms >= 0) { this._rtt = Math.max(1, Math.round(ms)); }
+  };
+
+  // _takeRTT returns the X-Chat-RTT value to send, or null, and forgets
+  // the round trip.
+  ChatClient.prototype._takeRTT = function () {
+    var tier = this.state.tier;
+    if (!this._rtt || !tier) { return null; }
+    var v = tier + '=' + this._rtt;
+    this._rtt = 0;
+    return v;
   };
 
   // ---- lifecycle ----

@@ -185,7 +185,7 @@
     user: null,
     status: null,    // the last GET /v1/admin/status answer
     flags: null,     // the last GET /v1/admin/flags answer
-    samples: [],     // [{t, v: {websocket, sse, poll, delivery, fanout, store}}]
+    samples: [],     // [{t, v: {websocket, sse, poll, delivery, fanout, store, mem}}]
     okAt: null,      // when the last poll succeeded
     error: null,     // the last poll's error
     gen: 0,          // bumped on sign-in and sign-out; stale answers check it
@@ -193,6 +193,7 @@
     busy: false,
     again: false,    // poll again as soon as the current one ends
     levelTouched: false,
+    levelSaid: null, // {level, mode} the level message describes, until the server reports another
     flagRows: {},    // name → row
     charts: {}
   };
@@ -397,7 +398,8 @@
         t: page.okAt,
         v: {
           websocket: conns.websocket || 0, sse: conns.sse || 0, poll: conns.poll || 0,
-          delivery: ld.delivery_ms || 0, fanout: ld.fanout_ms || 0, store: ld.store_ms || 0
+          delivery: ld.delivery_ms || 0, fanout: ld.fanout_ms || 0, store: ld.store_ms || 0,
+          mem: memBytes(ld)
         }
       });
       trimSamples();
@@ -406,6 +408,7 @@
     renderLevel(st);
     renderBreakers(st.breakers || []);
     renderLoad(st);
+    renderAlerts(st.load || {});
     renderFlags(st.flags || []);
     renderHistory(st.history || []);
     renderNodes(st.nodes || []);
@@ -463,6 +466,101 @@
       var r = $('pin-' + level);
       if (r) { r.checked = true; }
     }
+    // The message under the controls says what this page last did. Once
+    // the server reports another level or mode (chatctl, another operator,
+    // the breakers, a pin's expiry), it says that instead: a page that
+    // pinned 2 must not go on saying so at level 3.
+    var said = page.levelSaid;
+    if (said && level !== null && (said.level !== level || said.mode !== st.mode)) {
+      page.levelSaid = null;
+      var last = lastChange(st.history);
+      levelMsg('Now level ' + level + ' (' + (st.mode || '?') + ')' +
+        (last && last.to === level ? ', set by ' + last.by + ' at ' + when(parseTime(last.at)) : '') + '.', '');
+    }
+  }
+
+  function lastChange(history) {
+    return isArray(history) && history.length ? history[history.length - 1] || null : null;
+  }
+
+  // ---- the alert figures ------------------------------------------------------
+
+  // memBytes is the memory the growth alert reads: anonymous RSS, or the
+  // Go heap in use where the system does not report it.
+  function memBytes(ld) {
+    return ld.anon_rss_bytes || ld.heap_inuse_bytes || 0;
+  }
+
+  // memGrowth is the memory's growth in bytes an hour over the samples
+  // (a least-squares slope, as deriv() computes it), or null with less
+  // than a minute of them.
+  function memGrowth() {
+    var pts = [];
+    for (var i = 0; i < page.samples.length; i++) {
+      var p = page.samples[i];
+      if (p.v && p.v.mem) { pts.push(p); }
+    }
+    if (pts.length < 3 || pts[pts.length - 1].t - pts[0].t < 60000) { return null; }
+    var t0 = pts[0].t, n = pts.length, st = 0, sv = 0, stt = 0, stv = 0;
+    for (var j = 0; j < n; j++) {
+      var t = (pts[j].t - t0) / 3600000, v = pts[j].v.mem;
+      st += t; sv += v; stt += t * t; stv += t * v;
+    }
+    var den = n * stt - st * st;
+    return den > 0 ? (n * stv - st * sv) / den : null;
+  }
+
+  function mb(bytes) { return num(bytes / (1 << 20), 1) + ' MB'; }
+
+  function alertRow(id, name, value, state, rule) {
+    var li = el('li', 'alert');
+    li.setAttribute('data-alert', id);
+    li.setAttribute('data-state', state);
+    li.appendChild(el('span', 'alert-name', name));
+    li.appendChild(el('span', 'alert-value', value));
+    li.appendChild(el('span', 'alert-rule', rule));
+    return li;
+  }
+
+  // renderAlerts shows the readings the seed's alerts watch, against their
+  // thresholds (docs/OPERATIONS.md, "Metrics").
+  function renderAlerts(ld) {
+    var ul = $('alerts');
+    clear(ul);
+    var abn = ld.abnormal_disconnects_per_min || {};
+    var rate = typeof ld.ws_abnormal_rate === 'number' ? ld.ws_abnormal_rate : 0;
+    ul.appendChild(alertRow('disconnects', 'WebSocket abnormal disconnects',
+      num(rate * 100, 2) + '% a minute (' + num(abn.websocket || 0, 1) + '/min)', rate > 0.01 ? 'over' : 'ok',
+      'of open WebSocket sessions; alert above 1% for 5 min. Abnormal: every close code but 1000, 1001, 4001, 4012' +
+      (abn.sse || abn.poll ? '. SSE ' + num(abn.sse || 0, 1) + '/min, poll ' + num(abn.poll || 0, 1) + '/min' : '')));
+    var reports = ld.client_rtt_reports || 0;
+    var p99 = ld.client_rtt_p99_ms || 0;
+    ul.appendChild(alertRow('rtt', 'Client round trip p99', reports ? num(p99, 0) + ' ms' : 'no reports',
+      !reports ? 'none' : p99 > 300 ? 'over' : 'ok',
+      'what clients measure, send to ack; alert above 300 ms for 5 min' + (reports ? ' \u00b7 ' + reports + ' reports' : '')));
+    var mem = memBytes(ld);
+    var growth = memGrowth();
+    ul.appendChild(alertRow('memory', 'Memory growth', growth === null ? 'measuring\u2026' : mb(growth) + '/h',
+      growth === null ? 'none' : growth > 5e6 ? 'over' : 'ok',
+      (ld.anon_rss_bytes ? 'anonymous RSS ' : 'Go heap in use ') + mb(mem) +
+      ' now; alert above 5 MB/h for 30 min (this page: over its last ' + span(OPTS.windowMs) + ')'));
+    renderErrors(ld.errors_per_min || {});
+  }
+
+  function renderErrors(perMin) {
+    var ul = $('errors');
+    clear(ul);
+    var codes = [];
+    for (var k in perMin) { if (has(perMin, k)) { codes.push(k); } }
+    codes.sort(function (a, b) { return perMin[b] - perMin[a] || (a < b ? -1 : 1); });
+    for (var i = 0; i < codes.length; i++) {
+      var li = el('li');
+      li.setAttribute('data-code', codes[i]);
+      li.appendChild(el('span', 'code', codes[i]));
+      li.appendChild(doc.createTextNode(' ' + num(perMin[codes[i]], 1)));
+      ul.appendChild(li);
+    }
+    if (!codes.length) { ul.appendChild(el('li', 'empty', 'none')); }
   }
 
   // unit gives a breaker's reading in the units people read it in.
@@ -761,6 +859,7 @@
       }
       page.levelTouched = false;
       levelMsg(okText, 'ok');
+      page.levelSaid = st && typeof st.level === 'number' ? { level: st.level, mode: st.mode } : null;
       gotStatus(st, false);
       pollNow();
     });

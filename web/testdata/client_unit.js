@@ -594,6 +594,65 @@ test('every poll says which level the client knows', () => {
   assert.strictEqual((third.url.match(/level=/g) || []).length, 1, 'once');
 });
 
+test('a send\'s round trip is reported once, on the next frame or request', () => {
+  // WebSocket: send to ack, reported as rtt_ms on the next frame (here the
+  // pong to the server's ping), then not again.
+  let w = makeWorld();
+  let c = newClient(w);
+  c.start();
+  const ws = connectWS(w, c);
+  const e = c.send('general', 'hi');
+  assert.deepStrictEqual(ws.sent[ws.sent.length - 1], { type: 'send', room: 'general', id: e.id, text: 'hi' }, 'nothing to report yet');
+  w.advance(120);
+  ws.frame({ type: 'ack', id: e.id, room: 'general', seq: 1, ts: 5, ref: e.id });
+  ws.frame({ type: 'ping' });
+  assert.deepStrictEqual(ws.sent[ws.sent.length - 1], { type: 'pong', rtt_ms: 120 });
+  ws.frame({ type: 'ping' });
+  assert.deepStrictEqual(ws.sent[ws.sent.length - 1], { type: 'pong' }, 'reported once');
+
+  // SSE: the POST's round trip rides on the next request as X-Chat-RTT.
+  w = makeWorld({ noWebSocket: true });
+  c = startInGeneral(w, 'S');
+  w.streams[0].event(CONTROL);
+  w.random = 0.1; // message ids come from Math.random here
+  const a = c.send('general', 'one');
+  const post = w.pending('/v1/send');
+  assert.strictEqual(post.headers['X-Chat-RTT'], undefined);
+  w.advance(80);
+  post.respond(200, { type: 'ack', id: a.id, room: 'general', seq: 1, ts: 1 });
+  w.flush();
+  w.random = 0.2;
+  const b = c.send('general', 'two');
+  const post2 = w.pending('/v1/send');
+  assert.strictEqual(post2.headers['X-Chat-RTT'], 'sse=80');
+  post2.respond(200, { type: 'ack', id: b.id, room: 'general', seq: 2, ts: 2 });
+  w.flush();
+  w.random = 0.3;
+  c.send('general', 'three');
+  w.flush();
+  assert.strictEqual(w.pending('/v1/send').headers['X-Chat-RTT'], 'sse=1', 'the newest round trip, once (an instant ack counts as 1 ms)');
+
+  // Poll: every poll carries this tab's client key; the next poll after a
+  // send reports its round trip.
+  w = makeWorld({ noWebSocket: true, noEventSource: true });
+  c = startInGeneral(w);
+  const p1 = w.pending('/v1/poll?rooms=general');
+  const key = p1.headers['X-Chat-Client'];
+  assert.ok(/^[0-9a-f]{16,64}$/.test(key || ''), 'a client key: ' + key);
+  p1.respond(200, { events: [], cursor: 'C1', control: CONTROL });
+  w.flush();
+  const p2 = w.pending('/v1/poll?rooms=general');
+  assert.strictEqual(p2.headers['X-Chat-Client'], key, 'the same key on every poll');
+  const m = c.send('general', 'hi');
+  w.advance(50);
+  w.answer('/v1/send', 200, { type: 'ack', id: m.id, room: 'general', seq: 1, ts: 1 });
+  p2.respond(200, { events: [], cursor: 'C1', control: CONTROL });
+  w.advance(1000); // the pause after answers that came at once with nothing
+  const p3 = w.pending('/v1/poll?rooms=general');
+  assert.strictEqual(p3.headers['X-Chat-RTT'], 'poll=50');
+  assert.strictEqual(p3.headers['X-Chat-Client'], key);
+});
+
 test('opening a room restores read positions and "seen by" from the server', () => {
   const w = makeWorld();
   const c = newClient(w);

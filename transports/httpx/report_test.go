@@ -1,0 +1,185 @@
+package httpx
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// reports is a Reporter that keeps what it is told.
+type reports struct {
+	mu     sync.Mutex
+	errors []string // "user code"
+	rtts   []string // "tier rtt"
+}
+
+func (r *reports) RequestError(user, code string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errors = append(r.errors, user+" "+code)
+}
+
+func (r *reports) ClientRTT(transport string, rtt time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rtts = append(r.rtts, fmt.Sprint(transport, " ", rtt))
+	return true
+}
+
+func (r *reports) take() (errs, rtts []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	errs, rtts = r.errors, r.rtts
+	r.errors, r.rtts = nil, nil
+	return errs, rtts
+}
+
+// Every error WriteError answers under Report is reported once, with the
+// user the request proved by then (through Require, or a handler's own
+// IdentifyStream) and "" before; the access log's writer in between does
+// not hide it; a valid X-Chat-RTT is reported, anything else is not.
+func TestReportErrorsAndRoundTrips(t *testing.T) {
+	v, err := auth.NewVerifier(auth.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := v.IssueDev("alice", false, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Authenticator{Verifier: v, Tickets: auth.NewTickets(nil, time.Minute, nil)}
+	rep := &reports{}
+	log := NewAccessLog(AccessLogConfig{})
+	mux := http.NewServeMux()
+	mux.Handle("/rest", a.Require(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		WriteError(w, protocol.Errorf(protocol.CodeForbidden, "no"))
+	})))
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := a.IdentifyStream(r); err != nil {
+			WriteError(w, err)
+			return
+		}
+		WriteError(w, protocol.Errorf(protocol.CodeTooManyRooms, "too many"))
+	})
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	h := Report(rep)(log.Middleware(mux))
+
+	for _, tc := range []struct {
+		path, auth, rtt string
+		errs, rtts      []string
+	}{
+		{"/rest", "Bearer " + tok, "", []string{"alice forbidden"}, nil},
+		{"/rest", "", "", []string{" unauthorized"}, nil},
+		{"/stream?token=" + tok, "", "sse=84", []string{"alice too_many_rooms"}, []string{"sse 84ms"}},
+		{"/stream", "", "poll=12.5", []string{" unauthorized"}, []string{"poll 12.5ms"}},
+		{"/ok", "", "websocket=300", nil, []string{"websocket 300ms"}},
+		{"/ok", "", "carrier-pigeon=300", nil, nil},
+		{"/ok", "", "sse=-1", nil, nil},
+		{"/ok", "", "sse=NaN", nil, nil},
+		{"/ok", "", "sse=" + strings.Repeat("9", 40), nil, nil},
+		{"/ok", "", "300", nil, nil},
+	} {
+		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		if tc.rtt != "" {
+			req.Header.Set(HeaderRTT, tc.rtt)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		errs, rtts := rep.take()
+		if !slices.Equal(errs, tc.errs) || !slices.Equal(rtts, tc.rtts) {
+			t.Errorf("%s (rtt %q): errors %q, round trips %q; want %q, %q", tc.path, tc.rtt, errs, rtts, tc.errs, tc.rtts)
+		}
+	}
+	// Without Report above, WriteError writes as before and tells no one.
+	rec := httptest.NewRecorder()
+	WriteError(rec, protocol.Errorf(protocol.CodeRateLimited, "slow down"))
+	if rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("status %d without a Reporter", rec.Code)
+	}
+}
+
+// Report's writer keeps Flush and Hijack: event streams and WebSocket
+// upgrades pass through it.
+func TestReportWriterPassesStreamsThrough(t *testing.T) {
+	hijacked := make(chan error, 1)
+	srv := httptest.NewServer(Report(&reports{})(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if _, ok := w.(http.Flusher); !ok {
+			hijacked <- fmt.Errorf("no Flusher")
+			return
+		}
+		h, ok := w.(http.Hijacker)
+		if !ok {
+			hijacked <- fmt.Errorf("no Hijacker")
+			return
+		}
+		nc, brw, err := h.Hijack()
+		if err == nil {
+			_, _ = brw.WriteString("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+			_ = brw.Flush()
+			nc.Close()
+		}
+		hijacked <- err
+	})))
+	defer srv.Close()
+	nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := <-hijacked; err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("hijack through Report: %v, status %d", err, resp.StatusCode)
+	}
+}
+
+// A poll's client key is 1 to 64 letters, digits, '-', '_' or '.';
+// anything else is no key.
+func TestPollClientKey(t *testing.T) {
+	for key, want := range map[string]string{
+		"3f2a-b_c.9": "3f2a-b_c.9", "": "", strings.Repeat("k", 64): strings.Repeat("k", 64),
+		strings.Repeat("k", 65): "", "a b": "", "tab/1": "", "ключ": "",
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/v1/poll", nil)
+		req.Header.Set(HeaderClient, key)
+		if got := ClientKey(req); got != want {
+			t.Errorf("ClientKey(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// FuzzParseRTT: ParseRTT never panics, and what it accepts names a known
+// tier and a positive round trip of at most an hour.
+func FuzzParseRTT(f *testing.F) {
+	for _, s := range []string{"sse=84", "poll=1.5", "websocket=60000", "x=1", "sse=", "=5", "sse=1e9", "sse=-0", "sse=+Inf"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		tier, rtt, ok := ParseRTT(v)
+		if !ok {
+			if tier != "" || rtt != 0 {
+				t.Fatalf("refused %q but returned %q, %v", v, tier, rtt)
+			}
+			return
+		}
+		if !rttTiers[tier] || rtt <= 0 || rtt > time.Hour || len(v) > maxRTTHeader {
+			t.Fatalf("accepted %q as %q, %v", v, tier, rtt)
+		}
+	})
+}
