@@ -51,6 +51,11 @@ fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzEventReader$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSubscription$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFast$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRTT$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
+	$(GO) test -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/files
+	$(GO) test -run '^$$' -fuzz '^FuzzCleanName$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/files
+	$(GO) test -run '^$$' -fuzz '^FuzzJPEGOrientation$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/files
+	$(GO) test -run '^$$' -fuzz '^FuzzDisposition$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/files
 
 cluster: build ## a local cluster: redis-server on :6390 and three nodes on 127.0.0.1:8081-8083; Ctrl-C stops it (scripts/cluster.sh)
 	./scripts/cluster.sh

@@ -140,7 +140,10 @@ func New(cfg Config) *Node {
 	}
 	var meter *rollout.Meter
 	if cfg.Degrade {
-		meter = &rollout.Meter{} // what the rollout guards judge by
+		meter = &rollout.Meter{} // what the rollout guards judge by, fed by the hub
+		if hubCfg.Observer == nil {
+			hubCfg.Observer = meter
+		}
 	}
 	n.Hub = core.New(cfg.Engine, hubCfg)
 	apiCfg := httpapi.Config{
