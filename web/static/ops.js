@@ -410,6 +410,7 @@
     renderLoad(st);
     renderAlerts(st.load || {});
     renderFlags(st.flags || []);
+    renderRollouts(st.rollouts || [], st.flags || []);
     renderHistory(st.history || []);
     renderNodes(st.nodes || []);
     drawCharts();
@@ -784,6 +785,113 @@
     if (!list.length) { body.appendChild(emptyRow(4, 'no changes since the server started')); }
   }
 
+  // ---- guarded rollouts ----
+
+  var GUARD_WORDS = { errors: 'errors per session', disconnects: 'abnormal disconnects', delivery: 'delivery p99' };
+
+  function guardValue(c, v) {
+    if (c.guard === 'delivery') { return num(v * 1000, 0) + ' ms'; }
+    if (c.guard === 'disconnects') { return num(v * 100, 1) + '%'; }
+    return num(v, 3);
+  }
+
+  function renderRollouts(list, flags) {
+    var ul = $('rollouts');
+    clear(ul);
+    for (var i = 0; i < list.length; i++) {
+      var p = list[i] || {};
+      var li = el('li', 'rollout');
+      li.setAttribute('data-flag', String(p.flag));
+      li.setAttribute('data-state', String(p.state));
+      var head = el('div', 'rollout-head');
+      head.appendChild(el('span', 'name', p.flag));
+      head.appendChild(el('span', 'pill state-' + String(p.state).replace(/[^a-z-]/g, ''), p.state));
+      head.appendChild(el('span', 'rollout-pct', (p.percent || 0) + '% of users'));
+      li.appendChild(head);
+      var steps = (p.steps || []).join(' \u2192 ') + ' %, hold ' + p.hold + ', guard window ' + p.window;
+      if (p.state === 'running' && p.next_step_at) { steps += '; next step ' + when(parseTime(p.next_step_at)); }
+      li.appendChild(el('div', 'rollout-steps', steps));
+      if (p.reason) { li.appendChild(el('div', 'rollout-reason', p.reason)); }
+      var checks = p.checks || [];
+      if (checks.length) {
+        var cl = el('ul', 'checks');
+        for (var j = 0; j < checks.length; j++) {
+          var c = checks[j] || {};
+          var row = el('li', 'check verdict-' + String(c.verdict).replace(/[^a-z-]/g, ''));
+          row.setAttribute('data-guard', String(c.guard));
+          row.appendChild(doc.createTextNode((GUARD_WORDS[c.guard] || c.guard) + ': inside ' + guardValue(c, c.inside) +
+            ' (' + c.inside_samples + '), outside ' + guardValue(c, c.outside) + ' (' + c.outside_samples + ') \u00b7 ' + c.verdict));
+          cl.appendChild(row);
+        }
+        li.appendChild(cl);
+      }
+      var acts = el('div', 'rollout-actions');
+      var ops = p.state === 'running' ? ['pause', 'abort'] : (p.state === 'paused' || p.state === 'halted') ? ['resume', 'abort'] : [];
+      for (var k = 0; k < ops.length; k++) {
+        var b = el('button', ops[k] === 'abort' ? 'secondary' : '', ops[k]);
+        b.type = 'button';
+        b.setAttribute('data-op', ops[k]);
+        b.setAttribute('data-flag', String(p.flag));
+        acts.appendChild(b);
+      }
+      li.appendChild(acts);
+      ul.appendChild(li);
+    }
+    if (!list.length) { ul.appendChild(el('li', 'empty', 'no rollouts')); }
+    var sel = $('ro-flag');
+    if (!sel.options.length || sel.options.length !== flags.length) {
+      var keep = sel.value;
+      clear(sel);
+      for (var f = 0; f < flags.length; f++) {
+        if (/^transport\./.test(flags[f].name)) { continue; }
+        var o = el('option', '', flags[f].name);
+        o.value = flags[f].name;
+        sel.appendChild(o);
+      }
+      if (keep) { sel.value = keep; }
+    }
+  }
+
+  function rolloutMsg(text, ok) {
+    setText($('ro-msg'), text);
+    $('ro-msg').className = 'msg ' + (ok ? 'ok' : 'bad');
+  }
+
+  function startRollout() {
+    var steps = trim($('ro-steps').value).split(/\s*,\s*/);
+    var nums = [];
+    for (var i = 0; i < steps.length; i++) {
+      if (!/^\d{1,3}$/.test(steps[i])) { rolloutMsg('Steps are percentages, e.g. 10,50,100.', false); return; }
+      nums.push(+steps[i]);
+    }
+    var body = { flag: $('ro-flag').value, steps: nums, hold: trim($('ro-hold').value) };
+    var win = trim($('ro-window').value);
+    if (win) { body.window = win; }
+    $('ro-go').disabled = true;
+    api('POST', '/v1/admin/rollouts', body, function (err, p) {
+      $('ro-go').disabled = false;
+      if (err) {
+        if (fatal(err)) { return; }
+        rolloutMsg('Not started: ' + err.message, false);
+        return;
+      }
+      rolloutMsg('Started: ' + p.flag + ' at ' + p.percent + '%.', true);
+      pollNow();
+    });
+  }
+
+  function rolloutOp(op, flag) {
+    api('POST', '/v1/admin/rollouts/' + encodeURIComponent(flag) + '/' + op, {}, function (err, p) {
+      if (err) {
+        if (fatal(err)) { return; }
+        rolloutMsg(op + ' ' + flag + ': ' + err.message, false);
+        return;
+      }
+      rolloutMsg(flag + ': ' + p.state + ' at ' + p.percent + '%.', true);
+      pollNow();
+    });
+  }
+
   function renderHistory(list) {
     var body = $('history');
     clear(body);
@@ -904,6 +1012,15 @@
       on($('pin-' + i), 'change', function () { page.levelTouched = true; });
     }
     on($('auto-go'), 'click', function () { setLevel({ mode: 'auto' }, 'Back to auto: the breakers set the level.'); });
+    on($('rollout-form'), 'submit', function (ev) {
+      ev.preventDefault();
+      startRollout();
+    });
+    on($('rollouts'), 'click', function (ev) {
+      var t = ev.target;
+      var op = t.getAttribute && t.getAttribute('data-op');
+      if (op) { rolloutOp(op, t.getAttribute('data-flag')); }
+    });
 
     var resizeTimer = null;
     on(root, 'resize', function () {
