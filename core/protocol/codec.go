@@ -49,13 +49,12 @@ func ValidateClient(e *Envelope) error {
 		if err := ValidRoom(e.Room); err != nil {
 			return err
 		}
-		if e.ID == "" || len(e.ID) > MaxIDLen {
-			return Errorf(CodeBadRequest, "send needs an id of 1 to %d bytes", MaxIDLen)
+		if err := validID(e.ID, "send"); err != nil {
+			return err
 		}
-		if !isPrintable(e.ID) {
-			return Errorf(CodeBadRequest, "id has control or space characters")
-		}
-		return nil
+		return validFileRefs(e.Files)
+	case TypeEdit, TypeDelete:
+		return validAmend(e)
 	case TypeRead:
 		if err := ValidRoom(e.Room); err != nil {
 			return err

@@ -130,7 +130,7 @@ func wantBounds(t *testing.T, what string, p core.Page, head, first uint64) {
 // wantSame fails unless got is want as stored.
 func wantSame(t *testing.T, what string, got, want protocol.Message) {
 	t.Helper()
-	if got != want {
+	if !got.Equal(want) {
 		t.Fatalf("%s:\n got %+v\nwant %+v", what, got, want)
 	}
 }
