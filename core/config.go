@@ -70,6 +70,15 @@ type Config struct {
 	// Greeting, if set, gives the envelope a session that asks for one
 	// (SessionOptions.Greet) gets first: the degradation control envelope.
 	Greeting func(user string) (protocol.Envelope, bool)
+	// Files resolves the file ids of a send into attachments; nil: a
+	// send with files is bad_request.
+	Files FileResolver
+	// OnDelete, if set, is told of files no retained message references
+	// any more: a deleted message's, and those of messages that retention
+	// pruned, once each, after the removal is durable. It runs on the
+	// engine's goroutine (the commit path) and must not block: queue the
+	// removal.
+	OnDelete func(room string, files []protocol.File)
 	Now      func() time.Time      // time.Now
 	Logger   *slog.Logger          // slog.Default()
 	Metrics  prometheus.Registerer // nil: a private registry

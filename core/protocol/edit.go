@@ -140,10 +140,10 @@ func validAmend(e *Envelope) error {
 // IsMessage reports whether m is a chat message, not an edit or a delete.
 func (m Message) IsMessage() bool { return m.Kind == "" }
 
-// Redacted returns m deleted: no text, no files, Deleted set. A store
-// serves a deleted message, and every edit of it, this way.
+// Redacted returns m deleted: no text, no files, no edit stamp, Deleted
+// set. A store serves a deleted message, and every edit of it, this way.
 func (m Message) Redacted() Message {
-	m.Text, m.Files, m.Deleted = "", nil, true
+	m.Text, m.Files, m.Edited, m.Deleted = "", nil, 0, true
 	return m
 }
 

@@ -93,7 +93,7 @@ func TestMessageEnvelopeKinds(t *testing.T) {
 	if e := del.Envelope(); e.Type != TypeDelete || e.Target != 3 || e.Text != "" {
 		t.Fatalf("delete envelope %+v", e)
 	}
-	if r := m.Redacted(); r.Text != "" || r.Files != nil || !r.Deleted || r.Seq != 3 || r.From != "ann" {
+	if r := m.Redacted(); r.Text != "" || r.Files != nil || !r.Deleted || r.Edited != 0 || r.Seq != 3 || r.From != "ann" {
 		t.Fatalf("redacted %+v", r)
 	}
 	same := m

@@ -17,11 +17,12 @@ const waitTimeout = 20 * time.Second
 // recorder collects what an engine publishes. Engines call publish from
 // their own goroutines.
 type recorder struct {
-	mu      sync.Mutex
-	msgs    []protocol.Message             // guarded by mu
-	errs    []string                       // guarded by mu
-	changed chan struct{}                  // guarded by mu; closed on each publish
-	verify  func(m protocol.Message) error // guarded by mu
+	mu       sync.Mutex
+	msgs     []protocol.Message             // guarded by mu
+	released map[string][]protocol.File     // by room; guarded by mu
+	errs     []string                       // guarded by mu
+	changed  chan struct{}                  // guarded by mu; closed on each publish
+	verify   func(m protocol.Message) error // guarded by mu
 }
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
