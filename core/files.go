@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -52,3 +53,9 @@ func (h *Hub) ReleaseFiles(room string, files []protocol.File) {
 }
 
 var _ FileReleaser = (*Hub)(nil)
+
+// errResolver reports a FileResolver answer that does not match its
+// question: a bug in the resolver, internal to the client.
+func errResolver(format string, args ...any) error {
+	return fmt.Errorf("core: file resolver returned "+format, args...)
+}

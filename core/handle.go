@@ -14,7 +14,7 @@ import (
 // history blocks until the replay is queued, pacing itself to the client.
 func (s *Session) Handle(ctx context.Context, e protocol.Envelope) {
 	ref := e.Ref
-	if ref == "" && e.Type == protocol.TypeSend {
+	if ref == "" && (e.Type == protocol.TypeSend || e.Type == protocol.TypeEdit || e.Type == protocol.TypeDelete) {
 		ref = e.ID
 	}
 	if err := s.handle(ctx, e, ref); err != nil {
@@ -64,11 +64,13 @@ func (s *Session) handle(ctx context.Context, e protocol.Envelope, ref string) e
 			s.reply(protocol.Envelope{Type: protocol.TypeAck, Room: e.Room, Ref: ref})
 		}
 	case protocol.TypeSend:
-		m, err := s.hub.Send(ctx, id, e.Room, e.ID, e.Text)
+		m, err := s.hub.SendFiles(ctx, id, e.Room, e.ID, e.Text, protocol.FileIDs(e.Files))
 		if err != nil {
 			return err
 		}
 		s.reply(m.Ack())
+	case protocol.TypeEdit, protocol.TypeDelete:
+		return s.amend(ctx, id, e)
 	case protocol.TypeRead:
 		seq, err := s.hub.Read(ctx, id, e.Room, e.Seq)
 		if err != nil {

@@ -98,7 +98,19 @@ func CleanText(s string, max int) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", Errorf(CodeBadRequest, "text is not valid UTF-8")
 	}
-	clean := strings.Map(func(r rune) rune {
+	clean := dropControls(s)
+	if strings.TrimSpace(clean) == "" {
+		return "", Errorf(CodeBadRequest, "text is empty")
+	}
+	if n := utf8.RuneCountInString(clean); n > max {
+		return "", Errorf(CodeTooLarge, "text has %d characters; the limit is %d", n, max)
+	}
+	return clean, nil
+}
+
+// dropControls removes control characters (Cc) other than newline and tab.
+func dropControls(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\t' {
 			return r
 		}
@@ -107,13 +119,6 @@ func CleanText(s string, max int) (string, error) {
 		}
 		return r
 	}, s)
-	if strings.TrimSpace(clean) == "" {
-		return "", Errorf(CodeBadRequest, "text is empty")
-	}
-	if n := utf8.RuneCountInString(clean); n > max {
-		return "", Errorf(CodeTooLarge, "text has %d characters; the limit is %d", n, max)
-	}
-	return clean, nil
 }
 
 // Encode returns the JSON encoding of e. Encoding an Envelope cannot fail.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+	"strings"
+	"unicode/utf8"
 )
 
 // Limits of edits, deletes and attachments.
@@ -152,4 +154,14 @@ func (m Message) Equal(o Message) bool {
 	return m.Room == o.Room && m.Seq == o.Seq && m.ID == o.ID && m.From == o.From && m.Name == o.Name &&
 		m.Text == o.Text && m.TS == o.TS && m.Kind == o.Kind && m.Target == o.Target &&
 		m.Edited == o.Edited && m.Deleted == o.Deleted && slices.Equal(m.Files, o.Files)
+}
+
+// CleanCaption is CleanText for the text of a message with files, which
+// may be empty: text that is empty, or only white space and control
+// characters, is "".
+func CleanCaption(s string, max int) (string, error) {
+	if utf8.ValidString(s) && strings.TrimSpace(dropControls(s)) == "" {
+		return "", nil
+	}
+	return CleanText(s, max)
 }
