@@ -43,12 +43,14 @@ func FuzzDecode(f *testing.F) {
 		`e{"type":"typing","room":"r","user":"u"}`, `e[]`, `c{"topic":"level","data":"e30="}`, `c{"data":5}`,
 		"", "x", "m1 {\"i\":\"\\ud800\"}", "m1 null", "m1 {\"s\":1e400}",
 		"m1 " + encodeRecord(protocol.Message{ID: "e", Kind: protocol.TypeEdit, Target: 1, Files: []protocol.File{{ID: "f", URL: "/u"}}}),
+		`{"t":"x","e":1,"x":[1,2]}`, `{"d":true}`, `{"t":null,"x":[-1]}`,
 		`m1 {"i":"x","k":"nope"}`, `m1 {"i":"x","a":["f",{"id":"g"},3]}`, `m1 {"i":"x","g":-1}`,
 	} {
 		f.Add("room", seed)
 	}
 	f.Fuzz(func(t *testing.T, room, payload string) {
 		_, _ = decodeRecord(payload, room, 1) // a stored record, as read back: must not panic
+		_, _ = applyState(protocol.Message{Room: room, Seq: 1, ID: "x"}, payload)
 		p, err := decodePublication(room, payload)
 		if err != nil || p.kind != kindMessage {
 			return
