@@ -144,11 +144,11 @@ func (h *Hub) attachable(ctx context.Context, id auth.Identity, room, msgID stri
 
 // resolve turns file ids into the files a message carries, through
 // Config.Files, and checks its answer.
-func (h *Hub) resolve(ctx context.Context, id auth.Identity, room string, ids []string) ([]protocol.File, error) {
+func (h *Hub) resolve(ctx context.Context, id auth.Identity, room, msgID string, ids []string) ([]protocol.File, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	files, err := h.cfg.Files.Resolve(ctx, id.User, room, ids)
+	files, err := h.cfg.Files.Resolve(ctx, id.User, room, msgID, ids)
 	if err != nil {
 		return nil, internal(err)
 	}

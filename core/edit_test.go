@@ -21,6 +21,7 @@ type resolver struct {
 	mu    sync.Mutex
 	files map[string]upload
 	calls int
+	msgs  []string // the msgID of each call
 }
 
 type upload struct {
@@ -36,10 +37,11 @@ func newResolver(ups ...upload) *resolver {
 	return r
 }
 
-func (r *resolver) Resolve(_ context.Context, user, room string, ids []string) ([]protocol.File, error) {
+func (r *resolver) Resolve(_ context.Context, user, room, msgID string, ids []string) ([]protocol.File, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
+	r.msgs = append(r.msgs, msgID)
 	out := make([]protocol.File, len(ids))
 	for i, id := range ids {
 		u, ok := r.files[id]
@@ -261,6 +263,9 @@ func TestSendFiles(t *testing.T) {
 	if again, err := hub.SendFiles(ctx, alice, "r", "m1", "", []string{"doc", "cat"}); err != nil || !again.Equal(m) || res.called() != 1 {
 		t.Fatalf("retry: %+v, %v, %d resolves; want the stored message, 1 resolve", again, err, res.called())
 	}
+	if fmt.Sprint(res.msgs) != "[m1]" {
+		t.Fatalf("resolved for messages %v, want m1", res.msgs)
+	}
 	p, _ := hub.History(ctx, alice, "r", 0, 10)
 	if len(p.Messages) != 1 || !p.Messages[0].Equal(m) {
 		t.Fatalf("history: %+v", p.Messages)
@@ -285,7 +290,7 @@ func TestSendFiles(t *testing.T) {
 // liar is a resolver that answers with the wrong files.
 type liar struct{ files []protocol.File }
 
-func (l liar) Resolve(context.Context, string, string, []string) ([]protocol.File, error) {
+func (l liar) Resolve(context.Context, string, string, string, []string) ([]protocol.File, error) {
 	return l.files, nil
 }
 

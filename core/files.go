@@ -13,13 +13,15 @@ const FeatureFiles = "files"
 
 // FileResolver turns the file ids of a send into the files the message
 // carries. The file service implements it; the hub calls it for every
-// send with files (Config.Files).
+// send with files (Config.Files), once the send is known not to be a
+// retry of a stored one.
 type FileResolver interface {
 	// Resolve returns the file with each id, in the order of ids, if
-	// user uploaded it to room and may attach it. A refusal is a
-	// *protocol.Error (not_found for an unknown id, forbidden, and so on),
-	// which the sender gets as is; any other error is internal.
-	Resolve(ctx context.Context, user, room string, ids []string) ([]protocol.File, error)
+	// user uploaded it to room and may attach it to the message with
+	// client id msgID. A refusal is a *protocol.Error (not_found for an
+	// unknown id, forbidden, and so on), which the sender gets as is; any
+	// other error is internal.
+	Resolve(ctx context.Context, user, room, msgID string, ids []string) ([]protocol.File, error)
 }
 
 // FileReleaser is what an engine's registered Handler may also be, to

@@ -51,7 +51,7 @@ func (h *Hub) SendFiles(ctx context.Context, id auth.Identity, room, msgID, text
 		return protocol.Message{}, protocol.Errorf(protocol.CodeRateLimited,
 			"sending faster than %g messages per second", h.cfg.SendRate)
 	}
-	files, err := h.resolve(ctx, id, room, fileIDs)
+	files, err := h.resolve(ctx, id, room, msgID, fileIDs)
 	if err != nil {
 		return protocol.Message{}, err
 	}

@@ -13,7 +13,7 @@ import (
 // file alice uploaded to any room.
 type files map[string]protocol.File
 
-func (f files) Resolve(_ context.Context, user, _ string, ids []string) ([]protocol.File, error) {
+func (f files) Resolve(_ context.Context, user, _, _ string, ids []string) ([]protocol.File, error) {
 	out := make([]protocol.File, len(ids))
 	for i, id := range ids {
 		file, ok := f[id]

@@ -243,7 +243,7 @@ func newFiles(ids ...string) *files {
 	return f
 }
 
-func (f *files) Resolve(_ context.Context, user, _ string, ids []string) ([]protocol.File, error) {
+func (f *files) Resolve(_ context.Context, user, _, _ string, ids []string) ([]protocol.File, error) {
 	out := make([]protocol.File, len(ids))
 	for i, id := range ids {
 		file, ok := f.byID[id]
