@@ -27,6 +27,9 @@ const (
 	// FeatureCompression is asked by transports, not the hub: compress
 	// what is sent to this user (permessage-deflate, gzip).
 	FeatureCompression = "compression"
+	// FeatureFiles is asked by the file upload endpoint: may this user
+	// upload files now.
+	FeatureFiles = "files"
 )
 
 // Config configures a Hub. The zero value is valid; each field's comment

@@ -123,7 +123,8 @@ func (h *Hub) cleanText(text string, files bool) (string, error) {
 }
 
 // attachable checks that id may send files now: a resolver is
-// configured and FeatureFiles is on. A retry of a stored send is
+// configured and FeatureFiles (the files flag, off from level 2) is on,
+// as for an upload. A retry of a stored send is
 // answered (done) before that, and before its files are resolved again,
 // which the resolver may refuse once they are attached.
 func (h *Hub) attachable(ctx context.Context, id auth.Identity, room, msgID string) (protocol.Message, bool, error) {

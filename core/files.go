@@ -7,10 +7,6 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// FeatureFiles is the feature that attachments need: a send with files
-// from a user for whom it is off gets feature_disabled.
-const FeatureFiles = "files"
-
 // FileResolver turns the file ids of a send into the files the message
 // carries. The file service implements it; the hub calls it for every
 // send with files (Config.Files), once the send is known not to be a
