@@ -76,6 +76,15 @@ type Config struct {
 	// Observer, if set, sees per-user outcomes: sessions opened and
 	// closed, error replies, deliveries. nil: none.
 	Observer Observer
+	// Files resolves the file ids of a send into attachments; nil: a
+	// send with files is bad_request.
+	Files FileResolver
+	// OnDelete, if set, is told of files no retained message references
+	// any more: a deleted message's, and those of messages that retention
+	// pruned, once each, after the removal is durable. It runs on the
+	// engine's goroutine (the commit path) and must not block: queue the
+	// removal.
+	OnDelete func(room string, files []protocol.File)
 	Now      func() time.Time      // time.Now
 	Logger   *slog.Logger          // slog.Default()
 	Metrics  prometheus.Registerer // nil: a private registry

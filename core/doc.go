@@ -17,5 +17,12 @@
 // subscriber that sees a gap in seq (possible with a lossy broker) falls
 // back to catching up from the store.
 //
+// Edits and deletes (Hub.Edit, Hub.Delete; edit.go) are entries of a
+// room's log like messages, with seqs of their own, so they ride the same
+// path; the engine applies each to its message atomically with the
+// append, and reads serve messages in their current state. Attachments
+// are resolved at send time through Config.Files, and the files of
+// deleted and pruned messages reach Config.OnDelete (files.go).
+//
 // Must not import net/http, chi or any transport.
 package core

@@ -17,7 +17,7 @@ func (s *Session) Handle(ctx context.Context, e protocol.Envelope) {
 		s.reportedRTT(e.RTTMS)
 	}
 	ref := e.Ref
-	if ref == "" && e.Type == protocol.TypeSend {
+	if ref == "" && (e.Type == protocol.TypeSend || e.Type == protocol.TypeEdit || e.Type == protocol.TypeDelete) {
 		ref = e.ID
 	}
 	if err := s.handle(ctx, e, ref); err != nil {
@@ -67,11 +67,13 @@ func (s *Session) handle(ctx context.Context, e protocol.Envelope, ref string) e
 			s.reply(protocol.Envelope{Type: protocol.TypeAck, Room: e.Room, Ref: ref})
 		}
 	case protocol.TypeSend:
-		m, err := s.hub.Send(ctx, id, e.Room, e.ID, e.Text)
+		m, err := s.hub.SendFiles(ctx, id, e.Room, e.ID, e.Text, protocol.FileIDs(e.Files))
 		if err != nil {
 			return err
 		}
 		s.reply(m.Ack())
+	case protocol.TypeEdit, protocol.TypeDelete:
+		return s.amend(ctx, id, e)
 	case protocol.TypeRead:
 		seq, err := s.hub.Read(ctx, id, e.Room, e.Seq)
 		if err != nil {

@@ -15,16 +15,28 @@ const MaxHistoryLimit = 200
 // re-send of the same (room, msgID) returns the stored message again and
 // stores nothing. Sending needs permission, not a join.
 func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text string) (protocol.Message, error) {
-	e := protocol.Envelope{Type: protocol.TypeSend, Room: room, ID: msgID, Text: text}
+	return h.SendFiles(ctx, id, room, msgID, text, nil)
+}
+
+// SendFiles is Send with attachments: the files with fileIDs (at most
+// protocol.MaxFiles), which Config.Files resolves; the text of a message
+// with files may be empty. See attach for the rules.
+func (h *Hub) SendFiles(ctx context.Context, id auth.Identity, room, msgID, text string, fileIDs []string) (protocol.Message, error) {
+	e := protocol.Envelope{Type: protocol.TypeSend, Room: room, ID: msgID, Text: text, Files: protocol.FileRefs(fileIDs)}
 	if err := protocol.ValidateClient(&e); err != nil {
 		return protocol.Message{}, err
 	}
 	if err := id.CanAccess(room); err != nil {
 		return protocol.Message{}, err
 	}
-	clean, err := protocol.CleanText(text, h.cfg.MaxTextLen)
+	clean, err := h.cleanText(text, len(fileIDs) > 0)
 	if err != nil {
 		return protocol.Message{}, err
+	}
+	if len(fileIDs) > 0 {
+		if m, done, err := h.attachable(ctx, id, room, msgID); done || err != nil {
+			return m, err
+		}
 	}
 	allowed, err := h.allowSend(ctx, id.User)
 	if err != nil {
@@ -39,8 +51,12 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 		return protocol.Message{}, protocol.Errorf(protocol.CodeRateLimited,
 			"sending faster than %g messages per second", h.cfg.SendRate)
 	}
+	files, err := h.resolve(ctx, id, room, msgID, fileIDs)
+	if err != nil {
+		return protocol.Message{}, err
+	}
 	start := time.Now()
-	m, dup, err := h.store.Append(ctx, protocol.Message{Room: room, ID: msgID, From: id.User, Name: id.Name, Text: clean})
+	m, dup, err := h.store.Append(ctx, protocol.Message{Room: room, ID: msgID, From: id.User, Name: id.Name, Text: clean, Files: files})
 	h.counters.store.add(time.Since(start))
 	if err != nil {
 		return protocol.Message{}, internal(err)

@@ -39,6 +39,21 @@ type Store interface {
 	// timestamp, and returns only once the message is durable. If a message
 	// with the same (room, id) is already stored, it stores nothing and
 	// returns that message with dup set.
+	//
+	// When m is an edit or a delete (m.Kind) of the message at m.Target,
+	// Append, after the dedupe and in the same atomic step, checks that
+	// target: a retained message that is not deleted (else a
+	// *protocol.Error: not_found for one beyond the head, pruned or
+	// deleted; bad_request for an edit or a delete, or for a message
+	// edited protocol.MaxEdits times already), and stores nothing when it
+	// refuses. Then it stores m with its own seq and applies it: an edit
+	// gives the target m.Text and Edited m.TS; a delete removes the
+	// target's text and files and sets Deleted, and removes the text of
+	// every edit of it too. From then on every read (Since, Before,
+	// Lookup) returns the target, and its edits, in that state; the
+	// entries published live are as stored. Who may edit or delete is the
+	// hub's to check. The files a delete or a pruning removes are reported
+	// once to the registered handler if it is a FileReleaser.
 	Append(ctx context.Context, m protocol.Message) (stored protocol.Message, dup bool, err error)
 
 	// Lookup returns the stored message with (room, id), if it is still

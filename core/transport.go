@@ -28,7 +28,7 @@ type Transport interface {
 type Frame struct {
 	Type string // the envelope's type
 	Room string // the envelope's room, if any
-	Seq  uint64 // on message and joined frames: the client's position in Room after this frame
+	Seq  uint64 // on message, edit, delete and joined frames: the client's position in Room after this frame
 	Data []byte // the JSON envelope
 
 	ephemeral bool
@@ -38,10 +38,14 @@ type Frame struct {
 }
 
 // Positions reports whether f sets the client's position in f.Room to
-// f.Seq: message frames do, and so do joined frames, whose Seq is where
-// the replay starts.
+// f.Seq: every entry of the log does (message, edit, delete), and so do
+// joined frames, whose Seq is where the replay starts.
 func (f Frame) Positions() bool {
-	return f.Type == protocol.TypeMessage || f.Type == protocol.TypeJoined
+	switch f.Type {
+	case protocol.TypeMessage, protocol.TypeJoined, protocol.TypeEdit, protocol.TypeDelete:
+		return true
+	}
+	return false
 }
 
 // envelopeFrame encodes e as a frame.

@@ -10,6 +10,9 @@ import (
 
 // recordVersion is the first byte of every stored message record. A new
 // encoding gets a new version; decoders reject versions they do not know.
+// A plain message is written as version 1; anything more (attachments,
+// an edit or a delete, an edited or deleted message) as version 2
+// (edit.go), so that records written before edits existed still read.
 const recordVersion = 1
 
 // errCorrupt reports a stored record that does not decode.
@@ -21,6 +24,11 @@ var errCorrupt = errors.New("bolt: corrupt record")
 // record's bucket and key. For a 200-byte text this is 260 bytes against
 // 335 for encoding/json, and decodes about 9 times faster (BenchmarkCodec).
 func encodeMessage(dst []byte, m protocol.Message) []byte {
+	return encodeRecord(dst, m, nil)
+}
+
+// encodeV1 is the version 1 record of m: only the plain fields.
+func encodeV1(dst []byte, m protocol.Message) []byte {
 	dst = append(dst, recordVersion)
 	dst = binary.AppendVarint(dst, m.TS)
 	for _, s := range [...]string{m.ID, m.From, m.Name, m.Text} {
@@ -32,19 +40,30 @@ func encodeMessage(dst []byte, m protocol.Message) []byte {
 
 // recordSize returns an upper bound of the encoded size of m.
 func recordSize(m protocol.Message) int {
-	return 1 + binary.MaxVarintLen64*5 + len(m.ID) + len(m.From) + len(m.Name) + len(m.Text)
+	return 1 + binary.MaxVarintLen64*5 + len(m.ID) + len(m.From) + len(m.Name) + len(m.Text) + extraSize(m, nil)
 }
 
 // decodeMessage decodes a record stored under seq in room. It copies
 // everything it returns, so b may be bbolt memory that dies with the tx.
 func decodeMessage(b []byte, room string, seq uint64) (protocol.Message, error) {
+	m, _, err := decodeRecord(b, room, seq)
+	return m, err
+}
+
+// decodeRecord is decodeMessage that also returns the seqs of the
+// message's edits, which only the store needs.
+func decodeRecord(b []byte, room string, seq uint64) (protocol.Message, []uint64, error) {
 	d := newDecoder(b)
 	m := protocol.Message{Room: room, Seq: seq, TS: d.varint()}
 	m.ID = d.str()
 	m.From = d.str()
 	m.Name = d.str()
 	m.Text = d.str()
-	return m, d.done(room, seq)
+	var edits []uint64
+	if d.version == recordV2 {
+		edits = d.extra(&m)
+	}
+	return m, edits, d.done(room, seq)
 }
 
 // decodeTS returns only the timestamp of a record, for the age sweep.
@@ -64,15 +83,16 @@ func decodeID(b []byte, room string, seq uint64) ([]byte, error) {
 
 // decoder reads a record front to back. The first failure sticks in err.
 type decoder struct {
-	b   []byte
-	err error
+	b       []byte
+	version byte
+	err     error
 }
 
 func newDecoder(b []byte) *decoder {
-	if len(b) == 0 || b[0] != recordVersion {
+	if len(b) == 0 || b[0] != recordVersion && b[0] != recordV2 {
 		return &decoder{err: errCorrupt}
 	}
-	return &decoder{b: b[1:]}
+	return &decoder{b: b[1:], version: b[0]}
 }
 
 func (d *decoder) fail() { d.err = errCorrupt }

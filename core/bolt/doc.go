@@ -23,7 +23,10 @@
 //	meta/version            layout version (1)
 //	rooms/<room>/head       the room's latest seq, 8 bytes big-endian
 //	rooms/<room>/m/<seq>    the message record (codec.go); seq big-endian,
-//	                        so keys sort by seq
+//	                        so keys sort by seq. A plain message is a
+//	                        version 1 record; attachments, edits, deletes
+//	                        and a message's edit state need version 2
+//	                        (edit.go)
 //	rooms/<room>/i/<id>     idempotency: client message id -> seq
 //	rooms/<room>/r/<user>   read position: user -> seq
 //
@@ -52,6 +55,24 @@
 // sweeps every room on a timer (Config.SweepInterval) and prunes messages
 // older than MaxAge by Config.Now; Store.Sweep runs it on demand. Between
 // sweeps, expired messages may still be read.
+//
+// # Edits and deletes
+//
+// An edit or a delete is appended like a message, with its own seq, in
+// the same transaction that rewrites its target's record in place: an
+// edit sets the text and the edit stamp and adds its own seq to the
+// target's list of edits (at most protocol.MaxEdits); a delete clears
+// the target's text and files, sets its deleted flag, and rewrites each
+// of its edits without text. Reads then need nothing more than the
+// records: what is stored is the current state. The checks (a retained
+// message, not deleted) read the same transaction, so two requests in
+// one batch see each other. A refused request is answered with its
+// *protocol.Error and writes nothing; the rest of the batch commits.
+//
+// The files a delete removes, and those of pruned messages that still
+// have some (decoding only version 2 records: a plain one has none), are
+// handed to the registered handler (core.FileReleaser) after the
+// commit, after its messages are published.
 //
 // # Idempotency window
 //

@@ -64,8 +64,9 @@ type room struct {
 	msgs  *bolt.Bucket
 	ids   *bolt.Bucket
 	reads *bolt.Bucket
-	head  uint64 // latest seq
-	first uint64 // oldest retained seq; head+1 when none is
+	head  uint64   // latest seq
+	first uint64   // oldest retained seq; head+1 when none is
+	w     *writeTx // the write transaction; nil in a read transaction
 }
 
 // viewRoom opens room name in a read transaction; nil if it does not exist.

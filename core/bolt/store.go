@@ -146,6 +146,10 @@ func (s *Store) Append(ctx context.Context, m protocol.Message) (protocol.Messag
 	if err := validKeys(m.Room, m.ID); err != nil {
 		return protocol.Message{}, false, err
 	}
+	if err := validKind(m); err != nil {
+		return protocol.Message{}, false, err
+	}
+	m.Edited, m.Deleted = 0, false
 	res, err := s.do(ctx, &request{kind: opAppend, msg: m})
 	return res.msg, res.dup, err
 }

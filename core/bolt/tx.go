@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -24,6 +25,9 @@ type writeTx struct {
 	cache  map[string]*room
 	dirty  map[string]bool // rooms whose head changed
 	stored []protocol.Message
+	// released are the files of the messages this transaction deleted
+	// or pruned, by room, to report once it has committed.
+	released map[string][]protocol.File
 }
 
 func newWriteTx(tx *bolt.Tx, cfg Config) (*writeTx, error) {
@@ -40,6 +44,9 @@ func (w *writeTx) do(r *request) (result, error) {
 	switch r.kind {
 	case opAppend:
 		m, dup, err := w.append(r.msg)
+		if pe := (*protocol.Error)(nil); errors.As(err, &pe) {
+			return result{err: err}, nil // an edit or delete refused before any write
+		}
 		return result{msg: m, dup: dup}, err
 	case opSetRead:
 		seq, err := w.setRead(r.msg.Room, r.msg.From, r.msg.Seq)
@@ -59,7 +66,7 @@ func (w *writeTx) room(name string) (*room, error) {
 	if err != nil {
 		return nil, fmt.Errorf("room %q: %w", name, err)
 	}
-	r := &room{name: name, head: getU64(b, keyHead)}
+	r := &room{name: name, head: getU64(b, keyHead), w: w}
 	for _, sub := range []struct {
 		dst  **bolt.Bucket
 		name []byte
@@ -90,6 +97,15 @@ func (w *writeTx) append(m protocol.Message) (protocol.Message, bool, error) {
 		stored, err := decodeMessage(raw, m.Room, seq)
 		return stored, true, err
 	}
+	var (
+		target protocol.Message
+		edits  []uint64
+	)
+	if !m.IsMessage() {
+		if target, edits, err = r.target(m); err != nil {
+			return m, false, err
+		}
+	}
 	r.head++
 	m.Seq, m.TS = r.head, w.now
 	w.dirty[r.name] = true
@@ -98,6 +114,13 @@ func (w *writeTx) append(m protocol.Message) (protocol.Message, bool, error) {
 	}
 	if err := r.ids.Put([]byte(m.ID), u64(m.Seq)); err != nil {
 		return m, false, err
+	}
+	if !m.IsMessage() {
+		files, err := r.amend(target, edits, m)
+		if err != nil {
+			return m, false, err
+		}
+		w.release(r.name, files)
 	}
 	w.stored = append(w.stored, m)
 	return m, false, w.pruneCount(r)
@@ -117,7 +140,8 @@ func (w *writeTx) pruneCount(r *room) error {
 }
 
 // pruneFirst removes r's oldest message and its idempotency entry: the
-// idempotency window is the retention window.
+// idempotency window is the retention window. The files of a pruned
+// message that still has some are released.
 func (r *room) pruneFirst() error {
 	k := u64(r.first)
 	if raw := r.msgs.Get(k); raw != nil {
@@ -125,6 +149,11 @@ func (r *room) pruneFirst() error {
 		if err != nil {
 			return err
 		}
+		files, err := decodeFiles(raw, r.name, r.first)
+		if err != nil {
+			return err
+		}
+		r.w.release(r.name, files)
 		if err := r.ids.Delete(id); err != nil {
 			return err
 		}

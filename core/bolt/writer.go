@@ -99,16 +99,19 @@ func (s *Store) commit(batch []*request) {
 		}
 		live++
 	}
-	var stored []protocol.Message
+	var (
+		stored   []protocol.Message
+		released map[string][]protocol.File
+	)
 	if live > 0 {
 		var err error
-		if stored, err = s.apply(batch, results); err != nil {
+		if stored, released, err = s.apply(batch, results); err != nil {
 			err = fmt.Errorf("bolt: commit: %w", err)
 			s.cfg.Logger.Error("bolt: commit failed", "requests", live, "err", err)
 			for i := range results {
 				results[i] = result{err: err}
 			}
-			stored = nil
+			stored, released = nil, nil
 		}
 	}
 	for i, r := range batch {
@@ -117,13 +120,20 @@ func (s *Store) commit(batch []*request) {
 	if len(stored) > 0 {
 		s.Publish(stored)
 	}
+	for room, files := range released {
+		s.ReleaseFiles(room, files)
+	}
 }
 
 // apply runs the requests of batch that results does not already answer
 // in one write transaction, filling in their results. It returns the
-// newly stored messages in order.
-func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, error) {
-	var stored []protocol.Message
+// newly stored messages in order, and the files of the messages it
+// deleted or pruned, by room.
+func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, map[string][]protocol.File, error) {
+	var (
+		stored   []protocol.Message
+		released map[string][]protocol.File
+	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		w, err := newWriteTx(tx, s.cfg)
 		if err != nil {
@@ -137,8 +147,8 @@ func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, e
 				return err
 			}
 		}
-		stored = w.stored
+		stored, released = w.stored, w.released
 		return w.finish()
 	})
-	return stored, err
+	return stored, released, err
 }

@@ -49,13 +49,12 @@ func ValidateClient(e *Envelope) error {
 		if err := ValidRoom(e.Room); err != nil {
 			return err
 		}
-		if e.ID == "" || len(e.ID) > MaxIDLen {
-			return Errorf(CodeBadRequest, "send needs an id of 1 to %d bytes", MaxIDLen)
+		if err := validID(e.ID, "send"); err != nil {
+			return err
 		}
-		if !isPrintable(e.ID) {
-			return Errorf(CodeBadRequest, "id has control or space characters")
-		}
-		return nil
+		return validFileRefs(e.Files)
+	case TypeEdit, TypeDelete:
+		return validAmend(e)
 	case TypeRead:
 		if err := ValidRoom(e.Room); err != nil {
 			return err
@@ -99,7 +98,19 @@ func CleanText(s string, max int) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", Errorf(CodeBadRequest, "text is not valid UTF-8")
 	}
-	clean := strings.Map(func(r rune) rune {
+	clean := dropControls(s)
+	if strings.TrimSpace(clean) == "" {
+		return "", Errorf(CodeBadRequest, "text is empty")
+	}
+	if n := utf8.RuneCountInString(clean); n > max {
+		return "", Errorf(CodeTooLarge, "text has %d characters; the limit is %d", n, max)
+	}
+	return clean, nil
+}
+
+// dropControls removes control characters (Cc) other than newline and tab.
+func dropControls(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\t' {
 			return r
 		}
@@ -108,13 +119,6 @@ func CleanText(s string, max int) (string, error) {
 		}
 		return r
 	}, s)
-	if strings.TrimSpace(clean) == "" {
-		return "", Errorf(CodeBadRequest, "text is empty")
-	}
-	if n := utf8.RuneCountInString(clean); n > max {
-		return "", Errorf(CodeTooLarge, "text has %d characters; the limit is %d", n, max)
-	}
-	return clean, nil
 }
 
 // Encode returns the JSON encoding of e. Encoding an Envelope cannot fail.

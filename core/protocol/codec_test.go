@@ -79,6 +79,11 @@ func FuzzDecodeClient(f *testing.F) {
 		`{"type":"send","room":"general","id":"x","text":"hello"}`,
 		`{"type":"read","room":"general","seq":42}`,
 		`{"type":"refresh","token":"t"}`, `{"type":"ping"}`, `[{"type":"ping"}]`,
+		`{"type":"send","room":"g","id":"x","text":"","files":["f1","f2"]}`,
+		`{"type":"send","room":"g","id":"x","files":[{"id":"f1","name":"a.png","size":3,"type":"image/png","url":"/f"}]}`,
+		`{"type":"send","room":"g","id":"x","files":["f","f"]}`, `{"type":"send","room":"g","id":"x","files":[1,null,{}]}`,
+		`{"type":"edit","room":"general","id":"e1","seq":4,"text":"fixed"}`,
+		`{"type":"delete","room":"general","id":"d1","seq":4}`, `{"type":"delete","room":"g","id":"d","seq":0}`,
 		`{"type":"join","room":"\u0000"}`, "{\"type\":\"send\",\"text\":\"\xc3\"}", `{"since":1e400}`,
 	} {
 		f.Add([]byte(s))

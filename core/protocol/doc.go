@@ -9,7 +9,9 @@
 //
 //	join     {"type":"join","room","since"?}        since = last seq seen
 //	leave    {"type":"leave","room"}
-//	send     {"type":"send","room","id","text"}
+//	send     {"type":"send","room","id","text","files"?}  files = up to 10 file ids
+//	edit     {"type":"edit","room","id","seq","text"}      seq = the message's
+//	delete   {"type":"delete","room","id","seq"}
 //	read     {"type":"read","room","seq"}
 //	typing   {"type":"typing","room"}
 //	ping     {"type":"ping"}
@@ -19,7 +21,9 @@
 // Server to client:
 //
 //	joined     {"type":"joined","room","head","recovered"}
-//	message    {"type":"message","room","seq","id","from","name","text","ts"}
+//	message    {"type":"message","room","seq","id","from","name","text","ts","files"?,"edited"?,"deleted"?}
+//	edit       {"type":"edit","room","seq","id","target","text","from","name","ts","deleted"?}
+//	delete     {"type":"delete","room","seq","id","target","from","name","ts"}
 //	ack        {"type":"ack","id","room","seq","ts"}
 //	receipt    {"type":"receipt","room","user","seq"}
 //	presence   {"type":"presence","room","user","name","online"}
@@ -39,4 +43,10 @@
 //	    bidi-control or other invisible rune, so gen\u200beral and
 //	    \u202egeneral are bad_request. A user id is 1 to MaxUserLen (128)
 //	    bytes. Message text (CleanText) keeps format and bidi runes.
+//	v1.1 edit and delete: each is an entry of the room's log with a seq
+//	    of its own (target names the message), acked like a send and
+//	    idempotent by its own id; a message read back (history, replay)
+//	    carries its current text and edited, or deleted with no text and
+//	    no files, and so does an edit of a deleted message. Attachments:
+//	    a send's files are ids (File, bare), a message's are objects.
 package protocol

@@ -18,6 +18,8 @@ const (
 	TypeControl    = "control"
 	TypeError      = "error"
 	TypeDisconnect = "disconnect"
+	TypeEdit       = "edit"   // client: edit a message; server: the stored edit
+	TypeDelete     = "delete" // client: delete a message; server: the stored delete
 )
 
 // Envelope is one frame of the protocol. Fields that a type does not use
@@ -34,6 +36,12 @@ type Envelope struct {
 	Text  string  `json:"text,omitempty"`
 	Seq   uint64  `json:"seq,omitempty"`
 	Token string  `json:"token,omitempty"`
+
+	// Edits, deletes and attachments (see edit.go).
+	Target  uint64 `json:"target,omitempty"`  // edit, delete: the seq of the message they change
+	Files   []File `json:"files,omitempty"`   // send: file ids; message: the resolved files
+	Edited  int64  `json:"edited,omitempty"`  // message: when its text was last edited (Unix ms)
+	Deleted bool   `json:"deleted,omitempty"` // message, edit: deleted; text and files removed
 
 	From string `json:"from,omitempty"`
 	Name string `json:"name,omitempty"`
@@ -65,7 +73,11 @@ type Envelope struct {
 // Ptr returns a pointer to v, for the pointer fields of Envelope.
 func Ptr[T any](v T) *T { return &v }
 
-// Message is a stored chat message as the hub and the stores see it.
+// Message is one entry of a room's log as the hub and the stores see it:
+// a chat message, or (Kind) an edit or a delete of the message at seq
+// Target, stored with a seq of its own. A message read back from a store
+// carries its current state: its latest text and Edited, or Deleted with
+// no text and no files. It holds a slice, so compare with Equal.
 type Message struct {
 	Room string `json:"room"`
 	Seq  uint64 `json:"seq"`
@@ -74,12 +86,23 @@ type Message struct {
 	Name string `json:"name"`
 	Text string `json:"text"`
 	TS   int64  `json:"ts"` // Unix milliseconds, set by the server when stored.
+
+	Kind    string `json:"kind,omitempty"`    // "" for a message, TypeEdit or TypeDelete
+	Target  uint64 `json:"target,omitempty"`  // edit, delete: the message's seq
+	Files   []File `json:"files,omitempty"`   // a message's attachments
+	Edited  int64  `json:"edited,omitempty"`  // a message: its latest edit's TS; 0: never edited
+	Deleted bool   `json:"deleted,omitempty"` // a message, or an edit of one, that was deleted
 }
 
-// Envelope returns m as a message envelope.
+// Envelope returns m as the envelope of its kind: message, edit or delete.
 func (m Message) Envelope() Envelope {
-	return Envelope{Type: TypeMessage, Room: m.Room, Seq: m.Seq, ID: m.ID,
-		From: m.From, Name: m.Name, Text: m.Text, TS: m.TS}
+	e := Envelope{Type: TypeMessage, Room: m.Room, Seq: m.Seq, ID: m.ID,
+		From: m.From, Name: m.Name, Text: m.Text, TS: m.TS,
+		Files: m.Files, Edited: m.Edited, Deleted: m.Deleted}
+	if m.Kind != "" {
+		e.Type, e.Target = m.Kind, m.Target
+	}
+	return e
 }
 
 // Ack returns the ack envelope that answers the send which stored m.

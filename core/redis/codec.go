@@ -14,21 +14,28 @@ import (
 // errCorrupt reports a stored record or a publication that does not decode.
 var errCorrupt = errors.New("redis: corrupt record")
 
-// record is the stored form of a message: JSON with one-letter names.
+// record is the stored form of a log entry: JSON with one-letter names.
 // Room and Seq are not in it: they are the record's key and stream id.
-// The scripts read i (to forget a pruned message's id) and s (to prune by
-// age) with cjson, which is why it is JSON and not bolt's binary record.
+// The scripts read i (to forget a pruned message's id), s (to prune by
+// age), k (to refuse an edit of an edit) and a (to release a pruned
+// message's files) with cjson, which is why it is JSON and not bolt's
+// binary record. A record is the entry as appended; an edited or
+// deleted message's state is beside it (edit.go).
 type record struct {
-	ID   string `json:"i"`
-	From string `json:"f"`
-	Name string `json:"n"`
-	Text string `json:"t"`
-	TS   int64  `json:"s"`
+	ID     string          `json:"i"`
+	From   string          `json:"f"`
+	Name   string          `json:"n"`
+	Text   string          `json:"t"`
+	TS     int64           `json:"s"`
+	Kind   string          `json:"k,omitempty"` // edit, delete
+	Target uint64          `json:"g,omitempty"` // an edit's or a delete's message
+	Files  []protocol.File `json:"a,omitempty"` // a message's attachments
 }
 
 // encodeRecord returns the stored form of m.
 func encodeRecord(m protocol.Message) string {
-	b, err := json.Marshal(record{ID: m.ID, From: m.From, Name: m.Name, Text: m.Text, TS: m.TS})
+	b, err := json.Marshal(record{ID: m.ID, From: m.From, Name: m.Name, Text: m.Text, TS: m.TS,
+		Kind: m.Kind, Target: m.Target, Files: m.Files})
 	if err != nil { // strings and an int64 always marshal
 		panic("redis: encode record: " + err.Error())
 	}
@@ -44,7 +51,14 @@ func decodeRecord(data, room string, seq uint64) (protocol.Message, error) {
 	if r.ID == "" {
 		return protocol.Message{}, fmt.Errorf("%w: %s seq %d: no id", errCorrupt, room, seq)
 	}
-	return protocol.Message{Room: room, Seq: seq, ID: r.ID, From: r.From, Name: r.Name, Text: r.Text, TS: r.TS}, nil
+	if r.Kind != "" && r.Kind != protocol.TypeEdit && r.Kind != protocol.TypeDelete {
+		return protocol.Message{}, fmt.Errorf("%w: %s seq %d: kind %q", errCorrupt, room, seq, r.Kind)
+	}
+	if len(r.Files) == 0 {
+		r.Files = nil
+	}
+	return protocol.Message{Room: room, Seq: seq, ID: r.ID, From: r.From, Name: r.Name, Text: r.Text, TS: r.TS,
+		Kind: r.Kind, Target: r.Target, Files: r.Files}, nil
 }
 
 // A publication on a room's channel or the control channel starts with

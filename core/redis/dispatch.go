@@ -314,7 +314,7 @@ func (e *Engine) checkEpoch(room, epoch string, head, seen uint64) {
 func (e *Engine) raise(room string, head, seen uint64) error {
 	k := e.keys.room(room)
 	err := e.call(e.ctx, "resync", func(ctx context.Context) error {
-		return raiseScript.Run(ctx, e.rdb, []string{k.meta, k.log, k.ids}, randomHex(8), seen).Err()
+		return raiseScript.Run(ctx, e.rdb, []string{k.meta, k.log, k.ids, k.cur}, randomHex(8), seen).Err()
 	})
 	if err != nil {
 		return err

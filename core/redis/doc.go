@@ -15,6 +15,7 @@
 //	<prefix>:{<room>}:log     stream: one entry <seq>-0 per retained message,
 //	                          field m the record (codec.go)
 //	<prefix>:{<room>}:ids     hash: message id -> seq, for the retained messages
+//	<prefix>:{<room>}:cur     hash: seq -> state of an edited or deleted entry (edit.go)
 //	<prefix>:{<room>}:reads   hash: user -> read position
 //	<prefix>:{<room>}:pres    hash: <node>\x00<user> -> display name, per node the user is online on
 //	<prefix>:{<room>}:presn   hash: user -> how many nodes the user is online on
@@ -76,6 +77,18 @@
 // keys, then per room a script that prunes up to 512 messages with one
 // XTRIM MINID (no per-entry tombstones), repeated while there is more.
 // The idempotency window is the retention window, as in core/bolt.
+//
+// An edit or a delete goes through the same script, with its own seq:
+// after the dedupe it checks its target (retained, a message, not
+// deleted, fewer than protocol.MaxEdits edits) and refuses with a code
+// and nothing appended, else it appends and writes the target's state
+// (and, for a delete, each of its edits') to the room's cur hash, since a
+// stream entry cannot change; every read applies that state in the
+// script that reads (readScript, lookupScript, a duplicate's answer).
+// Pruning an entry removes its state. The records of a deleted message
+// with files, and of pruned messages that still had some, come back in
+// the script's answer, and the node that ran it reports their files to
+// its handler (core.FileReleaser), once.
 //
 // # Broker
 //

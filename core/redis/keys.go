@@ -21,6 +21,7 @@ type roomKeys struct {
 	log     string // stream: one entry <seq>-0 per retained message
 	ids     string // hash: message id -> seq, for the retained messages
 	reads   string // hash: user -> read position
+	cur     string // hash: seq -> an edited or deleted entry's state (edit.go)
 	pres    string // hash: <node>\x00<user> -> display name, one field per node a user is online on
 	presn   string // hash: user -> how many nodes the user is online on
 	channel string // pub/sub channel: committed messages and ephemeral envelopes
@@ -30,11 +31,11 @@ type roomKeys struct {
 func (k keys) room(name string) roomKeys {
 	tag := k.channel(name)
 	return roomKeys{meta: tag + ":meta", log: tag + ":log", ids: tag + ":ids", reads: tag + ":reads",
-		pres: tag + ":pres", presn: tag + ":presn", channel: tag}
+		cur: tag + ":cur", pres: tag + ":pres", presn: tag + ":presn", channel: tag}
 }
 
 // channel returns room's pub/sub channel alone, for the paths that need
-// nothing else (every Broadcast): room builds seven strings.
+// nothing else (every Broadcast): room builds eight strings.
 func (k keys) channel(room string) string { return k.prefix + ":{" + room + "}" }
 
 // roomOf returns the room whose channel is ch, and whether ch is a room

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -17,32 +15,34 @@ import (
 // maxPage caps the messages one Since or Before returns; callers page on.
 const maxPage = 1000
 
-// logRange reads a range of a room's log within page's transaction.
-type logRange func(ctx context.Context, p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd
+// logRange is a range of a room's log for readScript: forward (XRANGE)
+// or reverse (XREVRANGE) from start to end, at most count entries; count
+// 0 reads the bounds only.
+type logRange struct {
+	reverse    bool
+	start, end string
+	count      int
+}
 
 // sinceRange reads up to limit entries after seq after.
 func sinceRange(after uint64, limit int) logRange {
 	if limit <= 0 || after == math.MaxUint64 {
-		return nil
+		return logRange{}
 	}
-	return func(ctx context.Context, p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd {
-		return p.XRangeN(ctx, log, strconv.FormatUint(after+1, 10), "+", int64(min(limit, maxPage)))
-	}
+	return logRange{start: strconv.FormatUint(after+1, 10), end: "+", count: min(limit, maxPage)}
 }
 
 // beforeRange reads up to limit entries before seq before, newest first;
 // before == 0 means from the head.
 func beforeRange(before uint64, limit int) logRange {
 	if limit <= 0 || before == 1 {
-		return nil
+		return logRange{}
 	}
 	end := "+"
 	if before > 1 {
 		end = strconv.FormatUint(before-1, 10)
 	}
-	return func(ctx context.Context, p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd {
-		return p.XRevRangeN(ctx, log, end, "-", int64(min(limit, maxPage)))
-	}
+	return logRange{reverse: true, start: end, end: "-", count: min(limit, maxPage)}
 }
 
 // Since implements core.Store. It returns at most 1000 messages at once.
@@ -68,34 +68,46 @@ func (e *Engine) Before(ctx context.Context, room string, before uint64, limit i
 	return p, err
 }
 
-// page reads room's bounds and epoch and, unless read is nil, a range of
-// its log, in one MULTI: the page and its bounds are one snapshot.
+// page reads room's bounds and epoch and a range of its log, each entry
+// in its current state, in one script: the page and its bounds are one
+// snapshot.
 func (e *Engine) page(ctx context.Context, op, room string, read logRange) (core.Page, string, error) {
 	k := e.keys.room(room)
-	var (
-		meta *goredis.SliceCmd
-		xs   *goredis.XMessageSliceCmd
-	)
+	dir := "f"
+	if read.reverse {
+		dir = "r"
+	}
+	var res []any
 	err := e.call(ctx, op, func(ctx context.Context) error {
-		_, err := e.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			meta = p.HMGet(ctx, k.meta, "head", "first", "epoch")
-			if read != nil {
-				xs = read(ctx, p, k.log)
-			}
-			return nil
-		})
+		var err error
+		res, err = readScript.Run(ctx, e.rdb, []string{k.meta, k.log, k.cur}, dir, read.start, read.end, read.count).Slice()
 		return err
 	})
 	if err != nil {
 		return core.Page{}, "", err
 	}
-	p, epoch, err := bounds(room, meta.Val())
-	if err != nil || xs == nil {
-		return p, epoch, err
+	if len(res) != 3 {
+		return core.Page{}, "", fmt.Errorf("%w: %s: read answered %v", errCorrupt, room, res)
 	}
-	p.Messages = make([]protocol.Message, 0, len(xs.Val()))
-	for _, x := range xs.Val() {
+	meta, _ := res[0].([]any)
+	p, epoch, err := bounds(room, meta)
+	if err != nil {
+		return core.Page{}, "", err
+	}
+	xs, _ := res[1].([]any)
+	states, _ := res[2].([]any)
+	if len(xs) == 0 {
+		return p, epoch, nil
+	}
+	if len(states) != len(xs) {
+		return core.Page{}, "", fmt.Errorf("%w: %s: %d entries, %d states", errCorrupt, room, len(xs), len(states))
+	}
+	p.Messages = make([]protocol.Message, 0, len(xs))
+	for i, x := range xs {
 		m, err := decodeEntry(room, x)
+		if err == nil {
+			m, err = applyState(m, states[i])
+		}
 		if err != nil {
 			return core.Page{}, "", err
 		}
@@ -121,13 +133,23 @@ func bounds(room string, vals []any) (core.Page, string, error) {
 	return p, epoch, nil
 }
 
-// decodeEntry decodes one stream entry: id <seq>-0, field m the record.
-func decodeEntry(room string, x goredis.XMessage) (protocol.Message, error) {
-	seqText, _, _ := strings.Cut(x.ID, "-")
-	seq, err := strconv.ParseUint(seqText, 10, 64)
-	data, ok := x.Values["m"].(string)
-	if err != nil || !ok {
-		return protocol.Message{}, fmt.Errorf("%w: %s entry %s", errCorrupt, room, x.ID)
+// decodeEntry decodes one stream entry as a script returns it: {id
+// <seq>-0, {"m", record}}.
+func decodeEntry(room string, x any) (protocol.Message, error) {
+	e, _ := x.([]any)
+	var (
+		id     string
+		fields []any
+	)
+	if len(e) == 2 {
+		id, _ = e[0].(string)
+		fields, _ = e[1].([]any)
 	}
+	seqText, _, _ := strings.Cut(id, "-")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil || len(fields) != 2 || fields[0] != "m" {
+		return protocol.Message{}, fmt.Errorf("%w: %s entry %v", errCorrupt, room, x)
+	}
+	data, _ := fields[1].(string)
 	return decodeRecord(data, room, seq)
 }

@@ -20,7 +20,7 @@ import (
 // If ctx ends first it returns ctx.Err(); the message may or may not be
 // stored, and re-sending the same id tells which.
 func (e *Engine) Append(ctx context.Context, m protocol.Message) (protocol.Message, bool, error) {
-	if err := errors.Join(validKey("room", m.Room), validKey("id", m.ID)); err != nil {
+	if err := errors.Join(validKey("room", m.Room), validKey("id", m.ID), validKind(m)); err != nil {
 		return protocol.Message{}, false, err
 	}
 	if err := e.enter(); err != nil {
@@ -31,14 +31,14 @@ func (e *Engine) Append(ctx context.Context, m protocol.Message) (protocol.Messa
 	if err != nil {
 		return protocol.Message{}, false, err
 	}
-	m.Seq, m.TS = 0, e.cfg.Now().UnixMilli()
+	m.Seq, m.TS, m.Edited, m.Deleted = 0, e.cfg.Now().UnixMilli(), 0, false
 	rec := encodeRecord(m)
 	k := e.keys.room(m.Room)
+	args := append([]any{m.ID, rec, e.cfg.MaxMessages, k.channel, randomHex(8), floor}, amendArgs(m)...)
 	var res []any
 	err = e.call(ctx, "append", func(ctx context.Context) error {
 		var err error
-		res, err = appendScript.Run(ctx, e.rdb, []string{k.meta, k.log, k.ids},
-			m.ID, rec, e.cfg.MaxMessages, k.channel, randomHex(8), floor).Slice()
+		res, err = appendScript.Run(ctx, e.rdb, []string{k.meta, k.log, k.ids, k.cur}, args...).Slice()
 		return err
 	})
 	if err != nil {
@@ -47,10 +47,17 @@ func (e *Engine) Append(ctx context.Context, m protocol.Message) (protocol.Messa
 	return e.appended(m, res)
 }
 
-// appended reads the append script's answer: {1, seq, record} for a
-// duplicate, {0, seq, head before a raise or -1} for a new message.
+// appended reads the append script's answer: {1, seq, record, state} for
+// a duplicate, {2, code, message} for a refused edit or delete, {0, seq,
+// head before a raise or -1, record…} for a new entry, whose records'
+// files it releases.
 func (e *Engine) appended(m protocol.Message, res []any) (protocol.Message, bool, error) {
-	if len(res) != 3 {
+	if len(res) == 3 && res[0] == int64(2) {
+		code, _ := res[1].(string)
+		msg, _ := res[2].(string)
+		return protocol.Message{}, false, protocol.Errorf(protocol.Code(code), "%s", msg)
+	}
+	if len(res) < 3 {
 		return protocol.Message{}, false, fmt.Errorf("%w: append answered %v", errCorrupt, res)
 	}
 	dup, _ := res[0].(int64)
@@ -59,10 +66,18 @@ func (e *Engine) appended(m protocol.Message, res []any) (protocol.Message, bool
 		return protocol.Message{}, false, fmt.Errorf("%w: append answered seq %v", errCorrupt, res[1])
 	}
 	if dup == 1 {
+		if len(res) != 4 {
+			return protocol.Message{}, false, fmt.Errorf("%w: append answered %v", errCorrupt, res)
+		}
 		rec, _ := res[2].(string)
 		stored, err := decodeRecord(rec, m.Room, uint64(seq))
+		if err != nil {
+			return protocol.Message{}, false, err
+		}
+		stored, err = applyState(stored, res[3])
 		return stored, true, err
 	}
+	defer e.release(m.Room, res[3:])
 	if raised, _ := res[2].(int64); raised >= 0 {
 		e.log.Error("redis: room's head was behind a seq this node delivered: Redis lost data; head raised so that no seq is reused",
 			"room", m.Room, "stored_head", raised, "new_seq", seq)
@@ -81,7 +96,7 @@ func (e *Engine) Lookup(ctx context.Context, room, id string) (protocol.Message,
 	var res []any
 	err := e.call(ctx, "lookup", func(ctx context.Context) error {
 		var err error
-		res, err = lookupScript.Run(ctx, e.rdb, []string{k.ids, k.log}, id).Slice()
+		res, err = lookupScript.Run(ctx, e.rdb, []string{k.ids, k.log, k.cur}, id).Slice()
 		if errors.Is(err, goredis.Nil) {
 			res, err = nil, nil
 		}
@@ -90,7 +105,7 @@ func (e *Engine) Lookup(ctx context.Context, room, id string) (protocol.Message,
 	if err != nil || res == nil {
 		return protocol.Message{}, false, err
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return protocol.Message{}, false, fmt.Errorf("%w: lookup answered %v", errCorrupt, res)
 	}
 	seq, _ := res[0].(int64)
@@ -99,6 +114,9 @@ func (e *Engine) Lookup(ctx context.Context, room, id string) (protocol.Message,
 		return protocol.Message{}, false, fmt.Errorf("%w: lookup answered seq %v", errCorrupt, res[0])
 	}
 	m, err := decodeRecord(rec, room, uint64(seq))
+	if err == nil {
+		m, err = applyState(m, res[2])
+	}
 	return m, err == nil, err
 }
 

@@ -52,14 +52,20 @@ func (e *Engine) sweepRoom(ctx context.Context, meta string, cutoff int64) error
 		if e.closed.Load() {
 			return fmt.Errorf("redis: sweep: %w", core.ErrClosed)
 		}
+		var res []any
 		err := e.call(ctx, "sweep", func(ctx context.Context) error {
-			res, err := sweepScript.Run(ctx, e.rdb, []string{k.meta, k.log, k.ids}, cutoff, sweepBatch).Int64Slice()
-			more = err == nil && len(res) == 2 && res[1] == 1
+			var err error
+			res, err = sweepScript.Run(ctx, e.rdb, []string{k.meta, k.log, k.ids, k.cur}, cutoff, sweepBatch).Slice()
 			return err
 		})
 		if err != nil {
 			return err
 		}
+		if len(res) < 2 {
+			return fmt.Errorf("%w: sweep answered %v", errCorrupt, res)
+		}
+		more = res[1] == int64(1)
+		e.release(room, res[2:])
 	}
 	return nil
 }

@@ -17,11 +17,12 @@ const waitTimeout = 20 * time.Second
 // recorder collects what an engine publishes. Engines call publish from
 // their own goroutines.
 type recorder struct {
-	mu      sync.Mutex
-	msgs    []protocol.Message             // guarded by mu
-	errs    []string                       // guarded by mu
-	changed chan struct{}                  // guarded by mu; closed on each publish
-	verify  func(m protocol.Message) error // guarded by mu
+	mu       sync.Mutex
+	msgs     []protocol.Message             // guarded by mu
+	released map[string][]protocol.File     // by room; guarded by mu
+	errs     []string                       // guarded by mu
+	changed  chan struct{}                  // guarded by mu; closed on each publish
+	verify   func(m protocol.Message) error // guarded by mu
 }
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
@@ -130,7 +131,7 @@ func wantBounds(t *testing.T, what string, p core.Page, head, first uint64) {
 // wantSame fails unless got is want as stored.
 func wantSame(t *testing.T, what string, got, want protocol.Message) {
 	t.Helper()
-	if got != want {
+	if !got.Equal(want) {
 		t.Fatalf("%s:\n got %+v\nwant %+v", what, got, want)
 	}
 }

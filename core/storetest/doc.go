@@ -31,6 +31,18 @@
 //     Close is idempotent and keeps every acknowledged message.
 //   - An Append whose context ends returns ctx.Err(); the message may or
 //     may not be stored, and re-sending the same id tells which.
+//   - An edit or a delete (Message.Kind) is stored with its own seq, after
+//     the dedupe, only if its target is a retained message that is not
+//     deleted (else not_found) and is a message at all, with fewer than
+//     protocol.MaxEdits edits (else bad_request); a refusal stores and
+//     publishes nothing. Since, Before and Lookup then serve the target
+//     with the edit's text and Edited = the edit's TS, or, once deleted,
+//     redacted (Message.Redacted), and every edit of a deleted message
+//     redacted too, across a reopen. What is published is the entry as
+//     stored.
+//   - Files round-trip. The files of a deleted message, and of messages
+//     pruned by count or by age that still have some, are reported once to
+//     the registered handler's ReleaseFiles (core.FileReleaser).
 //
 // The suite does not test whether a pruned message's id is still
 // deduplicated: that window is engine policy and each engine documents it.

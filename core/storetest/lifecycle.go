@@ -101,7 +101,7 @@ func testCloseInFlight(t *testing.T, f Factory) {
 	all := fx.readAll("r", 0)
 	wantSeqs(t, "after reopen", all, 1, uint64(len(all)))
 	for m := range acked {
-		if m.Seq > uint64(len(all)) || all[m.Seq-1] != m {
+		if m.Seq > uint64(len(all)) || !all[m.Seq-1].Equal(m) {
 			t.Fatalf("acked %+v missing after reopen", m)
 		}
 	}

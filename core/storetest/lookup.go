@@ -10,7 +10,7 @@ func testLookup(t *testing.T, f Factory) {
 	fx := newFixture(t, f, nil)
 	stored := fx.append("r", "a")
 	got, ok, err := fx.Store.Lookup(fx.ctx, "r", "a")
-	if err != nil || !ok || got != stored {
+	if err != nil || !ok || !got.Equal(stored) {
 		t.Fatalf("Lookup(r, a) = %+v, %v, %v; want %+v", got, ok, err, stored)
 	}
 	for _, k := range [][2]string{{"r", "b"}, {"other", "a"}} {

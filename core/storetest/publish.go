@@ -18,7 +18,7 @@ func testPublishAfterStore(t *testing.T, f Factory) {
 	store := fx.Store
 	fx.pub.setVerify(func(m protocol.Message) error {
 		p, err := store.Since(context.Background(), m.Room, m.Seq-1, 1)
-		if err != nil || len(p.Messages) != 1 || p.Messages[0] != m {
+		if err != nil || len(p.Messages) != 1 || !p.Messages[0].Equal(m) {
 			return fmt.Errorf("published %s/%d (%s) before Since saw it: %+v, %v", m.Room, m.Seq, m.ID, p.Messages, err)
 		}
 		return nil
@@ -40,7 +40,7 @@ func testPublishAfterStore(t *testing.T, f Factory) {
 		ms := byRoom[room]
 		wantSeqs(t, "published in "+room, ms, 1, uint64(len(ms)))
 		for _, m := range ms[:len(ms)-1] { // all but the barrier
-			if fresh[m.Room+"/"+m.ID] != m {
+			if !fresh[m.Room+"/"+m.ID].Equal(m) {
 				t.Fatalf("published %+v, which no Append returned as new", m)
 			}
 		}

@@ -73,6 +73,12 @@ func Run(t *testing.T, f Factory) {
 		{"Closed", testClosed},
 		{"CloseInFlight", testCloseInFlight},
 		{"Cancel", testCancel},
+		{"Edit", testEdit},
+		{"Delete", testDelete},
+		{"AmendRefused", testAmendRefused},
+		{"AmendPruned", testAmendPruned},
+		{"Files", testFiles},
+		{"PruneReleasesFiles", testPruneReleasesFiles},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, f) })
@@ -137,7 +143,7 @@ func (fx *fixture) open() {
 	if fx.Store == nil {
 		fx.t.Fatal("factory returned no store")
 	}
-	fx.Store.Register(Publisher(fx.pub.publish))
+	fx.Store.Register(fx.pub)
 	store := fx.Store
 	fx.t.Cleanup(func() { store.Close() })
 }

@@ -13,20 +13,22 @@
 //	go c.Run(ctx)              // connects, reconnects, moves tiers until ctx ends
 //	for e := range c.Events() { ... }
 //	ack, err := c.Send(ctx, "lobby", "hello")
+//	_, err = c.Edit(ctx, "lobby", ack.Seq, "hello!")   // or Delete(ctx, "lobby", ack.Seq)
 //
 // State (or States) says at any time which tier is in use, whether it is
 // connected, and why not.
 //
 // # Positions, resume and deduplication
 //
-// The client keeps the last seq delivered per room: from message
-// envelopes, and from joined.head when a room is joined live for the first
+// The client keeps the last seq delivered per room: from the envelopes
+// of the room's log (message, edit and delete: each has a seq of its
+// own), and from joined.head when a room is joined live for the first
 // time. Every connect resumes from those positions: WebSocket join with
 // since, SSE and poll with since=room:seq,... (a poll that follows a poll
 // passes back the server's cursor). Rooms with no position start live.
-// Events drops any message whose seq is not above its room's position, so
-// a resume that overlaps never shows a message twice; Stats counts what
-// it dropped.
+// Events drops any log entry whose seq is not above its room's position,
+// so a resume that overlaps never shows one twice; Stats counts what it
+// dropped.
 //
 // # Connect cycles and fallback
 //
@@ -75,9 +77,10 @@
 //   - One delivery goroutine, started by Run, hands queued events to the
 //     Events channel, so a slow reader of Events never stalls the
 //     connection or its heartbeats. It closes Events when Run returns.
-//   - Callers' goroutines run Send, Read, Typing, Join and Leave. WebSocket
-//     writes (theirs, the reader's pongs and joins) are serialized by a
-//     mutex with a write deadline; HTTP calls carry their own deadlines.
+//   - Callers' goroutines run Send, Edit, Delete, Read, Typing, Join and
+//     Leave. WebSocket writes (theirs, the reader's pongs and joins) are
+//     serialized by a mutex with a write deadline; HTTP calls carry their
+//     own deadlines.
 //
 // Everything stops when Run's context ends; Run returns after its
 // goroutines have.

@@ -13,8 +13,9 @@ import (
 // booleans. It reports false for anything else (escapes, nulls, nested
 // values, unknown keys, signs, fractions, invalid UTF-8, odd syntax), and
 // the caller then decodes with encoding/json, so a frame always decodes
-// to what encoding/json makes of it. Messages, acks, joined, receipts,
-// presence and typing take the fast path; control envelopes do not.
+// to what encoding/json makes of it. Messages (without files), edits,
+// deletes, acks, joined, receipts, presence and typing take the fast
+// path; control envelopes do not.
 //
 // A client receives every envelope of every room it follows, so this is
 // where a busy client (or the load tool's thousands) spends its time.
@@ -155,6 +156,17 @@ func (p *fastParser) member(e *protocol.Envelope, key []byte) bool {
 		return p.str(&e.Reason)
 	case "seq":
 		return p.uint(&e.Seq)
+	case "target":
+		return p.uint(&e.Target)
+	case "edited":
+		v, ok := p.int(math.MaxInt64)
+		e.Edited = int64(v)
+		return ok
+	case "deleted":
+		var v *bool
+		ok := p.boolPtr(&v)
+		e.Deleted = ok && *v
+		return ok
 	case "ts":
 		v, ok := p.int(math.MaxInt64)
 		e.TS = int64(v)
@@ -290,6 +302,10 @@ func typeName(s []byte) string {
 		return protocol.TypePing
 	case protocol.TypeError:
 		return protocol.TypeError
+	case protocol.TypeEdit:
+		return protocol.TypeEdit
+	case protocol.TypeDelete:
+		return protocol.TypeDelete
 	}
 	return string(s)
 }

@@ -11,6 +11,9 @@ import (
 // fastSeeds are frames as the server writes them, and near misses.
 var fastSeeds = []string{
 	`{"type":"message","room":"lobby","seq":42,"id":"7f1c","from":"alice","name":"Alice","text":"hello","ts":1796188044453}`,
+	`{"type":"edit","room":"r","seq":5,"id":"e1","from":"alice","name":"Alice","text":"fixed","ts":1796188044453,"target":3}`,
+	`{"type":"message","room":"r","seq":3,"id":"m","from":"alice","name":"Alice","ts":1,"deleted":true}`,
+	`[{"type":"delete","room":"r","seq":6,"id":"d","from":"a","ts":2,"target":3},{"type":"message","room":"r","seq":4,"id":"x","text":"t","ts":1,"edited":1796188044453}]`,
 	`[{"type":"ack","ref":"a2","id":"a2","room":"r","seq":2,"ts":1},{"type":"message","room":"r","seq":2,"id":"a2","text":"hi"}]`,
 	`{"type":"joined","room":"r","head":0,"recovered":true,"ref":"join-1"}`,
 	`{"type":"presence","room":"r","user":"u1","name":"Zoë","online":false}`,
@@ -21,6 +24,8 @@ var fastSeeds = []string{
 	` [ ] `, `[]`, `{}`, `[{}]`, `{"seq":01}`, `{"seq":-1}`, `{"seq":1.5}`, `{"seq":1e3}`, `{"seq":18446744073709551616}`,
 	`{"text":"a\"b"}`, `{"text":"\u00e9"}`, "{\"text\":\"caf\xc3\xa9\"}", "{\"text\":\"bad\xff\"}", `{"Type":"message"}`,
 	`{"type":null}`, `{"online":truex}`, `{"seq":1}x`, `[{"seq":1},]`, `{"seq":1,}`, `{"ts":9223372036854775808}`,
+	`{"deleted":false}`, `{"deleted":1}`, `{"target":-1}`, `{"edited":9223372036854775808}`,
+	`{"type":"message","files":[{"id":"f","name":"n","size":1,"type":"t","url":"/u"}]}`,
 	`{"close_code":9223372036854775807}`, `{"type":"a","type":"b"}`, `{"head":1,"head":2}`, "{\"text\":\"tab\there\"}",
 }
 
@@ -30,7 +35,7 @@ func TestDecodeFast(t *testing.T) {
 	for _, s := range fastSeeds {
 		sameAsJSON(t, []byte(s))
 	}
-	for _, s := range fastSeeds[:5] {
+	for _, s := range fastSeeds[:8] {
 		if _, ok := decodeFast([]byte(s)); !ok {
 			t.Errorf("the fast path refused a frame the server writes: %s", s)
 		}

@@ -80,21 +80,22 @@ func (c *Client) handle(l *link, e protocol.Envelope) {
 }
 
 // accept applies e to the positions and queues it for Events, unless it
-// is a message already delivered or concerns a room no longer followed.
+// is a log entry (message, edit, delete) already delivered or concerns
+// a room no longer followed.
 func (c *Client) accept(e protocol.Envelope) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e.Room != "" && e.Type != protocol.TypeError && !slices.Contains(c.rooms, e.Room) {
 		return
 	}
-	switch e.Type {
-	case protocol.TypeMessage:
+	switch {
+	case positions(e):
 		if last, ok := c.pos[e.Room]; ok && e.Seq <= last {
 			c.dups++
 			return
 		}
 		c.pos[e.Room] = e.Seq
-	case protocol.TypeJoined:
+	case e.Type == protocol.TypeJoined:
 		if e.Head == nil {
 			break
 		}

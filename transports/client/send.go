@@ -31,7 +31,12 @@ func (c *Client) Send(ctx context.Context, room, text string) (protocol.Envelope
 // *ServerError, or a *protocol.Error if the envelope is invalid before it
 // is sent. It returns ctx's error when ctx ends first.
 func (c *Client) SendID(ctx context.Context, room, id, text string) (protocol.Envelope, error) {
-	e := protocol.Envelope{Type: protocol.TypeSend, Room: room, ID: id, Text: text}
+	return c.retried(ctx, protocol.Envelope{Type: protocol.TypeSend, Room: room, ID: id, Text: text})
+}
+
+// retried sends e, a send, edit or delete whose id makes it idempotent,
+// and retries it until it is acked; see SendID.
+func (c *Client) retried(ctx context.Context, e protocol.Envelope) (protocol.Envelope, error) {
 	if err := protocol.ValidateClient(&e); err != nil {
 		return protocol.Envelope{}, err
 	}
@@ -58,7 +63,7 @@ func (c *Client) SendID(ctx context.Context, room, id, text string) (protocol.En
 		if wait <= 0 {
 			wait = c.backoff(attempt)
 		}
-		c.cfg.Logger.Debug("chat client: send retry", "id", id, "in", wait, "err", err)
+		c.cfg.Logger.Debug("chat client: retry", "type", e.Type, "id", e.ID, "in", wait, "err", err)
 		if err := sleep(ctx, min(wait, c.cfg.BackoffMax)); err != nil {
 			return protocol.Envelope{}, err
 		}
@@ -83,8 +88,8 @@ func (c *Client) sendOnce(ctx context.Context, e protocol.Envelope) (protocol.En
 		return protocol.Envelope{}, err
 	}
 	var ack protocol.Envelope
-	body := map[string]string{"room": e.Room, "id": e.ID, "text": e.Text}
-	if err := c.call(ctx, tok, http.MethodPost, "/v1/send", body, &ack); err != nil {
+	path, body := httpTwin(e)
+	if err := c.call(ctx, tok, http.MethodPost, path, body, &ack); err != nil {
 		return protocol.Envelope{}, err
 	}
 	c.noteRTT(time.Since(start))

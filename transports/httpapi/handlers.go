@@ -72,13 +72,18 @@ func (s *Server) devLogin(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"token": tok})
 }
 
+// send serves POST /v1/send: {"room","id","text","files"?}, files a
+// list of file ids. It answers the ack.
 func (s *Server) send(w http.ResponseWriter, r *http.Request) {
-	var body struct{ Room, ID, Text string }
+	var body struct {
+		Room, ID, Text string
+		Files          []string
+	}
 	if err := httpx.DecodeJSON(w, r, &body); err != nil {
 		httpx.WriteError(w, err)
 		return
 	}
-	m, err := s.cfg.Hub.Send(r.Context(), httpx.IdentityFrom(r.Context()), body.Room, body.ID, body.Text)
+	m, err := s.cfg.Hub.SendFiles(r.Context(), httpx.IdentityFrom(r.Context()), body.Room, body.ID, body.Text, body.Files)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return

@@ -100,6 +100,8 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/negotiate", s.negotiate)
 			r.Post("/ticket", s.ticket)
 			r.Post("/send", s.send)
+			r.Post("/edit", s.edit)
+			r.Post("/delete", s.delete)
 			r.Post("/read", s.read)
 			r.Post("/typing", s.typing)
 			r.Get("/rooms/{room}/history", s.history)

@@ -146,7 +146,7 @@ func (s *streamer) deliverEnvelope(data []byte) error {
 		if _, known := s.pos[e.Room]; !known && e.Head != nil {
 			s.pos[e.Room] = *e.Head
 		}
-	case protocol.TypeMessage:
+	case protocol.TypeMessage, protocol.TypeEdit, protocol.TypeDelete:
 		s.pos[e.Room] = e.Seq
 	}
 	s.mu.Unlock()
@@ -191,13 +191,22 @@ func (s *streamer) Send(ctx context.Context, room, id, text string) (protocol.En
 	return s.Do(ctx, protocol.Envelope{Type: protocol.TypeSend, Room: room, ID: id, Text: text, Ref: id})
 }
 
-// Do maps a client envelope onto HTTP: send, read and typing become
-// POSTs; join and leave change the room set and restart the stream; ping
-// is answered by the client itself while its stream is up.
+// Do maps a client envelope onto HTTP: send, edit, delete, read and
+// typing become POSTs; join and leave change the room set and restart
+// the stream; ping is answered by the client itself while its stream is
+// up.
 func (s *streamer) Do(ctx context.Context, e protocol.Envelope) (protocol.Envelope, error) {
 	switch e.Type {
 	case protocol.TypeSend:
-		return s.post(ctx, "/v1/send", map[string]any{"room": e.Room, "id": e.ID, "text": e.Text}, e.Ref)
+		body := map[string]any{"room": e.Room, "id": e.ID, "text": e.Text}
+		if e.Files != nil {
+			body["files"] = protocol.FileIDs(e.Files)
+		}
+		return s.post(ctx, "/v1/send", body, e.Ref)
+	case protocol.TypeEdit:
+		return s.post(ctx, "/v1/edit", map[string]any{"room": e.Room, "id": e.ID, "seq": e.Seq, "text": e.Text}, e.Ref)
+	case protocol.TypeDelete:
+		return s.post(ctx, "/v1/delete", map[string]any{"room": e.Room, "id": e.ID, "seq": e.Seq}, e.Ref)
 	case protocol.TypeRead:
 		return s.post(ctx, "/v1/read", map[string]any{"room": e.Room, "seq": e.Seq}, e.Ref)
 	case protocol.TypeTyping:
