@@ -102,7 +102,8 @@ type Node struct {
 	Rollouts   *rollout.Manager // nil without Config.Degrade
 	API        *httpapi.Server
 
-	bridge *bridge // nil without Config.Cluster
+	bridge *bridge     // nil without Config.Cluster
+	reaper *fileReaper // nil without Config.Files
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -144,6 +145,10 @@ func New(cfg Config) *Node {
 		if hubCfg.Observer == nil {
 			hubCfg.Observer = meter
 		}
+	}
+	if cfg.Files != nil {
+		n.reaper = newFileReaper(cfg.Files, log)
+		hubCfg.Files, hubCfg.OnDelete = fileResolver{cfg.Files}, n.reaper.onDelete
 	}
 	n.Hub = core.New(cfg.Engine, hubCfg)
 	apiCfg := httpapi.Config{
@@ -223,6 +228,9 @@ func (n *Node) Close(ctx context.Context) error {
 		n.cancel()
 		n.wg.Wait()
 		err = n.Hub.Shutdown(ctx)
+		if n.reaper != nil {
+			n.reaper.stop()
+		}
 	})
 	return err
 }
