@@ -233,6 +233,7 @@ func TestOpsScreenshot(t *testing.T) {
 	admin.do("PUT", "/v1/admin/flags/typing", map[string]any{"rollout": 10}, nil)
 	time.Sleep(4 * time.Second)
 	admin.do("PUT", "/v1/admin/flags/typing", map[string]any{"rollout": 50}, nil)
+	admin.do("POST", "/v1/admin/rollouts", map[string]any{"flag": "read_receipts", "steps": []int{10, 50, 100}, "hold": "24h"}, nil)
 	ops.do(
 		chromedp.Click(chromedp.ID("pin-1")),
 		chromedp.SetValue(chromedp.ID("pin-for"), "30m"),
