@@ -2,13 +2,18 @@ package browsertest
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/chatd/chatd/transports/client"
 )
 
 // TestOpsPageFollowsTheServer: after the page pins level 2, a level set
@@ -16,7 +21,8 @@ import (
 // 2" with the level in force and who set it. At level 3 a chat tab that
 // polls counts as a poll connection between its polls, its sends' round
 // trips reach the round trip figure, a REST error shows under its code,
-// and the real binary reports its anonymous RSS.
+// and the real binary reports its anonymous RSS. With 19 Go poll clients
+// more, the page counts 20 poll connections.
 func TestOpsPageFollowsTheServer(t *testing.T) {
 	srv := startServer(t)
 	ops := newUser(t).open("ops", srv.URL()+"/ops.html", tabOptions{preScript: quickOps})
@@ -36,6 +42,17 @@ func TestOpsPageFollowsTheServer(t *testing.T) {
 	carol.waitConnected("poll")
 	// At level 3 the page polls every 5 s; it is a connection all along.
 	ops.waitJS("carol's poll client", `+document.getElementById('conn-poll').textContent === 1`, 10*time.Second)
+	// 19 more poll clients, Go ones: the page shows all 20, between polls too.
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i := range 19 {
+		tok := srv.login(t, fmt.Sprint("poller", i)).token
+		c := client.New(client.Config{URL: srv.URL(), Rooms: []string{"general"}, Transports: []string{client.Poll},
+			Token: func(context.Context) (string, error) { return tok, nil }})
+		wg.Go(func() { _ = c.Run(ctx) })
+	}
+	ops.waitJS("20 poll clients", `+document.getElementById('conn-poll').textContent === 20`, 20*time.Second)
 	carol.send("one")
 	carol.waitText("one")
 	carol.send("two") // its POST reports the first one's round trip
