@@ -1188,7 +1188,10 @@
 
     on($('messages'), 'click', function (ev) {
       var t = ev.target;
-      var action = t.getAttribute && t.getAttribute('data-action');
+      // The click may land inside the button (a thumbnail's image).
+      while (t && t !== this && !(t.getAttribute && t.getAttribute('data-action'))) { t = t.parentNode; }
+      if (!t || t === this) { return; }
+      var action = t.getAttribute('data-action');
       if (!action || !app.client) { return; }
       var li = t;
       while (li && li.tagName !== 'LI') { li = li.parentNode; }
