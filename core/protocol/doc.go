@@ -3,11 +3,12 @@
 // them.
 //
 // It owns the frame table below and nothing else. It imports only the
-// standard library; core, transports and clients all depend on it.
+// standard library and golang.org/x/text/unicode/norm (display names are
+// NFC-normalised); core, transports and clients all depend on it.
 //
 // Client to server:
 //
-//	join     {"type":"join","room","since"?}        since = last seq seen
+//	join     {"type":"join","room","since"?}        since = last seq seen; room "~": the user's own stream
 //	leave    {"type":"leave","room"}
 //	send     {"type":"send","room","id","text"}
 //	read     {"type":"read","room","seq"}
@@ -29,6 +30,7 @@
 //	ping       {"type":"ping"}                        heartbeat
 //	pong       {"type":"pong"}
 //	disconnect {"type":"disconnect","close_code","reason","reconnect_ms"}
+//	room       {"type":"room","room","reason","seq","ts","dm"?}  user-scoped; its position is "~"
 //
 // Version log:
 //
@@ -39,4 +41,11 @@
 //	    bidi-control or other invisible rune, so gen\u200beral and
 //	    \u202egeneral are bad_request. A user id is 1 to MaxUserLen (128)
 //	    bytes. Message text (CleanText) keeps format and bidi runes.
+//	v1.2 your rooms, your name: room names may not start with '~'; "~"
+//	    (UserRoom) is the user's own stream of "room" envelopes (reason
+//	    dm, invite, joined or left; dm carries the other user as
+//	    {"user","name"}), followed by every session without a join and
+//	    resumed by a join of "~" with since or by the cursor key "~".
+//	    Display names (CleanDisplayName) are NFC, trimmed, 1 to 64
+//	    characters of name runes or space separators.
 package protocol

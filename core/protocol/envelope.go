@@ -18,6 +18,7 @@ const (
 	TypeControl    = "control"
 	TypeError      = "error"
 	TypeDisconnect = "disconnect"
+	TypeRoom       = "room" // a user-scoped event: a room appeared in or left the user's list
 )
 
 // Envelope is one frame of the protocol. Fields that a type does not use
@@ -55,6 +56,10 @@ type Envelope struct {
 	CloseCode   int    `json:"close_code,omitempty"`
 	Reason      string `json:"reason,omitempty"`
 	ReconnectMS int    `json:"reconnect_ms,omitempty"`
+
+	// DM is, on a "room" envelope for a direct-message room, the other
+	// user; Reason then says why the room changed (ReasonDM, …).
+	DM *Peer `json:"dm,omitempty"`
 }
 
 // Ptr returns a pointer to v, for the pointer fields of Envelope.
