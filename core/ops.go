@@ -30,6 +30,7 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 	if err != nil {
 		return protocol.Message{}, internal(err)
 	}
+	id = h.withName(ctx, id)
 	if !allowed {
 		// A retry of a stored send is answered, not limited: clients retry freely.
 		if m, ok, err := h.store.Lookup(ctx, room, msgID); err == nil && ok {
@@ -50,6 +51,7 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 	} else {
 		h.metrics.messages.Inc()
 	}
+	h.afterSend(ctx, id, m, dup)
 	return m, nil
 }
 
@@ -96,6 +98,7 @@ func (h *Hub) Typing(ctx context.Context, id auth.Identity, room string) error {
 	if !h.limits.allowTyping(id.User, room, h.cfg.TypingInterval) {
 		return nil
 	}
+	id = h.withName(ctx, id)
 	h.broker.Broadcast(room, protocol.Envelope{Type: protocol.TypeTyping, Room: room, User: id.User, Name: id.Name})
 	return nil
 }

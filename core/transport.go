@@ -39,9 +39,10 @@ type Frame struct {
 
 // Positions reports whether f sets the client's position in f.Room to
 // f.Seq: message frames do, and so do joined frames, whose Seq is where
-// the replay starts.
+// the replay starts, and room frames, the user's events, whose Room is
+// "~" (protocol.UserRoom).
 func (f Frame) Positions() bool {
-	return f.Type == protocol.TypeMessage || f.Type == protocol.TypeJoined
+	return f.Type == protocol.TypeMessage || f.Type == protocol.TypeJoined || f.Type == protocol.TypeRoom
 }
 
 // envelopeFrame encodes e as a frame.

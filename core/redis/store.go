@@ -38,7 +38,7 @@ func (e *Engine) Append(ctx context.Context, m protocol.Message) (protocol.Messa
 	err = e.call(ctx, "append", func(ctx context.Context) error {
 		var err error
 		res, err = appendScript.Run(ctx, e.rdb, []string{k.meta, k.log, k.ids},
-			m.ID, rec, e.cfg.MaxMessages, k.channel, randomHex(8), floor).Slice()
+			m.ID, rec, core.Retain(m.Room, e.cfg.MaxMessages), k.channel, randomHex(8), floor).Slice()
 		return err
 	})
 	if err != nil {

@@ -32,6 +32,12 @@
 //   - An Append whose context ends returns ctx.Err(); the message may or
 //     may not be stored, and re-sending the same id tells which.
 //
+//   - The UserStore half keeps chosen and seen names apart, lists rooms
+//     newest first up to core.MaxListedRooms, reports whether each add or
+//     remove changed the list, and gives each room's bounds, newest
+//     message and read position (users.go). A user's stream
+//     (core.UserStream) keeps core.UserStreamRetain messages.
+//
 // The suite does not test whether a pruned message's id is still
 // deduplicated: that window is engine policy and each engine documents it.
 //

@@ -73,6 +73,11 @@ func Run(t *testing.T, f Factory) {
 		{"Closed", testClosed},
 		{"CloseInFlight", testCloseInFlight},
 		{"Cancel", testCancel},
+		{"UserNames", testUserNames},
+		{"UserRooms", testUserRooms},
+		{"UserRoomsCap", testUserRoomsCap},
+		{"RoomStates", testRoomStates},
+		{"UserStreamRetention", testUserStreamRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, f) })
