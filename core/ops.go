@@ -51,7 +51,7 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 	} else {
 		h.metrics.messages.Inc()
 	}
-	h.afterSend(ctx, id, m, dup)
+	h.afterSend(ctx, id, m)
 	return m, nil
 }
 

@@ -133,18 +133,14 @@ func (h *Hub) Leave(ctx context.Context, id auth.Identity, room string) error {
 	return nil
 }
 
-// afterSend does what a stored message means beyond its room: the
-// sender has read their own message, and a direct-message room is listed
-// for both its users, each of whom is told (reason dm) when it is new to
+// afterSend does what a stored message means beyond its room: a
+// direct-message room is listed for both its users, each of whom is told (reason dm) when it is new to
 // them or when this is the room's first message. The event of the first
 // message carries a fixed id, so that a retried send (dup) that repeats
 // it stores it once, and one that a crash lost after the message is
 // stored is stored by the retry. Failures are logged: the message is
 // stored, and the send succeeds.
-func (h *Hub) afterSend(ctx context.Context, id auth.Identity, m protocol.Message, dup bool) {
-	if !dup {
-		h.reads.add(m.Room, id.User, m.Seq, false)
-	}
+func (h *Hub) afterSend(ctx context.Context, id auth.Identity, m protocol.Message) {
 	peer, ok := auth.DMPeer(m.Room, id.User)
 	if !ok {
 		return
@@ -188,7 +184,9 @@ func (h *Hub) afterSend(ctx context.Context, id auth.Identity, m protocol.Messag
 // with no message follow, by name.
 //
 // unread counts the seqs after the read position that are still retained:
-// with no gaps in seq, head minus read, less what retention dropped.
+// with no gaps in seq, head minus read, less what retention dropped. The
+// user's own messages count like any other until they report a read
+// position past them, as the bundled clients do for every message shown.
 func (h *Hub) Rooms(ctx context.Context, id auth.Identity) ([]RoomEntry, error) {
 	names, err := h.people.UserRooms(ctx, id.User)
 	if err != nil {
