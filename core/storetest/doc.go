@@ -17,26 +17,20 @@
 //
 //   - Seqs are 1, 2, 3… per room with no gaps, also under concurrency, and
 //     are never reused after pruning.
-//
 //   - Append stamps TS (Unix ms) from Options.Now and ignores the caller's
 //     Seq and TS. A duplicate (room, id) returns the first message as
 //     stored, with dup set, within the retention window.
-//
 //   - Since with limit <= 0 returns the bounds only. Before with before == 0
 //     or beyond the head pages back from the head. An empty or unknown
 //     room has Head 0 and First 1. Retained seqs are the contiguous range
 //     First..Head.
-//
 //   - The handler registered with the engine (its Broker half) gets every
 //     new message once, after Since can see it, in per-room seq order, and
 //     never a duplicate.
-//
 //   - After Close every method returns an error wrapping core.ErrClosed;
 //     Close is idempotent and keeps every acknowledged message.
-//
 //   - An Append whose context ends returns ctx.Err(); the message may or
 //     may not be stored, and re-sending the same id tells which.
-//
 //   - The UserStore half keeps chosen and seen names apart, lists rooms
 //     newest first up to core.MaxListedRooms, reports whether each add or
 //     remove changed the list, and gives each room's bounds, newest
