@@ -206,7 +206,8 @@ func TestSSEWriterBurstExactlyOnce(t *testing.T) {
 		s.untilJoined(t, room)
 		streams = append(streams, s)
 	}
-	// A stream following two rooms has its own cursor, covering both.
+	// A stream following two rooms has its own cursor, covering both and
+	// the user's own stream.
 	two := swOpen(t, http.DefaultClient, e.URL, e.Token(t, "dee", Claims{}), "rooms="+room+",other", "", false)
 	two.untilJoined(t, room)
 	two.untilJoined(t, "other")
@@ -215,8 +216,8 @@ func TestSSEWriterBurstExactlyOnce(t *testing.T) {
 		s.expect(t, room, 1, n)
 	}
 	for _, ev := range two.expect(t, room, 1, n) {
-		if cur, _ := protocol.ParseCursor(ev.id); len(cur) != 2 {
-			t.Fatalf("two rooms, cursor %v", cur)
+		if cur, _ := protocol.ParseCursor(ev.id); len(cur) != 3 || cur[protocol.UserRoom] == 0 {
+			t.Fatalf("two rooms and the user's stream, cursor %v", cur)
 		}
 	}
 	streams = append(streams, two)
