@@ -211,6 +211,7 @@ func TestSSEWriterBurstExactlyOnce(t *testing.T) {
 	two := swOpen(t, http.DefaultClient, e.URL, e.Token(t, "dee", Claims{}), "rooms="+room+",other", "", false)
 	two.untilJoined(t, room)
 	two.untilJoined(t, "other")
+	two.untilJoined(t, protocol.UserRoom)
 	fill(t, e, room, n, "a burst of chat")
 	for _, s := range streams {
 		s.expect(t, room, 1, n)
