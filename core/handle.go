@@ -137,8 +137,8 @@ func (s *Session) join(ctx context.Context, name string, since *uint64, ref stri
 		if err := s.roomLimit(); err != nil {
 			return err
 		}
-		id = s.hub.withName(ctx, id)
 	}
+	id = s.hub.withName(ctx, id) // and records a token's name others have not seen
 	// Lock order is room, then session: never hold s.mu here.
 	r := s.hub.acquireRoom(name)
 	sb := &sub{syncing: true}

@@ -2,6 +2,8 @@ package poll
 
 import (
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/chatd/chatd/core/auth"
@@ -10,35 +12,36 @@ import (
 )
 
 // subscription is httpx.ParseSubscription with the user's own stream
-// (protocol.UserRoom, "~") added: the rooms returned end with it, and its
-// position is the cursor's "~" entry (from Last-Event-ID, else cursor=),
-// if any; without one it starts live and opens with a joined envelope.
-// rooms= may be empty or absent: the request then follows the user's
-// stream only (and since= is bad_request). The user's stream counts
-// against no room limit.
+// (protocol.UserRoom, "~") added: the rooms returned end with it. Its
+// position comes, like a room's, from Last-Event-ID, else from a "~:N"
+// pair of since= (then it opens with a joined envelope, as a room given
+// by since= does), else from the "~" entry of cursor=; with none it
+// starts live and opens with a joined envelope. rooms= may be empty or
+// absent: the request then follows the user's stream only, and since= may
+// name nothing else. The user's stream counts against no room limit.
 //
 // The same function is in transports/sse and transports/poll; it belongs
 // in httpx.ParseSubscription, which is not this change's to edit.
 func subscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, protocol.Cursor, map[string]bool, error) {
 	q := r.URL.Query()
-	raw := r.Header.Get("Last-Event-ID")
-	if raw == "" {
-		raw = q.Get("cursor")
+	user, fresh, err := userPosition(r, q)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	var user *uint64
-	if raw != "" {
-		c, err := protocol.ParseCursor(raw)
-		if err != nil {
-			return nil, nil, nil, err
+	if fresh {
+		// httpx reads since= for rooms only: hand it the rest.
+		rest, _, _, _ := cutUserSince(q.Get("since"))
+		if rest == "" {
+			q.Del("since")
+		} else {
+			q.Set("since", rest)
 		}
-		if p, ok := c[protocol.UserRoom]; ok {
-			user = &p
-		}
+		r = withQuery(r, q)
 	}
 	var (
-		rooms []string
-		cur   protocol.Cursor
-		fresh map[string]bool
+		rooms      []string
+		cur        protocol.Cursor
+		freshRooms map[string]bool
 	)
 	switch n := countRooms(q.Get("rooms")); {
 	case n > maxRooms:
@@ -47,8 +50,7 @@ func subscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, pr
 		return nil, nil, nil, protocol.Errorf(protocol.CodeBadRequest, "since= names rooms that rooms= does not subscribe")
 	case n > 0:
 		// One more than the rooms: a cursor also holds the user's position.
-		var err error
-		if rooms, cur, fresh, err = httpx.ParseSubscription(r, id, maxRooms+1); err != nil {
+		if rooms, cur, freshRooms, err = httpx.ParseSubscription(r, id, maxRooms+1); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -58,7 +60,67 @@ func subscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, pr
 		}
 		cur[protocol.UserRoom] = *user
 	}
-	return append(rooms, protocol.UserRoom), cur, fresh, nil
+	if fresh {
+		if freshRooms == nil {
+			freshRooms = map[string]bool{}
+		}
+		freshRooms[protocol.UserRoom] = true
+	}
+	return append(rooms, protocol.UserRoom), cur, freshRooms, nil
+}
+
+// userPosition returns the position in the user's stream that r resumes
+// from, if any, and whether it came from since= (a fresh start).
+func userPosition(r *http.Request, q url.Values) (pos *uint64, fresh bool, err error) {
+	raw := r.Header.Get("Last-Event-ID")
+	if raw == "" {
+		if _, p, found, err := cutUserSince(q.Get("since")); err != nil || found {
+			return p, found, err
+		}
+		raw = q.Get("cursor")
+	}
+	if raw == "" {
+		return nil, false, nil
+	}
+	c, err := protocol.ParseCursor(raw)
+	if err != nil {
+		return nil, false, err
+	}
+	if p, ok := c[protocol.UserRoom]; ok {
+		return &p, false, nil
+	}
+	return nil, false, nil
+}
+
+// cutUserSince takes the "~:N" pair out of a since= value: it returns the
+// other pairs, the position and whether there was one.
+func cutUserSince(since string) (rest string, pos *uint64, found bool, err error) {
+	if !strings.Contains(since, protocol.UserRoom+":") {
+		return since, nil, false, nil
+	}
+	var others []string
+	for _, pair := range strings.Split(since, ",") {
+		seq, ok := strings.CutPrefix(pair, protocol.UserRoom+":")
+		if !ok {
+			others = append(others, pair)
+			continue
+		}
+		p, perr := strconv.ParseUint(seq, 10, 64)
+		if perr != nil || found {
+			return "", nil, false, protocol.Errorf(protocol.CodeBadRequest, "since= takes room:seq pairs")
+		}
+		pos, found = &p, true
+	}
+	return strings.Join(others, ","), pos, found, nil
+}
+
+// withQuery returns a shallow copy of r whose query is q.
+func withQuery(r *http.Request, q url.Values) *http.Request {
+	r2 := *r
+	u := *r.URL
+	u.RawQuery = q.Encode()
+	r2.URL = &u
+	return &r2
 }
 
 // countRooms counts the distinct room names of a rooms= value.

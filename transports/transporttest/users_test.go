@@ -193,8 +193,16 @@ func TestPollUserEventBetweenPolls(t *testing.T) {
 	if old := pollRaw(t, e, bobTok, url.Values{"cursor": {first.Cursor}}); len(old.Events) != 1 || old.Events[0].Seq != next.Events[0].Seq {
 		t.Fatalf("the first cursor again: %+v", old.Events)
 	}
-	// since= needs rooms=; ~ is no room.
-	for _, q := range []url.Values{{"since": {"general:1"}}, {"rooms": {"~"}}, {"rooms": {"~bob"}}} {
+	// since=~:N, what a client moving from WebSocket knows, answers at
+	// once: a joined envelope for ~, then what follows N.
+	moved := pollRaw(t, e, bobTok, url.Values{"since": {"~:0"}})
+	if len(moved.Events) != 2 || moved.Events[0].Type != protocol.TypeJoined || moved.Events[0].Room != protocol.UserRoom ||
+		moved.Events[1].Seq != next.Events[0].Seq {
+		t.Fatalf("poll since=~:0: %+v", moved.Events)
+	}
+	// since= needs rooms= for anything but ~; ~ is no room.
+	for _, q := range []url.Values{{"since": {"general:1"}}, {"rooms": {"~"}}, {"rooms": {"~bob"}},
+		{"since": {"~:1,~:2"}}, {"since": {"~:x"}}} {
 		status, body := httpDo(t, e, http.MethodGet, "/v1/poll?"+q.Encode(), bobTok, nil)
 		httpError(t, "poll "+q.Encode(), status, body, http.StatusBadRequest, protocol.CodeBadRequest)
 	}
