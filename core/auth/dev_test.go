@@ -120,7 +120,7 @@ func TestDevUserID(t *testing.T) {
 		if again := DevUserID(name); again != id {
 			t.Errorf("DevUserID(%q) is not stable: %q, then %q", name, id, again)
 		}
-		if other, ok := ids[id]; ok && strings.ToLower(other) != strings.ToLower(name) {
+		if other, ok := ids[id]; ok && !strings.EqualFold(other, name) {
 			t.Errorf("%q and %q share id %q", other, name, id)
 		}
 		ids[id] = name

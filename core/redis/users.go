@@ -130,7 +130,7 @@ func (e *Engine) UserRooms(ctx context.Context, user string) ([]string, error) {
 	var rooms []string
 	err := e.call(ctx, "user_rooms", func(ctx context.Context) error {
 		var err error
-		rooms, err = e.rdb.ZRevRange(ctx, e.keys.userRooms(user), 0, core.MaxListedRooms-1).Result()
+		rooms, err = e.rdb.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: e.keys.userRooms(user), Start: 0, Stop: core.MaxListedRooms - 1, Rev: true}).Result()
 		return err
 	})
 	return rooms, err
