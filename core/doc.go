@@ -17,5 +17,12 @@
 // subscriber that sees a gap in seq (possible with a lossy broker) falls
 // back to catching up from the store.
 //
+// Each user has a display name (names.go: chosen with SetName, else the
+// token's), a room list (rooms.go: joins, explicit leaves, DMs) and a
+// stream of "room" events (userstream.go), which the engine stores like a
+// room's log under a name no client can use, so that every session of
+// the user follows it as the room "~" with the same exact delivery as a
+// room's messages, on every tier and node.
+//
 // Must not import net/http, chi or any transport.
 package core
