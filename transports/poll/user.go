@@ -46,7 +46,7 @@ func subscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, pr
 	switch n := countRooms(q.Get("rooms")); {
 	case n > maxRooms:
 		return nil, nil, nil, protocol.Errorf(protocol.CodeTooManyRooms, "at most %d rooms per connection", maxRooms)
-	case n == 0 && q.Get("since") != "":
+	case n == 0 && q.Get("since") != "" && r.Header.Get("Last-Event-ID") == "":
 		return nil, nil, nil, protocol.Errorf(protocol.CodeBadRequest, "since= names rooms that rooms= does not subscribe")
 	case n > 0:
 		// One more than the rooms: a cursor also holds the user's position.
