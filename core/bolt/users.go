@@ -72,8 +72,23 @@ func (s *Store) RemoveUserRoom(ctx context.Context, user, room string) (bool, er
 	return s.listOp(ctx, opUnlist, user, room)
 }
 
+// listOp adds or removes a room. It reads first: a join of a room
+// already listed, or a leave of one that is not, is the common case (a
+// client reconnecting, a poll joining its rooms) and costs no commit.
 func (s *Store) listOp(ctx context.Context, kind opKind, user, room string) (bool, error) {
 	if err := validKeys(user, room); err != nil {
+		return false, err
+	}
+	var listed bool
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if ub := userBucket(tx, user); ub != nil {
+			if b := ub.Bucket(bucketUserList); b != nil {
+				listed = b.Get([]byte(room)) != nil
+			}
+		}
+		return nil
+	})
+	if err != nil || listed == (kind == opList) {
 		return false, err
 	}
 	res, err := s.do(ctx, &request{kind: kind, user: userReq{user: user, room: room}})
