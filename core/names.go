@@ -98,6 +98,20 @@ func (n *names) lookup(ctx context.Context, users []string) (map[string]UserName
 	return out, true
 }
 
+// one is lookup for one user, without allocating when the cache has it:
+// it runs on every send and join.
+func (n *names) one(ctx context.Context, user string) (UserNames, bool) {
+	now := n.hub.cfg.Now()
+	n.mu.Lock()
+	c, hit := n.cache[user]
+	n.mu.Unlock()
+	if hit && now.Sub(c.at) < nameTTL {
+		return c.UserNames, true
+	}
+	got, ok := n.lookup(ctx, []string{user})
+	return got[user], ok
+}
+
 // put caches user's names as of now.
 func (n *names) put(user string, un UserNames) {
 	n.mu.Lock()
@@ -136,8 +150,7 @@ func (n *names) allowRename(user string) bool {
 // seen yet is recorded, so that others see it too (the other side of a
 // DM). An engine failure leaves the token's name.
 func (h *Hub) withName(ctx context.Context, id auth.Identity) auth.Identity {
-	got, ok := h.names.lookup(ctx, []string{id.User})
-	un := got[id.User]
+	un, ok := h.names.one(ctx, id.User)
 	if un.Chosen != "" {
 		id.Name = un.Chosen
 		return id
@@ -188,8 +201,7 @@ func (h *Hub) SetName(ctx context.Context, id auth.Identity, name string) (Profi
 	if err := h.people.SetUserName(ctx, id.User, clean, true); err != nil {
 		return Profile{}, internal(err)
 	}
-	got, _ := h.names.lookup(ctx, []string{id.User})
-	un := got[id.User]
+	un, _ := h.names.one(ctx, id.User)
 	un.Chosen = clean
 	h.names.put(id.User, un) // this node sees it at once; the others when the announcement comes
 	data, _ := json.Marshal(renamed{User: id.User, Name: clean})

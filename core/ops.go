@@ -30,7 +30,6 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 	if err != nil {
 		return protocol.Message{}, internal(err)
 	}
-	id = h.withName(ctx, id)
 	if !allowed {
 		// A retry of a stored send is answered, not limited: clients retry freely.
 		if m, ok, err := h.store.Lookup(ctx, room, msgID); err == nil && ok {
@@ -40,6 +39,7 @@ func (h *Hub) Send(ctx context.Context, id auth.Identity, room, msgID, text stri
 		return protocol.Message{}, protocol.Errorf(protocol.CodeRateLimited,
 			"sending faster than %g messages per second", h.cfg.SendRate)
 	}
+	id = h.withName(ctx, id)
 	start := time.Now()
 	m, dup, err := h.store.Append(ctx, protocol.Message{Room: room, ID: msgID, From: id.User, Name: id.Name, Text: clean})
 	h.counters.store.add(time.Since(start))

@@ -165,8 +165,8 @@ func (h *Hub) afterSend(ctx context.Context, id auth.Identity, m protocol.Messag
 			continue
 		}
 		if s.peerName == "" {
-			got, _ := h.names.lookup(ctx, []string{s.peer})
-			s.peerName = nameOf(s.peer, got[s.peer])
+			un, _ := h.names.one(ctx, s.peer)
+			s.peerName = nameOf(s.peer, un)
 		}
 		ev := userEvent{Room: m.Room, Reason: protocol.ReasonDM, Peer: s.peer, PeerName: s.peerName}
 		if err := h.tell(ctx, s.user, ev, "dm|"+m.Room); err != nil {
