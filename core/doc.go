@@ -24,5 +24,12 @@
 // are resolved at send time through Config.Files, and the files of
 // deleted and pruned messages reach Config.OnDelete (files.go).
 //
+// Each user has a display name (names.go: chosen with SetName, else the
+// token's), a room list (rooms.go: joins, explicit leaves, DMs) and a
+// stream of "room" events (userstream.go), which the engine stores like a
+// room's log under a name no client can use, so that every session of
+// the user follows it as the room "~" with the same exact delivery as a
+// room's messages, on every tier and node.
+//
 // Must not import net/http, chi or any transport.
 package core

@@ -8,11 +8,12 @@ import (
 
 // Engine is the seam between the hub and what keeps and carries messages:
 // the embedded bbolt engine on one node, Redis across many. One value is
-// both the Store (history, seq, idempotency, read positions) and the
-// Broker (what the nodes that share the engine tell each other). New
-// registers the hub with it, once.
+// the Store (history, seq, idempotency, read positions), the UserStore
+// (display names, room lists) and the Broker (what the nodes that share
+// the engine tell each other). New registers the hub with it, once.
 type Engine interface {
 	Store
+	UserStore
 	Broker
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 
+	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 )
 
@@ -63,6 +64,9 @@ func (s *Session) handle(ctx context.Context, e protocol.Envelope, ref string) e
 		return s.join(ctx, e.Room, e.Since, ref, false)
 	case protocol.TypeLeave:
 		s.leave(e.Room)
+		if err := s.hub.Leave(ctx, id, e.Room); err != nil {
+			return err
+		}
 		if ref != "" {
 			s.reply(protocol.Envelope{Type: protocol.TypeAck, Room: e.Room, Ref: ref})
 		}
@@ -116,6 +120,10 @@ func (s *Session) refresh(token, ref string) error {
 // since (nil: live only). With quiet, the joined envelope is sent only when
 // the resume is not exact: a poll that resumes from a cursor then answers
 // only when there is news. Errors are *protocol.Error values or ErrClosed.
+//
+// The room protocol.UserRoom ("~") is the user's own stream of "room"
+// events: it needs no permission, counts against no room limit and has
+// no presence. Joining any other room puts it in the user's room list.
 func (s *Session) Join(ctx context.Context, room string, since *uint64, quiet bool) error {
 	return s.join(ctx, room, since, "", quiet)
 }
@@ -123,22 +131,26 @@ func (s *Session) Join(ctx context.Context, room string, since *uint64, quiet bo
 // join is Join with the ref to echo. See the package doc for why it is exact.
 func (s *Session) join(ctx context.Context, name string, since *uint64, ref string, quiet bool) error {
 	id := s.Identity()
-	if err := id.CanAccess(name); err != nil {
+	wire, stream := name, name == protocol.UserRoom
+	if stream {
+		name = UserStream(s.user)
+	} else if err := joinable(id, name); err != nil {
 		return err
 	}
 	s.leave(name) // a repeated join restarts the subscription from since
-	s.mu.Lock()
-	n := len(s.rooms)
-	s.mu.Unlock()
-	if n >= s.hub.cfg.MaxRoomsPerSession {
-		return protocol.Errorf(protocol.CodeTooManyRooms,
-			"a connection may join %d rooms", s.hub.cfg.MaxRoomsPerSession)
+	if !stream {
+		if err := s.roomLimit(); err != nil {
+			return err
+		}
 	}
+	id = s.hub.withName(ctx, id) // and records a token's name others have not seen
 	// Lock order is room, then session: never hold s.mu here.
 	r := s.hub.acquireRoom(name)
 	sb := &sub{syncing: true}
 	r.subs[s] = sb
-	r.addMember(id.User, id.Name)
+	if !stream {
+		r.addMember(id.User, id.Name)
+	}
 	r.mu.Unlock()
 	s.mu.Lock()
 	closing := s.closing != nil
@@ -157,8 +169,37 @@ func (s *Session) join(ctx context.Context, name string, since *uint64, ref stri
 	}
 	if err != nil {
 		s.leave(name)
+		return err
 	}
-	return err
+	if !stream {
+		s.hub.listJoin(ctx, id.User, wire)
+	}
+	return nil
+}
+
+// joinable reports whether id may join room: a well-formed room name
+// (the transports check it too) that id may use.
+func joinable(id auth.Identity, room string) error {
+	if err := protocol.ValidRoom(room); err != nil {
+		return err
+	}
+	return id.CanAccess(room)
+}
+
+// roomLimit refuses a join past MaxRoomsPerSession rooms; the user's own
+// stream does not count.
+func (s *Session) roomLimit() error {
+	s.mu.Lock()
+	n := len(s.rooms)
+	if _, ok := s.rooms[UserStream(s.user)]; ok {
+		n--
+	}
+	s.mu.Unlock()
+	if n >= s.hub.cfg.MaxRoomsPerSession {
+		return protocol.Errorf(protocol.CodeTooManyRooms,
+			"a connection may join %d rooms", s.hub.cfg.MaxRoomsPerSession)
+	}
+	return nil
 }
 
 // sendJoined enqueues the joined envelope and returns the seq to replay after.
@@ -178,7 +219,7 @@ func (s *Session) sendJoined(ctx context.Context, name string, since *uint64, re
 	} else {
 		recovered = page.Recovered(after)
 	}
-	joined := protocol.Envelope{Type: protocol.TypeJoined, Room: name, Ref: ref,
+	joined := protocol.Envelope{Type: protocol.TypeJoined, Room: wireRoom(name), Ref: ref,
 		Head: protocol.Ptr(page.Head), Recovered: protocol.Ptr(recovered)}
 	if quiet && recovered {
 		return after, nil
@@ -280,6 +321,9 @@ func (s *Session) unsubscribe(r *room) {
 }
 
 func messageFrame(m protocol.Message) Frame {
+	if IsUserStream(m.Room) {
+		return userEventFrame(m)
+	}
 	return envelopeFrame(m.Envelope())
 }
 

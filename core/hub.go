@@ -25,6 +25,9 @@ type Hub struct {
 	counters counters
 
 	reads    *readQueue    // Static after construction.
+	people   UserStore     // the engine's names and room lists; static after construction.
+	names    *names        // display names; static after construction.
+	listed   *listed       // rooms known to be in users' lists; static after construction.
 	replays  chan struct{} // replay slots: a catch-up holds one; static after construction.
 	fan      *fanout       // Static after construction.
 	fanoutOn atomic.Bool   // the fan-out shards run; set under mu
@@ -56,6 +59,7 @@ func New(engine Engine, cfg Config) *Hub {
 		cfg:      cfg,
 		store:    engine,
 		broker:   engine,
+		people:   engine,
 		metrics:  newMetrics(cfg.Metrics),
 		limits:   newLimiters(cfg),
 		rooms:    make(map[string]*room),
@@ -68,6 +72,8 @@ func New(engine Engine, cfg Config) *Hub {
 	h.fan = newFanout()
 	h.marks.rooms = make(map[*room]struct{})
 	h.controls = make(map[string]func([]byte))
+	h.names, h.listed = newNames(h), newListed(cfg.Now)
+	h.controls[TopicName] = h.onRenamed
 	h.cluster, _ = engine.(Cluster)
 	h.instrument()
 	engine.Register(h)

@@ -51,6 +51,7 @@ func (h *Hub) SendFiles(ctx context.Context, id auth.Identity, room, msgID, text
 		return protocol.Message{}, protocol.Errorf(protocol.CodeRateLimited,
 			"sending faster than %g messages per second", h.cfg.SendRate)
 	}
+	id = h.withName(ctx, id)
 	files, err := h.resolve(ctx, id, room, msgID, fileIDs)
 	if err != nil {
 		return protocol.Message{}, err
@@ -66,6 +67,7 @@ func (h *Hub) SendFiles(ctx context.Context, id auth.Identity, room, msgID, text
 	} else {
 		h.metrics.messages.Inc()
 	}
+	h.afterSend(ctx, id, m)
 	return m, nil
 }
 
@@ -112,6 +114,7 @@ func (h *Hub) Typing(ctx context.Context, id auth.Identity, room string) error {
 	if !h.limits.allowTyping(id.User, room, h.cfg.TypingInterval) {
 		return nil
 	}
+	id = h.withName(ctx, id)
 	h.broker.Broadcast(room, protocol.Envelope{Type: protocol.TypeTyping, Room: room, User: id.User, Name: id.Name})
 	return nil
 }

@@ -39,10 +39,11 @@ type Frame struct {
 
 // Positions reports whether f sets the client's position in f.Room to
 // f.Seq: every entry of the log does (message, edit, delete), and so do
-// joined frames, whose Seq is where the replay starts.
+// joined frames, whose Seq is where the replay starts, and room frames,
+// the user's events, whose Room is "~" (protocol.UserRoom).
 func (f Frame) Positions() bool {
 	switch f.Type {
-	case protocol.TypeMessage, protocol.TypeJoined, protocol.TypeEdit, protocol.TypeDelete:
+	case protocol.TypeMessage, protocol.TypeJoined, protocol.TypeEdit, protocol.TypeDelete, protocol.TypeRoom:
 		return true
 	}
 	return false

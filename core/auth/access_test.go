@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/chatd/chatd/core/protocol"
@@ -99,6 +100,30 @@ func TestDMRoom(t *testing.T) {
 	for _, u := range []string{"org:zed", "org:amy"} {
 		if err := (Identity{User: u}).CanAccess(room); err != nil {
 			t.Errorf("%s cannot use %s: %v", u, room, err)
+		}
+	}
+}
+
+func TestDMPeer(t *testing.T) {
+	for _, tt := range []struct {
+		room, user, peer string
+		ok               bool
+	}{
+		{"dm:alice:bob", "alice", "bob", true},
+		{"dm:alice:bob", "bob", "alice", true},
+		{"dm:alice:bob", "carol", "", false},
+		{"dm:bob:alice", "alice", "", false}, // not sorted: open to nobody
+		{"dm:alice:alice", "alice", "alice", true},
+		{"general", "alice", "", false},
+		{"dm:a:b:c", "a", "b:c", true},
+		{"dm:a:b:c", "c", "a:b", true},
+	} {
+		peer, ok := DMPeer(tt.room, tt.user)
+		if peer != tt.peer || ok != tt.ok {
+			t.Errorf("DMPeer(%q, %q) = %q, %v; want %q, %v", tt.room, tt.user, peer, ok, tt.peer, tt.ok)
+		}
+		if ok != (Identity{User: tt.user}.CanAccess(tt.room) == nil && strings.HasPrefix(tt.room, DMPrefix)) {
+			t.Errorf("DMPeer(%q, %q) disagrees with CanAccess", tt.room, tt.user)
 		}
 	}
 }

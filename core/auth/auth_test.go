@@ -323,3 +323,27 @@ func TestDevModeVerifier(t *testing.T) {
 		t.Errorf("another dev verifier: err = %v, want unauthorized", err)
 	}
 }
+
+// The name claim is a display name like any other: NFC and trimmed, and
+// one that is not a display name shows as the sub instead of refusing
+// the token.
+func TestVerifyCleansName(t *testing.T) {
+	v, err := NewVerifier(hsConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		" Zoe\u0308 ":                 "Zoë",
+		"\u202eevil":                  "bob",
+		"a\u200bb":                    "bob",
+		strings.Repeat("x", 65):       "bob",
+		"":                            "bob",
+		"Bob Smith":                   "Bob Smith",
+		strings.Repeat("e\u0301", 64): strings.Repeat("é", 64),
+	} {
+		id, err := v.Verify(sign(t, jwt.SigningMethodHS256, hsSecret, claimsFor("bob", jwt.MapClaims{"name": name})))
+		if err != nil || id.Name != want {
+			t.Errorf("name claim %+q: Name %+q, %v; want %+q", name, id.Name, err, want)
+		}
+	}
+}

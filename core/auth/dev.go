@@ -1,11 +1,15 @@
 package auth
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -14,29 +18,35 @@ import (
 // ttl of zero or less.
 const DefaultDevTTL = 24 * time.Hour
 
-// MaxDevNameLen is the longest user id IssueDev makes.
-const MaxDevNameLen = 64
+// MaxDevNameLen is the longest user id IssueDev makes from a name that is
+// all ASCII letters, digits, '-', '_' and '.'; other names get shorter ids
+// (see DevUserID).
+const MaxDevNameLen = protocol.MaxDisplayName
+
+// maxDevSlug bounds the readable part of an id made by DevUserID from a
+// name that needed transliteration.
+const maxDevSlug = 40
 
 // ErrNotDevMode is returned by IssueDev on a Verifier that has a configured
 // key. The dev login endpoint must not exist then; this is the backstop.
 var ErrNotDevMode = errors.New("auth: dev tokens are only issued in dev mode")
 
-// IssueDev signs a dev-mode HS256 token for the user typed as name. The
-// sub is name trimmed and lowercased, and must then be 1 to MaxDevNameLen
-// ASCII letters, digits, '-', '_' or '.'; otherwise the error is
-// bad_request. The name claim is name trimmed, as typed. The token expires
-// after ttl (DefaultDevTTL if ttl <= 0) and carries the configured iss and
-// aud, so v accepts it. On a Verifier that is not in dev mode it returns
-// ErrNotDevMode.
+// IssueDev signs a dev-mode HS256 token for the person typed as name. The
+// name claim is name cleaned as a display name (protocol.CleanDisplayName:
+// NFC, trimmed, 1 to 64 characters, no control, format or bidi-control
+// rune; otherwise bad_request), and the sub is DevUserID of it. The token
+// expires after ttl (DefaultDevTTL if ttl <= 0) and carries the configured
+// iss and aud, so v accepts it. On a Verifier that is not in dev mode it
+// returns ErrNotDevMode.
 func (v *Verifier) IssueDev(name string, admin bool, ttl time.Duration) (string, error) {
 	if !v.dev {
 		return "", ErrNotDevMode
 	}
-	display := strings.TrimSpace(name)
-	sub, err := NormalizeDevName(display)
+	display, err := protocol.CleanDisplayName(name)
 	if err != nil {
 		return "", err
 	}
+	sub := DevUserID(display)
 	if ttl <= 0 {
 		ttl = DefaultDevTTL
 	}
@@ -65,23 +75,77 @@ type devClaims struct {
 	Admin bool   `json:"admin,omitempty"`
 }
 
-// NormalizeDevName returns the user id a dev login for name gets: name
-// trimmed and lowercased. It is a bad_request error unless the result is 1
-// to MaxDevNameLen ASCII letters, digits, '-', '_' or '.'.
-func NormalizeDevName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" || len(name) > MaxDevNameLen {
-		return "", protocol.Errorf(protocol.CodeBadRequest, "name must be 1 to %d characters", MaxDevNameLen)
+// DevUserID returns the user id a dev login as display name gets: stable
+// (the same name always gets the same id, whatever its case), ASCII, and
+// a valid user id. display is a cleaned display name
+// (protocol.CleanDisplayName).
+//
+//   - A name made only of ASCII letters, digits, '-', '_' and '.' is
+//     lowercased: "Alice" and "alice" are both "alice".
+//   - Any other name is lowercased, decomposed (NFKD) with its combining
+//     marks dropped, every run of characters other than a-z and 0-9
+//     becomes one '-' (trimmed at the ends, at most 40 bytes), and a '-'
+//     and six hex digits of the SHA-256 of the lowercased name follow, so
+//     that names that read alike stay apart: "Zoë Smith" is
+//     "zoe-smith-" plus its digits, "Alice Smith" "alice-smith-" plus
+//     others. A name with nothing left ("山田") is "u-" plus the digits.
+func DevUserID(display string) string {
+	if isDevASCII(display) {
+		return strings.ToLower(display)
 	}
-	// Check before lowercasing: strings.ToLower maps some non-ASCII runes
-	// (the Kelvin sign) onto ASCII letters, which would let two typed names
-	// share one id.
-	for i := 0; i < len(name); i++ {
-		if !devNameByte(name[i]) {
-			return "", protocol.Errorf(protocol.CodeBadRequest, "name may contain only letters, digits, '-', '_' and '.'")
+	lower := strings.ToLower(display)
+	sum := sha256.Sum256([]byte(lower))
+	suffix := hex.EncodeToString(sum[:3])
+	if slug := devSlug(lower); slug != "" {
+		return slug + "-" + suffix
+	}
+	return "u-" + suffix
+}
+
+// devSlug transliterates s as far as ASCII letters and digits go.
+func devSlug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range norm.NFKD.String(s) {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+			continue // the accent of an é
+		case 'a' <= r && r <= 'z' || '0' <= r && r <= '9':
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+		case 'A' <= r && r <= 'Z': // NFKD of a lowercased rune can give one (ℌ)
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(unicode.ToLower(r))
+		default:
+			dash = true
+		}
+		if b.Len() >= maxDevSlug {
+			break
 		}
 	}
-	return strings.ToLower(name), nil
+	return strings.TrimRight(b.String()[:min(b.Len(), maxDevSlug)], "-")
+}
+
+// isDevASCII reports whether s is made only of the bytes a dev name kept
+// as typed (lowercased) before display names: ASCII letters, digits, '-',
+// '_' and '.'. It looks at bytes, before any lowercasing: strings.ToLower
+// maps some non-ASCII runes (the Kelvin sign) onto ASCII letters.
+func isDevASCII(s string) bool {
+	if s == "" || len(s) > MaxDevNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !devNameByte(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func devNameByte(c byte) bool {

@@ -12,7 +12,8 @@
 //     and aud are checked when configured, and DefaultLeeway (30 s) of
 //     clock skew is allowed. With no key configured the Verifier is in dev
 //     mode: it makes a random secret and IssueDev signs tokens for POST
-//     /v1/dev/login.
+//     /v1/dev/login, for any display name, with a stable ASCII user id
+//     derived from it (DevUserID).
 //   - Tickets issues and redeems the short-lived, stateless tickets of
 //     POST /v1/ticket, used as ?ticket= on the streaming endpoints so that
 //     long-lived JWTs stay out of URLs. A cluster must share the ticket key.
@@ -27,6 +28,6 @@
 //
 // The package reads no HTTP headers or query strings: transports extract
 // the credential and hand over a string. It imports only the standard
-// library, core/protocol and golang-jwt/jwt/v5, and must not import
-// net/http.
+// library, core/protocol, golang-jwt/jwt/v5 and x/text/unicode/norm (dev
+// ids transliterate display names), and must not import net/http.
 package auth

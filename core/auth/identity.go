@@ -78,6 +78,21 @@ func (id Identity) inDM(pair string) bool {
 	return false
 }
 
+// DMPeer returns the other user of the direct-message room room for
+// user, and whether room is a dm room open to user (see CanAccess). In
+// "dm:a:b:c" read by user a, the peer is "b:c".
+func DMPeer(room, user string) (string, bool) {
+	pair, ok := strings.CutPrefix(room, DMPrefix)
+	if !ok || !(Identity{User: user}).inDM(pair) {
+		return "", false
+	}
+	if other, ok := strings.CutPrefix(pair, user+":"); ok && other != "" && other >= user {
+		return other, true
+	}
+	other, _ := strings.CutSuffix(pair, ":"+user)
+	return other, true
+}
+
 // DMRoom returns the name of the direct-message room between users a and
 // b: "dm:" + the smaller id + ":" + the larger.
 func DMRoom(a, b string) string {

@@ -120,7 +120,10 @@ func (v *Verifier) Algorithm() string { return v.alg }
 // (protocol.ValidUser): 1 to protocol.MaxUserLen bytes of printable UTF-8
 // with no space, control, format (Cf) or bidi-control rune. An expired but
 // otherwise valid token gets code token_expired; every other failure gets
-// unauthorized. Error messages never contain the token.
+// unauthorized. Error messages never contain the token. The name claim
+// becomes Identity.Name cleaned as a display name
+// (protocol.CleanDisplayName); a name that is absent or not a valid
+// display name is replaced by the sub, and does not refuse the token.
 func (v *Verifier) Verify(token string) (Identity, error) {
 	if token == "" {
 		return Identity{}, protocol.Errorf(protocol.CodeUnauthorized, "missing token")
@@ -132,9 +135,9 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyFunc); err != nil {
 		return Identity{}, tokenError(err)
 	}
-	id := Identity{User: c.Subject, Name: c.Name, Rooms: c.Rooms, Admin: c.Admin}
-	if id.Name == "" {
-		id.Name = id.User
+	id := Identity{User: c.Subject, Name: c.Subject, Rooms: c.Rooms, Admin: c.Admin}
+	if name, err := protocol.CleanDisplayName(c.Name); err == nil {
+		id.Name = name // a name that is no display name (bidi, controls, too long) shows as the id
 	}
 	if c.ExpiresAt != nil {
 		id.Expires = c.ExpiresAt.Time

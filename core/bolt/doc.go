@@ -1,7 +1,8 @@
 // Package bolt is the embedded, durable core.Store: the engine a single
 // node runs with no other service. It owns one bbolt file under the data
 // directory and everything in it: rooms' messages, their seq counters,
-// the idempotency keys of sends, and read positions. It imports core and
+// the idempotency keys of sends, read positions, and per user the
+// display names and room list (core.UserStore). It imports core and
 // core/protocol only. It is a whole core.Engine: its broker is a
 // core.LocalBroker that hands each commit to the hub that core.New
 // registered.
@@ -29,6 +30,14 @@
 //	                        (edit.go)
 //	rooms/<room>/i/<id>     idempotency: client message id -> seq
 //	rooms/<room>/r/<user>   read position: user -> seq
+//	users/<user>/name       the display name the user chose (users.go)
+//	users/<user>/seen       the name claim of the user's token, last seen
+//	users/<user>/rooms/<r>  the user's room list: room -> when added (Unix ms)
+//
+// A user's stream of "room" events (core.UserStream, "~<user>") is a room
+// like any other here, pruned to core.UserStreamRetain events
+// (core.Retain). Name and list writes go through the group commit like
+// appends.
 //
 // A room's retained messages are always the contiguous range First..Head:
 // pruning removes only the oldest, so First is the first key of m/ and a

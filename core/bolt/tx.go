@@ -7,6 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 )
 
@@ -53,6 +54,8 @@ func (w *writeTx) do(r *request) (result, error) {
 		return result{seq: seq}, err
 	case opSweep:
 		return result{}, w.sweep()
+	case opName, opList, opUnlist:
+		return w.user(r.kind, r.user)
 	}
 	return result{}, fmt.Errorf("unknown request kind %d", r.kind)
 }
@@ -128,10 +131,11 @@ func (w *writeTx) append(m protocol.Message) (protocol.Message, bool, error) {
 
 // pruneCount removes the oldest messages of r beyond MaxMessages.
 func (w *writeTx) pruneCount(r *room) error {
-	if w.cfg.MaxMessages < 0 {
+	max := core.Retain(r.name, w.cfg.MaxMessages)
+	if max < 0 {
 		return nil
 	}
-	for r.head-r.first+1 > uint64(w.cfg.MaxMessages) {
+	for r.head-r.first+1 > uint64(max) {
 		if err := r.pruneFirst(); err != nil {
 			return err
 		}

@@ -17,6 +17,9 @@ const (
 	opAppend  opKind = iota // store msg
 	opSetRead               // raise msg.From's read position in msg.Room to msg.Seq
 	opSweep                 // prune by age now
+	opName                  // store a user's name (users.go)
+	opList                  // put a room in a user's list (users.go)
+	opUnlist                // take a room out of a user's list (users.go)
 )
 
 // request is one write waiting for the writer goroutine.
@@ -24,6 +27,7 @@ type request struct {
 	ctx   context.Context
 	kind  opKind
 	msg   protocol.Message
+	user  userReq     // opName, opList, opUnlist
 	reply chan result // buffered 1, so the writer never blocks on it
 }
 
@@ -32,6 +36,7 @@ type result struct {
 	msg protocol.Message // opAppend: the stored message
 	dup bool             // opAppend: msg was already stored
 	seq uint64           // opSetRead: the stored position
+	hit bool             // opList, opUnlist: the list changed
 	err error
 }
 

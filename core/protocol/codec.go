@@ -43,7 +43,12 @@ func ValidateClient(e *Envelope) error {
 	switch e.Type {
 	case TypePing, TypePong:
 		return nil
-	case TypeJoin, TypeLeave, TypeTyping:
+	case TypeJoin:
+		if e.Room == UserRoom {
+			return nil // the user's own stream, resumed from since
+		}
+		return ValidRoom(e.Room)
+	case TypeLeave, TypeTyping:
 		return ValidRoom(e.Room)
 	case TypeSend:
 		if err := ValidRoom(e.Room); err != nil {

@@ -8,7 +8,8 @@ import (
 )
 
 // Cursor is a client's position in each room it follows: the last seq
-// delivered. On the wire it is an opaque, URL-safe string that carries
+// delivered. The key UserRoom ("~") holds the position in the user's own
+// stream of "room" events. On the wire it is an opaque, URL-safe string that carries
 // everything a node needs to resume, so no node keeps per-client state.
 type Cursor map[string]uint64
 
@@ -77,7 +78,7 @@ func ParseCursor(s string) (Cursor, error) {
 			return bad("truncated seq")
 		}
 		p = p[k:]
-		if ValidRoom(room) != nil {
+		if room != UserRoom && ValidRoom(room) != nil {
 			return bad("bad room name")
 		}
 		c[room] = seq

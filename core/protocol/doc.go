@@ -3,11 +3,12 @@
 // them.
 //
 // It owns the frame table below and nothing else. It imports only the
-// standard library; core, transports and clients all depend on it.
+// standard library and golang.org/x/text/unicode/norm (display names are
+// NFC-normalised); core, transports and clients all depend on it.
 //
 // Client to server:
 //
-//	join     {"type":"join","room","since"?}        since = last seq seen
+//	join     {"type":"join","room","since"?}        since = last seq seen; room "~": the user's own stream
 //	leave    {"type":"leave","room"}
 //	send     {"type":"send","room","id","text","files"?}  files = up to 10 file ids
 //	edit     {"type":"edit","room","id","seq","text"}      seq = the message's
@@ -33,6 +34,7 @@
 //	ping       {"type":"ping"}                        heartbeat
 //	pong       {"type":"pong"}
 //	disconnect {"type":"disconnect","close_code","reason","reconnect_ms"}
+//	room       {"type":"room","room","reason","seq","ts","dm"?}  user-scoped; its position is "~"
 //
 // Version log:
 //
@@ -49,4 +51,11 @@
 //	    carries its current text and edited, or deleted with no text and
 //	    no files, and so does an edit of a deleted message. Attachments:
 //	    a send's files are ids (File, bare), a message's are objects.
+//	v1.2 your rooms, your name: room names may not start with '~'; "~"
+//	    (UserRoom) is the user's own stream of "room" envelopes (reason
+//	    dm, invite, joined or left; dm carries the other user as
+//	    {"user","name"}), followed by every session without a join and
+//	    resumed by a join of "~" with since or by the cursor key "~".
+//	    Display names (CleanDisplayName) are NFC, trimmed, 1 to 64
+//	    characters of name runes or space separators.
 package protocol

@@ -20,6 +20,7 @@ const (
 	TypeDisconnect = "disconnect"
 	TypeEdit       = "edit"   // client: edit a message; server: the stored edit
 	TypeDelete     = "delete" // client: delete a message; server: the stored delete
+	TypeRoom       = "room" // a user-scoped event: a room appeared in or left the user's list
 )
 
 // Envelope is one frame of the protocol. Fields that a type does not use
@@ -68,6 +69,9 @@ type Envelope struct {
 	// ack), in milliseconds, reported on any client envelope. The server
 	// ignores values outside (0, 60000].
 	RTTMS float64 `json:"rtt_ms,omitempty"`
+	// DM is, on a "room" envelope for a direct-message room, the other
+	// user; Reason then says why the room changed (ReasonDM, …).
+	DM *Peer `json:"dm,omitempty"`
 }
 
 // Ptr returns a pointer to v, for the pointer fields of Envelope.

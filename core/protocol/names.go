@@ -12,13 +12,17 @@ import (
 const MaxUserLen = 128
 
 // ValidRoom reports whether name is a usable room name: 1 to MaxRoomLen
-// bytes of valid UTF-8, every rune a name rune (see NameRune), and no
-// comma or asterisk (commas separate room lists in URLs; asterisks are
-// patterns in the rooms claim). Any failure is a bad_request *Error whose
+// bytes of valid UTF-8, every rune a name rune (see NameRune), no comma or
+// asterisk (commas separate room lists in URLs; asterisks are patterns in
+// the rooms claim), and not starting with '~', which is reserved for the
+// user's own stream (UserRoom). Any failure is a bad_request *Error whose
 // message does not echo the name.
 func ValidRoom(name string) error {
 	if name == "" {
 		return Errorf(CodeBadRequest, "room name is empty")
+	}
+	if name[0] == UserRoom[0] {
+		return Errorf(CodeBadRequest, "room names starting with ~ are reserved")
 	}
 	if len(name) > MaxRoomLen {
 		return Errorf(CodeBadRequest, "room name longer than %d bytes", MaxRoomLen)

@@ -28,6 +28,8 @@
 //	<prefix>:reap:<id>        string: lock of the node cleaning up after dead node id
 //	<prefix>:conns:{<user>}   hash: node -> the user's connections open on it
 //	<prefix>:rate:{<user>}    string: the user's send bucket (GCRA arrival time, µs)
+//	<prefix>:user:{<user>}    hash: name (the display name the user chose), seen (their token's)
+//	<prefix>:user:{<user>}:rooms  sorted set: the user's room list, scored by when added (Unix ms)
 //	<prefix>:kv:<key>         string: Get, Set
 //	<prefix>:list:<key>       list: LogPush, LogRange, newest first
 //
@@ -50,6 +52,10 @@
 // dict entry (about 100 bytes) per member, and its members would have to
 // be made unique. The record is JSON (one-letter names) so that the
 // scripts can read an id or a stamp with cjson when they prune.
+//
+// A user's stream of "room" events (core.UserStream, "~<user>") is a room
+// like any other: its appends, publication and resync are the room's, and
+// it keeps core.UserStreamRetain entries (core.Retain).
 //
 // # Why go-redis
 //

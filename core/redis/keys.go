@@ -92,6 +92,13 @@ func (k keys) conns(user string) string { return k.prefix + ":conns:{" + user + 
 // rate is user's send bucket (the GCRA's theoretical arrival time).
 func (k keys) rate(user string) string { return k.prefix + ":rate:{" + user + "}" }
 
+// user is the hash of user's names: name (chosen), seen (from a token).
+func (k keys) user(user string) string { return k.prefix + ":user:{" + user + "}" }
+
+// userRooms is the sorted set of user's room list, scored by when each
+// room was added (Unix ms).
+func (k keys) userRooms(user string) string { return k.user(user) + ":rooms" }
+
 // kv is the key of a shared value (Get, Set).
 func (k keys) kv(key string) string { return k.prefix + ":kv:" + key }
 

@@ -34,7 +34,7 @@ func (e *Engine) Append(ctx context.Context, m protocol.Message) (protocol.Messa
 	m.Seq, m.TS, m.Edited, m.Deleted = 0, e.cfg.Now().UnixMilli(), 0, false
 	rec := encodeRecord(m)
 	k := e.keys.room(m.Room)
-	args := append([]any{m.ID, rec, e.cfg.MaxMessages, k.channel, randomHex(8), floor}, amendArgs(m)...)
+	args := append([]any{m.ID, rec, core.Retain(m.Room, e.cfg.MaxMessages), k.channel, randomHex(8), floor}, amendArgs(m)...)
 	var res []any
 	err = e.call(ctx, "append", func(ctx context.Context) error {
 		var err error

@@ -43,6 +43,11 @@
 //   - Files round-trip. The files of a deleted message, and of messages
 //     pruned by count or by age that still have some, are reported once to
 //     the registered handler's ReleaseFiles (core.FileReleaser).
+//   - The UserStore half keeps chosen and seen names apart, lists rooms
+//     newest first up to core.MaxListedRooms, reports whether each add or
+//     remove changed the list, and gives each room's bounds, newest
+//     message and read position (users.go). A user's stream
+//     (core.UserStream) keeps core.UserStreamRetain messages.
 //
 // The suite does not test whether a pruned message's id is still
 // deduplicated: that window is engine policy and each engine documents it.

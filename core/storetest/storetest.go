@@ -79,6 +79,11 @@ func Run(t *testing.T, f Factory) {
 		{"AmendPruned", testAmendPruned},
 		{"Files", testFiles},
 		{"PruneReleasesFiles", testPruneReleasesFiles},
+		{"UserNames", testUserNames},
+		{"UserRooms", testUserRooms},
+		{"UserRoomsCap", testUserRoomsCap},
+		{"RoomStates", testRoomStates},
+		{"UserStreamRetention", testUserStreamRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, f) })

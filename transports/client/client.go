@@ -202,7 +202,11 @@ func (c *Client) Join(room string) error {
 	return nil
 }
 
-// Leave stops following room and forgets its position.
+// Leave stops following room, forgets its position and takes the room
+// out of the user's room list on the server (ListRooms), which tells the
+// user's other sessions. A live WebSocket carries it as a leave frame;
+// otherwise it is POST /v1/leave, within ConnectTimeout, whose failure
+// Leave returns (the room is no longer followed all the same).
 func (c *Client) Leave(room string) error {
 	if err := protocol.ValidRoom(room); err != nil {
 		return err
@@ -211,7 +215,7 @@ func (c *Client) Leave(room string) error {
 	i := slices.Index(c.rooms, room)
 	if i < 0 {
 		c.mu.Unlock()
-		return nil
+		return c.tellLeave(room) // a listed room this client does not follow
 	}
 	c.rooms = slices.Delete(c.rooms, i, i+1)
 	delete(c.pos, room)
@@ -219,6 +223,9 @@ func (c *Client) Leave(room string) error {
 	c.mu.Unlock()
 	if l != nil {
 		l.roomsChanged(protocol.Envelope{Type: protocol.TypeLeave, Room: room})
+	}
+	if l == nil || l.tier != WebSocket || l.ctx.Err() != nil {
+		return c.tellLeave(room)
 	}
 	return nil
 }

@@ -36,6 +36,14 @@ type Config struct {
 	// the set at runtime. Invalid names are ignored; Join reports them.
 	Rooms []string
 
+	// UserEvents makes the client follow the user's own stream: Events
+	// then also carries "room" envelopes (a room appeared in or left the
+	// user's list: reason dm, invite, joined or left), each once, resumed
+	// exactly across reconnects and tier moves like a room's messages
+	// (their position is Positions()["~"]); and SSE and poll stay
+	// connected with no room joined. Off, the client drops them.
+	UserEvents bool
+
 	// Transports is the preference order, highest first, drawn from
 	// WebSocket, SSE and Poll. Nil means all three in that order. The
 	// client uses those the server offers, in this order.

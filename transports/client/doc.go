@@ -18,6 +18,15 @@
 // State (or States) says at any time which tier is in use, whether it is
 // connected, and why not.
 //
+// # The user's rooms and name
+//
+// Me and SetName read and set the user's display name; ListRooms returns
+// the user's room list (joined rooms and DMs, with unread counts). With
+// Config.UserEvents, Events also carries "room" envelopes (a room
+// appeared in or left that list), each once, resumed across reconnects
+// and tier moves under the position "~". Leave is an explicit leave on
+// every tier: the room leaves the user's list too.
+//
 // # Positions, resume and deduplication
 //
 // The client keeps the last seq delivered per room: from the envelopes

@@ -59,6 +59,62 @@ func Example() {
 	// alice #1: hello
 }
 
+// Example_userEvents signs in as Zoë, who follows no room: the first
+// message Bob sends her arrives as a user event, and her room list shows
+// the conversation.
+func Example_userEvents() {
+	url, issue, stop := exampleServer()
+	defer stop()
+
+	zoe := client.New(client.Config{
+		URL:        url,
+		Token:      func(context.Context) (string, error) { return issue("Zoë Smith") },
+		UserEvents: true,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- zoe.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for s := range zoe.States() {
+		if s.Connected {
+			break
+		}
+	}
+	me, err := zoe.Me(ctx)
+	if err != nil {
+		fmt.Println("me:", err)
+		return
+	}
+	fmt.Println("signed in as", me.Name)
+
+	bob := client.New(client.Config{URL: url, Token: func(context.Context) (string, error) { return issue("bob") }})
+	if _, err := bob.Send(ctx, auth.DMRoom("bob", me.User), "hi Zoë"); err != nil {
+		fmt.Println("send:", err)
+		return
+	}
+	for e := range zoe.Events() {
+		if e.Type == protocol.TypeRoom {
+			fmt.Printf("%s: %s with %s\n", e.Reason, e.Room[:7], e.DM.User)
+			break
+		}
+	}
+	rooms, err := zoe.ListRooms(ctx)
+	if err != nil {
+		fmt.Println("rooms:", err)
+		return
+	}
+	for _, r := range rooms {
+		fmt.Printf("%d unread from %s: %s\n", r.Unread, r.DM.Name, r.Last.Text)
+	}
+	// Output:
+	// signed in as Zoë Smith
+	// dm: dm:bob: with bob
+	// 1 unread from bob: hi Zoë
+}
+
 // exampleServer starts a chatd server in dev mode on loopback and returns
 // its URL, a function that issues dev tokens, and a stop function.
 func exampleServer() (string, func(name string) (string, error), func()) {

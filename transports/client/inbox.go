@@ -85,6 +85,10 @@ func (c *Client) handle(l *link, e protocol.Envelope) {
 func (c *Client) accept(e protocol.Envelope) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if e.Type == protocol.TypeRoom || e.Room == protocol.UserRoom {
+		c.acceptUserLocked(e)
+		return
+	}
 	if e.Room != "" && e.Type != protocol.TypeError && !slices.Contains(c.rooms, e.Room) {
 		return
 	}
@@ -111,6 +115,37 @@ func (c *Client) accept(e protocol.Envelope) {
 		}
 	}
 	c.enqueueLocked(e)
+}
+
+// acceptUserLocked is accept for the user's own stream: "room" envelopes
+// are delivered once each, in seq order, under the position "~", like a
+// room's messages; its joined envelopes set the position and are
+// delivered only when recovered is false (events were missed: the caller
+// reads its list again). Without Config.UserEvents all of it is dropped. Called with
+// mu held.
+func (c *Client) acceptUserLocked(e protocol.Envelope) {
+	if !c.cfg.UserEvents {
+		return
+	}
+	last, ok := c.pos[protocol.UserRoom]
+	switch e.Type {
+	case protocol.TypeRoom:
+		if ok && e.Seq <= last {
+			c.dups++
+			return
+		}
+		c.pos[protocol.UserRoom] = e.Seq
+		c.enqueueLocked(e)
+	case protocol.TypeJoined:
+		if e.Head != nil && (!ok || e.Recovered != nil && !*e.Recovered && *e.Head < last) {
+			c.pos[protocol.UserRoom] = *e.Head
+		}
+		if e.Recovered != nil && !*e.Recovered {
+			c.enqueueLocked(e) // events were missed: the caller reads the list again
+		}
+	case protocol.TypeError:
+		c.enqueueLocked(e)
+	}
 }
 
 // dropRoom stops following a room whose join the server refused, and

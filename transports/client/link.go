@@ -174,7 +174,9 @@ func (c *Client) detach(l *link) {
 
 // subscribe returns the rooms to subscribe l to and the positions to
 // resume them from, and marks l as subscribed: a later Join or Leave is
-// told to l instead of being in this snapshot.
+// told to l instead of being in this snapshot. With Config.UserEvents,
+// since also holds the user's own stream under "~" once it has a
+// position.
 func (c *Client) subscribe(l *link) ([]string, map[string]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -184,6 +186,9 @@ func (c *Client) subscribe(l *link) ([]string, map[string]uint64) {
 		if p, ok := c.pos[r]; ok {
 			since[r] = p
 		}
+	}
+	if p, ok := c.pos[protocol.UserRoom]; ok && c.cfg.UserEvents {
+		since[protocol.UserRoom] = p
 	}
 	return append([]string(nil), c.rooms...), since
 }

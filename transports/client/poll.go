@@ -51,8 +51,8 @@ func (l *link) runPoll() {
 			credUntil = c.cfg.Now().Add(ttl)
 		}
 		rooms, since := c.subscribe(l)
-		if len(rooms) == 0 {
-			l.markUp() // the server refuses an empty poll; wait for a Join
+		if len(rooms) == 0 && !c.cfg.UserEvents {
+			l.markUp() // nothing to poll for; wait for a Join
 			select {
 			case <-l.kick:
 				continue

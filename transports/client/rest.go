@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chatd/chatd/core/protocol"
 )
 
 // call makes one short HTTP request with the bearer token, bounded by
@@ -125,14 +127,15 @@ func (c *Client) credential(ctx context.Context, tok string) (string, time.Durat
 }
 
 // subscriptionQuery returns rooms= and, for the rooms with a position,
-// since=room:seq,... for an SSE or poll URL.
+// since=room:seq,... for an SSE or poll URL; a position of the user's own
+// stream goes in since= as "~:seq".
 func subscriptionQuery(rooms []string, since map[string]uint64) string {
 	q := "rooms=" + url.QueryEscape(strings.Join(rooms, ","))
 	if len(since) == 0 {
 		return q
 	}
 	pairs := make([]string, 0, len(since))
-	for _, r := range rooms {
+	for _, r := range slices.Concat(rooms, []string{protocol.UserRoom}) {
 		if p, ok := since[r]; ok {
 			pairs = append(pairs, r+":"+strconv.FormatUint(p, 10))
 		}

@@ -11,7 +11,8 @@ import (
 var errStreamEnded = errors.New("client: event stream ended")
 
 // runSSE opens GET /v1/sse for the rooms, resuming each from its position
-// with since=, and reads events until the stream ends. It is the link's
+// with since= (and the user's own stream with cursor=, under
+// Config.UserEvents), and reads events until the stream ends. It is the link's
 // reader goroutine. A change to the rooms restarts the link.
 func (l *link) runSSE() {
 	c := l.c
@@ -21,8 +22,8 @@ func (l *link) runSSE() {
 		return
 	}
 	rooms, since := c.subscribe(l)
-	if len(rooms) == 0 {
-		l.idle.Store(true) // the server refuses an empty stream; wait for a Join
+	if len(rooms) == 0 && !c.cfg.UserEvents {
+		l.idle.Store(true) // nothing to stream; wait for a Join
 		l.markUp()
 		<-l.ctx.Done()
 		return

@@ -62,6 +62,16 @@ func (l *link) runWS() {
 			return
 		}
 	}
+	if c.cfg.UserEvents {
+		e := protocol.Envelope{Type: protocol.TypeJoin, Room: protocol.UserRoom, Ref: l.joinRef(protocol.UserRoom)}
+		if p, ok := since[protocol.UserRoom]; ok {
+			e.Since = &p
+		}
+		if err := l.write(e); err != nil {
+			l.end.err = err
+			return
+		}
+	}
 	if len(rooms) == 0 {
 		l.markUp() // nothing to join: the upgrade is all there is to wait for
 	}

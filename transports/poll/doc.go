@@ -27,5 +27,13 @@
 // A poll client counts as online in its rooms while it has polled within
 // twice the poll interval (a presence lease in core).
 //
-// It imports core, transports/httpx and klauspost/compress only.
+// User events. Every poll also follows the user's own stream, the room
+// "~" (protocol.UserRoom) of "room" envelopes, from the "~" entry of its
+// cursor, so an event that happened between two polls comes with the
+// next one, once; a poll without one answers at once with a joined
+// envelope for "~". rooms= may be left out to poll for user events only
+// (user.go).
+//
+// It imports core, core/auth, core/protocol, transports/httpx and
+// klauspost/compress only.
 package poll

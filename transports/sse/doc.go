@@ -37,5 +37,12 @@
 // 2 KiB of the stream, with no compressor kept between them, so a busy
 // compressed stream holds 2 KiB and an idle one nothing (see gzipStream).
 //
-// It imports core and transports/httpx only.
+// User events. Every stream also follows the user's own stream, the room
+// "~" (protocol.UserRoom) of "room" envelopes: its position is the "~"
+// entry of the cursor, so event ids cover it and a reconnect resumes it
+// exactly; a stream without one opens with a joined envelope for "~".
+// rooms= may be left out for a stream of user events only (user.go).
+//
+// It imports core, core/auth, core/protocol, transports/httpx and
+// klauspost/compress only.
 package sse

@@ -28,8 +28,13 @@ type Client interface {
 	// carries a ref, are returned (an ack, error, joined or pong).
 	Do(ctx context.Context, e protocol.Envelope) (protocol.Envelope, error)
 	// Next returns the next server envelope that is not a reply, ping or
-	// pong, waiting until ctx ends.
+	// pong, nor of the user's own stream, waiting until ctx ends.
 	Next(ctx context.Context) (protocol.Envelope, error)
+	// NextUser returns the next envelope of the user's own stream: a
+	// "room" envelope, or a joined envelope for "~" (protocol.UserRoom),
+	// waiting until ctx ends. Next never returns these, so that tests of
+	// rooms do not see the user events their joins cause.
+	NextUser(ctx context.Context) (protocol.Envelope, error)
 	// Closed returns the close code once the server has ended the
 	// connection.
 	Closed() <-chan int
@@ -63,7 +68,8 @@ func Run(t *testing.T, test func(t *testing.T, dial Dialer)) {
 type inbox struct {
 	mu      sync.Mutex
 	events  []protocol.Envelope
-	notify  chan struct{} // cap 1
+	user    []protocol.Envelope // the user's own stream
+	notify  chan struct{}       // cap 1
 	replies map[string]chan protocol.Envelope
 	closed  chan int // the close code, once
 	done    chan struct{}
@@ -121,6 +127,10 @@ func (in *inbox) deliver(data []byte) error {
 				continue
 			}
 		}
+		if e.Type == protocol.TypeRoom || e.Room == protocol.UserRoom {
+			in.user = append(in.user, e)
+			continue
+		}
 		in.events = append(in.events, e)
 	}
 	select {
@@ -150,11 +160,21 @@ func (in *inbox) wait(ctx context.Context, c chan protocol.Envelope) (protocol.E
 }
 
 func (in *inbox) next(ctx context.Context) (protocol.Envelope, error) {
+	return in.take(ctx, &in.events)
+}
+
+// NextUser implements Client for every test client.
+func (in *inbox) NextUser(ctx context.Context) (protocol.Envelope, error) {
+	return in.take(ctx, &in.user)
+}
+
+// take pops the first envelope of queue (events or user), waiting for one.
+func (in *inbox) take(ctx context.Context, queue *[]protocol.Envelope) (protocol.Envelope, error) {
 	for {
 		in.mu.Lock()
-		if len(in.events) > 0 {
-			e := in.events[0]
-			in.events = in.events[1:]
+		if len(*queue) > 0 {
+			e := (*queue)[0]
+			*queue = (*queue)[1:]
 			in.mu.Unlock()
 			return e, nil
 		}
@@ -163,7 +183,7 @@ func (in *inbox) next(ctx context.Context) (protocol.Envelope, error) {
 		case <-in.notify:
 		case <-in.done:
 			in.mu.Lock()
-			n := len(in.events)
+			n := len(*queue)
 			in.mu.Unlock()
 			if n == 0 {
 				return protocol.Envelope{}, errors.New("connection closed")

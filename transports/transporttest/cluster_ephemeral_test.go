@@ -209,10 +209,19 @@ func holdOne(t testing.TB, tier string, e *Env, tok, room string) (end func()) {
 	go func() {
 		defer close(done)
 		q := url.Values{"rooms": {room}, "cursor": {protocol.Cursor{room: 0}.Encode()}}
-		a, err := pollControl(ctx, e, tok, q)
-		var dropped *url.Error // the node was killed
-		if ctx.Err() == nil && !errors.As(err, &dropped) {
-			t.Errorf("a held poll on %s answered: %+v, %v", e.URL, a, err)
+		for {
+			a, err := pollControl(ctx, e, tok, q)
+			if err == nil && userOnly(a.Events) {
+				// The user's own stream ("~" had no position, or a join
+				// was told): poll on from the new cursor.
+				q.Set("cursor", a.Cursor)
+				continue
+			}
+			var dropped *url.Error // the node was killed
+			if ctx.Err() == nil && !errors.As(err, &dropped) {
+				t.Errorf("a held poll on %s answered: %+v, %v", e.URL, a, err)
+			}
+			return
 		}
 	}()
 	end = func() { cancel(); <-done }
@@ -298,4 +307,14 @@ func testClusterSendRate(t *testing.T, c *Cluster, dial Dialer) {
 			t.Fatalf("a retry of b0 on %s at the limit: %+v, %v; want its ack", c.ID(i), again, err)
 		}
 	}
+}
+
+// userOnly reports whether events are all of the user's own stream.
+func userOnly(events []protocol.Envelope) bool {
+	for _, e := range events {
+		if e.Type != protocol.TypeRoom && e.Room != protocol.UserRoom {
+			return false
+		}
+	}
+	return len(events) > 0
 }

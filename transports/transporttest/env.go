@@ -30,7 +30,11 @@ type Options struct {
 	// Degrade wires degradation as chatd runs it (a controller without
 	// load signals, the policy, greetings, the admin API); see node.Config.
 	Degrade bool
-	Logger  *slog.Logger
+	// Dev runs a one-node Env in dev mode, as chatd without a key: the
+	// verifier makes its own secret and POST /v1/dev/login issues
+	// tokens. Token does not work then.
+	Dev    bool
+	Logger *slog.Logger
 }
 
 // Env is a running server. Restart replaces Store, Hub and URL.
@@ -50,7 +54,14 @@ type Env struct {
 // NewEnv starts a server that stops when the test ends.
 func NewEnv(t testing.TB, opts Options) *Env {
 	t.Helper()
-	e := &Env{Verifier: newVerifier(t), Tickets: auth.NewTickets(nil, time.Minute, nil), Dir: t.TempDir(),
+	v := newVerifier(t)
+	if opts.Dev {
+		var err error
+		if v, err = auth.NewVerifier(auth.Config{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &Env{Verifier: v, Tickets: auth.NewTickets(nil, time.Minute, nil), Dir: t.TempDir(),
 		opts: opts, log: opts.logger()}
 	e.start(t, "")
 	t.Cleanup(func() { e.stop(t) })

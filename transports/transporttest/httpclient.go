@@ -26,6 +26,8 @@ type streamer struct {
 	token string
 	name  string // transport name
 
+	follow bool // the client was dialled with a join of "~": it streams even with no room; static after dial
+
 	mu      sync.Mutex
 	rooms   []string           // Guarded by mu.
 	cursor  string             // last cursor seen; guarded by mu.
@@ -41,6 +43,13 @@ type streamer struct {
 func newStreamer(e *Env, token, name string, joins []Join) *streamer {
 	s := &streamer{inbox: newInbox(), env: e, token: token, name: name, fresh: map[string]uint64{}, pos: map[string]uint64{}}
 	for _, j := range joins {
+		if j.Room == protocol.UserRoom {
+			s.follow = true
+			if j.Since != nil {
+				s.cursor = protocol.Cursor{protocol.UserRoom: *j.Since}.Encode()
+			}
+			continue
+		}
 		s.rooms = append(s.rooms, j.Room)
 		if j.Since != nil {
 			s.fresh[j.Room] = *j.Since
@@ -54,10 +63,13 @@ func newStreamer(e *Env, token, name string, joins []Join) *streamer {
 func (s *streamer) query() (url.Values, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.rooms) == 0 {
+	if len(s.rooms) == 0 && !s.follow {
 		return nil, false
 	}
-	q := url.Values{"rooms": {strings.Join(s.rooms, ",")}}
+	q := url.Values{}
+	if len(s.rooms) > 0 {
+		q.Set("rooms", strings.Join(s.rooms, ","))
+	}
 	if s.cursor != "" {
 		q.Set("cursor", s.cursor)
 	}
@@ -160,8 +172,13 @@ func (s *streamer) dial(t testing.TB, joins []Join, run func(context.Context)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.exited = cancel, make(chan struct{})
 	var waits []chan protocol.Envelope
+	var waited []Join
 	for _, j := range joins {
+		if j.Room == protocol.UserRoom && j.Since != nil {
+			continue // a resume from the cursor is quiet: no joined comes
+		}
 		waits = append(waits, s.expect("join:"+j.Room))
+		waited = append(waited, j)
 	}
 	go func() {
 		defer close(s.exited)
@@ -171,7 +188,7 @@ func (s *streamer) dial(t testing.TB, joins []Join, run func(context.Context)) {
 	t.Cleanup(s.Close)
 	for i, w := range waits {
 		if got, err := s.wait(Ctx(t), w); err != nil || got.Type != protocol.TypeJoined {
-			t.Fatalf("%s join %s: %+v, %v", s.name, joins[i].Room, got, err)
+			t.Fatalf("%s join %s: %+v, %v", s.name, waited[i].Room, got, err)
 		}
 	}
 }
@@ -249,7 +266,13 @@ func (s *streamer) Do(ctx context.Context, e protocol.Envelope) (protocol.Envelo
 		if restart != nil {
 			restart()
 		}
-		return protocol.Envelope{Type: protocol.TypeAck, Room: e.Room, Ref: e.Ref}, nil
+		// An explicit leave takes the room out of the user's list, as the
+		// WebSocket leave frame does.
+		got, err := s.post(ctx, "/v1/leave", map[string]any{"room": e.Room}, e.Ref)
+		if err == nil && got.Type == "" {
+			got = protocol.Envelope{Type: protocol.TypeAck, Room: e.Room, Ref: e.Ref}
+		}
+		return got, err
 	}
 	return protocol.Envelope{}, fmt.Errorf("%s test client cannot send %q", s.name, e.Type)
 }

@@ -206,17 +206,19 @@ func TestSSEWriterBurstExactlyOnce(t *testing.T) {
 		s.untilJoined(t, room)
 		streams = append(streams, s)
 	}
-	// A stream following two rooms has its own cursor, covering both.
+	// A stream following two rooms has its own cursor, covering both and
+	// the user's own stream.
 	two := swOpen(t, http.DefaultClient, e.URL, e.Token(t, "dee", Claims{}), "rooms="+room+",other", "", false)
 	two.untilJoined(t, room)
 	two.untilJoined(t, "other")
+	two.untilJoined(t, protocol.UserRoom)
 	fill(t, e, room, n, "a burst of chat")
 	for _, s := range streams {
 		s.expect(t, room, 1, n)
 	}
 	for _, ev := range two.expect(t, room, 1, n) {
-		if cur, _ := protocol.ParseCursor(ev.id); len(cur) != 2 {
-			t.Fatalf("two rooms, cursor %v", cur)
+		if cur, _ := protocol.ParseCursor(ev.id); len(cur) != 3 || cur[protocol.UserRoom] == 0 {
+			t.Fatalf("two rooms and the user's stream, cursor %v", cur)
 		}
 	}
 	streams = append(streams, two)

@@ -240,7 +240,7 @@ func TestSlowConsumerWS(t *testing.T) {
 				last = env.Seq
 			case protocol.TypeDisconnect:
 				disconnect = env.CloseCode
-			case protocol.TypePresence:
+			case protocol.TypePresence, protocol.TypeRoom: // the join is told to the user's stream
 			default:
 				t.Fatalf("unexpected %+v", env)
 			}

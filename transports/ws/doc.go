@@ -37,5 +37,10 @@
 // its reader goroutine and no handler stack; the session's writer exits a
 // second after its last batch.
 //
+// User events. Each connection follows the user's own stream, the room
+// "~" (protocol.UserRoom) of "room" envelopes, live from the start and
+// quietly (no joined envelope). A client that resumes it sends
+// {"type":"join","room":"~","since":N}, which restarts it from there.
+//
 // It imports core and transports/httpx only.
 package ws

@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/protocol"
 )
 
 // controlWait bounds the pong written in answer to a client's ping; it
@@ -42,8 +43,9 @@ func (h *Handler) startReader(sess *core.Session, c *conn) {
 	go rd.read()
 }
 
-// read reads client frames and hands them to the session until the
-// connection fails or the session closes, then closes the socket. Handling
+// read follows the user's own stream (protocol.UserRoom), then reads
+// client frames and hands them to the session until the connection fails
+// or the session closes, then closes the socket. Handling
 // a frame (a join that reads history, a send that waits for the disk) may
 // grow this goroutine's stack; the collector shrinks it back once the
 // connection is idle.
@@ -54,6 +56,9 @@ func (h *Handler) startReader(sess *core.Session, c *conn) {
 // send a reset, and a reset can make the client drop what it had not read
 // yet, the close frame included, so that it sees 1006 instead of the code.
 func (rd *reader) read() {
+	// The user's own stream, live, before any client frame: a client that
+	// resumes it joins "~" with since, which restarts it from there.
+	_ = rd.sess.Join(rd.ctx, protocol.UserRoom, nil, true) // without it the session still serves its rooms
 	for {
 		_, data, err := rd.ws.ReadMessage()
 		if err != nil {

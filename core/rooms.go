@@ -1,0 +1,263 @@
+package core
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// A user's room list (GET /v1/rooms) is kept by the engine: a join adds
+// the room, an explicit leave takes it out, and a message in a
+// direct-message room adds the room for both of its users. Each change
+// that adds or removes a room is told to the user's sessions through
+// their stream (userstream.go).
+
+// listedTTL is how long a node remembers that a room is in a user's
+// list, so that joining it again (a poll client joins its rooms at every
+// poll) costs the engine nothing.
+const listedTTL = time.Minute
+
+// maxListedCache bounds that memory; past it, lapsed entries go, and if
+// that is not enough, all of them.
+const maxListedCache = 1 << 16
+
+// RoomEntry is one room of the user's list as GET /v1/rooms shows it.
+type RoomEntry struct {
+	Room   string             `json:"room"`
+	Head   uint64             `json:"head"`   // the room's latest seq
+	Read   uint64             `json:"read"`   // the user's read position
+	Unread uint64             `json:"unread"` // seqs after read that are still retained
+	Last   *protocol.Envelope `json:"last,omitempty"`
+	DM     *protocol.Peer     `json:"dm,omitempty"` // a direct-message room's other user
+}
+
+// listed remembers which rooms are known to be in which user's list.
+type listed struct {
+	now func() time.Time // Static after construction.
+
+	mu sync.Mutex
+	at map[string]time.Time // by user+"\x00"+room: when confirmed; guarded by mu.
+}
+
+func newListed(now func() time.Time) *listed {
+	return &listed{now: now, at: make(map[string]time.Time)}
+}
+
+func listedKey(user, room string) string { return user + "\x00" + room }
+
+// recent reports whether room was confirmed in user's list within listedTTL.
+func (l *listed) recent(user, room string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, ok := l.at[listedKey(user, room)]
+	return ok && l.now().Sub(t) < listedTTL
+}
+
+// mark records that room is in user's list now.
+func (l *listed) mark(user, room string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if len(l.at) >= maxListedCache {
+		for k, t := range l.at {
+			if now.Sub(t) >= listedTTL {
+				delete(l.at, k)
+			}
+		}
+		if len(l.at) >= maxListedCache {
+			clear(l.at)
+		}
+	}
+	l.at[listedKey(user, room)] = now
+}
+
+func (l *listed) forget(user, room string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.at, listedKey(user, room))
+}
+
+// listJoin puts room in user's list after a join and, if it was not
+// there, tells the user's sessions (reason joined). A failure is logged:
+// the join itself has succeeded.
+func (h *Hub) listJoin(ctx context.Context, user, room string) {
+	if h.listed.recent(user, room) {
+		return
+	}
+	added, err := h.people.AddUserRoom(ctx, user, room)
+	if err != nil {
+		h.cfg.Logger.Debug("rooms: listing a joined room failed", "user", user, "room", room, "err", err)
+		return
+	}
+	h.listed.mark(user, room)
+	if added {
+		if err := h.tell(ctx, user, userEvent{Room: room, Reason: protocol.ReasonJoined}, ""); err != nil {
+			h.cfg.Logger.Warn("rooms: telling a join failed", "user", user, "room", room, "err", err)
+		}
+	}
+}
+
+// Leave takes room out of the user's room list and, if it was there,
+// tells every session of theirs (reason left). A direct-message room that
+// holds a message stays listed. It ends no subscription: a WebSocket
+// leave frame does that too, and SSE and poll clients subscribe without
+// the room from then on.
+func (h *Hub) Leave(ctx context.Context, id auth.Identity, room string) error {
+	if err := protocol.ValidRoom(room); err != nil {
+		return err
+	}
+	if _, dm := auth.DMPeer(room, id.User); dm {
+		p, err := h.store.Since(ctx, room, 0, 0)
+		if err != nil {
+			return internal(err)
+		}
+		if p.Head > 0 {
+			return nil
+		}
+	}
+	h.listed.forget(id.User, room)
+	removed, err := h.people.RemoveUserRoom(ctx, id.User, room)
+	if err != nil {
+		return internal(err)
+	}
+	if removed {
+		if err := h.tell(ctx, id.User, userEvent{Room: room, Reason: protocol.ReasonLeft}, ""); err != nil {
+			h.cfg.Logger.Warn("rooms: telling a leave failed", "user", id.User, "room", room, "err", err)
+		}
+	}
+	return nil
+}
+
+// afterSend does what a stored message means beyond its room: a
+// direct-message room is listed for both its users, each of whom is told (reason dm) when it is new to
+// them or when this is the room's first message. The event of the first
+// message carries a fixed id, so that a retried send (dup) that repeats
+// it stores it once, and one that a crash lost after the message is
+// stored is stored by the retry. Failures are logged: the message is
+// stored, and the send succeeds.
+func (h *Hub) afterSend(ctx context.Context, id auth.Identity, m protocol.Message) {
+	peer, ok := auth.DMPeer(m.Room, id.User)
+	if !ok {
+		return
+	}
+	first := m.Seq == 1
+	type side struct{ user, peer, peerName string }
+	sides := []side{{user: peer, peer: id.User, peerName: id.Name}, {user: id.User, peer: peer}}
+	if peer == id.User {
+		sides = sides[:1]
+	}
+	for _, s := range sides {
+		if !first && h.listed.recent(s.user, m.Room) {
+			continue
+		}
+		added, err := h.people.AddUserRoom(ctx, s.user, m.Room)
+		if err != nil {
+			h.cfg.Logger.Warn("rooms: listing a DM failed", "user", s.user, "room", m.Room, "err", err)
+			continue
+		}
+		h.listed.mark(s.user, m.Room)
+		if !added && !first {
+			continue
+		}
+		if s.peerName == "" {
+			un, _ := h.names.one(ctx, s.peer)
+			s.peerName = nameOf(s.peer, un)
+		}
+		ev := userEvent{Room: m.Room, Reason: protocol.ReasonDM, Peer: s.peer, PeerName: s.peerName}
+		if err := h.tell(ctx, s.user, ev, "dm|"+m.Room); err != nil {
+			h.cfg.Logger.Warn("rooms: telling a DM failed", "user", s.user, "room", m.Room, "err", err)
+		}
+	}
+}
+
+// Rooms returns the user's room list: the rooms they joined (remembered
+// across sessions until an explicit leave) and the direct-message rooms
+// they are part of, at most MaxListedRooms, each with its head, the
+// user's read position, the unread count, the newest message and, for a
+// DM, the other user. Rooms the identity may no longer use (a narrower
+// rooms claim) are left out. The newest conversation comes first; rooms
+// with no message follow, by name.
+//
+// unread counts the seqs after the read position that are still retained:
+// with no gaps in seq, head minus read, less what retention dropped. The
+// user's own messages count like any other until they report a read
+// position past them, as the bundled clients do for every message shown.
+func (h *Hub) Rooms(ctx context.Context, id auth.Identity) ([]RoomEntry, error) {
+	names, err := h.people.UserRooms(ctx, id.User)
+	if err != nil {
+		return nil, internal(err)
+	}
+	names = slices.DeleteFunc(names, func(room string) bool {
+		return protocol.ValidRoom(room) != nil || id.CanAccess(room) != nil
+	})
+	states, err := h.people.RoomStates(ctx, id.User, names)
+	if err != nil {
+		return nil, internal(err)
+	}
+	peers := h.peers(ctx, id.User, names)
+	out := make([]RoomEntry, 0, len(states))
+	for _, st := range states {
+		read := max(st.Read, h.reads.pendingFor(st.Room, id.User))
+		e := RoomEntry{Room: st.Room, Head: st.Head, Read: read, DM: peers[st.Room]}
+		if from := max(read, st.First-1); st.Head > from {
+			e.Unread = st.Head - from
+		}
+		if st.Last != nil {
+			last := st.Last.Envelope()
+			e.Last = &last
+		}
+		out = append(out, e)
+	}
+	slices.SortStableFunc(out, func(a, b RoomEntry) int {
+		switch {
+		case a.Last != nil && b.Last != nil && a.Last.TS != b.Last.TS:
+			if a.Last.TS > b.Last.TS {
+				return -1
+			}
+			return 1
+		case (a.Last == nil) != (b.Last == nil):
+			if a.Last != nil {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Room, b.Room)
+	})
+	return out, nil
+}
+
+// peers returns the other user of each direct-message room among rooms,
+// with the name they show as.
+func (h *Hub) peers(ctx context.Context, user string, rooms []string) map[string]*protocol.Peer {
+	byRoom := map[string]string{}
+	var users []string
+	for _, room := range rooms {
+		if p, ok := auth.DMPeer(room, user); ok {
+			byRoom[room] = p
+			users = append(users, p)
+		}
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	slices.Sort(users)
+	names, _ := h.names.lookup(ctx, slices.Compact(users))
+	out := make(map[string]*protocol.Peer, len(byRoom))
+	for room, p := range byRoom {
+		out[room] = &protocol.Peer{User: p, Name: nameOf(p, names[p])}
+	}
+	return out
+}
+
+// pendingFor returns user's read position in room that this node holds
+// and has not stored yet; 0 if none.
+func (q *readQueue) pendingFor(room, user string) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.pending[room][user].seq
+}

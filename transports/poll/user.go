@@ -1,0 +1,135 @@
+package poll
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
+)
+
+// subscription is httpx.ParseSubscription with the user's own stream
+// (protocol.UserRoom, "~") added: the rooms returned end with it. Its
+// position comes, like a room's, from Last-Event-ID, else from a "~:N"
+// pair of since= (then it opens with a joined envelope, as a room given
+// by since= does), else from the "~" entry of cursor=; with none it
+// starts live and opens with a joined envelope. rooms= may be empty or
+// absent: the request then follows the user's stream only, and since= may
+// name nothing else. The user's stream counts against no room limit.
+//
+// The same function is in transports/sse and transports/poll; it belongs
+// in httpx.ParseSubscription, which is not this change's to edit.
+func subscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, protocol.Cursor, map[string]bool, error) {
+	q := r.URL.Query()
+	user, fresh, err := userPosition(r, q)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if fresh {
+		// httpx reads since= for rooms only: hand it the rest.
+		rest, _, _, _ := cutUserSince(q.Get("since"))
+		if rest == "" {
+			q.Del("since")
+		} else {
+			q.Set("since", rest)
+		}
+		r = withQuery(r, q)
+	}
+	var (
+		rooms      []string
+		cur        protocol.Cursor
+		freshRooms map[string]bool
+	)
+	switch n := countRooms(q.Get("rooms")); {
+	case n > maxRooms:
+		return nil, nil, nil, protocol.Errorf(protocol.CodeTooManyRooms, "at most %d rooms per connection", maxRooms)
+	case n == 0 && q.Get("since") != "" && r.Header.Get("Last-Event-ID") == "":
+		return nil, nil, nil, protocol.Errorf(protocol.CodeBadRequest, "since= names rooms that rooms= does not subscribe")
+	case n > 0:
+		// One more than the rooms: a cursor also holds the user's position.
+		if rooms, cur, freshRooms, err = httpx.ParseSubscription(r, id, maxRooms+1); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if user != nil {
+		if cur == nil {
+			cur = protocol.Cursor{}
+		}
+		cur[protocol.UserRoom] = *user
+	}
+	if fresh {
+		if freshRooms == nil {
+			freshRooms = map[string]bool{}
+		}
+		freshRooms[protocol.UserRoom] = true
+	}
+	return append(rooms, protocol.UserRoom), cur, freshRooms, nil
+}
+
+// userPosition returns the position in the user's stream that r resumes
+// from, if any, and whether it came from since= (a fresh start).
+func userPosition(r *http.Request, q url.Values) (pos *uint64, fresh bool, err error) {
+	raw := r.Header.Get("Last-Event-ID")
+	if raw == "" {
+		if _, p, found, err := cutUserSince(q.Get("since")); err != nil || found {
+			return p, found, err
+		}
+		raw = q.Get("cursor")
+	}
+	if raw == "" {
+		return nil, false, nil
+	}
+	c, err := protocol.ParseCursor(raw)
+	if err != nil {
+		return nil, false, err
+	}
+	if p, ok := c[protocol.UserRoom]; ok {
+		return &p, false, nil
+	}
+	return nil, false, nil
+}
+
+// cutUserSince takes the "~:N" pair out of a since= value: it returns the
+// other pairs, the position and whether there was one.
+func cutUserSince(since string) (rest string, pos *uint64, found bool, err error) {
+	if !strings.Contains(since, protocol.UserRoom+":") {
+		return since, nil, false, nil
+	}
+	var others []string
+	for _, pair := range strings.Split(since, ",") {
+		seq, ok := strings.CutPrefix(pair, protocol.UserRoom+":")
+		if !ok {
+			others = append(others, pair)
+			continue
+		}
+		p, perr := strconv.ParseUint(seq, 10, 64)
+		if perr != nil || found {
+			return "", nil, false, protocol.Errorf(protocol.CodeBadRequest, "since= takes room:seq pairs")
+		}
+		pos, found = &p, true
+	}
+	return strings.Join(others, ","), pos, found, nil
+}
+
+// withQuery returns a shallow copy of r whose query is q.
+func withQuery(r *http.Request, q url.Values) *http.Request {
+	r2 := *r
+	u := *r.URL
+	u.RawQuery = q.Encode()
+	r2.URL = &u
+	return &r2
+}
+
+// countRooms counts the distinct room names of a rooms= value.
+func countRooms(raw string) int {
+	seen := map[string]bool{}
+	for _, name := range strings.Split(raw, ",") {
+		if name != "" {
+			seen[name] = true
+		}
+	}
+	return len(seen)
+}

@@ -1,0 +1,90 @@
+package sse
+
+import (
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+func TestSubscriptionUserStream(t *testing.T) {
+	id := auth.Identity{User: "bob"}
+	cur := protocol.Cursor{"general": 4, protocol.UserRoom: 7}.Encode()
+	for _, tt := range []struct {
+		query, lastID string
+		rooms         []string
+		user          uint64
+		hasUser       bool
+		fresh         bool
+	}{
+		{query: "", rooms: []string{"~"}},
+		{query: "rooms=general", rooms: []string{"general", "~"}},
+		{query: "cursor=" + url.QueryEscape(cur), rooms: []string{"~"}, user: 7, hasUser: true},
+		{query: "rooms=general&cursor=" + url.QueryEscape(cur), rooms: []string{"general", "~"}, user: 7, hasUser: true},
+		{query: "rooms=general&since=" + url.QueryEscape("general:2,~:3"), rooms: []string{"general", "~"}, user: 3, hasUser: true, fresh: true},
+		{query: "since=" + url.QueryEscape("~:3") + "&cursor=" + url.QueryEscape(cur), rooms: []string{"~"}, user: 3, hasUser: true, fresh: true},
+		{query: "since=" + url.QueryEscape("~:3"), lastID: cur, rooms: []string{"~"}, user: 7, hasUser: true},
+	} {
+		r := httptest.NewRequest("GET", "/v1/x?"+tt.query, nil)
+		if tt.lastID != "" {
+			r.Header.Set("Last-Event-ID", tt.lastID)
+		}
+		rooms, c, fresh, err := subscription(r, id, 2)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.query, err)
+		}
+		p, ok := c[protocol.UserRoom]
+		if !slices.Equal(rooms, tt.rooms) || ok != tt.hasUser || p != tt.user || fresh[protocol.UserRoom] != tt.fresh {
+			t.Errorf("%s: rooms %v, cursor %v, fresh %v", tt.query, rooms, c, fresh)
+		}
+	}
+	// A cursor of two rooms and ~ passes a limit of two rooms.
+	full := protocol.Cursor{"a": 1, "b": 1, protocol.UserRoom: 1}.Encode()
+	if _, _, _, err := subscription(httptest.NewRequest("GET", "/v1/x?rooms=a,b&cursor="+url.QueryEscape(full), nil), id, 2); err != nil {
+		t.Errorf("two rooms and ~ at a limit of two: %v", err)
+	}
+	for query, code := range map[string]protocol.Code{
+		"rooms=a,b,c":                         protocol.CodeTooManyRooms,
+		"since=" + url.QueryEscape("a:1"):     protocol.CodeBadRequest,
+		"since=" + url.QueryEscape("~:1,~:2"): protocol.CodeBadRequest,
+		"since=" + url.QueryEscape("~:x"):     protocol.CodeBadRequest,
+		"rooms=~":                             protocol.CodeBadRequest,
+		"cursor=nonsense":                     protocol.CodeBadRequest,
+	} {
+		_, _, _, err := subscription(httptest.NewRequest("GET", "/v1/x?"+query, nil), id, 2)
+		if c, _ := protocol.CodeOf(err); err == nil || c != code {
+			t.Errorf("%s: %v, want %s", query, err, code)
+		}
+	}
+}
+
+func FuzzSubscription(f *testing.F) {
+	f.Add("rooms=a&since=~:3", "")
+	f.Add("since=~:1,a:2", protocol.Cursor{"~": 1}.Encode())
+	f.Add("rooms=a,b&cursor="+protocol.Cursor{"a": 1, "~": 2}.Encode(), "")
+	f.Fuzz(func(t *testing.T, query, lastID string) {
+		r := httptest.NewRequest("GET", "/v1/x", nil)
+		r.URL.RawQuery = query
+		if lastID != "" {
+			r.Header.Set("Last-Event-ID", lastID)
+		}
+		rooms, cur, _, err := subscription(r, auth.Identity{User: "bob"}, 4)
+		if err != nil {
+			if c, _ := protocol.CodeOf(err); c != protocol.CodeBadRequest && c != protocol.CodeTooManyRooms {
+				t.Fatalf("code %s: %v", c, err)
+			}
+			return
+		}
+		if len(rooms) == 0 || rooms[len(rooms)-1] != protocol.UserRoom || len(rooms) > 5 {
+			t.Fatalf("rooms %v", rooms)
+		}
+		for room := range cur {
+			if !slices.Contains(rooms, room) {
+				t.Fatalf("cursor %v names %s, not subscribed", cur, room)
+			}
+		}
+	})
+}
