@@ -119,7 +119,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.files = fileStore
 	m.node = node.New(node.Config{
-		Engine: m.engine, Verifier: verifier, Tickets: tickets,
+		Engine: m.engine.Engine, Verifier: verifier, Tickets: tickets,
 		Hub:     core.Config{Heartbeat: c.Heartbeat},
 		Degrade: true, Signals: true, Cluster: m.engine.cluster,
 		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -104,5 +106,37 @@ func TestE2ECluster(t *testing.T) {
 	if len(st.Nodes) != 2 || st.Nodes[0].ID != "n1" || st.Nodes[0].Addr != "n1.internal:8080" ||
 		st.Nodes[1].ID != "n2" || st.Nodes[1].Engine != "redis" {
 		t.Fatalf("nodes on n2 = %+v", st.Nodes)
+	}
+
+	// The binary runs the engine's cluster parts: presence is the
+	// cluster's, so alice, streaming from n1, is listed by n2.
+	req, _ := http.NewRequest(http.MethodGet, one+"/v1/sse?rooms=general", nil)
+	req.Header.Set("Authorization", "Bearer "+token(t, e2eSecret, "alice", "Alice"))
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("alice's stream on n1: %d %v", resp.StatusCode, err)
+	}
+	bob := token(t, e2eSecret, "bob", "Bob")
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		r2, _ := http.NewRequest(http.MethodGet, two+"/v1/rooms/general/presence", nil)
+		r2.Header.Set("Authorization", "Bearer "+bob)
+		resp, err := newClient().Do(r2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `"alice"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n2's presence of general is %s 20 s after alice joined on n1, want alice", body)
+		}
+		time.Sleep(20 * time.Millisecond) // another process: nothing to wait on but its answers
 	}
 }

@@ -20,7 +20,7 @@ const (
 	TypeDisconnect = "disconnect"
 	TypeEdit       = "edit"   // client: edit a message; server: the stored edit
 	TypeDelete     = "delete" // client: delete a message; server: the stored delete
-	TypeRoom       = "room" // a user-scoped event: a room appeared in or left the user's list
+	TypeRoom       = "room"   // a user-scoped event: a room appeared in or left the user's list
 )
 
 // Envelope is one frame of the protocol. Fields that a type does not use
