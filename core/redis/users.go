@@ -177,6 +177,8 @@ func (e *Engine) RoomStates(ctx context.Context, user string, rooms []string) ([
 		}
 		out[i] = st
 	}
+	// The newest entry needs no current state: any edit or delete of it
+	// would be a newer entry.
 	return out, nil
 }
 
@@ -193,7 +195,9 @@ func readRoomState(room string, meta *goredis.SliceCmd, last *goredis.XMessageSl
 		}
 	}
 	if xs := last.Val(); len(xs) == 1 {
-		m, err := decodeEntry(room, xs[0])
+		x := xs[0]
+		rec, _ := x.Values["m"].(string)
+		m, err := decodeEntry(room, []any{x.ID, []any{"m", rec}})
 		if err != nil {
 			return core.RoomState{}, err
 		}

@@ -915,7 +915,8 @@
     c.on('delete', onChange);
     c.on('room', function (e) {
       // A room appeared in (a DM, an invitation, a join elsewhere) or left
-      // this user's list.
+      // this user's list; or events were missed and the list is read again.
+      if (e.reason === 'resync') { loadRoomList(); return; }
       if (!ROOM_RE.test(e.room)) { return; }
       if (e.reason === 'left') { removeRoom(e.room, false); } else { addRoom(e.room, false); }
     });

@@ -321,18 +321,23 @@
     return (loc.protocol === 'https:' ? 'wss://' : 'ws://') + loc.host + base;
   }
 
-  function sinceQuery(subs) {
+  // sinceQuery is the since= parameter for subs, plus the position in the
+  // user's own stream ("~") when userSeq is known.
+  function sinceQuery(subs, userSeq) {
     var pairs = [];
     for (var i = 0; i < subs.length; i++) {
       if (subs[i].since !== null) { pairs.push(encodeURIComponent(subs[i].room + ':' + subs[i].since)); }
     }
+    if (userSeq > 0) { pairs.push(encodeURIComponent('~:' + userSeq)); }
     return pairs.length ? '&since=' + pairs.join(',') : '';
   }
 
+  // roomsQuery is the rooms= parameter; none at all for no room (the
+  // stream then carries the user's own events only).
   function roomsQuery(subs) {
     var names = [];
     for (var i = 0; i < subs.length; i++) { names.push(encodeURIComponent(subs[i].room)); }
-    return 'rooms=' + names.join(',');
+    return names.length ? 'rooms=' + names.join(',') : '';
   }
 
   function WSLink(client, ticket) {
@@ -360,6 +365,9 @@
     this.ws = ws;
     ws.onopen = function () {
       self.opened = true;
+      // The socket follows the user's stream from now; a join of "~"
+      // resumes it from where this client was.
+      if (self.client._userSeq > 0) { self.join('~', self.client._userSeq); }
       for (var i = 0; i < subs.length; i++) { self.join(subs[i].room, subs[i].since); }
     };
     ws.onmessage = function (ev) {
@@ -430,7 +438,7 @@
 
   SSELink.prototype.open = function (subs) {
     var self = this;
-    var url = this.client.base + '/v1/sse?' + roomsQuery(subs) + sinceQuery(subs) +
+    var url = this.client.base + '/v1/sse?' + roomsQuery(subs) + sinceQuery(subs, this.client._userSeq) +
       '&ticket=' + encodeURIComponent(this.ticket);
     var es;
     try {
@@ -507,12 +515,8 @@
     if (this.closed) { return; }
     this.timer = null;
     var subs = c._subs();
-    if (!subs.length) {
-      // Nothing to poll for: answer "up" once, then idle until a join.
-      if (!this.idleSent) { this.idleSent = true; this.onframe({ type: 'pong' }); }
-      return;
-    }
     var started = now();
+    // With no room joined the poll still carries the user's own events.
     var path = '/v1/poll?' + roomsQuery(subs);
     var fresh = [];
     var asked = {};
@@ -521,7 +525,8 @@
       if (!this.cursor || !this.covered[subs[i].room]) { fresh.push(subs[i]); }
     }
     if (this.cursor) { path += '&cursor=' + encodeURIComponent(this.cursor); }
-    path += sinceQuery(fresh);
+    // The cursor holds the user's stream ("~") once the server gave one.
+    path += sinceQuery(fresh, this.cursor ? 0 : c._userSeq);
     // The level this client knows: a server at another level answers at
     // once with the new control, so a change between two polls is learnt
     // in one round trip instead of at the end of a 25 s hold.
@@ -1411,6 +1416,10 @@
       break;
     case 'joined':
       if (r) { this._joined(r, env); }
+      if (env.room === '~' && env.recovered === false) {
+        // Events of the user's stream were missed: the list must be read again.
+        this.emit('room', { type: 'room', room: '', reason: 'resync' });
+      }
       break;
     case 'message':
     case 'edit':
@@ -1523,10 +1532,16 @@
     if (this.state.connected) { this._restoreReads(room); }
   };
 
+  // leave stops following room and takes it out of the user's room list
+  // on the server: the WebSocket's leave frame does both; on the other
+  // tiers (or with no link) POST /v1/leave does the second.
   ChatClient.prototype.leave = function (room) {
     if (!this._rooms[room]) { return; }
     delete this._rooms[room];
+    var link = this._link;
+    var ws = link && link.up && link.tier === 'websocket';
     this._roomsChanged(room, false);
+    if (!ws) { this._api('POST', '/v1/leave', { room: room }, {}, function () {}); }
   };
 
   ChatClient.prototype.rooms = function () { return Object.keys(this._rooms); };
