@@ -442,7 +442,7 @@
         b.title = (f.name || 'image') + ' (' + sizeText(f.size) + ')';
         loadThumb(img, f.thumb_url);
       } else {
-        b.appendChild(el('span', 'file-icon', '\ud83d\udcc4'));
+        b.appendChild(el('span', 'file-icon', 'File'));
         b.appendChild(el('span', 'file-name', f.name || 'file'));
         b.appendChild(el('span', 'file-size', sizeText(f.size)));
       }
