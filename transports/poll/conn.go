@@ -214,14 +214,6 @@ func releaseFrames(p *[]core.Frame) {
 	framePool.Put(p)
 }
 
-// drop gives back the frames of a session that ended unanswered.
-func (c *conn) drop() {
-	c.mu.Lock()
-	p := c.take()
-	c.mu.Unlock()
-	releaseFrames(p)
-}
-
 // arm returns c's timer, set to fire after d. Owned by the poll that
 // holds the session, which stops it when done with it.
 func (c *conn) arm(d time.Duration) *time.Timer {

@@ -173,24 +173,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// at once, and its session, not yet in step, is not kept.
 	keepable := err == nil && cur != nil && len(fresh) == 0
 	short := h.cfg.Short != nil && h.cfg.Short()
+	sub := subscription{id: id, rooms: rooms, cur: cur}
 	var frames *[]core.Frame
-	if short || (!resumed && (cur == nil || len(fresh) > 0)) || h.behind(id.User, r) || (!resumed && c.pending()) {
+	switch {
+	case short || (!resumed && (cur == nil || len(fresh) > 0)) || h.behind(id.User, r) || (!resumed && c.pending()):
 		// Answer at once with everything queued.
 		_ = c.sess.Flush(r.Context())
 		frames = c.seal()
-	} else {
-		news := c.pending() // what came since the last answer, on a kept session
-		if !news && h.cfg.Park > 0 && h.cfg.Park < h.cfg.Hold {
-			news = c.wait(r.Context(), opened.Add(h.cfg.Park))
-			if !news && r.Context().Err() == nil && c.sess.Context().Err() == nil &&
-				h.park(w, r, c, id, cur, rooms, keepable, time.Until(deadline)) != notParked {
-				return // the answer keeps or closes the session
-			}
+	case resumed && c.pending():
+		// What came since the last answer, on a kept session: at once, as
+		// a replay would be.
+		frames = c.seal()
+	default:
+		if frames = h.hold(w, r, c, sub, keepable, opened); frames == parkedOff {
+			return // the answer keeps or closes the session
 		}
-		if !news {
-			news = c.wait(r.Context(), deadline)
-		}
-		frames = h.linger(r.Context(), c, news, opened, deadline)
 	}
 	defer releaseFrames(frames)
 	next := httpx.Advance(cur, rooms, framesOf(frames))
@@ -202,6 +199,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !keep {
 		c.sess.Close(core.DisconnectNormal)
 	}
+}
+
+// parkedOff is what hold returns for a poll it parked.
+var parkedOff = new([]core.Frame)
+
+// hold waits for the news of a poll that resumes from a cursor (sub),
+// opened at opened, with nothing to say yet, and returns the frames of
+// its answer: the first news (plus the rest of Linger), or none when
+// Hold passes, the session ends or the client goes away. After Park it
+// parks the poll instead, unless that cannot be done, and returns
+// parkedOff.
+func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, sub subscription, keepable bool, opened time.Time) *[]core.Frame {
+	deadline := opened.Add(h.cfg.Hold)
+	news := false
+	if h.cfg.Park > 0 && h.cfg.Park < h.cfg.Hold {
+		news = c.wait(r.Context(), opened.Add(h.cfg.Park))
+		if !news && r.Context().Err() == nil && c.sess.Context().Err() == nil &&
+			h.park(w, r, c, sub, keepable, time.Until(deadline)) {
+			return parkedOff
+		}
+	}
+	if !news {
+		news = c.wait(r.Context(), deadline)
+	}
+	return h.linger(r.Context(), c, news, opened, deadline)
 }
 
 // open returns the session for a poll by id: the one kept from the

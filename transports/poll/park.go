@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/core"
-	"github.com/chatd/chatd/core/auth"
-	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 )
 
@@ -29,60 +27,49 @@ const answerTimeout = 10 * time.Second
 // connection for its next poll, which may still carry on with the same
 // session (see keeper).
 type parked struct {
-	h        *Handler        // Static after construction.
-	c        *conn           // Static after construction.
-	nc       net.Conn        // Static after construction.
-	id       auth.Identity   // Static after construction.
-	gzip     bool            // the client accepts gzip and Compress is set; static after construction.
-	cur      protocol.Cursor // Static after construction.
-	rooms    []string        // Static after construction.
-	keepable bool            // the session may be kept for the next poll; static after construction.
-	header   []byte          // the middleware's headers, in wire form; static after construction.
-	hold     *time.Timer     // answers when the hold is over; set before the poll is parked.
-	done     atomic.Bool     // the answer has begun
-	gone     atomic.Bool     // the client closed the connection
+	h        *Handler     // Static after construction.
+	c        *conn        // Static after construction.
+	nc       net.Conn     // Static after construction.
+	sub      subscription // the poll's identity, rooms and cursor; static after construction.
+	gzip     bool         // the client accepts gzip and Compress is set; static after construction.
+	keepable bool         // the session may be kept for the next poll; static after construction.
+	header   []byte       // the middleware's headers, in wire form; static after construction.
+	hold     *time.Timer  // answers when the hold is over; set before the poll is parked.
+	done     atomic.Bool  // the answer has begun
+	gone     atomic.Bool  // the client closed the connection
 }
 
-// parkResult says what park did.
-type parkResult int
-
-const (
-	notParked parkResult = iota // nothing changed: the poll waits on in its goroutine
-	parkedOff                   // the session lives on; the conn answers
-	answered                    // news came, or the session ended, while parking: answered here
-)
-
 // park takes the connection over from net/http, if it can (HTTP/1 only),
-// and hands the poll to c, so that ServeHTTP may return while the
-// session waits out the rest of the hold, left. Unless it returns
-// notParked, the poll no longer owns the session: the answer keeps or
-// closes it.
-func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, id auth.Identity, cur protocol.Cursor, rooms []string, keepable bool, left time.Duration) parkResult {
+// and hands the poll of sub to c, so that ServeHTTP may return while the
+// session waits out the rest of the hold, left. It reports whether it
+// did; then the poll no longer owns the session: its answer, written here
+// if news came meanwhile, keeps or closes it.
+func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, sub subscription, keepable bool, left time.Duration) bool {
 	if r.ProtoMajor != 1 || left <= 0 {
-		return notParked
+		return false
 	}
 	header := &sliceWriter{}
 	_ = w.Header().Write(header) // sliceWriter never fails
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return notParked
+		return false
 	}
 	if n := rw.Reader.Buffered(); n > 0 {
 		// A pipelined request is in net/http's buffer and cannot be handed
 		// back: it is dropped with the connection, and the client retries.
 		_, _ = rw.Reader.Discard(n)
 	}
-	p := &parked{h: h, c: c, nc: nc, id: id, gzip: h.cfg.Compress != nil && acceptsGzip(r), cur: cur, rooms: rooms,
+	p := &parked{h: h, c: c, nc: nc, sub: sub, gzip: h.cfg.Compress != nil && acceptsGzip(r),
 		keepable: keepable, header: header.b}
 	// The timer may fire before the poll is parked: unpark then finds
 	// nothing to take back, and parkWith answers.
 	p.hold = time.AfterFunc(left, p.expire)
 	if frames, now := c.parkWith(p); now {
 		p.end(frames)
-		return answered
+		return true
 	}
 	go p.watch()
-	return parkedOff
+	return true
 }
 
 // expire answers with no events when the hold is over, unless news came
@@ -129,9 +116,9 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	if p.gone.Load() {
 		return false
 	}
-	next := httpx.Advance(p.cur, p.rooms, framesOf(frames))
-	kept = keep && p.keepable && p.h.keep.put(p.c, subscription{id: p.id, rooms: p.rooms, cur: next})
-	a := p.h.buildAnswer(p.id.User, framesOf(frames), next.Encode(), p.gzip)
+	next := httpx.Advance(p.sub.cur, p.sub.rooms, framesOf(frames))
+	kept = keep && p.keepable && p.h.keep.put(p.c, subscription{id: p.sub.id, rooms: p.sub.rooms, cur: next})
+	a := p.h.buildAnswer(p.sub.id.User, framesOf(frames), next.Encode(), p.gzip)
 	defer a.release()
 	msg := getBody(256 + len(p.header) + len(a.out))
 	defer putBody(msg)
