@@ -40,18 +40,18 @@ type conn struct {
 	closed bool          // the session's writer has closed the transport; guarded by mu.
 	park   *parked       // the poll waiting for news is parked; guarded by mu.
 
-	// The subscription's state after its last answer and the keeper's
+	// The poll's position after its last answer and the keeper's
 	// bookkeeping. Guarded by the keeper's mu while kept; owned by the
 	// poll that holds the session otherwise.
-	sub    subscription
+	pos    position
 	kept   bool        // in the keeper, waiting for the client's next poll
 	keptAt time.Time   // when it was kept
 	expiry *time.Timer // closes the session if no poll takes it; created once
 }
 
-// subscription is what a kept session's next poll must present to take
+// position is what a kept session's next poll must present to take
 // it over: the same identity, rooms and cursor.
-type subscription struct {
+type position struct {
 	id    auth.Identity
 	rooms []string
 	cur   protocol.Cursor // the position after the last answer

@@ -173,7 +173,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// at once, and its session, not yet in step, is not kept.
 	keepable := err == nil && cur != nil && len(fresh) == 0
 	short := h.cfg.Short != nil && h.cfg.Short()
-	sub := subscription{id: id, rooms: rooms, cur: cur}
+	pos := position{id: id, rooms: rooms, cur: cur}
 	var frames *[]core.Frame
 	switch {
 	case short || (!resumed && (cur == nil || len(fresh) > 0)) || h.behind(id.User, r) || (!resumed && c.pending()):
@@ -185,7 +185,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// a replay would be.
 		frames = c.seal()
 	default:
-		if frames = h.hold(w, r, c, sub, keepable, opened); frames == parkedOff {
+		if frames = h.hold(w, r, c, pos, keepable, opened); frames == parkedOff {
 			return // the answer keeps or closes the session
 		}
 	}
@@ -194,7 +194,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Kept before the answer goes out: the client's next poll may come
 	// as soon as it has read it.
 	keep := keepable && !short && r.Context().Err() == nil &&
-		h.keep.put(c, subscription{id: id, rooms: rooms, cur: next})
+		h.keep.put(c, position{id: id, rooms: rooms, cur: next})
 	h.writeAnswer(w, r, id.User, framesOf(frames), next.Encode())
 	if !keep {
 		c.sess.Close(core.DisconnectNormal)
@@ -204,19 +204,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // parkedOff is what hold returns for a poll it parked.
 var parkedOff = new([]core.Frame)
 
-// hold waits for the news of a poll that resumes from a cursor (sub),
+// hold waits for the news of a poll that resumes from a cursor (pos),
 // opened at opened, with nothing to say yet, and returns the frames of
 // its answer: the first news (plus the rest of Linger), or none when
 // Hold passes, the session ends or the client goes away. After Park it
 // parks the poll instead, unless that cannot be done, and returns
 // parkedOff.
-func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, sub subscription, keepable bool, opened time.Time) *[]core.Frame {
+func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, opened time.Time) *[]core.Frame {
 	deadline := opened.Add(h.cfg.Hold)
 	news := false
 	if h.cfg.Park > 0 && h.cfg.Park < h.cfg.Hold {
 		news = c.wait(r.Context(), opened.Add(h.cfg.Park))
 		if !news && r.Context().Err() == nil && c.sess.Context().Err() == nil &&
-			h.park(w, r, c, sub, keepable, time.Until(deadline)) {
+			h.park(w, r, c, pos, keepable, time.Until(deadline)) {
 			return parkedOff
 		}
 	}

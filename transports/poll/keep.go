@@ -34,12 +34,12 @@ type keeper struct {
 }
 
 // put keeps c's session for the client's next poll, which must present
-// sub. It reports false, keeping nothing, when keeping is off or the
+// pos. It reports false, keeping nothing, when keeping is off or the
 // session is ending; the caller then closes it. Past maxKeptPerUser, the
 // user's oldest kept session is closed. Two sessions kept for the same
-// subscription (two devices of one user, in step) are both kept: either
+// position (two devices of one user, in step) are both kept: either
 // carries on exactly from it.
-func (k *keeper) put(c *conn, sub subscription) bool {
+func (k *keeper) put(c *conn, pos position) bool {
 	if k.keep <= 0 || c.sess.Context().Err() != nil {
 		return false
 	}
@@ -51,7 +51,7 @@ func (k *keeper) put(c *conn, sub subscription) bool {
 		k.mu.Unlock()
 		return false
 	}
-	kept := k.byUser[sub.id.User]
+	kept := k.byUser[pos.id.User]
 	if len(kept) >= maxKeptPerUser {
 		evict = append(evict, kept[0])
 		kept = slices.Delete(kept, 0, 1)
@@ -59,11 +59,11 @@ func (k *keeper) put(c *conn, sub subscription) bool {
 	for _, o := range evict {
 		o.kept = false
 	}
-	c.sub, c.kept, c.keptAt = sub, true, time.Now()
+	c.pos, c.kept, c.keptAt = pos, true, time.Now()
 	if k.byUser == nil {
 		k.byUser = make(map[string][]*conn)
 	}
-	k.byUser[sub.id.User] = append(kept, c)
+	k.byUser[pos.id.User] = append(kept, c)
 	if c.expiry == nil {
 		c.expiry = time.AfterFunc(k.keep, func() { k.expire(c) })
 	} else {
@@ -92,9 +92,9 @@ func (k *keeper) take(id auth.Identity, rooms []string, cur protocol.Cursor) *co
 	for i := 0; i < len(kept); i++ {
 		o := kept[i]
 		switch {
-		case c == nil && o.sub.matches(id, rooms, cur):
+		case c == nil && o.pos.matches(id, rooms, cur):
 			c = o
-		case slices.Equal(o.sub.rooms, rooms) && !sameCursor(o.sub.cur, cur):
+		case slices.Equal(o.pos.rooms, rooms) && !sameCursor(o.pos.cur, cur):
 			evict = append(evict, o)
 		default:
 			continue
@@ -144,7 +144,7 @@ func (k *keeper) remove(c *conn) {
 		return
 	}
 	c.kept = false
-	user := c.sub.id.User
+	user := c.pos.id.User
 	if i := slices.Index(k.byUser[user], c); i >= 0 {
 		k.unlink(user, k.byUser[user], i)
 	}
@@ -158,7 +158,7 @@ func (k *keeper) expire(c *conn) {
 	stale := !c.kept || time.Since(c.keptAt) < k.keep
 	if !stale {
 		c.kept = false
-		user := c.sub.id.User
+		user := c.pos.id.User
 		if i := slices.Index(k.byUser[user], c); i >= 0 {
 			k.unlink(user, k.byUser[user], i)
 		}
@@ -189,7 +189,7 @@ func (k *keeper) evictUser(user string) bool {
 // matches reports whether a poll by id of rooms from cur carries on from
 // s: the same identity (a new token may have narrowed the rooms, or end
 // sooner), the same rooms in the same order, and the same cursor.
-func (s subscription) matches(id auth.Identity, rooms []string, cur protocol.Cursor) bool {
+func (s position) matches(id auth.Identity, rooms []string, cur protocol.Cursor) bool {
 	return sameIdentity(s.id, id) && slices.Equal(s.rooms, rooms) && sameCursor(s.cur, cur)
 }
 

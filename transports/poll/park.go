@@ -27,24 +27,24 @@ const answerTimeout = 10 * time.Second
 // connection for its next poll, which may still carry on with the same
 // session (see keeper).
 type parked struct {
-	h        *Handler     // Static after construction.
-	c        *conn        // Static after construction.
-	nc       net.Conn     // Static after construction.
-	sub      subscription // the poll's identity, rooms and cursor; static after construction.
-	gzip     bool         // the client accepts gzip and Compress is set; static after construction.
-	keepable bool         // the session may be kept for the next poll; static after construction.
-	header   []byte       // the middleware's headers, in wire form; static after construction.
-	hold     *time.Timer  // answers when the hold is over; set before the poll is parked.
-	done     atomic.Bool  // the answer has begun
-	gone     atomic.Bool  // the client closed the connection
+	h        *Handler    // Static after construction.
+	c        *conn       // Static after construction.
+	nc       net.Conn    // Static after construction.
+	pos      position    // the poll's identity, rooms and cursor; static after construction.
+	gzip     bool        // the client accepts gzip and Compress is set; static after construction.
+	keepable bool        // the session may be kept for the next poll; static after construction.
+	header   []byte      // the middleware's headers, in wire form; static after construction.
+	hold     *time.Timer // answers when the hold is over; set before the poll is parked.
+	done     atomic.Bool // the answer has begun
+	gone     atomic.Bool // the client closed the connection
 }
 
 // park takes the connection over from net/http, if it can (HTTP/1 only),
-// and hands the poll of sub to c, so that ServeHTTP may return while the
+// and hands the poll of pos to c, so that ServeHTTP may return while the
 // session waits out the rest of the hold, left. It reports whether it
 // did; then the poll no longer owns the session: its answer, written here
 // if news came meanwhile, keeps or closes it.
-func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, sub subscription, keepable bool, left time.Duration) bool {
+func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, left time.Duration) bool {
 	if r.ProtoMajor != 1 || left <= 0 {
 		return false
 	}
@@ -59,7 +59,7 @@ func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, sub subs
 		// back: it is dropped with the connection, and the client retries.
 		_, _ = rw.Reader.Discard(n)
 	}
-	p := &parked{h: h, c: c, nc: nc, sub: sub, gzip: h.cfg.Compress != nil && acceptsGzip(r),
+	p := &parked{h: h, c: c, nc: nc, pos: pos, gzip: h.cfg.Compress != nil && acceptsGzip(r),
 		keepable: keepable, header: header.b}
 	// The timer may fire before the poll is parked: unpark then finds
 	// nothing to take back, and parkWith answers.
@@ -116,9 +116,9 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	if p.gone.Load() {
 		return false
 	}
-	next := httpx.Advance(p.sub.cur, p.sub.rooms, framesOf(frames))
-	kept = keep && p.keepable && p.h.keep.put(p.c, subscription{id: p.sub.id, rooms: p.sub.rooms, cur: next})
-	a := p.h.buildAnswer(p.sub.id.User, framesOf(frames), next.Encode(), p.gzip)
+	next := httpx.Advance(p.pos.cur, p.pos.rooms, framesOf(frames))
+	kept = keep && p.keepable && p.h.keep.put(p.c, position{id: p.pos.id, rooms: p.pos.rooms, cur: next})
+	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), next.Encode(), p.gzip)
 	defer a.release()
 	msg := getBody(256 + len(p.header) + len(a.out))
 	defer putBody(msg)
