@@ -60,6 +60,11 @@ type Config struct {
 	// Control, if set, gives the control envelope every answer carries in
 	// its "control" field, so that poll clients learn of level changes.
 	Control func(user string) (protocol.Envelope, bool)
+	// Level, if set, is the level Control's envelopes carry now. A poll
+	// that says which level it knows (level=) is then checked against it
+	// without building the user's whole offer (degrade.Policy.Level).
+	// nil: Control's envelope is read.
+	Level func() int
 	// Compress, if set, says whether to gzip a user's answers now. An
 	// answer is gzipped when Compress says yes, the request accepts gzip
 	// and the answer is at least CompressMin bytes. nil: never compress.
@@ -289,6 +294,9 @@ func (h *Handler) behind(user string, r *http.Request) bool {
 	known := queryValue(r.URL.RawQuery, "level")
 	if known == "" {
 		return false
+	}
+	if h.cfg.Level != nil {
+		return known != strconv.Itoa(h.cfg.Level())
 	}
 	e, ok := h.cfg.Control(user)
 	return ok && e.Level != nil && known != strconv.Itoa(*e.Level)

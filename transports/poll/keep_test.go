@@ -449,3 +449,62 @@ func TestPollKeptBroadcastExactlyOnce(t *testing.T) {
 	}
 	t.Logf("%d clients, %d messages: %d polls opened a session, %d carried on", clients, total, opened, resumed)
 }
+
+// A poll that says it knows an older level than the one in force answers
+// at once with the new control, on a kept session too (through Level,
+// without building the user's offer), and the next poll goes on exactly.
+func TestPollBehindTheLevelAnswersAtOnce(t *testing.T) {
+	const room = "keep-level"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	var level atomic.Int64
+	var offers atomic.Int64
+	control := func(string) (protocol.Envelope, bool) {
+		offers.Add(1)
+		return protocol.Envelope{Type: protocol.TypeControl, Level: protocol.Ptr(int(level.Load()))}, true
+	}
+	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Keep: 5 * time.Second, Control: control,
+		Level: func() int { return int(level.Load()) }})
+	tok := e.Token(t, "ivy", transporttest.Claims{})
+	withLevel := func(q url.Values, l string) url.Values { q.Set("level", l); return q }
+	s := &seqs{room: room}
+	a := get(t, base, tok, withLevel(start(room), "0"))
+	c := make(chan result, 1)
+	go func() {
+		a, err := getErr(context.Background(), base, tok, withLevel(from(room, a.Cursor), "0"))
+		c <- result{a, err}
+	}()
+	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+	send(t, e, room, 1)
+	a = (<-c).answer(t)
+	s.mustTake(t, "held poll", a, 1)
+
+	level.Store(2)
+	_, resumed := h.Polls()
+	before := offers.Load()
+	var ctl struct {
+		Control *protocol.Envelope `json:"control"`
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/poll?"+withLevel(from(room, a.Cursor), "0").Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var behind answer
+	if err := json.Unmarshal(raw, &behind); err != nil || json.Unmarshal(raw, &ctl) != nil {
+		t.Fatalf("answer %q: %v", raw, err)
+	}
+	if ctl.Control == nil || ctl.Control.Level == nil || *ctl.Control.Level != 2 || len(behind.Events) != 0 {
+		t.Fatalf("a poll behind the level: control %+v, %d events; want level 2 at once, no events", ctl.Control, len(behind.Events))
+	}
+	if _, r := h.Polls(); r != resumed+1 {
+		t.Fatalf("the poll behind the level did not carry on with the kept session")
+	}
+	if n := offers.Load() - before; n != 1 {
+		t.Fatalf("%d offers built for one answer, want 1: the level check reads Level", n)
+	}
+	send(t, e, room, 2)
+	s.until(t, base, tok, behind, 3)
+}
