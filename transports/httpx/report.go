@@ -111,6 +111,11 @@ type reportWriter struct {
 	user atomic.Pointer[string] // the identity the request proved, once it has
 }
 
+// ReportUser records the user r proved, for the errors answered after:
+// for a handler that identifies a request without the Authenticator (a
+// cache of its answers).
+func ReportUser(r *http.Request, user string) { reportUser(r, user) }
+
 // reportUser records the user r proved, for the errors answered after.
 func reportUser(r *http.Request, user string) {
 	if rw, ok := r.Context().Value(reportKey{}).(*reportWriter); ok {

@@ -1,7 +1,10 @@
 package poll
 
 import (
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,7 +63,7 @@ func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, a
 	var control []byte
 	if h.cfg.Control != nil {
 		if e, ok := h.cfg.Control(user); ok {
-			control = protocol.Encode(e)
+			control = h.controls.encode(&e)
 		}
 	}
 	body := getBody(answerSize(frames, cursor, control))
@@ -153,4 +156,80 @@ func zeroQ(params string) bool {
 		}
 	}
 	return false
+}
+
+// controlCache holds the wire form of the control envelopes answers
+// carried last. Every answer carries one, and nearly all are the same
+// few offers (one per level and rollout bucket), so a JSON encoding per
+// answer would be wasted.
+type controlCache struct {
+	mu   sync.Mutex
+	e    [8]protocol.Envelope // Guarded by mu.
+	data [8][]byte            // e[i] encoded; nil: empty slot. Guarded by mu.
+	next int                  // the slot to fill next; guarded by mu.
+}
+
+// encode returns protocol.Encode(*e), from the cache when an envelope
+// that encodes the same is there. The bytes are shared: callers only
+// read them.
+func (c *controlCache) encode(e *protocol.Envelope) []byte {
+	if !controlOnly(e) {
+		return protocol.Encode(*e) // not a shape the cache compares
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, d := range c.data {
+		if d != nil && sameControl(&c.e[i], e) {
+			return d
+		}
+	}
+	d := protocol.Encode(*e)
+	// A copy of its own: the caller's maps and slices may change later.
+	kept := *e
+	kept.Transports = slices.Clone(e.Transports)
+	kept.Features = maps.Clone(e.Features)
+	if e.Level != nil {
+		kept.Level = protocol.Ptr(*e.Level)
+	}
+	c.e[c.next], c.data[c.next] = kept, d
+	c.next = (c.next + 1) % len(c.data)
+	return d
+}
+
+// sameControl reports whether two envelopes that have only control
+// fields set encode the same (omitempty drops nil and empty alike).
+func sameControl(a, b *protocol.Envelope) bool {
+	return a.Type == b.Type && a.PollIntervalMS == b.PollIntervalMS &&
+		(a.Level == nil) == (b.Level == nil) && (a.Level == nil || *a.Level == *b.Level) &&
+		slices.Equal(a.Transports, b.Transports) && maps.Equal(a.Features, b.Features)
+}
+
+// controlIndex marks the fields of protocol.Envelope that sameControl
+// compares; nil if one of them is missing, which turns the cache off.
+var controlIndex = func() []bool {
+	t := reflect.TypeFor[protocol.Envelope]()
+	marks := make([]bool, t.NumField())
+	for _, name := range []string{"Type", "Level", "Transports", "Features", "PollIntervalMS"} {
+		f, ok := t.FieldByName(name)
+		if !ok || len(f.Index) != 1 {
+			return nil
+		}
+		marks[f.Index[0]] = true
+	}
+	return marks
+}()
+
+// controlOnly reports whether e has no field set but those sameControl
+// compares, whatever fields the envelope gains.
+func controlOnly(e *protocol.Envelope) bool {
+	if controlIndex == nil {
+		return false
+	}
+	v := reflect.ValueOf(e).Elem()
+	for i, control := range controlIndex {
+		if !control && !v.Field(i).IsZero() {
+			return false
+		}
+	}
+	return true
 }

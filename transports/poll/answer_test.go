@@ -169,10 +169,10 @@ func (d *discard) Header() http.Header         { return d.header }
 func (d *discard) WriteHeader(int)             {}
 func (d *discard) Write(p []byte) (int, error) { d.n += len(p); return len(p), nil }
 
-// A conn drops pings and disconnects, refuses once full, and releases
-// its frames.
+// A conn drops pings and disconnects, hands each answer the frames that
+// came since the last one, and refuses once MaxEvents wait.
 func TestConn(t *testing.T) {
-	c := newConn(3)
+	c := newConn(&Handler{cfg: Config{MaxEvents: 3}})
 	if c.pending() {
 		t.Fatal("a new conn has frames")
 	}
@@ -185,21 +185,39 @@ func TestConn(t *testing.T) {
 		t.Fatal("notified of no news")
 	default:
 	}
-	frames := chatFrames(4)
-	if err := c.Write(frames[:2]); err != nil || !c.pending() {
-		t.Fatalf("two frames: err %v, pending %v", err, c.pending())
+	frames := chatFrames(6)
+	if err := c.Write(frames[:2]); err != nil {
+		t.Fatalf("two frames: err %v", err)
 	}
-	if err := c.Write(frames[2:]); err == nil || !c.full() {
-		t.Fatalf("past max: err %v, full %v; want errFull", err, c.full())
+	first := c.seal()
+	if got := framesOf(first); len(got) != 2 || got[1].Seq != frames[1].Seq {
+		t.Fatalf("the first answer has %d frames, want the 2 written", len(got))
 	}
-	if got := c.seal(); len(got) != 4 {
-		t.Fatalf("sealed with %d frames, want the 4 written", len(got))
+	// pending clears the notification the first answer's frames left.
+	if c.pending() {
+		t.Fatal("frames left after seal")
+	}
+	select {
+	case <-c.notify:
+		t.Fatal("a stale notification survived pending")
+	default:
+	}
+	if err := c.Write(frames[2:4]); err != nil || !c.pending() || c.ended() {
+		t.Fatalf("after an answer: err %v, pending %v, ended %v; want the frames kept for the next", err, c.pending(), c.ended())
+	}
+	if err := c.Write(frames[4:]); err == nil || !c.ended() {
+		t.Fatalf("past max: err %v, ended %v; want errFull", err, c.ended())
 	}
 	if err := c.Write(frames[:1]); err == nil {
-		t.Fatal("a sealed conn took a frame")
+		t.Fatal("a full conn took a frame")
 	}
-	c.release()
+	second := c.seal()
+	if got := framesOf(second); len(got) != 4 || got[0].Seq != frames[2].Seq {
+		t.Fatalf("the second answer has %d frames, want the 4 written after the first", len(got))
+	}
+	releaseFrames(first)
+	releaseFrames(second)
 	if c.pending() {
-		t.Fatal("frames after release")
+		t.Fatal("frames after the answers")
 	}
 }

@@ -1,33 +1,61 @@
 package poll
 
 import (
+	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 )
 
 // errFull ends the session normally: the answer has all it can carry.
 var errFull = fmt.Errorf("poll: answer is full: %w", core.ErrDone)
 
-// conn collects the frames of one poll answer. Once sealed or full it
-// refuses writes, which ends the session; anything refused is not in the
-// answer's cursor, so the next poll fetches it again. It holds no buffer
-// until the first frame arrives, and gives its frame slice back to a pool
-// once the answer is written: a held poll with no news costs this struct
-// and its channel.
+// conn is the transport of one poll session. It collects the frames of
+// the session's next answer: the poll waiting for news takes them with
+// seal, and frames that arrive after that are kept for the answer after.
+// A session thus outlives its answer when the handler keeps it for the
+// client's next poll (see keeper), and its frames go on from exactly
+// where the answer's cursor ends.
 //
-// A parked poll's conn answers itself: the first news, or the session's
-// end, writes the answer through park, on the session's writer goroutine.
+// It holds no buffer until the first frame arrives, and hands its frame
+// slice to the answer, which gives it back to a pool once written: a
+// held poll with no news costs this struct and its channel.
+//
+// A parked poll's conn answers itself: the first news, or the hold's
+// end, writes the answer through park, on the session's writer goroutine
+// or the hold's timer.
 type conn struct {
-	max    int           // Static after construction.
+	h      *Handler      // Static after construction.
 	notify chan struct{} // cap 1: frames arrived; static after construction.
+	sess   *core.Session // set before the session's first join, static after.
+	timer  *time.Timer   // times the holding poll's waits; nil until the first; owned by that poll.
 
 	mu     sync.Mutex
-	frames *[]core.Frame // from framePool, nil until the first frame; guarded by mu.
-	sealed bool          // Guarded by mu.
-	park   *parked       // set when the poll is parked; guarded by mu.
+	frames *[]core.Frame // the next answer's, from framePool; nil until a frame arrives; guarded by mu.
+	full   bool          // frames reached MaxEvents: the session ends; guarded by mu.
+	closed bool          // the session's writer has closed the transport; guarded by mu.
+	park   *parked       // the poll waiting for news is parked; guarded by mu.
+
+	// The poll's position after its last answer and the keeper's
+	// bookkeeping. Guarded by the keeper's mu while kept; owned by the
+	// poll that holds the session otherwise.
+	pos    position
+	kept   bool        // in the keeper, waiting for the client's next poll
+	keptAt time.Time   // when it was kept
+	expiry *time.Timer // closes the session if no poll takes it; created once
+}
+
+// position is what a kept session's next poll must present to take
+// it over: the same identity, rooms and cursor.
+type position struct {
+	id     auth.Identity
+	client string // the client's key (X-Chat-Client), so two tabs never swap sessions
+	rooms  []string
+	cur    protocol.Cursor // the position after the last answer
 }
 
 var _ core.Transport = (*conn)(nil)
@@ -39,17 +67,19 @@ var framePool = sync.Pool{New: func() any { return new([]core.Frame) }}
 // slice is kept, a freak one is left to the collector.
 const maxPooledFrames = 1024
 
-func newConn(max int) *conn { return &conn{max: max, notify: make(chan struct{}, 1)} }
+func newConn(h *Handler) *conn { return &conn{h: h, notify: make(chan struct{}, 1)} }
 
 func (c *conn) Name() string { return Name }
 
-// Write adds frames to the answer, leaving out pings and the disconnect
-// envelope, which poll answers never carry. It signals notify when the
-// answer has frames, and refuses once the answer is sealed or full. A
-// parked poll answers with the first frames and refuses from then on.
+// Write adds frames to the next answer, leaving out pings and the
+// disconnect envelope, which poll answers never carry, and signals
+// notify. Once MaxEvents frames wait, it refuses, which ends the session
+// normally: what it refused is in no answer, and the next poll fetches
+// it from the store. A parked poll answers with the first frames; then
+// the session is kept for the next poll, or ends.
 func (c *conn) Write(frames []core.Frame) error {
 	c.mu.Lock()
-	if c.sealed {
+	if c.full || c.closed {
 		c.mu.Unlock()
 		return errFull
 	}
@@ -66,20 +96,23 @@ func (c *conn) Write(frames []core.Frame) error {
 		c.mu.Unlock()
 		return nil
 	}
+	c.full = len(*c.frames) >= c.h.cfg.MaxEvents
 	if p := c.park; p != nil {
-		c.sealed = true
-		out := *c.frames
+		c.park = nil
+		out := c.frames
+		c.frames = nil
+		full := c.full
 		c.mu.Unlock()
-		p.answer(out)
-		c.release()
-		return errFull
+		if !p.answer(out, !full) || full {
+			return errFull
+		}
+		return nil
 	}
 	select {
 	case c.notify <- struct{}{}:
 	default:
 	}
-	full := len(*c.frames) >= c.max
-	c.sealed = full
+	full := c.full
 	c.mu.Unlock()
 	if full {
 		return errFull
@@ -87,73 +120,125 @@ func (c *conn) Write(frames []core.Frame) error {
 	return nil
 }
 
-// Close answers a parked poll that has not answered yet (the hold is
-// over, the hub shuts down, the client went away) with no events.
+// Close answers a parked poll that has not answered yet (the hub shuts
+// down, the client went away, the token expired) with no events, and
+// takes a kept session out of the keeper.
 func (c *conn) Close(core.Disconnect) {
 	c.mu.Lock()
-	p, answered := c.park, c.sealed
-	c.sealed = true
+	p := c.park
+	c.park, c.closed = nil, true
 	c.mu.Unlock()
-	if p != nil && !answered {
-		p.answer(nil)
+	if p != nil {
+		p.answer(nil, false)
 	}
+	c.h.keep.remove(c)
 }
 
-// parkWith hands the answer over to p: from now on the session's writer
-// answers through it. If news has come already, or the session has ended,
-// it does not: it seals c and returns the frames (if any), for the caller
-// to answer now.
-func (c *conn) parkWith(p *parked) ([]core.Frame, bool) {
+// parkWith hands the answer over to p: from now on the session's writer,
+// or the hold's end, answers through it. If news has come already, or
+// the session has ended, it does not: it returns the frames (if any) and
+// true, for the caller to answer now.
+func (c *conn) parkWith(p *parked) (*[]core.Frame, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.frames != nil || c.sealed {
-		c.sealed = true
-		if c.frames == nil {
-			return nil, true
-		}
-		return *c.frames, true
+	if c.frames != nil || c.closed {
+		return c.take(), true
 	}
 	c.park = p
 	return nil, false
 }
 
-// full reports whether the answer was cut at MaxEvents.
-func (c *conn) full() bool {
+// unpark takes the answer back from p when the hold ends. It reports
+// false if p has answered already.
+func (c *conn) unpark(p *parked) (*[]core.Frame, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sealed
+	if c.park != p {
+		return nil, false
+	}
+	c.park = nil
+	return c.take(), true
 }
 
-// pending reports whether the answer has frames already.
+// pending reports whether frames wait for the next answer. It clears a
+// notification left over from frames an earlier answer took.
 func (c *conn) pending() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	select {
+	case <-c.notify:
+	default:
+	}
 	return c.frames != nil
 }
 
-// seal stops collecting and returns the answer's frames. They stay the
-// caller's until release.
-func (c *conn) seal() []core.Frame {
+// ended reports whether the session will take no more frames: its answer
+// was cut at MaxEvents, or it has closed.
+func (c *conn) ended() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sealed = true
-	if c.frames == nil {
-		return nil
-	}
-	return *c.frames
+	return c.full || c.closed
 }
 
-// release gives the frame slice back to the pool once the answer is
-// written. Called after seal.
-func (c *conn) release() {
+// seal returns the frames of the answer due now; they are the caller's
+// until it puts them back with releaseFrames. Frames that arrive later
+// go into the next answer.
+func (c *conn) seal() *[]core.Frame {
 	c.mu.Lock()
-	p := c.frames
+	defer c.mu.Unlock()
+	return c.take()
+}
+
+// take is seal with c.mu held.
+func (c *conn) take() *[]core.Frame {
+	out := c.frames
 	c.frames = nil
-	c.mu.Unlock()
+	return out
+}
+
+// framesOf returns the frames in p, which may be nil.
+func framesOf(p *[]core.Frame) []core.Frame {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// releaseFrames gives a frame slice back to the pool once its answer is
+// written.
+func releaseFrames(p *[]core.Frame) {
 	if p == nil || cap(*p) > maxPooledFrames {
 		return
 	}
 	clear(*p) // the frames' bytes are shared with other sessions
 	*p = (*p)[:0]
 	framePool.Put(p)
+}
+
+// arm returns c's timer, set to fire after d. Owned by the poll that
+// holds the session, which stops it when done with it.
+func (c *conn) arm(d time.Duration) *time.Timer {
+	if c.timer == nil {
+		c.timer = time.NewTimer(d)
+	} else {
+		c.timer.Reset(d)
+	}
+	return c.timer
+}
+
+// wait waits until news arrives, until passes, the client goes away (ctx)
+// or the session ends, and reports whether news came. It does not flush:
+// a held poll with nothing to say thus starts no writer and holds no
+// buffer.
+func (c *conn) wait(ctx context.Context, until time.Time) bool {
+	t := c.arm(time.Until(until))
+	defer t.Stop()
+	select {
+	case <-c.notify:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	case <-c.sess.Context().Done():
+	}
+	return false
 }

@@ -1,23 +1,41 @@
 // Package poll is the HTTP long-polling transport: GET /v1/poll.
 //
 // Every request is self-contained. The cursor names the position in each
-// room; the handler opens a short-lived core session, joins the rooms from
-// those positions (quietly, so an exact resume adds no joined envelope),
-// and answers as soon as anything is queued, or after the hold time with
-// an empty batch. The answer carries the next cursor, which covers exactly
-// the events in the answer: anything queued but not answered comes with
-// the next poll. No state survives between requests, so any node can serve
-// the next poll.
+// room; the answer carries the next cursor, which covers exactly the
+// events in the answer: anything queued but not answered comes with the
+// next poll. Any node can serve the next poll.
+//
+// A poll's events come from a core session. The first poll of a client
+// (since=, or no cursor) opens one, joins its rooms and answers at once.
+// Once answered, the session of a poll that resumed from a cursor is kept
+// for the client's next poll, for up to Config.Keep (keep.go): a poll
+// that resumes from exactly the cursor of that answer, for the same
+// identity and rooms, carries on with it, so a client that polls in step
+// pays no session, no joins and no store reads per answer, and gets what
+// arrived between two polls at once. Any other poll (an older cursor
+// after a lost answer, since=, another node) opens a session of its own
+// and joins the rooms from its cursor (quietly, so an exact resume adds
+// no joined envelope), as every poll did before. The keeper is a cache:
+// a session's frames go on from exactly where its last answer's cursor
+// ends, and a poll takes it only with that cursor, so what a client gets
+// never depends on whether its poll found one.
 //
 // A held poll is as light as a session can be: it waits in the request's
-// own goroutine, with no writer goroutine (nothing is flushed until news
-// arrives) and no buffer (frames are collected in a pooled slice, and the
-// answer is built in a pooled buffer of its exact size once it is due).
+// own goroutine, with no buffer (frames are collected in a pooled slice,
+// and the answer is built in a pooled buffer of its exact size once it is
+// due) and one timer kept with the session. After Config.Park with no
+// news it parks: the handler takes the connection over from net/http and
+// returns, and the session answers when news comes or the hold ends.
 //
 // Answers are batched. The session's writer hands over everything queued
 // at once, and a poll that gets news less than Config.Linger after it
 // opened stays open for the rest of it, so a busy room costs one poll per
 // Linger per client rather than one per message.
+//
+// A bearer token is verified once and taken on trust until its expiry
+// (auth.go), and the control envelope every answer carries is encoded
+// once per distinct offer (answer.go): both cost more than the rest of a
+// poll on a kept session.
 //
 // With Config.Compress, an answer of at least Config.CompressMin bytes is
 // gzipped for a client that accepts gzip. Each answer is compressed on
@@ -25,7 +43,8 @@
 // broadcast, so there is nothing to share between clients.
 //
 // A poll client counts as online in its rooms while it has polled within
-// twice the poll interval (a presence lease in core).
+// twice the poll interval (a presence lease in core); a kept session
+// keeps it online while it is kept.
 //
 // User events. Every poll also follows the user's own stream, the room
 // "~" (protocol.UserRoom) of "room" envelopes, from the "~" entry of its

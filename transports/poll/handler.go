@@ -8,9 +8,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 )
@@ -42,12 +44,27 @@ type Config struct {
 	// Park thus pays one new connection for its next poll, and a busy
 	// one never does. 2s; negative: never park.
 	Park time.Duration
+	// Keep is how long the session of an answered poll waits for the
+	// client's next poll, which carries on with it if it resumes from the
+	// answer's cursor (see keeper): no new session, no joins, no store
+	// reads, and what came in between is answered at once. A session that
+	// no poll takes ends after Keep, and the user's presence lease (twice
+	// Interval) runs from then, so Keep is at most Interval. Not kept:
+	// answers at level 3 (Short), whose clients wait Interval before
+	// polling again, and answers to a client that has gone. 2s (at most
+	// Interval); negative: none.
+	Keep time.Duration
 	// Short, if set and true, makes the poll answer at once
 	// (degradation level 3).
 	Short func() bool
 	// Control, if set, gives the control envelope every answer carries in
 	// its "control" field, so that poll clients learn of level changes.
 	Control func(user string) (protocol.Envelope, bool)
+	// Level, if set, is the level Control's envelopes carry now. A poll
+	// that says which level it knows (level=) is then checked against it
+	// without building the user's whole offer (degrade.Policy.Level).
+	// nil: Control's envelope is read.
+	Level func() int
 	// Compress, if set, says whether to gzip a user's answers now. An
 	// answer is gzipped when Compress says yes, the request accepts gzip
 	// and the answer is at least CompressMin bytes. nil: never compress.
@@ -55,12 +72,22 @@ type Config struct {
 	// CompressMin is the smallest answer worth gzipping: below it the
 	// gzip framing and headers eat the gain. 1 KiB.
 	CompressMin int
-	Logger      *slog.Logger
+	// Now is the clock that decides how long a verified token is taken
+	// on trust; it must agree with the Verifier's. time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
-// Handler serves GET /v1/poll. It keeps no state between requests.
+// Handler serves GET /v1/poll. Nothing a client gets depends on state
+// kept between requests: the sessions it keeps for the clients' next
+// polls only make those polls cheaper.
 type Handler struct {
-	cfg Config // Static after construction.
+	cfg      Config        // Static after construction.
+	keep     *keeper       // Static after construction.
+	ids      *idCache      // Static after construction.
+	controls *controlCache // Static after construction.
+
+	opened, resumed atomic.Uint64 // polls that opened a session, and that carried on with a kept one
 }
 
 // New returns a Handler. It panics if cfg has no Hub or Auth.
@@ -89,27 +116,41 @@ func New(cfg Config) *Handler {
 	case cfg.Park < 0:
 		cfg.Park = 0
 	}
+	switch {
+	case cfg.Keep == 0:
+		cfg.Keep = min(2*time.Second, cfg.Interval)
+	case cfg.Keep < 0:
+		cfg.Keep = 0
+	default:
+		cfg.Keep = min(cfg.Keep, cfg.Interval)
+	}
 	if cfg.CompressMin <= 0 {
 		cfg.CompressMin = 1 << 10
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Handler{cfg: cfg}
+	return &Handler{cfg: cfg, keep: &keeper{keep: cfg.Keep}, ids: &idCache{auth: cfg.Auth, now: cfg.Now},
+		controls: &controlCache{}}
 }
 
 // ServeHTTP serves one poll. It refuses with an error envelope and its
 // HTTP status what it cannot serve (credentials, the subscription, the
-// hub's limits). Otherwise it opens a session for this request only,
-// joins the rooms from the cursor, and answers 200 with what the joins
-// queued; a poll that resumes from a cursor with nothing to say waits
-// until news arrives (plus the rest of Linger), Hold passes, the session
-// ends or the client goes away. It waits in the request's goroutine for
-// up to Park; then it parks the poll (see Config.Park) and returns at
-// once, and the session answers when the poll ends. Otherwise the
-// session closes when ServeHTTP returns.
+// hub's limits). Otherwise it carries on with the session kept from the
+// client's last answer, if this poll resumes from that answer's cursor
+// (see keeper), or opens a session and joins the rooms from the cursor;
+// it answers 200 with what the session has queued. A poll that resumes
+// from a cursor with nothing to say waits until news arrives (plus the
+// rest of Linger), Hold passes, the session ends or the client goes
+// away. It waits in the request's goroutine for up to Park; then it
+// parks the poll (see Config.Park) and returns at once, and the session
+// answers when the poll ends. Once answered, the session is kept for
+// the client's next poll for up to Keep, or closed.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, err := h.cfg.Auth.IdentifyStream(r)
+	id, err := h.ids.identify(r)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
@@ -120,85 +161,124 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opened := time.Now()
-	c := newConn(h.cfg.MaxEvents)
-	sess, err := h.cfg.Hub.Connect(id, c, core.SessionOptions{PresenceTTL: 2 * h.cfg.Interval, Client: httpx.ClientKey(r)})
-	if err != nil {
+	deadline := opened.Add(h.cfg.Hold)
+	client := httpx.ClientKey(r)
+	c, resumed, err := h.open(r.Context(), deadline, id, client, rooms, cur, fresh)
+	if c == nil {
 		httpx.WriteError(w, err)
 		return
 	}
-	parked := false
-	defer func() {
-		if !parked {
-			sess.Close(core.DisconnectNormal)
-		}
-	}()
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Hold)
-	defer cancel()
-	if err := joinAll(ctx, sess, rooms, cur, fresh); refused(err) && !c.full() {
-		h.refuse(w, sess, err)
+	if refused(err) && !c.ended() {
+		h.refuse(w, c.sess, err)
+		c.sess.Close(core.DisconnectNormal)
 		return
 	}
-	var frames []core.Frame
-	if cur == nil || len(fresh) > 0 || (h.cfg.Short != nil && h.cfg.Short()) || h.behind(id.User, r) || c.pending() {
-		// Answer at once with everything the joins queued.
-		_ = sess.Flush(ctx)
+	// A session may be kept for the next poll when every room is joined
+	// and this poll resumes from a cursor, as a client's polls do once
+	// they run: the first poll of a client (since=, or none) is answered
+	// at once, and its session, not yet in step, is not kept.
+	keepable := err == nil && cur != nil && len(fresh) == 0
+	short := h.cfg.Short != nil && h.cfg.Short()
+	pos := position{id: id, client: client, rooms: rooms, cur: cur}
+	var frames *[]core.Frame
+	switch {
+	case short || (!resumed && (cur == nil || len(fresh) > 0)) || h.behind(id.User, r) || (!resumed && c.pending()):
+		// Answer at once with everything queued.
+		_ = c.sess.Flush(r.Context())
 		frames = c.seal()
-	} else {
-		news, park := wait(ctx, sess, c, h.cfg.Park)
-		if park {
-			switch h.park(w, r, sess, c, cur, rooms, h.cfg.Hold-time.Since(opened)) {
-			case parkedOff:
-				parked = true
-				return
-			case answered:
-				return
-			}
-			news, _ = wait(ctx, sess, c, 0)
+	case resumed && c.pending():
+		// What came since the last answer, on a kept session: at once, as
+		// a replay would be.
+		frames = c.seal()
+	default:
+		if frames = h.hold(w, r, c, pos, keepable, opened); frames == parkedOff {
+			return // the answer keeps or closes the session
 		}
-		frames = h.linger(ctx, sess, c, news, opened)
 	}
-	defer c.release()
-	next := httpx.Advance(cur, rooms, frames)
-	h.writeAnswer(w, r, id.User, frames, next.Encode())
+	defer releaseFrames(frames)
+	next := httpx.Advance(cur, rooms, framesOf(frames))
+	// Kept before the answer goes out: the client's next poll may come
+	// as soon as it has read it.
+	keep := keepable && !short && r.Context().Err() == nil &&
+		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next})
+	h.writeAnswer(w, r, id.User, framesOf(frames), next.Encode())
+	if !keep {
+		c.sess.Close(core.DisconnectNormal)
+	}
 }
 
-// wait waits, without flushing, for the first news, the end of ctx or the
-// session, or park (0: no parking). A held poll with nothing to say thus
-// starts no writer and holds no buffer. It reports whether news came, and
-// whether it is time to park.
-func wait(ctx context.Context, sess *core.Session, c *conn, park time.Duration) (news, parkNow bool) {
-	var parkC <-chan time.Time
-	if park > 0 {
-		t := time.NewTimer(park)
-		defer t.Stop()
-		parkC = t.C
+// parkedOff is what hold returns for a poll it parked.
+var parkedOff = new([]core.Frame)
+
+// hold waits for the news of a poll that resumes from a cursor (pos),
+// opened at opened, with nothing to say yet, and returns the frames of
+// its answer: the first news (plus the rest of Linger), or none when
+// Hold passes, the session ends or the client goes away. After Park it
+// parks the poll instead, unless that cannot be done, and returns
+// parkedOff.
+func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, opened time.Time) *[]core.Frame {
+	deadline := opened.Add(h.cfg.Hold)
+	news := false
+	if h.cfg.Park > 0 && h.cfg.Park < h.cfg.Hold {
+		news = c.wait(r.Context(), opened.Add(h.cfg.Park))
+		if !news && r.Context().Err() == nil && c.sess.Context().Err() == nil &&
+			h.park(w, r, c, pos, keepable, time.Until(deadline)) {
+			return parkedOff
+		}
 	}
-	select {
-	case <-c.notify:
-		return true, false
-	case <-parkC:
-		return false, true
-	case <-ctx.Done():
-	case <-sess.Context().Done():
+	if !news {
+		news = c.wait(r.Context(), deadline)
 	}
-	return false, false
+	return h.linger(r.Context(), c, news, opened, deadline)
+}
+
+// open returns the session for a poll by id: the one kept from the
+// client's last answer if the poll resumes from its cursor (resumed),
+// else a new one, joined to rooms from cur by deadline. It returns a nil
+// conn with the error when the hub refuses the session; with a conn, err
+// is the joins' error, if any (see refused).
+func (h *Handler) open(ctx context.Context, deadline time.Time, id auth.Identity, client string, rooms []string, cur protocol.Cursor, fresh map[string]bool) (c *conn, resumed bool, err error) {
+	if cur != nil && len(fresh) == 0 {
+		if c := h.keep.take(id, client, rooms, cur); c != nil {
+			h.resumed.Add(1)
+			return c, true, nil
+		}
+	}
+	h.opened.Add(1)
+	c = newConn(h)
+	opts := core.SessionOptions{PresenceTTL: 2 * h.cfg.Interval, Client: client}
+	sess, err := h.cfg.Hub.Connect(id, c, opts)
+	if code, _ := protocol.CodeOf(err); code == protocol.CodeTooManyConnections && h.keep.evictUser(id.User) {
+		// The user's kept sessions filled the cap: this poll comes first.
+		sess, err = h.cfg.Hub.Connect(id, c, opts)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	c.sess = sess
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return c, false, joinAll(ctx, sess, rooms, cur, fresh)
 }
 
 // linger seals the answer of a held poll. With news, a poll that opened
-// less than Linger ago waits for the rest of it and flushes, so that
-// everything queued by then goes into this answer; otherwise it answers
-// with the batch the writer handed over, and whatever else is queued
-// comes with the next poll.
-func (h *Handler) linger(ctx context.Context, sess *core.Session, c *conn, news bool, opened time.Time) []core.Frame {
-	if rest := h.cfg.Linger - time.Since(opened); news && rest > 0 {
-		t := time.NewTimer(rest)
+// less than Linger ago waits for the rest of it (within the hold) and
+// flushes, so that everything queued by then goes into this answer;
+// otherwise it answers with the batch the writer handed over, and
+// whatever else is queued comes with the next poll.
+func (h *Handler) linger(ctx context.Context, c *conn, news bool, opened, deadline time.Time) *[]core.Frame {
+	if until := opened.Add(h.cfg.Linger); news && time.Now().Before(until) {
+		if deadline.Before(until) {
+			until = deadline
+		}
+		t := c.arm(time.Until(until))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-		case <-sess.Context().Done():
+		case <-c.sess.Context().Done():
 		}
 		t.Stop()
-		_ = sess.Flush(ctx)
+		_ = c.sess.Flush(ctx)
 	}
 	return c.seal()
 }
@@ -215,6 +295,9 @@ func (h *Handler) behind(user string, r *http.Request) bool {
 	known := queryValue(r.URL.RawQuery, "level")
 	if known == "" {
 		return false
+	}
+	if h.cfg.Level != nil {
+		return known != strconv.Itoa(h.cfg.Level())
 	}
 	e, ok := h.cfg.Control(user)
 	return ok && e.Level != nil && known != strconv.Itoa(*e.Level)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/core"
-	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 )
 
@@ -21,66 +20,77 @@ const answerTimeout = 10 * time.Second
 // are gone, and what is left is the session, this struct, a timer for
 // the rest of the hold and a reader goroutine with a minimal stack that
 // notices the client going away. The answer is written by whoever ends
-// the poll, on the session's writer goroutine: news (conn.Write) or the
-// session's end (conn.Close: the hold expired, a shutdown, the client
-// gone). It says Connection: close, since the connection cannot go back
-// to net/http for the next request; a client that was idle for Park pays
-// one new connection for its next poll.
+// the poll: news (conn.Write, on the session's writer goroutine), the
+// hold's end (its timer) or the session's end (conn.Close). It says
+// Connection: close, since the connection cannot go back to net/http for
+// the next request; a client that was idle for Park pays one new
+// connection for its next poll, which may still carry on with the same
+// session (see keeper).
 type parked struct {
-	h      *Handler        // Static after construction.
-	nc     net.Conn        // Static after construction.
-	user   string          // Static after construction.
-	gzip   bool            // the client accepts gzip and Compress is set; static after construction.
-	cur    protocol.Cursor // Static after construction.
-	rooms  []string        // Static after construction.
-	header []byte          // the middleware's headers, in wire form; static after construction.
-	hold   *time.Timer     // ends the session when the hold is over; set before the poll is parked.
-	gone   atomic.Bool     // the client closed the connection
+	h        *Handler    // Static after construction.
+	c        *conn       // Static after construction.
+	nc       net.Conn    // Static after construction.
+	pos      position    // the poll's identity, rooms and cursor; static after construction.
+	gzip     bool        // the client accepts gzip and Compress is set; static after construction.
+	keepable bool        // the session may be kept for the next poll; static after construction.
+	header   []byte      // the middleware's headers, in wire form; static after construction.
+	hold     *time.Timer // answers when the hold is over; set before the poll is parked.
+	done     atomic.Bool // the answer has begun
+	gone     atomic.Bool // the client closed the connection
 }
 
-// parkResult says what park did.
-type parkResult int
-
-const (
-	notParked parkResult = iota // nothing changed: the poll waits on in its goroutine
-	parkedOff                   // the session lives on; the conn answers
-	answered                    // news came, or the session ended, while parking: answered here
-)
-
 // park takes the connection over from net/http, if it can (HTTP/1 only),
-// and hands the poll to c, so that ServeHTTP may return while the
-// session waits out the rest of the hold, left.
-func (h *Handler) park(w http.ResponseWriter, r *http.Request, sess *core.Session, c *conn, cur protocol.Cursor, rooms []string, left time.Duration) parkResult {
+// and hands the poll of pos to c, so that ServeHTTP may return while the
+// session waits out the rest of the hold, left. It reports whether it
+// did; then the poll no longer owns the session: its answer, written here
+// if news came meanwhile, keeps or closes it.
+func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, left time.Duration) bool {
 	if r.ProtoMajor != 1 || left <= 0 {
-		return notParked
+		return false
 	}
 	header := &sliceWriter{}
 	_ = w.Header().Write(header) // sliceWriter never fails
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return notParked
+		return false
 	}
 	if n := rw.Reader.Buffered(); n > 0 {
 		// A pipelined request is in net/http's buffer and cannot be handed
 		// back: it is dropped with the connection, and the client retries.
 		_, _ = rw.Reader.Discard(n)
 	}
-	p := &parked{h: h, nc: nc, user: sess.User(), gzip: h.cfg.Compress != nil && acceptsGzip(r), cur: cur, rooms: rooms, header: header.b}
-	// The timer may fire before the poll is parked: the session's end
-	// then seals c, and parkWith says so.
-	p.hold = time.AfterFunc(left, func() { sess.Close(core.DisconnectNormal) })
+	p := &parked{h: h, c: c, nc: nc, pos: pos, gzip: h.cfg.Compress != nil && acceptsGzip(r),
+		keepable: keepable, header: header.b}
+	// The timer may fire before the poll is parked: unpark then finds
+	// nothing to take back, and parkWith answers.
+	p.hold = time.AfterFunc(left, p.expire)
 	if frames, now := c.parkWith(p); now {
-		p.answer(frames)
-		c.release()
-		return answered
+		p.end(frames)
+		return true
 	}
-	go p.watch(sess)
-	return parkedOff
+	go p.watch()
+	return true
+}
+
+// expire answers with no events when the hold is over, unless news came
+// first.
+func (p *parked) expire() {
+	if frames, ok := p.c.unpark(p); ok {
+		p.end(frames)
+	}
+}
+
+// end answers and closes the session unless the answer kept it.
+func (p *parked) end(frames *[]core.Frame) {
+	if !p.answer(frames, true) {
+		p.c.sess.Close(core.DisconnectNormal)
+	}
 }
 
 // watch reads the connection until it closes: the client went away, or
-// the answer has been written. A client going away ends the session.
-func (p *parked) watch(sess *core.Session) {
+// the answer has been written. A client going away before its answer
+// ends the session.
+func (p *parked) watch() {
 	var buf [16]byte
 	for {
 		if _, err := p.nc.Read(buf[:]); err != nil {
@@ -88,26 +98,34 @@ func (p *parked) watch(sess *core.Session) {
 		}
 	}
 	p.gone.Store(true)
-	sess.Close(core.DisconnectNormal)
+	if !p.done.Load() {
+		p.c.sess.Close(core.DisconnectNormal)
+	}
 }
 
-// answer writes the poll's answer with frames, in one write, and closes
-// the connection. Called once: by the session's writer goroutine, or by
-// park before it hands the poll over.
-func (p *parked) answer(frames []core.Frame) {
+// answer writes the poll's answer with frames, in one write, gives the
+// frames back and closes the connection. With keep, it first offers the
+// session to the keeper for the client's next poll, and reports whether
+// the keeper took it; if not, the caller ends the session. Called once,
+// by whoever took the answer over from c.
+func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
+	p.done.Store(true)
 	p.hold.Stop()
 	defer p.nc.Close()
+	defer releaseFrames(frames)
 	if p.gone.Load() {
-		return
+		return false
 	}
-	next := httpx.Advance(p.cur, p.rooms, frames)
-	a := p.h.buildAnswer(p.user, frames, next.Encode(), p.gzip)
+	next := httpx.Advance(p.pos.cur, p.pos.rooms, framesOf(frames))
+	kept = keep && p.keepable && p.h.keep.put(p.c, position{id: p.pos.id, client: p.pos.client, rooms: p.pos.rooms, cur: next})
+	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), next.Encode(), p.gzip)
 	defer a.release()
 	msg := getBody(256 + len(p.header) + len(a.out))
 	defer putBody(msg)
 	*msg = append(appendHead(*msg, p.header, a), a.out...)
 	_ = p.nc.SetWriteDeadline(time.Now().Add(answerTimeout))
 	_, _ = p.nc.Write(*msg)
+	return kept
 }
 
 // appendHead appends a 200 response head for a to b: the middleware's

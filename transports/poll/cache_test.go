@@ -1,0 +1,78 @@
+package poll
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// The control cache answers what protocol.Encode would, for every
+// envelope: from the cache for an equal control envelope, afresh for one
+// that differs anywhere, control fields or others.
+func TestControlCache(t *testing.T) {
+	control := func(level int, poll int, features map[string]bool, transports ...string) protocol.Envelope {
+		return protocol.Envelope{Type: protocol.TypeControl, Level: protocol.Ptr(level), Transports: transports,
+			Features: features, PollIntervalMS: poll}
+	}
+	on := map[string]bool{"typing": true, "read_receipts": true}
+	off := map[string]bool{"typing": false, "read_receipts": true}
+	withRoom := control(0, 5000, on, "websocket", "sse", "poll")
+	withRoom.Room = "lobby"
+	cases := []protocol.Envelope{
+		control(0, 5000, on, "websocket", "sse", "poll"),
+		control(1, 5000, on, "websocket", "sse", "poll"),
+		control(0, 5000, off, "websocket", "sse", "poll"),
+		control(0, 5000, on, "sse", "poll"),
+		control(0, 2000, on, "websocket", "sse", "poll"),
+		{Type: protocol.TypeControl, Transports: []string{"poll"}},
+		withRoom,
+	}
+	var c controlCache
+	for round := range 3 { // the first fills the cache, the others read it
+		for i, e := range cases {
+			got, want := c.encode(&e), protocol.Encode(e)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("round %d, case %d: %s, want %s", round, i, got, want)
+			}
+		}
+	}
+	// A map the caller changes later does not change what is cached.
+	m := map[string]bool{"typing": true}
+	e := control(2, 5000, m, "poll")
+	want := string(c.encode(&e))
+	m["typing"] = false
+	e2 := control(2, 5000, map[string]bool{"typing": true}, "poll")
+	if got := string(c.encode(&e2)); got != want {
+		t.Fatalf("after the caller's map changed: %s, want %s", got, want)
+	}
+}
+
+// The identity cache stays within its bound, dropping what has expired
+// first.
+func TestIDCacheBound(t *testing.T) {
+	now := time.Now()
+	c := &idCache{now: func() time.Time { return now }}
+	for i := range maxCachedIDs {
+		until := now.Add(time.Minute)
+		if i%2 == 0 {
+			until = now.Add(-time.Second) // expired
+		}
+		c.put(fmt.Sprint("Bearer ", i), cachedID{id: auth.Identity{User: "u"}, until: until}, now)
+	}
+	c.put("Bearer new", cachedID{until: now.Add(time.Minute)}, now)
+	if n := len(c.ids); n > maxCachedIDs/2+1 || n < maxCachedIDs/4 {
+		t.Fatalf("%d entries after a put into a full cache, want the unexpired half", n)
+	}
+	for k, v := range c.ids {
+		if !now.Before(v.until) {
+			t.Fatalf("entry %q survived expired", k)
+		}
+	}
+	if _, ok := c.ids["Bearer new"]; !ok {
+		t.Fatal("the new entry is missing")
+	}
+}

@@ -1,0 +1,23 @@
+package poll
+
+// Kept returns the number of sessions h keeps for its clients' next polls.
+func (h *Handler) Kept() int {
+	h.keep.mu.Lock()
+	defer h.keep.mu.Unlock()
+	n := 0
+	for _, kept := range h.keep.byUser {
+		n += len(kept)
+	}
+	return n
+}
+
+// Polls returns how many polls opened a session of their own, and how
+// many carried on with a kept one.
+func (h *Handler) Polls() (opened, resumed uint64) { return h.opened.Load(), h.resumed.Load() }
+
+// CachedIDs returns the number of identities h takes on trust.
+func (h *Handler) CachedIDs() int {
+	h.ids.mu.Lock()
+	defer h.ids.mu.Unlock()
+	return len(h.ids.ids)
+}

@@ -1,0 +1,211 @@
+package poll
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// maxKeptPerUser bounds the sessions kept for one user on this node. A
+// kept session counts against the user's connection cap like any other
+// (Config.MaxConnsPerUser in core), and a client behind a balancer that
+// spreads its polls over several nodes leaves one on each, so a user with
+// several tabs would otherwise fill the cap with sessions nobody takes.
+const maxKeptPerUser = 2
+
+// keeper holds the sessions of answered polls until the client's next
+// poll takes one over, or Config.Keep passes. A poll that resumes from
+// the exact cursor of a kept session's last answer, for the same
+// identity and rooms, carries on with that session: it skips the
+// session's opening, its joins and their store reads, and its closing,
+// and it gets what arrived between the two polls at once. Any other poll
+// (another cursor, since=, another node) opens a session of its own, as
+// every poll did before, so the keeper is a cache: what it holds never
+// decides what a client gets, only how cheaply.
+type keeper struct {
+	keep time.Duration // Static after construction; 0: keep nothing.
+
+	mu     sync.Mutex
+	byUser map[string][]*conn // oldest first, at most maxKeptPerUser each; guarded by mu.
+}
+
+// put keeps c's session for the client's next poll, which must present
+// pos. It reports false, keeping nothing, when keeping is off or the
+// session is ending; the caller then closes it. Past maxKeptPerUser, the
+// user's oldest kept session is closed. Two sessions kept for the same
+// position (two devices of one user, in step) are both kept: either
+// carries on exactly from it.
+func (k *keeper) put(c *conn, pos position) bool {
+	if k.keep <= 0 || c.sess.Context().Err() != nil {
+		return false
+	}
+	var evict []*conn
+	k.mu.Lock()
+	// Checked under k.mu: a session that closes from now on finds c kept
+	// in remove.
+	if c.ended() {
+		k.mu.Unlock()
+		return false
+	}
+	kept := k.byUser[pos.id.User]
+	if len(kept) >= maxKeptPerUser {
+		evict = append(evict, kept[0])
+		kept = slices.Delete(kept, 0, 1)
+	}
+	for _, o := range evict {
+		o.kept = false
+	}
+	c.pos, c.kept, c.keptAt = pos, true, time.Now()
+	if k.byUser == nil {
+		k.byUser = make(map[string][]*conn)
+	}
+	k.byUser[pos.id.User] = append(kept, c)
+	if c.expiry == nil {
+		c.expiry = time.AfterFunc(k.keep, func() { k.expire(c) })
+	} else {
+		c.expiry.Reset(k.keep)
+	}
+	k.mu.Unlock()
+	for _, o := range evict {
+		o.sess.Close(core.DisconnectNormal)
+	}
+	return true
+}
+
+// take returns the session kept for a poll by id of rooms from cur, or
+// nil. A session that is ending is left to end: the poll opens its own.
+// The user's other sessions kept for the same rooms, from another
+// cursor, are closed: the client resumes from an older answer (its last
+// one was lost) or has moved on, and no poll of its will take them.
+func (k *keeper) take(id auth.Identity, client string, rooms []string, cur protocol.Cursor) *conn {
+	if k.keep <= 0 {
+		return nil
+	}
+	var c *conn
+	var evict []*conn
+	k.mu.Lock()
+	kept := k.byUser[id.User]
+	for i := 0; i < len(kept); i++ {
+		o := kept[i]
+		switch {
+		case c == nil && o.pos.matches(id, client, rooms, cur):
+			c = o
+		case slices.Equal(o.pos.rooms, rooms) && !sameCursor(o.pos.cur, cur):
+			evict = append(evict, o)
+		default:
+			continue
+		}
+		o.kept = false
+		o.expiry.Stop()
+		kept = slices.Delete(kept, i, i+1)
+		i--
+	}
+	if len(kept) == 0 {
+		delete(k.byUser, id.User)
+	} else {
+		k.byUser[id.User] = kept
+	}
+	k.mu.Unlock()
+	for _, o := range evict {
+		o.sess.Close(core.DisconnectNormal)
+	}
+	if c == nil {
+		return nil
+	}
+	if c.sess.Context().Err() != nil || c.ended() {
+		c.sess.Close(core.DisconnectNormal) // it was ending: make sure
+		return nil
+	}
+	return c
+}
+
+// unlink removes kept[i] from the user's list. Called with k.mu held.
+func (k *keeper) unlink(user string, kept []*conn, i int) {
+	kept = slices.Delete(kept, i, i+1)
+	if len(kept) == 0 {
+		delete(k.byUser, user)
+		return
+	}
+	k.byUser[user] = kept
+}
+
+// remove takes c out of the keeper, if it is there: its session closed.
+func (k *keeper) remove(c *conn) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	if !c.kept {
+		return
+	}
+	c.kept = false
+	user := c.pos.id.User
+	if i := slices.Index(k.byUser[user], c); i >= 0 {
+		k.unlink(user, k.byUser[user], i)
+	}
+}
+
+// expire closes c's session if it is still kept and Keep has passed
+// since: no poll took it. A timer that fires for an earlier keep finds
+// c taken, or kept again since, and does nothing.
+func (k *keeper) expire(c *conn) {
+	k.mu.Lock()
+	stale := !c.kept || time.Since(c.keptAt) < k.keep
+	if !stale {
+		c.kept = false
+		user := c.pos.id.User
+		if i := slices.Index(k.byUser[user], c); i >= 0 {
+			k.unlink(user, k.byUser[user], i)
+		}
+	}
+	k.mu.Unlock()
+	if !stale {
+		c.sess.Close(core.DisconnectNormal)
+	}
+}
+
+// evictUser closes every session kept for user, and reports whether
+// there was one: a poll refused for the user's connection cap retries
+// once they are gone.
+func (k *keeper) evictUser(user string) bool {
+	k.mu.Lock()
+	kept := k.byUser[user]
+	delete(k.byUser, user)
+	for _, c := range kept {
+		c.kept = false
+	}
+	k.mu.Unlock()
+	for _, c := range kept {
+		c.sess.Close(core.DisconnectNormal)
+	}
+	return len(kept) > 0
+}
+
+// matches reports whether a poll by id of rooms from cur carries on from
+// s: the same identity (a new token may have narrowed the rooms, or end
+// sooner), the same rooms in the same order, and the same cursor.
+func (s position) matches(id auth.Identity, client string, rooms []string, cur protocol.Cursor) bool {
+	return sameIdentity(s.id, id) && s.client == client && slices.Equal(s.rooms, rooms) && sameCursor(s.cur, cur)
+}
+
+func sameIdentity(a, b auth.Identity) bool {
+	return a.User == b.User && a.Name == b.Name && a.Admin == b.Admin && a.Expires.Equal(b.Expires) &&
+		(a.Rooms == nil) == (b.Rooms == nil) && slices.Equal(a.Rooms, b.Rooms)
+}
+
+func sameCursor(a, b protocol.Cursor) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for room, seq := range a {
+		if s, ok := b[room]; !ok || s != seq {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,510 @@
+package poll_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
+	"github.com/chatd/chatd/transports/poll"
+	"github.com/chatd/chatd/transports/transporttest"
+)
+
+// Tests of the kept session: a poll that resumes from the cursor of its
+// last answer carries on with that answer's session. Every test checks
+// exactly-once delivery over real HTTP: each seq once, in order, whatever
+// path each answer took.
+
+// fast lifts the send limits, so that tests can fill rooms.
+var fast = core.Config{SendRate: 1e6, SendBurst: 1e6}
+
+// server serves a poll handler with cfg on e's hub, on its own port, and
+// reports each connection the handler takes over (a parked poll). As the
+// API's middleware does, it sets a header before the handler runs.
+func server(t testing.TB, e *transporttest.Env, cfg poll.Config) (*poll.Handler, string, <-chan struct{}) {
+	t.Helper()
+	cfg.Hub = e.Hub
+	if cfg.Auth == nil {
+		cfg.Auth = &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets}
+	}
+	h := poll.New(cfg)
+	hijacked := make(chan struct{}, 64)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateHijacked {
+			hijacked <- struct{}{}
+		}
+	}
+	srv.Start()
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return h, srv.URL, hijacked
+}
+
+// answer is one poll answer as it came off the wire.
+type answer struct {
+	Events []protocol.Envelope `json:"events"`
+	Cursor string              `json:"cursor"`
+	Status int                 `json:"-"`
+	Closed bool                `json:"-"` // the answer closed the connection
+}
+
+var httpClient = &http.Client{Transport: &http.Transport{DisableCompression: true}}
+
+// get makes one poll to base with the bearer token tok.
+func get(t testing.TB, base, tok string, q url.Values) answer {
+	t.Helper()
+	a, err := getErr(context.Background(), base, tok, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Status != http.StatusOK {
+		t.Fatalf("poll %v: HTTP %d", q, a.Status)
+	}
+	return a
+}
+
+// getErr is get for goroutines other than the test's; a refusal is an
+// answer with its status.
+func getErr(ctx context.Context, base, tok string, q url.Values) (answer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/poll?"+q.Encode(), nil)
+	if err != nil {
+		return answer{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return answer{}, err
+	}
+	a := answer{Status: resp.StatusCode, Closed: resp.Close}
+	if resp.StatusCode != http.StatusOK {
+		return a, nil
+	}
+	if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(raw)) {
+		return a, fmt.Errorf("poll: Content-Length %q for a body of %d bytes", cl, len(raw))
+	}
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return a, fmt.Errorf("poll answer %q: %w", raw, err)
+	}
+	return a, nil
+}
+
+// held starts a poll from cursor in a goroutine and returns where its
+// answer will come.
+func held(base, tok, room, cursor string) <-chan result {
+	out := make(chan result, 1)
+	go func() {
+		a, err := getErr(context.Background(), base, tok, from(room, cursor))
+		out <- result{a, err}
+	}()
+	return out
+}
+
+type result struct {
+	a   answer
+	err error
+}
+
+func (r result) answer(t testing.TB) answer {
+	t.Helper()
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.a.Status != http.StatusOK {
+		t.Fatalf("held poll: HTTP %d", r.a.Status)
+	}
+	return r.a
+}
+
+// from is the query of a poll of room resuming from cursor.
+func from(room, cursor string) url.Values {
+	return url.Values{"rooms": {room}, "cursor": {cursor}}
+}
+
+// start is the query of a client's first poll of room, from seq 0.
+func start(room string) url.Values {
+	return url.Values{"rooms": {room}, "since": {room + ":0"}}
+}
+
+// seqs tracks one client's message seqs in one room: each must be the
+// one after the last.
+type seqs struct {
+	room string
+	last uint64
+}
+
+func (s *seqs) take(evs []protocol.Envelope) (int, error) {
+	n := 0
+	for _, ev := range evs {
+		if ev.Type != protocol.TypeMessage || ev.Room != s.room {
+			continue
+		}
+		if ev.Seq != s.last+1 {
+			return n, fmt.Errorf("got seq %d after %d (nothing twice, nothing skipped)", ev.Seq, s.last)
+		}
+		s.last = ev.Seq
+		n++
+	}
+	return n, nil
+}
+
+// mustTake takes a's messages and fails unless there are want of them
+// (-1: any number).
+func (s *seqs) mustTake(t testing.TB, what string, a answer, want int) {
+	t.Helper()
+	n, err := s.take(a.Events)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if want >= 0 && n != want {
+		t.Fatalf("%s: %d messages (up to seq %d), want %d", what, n, s.last, want)
+	}
+}
+
+// until polls from a's cursor, taking each answer's messages, until the
+// client has seq last, and returns the last answer.
+func (s *seqs) until(t testing.TB, base, tok string, a answer, last uint64) answer {
+	t.Helper()
+	for s.last < last {
+		a = get(t, base, tok, from(s.room, a.Cursor))
+		s.mustTake(t, fmt.Sprint("polling up to seq ", last), a, -1)
+	}
+	return a
+}
+
+var sent atomic.Uint64
+
+// send stores n messages in room, one after another, each durable when
+// it returns.
+func send(t testing.TB, e *transporttest.Env, room string, n int) {
+	t.Helper()
+	id := auth.Identity{User: "sender", Name: "sender"}
+	for range n {
+		if _, err := e.Hub.Send(context.Background(), id, room, fmt.Sprint("k-", sent.Add(1)), "a message"); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+}
+
+// eventually waits, bounded, until cond holds.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A client's polls carry on with one session: what arrives between two
+// polls comes with the next at once, a retry from an older cursor (a lost
+// answer) replays exactly from the store, and another identity never
+// takes the session.
+func TestPollCarriesOnWithKeptSession(t *testing.T) {
+	const room = "keep"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Keep: 5 * time.Second})
+	tok := e.Token(t, "kim", transporttest.Claims{})
+	send(t, e, room, 2)
+	s := &seqs{room: room}
+	a := get(t, base, tok, start(room))
+	s.mustTake(t, "first poll", a, 2)
+	if h.Kept() != 0 {
+		t.Fatalf("the first poll's session (since=) was kept")
+	}
+
+	// A held poll answered live is kept for the next.
+	c := held(base, tok, room, a.Cursor)
+	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+	send(t, e, room, 1)
+	a = (<-c).answer(t)
+	s.mustTake(t, "held poll", a, 1)
+	if h.Kept() != 1 {
+		t.Fatalf("%d sessions kept after a held poll's answer, want 1", h.Kept())
+	}
+
+	// Three messages while no poll is open: the next poll carries on with
+	// the kept session, and gets them from there.
+	opened, resumed := h.Polls()
+	send(t, e, room, 3)
+	a = s.until(t, base, tok, a, 6)
+	if o, r := h.Polls(); o != opened || r <= resumed {
+		t.Fatalf("polls after an answer: %d opened, %d resumed; want none opened", o-opened, r-resumed)
+	}
+
+	// A lost answer: the client retries from the cursor before it. The
+	// retry opens a session of its own and replays exactly 7..8; the
+	// session kept for the lost answer's cursor, which no poll will take,
+	// is closed.
+	before := a.Cursor
+	send(t, e, room, 2)
+	lost := &seqs{room: room, last: s.last}
+	lost.until(t, base, tok, a, 8)
+	opened, _ = h.Polls()
+	retry := get(t, base, tok, from(room, before))
+	s.mustTake(t, "the retry of a lost answer", retry, 2)
+	if o, _ := h.Polls(); o != opened+1 {
+		t.Fatalf("the retry from an older cursor opened %d sessions, want 1", o-opened)
+	}
+	if h.Kept() != 1 {
+		t.Fatalf("%d sessions kept after the retry, want 1: the retry's", h.Kept())
+	}
+
+	// Another token of the same user with another name is another
+	// identity: it opens its own session, and goes on exactly.
+	other := e.Token(t, "kim", transporttest.Claims{Name: "Kim K"})
+	send(t, e, room, 1)
+	opened, _ = h.Polls()
+	a = get(t, base, other, from(room, retry.Cursor))
+	s.mustTake(t, "another identity", a, 1)
+	if o, _ := h.Polls(); o != opened+1 {
+		t.Fatalf("a poll with another identity opened %d sessions, want 1", o-opened)
+	}
+	send(t, e, room, 1)
+	s.until(t, base, other, a, 10)
+}
+
+// A parked poll's answer keeps its session too: the next poll, on a new
+// connection, carries on with it, and so does the one after a parked
+// poll whose hold ended empty.
+func TestPollKeptAfterParkedAnswer(t *testing.T) {
+	const room = "keep-parked"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	h, base, hijacked := server(t, e, poll.Config{Park: time.Millisecond, Hold: 10 * time.Second, Keep: 5 * time.Second})
+	tok := e.Token(t, "lea", transporttest.Claims{})
+	s := &seqs{room: room}
+	a := get(t, base, tok, start(room))
+	for round := range 3 {
+		c := held(base, tok, room, a.Cursor)
+		<-hijacked // parked
+		send(t, e, room, 1)
+		a = (<-c).answer(t)
+		if !a.Closed {
+			t.Fatalf("round %d: a parked poll's answer did not close its connection", round)
+		}
+		s.mustTake(t, fmt.Sprint("round ", round), a, 1)
+	}
+	if _, resumed := h.Polls(); resumed < 2 {
+		t.Fatalf("%d polls carried on with a kept session after parked answers, want 2 or more", resumed)
+	}
+
+	_, short, hijacked := server(t, e, poll.Config{Park: time.Millisecond, Hold: 50 * time.Millisecond, Keep: 5 * time.Second})
+	a = get(t, short, tok, from(room, a.Cursor)) // opens a session there, parks, ends empty
+	<-hijacked
+	if len(a.Events) != 0 || !a.Closed {
+		t.Fatalf("a parked poll whose hold ended: %d events, closed %v", len(a.Events), a.Closed)
+	}
+	c := held(short, tok, room, a.Cursor)
+	<-hijacked // the kept session, parked again
+	send(t, e, room, 1)
+	s.mustTake(t, "after an empty parked answer", (<-c).answer(t), 1)
+}
+
+// A kept session that no poll takes ends after Keep; one that fills up
+// with MaxEvents frames while kept ends at once. Either way the next poll
+// opens a session and goes on exactly from its cursor.
+func TestPollKeptSessionEnds(t *testing.T) {
+	const room = "keep-ends"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Keep: 20 * time.Millisecond, MaxEvents: 5})
+	tok := e.Token(t, "max", transporttest.Claims{})
+	s := &seqs{room: room}
+	a := get(t, base, tok, start(room))
+	c := held(base, tok, room, a.Cursor)
+	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+	send(t, e, room, 1)
+	a = (<-c).answer(t)
+	s.mustTake(t, "held poll", a, 1)
+	eventually(t, "the kept session to end", func() bool { return h.Kept() == 0 && e.Hub.Sessions()["poll"] == 0 })
+	send(t, e, room, 1)
+	opened, _ := h.Polls()
+	a = get(t, base, tok, from(room, a.Cursor))
+	s.mustTake(t, "after the kept session ended", a, 1)
+	if o, _ := h.Polls(); o != opened+1 {
+		t.Fatalf("%d sessions opened, want 1", o-opened)
+	}
+
+	h, base, _ = server(t, e, poll.Config{Hold: 10 * time.Second, Keep: 5 * time.Second, MaxEvents: 5})
+	c = held(base, tok, room, a.Cursor)
+	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+	send(t, e, room, 1)
+	a = (<-c).answer(t)
+	s.mustTake(t, "held poll", a, 1)
+	if h.Kept() != 1 {
+		t.Fatalf("%d sessions kept, want 1", h.Kept())
+	}
+	send(t, e, room, 8) // more than MaxEvents while kept
+	eventually(t, "the full kept session to end", func() bool { return h.Kept() == 0 && e.Hub.Sessions()["poll"] == 0 })
+	last := s.last
+	a = get(t, base, tok, from(room, a.Cursor))
+	// An answer is cut once it holds MaxEvents: after the writer's batch
+	// that reached it.
+	if n, err := s.take(a.Events); err != nil || n < 5 {
+		t.Fatalf("after the full kept session ended: %d messages (%v), want a full answer from the store", n, err)
+	}
+	s.until(t, base, tok, a, last+8)
+}
+
+// Kept sessions count against the user's connection cap, and give way to
+// a poll that needs a session of its own.
+func TestPollKeptSessionsGiveWayToTheCap(t *testing.T) {
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: core.Config{SendRate: 1e6, SendBurst: 1e6, MaxConnsPerUser: 2}})
+	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Keep: 5 * time.Second})
+	tok := e.Token(t, "ned", transporttest.Claims{})
+	cursors := map[string]string{}
+	for _, room := range []string{"cap-a", "cap-b"} {
+		a := get(t, base, tok, start(room))
+		c := held(base, tok, room, a.Cursor)
+		eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == len(cursors)+1 })
+		send(t, e, room, 1)
+		cursors[room] = (<-c).answer(t).Cursor
+	}
+	if h.Kept() != 2 || e.Hub.Sessions()["poll"] != 2 {
+		t.Fatalf("%d kept, %d open; want the 2 the cap allows", h.Kept(), e.Hub.Sessions()["poll"])
+	}
+	s := &seqs{room: "cap-c"}
+	send(t, e, "cap-c", 1)
+	s.mustTake(t, "a third room, with the cap filled by kept sessions", get(t, base, tok, start("cap-c")), 1)
+	if h.Kept() != 0 {
+		t.Fatalf("%d sessions still kept after giving way", h.Kept())
+	}
+	send(t, e, "cap-a", 1)
+	a := &seqs{room: "cap-a", last: 1}
+	a.mustTake(t, "the evicted session's client", get(t, base, tok, from("cap-a", cursors["cap-a"])), 1)
+}
+
+// Many clients poll one room while it is sent to in bursts and one by
+// one, and every so often a client loses an answer and polls again from
+// the cursor before it. Each client gets every seq once, in order, on the
+// chain of answers it took, whichever path each answer took.
+func TestPollKeptBroadcastExactlyOnce(t *testing.T) {
+	const room, clients, total = "keep-broadcast", 8, 240
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Linger: time.Millisecond, Keep: 5 * time.Second})
+	errs := make(chan error, clients)
+	ready := make(chan struct{}, clients)
+	for i := range clients {
+		tok := e.Token(t, fmt.Sprint("b", i), transporttest.Claims{})
+		go func() {
+			s := &seqs{room: room}
+			a, err := getErr(context.Background(), base, tok, start(room))
+			ready <- struct{}{}
+			for n := 0; err == nil && s.last < total; n++ {
+				next, perr := getErr(context.Background(), base, tok, from(room, a.Cursor))
+				if perr != nil || next.Status != http.StatusOK {
+					err = fmt.Errorf("poll: %v, HTTP %d", perr, next.Status)
+					break
+				}
+				if n%7 == 3 {
+					continue // lost: poll again from a.Cursor
+				}
+				if _, err = s.take(next.Events); err == nil {
+					a = next
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range clients {
+		<-ready
+	}
+	for sent := 0; sent < total; {
+		n := 1 + sent%13
+		n = min(n, total-sent)
+		send(t, e, room, n)
+		sent += n
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	opened, resumed := h.Polls()
+	if resumed == 0 || opened <= clients {
+		t.Fatalf("%d polls opened a session, %d carried on with a kept one: want both paths taken", opened, resumed)
+	}
+	t.Logf("%d clients, %d messages: %d polls opened a session, %d carried on", clients, total, opened, resumed)
+}
+
+// A poll that says it knows an older level than the one in force answers
+// at once with the new control, on a kept session too (through Level,
+// without building the user's offer), and the next poll goes on exactly.
+func TestPollBehindTheLevelAnswersAtOnce(t *testing.T) {
+	const room = "keep-level"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	var level atomic.Int64
+	var offers atomic.Int64
+	control := func(string) (protocol.Envelope, bool) {
+		offers.Add(1)
+		return protocol.Envelope{Type: protocol.TypeControl, Level: protocol.Ptr(int(level.Load()))}, true
+	}
+	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Keep: 5 * time.Second, Control: control,
+		Level: func() int { return int(level.Load()) }})
+	tok := e.Token(t, "ivy", transporttest.Claims{})
+	withLevel := func(q url.Values, l string) url.Values { q.Set("level", l); return q }
+	s := &seqs{room: room}
+	a := get(t, base, tok, withLevel(start(room), "0"))
+	c := make(chan result, 1)
+	go func() {
+		a, err := getErr(context.Background(), base, tok, withLevel(from(room, a.Cursor), "0"))
+		c <- result{a, err}
+	}()
+	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+	send(t, e, room, 1)
+	a = (<-c).answer(t)
+	s.mustTake(t, "held poll", a, 1)
+
+	level.Store(2)
+	_, resumed := h.Polls()
+	before := offers.Load()
+	var ctl struct {
+		Control *protocol.Envelope `json:"control"`
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/poll?"+withLevel(from(room, a.Cursor), "0").Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var behind answer
+	if err := json.Unmarshal(raw, &behind); err != nil || json.Unmarshal(raw, &ctl) != nil {
+		t.Fatalf("answer %q: %v", raw, err)
+	}
+	if ctl.Control == nil || ctl.Control.Level == nil || *ctl.Control.Level != 2 || len(behind.Events) != 0 {
+		t.Fatalf("a poll behind the level: control %+v, %d events; want level 2 at once, no events", ctl.Control, len(behind.Events))
+	}
+	if _, r := h.Polls(); r != resumed+1 {
+		t.Fatalf("the poll behind the level did not carry on with the kept session")
+	}
+	if n := offers.Load() - before; n != 1 {
+		t.Fatalf("%d offers built for one answer, want 1: the level check reads Level", n)
+	}
+	send(t, e, room, 2)
+	s.until(t, base, tok, behind, 3)
+}
