@@ -17,8 +17,14 @@ import (
 const controlWait = time.Second
 
 // closeLinger bounds how long a closed connection waits for the client's
-// close frame (or its FIN) before the socket is torn down.
-const closeLinger = time.Second
+// close frame (or its FIN) before the socket is torn down. A slow
+// consumer closed 4008 must first read the backlog still in the socket
+// buffers (hundreds of KiB on a slow link) to reach the close frame, and
+// any frame it sends meanwhile (the pong to a ping in that backlog) would
+// reset a socket already closed, losing the backlog and the close code.
+// So the wait is seconds, not one: it costs a closing connection's
+// descriptor and reader for at most that long.
+const closeLinger = 5 * time.Second
 
 // reader is a connection's read side. Its fields are static after
 // construction; its goroutine is the only one that reads ws, and the one
