@@ -264,6 +264,7 @@
     presenceEvery: PRESENCE_REFRESH_MS,
     wasConnected: false,
     blobs: {},      // file url → {url: object URL, waiting}
+    peerNames: {},  // user id → display name, for DM labels
     editing: null,  // {room, seq} while the composer edits a message
     uploads: 0      // uploads in flight
   };
@@ -276,9 +277,21 @@
     return parts[0] === app.user ? parts[1] : parts[0];
   }
 
+  // roomLabel names a room in the list and the header: a DM by the other
+  // user's display name, once known (their id until then).
   function roomLabel(room) {
     var peer = dmPeer(room);
-    return peer ? '@' + peer : '#' + room;
+    return peer ? '@' + (app.peerNames[peer] || peer) : '#' + room;
+  }
+
+  // notePeer remembers a DM peer's display name ({user, name}).
+  function notePeer(dm) {
+    if (!dm || typeof dm.user !== 'string' || typeof dm.name !== 'string' || !dm.name) { return; }
+    if (app.peerNames[dm.user] === dm.name) { return; }
+    app.peerNames[dm.user] = dm.name;
+    var li = app.roomNodes[ChatClient.dmRoom(app.user, dm.user)];
+    if (li) { setText(li.querySelector('.room-name'), roomLabel(ChatClient.dmRoom(app.user, dm.user))); }
+    mark('rooms');
   }
 
   // ---- rendering, batched ----
@@ -896,6 +909,7 @@
     c.on('message', function (m) {
       var room = app.rooms[m.room];
       if (!room) { return; }
+      if (m.from && dmPeer(m.room) === m.from) { notePeer({ user: m.from, name: m.name }); }
       room.insert(m);
       // Their message is what they were typing: the line goes at once.
       if (m.from && room.typing[m.from]) {
@@ -918,6 +932,7 @@
       // this user's list; or events were missed and the list is read again.
       if (e.reason === 'resync') { loadRoomList(); return; }
       if (!ROOM_RE.test(e.room)) { return; }
+      notePeer(e.dm);
       if (e.reason === 'left') { removeRoom(e.room, false); } else { addRoom(e.room, false); }
     });
     c.on('history', function (page) {
@@ -990,6 +1005,7 @@
       for (var i = 0; i < list.length; i++) {
         var r = list[i];
         if (!r || typeof r.room !== 'string' || !ROOM_RE.test(r.room)) { continue; }
+        notePeer(r.dm);
         var room = addRoom(r.room, false);
         if (typeof r.read === 'number' && r.read > room.read) { room.read = r.read; afterChange(room); }
       }
@@ -1054,6 +1070,7 @@
     app.source = src;
     app.user = claims.sub || 'me';
     app.name = claims.name || claims.sub || src.name || app.user;
+    app.peerNames = {};
     app.rooms = {};
     app.order = [];
     app.active = null;
