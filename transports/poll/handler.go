@@ -155,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	rooms, cur, fresh, err := subscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
+	rooms, cur, fresh, err := httpx.ParseUserSubscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return

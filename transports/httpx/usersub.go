@@ -1,4 +1,4 @@
-package sse
+package httpx
 
 import (
 	"net/http"
@@ -8,10 +8,9 @@ import (
 
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
-	"github.com/chatd/chatd/transports/httpx"
 )
 
-// subscription is httpx.ParseSubscription with the user's own stream
+// ParseUserSubscription is ParseSubscription with the user's own stream
 // (protocol.UserRoom, "~") added: the rooms returned end with it. Its
 // position comes, like a room's, from Last-Event-ID, else from a "~:N"
 // pair of since= (then it opens with a joined envelope, as a room given
@@ -19,17 +18,15 @@ import (
 // starts live and opens with a joined envelope. rooms= may be empty or
 // absent: the request then follows the user's stream only, and since= may
 // name nothing else. The user's stream counts against no room limit.
-//
-// The same function is in transports/sse and transports/poll; it belongs
-// in httpx.ParseSubscription, which is not this change's to edit.
-func subscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, protocol.Cursor, map[string]bool, error) {
+// The SSE and poll transports subscribe with it.
+func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, protocol.Cursor, map[string]bool, error) {
 	q := r.URL.Query()
 	user, fresh, err := userPosition(r, q)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	if fresh {
-		// httpx reads since= for rooms only: hand it the rest.
+		// ParseSubscription reads since= for rooms only: hand it the rest.
 		rest, _, _, _ := cutUserSince(q.Get("since"))
 		if rest == "" {
 			q.Del("since")
@@ -50,7 +47,7 @@ func subscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, pr
 		return nil, nil, nil, protocol.Errorf(protocol.CodeBadRequest, "since= names rooms that rooms= does not subscribe")
 	case n > 0:
 		// One more than the rooms: a cursor also holds the user's position.
-		if rooms, cur, freshRooms, err = httpx.ParseSubscription(r, id, maxRooms+1); err != nil {
+		if rooms, cur, freshRooms, err = ParseSubscription(r, id, maxRooms+1); err != nil {
 			return nil, nil, nil, err
 		}
 	}

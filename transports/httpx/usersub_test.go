@@ -1,4 +1,4 @@
-package poll
+package httpx
 
 import (
 	"net/http/httptest"
@@ -32,7 +32,7 @@ func TestSubscriptionUserStream(t *testing.T) {
 		if tt.lastID != "" {
 			r.Header.Set("Last-Event-ID", tt.lastID)
 		}
-		rooms, c, fresh, err := subscription(r, id, 2)
+		rooms, c, fresh, err := ParseUserSubscription(r, id, 2)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.query, err)
 		}
@@ -43,7 +43,7 @@ func TestSubscriptionUserStream(t *testing.T) {
 	}
 	// A cursor of two rooms and ~ passes a limit of two rooms.
 	full := protocol.Cursor{"a": 1, "b": 1, protocol.UserRoom: 1}.Encode()
-	if _, _, _, err := subscription(httptest.NewRequest("GET", "/v1/x?rooms=a,b&cursor="+url.QueryEscape(full), nil), id, 2); err != nil {
+	if _, _, _, err := ParseUserSubscription(httptest.NewRequest("GET", "/v1/x?rooms=a,b&cursor="+url.QueryEscape(full), nil), id, 2); err != nil {
 		t.Errorf("two rooms and ~ at a limit of two: %v", err)
 	}
 	for query, code := range map[string]protocol.Code{
@@ -54,14 +54,14 @@ func TestSubscriptionUserStream(t *testing.T) {
 		"rooms=~":                             protocol.CodeBadRequest,
 		"cursor=nonsense":                     protocol.CodeBadRequest,
 	} {
-		_, _, _, err := subscription(httptest.NewRequest("GET", "/v1/x?"+query, nil), id, 2)
+		_, _, _, err := ParseUserSubscription(httptest.NewRequest("GET", "/v1/x?"+query, nil), id, 2)
 		if c, _ := protocol.CodeOf(err); err == nil || c != code {
 			t.Errorf("%s: %v, want %s", query, err, code)
 		}
 	}
 }
 
-func FuzzSubscription(f *testing.F) {
+func FuzzUserSubscription(f *testing.F) {
 	f.Add("rooms=a&since=~:3", "")
 	f.Add("since=~:1,a:2", protocol.Cursor{"~": 1}.Encode())
 	f.Add("rooms=a,b&cursor="+protocol.Cursor{"a": 1, "~": 2}.Encode(), "")
@@ -71,7 +71,7 @@ func FuzzSubscription(f *testing.F) {
 		if lastID != "" {
 			r.Header.Set("Last-Event-ID", lastID)
 		}
-		rooms, cur, _, err := subscription(r, auth.Identity{User: "bob"}, 4)
+		rooms, cur, _, err := ParseUserSubscription(r, auth.Identity{User: "bob"}, 4)
 		if err != nil {
 			if c, _ := protocol.CodeOf(err); c != protocol.CodeBadRequest && c != protocol.CodeTooManyRooms {
 				t.Fatalf("code %s: %v", c, err)
