@@ -121,7 +121,10 @@ func (m *Main) httpServer(ln net.Listener, reg prometheus.Registerer) *http.Serv
 		m.log.Warn("--max-conns is above the descriptor limit minus its reserve; accept may fail with EMFILE",
 			"max_conns", c.MaxConns, "advised", advised)
 	}
-	m.ln = httpx.NewListener(ln, httpx.ConnLimits{PerIP: c.MaxConnsPerIP, Total: c.MaxConns, Metrics: reg})
+	// Under TLS a refusal cannot be answered in plain text before the
+	// handshake: it closes (see ConnLimits.Silent).
+	m.ln = httpx.NewListener(ln, httpx.ConnLimits{PerIP: c.MaxConnsPerIP, Total: c.MaxConns, Metrics: reg,
+		Silent: c.TLSCert != ""})
 	body := httpx.BodyLimits{Timeout: c.BodyTimeout, Streaming: streamingRoute}
 	m.log.Info("connection limits", "max_conns", c.MaxConns, "max_conns_per_ip", c.MaxConnsPerIP,
 		"max_header_bytes", c.maxHeaderBytes(), "header_timeout", c.HeaderTimeout,

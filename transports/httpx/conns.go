@@ -52,6 +52,11 @@ type ConnLimits struct {
 	// refused beyond it is closed without an answer. Each holds a
 	// descriptor for at most a second. 0: DefaultRefusing.
 	Refusing int
+	// Silent closes a connection over a cap without an answer. Set it
+	// when the listener's connections speak TLS: the plain HTTP answer
+	// would come before the handshake, and a client reads it as a broken
+	// handshake rather than a 429 or a 503.
+	Silent bool
 	// Metrics registers chat_http_conns_open,
 	// chat_http_conns_refused_total{reason} and
 	// chat_http_conns_refused_unanswered_total. nil: not registered.
@@ -198,6 +203,10 @@ func (l *Listener) release(key netip.Addr) {
 // free; otherwise it closes c at once.
 func (l *Listener) refuse(c net.Conn, reason string, answer []byte) {
 	l.refused.WithLabelValues(reason).Inc()
+	if l.limits.Silent {
+		_ = c.Close()
+		return
+	}
 	select {
 	case l.slots <- struct{}{}:
 	default:

@@ -324,3 +324,32 @@ func acceptUnderEMFILE(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// A Silent listener (TLS) closes a connection over the cap without the
+// plain-text answer, which a TLS client would read as a broken handshake;
+// the refusal is still counted.
+func TestListenerSilentRefusal(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	l := NewListener(ln, ConnLimits{Total: 1, Silent: true, Metrics: reg})
+	conns := acceptAll(t, l)
+	dial(t, l)
+	admitted(t, conns)
+	over := dial(t, l)
+	_ = over.SetReadDeadline(time.Now().Add(connWait))
+	data, err := io.ReadAll(over)
+	if len(data) != 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
+		t.Fatalf("a silent refusal sent %q (%v); want nothing, then the close", data, err)
+	}
+	if got := counter(t, reg, "chat_http_conns_refused_total", reasonNode); got != 1 {
+		t.Errorf("refusals counted: %v, want 1", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range conns {
+	}
+}
