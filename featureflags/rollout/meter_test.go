@@ -114,7 +114,10 @@ func TestMeterDoesNotAllocate(t *testing.T) {
 
 func TestMeterConcurrentWithWatch(t *testing.T) {
 	// Sessions count while the manager changes the watch list (run with -race).
+	// Typing is watched before the first session opens and stays watched, so
+	// every session it saw open it also sees close.
 	m := &Meter{}
+	m.watch([]string{featureflags.Typing})
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
