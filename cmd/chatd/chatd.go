@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -54,6 +55,7 @@ type Main struct {
 	bgCancel  context.CancelFunc
 	bgCtx     context.Context
 	bgWG      sync.WaitGroup
+	debug     *debugServer // --debug-addr; nil when off
 }
 
 // background runs fn until Close.
@@ -160,6 +162,20 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		close(m.served)
 	}()
+	if c.DebugAddr != "" {
+		// Block and mutex profiles sample only while asked for: a wait is
+		// recorded about once per 10 µs spent waiting, and one mutex
+		// contention in 100.
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+		runtime.SetMutexProfileFraction(100)
+		d, err := startDebug(c.DebugAddr)
+		if err != nil {
+			log.Warn("debug listener not started", "err", err)
+		} else {
+			m.debug = d
+			log.Info("profiles served", "url", "http://"+d.Addr().String()+"/debug/pprof/")
+		}
+	}
 	m.api.SetReady(true)
 	mode := "configured keys"
 	if verifier.DevMode() {
@@ -169,7 +185,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.engine.cluster != nil {
 		where = []any{"node", id, "advertise", addr}
 	}
-	log.Info("chatd ready", append([]any{"url", m.scheme() + "://" + displayAddr(m.Addr), "engine", m.engine.name, "auth", mode}, where...)...)
+	log.Info("chatd ready", append([]any{"url", m.scheme() + "://" + displayAddr(m.Addr), "engine", m.engine.name, "auth", mode, "gomaxprocs", runtime.GOMAXPROCS(0)}, where...)...)
 	return nil
 }
 
@@ -222,6 +238,7 @@ func (m *Main) Close() error {
 			return
 		}
 		m.api.SetReady(false)
+		m.debug.Close()
 		m.stopBackground()
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.DrainTimeout)
 		defer cancel()

@@ -43,8 +43,9 @@ type Config struct {
 	MaxConnsPerIP  int           // open connections per client address; 0: no cap
 
 	// TLS: both or neither. See tls.go.
-	TLSCert string // PEM certificate chain; "": plain HTTP
-	TLSKey  string // PEM private key of TLSCert
+	TLSCert   string // PEM certificate chain; "": plain HTTP
+	TLSKey    string // PEM private key of TLSCert
+	DebugAddr string // loopback address for Go profiles; empty: off
 }
 
 // ParseFlags reads args and then, for flags not given, the environment.
@@ -86,6 +87,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	limitFlags(fs, c, envs)
 	filesFlags(fs, c, envs)
 	tlsFlags(fs, c, envs)
+	debugFlags(fs, c, envs)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -110,6 +112,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		errs = append(errs, errors.New("give --jwt-secret or --jwt-public-key, not both"))
 	}
 	if err := c.checkTLS(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.checkDebug(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -16,6 +16,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "chatd:", err)
 		os.Exit(2)
 	}
+	ensureProcs(os.Getenv("GOMAXPROCS"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := m.Run(ctx); err != nil {
