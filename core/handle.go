@@ -130,6 +130,7 @@ func (s *Session) Join(ctx context.Context, room string, since *uint64, quiet bo
 
 // join is Join with the ref to echo. See the package doc for why it is exact.
 func (s *Session) join(ctx context.Context, name string, since *uint64, ref string, quiet bool) error {
+	stamp := s.hub.listed.stamp() // a leave from now on wins over this join's listing
 	id := s.Identity()
 	wire, stream := name, name == protocol.UserRoom
 	if stream {
@@ -172,7 +173,7 @@ func (s *Session) join(ctx context.Context, name string, since *uint64, ref stri
 		return err
 	}
 	if !stream {
-		s.hub.listJoin(ctx, id.User, wire)
+		s.hub.listJoin(ctx, id.User, wire, stamp)
 	}
 	return nil
 }

@@ -2,9 +2,11 @@ package core
 
 import (
 	"context"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/core/auth"
@@ -36,36 +38,85 @@ type RoomEntry struct {
 	DM     *protocol.Peer     `json:"dm,omitempty"` // a direct-message room's other user
 }
 
-// listed remembers which rooms are known to be in which user's list.
+// listed remembers which rooms are known to be in which user's list, and
+// which were just left. It also orders a user's list changes of one room:
+// a join's listing and an explicit leave run one at a time (lock), and a
+// join that began before a leave does not put the room back (a poll that
+// was in flight when its client left, say).
 type listed struct {
 	now func() time.Time // Static after construction.
 
+	stripes [64]sync.Mutex // by hash of user and room: one list change at a time
+
+	leaves atomic.Uint64 // explicit leaves so far; changed under mu
+
 	mu sync.Mutex
-	at map[string]time.Time // by user+"\x00"+room: when confirmed; guarded by mu.
+	at map[string]listMark // by user+"\x00"+room; guarded by mu.
+}
+
+// listMark is what a node knows of one room in one user's list.
+type listMark struct {
+	at   time.Time // when confirmed listed, or left
+	left bool      // an explicit leave took it out
+	gen  uint64    // for a leave, its number (listed.leaves)
 }
 
 func newListed(now func() time.Time) *listed {
-	return &listed{now: now, at: make(map[string]time.Time)}
+	return &listed{now: now, at: make(map[string]listMark)}
 }
 
 func listedKey(user, room string) string { return user + "\x00" + room }
+
+// lock serialises list changes of room for user; call the result to
+// unlock. Different users and rooms rarely share a stripe.
+func (l *listed) lock(user, room string) (unlock func()) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(user))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(room))
+	m := &l.stripes[h.Sum32()%uint32(len(l.stripes))]
+	m.Lock()
+	return m.Unlock
+}
+
+// stamp returns the number of leaves so far: a join takes it when it
+// begins, and listJoin compares it with the leaves that followed.
+func (l *listed) stamp() uint64 { return l.leaves.Load() }
 
 // recent reports whether room was confirmed in user's list within listedTTL.
 func (l *listed) recent(user, room string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t, ok := l.at[listedKey(user, room)]
-	return ok && l.now().Sub(t) < listedTTL
+	m, ok := l.at[listedKey(user, room)]
+	return ok && !m.left && l.now().Sub(m.at) < listedTTL
+}
+
+// leftAfter reports whether user left room, within listedTTL, after a
+// join that took stamp began.
+func (l *listed) leftAfter(user, room string, stamp uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, ok := l.at[listedKey(user, room)]
+	return ok && m.left && m.gen > stamp && l.now().Sub(m.at) < listedTTL
 }
 
 // mark records that room is in user's list now.
 func (l *listed) mark(user, room string) {
+	l.put(user, room, listMark{})
+}
+
+// forget records that user left room now.
+func (l *listed) forget(user, room string) {
+	l.put(user, room, listMark{left: true})
+}
+
+func (l *listed) put(user, room string, m listMark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	if len(l.at) >= maxListedCache {
-		for k, t := range l.at {
-			if now.Sub(t) >= listedTTL {
+		for k, e := range l.at {
+			if now.Sub(e.at) >= listedTTL {
 				delete(l.at, k)
 			}
 		}
@@ -73,20 +124,23 @@ func (l *listed) mark(user, room string) {
 			clear(l.at)
 		}
 	}
-	l.at[listedKey(user, room)] = now
+	m.at = now
+	if m.left {
+		m.gen = l.leaves.Add(1)
+	}
+	l.at[listedKey(user, room)] = m
 }
 
-func (l *listed) forget(user, room string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.at, listedKey(user, room))
-}
-
-// listJoin puts room in user's list after a join and, if it was not
-// there, tells the user's sessions (reason joined). A failure is logged:
-// the join itself has succeeded.
-func (h *Hub) listJoin(ctx context.Context, user, room string) {
+// listJoin puts room in user's list after a join that began at stamp
+// and, if it was not there, tells the user's sessions (reason joined). A
+// leave of the room since the join began wins: the room stays out. A
+// failure is logged: the join itself has succeeded.
+func (h *Hub) listJoin(ctx context.Context, user, room string, stamp uint64) {
 	if h.listed.recent(user, room) {
+		return
+	}
+	defer h.listed.lock(user, room)()
+	if h.listed.recent(user, room) || h.listed.leftAfter(user, room, stamp) {
 		return
 	}
 	added, err := h.people.AddUserRoom(ctx, user, room)
@@ -120,6 +174,7 @@ func (h *Hub) Leave(ctx context.Context, id auth.Identity, room string) error {
 			return nil
 		}
 	}
+	defer h.listed.lock(id.User, room)()
 	h.listed.forget(id.User, room)
 	removed, err := h.people.RemoveUserRoom(ctx, id.User, room)
 	if err != nil {
@@ -155,12 +210,11 @@ func (h *Hub) afterSend(ctx context.Context, id auth.Identity, m protocol.Messag
 		if !first && h.listed.recent(s.user, m.Room) {
 			continue
 		}
-		added, err := h.people.AddUserRoom(ctx, s.user, m.Room)
+		added, err := h.listDM(ctx, s.user, m.Room)
 		if err != nil {
 			h.cfg.Logger.Warn("rooms: listing a DM failed", "user", s.user, "room", m.Room, "err", err)
 			continue
 		}
-		h.listed.mark(s.user, m.Room)
 		if !added && !first {
 			continue
 		}
@@ -173,6 +227,17 @@ func (h *Hub) afterSend(ctx context.Context, id auth.Identity, m protocol.Messag
 			h.cfg.Logger.Warn("rooms: telling a DM failed", "user", s.user, "room", m.Room, "err", err)
 		}
 	}
+}
+
+// listDM puts a direct-message room in user's list, in turn with the
+// user's other changes of it.
+func (h *Hub) listDM(ctx context.Context, user, room string) (bool, error) {
+	defer h.listed.lock(user, room)()
+	added, err := h.people.AddUserRoom(ctx, user, room)
+	if err == nil {
+		h.listed.mark(user, room)
+	}
+	return added, err
 }
 
 // Rooms returns the user's room list: the rooms they joined (remembered

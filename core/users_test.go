@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -272,5 +273,60 @@ func waitPresence(t *testing.T, r *recorder, user, name string) {
 		case <-deadline:
 			t.Fatalf("no presence of %s as %q in %+v", user, name, presenceOf(t, r))
 		}
+	}
+}
+
+// pauseSince is an engine whose next Since of one room waits, once armed,
+// until released: a join is held after it began and before it lists.
+type pauseSince struct {
+	core.Engine
+	room    string
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (p *pauseSince) Since(ctx context.Context, room string, after uint64, limit int) (core.Page, error) {
+	if room == p.room && p.armed.CompareAndSwap(true, false) {
+		close(p.entered)
+		<-p.release
+	}
+	return p.Engine.Since(ctx, room, after, limit)
+}
+
+// A join that began before an explicit leave of the same room (a poll in
+// flight when its client left) does not put the room back in the list;
+// a join after the leave does.
+func TestLeaveWinsOverAnEarlierJoin(t *testing.T) {
+	ctx := context.Background()
+	p := &pauseSince{room: "general", entered: make(chan struct{}), release: make(chan struct{})}
+	hub, _ := newHubOver(t, core.Config{}, func(st core.Engine) core.Engine { p.Engine = st; return p })
+	alice := auth.Identity{User: "alice", Name: "Alice"}
+	joinAs(t, hub, "alice", "general", newRecorder()).Close(core.DisconnectNormal)
+
+	s, err := hub.Connect(alice, newRecorder(), core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(core.DisconnectNormal)
+	p.armed.Store(true)
+	joined := make(chan error, 1)
+	go func() { joined <- s.Join(ctx, "general", nil, false) }()
+	<-p.entered
+	if err := hub.Leave(ctx, alice, "general"); err != nil {
+		t.Fatal(err)
+	}
+	close(p.release)
+	if err := <-joined; err != nil {
+		t.Fatal(err)
+	}
+	if rooms, err := hub.Rooms(ctx, alice); err != nil || len(rooms) != 0 {
+		t.Fatalf("rooms after a leave that followed the join's start: %+v, %v", rooms, err)
+	}
+	if err := s.Join(ctx, "general", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if rooms, err := hub.Rooms(ctx, alice); err != nil || len(rooms) != 1 || rooms[0].Room != "general" {
+		t.Fatalf("rooms after a join that followed the leave: %+v, %v", rooms, err)
 	}
 }
