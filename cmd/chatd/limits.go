@@ -69,6 +69,8 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 		"open connections on the node, past which new ones get 503; 0: no cap (default: descriptor limit minus a reserve)")
 	intFlag(&c.MaxConnsPerIP, "max-conns-per-ip", "CHAT_MAX_CONNS_PER_IP", defaultMaxConnsPerIP,
 		"open connections per client address (IPv6: per /64), past which new ones get 429; 0: no cap")
+	durFlag(&c.PollLinger, "poll-linger", "CHAT_POLL_LINGER", 0,
+		"least time between two answers to one long-poll client while news flows, so that a busy room goes out in batches; 0: the default")
 }
 
 // nodeConnCap is the default node-wide connection cap for a descriptor

@@ -127,34 +127,42 @@ func (t *Tickets) Issue(id Identity) (string, error) {
 // a valid user id included, is unauthorized.
 // Tickets may be redeemed repeatedly until they expire.
 func (t *Tickets) Redeem(ticket string) (Identity, error) {
+	id, _, err := t.RedeemUntil(ticket)
+	return id, err
+}
+
+// RedeemUntil is Redeem that also returns when the ticket itself expires:
+// until then, redeeming it again gives the same identity.
+func (t *Tickets) RedeemUntil(ticket string) (Identity, time.Time, error) {
 	bad := protocol.Errorf(protocol.CodeUnauthorized, "invalid ticket")
 	if ticket == "" || len(ticket) > MaxTicketLen {
-		return Identity{}, bad
+		return Identity{}, time.Time{}, bad
 	}
 	payload, sig, ok := strings.Cut(ticket, ".")
 	if !ok {
-		return Identity{}, bad
+		return Identity{}, time.Time{}, bad
 	}
 	mac, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || !hmac.Equal(mac, t.mac(payload)) {
-		return Identity{}, bad
+		return Identity{}, time.Time{}, bad
 	}
 	body, err := base64.RawURLEncoding.Strict().DecodeString(payload)
 	if err != nil {
-		return Identity{}, bad
+		return Identity{}, time.Time{}, bad
 	}
 	var p ticketPayload
 	if err := json.Unmarshal(body, &p); err != nil || protocol.ValidUser(p.User) != nil || p.Until == 0 {
-		return Identity{}, bad
+		return Identity{}, time.Time{}, bad
 	}
-	if !t.now().Before(time.UnixMilli(p.Until)) {
-		return Identity{}, protocol.Errorf(protocol.CodeTokenExpired, "ticket expired")
+	until := time.UnixMilli(p.Until)
+	if !t.now().Before(until) {
+		return Identity{}, time.Time{}, protocol.Errorf(protocol.CodeTokenExpired, "ticket expired")
 	}
 	id := Identity{User: p.User, Name: p.Name, Rooms: p.Rooms, Admin: p.Admin}
 	if p.Expires != 0 {
 		id.Expires = time.UnixMilli(p.Expires)
 	}
-	return id, nil
+	return id, until, nil
 }
 
 func (t *Tickets) mac(payload string) []byte {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
@@ -38,11 +39,20 @@ func (c Credential) String() string {
 	return "none"
 }
 
-// Authenticator finds the identity behind a request. Static after
-// construction; safe for concurrent use.
+// Authenticator finds the identity behind a request. Its fields are
+// static after construction; it is safe for concurrent use, and must not
+// be copied once used.
+//
+// A credential that proved an identity is remembered (authcache.go), so a
+// client that sends the same token or ticket on every request (a poll
+// client, every few hundred milliseconds under a busy room; a REST client
+// on every send) has it verified once.
 type Authenticator struct {
 	Verifier *auth.Verifier
 	Tickets  *auth.Tickets
+	Now      func() time.Time // the cache's clock; nil: time.Now. Give the Verifier's.
+
+	cache idCache
 }
 
 // Identify authenticates a REST request: the Authorization bearer header
@@ -81,8 +91,7 @@ func (a *Authenticator) credential(r *http.Request, inURL bool) (auth.Identity, 
 		if !ok {
 			return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "authorization header must be Bearer")
 		}
-		id, err := a.Verifier.Verify(strings.TrimSpace(tok))
-		return id, CredBearer, err
+		return a.prove(CredBearer, strings.TrimSpace(tok))
 	}
 	q := r.URL.Query()
 	ticket, token := q.Get("ticket"), q.Get("token")
@@ -90,15 +99,48 @@ func (a *Authenticator) credential(r *http.Request, inURL bool) (auth.Identity, 
 	case !inURL && (ticket != "" || token != ""):
 		return auth.Identity{}, CredNone, errURLCredential
 	case ticket != "":
-		id, err := a.Tickets.Redeem(ticket)
-		return id, CredTicket, err
+		return a.prove(CredTicket, ticket)
 	case token != "":
-		id, err := a.Verifier.Verify(token)
-		return id, CredToken, err
+		return a.prove(CredToken, token)
 	case inURL:
 		return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send a bearer token or a ticket")
 	}
 	return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send Authorization: Bearer <token>")
+}
+
+// prove returns the identity secret proves as a credential of kind, from
+// the cache when it proved it recently.
+func (a *Authenticator) prove(kind Credential, secret string) (auth.Identity, Credential, error) {
+	now := a.now()
+	if id, ok := a.cache.get(kind, secret, now); ok {
+		return id, kind, nil
+	}
+	var (
+		id    auth.Identity
+		until time.Time // when the credential itself stops proving id
+		err   error
+	)
+	if kind == CredTicket {
+		id, until, err = a.Tickets.RedeemUntil(secret)
+	} else {
+		id, err = a.Verifier.Verify(secret)
+		until = id.Expires
+	}
+	if err != nil {
+		return auth.Identity{}, kind, err
+	}
+	if !id.Expires.IsZero() && id.Expires.Before(until) {
+		until = id.Expires
+	}
+	a.cache.put(kind, secret, id, until, now)
+	return id, kind, nil
+}
+
+func (a *Authenticator) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
 }
 
 // errURLCredential answers a REST call that authenticates in its URL.

@@ -63,6 +63,7 @@ type Config struct {
 	Origins      *httpx.Origins // nil: same-origin only
 	PollHold     time.Duration  // the poll default (25s)
 	PollInterval time.Duration  // the short-poll interval (5s)
+	PollLinger   time.Duration  // see poll.Config.Linger (0: its default)
 	SSERetry     time.Duration  // the SSE retry: hint (2s)
 	Web          http.Handler   // the pages at /; nil: none
 	Info         httpapi.Node   // this node, for the admin status
@@ -202,7 +203,7 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	authn := &httpx.Authenticator{Verifier: cfg.Verifier, Tickets: cfg.Tickets}
 	wsCfg := ws.Config{Hub: hub, Auth: authn, Origins: cfg.Origins, Logger: log}
 	sseCfg := sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: cfg.SSERetry}
-	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval}
+	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger}
 	if p := n.Policy; p != nil {
 		wsCfg.Offered, sseCfg.Offered = p.Offers(ws.Name), p.Offers(sse.Name)
 		pollCfg.Control, pollCfg.Short = p.Control, p.Short

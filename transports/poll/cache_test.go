@@ -2,11 +2,8 @@ package poll
 
 import (
 	"bytes"
-	"fmt"
 	"testing"
-	"time"
 
-	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 )
 
@@ -48,31 +45,5 @@ func TestControlCache(t *testing.T) {
 	e2 := control(2, 5000, map[string]bool{"typing": true}, "poll")
 	if got := string(c.encode(&e2)); got != want {
 		t.Fatalf("after the caller's map changed: %s, want %s", got, want)
-	}
-}
-
-// The identity cache stays within its bound, dropping what has expired
-// first.
-func TestIDCacheBound(t *testing.T) {
-	now := time.Now()
-	c := &idCache{now: func() time.Time { return now }}
-	for i := range maxCachedIDs {
-		until := now.Add(time.Minute)
-		if i%2 == 0 {
-			until = now.Add(-time.Second) // expired
-		}
-		c.put(fmt.Sprint("Bearer ", i), cachedID{id: auth.Identity{User: "u"}, until: until}, now)
-	}
-	c.put("Bearer new", cachedID{until: now.Add(time.Minute)}, now)
-	if n := len(c.ids); n > maxCachedIDs/2+1 || n < maxCachedIDs/4 {
-		t.Fatalf("%d entries after a put into a full cache, want the unexpired half", n)
-	}
-	for k, v := range c.ids {
-		if !now.Before(v.until) {
-			t.Fatalf("entry %q survived expired", k)
-		}
-	}
-	if _, ok := c.ids["Bearer new"]; !ok {
-		t.Fatal("the new entry is missing")
 	}
 }

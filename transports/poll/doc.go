@@ -32,10 +32,10 @@
 // opened stays open for the rest of it, so a busy room costs one poll per
 // Linger per client rather than one per message.
 //
-// A bearer token is verified once and taken on trust until its expiry
-// (auth.go), and the control envelope every answer carries is encoded
-// once per distinct offer (answer.go): both cost more than the rest of a
-// poll on a kept session.
+// A token or ticket is verified once and taken on trust until its
+// expiry (httpx.Authenticator's cache), and the control envelope every
+// answer carries is encoded once per distinct offer (answer.go): both
+// cost more than the rest of a poll on a kept session.
 //
 // With Config.Compress, an answer of at least Config.CompressMin bytes is
 // gzipped for a client that accepts gzip. Each answer is compressed on

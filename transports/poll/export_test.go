@@ -14,10 +14,3 @@ func (h *Handler) Kept() int {
 // Polls returns how many polls opened a session of their own, and how
 // many carried on with a kept one.
 func (h *Handler) Polls() (opened, resumed uint64) { return h.opened.Load(), h.resumed.Load() }
-
-// CachedIDs returns the number of identities h takes on trust.
-func (h *Handler) CachedIDs() int {
-	h.ids.mu.Lock()
-	defer h.ids.mu.Unlock()
-	return len(h.ids.ids)
-}

@@ -72,10 +72,7 @@ type Config struct {
 	// CompressMin is the smallest answer worth gzipping: below it the
 	// gzip framing and headers eat the gain. 1 KiB.
 	CompressMin int
-	// Now is the clock that decides how long a verified token is taken
-	// on trust; it must agree with the Verifier's. time.Now.
-	Now    func() time.Time
-	Logger *slog.Logger
+	Logger      *slog.Logger
 }
 
 // Handler serves GET /v1/poll. Nothing a client gets depends on state
@@ -84,7 +81,6 @@ type Config struct {
 type Handler struct {
 	cfg      Config        // Static after construction.
 	keep     *keeper       // Static after construction.
-	ids      *idCache      // Static after construction.
 	controls *controlCache // Static after construction.
 
 	opened, resumed atomic.Uint64 // polls that opened a session, and that carried on with a kept one
@@ -127,14 +123,10 @@ func New(cfg Config) *Handler {
 	if cfg.CompressMin <= 0 {
 		cfg.CompressMin = 1 << 10
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Handler{cfg: cfg, keep: &keeper{keep: cfg.Keep}, ids: &idCache{auth: cfg.Auth, now: cfg.Now},
-		controls: &controlCache{}}
+	return &Handler{cfg: cfg, keep: &keeper{keep: cfg.Keep}, controls: &controlCache{}}
 }
 
 // ServeHTTP serves one poll. It refuses with an error envelope and its
@@ -150,7 +142,7 @@ func New(cfg Config) *Handler {
 // answers when the poll ends. Once answered, the session is kept for
 // the client's next poll for up to Keep, or closed.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, err := h.ids.identify(r)
+	id, err := h.cfg.Auth.IdentifyStream(r)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return

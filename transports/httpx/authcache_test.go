@@ -1,0 +1,109 @@
+package httpx
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// A credential is verified once and then taken on trust, but never past
+// its own expiry, on the clock the Verifier uses: a JWT's exp, and a
+// ticket's expiry; a credential that fails is not remembered.
+func TestCredentialTrustEndsAtExpiry(t *testing.T) {
+	t0 := time.Now().Truncate(time.Second)
+	var at atomic.Int64
+	at.Store(t0.UnixNano())
+	clock := func() time.Time { return time.Unix(0, at.Load()) }
+	v, err := auth.NewVerifier(auth.Config{Leeway: -1, Now: clock}) // dev mode: IssueDev signs
+	if err != nil {
+		t.Fatal(err)
+	}
+	tickets := auth.NewTickets(nil, time.Minute, clock)
+	a := &Authenticator{Verifier: v, Tickets: tickets, Now: clock}
+	tok, err := v.IssueDev("alice", false, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := func(tok string) error {
+		r := httptest.NewRequest("GET", "/v1/poll", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		_, err := a.IdentifyStream(r)
+		return err
+	}
+	byTicket := func(ticket string) error {
+		_, err := a.IdentifyStream(httptest.NewRequest("GET", "/v1/poll?ticket="+ticket, nil))
+		return err
+	}
+	if err := bearer(tok); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.cache.len(); n != 1 {
+		t.Fatalf("%d credentials cached after a valid token, want 1", n)
+	}
+	at.Store(t0.Add(time.Hour - time.Second).UnixNano())
+	if err := bearer(tok); err != nil {
+		t.Fatalf("a second before exp: %v", err)
+	}
+	at.Store(t0.Add(time.Hour + time.Second).UnixNano())
+	if err := bearer(tok); err == nil {
+		t.Fatal("a token past its exp was taken")
+	}
+
+	at.Store(t0.UnixNano())
+	forged := tok[:len(tok)-2] + "xx"
+	for range 2 {
+		if err := bearer(forged); err == nil {
+			t.Fatal("a forged token was taken")
+		}
+	}
+	ticket, err := tickets.Issue(auth.Identity{User: "alice", Name: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := byTicket(ticket); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.cache.len(); n != 2 {
+		t.Fatalf("%d credentials cached, want the token's and the ticket's, not the forged one's", n)
+	}
+	at.Store(t0.Add(time.Minute + time.Second).UnixNano()) // past the ticket's TTL, within maxCachedAge's reach
+	if err := byTicket(ticket); err == nil {
+		t.Fatal("a ticket past its expiry was taken")
+	} else if code, _ := protocol.CodeOf(err); code != protocol.CodeTokenExpired {
+		t.Fatalf("an expired ticket: %v, want token_expired", err)
+	}
+}
+
+// The cache stays within its bound, dropping what has expired first.
+func TestCredentialCacheBound(t *testing.T) {
+	now := time.Now()
+	var c idCache
+	for i := range maxCachedIDs {
+		expires := now.Add(time.Minute)
+		if i%2 == 0 {
+			expires = now.Add(time.Millisecond) // expired by the next put's clock
+		}
+		c.put(CredBearer, fmt.Sprint(i), auth.Identity{User: "u"}, expires, now)
+	}
+	later := now.Add(time.Second)
+	c.put(CredBearer, "new", auth.Identity{User: "n"}, time.Time{}, later)
+	if n := c.len(); n > maxCachedIDs/2+1 || n < maxCachedIDs/4 {
+		t.Fatalf("%d entries after a put into a full cache, want the unexpired half", n)
+	}
+	for k, v := range c.ids {
+		if !later.Before(v.until) {
+			t.Fatalf("entry %q survived expired", k.secret)
+		}
+	}
+	if id, ok := c.get(CredBearer, "new", later); !ok || id.User != "n" {
+		t.Fatal("the new entry is missing")
+	}
+	if _, ok := c.get(CredTicket, "new", later); ok {
+		t.Fatal("a ticket matched a bearer token's entry")
+	}
+}
