@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"testing"
@@ -103,6 +104,40 @@ func BenchmarkDecodeFrame(b *testing.B) {
 			if _, err := decodeJSON(data); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// FuzzPollAnswer is differential: decodePollAnswer accepts what
+// encoding/json accepts as a poll answer, and gives the same answer.
+func FuzzPollAnswer(f *testing.F) {
+	for _, s := range []string{
+		`{"events":[],"cursor":"general:3,~:1"}`,
+		`{"events":[{"type":"message","room":"general","seq":4,"id":"m1","from":"u","name":"U","text":"hi","ts":1}],"cursor":"general:4"}`,
+		`{"events":null,"cursor":"","control":{"type":"control","level":1,"transports":["sse","poll"]}}`,
+		`{"cursor":"a:1","events":[{"type":"typing","room":"a","user":"b"},{"type":"receipt","room":"a","user":"b","seq":2}]}`,
+		`{"events":{"type":"message"}}`, `{"events":"x"}`, `[]`, `{"events":[1]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var want pollAnswer
+		wantErr := json.Unmarshal(data, &want)
+		got, err := decodePollAnswer(data)
+		if err != nil {
+			if wantErr == nil {
+				t.Fatalf("%q: refused (%v), which encoding/json takes", data, err)
+			}
+			return
+		}
+		if wantErr != nil {
+			t.Fatalf("%q: taken, which encoding/json refuses: %v", data, wantErr)
+		}
+		if len(got.Events) == 0 && len(want.Events) == 0 {
+			got.Events, want.Events = nil, nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\ngot  %+v\nwant %+v", data, got, want)
 		}
 	})
 }

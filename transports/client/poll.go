@@ -165,9 +165,40 @@ func (l *link) get(ctx context.Context, query string) (pollAnswer, error) {
 	if resp.StatusCode != http.StatusOK {
 		return pollAnswer{}, serverError(resp)
 	}
-	var ans pollAnswer
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxFrame)).Decode(&ans); err != nil {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFrame))
+	if err != nil {
+		return pollAnswer{}, err
+	}
+	ans, err := decodePollAnswer(body)
+	if err != nil {
 		return pollAnswer{}, fmt.Errorf("client: bad poll answer: %w", err)
+	}
+	return ans, nil
+}
+
+// decodePollAnswer parses a poll answer. Its events go through
+// decodeFrame's fast path, as a WebSocket batch does: decoding them with
+// encoding/json was a third of the load tool's CPU under a broadcast to
+// 5000 poll clients.
+func decodePollAnswer(body []byte) (pollAnswer, error) {
+	var wire struct {
+		Events  json.RawMessage    `json:"events"`
+		Cursor  string             `json:"cursor"`
+		Control *protocol.Envelope `json:"control"`
+	}
+	if err := json.Unmarshal(body, &wire); err != nil {
+		return pollAnswer{}, err
+	}
+	ans := pollAnswer{Cursor: wire.Cursor, Control: wire.Control}
+	if len(wire.Events) > 0 && string(wire.Events) != "null" {
+		if wire.Events[0] != '[' {
+			return pollAnswer{}, fmt.Errorf("events is not a list")
+		}
+		events, err := decodeFrame(wire.Events)
+		if err != nil {
+			return pollAnswer{}, err
+		}
+		ans.Events = events
 	}
 	return ans, nil
 }
