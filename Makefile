@@ -52,7 +52,7 @@ fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePlans$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./featureflags/rollout
 	$(GO) test -run '^$$' -fuzz '^FuzzStartRequest$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./featureflags/rollout
 	$(GO) test -run '^$$' -fuzz '^FuzzEventReader$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
-	$(GO) test -run '^$$$$' -fuzz '^FuzzPollAnswer$$$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
+	$(GO) test -run '^$$' -fuzz '^FuzzPollAnswer$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSubscription$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFast$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRTT$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
