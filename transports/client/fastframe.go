@@ -29,12 +29,87 @@ func decodeFast(data []byte) ([]protocol.Envelope, bool) {
 		}
 		return []protocol.Envelope{e}, true
 	}
-	p.i++
+	list, ok := p.list()
+	return list, ok && p.end()
+}
+
+// decodePollFast decodes a poll answer as decodeFast decodes a frame: an
+// object with "events" (a list decodeFast takes), "cursor" (an unescaped
+// string) and "control" (null, or an envelope decodeFast takes), each
+// once at most. It reports false for anything else.
+func decodePollFast(data []byte) (pollAnswer, bool) {
+	var a pollAnswer
+	p := fastParser{b: data}
+	p.ws()
+	if p.next() != '{' {
+		return a, false
+	}
+	p.ws()
+	if p.peek() == '}' {
+		p.i++
+		return a, p.end()
+	}
+	var events, cursor, control bool // seen: a repeated key goes to encoding/json
+	for {
+		key, ok := p.rawString()
+		if !ok {
+			return a, false
+		}
+		p.ws()
+		if p.next() != ':' {
+			return a, false
+		}
+		p.ws()
+		switch string(key) {
+		case "events":
+			if events || p.peek() != '[' {
+				return a, false
+			}
+			events = true
+			if a.Events, ok = p.list(); !ok {
+				return a, false
+			}
+		case "cursor":
+			if cursor || !p.str(&a.Cursor) {
+				return a, false
+			}
+			cursor = true
+		case "control":
+			if control {
+				return a, false
+			}
+			control = true
+			if !p.null() {
+				a.Control = new(protocol.Envelope)
+				if !p.envelope(a.Control) {
+					return a, false
+				}
+			}
+		default:
+			return a, false
+		}
+		p.ws()
+		switch p.next() {
+		case ',':
+			p.ws()
+		case '}':
+			return a, p.end()
+		default:
+			return a, false
+		}
+	}
+}
+
+// list reads an array of envelopes.
+func (p *fastParser) list() ([]protocol.Envelope, bool) {
+	if p.next() != '[' {
+		return nil, false
+	}
 	list := make([]protocol.Envelope, 0, 8)
 	p.ws()
 	if p.peek() == ']' {
 		p.i++
-		return list, p.end()
+		return list, true
 	}
 	for {
 		list = append(list, protocol.Envelope{})
@@ -47,10 +122,19 @@ func decodeFast(data []byte) ([]protocol.Envelope, bool) {
 			p.ws()
 			continue
 		case ']':
-			return list, p.end()
+			return list, true
 		}
 		return nil, false
 	}
+}
+
+// null reads the literal null, if it is next.
+func (p *fastParser) null() bool {
+	if len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "null" {
+		p.i += 4
+		return true
+	}
+	return false
 }
 
 // fastParser reads JSON from b at i.

@@ -141,3 +141,16 @@ func FuzzPollAnswer(f *testing.F) {
 		}
 	})
 }
+
+// Answers in the shape the server writes take the fast path.
+func TestPollAnswerFastPath(t *testing.T) {
+	for _, s := range []string{
+		`{"events":[],"cursor":"general:3,~:1"}`,
+		`{"events":[{"type":"message","room":"general","seq":4,"id":"m1","from":"u","name":"U","text":"hi","ts":1}],"cursor":"general:4"}`,
+		`{"events":[{"type":"typing","room":"a","user":"b"}],"cursor":"a:1","control":null}`,
+	} {
+		if _, ok := decodePollFast([]byte(s)); !ok {
+			t.Errorf("the fast path refused %s", s)
+		}
+	}
+}
