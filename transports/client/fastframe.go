@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"math"
 	"unicode/utf8"
 
@@ -35,8 +36,9 @@ func decodeFast(data []byte) ([]protocol.Envelope, bool) {
 
 // decodePollFast decodes a poll answer as decodeFast decodes a frame: an
 // object with "events" (a list decodeFast takes), "cursor" (an unescaped
-// string) and "control" (null, or an envelope decodeFast takes), each
-// once at most. It reports false for anything else.
+// string) and "control" (null, or an object, which encoding/json
+// decodes on its own: a control envelope's features map is off the fast
+// path), each once at most. It reports false for anything else.
 func decodePollFast(data []byte) (pollAnswer, bool) {
 	var a pollAnswer
 	p := fastParser{b: data}
@@ -80,8 +82,12 @@ func decodePollFast(data []byte) (pollAnswer, bool) {
 			}
 			control = true
 			if !p.null() {
+				start := p.i
+				if p.peek() != '{' || !p.skip(0) {
+					return a, false
+				}
 				a.Control = new(protocol.Envelope)
-				if !p.envelope(a.Control) {
+				if json.Unmarshal(p.b[start:p.i], a.Control) != nil {
 					return a, false
 				}
 			}
@@ -126,6 +132,84 @@ func (p *fastParser) list() ([]protocol.Envelope, bool) {
 		}
 		return nil, false
 	}
+}
+
+// skip moves past the JSON value that starts here, checking its
+// structure (brackets and strings; encoding/json checks the rest of a
+// value skip is used on). depth bounds nesting.
+func (p *fastParser) skip(depth int) bool {
+	if depth > 64 {
+		return false
+	}
+	switch p.peek() {
+	case '"':
+		_, ok := p.skipString()
+		return ok
+	case '{', '[':
+		closer := byte('}')
+		if p.next() == '[' {
+			closer = ']'
+		}
+		p.ws()
+		if p.peek() == closer {
+			p.i++
+			return true
+		}
+		for {
+			if closer == '}' {
+				if _, ok := p.skipString(); !ok {
+					return false
+				}
+				p.ws()
+				if p.next() != ':' {
+					return false
+				}
+				p.ws()
+			}
+			if !p.skip(depth + 1) {
+				return false
+			}
+			p.ws()
+			switch p.next() {
+			case ',':
+				p.ws()
+			case closer:
+				return true
+			default:
+				return false
+			}
+		}
+	}
+	// A literal or a number: up to the next delimiter.
+	start := p.i
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return p.i > start
+		}
+		p.i++
+	}
+	return p.i > start
+}
+
+// skipString moves past a string, escapes included.
+func (p *fastParser) skipString() (int, bool) {
+	if p.next() != '"' {
+		return 0, false
+	}
+	start := p.i
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case '\\':
+			p.i += 2
+			continue
+		case '"':
+			p.i++
+			return start, true
+		}
+		p.i++
+	}
+	return 0, false
 }
 
 // null reads the literal null, if it is next.
