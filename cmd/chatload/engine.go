@@ -174,6 +174,9 @@ func runOnce(ctx context.Context, cfg Config, n int, auths []*authority, admin *
 	}
 	m.measured = time.Since(start)
 	m.deliveries, m.sends = r.cnt.deliveries.Load()-d0, r.cnt.sends.Load()-s0
+	if cfg.Workload != Storm { // a storm's server is another process by now
+		m.held = scrapeAll(ctx, ctl, cfg.servers())
+	}
 
 	var missing []string
 	m.heads, missing, m.split = r.heads(ctx)
@@ -190,7 +193,7 @@ func runOnce(ctx context.Context, cfg Config, n int, auths []*authority, admin *
 
 // measures are what runOnce gathers for the result.
 type measures struct {
-	baseline, connected         reading
+	baseline, connected, held   reading // held: at the end of the measured phase
 	selfBaseline, selfConnected uint64
 	connectAll, measured, drain time.Duration
 	deliveries, sends           uint64

@@ -127,7 +127,10 @@ type ServerResult struct {
 	RSSConnected    uint64         `json:"rss_connected"` // right after the connect phase
 	RSSPeak         uint64         `json:"rss_peak"`
 	HeapPeak        uint64         `json:"heap_peak"`
-	RSSPerConn      float64        `json:"rss_per_conn"` // (connected - baseline) / users
+	RSSPerConn      float64        `json:"rss_per_conn"`     // (connected - baseline) / users
+	RSSEnd          uint64         `json:"rss_end"`          // at the end of the measured phase, before the drain
+	RSSPerConnEnd   float64        `json:"rss_per_conn_end"` // (end - baseline) / users
+	GoroutinesEnd   int            `json:"goroutines_end"`
 	GoroutinesPeak  int            `json:"goroutines_peak"`
 	MaxLevel        int            `json:"max_level"` // -1 unknown
 	CPUMean         float64        `json:"cpu_mean"`  // cores busy, mean over the measured phase
@@ -264,6 +267,10 @@ func (r RunResult) markdown(b *strings.Builder) {
 			"CPU %.2f cores mean, %.2f peak; highest level %d.\n",
 			memText(sv.RSSBaseline), memText(sv.RSSConnected), memText(sv.RSSPeak), kibText(sv.RSSPerConn),
 			memText(sv.HeapPeak), sv.GoroutinesPeak, sv.CPUMean, sv.CPUPeak, sv.MaxLevel)
+		if sv.RSSEnd > 0 {
+			fmt.Fprintf(b, "- Server at the end of the measured phase: RSS %s (%s per connection), %d goroutines.\n",
+				memText(sv.RSSEnd), kibText(sv.RSSPerConnEnd), sv.GoroutinesEnd)
+		}
 	} else {
 		b.WriteString("- Server: no /metrics.\n")
 	}

@@ -109,6 +109,12 @@ func serverResult(m measures, timeline []Sample, n int) ServerResult {
 	if s.RSSConnected > s.RSSBaseline && s.RSSBaseline > 0 {
 		s.RSSPerConn = float64(s.RSSConnected-s.RSSBaseline) / float64(n)
 	}
+	if m.held.up {
+		s.RSSEnd, s.GoroutinesEnd = m.held.rss, m.held.goroutines
+		if s.RSSEnd > s.RSSBaseline && s.RSSBaseline > 0 {
+			s.RSSPerConnEnd = float64(s.RSSEnd-s.RSSBaseline) / float64(n)
+		}
+	}
 	if m.admin != nil {
 		s.ConnectionsSeen = m.admin.Connections
 	}
