@@ -43,10 +43,10 @@ func (c Credential) String() string {
 // static after construction; it is safe for concurrent use, and must not
 // be copied once used.
 //
-// A credential that proved an identity is remembered (authcache.go), so a
-// client that sends the same token or ticket on every request (a poll
-// client, every few hundred milliseconds under a busy room; a REST client
-// on every send) has it verified once.
+// A credential that proved an identity on a REST call or a poll is
+// remembered (authcache.go), so a client that sends the same token or
+// ticket on every request (a poll client, several times a second under a
+// busy room; a REST client on every send) has it verified once.
 type Authenticator struct {
 	Verifier *auth.Verifier
 	Tickets  *auth.Tickets
@@ -60,7 +60,7 @@ type Authenticator struct {
 // ?token=) is unauthorized, with a message saying to use the header; a
 // ticket or token in the URL of a REST call is as good as leaked.
 func (a *Authenticator) Identify(r *http.Request) (auth.Identity, error) {
-	id, _, err := a.authenticate(r, false)
+	id, _, err := a.authenticate(r, false, true)
 	return id, err
 }
 
@@ -69,15 +69,25 @@ func (a *Authenticator) Identify(r *http.Request) (auth.Identity, error) {
 // ticket query parameter, else the token query parameter. Browsers cannot
 // set headers on WebSocket or EventSource, hence the query forms.
 func (a *Authenticator) IdentifyStream(r *http.Request) (auth.Identity, error) {
-	id, _, err := a.authenticate(r, true)
+	id, _, err := a.authenticate(r, true, false)
 	return id, err
 }
 
-// authenticate is Identify (inURL false) and IdentifyStream (inURL true), with
-// the kind of credential that proved the identity. The user it proves is
+// IdentifyRepeated is IdentifyStream for a client that sends the same
+// credential request after request (a poll client): the identity it
+// proved is remembered until the credential expires. A WebSocket or SSE
+// connection proves its credential once, and would only fill the cache.
+func (a *Authenticator) IdentifyRepeated(r *http.Request) (auth.Identity, error) {
+	id, _, err := a.authenticate(r, true, true)
+	return id, err
+}
+
+// authenticate is Identify (inURL false) and IdentifyStream (inURL true),
+// through the cache or not, with the kind of credential that proved the
+// identity. The user it proves is
 // the one Report tells of the request's errors.
-func (a *Authenticator) authenticate(r *http.Request, inURL bool) (auth.Identity, Credential, error) {
-	id, cred, err := a.credential(r, inURL)
+func (a *Authenticator) authenticate(r *http.Request, inURL, cached bool) (auth.Identity, Credential, error) {
+	id, cred, err := a.credential(r, inURL, cached)
 	if err == nil {
 		reportUser(r, id.User)
 	}
@@ -85,13 +95,13 @@ func (a *Authenticator) authenticate(r *http.Request, inURL bool) (auth.Identity
 }
 
 // credential checks the request's credential, as authenticate says.
-func (a *Authenticator) credential(r *http.Request, inURL bool) (auth.Identity, Credential, error) {
+func (a *Authenticator) credential(r *http.Request, inURL, cached bool) (auth.Identity, Credential, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
 			return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "authorization header must be Bearer")
 		}
-		return a.prove(CredBearer, strings.TrimSpace(tok))
+		return a.prove(CredBearer, strings.TrimSpace(tok), cached)
 	}
 	q := r.URL.Query()
 	ticket, token := q.Get("ticket"), q.Get("token")
@@ -99,21 +109,23 @@ func (a *Authenticator) credential(r *http.Request, inURL bool) (auth.Identity, 
 	case !inURL && (ticket != "" || token != ""):
 		return auth.Identity{}, CredNone, errURLCredential
 	case ticket != "":
-		return a.prove(CredTicket, ticket)
+		return a.prove(CredTicket, ticket, cached)
 	case token != "":
-		return a.prove(CredToken, token)
+		return a.prove(CredToken, token, cached)
 	case inURL:
 		return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send a bearer token or a ticket")
 	}
 	return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send Authorization: Bearer <token>")
 }
 
-// prove returns the identity secret proves as a credential of kind, from
-// the cache when it proved it recently.
-func (a *Authenticator) prove(kind Credential, secret string) (auth.Identity, Credential, error) {
+// prove returns the identity secret proves as a credential of kind; with
+// cached, from the cache when it proved it recently, and into it.
+func (a *Authenticator) prove(kind Credential, secret string, cached bool) (auth.Identity, Credential, error) {
 	now := a.now()
-	if id, ok := a.cache.get(kind, secret, now); ok {
-		return id, kind, nil
+	if cached {
+		if id, ok := a.cache.get(kind, secret, now); ok {
+			return id, kind, nil
+		}
 	}
 	var (
 		id    auth.Identity
@@ -132,7 +144,9 @@ func (a *Authenticator) prove(kind Credential, secret string) (auth.Identity, Cr
 	if !id.Expires.IsZero() && id.Expires.Before(until) {
 		until = id.Expires
 	}
-	a.cache.put(kind, secret, id, until, now)
+	if cached {
+		a.cache.put(kind, secret, id, until, now)
+	}
 	return id, kind, nil
 }
 
@@ -160,7 +174,7 @@ type principalKey struct{}
 // puts the identity and its Credential in the request context.
 func (a *Authenticator) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, cred, err := a.authenticate(r, false)
+		id, cred, err := a.authenticate(r, false, true)
 		if err != nil {
 			WriteError(w, err)
 			return

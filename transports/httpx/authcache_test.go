@@ -32,11 +32,11 @@ func TestCredentialTrustEndsAtExpiry(t *testing.T) {
 	bearer := func(tok string) error {
 		r := httptest.NewRequest("GET", "/v1/poll", nil)
 		r.Header.Set("Authorization", "Bearer "+tok)
-		_, err := a.IdentifyStream(r)
+		_, err := a.IdentifyRepeated(r)
 		return err
 	}
 	byTicket := func(ticket string) error {
-		_, err := a.IdentifyStream(httptest.NewRequest("GET", "/v1/poll?ticket="+ticket, nil))
+		_, err := a.IdentifyRepeated(httptest.NewRequest("GET", "/v1/poll?ticket="+ticket, nil))
 		return err
 	}
 	if err := bearer(tok); err != nil {
@@ -70,6 +70,17 @@ func TestCredentialTrustEndsAtExpiry(t *testing.T) {
 	}
 	if n := a.cache.len(); n != 2 {
 		t.Fatalf("%d credentials cached, want the token's and the ticket's, not the forged one's", n)
+	}
+	// A WebSocket or SSE connection's credential is not cached.
+	other, err := tickets.Issue(auth.Identity{User: "bob", Name: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.IdentifyStream(httptest.NewRequest("GET", "/v1/ws?ticket="+other, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.cache.len(); n != 2 {
+		t.Fatalf("%d credentials cached after a stream's ticket, want still 2", n)
 	}
 	at.Store(t0.Add(time.Minute + time.Second).UnixNano()) // past the ticket's TTL, within maxCachedAge's reach
 	if err := byTicket(ticket); err == nil {

@@ -142,7 +142,7 @@ func New(cfg Config) *Handler {
 // answers when the poll ends. Once answered, the session is kept for
 // the client's next poll for up to Keep, or closed.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, err := h.cfg.Auth.IdentifyStream(r)
+	id, err := h.cfg.Auth.IdentifyRepeated(r)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
