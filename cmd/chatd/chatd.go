@@ -169,7 +169,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// contention in 100.
 		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
 		runtime.SetMutexProfileFraction(100)
-		d, err := startDebug(c.DebugAddr)
+		d, err := startDebug(c.DebugAddr, log)
 		if err != nil {
 			log.Warn("debug listener not started", "err", err)
 		} else {

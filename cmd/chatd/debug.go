@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -49,7 +50,7 @@ type debugServer struct {
 	served chan struct{}
 }
 
-func startDebug(addr string) (*debugServer, error) {
+func startDebug(addr string, log *slog.Logger) (*debugServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--debug-addr: %w", err)
@@ -68,7 +69,7 @@ func startDebug(addr string) (*debugServer, error) {
 	go func() {
 		defer close(d.served)
 		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the node goes on without its profiles
+			log.Warn("debug listener stopped; the node goes on without its profiles", "err", err)
 		}
 	}()
 	return d, nil

@@ -12,11 +12,15 @@ import "runtime"
 // process looks idle. Meanwhile nothing else runs: no accept, no read, no
 // write. So each commit stalled the whole node for about as long as the
 // disk took. Measured with 10k WebSocket clients connecting on one core
-// (two commits per new user): 14.8-16.2 s with one P, 6.2 s with more, the
-// CPU idle in both.
+// (two commits per new user): 14.8-18.6 s with one P, 4.6-6.8 s with two,
+// the CPU mostly idle in both; and a restarted node under a reconnect
+// storm answered /readyz after 15 s with one P, 1.2 s with two.
 //
 // A second P lets the network go on while the writer waits on the disk.
-// It costs a second OS thread that runs only when the first is blocked.
+// On one core it is not free: an idle P looks for work before it sleeps,
+// and the two threads take turns, which cost 0.1-0.2 of the core under a
+// CPU-bound broadcast (docs/PERFORMANCE.md). GOMAXPROCS=1 in the
+// environment gives that back.
 const minProcs = 2
 
 // spareProcs returns the GOMAXPROCS chatd should run with, given the
