@@ -172,6 +172,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	keepable := err == nil && cur != nil && len(fresh) == 0
 	short := h.cfg.Short != nil && h.cfg.Short()
 	pos := position{id: id, client: client, rooms: rooms, cur: cur}
+	if !resumed {
+		// What the joins queued (the catch-up from the cursor) is handed
+		// over before the poll decides whether it has news: otherwise a
+		// catch-up still on its way to the writer made the poll hold, and
+		// it answered with the part that arrived first.
+		_ = c.sess.Flush(r.Context())
+	}
 	var frames *[]core.Frame
 	switch {
 	case short || (!resumed && (cur == nil || len(fresh) > 0)) || h.behind(id.User, r) || (!resumed && c.pending()):
