@@ -162,10 +162,48 @@ func seqs(r *recorder) []uint64 {
 	return out
 }
 
-// countingStore counts the read positions it is asked to store.
+// countingStore counts the read positions it is asked to store, and its
+// reads of a room's log.
 type countingStore struct {
 	core.Engine
-	positions, calls atomic.Int64
+	positions, calls, since atomic.Int64
+}
+
+func (s *countingStore) Since(ctx context.Context, room string, after uint64, limit int) (core.Page, error) {
+	s.since.Add(1)
+	return s.Engine.Since(ctx, room, after, limit)
+}
+
+// A read position within what the node has delivered costs no store
+// read; one beyond the room's head is still refused.
+func TestReadWithinPublishedHead(t *testing.T) {
+	ctx := context.Background()
+	counter := &countingStore{}
+	hub, _ := newHubOver(t, core.Config{}, func(st core.Engine) core.Engine { counter.Engine = st; return counter })
+	alice := auth.Identity{User: "alice"}
+	rec := newRecorder()
+	joinAs(t, hub, "alice", "r", rec)
+	var last protocol.Message
+	for i := range 3 {
+		m, err := hub.Send(ctx, auth.Identity{User: "bob"}, "r", fmt.Sprint(i), "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = m
+	}
+	waitN(t, rec, protocol.TypeMessage, 3) // published here
+	before := counter.since.Load()
+	if _, err := hub.Read(ctx, alice, "r", last.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if n := counter.since.Load() - before; n != 0 {
+		t.Fatalf("a read within the published head made %d store reads", n)
+	}
+	if _, err := hub.Read(ctx, alice, "r", last.Seq+1); err == nil {
+		t.Fatal("a read beyond the head was taken")
+	} else if code, _ := protocol.CodeOf(err); code != protocol.CodeBadRequest {
+		t.Fatalf("a read beyond the head: %v, want bad_request", err)
+	}
 }
 
 func (s *countingStore) SetReads(ctx context.Context, reads []core.ReadPosition) error {

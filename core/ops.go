@@ -89,12 +89,17 @@ func (h *Hub) Read(ctx context.Context, id auth.Identity, room string, seq uint6
 		return 0, protocol.Errorf(protocol.CodeRateLimited,
 			"recording read positions faster than %g per second", h.cfg.ReadRate)
 	}
-	p, err := h.store.Since(ctx, room, seq, 0)
-	if err != nil {
-		return 0, internal(err)
-	}
-	if seq > p.Head {
-		return 0, protocol.Errorf(protocol.CodeBadRequest, "seq %d is beyond the room's head %d", seq, p.Head)
+	// A position within what this node has published needs no store
+	// read: a client reads what it was delivered, so this is nearly every
+	// read (a store read per read was 4% of a node's CPU in a busy chat).
+	if seq > h.publishedHead(room) {
+		p, err := h.store.Since(ctx, room, seq, 0)
+		if err != nil {
+			return 0, internal(err)
+		}
+		if seq > p.Head {
+			return 0, protocol.Errorf(protocol.CodeBadRequest, "seq %d is beyond the room's head %d", seq, p.Head)
+		}
 	}
 	return h.reads.add(room, id.User, seq, h.cfg.Features(id.User, FeatureReadReceipts)), nil
 }

@@ -35,6 +35,18 @@ func (h *Hub) lookupRoom(name string) *room {
 	return h.rooms[name]
 }
 
+// publishedHead returns the newest seq this node has published in room:
+// every seq up to it is stored. 0 when no session here follows the room.
+func (h *Hub) publishedHead(name string) uint64 {
+	r := h.lookupRoom(name)
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.head
+}
+
 // acquireRoom returns the room, creating it, with its mu held and not dead.
 func (h *Hub) acquireRoom(name string) *room {
 	for {
