@@ -37,8 +37,9 @@ const (
 // not cached. A key rotation takes effect for cached tokens within
 // maxCachedAge.
 type idCache struct {
-	mu  sync.Mutex
-	ids map[cacheKey]cachedID // guarded by mu.
+	mu    sync.Mutex
+	ids   map[cacheKey]cachedID // guarded by mu.
+	swept time.Time             // when expired entries were last dropped; guarded by mu.
 }
 
 type cacheKey struct {
@@ -81,12 +82,17 @@ func (c *idCache) put(kind Credential, secret string, id auth.Identity, expires,
 	if c.ids == nil {
 		c.ids = make(map[cacheKey]cachedID)
 	}
-	if len(c.ids) >= maxCachedIDs {
+	// Expired entries go once per maxCachedAge (a pass over at most
+	// maxCachedIDs entries), or as soon as the cache is full.
+	if len(c.ids) >= maxCachedIDs || now.Sub(c.swept) >= maxCachedAge {
+		c.swept = now
 		for k, v := range c.ids {
 			if !now.Before(v.until) {
 				delete(c.ids, k)
 			}
 		}
+	}
+	if len(c.ids) >= maxCachedIDs {
 		for k := range c.ids {
 			if len(c.ids) < maxCachedIDs/2 {
 				break

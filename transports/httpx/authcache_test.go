@@ -118,3 +118,20 @@ func TestCredentialCacheBound(t *testing.T) {
 		t.Fatal("a ticket matched a bearer token's entry")
 	}
 }
+
+// Expired credentials leave the cache within about maxCachedAge even when
+// it never fills.
+func TestCredentialCacheSweeps(t *testing.T) {
+	now := time.Now()
+	var c idCache
+	c.put(CredBearer, "a", auth.Identity{User: "a"}, now.Add(time.Second), now)
+	c.put(CredBearer, "b", auth.Identity{User: "b"}, time.Time{}, now)
+	if n := c.len(); n != 2 {
+		t.Fatalf("%d entries, want 2", n)
+	}
+	later := now.Add(maxCachedAge + time.Second) // both expired
+	c.put(CredBearer, "c", auth.Identity{User: "c"}, time.Time{}, later)
+	if n := c.len(); n != 1 {
+		t.Fatalf("%d entries a cache age later, want only the new one", n)
+	}
+}
