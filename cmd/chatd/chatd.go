@@ -123,7 +123,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.node = node.New(node.Config{
 		Engine: m.engine.Engine, Verifier: verifier, Tickets: tickets,
 		Hub:        core.Config{Heartbeat: c.Heartbeat},
-		PollLinger: c.PollLinger,
+		PollLinger: pollLinger(c.PollLinger),
 		Degrade:    true, Signals: true, Cluster: m.engine.cluster,
 		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),
 		Info:   httpapi.Node{ID: id, Addr: addr, Engine: m.engine.name, Started: time.Now()},

@@ -41,7 +41,7 @@ type Config struct {
 	IdleTimeout    time.Duration // between requests on a kept-alive connection; 0: none
 	MaxConns       int           // open connections on the node; 0: no cap
 	MaxConnsPerIP  int           // open connections per client address; 0: no cap
-	PollLinger     time.Duration // least time between two answers to one poll client; 0: the default
+	PollLinger     time.Duration // least time between two answers to one poll client; 0: none
 
 	// TLS: both or neither. See tls.go.
 	TLSCert   string // PEM certificate chain; "": plain HTTP

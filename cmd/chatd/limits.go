@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatd/chatd/transports/httpx"
+	"github.com/chatd/chatd/transports/poll"
 )
 
 // Defaults for the limits every connection meets before any credential is
@@ -69,8 +70,17 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 		"open connections on the node, past which new ones get 503; 0: no cap (default: descriptor limit minus a reserve)")
 	intFlag(&c.MaxConnsPerIP, "max-conns-per-ip", "CHAT_MAX_CONNS_PER_IP", defaultMaxConnsPerIP,
 		"open connections per client address (IPv6: per /64), past which new ones get 429; 0: no cap")
-	durFlag(&c.PollLinger, "poll-linger", "CHAT_POLL_LINGER", 0,
-		"least time between two answers to one long-poll client while news flows, so that a busy room goes out in batches; 0: the default")
+	durFlag(&c.PollLinger, "poll-linger", "CHAT_POLL_LINGER", poll.DefaultLinger,
+		"least time between two answers to one long-poll client while news flows, so that a busy room goes out in batches; 0: none")
+}
+
+// pollLinger is --poll-linger as poll.Config.Linger takes it, where 0
+// means its default and a negative value none.
+func pollLinger(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // nodeConnCap is the default node-wide connection cap for a descriptor

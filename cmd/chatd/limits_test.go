@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/transports/poll"
 )
 
 // TestLimitFlags checks the limit flags' defaults, environment twins and
@@ -37,6 +39,27 @@ func TestLimitFlags(t *testing.T) {
 	}
 	if err := NewMain().ParseFlags(nil, env(map[string]string{"CHAT_MAX_CONNS": "many"})); err == nil {
 		t.Error("a bad CHAT_MAX_CONNS was accepted")
+	}
+}
+
+// --poll-linger shows poll's default and means what it says: 0 is none
+// (poll.Config takes a negative value for that), not the default.
+func TestPollLingerFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, poll.DefaultLinger},
+		{[]string{"--poll-linger", "250ms"}, 250 * time.Millisecond},
+		{[]string{"--poll-linger", "0"}, -1},
+	} {
+		m := NewMain()
+		if err := m.ParseFlags(c.args, func(string) string { return "" }); err != nil {
+			t.Fatal(err)
+		}
+		if got := pollLinger(m.Config.PollLinger); got != c.want {
+			t.Errorf("%v: poll.Config.Linger %v, want %v", c.args, got, c.want)
+		}
 	}
 }
 

@@ -143,8 +143,7 @@ func (p *fastParser) skip(depth int) bool {
 	}
 	switch p.peek() {
 	case '"':
-		_, ok := p.skipString()
-		return ok
+		return p.skipString()
 	case '{', '[':
 		closer := byte('}')
 		if p.next() == '[' {
@@ -157,7 +156,7 @@ func (p *fastParser) skip(depth int) bool {
 		}
 		for {
 			if closer == '}' {
-				if _, ok := p.skipString(); !ok {
+				if !p.skipString() {
 					return false
 				}
 				p.ws()
@@ -193,11 +192,10 @@ func (p *fastParser) skip(depth int) bool {
 }
 
 // skipString moves past a string, escapes included.
-func (p *fastParser) skipString() (int, bool) {
+func (p *fastParser) skipString() bool {
 	if p.next() != '"' {
-		return 0, false
+		return false
 	}
-	start := p.i
 	for p.i < len(p.b) {
 		switch p.b[p.i] {
 		case '\\':
@@ -205,11 +203,11 @@ func (p *fastParser) skipString() (int, bool) {
 			continue
 		case '"':
 			p.i++
-			return start, true
+			return true
 		}
 		p.i++
 	}
-	return 0, false
+	return false
 }
 
 // null reads the literal null, if it is next.

@@ -141,8 +141,8 @@ func (a *Authenticator) prove(kind Credential, secret string, cached bool) (auth
 	if err != nil {
 		return auth.Identity{}, kind, err
 	}
-	if !id.Expires.IsZero() && id.Expires.Before(until) {
-		until = id.Expires
+	if kind == CredTicket && !id.Expires.IsZero() && id.Expires.Before(until) {
+		until = id.Expires // a ticket outlives neither itself nor its token
 	}
 	if cached {
 		a.cache.put(kind, secret, id, until, now)

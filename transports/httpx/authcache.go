@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -100,7 +101,9 @@ func (c *idCache) put(kind Credential, secret string, id auth.Identity, expires,
 			delete(c.ids, k)
 		}
 	}
-	c.ids[cacheKey{kind, secret}] = cachedID{id: id, until: until}
+	// A copy: the secret is a slice of the request's URL or header, which
+	// the cache would otherwise keep alive.
+	c.ids[cacheKey{kind, strings.Clone(secret)}] = cachedID{id: id, until: until}
 }
 
 // len returns the number of cached credentials.

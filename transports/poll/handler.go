@@ -75,6 +75,9 @@ type Config struct {
 	Logger      *slog.Logger
 }
 
+// DefaultLinger is Config.Linger when it is left zero.
+const DefaultLinger = 20 * time.Millisecond
+
 // Handler serves GET /v1/poll. Nothing a client gets depends on state
 // kept between requests: the sessions it keeps for the clients' next
 // polls only make those polls cheaper.
@@ -102,7 +105,7 @@ func New(cfg Config) *Handler {
 	}
 	switch {
 	case cfg.Linger == 0:
-		cfg.Linger = 20 * time.Millisecond
+		cfg.Linger = DefaultLinger
 	case cfg.Linger < 0:
 		cfg.Linger = 0
 	}
@@ -182,8 +185,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var frames *[]core.Frame
 	switch {
 	case short || (!resumed && (cur == nil || len(fresh) > 0)) || h.behind(id.User, r) || (!resumed && c.pending()):
-		// Answer at once with everything queued.
-		_ = c.sess.Flush(r.Context())
+		// Answer at once with everything queued (a new session has
+		// handed it over already).
+		if resumed {
+			_ = c.sess.Flush(r.Context())
+		}
 		frames = c.seal()
 	case resumed && c.pending():
 		// What came since the last answer, on a kept session: at once, as
