@@ -103,7 +103,16 @@ func TestReap(t *testing.T) {
 		t.Fatalf("AcquireConn with 2 open on the dying node = %v, %d, %v; want refused, 2", ok, open, err)
 	}
 
+	reaped := make(chan string, 1)
+	hook := func(id string) {
+		select {
+		case reaped <- id:
+		default: // only the first matters; never block the reaper
+		}
+	}
+	live.reaped.Store(&hook)
 	dying.Abandon()
+	receive(t, "the reap to finish", reaped) // the presence events go out before the keys are removed
 	rec.Until(t, "ann and bob offline", func() bool {
 		gone := map[string]bool{}
 		for _, e := range rec.Events {

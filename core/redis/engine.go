@@ -52,6 +52,7 @@ type Engine struct {
 	cl      cluster                      // presence, connection counts, dead nodes; see cluster.go
 	lastErr atomic.Pointer[error]        // set by every call: the last outage met; nil after a success
 	hold    atomic.Pointer[func()]       // set by tests only: the reader calls it when the link is lost, before reconnecting
+	reaped  atomic.Pointer[func(string)] // set by tests only: called with a dead node's id once this node has cleaned up after it
 
 	// flightMu guards closed against new calls entering: enter holds it
 	// for reading, shutdown for writing. flight counts the calls in

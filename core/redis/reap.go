@@ -92,6 +92,9 @@ func (e *Engine) reapOther(ctx context.Context, id string) error {
 	}
 	e.metrics.reaped.Inc()
 	e.log.Info("redis: cleaned up after a node whose lease ended", "dead", id, "presence_events", events)
+	if hook := e.reaped.Load(); hook != nil {
+		(*hook)(id)
+	}
 	return nil
 }
 
