@@ -209,6 +209,10 @@ func TestSlowConsumerWS(t *testing.T) {
 	}
 
 	// Stop reading and publish until the server gives the session up.
+	// The client still sends an unsolicited pong (a one-way heartbeat,
+	// RFC 6455 5.5.3) after each round: on a busy machine the flood can
+	// outlast three heartbeats, and a client silent that long is closed
+	// 4009 before its queue overflows.
 	text := strings.Repeat("x", 4000)
 	sent := 0
 	for e.Hub.Sessions()[wsName] > 0 {
@@ -217,6 +221,9 @@ func TestSlowConsumerWS(t *testing.T) {
 		}
 		fill(t, e, room, 32, text)
 		sent += 32
+		if err := c.conn.WriteControl(websocket.PongMessage, nil, deadlineOf(c.ctx)); err != nil {
+			t.Fatalf("pong: %v", err)
+		}
 	}
 	t.Logf("session closed as slow after %d messages", sent)
 
