@@ -17,14 +17,43 @@ import (
 // TIME_WAIT).
 const defaultSourceIPs = "127.0.0.2-127.0.0.9"
 
+// restConnsPerPool bounds the connections each pool opens for short
+// calls (negotiate, tickets, sends, reads). Without a bound, a storm's
+// 10k clients negotiating at once opened as many sockets next to their
+// 10k WebSockets, and the tool ran out of descriptors (EMFILE) at its
+// 20,000 limit. Short calls wait for a connection instead; 64 per
+// address, 512 in all, keep the server busy.
+const restConnsPerPool = 64
+
 // dialers are the connection pools clients share: one per source
-// address, each an http.Transport (negotiate, tickets, sends, SSE
-// streams, polls) and a WebSocket dialer. Client i uses pool i mod n.
-// Sharing keeps idle HTTP connections, and their goroutines, few: an SSE
-// or poll user needs a second connection only while a send is in flight.
+// address, each an http.Client and a WebSocket dialer. Client i uses
+// pool i mod n. Each client's requests go through two transports (see
+// route): short calls share a bounded set of kept-alive connections;
+// SSE streams and polls, which are held, get a connection each and keep
+// few idle. Sharing keeps idle HTTP connections, and their goroutines on
+// both sides, few.
 type dialers struct {
 	http []*http.Client      // Static after construction.
 	ws   []*websocket.Dialer // Static after construction.
+}
+
+// route sends SSE streams and polls to streams and every other request
+// to rest.
+type route struct {
+	rest, streams *http.Transport // Static after construction.
+}
+
+func (r route) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch req.URL.Path {
+	case "/v1/sse", "/v1/poll":
+		return r.streams.RoundTrip(req)
+	}
+	return r.rest.RoundTrip(req)
+}
+
+func (r route) CloseIdleConnections() {
+	r.rest.CloseIdleConnections()
+	r.streams.CloseIdleConnections()
 }
 
 // newDialers builds one pool per address in ips, or a single pool that
@@ -40,17 +69,23 @@ func newDialers(ips []net.IP, timeout time.Duration) *dialers {
 		if ip != nil {
 			nd.LocalAddr = &net.TCPAddr{IP: ip}
 		}
-		tr := &http.Transport{
+		rest := &http.Transport{
 			DialContext:         nd.DialContext,
-			MaxIdleConns:        0, // no limit overall
-			MaxIdleConnsPerHost: 4096,
-			MaxConnsPerHost:     0, // one per SSE stream and poll in flight
+			MaxConnsPerHost:     restConnsPerPool,
+			MaxIdleConnsPerHost: restConnsPerPool,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		}
+		streams := &http.Transport{
+			DialContext:         nd.DialContext,
+			MaxConnsPerHost:     0,    // one per SSE stream and poll in flight
+			MaxIdleConnsPerHost: 4096, // a poll's connection, between polls
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
 			// No ResponseHeaderTimeout: a poll is held up to 25 s; the
 			// client bounds every request with its own deadline.
 		}
-		d.http = append(d.http, &http.Client{Transport: tr})
+		d.http = append(d.http, &http.Client{Transport: route{rest: rest, streams: streams}})
 		d.ws = append(d.ws, &websocket.Dialer{
 			NetDialContext:   nd.DialContext,
 			HandshakeTimeout: timeout,

@@ -164,13 +164,17 @@ func reconnectHint(reason string) time.Duration {
 	return time.Duration(n) * time.Millisecond
 }
 
-// busy reports whether err says the server cannot take a connection now,
-// whatever the tier: the connection was refused or reset before any
-// answer (the server is down or restarting), or chatd answered
-// unavailable or too_many_connections (draining, or at a connection cap).
+// busy reports whether err says a connection cannot be had now, whatever
+// the tier: the connection was refused or reset before any answer (the
+// server is down or restarting), chatd answered unavailable or
+// too_many_connections (draining, or at a connection cap), or this
+// process is out of descriptors or socket buffers (in a reconnect storm,
+// a process holding many clients runs out before the server answers).
 func busy(err error) bool {
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
-		return true
+	for _, errno := range []syscall.Errno{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS} {
+		if errors.Is(err, errno) {
+			return true
+		}
 	}
 	switch codeOf(err) {
 	case protocol.CodeUnavailable, protocol.CodeTooManyConnections:

@@ -1,10 +1,17 @@
 package client
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/degrade"
@@ -247,6 +254,35 @@ func TestBusyServerKeepsTier(t *testing.T) {
 	}
 	if n := proxy.lower.Load(); n != 0 {
 		t.Fatalf("the client opened %d SSE streams or polls while the server was busy: it fell off WebSocket", n)
+	}
+	chat(t, srv, c, "lobby", 3)
+}
+
+// TestOutOfDescriptorsKeepsTier: a process out of descriptors (EMFILE,
+// as a tool holding thousands of clients gets in a reconnect storm)
+// cannot dial any tier; the client backs off and tries WebSocket again
+// instead of falling to SSE.
+func TestOutOfDescriptorsKeepsTier(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, serverOptions{})
+	proxy := newHTTPProxy(t, srv.URL, nil)
+	cfg := testConfig(t, proxy.URL, "alice", nil, "lobby")
+	cfg.BackoffBase, cfg.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+	var failed atomic.Int32
+	var d net.Dialer
+	cfg.WSDialer = &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if failed.Add(1) <= 2 {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("socket", syscall.EMFILE)}
+		}
+		return d.DialContext(ctx, network, addr)
+	}}
+	c := start(t, cfg)
+	waitState(t, c, "websocket connected", connectedOn(WebSocket))
+	if n := failed.Load(); n != 3 {
+		t.Fatalf("%d WebSocket dials, want 2 failed and 1 that worked", n)
+	}
+	if n := proxy.lower.Load(); n != 0 {
+		t.Fatalf("the client opened %d SSE streams or polls while out of descriptors: it fell off WebSocket", n)
 	}
 	chat(t, srv, c, "lobby", 3)
 }
