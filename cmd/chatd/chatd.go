@@ -136,6 +136,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if fileSvc != nil {
 		m.background(func(ctx context.Context) { sweepFiles(ctx, fileSvc, log) })
 	}
+	if c.QuietGC > 0 {
+		m.background(newQuietGC(c.QuietGC).run)
+	}
 	info.Set(m.node)
 	m.Hub = m.node.Hub
 	m.api = m.node.API
