@@ -45,6 +45,7 @@ type Config struct {
 	TripAfter      uint32        // consecutive bad readings that trip a breaker; 3
 	BreakerTimeout time.Duration // how long a tripped breaker holds before probing; 30s
 	ProbeReadings  uint32        // good readings in half-open that close a breaker; 5
+	EscalateAfter  int           // bad readings in a row, while tripped, that escalate a signal's relief (Signal.Escalate); 5
 	StepDown       time.Duration // least time between two downward steps; 10s
 	Now            func() time.Time
 	Logger         *slog.Logger
@@ -84,6 +85,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.ProbeReadings == 0 {
 		cfg.ProbeReadings = 5
+	}
+	if cfg.EscalateAfter <= 0 {
+		cfg.EscalateAfter = 5
 	}
 	if cfg.StepDown <= 0 {
 		cfg.StepDown = 10 * time.Second
@@ -324,7 +328,7 @@ type BreakerStatus struct {
 	State     string  `json:"state"`
 	Value     float64 `json:"value"`
 	Threshold float64 `json:"threshold"`
-	Relief    int     `json:"relief"`
+	Relief    int     `json:"relief"`          // the level it asks for while open: Signal.Relief, or Signal.Escalate once escalated
 	Basis     string  `json:"basis,omitempty"` // how the threshold was chosen
 }
 
@@ -348,20 +352,27 @@ func byKind(by string) string {
 	return by
 }
 
-// breaker wraps one signal in a two-step circuit breaker.
+// breaker wraps one signal in a two-step circuit breaker. While it is
+// open, a signal that stays over its threshold without falling by a tenth
+// for escalateAfter readings in a row raises the relief asked for from
+// Signal.Relief to Signal.Escalate, until the breaker closes again.
 type breaker struct {
-	signal Signal                                     // Static after construction.
-	cb     *gobreaker.TwoStepCircuitBreaker[struct{}] // Static after construction.
+	signal        Signal                                     // Static after construction.
+	cb            *gobreaker.TwoStepCircuitBreaker[struct{}] // Static after construction.
+	escalateAfter int                                        // Static after construction.
 
-	mu   sync.Mutex
-	last float64 // Guarded by mu.
+	mu     sync.Mutex
+	last   float64 // Guarded by mu.
+	relief Level   // the level asked for while open; guarded by mu
+	ref    float64 // the reading the next ones are held against while open; 0: none; guarded by mu
+	bad    int     // readings in a row, while open, over and not falling below 0.9·ref; guarded by mu
 }
 
 var errOver = errors.New("degrade: signal over threshold")
 
 func newBreaker(s Signal, cfg Config) *breaker {
 	trip := cfg.TripAfter
-	return &breaker{signal: s, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	return &breaker{signal: s, relief: s.Relief, escalateAfter: cfg.EscalateAfter, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        s.Name,
 		MaxRequests: cfg.ProbeReadings,
 		Interval:    time.Minute, // counts must not grow forever (0 never clears them)
@@ -371,25 +382,48 @@ func newBreaker(s Signal, cfg Config) *breaker {
 }
 
 // observe reads the signal, reports it to the breaker and returns the
-// level this breaker asks for: its relief while open, one less while
-// probing, none while closed.
+// level this breaker asks for: its relief (escalated or not) while open,
+// one less while probing, none while closed.
 func (b *breaker) observe() Level {
 	v := b.signal.Read()
-	b.mu.Lock()
-	b.last = v
-	b.mu.Unlock()
+	over := v >= b.signal.Threshold
+	wasOpen := b.cb.State() == gobreaker.StateOpen
 	if done, err := b.cb.Allow(); err == nil {
-		if v >= b.signal.Threshold {
+		if over {
 			done(errOver)
 		} else {
 			done(nil)
 		}
 	}
-	switch b.cb.State() {
+	state := b.cb.State()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = v
+	switch {
+	case state == gobreaker.StateClosed:
+		b.relief, b.bad = b.signal.Relief, 0
+	case state == gobreaker.StateOpen && !wasOpen:
+		b.ref, b.bad = v, 0 // the trip, or a failed probe
+	case state == gobreaker.StateOpen:
+		// Not relieved: still over, and not falling by a tenth from the
+		// reference (a backlog built before the trip that drains is the
+		// relief at work).
+		switch {
+		case !over:
+			b.ref, b.bad = 0, 0
+		case b.ref == 0 || v < 0.9*b.ref: // over again, or falling
+			b.ref, b.bad = v, 0
+		default:
+			if b.bad++; b.bad >= b.escalateAfter && b.signal.Escalate > b.relief {
+				b.relief, b.bad = b.signal.Escalate, 0
+			}
+		}
+	}
+	switch state {
 	case gobreaker.StateOpen:
-		return b.signal.Relief
+		return b.relief
 	case gobreaker.StateHalfOpen:
-		return b.signal.Relief - 1
+		return b.relief - 1
 	}
 	return LevelNormal
 }
@@ -398,5 +432,5 @@ func (b *breaker) status() BreakerStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return BreakerStatus{Name: b.signal.Name, State: b.cb.State().String(), Value: b.last,
-		Threshold: b.signal.Threshold, Relief: int(b.signal.Relief), Basis: b.signal.Basis}
+		Threshold: b.signal.Threshold, Relief: int(b.relief), Basis: b.signal.Basis}
 }

@@ -200,3 +200,60 @@ func TestPolicy(t *testing.T) {
 		t.Fatalf("control %+v", c)
 	}
 }
+
+// TestEscalation: a breaker whose signal stays over its threshold
+// without falling by a tenth for EscalateAfter readings after it tripped
+// asks for Signal.Escalate instead of its relief; a good reading, or one
+// that fell by a tenth, starts the count over; once the breaker has
+// closed, the next trip asks for the relief again.
+func TestEscalation(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	var load atomic.Int64
+	c := New(Config{Now: clk.Now, TripAfter: 1, EscalateAfter: 3, ProbeReadings: 1,
+		BreakerTimeout: time.Second, StepDown: time.Nanosecond,
+		Signals: []Signal{{Name: "delivery_latency", Threshold: 1, Relief: LevelNoReceipts, Escalate: LevelPoll,
+			Read: func() float64 { return float64(load.Load()) }}}})
+	step := func(v int64, want Level, what string) {
+		t.Helper()
+		load.Store(v)
+		c.Step()
+		if l := c.Level(); l != want {
+			t.Fatalf("%s: level %d, want %d (breaker %+v)", what, l, want, c.Breakers()[0])
+		}
+	}
+	step(5, LevelNoReceipts, "the trip")
+	step(5, LevelNoReceipts, "1st bad reading after the trip")
+	step(0, LevelNoReceipts, "a good reading") // the relief acted, for now
+	step(50, LevelNoReceipts, "over again: the new reference")
+	step(40, LevelNoReceipts, "over but falling by a fifth") // a backlog draining
+	step(38, LevelNoReceipts, "over, falling by a twentieth, 1st")
+	step(37, LevelNoReceipts, "over, not falling by a tenth from 40, 2nd")
+	step(44, LevelPoll, "over and rising, 3rd: escalated")
+	if s := c.Breakers()[0]; s.State != "open" || s.Relief != int(LevelPoll) {
+		t.Fatalf("breaker after escalating = %+v", s)
+	}
+	step(5, LevelPoll, "still bad: it stays at the escalated level")
+
+	// The breaker probes after its timeout (real time) one below its
+	// escalated relief, and closes on a good reading.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Breakers()[0].State != "half-open" {
+		if time.Now().After(deadline) {
+			t.Fatal("breaker never went half-open")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	load.Store(0)
+	c.Step()
+	if s := c.Breakers()[0]; s.State != "closed" || s.Relief != int(LevelNoReceipts) {
+		t.Fatalf("breaker after a good probe = %+v, want closed with relief 1", s)
+	}
+	for l := c.Level(); l > 0; l = c.Level() {
+		clk.Add(time.Second)
+		c.Step()
+		if c.Level() != l-1 {
+			t.Fatalf("stepping down from %d: level %d", l, c.Level())
+		}
+	}
+	step(5, LevelNoReceipts, "a new trip asks for the relief, not the escalation")
+}

