@@ -52,6 +52,9 @@
 // reset before any answer, or an unavailable or too_many_connections
 // answer: restarting, draining, at a cap) ends the cycle instead: a lower
 // tier would meet the same, and a restart must not strand clients on SSE.
+// So does a process out of descriptors or socket buffers (EMFILE, ENFILE,
+// ENOBUFS), as one that holds thousands of clients can be in a reconnect
+// storm: no tier would dial either.
 // When every tier fails, or the server is busy, the client waits a backoff with
 // full jitter, rand[0, min(BackoffMax, BackoffBase·2^attempt)], and starts
 // again. When a live connection ends, the next cycle starts from the top
