@@ -210,7 +210,7 @@ func TestEscalation(t *testing.T) {
 	clk := &clock{now: time.Unix(1000, 0)}
 	var load atomic.Int64
 	c := New(Config{Now: clk.Now, TripAfter: 1, EscalateAfter: 3, ProbeReadings: 1,
-		BreakerTimeout: time.Second, StepDown: time.Nanosecond,
+		BreakerTimeout: 2 * time.Second, StepDown: time.Nanosecond, // long enough that a busy machine cannot reach half-open before the escalation
 		Signals: []Signal{{Name: "delivery_latency", Threshold: 1, Relief: LevelNoReceipts, Escalate: LevelPoll,
 			Read: func() float64 { return float64(load.Load()) }}}})
 	step := func(v int64, want Level, what string) {

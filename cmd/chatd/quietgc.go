@@ -31,11 +31,11 @@ const quietGCMax = 2 * time.Minute
 // node collects often by itself, and a forced collection would only add
 // to its load), quietGC runs one and returns what it freed to the system
 // at once (debug.FreeOSMemory): Go's background scavenger, paced to about
-// 1% of the CPU, took over a minute to return the 138 MB a burst of 5,000
-// polls had left free. When a collection gives back less
-// than 1% of what the heap and stacks hold, the next check waits twice
-// as long, up to quietGCMax; a collection the node ran by itself starts
-// the interval over.
+// 1% of the CPU, still held 138 MB of free heap 50 s after a burst of
+// 5,000 polls. When a collection gives back less than 1% of what the
+// heap and stacks hold, the next check waits twice as long, up to
+// quietGCMax; a collection the node ran by itself starts the interval
+// over.
 type quietGC struct {
 	every, max time.Duration // Static after construction.
 	cycles     func() uint64 // collections completed so far
