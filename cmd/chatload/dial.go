@@ -29,9 +29,9 @@ const restConnsPerPool = 64
 // address, each an http.Client and a WebSocket dialer. Client i uses
 // pool i mod n. Each client's requests go through two transports (see
 // route): short calls share a bounded set of kept-alive connections;
-// SSE streams and polls, which are held, get a connection each and keep
-// few idle. Sharing keeps idle HTTP connections, and their goroutines on
-// both sides, few.
+// SSE streams and polls, which are held, get a connection each, and a
+// poll's is kept for the client's next poll. Sharing keeps idle HTTP
+// connections, and their goroutines on both sides, few.
 type dialers struct {
 	http []*http.Client      // Static after construction.
 	ws   []*websocket.Dialer // Static after construction.
