@@ -112,7 +112,16 @@ func TestReap(t *testing.T) {
 	}
 	live.reaped.Store(&hook)
 	dying.Abandon()
-	receive(t, "the reap to finish", reaped) // the presence events go out before the keys are removed
+	// The presence events go out before the keys are removed: wait for
+	// the whole cleanup.
+	select {
+	case id := <-reaped:
+		if id != "dying" {
+			t.Fatalf("reaped %q, want dying", id)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("timed out waiting for the reap to finish")
+	}
 	rec.Until(t, "ann and bob offline", func() bool {
 		gone := map[string]bool{}
 		for _, e := range rec.Events {
