@@ -67,3 +67,31 @@ func TestQuietGCReadsTheRuntime(t *testing.T) {
 		t.Fatalf("max = %v, want %v", q.max, quietGCMax)
 	}
 }
+
+// TestQuietGCFlag: --quiet-gc defaults to defaultQuietGC, and the
+// environment and the flag set it; 0 turns it off.
+func TestQuietGCFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  string
+		want time.Duration
+	}{
+		{nil, "", defaultQuietGC},
+		{nil, "30s", 30 * time.Second},
+		{[]string{"--quiet-gc", "0"}, "30s", 0},
+	} {
+		m := NewMain()
+		getenv := func(k string) string {
+			if k == "CHAT_QUIET_GC" {
+				return c.env
+			}
+			return ""
+		}
+		if err := m.ParseFlags(c.args, getenv); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Config.QuietGC; got != c.want {
+			t.Errorf("%v with CHAT_QUIET_GC=%q: %v, want %v", c.args, c.env, got, c.want)
+		}
+	}
+}
