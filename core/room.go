@@ -134,6 +134,7 @@ func (r *room) broadcast(e protocol.Envelope, skip string) {
 func (r *room) broadcastLocked(e protocol.Envelope, skip string) {
 	frame := envelopeFrame(e)
 	frame.ephemeral = true
+	frame.lazy = e.Type == protocol.TypePresence && e.Count != nil
 	frame.shared = new(shared)
 	for s := range r.subs {
 		if skip != "" && s.user == skip {

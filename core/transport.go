@@ -32,6 +32,7 @@ type Frame struct {
 	Data []byte // the JSON envelope
 
 	ephemeral bool
+	lazy      bool          // a presence count: see Lazy
 	flushed   chan struct{} // a Flush barrier: closed once written, never sent
 	published time.Time     // live message frames: when the hub fanned it out
 	shared    *shared       // fanned-out frames: what their sessions share; see Shared
@@ -48,6 +49,14 @@ func (f Frame) Positions() bool {
 	}
 	return false
 }
+
+// Lazy reports whether f may wait for the next frame that is not lazy,
+// or for a deadline, instead of going out on its own: a room's presence
+// count, which only its latest value matters. A large room announces its
+// count once a second while members come and go; a transport that
+// answers per batch (a held poll) would otherwise answer, and be polled
+// again, every second for that alone.
+func (f Frame) Lazy() bool { return f.lazy }
 
 // envelopeFrame encodes e as a frame.
 func envelopeFrame(e protocol.Envelope) Frame {

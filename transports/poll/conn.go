@@ -36,6 +36,7 @@ type conn struct {
 
 	mu     sync.Mutex
 	frames *[]core.Frame // the next answer's, from framePool; nil until a frame arrives; guarded by mu.
+	news   bool          // frames holds one that is not lazy (core.Frame.Lazy); guarded by mu.
 	full   bool          // frames reached MaxEvents: the session ends; guarded by mu.
 	closed bool          // the session's writer has closed the transport; guarded by mu.
 	park   *parked       // the poll waiting for news is parked; guarded by mu.
@@ -77,6 +78,11 @@ func (c *conn) Name() string { return Name }
 // normally: what it refused is in no answer, and the next poll fetches
 // it from the store. A parked poll answers with the first frames; then
 // the session is kept for the next poll, or ends.
+//
+// Lazy frames (a large room's presence count) neither answer nor signal:
+// they go with the next answer, whatever brings it (news, or the hold's
+// end), and a newer count of a room replaces the one waiting. Without
+// that, a room of 10k filling up woke every held poll once a second.
 func (c *conn) Write(frames []core.Frame) error {
 	c.mu.Lock()
 	if c.full || c.closed {
@@ -90,17 +96,22 @@ func (c *conn) Write(frames []core.Frame) error {
 		if c.frames == nil {
 			c.frames = framePool.Get().(*[]core.Frame)
 		}
+		if f.Lazy() {
+			dropLazy(c.frames, f.Room) // only the latest count matters
+		} else {
+			c.news = true
+		}
 		*c.frames = append(*c.frames, f)
 	}
-	if c.frames == nil {
+	c.full = c.frames != nil && len(*c.frames) >= c.h.cfg.MaxEvents
+	if !c.due() {
+		// Nothing, or only lazy frames: they go with the next answer.
 		c.mu.Unlock()
 		return nil
 	}
-	c.full = len(*c.frames) >= c.h.cfg.MaxEvents
 	if p := c.park; p != nil {
 		c.park = nil
-		out := c.frames
-		c.frames = nil
+		out := c.take()
 		full := c.full
 		c.mu.Unlock()
 		if !p.answer(out, !full) || full {
@@ -141,7 +152,7 @@ func (c *conn) Close(core.Disconnect) {
 func (c *conn) parkWith(p *parked) (*[]core.Frame, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.frames != nil || c.closed {
+	if c.due() || c.closed {
 		return c.take(), true
 	}
 	c.park = p
@@ -169,8 +180,12 @@ func (c *conn) pending() bool {
 	case <-c.notify:
 	default:
 	}
-	return c.frames != nil
+	return c.due()
 }
+
+// due reports, with c.mu held, whether frames wait that call for an
+// answer: one that is not lazy, or as many as an answer holds.
+func (c *conn) due() bool { return c.frames != nil && (c.news || c.full) }
 
 // ended reports whether the session will take no more frames: its answer
 // was cut at MaxEvents, or it has closed.
@@ -192,8 +207,19 @@ func (c *conn) seal() *[]core.Frame {
 // take is seal with c.mu held.
 func (c *conn) take() *[]core.Frame {
 	out := c.frames
-	c.frames = nil
+	c.frames, c.news = nil, false
 	return out
+}
+
+// dropLazy removes from frames the lazy frame of room, if there is one.
+func dropLazy(frames *[]core.Frame, room string) {
+	fs := *frames
+	for i := range fs {
+		if fs[i].Lazy() && fs[i].Room == room {
+			*frames = append(fs[:i], fs[i+1:]...)
+			return
+		}
+	}
 }
 
 // framesOf returns the frames in p, which may be nil.

@@ -262,3 +262,33 @@ func fenceStrict(t testing.TB, e *Env, room string, c Client) {
 		t.Fatalf("got %+v, want nothing before the fence message %d", got, m.Seq)
 	}
 }
+
+// PresenceCount: in a room above PresenceMaxMembers online, presence is
+// the count. Every tier gets it; a held poll gets it with its next answer
+// (the count alone does not answer it: see poll's conn.Write), here at
+// the hold's end, and the message that follows comes after it.
+func TestPresenceCount(t *testing.T) { Run(t, testPresenceCount) }
+
+func testPresenceCount(t *testing.T, dial Dialer) {
+	const room = "hall"
+	e := NewEnv(t, Options{PollHold: 200 * time.Millisecond,
+		Hub: core.Config{PresenceMaxMembers: 1, PresenceInterval: 10 * time.Millisecond, SendRate: 1e6, SendBurst: 1e6}})
+	alice := dial(t, e, e.Token(t, "alice", Claims{}), []Join{{Room: room}})
+	bob := dial(t, e, e.Token(t, "bob", Claims{}), []Join{{Room: room}})
+	for {
+		p := nextOf(t, alice, protocol.TypePresence)
+		if p.Room != room {
+			t.Fatalf("presence of %q", p.Room)
+		}
+		if p.Count != nil && *p.Count == 2 {
+			break
+		}
+		if p.Count == nil && p.User != "alice" {
+			t.Fatalf("a per-user presence event in a count room: %+v", p)
+		}
+	}
+	sendOK(t, bob, room, "m1", "hi", 1)
+	if m := nextNot(t, alice, protocol.TypePresence); m.Type != protocol.TypeMessage || m.Seq != 1 {
+		t.Fatalf("after the count: %+v, want message 1", m)
+	}
+}

@@ -1,0 +1,129 @@
+package poll
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/bolt"
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
+)
+
+// TestLazyCountWaitsForNews: in a room above PresenceMaxMembers the hub
+// announces the online count; that frame neither makes a poll's answer
+// due nor signals a held poll, a newer count replaces the one waiting,
+// and the count goes out with the next answer that news brings. Frames
+// come from a real hub, through the conn as the session's transport.
+func TestLazyCountWaitsForNews(t *testing.T) {
+	store, err := bolt.Open(bolt.Config{Path: filepath.Join(t.TempDir(), "chat.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := core.New(store, core.Config{PresenceMaxMembers: 1, PresenceInterval: 5 * time.Millisecond,
+		SendRate: 1e6, SendBurst: 1e6})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = hub.Shutdown(ctx)
+		_ = store.Close()
+	})
+	ctx := context.Background()
+	const room = "big"
+	h := New(Config{Hub: hub, Auth: &httpx.Authenticator{}, MaxEvents: 100})
+	c := newConn(h)
+	lea := auth.Identity{User: "lea", Name: "Lea"}
+	sess, err := hub.Connect(lea, c, core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sess = sess
+	if err := sess.Join(ctx, room, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if !c.pending() {
+		t.Fatal("the joined envelope is not due")
+	}
+	releaseFrames(c.seal())
+
+	// counts returns the presence counts waiting in c's next answer.
+	counts := func() []int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		var out []int
+		for _, f := range framesOf(c.frames) {
+			if f.Type != protocol.TypePresence {
+				continue
+			}
+			if !f.Lazy() {
+				t.Fatalf("a presence frame that is not lazy in a count room: %s", f.Data)
+			}
+			var e protocol.Envelope
+			if err := json.Unmarshal(f.Data, &e); err != nil || e.Count == nil {
+				t.Fatalf("presence frame %s: %v", f.Data, err)
+			}
+			out = append(out, *e.Count)
+		}
+		return out
+	}
+	// join brings one more user online in room, and waits until c holds
+	// the count that says so.
+	join := func(user string, online int) {
+		t.Helper()
+		s, err := hub.Connect(auth.Identity{User: user, Name: user}, newConn(h), core.SessionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close(core.DisconnectNormal) })
+		if err := s.Join(ctx, room, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if got := counts(); len(got) > 0 && got[len(got)-1] == online {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no count of %d after %s joined; waiting: %v", online, user, counts())
+			}
+			time.Sleep(time.Millisecond) // the property under test is what waits, not when it came
+		}
+	}
+	join("bob", 2)
+	if c.pending() {
+		t.Fatal("a presence count alone made the answer due")
+	}
+	select {
+	case <-c.notify:
+		t.Fatal("a presence count alone signalled the held poll")
+	default:
+	}
+	join("cat", 3)
+	if got := counts(); len(got) != 1 || got[0] != 3 {
+		t.Fatalf("counts waiting = %v, want only the latest, 3", got)
+	}
+
+	if _, err := hub.Send(ctx, auth.Identity{User: "bob", Name: "bob"}, room, "m1", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.pending() {
+		if time.Now().After(deadline) {
+			t.Fatal("a message did not make the answer due")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	answer := c.seal()
+	defer releaseFrames(answer)
+	var types []string
+	for _, f := range framesOf(answer) {
+		types = append(types, f.Type)
+	}
+	if len(types) != 2 || types[0] != protocol.TypePresence || types[1] != protocol.TypeMessage {
+		t.Fatalf("the answer carries %v, want the count, then the message", types)
+	}
+}
