@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,14 +39,13 @@ type dialers struct {
 }
 
 // route sends SSE streams and polls to streams and every other request
-// to rest.
+// to rest. The target URL may have a path of its own (a proxy's prefix).
 type route struct {
 	rest, streams *http.Transport // Static after construction.
 }
 
 func (r route) RoundTrip(req *http.Request) (*http.Response, error) {
-	switch req.URL.Path {
-	case "/v1/sse", "/v1/poll":
+	if p := req.URL.Path; strings.HasSuffix(p, "/v1/sse") || strings.HasSuffix(p, "/v1/poll") {
 		return r.streams.RoundTrip(req)
 	}
 	return r.rest.RoundTrip(req)
