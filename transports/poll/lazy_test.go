@@ -3,6 +3,7 @@ package poll
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestLazyCountWaitsForNews(t *testing.T) {
 	ctx := context.Background()
 	const room = "big"
 	h := New(Config{Hub: hub, Auth: &httpx.Authenticator{}, MaxEvents: 100})
-	c := newConn(h)
+	c := &spy{conn: newConn(h), wrote: make(chan core.Frame, 64)}
 	lea := auth.Identity{User: "lea", Name: "Lea"}
 	sess, err := hub.Connect(lea, c, core.SessionOptions{})
 	if err != nil {
@@ -45,6 +46,7 @@ func TestLazyCountWaitsForNews(t *testing.T) {
 	if err := sess.Join(ctx, room, nil, false); err != nil {
 		t.Fatal(err)
 	}
+	c.await(t, "the joined envelope", func(f core.Frame) bool { return f.Type == protocol.TypeJoined })
 	if !c.pending() {
 		t.Fatal("the joined envelope is not due")
 	}
@@ -56,22 +58,14 @@ func TestLazyCountWaitsForNews(t *testing.T) {
 		defer c.mu.Unlock()
 		var out []int
 		for _, f := range framesOf(c.frames) {
-			if f.Type != protocol.TypePresence {
-				continue
+			if f.Type == protocol.TypePresence {
+				out = append(out, countOf(t, f))
 			}
-			if !f.Lazy() {
-				t.Fatalf("a presence frame that is not lazy in a count room: %s", f.Data)
-			}
-			var e protocol.Envelope
-			if err := json.Unmarshal(f.Data, &e); err != nil || e.Count == nil {
-				t.Fatalf("presence frame %s: %v", f.Data, err)
-			}
-			out = append(out, *e.Count)
 		}
 		return out
 	}
-	// join brings one more user online in room, and waits until c holds
-	// the count that says so.
+	// join brings one more user online in room, and waits until c has
+	// been given the count that says so.
 	join := func(user string, online int) {
 		t.Helper()
 		s, err := hub.Connect(auth.Identity{User: user, Name: user}, newConn(h), core.SessionOptions{})
@@ -82,16 +76,9 @@ func TestLazyCountWaitsForNews(t *testing.T) {
 		if err := s.Join(ctx, room, nil, false); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if got := counts(); len(got) > 0 && got[len(got)-1] == online {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no count of %d after %s joined; waiting: %v", online, user, counts())
-			}
-			time.Sleep(time.Millisecond) // the property under test is what waits, not when it came
-		}
+		c.await(t, fmt.Sprint("a count of ", online), func(f core.Frame) bool {
+			return f.Type == protocol.TypePresence && countOf(t, f) == online
+		})
 	}
 	join("bob", 2)
 	if c.pending() {
@@ -110,12 +97,9 @@ func TestLazyCountWaitsForNews(t *testing.T) {
 	if _, err := hub.Send(ctx, auth.Identity{User: "bob", Name: "bob"}, room, "m1", "hello"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !c.pending() {
-		if time.Now().After(deadline) {
-			t.Fatal("a message did not make the answer due")
-		}
-		time.Sleep(time.Millisecond)
+	c.await(t, "the message", func(f core.Frame) bool { return f.Type == protocol.TypeMessage })
+	if !c.pending() {
+		t.Fatal("a message did not make the answer due")
 	}
 	answer := c.seal()
 	defer releaseFrames(answer)
@@ -126,4 +110,48 @@ func TestLazyCountWaitsForNews(t *testing.T) {
 	if len(types) != 2 || types[0] != protocol.TypePresence || types[1] != protocol.TypeMessage {
 		t.Fatalf("the answer carries %v, want the count, then the message", types)
 	}
+}
+
+// spy is the poll conn as a session's transport, reporting each frame
+// once the conn has taken it.
+type spy struct {
+	*conn
+	wrote chan core.Frame
+}
+
+func (s *spy) Write(frames []core.Frame) error {
+	err := s.conn.Write(frames)
+	for _, f := range frames {
+		s.wrote <- f
+	}
+	return err
+}
+
+// await waits until the conn has taken a frame for which ok holds.
+func (s *spy) await(t *testing.T, what string, ok func(core.Frame) bool) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case f := <-s.wrote:
+			if ok(f) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// countOf decodes a presence count frame, which must be lazy.
+func countOf(t *testing.T, f core.Frame) int {
+	t.Helper()
+	var e protocol.Envelope
+	if err := json.Unmarshal(f.Data, &e); err != nil || e.Count == nil {
+		t.Fatalf("presence frame %s: %v; want a count", f.Data, err)
+	}
+	if !f.Lazy() {
+		t.Fatalf("a presence count that is not lazy: %s", f.Data)
+	}
+	return *e.Count
 }
