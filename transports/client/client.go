@@ -294,6 +294,18 @@ func (c *Client) enqueueLocked(e protocol.Envelope) {
 	}
 }
 
+// reserve makes room in the delivery queue for n more envelopes at once,
+// so that a frame of many does not grow it by doubling, copying what it
+// holds each time.
+func (c *Client) reserve(n int) {
+	if n < 2 {
+		return
+	}
+	c.mu.Lock()
+	c.queue = slices.Grow(c.queue, n)
+	c.mu.Unlock()
+}
+
 // keepQueue is the largest queue array deliverLoop keeps for reuse.
 const keepQueue = 64
 

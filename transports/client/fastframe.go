@@ -1,8 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/chatd/chatd/core/protocol"
@@ -20,17 +22,21 @@ import (
 //
 // A client receives every envelope of every room it follows, so this is
 // where a busy client (or the load tool's thousands) spends its time.
-func decodeFast(data []byte) ([]protocol.Envelope, bool) {
+func decodeFast(data []byte) ([]protocol.Envelope, bool) { return decodeFastInto(nil, data) }
+
+// decodeFastInto is decodeFast appending to dst; each envelope starts
+// from zero. On false, dst's array past its length may have been written.
+func decodeFastInto(dst []protocol.Envelope, data []byte) ([]protocol.Envelope, bool) {
 	p := fastParser{b: data}
 	p.ws()
 	if p.peek() != '[' {
-		var e protocol.Envelope
-		if !p.envelope(&e) || !p.end() {
+		dst = append(dst, protocol.Envelope{})
+		if !p.envelope(&dst[len(dst)-1]) || !p.end() {
 			return nil, false
 		}
-		return []protocol.Envelope{e}, true
+		return dst, true
 	}
-	list, ok := p.list()
+	list, ok := p.list(dst)
 	return list, ok && p.end()
 }
 
@@ -68,7 +74,7 @@ func decodePollFast(data []byte) (pollAnswer, bool) {
 				return a, false
 			}
 			events = true
-			if a.Events, ok = p.list(); !ok {
+			if a.Events, ok = p.list(nil); !ok {
 				return a, false
 			}
 		case "cursor":
@@ -107,11 +113,16 @@ func decodePollFast(data []byte) (pollAnswer, bool) {
 }
 
 // list reads an array of envelopes.
-func (p *fastParser) list() ([]protocol.Envelope, bool) {
+func (p *fastParser) list(list []protocol.Envelope) ([]protocol.Envelope, bool) {
 	if p.next() != '[' {
 		return nil, false
 	}
-	list := make([]protocol.Envelope, 0, 8)
+	// Each envelope has one "type" (a file's too, so this may overcount):
+	// make room once rather than grow by doubling, which copies
+	// everything decoded so far each time.
+	if n := min(bytes.Count(p.b[p.i:], typeKey), maxListHint); cap(list)-len(list) < n {
+		list = slices.Grow(list, n)
+	}
 	p.ws()
 	if p.peek() == ']' {
 		p.i++
@@ -133,6 +144,12 @@ func (p *fastParser) list() ([]protocol.Envelope, bool) {
 		return nil, false
 	}
 }
+
+// typeKey is the key every envelope has; maxListHint bounds the room
+// made for a list from counting it.
+var typeKey = []byte(`"type":`)
+
+const maxListHint = 1024
 
 // skip moves past the JSON value that starts here, checking its
 // structure (brackets and strings; encoding/json checks the rest of a

@@ -53,6 +53,7 @@ func FuzzDecodeFast(f *testing.F) {
 }
 
 func sameAsJSON(t *testing.T, data []byte) {
+	reusedSameAsJSON(t, data)
 	got, ok := decodeFast(data)
 	if !ok {
 		return
@@ -69,6 +70,49 @@ func sameAsJSON(t *testing.T, data []byte) {
 			t.Fatalf("%q: envelope %d differs:\nfast %s\njson %s", data, i, show(got[i]), show(want[i]))
 		}
 	}
+}
+
+// reusedSameAsJSON decodes data as a stream's reader does, into the
+// array the frame before used (full envelopes of every kind of field),
+// and checks that it gets what encoding/json makes of data alone: nothing
+// left over from before, whether the fast path took data or gave up on
+// it partway.
+func reusedSameAsJSON(t *testing.T, data []byte) {
+	var scratch frameScratch
+	for _, before := range []string{fastSeeds[3], fastSeeds[4], fastSeeds[0]} {
+		envs, err := scratch.decode([]byte(before))
+		if err != nil {
+			t.Fatal(err)
+		}
+		scratch.done(envs)
+	}
+	got, err := scratch.decode(data)
+	want, jerr := decodeJSON(data)
+	if (err == nil) != (jerr == nil) {
+		t.Fatalf("%q: reused array gives error %v, encoding/json %v", data, err, jerr)
+	}
+	if err != nil {
+		return
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%q: reused array gives %d envelopes, encoding/json %d", data, len(got), len(want))
+	}
+	for i := range got {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("%q: envelope %d differs:\nreused %s\njson   %s", data, i, show(got[i]), show(want[i]))
+		}
+	}
+}
+
+// TestDecodeReusedGivesUp: a frame the fast path refuses after its first
+// envelope (an escaped string in the second) decodes, through a reused
+// array, as encoding/json decodes it.
+func TestDecodeReusedGivesUp(t *testing.T) {
+	data := []byte(`[{"type":"presence","room":"r","user":"u1","online":true},{"type":"message","room":"r","seq":9,"text":"a\"b"}]`)
+	if _, ok := decodeFast(data); ok {
+		t.Fatal("the fast path took an escaped string")
+	}
+	reusedSameAsJSON(t, data)
 }
 
 func show(e protocol.Envelope) string { return fmt.Sprintf("%+v %s", e, protocol.Encode(e)) }
@@ -96,6 +140,17 @@ func BenchmarkDecodeFrame(b *testing.B) {
 			if _, ok := decodeFast(data); !ok {
 				b.Fatal("refused")
 			}
+		}
+	})
+	b.Run("fast-reused", func(b *testing.B) {
+		b.ReportAllocs()
+		var scratch frameScratch
+		for b.Loop() {
+			envs, err := scratch.decode(data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			scratch.done(envs)
 		}
 	})
 	b.Run("json", func(b *testing.B) {

@@ -51,6 +51,7 @@ func (l *link) runSSE() {
 		return
 	}
 	er := newEventReader(resp.Body, l.touch)
+	var scratch frameScratch
 	for {
 		ev, err := er.next()
 		if err != nil {
@@ -62,15 +63,17 @@ func (l *link) runSSE() {
 			}
 			return
 		}
-		envs, err := decodeFrame(ev.data)
+		envs, err := scratch.decode(ev.data)
 		if err != nil {
 			c.cfg.Logger.Debug("chat client: bad event", "err", err)
 			continue
 		}
+		c.reserve(len(envs))
 		for _, e := range envs {
 			l.markUp()
 			c.handle(l, e)
 		}
+		scratch.done(envs)
 		if l.end.code != 0 {
 			return // a disconnect envelope is the stream's last word
 		}

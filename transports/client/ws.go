@@ -76,6 +76,7 @@ func (l *link) runWS() {
 		l.markUp() // nothing to join: the upgrade is all there is to wait for
 	}
 	var buf frameBuffer
+	var scratch frameScratch
 	for {
 		data, err := buf.read(conn)
 		if err != nil {
@@ -83,14 +84,16 @@ func (l *link) runWS() {
 			return
 		}
 		l.touch()
-		envs, err := decodeFrame(data)
+		envs, err := scratch.decode(data)
 		if err != nil {
 			c.cfg.Logger.Debug("chat client: bad frame", "err", err)
 			continue
 		}
+		c.reserve(len(envs))
 		for _, e := range envs {
 			c.handle(l, e)
 		}
+		scratch.done(envs)
 	}
 }
 
