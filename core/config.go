@@ -65,6 +65,11 @@ type Config struct {
 	ReadFlush      time.Duration
 	HistoryLimit   int           // default history page; 50 (max 200)
 	Heartbeat      time.Duration // server ping interval; 15s
+	// MaxWriteDelay bounds how long a woken writer waits, while the node
+	// is behind, to take more frames in one write: a tenth of the recent
+	// delivery latency, at most this; none while that latency is under
+	// 10 ms. 50ms; negative: never.
+	MaxWriteDelay time.Duration
 	TypingInterval time.Duration // minimum gap between fanned-out typing events per user and room; 1s
 	ShutdownJitter time.Duration // reconnect hints on shutdown spread over this; 5s
 
@@ -122,6 +127,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 15 * time.Second
+	}
+	if c.MaxWriteDelay == 0 {
+		c.MaxWriteDelay = 50 * time.Millisecond
 	}
 	if c.TypingInterval <= 0 {
 		c.TypingInterval = time.Second

@@ -265,6 +265,27 @@ var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.En
 // beyond its transport's reader once the linger has passed.
 const writerLinger = time.Second
 
+// writeDelay is how long a writer that has frames waits before it takes
+// them, so that more go in one write: a tenth of the recent delivery
+// latency, at most Config.MaxWriteDelay, and none while that latency is
+// under 10 ms. When the node is behind, write system calls are most of
+// its CPU (on loopback each also pays for the receiving side's TCP), and
+// a session that gets a room's messages and receipts one at a time makes
+// one call for each; waiting lets one call carry several. The wait is a
+// tenth of what frames already wait, so it cannot be what makes them
+// late; and it vanishes once the node has caught up.
+func (h *Hub) writeDelay() time.Duration {
+	max := h.cfg.MaxWriteDelay
+	if max <= 0 {
+		return 0
+	}
+	d := h.counters.delivery.read(time.Now()) / 10
+	if d < time.Millisecond {
+		return 0
+	}
+	return min(d, max)
+}
+
 // kick starts the writer unless one is running, or wakes it if it is
 // parked. Called with s.mu held.
 func (s *Session) kick() {
@@ -285,6 +306,7 @@ func (s *Session) writeLoop() {
 	linger := time.NewTimer(writerLinger)
 	defer linger.Stop()
 	lingered := false
+	delayed := false // this batch has had its write delay
 	for {
 		s.mu.Lock()
 		closing := s.closing
@@ -300,6 +322,16 @@ func (s *Session) writeLoop() {
 			continue
 		}
 		lingered = false
+		if !delayed && closing == nil {
+			if d := s.hub.writeDelay(); d > 0 {
+				s.mu.Unlock()
+				delayed = true
+				linger.Reset(d)
+				<-linger.C
+				continue
+			}
+		}
+		delayed = false
 		// Swap in the spare array; the two alternate, so offerers never
 		// append into the array being written.
 		batch := s.queue

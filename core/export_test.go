@@ -1,0 +1,14 @@
+package core
+
+import "time"
+
+// SetDeliveryLatency primes h's recent delivery latency, as if frames had
+// been taking d to be written for a while.
+func SetDeliveryLatency(h *Hub, d time.Duration) {
+	for range 64 {
+		h.counters.delivery.add(d)
+	}
+}
+
+// WriteDelay is h.writeDelay, for tests.
+func WriteDelay(h *Hub) time.Duration { return h.writeDelay() }

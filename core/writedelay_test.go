@@ -1,0 +1,92 @@
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// TestWriteDelayPolicy: a writer waits a tenth of the recent delivery
+// latency, at most MaxWriteDelay, and not at all while latency is low or
+// the delay is turned off.
+func TestWriteDelayPolicy(t *testing.T) {
+	hub := newHub(t, core.Config{})
+	if d := core.WriteDelay(hub); d != 0 {
+		t.Fatalf("an idle node delays writes by %v", d)
+	}
+	core.SetDeliveryLatency(hub, 5*time.Millisecond)
+	if d := core.WriteDelay(hub); d != 0 {
+		t.Fatalf("at 5 ms of latency writes wait %v, want none", d)
+	}
+	core.SetDeliveryLatency(hub, 200*time.Millisecond)
+	if d := core.WriteDelay(hub); d < 19*time.Millisecond || d > 20*time.Millisecond {
+		t.Fatalf("at 200 ms of latency writes wait %v, want about 20 ms", d)
+	}
+	core.SetDeliveryLatency(hub, 5*time.Second)
+	if d := core.WriteDelay(hub); d != 50*time.Millisecond {
+		t.Fatalf("at 5 s of latency writes wait %v, want the default cap, 50 ms", d)
+	}
+
+	off := newHub(t, core.Config{MaxWriteDelay: -1})
+	core.SetDeliveryLatency(off, 5*time.Second)
+	if d := core.WriteDelay(off); d != 0 {
+		t.Fatalf("with MaxWriteDelay < 0 writes wait %v", d)
+	}
+}
+
+// TestDelayedWritesLoseNothing: while writers wait to batch, a session
+// still gets every message of its room once, in order.
+func TestDelayedWritesLoseNothing(t *testing.T) {
+	hub := newHub(t, core.Config{SendRate: 1e6, SendBurst: 1e6, MaxWriteDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	rec := newRecorder()
+	sess, err := hub.Connect(auth.Identity{User: "lea", Name: "Lea"}, rec, core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close(core.DisconnectNormal)
+	if err := sess.Join(ctx, "r", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitType(t, protocol.TypeJoined)
+	core.SetDeliveryLatency(hub, 10*time.Second)
+	if core.WriteDelay(hub) != 20*time.Millisecond {
+		t.Fatal("writes are not delayed")
+	}
+	const n = 40
+	bob := auth.Identity{User: "bob", Name: "Bob"}
+	for i := range n {
+		if _, err := hub.Send(ctx, bob, "r", fmt.Sprint("m", i), "hi"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		rec.mu.Lock()
+		var seqs []uint64
+		for _, f := range rec.frames {
+			if f.Type == protocol.TypeMessage {
+				seqs = append(seqs, f.Seq)
+			}
+		}
+		rec.mu.Unlock()
+		if len(seqs) >= n {
+			for i, s := range seqs {
+				if s != uint64(i+1) || i >= n {
+					t.Fatalf("messages written %v, want seq 1 to %d once each, in order", seqs, n)
+				}
+			}
+			return
+		}
+		select {
+		case <-rec.more:
+		case <-deadline:
+			t.Fatalf("%d of %d messages written", len(seqs), n)
+		}
+	}
+}
