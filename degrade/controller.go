@@ -45,7 +45,10 @@ type Config struct {
 	TripAfter      uint32        // consecutive bad readings that trip a breaker; 3
 	BreakerTimeout time.Duration // how long a tripped breaker holds before probing; 30s
 	ProbeReadings  uint32        // good readings in half-open that close a breaker; 5
-	EscalateAfter  int           // bad readings in a row, while tripped, that escalate a signal's relief (Signal.Escalate); 5
+	// EscalateAfter is how many bad readings in a row, while a breaker is
+	// tripped, escalate its signal's relief to Signal.Escalate; 0: never
+	// (the default; see docs/OPERATIONS.md, "The auto policy", for why).
+	EscalateAfter int
 	StepDown       time.Duration // least time between two downward steps; 10s
 	Now            func() time.Time
 	Logger         *slog.Logger
@@ -85,9 +88,6 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.ProbeReadings == 0 {
 		cfg.ProbeReadings = 5
-	}
-	if cfg.EscalateAfter <= 0 {
-		cfg.EscalateAfter = 5
 	}
 	if cfg.StepDown <= 0 {
 		cfg.StepDown = 10 * time.Second
@@ -414,7 +414,7 @@ func (b *breaker) observe() Level {
 		case b.ref == 0 || v < 0.9*b.ref: // over again, or falling
 			b.ref, b.bad = v, 0
 		default:
-			if b.bad++; b.bad >= b.escalateAfter && b.signal.Escalate > b.relief {
+			if b.bad++; b.escalateAfter > 0 && b.bad >= b.escalateAfter && b.signal.Escalate > b.relief {
 				b.relief, b.bad = b.signal.Escalate, 0
 			}
 		}

@@ -257,3 +257,23 @@ func TestEscalation(t *testing.T) {
 	}
 	step(5, LevelNoReceipts, "a new trip asks for the relief, not the escalation")
 }
+
+// TestNoEscalationByDefault: without EscalateAfter, a tripped breaker
+// asks for its relief however long its signal stays bad and rising.
+func TestNoEscalationByDefault(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	var load atomic.Int64
+	c := New(Config{Now: clk.Now, TripAfter: 1, StepDown: time.Nanosecond,
+		Signals: []Signal{{Name: "delivery_latency", Threshold: 1, Relief: LevelNoReceipts, Escalate: LevelPoll,
+			Read: func() float64 { return float64(load.Load()) }}}})
+	for i := range 50 {
+		load.Store(int64(5 + i))
+		c.Step()
+		if l := c.Level(); l != LevelNoReceipts {
+			t.Fatalf("reading %d, %d over the threshold: level %d, want %d", i, 5+i, l, LevelNoReceipts)
+		}
+	}
+	if s := c.Breakers()[0]; s.Relief != int(LevelNoReceipts) {
+		t.Fatalf("breaker = %+v, want relief %d", s, LevelNoReceipts)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/files"
+	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/featureflags"
 	"github.com/chatd/chatd/featureflags/rollout"
 	"github.com/chatd/chatd/transports/httpapi"
@@ -122,7 +123,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.files = fileStore
 	m.node = node.New(node.Config{
 		Engine: m.engine.Engine, Verifier: verifier, Tickets: tickets,
-		Hub:        core.Config{Heartbeat: c.Heartbeat},
+		Hub:        core.Config{Heartbeat: c.Heartbeat, MaxWriteDelay: c.MaxWriteDelay},
+		Controller: degrade.Config{EscalateAfter: c.EscalateAfter},
 		PollLinger: pollLinger(c.PollLinger),
 		Degrade:    true, Signals: true, Cluster: m.engine.cluster,
 		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),

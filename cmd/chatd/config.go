@@ -29,6 +29,8 @@ type Config struct {
 	HistoryMax     int
 	HistoryAge     time.Duration
 	Heartbeat      time.Duration
+	MaxWriteDelay  time.Duration // core.Config.MaxWriteDelay
+	EscalateAfter  int           // degrade.Config.EscalateAfter
 	LogLevel       string
 	DrainTimeout   time.Duration
 	Files          FilesConfig // see files.go
@@ -84,6 +86,12 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	envs["history-age"] = "CHAT_HISTORY_AGE"
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "server ping interval (env CHAT_HEARTBEAT)")
 	envs["heartbeat"] = "CHAT_HEARTBEAT"
+	fs.DurationVar(&c.MaxWriteDelay, "max-write-delay", 50*time.Millisecond,
+		"most a writer waits to batch while the node is behind (a tenth of the delivery latency); negative: never (env CHAT_MAX_WRITE_DELAY)")
+	envs["max-write-delay"] = "CHAT_MAX_WRITE_DELAY"
+	fs.IntVar(&c.EscalateAfter, "escalate-after", 0,
+		"bad readings, while the delivery-latency breaker is tripped, that escalate it from level 1 to 3; 0: never (env CHAT_ESCALATE_AFTER)")
+	envs["escalate-after"] = "CHAT_ESCALATE_AFTER"
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for sessions (env CHAT_DRAIN_TIMEOUT)")
 	envs["drain-timeout"] = "CHAT_DRAIN_TIMEOUT"
 	limitFlags(fs, c, envs)
