@@ -49,10 +49,10 @@ type Config struct {
 	// tripped, escalate its signal's relief to Signal.Escalate; 0: never
 	// (the default; see docs/OPERATIONS.md, "The auto policy", for why).
 	EscalateAfter int
-	StepDown       time.Duration // least time between two downward steps; 10s
-	Now            func() time.Time
-	Logger         *slog.Logger
-	Metrics        prometheus.Registerer // nil: a private registry
+	StepDown      time.Duration // least time between two downward steps; 10s
+	Now           func() time.Time
+	Logger        *slog.Logger
+	Metrics       prometheus.Registerer // nil: a private registry
 }
 
 // Controller holds the level. Its methods are safe for concurrent use.

@@ -14,6 +14,8 @@
 // stays bad for Config.EscalateAfter readings after its breaker tripped,
 // the breaker asks for that level until it closes (delivery latency goes
 // from 1 to 3 when messages alone are more than the node can fan out).
+// Escalation is off unless EscalateAfter is set: moving 10k streaming
+// clients to short polling at once cost more than it relieved.
 // A tripped breaker
 // holds its level for the breaker timeout, then goes half-open and the
 // level steps down one level; healthy probes close the breaker and the

@@ -36,8 +36,10 @@ type StatsSource interface {
 //     reading): level 1. Typing and receipts are most of the fan-out
 //     volume and all of the droppable frames; turning them off shortens
 //     every queue at once. When messages alone are more than the node can
-//     fan out, delivery latency stays over after level 1 has acted; it
-//     then escalates to level 3, skipping 2 (moving WebSocket clients to
+//     fan out, delivery latency stays over after level 1 has acted; with
+//     Config.EscalateAfter set (off by default: at 10k clients the move
+//     itself was the collapse) it then escalates to level 3, skipping 2
+//     (moving WebSocket clients to
 //     SSE costs as much per delivery): a client that polls every 5 s
 //     gets what came in that time in one answer, one write where it took
 //     dozens. Measured with chat at twice a core's capacity: pinned at
