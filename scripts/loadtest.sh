@@ -9,7 +9,8 @@
 #
 # degrade runs the chat workload at $USERS (default 10000) twice on fresh
 # servers: pinned at level 0, then in auto mode, into $OUT/pinned and
-# $OUT/auto.
+# $OUT/auto; after the load each waits up to 90 s for the level to be 0
+# again (--recover), which shows the step back up.
 #
 # $CHATD and $CHATLOAD name the binaries (bin/chatd and bin/chatload).
 #
@@ -252,7 +253,7 @@ case "$scenario" in
       level=0; [ "$mode" = auto ] && level=auto
       start_server
       pin 1 "${load[@]}" --out "$OUT/$mode" --workload chat --users "${USERS:-10000}" --tiers ws=70,sse=20,poll=10 \
-        --duration "${DURATION:-60s}" --level "$level" "$@" || true
+        --duration "${DURATION:-60s}" --level "$level" --recover 90s "$@" || true
       kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
       rm -rf "$data"; data=$(mktemp -d); server[4]="$data"
     done ;;

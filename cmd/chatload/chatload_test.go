@@ -154,3 +154,37 @@ func TestCluster(t *testing.T) {
 		t.Errorf("target %q, want %q", rep.Target, want)
 	}
 }
+
+// TestRecover: with --recover the tool waits after the load for the
+// server's level to read 0 and reports when it did, or that it did not:
+// in auto mode (no load signals in this server) it is 0 at once, pinned
+// at level 1 it stays.
+func TestRecover(t *testing.T) {
+	env := transporttest.NewEnv(t, transporttest.Options{Degrade: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	run := func(level string) *Recovery {
+		t.Helper()
+		rep, err := Run(ctx, Config{
+			URL: env.URL, JWTSecret: transporttest.Secret, Workload: Chat, Users: []int{6}, RoomSize: 3,
+			Tiers: []TierShare{{client.WebSocket, 1}}, Rate: 1, Duration: 500 * time.Millisecond,
+			Sample: 250 * time.Millisecond, ConnectTimeout: 20 * time.Second, Drain: 10 * time.Second,
+			Recover: time.Second, Level: level, Out: t.TempDir(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Runs) != 1 || rep.Runs[0].Recovery == nil {
+			t.Fatalf("level %s: runs %+v, want one with a recovery", level, rep.Runs)
+		}
+		return rep.Runs[0].Recovery
+	}
+	// Auto first: from a pinned level, auto mode steps down one level per
+	// StepDown (10 s).
+	if rc := run("auto"); rc.BackAtS < rc.LoadEndS || rc.Level != 0 {
+		t.Errorf("auto: recovery %+v, want level 0 read after the load ended", rc)
+	}
+	if rc := run("1"); rc.BackAtS != -1 || rc.Level != 1 {
+		t.Errorf("pinned at 1: recovery %+v, want the level still 1 at the end of the wait", rc)
+	}
+}

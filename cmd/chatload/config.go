@@ -88,6 +88,7 @@ type Config struct {
 
 	Duration        time.Duration // the measured phase after everyone is connected; 20s
 	Drain           time.Duration // how long to wait for the last deliveries after sends stop; 15s
+	Recover         time.Duration // after the drain, how long to wait, clients connected, for the level to be 0 again; 0: no wait
 	ConnectTimeout  time.Duration // for the whole connect phase; 60s
 	ConnectParallel int           // clients connecting at once; 500
 	SendTimeout     time.Duration // one send's wait for its ack before it counts as an error; 10s

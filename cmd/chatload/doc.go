@@ -60,6 +60,12 @@
 // counted too. Any of them is a failure line; the report is still
 // written and the exit status is 1.
 //
+// The step back up: with --recover D the tool keeps its clients connected
+// and idle after the drain, reads the server's level from /metrics every
+// 250 ms for up to D, and reports when it was 0 again (or that it was
+// not). A tripped breaker holds its level for 30 s before it probes, so
+// the graceful degradation scenario waits 90 s.
+//
 // Error rate is failed operations over operations: connects (a client
 // that never subscribes fails), sends (not acked within --send-timeout),
 // reads and typing signals.

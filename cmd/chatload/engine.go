@@ -181,6 +181,9 @@ func runOnce(ctx context.Context, cfg Config, n int, auths []*authority, admin *
 	var missing []string
 	m.heads, missing, m.split = r.heads(ctx)
 	m.drain = r.drain(ctx, m.heads)
+	if cfg.Recover > 0 && cfg.Workload != Storm {
+		m.recovery = r.recover(ctx, ctl)
+	}
 	if st, err := admin.status(ctx, ctl, cfg.URL); err == nil {
 		m.admin = &st
 	}
@@ -200,6 +203,7 @@ type measures struct {
 	heads                       map[string]uint64
 	split                       []string // rooms whose nodes disagree on the head
 	admin                       *adminStatus
+	recovery                    *Recovery
 }
 
 // settings summarizes cfg for the report.

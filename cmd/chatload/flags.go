@@ -33,6 +33,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&typing, "typing", "", "fraction of sends preceded by typing, 0 to 1 (default: chat 0.3, others 0)")
 	fs.DurationVar(&c.Duration, "duration", 0, "measured phase after everyone is connected (default 20s)")
 	fs.DurationVar(&c.Drain, "drain", 0, "wait for the last deliveries after sends stop (default 15s)")
+	fs.DurationVar(&c.Recover, "recover", 0, "after the drain, wait up to this long, clients connected, for the server's level to return to 0, and report when it did (default: no wait)")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 0, "bound on the whole connect phase (default 60s)")
 	fs.IntVar(&c.ConnectParallel, "connect-parallel", 0, "clients connecting at once (default 500)")
 	fs.DurationVar(&c.SendTimeout, "send-timeout", 0, "a send not acked within this is an error (default 10s)")

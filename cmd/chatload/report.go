@@ -66,6 +66,7 @@ type RunResult struct {
 	Loadgen   LoadgenResult     `json:"loadgen"`
 	Storm     *StormResult      `json:"storm,omitempty"`
 	Levels    []LevelChange     `json:"levels"`
+	Recovery  *Recovery         `json:"recovery,omitempty"` // with --recover
 	Timeline  []Sample          `json:"timeline"`
 	Plots     []string          `json:"plots,omitempty"`
 	Failures  []string          `json:"failures"`
@@ -292,6 +293,15 @@ func (r RunResult) markdown(b *strings.Builder) {
 	}
 	for _, lc := range r.Levels {
 		fmt.Fprintf(b, "- Level %d → %d at %.1fs%s.\n", lc.From, lc.To, lc.T, map[bool]string{true: " by " + lc.By}[lc.By != ""])
+	}
+	if rc := r.Recovery; rc != nil {
+		if rc.BackAtS >= 0 {
+			fmt.Fprintf(b, "- Recovery: the load ended at %.1fs; the level was 0 again at %.1fs (%.1fs later).\n",
+				rc.LoadEndS, rc.BackAtS, rc.BackAtS-rc.LoadEndS)
+		} else {
+			fmt.Fprintf(b, "- Recovery: the load ended at %.1fs; the level was still %d %.0fs later.\n",
+				rc.LoadEndS, rc.Level, rc.WaitedS)
+		}
 	}
 	for _, p := range r.Plots {
 		fmt.Fprintf(b, "\n![%s](%s)\n", strings.TrimSuffix(p, ".png"), p)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -357,4 +358,42 @@ func (r *run) stop(stopClients context.CancelFunc) {
 		}
 	}
 	r.dial.closeIdle()
+}
+
+// Recovery is when the server's level returned to 0 after the load.
+type Recovery struct {
+	LoadEndS float64 `json:"load_end_s"` // when the drain ended, from the run's start
+	BackAtS  float64 `json:"back_at_s"`  // when the level was first read as 0; -1: not within the wait
+	Level    int     `json:"level"`      // the last level read (-1 unknown)
+	WaitedS  float64 `json:"waited_s"`
+}
+
+// recover waits, up to Recover, clients connected and idle, until the
+// server's level reads 0 (every node's, on several), reading it every
+// 250 ms from /metrics.
+func (r *run) recover(ctx context.Context, hc *http.Client) *Recovery {
+	r.setPhase("recover")
+	start := time.Now()
+	rc := &Recovery{LoadEndS: start.Sub(r.start).Seconds(), BackAtS: -1, Level: -1}
+	rctx, cancel := context.WithTimeout(ctx, r.cfg.Recover)
+	defer cancel()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+wait:
+	for {
+		if rd := scrapeAll(rctx, hc, r.cfg.servers()); rd.up {
+			rc.Level = rd.level
+			if rd.level == 0 {
+				rc.BackAtS = time.Since(r.start).Seconds()
+				break
+			}
+		}
+		select {
+		case <-rctx.Done():
+			break wait
+		case <-t.C:
+		}
+	}
+	rc.WaitedS = time.Since(start).Seconds()
+	return rc
 }
