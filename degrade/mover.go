@@ -26,6 +26,11 @@ type Mover struct {
 	Hub    *core.Hub               // Static after construction.
 	Offer  func(user string) Offer // Static after construction.
 	Window time.Duration           // control envelopes are spread over this; 10s. Static after construction.
+	// MoveRate bounds how many sessions a change closes to move, per
+	// second on average: when more must move than Window allows at this
+	// rate, the window widens to moving/MoveRate. 250. Static after
+	// construction.
+	MoveRate float64
 	// AfterFunc arms f to run once after d, like time.AfterFunc (the
 	// default). Tests inject a manual clock. Static after construction.
 	AfterFunc func(d time.Duration, f func()) Timer
@@ -48,15 +53,38 @@ type pendingMove struct {
 // read the control envelope and move up themselves. A session with a move
 // already pending has it cancelled and re-armed, so rapid changes send one
 // control envelope per session, not one per change.
+//
+// A moved client reconnects and resumes: about what a reconnect storm
+// costs per client (a full core resumes about 2,000 a second), on a node
+// that is changing level because it is short of something. Moving 10,000
+// WebSocket clients to polls within 10 s, at full load, collapsed the
+// node (docs/OPERATIONS.md, "The auto policy"), hence MoveRate: at 250 a
+// second the moves take about an eighth of a core.
 func (m *Mover) Apply() {
 	window := m.Window
 	if window <= 0 {
 		window = 10 * time.Second
 	}
+	rate := m.MoveRate
+	if rate <= 0 {
+		rate = DefaultMoveRate
+	}
+	var sessions []*core.Session
+	moving := 0
 	m.Hub.ForEachSession(func(s *core.Session) {
-		m.arm(s, time.Duration(rand.Int64N(int64(window))))
+		sessions = append(sessions, s)
+		if !m.Offer(s.User()).Allows(s.TransportName()) {
+			moving++
+		}
 	})
+	window = max(window, time.Duration(float64(moving)/rate*float64(time.Second)))
+	for _, s := range sessions {
+		m.arm(s, time.Duration(rand.Int64N(int64(window))))
+	}
 }
+
+// DefaultMoveRate is Mover.MoveRate's default: sessions moved per second.
+const DefaultMoveRate = 250
 
 // arm replaces s's pending move with one due after delay.
 func (m *Mover) arm(s *core.Session, delay time.Duration) {

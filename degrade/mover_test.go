@@ -2,6 +2,7 @@ package degrade
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -12,8 +13,9 @@ import (
 
 // manualTimers is a clock whose timers run only when the test says so.
 type manualTimers struct {
-	mu  sync.Mutex
-	all []*manualTimer // Guarded by mu.
+	mu     sync.Mutex
+	all    []*manualTimer  // Guarded by mu.
+	delays []time.Duration // each timer's delay, in order; guarded by mu
 }
 
 type manualTimer struct {
@@ -23,12 +25,24 @@ type manualTimer struct {
 	fired   bool          // Guarded by owner.mu.
 }
 
-func (m *manualTimers) AfterFunc(_ time.Duration, f func()) Timer {
+func (m *manualTimers) AfterFunc(d time.Duration, f func()) Timer {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := &manualTimer{owner: m, f: f}
 	m.all = append(m.all, t)
+	m.delays = append(m.delays, d)
 	return t
+}
+
+// longest returns the longest delay armed.
+func (m *manualTimers) longest() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out time.Duration
+	for _, d := range m.delays {
+		out = max(out, d)
+	}
+	return out
 }
 
 func (t *manualTimer) Stop() bool {
@@ -177,4 +191,36 @@ func TestMoverRealTimersDroppedOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "every move dropped", func() bool { return m.pendingLen() == 0 })
+}
+
+// Apply spreads its moves over Window, or over moving/MoveRate when more
+// sessions must move than Window allows at that rate; sessions that stay
+// on their transport do not widen it.
+func TestMoverWidensForMany(t *testing.T) {
+	hub := newHub(t)
+	for i := range 40 {
+		connect(t, hub, fmt.Sprint("w", i), &fakeConn{name: WebSocket})
+	}
+	for i := range 40 {
+		connect(t, hub, fmt.Sprint("p", i), &fakeConn{name: Poll})
+	}
+	arm := func(level Level) *manualTimers {
+		clk := &manualTimers{}
+		m := &Mover{Hub: hub, Offer: levelOffer(level), AfterFunc: clk.AfterFunc,
+			Window: time.Second, MoveRate: 10}
+		m.Apply()
+		if armed, _ := clk.counts(); armed != 80 {
+			t.Fatalf("level %d: %d moves armed, want one per session (80)", level, armed)
+		}
+		return clk
+	}
+	// Level 1 moves nobody: the window is Window.
+	if d := arm(LevelNoReceipts).longest(); d >= time.Second {
+		t.Fatalf("level 1: a move armed %v ahead, want within the 1 s window", d)
+	}
+	// Level 2 moves the 40 WebSocket sessions: 40 at 10 a second is 4 s.
+	// 80 draws from [0, 4 s) all under 1 s would be chance of 4^-80.
+	if d := arm(LevelNoWS).longest(); d < time.Second || d >= 4*time.Second {
+		t.Fatalf("level 2: the longest move armed %v ahead, want within [1 s, 4 s)", d)
+	}
 }
