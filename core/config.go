@@ -62,14 +62,14 @@ type Config struct {
 	// ReadFlush is how often coalesced read positions are stored and
 	// their receipts fanned out: only the highest position per user and
 	// room in each interval is written. 250ms.
-	ReadFlush      time.Duration
-	HistoryLimit   int           // default history page; 50 (max 200)
-	Heartbeat      time.Duration // server ping interval; 15s
+	ReadFlush    time.Duration
+	HistoryLimit int           // default history page; 50 (max 200)
+	Heartbeat    time.Duration // server ping interval; 15s
 	// MaxWriteDelay bounds how long a woken writer waits, while the node
 	// is behind, to take more frames in one write: a tenth of the recent
 	// delivery latency, at most this; none while that latency is under
 	// 10 ms. 50ms; negative: never.
-	MaxWriteDelay time.Duration
+	MaxWriteDelay  time.Duration
 	TypingInterval time.Duration // minimum gap between fanned-out typing events per user and room; 1s
 	ShutdownJitter time.Duration // reconnect hints on shutdown spread over this; 5s
 

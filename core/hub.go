@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -68,6 +70,10 @@ func New(engine Engine, cfg Config) *Hub {
 		stop:     make(chan struct{}),
 		replays:  make(chan struct{}, max(1, cfg.ReplayBudget/cfg.ReplayWindow)),
 	}
+	cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chat_write_delay_seconds",
+		Help: "How long a woken writer now waits to batch (a tenth of the recent delivery latency, capped; 0 while the node keeps up).",
+	}, func() float64 { return h.writeDelay().Seconds() }))
 	h.reads = newReadQueue(h)
 	h.fan = newFanout()
 	h.marks.rooms = make(map[*room]struct{})

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
@@ -15,7 +17,8 @@ import (
 // latency, at most MaxWriteDelay, and not at all while latency is low or
 // the delay is turned off.
 func TestWriteDelayPolicy(t *testing.T) {
-	hub := newHub(t, core.Config{})
+	reg := prometheus.NewRegistry()
+	hub := newHub(t, core.Config{Metrics: reg})
 	if d := core.WriteDelay(hub); d != 0 {
 		t.Fatalf("an idle node delays writes by %v", d)
 	}
@@ -30,6 +33,9 @@ func TestWriteDelayPolicy(t *testing.T) {
 	core.SetDeliveryLatency(hub, 5*time.Second)
 	if d := core.WriteDelay(hub); d != 50*time.Millisecond {
 		t.Fatalf("at 5 s of latency writes wait %v, want the default cap, 50 ms", d)
+	}
+	if v := gaugeValue(t, reg, "chat_write_delay_seconds"); v != 0.05 {
+		t.Fatalf("chat_write_delay_seconds = %v, want 0.05", v)
 	}
 
 	off := newHub(t, core.Config{MaxWriteDelay: -1})
@@ -89,4 +95,20 @@ func TestDelayedWritesLoseNothing(t *testing.T) {
 			t.Fatalf("%d of %d messages written", len(seqs), n)
 		}
 	}
+}
+
+// gaugeValue gathers reg and returns the value of the gauge name.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }
