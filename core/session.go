@@ -275,15 +275,15 @@ const writerLinger = time.Second
 // tenth of what frames already wait, so it cannot be what makes them
 // late; and it vanishes once the node has caught up.
 func (h *Hub) writeDelay() time.Duration {
-	max := h.cfg.MaxWriteDelay
-	if max <= 0 {
+	limit := h.cfg.MaxWriteDelay
+	if limit <= 0 {
 		return 0
 	}
 	d := h.counters.delivery.read(time.Now()) / 10
 	if d < time.Millisecond {
 		return 0
 	}
-	return min(d, max)
+	return min(d, limit)
 }
 
 // kick starts the writer unless one is running, or wakes it if it is
