@@ -121,6 +121,16 @@ func form(t *testing.T, parts ...part) (string, []byte) {
 // its body read.
 func (n *node) do(t *testing.T, user, method, path, contentType string, body io.Reader, header http.Header) (*http.Response, []byte) {
 	t.Helper()
+	resp, b, err := n.try(t, user, method, path, contentType, body, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// try is do that returns the request's error instead of failing the test.
+func (n *node) try(t *testing.T, user, method, path, contentType string, body io.Reader, header http.Header) (*http.Response, []byte, error) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, n.url+path, body)
 	if err != nil {
 		t.Fatal(err)
@@ -136,14 +146,14 @@ func (n *node) do(t *testing.T, user, method, path, contentType string, body io.
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	return resp, b
+	return resp, b, nil
 }
 
 // upload posts a form as user.

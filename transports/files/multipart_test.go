@@ -2,11 +2,13 @@ package files
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -164,6 +166,18 @@ func TestUploadOutlivesTheBodyDeadline(t *testing.T) {
 	ours.mustUpload(t, "alice", "general", "a.bin", "", make([]byte, 256<<10))
 
 	theirs := c.nodeWith(t, files.Config{}, Config{UploadTimeout: -1}, limits)
-	resp, body := theirs.upload(t, "alice", roomField("general"), filePart("b.bin", "", make([]byte, 256<<10)))
+	ct, data := form(t, roomField("general"), filePart("b.bin", "", make([]byte, 256<<10)))
+	resp, body, err := theirs.try(t, "alice", http.MethodPost, "/v1/files", ct, bytes.NewReader(data), nil)
+	if err != nil {
+		// The server answered 408 and closed while the client was still
+		// writing the body, so the client saw its write fail (broken pipe
+		// or reset) rather than the answer: on a busy machine the server
+		// gets there first. The upload failed at the server's deadline
+		// either way.
+		if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("upload with the server's deadline kept: %v", err)
+		}
+		return
+	}
 	wantError(t, "the server's deadline kept", resp, body, http.StatusRequestTimeout, protocol.CodeTimeout)
 }
