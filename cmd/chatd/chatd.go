@@ -123,9 +123,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.files = fileStore
 	m.node = node.New(node.Config{
 		Engine: m.engine.Engine, Verifier: verifier, Tickets: tickets,
-		Hub:        core.Config{Heartbeat: c.Heartbeat, MaxWriteDelay: c.MaxWriteDelay},
+		Hub:        core.Config{Heartbeat: c.Heartbeat, MaxWriteDelay: zeroOff(c.MaxWriteDelay)},
 		Controller: degrade.Config{EscalateAfter: c.EscalateAfter},
-		PollLinger: pollLinger(c.PollLinger),
+		PollLinger: zeroOff(c.PollLinger),
 		Degrade:    true, Signals: true, Cluster: m.engine.cluster,
 		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),
 		Info:   httpapi.Node{ID: id, Addr: addr, Engine: m.engine.name, Started: time.Now()},

@@ -87,7 +87,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "server ping interval (env CHAT_HEARTBEAT)")
 	envs["heartbeat"] = "CHAT_HEARTBEAT"
 	fs.DurationVar(&c.MaxWriteDelay, "max-write-delay", 50*time.Millisecond,
-		"most a writer waits to batch while the node is behind (a tenth of the delivery latency); negative: never (env CHAT_MAX_WRITE_DELAY)")
+		"most a writer waits to batch while the node is behind (a tenth of the delivery latency); 0: never (env CHAT_MAX_WRITE_DELAY)")
 	envs["max-write-delay"] = "CHAT_MAX_WRITE_DELAY"
 	fs.IntVar(&c.EscalateAfter, "escalate-after", 0,
 		"bad readings, while the delivery-latency breaker is tripped, that escalate it from level 1 to 3; 0: never (env CHAT_ESCALATE_AFTER)")

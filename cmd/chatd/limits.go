@@ -76,9 +76,10 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 		"how often to check whether the node has been quiet, and if so collect, so that stacks and heap grown in a burst go back to the system; 0: never")
 }
 
-// pollLinger is --poll-linger as poll.Config.Linger takes it, where 0
-// means its default and a negative value none.
-func pollLinger(d time.Duration) time.Duration {
+// zeroOff is a duration flag where 0 means none (--poll-linger,
+// --max-write-delay) as poll.Config.Linger and core.Config.MaxWriteDelay
+// take it, where 0 means their default and a negative value none.
+func zeroOff(d time.Duration) time.Duration {
 	if d <= 0 {
 		return -1
 	}

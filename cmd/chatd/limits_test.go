@@ -57,8 +57,36 @@ func TestPollLingerFlag(t *testing.T) {
 		if err := m.ParseFlags(c.args, func(string) string { return "" }); err != nil {
 			t.Fatal(err)
 		}
-		if got := pollLinger(m.Config.PollLinger); got != c.want {
+		if got := zeroOff(m.Config.PollLinger); got != c.want {
 			t.Errorf("%v: poll.Config.Linger %v, want %v", c.args, got, c.want)
+		}
+	}
+}
+
+// --max-write-delay reads the same way: 0 is never (core.Config takes a
+// negative value for that), and the environment sets it.
+func TestMaxWriteDelayFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  string
+		want time.Duration
+	}{
+		{nil, "", 50 * time.Millisecond},
+		{nil, "100ms", 100 * time.Millisecond},
+		{[]string{"--max-write-delay", "0"}, "100ms", -1},
+	} {
+		m := NewMain()
+		getenv := func(k string) string {
+			if k == "CHAT_MAX_WRITE_DELAY" {
+				return c.env
+			}
+			return ""
+		}
+		if err := m.ParseFlags(c.args, getenv); err != nil {
+			t.Fatal(err)
+		}
+		if got := zeroOff(m.Config.MaxWriteDelay); got != c.want {
+			t.Errorf("%v with CHAT_MAX_WRITE_DELAY=%q: core.Config.MaxWriteDelay %v, want %v", c.args, c.env, got, c.want)
 		}
 	}
 }

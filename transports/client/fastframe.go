@@ -10,7 +10,7 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// decodeFast decodes a frame without reflection when it has the plain
+// decodeFastInto decodes a frame, appending to dst, without reflection when it has the plain
 // shape the server writes: an envelope, or an array of them, whose
 // members are known keys with unescaped strings, unsigned integers and
 // booleans. It reports false for anything else (escapes, nulls, nested
@@ -22,10 +22,8 @@ import (
 //
 // A client receives every envelope of every room it follows, so this is
 // where a busy client (or the load tool's thousands) spends its time.
-func decodeFast(data []byte) ([]protocol.Envelope, bool) { return decodeFastInto(nil, data) }
-
-// decodeFastInto is decodeFast appending to dst; each envelope starts
-// from zero. On false, dst's array past its length may have been written.
+// Each envelope starts from zero; on false, dst's array past its length
+// may have been written.
 func decodeFastInto(dst []protocol.Envelope, data []byte) ([]protocol.Envelope, bool) {
 	p := fastParser{b: data}
 	p.ws()

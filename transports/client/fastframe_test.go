@@ -37,7 +37,7 @@ func TestDecodeFast(t *testing.T) {
 		sameAsJSON(t, []byte(s))
 	}
 	for _, s := range fastSeeds[:8] {
-		if _, ok := decodeFast([]byte(s)); !ok {
+		if _, ok := decodeFastInto(nil, []byte(s)); !ok {
 			t.Errorf("the fast path refused a frame the server writes: %s", s)
 		}
 	}
@@ -54,7 +54,7 @@ func FuzzDecodeFast(f *testing.F) {
 
 func sameAsJSON(t *testing.T, data []byte) {
 	reusedSameAsJSON(t, data)
-	got, ok := decodeFast(data)
+	got, ok := decodeFastInto(nil, data)
 	if !ok {
 		return
 	}
@@ -109,7 +109,7 @@ func reusedSameAsJSON(t *testing.T, data []byte) {
 // array, as encoding/json decodes it.
 func TestDecodeReusedGivesUp(t *testing.T) {
 	data := []byte(`[{"type":"presence","room":"r","user":"u1","online":true},{"type":"message","room":"r","seq":9,"text":"a\"b"}]`)
-	if _, ok := decodeFast(data); ok {
+	if _, ok := decodeFastInto(nil, data); ok {
 		t.Fatal("the fast path took an escaped string")
 	}
 	reusedSameAsJSON(t, data)
@@ -137,7 +137,7 @@ func BenchmarkDecodeFrame(b *testing.B) {
 	b.Run("fast", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, ok := decodeFast(data); !ok {
+			if _, ok := decodeFastInto(nil, data); !ok {
 				b.Fatal("refused")
 			}
 		}

@@ -212,11 +212,16 @@ func (c *conn) take() *[]core.Frame {
 }
 
 // dropLazy removes from frames the lazy frame of room, if there is one.
+// The slot it vacates at the end is zeroed: releaseFrames clears only up
+// to the length, and the pooled array would otherwise hold the frame's
+// bytes.
 func dropLazy(frames *[]core.Frame, room string) {
 	fs := *frames
 	for i := range fs {
 		if fs[i].Lazy() && fs[i].Room == room {
-			*frames = append(fs[:i], fs[i+1:]...)
+			copy(fs[i:], fs[i+1:])
+			fs[len(fs)-1] = core.Frame{}
+			*frames = fs[:len(fs)-1]
 			return
 		}
 	}
