@@ -76,13 +76,7 @@ func TestMaxWriteDelayFlag(t *testing.T) {
 		{[]string{"--max-write-delay", "0"}, "100ms", -1},
 	} {
 		m := NewMain()
-		getenv := func(k string) string {
-			if k == "CHAT_MAX_WRITE_DELAY" {
-				return c.env
-			}
-			return ""
-		}
-		if err := m.ParseFlags(c.args, getenv); err != nil {
+		if err := m.ParseFlags(c.args, oneEnv("CHAT_MAX_WRITE_DELAY", c.env)); err != nil {
 			t.Fatal(err)
 		}
 		if got := zeroOff(m.Config.MaxWriteDelay); got != c.want {
@@ -120,5 +114,15 @@ func TestStreamingRoute(t *testing.T) {
 		if got := streamingRoute(r); got != tc.want {
 			t.Errorf("%s %s: streaming %v, want %v", tc.method, tc.target, got, tc.want)
 		}
+	}
+}
+
+// oneEnv is an environment with one variable set.
+func oneEnv(key, value string) func(string) string {
+	return func(k string) string {
+		if k == key {
+			return value
+		}
+		return ""
 	}
 }

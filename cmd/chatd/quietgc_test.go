@@ -81,13 +81,7 @@ func TestQuietGCFlag(t *testing.T) {
 		{[]string{"--quiet-gc", "0"}, "30s", 0},
 	} {
 		m := NewMain()
-		getenv := func(k string) string {
-			if k == "CHAT_QUIET_GC" {
-				return c.env
-			}
-			return ""
-		}
-		if err := m.ParseFlags(c.args, getenv); err != nil {
+		if err := m.ParseFlags(c.args, oneEnv("CHAT_QUIET_GC", c.env)); err != nil {
 			t.Fatal(err)
 		}
 		if got := m.Config.QuietGC; got != c.want {
