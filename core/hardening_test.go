@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -286,13 +287,28 @@ func TestReadFloodIsCoalesced(t *testing.T) {
 	eventuallyCore(t, "receipts at the head", func() bool {
 		watcher.mu.Lock()
 		defer watcher.mu.Unlock()
-		at := map[string]bool{}
+		at := map[string]uint64{}
 		for _, f := range watcher.frames {
-			if f.Type == protocol.TypeReceipt && contains(f.Data, fmt.Sprintf(`"seq":%d`, head)) {
-				at[string(f.Data)] = true
+			if f.Type != protocol.TypeReceipt {
+				continue
+			}
+			var r protocol.Envelope
+			if err := json.Unmarshal(f.Data, &r); err != nil {
+				t.Fatalf("receipt %s: %v", f.Data, err)
+			}
+			if r.User != "" {
+				at[r.User] = max(at[r.User], r.Seq)
+			}
+			for u, seq := range r.Reads {
+				at[u] = max(at[u], seq)
 			}
 		}
-		return len(at) == users
+		for u := range users {
+			if at[fmt.Sprintf("u%02d", u)] != head {
+				return false
+			}
+		}
+		return true
 	})
 
 	limited := newHub(t, core.Config{ReadRate: 1, ReadBurst: 3})

@@ -10,9 +10,10 @@ import (
 // readQueue coalesces read positions. A client reports a position per
 // message it shows; only the highest per user and room matters, so the
 // hub keeps that and, every Config.ReadFlush, stores the batch in one
-// store call and fans out one receipt per changed position. A flood of
-// reads then costs the store at most one write per (room, user) per
-// interval, and a room at most a few receipt rounds a second.
+// store call and fans out, per room, one receipt envelope that carries
+// every changed position. A flood of reads then costs the store at most
+// one write per (room, user) per interval, and a room's members one
+// receipt envelope per interval.
 //
 // A position is durable once flushed: a crash loses at most one interval
 // of read positions, never a message.
@@ -89,13 +90,52 @@ func (q *readQueue) flush(ctx context.Context) {
 		return
 	}
 	h.metrics.readFlushes.Observe(float64(len(reads)))
-	for _, rp := range reads {
-		if !batch[rp.Room][rp.User].receipt {
-			continue
-		}
-		h.broker.Broadcast(rp.Room, protocol.Envelope{Type: protocol.TypeReceipt, Room: rp.Room, User: rp.User, Seq: rp.Seq})
+	for room, users := range batch {
+		h.fanReceipts(room, users)
 	}
 }
+
+// MaxReceiptBatch is the most read positions one receipt envelope carries.
+const MaxReceiptBatch = 256
+
+// fanReceipts fans out one room's receipts of a flush: one envelope for
+// them all (MaxReceiptBatch positions at most), so a room's readers cost
+// its members one envelope per flush, not one per reader.
+func (h *Hub) fanReceipts(room string, users map[string]pendingRead) {
+	var reads map[string]uint64
+	for user, p := range users {
+		if !p.receipt {
+			continue
+		}
+		if reads == nil {
+			reads = make(map[string]uint64, min(len(users), MaxReceiptBatch))
+		}
+		reads[user] = p.seq
+		if len(reads) == MaxReceiptBatch {
+			h.broker.Broadcast(room, receiptEnvelope(room, reads))
+			reads = nil
+		}
+	}
+	if len(reads) > 0 {
+		h.broker.Broadcast(room, receiptEnvelope(room, reads))
+	}
+}
+
+// receiptEnvelope returns the receipt for reads (user → seq) in room: the
+// plain form, with user and seq, for one position; the batched form, with
+// reads, for several.
+func receiptEnvelope(room string, reads map[string]uint64) protocol.Envelope {
+	if len(reads) == 1 {
+		for user, seq := range reads {
+			return protocol.Envelope{Type: protocol.TypeReceipt, Room: room, User: user, Seq: seq}
+		}
+	}
+	return protocol.Envelope{Type: protocol.TypeReceipt, Room: room, Reads: reads}
+}
+
+// FlushReads stores the read positions pending now and fans out their
+// receipts, as the flush every Config.ReadFlush does.
+func (h *Hub) FlushReads(ctx context.Context) { h.reads.flush(ctx) }
 
 // startReadFlush starts, once, the goroutine that flushes read positions
 // every Config.ReadFlush. After Shutdown, Shutdown's own final flush

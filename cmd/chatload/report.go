@@ -94,7 +94,7 @@ type Traffic struct {
 	ReadErrors       uint64  `json:"read_errors"`
 	Typing           uint64  `json:"typing"`
 	TypingErrors     uint64  `json:"typing_errors"`
-	Receipts         uint64  `json:"receipts"` // receipt envelopes received
+	Receipts         uint64  `json:"receipts"` // read positions received in receipts
 	TypingEvents     uint64  `json:"typing_events"`
 	Presence         uint64  `json:"presence"`
 	ErrorEvents      uint64  `json:"error_events"`

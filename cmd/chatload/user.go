@@ -184,7 +184,7 @@ func (u *user) onEvent(e protocol.Envelope) {
 			u.onJoined(now, e)
 		}
 	case protocol.TypeReceipt:
-		r.cnt.receipts.Add(1)
+		r.cnt.receipts.Add(uint64(max(1, len(e.Reads)))) // a batched receipt carries several
 	case protocol.TypeTyping:
 		r.cnt.typingEvents.Add(1)
 	case protocol.TypePresence:

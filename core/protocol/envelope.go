@@ -54,6 +54,10 @@ type Envelope struct {
 	Online    *bool   `json:"online,omitempty"`
 	Count     *int    `json:"count,omitempty"` // presence in a large room: users online
 
+	// Reads is, on a batched receipt, several users' read positions in
+	// Room (user → seq), in place of User and Seq.
+	Reads map[string]uint64 `json:"reads,omitempty"`
+
 	Level          *int            `json:"level,omitempty"`
 	Transports     []string        `json:"transports,omitempty"`
 	Features       map[string]bool `json:"features,omitempty"`

@@ -272,6 +272,12 @@ func (p *fastParser) end() bool {
 
 // envelope reads one flat object into e.
 func (p *fastParser) envelope(e *protocol.Envelope) bool {
+	return p.object(func(key []byte) bool { return p.member(e, key) })
+}
+
+// object reads an object whose keys are unescaped strings, value reading
+// each key's value.
+func (p *fastParser) object(value func(key []byte) bool) bool {
 	if p.next() != '{' {
 		return false
 	}
@@ -290,7 +296,7 @@ func (p *fastParser) envelope(e *protocol.Envelope) bool {
 			return false
 		}
 		p.ws()
-		if !p.member(e, key) {
+		if !value(key) {
 			return false
 		}
 		p.ws()
@@ -366,8 +372,28 @@ func (p *fastParser) member(e *protocol.Envelope, key []byte) bool {
 		return p.intField(&e.ReconnectMS)
 	case "poll_interval_ms":
 		return p.intField(&e.PollIntervalMS)
+	case "count":
+		var n int
+		ok := p.intField(&n)
+		e.Count = &n
+		return ok
+	case "reads":
+		return e.Reads == nil && p.reads(&e.Reads)
 	}
 	return false
+}
+
+// reads reads a batched receipt's positions: an object of user → seq,
+// each user an unescaped string.
+func (p *fastParser) reads(dst *map[string]uint64) bool {
+	m := make(map[string]uint64)
+	*dst = m
+	return p.object(func(user []byte) bool {
+		var seq uint64
+		ok := p.uint(&seq)
+		m[string(user)] = seq
+		return ok
+	})
 }
 
 // rawString reads a string without escapes or control characters, whose

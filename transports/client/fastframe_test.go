@@ -19,6 +19,8 @@ var fastSeeds = []string{
 	`{"type":"joined","room":"r","head":0,"recovered":true,"ref":"join-1"}`,
 	`{"type":"presence","room":"r","user":"u1","name":"Zoë","online":false}`,
 	`{"type":"receipt","room":"r","user":"u1","seq":18446744073709551615}`,
+	`[{"type":"receipt","room":"r","reads":{"u1":3,"zoë":18446744073709551615}},{"type":"presence","room":"r","count":2}]`,
+	`{"type":"presence","room":"r","count":0}`,
 	`{"type":"control","level":2,"transports":["sse","poll"],"features":{"typing":false},"poll_interval_ms":5000}`,
 	`{"type":"disconnect","close_code":4001,"reason":"move","reconnect_ms":250}`,
 	`{"type":"error","code":"forbidden","message":"no","ref":"join-2"}`,
@@ -27,6 +29,8 @@ var fastSeeds = []string{
 	`{"type":null}`, `{"online":truex}`, `{"seq":1}x`, `[{"seq":1},]`, `{"seq":1,}`, `{"ts":9223372036854775808}`,
 	`{"deleted":false}`, `{"deleted":1}`, `{"target":-1}`, `{"edited":9223372036854775808}`,
 	`{"type":"message","files":[{"id":"f","name":"n","size":1,"type":"t","url":"/u"}]}`,
+	`{"reads":{}}`, `{"reads":null}`, `{"reads":{"a":1,"a":2}}`, `{"reads":{"a":-1}}`, `{"reads":{"a":1},"reads":{"b":2}}`,
+	`{"reads":{"a\u00e9":1}}`, `{"reads":{"a":1,}}`, `{"reads":{"a" : 1 , "b":2 }}`, `{"reads":[]}`, `{"count":-1}`, `{"count":1,"count":2}`,
 	`{"close_code":9223372036854775807}`, `{"type":"a","type":"b"}`, `{"head":1,"head":2}`, "{\"text\":\"tab\there\"}",
 }
 
@@ -36,7 +40,7 @@ func TestDecodeFast(t *testing.T) {
 	for _, s := range fastSeeds {
 		sameAsJSON(t, []byte(s))
 	}
-	for _, s := range fastSeeds[:8] {
+	for _, s := range fastSeeds[:10] {
 		if _, ok := decodeFastInto(nil, []byte(s)); !ok {
 			t.Errorf("the fast path refused a frame the server writes: %s", s)
 		}
@@ -79,7 +83,7 @@ func sameAsJSON(t *testing.T, data []byte) {
 // it partway.
 func reusedSameAsJSON(t *testing.T, data []byte) {
 	var scratch frameScratch
-	for _, before := range []string{fastSeeds[3], fastSeeds[4], fastSeeds[0]} {
+	for _, before := range []string{fastSeeds[3], fastSeeds[8], fastSeeds[4], fastSeeds[0]} {
 		envs, err := scratch.decode([]byte(before))
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,10 +21,12 @@ import (
 const presenceBeat = 100 * time.Millisecond
 
 // Presence, typing and receipts cross nodes: alice on node-a sees bob, on
-// node-b, come online, type, read and go.
+// node-b, come online, type, read (with carol, in one batched receipt)
+// and go.
 func TestClusterEphemeral(t *testing.T) {
 	runCluster(t, 3, Options{PollInterval: 100 * time.Millisecond,
-		Hub: core.Config{TypingInterval: time.Millisecond, PresenceInterval: presenceBeat}}, testClusterEphemeral)
+		Hub: core.Config{TypingInterval: time.Millisecond, PresenceInterval: presenceBeat,
+			ReadFlush: time.Hour}}, testClusterEphemeral) // reads are flushed by the test
 }
 
 func testClusterEphemeral(t *testing.T, c *Cluster, dial Dialer) {
@@ -51,14 +54,22 @@ func testClusterEphemeral(t *testing.T, c *Cluster, dial Dialer) {
 		expectSeqs(t, cl, room, 1, 1)
 	}
 	refs := 0
-	untilMatch(t, alice, "bob's receipt", func(e protocol.Envelope) bool {
-		return e.Type == protocol.TypeReceipt && e.Room == room && e.User == "bob" && e.Seq == 1
+	carol := c.Token(t, "carol", Claims{})
+	got := untilMatch(t, alice, "bob's and carol's receipts", func(e protocol.Envelope) bool {
+		return e.Type == protocol.TypeReceipt && e.Room == room && e.Reads != nil
 	}, func() {
 		refs++
 		if got := reply(t, bob, protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: 1, Ref: fmt.Sprint("rd-", refs)}); got.Type != protocol.TypeAck || got.Seq != 1 {
 			t.Fatalf("read on %s: %+v", c.ID(1), got)
 		}
+		if status, body := httpDo(t, c.Nodes[1], http.MethodPost, "/v1/read", carol, map[string]any{"room": room, "seq": 1}); status != http.StatusOK {
+			t.Fatalf("POST /v1/read on %s: %d %s", c.ID(1), status, body)
+		}
+		c.Nodes[1].Hub.FlushReads(Ctx(t))
 	})
+	if want := map[string]uint64{"bob": 1, "carol": 1}; !maps.Equal(got.Reads, want) {
+		t.Fatalf("alice on %s got %+v, want reads %v from %s", c.ID(0), got, want, c.ID(1))
+	}
 
 	bob.Close()
 	if stream {

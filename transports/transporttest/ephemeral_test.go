@@ -23,14 +23,7 @@ func testReceipts(t *testing.T, dial Dialer) {
 	e := NewEnv(t, Options{})
 	alice := dial(t, e, e.Token(t, "alice", Claims{}), []Join{{Room: room}})
 	bob := dial(t, e, e.Token(t, "bob", Claims{}), []Join{{Room: room}})
-	for i, id := range []string{"m1", "m2"} {
-		if ack, err := alice.Send(Ctx(t), room, id, "read me"); err != nil || ack.Seq != uint64(i+1) {
-			t.Fatalf("send: %+v, %v", ack, err)
-		}
-	}
-	for _, c := range []Client{alice, bob} {
-		expectSeqs(t, c, room, 1, 2)
-	}
+	twoToRead(t, room, alice, bob)
 	// Receipts are ephemeral: a poll client gets one only while one of its
 	// polls is open, so the read is repeated (it announces the same
 	// position again) until each member has seen the receipt.
@@ -66,6 +59,71 @@ func testReceipts(t *testing.T, dial Dialer) {
 				t.Fatalf("POST /v1/read: %d %s", status, body)
 			}
 		})
+	}
+}
+
+// The receipts of one read flush go to a room's members in one envelope:
+// reads carries every reader's position, and a flush with one reader
+// sends the plain form.
+func TestBatchedReceipts(t *testing.T) { Run(t, testBatchedReceipts) }
+
+func testBatchedReceipts(t *testing.T, dial Dialer) {
+	const room = "batched-receipts"
+	e := NewEnv(t, Options{Hub: core.Config{ReadFlush: time.Hour}}) // flushed by the test only
+	alice := dial(t, e, e.Token(t, "alice", Claims{}), []Join{{Room: room}})
+	bob := dial(t, e, e.Token(t, "bob", Claims{}), []Join{{Room: room}})
+	twoToRead(t, room, alice, bob)
+	carol, dave := e.Token(t, "carol", Claims{}), e.Token(t, "dave", Claims{})
+	httpRead := func(token string, seq uint64) {
+		if status, body := httpDo(t, e, http.MethodPost, "/v1/read", token, map[string]any{"room": room, "seq": seq}); status != http.StatusOK {
+			t.Fatalf("POST /v1/read: %d %s", status, body)
+		}
+	}
+	refs := 0
+	// Receipts are ephemeral (a poll client gets them only while a poll
+	// is open), so the reads are repeated until each member has seen them.
+	want := map[string]uint64{"bob": 2, "carol": 1, "dave": 2}
+	for _, c := range []Client{alice, bob} {
+		got := untilMatch(t, c, "the flush's receipts in one envelope", func(r protocol.Envelope) bool {
+			return r.Type == protocol.TypeReceipt && r.Room == room && r.Reads != nil
+		}, func() {
+			refs++
+			if got := reply(t, bob, protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: 2, Ref: fmt.Sprint("rd-", refs)}); got.Type != protocol.TypeAck || got.Seq != 2 {
+				t.Fatalf("read: %+v", got)
+			}
+			httpRead(carol, 1)
+			httpRead(dave, 2)
+			e.Hub.FlushReads(Ctx(t))
+		})
+		if !reflect.DeepEqual(got.Reads, want) || got.User != "" || got.Seq != 0 {
+			t.Fatalf("%s got %+v, want one receipt with reads %v and no user or seq", c.Transport(), got, want)
+		}
+	}
+	// One reader in a flush: the plain form.
+	for _, c := range []Client{alice, bob} {
+		got := untilMatch(t, c, "carol's receipt for 2", func(r protocol.Envelope) bool {
+			return r.Type == protocol.TypeReceipt && r.Room == room && r.User == "carol"
+		}, func() {
+			httpRead(carol, 2)
+			e.Hub.FlushReads(Ctx(t))
+		})
+		if got.Seq != 2 || got.Reads != nil {
+			t.Fatalf("%s got %+v, want carol's plain receipt for 2", c.Transport(), got)
+		}
+	}
+}
+
+// twoToRead has alice send room two messages and waits until alice and
+// bob have both.
+func twoToRead(t *testing.T, room string, alice, bob Client) {
+	t.Helper()
+	for i, id := range []string{"m1", "m2"} {
+		if ack, err := alice.Send(Ctx(t), room, id, "read me"); err != nil || ack.Seq != uint64(i+1) {
+			t.Fatalf("send: %+v, %v", ack, err)
+		}
+	}
+	for _, c := range []Client{alice, bob} {
+		expectSeqs(t, c, room, 1, 2)
 	}
 }
 

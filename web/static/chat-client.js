@@ -1433,8 +1433,17 @@
       if (env.id && env.seq) { this.outbox.acked(env); }
       break;
     case 'receipt':
-      if (env.user === this.user) { this._setRead(env.room, env.seq, 'server'); }
-      this.emit('receipt', env);
+      // A batched receipt carries several users' positions in reads
+      // (user → seq); it is emitted as one 'receipt' per user.
+      if (env.reads && typeof env.reads === 'object') {
+        for (var reader in env.reads) {
+          if (has(env.reads, reader) && typeof env.reads[reader] === 'number') {
+            this._receipt({ type: 'receipt', room: env.room, user: reader, seq: env.reads[reader] });
+          }
+        }
+      } else {
+        this._receipt(env);
+      }
       break;
     case 'presence':
       this.emit('presence', env);
@@ -1650,6 +1659,13 @@
     return this._api('GET', '/v1/rooms/' + pathRoom(room) + '/reads', undefined, {}, function (err, data) {
       cb(err, err ? null : ((data && data.reads) || {}));
     });
+  };
+
+  // _receipt takes one user's read position: this user's own (read in
+  // another session) moves the read mark; every one is emitted.
+  ChatClient.prototype._receipt = function (env) {
+    if (env.user === this.user) { this._setRead(env.room, env.seq, 'server'); }
+    this.emit('receipt', env);
   };
 
   // _restoreReads asks the server, once per join, where everyone has read

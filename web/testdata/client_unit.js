@@ -552,6 +552,20 @@ test('read positions are kept, shared and sent once', () => {
   assert.strictEqual(c.readPosition('general'), 5);
 });
 
+test('a batched receipt is one receipt per reader, ours included', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  const receipts = [];
+  c.on('receipt', (r) => receipts.push(r.room + ':' + r.user + ':' + r.seq));
+  c.join('general');
+  c.start();
+  const ws = connectWS(w, c);
+  ws.frame([{ type: 'receipt', room: 'general', reads: { alice: 4, bob: 7, carol: 'x' } },
+    { type: 'receipt', room: 'general', user: 'dave', seq: 2 }]);
+  assert.deepStrictEqual(receipts, ['general:alice:4', 'general:bob:7', 'general:dave:2'], 'a bad position is skipped');
+  assert.strictEqual(c.readPosition('general'), 4, 'our own position, read in another session, moves the mark');
+});
+
 test('a store reset (head below our seq) starts the room over', () => {
   const w = makeWorld();
   const c = newClient(w);

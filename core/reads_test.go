@@ -1,0 +1,87 @@
+package core_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// A flush sends each room one receipt envelope for all its readers, split
+// at core.MaxReceiptBatch positions; a room with one reader gets the plain
+// form; a reader whose receipts are off is stored but not announced.
+func TestReceiptsBatchPerRoomAndFlush(t *testing.T) {
+	ctx := context.Background()
+	quiet := func(user, feature string) bool { return user != "quiet" || feature != core.FeatureReadReceipts }
+	hub, store := newHubOver(t, core.Config{ReadRate: 1e6, ReadBurst: 1e6, ReadFlush: time.Hour, Features: quiet}, nil)
+	for _, room := range []string{"big", "small"} {
+		if _, err := hub.Send(ctx, auth.Identity{User: "writer"}, room, "m-"+room, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big, small := newRecorder(), newRecorder()
+	joinAs(t, hub, "watcher", "big", big)
+	joinAs(t, hub, "watcher", "small", small)
+
+	readers := core.MaxReceiptBatch + 44
+	want := map[string]uint64{}
+	for i := range readers {
+		user := fmt.Sprintf("u%03d", i)
+		want[user] = 1
+		if _, err := hub.Read(ctx, auth.Identity{User: user}, "big", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, user := range []string{"solo", "quiet"} {
+		if _, err := hub.Read(ctx, auth.Identity{User: user}, "small", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub.FlushReads(ctx)
+
+	receipts := func(r *recorder, n int) []protocol.Envelope {
+		t.Helper()
+		var got []protocol.Envelope
+		eventuallyCore(t, fmt.Sprintf("%d receipt envelopes", n), func() bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			got = got[:0]
+			for _, f := range r.frames {
+				if f.Type == protocol.TypeReceipt {
+					var e protocol.Envelope
+					if err := json.Unmarshal(f.Data, &e); err != nil {
+						t.Fatalf("receipt %s: %v", f.Data, err)
+					}
+					got = append(got, e)
+				}
+			}
+			return len(got) >= n
+		})
+		if len(got) != n {
+			t.Fatalf("got %d receipt envelopes, want %d: %+v", len(got), n, got)
+		}
+		return got
+	}
+	all := map[string]uint64{}
+	for _, e := range receipts(big, 2) {
+		if e.Room != "big" || e.User != "" || len(e.Reads) == 0 || len(e.Reads) > core.MaxReceiptBatch {
+			t.Fatalf("big got %+v, want a batch of at most %d positions", e, core.MaxReceiptBatch)
+		}
+		maps.Copy(all, e.Reads)
+	}
+	if !maps.Equal(all, want) {
+		t.Fatalf("the batches carry %d positions, want every reader's %d", len(all), len(want))
+	}
+	if e := receipts(small, 1)[0]; e.User != "solo" || e.Seq != 1 || e.Reads != nil {
+		t.Fatalf("small got %+v, want solo's plain receipt and none for quiet", e)
+	}
+	if got, err := store.Reads(ctx, "small"); err != nil || got["quiet"] != 1 {
+		t.Fatalf("stored reads %v, %v: quiet's position must be stored", got, err)
+	}
+}
