@@ -54,7 +54,8 @@ fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzEventReader$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 	$(GO) test -run '^$$' -fuzz '^FuzzPollAnswer$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSubscription$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFast$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrameFast$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeReused$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRTT$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/files
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanName$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/files

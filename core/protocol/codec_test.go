@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -84,11 +85,21 @@ func FuzzDecodeClient(f *testing.F) {
 		`{"type":"send","room":"g","id":"x","files":["f","f"]}`, `{"type":"send","room":"g","id":"x","files":[1,null,{}]}`,
 		`{"type":"edit","room":"general","id":"e1","seq":4,"text":"fixed"}`,
 		`{"type":"delete","room":"general","id":"d1","seq":4}`, `{"type":"delete","room":"g","id":"d","seq":0}`,
+		`{"type":"read","room":"general","seq":42,"rtt_ms":12}`, `{"type":"ping","rtt_ms":1.5}`, `{"type":"ping","rtt_ms":-1}`,
 		`{"type":"join","room":"\u0000"}`, "{\"type\":\"send\",\"text\":\"\xc3\"}", `{"since":1e400}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fast path decodes exactly as encoding/json does.
+		var fast, slow Envelope
+		fastErr, slowErr := decodeObject(data, &fast), json.Unmarshal(data, &slow)
+		if (fastErr == nil) != (slowErr == nil) {
+			t.Fatalf("%q: decodeObject gives %v, encoding/json %v", data, fastErr, slowErr)
+		}
+		if fastErr == nil && !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: decodeObject gives\n%s\nencoding/json\n%s", data, show(fast), show(slow))
+		}
 		e, err := DecodeClient(data)
 		if err != nil {
 			if c, _ := CodeOf(err); c != CodeBadRequest {
@@ -104,4 +115,39 @@ func FuzzDecodeClient(f *testing.F) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})
+}
+
+// The envelopes clients send most take the fast path.
+func TestClientFramesTakeTheFastPath(t *testing.T) {
+	for _, s := range []string{
+		`{"type":"join","room":"general","since":41,"ref":"j1"}`,
+		`{"type":"send","room":"general","id":"7f1c-22","text":"hello there","ref":"7f1c-22","rtt_ms":12}`,
+		`{"type":"read","room":"general","seq":42,"ref":"r9"}`,
+		`{"type":"typing","room":"general"}`, `{"type":"ping"}`, `{"type":"pong"}`, `{"type":"leave","room":"general"}`,
+		`{"type":"edit","room":"general","id":"e1","seq":4,"text":"fixed"}`,
+	} {
+		p := fastParser{b: []byte(s)}
+		var e Envelope
+		if !p.envelope(&e) || !p.end() {
+			t.Errorf("the fast path refused %s", s)
+		}
+	}
+}
+
+// BenchmarkDecodeClient decodes the frames a chat page sends most: a
+// send and a read.
+func BenchmarkDecodeClient(b *testing.B) {
+	for name, frame := range map[string]string{
+		"send": `{"type":"send","room":"load-17","id":"0f8e2c1d-7a4b-4c59-9d0e-3b2a1f6c8e7d","text":"t=1796188044453000000 u00001 #7 ...............................................","ref":"0f8e2c1d-7a4b-4c59-9d0e-3b2a1f6c8e7d"}`,
+		"read": `{"type":"read","room":"load-17","seq":4211,"ref":"r-88"}`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DecodeClient([]byte(frame)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

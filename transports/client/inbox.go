@@ -16,7 +16,7 @@ func decodeFrame(data []byte) ([]protocol.Envelope, error) { return decodeFrameI
 // decodeFrameInto is decodeFrame appending to dst[:0], an array a
 // stream's reader reuses from frame to frame (see frameScratch).
 func decodeFrameInto(dst []protocol.Envelope, data []byte) ([]protocol.Envelope, error) {
-	if list, ok := decodeFastInto(dst[:0], data); ok {
+	if list, ok := protocol.DecodeFrameFast(dst[:0], data); ok {
 		return list, nil
 	}
 	clear(dst[:cap(dst)]) // let go of what the fast path wrote before it gave up

@@ -21,11 +21,7 @@ import (
 const shortAnswer = time.Second
 
 // pollAnswer is the body of a poll answer.
-type pollAnswer struct {
-	Events  []protocol.Envelope `json:"events"`
-	Cursor  string              `json:"cursor"`
-	Control *protocol.Envelope  `json:"control"` // the offer now, when the server says
-}
+type pollAnswer = protocol.PollAnswer
 
 // runPoll polls until the link ends. It is the link's reader goroutine.
 // Each request resumes where the last answer ended: with that answer's
@@ -177,12 +173,12 @@ func (l *link) get(ctx context.Context, query string) (pollAnswer, error) {
 }
 
 // decodePollAnswer parses a poll answer: on decodeFrame's fast path
-// when it has the shape the server writes (decodePollFast), otherwise
+// when it has the shape the server writes (protocol.DecodePollAnswerFast), otherwise
 // with encoding/json, its events still through decodeFrame. With
 // encoding/json alone, decoding answers was a third of the load tool's
 // CPU under a broadcast to 5000 poll clients.
 func decodePollAnswer(body []byte) (pollAnswer, error) {
-	if a, ok := decodePollFast(body); ok {
+	if a, ok := protocol.DecodePollAnswerFast(body); ok {
 		return a, nil
 	}
 	var wire struct {

@@ -1,4 +1,4 @@
-package client
+package protocol
 
 import (
 	"bytes"
@@ -6,29 +6,27 @@ import (
 	"math"
 	"slices"
 	"unicode/utf8"
-
-	"github.com/chatd/chatd/core/protocol"
 )
 
-// decodeFastInto decodes a frame, appending to dst, without reflection when it has the plain
-// shape the server writes: an envelope, or an array of them, whose
-// members are known keys with unescaped strings, unsigned integers and
-// booleans. It reports false for anything else (escapes, nulls, nested
-// values, unknown keys, signs, fractions, invalid UTF-8, odd syntax), and
-// the caller then decodes with encoding/json, so a frame always decodes
-// to what encoding/json makes of it. Messages (without files), edits,
-// deletes, acks, joined, receipts, presence and typing take the fast
-// path; control envelopes do not.
+// DecodeFrameFast decodes a server frame, appending to dst, without
+// reflection when it has the plain shape the server writes: an envelope,
+// or an array of them, whose members are known keys with unescaped
+// strings, unsigned integers and booleans. It reports false for anything
+// else (escapes, nulls, nested values, unknown keys, signs, fractions,
+// invalid UTF-8, odd syntax), and the caller then decodes with
+// encoding/json, so a frame always decodes to what encoding/json makes of
+// it. Messages (without files), edits, deletes, acks, joined, receipts,
+// presence and typing take the fast path; control envelopes do not.
 //
 // A client receives every envelope of every room it follows, so this is
 // where a busy client (or the load tool's thousands) spends its time.
 // Each envelope starts from zero; on false, dst's array past its length
 // may have been written.
-func decodeFastInto(dst []protocol.Envelope, data []byte) ([]protocol.Envelope, bool) {
+func DecodeFrameFast(dst []Envelope, data []byte) ([]Envelope, bool) {
 	p := fastParser{b: data}
 	p.ws()
 	if p.peek() != '[' {
-		dst = append(dst, protocol.Envelope{})
+		dst = append(dst, Envelope{})
 		if !p.envelope(&dst[len(dst)-1]) || !p.end() {
 			return nil, false
 		}
@@ -38,13 +36,21 @@ func decodeFastInto(dst []protocol.Envelope, data []byte) ([]protocol.Envelope, 
 	return list, ok && p.end()
 }
 
-// decodePollFast decodes a poll answer as decodeFast decodes a frame: an
-// object with "events" (a list decodeFast takes), "cursor" (an unescaped
-// string) and "control" (null, or an object, which encoding/json
-// decodes on its own: a control envelope's features map is off the fast
-// path), each once at most. It reports false for anything else.
-func decodePollFast(data []byte) (pollAnswer, bool) {
-	var a pollAnswer
+// PollAnswer is the body of a poll answer.
+type PollAnswer struct {
+	Events  []Envelope `json:"events"`
+	Cursor  string     `json:"cursor"`
+	Control *Envelope  `json:"control"` // the offer now, when the server says
+}
+
+// DecodePollAnswerFast decodes a poll answer as DecodeFrameFast decodes a
+// frame: an object with "events" (a list DecodeFrameFast takes), "cursor"
+// (an unescaped string) and "control" (null, or an object, which
+// encoding/json decodes on its own: a control envelope's features map is
+// off the fast path), each once at most. It reports false for anything
+// else.
+func DecodePollAnswerFast(data []byte) (PollAnswer, bool) {
+	var a PollAnswer
 	p := fastParser{b: data}
 	p.ws()
 	if p.next() != '{' {
@@ -90,7 +96,7 @@ func decodePollFast(data []byte) (pollAnswer, bool) {
 				if p.peek() != '{' || !p.skip(0) {
 					return a, false
 				}
-				a.Control = new(protocol.Envelope)
+				a.Control = new(Envelope)
 				if json.Unmarshal(p.b[start:p.i], a.Control) != nil {
 					return a, false
 				}
@@ -111,7 +117,7 @@ func decodePollFast(data []byte) (pollAnswer, bool) {
 }
 
 // list reads an array of envelopes.
-func (p *fastParser) list(list []protocol.Envelope) ([]protocol.Envelope, bool) {
+func (p *fastParser) list(list []Envelope) ([]Envelope, bool) {
 	if p.next() != '[' {
 		return nil, false
 	}
@@ -127,7 +133,7 @@ func (p *fastParser) list(list []protocol.Envelope) ([]protocol.Envelope, bool) 
 		return list, true
 	}
 	for {
-		list = append(list, protocol.Envelope{})
+		list = append(list, Envelope{})
 		if !p.envelope(&list[len(list)-1]) {
 			return nil, false
 		}
@@ -271,7 +277,7 @@ func (p *fastParser) end() bool {
 }
 
 // envelope reads one flat object into e.
-func (p *fastParser) envelope(e *protocol.Envelope) bool {
+func (p *fastParser) envelope(e *Envelope) bool {
 	return p.object(func(key []byte) bool { return p.member(e, key) })
 }
 
@@ -313,7 +319,7 @@ func (p *fastParser) object(value func(key []byte) bool) bool {
 
 // member reads the value of key into e. Unknown keys, and keys of maps
 // and lists, are left to encoding/json.
-func (p *fastParser) member(e *protocol.Envelope, key []byte) bool {
+func (p *fastParser) member(e *Envelope, key []byte) bool {
 	switch string(key) {
 	case "type":
 		s, ok := p.rawString()
@@ -379,6 +385,11 @@ func (p *fastParser) member(e *protocol.Envelope, key []byte) bool {
 		return ok
 	case "reads":
 		return e.Reads == nil && p.reads(&e.Reads)
+	case "rtt_ms": // a whole number only: a fraction goes to encoding/json
+		var ms uint64
+		ok := p.uint(&ms)
+		e.RTTMS = float64(ms)
+		return ok
 	}
 	return false
 }
@@ -493,26 +504,36 @@ func hasPrefix(b []byte, s string) bool { return len(b) >= len(s) && string(b[:l
 // storage for the server's types instead of allocating.
 func typeName(s []byte) string {
 	switch string(s) {
-	case protocol.TypeMessage:
-		return protocol.TypeMessage
-	case protocol.TypeAck:
-		return protocol.TypeAck
-	case protocol.TypeJoined:
-		return protocol.TypeJoined
-	case protocol.TypeReceipt:
-		return protocol.TypeReceipt
-	case protocol.TypePresence:
-		return protocol.TypePresence
-	case protocol.TypeTyping:
-		return protocol.TypeTyping
-	case protocol.TypePing:
-		return protocol.TypePing
-	case protocol.TypeError:
-		return protocol.TypeError
-	case protocol.TypeEdit:
-		return protocol.TypeEdit
-	case protocol.TypeDelete:
-		return protocol.TypeDelete
+	case TypeMessage:
+		return TypeMessage
+	case TypeAck:
+		return TypeAck
+	case TypeJoined:
+		return TypeJoined
+	case TypeReceipt:
+		return TypeReceipt
+	case TypePresence:
+		return TypePresence
+	case TypeTyping:
+		return TypeTyping
+	case TypePing:
+		return TypePing
+	case TypeError:
+		return TypeError
+	case TypeEdit:
+		return TypeEdit
+	case TypeDelete:
+		return TypeDelete
+	case TypeSend:
+		return TypeSend
+	case TypeRead:
+		return TypeRead
+	case TypeJoin:
+		return TypeJoin
+	case TypeLeave:
+		return TypeLeave
+	case TypePong:
+		return TypePong
 	}
 	return string(s)
 }

@@ -1,0 +1,105 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+)
+
+// fastSeeds are frames as the server writes them, and near misses.
+var fastSeeds = []string{
+	`{"type":"message","room":"lobby","seq":42,"id":"7f1c","from":"alice","name":"Alice","text":"hello","ts":1796188044453}`,
+	`{"type":"edit","room":"r","seq":5,"id":"e1","from":"alice","name":"Alice","text":"fixed","ts":1796188044453,"target":3}`,
+	`{"type":"message","room":"r","seq":3,"id":"m","from":"alice","name":"Alice","ts":1,"deleted":true}`,
+	`[{"type":"delete","room":"r","seq":6,"id":"d","from":"a","ts":2,"target":3},{"type":"message","room":"r","seq":4,"id":"x","text":"t","ts":1,"edited":1796188044453}]`,
+	`[{"type":"ack","ref":"a2","id":"a2","room":"r","seq":2,"ts":1},{"type":"message","room":"r","seq":2,"id":"a2","text":"hi"}]`,
+	`{"type":"joined","room":"r","head":0,"recovered":true,"ref":"join-1"}`,
+	`{"type":"presence","room":"r","user":"u1","name":"Zoë","online":false}`,
+	`{"type":"receipt","room":"r","user":"u1","seq":18446744073709551615}`,
+	`[{"type":"receipt","room":"r","reads":{"u1":3,"zoë":18446744073709551615}},{"type":"presence","room":"r","count":2}]`,
+	`{"type":"presence","room":"r","count":0}`,
+	`{"type":"control","level":2,"transports":["sse","poll"],"features":{"typing":false},"poll_interval_ms":5000}`,
+	`{"type":"disconnect","close_code":4001,"reason":"move","reconnect_ms":250}`,
+	`{"type":"error","code":"forbidden","message":"no","ref":"join-2"}`,
+	` [ ] `, `[]`, `{}`, `[{}]`, `{"seq":01}`, `{"seq":-1}`, `{"seq":1.5}`, `{"seq":1e3}`, `{"seq":18446744073709551616}`,
+	`{"text":"a\"b"}`, `{"text":"\u00e9"}`, "{\"text\":\"caf\xc3\xa9\"}", "{\"text\":\"bad\xff\"}", `{"Type":"message"}`,
+	`{"type":null}`, `{"online":truex}`, `{"seq":1}x`, `[{"seq":1},]`, `{"seq":1,}`, `{"ts":9223372036854775808}`,
+	`{"deleted":false}`, `{"deleted":1}`, `{"target":-1}`, `{"edited":9223372036854775808}`,
+	`{"type":"message","files":[{"id":"f","name":"n","size":1,"type":"t","url":"/u"}]}`,
+	`{"reads":{}}`, `{"reads":null}`, `{"reads":{"a":1,"a":2}}`, `{"reads":{"a":-1}}`, `{"reads":{"a":1},"reads":{"b":2}}`,
+	`{"reads":{"a\u00e9":1}}`, `{"reads":{"a":1,}}`, `{"reads":{"a" : 1 , "b":2 }}`, `{"reads":[]}`, `{"count":-1}`, `{"count":1,"count":2}`,
+	`{"close_code":9223372036854775807}`, `{"type":"a","type":"b"}`, `{"head":1,"head":2}`, "{\"text\":\"tab\there\"}",
+}
+
+// TestDecodeFrameFast checks that the fast path takes the server's shapes and
+// agrees with encoding/json on every seed.
+func TestDecodeFrameFast(t *testing.T) {
+	for _, s := range fastSeeds {
+		sameAsJSON(t, []byte(s))
+	}
+	for _, s := range fastSeeds[:10] {
+		if _, ok := DecodeFrameFast(nil, []byte(s)); !ok {
+			t.Errorf("the fast path refused a frame the server writes: %s", s)
+		}
+	}
+}
+
+// FuzzDecodeFrameFast is differential: whatever the fast path accepts must
+// decode the same with encoding/json.
+func FuzzDecodeFrameFast(f *testing.F) {
+	for _, s := range fastSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(sameAsJSON)
+}
+
+func sameAsJSON(t *testing.T, data []byte) {
+	got, ok := DecodeFrameFast(nil, data)
+	if !ok {
+		return
+	}
+	want, err := decodeJSON(data)
+	if err != nil {
+		t.Fatalf("fast path accepted %q, which encoding/json refuses: %v", data, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%q: fast path gives %d envelopes, encoding/json %d", data, len(got), len(want))
+	}
+	for i := range got {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("%q: envelope %d differs:\nfast %s\njson %s", data, i, show(got[i]), show(want[i]))
+		}
+	}
+}
+
+func show(e Envelope) string { return fmt.Sprintf("%+v %s", e, Encode(e)) }
+
+// Answers in the shape the server writes take the fast path.
+func TestPollAnswerFastPath(t *testing.T) {
+	for _, s := range []string{
+		`{"events":[],"cursor":"general:3,~:1"}`,
+		`{"events":[{"type":"message","room":"general","seq":4,"id":"m1","from":"u","name":"U","text":"hi","ts":1}],"cursor":"general:4"}`,
+		`{"events":[{"type":"typing","room":"a","user":"b"}],"cursor":"a:1","control":null}`,
+		`{"events":[],"cursor":"a:1","control":{"type":"control","level":0,"transports":["websocket","sse","poll"],"features":{"typing":true,"read_receipts":true},"poll_interval_ms":5000}}`,
+	} {
+		if _, ok := DecodePollAnswerFast([]byte(s)); !ok {
+			t.Errorf("the fast path refused %s", s)
+		}
+	}
+}
+
+// decodeJSON decodes a frame with encoding/json alone.
+func decodeJSON(data []byte) ([]Envelope, error) {
+	if d := bytes.TrimLeft(data, " \t\r\n"); len(d) > 0 && d[0] == '[' {
+		var list []Envelope
+		err := json.Unmarshal(data, &list)
+		return list, err
+	}
+	var e Envelope
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	return []Envelope{e}, nil
+}
