@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"time"
+
+	"github.com/chatd/chatd/core/protocol"
 )
 
 // Cluster is what an engine shared by several nodes adds to Engine: the
@@ -43,11 +45,7 @@ type Cluster interface {
 }
 
 // PresenceChange is one user going online or offline in a room.
-type PresenceChange struct {
-	User   string `json:"user"`
-	Name   string `json:"name,omitempty"`
-	Online bool   `json:"online"`
-}
+type PresenceChange = protocol.PresenceChange
 
 // clusterTimeout bounds the hub's calls to a Cluster on request paths.
 const clusterTimeout = 2 * time.Second

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -12,8 +13,8 @@ import (
 // Presence is coalesced. A join or leave does not fan out at once (that
 // is O(members) per change, O(N²) for a room filling up); it marks the
 // room, and every Config.PresenceInterval one pass sends each marked room
-// its net changes: a user who came and went within the interval costs
-// nothing. In a room with more than Config.PresenceMaxMembers online, the
+// its net changes, in one envelope: a user who came and went within the
+// interval costs nothing. In a room with more than Config.PresenceMaxMembers online, the
 // pass sends one presence envelope with the count instead of per-user
 // events; clients ask the presence API for the list when they need it.
 
@@ -131,6 +132,11 @@ func (h *Hub) startPresence() {
 	h.every(h.cfg.PresenceInterval, h.sendPresence)
 }
 
+// FlushPresence sends every room its presence changes pending now, as the
+// pass every Config.PresenceInterval does. It is for tests, which set a
+// long interval so that a pass happens only when they say.
+func (h *Hub) FlushPresence() { h.sendPresence() }
+
 // sendPresence sends every marked room its net presence changes.
 func (h *Hub) sendPresence() {
 	for r := range h.marks.take() {
@@ -201,8 +207,11 @@ func (r *room) takeChanges() (out []PresenceChange, online int, ok bool) {
 }
 
 // presenceEnvelopes returns the envelopes that announce changes in a room
-// with online users: one per change, or the count in a room above
-// PresenceMaxMembers (only when it moved since the last count sent).
+// with online users: one for all of a pass's changes (MaxPresenceBatch
+// at most; the plain per-user form for one change), or the count in a
+// room above PresenceMaxMembers (only when it moved since the last count
+// sent). A room of 100 filling up once cost each member a presence
+// envelope per arrival: a million in a 10k reconnect storm.
 func (r *room) presenceEnvelopes(changes []PresenceChange, online int) []protocol.Envelope {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -214,12 +223,19 @@ func (r *room) presenceEnvelopes(changes []PresenceChange, online int) []protoco
 		return []protocol.Envelope{{Type: protocol.TypePresence, Room: r.name, Count: protocol.Ptr(online)}}
 	}
 	r.counted = 0
-	out := make([]protocol.Envelope, len(changes))
-	for i, c := range changes {
-		out[i] = presenceEnvelope(r.name, c.User, c.Name, c.Online)
+	out := make([]protocol.Envelope, 0, (len(changes)+MaxPresenceBatch-1)/MaxPresenceBatch)
+	for batch := range slices.Chunk(changes, MaxPresenceBatch) {
+		if len(batch) == 1 {
+			out = append(out, presenceEnvelope(r.name, batch[0].User, batch[0].Name, batch[0].Online))
+			continue
+		}
+		out = append(out, protocol.Envelope{Type: protocol.TypePresence, Room: r.name, Changes: batch})
 	}
 	return out
 }
+
+// MaxPresenceBatch is the most changes one presence envelope carries.
+const MaxPresenceBatch = 256
 
 // presence lists the users online in the room, sorted by user id.
 func (r *room) presence() []Member {

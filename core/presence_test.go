@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// presenceOf decodes r's presence frames.
+// presenceOf decodes r's presence frames, a batch as one envelope per
+// change.
 func presenceOf(t *testing.T, r *recorder) []protocol.Envelope {
 	t.Helper()
 	r.mu.Lock()
@@ -26,7 +28,12 @@ func presenceOf(t *testing.T, r *recorder) []protocol.Envelope {
 		if err := json.Unmarshal(f.Data, &e); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, e)
+		if e.Changes == nil {
+			out = append(out, e)
+		}
+		for _, c := range e.Changes { // a batch, as one envelope per user
+			out = append(out, protocol.Envelope{Type: e.Type, Room: e.Room, User: c.User, Name: c.Name, Online: protocol.Ptr(c.Online)})
+		}
 	}
 	return out
 }
@@ -118,5 +125,29 @@ func TestPresenceCountInLargeRooms(t *testing.T) {
 	members, err := hub.Presence(context.Background(), auth.Identity{User: "watcher"}, "big")
 	if err != nil || len(members) != 10 {
 		t.Fatalf("presence API lists %d, %v; want all 10", len(members), err)
+	}
+}
+
+// A pass sends a room one presence envelope for all its changes, sorted
+// by user; a pass with one change sends the plain form.
+func TestPresenceBatchedPerPass(t *testing.T) {
+	hub := newHub(t, core.Config{PresenceInterval: time.Hour}) // passes only when flushed
+	watcher := newRecorder()
+	joinAs(t, hub, "watcher", "r", watcher)
+	var sessions []*core.Session
+	for _, user := range []string{"u2", "u0", "u1"} {
+		sessions = append(sessions, joinAs(t, hub, user, "r", newRecorder()))
+	}
+	hub.FlushPresence()
+	got := awaitEnvelopes(t, watcher, protocol.TypePresence, 1)
+	want := []protocol.PresenceChange{{User: "u0", Name: "u0", Online: true}, {User: "u1", Name: "u1", Online: true},
+		{User: "u2", Name: "u2", Online: true}, {User: "watcher", Name: "watcher", Online: true}}
+	if len(got) != 1 || got[0].User != "" || got[0].Online != nil || !slices.Equal(got[0].Changes, want) {
+		t.Fatalf("got %+v, want one envelope with changes %+v", got, want)
+	}
+	sessions[2].Close(core.DisconnectNormal)
+	hub.FlushPresence()
+	if e := awaitEnvelopes(t, watcher, protocol.TypePresence, 2)[1]; e.User != "u1" || e.Online == nil || *e.Online || e.Changes != nil {
+		t.Fatalf("got %+v, want u1's plain offline", e)
 	}
 }

@@ -45,31 +45,8 @@ func TestReceiptsBatchPerRoomAndFlush(t *testing.T) {
 	}
 	hub.FlushReads(ctx)
 
-	receipts := func(r *recorder, n int) []protocol.Envelope {
-		t.Helper()
-		var got []protocol.Envelope
-		eventuallyCore(t, fmt.Sprintf("%d receipt envelopes", n), func() bool {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			got = got[:0]
-			for _, f := range r.frames {
-				if f.Type == protocol.TypeReceipt {
-					var e protocol.Envelope
-					if err := json.Unmarshal(f.Data, &e); err != nil {
-						t.Fatalf("receipt %s: %v", f.Data, err)
-					}
-					got = append(got, e)
-				}
-			}
-			return len(got) >= n
-		})
-		if len(got) != n {
-			t.Fatalf("got %d receipt envelopes, want %d: %+v", len(got), n, got)
-		}
-		return got
-	}
 	all := map[string]uint64{}
-	for _, e := range receipts(big, 2) {
+	for _, e := range awaitEnvelopes(t, big, protocol.TypeReceipt, 2) {
 		if e.Room != "big" || e.User != "" || len(e.Reads) == 0 || len(e.Reads) > core.MaxReceiptBatch {
 			t.Fatalf("big got %+v, want a batch of at most %d positions", e, core.MaxReceiptBatch)
 		}
@@ -78,10 +55,36 @@ func TestReceiptsBatchPerRoomAndFlush(t *testing.T) {
 	if !maps.Equal(all, want) {
 		t.Fatalf("the batches carry %d positions, want every reader's %d", len(all), len(want))
 	}
-	if e := receipts(small, 1)[0]; e.User != "solo" || e.Seq != 1 || e.Reads != nil {
+	if e := awaitEnvelopes(t, small, protocol.TypeReceipt, 1)[0]; e.User != "solo" || e.Seq != 1 || e.Reads != nil {
 		t.Fatalf("small got %+v, want solo's plain receipt and none for quiet", e)
 	}
 	if got, err := store.Reads(ctx, "small"); err != nil || got["quiet"] != 1 {
 		t.Fatalf("stored reads %v, %v: quiet's position must be stored", got, err)
 	}
+}
+
+// awaitEnvelopes waits until r has n frames of type typ and returns them
+// decoded; more than n fails.
+func awaitEnvelopes(t *testing.T, r *recorder, typ string, n int) []protocol.Envelope {
+	t.Helper()
+	var got []protocol.Envelope
+	eventuallyCore(t, fmt.Sprintf("%d %s envelopes", n, typ), func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		got = got[:0]
+		for _, f := range r.frames {
+			if f.Type == typ {
+				var e protocol.Envelope
+				if err := json.Unmarshal(f.Data, &e); err != nil {
+					t.Fatalf("%s: %v", f.Data, err)
+				}
+				got = append(got, e)
+			}
+		}
+		return len(got) >= n
+	})
+	if len(got) != n {
+		t.Fatalf("got %d %s envelopes, want %d: %+v", len(got), typ, n, got)
+	}
+	return got
 }

@@ -96,7 +96,7 @@ type Traffic struct {
 	TypingErrors     uint64  `json:"typing_errors"`
 	Receipts         uint64  `json:"receipts"` // read positions received in receipts
 	TypingEvents     uint64  `json:"typing_events"`
-	Presence         uint64  `json:"presence"`
+	Presence         uint64  `json:"presence"` // presence changes received (a count counts as one)
 	ErrorEvents      uint64  `json:"error_events"`
 	Refused          uint64  `json:"refused"` // reads and typing refused as feature_disabled (a level); not errors
 	Ops              uint64  `json:"ops"`     // connects, sends, reads and typing attempted

@@ -188,7 +188,7 @@ func (u *user) onEvent(e protocol.Envelope) {
 	case protocol.TypeTyping:
 		r.cnt.typingEvents.Add(1)
 	case protocol.TypePresence:
-		r.cnt.presence.Add(1)
+		r.cnt.presence.Add(uint64(max(1, len(e.Changes)))) // a batched one carries several
 	case protocol.TypeError:
 		r.cnt.errorEvents.Add(1)
 		r.noteError("event " + e.Code)

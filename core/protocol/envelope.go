@@ -54,6 +54,10 @@ type Envelope struct {
 	Online    *bool   `json:"online,omitempty"`
 	Count     *int    `json:"count,omitempty"` // presence in a large room: users online
 
+	// Changes is, on a batched presence envelope, several users who came
+	// online or went offline in Room, in place of User, Name and Online.
+	Changes []PresenceChange `json:"changes,omitempty"`
+
 	// Reads is, on a batched receipt, several users' read positions in
 	// Room (user → seq), in place of User and Seq.
 	Reads map[string]uint64 `json:"reads,omitempty"`
@@ -76,6 +80,13 @@ type Envelope struct {
 	// DM is, on a "room" envelope for a direct-message room, the other
 	// user; Reason then says why the room changed (ReasonDM, …).
 	DM *Peer `json:"dm,omitempty"`
+}
+
+// PresenceChange is one user going online or offline in a room.
+type PresenceChange struct {
+	User   string `json:"user"`
+	Name   string `json:"name,omitempty"`
+	Online bool   `json:"online"`
 }
 
 // Ptr returns a pointer to v, for the pointer fields of Envelope.

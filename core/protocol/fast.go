@@ -385,6 +385,8 @@ func (p *fastParser) member(e *Envelope, key []byte) bool {
 		return ok
 	case "reads":
 		return e.Reads == nil && p.reads(&e.Reads)
+	case "changes":
+		return e.Changes == nil && p.changes(&e.Changes)
 	case "rtt_ms": // a whole number only: a fraction goes to encoding/json
 		var ms uint64
 		ok := p.uint(&ms)
@@ -406,6 +408,55 @@ func (p *fastParser) reads(dst *map[string]uint64) bool {
 		return ok
 	})
 }
+
+// changes reads a batched presence envelope's changes: a list of flat
+// objects with user, name and online.
+func (p *fastParser) changes(dst *[]PresenceChange) bool {
+	if p.next() != '[' {
+		return false
+	}
+	out := make([]PresenceChange, 0, min(bytes.Count(p.b[p.i:], userKey), maxListHint))
+	p.ws()
+	if p.peek() == ']' {
+		p.i++
+		*dst = out
+		return true
+	}
+	for {
+		var c PresenceChange
+		ok := p.object(func(key []byte) bool {
+			switch string(key) {
+			case "user":
+				return p.str(&c.User)
+			case "name":
+				return p.str(&c.Name)
+			case "online":
+				var v *bool
+				ok := p.boolPtr(&v)
+				c.Online = ok && *v
+				return ok
+			}
+			return false
+		})
+		if !ok {
+			return false
+		}
+		out = append(out, c)
+		p.ws()
+		switch p.next() {
+		case ',':
+			p.ws()
+		case ']':
+			*dst = out
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// userKey is the key every presence change has.
+var userKey = []byte(`"user":`)
 
 // rawString reads a string without escapes or control characters, whose
 // bytes are valid UTF-8, and returns its bytes.

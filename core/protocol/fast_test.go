@@ -20,6 +20,7 @@ var fastSeeds = []string{
 	`{"type":"receipt","room":"r","user":"u1","seq":18446744073709551615}`,
 	`[{"type":"receipt","room":"r","reads":{"u1":3,"zoë":18446744073709551615}},{"type":"presence","room":"r","count":2}]`,
 	`{"type":"presence","room":"r","count":0}`,
+	`{"type":"presence","room":"r","changes":[{"user":"u1","name":"Zoë","online":true},{"user":"u2","online":false}]}`,
 	`{"type":"control","level":2,"transports":["sse","poll"],"features":{"typing":false},"poll_interval_ms":5000}`,
 	`{"type":"disconnect","close_code":4001,"reason":"move","reconnect_ms":250}`,
 	`{"type":"error","code":"forbidden","message":"no","ref":"join-2"}`,
@@ -28,6 +29,8 @@ var fastSeeds = []string{
 	`{"type":null}`, `{"online":truex}`, `{"seq":1}x`, `[{"seq":1},]`, `{"seq":1,}`, `{"ts":9223372036854775808}`,
 	`{"deleted":false}`, `{"deleted":1}`, `{"target":-1}`, `{"edited":9223372036854775808}`,
 	`{"type":"message","files":[{"id":"f","name":"n","size":1,"type":"t","url":"/u"}]}`,
+	`{"changes":[]}`, `{"changes":null}`, `{"changes":[{}]}`, `{"changes":[{"user":"a","x":1}]}`, `{"changes":[{"user":"a"},]}`,
+	`{"changes":[{"online":true,"online":false}]}`, `{"changes":[{"user":"a"}],"changes":[{"user":"b"}]}`, `{"changes":{}}`,
 	`{"reads":{}}`, `{"reads":null}`, `{"reads":{"a":1,"a":2}}`, `{"reads":{"a":-1}}`, `{"reads":{"a":1},"reads":{"b":2}}`,
 	`{"reads":{"a\u00e9":1}}`, `{"reads":{"a":1,}}`, `{"reads":{"a" : 1 , "b":2 }}`, `{"reads":[]}`, `{"count":-1}`, `{"count":1,"count":2}`,
 	`{"close_code":9223372036854775807}`, `{"type":"a","type":"b"}`, `{"head":1,"head":2}`, "{\"text\":\"tab\there\"}",
@@ -39,7 +42,7 @@ func TestDecodeFrameFast(t *testing.T) {
 	for _, s := range fastSeeds {
 		sameAsJSON(t, []byte(s))
 	}
-	for _, s := range fastSeeds[:10] {
+	for _, s := range fastSeeds[:11] {
 		if _, ok := DecodeFrameFast(nil, []byte(s)); !ok {
 			t.Errorf("the fast path refused a frame the server writes: %s", s)
 		}

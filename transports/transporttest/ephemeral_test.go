@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -267,6 +268,39 @@ func testPresence(t *testing.T, dial Dialer) {
 	wantPresence(t, e, aliceTok, room, member{"alice", "Alice"}, member{"carol", "carol"})
 	carol.Close()
 	eventuallyPresence(t, e, aliceTok, room, member{"alice", "Alice"})
+}
+
+// The presence changes of one pass go to a room's members in one
+// envelope, sorted by user.
+func TestBatchedPresence(t *testing.T) { Run(t, testBatchedPresence) }
+
+func testBatchedPresence(t *testing.T, dial Dialer) {
+	const room = "batched-presence"
+	e := NewEnv(t, Options{PollInterval: 100 * time.Millisecond, Hub: core.Config{PresenceInterval: time.Hour}}) // passes when flushed
+	alice := dial(t, e, e.Token(t, "alice", Claims{Name: "Alice"}), []Join{{Room: room}})
+	e.Hub.FlushPresence() // alice's own arrival
+	// Presence is ephemeral (a poll client gets it only while a poll is
+	// open), so each try brings two more users and flushes.
+	tries := 0
+	got := untilMatch(t, alice, "two arrivals in one presence envelope", func(p protocol.Envelope) bool {
+		return p.Type == protocol.TypePresence && len(p.Changes) >= 2
+	}, func() {
+		tries++
+		for _, who := range []string{"a", "b"} {
+			user := fmt.Sprintf("p%d%s", tries, who)
+			dial(t, e, e.Token(t, user, Claims{Name: strings.ToUpper(user)}), []Join{{Room: room}})
+		}
+		e.Hub.FlushPresence()
+	})
+	if got.Room != room || got.User != "" || got.Online != nil || len(got.Changes) != 2 {
+		t.Fatalf("%s got %+v, want one envelope with two changes and no user", alice.Transport(), got)
+	}
+	first := strings.TrimSuffix(got.Changes[0].User, "a")
+	want := []protocol.PresenceChange{{User: first + "a", Name: strings.ToUpper(first + "a"), Online: true},
+		{User: first + "b", Name: strings.ToUpper(first + "b"), Online: true}}
+	if !slices.Equal(got.Changes, want) {
+		t.Fatalf("%s got changes %+v, want %+v", alice.Transport(), got.Changes, want)
+	}
 }
 
 // eventuallyPresence waits, bounded, until GET presence shows want.

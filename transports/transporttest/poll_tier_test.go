@@ -220,10 +220,13 @@ func TestPollBroadcastExactlyOnce(t *testing.T) {
 // here it lingers until the answer is full (an hour's linger, ten events
 // an answer), so the ten messages sent one by one, each after the last
 // was stored, come in one answer, and the next poll goes on from there.
+// The poll is never parked: a parked poll has been open for Park (2 s),
+// longer than any real Linger, so news answers it at once, and on a busy
+// machine the ten sends can take that long.
 func TestPollLingerBatchesLiveMessages(t *testing.T) {
 	const room, max = "pt-linger", 10
 	e := NewEnv(t, Options{Hub: fast})
-	base := ptServer(t, e, poll.Config{Linger: time.Hour, MaxEvents: max, Hold: 20 * time.Second})
+	base := ptServer(t, e, poll.Config{Linger: time.Hour, MaxEvents: max, Hold: 20 * time.Second, Park: -1})
 	tok := e.Token(t, "pt-alice", Claims{})
 	first := ptPoll(t, base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, false)
 	held := make(chan ptAnswer, 1)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,7 +291,7 @@ func waitPresenceName(t testing.TB, c Client, user, name string) {
 	t.Helper()
 	for {
 		got := nextNot(t, c, protocol.TypeTyping, protocol.TypeReceipt)
-		if got.Type == protocol.TypePresence && got.User == user && got.Name == name && got.Online != nil && *got.Online {
+		if slices.Contains(presenceChanges(got), protocol.PresenceChange{User: user, Name: name, Online: true}) {
 			return
 		}
 	}

@@ -1446,7 +1446,18 @@
       }
       break;
     case 'presence':
-      this.emit('presence', env);
+      // A batched presence envelope carries several users' changes; it
+      // is emitted as one 'presence' per user.
+      if (isArray(env.changes)) {
+        for (var i = 0; i < env.changes.length; i++) {
+          var ch = env.changes[i];
+          if (ch && typeof ch.user === 'string') {
+            this.emit('presence', { type: 'presence', room: env.room, user: ch.user, name: ch.name, online: ch.online === true });
+          }
+        }
+      } else {
+        this.emit('presence', env);
+      }
       break;
     case 'typing':
       this.emit('typing', env);

@@ -566,6 +566,21 @@ test('a batched receipt is one receipt per reader, ours included', () => {
   assert.strictEqual(c.readPosition('general'), 4, 'our own position, read in another session, moves the mark');
 });
 
+test('a batched presence envelope is one presence event per user', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  const seen = [];
+  c.on('presence', (p) => seen.push(p.room + ':' + p.user + ':' + (p.name || '') + ':' + p.online + (p.count !== undefined ? ':' + p.count : '')));
+  c.join('general');
+  c.start();
+  const ws = connectWS(w, c);
+  ws.frame([{ type: 'presence', room: 'general', changes: [{ user: 'bob', name: 'Bob', online: true }, { user: 'carol', online: false }, { name: 'nobody' }] },
+    { type: 'presence', room: 'general', user: 'dave', name: 'Dave', online: true },
+    { type: 'presence', room: 'general', count: 120 }]);
+  assert.deepStrictEqual(seen, ['general:bob:Bob:true', 'general:carol::false', 'general:dave:Dave:true', 'general:undefined::undefined:120'],
+    'one event per change (a change without a user is skipped), then the plain forms as they come');
+});
+
 test('a store reset (head below our seq) starts the room over', () => {
   const w = makeWorld();
   const c = newClient(w);
