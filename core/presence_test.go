@@ -40,7 +40,13 @@ func presenceOf(t *testing.T, r *recorder) []protocol.Envelope {
 
 func joinAs(t *testing.T, hub *core.Hub, user, room string, rec *recorder) *core.Session {
 	t.Helper()
-	s, err := hub.Connect(auth.Identity{User: user, Name: user}, rec, core.SessionOptions{})
+	return joinWith(t, hub, user, room, rec, core.SessionOptions{})
+}
+
+// joinWith is joinAs with session options.
+func joinWith(t *testing.T, hub *core.Hub, user, room string, rec *recorder, opts core.SessionOptions) *core.Session {
+	t.Helper()
+	s, err := hub.Connect(auth.Identity{User: user, Name: user}, rec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,11 +135,13 @@ func TestPresenceCountInLargeRooms(t *testing.T) {
 }
 
 // A pass sends a room one presence envelope for all its changes, sorted
-// by user; a pass with one change sends the plain form.
+// by user, to sessions that read batches, and the changes one by one to
+// the others; a pass with one change sends the plain form.
 func TestPresenceBatchedPerPass(t *testing.T) {
 	hub := newHub(t, core.Config{PresenceInterval: time.Hour}) // passes only when flushed
-	watcher := newRecorder()
-	joinAs(t, hub, "watcher", "r", watcher)
+	watcher, plain := newRecorder(), newRecorder()
+	joinWith(t, hub, "watcher", "r", watcher, core.SessionOptions{Batched: true})
+	joinAs(t, hub, "watcher", "r", plain) // a second session, without batches
 	var sessions []*core.Session
 	for _, user := range []string{"u2", "u0", "u1"} {
 		sessions = append(sessions, joinAs(t, hub, user, "r", newRecorder()))
@@ -144,6 +152,12 @@ func TestPresenceBatchedPerPass(t *testing.T) {
 		{User: "u2", Name: "u2", Online: true}, {User: "watcher", Name: "watcher", Online: true}}
 	if len(got) != 1 || got[0].User != "" || got[0].Online != nil || !slices.Equal(got[0].Changes, want) {
 		t.Fatalf("got %+v, want one envelope with changes %+v", got, want)
+	}
+	// The session without batches gets the same changes one by one.
+	for i, e := range awaitEnvelopes(t, plain, protocol.TypePresence, len(want)) {
+		if e.Changes != nil || e.Online == nil || (protocol.PresenceChange{User: e.User, Name: e.Name, Online: *e.Online}) != want[i] {
+			t.Fatalf("the plain session's envelope %d is %+v, want %+v in the plain form", i, e, want[i])
+		}
 	}
 	sessions[2].Close(core.DisconnectNormal)
 	hub.FlushPresence()

@@ -14,8 +14,10 @@ import (
 )
 
 // A flush sends each room one receipt envelope for all its readers, split
-// at core.MaxReceiptBatch positions; a room with one reader gets the plain
-// form; a reader whose receipts are off is stored but not announced.
+// at core.MaxReceiptBatch positions, to sessions that read batches, and
+// each position in the plain form to the others; a room with one reader
+// gets the plain form; a reader whose receipts are off is stored but not
+// announced.
 func TestReceiptsBatchPerRoomAndFlush(t *testing.T) {
 	ctx := context.Background()
 	quiet := func(user, feature string) bool { return user != "quiet" || feature != core.FeatureReadReceipts }
@@ -25,9 +27,10 @@ func TestReceiptsBatchPerRoomAndFlush(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	big, small := newRecorder(), newRecorder()
-	joinAs(t, hub, "watcher", "big", big)
-	joinAs(t, hub, "watcher", "small", small)
+	big, small, plain := newRecorder(), newRecorder(), newRecorder()
+	joinWith(t, hub, "watcher", "big", big, core.SessionOptions{Batched: true})
+	joinWith(t, hub, "watcher", "small", small, core.SessionOptions{Batched: true})
+	joinAs(t, hub, "other", "big", plain) // without batches
 
 	readers := core.MaxReceiptBatch + 44
 	want := map[string]uint64{}
@@ -54,6 +57,17 @@ func TestReceiptsBatchPerRoomAndFlush(t *testing.T) {
 	}
 	if !maps.Equal(all, want) {
 		t.Fatalf("the batches carry %d positions, want every reader's %d", len(all), len(want))
+	}
+	// The session without batches gets each position in the plain form.
+	clear(all)
+	for _, e := range awaitEnvelopes(t, plain, protocol.TypeReceipt, readers) {
+		if e.Reads != nil || e.User == "" {
+			t.Fatalf("the plain session got %+v", e)
+		}
+		all[e.User] = e.Seq
+	}
+	if !maps.Equal(all, want) {
+		t.Fatalf("the plain session got %d positions, want every reader's %d", len(all), len(want))
 	}
 	if e := awaitEnvelopes(t, small, protocol.TypeReceipt, 1)[0]; e.User != "solo" || e.Seq != 1 || e.Reads != nil {
 		t.Fatalf("small got %+v, want solo's plain receipt and none for quiet", e)
@@ -84,7 +98,7 @@ func awaitEnvelopes(t *testing.T, r *recorder, typ string, n int) []protocol.Env
 		return len(got) >= n
 	})
 	if len(got) != n {
-		t.Fatalf("got %d %s envelopes, want %d: %+v", len(got), typ, n, got)
+		t.Fatalf("got %d %s envelopes, want %d", len(got), typ, n)
 	}
 	return got
 }

@@ -123,7 +123,9 @@ func (r *room) startCatchUp(s *Session, sb *sub) {
 
 // broadcast enqueues an ephemeral envelope to the room's sessions, except
 // those of user skip when skip is set. Ephemeral frames that do not fit
-// are dropped and counted, never closing the session.
+// are dropped and counted, never closing the session. A batched receipt
+// or presence envelope goes as it is to sessions that read batches
+// (SessionOptions.Batched), and as its plain envelopes to the others.
 func (r *room) broadcast(e protocol.Envelope, skip string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -136,12 +138,37 @@ func (r *room) broadcastLocked(e protocol.Envelope, skip string) {
 	frame.ephemeral = true
 	frame.lazy = e.Type == protocol.TypePresence && e.Count != nil
 	frame.shared = new(shared)
+	batched := e.Batched()
+	var plain []Frame // e's plain frames, encoded on first need
 	for s := range r.subs {
 		if skip != "" && s.user == skip {
+			continue
+		}
+		if batched && !s.opts.Batched {
+			if plain == nil {
+				plain = ephemeralFrames(e.Unbatch())
+			}
+			for _, f := range plain {
+				if !s.offer(f) {
+					r.hub.drop(dropQueueFull)
+				}
+			}
 			continue
 		}
 		if !s.offer(frame) {
 			r.hub.drop(dropQueueFull)
 		}
 	}
+}
+
+// ephemeralFrames encodes envelopes as ephemeral frames, each once for
+// every session it goes to.
+func ephemeralFrames(envs []protocol.Envelope) []Frame {
+	out := make([]Frame, len(envs))
+	for i, e := range envs {
+		out[i] = envelopeFrame(e)
+		out[i].ephemeral = true
+		out[i].shared = new(shared)
+	}
+	return out
 }

@@ -36,6 +36,11 @@ type SessionOptions struct {
 	// user's clients: a key the client sends with every poll. Empty: all
 	// of the user's polls count as one client.
 	Client string
+
+	// Batched says the client reads batched receipt and presence
+	// envelopes (protocol.BatchParam). Without it the session gets each
+	// read position and presence change in the plain form.
+	Batched bool
 }
 
 // leaseUntil is when a lease taken now by this session ends; zero for

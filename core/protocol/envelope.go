@@ -1,5 +1,7 @@
 package protocol
 
+import "slices"
+
 // Envelope types. Client frames and server frames share one namespace.
 const (
 	TypeJoin       = "join"
@@ -87,6 +89,43 @@ type PresenceChange struct {
 	User   string `json:"user"`
 	Name   string `json:"name,omitempty"`
 	Online bool   `json:"online"`
+}
+
+// BatchParam is the query parameter of /v1/ws, /v1/sse and /v1/poll with
+// which a client says it reads batched receipt and presence envelopes
+// (reads, changes): batch=1. Without it, each position or change comes in
+// the plain form.
+const BatchParam = "batch"
+
+// Batched reports whether e is a batched receipt or presence envelope.
+func (e Envelope) Batched() bool {
+	return e.Type == TypeReceipt && e.Reads != nil || e.Type == TypePresence && e.Changes != nil
+}
+
+// Unbatch returns a batched receipt or presence envelope as the plain
+// envelopes it stands for, one per user (receipts sorted by user); nil
+// for any other envelope.
+func (e Envelope) Unbatch() []Envelope {
+	switch {
+	case e.Type == TypeReceipt && e.Reads != nil:
+		users := make([]string, 0, len(e.Reads))
+		for u := range e.Reads {
+			users = append(users, u)
+		}
+		slices.Sort(users)
+		out := make([]Envelope, len(users))
+		for i, u := range users {
+			out[i] = Envelope{Type: TypeReceipt, Room: e.Room, User: u, Seq: e.Reads[u]}
+		}
+		return out
+	case e.Type == TypePresence && e.Changes != nil:
+		out := make([]Envelope, len(e.Changes))
+		for i, c := range e.Changes {
+			out[i] = Envelope{Type: TypePresence, Room: e.Room, User: c.User, Name: c.Name, Online: Ptr(c.Online)}
+		}
+		return out
+	}
+	return nil
 }
 
 // Ptr returns a pointer to v, for the pointer fields of Envelope.

@@ -147,7 +147,7 @@ func (l *link) kickPoll() {
 }
 
 func (l *link) get(ctx context.Context, query string) (pollAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.c.base+"/v1/poll?"+query, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.c.base+"/v1/poll?"+query+"&"+batchQuery, nil)
 	if err != nil {
 		return pollAnswer{}, err
 	}

@@ -29,7 +29,7 @@ func (l *link) runSSE() {
 		return
 	}
 	req, err := http.NewRequestWithContext(l.ctx, http.MethodGet,
-		c.base+"/v1/sse?"+subscriptionQuery(rooms, since)+"&"+cred, nil)
+		c.base+"/v1/sse?"+subscriptionQuery(rooms, since)+"&"+batchQuery+"&"+cred, nil)
 	if err != nil {
 		l.end.err = err
 		return

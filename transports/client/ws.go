@@ -27,7 +27,7 @@ func (l *link) runWS() {
 		l.end.err = err
 		return
 	}
-	conn, resp, err := c.cfg.WSDialer.DialContext(l.ctx, c.wsURL()+"?"+cred, nil)
+	conn, resp, err := c.cfg.WSDialer.DialContext(l.ctx, c.wsURL()+"?"+batchQuery+"&"+cred, nil)
 	if err != nil {
 		l.end.err = dialError(resp, err)
 		return
@@ -229,6 +229,10 @@ func (l *link) request(ctx context.Context, e protocol.Envelope, ref string) (pr
 		return protocol.Envelope{}, ctx.Err()
 	}
 }
+
+// batchQuery asks the server for batched receipt and presence envelopes,
+// which the client reads (see protocol.BatchParam).
+const batchQuery = protocol.BatchParam + "=1"
 
 // wsURL is the WebSocket endpoint: the base URL with a ws or wss scheme.
 func (c *Client) wsURL() string {

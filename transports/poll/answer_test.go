@@ -41,21 +41,6 @@ func TestAcceptsGzip(t *testing.T) {
 	}
 }
 
-func TestQueryValue(t *testing.T) {
-	for _, c := range []struct{ raw, want string }{
-		{"rooms=a&level=2", "2"},
-		{"level=1&level=2", "1"},
-		{"levels=3&xlevel=4", ""},
-		{"rooms=a%2Cb&cursor=xyz&level=%33", "3"},
-		{"level=%zz", ""},
-		{"", ""},
-	} {
-		if got := queryValue(c.raw, "level"); got != c.want {
-			t.Errorf("queryValue(%q): %q, want %q", c.raw, got, c.want)
-		}
-	}
-}
-
 // chatFrames returns n message frames of typical chat text.
 func chatFrames(n int) []core.Frame {
 	texts := []string{

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -158,7 +156,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	opened := time.Now()
 	deadline := opened.Add(h.cfg.Hold)
 	client := httpx.ClientKey(r)
-	c, resumed, err := h.open(r.Context(), deadline, id, client, rooms, cur, fresh)
+	c, resumed, err := h.open(r.Context(), deadline, id, client, httpx.Batched(r), rooms, cur, fresh)
 	if c == nil {
 		httpx.WriteError(w, err)
 		return
@@ -242,7 +240,7 @@ func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 // else a new one, joined to rooms from cur by deadline. It returns a nil
 // conn with the error when the hub refuses the session; with a conn, err
 // is the joins' error, if any (see refused).
-func (h *Handler) open(ctx context.Context, deadline time.Time, id auth.Identity, client string, rooms []string, cur protocol.Cursor, fresh map[string]bool) (c *conn, resumed bool, err error) {
+func (h *Handler) open(ctx context.Context, deadline time.Time, id auth.Identity, client string, batched bool, rooms []string, cur protocol.Cursor, fresh map[string]bool) (c *conn, resumed bool, err error) {
 	if cur != nil && len(fresh) == 0 {
 		if c := h.keep.take(id, client, rooms, cur); c != nil {
 			h.resumed.Add(1)
@@ -251,7 +249,7 @@ func (h *Handler) open(ctx context.Context, deadline time.Time, id auth.Identity
 	}
 	h.opened.Add(1)
 	c = newConn(h)
-	opts := core.SessionOptions{PresenceTTL: 2 * h.cfg.Interval, Client: client}
+	opts := core.SessionOptions{PresenceTTL: 2 * h.cfg.Interval, Client: client, Batched: batched}
 	sess, err := h.cfg.Hub.Connect(id, c, opts)
 	if code, _ := protocol.CodeOf(err); code == protocol.CodeTooManyConnections && h.keep.evictUser(id.User) {
 		// The user's kept sessions filled the cap: this poll comes first.
@@ -297,7 +295,7 @@ func (h *Handler) behind(user string, r *http.Request) bool {
 	if h.cfg.Control == nil {
 		return false
 	}
-	known := queryValue(r.URL.RawQuery, "level")
+	known := httpx.QueryValue(r.URL.RawQuery, "level")
 	if known == "" {
 		return false
 	}
@@ -306,24 +304,6 @@ func (h *Handler) behind(user string, r *http.Request) bool {
 	}
 	e, ok := h.cfg.Control(user)
 	return ok && e.Level != nil && known != strconv.Itoa(*e.Level)
-}
-
-// queryValue returns the first value of key in a raw query, unescaped,
-// without parsing the rest of it (a poll's query holds a long cursor).
-func queryValue(raw, key string) string {
-	for raw != "" {
-		var kv string
-		kv, raw, _ = strings.Cut(raw, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		if k != key {
-			continue
-		}
-		if u, err := url.QueryUnescape(v); err == nil {
-			return u
-		}
-		return ""
-	}
-	return ""
 }
 
 // refused reports whether a join error refuses the poll. A join cut

@@ -13,6 +13,7 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/bolt"
+	"github.com/chatd/chatd/core/protocol"
 )
 
 // Secret is the HS256 secret test servers trust.
@@ -33,8 +34,21 @@ type Options struct {
 	// Dev runs a one-node Env in dev mode, as chatd without a key: the
 	// verifier makes its own secret and POST /v1/dev/login issues
 	// tokens. Token does not work then.
-	Dev    bool
+	Dev bool
+	// Plain makes the test clients leave batch=1 out, as a client of the
+	// contract's first version does: they get every read position and
+	// presence change in the plain form.
+	Plain  bool
 	Logger *slog.Logger
+}
+
+// batchQuery is the query that asks for batched envelopes, unless the
+// Env's clients are Plain.
+func (e *Env) batchQuery() string {
+	if e.opts.Plain {
+		return ""
+	}
+	return protocol.BatchParam + "=1"
 }
 
 // Env is a running server. Restart replaces Store, Hub and URL.

@@ -114,6 +114,57 @@ func testBatchedReceipts(t *testing.T, dial Dialer) {
 	}
 }
 
+// A client that leaves batch=1 out, as one written for the contract's
+// first version, gets each position and presence change of a batch in
+// the plain form.
+func TestPlainClientsGetPlainEnvelopes(t *testing.T) { Run(t, testPlainClients) }
+
+func testPlainClients(t *testing.T, dial Dialer) {
+	const room = "plain"
+	e := NewEnv(t, Options{Plain: true, PollInterval: 100 * time.Millisecond,
+		Hub: core.Config{ReadFlush: time.Hour, PresenceInterval: time.Hour}}) // flushed by the test
+	alice := dial(t, e, e.Token(t, "alice", Claims{}), []Join{{Room: room}})
+	bob := dial(t, e, e.Token(t, "bob", Claims{}), []Join{{Room: room}})
+	twoToRead(t, room, alice, bob)
+	carol := e.Token(t, "carol", Claims{})
+	plain := func(r protocol.Envelope) {
+		if r.Batched() {
+			t.Fatalf("%s: a client without batch=1 got %+v", alice.Transport(), r)
+		}
+	}
+	// Ephemeral: repeated until alice has seen both in one flush's worth.
+	read, refs := map[string]uint64{}, 0
+	untilMatch(t, alice, "bob's and carol's plain receipts", func(r protocol.Envelope) bool {
+		plain(r)
+		if r.Type == protocol.TypeReceipt && r.Room == room {
+			read[r.User] = r.Seq
+		}
+		return read["bob"] == 2 && read["carol"] == 1
+	}, func() {
+		refs++
+		reply(t, bob, protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: 2, Ref: fmt.Sprint("rd-", refs)})
+		if status, body := httpDo(t, e, http.MethodPost, "/v1/read", carol, map[string]any{"room": room, "seq": 1}); status != http.StatusOK {
+			t.Fatalf("POST /v1/read: %d %s", status, body)
+		}
+		e.Hub.FlushReads(Ctx(t))
+	})
+	online, tries := map[string]bool{}, 0
+	untilMatch(t, alice, "two arrivals of one pass, each plain", func(p protocol.Envelope) bool {
+		plain(p)
+		if p.Type == protocol.TypePresence && p.Online != nil && *p.Online {
+			online[p.User] = true
+		}
+		return online[fmt.Sprintf("p%da", tries)] && online[fmt.Sprintf("p%db", tries)]
+	}, func() {
+		tries++
+		for _, who := range []string{"a", "b"} {
+			user := fmt.Sprintf("p%d%s", tries, who)
+			dial(t, e, e.Token(t, user, Claims{}), []Join{{Room: room}})
+		}
+		e.Hub.FlushPresence()
+	})
+}
+
 // twoToRead has alice send room two messages and waits until alice and
 // bob have both.
 func twoToRead(t *testing.T, room string, alice, bob Client) {

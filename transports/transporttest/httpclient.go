@@ -81,6 +81,9 @@ func (s *streamer) query() (url.Values, bool) {
 	if len(pairs) > 0 {
 		q.Set("since", strings.Join(pairs, ","))
 	}
+	if b := s.env.batchQuery(); b != "" {
+		q.Set(protocol.BatchParam, "1")
+	}
 	s.fresh = map[string]uint64{}
 	return q, true
 }

@@ -56,7 +56,7 @@ func DialWSRaw(e *Env, token string, d *websocket.Dialer) (*wsClient, error) {
 	if token != "" {
 		h.Set("Authorization", "Bearer "+token)
 	}
-	return DialWSURL(WSURL(e, ""), h, d)
+	return DialWSURL(WSURL(e, e.batchQuery()), h, d)
 }
 
 // DialWSURL connects to url with header h, without joining; it is how

@@ -146,7 +146,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ready: make(chan struct{}), closed: make(chan struct{}), user: id.User, writeTimeout: h.writeTimeout,
 		appPings: r.URL.Query().Get(HeartbeatParam) == HeartbeatApp, compress: h.compress,
 	}
-	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true})
+	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true, Batched: httpx.Batched(r)})
 	if err != nil {
 		httpx.WriteError(w, err)
 		return

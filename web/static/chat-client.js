@@ -28,6 +28,9 @@
   function now() { return new Date().getTime(); }
 
   function has(o, k) { return Object.prototype.hasOwnProperty.call(o, k); }
+  // BATCH asks for batched receipt and presence envelopes (reads,
+  // changes), which _envelope hands to the page one user at a time.
+  var BATCH = 'batch=1';
 
   function isArray(v) { return Object.prototype.toString.call(v) === '[object Array]'; }
 
@@ -346,7 +349,7 @@
     // heartbeat=app: the server's heartbeat comes as {"type":"ping"}
     // envelopes, which a script can see (and _armWatchdog counts), rather
     // than as ping control frames, which the browser answers unseen.
-    this.url = wsBase(client.base) + '/v1/ws?ticket=' + encodeURIComponent(ticket) + '&heartbeat=app';
+    this.url = wsBase(client.base) + '/v1/ws?ticket=' + encodeURIComponent(ticket) + '&heartbeat=app&' + BATCH;
     this.closed = false;
     this.opened = false; // the upgrade succeeded: the server took the connection
     this.ws = null;
@@ -439,7 +442,7 @@
   SSELink.prototype.open = function (subs) {
     var self = this;
     var url = this.client.base + '/v1/sse?' + roomsQuery(subs) + sinceQuery(subs, this.client._userSeq) +
-      '&ticket=' + encodeURIComponent(this.ticket);
+      '&ticket=' + encodeURIComponent(this.ticket) + '&' + BATCH;
     var es;
     try {
       es = new root.EventSource(url);
@@ -531,6 +534,7 @@
     // once with the new control, so a change between two polls is learnt
     // in one round trip instead of at the end of a 25 s hold.
     if (c.offer && typeof c.offer.level === 'number') { path += '&level=' + c.offer.level; }
+    path += '&' + BATCH;
     // The poll is an XHR, so it sends the bearer header: no token or
     // ticket ever goes into its URL.
     // X-Chat-Client tells this tab's polls apart from the user's other

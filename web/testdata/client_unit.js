@@ -127,7 +127,7 @@ function connectWS(w, c) {
   negotiated(w, 'T' + w.sockets.length);
   const ws = w.sockets[w.sockets.length - 1];
   assert.ok(ws && !ws.closedByClient, 'a websocket was opened');
-  assert.ok(/^ws:\/\/chat\.test\/v1\/ws\?ticket=T\d+&heartbeat=app$/.test(ws.url), 'ticket in the URL, no token: ' + ws.url);
+  assert.ok(/^ws:\/\/chat\.test\/v1\/ws\?ticket=T\d+&heartbeat=app&batch=1$/.test(ws.url), 'ticket in the URL, no token: ' + ws.url);
   ws.open();
   ws.frame(CONTROL);
   w.flush();
@@ -268,7 +268,7 @@ test('close 4001 moves to the best tier of the last control, without negotiating
   w.answer('/v1/ticket', 200, { ticket: 'S1' });
   const es = w.streams[0];
   assert.ok(es, 'an event stream');
-  assert.strictEqual(es.url, '/v1/sse?rooms=general&since=general%3A3&ticket=S1');
+  assert.strictEqual(es.url, '/v1/sse?rooms=general&since=general%3A3&ticket=S1&batch=1');
   es.event(CONTROL);
   assert.strictEqual(c.getState().tier, 'sse');
   assert.strictEqual(c.getState().connected, true);
