@@ -13,10 +13,12 @@ import (
 // Presence is coalesced. A join or leave does not fan out at once (that
 // is O(members) per change, O(N²) for a room filling up); it marks the
 // room, and every Config.PresenceInterval one pass sends each marked room
-// its net changes, in one envelope: a user who came and went within the
-// interval costs nothing. In a room with more than Config.PresenceMaxMembers online, the
-// pass sends one presence envelope with the count instead of per-user
-// events; clients ask the presence API for the list when they need it.
+// its net changes, in one envelope (one per change to a session that did
+// not ask for batches): a user who came and went within the interval
+// costs nothing. In a room with more than Config.PresenceMaxMembers
+// online, the pass sends one presence envelope with the count instead of
+// per-user events; clients ask the presence API for the list when they
+// need it.
 
 // member is one user's presence in a room: open sessions, and a lease
 // left by poll sessions.
