@@ -29,7 +29,7 @@
 
   function has(o, k) { return Object.prototype.hasOwnProperty.call(o, k); }
   // BATCH asks for batched receipt and presence envelopes (reads,
-  // changes), which _envelope hands to the page one user at a time.
+  // changes), which _dispatch hands to the page one user at a time.
   var BATCH = 'batch=1';
 
   function isArray(v) { return Object.prototype.toString.call(v) === '[object Array]'; }
