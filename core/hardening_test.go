@@ -296,11 +296,8 @@ func TestReadFloodIsCoalesced(t *testing.T) {
 			if err := json.Unmarshal(f.Data, &r); err != nil {
 				t.Fatalf("receipt %s: %v", f.Data, err)
 			}
-			if r.User != "" {
-				at[r.User] = max(at[r.User], r.Seq)
-			}
-			for u, seq := range r.Reads {
-				at[u] = max(at[u], seq)
+			for _, p := range r.Unbatch() {
+				at[p.User] = max(at[p.User], p.Seq)
 			}
 		}
 		for u := range users {

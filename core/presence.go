@@ -209,7 +209,7 @@ func (r *room) takeChanges() (out []PresenceChange, online int, ok bool) {
 }
 
 // presenceEnvelopes returns the envelopes that announce changes in a room
-// with online users: one for all of a pass's changes (MaxPresenceBatch
+// with online users: one for all of a pass's changes (protocol.MaxBatch
 // at most; the plain per-user form for one change), or the count in a
 // room above PresenceMaxMembers (only when it moved since the last count
 // sent). A room of 100 filling up once cost each member a presence
@@ -225,8 +225,8 @@ func (r *room) presenceEnvelopes(changes []PresenceChange, online int) []protoco
 		return []protocol.Envelope{{Type: protocol.TypePresence, Room: r.name, Count: protocol.Ptr(online)}}
 	}
 	r.counted = 0
-	out := make([]protocol.Envelope, 0, (len(changes)+MaxPresenceBatch-1)/MaxPresenceBatch)
-	for batch := range slices.Chunk(changes, MaxPresenceBatch) {
+	out := make([]protocol.Envelope, 0, (len(changes)+protocol.MaxBatch-1)/protocol.MaxBatch)
+	for batch := range slices.Chunk(changes, protocol.MaxBatch) {
 		if len(batch) == 1 {
 			out = append(out, presenceEnvelope(r.name, batch[0].User, batch[0].Name, batch[0].Online))
 			continue
@@ -235,9 +235,6 @@ func (r *room) presenceEnvelopes(changes []PresenceChange, online int) []protoco
 	}
 	return out
 }
-
-// MaxPresenceBatch is the most changes one presence envelope carries.
-const MaxPresenceBatch = 256
 
 // presence lists the users online in the room, sorted by user id.
 func (r *room) presence() []Member {

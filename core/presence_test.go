@@ -28,12 +28,7 @@ func presenceOf(t *testing.T, r *recorder) []protocol.Envelope {
 		if err := json.Unmarshal(f.Data, &e); err != nil {
 			t.Fatal(err)
 		}
-		if e.Changes == nil {
-			out = append(out, e)
-		}
-		for _, c := range e.Changes { // a batch, as one envelope per user
-			out = append(out, protocol.Envelope{Type: e.Type, Room: e.Room, User: c.User, Name: c.Name, Online: protocol.Ptr(c.Online)})
-		}
+		out = append(out, e.Unbatch()...) // a batch, as one envelope per user
 	}
 	return out
 }

@@ -95,11 +95,8 @@ func (q *readQueue) flush(ctx context.Context) {
 	}
 }
 
-// MaxReceiptBatch is the most read positions one receipt envelope carries.
-const MaxReceiptBatch = 256
-
 // fanReceipts fans out one room's receipts of a flush: one envelope for
-// them all (MaxReceiptBatch positions at most), so a room's readers cost
+// them all (protocol.MaxBatch positions at most), so a room's readers cost
 // its members one envelope per flush, not one per reader.
 func (h *Hub) fanReceipts(room string, users map[string]pendingRead) {
 	var reads map[string]uint64
@@ -108,10 +105,10 @@ func (h *Hub) fanReceipts(room string, users map[string]pendingRead) {
 			continue
 		}
 		if reads == nil {
-			reads = make(map[string]uint64, min(len(users), MaxReceiptBatch))
+			reads = make(map[string]uint64, min(len(users), protocol.MaxBatch))
 		}
 		reads[user] = p.seq
-		if len(reads) == MaxReceiptBatch {
+		if len(reads) == protocol.MaxBatch {
 			h.broker.Broadcast(room, receiptEnvelope(room, reads))
 			reads = nil
 		}

@@ -14,7 +14,7 @@ import (
 )
 
 // A flush sends each room one receipt envelope for all its readers, split
-// at core.MaxReceiptBatch positions, to sessions that read batches, and
+// at protocol.MaxBatch positions, to sessions that read batches, and
 // each position in the plain form to the others; a room with one reader
 // gets the plain form; a reader whose receipts are off is stored but not
 // announced.
@@ -32,7 +32,7 @@ func TestReceiptsBatchPerRoomAndFlush(t *testing.T) {
 	joinWith(t, hub, "watcher", "small", small, core.SessionOptions{Batched: true})
 	joinAs(t, hub, "other", "big", plain) // without batches
 
-	readers := core.MaxReceiptBatch + 44
+	readers := protocol.MaxBatch + 44
 	want := map[string]uint64{}
 	for i := range readers {
 		user := fmt.Sprintf("u%03d", i)
@@ -50,8 +50,8 @@ func TestReceiptsBatchPerRoomAndFlush(t *testing.T) {
 
 	all := map[string]uint64{}
 	for _, e := range awaitEnvelopes(t, big, protocol.TypeReceipt, 2) {
-		if e.Room != "big" || e.User != "" || len(e.Reads) == 0 || len(e.Reads) > core.MaxReceiptBatch {
-			t.Fatalf("big got %+v, want a batch of at most %d positions", e, core.MaxReceiptBatch)
+		if e.Room != "big" || e.User != "" || len(e.Reads) == 0 || len(e.Reads) > protocol.MaxBatch {
+			t.Fatalf("big got %+v, want a batch of at most %d positions", e, protocol.MaxBatch)
 		}
 		maps.Copy(all, e.Reads)
 	}

@@ -97,14 +97,18 @@ type PresenceChange struct {
 // the plain form.
 const BatchParam = "batch"
 
+// MaxBatch is the most users one batched receipt or presence envelope
+// carries; the server splits a longer batch.
+const MaxBatch = 256
+
 // Batched reports whether e is a batched receipt or presence envelope.
 func (e Envelope) Batched() bool {
 	return e.Type == TypeReceipt && e.Reads != nil || e.Type == TypePresence && e.Changes != nil
 }
 
-// Unbatch returns a batched receipt or presence envelope as the plain
-// envelopes it stands for, one per user (receipts sorted by user); nil
-// for any other envelope.
+// Unbatch returns the plain envelopes e stands for: a batched receipt or
+// presence envelope's, one per user (receipts sorted by user), and e
+// alone for any other envelope.
 func (e Envelope) Unbatch() []Envelope {
 	switch {
 	case e.Type == TypeReceipt && e.Reads != nil:
@@ -125,7 +129,7 @@ func (e Envelope) Unbatch() []Envelope {
 		}
 		return out
 	}
-	return nil
+	return []Envelope{e}
 }
 
 // Ptr returns a pointer to v, for the pointer fields of Envelope.

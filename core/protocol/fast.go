@@ -118,34 +118,45 @@ func DecodePollAnswerFast(data []byte) (PollAnswer, bool) {
 
 // list reads an array of envelopes.
 func (p *fastParser) list(list []Envelope) ([]Envelope, bool) {
-	if p.next() != '[' {
-		return nil, false
-	}
 	// Each envelope has one "type" (a file's too, so this may overcount):
 	// make room once rather than grow by doubling, which copies
 	// everything decoded so far each time.
 	if n := min(bytes.Count(p.b[p.i:], typeKey), maxListHint); cap(list)-len(list) < n {
 		list = slices.Grow(list, n)
 	}
+	ok := p.array(func() bool {
+		list = append(list, Envelope{})
+		return p.envelope(&list[len(list)-1])
+	})
+	if !ok {
+		return nil, false
+	}
+	return list, true
+}
+
+// array reads an array, elem reading each element.
+func (p *fastParser) array(elem func() bool) bool {
+	if p.next() != '[' {
+		return false
+	}
 	p.ws()
 	if p.peek() == ']' {
 		p.i++
-		return list, true
+		return true
 	}
 	for {
-		list = append(list, Envelope{})
-		if !p.envelope(&list[len(list)-1]) {
-			return nil, false
+		if !elem() {
+			return false
 		}
 		p.ws()
 		switch p.next() {
 		case ',':
 			p.ws()
-			continue
 		case ']':
-			return list, true
+			return true
+		default:
+			return false
 		}
-		return nil, false
 	}
 }
 
@@ -352,18 +363,11 @@ func (p *fastParser) member(e *Envelope, key []byte) bool {
 	case "target":
 		return p.uint(&e.Target)
 	case "edited":
-		v, ok := p.int(math.MaxInt64)
-		e.Edited = int64(v)
-		return ok
+		return p.int64Field(&e.Edited)
 	case "deleted":
-		var v *bool
-		ok := p.boolPtr(&v)
-		e.Deleted = ok && *v
-		return ok
+		return p.boolField(&e.Deleted)
 	case "ts":
-		v, ok := p.int(math.MaxInt64)
-		e.TS = int64(v)
-		return ok
+		return p.int64Field(&e.TS)
 	case "since":
 		return p.uintPtr(&e.Since)
 	case "head":
@@ -412,17 +416,8 @@ func (p *fastParser) reads(dst *map[string]uint64) bool {
 // changes reads a batched presence envelope's changes: a list of flat
 // objects with user, name and online.
 func (p *fastParser) changes(dst *[]PresenceChange) bool {
-	if p.next() != '[' {
-		return false
-	}
-	out := make([]PresenceChange, 0, min(bytes.Count(p.b[p.i:], userKey), maxListHint))
-	p.ws()
-	if p.peek() == ']' {
-		p.i++
-		*dst = out
-		return true
-	}
-	for {
+	out := []PresenceChange{} // encoding/json makes [] an empty list, not nil
+	ok := p.array(func() bool {
 		var c PresenceChange
 		ok := p.object(func(key []byte) bool {
 			switch string(key) {
@@ -431,32 +426,16 @@ func (p *fastParser) changes(dst *[]PresenceChange) bool {
 			case "name":
 				return p.str(&c.Name)
 			case "online":
-				var v *bool
-				ok := p.boolPtr(&v)
-				c.Online = ok && *v
-				return ok
+				return p.boolField(&c.Online)
 			}
 			return false
 		})
-		if !ok {
-			return false
-		}
 		out = append(out, c)
-		p.ws()
-		switch p.next() {
-		case ',':
-			p.ws()
-		case ']':
-			*dst = out
-			return true
-		default:
-			return false
-		}
-	}
+		return ok
+	})
+	*dst = out
+	return ok
 }
-
-// userKey is the key every presence change has.
-var userKey = []byte(`"user":`)
 
 // rawString reads a string without escapes or control characters, whose
 // bytes are valid UTF-8, and returns its bytes.
@@ -518,6 +497,20 @@ func (p *fastParser) int(max uint64) (uint64, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+func (p *fastParser) int64Field(dst *int64) bool {
+	v, ok := p.int(math.MaxInt64)
+	*dst = int64(v)
+	return ok
+}
+
+// boolField reads true or false into dst.
+func (p *fastParser) boolField(dst *bool) bool {
+	var v *bool
+	ok := p.boolPtr(&v)
+	*dst = ok && *v
+	return ok
 }
 
 func (p *fastParser) intField(dst *int) bool {

@@ -81,22 +81,20 @@ func testClusterEphemeral(t *testing.T, c *Cluster, dial Dialer) {
 func untilPresence(t testing.TB, c Client, user string, online bool) {
 	t.Helper()
 	untilMatch(t, c, fmt.Sprintf("%s online: %v", user, online), func(e protocol.Envelope) bool {
-		return slices.ContainsFunc(presenceChanges(e), func(c protocol.PresenceChange) bool { return c.User == user && c.Online == online })
+		p, ok := presenceFor(e, user)
+		return ok && *p.Online == online
 	}, func() {})
 }
 
-// presenceChanges returns the changes a presence envelope announces: a
-// batch's, or the plain form's one; none for a count or another type.
-func presenceChanges(e protocol.Envelope) []protocol.PresenceChange {
-	switch {
-	case e.Type != protocol.TypePresence:
-		return nil
-	case e.Changes != nil:
-		return e.Changes
-	case e.User != "" && e.Online != nil:
-		return []protocol.PresenceChange{{User: e.User, Name: e.Name, Online: *e.Online}}
+// presenceFor returns, in the plain form, user's presence change that e
+// announces, alone or in a batch.
+func presenceFor(e protocol.Envelope, user string) (protocol.Envelope, bool) {
+	for _, p := range e.Unbatch() {
+		if p.Type == protocol.TypePresence && p.User == user && p.Online != nil {
+			return p, true
+		}
 	}
-	return nil
+	return protocol.Envelope{}, false
 }
 
 // Every node lists the users online on any node. One who leaves drops

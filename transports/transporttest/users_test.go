@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,7 +290,7 @@ func waitPresenceName(t testing.TB, c Client, user, name string) {
 	t.Helper()
 	for {
 		got := nextNot(t, c, protocol.TypeTyping, protocol.TypeReceipt)
-		if slices.Contains(presenceChanges(got), protocol.PresenceChange{User: user, Name: name, Online: true}) {
+		if p, ok := presenceFor(got, user); ok && p.Name == name && *p.Online {
 			return
 		}
 	}
