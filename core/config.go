@@ -51,6 +51,14 @@ type Config struct {
 	// ReplayBudget/ReplayWindow catch-ups run at once and the next waits
 	// its turn. 64 MiB (256 concurrent replays).
 	ReplayBudget int
+	// RecentFrames and RecentBytes bound the newest published entries a
+	// room keeps encoded in memory, so that a session resuming from a
+	// recent position is replayed without reading the store (recent.go):
+	// 256 entries and 64 KiB per room; RecentFrames negative: none.
+	// RecentBudget bounds them on the whole node: 64 MiB.
+	RecentFrames int
+	RecentBytes  int
+	RecentBudget int
 	// PresenceInterval is how often coalesced presence changes are sent;
 	// 1s.
 	PresenceInterval time.Duration
@@ -110,6 +118,11 @@ func (c Config) withDefaults() Config {
 	def(&c.ReplayPage, 256)
 	def(&c.ReplayWindow, 256<<10)
 	def(&c.ReplayBudget, 64<<20)
+	if c.RecentFrames == 0 {
+		c.RecentFrames = 256
+	}
+	def(&c.RecentBytes, 64<<10)
+	def(&c.RecentBudget, 64<<20)
 	def(&c.ReadBurst, 40)
 	def(&c.PresenceMaxMembers, 100)
 	if c.PresenceInterval <= 0 {

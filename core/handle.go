@@ -164,9 +164,9 @@ func (s *Session) join(ctx context.Context, name string, since *uint64, ref stri
 		return ErrClosed
 	}
 
-	after, err := s.sendJoined(ctx, name, since, ref, quiet)
+	after, head, err := s.sendJoined(ctx, name, since, ref, quiet)
 	if err == nil {
-		err = s.catchUp(ctx, r, sb, after)
+		err = s.catchUp(ctx, r, sb, after, head)
 	}
 	if err != nil {
 		s.leave(name)
@@ -203,15 +203,16 @@ func (s *Session) roomLimit() error {
 	return nil
 }
 
-// sendJoined enqueues the joined envelope and returns the seq to replay after.
-func (s *Session) sendJoined(ctx context.Context, name string, since *uint64, ref string, quiet bool) (uint64, error) {
+// sendJoined enqueues the joined envelope and returns the seq to replay
+// after and the room's head in the store.
+func (s *Session) sendJoined(ctx context.Context, name string, since *uint64, ref string, quiet bool) (uint64, uint64, error) {
 	after := uint64(math.MaxUint64)
 	if since != nil {
 		after = *since
 	}
 	page, err := s.hub.store.Since(ctx, name, after, 0)
 	if err != nil {
-		return 0, internal(err)
+		return 0, 0, internal(err)
 	}
 	recovered := true
 	if since == nil || after > page.Head {
@@ -223,17 +224,20 @@ func (s *Session) sendJoined(ctx context.Context, name string, since *uint64, re
 	joined := protocol.Envelope{Type: protocol.TypeJoined, Room: wireRoom(name), Ref: ref,
 		Head: protocol.Ptr(page.Head), Recovered: protocol.Ptr(recovered)}
 	if quiet && recovered {
-		return after, nil
+		return after, page.Head, nil
 	}
 	f := envelopeFrame(joined)
 	f.Seq = after
-	return after, s.put(ctx, f)
+	return after, page.Head, s.put(ctx, f)
 }
 
 // catchUp replays room from after, then turns the subscription live. It
 // holds one of the node's replay slots while it reads, so the replayed
-// bytes queued on the node stay within Config.ReplayBudget.
-func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after uint64) error {
+// bytes queued on the node stay within Config.ReplayBudget. What the
+// room's recent window holds (recent.go) comes from memory, if the window
+// reaches storeHead, the head the store reported (0: any); the rest from
+// the store.
+func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after, storeHead uint64) error {
 	if err := s.hub.acquireReplay(ctx, s.ctx); err != nil {
 		return err
 	}
@@ -241,18 +245,32 @@ func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after uint64) e
 	last := after
 	page := s.hub.cfg.ReplayPage
 	for {
-		p, err := s.hub.store.Since(ctx, r.name, last, page)
-		if err != nil {
-			return internal(err)
-		}
-		for _, m := range p.Messages {
-			if err := s.putReplay(ctx, messageFrame(m)); err != nil {
-				return err
+		r.mu.Lock()
+		frames, ok := r.recentAfter(last, storeHead)
+		r.mu.Unlock()
+		if ok {
+			s.hub.metrics.replayed(replayMemory, len(frames))
+			for _, f := range frames {
+				if err := s.putReplay(ctx, f); err != nil {
+					return err
+				}
+				last = f.Seq
 			}
-			last = m.Seq
-		}
-		if len(p.Messages) == page {
-			continue
+		} else {
+			p, err := s.hub.store.Since(ctx, r.name, last, page)
+			if err != nil {
+				return internal(err)
+			}
+			s.hub.metrics.replayed(replayStore, len(p.Messages))
+			for _, m := range p.Messages {
+				if err := s.putReplay(ctx, messageFrame(m)); err != nil {
+					return err
+				}
+				last = m.Seq
+			}
+			if len(p.Messages) == page {
+				continue
+			}
 		}
 		// Go live with room to spare, so that a burst right after the
 		// switch does not find the queue still full of replay.
@@ -289,7 +307,7 @@ func (r *room) goLive(s *Session, sb *sub, last uint64) bool {
 func (s *Session) goCatchUp(r *room, sb *sub) {
 	from := sb.last
 	go func() {
-		if err := s.catchUp(s.ctx, r, sb, from); err != nil && !errors.Is(err, ErrClosed) {
+		if err := s.catchUp(s.ctx, r, sb, from, 0); err != nil && !errors.Is(err, ErrClosed) {
 			s.Close(Disconnect{Code: protocol.CloseInternal, Reason: "catch-up failed"})
 		}
 	}()

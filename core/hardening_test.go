@@ -76,16 +76,11 @@ func TestSlowJoinReadDoesNotBlockRoom(t *testing.T) {
 	ctx := context.Background()
 	slow := &slowStore{held: make(chan struct{}), release: make(chan struct{})}
 	slow.after.Store(-1)
-	hub, _ := newHubOver(t, core.Config{}, func(st core.Engine) core.Engine { slow.Engine = st; return slow })
+	// No recent window: the catch-up must read the store (recent_test.go
+	// covers replays from memory).
+	hub, _ := newHubOver(t, core.Config{RecentFrames: -1}, func(st core.Engine) core.Engine { slow.Engine = st; return slow })
 	alice := auth.Identity{User: "alice"}
-	watcher := newRecorder()
-	w, err := hub.Connect(alice, watcher, core.SessionOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Join(ctx, "r", nil, false); err != nil {
-		t.Fatal(err)
-	}
+	watcher := watch(t, hub, alice, "r")
 	for i := range 3 {
 		if _, err := hub.Send(ctx, alice, "r", fmt.Sprintf("m%d", i+1), "hello"); err != nil {
 			t.Fatal(err)
@@ -130,6 +125,20 @@ func TestSlowJoinReadDoesNotBlockRoom(t *testing.T) {
 	if got := seqs(joiner); fmt.Sprint(got) != "[1 2 3 4 5 6]" {
 		t.Fatalf("the joiner got seqs %v, want 1..6 once each", got)
 	}
+}
+
+// watch connects id and joins room live, and returns what it is written.
+func watch(t *testing.T, hub *core.Hub, id auth.Identity, room string) *recorder {
+	t.Helper()
+	rec := newRecorder()
+	s, err := hub.Connect(id, rec, core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Join(context.Background(), room, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	return rec
 }
 
 // waitSeq waits until r has written a message frame with seq.

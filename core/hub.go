@@ -17,14 +17,15 @@ import (
 // Hub owns rooms and sessions on one node. Create it with New; it is safe
 // for concurrent use.
 type Hub struct {
-	cfg      Config   // Static after construction.
-	store    Store    // the engine's history; static after construction.
-	broker   Broker   // the engine's events; static after construction.
-	cluster  Cluster  // the engine's shared state, nil on one node; static after construction.
-	metrics  *metrics // Static after construction.
-	limits   *limiters
-	nextID   atomic.Uint64
-	counters counters
+	cfg         Config   // Static after construction.
+	store       Store    // the engine's history; static after construction.
+	broker      Broker   // the engine's events; static after construction.
+	cluster     Cluster  // the engine's shared state, nil on one node; static after construction.
+	metrics     *metrics // Static after construction.
+	limits      *limiters
+	nextID      atomic.Uint64
+	counters    counters
+	recentBytes atomic.Int64 // the rooms' recent windows, in bytes (recent.go)
 
 	reads    *readQueue    // Static after construction.
 	people   UserStore     // the engine's names and room lists; static after construction.
@@ -74,6 +75,10 @@ func New(engine Engine, cfg Config) *Hub {
 		Name: "chat_write_delay_seconds",
 		Help: "How long a woken writer now waits to batch (a tenth of the recent delivery latency, capped; 0 while the node keeps up).",
 	}, func() float64 { return h.writeDelay().Seconds() }))
+	cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chat_recent_bytes",
+		Help: "Bytes of encoded entries the rooms keep for replays from memory (at most the node's recent budget).",
+	}, func() float64 { return float64(h.recentBytes.Load()) }))
 	h.reads = newReadQueue(h)
 	h.fan = newFanout()
 	h.marks.rooms = make(map[*room]struct{})

@@ -25,6 +25,7 @@ type metrics struct {
 	store       *prometheus.HistogramVec       // engine call latency, by op
 	storeOps    map[string]prometheus.Observer // store's series by op, bound once: engine calls are hot
 	replayWaits prometheus.Counter             // catch-ups that waited for a replay slot
+	replays     [2]prometheus.Counter          // entries replayed, by replayMemory and replayStore
 	readFlushes prometheus.Histogram           // read positions stored per flush
 
 	// beforeScrape runs before chat_sessions is collected (the hub's poll
@@ -100,13 +101,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "chat_replay_waits_total",
 		Help: "Catch-ups that waited for a replay slot: the node's replay budget was in use.",
 	})
+	replays := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chat_replayed_entries_total",
+		Help: `Log entries replayed to catching-up sessions, by where from: "memory" (a room's recent window) or "store".`,
+	}, []string{"from"})
+	m.replays = [2]prometheus.Counter{replays.WithLabelValues("memory"), replays.WithLabelValues("store")}
 	m.readFlushes = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "chat_read_positions_per_flush",
 		Help:    "Coalesced read positions stored per flush.",
 		Buckets: prometheus.ExponentialBuckets(1, 4, 8),
 	})
 	reg.MustRegister(sweptGauge{m.sessions, m}, m.connects, m.messages, m.duplicates, m.dropped, m.disconnects,
-		m.errors, m.fanout, m.delivery, m.rtt, m.store, m.replayWaits, m.readFlushes)
+		m.errors, m.fanout, m.delivery, m.rtt, m.store, m.replayWaits, replays, m.readFlushes)
 	return m
 }
 
@@ -136,6 +142,19 @@ func (h *Hub) instrument() {
 	h.counters.polls.hub = h
 	sweep := h.sweepPolls
 	m.beforeScrape.Store(&sweep)
+}
+
+// Where a replay came from: the index of metrics.replays.
+const (
+	replayMemory = iota
+	replayStore
+)
+
+// replayed counts n entries replayed from where.
+func (m *metrics) replayed(where, n int) {
+	if n > 0 {
+		m.replays[where].Add(float64(n))
+	}
 }
 
 // since observes the time since start under op.

@@ -13,13 +13,15 @@ type room struct {
 	name string // Static after construction.
 	hub  *Hub   // Static after construction.
 
-	mu      sync.Mutex
-	subs    map[*Session]*sub  // Guarded by mu.
-	online  map[string]*member // by user; guarded by mu.
-	head    uint64             // the newest seq published here; guarded by mu.
-	dead    bool               // removed from hub.rooms; guarded by mu.
-	changes map[string]change  // presence changes since the last pass; guarded by mu.
-	counted int                // the count last sent, in a room past PresenceMaxMembers; guarded by mu.
+	mu          sync.Mutex
+	subs        map[*Session]*sub  // Guarded by mu.
+	online      map[string]*member // by user; guarded by mu.
+	head        uint64             // the newest seq published here; guarded by mu.
+	dead        bool               // removed from hub.rooms; guarded by mu.
+	changes     map[string]change  // presence changes since the last pass; guarded by mu.
+	counted     int                // the count last sent, in a room past PresenceMaxMembers; guarded by mu.
+	recent      []Frame            // the newest published entries, contiguous up to head (recent.go); guarded by mu.
+	recentBytes int                // len of recent's Data; guarded by mu.
 }
 
 // sub is one session's subscription to one room. Guarded by its room's mu.
@@ -75,6 +77,7 @@ func (h *Hub) releaseIfEmpty(r *room) {
 	defer r.mu.Unlock()
 	if len(r.subs) == 0 && len(r.online) == 0 && len(r.changes) == 0 && !r.dead {
 		r.dead = true
+		r.forgetRecent()
 		delete(h.rooms, r.name)
 		h.broker.Unsubscribe(r.name)
 	}
@@ -90,6 +93,7 @@ func (r *room) publish(m protocol.Message, now time.Time) {
 	var slow []*Session
 	r.mu.Lock()
 	r.head = max(r.head, m.Seq)
+	r.remember(m, frame)
 	for s, sb := range r.subs {
 		if !sb.live || m.Seq <= sb.last {
 			continue

@@ -1,0 +1,133 @@
+package core_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// A session resuming from any position gets, byte for byte, what the
+// store would replay, whether the room's recent window serves it or the
+// store does: after an edit and a delete the window keeps only what came
+// after their targets, which the store reads back changed (the edited
+// text, the deleted message without its text). Positions the window
+// covers are replayed from memory, the others from the store; the counts
+// show which served each.
+func TestReplayFromMemoryMatchesStore(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		frames            int
+		fromMem, fromDisk float64
+	}{
+		// 11 entries; the edit (9) cuts the window to 4..9, the delete
+		// (10) to 6..10, and 11 joins it: positions 5..10 come from
+		// memory (6+5+4+3+2+1 entries), 0..4 from the store (11+10+9+8+7).
+		{"default", 0, 21, 45},
+		// A window of 4 entries holds 8..11: positions 7..10 from memory.
+		{"four entries", 4, 4 + 3 + 2 + 1, 11 + 10 + 9 + 8 + 7 + 6 + 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			reg := prometheus.NewRegistry()
+			hub, st := newHubOver(t, core.Config{Metrics: reg, RecentFrames: tc.frames}, nil)
+			alice := auth.Identity{User: "alice"}
+			watcher := watch(t, hub, alice, "r")
+			for i := range 8 {
+				if _, err := hub.Send(ctx, alice, "r", fmt.Sprintf("m%d", i+1), fmt.Sprintf("text %d", i+1)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := hub.Edit(ctx, alice, "r", "e1", 3, "edited"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := hub.Delete(ctx, alice, "r", "d1", 5); err != nil {
+				t.Fatal(err)
+			}
+			last, err := hub.Send(ctx, alice, "r", "m9", "text 9")
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitSeq(t, watcher, last.Seq) // published, so in the window
+
+			for after := uint64(0); after <= last.Seq; after++ {
+				page, err := st.Since(ctx, "r", after, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec := newRecorder()
+				s, err := hub.Connect(auth.Identity{User: "bob"}, rec, core.SessionOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Join(ctx, "r", &after, true); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				var got [][]byte
+				rec.mu.Lock()
+				for _, f := range rec.frames {
+					if f.Positions() && f.Type != protocol.TypeJoined {
+						got = append(got, f.Data)
+					}
+				}
+				rec.mu.Unlock()
+				if len(got) != len(page.Messages) {
+					t.Fatalf("from %d: %d entries replayed, the store has %d", after, len(got), len(page.Messages))
+				}
+				for i, m := range page.Messages {
+					if want := protocol.Encode(m.Envelope()); !bytes.Equal(got[i], want) {
+						t.Fatalf("from %d, entry %d:\n got %s\nwant %s", after, m.Seq, got[i], want)
+					}
+				}
+				s.Close(core.DisconnectDone)
+			}
+			if n := metric(t, reg, "chat_replayed_entries_total", "from", "memory"); n != tc.fromMem {
+				t.Errorf("replayed from memory: %v, want %v", n, tc.fromMem)
+			}
+			if n := metric(t, reg, "chat_replayed_entries_total", "from", "store"); n != tc.fromDisk {
+				t.Errorf("replayed from the store: %v, want %v", n, tc.fromDisk)
+			}
+			if n := gaugeValue(t, reg, "chat_recent_bytes"); n <= 0 {
+				t.Errorf("chat_recent_bytes = %v with a window in use", n)
+			}
+		})
+	}
+}
+
+// With the window off (RecentFrames negative) every replay reads the
+// store, and a room keeps nothing.
+func TestReplayWindowOff(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	hub := newHub(t, core.Config{Metrics: reg, RecentFrames: -1})
+	alice := auth.Identity{User: "alice"}
+	watcher := watch(t, hub, alice, "r")
+	m, err := hub.Send(ctx, alice, "r", "m1", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSeq(t, watcher, m.Seq)
+	s, err := hub.Connect(auth.Identity{User: "bob"}, newRecorder(), core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := uint64(0)
+	if err := s.Join(ctx, "r", &zero, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := metric(t, reg, "chat_replayed_entries_total", "from", "store"); n != 1 {
+		t.Errorf("replayed from the store: %v, want 1", n)
+	}
+	if n := gaugeValue(t, reg, "chat_recent_bytes"); n != 0 {
+		t.Errorf("chat_recent_bytes = %v with the window off", n)
+	}
+}
