@@ -40,7 +40,7 @@ func (l *link) runPoll() {
 		if cred == "" || c.cfg.Now().After(credUntil) {
 			var ttl time.Duration
 			var err error
-			if cred, ttl, err = c.credential(l.ctx, l.tok); err != nil {
+			if cred, ttl, err = l.credential(renewed); err != nil {
 				l.end.err = err
 				return
 			}

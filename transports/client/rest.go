@@ -97,6 +97,7 @@ func (c *Client) negotiate(ctx context.Context, tok string) (offer, error) {
 	if err != nil {
 		return offer{}, err
 	}
+	o.at = c.cfg.Now()
 	if o.HeartbeatMS <= 0 {
 		o.HeartbeatMS = 15000
 	}
@@ -104,6 +105,19 @@ func (c *Client) negotiate(ctx context.Context, tok string) (offer, error) {
 		o.PollIntervalMS = 5000
 	}
 	return o, nil
+}
+
+// credential returns the query parameter that authenticates the link's
+// stream URL, and how long it may be reused: the ticket negotiate gave
+// with the link's offer for the first half of its life, unless renew
+// (it was refused); otherwise the client's credential.
+func (l *link) credential(renew bool) (string, time.Duration, error) {
+	if o := l.off; o.Ticket != "" && !renew {
+		if left := o.at.Add(time.Duration(o.TicketExpiresIn) * time.Second / 2).Sub(l.c.cfg.Now()); left > 0 {
+			return "ticket=" + url.QueryEscape(o.Ticket), left, nil
+		}
+	}
+	return l.c.credential(l.ctx, l.tok)
 }
 
 // credential returns the query parameter that authenticates a WebSocket,

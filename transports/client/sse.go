@@ -16,7 +16,7 @@ var errStreamEnded = errors.New("client: event stream ended")
 // reader goroutine. A change to the rooms restarts the link.
 func (l *link) runSSE() {
 	c := l.c
-	cred, _, err := c.credential(l.ctx, l.tok)
+	cred, _, err := l.credential(false)
 	if err != nil {
 		l.end.err = err
 		return

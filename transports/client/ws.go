@@ -22,7 +22,7 @@ const maxFrame = 8 << 20
 // reads until the connection ends. It is the link's reader goroutine.
 func (l *link) runWS() {
 	c := l.c
-	cred, _, err := c.credential(l.ctx, l.tok)
+	cred, _, err := l.credential(false)
 	if err != nil {
 		l.end.err = err
 		return

@@ -94,21 +94,7 @@ func TestURLCredentialsOnlyOnStreams(t *testing.T) {
 				t.Fatalf("%s %s: the refusal %s does not say to use the header", req.method, req.path, body)
 			}
 		}
-		// The streaming endpoints take it.
-		c, err := DialWSURL(WSURL(e, cred), nil, nil)
-		if err != nil {
-			t.Fatalf("ws with %s: %v", cred[:6], err)
-		}
-		alive(t, c)
-		c.Close()
-		if status := openStream(t, e.URL+"/v1/sse?rooms=general&"+cred); status != http.StatusOK {
-			t.Fatalf("sse with %s: %d", cred[:6], status)
-		}
-		status, _, body := rawDo(t, http.MethodGet, e.URL+"/v1/poll?rooms=general&since=general:0&"+cred, nil, nil)
-		var answer pollAnswer
-		if status != http.StatusOK || json.Unmarshal(body, &answer) != nil || answer.Cursor == "" {
-			t.Fatalf("poll with %s: %d %s", cred[:6], status, body)
-		}
+		opensStreams(t, e, cred) // the streaming endpoints take it
 	}
 	// Nothing the refused calls asked for happened.
 	if h := history(t, e, tok, "general"); h.Head != 0 {
@@ -117,6 +103,47 @@ func TestURLCredentialsOnlyOnStreams(t *testing.T) {
 	if st := adminStatus(t, admin, tok); st.Level != 0 {
 		t.Fatalf("a refused level change took effect: level %d", st.Level)
 	}
+}
+
+// opensStreams checks that cred (a ticket= or token= query) opens
+// /v1/ws, /v1/sse and /v1/poll.
+func opensStreams(t *testing.T, e *Env, cred string) {
+	t.Helper()
+	c, err := DialWSURL(WSURL(e, cred), nil, nil)
+	if err != nil {
+		t.Fatalf("ws with %s: %v", cred[:6], err)
+	}
+	alive(t, c)
+	c.Close()
+	if status := openStream(t, e.URL+"/v1/sse?rooms=general&"+cred); status != http.StatusOK {
+		t.Fatalf("sse with %s: %d", cred[:6], status)
+	}
+	status, _, body := rawDo(t, http.MethodGet, e.URL+"/v1/poll?rooms=general&since=general:0&"+cred, nil, nil)
+	var answer pollAnswer
+	if status != http.StatusOK || json.Unmarshal(body, &answer) != nil || answer.Cursor == "" {
+		t.Fatalf("poll with %s: %d %s", cred[:6], status, body)
+	}
+}
+
+// Negotiate with a bearer JWT gives a ticket with the offer, as POST
+// /v1/ticket would, and it opens every stream; a ticket as the bearer
+// gets neither an offer nor a ticket.
+func TestNegotiateGivesTicket(t *testing.T) {
+	e := NewEnv(t, Options{})
+	tok := e.Token(t, "alice", Claims{})
+	status, body := httpDo(t, e, http.MethodGet, "/v1/negotiate", tok, nil)
+	var off struct {
+		Transports      []string `json:"transports"`
+		Ticket          string   `json:"ticket"`
+		TicketExpiresIn int      `json:"ticket_expires_in"`
+	}
+	decodeJSON(t, body, &off)
+	if status != http.StatusOK || off.Ticket == "" || off.TicketExpiresIn != 60 || len(off.Transports) == 0 {
+		t.Fatalf("negotiate: %d %s", status, body)
+	}
+	opensStreams(t, e, "ticket="+url.QueryEscape(off.Ticket))
+	status, _, body = rawDo(t, http.MethodGet, e.URL+"/v1/negotiate", http.Header{"Authorization": {"Bearer " + off.Ticket}}, nil)
+	httpError(t, "negotiate with a ticket as bearer", status, body, http.StatusUnauthorized, protocol.CodeUnauthorized)
 }
 
 // A ticket never buys a ticket: not in the URL, not as a bearer token

@@ -778,6 +778,7 @@
     this.user = null;
     this.name = null;
     this.offer = null;      // the last negotiate answer or control envelope
+    this._ticket = null;    // {value, until}: the ticket negotiate gave, while fresh
     this.state = {
       status: 'idle', connected: false, tier: null, reason: 'not started', level: null,
       features: {}, transports: [], attempt: 0, retryAt: null
@@ -1044,6 +1045,10 @@
     this._api('GET', '/v1/negotiate', undefined, {}, function (err, offer) {
       if (gen !== self._gen) { return; }
       if (err) { self._failed(err, what); return; }
+      // The offer carries a ticket for the stream URLs: kept for half its
+      // life, it saves the POST /v1/ticket before each tier.
+      self._ticket = offer && offer.ticket ?
+        { value: offer.ticket, until: Date.now() + (offer.ticket_expires_in || 0) * 500 } : null;
       self._applyOffer(offer || {}, false);
       next();
     });
@@ -1194,7 +1199,10 @@
     }
     if (tier === 'poll') { make(null); return; }
     // WebSocket and EventSource cannot send headers: a short-lived ticket
-    // goes in the URL, never the JWT.
+    // goes in the URL, never the JWT: negotiate's while it is fresh, else
+    // a new one.
+    var kept = this._ticket;
+    if (kept && Date.now() < kept.until) { make(kept.value); return; }
     this._api('POST', '/v1/ticket', {}, {}, function (err, t) {
       if (gen !== self._gen) { return; }
       if (err || !t || !t.ticket) { failBeforeUp({ server: true, err: err || { status: 0, code: 'internal', message: 'no ticket' } }); return; }

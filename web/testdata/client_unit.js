@@ -179,6 +179,28 @@ test('backoff is full jitter, 1 s base, 30 s cap', () => {
   assert.strictEqual(B(7, 1000, 30000), 0);
 });
 
+test('a ticket given with the offer opens the stream without POST /v1/ticket while fresh', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.join('general');
+  c.start();
+  w.flush();
+  w.answer('/v1/negotiate', 200, Object.assign({}, OFFER, { ticket: 'N1', ticket_expires_in: 60 }));
+  assert.ok(!w.pending('/v1/ticket'), 'no ticket request');
+  const ws = w.sockets[w.sockets.length - 1];
+  assert.ok(ws && /[?&]ticket=N1&/.test(ws.url), 'the offer\'s ticket in the URL: ' + (ws && ws.url));
+  ws.open();
+  ws.frame(CONTROL);
+  w.flush();
+  assert.strictEqual(c.getState().connected, true);
+  // A ticket already past half its life is not used: the tier asks.
+  ws.die(1006, '');
+  w.advance(1000);
+  w.flush();
+  w.answer('/v1/negotiate', 200, Object.assign({}, OFFER, { ticket: 'N2', ticket_expires_in: 0 }));
+  assert.ok(w.pending('/v1/ticket'), 'a stale ticket is not used');
+});
+
 test('negotiate, ticket, websocket; joins resume from the last seq', () => {
   const w = makeWorld();
   const c = newClient(w);
