@@ -2,6 +2,7 @@ package core
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -22,9 +23,13 @@ import (
 // the head the store reported for the room when the join looked, so the
 // window never ends short of what is stored.
 //
-// Bounds: Config.RecentFrames entries and Config.RecentBytes of encoded
-// data per room, Config.RecentBudget on the node; a room that would go
-// past the node's budget keeps no window until it fits again.
+// Bounds: Config.RecentFrames entries and Config.RecentBytes per room,
+// Config.RecentBudget on the node, counting each entry's encoded bytes
+// and its Frame; a room that would go past the node's budget keeps no
+// window until it fits again.
+
+// entrySize is what an entry of f counts against the bounds.
+func entrySize(f *Frame) int { return len(f.Data) + int(unsafe.Sizeof(*f)) }
 
 // remember adds m's frame f to the window. Called with r.mu held, after
 // r.head took m.Seq.
@@ -44,7 +49,7 @@ func (r *room) remember(m protocol.Message, f Frame) {
 			r.forgetRecent() // a gap: what came between is not here
 		}
 	}
-	size := len(f.Data)
+	size := entrySize(&f)
 	for len(r.recent) > 0 && (len(r.recent) >= cfg.RecentFrames || r.recentBytes+size > cfg.RecentBytes) {
 		r.dropOldest(1)
 	}
@@ -91,7 +96,7 @@ func (r *room) dropOldest(k int) {
 	}
 	freed := 0
 	for i := range k {
-		freed += len(r.recent[i].Data)
+		freed += entrySize(&r.recent[i])
 	}
 	clear(r.recent[:k])
 	r.recent = r.recent[k:]
