@@ -562,20 +562,20 @@ func (ch *chat) verify(t *testing.T, base string) {
 // ---- tests ----
 
 // TestE2EClusterRoundRobin (issue 10, done when 3): three nodes behind a
-// round-robin proxy with no stickiness: a client's negotiate, ticket,
-// stream, sends, polls and history pages each go to the next node in
-// turn, and the three streams of a tier to three different nodes. On each
-// tier, three clients each send 10 messages into one room: every client
-// receives all 30 exactly once, in seq order 1..30, and history holds
-// each once. Every node served each kind of request of the tier.
+// round-robin proxy with no stickiness: a client's negotiate (which gives
+// its ticket), stream, sends, polls and history pages each go to the next
+// node in turn, and the three streams of a tier to three different nodes.
+// On each tier, three clients each send 10 messages into one room: every
+// client receives all 30 exactly once, in seq order 1..30, and history
+// holds each once. Every node served each kind of request of the tier.
 func TestE2EClusterRoundRobin(t *testing.T) {
 	rc := startRedisCluster(t, clusterNodes)
 	proxy := newRoundRobin(t, rc.urls)
 	const clients, perClient = 3, 10
 	spread := map[string][]string{ // the paths that must reach every node
-		client.WebSocket: {"/v1/ticket", "/v1/ws"},
-		client.SSE:       {"/v1/ticket", "/v1/sse", "/v1/send"},
-		client.Poll:      {"/v1/ticket", "/v1/poll", "/v1/send"},
+		client.WebSocket: {"/v1/negotiate", "/v1/ws"},
+		client.SSE:       {"/v1/negotiate", "/v1/sse", "/v1/send"},
+		client.Poll:      {"/v1/negotiate", "/v1/poll", "/v1/send"},
 	}
 	for _, tier := range clientTiers {
 		t.Run(tier, func(t *testing.T) {

@@ -99,9 +99,10 @@ func startRoundRobin(t *testing.T, nodes []string, logs *nodeLogs) *roundRobin {
 	return rr
 }
 
-// noteTicket records which node issued a ticket.
+// noteTicket records which node issued a ticket: POST /v1/ticket's, or
+// the one negotiate gives with the offer.
 func (rr *roundRobin) noteTicket(node int, resp *http.Response) error {
-	if resp.Request.URL.Path != "/v1/ticket" || resp.StatusCode != http.StatusOK {
+	if p := resp.Request.URL.Path; p != "/v1/ticket" && p != "/v1/negotiate" || resp.StatusCode != http.StatusOK {
 		return nil
 	}
 	body, err := io.ReadAll(resp.Body)
