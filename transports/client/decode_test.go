@@ -3,7 +3,10 @@ package client
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/chatd/chatd/core/protocol"
@@ -154,4 +157,34 @@ func FuzzPollAnswer(f *testing.F) {
 			t.Fatalf("%q:\ngot  %+v\nwant %+v", data, got, want)
 		}
 	})
+}
+
+// readBody reads a body of a stated length into one buffer of that size,
+// a body of unknown length whole, and never more than its limit.
+func TestReadBody(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		length int64
+		body   string
+		limit  int64
+		want   string
+		err    bool
+	}{
+		{"stated", 5, "hello", 10, "hello", false},
+		{"unknown", -1, "hello", 10, "hello", false},
+		{"unknown, over the limit", -1, "hello world", 5, "hello", false},
+		{"stated, over the limit", 11, "hello world", 5, "hello", false},
+		{"stated, body short", 9, "hello", 10, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := &http.Response{ContentLength: tc.length, Body: io.NopCloser(strings.NewReader(tc.body))}
+			got, err := readBody(resp, tc.limit)
+			if (err != nil) != tc.err || string(got) != tc.want {
+				t.Fatalf("readBody = %q, %v; want %q, error %v", got, err, tc.want, tc.err)
+			}
+			if !tc.err && tc.length >= 0 && tc.length <= tc.limit && cap(got) != int(tc.length) {
+				t.Fatalf("a stated body of %d bytes went into a buffer of %d", tc.length, cap(got))
+			}
+		})
+	}
 }

@@ -85,6 +85,7 @@ func (l *link) runPoll() {
 		}
 		renewed = false
 		l.touch()
+		c.reserve(len(ans.Events))
 		for _, e := range ans.Events {
 			c.handle(l, e)
 		}
@@ -161,7 +162,7 @@ func (l *link) get(ctx context.Context, query string) (pollAnswer, error) {
 	if resp.StatusCode != http.StatusOK {
 		return pollAnswer{}, serverError(resp)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFrame))
+	body, err := readBody(resp, maxFrame)
 	if err != nil {
 		return pollAnswer{}, err
 	}
@@ -170,6 +171,20 @@ func (l *link) get(ctx context.Context, query string) (pollAnswer, error) {
 		return pollAnswer{}, fmt.Errorf("client: bad poll answer: %w", err)
 	}
 	return ans, nil
+}
+
+// readBody reads resp's body, at most limit bytes: into one buffer of its
+// size when the server says it (a poll answer does), so that an answer of
+// dozens of messages is not read by doubling a buffer and copying it.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
 
 // decodePollAnswer parses a poll answer: on decodeFrame's fast path
