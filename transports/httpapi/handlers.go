@@ -38,12 +38,11 @@ func (s *Server) negotiate(w http.ResponseWriter, r *http.Request) {
 	id := httpx.IdentityFrom(r.Context())
 	o := offer{Offer: s.cfg.Policy.Offer(id.User), HeartbeatMS: s.cfg.Hub.Config().Heartbeat.Milliseconds()}
 	if s.cfg.Tickets != nil && httpx.CredentialFrom(r.Context()) == httpx.CredBearer {
-		t, err := s.cfg.Tickets.Issue(id)
-		if err != nil {
-			httpx.WriteError(w, err)
-			return
+		// An identity no ticket can carry gets the offer without one; its
+		// POST /v1/ticket then says why, as before.
+		if t, err := s.cfg.Tickets.Issue(id); err == nil {
+			o.Ticket, o.TicketExpiresIn = t, int(s.cfg.Tickets.TTL()/time.Second)
 		}
-		o.Ticket, o.TicketExpiresIn = t, int(s.cfg.Tickets.TTL()/time.Second)
 	}
 	httpx.WriteJSON(w, http.StatusOK, o)
 }
