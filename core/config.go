@@ -54,8 +54,9 @@ type Config struct {
 	// RecentFrames and RecentBytes bound the newest published entries a
 	// room keeps encoded in memory, so that a session resuming from a
 	// recent position is replayed without reading the store (recent.go):
-	// 256 entries and 64 KiB per room; RecentFrames negative: none.
-	// RecentBudget bounds them on the whole node: 64 MiB.
+	// 256 entries and 64 KiB per room (encoded bytes and frames);
+	// RecentFrames negative: none. RecentBudget bounds them on the whole
+	// node: 64 MiB.
 	RecentFrames int
 	RecentBytes  int
 	RecentBudget int

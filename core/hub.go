@@ -77,7 +77,7 @@ func New(engine Engine, cfg Config) *Hub {
 	}, func() float64 { return h.writeDelay().Seconds() }))
 	cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "chat_recent_bytes",
-		Help: "Bytes of encoded entries the rooms keep for replays from memory (at most the node's recent budget).",
+		Help: "Bytes the rooms' windows of recent entries hold for replays from memory, encoded entries and their frames (at most the node's recent budget).",
 	}, func() float64 { return float64(h.recentBytes.Load()) }))
 	h.reads = newReadQueue(h)
 	h.fan = newFanout()
