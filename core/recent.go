@@ -18,8 +18,9 @@ import (
 // published head. Anything that could make it differ from the store
 // empties it or cuts it: a gap in what this node was given (a lost
 // publish on a cluster), and an edit or a delete, after which the store
-// reads its target back changed (new text, or none), so the window keeps
-// only what came after the target. A join uses it only when it reaches
+// reads its target back changed (new text, or none) and, after a delete,
+// the target's earlier edits too (redacted), so the window keeps only
+// what came after the last entry that names the target. A join uses it only when it reaches
 // the head the store reported for the room when the join looked, so the
 // window never ends short of what is stored.
 //
@@ -28,8 +29,15 @@ import (
 // and its Frame; a room that would go past the node's budget keeps no
 // window until it fits again.
 
-// entrySize is what an entry of f counts against the bounds.
-func entrySize(f *Frame) int { return len(f.Data) + int(unsafe.Sizeof(*f)) }
+// recentEntry is one entry of a room's window: its frame, and for an
+// edit or a delete the seq of the message it changes.
+type recentEntry struct {
+	f      Frame
+	target uint64
+}
+
+// size is what e counts against the bounds.
+func (e *recentEntry) size() int { return len(e.f.Data) + int(unsafe.Sizeof(*e)) }
 
 // remember adds m's frame f to the window. Called with r.mu held, after
 // r.head took m.Seq.
@@ -38,18 +46,22 @@ func (r *room) remember(m protocol.Message, f Frame) {
 	if cfg.RecentFrames <= 0 {
 		return
 	}
+	var target uint64 // for an edit or a delete, the message it changes
 	if m.Kind == protocol.TypeEdit || m.Kind == protocol.TypeDelete {
-		r.cutThrough(m.Target)
+		target = m.Target
+		r.cutThrough(r.lastNaming(target))
 	}
 	if n := len(r.recent); n > 0 {
-		switch last := r.recent[n-1].Seq; {
+		switch last := r.recent[n-1].f.Seq; {
 		case m.Seq <= last:
 			return // already here
 		case m.Seq != last+1:
 			r.forgetRecent() // a gap: what came between is not here
 		}
 	}
-	size := entrySize(&f)
+	f.published, f.shared = time.Time{}, nil // a replay is not a live delivery; derived forms are not kept
+	e := recentEntry{f: f, target: target}
+	size := e.size()
 	for len(r.recent) > 0 && (len(r.recent) >= cfg.RecentFrames || r.recentBytes+size > cfg.RecentBytes) {
 		r.dropOldest(1)
 	}
@@ -60,8 +72,7 @@ func (r *room) remember(m protocol.Message, f Frame) {
 		r.forgetRecent() // the window must stay contiguous, so it starts again later
 		return
 	}
-	f.published, f.shared = time.Time{}, nil // a replay is not a live delivery; derived forms are not kept
-	r.recent = append(r.recent, f)
+	r.recent = append(r.recent, e)
 	r.recentBytes += size
 }
 
@@ -73,17 +84,34 @@ func (r *room) recentAfter(after, storeHead uint64) ([]Frame, bool) {
 	if n == 0 {
 		return nil, false
 	}
-	lo, hi := r.recent[0].Seq, r.recent[n-1].Seq
+	lo, hi := r.recent[0].f.Seq, r.recent[n-1].f.Seq
 	if after+1 < lo || after > hi || hi != r.head || hi < storeHead {
 		return nil, false
 	}
-	return append([]Frame(nil), r.recent[after+1-lo:]...), true
+	tail := r.recent[after+1-lo:]
+	frames := make([]Frame, len(tail))
+	for i := range tail {
+		frames[i] = tail[i].f
+	}
+	return frames, true
+}
+
+// lastNaming returns the seq of the window's last entry that is target or
+// an edit or delete of it; target itself if none is. Called with r.mu
+// held.
+func (r *room) lastNaming(target uint64) uint64 {
+	for i := len(r.recent) - 1; i >= 0 && r.recent[i].f.Seq > target; i-- {
+		if r.recent[i].target == target {
+			return r.recent[i].f.Seq
+		}
+	}
+	return target
 }
 
 // cutThrough drops the window's entries up to seq. Called with r.mu held.
 func (r *room) cutThrough(seq uint64) {
 	i := 0
-	for i < len(r.recent) && r.recent[i].Seq <= seq {
+	for i < len(r.recent) && r.recent[i].f.Seq <= seq {
 		i++
 	}
 	r.dropOldest(i)
@@ -96,7 +124,7 @@ func (r *room) dropOldest(k int) {
 	}
 	freed := 0
 	for i := range k {
-		freed += entrySize(&r.recent[i])
+		freed += r.recent[i].size()
 	}
 	clear(r.recent[:k])
 	r.recent = r.recent[k:]

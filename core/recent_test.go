@@ -15,23 +15,26 @@ import (
 
 // A session resuming from any position gets, byte for byte, what the
 // store would replay, whether the room's recent window serves it or the
-// store does: after an edit and a delete the window keeps only what came
-// after their targets, which the store reads back changed (the edited
-// text, the deleted message without its text). Positions the window
-// covers are replayed from memory, the others from the store; the counts
-// show which served each.
+// store does: after an edit or a delete the window keeps only what came
+// after the last entry naming its target, which the store reads back
+// changed (the edited text; after a delete the message without its text,
+// and its edits redacted). Positions the window covers are replayed from
+// memory, the others from the store; the counts show which served each.
 func TestReplayFromMemoryMatchesStore(t *testing.T) {
 	for _, tc := range []struct {
 		name              string
 		frames            int
 		fromMem, fromDisk float64
 	}{
-		// 11 entries; the edit (9) cuts the window to 4..9, the delete
-		// (10) to 6..10, and 11 joins it: positions 5..10 come from
-		// memory (6+5+4+3+2+1 entries), 0..4 from the store (11+10+9+8+7).
-		{"default", 0, 21, 45},
-		// A window of 4 entries holds 8..11: positions 7..10 from memory.
-		{"four entries", 4, 4 + 3 + 2 + 1, 11 + 10 + 9 + 8 + 7 + 6 + 5},
+		// 17 entries: messages 1..8, an edit of 3 (9), an edit of 5 (10),
+		// a delete of 5 (11), messages 12..17. The edits cut the window
+		// through 3, then 5; the delete through 10, the edit of 5 it
+		// redacts. The window ends as 11..17: positions 10..16 come from
+		// memory (7+6+...+1 entries), 0..9 from the store (17+16+...+8).
+		{"default", 0, 28, 125},
+		// A window of 4 entries holds 14..17: positions 13..16 from
+		// memory, 0..12 from the store (17+16+...+5).
+		{"four entries", 4, 4 + 3 + 2 + 1, 143},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -47,12 +50,18 @@ func TestReplayFromMemoryMatchesStore(t *testing.T) {
 			if _, err := hub.Edit(ctx, alice, "r", "e1", 3, "edited"); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := hub.Edit(ctx, alice, "r", "e2", 5, "edited before its delete"); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := hub.Delete(ctx, alice, "r", "d1", 5); err != nil {
 				t.Fatal(err)
 			}
-			last, err := hub.Send(ctx, alice, "r", "m9", "text 9")
-			if err != nil {
-				t.Fatal(err)
+			var last protocol.Message
+			for i := 9; i <= 14; i++ {
+				var err error
+				if last, err = hub.Send(ctx, alice, "r", fmt.Sprintf("m%d", i), fmt.Sprintf("text %d", i)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			waitSeq(t, watcher, last.Seq) // published, so in the window
 

@@ -20,8 +20,8 @@ type room struct {
 	dead        bool               // removed from hub.rooms; guarded by mu.
 	changes     map[string]change  // presence changes since the last pass; guarded by mu.
 	counted     int                // the count last sent, in a room past PresenceMaxMembers; guarded by mu.
-	recent      []Frame            // the newest published entries, contiguous up to head (recent.go); guarded by mu.
-	recentBytes int                // the entrySize of recent's entries; guarded by mu.
+	recent      []recentEntry      // the newest published entries, contiguous up to head (recent.go); guarded by mu.
+	recentBytes int                // the size of recent's entries; guarded by mu.
 }
 
 // sub is one session's subscription to one room. Guarded by its room's mu.

@@ -53,67 +53,41 @@ func DecodePollAnswerFast(data []byte) (PollAnswer, bool) {
 	var a PollAnswer
 	p := fastParser{b: data}
 	p.ws()
-	if p.next() != '{' {
-		return a, false
-	}
-	p.ws()
-	if p.peek() == '}' {
-		p.i++
-		return a, p.end()
-	}
 	var events, cursor, control bool // seen: a repeated key goes to encoding/json
-	for {
-		key, ok := p.rawString()
-		if !ok {
-			return a, false
-		}
-		p.ws()
-		if p.next() != ':' {
-			return a, false
-		}
-		p.ws()
+	ok := p.object(func(key []byte) bool {
 		switch string(key) {
 		case "events":
 			if events || p.peek() != '[' {
-				return a, false
+				return false
 			}
 			events = true
-			if a.Events, ok = p.list(nil); !ok {
-				return a, false
-			}
+			var ok bool
+			a.Events, ok = p.list(nil)
+			return ok
 		case "cursor":
 			if cursor || !p.str(&a.Cursor) {
-				return a, false
+				return false
 			}
 			cursor = true
+			return true
 		case "control":
 			if control {
-				return a, false
+				return false
 			}
 			control = true
-			if !p.null() {
-				start := p.i
-				if p.peek() != '{' || !p.skip(0) {
-					return a, false
-				}
-				a.Control = new(Envelope)
-				if json.Unmarshal(p.b[start:p.i], a.Control) != nil {
-					return a, false
-				}
+			if p.null() {
+				return true
 			}
-		default:
-			return a, false
+			start := p.i
+			if p.peek() != '{' || !p.skip(0) {
+				return false
+			}
+			a.Control = new(Envelope)
+			return json.Unmarshal(p.b[start:p.i], a.Control) == nil
 		}
-		p.ws()
-		switch p.next() {
-		case ',':
-			p.ws()
-		case '}':
-			return a, p.end()
-		default:
-			return a, false
-		}
-	}
+		return false
+	})
+	return a, ok && p.end()
 }
 
 // list reads an array of envelopes.

@@ -139,13 +139,28 @@ func testEditDeleteDelivery(t *testing.T, dial Dialer) {
 // that resumes from before the messages gets them in their current state,
 // a deleted one without text. History shows the current state, and no
 // deleted text is served anywhere.
-func TestEditResume(t *testing.T) { Run(t, testEditResume) }
+func TestEditResume(t *testing.T) {
+	Run(t, func(t *testing.T, dial Dialer) { testEditResume(t, dial, false) })
+}
 
-func testEditResume(t *testing.T, dial Dialer) {
+// The same with alice in the room throughout, so the node follows it and
+// keeps its newest entries in memory. The delete of 2 cuts that window
+// through 3, the edit of 2 it redacts, so bob's resume from 2 and carol's
+// from 0 come from the store, redacted as without the window; dave's from
+// 3 comes from memory.
+func TestEditResumeFromMemory(t *testing.T) {
+	Run(t, func(t *testing.T, dial Dialer) { testEditResume(t, dial, true) })
+}
+
+func testEditResume(t *testing.T, dial Dialer, watched bool) {
 	const room = "edit-resume"
 	e := NewEnv(t, Options{Hub: fast})
 	tok := e.Token(t, "alice", Claims{})
-	alice := dial(t, e, tok, nil)
+	var joins []Join
+	if watched {
+		joins = []Join{{Room: room}}
+	}
+	alice := dial(t, e, tok, joins)
 	sendOK(t, alice, room, "m1", "helo", 1)
 	sendOK(t, alice, room, "m2", "secret typo", 2)
 	// bob saw 1 and 2, then went away.
@@ -158,6 +173,19 @@ func testEditResume(t *testing.T, dial Dialer) {
 		entry{typ: protocol.TypeEdit, target: 2, deleted: true},
 		entry{typ: protocol.TypeEdit, target: 1, text: "hello"},
 		entry{typ: protocol.TypeDelete, target: 2})
+	if watched {
+		// The delete of 2 cut the window through 3, the edit it redacts:
+		// bob's resume came from the store. dave's, from 3, comes from
+		// memory.
+		dave := dial(t, e, e.Token(t, "dave", Claims{}), []Join{{Room: room, Since: ptr(3)}})
+		wantEntries(t, "resumed after 3", expectEntries(t, dave, room, 4, 5),
+			entry{typ: protocol.TypeEdit, target: 1, text: "hello"},
+			entry{typ: protocol.TypeDelete, target: 2})
+		if n := series(scrape(t, e), "chat_replayed_entries_total", "from", "memory"); n < 2 {
+			t.Fatalf("%v entries replayed from memory, want dave's 2 at least", n)
+		}
+		dave.Close()
+	}
 	carol := dial(t, e, e.Token(t, "carol", Claims{}), []Join{{Room: room, Since: ptr(0)}})
 	fromStart := []entry{
 		{typ: protocol.TypeMessage, text: "hello", edited: true},
