@@ -78,7 +78,12 @@ type Config struct {
 	// is behind, to take more frames in one write: a tenth of the recent
 	// delivery latency, at most this; none while that latency is under
 	// 10 ms. 50ms; negative: never.
-	MaxWriteDelay  time.Duration
+	MaxWriteDelay time.Duration
+	// WriterLinger is how long a session's writer with nothing to write
+	// stays parked before it exits, so that steady traffic wakes it rather
+	// than spawning one per batch; a writer whose last batch was
+	// heartbeats only exits at once. 250ms.
+	WriterLinger   time.Duration
 	TypingInterval time.Duration // minimum gap between fanned-out typing events per user and room; 1s
 	ShutdownJitter time.Duration // reconnect hints on shutdown spread over this; 5s
 
@@ -144,6 +149,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWriteDelay == 0 {
 		c.MaxWriteDelay = 50 * time.Millisecond
+	}
+	if c.WriterLinger <= 0 {
+		c.WriterLinger = 250 * time.Millisecond
 	}
 	if c.TypingInterval <= 0 {
 		c.TypingInterval = time.Second

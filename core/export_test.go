@@ -12,3 +12,10 @@ func SetDeliveryLatency(h *Hub, d time.Duration) {
 
 // WriteDelay is h.writeDelay, for tests.
 func WriteDelay(h *Hub) time.Duration { return h.writeDelay() }
+
+// Writing reports whether s has a writer goroutine, running or parked.
+func Writing(s *Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writing
+}

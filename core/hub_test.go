@@ -126,6 +126,34 @@ func TestShutdownClosesSessionsWithHint(t *testing.T) {
 	}
 }
 
+// A writer whose last batch was heartbeats only exits at once rather than
+// linger: an idle node keeps no parked writer per session between
+// heartbeats. The linger here is an hour, so only that rule can end the
+// writer; a frame after it starts a new one.
+func TestHeartbeatWriterExits(t *testing.T) {
+	hub := newHub(t, core.Config{Heartbeat: 20 * time.Millisecond, WriterLinger: time.Hour})
+	rec := newRecorder()
+	s, err := hub.Connect(auth.Identity{User: "alice", Name: "Alice"}, rec, core.SessionOptions{Heartbeat: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Join(ctx, "general", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitType(t, protocol.TypeJoined)
+	rec.waitType(t, protocol.TypePing)
+	deadline := time.Now().Add(10 * time.Second)
+	for core.Writing(s) {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer still lingers after writing heartbeats only")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.HandleFrame(ctx, []byte(`{"type":"send","room":"general","id":"m1","text":"hi"}`))
+	rec.waitType(t, protocol.TypeMessage)
+}
+
 // A poll-style session (PresenceTTL) keeps its user online after it
 // closes, until the lease runs out; then the janitor announces them
 // offline to the room.

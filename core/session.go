@@ -264,12 +264,6 @@ func (s *Session) reply(e protocol.Envelope) {
 
 var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.Envelope{Type: protocol.TypePing}), ephemeral: true}
 
-// writerLinger is how long a writer with nothing to write stays parked
-// before it exits. Under steady traffic (a broadcast every 100 ms) the
-// writer is woken, not respawned; an idle session costs no goroutine
-// beyond its transport's reader once the linger has passed.
-const writerLinger = time.Second
-
 // writeDelay is how long a writer that has frames waits before it takes
 // them, so that more go in one write: a tenth of the recent delivery
 // latency, at most Config.MaxWriteDelay, and none while that latency is
@@ -306,23 +300,30 @@ func (s *Session) kick() {
 
 // writeLoop is the session's single writer. It drains the queue without
 // blocking, writes the batch once, and repeats; with the queue empty it
-// parks for writerLinger, and exits if nothing came.
+// parks for Config.WriterLinger, and exits if nothing came, or at once
+// when what it wrote last was heartbeats only (see onlyPings).
 func (s *Session) writeLoop() {
-	linger := time.NewTimer(writerLinger)
-	defer linger.Stop()
+	var linger *time.Timer // made at the first wait: a heartbeat's writer needs none
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	lingered := false
 	delayed := false // this batch has had its write delay
+	beat := false    // the last batch was heartbeats only: the session is idle
 	for {
 		s.mu.Lock()
 		closing := s.closing
 		if len(s.queue) == 0 && closing == nil {
-			if lingered {
+			if lingered || beat {
 				s.writing, s.parked = false, false
 				s.mu.Unlock()
 				return
 			}
 			s.parked = true
 			s.mu.Unlock()
+			linger = armed(linger, s.hub.cfg.WriterLinger)
 			lingered = s.park(linger)
 			continue
 		}
@@ -331,7 +332,7 @@ func (s *Session) writeLoop() {
 			if d := s.hub.writeDelay(); d > 0 {
 				s.mu.Unlock()
 				delayed = true
-				linger.Reset(d)
+				linger = armed(linger, d)
 				<-linger.C
 				continue
 			}
@@ -351,6 +352,7 @@ func (s *Session) writeLoop() {
 		}
 		var barriers []chan struct{}
 		batch, barriers = splitBarriers(batch)
+		beat = len(barriers) == 0 && onlyPings(batch)
 		if len(batch) > 0 {
 			if err := s.transport.Write(batch); err != nil {
 				s.hub.cfg.Logger.Debug("write failed", "session", s.id, "err", err)
@@ -374,10 +376,33 @@ func (s *Session) writeLoop() {
 	}
 }
 
-// park waits for a kick or for linger to fire; it reports whether the
-// linger passed. A kick that came just before is still in s.wake.
+// armed returns t, made if nil, set to fire after d.
+func armed(t *time.Timer, d time.Duration) *time.Timer {
+	if t == nil {
+		return time.NewTimer(d)
+	}
+	t.Reset(d)
+	return t
+}
+
+// onlyPings reports whether batch holds heartbeats and nothing else: a
+// writer that wrote only those serves an idle session and exits at once
+// rather than linger, so that an idle node keeps no parked writers (one
+// per session woken in the last Config.WriterLinger, a goroutine and a
+// timer each) between heartbeats.
+func onlyPings(batch []Frame) bool {
+	for i := range batch {
+		if batch[i].Type != protocol.TypePing {
+			return false
+		}
+	}
+	return len(batch) > 0
+}
+
+// park waits for a kick or for linger, armed, to fire; it reports
+// whether the linger passed. A kick that came just before is still in
+// s.wake.
 func (s *Session) park(linger *time.Timer) bool {
-	linger.Reset(writerLinger)
 	select {
 	case <-s.wake:
 		return false
