@@ -3,7 +3,11 @@
 // or long polling, following tier moves as the browser does), and reports
 // latency, throughput, errors, server memory and an exactly-once delivery
 // check, as Markdown on stdout and, with --out DIR, as report.md,
-// report.json and PNG plots in DIR.
+// report.json and PNG plots in DIR. Beside its own latency (send call to
+// delivery) it gives the server's, from the server's chat_delivery_seconds
+// over the measured phase (fan-out to transport write, as bucket bounds):
+// when the tool is at its core, its latency includes its own queueing,
+// and the server's tells the two apart.
 //
 // It speaks the protocol only through transports/client; its own HTTP
 // calls are the dev login, /readyz, /metrics and the admin status.

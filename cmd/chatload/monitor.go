@@ -52,6 +52,9 @@ type reading struct {
 	started    float64   // process_start_time_seconds
 	cpu        float64   // process_cpu_seconds_total
 	at         time.Time // about when the server read its numbers: halfway through the scrape
+	// delivery is chat_delivery_seconds summed over transports: the
+	// cumulative count by bucket bound (le, +Inf included).
+	delivery map[float64]float64
 }
 
 // LevelChange is a change of the server's degradation level.
@@ -174,7 +177,7 @@ func scrapeAll(ctx context.Context, hc *http.Client, bases []string) reading {
 		}()
 	}
 	wg.Wait()
-	sum := reading{up: true, level: -1, sessions: map[string]int{}}
+	sum := reading{up: true, level: -1, sessions: map[string]int{}, delivery: map[float64]float64{}}
 	var at int64
 	for _, rd := range rds {
 		if !rd.up {
@@ -189,6 +192,9 @@ func scrapeAll(ctx context.Context, hc *http.Client, bases []string) reading {
 		at += rd.at.UnixNano() / int64(len(rds))
 		for t, n := range rd.sessions {
 			sum.sessions[t] += n
+		}
+		for le, n := range rd.delivery {
+			sum.delivery[le] += n
 		}
 	}
 	sum.at = time.Unix(0, at)
@@ -215,7 +221,7 @@ func scrape(ctx context.Context, hc *http.Client, base string) (rd reading) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return rd
 	}
-	rd.up, rd.sessions = true, map[string]int{}
+	rd.up, rd.sessions, rd.delivery = true, map[string]int{}, map[float64]float64{}
 	// The server read its CPU time between our request and its answer.
 	defer func() { rd.at = sent.Add(time.Since(sent) / 2) }()
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 32<<20))
@@ -238,6 +244,10 @@ func scrape(ctx context.Context, hc *http.Client, base string) (rd reading) {
 			rd.cpu = v
 		case "chat_degrade_level":
 			rd.level = int(v)
+		case "chat_delivery_seconds_bucket":
+			if le, err := strconv.ParseFloat(labelValue(labels, "le"), 64); err == nil {
+				rd.delivery[le] += v
+			}
 		case "chat_sessions":
 			if t := labelValue(labels, "transport"); t != "" {
 				rd.sessions[t] = int(v)

@@ -123,19 +123,26 @@ type Check struct {
 
 // ServerResult is the server's memory, from its /metrics.
 type ServerResult struct {
-	Metrics         bool           `json:"metrics"` // /metrics answered
-	RSSBaseline     uint64         `json:"rss_baseline"`
-	RSSConnected    uint64         `json:"rss_connected"` // right after the connect phase
-	RSSPeak         uint64         `json:"rss_peak"`
-	HeapPeak        uint64         `json:"heap_peak"`
-	RSSPerConn      float64        `json:"rss_per_conn"`     // (connected - baseline) / users
-	RSSEnd          uint64         `json:"rss_end"`          // at the end of the measured phase, before the drain
-	RSSPerConnEnd   float64        `json:"rss_per_conn_end"` // (end - baseline) / users
-	GoroutinesEnd   int            `json:"goroutines_end"`
-	GoroutinesPeak  int            `json:"goroutines_peak"`
-	MaxLevel        int            `json:"max_level"` // -1 unknown
-	CPUMean         float64        `json:"cpu_mean"`  // cores busy, mean over the measured phase
-	CPUPeak         float64        `json:"cpu_peak"`  // the busiest sample interval
+	Metrics        bool    `json:"metrics"` // /metrics answered
+	RSSBaseline    uint64  `json:"rss_baseline"`
+	RSSConnected   uint64  `json:"rss_connected"` // right after the connect phase
+	RSSPeak        uint64  `json:"rss_peak"`
+	HeapPeak       uint64  `json:"heap_peak"`
+	RSSPerConn     float64 `json:"rss_per_conn"`     // (connected - baseline) / users
+	RSSEnd         uint64  `json:"rss_end"`          // at the end of the measured phase, before the drain
+	RSSPerConnEnd  float64 `json:"rss_per_conn_end"` // (end - baseline) / users
+	GoroutinesEnd  int     `json:"goroutines_end"`
+	GoroutinesPeak int     `json:"goroutines_peak"`
+	MaxLevel       int     `json:"max_level"` // -1 unknown
+	CPUMean        float64 `json:"cpu_mean"`  // cores busy, mean over the measured phase
+	CPUPeak        float64 `json:"cpu_peak"`  // the busiest sample interval
+	// DeliveryP50MS and DeliveryP99MS are the server's own view of the
+	// measured phase: chat_delivery_seconds (fan-out to transport write),
+	// as the upper bound of the bucket the quantile falls in; +Inf past
+	// the last bound, 0 unknown. Against the tool's latency they tell the
+	// server's queueing from the tool's own.
+	DeliveryP50MS   float64        `json:"delivery_p50_ms,omitempty"`
+	DeliveryP99MS   float64        `json:"delivery_p99_ms,omitempty"`
 	SessionsAtEnd   map[string]int `json:"sessions_at_end,omitempty"`
 	ConnectionsSeen map[string]int `json:"connections,omitempty"` // the admin status's count, poll included
 }
@@ -272,6 +279,11 @@ func (r RunResult) markdown(b *strings.Builder) {
 			fmt.Fprintf(b, "- Server at the end of the measured phase: RSS %s (%s per connection), %d goroutines.\n",
 				memText(sv.RSSEnd), kibText(sv.RSSPerConnEnd), sv.GoroutinesEnd)
 		}
+		if sv.DeliveryP99MS > 0 {
+			fmt.Fprintf(b, "- Server's own delivery latency over the measured phase (fan-out to transport write, "+
+				"`chat_delivery_seconds`, bucket bounds): p50 ≤ %s, p99 ≤ %s; the latency above adds the network and the tool's own queueing.\n",
+				boundText(sv.DeliveryP50MS), boundText(sv.DeliveryP99MS))
+		}
 	} else {
 		b.WriteString("- Server: no /metrics.\n")
 	}
@@ -376,4 +388,13 @@ func errorList(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
 	}
 	return "; " + strings.Join(parts, ", ")
+}
+
+// boundText prints a histogram bound in milliseconds; +Inf as past the
+// last bound.
+func boundText(ms float64) string {
+	if math.IsInf(ms, 1) {
+		return "∞ (past the last bucket)"
+	}
+	return msText(ms)
 }

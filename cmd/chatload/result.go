@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"slices"
 	"time"
 )
 
@@ -108,6 +109,10 @@ func serverResult(m measures, timeline []Sample, n int) ServerResult {
 	}
 	if s.RSSConnected > s.RSSBaseline && s.RSSBaseline > 0 {
 		s.RSSPerConn = float64(s.RSSConnected-s.RSSBaseline) / float64(n)
+	}
+	if m.held.up && m.connected.up {
+		s.DeliveryP50MS = bucketQuantile(m.connected.delivery, m.held.delivery, 0.5) * 1000
+		s.DeliveryP99MS = bucketQuantile(m.connected.delivery, m.held.delivery, 0.99) * 1000
 	}
 	if m.held.up {
 		s.RSSEnd, s.GoroutinesEnd = m.held.rss, m.held.goroutines
@@ -230,4 +235,29 @@ func (r *run) judge(res *RunResult, missing, split []string) {
 	if res.Interval > 0 && res.Interval < 0.1 {
 		warn("%.1f sends/s per sender is over the server's default limit of 10/s per user; expect rate_limited", 1/res.Interval)
 	}
+}
+
+// bucketQuantile returns the upper bound of the bucket that holds the q
+// quantile of the observations a cumulative histogram gained from start
+// to end (bound → cumulative count, +Inf included); 0 when it gained
+// none.
+func bucketQuantile(start, end map[float64]float64, q float64) float64 {
+	bounds := make([]float64, 0, len(end))
+	for le := range end {
+		bounds = append(bounds, le)
+	}
+	slices.Sort(bounds)
+	if len(bounds) == 0 {
+		return 0
+	}
+	total := end[bounds[len(bounds)-1]] - start[bounds[len(bounds)-1]]
+	if total <= 0 {
+		return 0
+	}
+	for _, le := range bounds {
+		if end[le]-start[le] >= q*total {
+			return le
+		}
+	}
+	return bounds[len(bounds)-1]
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,29 @@ func TestMetricLine(t *testing.T) {
 	}
 	if _, _, _, ok := metricLine("# HELP go_goroutines x"); ok {
 		t.Error("a comment parsed as a sample")
+	}
+}
+
+// TestBucketQuantile: the server's delivery quantiles come from what its
+// histogram gained over the measured phase, as bucket upper bounds.
+func TestBucketQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	start := map[float64]float64{0.1: 50, 1: 60, inf: 60}
+	end := map[float64]float64{0.1: 140, 1: 159, inf: 160} // gained: 90 ≤ 0.1, 9 in (0.1, 1], 1 past 1
+	for _, c := range []struct{ q, want float64 }{{0.5, 0.1}, {0.9, 0.1}, {0.95, 1}, {0.99, 1}, {0.999, inf}} {
+		if got := bucketQuantile(start, end, c.q); got != c.want {
+			t.Errorf("q %v: %v, want %v", c.q, got, c.want)
+		}
+	}
+	if got := bucketQuantile(end, end, 0.99); got != 0 {
+		t.Errorf("nothing gained: %v, want 0", got)
+	}
+	if got := bucketQuantile(nil, nil, 0.99); got != 0 {
+		t.Errorf("no histogram: %v, want 0", got)
+	}
+	_, labels, v, ok := metricLine(`chat_delivery_seconds_bucket{transport="websocket",le="+Inf"} 7`)
+	if le, err := strconv.ParseFloat(labelValue(labels, "le"), 64); !ok || err != nil || le != inf || v != 7 {
+		t.Errorf("bucket line: le %v (%v), value %v", le, err, v)
 	}
 }
 
