@@ -19,3 +19,10 @@ func Writing(s *Session) bool {
 	defer s.mu.Unlock()
 	return s.writing
 }
+
+// QueueCap is the capacity of s's queue arrays, the spare included.
+func QueueCap(s *Session) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cap(s.queue) + cap(s.spare)
+}

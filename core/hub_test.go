@@ -128,8 +128,9 @@ func TestShutdownClosesSessionsWithHint(t *testing.T) {
 
 // A writer whose last batch was heartbeats only exits at once rather than
 // linger: an idle node keeps no parked writer per session between
-// heartbeats. The linger here is an hour, so only that rule can end the
-// writer; a frame after it starts a new one.
+// heartbeats, and the session keeps no queue arrays. The linger here is
+// an hour, so only that rule can end the writer; a frame after it starts
+// a new one.
 func TestHeartbeatWriterExits(t *testing.T) {
 	hub := newHub(t, core.Config{Heartbeat: 20 * time.Millisecond, WriterLinger: time.Hour})
 	rec := newRecorder()
@@ -149,6 +150,9 @@ func TestHeartbeatWriterExits(t *testing.T) {
 			t.Fatal("the writer still lingers after writing heartbeats only")
 		}
 		time.Sleep(time.Millisecond)
+	}
+	if n := core.QueueCap(s); n != 0 {
+		t.Fatalf("an idle session keeps queue arrays for %d frames", n)
 	}
 	s.HandleFrame(ctx, []byte(`{"type":"send","room":"general","id":"m1","text":"hi"}`))
 	rec.waitType(t, protocol.TypeMessage)

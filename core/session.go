@@ -317,7 +317,11 @@ func (s *Session) writeLoop() {
 		closing := s.closing
 		if len(s.queue) == 0 && closing == nil {
 			if lingered || beat {
+				// An idle session keeps no queue arrays: they hold the
+				// largest batch it has seen (112 bytes a frame, twice),
+				// and the next writer is rare enough to make new ones.
 				s.writing, s.parked = false, false
+				s.queue, s.spare = nil, nil
 				s.mu.Unlock()
 				return
 			}
