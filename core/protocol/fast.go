@@ -473,6 +473,7 @@ func (p *fastParser) int(max uint64) (uint64, bool) {
 	return n, true
 }
 
+// int64Field reads a non-negative integer that fits an int64 into dst.
 func (p *fastParser) int64Field(dst *int64) bool {
 	v, ok := p.int(math.MaxInt64)
 	*dst = int64(v)
