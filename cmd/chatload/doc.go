@@ -126,7 +126,9 @@
 //	    --server-cmd "taskset -c 0 bin/chatd --addr 127.0.0.1:8080 --data /tmp/storm --jwt-secret S" \
 //	    --storm-after 10s --out out/storm-10k
 //
-// CHATLOAD_CPUPROFILE=file writes a CPU profile of the tool. GOGC, when
+// CHATLOAD_CPUPROFILE=file writes a CPU profile of the tool;
+// CHATLOAD_DEBUG_ADDR=host:port serves its net/http/pprof handlers while
+// it runs. GOGC, when
 // unset, is 400 (the tool trades memory for less collection work); the
 // RSS figures are taken after a forced collection.
 package main

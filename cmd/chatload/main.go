@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // served only with CHATLOAD_DEBUG_ADDR
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -24,6 +26,11 @@ func main() {
 	if path := os.Getenv("CHATLOAD_CPUPROFILE"); path != "" {
 		stopProfile := startProfile(path)
 		defer stopProfile()
+	}
+	if addr := os.Getenv("CHATLOAD_DEBUG_ADDR"); addr != "" {
+		// The tool's own profiles while it runs (loopback, for a person
+		// profiling a run); never on unless asked.
+		go func() { fmt.Fprintln(os.Stderr, "chatload: debug server:", http.ListenAndServe(addr, nil)) }()
 	}
 	if os.Getenv("GOGC") == "" {
 		// Thousands of clients decode a stream of small envelopes: trade

@@ -316,7 +316,7 @@ func (u *user) flushRead() {
 		defer u.readBusy.Store(false)
 		ctx, cancel := context.WithTimeout(u.ctx, r.cfg.SendTimeout)
 		defer cancel()
-		err := u.c.Read(ctx, u.room, seq)
+		err := u.c.ReadNoAck(ctx, u.room, seq) // as the page sends it: no ref over WebSocket
 		r.count(u.ctx, err, &r.cnt.reads, &r.cnt.readErrors, "read")
 	}()
 }

@@ -377,7 +377,7 @@ func (p *fastParser) member(e *Envelope, key []byte) bool {
 // reads reads a batched receipt's positions: an object of user → seq,
 // each user an unescaped string.
 func (p *fastParser) reads(dst *map[string]uint64) bool {
-	m := make(map[string]uint64)
+	m := make(map[string]uint64, p.entries(MaxBatch))
 	*dst = m
 	return p.object(func(user []byte) bool {
 		var seq uint64
@@ -385,6 +385,23 @@ func (p *fastParser) reads(dst *map[string]uint64) bool {
 		m[string(user)] = seq
 		return ok
 	})
+}
+
+// entries guesses how many members the object at the cursor has, at most
+// limit, so that a map made for them never grows: a comma and one more,
+// up to the first '}' (a key holding ',' or '}' makes it a guess, never
+// an error; the parse that follows checks everything).
+func (p *fastParser) entries(limit int) int {
+	n := 1
+	for _, c := range p.b[p.i:] {
+		if c == '}' || n >= limit {
+			break
+		}
+		if c == ',' {
+			n++
+		}
+	}
+	return n
 }
 
 // changes reads a batched presence envelope's changes: a list of flat

@@ -104,6 +104,22 @@ func (c *Client) Read(ctx context.Context, room string, seq uint64) error {
 		map[string]any{"room": room, "seq": seq})
 }
 
+// ReadNoAck is Read as the browser client sends it: over a live
+// WebSocket the read frame carries no ref, so the server answers only a
+// failure, which arrives on Events, and ReadNoAck returns once the frame
+// is written. It saves the server a reply and the caller a round trip.
+// Without a live WebSocket it is Read (POST /v1/read answers every call).
+func (c *Client) ReadNoAck(ctx context.Context, room string, seq uint64) error {
+	e := protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: seq}
+	if err := protocol.ValidateClient(&e); err != nil {
+		return err
+	}
+	if l := c.liveWS(); l != nil {
+		return l.write(e)
+	}
+	return c.Read(ctx, room, seq)
+}
+
 // Typing tells the room that the user is typing. Over a WebSocket the
 // server answers only failures, which arrive on Events.
 func (c *Client) Typing(ctx context.Context, room string) error {

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -8,7 +9,8 @@ import (
 )
 
 // TestSingleTier joins, sends 20 messages and receives each exactly once,
-// in order, over each tier alone; acks carry the seq.
+// in order, over each tier alone; acks carry the seq; reads are stored
+// and refused as they should be, with and without an ack.
 func TestSingleTier(t *testing.T) {
 	for _, tier := range []string{WebSocket, SSE, Poll} {
 		t.Run(tier, func(t *testing.T) {
@@ -42,9 +44,64 @@ func TestSingleTier(t *testing.T) {
 			if err := c.Typing(ctx, "lobby"); err != nil {
 				t.Fatalf("typing: %v", err)
 			}
+			readNoAck(t, c, tier)
 			if s := c.State(); s.Transport != tier || !s.Connected {
 				t.Fatalf("state %+v, want connected on %s", s, tier)
 			}
 		})
+	}
+}
+
+// readNoAck reads as the browser does (ReadNoAck) in c's room lobby, up
+// to a message it sends: the position is stored and its receipt comes
+// back to the room, the reader included; a bad position comes back as an
+// error, on Events over a WebSocket (the frame has no ref, so nothing else
+// answers it) and from the call otherwise.
+func readNoAck(t *testing.T, c *Client, tier string) {
+	t.Helper()
+	ctx := stepCtx(t)
+	ack, err := c.Send(ctx, "lobby", "read me")
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	recvMessages(t, c, 1)
+	if err := c.ReadNoAck(ctx, "lobby", ack.Seq); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	waitEvent(t, c, fmt.Sprintf("alice's receipt at %d", ack.Seq), func(e protocol.Envelope) bool {
+		return e.Type == protocol.TypeReceipt && e.Room == "lobby" &&
+			(e.User == "alice" && e.Seq == ack.Seq || e.Reads["alice"] == ack.Seq)
+	})
+	err = c.ReadNoAck(ctx, "lobby", 999)
+	if tier != WebSocket {
+		if codeOf(err) != protocol.CodeBadRequest {
+			t.Fatalf("read past the head: %v, want bad_request", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("read past the head over a WebSocket: %v, want nil (the answer is an event)", err)
+	}
+	waitEvent(t, c, "bad_request for the read", func(e protocol.Envelope) bool {
+		return e.Type == protocol.TypeError && e.Code == string(protocol.CodeBadRequest) && e.Ref == ""
+	})
+}
+
+// waitEvent reads c's events until one satisfies ok.
+func waitEvent(t *testing.T, c *Client, what string, ok func(protocol.Envelope) bool) protocol.Envelope {
+	t.Helper()
+	ctx := stepCtx(t)
+	for {
+		select {
+		case e, open := <-c.Events():
+			if !open {
+				t.Fatalf("events closed before %s", what)
+			}
+			if ok(e) {
+				return e
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %s; state %+v", what, c.State())
+		}
 	}
 }
