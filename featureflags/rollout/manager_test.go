@@ -393,6 +393,11 @@ func TestRunTicksOnTheClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.tick <- t0 // received once Run has ticked at start and waits for the ticker
+	// Received once Run is done with the tick before, which read the clock
+	// at t0 and so started the plan's window there. Without it, that tick
+	// could read the clock after the set below, start the window at the
+	// minute, and the step would never come (a hang seen in CI).
+	clock.tick <- t0
 	ch, unsub := fs.Subscribe()
 	defer unsub()
 	clock.set(t0.Add(time.Minute))
