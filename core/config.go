@@ -83,7 +83,14 @@ type Config struct {
 	// stays parked before it exits, so that steady traffic wakes it rather
 	// than spawning one per batch; a writer whose last batch was
 	// heartbeats only exits at once. 250ms.
-	WriterLinger   time.Duration
+	WriterLinger time.Duration
+	// EventDelay is how long a room's typing, receipt and presence frames
+	// may wait in a session's queue for a frame that must go at once (a
+	// message, a reply) to go out in the same write, rather than waking
+	// the writer for a write of their own. In a busy room they ride with
+	// the next message; in a quiet one they are that much late. 200ms;
+	// negative: never wait.
+	EventDelay     time.Duration
 	TypingInterval time.Duration // minimum gap between fanned-out typing events per user and room; 1s
 	ShutdownJitter time.Duration // reconnect hints on shutdown spread over this; 5s
 
@@ -152,6 +159,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriterLinger <= 0 {
 		c.WriterLinger = 250 * time.Millisecond
+	}
+	if c.EventDelay == 0 {
+		c.EventDelay = 200 * time.Millisecond
 	}
 	if c.TypingInterval <= 0 {
 		c.TypingInterval = time.Second

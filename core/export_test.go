@@ -26,3 +26,14 @@ func QueueCap(s *Session) int {
 	defer s.mu.Unlock()
 	return cap(s.queue) + cap(s.spare)
 }
+
+// QueuedTypes lists the types of the frames in s's queue.
+func QueuedTypes(s *Session) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.queue))
+	for i, f := range s.queue {
+		out[i] = f.Type
+	}
+	return out
+}

@@ -80,6 +80,7 @@ type Session struct {
 	expiry  *time.Timer      // Guarded by mu.
 	writing bool             // a writer goroutine is running; guarded by mu.
 	parked  bool             // the writer waits for a kick; guarded by mu.
+	holding bool             // parked, with frames that wait for a frame that goes at once (Config.EventDelay); guarded by mu.
 	spare   []Frame          // a drained queue to reuse; owned by the writer.
 }
 
@@ -164,7 +165,7 @@ func (s *Session) Close(d Disconnect) {
 			s.hub.counters.fail(s.transport.Name())
 		}
 		s.mu.Lock()
-		s.kick()
+		s.kick(false)
 		s.mu.Unlock()
 	})
 }
@@ -211,7 +212,7 @@ func (s *Session) offerWithin(f Frame, maxBytes int) bool {
 	}
 	s.queue = append(s.queue, f)
 	s.queued += len(f.Data)
-	s.kick()
+	s.kick(f.rides())
 	return true
 }
 
@@ -287,12 +288,12 @@ func (h *Hub) writeDelay() time.Duration {
 
 // kick starts the writer unless one is running, or wakes it if it is
 // parked. Called with s.mu held.
-func (s *Session) kick() {
+func (s *Session) kick(rides bool) {
 	switch {
 	case !s.writing:
 		s.writing = true
 		go s.writeLoop()
-	case s.parked:
+	case s.parked && !(rides && s.holding): // a holding writer takes riding frames when it wakes (see writeLoop)
 		s.parked = false
 		s.signal(s.wake)
 	}
@@ -312,9 +313,20 @@ func (s *Session) writeLoop() {
 	lingered := false
 	delayed := false // this batch has had its write delay
 	beat := false    // the last batch was heartbeats only: the session is idle
+	held := false    // this batch has waited for its riding frames' company
 	for {
 		s.mu.Lock()
 		closing := s.closing
+		if !held && closing == nil && s.hub.cfg.EventDelay > 0 && allRide(s.queue) {
+			// Only typing, receipts or presence: wait for a frame that
+			// must go at once to take them along (kick wakes the writer
+			// for that one), or for Config.EventDelay.
+			held, s.parked, s.holding = true, true, true
+			s.mu.Unlock()
+			linger = armed(linger, s.hub.cfg.EventDelay)
+			s.park(linger)
+			continue
+		}
 		if len(s.queue) == 0 && closing == nil {
 			if lingered || beat {
 				// An idle session keeps no queue arrays: they hold the
@@ -325,7 +337,7 @@ func (s *Session) writeLoop() {
 				s.mu.Unlock()
 				return
 			}
-			s.parked = true
+			s.parked, s.holding = true, false
 			s.mu.Unlock()
 			linger = armed(linger, s.hub.cfg.WriterLinger)
 			lingered = s.park(linger)
@@ -341,7 +353,7 @@ func (s *Session) writeLoop() {
 				continue
 			}
 		}
-		delayed = false
+		delayed, held = false, false
 		// Swap in the spare array; the two alternate, so offerers never
 		// append into the array being written.
 		batch := s.queue
@@ -378,6 +390,17 @@ func (s *Session) writeLoop() {
 		clear(batch)
 		s.spare = batch
 	}
+}
+
+// allRide reports whether q holds frames and every one may wait for a
+// frame that goes at once (Frame.rides).
+func allRide(q []Frame) bool {
+	for i := range q {
+		if !q[i].rides() {
+			return false
+		}
+	}
+	return len(q) > 0
 }
 
 // armed returns t, made if nil, set to fire after d.

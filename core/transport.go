@@ -58,6 +58,21 @@ func (f Frame) Positions() bool {
 // again, every second for that alone.
 func (f Frame) Lazy() bool { return f.lazy }
 
+// rides reports whether f, queued alone, may wait Config.EventDelay for
+// a frame that goes at once: a room's typing, receipt or presence event,
+// which nobody waits on. Heartbeats, replies, control frames, barriers and
+// log entries go at once.
+func (f Frame) rides() bool {
+	if !f.ephemeral {
+		return false
+	}
+	switch f.Type {
+	case protocol.TypeTyping, protocol.TypeReceipt, protocol.TypePresence:
+		return true
+	}
+	return false
+}
+
 // envelopeFrame encodes e as a frame.
 func envelopeFrame(e protocol.Envelope) Frame {
 	return Frame{Type: e.Type, Room: e.Room, Seq: e.Seq, Data: protocol.Encode(e)}

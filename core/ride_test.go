@@ -1,0 +1,97 @@
+package core_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// batches is a transport that keeps each write's frames apart.
+type batches struct {
+	mu    sync.Mutex
+	write [][]string // the frame types of each write
+}
+
+func (b *batches) Name() string { return "test" }
+
+func (b *batches) Write(frames []core.Frame) error {
+	types := make([]string, len(frames))
+	for i, f := range frames {
+		types[i] = f.Type
+	}
+	b.mu.Lock()
+	b.write = append(b.write, types)
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *batches) Close(core.Disconnect) {}
+
+// first returns the first write that holds a frame of type typ, and the
+// writes before it; ok is false while there is none.
+func (b *batches) first(typ string) (got []string, before [][]string, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, w := range b.write {
+		if slices.Contains(w, typ) {
+			return w, b.write[:i], true
+		}
+	}
+	return nil, nil, false
+}
+
+// rideHub has alice (writes recorded by batch) and bob in room general.
+func rideHub(t *testing.T, cfg core.Config) (alice, bob *core.Session, rec *batches) {
+	t.Helper()
+	hub := newHub(t, cfg)
+	rec = &batches{}
+	ctx := context.Background()
+	alice, err := hub.Connect(auth.Identity{User: "alice", Name: "Alice"}, rec, core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Join(ctx, "general", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	bob, err = hub.Connect(auth.Identity{User: "bob", Name: "Bob"}, newRecorder(), core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Join(ctx, "general", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyCore(t, "alice's joined written", func() bool { _, _, ok := rec.first(protocol.TypeJoined); return ok })
+	return alice, bob, rec
+}
+
+// A typing event waits in the queue for the next message and goes out in
+// its write, not in one of its own. EventDelay and WriterLinger are an
+// hour, so that only the message can take it out.
+func TestEventsRideWithMessages(t *testing.T) {
+	alice, bob, rec := rideHub(t, core.Config{EventDelay: time.Hour, WriterLinger: time.Hour})
+	ctx := context.Background()
+	bob.HandleFrame(ctx, []byte(`{"type":"typing","room":"general"}`))
+	eventuallyCore(t, "typing queued for alice", func() bool {
+		return slices.Contains(core.QueuedTypes(alice), protocol.TypeTyping)
+	})
+	bob.HandleFrame(ctx, []byte(`{"type":"send","room":"general","id":"m1","text":"hi"}`))
+	eventuallyCore(t, "the message written to alice", func() bool { _, _, ok := rec.first(protocol.TypeMessage); return ok })
+	w, before, _ := rec.first(protocol.TypeTyping)
+	if !slices.Contains(w, protocol.TypeMessage) {
+		t.Fatalf("typing went in a write without the message: %v (writes before: %v)", w, before)
+	}
+}
+
+// With no message to ride with, a typing event goes on its own after
+// EventDelay, also when the writer is parked for a longer WriterLinger.
+func TestEventsGoAlone(t *testing.T) {
+	_, bob, rec := rideHub(t, core.Config{EventDelay: 10 * time.Millisecond, WriterLinger: time.Hour})
+	bob.HandleFrame(context.Background(), []byte(`{"type":"typing","room":"general"}`))
+	eventuallyCore(t, "typing written to alice", func() bool { _, _, ok := rec.first(protocol.TypeTyping); return ok })
+}
