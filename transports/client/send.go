@@ -100,7 +100,7 @@ func (c *Client) sendOnce(ctx context.Context, e protocol.Envelope) (protocol.En
 // WebSocket, or as POST /v1/read. It is not retried, apart from once with
 // a new token after unauthorized.
 func (c *Client) Read(ctx context.Context, room string, seq uint64) error {
-	return c.once(ctx, protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: seq}, "/v1/read",
+	return c.once(ctx, protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: seq}, false, "/v1/read",
 		map[string]any{"room": room, "seq": seq})
 }
 
@@ -110,31 +110,27 @@ func (c *Client) Read(ctx context.Context, room string, seq uint64) error {
 // is written. It saves the server a reply and the caller a round trip.
 // Without a live WebSocket it is Read (POST /v1/read answers every call).
 func (c *Client) ReadNoAck(ctx context.Context, room string, seq uint64) error {
-	e := protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: seq}
-	if err := protocol.ValidateClient(&e); err != nil {
-		return err
-	}
-	if l := c.liveWS(); l != nil {
-		return l.write(e)
-	}
-	return c.Read(ctx, room, seq)
+	return c.once(ctx, protocol.Envelope{Type: protocol.TypeRead, Room: room, Seq: seq}, true, "/v1/read",
+		map[string]any{"room": room, "seq": seq})
 }
 
 // Typing tells the room that the user is typing. Over a WebSocket the
 // server answers only failures, which arrive on Events.
 func (c *Client) Typing(ctx context.Context, room string) error {
-	return c.once(ctx, protocol.Envelope{Type: protocol.TypeTyping, Room: room}, "/v1/typing",
+	return c.once(ctx, protocol.Envelope{Type: protocol.TypeTyping, Room: room}, true, "/v1/typing",
 		map[string]any{"room": room})
 }
 
 // once makes a request that is not retried: over a live WebSocket, or by
-// POST to path.
-func (c *Client) once(ctx context.Context, e protocol.Envelope, path string, body any) error {
+// POST to path. Over a WebSocket, noAck sends e without a ref and returns
+// once it is written (failures arrive on Events); otherwise it waits for
+// the answer.
+func (c *Client) once(ctx context.Context, e protocol.Envelope, noAck bool, path string, body any) error {
 	if err := protocol.ValidateClient(&e); err != nil {
 		return err
 	}
 	if l := c.liveWS(); l != nil {
-		if e.Type == protocol.TypeTyping {
+		if noAck {
 			return l.write(e)
 		}
 		ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)

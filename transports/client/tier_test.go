@@ -88,7 +88,7 @@ func readNoAck(t *testing.T, c *Client, tier string) {
 }
 
 // waitEvent reads c's events until one satisfies ok.
-func waitEvent(t *testing.T, c *Client, what string, ok func(protocol.Envelope) bool) protocol.Envelope {
+func waitEvent(t testing.TB, c *Client, what string, ok func(protocol.Envelope) bool) protocol.Envelope {
 	t.Helper()
 	ctx := stepCtx(t)
 	for {

@@ -9,20 +9,7 @@ import (
 // recvRoom reads Events until the next "room" envelope.
 func recvRoom(t testing.TB, c *Client) protocol.Envelope {
 	t.Helper()
-	ctx := stepCtx(t)
-	for {
-		select {
-		case e, ok := <-c.Events():
-			if !ok {
-				t.Fatal("events closed")
-			}
-			if e.Type == protocol.TypeRoom {
-				return e
-			}
-		case <-ctx.Done():
-			t.Fatalf("no room event; state %+v", c.State())
-		}
-	}
+	return waitEvent(t, c, "room event", func(e protocol.Envelope) bool { return e.Type == protocol.TypeRoom })
 }
 
 // With UserEvents, a client that follows no room still gets the user's
