@@ -11,6 +11,7 @@ import (
 )
 
 func main() {
+	ensureStackStart()
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "chatd:", err)

@@ -3,8 +3,10 @@ package transporttest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -268,4 +270,67 @@ func TestSlowConsumerWS(t *testing.T) {
 	}
 	expectSeqs(t, again, room, last+1, uint64(sent))
 	fence(t, e, room, again)
+}
+
+// The WebSocket reader goes on in a new goroutine when handling a frame
+// has grown its stack (transports/ws, read.go): frames pipelined on one
+// connection are still handled once each and in order, and the
+// connection keeps exactly one reader.
+func TestReaderRestartsWS(t *testing.T) {
+	e := NewEnv(t, Options{})
+	c := dialRaw(t, e, e.Token(t, "alice", Claims{}), nil)
+	c.send(protocol.Envelope{Type: protocol.TypeJoin, Room: "lobby", Ref: "j"})
+	c.until("joined", func(env protocol.Envelope) bool { return env.Type == protocol.TypeJoined && env.Ref == "j" }, nil)
+	const n = 20 // the send rate limit's burst
+	for i := range n {
+		id := fmt.Sprintf("m%02d", i)
+		c.send(protocol.Envelope{Type: protocol.TypeSend, Room: "lobby", ID: id, Text: strings.Repeat(id, 40), Ref: id})
+	}
+	var seq uint64
+	for i := 0; i < n; {
+		list, err := c.read()
+		if err != nil {
+			t.Fatalf("after %d acks: %v", i, err)
+		}
+		for _, env := range list {
+			if env.Type == protocol.TypeError {
+				t.Fatalf("after %d acks: %+v", i, env)
+			}
+			if env.Type != protocol.TypeAck {
+				continue
+			}
+			if want := fmt.Sprintf("m%02d", i); env.Ref != want || (seq != 0 && env.Seq != seq+1) {
+				t.Fatalf("ack %d: ref %q seq %d after seq %d, want ref %q", i, env.Ref, env.Seq, seq, want)
+			}
+			seq = env.Seq
+			i++
+		}
+	}
+	var restarted bool
+	eventually(t, "one reader goroutine", func() bool {
+		var n int
+		n, restarted = wsReaders()
+		return n == 1
+	})
+	t.Logf("the reader went on in a new goroutine: %v", restarted)
+}
+
+// wsReaders counts the goroutines running the WebSocket reader, and
+// reports whether one was started by a reader (it went on after a frame).
+func wsReaders() (n int, restarted bool) {
+	buf := make([]byte, 1<<20)
+	for {
+		if m := runtime.Stack(buf, true); m < len(buf) {
+			buf = buf[:m]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "\ngithub.com/chatd/chatd/transports/ws.(*reader).read(") {
+			n++
+			restarted = restarted || strings.Contains(g, "\ncreated by github.com/chatd/chatd/transports/ws.(*reader).read ")
+		}
+	}
+	return n, restarted
 }

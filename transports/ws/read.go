@@ -3,8 +3,10 @@ package ws
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 
@@ -26,8 +28,8 @@ const controlWait = time.Second
 // descriptor and reader for at most that long.
 const closeLinger = 5 * time.Second
 
-// reader is a connection's read side. Its fields are static after
-// construction; its goroutine is the only one that reads ws, and the one
+// reader is a connection's read side. Its fields but next and err are
+// static after construction; its goroutine is the only one that reads ws, and the one
 // that closes the socket, once reading is over (see conn.Close).
 type reader struct {
 	sess    *core.Session
@@ -35,6 +37,11 @@ type reader struct {
 	ws      *websocket.Conn
 	ctx     context.Context // the session's
 	silence time.Duration   // three heartbeats
+
+	// What NextReader returned, from read to handle; only the reader's
+	// goroutine touches them.
+	next io.Reader
+	err  error
 }
 
 // startReader arms the silence deadline and starts the reader. Every
@@ -46,15 +53,34 @@ func (h *Handler) startReader(sess *core.Session, c *conn) {
 	rd.extend()
 	c.ws.SetPongHandler(rd.pong)
 	c.ws.SetPingHandler(rd.ping)
+	// The user's own stream, live, before any client frame: a client that
+	// resumes it joins "~" with since, which restarts it from there. It
+	// is joined here, on the request's goroutine, which is about to end
+	// anyway, so that the reader starts with a small stack.
+	_ = sess.Join(rd.ctx, protocol.UserRoom, nil, true) // without it the session still serves its rooms
 	go rd.read()
 }
 
-// read follows the user's own stream (protocol.UserRoom), then reads
-// client frames and hands them to the session until the connection fails
-// or the session closes, then closes the socket. Handling
-// a frame (a join that reads history, a send that waits for the disk) may
-// grow this goroutine's stack; the collector shrinks it back once the
-// connection is idle.
+// read reads client frames and hands them to the session until the
+// connection fails or the session closes, then closes the socket.
+//
+// Stacks. Go starts a goroutine with a 2 KiB stack (or the average its
+// goroutines use, rounded up), grows it by copying, and shrinks a parked
+// one only while less than a quarter of it is used, counting 800 bytes of
+// guard: a stack that has grown never comes back below 4 KiB, and a
+// reader parked in gorilla's read with more than about 1.2 KiB in use
+// stays at 8 KiB. Handling a frame (a join that reads history, a send
+// that waits for the disk) grows the stack to 8 KiB or more. So:
+//   - the reader parks through NextReader from this small frame, which
+//     keeps the parked depth at about 1.1 KiB, under what a 2 KiB stack
+//     holds without growing;
+//   - frames are read and handled in handle, below it;
+//   - once handling a frame has moved the stack (it grew, so the address
+//     of a local changed), a new reader goroutine with a fresh stack reads
+//     on and this one ends: one goroutine start per frame that grows the
+//     stack (about a microsecond, with the growth again), and an idle
+//     connection's reader holds the smallest stack Go gives out
+//     (docs/PERFORMANCE.md, "Idle").
 //
 // After the server's close frame (conn.Close) it goes on reading, without
 // handing frames to the session, until the client's close frame, its FIN
@@ -62,22 +88,45 @@ func (h *Handler) startReader(sess *core.Session, c *conn) {
 // send a reset, and a reset can make the client drop what it had not read
 // yet, the close frame included, so that it sees 1006 instead of the code.
 func (rd *reader) read() {
-	// The user's own stream, live, before any client frame: a client that
-	// resumes it joins "~" with since, which restarts it from there.
-	_ = rd.sess.Join(rd.ctx, protocol.UserRoom, nil, true) // without it the session still serves its rooms
+	var mark byte
+	at := uintptr(unsafe.Pointer(&mark)) // where this goroutine's stack is
 	for {
-		_, data, err := rd.ws.ReadMessage()
-		if err != nil {
-			rd.sess.Close(readDisconnect(err))
-			rd.finish()
+		_, rd.next, rd.err = rd.ws.NextReader()
+		if !rd.handle() {
 			return
 		}
-		if rd.c.closing.Load() {
-			continue
+		if uintptr(unsafe.Pointer(&mark)) != at { // the stack grew (or shrank) and moved
+			go rd.read()
+			return
 		}
-		rd.extend()
-		rd.sess.HandleFrame(rd.ctx, data)
 	}
+}
+
+// handle reads the message NextReader returned (rd.next, or its error
+// rd.err) and hands it to the session; after a read error it closes the
+// session and the socket and reports false. It is a function of its own,
+// and takes no arguments, so that neither its frame nor spill space for
+// its arguments is on the parked reader's stack.
+//
+//go:noinline
+func (rd *reader) handle() bool {
+	r, err := rd.next, rd.err
+	rd.next, rd.err = nil, nil
+	var data []byte
+	if err == nil {
+		data, err = io.ReadAll(r)
+	}
+	if err != nil {
+		rd.sess.Close(readDisconnect(err))
+		rd.finish()
+		return false
+	}
+	if rd.c.closing.Load() {
+		return true
+	}
+	rd.extend()
+	rd.sess.HandleFrame(rd.ctx, data)
+	return true
 }
 
 // finish closes the socket once the session's writer has sent its close
