@@ -99,7 +99,7 @@ func TestClose4001Control(t *testing.T) {
 	})
 	c := start(t, testConfig(t, f.URL, "alice", nil, "lobby"))
 	sawLevel2 := false
-	waitState(t, c, "sse connected", func(s State) bool {
+	waitStates(t, c, "sse connected", func(s State) bool {
 		sawLevel2 = sawLevel2 || (s.Level == 2 && s.Transport == WebSocket)
 		return connectedOn(SSE)(s)
 	})

@@ -65,7 +65,7 @@ func TestProxyBuffersSSE(t *testing.T) {
 	cfg.ConnectTimeout = time.Second
 	c := start(t, cfg)
 	var sawSSE bool
-	waitState(t, c, "poll connected", func(s State) bool {
+	waitStates(t, c, "poll connected", func(s State) bool {
 		sawSSE = sawSSE || (s.Transport == SSE && !s.Connected)
 		return connectedOn(Poll)(s)
 	})

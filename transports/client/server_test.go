@@ -216,6 +216,24 @@ func waitState(t testing.TB, c *Client, what string, ok func(State) bool) State 
 	}
 }
 
+// waitStates is waitState for a predicate that must see every state on
+// the way: it reads c.States only, in order, and never skips to the
+// current state (the channel keeps the last 64).
+func waitStates(t testing.TB, c *Client, what string, ok func(State) bool) {
+	t.Helper()
+	ctx := stepCtx(t)
+	for {
+		select {
+		case s := <-c.States():
+			if ok(s) {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: state is %+v", what, c.State())
+		}
+	}
+}
+
 func connectedOn(tier string) func(State) bool {
 	return func(s State) bool { return s.Connected && s.Transport == tier }
 }
