@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -38,14 +39,27 @@ import (
 // client that did nothing wrong. The returned cursor holds subscribed
 // rooms only.
 func ParseSubscription(r *http.Request, id auth.Identity, maxRooms int) (rooms []string, cur protocol.Cursor, fresh map[string]bool, err error) {
-	if len(r.URL.RawQuery) > MaxStreamQuery(maxRooms) {
-		return nil, nil, nil, protocol.Errorf(protocol.CodeBadRequest, "query string longer than %d bytes", MaxStreamQuery(maxRooms))
+	if err := checkQueryLen(r, maxRooms); err != nil {
+		return nil, nil, nil, err
 	}
-	lastID := r.Header.Get("Last-Event-ID")
+	return parseSubscription(r.URL.Query(), r.Header.Get("Last-Event-ID"), id, maxRooms)
+}
+
+// checkQueryLen refuses a query string longer than MaxStreamQuery(maxRooms),
+// before anything parses it.
+func checkQueryLen(r *http.Request, maxRooms int) error {
+	if len(r.URL.RawQuery) > MaxStreamQuery(maxRooms) {
+		return protocol.Errorf(protocol.CodeBadRequest, "query string longer than %d bytes", MaxStreamQuery(maxRooms))
+	}
+	return nil
+}
+
+// parseSubscription is ParseSubscription on a parsed query q and the
+// Last-Event-ID header's value, once the query's length has been checked.
+func parseSubscription(q url.Values, lastID string, id auth.Identity, maxRooms int) (rooms []string, cur protocol.Cursor, fresh map[string]bool, err error) {
 	if len(lastID) > maxCursorLen(maxRooms) {
 		return nil, nil, nil, errCursorTooLong(maxRooms)
 	}
-	q := r.URL.Query()
 	rooms, subscribed, err := parseRooms(q.Get("rooms"), id, maxRooms)
 	if err != nil {
 		return nil, nil, nil, err

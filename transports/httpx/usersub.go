@@ -20,20 +20,23 @@ import (
 // name nothing else. The user's stream counts against no room limit.
 // The SSE and poll transports subscribe with it.
 func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]string, protocol.Cursor, map[string]bool, error) {
-	q := r.URL.Query()
+	// One more than the rooms: a cursor also holds the user's position.
+	if err := checkQueryLen(r, maxRooms+1); err != nil {
+		return nil, nil, nil, err
+	}
+	q := r.URL.Query() // parsed once, for both parts
 	user, fresh, err := userPosition(r, q)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	if fresh {
-		// ParseSubscription reads since= for rooms only: hand it the rest.
+		// parseSubscription reads since= for rooms only: hand it the rest.
 		rest, _, _, _ := cutUserSince(q.Get("since"))
 		if rest == "" {
 			q.Del("since")
 		} else {
 			q.Set("since", rest)
 		}
-		r = withQuery(r, q)
 	}
 	var (
 		rooms      []string
@@ -46,8 +49,7 @@ func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]s
 	case n == 0 && q.Get("since") != "" && r.Header.Get("Last-Event-ID") == "":
 		return nil, nil, nil, protocol.Errorf(protocol.CodeBadRequest, "since= names rooms that rooms= does not subscribe")
 	case n > 0:
-		// One more than the rooms: a cursor also holds the user's position.
-		if rooms, cur, freshRooms, err = ParseSubscription(r, id, maxRooms+1); err != nil {
+		if rooms, cur, freshRooms, err = parseSubscription(q, r.Header.Get("Last-Event-ID"), id, maxRooms+1); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -109,15 +111,6 @@ func cutUserSince(since string) (rest string, pos *uint64, found bool, err error
 		pos, found = &p, true
 	}
 	return strings.Join(others, ","), pos, found, nil
-}
-
-// withQuery returns a shallow copy of r whose query is q.
-func withQuery(r *http.Request, q url.Values) *http.Request {
-	r2 := *r
-	u := *r.URL
-	u.RawQuery = q.Encode()
-	r2.URL = &u
-	return &r2
 }
 
 // countRooms counts the distinct room names of a rooms= value.
