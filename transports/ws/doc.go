@@ -34,8 +34,8 @@
 //
 // Memory. A 256-byte read buffer, pooled write buffers, and the HTTP
 // handler returns once the reader is started: an idle connection holds
-// its reader goroutine and no handler stack; the session's writer exits a
-// second after its last batch.
+// its reader goroutine, on a 2 KiB stack (read.go), and no handler stack;
+// the session's writer exits 250 ms after its last batch.
 //
 // User events. Each connection follows the user's own stream, the room
 // "~" (protocol.UserRoom) of "room" envelopes, live from the start and
