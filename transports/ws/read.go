@@ -29,8 +29,9 @@ const controlWait = time.Second
 const closeLinger = 5 * time.Second
 
 // reader is a connection's read side. Its fields but next and err are
-// static after construction; its goroutine is the only one that reads ws, and the one
-// that closes the socket, once reading is over (see conn.Close).
+// static after construction; its goroutine is the only one that reads
+// ws, and the one that closes the socket, once reading is over (see
+// conn.Close).
 type reader struct {
 	sess    *core.Session
 	c       *conn
@@ -67,10 +68,11 @@ func (h *Handler) startReader(sess *core.Session, c *conn) {
 // Stacks. Go starts a goroutine with a 2 KiB stack (chatd's setting; by
 // default the average its goroutines use, rounded up), grows it by
 // copying, and shrinks a parked one only while less than a quarter of it
-// is used, counting 800 bytes of guard: a stack that has grown never comes back below 4 KiB, and a
-// reader parked in gorilla's read with more than about 1.2 KiB in use
-// stays at 8 KiB. Handling a frame (a join that reads history, a send
-// that waits for the disk) grows the stack to 8 KiB or more. So:
+// is used, counting 800 bytes of guard: a stack that has grown never
+// comes back below 4 KiB, and a reader parked in gorilla's read with more
+// than about 1.2 KiB in use stays at 8 KiB. Handling a frame (a join that
+// reads history, a send that waits for the disk) grows the stack to 8 KiB
+// or more. So:
 //   - the reader parks through NextReader from this small frame, which
 //     keeps the parked depth at about 1.1 KiB, under what a 2 KiB stack
 //     holds without growing;
