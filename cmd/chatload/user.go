@@ -119,6 +119,7 @@ func (u *user) start(ctx context.Context, release func()) {
 		URL: r.cfg.servers()[u.srv], Token: u.token, Rooms: []string{u.room},
 		Transports: r.cfg.transports(u.tier), HTTPClient: hc, WSDialer: wd,
 		BackoffBase: r.cfg.BackoffBase, BackoffMax: r.cfg.BackoffMax, EventBuffer: 16,
+		CountReads: true, // the tool counts read positions; a page's map of them is its cost, not the server's
 	})
 	u.ctx = ctx
 	u.release = sync.OnceFunc(release)
@@ -184,7 +185,11 @@ func (u *user) onEvent(e protocol.Envelope) {
 			u.onJoined(now, e)
 		}
 	case protocol.TypeReceipt:
-		r.cnt.receipts.Add(uint64(max(1, len(e.Reads)))) // a batched receipt carries several
+		n := 1 // the plain form: one reader
+		if e.Count != nil {
+			n = *e.Count // a batched receipt, counted (Config.CountReads)
+		}
+		r.cnt.receipts.Add(uint64(n))
 	case protocol.TypeTyping:
 		r.cnt.typingEvents.Add(1)
 	case protocol.TypePresence:

@@ -63,6 +63,7 @@ func sameAsJSON(t *testing.T, data []byte) {
 	if !ok {
 		return
 	}
+	sameCounted(t, data, got)
 	want, err := decodeJSON(data)
 	if err != nil {
 		t.Fatalf("fast path accepted %q, which encoding/json refuses: %v", data, err)
@@ -74,6 +75,62 @@ func sameAsJSON(t *testing.T, data []byte) {
 		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Fatalf("%q: envelope %d differs:\nfast %s\njson %s", data, i, show(got[i]), show(want[i]))
 		}
+	}
+}
+
+// sameCounted checks FastOptions.CountReads against the plain fast path's
+// envelopes, plain: it takes what plain took, except an envelope with
+// both reads and count, and each envelope is plain's with Reads counted
+// (at least len(Reads): a user named twice counts twice).
+func sameCounted(t *testing.T, data []byte, plain []Envelope) {
+	got, ok := DecodeFrameFastWith(nil, data, FastOptions{CountReads: true})
+	if !ok {
+		for _, e := range plain {
+			if e.Reads != nil && e.Count != nil {
+				return
+			}
+		}
+		t.Fatalf("%q: counting refused what the plain fast path took", data)
+	}
+	if len(got) != len(plain) {
+		t.Fatalf("%q: counting gives %d envelopes, the plain path %d", data, len(got), len(plain))
+	}
+	for i := range got {
+		want := plain[i]
+		if want.Reads != nil {
+			if got[i].Count == nil || *got[i].Count < len(want.Reads) {
+				t.Fatalf("%q: envelope %d counts %v reads, has %d", data, i, got[i].Count, len(want.Reads))
+			}
+			want.Count, want.Reads = got[i].Count, nil
+		}
+		if !reflect.DeepEqual(got[i], want) {
+			t.Fatalf("%q: envelope %d differs:\ncounted %s\nplain   %s", data, i, show(got[i]), show(want))
+		}
+	}
+}
+
+// Counting reads: the count of a batched receipt, in a frame and in a
+// poll answer, and CountReads for what encoding/json decoded.
+func TestCountReads(t *testing.T) {
+	frame := `[{"type":"receipt","room":"r","reads":{"u1":3,"u2":5,"u3":1}},{"type":"presence","room":"r","count":2}]`
+	got, ok := DecodeFrameFastWith(nil, []byte(frame), FastOptions{CountReads: true})
+	if !ok || len(got) != 2 || got[0].Reads != nil || got[0].Count == nil || *got[0].Count != 3 || *got[1].Count != 2 {
+		t.Fatalf("frame: %v %+v", ok, got)
+	}
+	a, ok := DecodePollAnswerFastWith([]byte(`{"events":`+frame+`,"cursor":"r:1"}`), FastOptions{CountReads: true})
+	if !ok || len(a.Events) != 2 || a.Events[0].Reads != nil || *a.Events[0].Count != 3 {
+		t.Fatalf("poll answer: %v %+v", ok, a)
+	}
+	if _, ok := DecodeFrameFastWith(nil, []byte(`{"reads":{"a":1},"count":1}`), FastOptions{CountReads: true}); ok {
+		t.Fatal("counting took an envelope with reads and count")
+	}
+	envs, err := decodeJSON([]byte(frame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	CountReads(envs)
+	if !reflect.DeepEqual(envs, got) {
+		t.Fatalf("CountReads gives %+v, the fast path %+v", envs, got)
 	}
 }
 

@@ -42,13 +42,13 @@ func FuzzDecodeReused(f *testing.F) {
 func reusedSameAsJSON(t *testing.T, data []byte) {
 	var scratch frameScratch
 	for _, before := range reusedSeeds[:4] {
-		envs, err := scratch.decode([]byte(before))
+		envs, err := scratch.decode([]byte(before), protocol.FastOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		scratch.done(envs)
 	}
-	got, err := scratch.decode(data)
+	got, err := scratch.decode(data, protocol.FastOptions{})
 	want, jerr := decodeJSON(data)
 	if (err == nil) != (jerr == nil) {
 		t.Fatalf("%q: reused array gives error %v, encoding/json %v", data, err, jerr)
@@ -108,7 +108,7 @@ func BenchmarkDecodeFrame(b *testing.B) {
 		b.ReportAllocs()
 		var scratch frameScratch
 		for b.Loop() {
-			envs, err := scratch.decode(data)
+			envs, err := scratch.decode(data, protocol.FastOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -140,7 +140,7 @@ func FuzzPollAnswer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var want pollAnswer
 		wantErr := json.Unmarshal(data, &want)
-		got, err := decodePollAnswer(data)
+		got, err := decodePollAnswer(data, protocol.FastOptions{})
 		if err != nil {
 			if wantErr == nil {
 				t.Fatalf("%q: refused (%v), which encoding/json takes", data, err)

@@ -11,16 +11,28 @@ import (
 // decodeFrame parses one server frame: an envelope, or a JSON array of
 // them (the WebSocket writer batches). The common shapes take a fast path
 // that gives the same result as encoding/json.
-func decodeFrame(data []byte) ([]protocol.Envelope, error) { return decodeFrameInto(nil, data) }
+func decodeFrame(data []byte) ([]protocol.Envelope, error) {
+	return decodeFrameInto(nil, data, protocol.FastOptions{})
+}
 
 // decodeFrameInto is decodeFrame appending to dst[:0], an array a
-// stream's reader reuses from frame to frame (see frameScratch).
-func decodeFrameInto(dst []protocol.Envelope, data []byte) ([]protocol.Envelope, error) {
-	if list, ok := protocol.DecodeFrameFast(dst[:0], data); ok {
+// stream's reader reuses from frame to frame (see frameScratch), with
+// options o (Config.CountReads) on either path.
+func decodeFrameInto(dst []protocol.Envelope, data []byte, o protocol.FastOptions) ([]protocol.Envelope, error) {
+	if list, ok := protocol.DecodeFrameFastWith(dst[:0], data, o); ok {
 		return list, nil
 	}
 	clear(dst[:cap(dst)]) // let go of what the fast path wrote before it gave up
-	return decodeJSON(data)
+	list, err := decodeJSON(data)
+	if err == nil && o.CountReads {
+		protocol.CountReads(list)
+	}
+	return list, err
+}
+
+// decodeOptions are the decoders' options from the client's Config.
+func (c *Client) decodeOptions() protocol.FastOptions {
+	return protocol.FastOptions{CountReads: c.cfg.CountReads}
 }
 
 // maxScratch is the largest envelope array a stream's reader keeps for
@@ -33,9 +45,9 @@ const maxScratch = 256
 // doubling, was a sixth of the load tool's CPU in a reconnect storm.
 type frameScratch []protocol.Envelope
 
-// decode decodes data into the array.
-func (s *frameScratch) decode(data []byte) ([]protocol.Envelope, error) {
-	envs, err := decodeFrameInto(*s, data)
+// decode decodes data into the array, with options o.
+func (s *frameScratch) decode(data []byte, o protocol.FastOptions) ([]protocol.Envelope, error) {
+	envs, err := decodeFrameInto(*s, data, o)
 	if err == nil && cap(envs) <= maxScratch && cap(envs) > cap(*s) {
 		*s = envs[:0]
 	}

@@ -166,7 +166,7 @@ func (l *link) get(ctx context.Context, query string) (pollAnswer, error) {
 	if err != nil {
 		return pollAnswer{}, err
 	}
-	ans, err := decodePollAnswer(body)
+	ans, err := decodePollAnswer(body, l.c.decodeOptions())
 	if err != nil {
 		return pollAnswer{}, fmt.Errorf("client: bad poll answer: %w", err)
 	}
@@ -187,13 +187,14 @@ func readBody(resp *http.Response, limit int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
 
-// decodePollAnswer parses a poll answer: on decodeFrame's fast path
-// when it has the shape the server writes (protocol.DecodePollAnswerFast), otherwise
-// with encoding/json, its events still through decodeFrame. With
-// encoding/json alone, decoding answers was a third of the load tool's
-// CPU under a broadcast to 5000 poll clients.
-func decodePollAnswer(body []byte) (pollAnswer, error) {
-	if a, ok := protocol.DecodePollAnswerFast(body); ok {
+// decodePollAnswer parses a poll answer: on decodeFrame's fast path when
+// it has the shape the server writes (protocol.DecodePollAnswerFast),
+// otherwise with encoding/json, its events still through decodeFrame;
+// o are the options for the events (Config.CountReads) on either path.
+// With encoding/json alone, decoding answers was a third of the load
+// tool's CPU under a broadcast to 5000 poll clients.
+func decodePollAnswer(body []byte, o protocol.FastOptions) (pollAnswer, error) {
+	if a, ok := protocol.DecodePollAnswerFastWith(body, o); ok {
 		return a, nil
 	}
 	var wire struct {
@@ -209,7 +210,7 @@ func decodePollAnswer(body []byte) (pollAnswer, error) {
 		if wire.Events[0] != '[' {
 			return pollAnswer{}, fmt.Errorf("events is not a list")
 		}
-		events, err := decodeFrame(wire.Events)
+		events, err := decodeFrameInto(nil, wire.Events, o)
 		if err != nil {
 			return pollAnswer{}, err
 		}

@@ -63,7 +63,7 @@ func (l *link) runSSE() {
 			}
 			return
 		}
-		envs, err := scratch.decode(ev.data)
+		envs, err := scratch.decode(ev.data, c.decodeOptions())
 		if err != nil {
 			c.cfg.Logger.Debug("chat client: bad event", "err", err)
 			continue

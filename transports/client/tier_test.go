@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 )
 
@@ -103,5 +105,47 @@ func waitEvent(t testing.TB, c *Client, what string, ok func(protocol.Envelope) 
 		case <-ctx.Done():
 			t.Fatalf("no %s; state %+v", what, c.State())
 		}
+	}
+}
+
+// TestCountReads: a client with Config.CountReads gets a batched receipt
+// with the number of read positions in Count and no Reads, over each
+// tier, while a client without it in the same room gets the positions.
+// Both read before one flush, so that their positions go out in one
+// receipt (one reader's goes out in the plain form, user and seq).
+func TestCountReads(t *testing.T) {
+	for _, tier := range []string{WebSocket, SSE, Poll} {
+		t.Run(tier, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, serverOptions{hub: core.Config{ReadFlush: time.Hour}}) // flushed by the test
+			alice := start(t, testConfig(t, srv.URL, "alice", []string{tier}, "lobby"))
+			cfg := testConfig(t, srv.URL, "bob", []string{tier}, "lobby")
+			cfg.CountReads = true
+			bob := start(t, cfg)
+			waitState(t, alice, tier+" connected", connectedOn(tier))
+			waitState(t, bob, tier+" connected", connectedOn(tier))
+			ctx := stepCtx(t)
+			ack, err := alice.Send(ctx, "lobby", "read me")
+			if err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			recvMessages(t, alice, 1)
+			recvMessages(t, bob, 1)
+			for _, c := range []*Client{alice, bob} {
+				if err := c.Read(ctx, "lobby", ack.Seq); err != nil {
+					t.Fatalf("read: %v", err)
+				}
+			}
+			srv.Hub.FlushReads(ctx)
+			isReceipt := func(e protocol.Envelope) bool { return e.Type == protocol.TypeReceipt && e.Room == "lobby" }
+			got := waitEvent(t, bob, "the receipt, counted", isReceipt)
+			if got.Reads != nil || got.User != "" || got.Count == nil || *got.Count != 2 {
+				t.Fatalf("bob's receipt %+v, want Count 2 and no positions", got)
+			}
+			got = waitEvent(t, alice, "the receipt", isReceipt)
+			if len(got.Reads) != 2 || got.Reads["alice"] != ack.Seq || got.Reads["bob"] != ack.Seq || got.Count != nil {
+				t.Fatalf("alice's receipt %+v, want alice and bob at %d", got, ack.Seq)
+			}
+		})
 	}
 }

@@ -84,7 +84,7 @@ func (l *link) runWS() {
 			return
 		}
 		l.touch()
-		envs, err := scratch.decode(data)
+		envs, err := scratch.decode(data, c.decodeOptions())
 		if err != nil {
 			c.cfg.Logger.Debug("chat client: bad frame", "err", err)
 			continue
