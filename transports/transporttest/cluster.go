@@ -131,7 +131,8 @@ func (c *Cluster) Kill(i int) {
 		return
 	}
 	c.state[i] = nodeKilled
-	c.engines[i].Abandon() // first, so that nothing the dying node does reaches Redis
+	c.servers[i].silence() // first, so that nothing the dying node does reaches a client
+	c.engines[i].Abandon() // then, so that nothing it does reaches Redis
 	c.servers[i].kill()
 }
 

@@ -2,11 +2,13 @@ package transporttest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,8 +25,49 @@ type server struct {
 	Node *node.Node // static after serve
 	srv  *httptest.Server
 
+	mute atomic.Bool // set by kill's first step: nothing more goes out
+
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // accepted and not closed by net/http, hijacked ones included; guarded by mu
+}
+
+// muteListener hands out connections that write nothing once their
+// server is muted, as a dead process writes nothing.
+type muteListener struct {
+	net.Listener
+	s *server // Static after construction.
+}
+
+func (l muteListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &muteConn{Conn: c, s: l.s}, nil
+}
+
+// muteConn is a connection of a server that may be muted.
+type muteConn struct {
+	net.Conn
+	s *server // Static after construction.
+}
+
+// errMuted is what a write on a muted server's connection returns.
+var errMuted = errors.New("transporttest: the node is dead")
+
+func (c *muteConn) Write(p []byte) (int, error) {
+	if c.s.mute.Load() {
+		return 0, errMuted
+	}
+	return c.Conn.Write(p)
+}
+
+// CloseWrite shuts the write side, as *net.TCPConn does.
+func (c *muteConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errMuted
 }
 
 // logger is opts.Logger, or one that discards.
@@ -74,7 +117,7 @@ func serve(cfg node.Config, ln net.Listener) *server {
 	s := &server{Node: n, conns: make(map[net.Conn]struct{})}
 	s.srv = httptest.NewUnstartedServer(n.Handler())
 	s.srv.Listener.Close()
-	s.srv.Listener = ln
+	s.srv.Listener = muteListener{Listener: ln, s: s}
 	s.srv.Config.ConnState = s.track // httptest chains its own hook before this one
 	s.srv.Start()
 	s.URL = s.srv.URL
@@ -109,11 +152,18 @@ func (s *server) close(t testing.TB) {
 	s.srv.Close()
 }
 
+// silence makes the node write nothing more to any client, as the death
+// of the process does; kill then takes its connections away. Between
+// the two, Cluster.Kill cuts the node off from Redis, and what a handler
+// makes of that (an internal error) must not reach a client.
+func (s *server) silence() { s.mute.Store(true) }
+
 // kill takes the listener and every connection away at once, as the
 // death of the process does: no session is told anything, clients see
 // their connection drop. The node's goroutines live on, cut off; close
 // still stops them.
 func (s *server) kill() {
+	s.silence()
 	s.srv.Listener.Close()
 	s.mu.Lock()
 	conns := s.conns
