@@ -69,10 +69,9 @@ func (h *Handler) startReader(sess *core.Session, c *conn) {
 // default the average its goroutines use, rounded up), grows it by
 // copying, and shrinks a parked one only while less than a quarter of it
 // is used, counting 800 bytes of guard: a stack that has grown never
-// comes back below 4 KiB, and a reader parked in gorilla's read with more
-// than about 1.2 KiB in use stays at 8 KiB. Handling a frame (a join that
-// reads history, a send that waits for the disk) grows the stack to 8 KiB
-// or more. So:
+// comes back below 4 KiB (a parked reader needs 2 KiB at most). Handling
+// a frame (a join that reads history, a send that waits for the disk)
+// grows the stack to 8 KiB or more. So:
 //   - the reader parks through NextReader from this small frame, which
 //     keeps the parked depth at about 1.1 KiB, under what a 2 KiB stack
 //     holds without growing;
