@@ -8,16 +8,11 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// decodeFrame parses one server frame: an envelope, or a JSON array of
-// them (the WebSocket writer batches). The common shapes take a fast path
-// that gives the same result as encoding/json.
-func decodeFrame(data []byte) ([]protocol.Envelope, error) {
-	return decodeFrameInto(nil, data, protocol.FastOptions{})
-}
-
-// decodeFrameInto is decodeFrame appending to dst[:0], an array a
-// stream's reader reuses from frame to frame (see frameScratch), with
-// options o (Config.CountReads) on either path.
+// decodeFrameInto parses one server frame, an envelope or a JSON array
+// of them (the WebSocket writer batches), appending to dst[:0], an array
+// a stream's reader reuses from frame to frame (see frameScratch). The
+// common shapes take a fast path that gives the same result as
+// encoding/json; options o (Config.CountReads) apply on either path.
 func decodeFrameInto(dst []protocol.Envelope, data []byte, o protocol.FastOptions) ([]protocol.Envelope, error) {
 	if list, ok := protocol.DecodeFrameFastWith(dst[:0], data, o); ok {
 		return list, nil
@@ -61,7 +56,7 @@ func (s *frameScratch) done(envs []protocol.Envelope) {
 	}
 }
 
-// decodeJSON is decodeFrame with encoding/json.
+// decodeJSON is decodeFrameInto with encoding/json alone.
 func decodeJSON(data []byte) ([]protocol.Envelope, error) {
 	for len(data) > 0 && (data[0] == ' ' || data[0] == '\n' || data[0] == '\r' || data[0] == '\t') {
 		data = data[1:]

@@ -187,9 +187,9 @@ func readBody(resp *http.Response, limit int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
 
-// decodePollAnswer parses a poll answer: on decodeFrame's fast path when
-// it has the shape the server writes (protocol.DecodePollAnswerFast),
-// otherwise with encoding/json, its events still through decodeFrame;
+// decodePollAnswer parses a poll answer: on decodeFrameInto's fast path
+// when it has the shape the server writes (protocol.DecodePollAnswerFast),
+// otherwise with encoding/json, its events still through decodeFrameInto;
 // o are the options for the events (Config.CountReads) on either path.
 // With encoding/json alone, decoding answers was a third of the load
 // tool's CPU under a broadcast to 5000 poll clients.

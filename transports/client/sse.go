@@ -52,6 +52,7 @@ func (l *link) runSSE() {
 	}
 	er := newEventReader(resp.Body, l.touch)
 	var scratch frameScratch
+	opts := c.decodeOptions() // static: the Config's
 	for {
 		ev, err := er.next()
 		if err != nil {
@@ -63,7 +64,7 @@ func (l *link) runSSE() {
 			}
 			return
 		}
-		envs, err := scratch.decode(ev.data, c.decodeOptions())
+		envs, err := scratch.decode(ev.data, opts)
 		if err != nil {
 			c.cfg.Logger.Debug("chat client: bad event", "err", err)
 			continue

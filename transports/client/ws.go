@@ -77,6 +77,7 @@ func (l *link) runWS() {
 	}
 	var buf frameBuffer
 	var scratch frameScratch
+	opts := c.decodeOptions() // static: the Config's
 	for {
 		data, err := buf.read(conn)
 		if err != nil {
@@ -84,7 +85,7 @@ func (l *link) runWS() {
 			return
 		}
 		l.touch()
-		envs, err := scratch.decode(data, c.decodeOptions())
+		envs, err := scratch.decode(data, opts)
 		if err != nil {
 			c.cfg.Logger.Debug("chat client: bad frame", "err", err)
 			continue
@@ -252,7 +253,7 @@ const keepFrameBuffer = 16 << 10
 
 // frameBuffer reads WebSocket messages into one reused buffer, so that a
 // busy connection does not allocate and grow a buffer per frame. The
-// bytes are valid until the next read; decodeFrame copies what it keeps.
+// bytes are valid until the next read; decodeFrameInto copies what it keeps.
 type frameBuffer struct{ b bytes.Buffer }
 
 func (f *frameBuffer) read(conn *websocket.Conn) ([]byte, error) {
