@@ -134,6 +134,10 @@ func parseRooms(raw string, id auth.Identity, maxRooms int) ([]string, map[strin
 		}
 		return nil, nil, protocol.Errorf(protocol.CodeBadRequest, "rooms= is longer than %d rooms can be", maxRooms)
 	}
+	// The names outlive the request (a session's rooms, a kept or parked
+	// poll's position): one copy of the list keeps them from holding on
+	// to the whole request line they were cut from.
+	raw = strings.Clone(raw)
 	var rooms []string
 	seen := map[string]bool{}
 	for more := raw != ""; more; {

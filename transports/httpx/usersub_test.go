@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
@@ -87,4 +88,26 @@ func FuzzUserSubscription(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSubscriptionRoomsOwnTheirNames: the room names a subscription
+// returns are not slices of the request's URL. They outlive the request
+// (a session's rooms, a kept or parked poll's position), and a slice
+// would keep the whole request line alive with them.
+func TestSubscriptionRoomsOwnTheirNames(t *testing.T) {
+	r := httptest.NewRequest("GET", "/v1/poll?rooms=general,random", nil)
+	rooms, _, _, err := ParseUserSubscription(r, auth.Identity{User: "bob"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := r.URL.RawQuery
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(query)))
+	for _, room := range rooms {
+		if room == protocol.UserRoom {
+			continue
+		}
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(room))); lo <= p && p < lo+uintptr(len(query)) {
+			t.Errorf("room %q is a slice of the query %q", room, query)
+		}
+	}
 }
