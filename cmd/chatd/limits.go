@@ -72,6 +72,8 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 		"open connections per client address (IPv6: per /64), past which new ones get 429; 0: no cap")
 	durFlag(&c.PollLinger, "poll-linger", "CHAT_POLL_LINGER", poll.DefaultLinger,
 		"least time between two answers to one long-poll client while news flows, so that a busy room goes out in batches; 0: none")
+	durFlag(&c.PollPark, "poll-park", "CHAT_POLL_PARK", poll.DefaultPark,
+		"how long a held long-poll waits with no news before the server takes its connection over from net/http, at a fraction of the memory (its answer then closes the connection); 0: never")
 	durFlag(&c.QuietGC, "quiet-gc", "CHAT_QUIET_GC", defaultQuietGC,
 		"how often to check whether the node has been quiet, and if so collect, so that stacks and heap grown in a burst go back to the system; 0: never")
 }

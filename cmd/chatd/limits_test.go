@@ -63,6 +63,28 @@ func TestPollLingerFlag(t *testing.T) {
 	}
 }
 
+// --poll-park reads the same way: 0 is never parked, and the
+// environment sets it.
+func TestPollParkFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  string
+		want time.Duration
+	}{
+		{nil, "", poll.DefaultPark},
+		{nil, "1s", time.Second},
+		{[]string{"--poll-park", "0"}, "1s", -1},
+	} {
+		m := NewMain()
+		if err := m.ParseFlags(c.args, oneEnv("CHAT_POLL_PARK", c.env)); err != nil {
+			t.Fatal(err)
+		}
+		if got := zeroOff(m.Config.PollPark); got != c.want {
+			t.Errorf("%v with CHAT_POLL_PARK=%q: poll.Config.Park %v, want %v", c.args, c.env, got, c.want)
+		}
+	}
+}
+
 // --max-write-delay reads the same way: 0 is never (core.Config takes a
 // negative value for that), and the environment sets it.
 func TestMaxWriteDelayFlag(t *testing.T) {

@@ -64,6 +64,7 @@ type Config struct {
 	PollHold     time.Duration  // the poll default (25s)
 	PollInterval time.Duration  // the short-poll interval (5s)
 	PollLinger   time.Duration  // see poll.Config.Linger (0: its default)
+	PollPark     time.Duration  // see poll.Config.Park (0: its default)
 	SSERetry     time.Duration  // the SSE retry: hint (2s)
 	Web          http.Handler   // the pages at /; nil: none
 	Info         httpapi.Node   // this node, for the admin status
@@ -203,7 +204,7 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	authn := &httpx.Authenticator{Verifier: cfg.Verifier, Tickets: cfg.Tickets}
 	wsCfg := ws.Config{Hub: hub, Auth: authn, Origins: cfg.Origins, Logger: log}
 	sseCfg := sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: cfg.SSERetry}
-	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger}
+	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark}
 	if p := n.Policy; p != nil {
 		wsCfg.Offered, sseCfg.Offered = p.Offers(ws.Name), p.Offers(sse.Name)
 		pollCfg.Control, pollCfg.Short = p.Control, p.Short

@@ -1,5 +1,7 @@
 package poll
 
+import "time"
+
 // Kept returns the number of sessions h keeps for its clients' next polls.
 func (h *Handler) Kept() int {
 	h.keep.mu.Lock()
@@ -14,3 +16,6 @@ func (h *Handler) Kept() int {
 // Polls returns how many polls opened a session of their own, and how
 // many carried on with a kept one.
 func (h *Handler) Polls() (opened, resumed uint64) { return h.opened.Load(), h.resumed.Load() }
+
+// HoldEnd is when a poll opened at opened stops waiting for news.
+func (h *Handler) HoldEnd(opened time.Time) time.Time { return h.holdEnd(opened) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -20,9 +21,13 @@ const Name = "poll"
 
 // Config configures a Handler. The zero value is valid apart from Hub and Auth.
 type Config struct {
-	Hub       *core.Hub
-	Auth      *httpx.Authenticator
-	Hold      time.Duration // longest wait for news; 25s
+	Hub  *core.Hub
+	Auth *httpx.Authenticator
+	// Hold is the longest wait for news; 25s. Each held poll ends its
+	// wait at a random point of Hold's last fifth (20-25 s by default),
+	// so that clients that connected together (a restart's reconnects, a
+	// load test) drift apart instead of re-polling together every Hold.
+	Hold      time.Duration
 	Interval  time.Duration // the short-poll interval clients are told; 5s
 	MaxEvents int           // events per answer before it is cut; 500
 	// Linger is the least time a held poll with news stays open, counted
@@ -40,7 +45,12 @@ type Config struct {
 	// poll waits out its hold as a session and a timer, at a fraction of
 	// the memory; its answer closes the connection. A client idle for
 	// Park thus pays one new connection for its next poll, and a busy
-	// one never does. 2s; negative: never park.
+	// one never does. 250ms: a poll held longer is in a room quieter than
+	// about four messages a second, where a new connection per answer
+	// costs little, and while it waits in net/http it holds about 25 KB
+	// (buffers, request, two goroutines) where a parked one holds under
+	// 3. At 2 s, the re-polls of 9,800 idle clients kept up to a thousand
+	// of them in net/http at once. Negative: never park.
 	Park time.Duration
 	// Keep is how long the session of an answered poll waits for the
 	// client's next poll, which carries on with it if it resumes from the
@@ -76,6 +86,9 @@ type Config struct {
 // DefaultLinger is Config.Linger when it is left zero.
 const DefaultLinger = 20 * time.Millisecond
 
+// DefaultPark is Config.Park when it is left zero.
+const DefaultPark = 250 * time.Millisecond
+
 // Handler serves GET /v1/poll. Nothing a client gets depends on state
 // kept between requests: the sessions it keeps for the clients' next
 // polls only make those polls cheaper.
@@ -109,7 +122,7 @@ func New(cfg Config) *Handler {
 	}
 	switch {
 	case cfg.Park == 0:
-		cfg.Park = 2 * time.Second
+		cfg.Park = DefaultPark
 	case cfg.Park < 0:
 		cfg.Park = 0
 	}
@@ -220,7 +233,7 @@ var parkedOff = new([]core.Frame)
 // parks the poll instead, unless that cannot be done, and returns
 // parkedOff.
 func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, opened time.Time) *[]core.Frame {
-	deadline := opened.Add(h.cfg.Hold)
+	deadline := h.holdEnd(opened)
 	news := false
 	if h.cfg.Park > 0 && h.cfg.Park < h.cfg.Hold {
 		news = c.wait(r.Context(), opened.Add(h.cfg.Park))
@@ -233,6 +246,12 @@ func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 		news = c.wait(r.Context(), deadline)
 	}
 	return h.linger(r.Context(), c, news, opened, deadline)
+}
+
+// holdEnd is when a poll opened at opened stops waiting for news: Hold
+// after it, less a random part of Hold's last fifth.
+func (h *Handler) holdEnd(opened time.Time) time.Time {
+	return opened.Add(h.cfg.Hold - rand.N(h.cfg.Hold/5+1))
 }
 
 // open returns the session for a poll by id: the one kept from the

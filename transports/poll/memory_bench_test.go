@@ -158,7 +158,7 @@ func measureClients(b *testing.B, bin, tier string, broadcast bool, n int) (heap
 		defer stop()
 		time.Sleep(3 * time.Second) // traffic settles: writers and held polls in their steady state
 	} else if tier == "poll" {
-		// A held poll parks after Config.Park (2 s): then the server runs
+		// A held poll parks after Config.Park (250 ms): then the server runs
 		// about one goroutine per poll (its watch).
 		goroutines := before["go_goroutines"]
 		waitFor(b, "held polls to park", func() bool {

@@ -220,9 +220,9 @@ func TestPollBroadcastExactlyOnce(t *testing.T) {
 // here it lingers until the answer is full (an hour's linger, ten events
 // an answer), so the ten messages sent one by one, each after the last
 // was stored, come in one answer, and the next poll goes on from there.
-// The poll is never parked: a parked poll has been open for Park (2 s),
-// longer than any real Linger, so news answers it at once, and on a busy
-// machine the ten sends can take that long.
+// The poll is never parked: a parked poll has been open for Park (250
+// ms by default), longer than any real Linger, so news answers it at
+// once, and on a busy machine the ten sends can take that long.
 func TestPollLingerBatchesLiveMessages(t *testing.T) {
 	const room, max = "pt-linger", 10
 	e := NewEnv(t, Options{Hub: fast})
