@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -11,12 +12,22 @@ import (
 // enough to collect by itself (--quiet-gc).
 const defaultQuietGC = 10 * time.Second
 
-// quietGCMax is the longest wait between two checks once collections
-// stop giving memory back; Go itself forces one every 2 minutes.
+// quietGCMax is the longest wait between two collections once they stop
+// giving memory back; Go itself forces one every 2 minutes.
 const quietGCMax = 2 * time.Minute
 
+// quietCPU is the share of one core under which a node counts as idle
+// over a check's interval.
+const quietCPU = 0.25
+
+// leanGCPercent is the collector's target (GOGC) on an idle node: a
+// collection when the heap has grown by a quarter over what was live
+// after the last, instead of Go's default of doubling.
+const leanGCPercent = 25
+
 // quietGC collects when the node has been quiet, so that memory taken by
-// a burst goes back to the system soon after it.
+// a burst goes back to the system soon after it, and keeps the heap
+// lean while the node idles.
 //
 // A goroutine's stack grows while it works (a WebSocket reader handling
 // a join goes deep) and shrinks only at a collection, by half at a time.
@@ -27,26 +38,47 @@ const quietGCMax = 2 * time.Minute
 // 80 MB more held but unused, RSS 406 MB. Three collections later:
 // stacks 53 MB, heap in use 92 MB, RSS 205 MB (docs/PERFORMANCE.md).
 //
-// So every interval, if no collection ran since the last check (a busy
-// node collects often by itself, and a forced collection would only add
-// to its load), quietGC runs one and returns what it freed to the system
-// at once (debug.FreeOSMemory): Go's background scavenger, paced to about
-// 1% of the CPU, still held 138 MB of free heap 50 s after a burst of
-// 5,000 polls. When a collection gives back less than 1% of what the
-// heap and stacks hold, the next check waits twice as long, up to
-// quietGCMax; a collection the node ran by itself starts the interval
-// over.
+// A node of held polls is never that quiet: its clients re-poll every
+// 25 s, and each new poll allocates enough that the node collects by
+// itself, so the heap stays near Go's goal, twice what is live, and the
+// memory of each burst of re-polls stays with the process. Yet it uses
+// a few hundredths of a core (10,000 held polls: 0.01 between bursts).
+//
+// So every interval quietGC looks at the CPU the process used since the
+// last check. Under quietCPU of a core the node is idle: the collector
+// runs at leanGCPercent instead of the configured target (a quarter of
+// the headroom, at up to four times the collections, of a node with CPU
+// to spare), and quietGC runs a collection and returns what it freed to
+// the system at once (debug.FreeOSMemory): Go's background scavenger,
+// paced to about 1% of the CPU, still held 138 MB of free heap 50 s
+// after a burst of 5,000 polls. When a collection gives back less than
+// 1% of what the heap and stacks hold, the next one waits twice as long,
+// up to quietGCMax. A busy node gets its configured target back at the
+// next check and is never collected by quietGC. Where the process's CPU
+// time is unknown, a node is quiet when it ran no collection of its own
+// since the last check, and the target is never changed; nor is it when
+// GOGC is set in the environment.
 type quietGC struct {
-	every, max time.Duration // Static after construction.
-	cycles     func() uint64 // collections completed so far
-	held       func() uint64 // bytes of heap in use and stacks
-	collect    func()        // runs a collection and returns the freed memory to the system
+	every, max time.Duration                // Static after construction.
+	cycles     func() uint64                // collections completed so far
+	held       func() uint64                // bytes of heap in use and stacks
+	collect    func()                       // runs a collection and returns the freed memory to the system
+	cpu        func() (time.Duration, bool) // CPU time used so far, if known
+	setPercent func(int) int                // debug.SetGCPercent; nil: the target is left alone
 
-	seen uint64 // cycles at the last check; owned by run
+	seen    uint64        // cycles at the last check; owned by run
+	used    time.Duration // cpu at the last check; owned by run
+	gap     time.Duration // wait between collections now, every to max; owned by run
+	due     time.Duration // left until the next collection; owned by run
+	normal  int           // the configured target, while lean; owned by run
+	leaning bool          // the target is leanGCPercent; owned by run
 }
 
 func newQuietGC(every time.Duration) *quietGC {
-	q := &quietGC{every: every, max: max(every, quietGCMax), collect: debug.FreeOSMemory}
+	q := &quietGC{every: every, max: max(every, quietGCMax), collect: debug.FreeOSMemory, cpu: processCPU}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		q.setPercent = debug.SetGCPercent
+	}
 	samples := []metrics.Sample{
 		{Name: "/gc/cycles/total:gc-cycles"},
 		{Name: "/memory/classes/heap/objects:bytes"},
@@ -62,34 +94,76 @@ func newQuietGC(every time.Duration) *quietGC {
 	return q
 }
 
-// step is one check, after a wait of wait; it returns the next wait.
-func (q *quietGC) step(wait time.Duration) time.Duration {
-	if n := q.cycles(); n != q.seen {
-		q.seen = n // the node collected by itself: busy, or growing
-		return q.every
+// start records where the first check counts from.
+func (q *quietGC) start() {
+	q.seen = q.cycles()
+	q.used, _ = q.cpu()
+	q.gap, q.due = q.every, q.every
+}
+
+// step is one check, elapsed after the last (or start).
+func (q *quietGC) step(elapsed time.Duration) {
+	n := q.cycles()
+	own := n != q.seen
+	q.seen = n
+	used, known := q.cpu()
+	idle := !own
+	if known {
+		idle = elapsed > 0 && float64(used-q.used) < quietCPU*float64(elapsed)
+		q.used = used
+	}
+	if known && q.setPercent != nil {
+		q.lean(idle)
+	}
+	if !idle {
+		q.gap, q.due = q.every, q.every // busy: the interval starts over
+		return
+	}
+	if q.due -= elapsed; q.due > 0 {
+		return
 	}
 	before := q.held()
 	q.collect()
 	q.seen = q.cycles()
 	if after := q.held(); after+before/100 > before {
-		return min(2*wait, q.max) // little came back: check less often
+		q.gap = min(2*q.gap, q.max) // little came back: collect less often
+	} else {
+		q.gap = q.every
 	}
-	return q.every
+	q.due = q.gap
 }
 
-// run checks until ctx ends.
+// lean sets the collector's target for an idle node or a busy one.
+func (q *quietGC) lean(idle bool) {
+	switch {
+	case idle && !q.leaning:
+		q.normal = q.setPercent(leanGCPercent)
+		q.leaning = true
+	case !idle && q.leaning:
+		q.setPercent(q.normal)
+		q.leaning = false
+	}
+}
+
+// run checks every interval until ctx ends, and gives the collector its
+// configured target back then.
 func (q *quietGC) run(ctx context.Context) {
-	q.seen = q.cycles()
-	wait := q.every
-	t := time.NewTimer(wait)
+	q.start()
+	t := time.NewTicker(q.every)
 	defer t.Stop()
+	defer func() {
+		if q.leaning {
+			q.setPercent(q.normal)
+		}
+	}()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
+			q.step(now.Sub(last))
+			last = now
 		}
-		wait = q.step(wait)
-		t.Reset(wait)
 	}
 }

@@ -1,52 +1,115 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
 )
 
-// fakeRuntime stands in for the collector in quietGC's policy tests: each
-// collection adds a cycle and takes freed bytes off held.
+// fakeRuntime stands in for the collector and the process's CPU time in
+// quietGC's policy tests: each collection adds a cycle and takes freed
+// bytes off held; percent is the collector's target.
 type fakeRuntime struct {
 	cycles, held, freed uint64
 	collections         int
+	cpu                 time.Duration
+	cpuKnown            bool
+	percent             int
 }
 
 func (f *fakeRuntime) quiet(every, max time.Duration) *quietGC {
-	return &quietGC{every: every, max: max,
+	f.percent = 100
+	q := &quietGC{every: every, max: max,
 		cycles: func() uint64 { return f.cycles },
 		held:   func() uint64 { return f.held },
 		collect: func() {
 			f.collections++
 			f.cycles++
 			f.held -= min(f.freed, f.held)
+		},
+		cpu: func() (time.Duration, bool) { return f.cpu, f.cpuKnown },
+		setPercent: func(p int) int {
+			old := f.percent
+			f.percent = p
+			return old
 		}}
+	q.start()
+	return q
 }
 
+// check is one step after every, with cpu of CPU time used in it; it
+// fails unless the step left collections forced in all and the target
+// at percent.
+func (f *fakeRuntime) check(t *testing.T, q *quietGC, what string, cpu time.Duration, collections, percent int) {
+	t.Helper()
+	f.cpu += cpu
+	q.step(q.every)
+	if f.collections != collections || f.percent != percent {
+		t.Fatalf("%s: %d collections forced, GOGC %d; want %d, %d", what, f.collections, f.percent, collections, percent)
+	}
+}
+
+// TestQuietGCPolicy: with the CPU time known, a node under a quarter of
+// a core is idle whether or not it collected by itself: the target goes
+// lean and a collection is forced, then less often while collections
+// give little back; a busy node gets its target back and is not
+// collected, and the next idle check collects at once.
 func TestQuietGCPolicy(t *testing.T) {
+	const every, most = 10 * time.Second, 40 * time.Second
+	f := &fakeRuntime{held: 1000, freed: 500, cpuKnown: true}
+	q := f.quiet(every, most)
+
+	f.check(t, q, "busy", 3*time.Second, 0, 100)
+	f.cycles += 3 // re-polls made the node collect by itself, at 0.1 of a core
+	f.check(t, q, "idle, collections of its own", time.Second, 1, leanGCPercent)
+	if f.held != 500 {
+		t.Fatalf("held %d after the collection, want 500", f.held)
+	}
+	f.freed = 2 // under 1% of what is held: every 20 s, then 40 s
+	for i, want := range []int{2, 2, 3, 3, 3, 3, 4} {
+		f.check(t, q, fmt.Sprintf("idle, little given back, check %d", i), 0, want, leanGCPercent)
+	}
+	f.check(t, q, "busy again", 5*time.Second, 4, 100)
+	f.check(t, q, "idle again", 0, 5, leanGCPercent)
+}
+
+// TestQuietGCWithoutCPU: where the CPU time is unknown, a node is quiet
+// when it did not collect by itself since the last check, and the
+// target is never changed.
+func TestQuietGCWithoutCPU(t *testing.T) {
 	const every, most = 10 * time.Second, 40 * time.Second
 	f := &fakeRuntime{held: 1000, freed: 500}
 	q := f.quiet(every, most)
 
 	f.cycles = 3 // the node collected by itself since the last check
-	if wait := q.step(every); wait != every || f.collections != 0 {
-		t.Fatalf("after collections of its own: wait %v, %d forced; want %v, none", wait, f.collections, every)
-	}
-	if wait := q.step(every); wait != every || f.collections != 1 || f.held != 500 {
-		t.Fatalf("quiet, half given back: wait %v, %d forced, held %d; want %v, 1, 500", wait, f.collections, f.held, every)
-	}
-	f.freed = 2 // under 1% of what is held
-	want := []time.Duration{20 * time.Second, most, most}
-	wait := every
-	for i, w := range want {
-		if wait = q.step(wait); wait != w || f.collections != 2+i {
-			t.Fatalf("quiet, little given back, check %d: wait %v, %d forced; want %v, %d", i, wait, f.collections, w, 2+i)
-		}
+	f.check(t, q, "collections of its own", 0, 0, 100)
+	f.check(t, q, "quiet, half given back", 0, 1, 100)
+	f.freed = 2
+	for i, want := range []int{2, 2, 3, 3, 3, 3, 4} {
+		f.check(t, q, fmt.Sprintf("quiet, little given back, check %d", i), 0, want, 100)
 	}
 	f.cycles += 5 // busy again: the interval starts over
-	if wait = q.step(wait); wait != every || f.collections != 4 {
-		t.Fatalf("busy again: wait %v, %d forced; want %v, 4", wait, f.collections, every)
+	f.check(t, q, "busy again", 0, 4, 100)
+	f.check(t, q, "quiet again", 0, 5, 100)
+}
+
+// TestQuietGCLeavesGOGC: with GOGC in the environment the target is
+// left alone, and run gives a lean target back when it ends.
+func TestQuietGCLeavesGOGC(t *testing.T) {
+	t.Setenv("GOGC", "100")
+	if q := newQuietGC(time.Second); q.setPercent != nil {
+		t.Fatal("GOGC set, yet quietGC would change the target")
+	}
+	f := &fakeRuntime{held: 1000, freed: 500, cpuKnown: true}
+	q := f.quiet(time.Hour, time.Hour)
+	f.check(t, q, "idle", 0, 1, leanGCPercent)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	q.run(ctx)
+	if f.percent != 100 {
+		t.Fatalf("GOGC %d after run ended, want 100", f.percent)
 	}
 }
 
