@@ -193,7 +193,7 @@ func TestLedger(t *testing.T) {
 	good, bad := r.users[0], r.users[1]
 	for _, u := range r.users {
 		u.c = client.New(client.Config{})
-		u.onJoined(time.Now(), protocol.Envelope{Type: protocol.TypeJoined, Room: u.room, Head: protocol.Ptr(uint64(3))})
+		u.onJoined(time.Now(), &protocol.Envelope{Type: protocol.TypeJoined, Room: u.room, Head: protocol.Ptr(uint64(3))})
 	}
 	for _, seq := range []uint64{4, 5, 6, 7} {
 		good.onMessage(time.Now(), seq)

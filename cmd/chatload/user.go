@@ -58,8 +58,11 @@ type user struct {
 	handed  bool   // tok was handed to the client; guarded by tokMu
 	tokConn uint64 // the client's connects when tok was last handed out; guarded by tokMu
 
-	// The ledger and read state, owned by the consumer goroutine until
-	// the run's userWG is done.
+	// The ledger and read state: guarded by mu while the client runs
+	// (its Deliver and the read timer take it), then read by the report
+	// once the run's userWG is done.
+	mu        sync.Mutex
+	closed    bool // the consumer has returned: a read timer that fires now does nothing
 	joined    bool
 	joinHead  uint64 // the head of its first joined: delivery starts after it
 	last      uint64 // the highest seq delivered
@@ -69,7 +72,7 @@ type user struct {
 	reset     bool        // a resume beyond retained history (recovered:false)
 	readSeq   uint64      // a read waiting for its turn; 0 when none
 	lastRead  time.Time   // when the last read went out
-	readTimer *time.Timer // wakes the consumer when a read is due
+	readTimer *time.Timer // sends the pending read when it is due (readDue)
 	readArmed bool        // readTimer is running
 	readBusy  atomic.Bool // a read is in flight (its goroutine clears it)
 
@@ -118,8 +121,9 @@ func (u *user) start(ctx context.Context, release func()) {
 	u.c = client.New(client.Config{
 		URL: r.cfg.servers()[u.srv], Token: u.token, Rooms: []string{u.room},
 		Transports: r.cfg.transports(u.tier), HTTPClient: hc, WSDialer: wd,
-		BackoffBase: r.cfg.BackoffBase, BackoffMax: r.cfg.BackoffMax, EventBuffer: 16,
+		BackoffBase: r.cfg.BackoffBase, BackoffMax: r.cfg.BackoffMax, EventBuffer: 1,
 		CountReads: true, // the tool counts read positions; a page's map of them is its cost, not the server's
+		Deliver:    u.deliver,
 	})
 	u.ctx = ctx
 	u.release = sync.OnceFunc(release)
@@ -142,38 +146,46 @@ func (u *user) start(ctx context.Context, release func()) {
 // connecting; it keeps trying, but lets others start.
 const slotTimeout = 20 * time.Second
 
-// consume reads the client's events and states until Run ends.
+// consume follows the client's states until Run ends (its Events
+// channel, which Deliver leaves empty, closes then). It is counted in
+// the run's userWG, and so are the reads it or Deliver starts; a read
+// timer that fires after it returned sends nothing.
 func (u *user) consume() {
 	defer func() {
+		u.mu.Lock()
+		u.closed = true
 		if u.readTimer != nil {
 			u.readTimer.Stop()
 		}
+		u.mu.Unlock()
 	}()
 	events, states := u.c.Events(), u.c.States()
 	for {
-		var readC <-chan time.Time
-		if u.readArmed {
-			readC = u.readTimer.C
-		}
 		select {
-		case e, ok := <-events:
+		case _, ok := <-events:
 			if !ok {
 				return
 			}
-			u.onEvent(e)
 		case s := <-states:
 			u.onState(s)
-		case <-readC:
-			u.readArmed = false
-			u.flushRead()
 		}
 	}
 }
 
-// onEvent records one envelope.
-func (u *user) onEvent(e protocol.Envelope) {
-	r := u.r
+// deliver is the client's Deliver: it records a batch of envelopes,
+// which arrived together.
+func (u *user) deliver(batch []protocol.Envelope) {
 	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i := range batch {
+		u.onEvent(now, &batch[i])
+	}
+}
+
+// onEvent records one envelope. The caller holds mu.
+func (u *user) onEvent(now time.Time, e *protocol.Envelope) {
+	r := u.r
 	switch e.Type {
 	case protocol.TypeMessage:
 		r.delivered(now, e.Text)
@@ -203,7 +215,7 @@ func (u *user) onEvent(e protocol.Envelope) {
 }
 
 // onJoined starts the ledger at the first joined, and notes resumes.
-func (u *user) onJoined(now time.Time, e protocol.Envelope) {
+func (u *user) onJoined(now time.Time, e *protocol.Envelope) {
 	var head uint64
 	if e.Head != nil {
 		head = *e.Head
@@ -295,14 +307,27 @@ func (u *user) wantRead(now time.Time, seq uint64) {
 
 func (u *user) armRead(d time.Duration) {
 	if u.readTimer == nil {
-		u.readTimer = time.NewTimer(d)
+		u.readTimer = time.AfterFunc(d, u.readDue)
 	} else {
 		u.readTimer.Reset(d)
 	}
 	u.readArmed = true
 }
 
+// readDue sends the pending read when its time has come, unless the
+// consumer has returned.
+func (u *user) readDue() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed || !u.readArmed {
+		return
+	}
+	u.readArmed = false
+	u.flushRead()
+}
+
 // flushRead sends the pending read on its own goroutine, one at a time.
+// The caller holds mu, and the consumer has not returned.
 func (u *user) flushRead() {
 	seq := u.readSeq
 	if seq == 0 {

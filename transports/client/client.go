@@ -135,7 +135,9 @@ func New(cfg Config) *Client {
 // in Room; the room is then no longer followed if no retry can fix it.
 //
 // The channel is closed when Run returns. The client buffers what the
-// caller has not read yet, so the caller should keep reading.
+// caller has not read yet, so the caller should keep reading. With
+// Config.Deliver set, the envelopes go there instead and the channel
+// only closes.
 func (c *Client) Events() <-chan protocol.Envelope { return c.events }
 
 // State returns the connection state now.
@@ -315,8 +317,9 @@ func (c *Client) reserve(n int) {
 // keepQueue is the largest queue array deliverLoop keeps for reuse.
 const keepQueue = 64
 
-// deliverLoop hands queued envelopes to events in order until ctx ends.
-// It is the only sender on events and closes it on return.
+// deliverLoop hands queued envelopes to events (or Config.Deliver) in
+// order until ctx ends. It is the only sender on events and closes it on
+// return.
 func (c *Client) deliverLoop(ctx context.Context) {
 	defer close(c.events)
 	var spare []protocol.Envelope // a delivered batch's array, for the queue to reuse
@@ -325,11 +328,17 @@ func (c *Client) deliverLoop(ctx context.Context) {
 		batch := c.queue
 		c.queue = spare[:0]
 		c.mu.Unlock()
-		for _, e := range batch {
-			select {
-			case c.events <- e:
-			case <-ctx.Done():
-				return
+		switch {
+		case len(batch) == 0:
+		case c.cfg.Deliver != nil:
+			c.cfg.Deliver(batch)
+		default:
+			for _, e := range batch {
+				select {
+				case c.events <- e:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 		clear(batch) // let the delivered strings go

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/chatd/chatd/core/protocol"
 )
 
 // Transport names, as the server offers them in negotiate and control.
@@ -82,6 +84,17 @@ type Config struct {
 	// small buffer loses nothing; a program that runs thousands of clients
 	// (the load tool) saves memory with one.
 	EventBuffer int
+
+	// Deliver, if set, takes the envelopes instead of the Events channel,
+	// which then carries none and only closes when Run returns. The client
+	// calls it on one goroutine of its own, with every envelope it would
+	// have sent on Events, in the same order, a batch at a time: whatever
+	// arrived since the last call. The batch's array is reused once
+	// Deliver returns, so it must not keep it (the envelopes themselves
+	// may be kept); while Deliver runs, envelopes wait in the queue. For a
+	// program that runs many clients, the load tool: the channel cost it
+	// two goroutine hand-offs and three copies of an envelope for each.
+	Deliver func(batch []protocol.Envelope)
 
 	// CountReads leaves a batched receipt's read positions undecoded:
 	// receipts arrive with Reads nil and Count holding how many positions

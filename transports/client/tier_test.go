@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -145,6 +146,81 @@ func TestCountReads(t *testing.T) {
 			got = waitEvent(t, alice, "the receipt", isReceipt)
 			if len(got.Reads) != 2 || got.Reads["alice"] != ack.Seq || got.Reads["bob"] != ack.Seq || got.Count != nil {
 				t.Fatalf("alice's receipt %+v, want alice and bob at %d", got, ack.Seq)
+			}
+		})
+	}
+}
+
+// TestDeliver: a client with Config.Deliver gets every envelope there,
+// in order, over each tier: its joined, then each message once; nothing
+// comes on its Events channel, which closes when Run returns.
+func TestDeliver(t *testing.T) {
+	const n = 20
+	for _, tier := range []string{WebSocket, SSE, Poll} {
+		t.Run(tier, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, serverOptions{})
+			alice := start(t, testConfig(t, srv.URL, "alice", []string{tier}, "lobby"))
+			got := make(chan protocol.Envelope, 4*n)
+			cfg := testConfig(t, srv.URL, "bob", []string{tier}, "lobby")
+			cfg.Deliver = func(batch []protocol.Envelope) {
+				for _, e := range batch {
+					got <- e
+				}
+				clear(batch) // the client reuses the array: what was sent is a copy
+			}
+			bob := New(cfg)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- bob.Run(ctx) }()
+			ended := false
+			defer func() {
+				cancel()
+				if !ended {
+					<-done
+				}
+			}()
+			waitState(t, alice, tier+" connected", connectedOn(tier))
+			step := stepCtx(t)
+			next := func(what string) protocol.Envelope {
+				t.Helper()
+				for {
+					select {
+					case e := <-got:
+						if e.Type == protocol.TypeMessage || e.Type == protocol.TypeJoined {
+							return e
+						}
+					case <-step.Done():
+						t.Fatalf("no %s; bob's state %+v", what, bob.State())
+					}
+				}
+			}
+			if e := next("joined"); e.Type != protocol.TypeJoined || e.Room != "lobby" {
+				t.Fatalf("first envelope %+v, want lobby's joined", e)
+			}
+			var msgs []protocol.Envelope
+			for i := range n {
+				if _, err := alice.Send(step, "lobby", fmt.Sprintf("m%d", i+1)); err != nil {
+					t.Fatalf("send %d: %v", i+1, err)
+				}
+			}
+			for len(msgs) < n {
+				msgs = append(msgs, next(fmt.Sprintf("message %d", len(msgs)+1)))
+			}
+			wantSeqs(t, msgs, "lobby", 1, func(seq uint64) string { return fmt.Sprintf("m%d", seq) })
+			select {
+			case e := <-bob.Events():
+				t.Fatalf("an envelope on Events with Deliver set: %+v", e)
+			default:
+			}
+			cancel()
+			err := <-done
+			ended = true
+			if err != context.Canceled {
+				t.Fatalf("Run returned %v, want context.Canceled", err)
+			}
+			if e, open := <-bob.Events(); open {
+				t.Fatalf("Events carried %+v after Run returned", e)
 			}
 		})
 	}
