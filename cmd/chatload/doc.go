@@ -134,5 +134,8 @@
 // read positions of batched receipts without decoding them
 // (client.Config.CountReads): the server sends what it sends a page, and
 // the tool's core is not spent on maps it would only measure the length
-// of.
+// of. They hand their envelopes to the tool a batch at a time on their
+// own delivery goroutine (client.Config.Deliver), not through the Events
+// channel: at 10k chat clients that took the tool from 0.88-0.91 of its
+// core to 0.77-0.80.
 package main
