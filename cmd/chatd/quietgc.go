@@ -39,7 +39,7 @@ const leanGCPercent = 25
 // stacks 53 MB, heap in use 92 MB, RSS 205 MB (docs/PERFORMANCE.md).
 //
 // A node of held polls is never that quiet: its clients re-poll every
-// 25 s, and each new poll allocates enough that the node collects by
+// 20-25 s, and each new poll allocates enough that the node collects by
 // itself, so the heap stays near Go's goal, twice what is live, and the
 // memory of each burst of re-polls stays with the process. Yet it uses
 // a few hundredths of a core (10,000 held polls: 0.01 between bursts).
