@@ -43,7 +43,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if need := fdNeed(cfg); soft > 0 && need > soft {
 		return rep, fmt.Errorf("%w: about %d file descriptors needed, RLIMIT_NOFILE is %d", ErrConfig, need, soft)
 	}
-	dials := newDialers(ips, 10*time.Second)
+	dials := newDialers(ips, 10*time.Second, restConns(cfg))
 	defer dials.closeIdle()
 	ctl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	defer ctl.CloseIdleConnections()

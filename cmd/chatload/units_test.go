@@ -210,3 +210,18 @@ func TestLedger(t *testing.T) {
 		t.Fatalf("%d subscribed, want 2", r.cnt.subscribed.Load())
 	}
 }
+
+// TestRestConns: workloads whose SSE and poll users send and read over
+// HTTP get the larger pool of short-call connections; idle and storm,
+// whose short calls are connects, keep the small one.
+func TestRestConns(t *testing.T) {
+	for w, want := range map[string]int{Idle: restConnsPerPool, Storm: restConnsPerPool,
+		Chat: sendConnsPerPool, Broadcast: sendConnsPerPool} {
+		if got := restConns(Config{Workload: w}); got != want {
+			t.Errorf("%s: %d connections a pool, want %d", w, got, want)
+		}
+	}
+	if sendConnsPerPool <= restConnsPerPool {
+		t.Errorf("the send pool (%d) is not larger than the connect pool (%d)", sendConnsPerPool, restConnsPerPool)
+	}
+}
