@@ -60,6 +60,11 @@ func TestSmoke(t *testing.T) {
 	if r.Traffic.Reads == 0 {
 		t.Errorf("traffic %+v: no read receipts sent", r.Traffic)
 	}
+	// The clients' connections count what they read: at least a byte
+	// for each delivery (each carries its message).
+	if r.Traffic.ReceivedBytes < r.Traffic.Deliveries || r.Traffic.BytesPerDelivery <= 0 {
+		t.Errorf("traffic %+v: the bytes received are not counted", r.Traffic)
+	}
 	for _, name := range []string{"report.md", "report.json", "chat-30-latency.png", "chat-30-levels.png"} {
 		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", name, err)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -54,6 +56,19 @@ func restConns(cfg Config) int {
 type dialers struct {
 	http []*http.Client      // Static after construction.
 	ws   []*websocket.Dialer // Static after construction.
+	rx   atomic.Uint64       // bytes read from the server over every connection: what it sent, on the wire
+}
+
+// countedConn counts what it reads into rx.
+type countedConn struct {
+	net.Conn
+	rx *atomic.Uint64
+}
+
+func (c countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.rx.Add(uint64(n))
+	return n, err
 }
 
 // route sends SSE streams and polls to streams and every other request
@@ -88,15 +103,22 @@ func newDialers(ips []net.IP, timeout time.Duration, restConns int) *dialers {
 		if ip != nil {
 			nd.LocalAddr = &net.TCPAddr{IP: ip}
 		}
+		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return countedConn{Conn: c, rx: &d.rx}, nil
+		}
 		rest := &http.Transport{
-			DialContext:         nd.DialContext,
+			DialContext:         dial,
 			MaxConnsPerHost:     restConns,
 			MaxIdleConnsPerHost: restConns,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
 		}
 		streams := &http.Transport{
-			DialContext:         nd.DialContext,
+			DialContext:         dial,
 			MaxConnsPerHost:     0,    // one per SSE stream and poll in flight
 			MaxIdleConnsPerHost: 4096, // a poll's connection, between polls
 			IdleConnTimeout:     90 * time.Second,
@@ -106,7 +128,7 @@ func newDialers(ips []net.IP, timeout time.Duration, restConns int) *dialers {
 		}
 		d.http = append(d.http, &http.Client{Transport: route{rest: rest, streams: streams}})
 		d.ws = append(d.ws, &websocket.Dialer{
-			NetDialContext:   nd.DialContext,
+			NetDialContext:   dial,
 			HandshakeTimeout: timeout,
 			ReadBufferSize:   2048,
 			WriteBufferSize:  1024,

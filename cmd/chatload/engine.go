@@ -165,7 +165,7 @@ func runOnce(ctx context.Context, cfg Config, n int, auths []*authority, admin *
 	m.connected, m.selfConnected = scrapeAll(ctx, ctl, cfg.servers()), selfRSS()
 	prog.say("[%s %du] %d of %d subscribed in %v", cfg.Workload, n, r.cnt.subscribed.Load(), n, m.connectAll.Round(time.Millisecond))
 
-	start, d0, s0 := time.Now(), r.cnt.deliveries.Load(), r.cnt.sends.Load()
+	start, d0, s0, b0 := time.Now(), r.cnt.deliveries.Load(), r.cnt.sends.Load(), dials.rx.Load()
 	var storm *StormResult
 	if cfg.Workload == Storm {
 		storm = r.storm(ctx, clientCtx, srv, ctl)
@@ -173,7 +173,7 @@ func runOnce(ctx context.Context, cfg Config, n int, auths []*authority, admin *
 		r.hold(ctx, clientCtx)
 	}
 	m.measured = time.Since(start)
-	m.deliveries, m.sends = r.cnt.deliveries.Load()-d0, r.cnt.sends.Load()-s0
+	m.deliveries, m.sends, m.received = r.cnt.deliveries.Load()-d0, r.cnt.sends.Load()-s0, dials.rx.Load()-b0
 	if cfg.Workload != Storm { // a storm's server is another process by now
 		m.held = scrapeAll(ctx, ctl, cfg.servers())
 	}
@@ -200,6 +200,7 @@ type measures struct {
 	selfBaseline, selfConnected uint64
 	connectAll, measured, drain time.Duration
 	deliveries, sends           uint64
+	received                    uint64 // bytes the clients read from the server over the measured phase
 	heads                       map[string]uint64
 	split                       []string // rooms whose nodes disagree on the head
 	admin                       *adminStatus

@@ -99,8 +99,14 @@ type Traffic struct {
 	Presence         uint64  `json:"presence"` // presence changes received (a count counts as one)
 	ErrorEvents      uint64  `json:"error_events"`
 	Refused          uint64  `json:"refused"` // reads and typing refused as feature_disabled (a level); not errors
-	Ops              uint64  `json:"ops"`     // connects, sends, reads and typing attempted
-	Failed           uint64  `json:"failed"`  // those that failed
+	// ReceivedBytes is what the clients read from the server over the
+	// measured phase, on the wire (HTTP and WebSocket framing included,
+	// TCP and IP not), and BytesPerDelivery that over its deliveries:
+	// the figure compression moves.
+	ReceivedBytes    uint64  `json:"received_bytes"`
+	BytesPerDelivery float64 `json:"bytes_per_delivery"`
+	Ops              uint64  `json:"ops"`    // connects, sends, reads and typing attempted
+	Failed           uint64  `json:"failed"` // those that failed
 }
 
 // Check is the exactly-once delivery check: every client that stayed
@@ -262,6 +268,10 @@ func (r RunResult) markdown(b *strings.Builder) {
 		"%d deliveries (%s/s); %d reads (%d failed), %d typing (%d failed); received %d receipts, %d typing, %d presence, %d errors.\n",
 		t.Sends, t.SendsPerSec, t.SendErrors, t.SendsCancelled, t.Backlog, t.Deliveries, si(t.DeliveriesPerSec),
 		t.Reads, t.ReadErrors, t.Typing, t.TypingErrors, t.Receipts, t.TypingEvents, t.Presence, t.ErrorEvents)
+	if t.ReceivedBytes > 0 {
+		fmt.Fprintf(b, "- Received over the measured phase: %s on the wire, %.0f bytes a delivery.\n",
+			bytesIEC(t.ReceivedBytes), t.BytesPerDelivery)
+	}
 	fmt.Fprintf(b, "- Errors: %.3f %% (%d of %d operations; %d refused by a level, not counted)%s.\n",
 		r.ErrorRate*100, t.Failed, t.Ops, t.Refused, errorList(r.Errors))
 	k := r.Check

@@ -90,6 +90,10 @@ func (r *run) traffic(m measures, k Check) Traffic {
 	if secs := m.measured.Seconds(); secs > 0 {
 		t.DeliveriesPerSec, t.SendsPerSec = float64(m.deliveries)/secs, float64(m.sends)/secs
 	}
+	t.ReceivedBytes = m.received
+	if m.deliveries > 0 {
+		t.BytesPerDelivery = float64(m.received) / float64(m.deliveries)
+	}
 	t.Ops = uint64(r.n) + t.Sends + t.SendErrors + t.Reads + t.ReadErrors + t.Typing + t.TypingErrors
 	t.Failed = uint64(k.NotSubscribed+k.Ended) + t.SendErrors + t.ReadErrors + t.TypingErrors
 	return t
