@@ -66,6 +66,12 @@ type Config struct {
 	// tier moves as the browser does: a WebSocket user may step down to
 	// SSE and poll and back, an SSE user to poll and back.
 	PinTier bool
+	// Compress makes the clients offer compression as a browser does:
+	// permessage-deflate on WebSocket, Accept-Encoding: gzip on SSE and
+	// polls. Off by default: decompressing costs the tool's core, and the
+	// server's figures are the point. Report.Traffic's bytes show what it
+	// saves.
+	Compress bool
 
 	// Senders is how many users send: Broadcast 10, Chat every user,
 	// Idle none, Storm none.

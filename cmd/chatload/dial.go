@@ -91,8 +91,9 @@ func (r route) CloseIdleConnections() {
 
 // newDialers builds one pool per address in ips, or a single pool that
 // lets the system choose when ips is empty, each opening at most
-// restConns connections for short calls.
-func newDialers(ips []net.IP, timeout time.Duration, restConns int) *dialers {
+// restConns connections for short calls, and offering compression when
+// compress is set.
+func newDialers(ips []net.IP, timeout time.Duration, restConns int, compress bool) *dialers {
 	if len(ips) == 0 {
 		ips = []net.IP{nil}
 	}
@@ -115,24 +116,25 @@ func newDialers(ips []net.IP, timeout time.Duration, restConns int) *dialers {
 			MaxConnsPerHost:     restConns,
 			MaxIdleConnsPerHost: restConns,
 			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
+			DisableCompression:  !compress,
 		}
 		streams := &http.Transport{
 			DialContext:         dial,
 			MaxConnsPerHost:     0,    // one per SSE stream and poll in flight
 			MaxIdleConnsPerHost: 4096, // a poll's connection, between polls
 			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
+			DisableCompression:  !compress,
 			// No ResponseHeaderTimeout: a poll is held up to 25 s; the
 			// client bounds every request with its own deadline.
 		}
 		d.http = append(d.http, &http.Client{Transport: route{rest: rest, streams: streams}})
 		d.ws = append(d.ws, &websocket.Dialer{
-			NetDialContext:   dial,
-			HandshakeTimeout: timeout,
-			ReadBufferSize:   2048,
-			WriteBufferSize:  1024,
-			WriteBufferPool:  writePool,
+			NetDialContext:    dial,
+			HandshakeTimeout:  timeout,
+			ReadBufferSize:    2048,
+			WriteBufferSize:   1024,
+			WriteBufferPool:   writePool,
+			EnableCompression: compress,
 		})
 	}
 	return d

@@ -43,7 +43,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if need := fdNeed(cfg); soft > 0 && need > soft {
 		return rep, fmt.Errorf("%w: about %d file descriptors needed, RLIMIT_NOFILE is %d", ErrConfig, need, soft)
 	}
-	dials := newDialers(ips, 10*time.Second, restConns(cfg))
+	dials := newDialers(ips, 10*time.Second, restConns(cfg), cfg.Compress)
 	defer dials.closeIdle()
 	ctl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	defer ctl.CloseIdleConnections()
@@ -209,7 +209,7 @@ type measures struct {
 
 // settings summarizes cfg for the report.
 func settings(cfg Config, sourceIPs int) Settings {
-	s := Settings{Workload: cfg.Workload, RoomSize: cfg.RoomSize, Tiers: map[string]int{}, Pinned: cfg.PinTier,
+	s := Settings{Workload: cfg.Workload, RoomSize: cfg.RoomSize, Tiers: map[string]int{}, Pinned: cfg.PinTier, Compress: cfg.Compress,
 		Rate: cfg.Rate, TotalRate: cfg.TotalRate, MsgSize: cfg.MsgSize, ReadEveryMS: cfg.ReadEvery.Milliseconds(),
 		TypingShare: cfg.TypingShare, DurationS: cfg.Duration.Seconds(), Auth: "dev login", SourceIPs: sourceIPs,
 		Nodes: len(cfg.servers())}

@@ -32,7 +32,8 @@ type Settings struct {
 	RoomSize    int            `json:"room_size"`
 	Tiers       map[string]int `json:"tiers"` // shares
 	Pinned      bool           `json:"pinned"`
-	Senders     int            `json:"senders"` // in the largest run
+	Compress    bool           `json:"compress"` // the clients offered compression (--compress)
+	Senders     int            `json:"senders"`  // in the largest run
 	Rate        float64        `json:"rate_per_sender"`
 	TotalRate   float64        `json:"total_rate,omitempty"`
 	MsgSize     int            `json:"msg_size"`
@@ -210,6 +211,9 @@ func (rep *Report) Markdown() string {
 		s.MsgSize, readText(s.ReadEveryMS), s.TypingShare*100, s.DurationS, s.Auth, s.SourceIPs)
 	if s.Nodes > 1 {
 		fmt.Fprintf(&b, "; users dealt over %d nodes in turn (server figures are their sums)", s.Nodes)
+	}
+	if s.Compress {
+		b.WriteString("; clients offer compression")
 	}
 	b.WriteString(".\n\n")
 	b.WriteString("| users | avg latency | p95 | p99 | error rate | server memory (RSS peak) | deliveries/s | lost | duplicated |\n")
