@@ -34,8 +34,9 @@
 //
 // With Config.Compress, a client that accepts gzip gets a gzipped stream,
 // flushed per batch. Batches are deflated one at a time against the last
-// 2 KiB of the stream, with no compressor kept between them, so a busy
-// compressed stream holds 2 KiB and an idle one nothing (see gzipStream).
+// 2 KiB of the stream, by a pooled compressor lent for the batch, so a
+// busy compressed stream holds 2 KiB and an idle one nothing (see
+// gzipStream).
 //
 // User events. Every stream also follows the user's own stream, the room
 // "~" (protocol.UserRoom) of "room" envelopes: its position is the "~"
