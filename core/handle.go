@@ -231,6 +231,17 @@ func (s *Session) sendJoined(ctx context.Context, name string, since *uint64, re
 	return after, page.Head, s.put(ctx, f)
 }
 
+// prunedFrame is the joined envelope that tells a catching-up client that
+// messages after seq last of room were pruned before it could read them:
+// recovered:false, as a join from beyond the retained history gets. Its
+// position is last, so a poll cursor or a resume seq stays exact.
+func prunedFrame(name string, last, head uint64) Frame {
+	f := envelopeFrame(protocol.Envelope{Type: protocol.TypeJoined, Room: wireRoom(name),
+		Head: protocol.Ptr(head), Recovered: protocol.Ptr(false)})
+	f.Seq = last
+	return f
+}
+
 // catchUp replays room from after, then turns the subscription live. It
 // holds one of the node's replay slots while it reads, so the replayed
 // bytes queued on the node stay within Config.ReplayBudget. What the
@@ -260,6 +271,15 @@ func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after, storeHea
 			p, err := s.hub.store.Since(ctx, r.name, last, page)
 			if err != nil {
 				return internal(err)
+			}
+			if len(p.Messages) > 0 && p.Messages[0].Seq > last+1 {
+				// Pruned since the join read the bounds, or since the last
+				// page: a client far enough behind a busy room loses the
+				// race with retention. Say so as a join from beyond the
+				// retained history does, then send what is left.
+				if err := s.putReplay(ctx, prunedFrame(r.name, last, p.Head)); err != nil {
+					return err
+				}
 			}
 			s.hub.metrics.replayed(replayStore, len(p.Messages))
 			for _, m := range p.Messages {
