@@ -1,8 +1,11 @@
 package degrade
 
 import (
+	"hash/fnv"
+	"sync/atomic"
 	"time"
 
+	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 )
 
@@ -11,11 +14,18 @@ import (
 // or a feature is on, and whether polls are short. chatd wires its methods
 // into the hub and the transports; tests wire the same ones. A nil Policy
 // is level 0 with every flag on.
+//
+// Its fields are set before first use and not changed after: ControlWire
+// caches what they decide.
 type Policy struct {
 	Controller   *Controller   // nil: level 0
 	Flags        Flags         // nil: every flag on
 	Transports   []string      // the transports this server has; nil: all three
 	PollInterval time.Duration // the short-poll interval offered; PollInterval ms
+
+	// wires caches ControlWire's answers by offerKey: every user with the
+	// same level and flag answers gets the same offer.
+	wires [offerKeys]atomic.Pointer[ControlWire]
 }
 
 // Level returns the level in force.
@@ -35,7 +45,11 @@ func (p *Policy) flags() Flags {
 
 // Offer returns user's offer, limited to the transports this server has.
 func (p *Policy) Offer(user string) Offer {
-	o := OfferFor(p.Level(), p.flags(), user)
+	return p.limit(OfferFor(p.Level(), p.flags(), user))
+}
+
+// limit applies the Policy's fixed fields to an offer.
+func (p *Policy) limit(o Offer) Offer {
 	if p == nil {
 		return o
 	}
@@ -66,6 +80,90 @@ func (p *Policy) FeatureOn(user, feature string) bool {
 // and the control field of poll answers.
 func (p *Policy) Control(user string) (protocol.Envelope, bool) {
 	return p.Offer(user).Control(), true
+}
+
+// ControlWire is a control envelope in its wire form, with a tag that
+// names its content: two ControlWires with the same Tag have the same
+// Data. Tag is never 0.
+type ControlWire struct {
+	Data []byte // the JSON envelope; shared, read only
+	Tag  uint64
+}
+
+// NewControlWire encodes e and tags it with a hash of its encoding.
+func NewControlWire(e protocol.Envelope) *ControlWire {
+	data := protocol.Encode(e)
+	h := fnv.New64a()
+	_, _ = h.Write(data)
+	return &ControlWire{Data: data, Tag: max(h.Sum64(), 1)}
+}
+
+// ControlWire returns user's control envelope encoded and tagged, as
+// Control's envelope encodes. It builds no offer and encodes nothing once
+// the user's combination of level and flag answers has been seen: there
+// are at most offerKeys of them. Poll answers carry it.
+func (p *Policy) ControlWire(user string) *ControlWire {
+	if p == nil {
+		return NewControlWire(p.Offer(user).Control())
+	}
+	k := p.offerKey(user)
+	if w := p.wires[k].Load(); w != nil {
+		return w
+	}
+	// Built from the key alone, so that a level or a flag that changed
+	// since the key was read cannot put one offer under another's key.
+	w := NewControlWire(p.limit(OfferFor(Level(k>>6), keyFlags(k), "")).Control())
+	p.wires[k].Store(w)
+	return w
+}
+
+// keyFlags answers the flags OfferFor consults from an offerKey's bits.
+type keyFlags int
+
+func (k keyFlags) On(name, _ string) bool {
+	bit := 0
+	switch name {
+	case FlagSSE:
+	case FlagWebSocket:
+		bit = 1
+	case core.FeatureFiles:
+		bit = 2
+	case core.FeaturePresence:
+		bit = 3
+	case core.FeatureTyping:
+		bit = 4
+	case core.FeatureReadReceipts:
+		bit = 5
+	default:
+		panic("degrade: offerKey does not hold flag " + name)
+	}
+	return k&(1<<bit) != 0
+}
+
+// offerKeys is the number of distinct offerKey values.
+const offerKeys = (int(MaxLevel) + 1) << 6
+
+// offerKey packs what OfferFor's answer for user depends on, besides the
+// Policy's fixed fields: the level and the six flag answers, in the bits
+// keyFlags reads them from.
+func (p *Policy) offerKey(user string) int {
+	l, flags := p.Level(), p.flags()
+	on := func(name string) bool { return flags == nil || flags.On(name, user) }
+	k := int(min(max(l, 0), MaxLevel))
+	for _, b := range [...]bool{
+		FeatureOn(l, flags, user, core.FeatureReadReceipts),
+		FeatureOn(l, flags, user, core.FeatureTyping),
+		FeatureOn(l, flags, user, core.FeaturePresence),
+		FeatureOn(l, flags, user, core.FeatureFiles),
+		l < LevelNoWS && on(FlagWebSocket),
+		l < LevelPoll && on(FlagSSE),
+	} {
+		k <<= 1
+		if b {
+			k |= 1
+		}
+	}
+	return k
 }
 
 // Offers returns whether transport is offered to a user, for the

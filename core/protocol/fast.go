@@ -70,14 +70,18 @@ type PollAnswer struct {
 	Events  []Envelope `json:"events"`
 	Cursor  string     `json:"cursor"`
 	Control *Envelope  `json:"control"` // the offer now, when the server says
+	// ControlTag names Control's content, for the next poll's
+	// control_tag=: an answer to a poll that names the control now
+	// leaves Control out.
+	ControlTag string `json:"control_tag,omitempty"`
 }
 
 // DecodePollAnswerFast decodes a poll answer as DecodeFrameFast decodes a
 // frame: an object with "events" (a list DecodeFrameFast takes), "cursor"
 // (an unescaped string) and "control" (null, or an object, which
 // encoding/json decodes on its own: a control envelope's features map is
-// off the fast path), each once at most. It reports false for anything
-// else.
+// off the fast path) and "control_tag" (an unescaped string), each once
+// at most. It reports false for anything else.
 func DecodePollAnswerFast(data []byte) (PollAnswer, bool) {
 	return DecodePollAnswerFastWith(data, FastOptions{})
 }
@@ -88,7 +92,7 @@ func DecodePollAnswerFastWith(data []byte, o FastOptions) (PollAnswer, bool) {
 	var a PollAnswer
 	p := fastParser{b: data, countReads: o.CountReads}
 	p.ws()
-	var events, cursor, control bool // seen: a repeated key goes to encoding/json
+	var events, cursor, control, tag bool // seen: a repeated key goes to encoding/json
 	ok := p.object(func(key []byte) bool {
 		switch string(key) {
 		case "events":
@@ -119,6 +123,12 @@ func DecodePollAnswerFastWith(data []byte, o FastOptions) (PollAnswer, bool) {
 			}
 			a.Control = new(Envelope)
 			return json.Unmarshal(p.b[start:p.i], a.Control) == nil
+		case "control_tag":
+			if tag || !p.str(&a.ControlTag) {
+				return false
+			}
+			tag = true
+			return true
 		}
 		return false
 	})

@@ -35,6 +35,10 @@ func (l *link) runPoll() {
 		cursor    string
 		cursorFor string // the rooms the cursor was issued for
 		renewed   bool   // the credential was renewed after a 401
+		// controlTag names the control of the last answer that carried
+		// one: the server leaves the control out of answers while it is
+		// the one in force.
+		controlTag string
 	)
 	for l.ctx.Err() == nil {
 		if cred == "" || c.cfg.Now().After(credUntil) {
@@ -68,6 +72,9 @@ func (l *link) runPoll() {
 		c.mu.Lock()
 		q += "&level=" + strconv.Itoa(c.offer.Level)
 		c.mu.Unlock()
+		if controlTag != "" {
+			q += "&control_tag=" + url.QueryEscape(controlTag)
+		}
 		start := c.cfg.Now()
 		ans, err := l.pollOnce(q + "&" + cred)
 		if err != nil {
@@ -94,6 +101,7 @@ func (l *link) runPoll() {
 		}
 		if ans.Control != nil {
 			c.onControl(l, *ans.Control)
+			controlTag = ans.ControlTag
 		}
 		l.markUp() // the first answer connects the tier
 		cursor, cursorFor = ans.Cursor, key
@@ -198,14 +206,15 @@ func decodePollAnswer(body []byte, o protocol.FastOptions) (pollAnswer, error) {
 		return a, nil
 	}
 	var wire struct {
-		Events  json.RawMessage    `json:"events"`
-		Cursor  string             `json:"cursor"`
-		Control *protocol.Envelope `json:"control"`
+		Events     json.RawMessage    `json:"events"`
+		Cursor     string             `json:"cursor"`
+		Control    *protocol.Envelope `json:"control"`
+		ControlTag string             `json:"control_tag"`
 	}
 	if err := json.Unmarshal(body, &wire); err != nil {
 		return pollAnswer{}, err
 	}
-	ans := pollAnswer{Cursor: wire.Cursor, Control: wire.Control}
+	ans := pollAnswer{Cursor: wire.Cursor, Control: wire.Control, ControlTag: wire.ControlTag}
 	if len(wire.Events) > 0 && string(wire.Events) != "null" {
 		if wire.Events[0] != '[' {
 			return pollAnswer{}, fmt.Errorf("events is not a list")

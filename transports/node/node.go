@@ -208,6 +208,10 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	if p := n.Policy; p != nil {
 		wsCfg.Offered, sseCfg.Offered = p.Offers(ws.Name), p.Offers(sse.Name)
 		pollCfg.Control, pollCfg.Short = p.Control, p.Short
+		pollCfg.ControlWire = func(user string) ([]byte, uint64) {
+			w := p.ControlWire(user)
+			return w.Data, w.Tag
+		}
 		pollCfg.Level = func() int { return int(p.Level()) }
 		// The compression flag, off from level 1: CPU is what a loaded
 		// node runs short of first.

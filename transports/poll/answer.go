@@ -1,7 +1,9 @@
 package poll
 
 import (
+	"hash/fnv"
 	"maps"
+	"math/bits"
 	"net/http"
 	"reflect"
 	"slices"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
 )
 
 // Header values shared by every answer. net/http only reads them, and a
@@ -54,20 +57,21 @@ type answer struct {
 	bufs    [2]*[]byte // pooled: the JSON, and its gzipped form
 }
 
-// buildAnswer builds {"events":[…],"cursor":"…","control":{…}} from the
-// encoded frames, gzipped when the user's answers may be compressed, the
-// client accepts gzip (acceptGzip, which implies Config.Compress) and the
-// answer is worth it. The control envelope is read now, so it is never
-// older than one among the events.
-func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, acceptGzip bool) answer {
-	var control []byte
-	if h.cfg.Control != nil {
-		if e, ok := h.cfg.Control(user); ok {
-			control = h.controls.encode(&e)
-		}
+// buildAnswer builds {"events":[…],"cursor":"…","control":{…},"control_tag":"…"}
+// from the encoded frames, gzipped when the user's answers may be
+// compressed, the client accepts gzip (acceptGzip, which implies
+// Config.Compress) and the answer is worth it. The control envelope is
+// read now, so it is never older than one among the events. known is the
+// tag of the control the client has (control_tag=, see controlTag): when
+// it is the one now, and no control envelope is among the events, the
+// answer leaves control and its tag out.
+func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, acceptGzip bool, known uint64) answer {
+	control, tag := h.control(user)
+	if tag != 0 && tag == known && !hasControl(frames) {
+		control, tag = nil, 0
 	}
-	body := getBody(answerSize(frames, cursor, control))
-	*body = appendAnswer(*body, frames, cursor, control)
+	body := getBody(answerSize(frames, cursor, control, tag))
+	*body = appendAnswer(*body, frames, cursor, control, tag)
 	a := answer{out: *body, bufs: [2]*[]byte{body}}
 	if acceptGzip && len(a.out) >= h.cfg.CompressMin && h.cfg.Compress(user) {
 		z := getBody(len(a.out)/2 + gzipOverhead)
@@ -75,6 +79,48 @@ func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, a
 		a.out, a.gzipped, a.bufs[1] = *z, true, z
 	}
 	return a
+}
+
+// control returns user's control envelope, encoded, and its tag (0: none
+// or untagged): from Config.ControlWire, or Config.Control through the
+// handler's cache.
+func (h *Handler) control(user string) ([]byte, uint64) {
+	if h.cfg.ControlWire != nil {
+		return h.cfg.ControlWire(user)
+	}
+	if h.cfg.Control != nil {
+		if e, ok := h.cfg.Control(user); ok {
+			return h.controls.encode(&e)
+		}
+	}
+	return nil, 0
+}
+
+// hasControl reports whether a control envelope is among frames. A client
+// applies those in order and then the answer's own control, so an answer
+// that carries one also carries the control now, to end on it.
+func hasControl(frames []core.Frame) bool {
+	for i := range frames {
+		if frames[i].Type == protocol.TypeControl {
+			return true
+		}
+	}
+	return false
+}
+
+// controlTag reads the control_tag= of r's query: the tag of the control
+// the client has, from the last answer that carried one. 0: none, or not
+// a tag this server writes (16 hex digits at most).
+func controlTag(r *http.Request) uint64 {
+	v := httpx.QueryValue(r.URL.RawQuery, "control_tag")
+	if v == "" || len(v) > 16 {
+		return 0
+	}
+	t, err := strconv.ParseUint(v, 16, 64)
+	if err != nil {
+		return 0
+	}
+	return t
 }
 
 // release gives the answer's buffers back.
@@ -88,7 +134,7 @@ func (a answer) release() {
 
 // writeAnswer writes the answer to w with its exact Content-Length.
 func (h *Handler) writeAnswer(w http.ResponseWriter, r *http.Request, user string, frames []core.Frame, cursor string) {
-	a := h.buildAnswer(user, frames, cursor, h.cfg.Compress != nil && acceptsGzip(r))
+	a := h.buildAnswer(user, frames, cursor, h.cfg.Compress != nil && acceptsGzip(r), controlTag(r))
 	defer a.release()
 	hdr := w.Header()
 	hdr["Content-Type"] = headerJSON
@@ -102,10 +148,13 @@ func (h *Handler) writeAnswer(w http.ResponseWriter, r *http.Request, user strin
 }
 
 // answerSize is the exact length of the answer appendAnswer builds.
-func answerSize(frames []core.Frame, cursor string, control []byte) int {
+func answerSize(frames []core.Frame, cursor string, control []byte, tag uint64) int {
 	size := len(`{"events":[],"cursor":""}`) + len(cursor)
 	if control != nil {
 		size += len(`,"control":`) + len(control)
+	}
+	if tag != 0 {
+		size += len(`,"control_tag":""`) + tagLen(tag)
 	}
 	for _, f := range frames {
 		size += len(f.Data) + 1
@@ -113,8 +162,11 @@ func answerSize(frames []core.Frame, cursor string, control []byte) int {
 	return size
 }
 
+// tagLen is the length of tag in hex.
+func tagLen(tag uint64) int { return max(1, (bits.Len64(tag)+3)/4) }
+
 // appendAnswer appends the answer's JSON to b.
-func appendAnswer(b []byte, frames []core.Frame, cursor string, control []byte) []byte {
+func appendAnswer(b []byte, frames []core.Frame, cursor string, control []byte, tag uint64) []byte {
 	b = append(b, `{"events":[`...)
 	for i, f := range frames {
 		if i > 0 {
@@ -128,6 +180,11 @@ func appendAnswer(b []byte, frames []core.Frame, cursor string, control []byte) 
 	if control != nil {
 		b = append(b, `,"control":`...)
 		b = append(b, control...)
+	}
+	if tag != 0 {
+		b = append(b, `,"control_tag":"`...)
+		b = strconv.AppendUint(b, tag, 16)
+		b = append(b, '"')
 	}
 	return append(b, '}')
 }
@@ -166,21 +223,23 @@ type controlCache struct {
 	mu   sync.Mutex
 	e    [8]protocol.Envelope // Guarded by mu.
 	data [8][]byte            // e[i] encoded; nil: empty slot. Guarded by mu.
+	tag  [8]uint64            // data[i]'s tag (hashTag). Guarded by mu.
 	next int                  // the slot to fill next; guarded by mu.
 }
 
-// encode returns protocol.Encode(*e), from the cache when an envelope
-// that encodes the same is there. The bytes are shared: callers only
-// read them.
-func (c *controlCache) encode(e *protocol.Envelope) []byte {
+// encode returns protocol.Encode(*e) and its tag (hashTag), from the
+// cache when an envelope that encodes the same is there. The bytes are
+// shared: callers only read them.
+func (c *controlCache) encode(e *protocol.Envelope) ([]byte, uint64) {
 	if !controlOnly(e) {
-		return protocol.Encode(*e) // not a shape the cache compares
+		d := protocol.Encode(*e) // not a shape the cache compares
+		return d, hashTag(d)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, d := range c.data {
 		if d != nil && sameControl(&c.e[i], e) {
-			return d
+			return d, c.tag[i]
 		}
 	}
 	d := protocol.Encode(*e)
@@ -191,9 +250,17 @@ func (c *controlCache) encode(e *protocol.Envelope) []byte {
 	if e.Level != nil {
 		kept.Level = protocol.Ptr(*e.Level)
 	}
-	c.e[c.next], c.data[c.next] = kept, d
+	tag := hashTag(d)
+	c.e[c.next], c.data[c.next], c.tag[c.next] = kept, d, tag
 	c.next = (c.next + 1) % len(c.data)
-	return d
+	return d, tag
+}
+
+// hashTag tags an encoded control envelope by its content: FNV-1a, never 0.
+func hashTag(data []byte) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write(data)
+	return max(h.Sum64(), 1)
 }
 
 // sameControl reports whether two envelopes that have only control

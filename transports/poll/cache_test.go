@@ -31,19 +31,23 @@ func TestControlCache(t *testing.T) {
 	var c controlCache
 	for round := range 3 { // the first fills the cache, the others read it
 		for i, e := range cases {
-			got, want := c.encode(&e), protocol.Encode(e)
-			if !bytes.Equal(got, want) {
+			got, tag := c.encode(&e)
+			if want := protocol.Encode(e); !bytes.Equal(got, want) {
 				t.Fatalf("round %d, case %d: %s, want %s", round, i, got, want)
+			}
+			if tag != hashTag(got) || tag == 0 {
+				t.Fatalf("round %d, case %d: tag %x, want %x", round, i, tag, hashTag(got))
 			}
 		}
 	}
 	// A map the caller changes later does not change what is cached.
 	m := map[string]bool{"typing": true}
 	e := control(2, 5000, m, "poll")
-	want := string(c.encode(&e))
+	data, _ := c.encode(&e)
+	want := string(data)
 	m["typing"] = false
 	e2 := control(2, 5000, map[string]bool{"typing": true}, "poll")
-	if got := string(c.encode(&e2)); got != want {
+	if got, _ := c.encode(&e2); string(got) != want {
 		t.Fatalf("after the caller's map changed: %s, want %s", got, want)
 	}
 }

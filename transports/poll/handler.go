@@ -68,6 +68,14 @@ type Config struct {
 	// Control, if set, gives the control envelope every answer carries in
 	// its "control" field, so that poll clients learn of level changes.
 	Control func(user string) (protocol.Envelope, bool)
+	// ControlWire, if set, is used in place of Control for answers: the
+	// user's control envelope already encoded, and a tag naming its
+	// content (equal tags, equal bytes; never 0), as
+	// degrade.Policy.ControlWire gives them without building an offer.
+	// An answer to a poll that names the tag of the control now
+	// (control_tag=) leaves the control out. With Control alone, the
+	// handler encodes and tags Control's envelopes itself.
+	ControlWire func(user string) (data []byte, tag uint64)
 	// Level, if set, is the level Control's envelopes carry now. A poll
 	// that says which level it knows (level=) is then checked against it
 	// without building the user's whole offer (degrade.Policy.Level).
@@ -311,7 +319,7 @@ func (h *Handler) linger(ctx context.Context, c *conn, news bool, opened, deadli
 // level change is either seen here or reaches the session as a control
 // event.
 func (h *Handler) behind(user string, r *http.Request) bool {
-	if h.cfg.Control == nil {
+	if h.cfg.Control == nil && h.cfg.Level == nil {
 		return false
 	}
 	known := httpx.QueryValue(r.URL.RawQuery, "level")

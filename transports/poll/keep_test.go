@@ -60,10 +60,12 @@ func server(t testing.TB, e *transporttest.Env, cfg poll.Config) (*poll.Handler,
 
 // answer is one poll answer as it came off the wire.
 type answer struct {
-	Events []protocol.Envelope `json:"events"`
-	Cursor string              `json:"cursor"`
-	Status int                 `json:"-"`
-	Closed bool                `json:"-"` // the answer closed the connection
+	Events     []protocol.Envelope `json:"events"`
+	Cursor     string              `json:"cursor"`
+	Control    *protocol.Envelope  `json:"control"`
+	ControlTag string              `json:"control_tag"`
+	Status     int                 `json:"-"`
+	Closed     bool                `json:"-"` // the answer closed the connection
 }
 
 var httpClient = &http.Client{Transport: &http.Transport{DisableCompression: true}}

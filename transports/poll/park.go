@@ -32,6 +32,7 @@ type parked struct {
 	nc       net.Conn    // Static after construction.
 	pos      position    // the poll's identity, rooms and cursor; static after construction.
 	gzip     bool        // the client accepts gzip and Compress is set; static after construction.
+	known    uint64      // the tag of the control the client has (controlTag); static after construction.
 	keepable bool        // the session may be kept for the next poll; static after construction.
 	header   []byte      // the middleware's headers, in wire form; static after construction.
 	hold     *time.Timer // answers when the hold is over; set before the poll is parked.
@@ -60,7 +61,7 @@ func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 		_, _ = rw.Reader.Discard(n)
 	}
 	p := &parked{h: h, c: c, nc: nc, pos: pos, gzip: h.cfg.Compress != nil && acceptsGzip(r),
-		keepable: keepable, header: header.b}
+		known: controlTag(r), keepable: keepable, header: header.b}
 	// The timer may fire before the poll is parked: unpark then finds
 	// nothing to take back, and parkWith answers.
 	p.hold = time.AfterFunc(left, p.expire)
@@ -118,7 +119,7 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	}
 	next := httpx.Advance(p.pos.cur, p.pos.rooms, framesOf(frames))
 	kept = keep && p.keepable && p.h.keep.put(p.c, position{id: p.pos.id, client: p.pos.client, rooms: p.pos.rooms, cur: next})
-	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), next.Encode(), p.gzip)
+	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), next.Encode(), p.gzip, p.known)
 	defer a.release()
 	msg := getBody(256 + len(p.header) + len(a.out))
 	defer putBody(msg)

@@ -508,6 +508,9 @@
     this.cursor = null;
     this.covered = {}; // rooms the cursor holds a position for
     this.fast = 0;     // answers in a row that came at once with no message
+    // The tag of the last control an answer carried: the server leaves
+    // the control out of answers while it is still the one in force.
+    this.controlTag = '';
   }
 
   PollLink.prototype.open = function () { this._poll(); };
@@ -534,6 +537,7 @@
     // once with the new control, so a change between two polls is learnt
     // in one round trip instead of at the end of a 25 s hold.
     if (c.offer && typeof c.offer.level === 'number') { path += '&level=' + c.offer.level; }
+    if (this.controlTag) { path += '&control_tag=' + encodeURIComponent(this.controlTag); }
     path += '&' + BATCH;
     // The poll is an XHR, so it sends the bearer header: no token or
     // ticket ever goes into its URL.
@@ -550,11 +554,17 @@
       data = data || {};
       var events = isArray(data.events) ? data.events : [];
       var messages = 0;
+      var tag = self.controlTag;
+      if (data.control) { tag = typeof data.control_tag === 'string' ? data.control_tag : ''; }
       self.onframe(data.control || { type: 'pong' });
       for (var j = 0; j < events.length && !self.closed; j++) {
         if (events[j] && events[j].type === 'message') { messages++; }
+        // A control among the events is applied after the answer's own:
+        // ask for the control again rather than trust the tag.
+        if (events[j] && events[j].type === 'control') { tag = ''; }
         self.onframe(events[j]);
       }
+      self.controlTag = tag;
       if (self.closed) { return; }
       if (typeof data.cursor === 'string' && data.cursor) {
         self.cursor = data.cursor;

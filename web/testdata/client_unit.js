@@ -332,6 +332,48 @@ test('a refused websocket falls back to sse, then poll', () => {
   assert.ok(next && /cursor=C1/.test(next.url) && !/since=/.test(next.url), 'follows the cursor: ' + (next && next.url));
 });
 
+test('a poll passes back the tag of the control it has, and forgets it when a control comes among the events', () => {
+  const w = makeWorld();
+  const c = startInGeneral(w, 'T');
+  w.sockets[0].die(1006, '');
+  w.flush();
+  negotiated(w, 'S');
+  w.streams[0].fail(2);
+  w.flush();
+  w.answer('/v1/negotiate', 200, OFFER);
+  const tagOf = (req) => { const m = /[?&]control_tag=([^&]*)/.exec(req.url); return m ? m[1] : ''; };
+  let poll = w.pending('/v1/poll?rooms=general');
+  assert.strictEqual(tagOf(poll), '', 'the first poll has no tag');
+  poll.respond(200, { events: [{ type: 'joined', room: 'general', head: 0, recovered: true }], cursor: 'C1', control: CONTROL, control_tag: 'a1' });
+  w.flush();
+  poll = w.pending('/v1/poll?rooms=general');
+  assert.strictEqual(tagOf(poll), 'a1', poll.url);
+  // The control left out: the tag stands, and so does the offer.
+  poll.respond(200, { events: [], cursor: 'C2' });
+  w.flush();
+  w.advance(5000);
+  poll = w.pending('/v1/poll?rooms=general');
+  assert.strictEqual(tagOf(poll), 'a1', poll.url);
+  assert.strictEqual(c.getState().tier, 'poll');
+  // A control among the events is applied after the answer's: the next
+  // poll asks for the control again.
+  poll.respond(200, { events: [Object.assign({}, CONTROL, { level: 1 })], cursor: 'C3', control: CONTROL, control_tag: 'a1' });
+  w.flush();
+  poll = w.pending('/v1/poll?rooms=general');
+  assert.strictEqual(tagOf(poll), '', poll.url);
+  // A control without a tag (an older server) clears it too.
+  poll.respond(200, { events: [], cursor: 'C4', control: CONTROL, control_tag: 'b2' });
+  w.flush();
+  w.advance(5000);
+  poll = w.pending('/v1/poll?rooms=general');
+  assert.strictEqual(tagOf(poll), 'b2', poll.url);
+  poll.respond(200, { events: [], cursor: 'C5', control: CONTROL });
+  w.flush();
+  w.advance(5000);
+  poll = w.pending('/v1/poll?rooms=general');
+  assert.strictEqual(tagOf(poll), '', poll.url);
+});
+
 test('a busy server keeps the client on websocket: it backs off instead of falling', () => {
   const w = makeWorld();
   const c = startInGeneral(w, 'T');

@@ -1,0 +1,109 @@
+package client
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/degrade"
+)
+
+// pollRecorder records each poll's query and whether its answer carried
+// a control, and passes everything through.
+type pollRecorder struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	log  []pollSeen
+}
+
+type pollSeen struct {
+	tag     string // the poll's control_tag=
+	control bool   // its answer carried "control"
+}
+
+func (r *pollRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	if err != nil || !strings.HasSuffix(req.URL.Path, "/v1/poll") || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	r.mu.Lock()
+	r.log = append(r.log, pollSeen{tag: req.URL.Query().Get("control_tag"), control: bytes.Contains(body, []byte(`"control":{`))})
+	r.mu.Unlock()
+	return resp, nil
+}
+
+func (r *pollRecorder) seen() []pollSeen {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]pollSeen(nil), r.log...)
+}
+
+// A poll client passes back the tag of the control it has, so that the
+// server leaves the control out of its answers, and still follows a level
+// change: its answer carries the new control. Poll only: the other tiers
+// get control envelopes as frames.
+func TestPollControlTag(t *testing.T) {
+	t.Parallel()
+	const room = "ctl-tag"
+	srv := newServer(t, serverOptions{degrade: true, pollInterval: 100 * time.Millisecond})
+	rec := &pollRecorder{next: http.DefaultTransport.(*http.Transport).Clone()}
+	cfg := testConfig(t, srv.URL, "tara", []string{Poll}, room)
+	cfg.HTTPClient = &http.Client{Transport: rec}
+	c := start(t, cfg)
+	waitState(t, c, "connected on poll", connectedOn(Poll))
+	ctx := stepCtx(t)
+	want := 1
+	next := func() {
+		t.Helper()
+		srv.post(t, "bob", room, fmt.Sprint("k-", want), text(uint64(want)))
+		for {
+			select {
+			case e := <-c.Events():
+				if e.Type != protocol.TypeMessage {
+					continue
+				}
+				if e.Seq != uint64(want) {
+					t.Fatalf("got seq %d, want %d", e.Seq, want)
+				}
+				want++
+				return
+			case <-ctx.Done():
+				t.Fatalf("message %d did not come", want)
+			}
+		}
+	}
+	for range 3 {
+		next()
+	}
+	log := rec.seen()
+	if len(log) < 3 || log[0].tag != "" || !log[0].control {
+		t.Fatalf("polls %+v: want a first poll with no tag answered with the control", log)
+	}
+	var tagged, bare int
+	for _, p := range log[1:] {
+		if p.tag != "" {
+			tagged++
+			if !p.control {
+				bare++
+			}
+		}
+	}
+	if tagged == 0 || bare == 0 {
+		t.Fatalf("polls %+v: want later polls to name a tag and get answers without the control", log)
+	}
+	srv.setLevel(t, degrade.LevelNoReceipts)
+	waitState(t, c, "at level 1 on poll", func(s State) bool { return connectedOn(Poll)(s) && s.Level == 1 })
+	next()
+}
