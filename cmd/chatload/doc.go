@@ -61,7 +61,9 @@
 // stayed subscribed must have received every seq from its join point to
 // the head, once and in order: gaps and a short tail are lost, repeats
 // duplicated, and duplicates the client dropped itself (Stats) are
-// counted too. Any of them is a failure line; the report is still
+// counted too. The tail is reported apart (behind): a client still
+// behind the head when the drain ends may be late rather than robbed,
+// and a longer --drain tells which. Any of them is a failure line; the report is still
 // written and the exit status is 1.
 //
 // The step back up: with --recover D the tool keeps its clients connected

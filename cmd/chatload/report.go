@@ -117,7 +117,8 @@ type Check struct {
 	Checked          int     `json:"checked"`           // clients checked
 	Expected         uint64  `json:"expected"`          // deliveries they were owed
 	Received         uint64  `json:"received"`          //
-	Lost             uint64  `json:"lost"`              // owed and never delivered
+	Lost             uint64  `json:"lost"`              // owed and never delivered: skipped over, plus Behind
+	Behind           uint64  `json:"behind"`            // of Lost, the tail: after the client's last seq, not there when the drain ended
 	Duplicated       uint64  `json:"duplicated"`        // delivered twice, or out of order (the client should prevent both)
 	ClientDuplicates uint64  `json:"client_duplicates"` // sent twice by the server, dropped by the client
 	NotSubscribed    int     `json:"not_subscribed"`    // never joined: connect failures
@@ -279,9 +280,10 @@ func (r RunResult) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "- Errors: %.3f %% (%d of %d operations; %d refused by a level, not counted)%s.\n",
 		r.ErrorRate*100, t.Failed, t.Ops, t.Refused, errorList(r.Errors))
 	k := r.Check
-	fmt.Fprintf(b, "- Exactly-once: %d clients checked, %d deliveries owed, %d lost, %d duplicated, %d duplicates dropped by the client; "+
+	fmt.Fprintf(b, "- Exactly-once: %d clients checked, %d deliveries owed, %d lost (%d of them a tail not delivered by the drain's end), "+
+		"%d duplicated, %d duplicates dropped by the client; "+
 		"%d ended early, %d resumed beyond history, %d rooms without a head, %d rooms whose nodes disagreed on the head; drain %s.\n",
-		k.Checked, k.Expected, k.Lost, k.Duplicated, k.ClientDuplicates, k.Ended, k.BeyondHistory, k.HeadsMissing, k.HeadsSplit,
+		k.Checked, k.Expected, k.Lost, k.Behind, k.Duplicated, k.ClientDuplicates, k.Ended, k.BeyondHistory, k.HeadsMissing, k.HeadsSplit,
 		msText(k.DrainMS))
 	sv, lg := r.Server, r.Loadgen
 	if sv.Metrics {

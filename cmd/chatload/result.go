@@ -68,6 +68,7 @@ func (r *run) check(heads map[string]uint64) Check {
 			k.Lost += u.gapLost
 			if head > u.last {
 				k.Lost += head - u.last
+				k.Behind += head - u.last
 			}
 			k.Duplicated += u.dupSeen
 			k.ClientDuplicates += u.c.Stats().Duplicates
@@ -191,8 +192,12 @@ func (r *run) judge(res *RunResult, missing, split []string) {
 	k := res.Check
 	fail := func(format string, args ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, args...)) }
 	warn := func(format string, args ...any) { res.Warnings = append(res.Warnings, fmt.Sprintf(format, args...)) }
-	if k.Lost > 0 {
-		fail("%d messages lost (owed to subscribed clients and never delivered)", k.Lost)
+	if gaps := k.Lost - k.Behind; gaps > 0 {
+		fail("%d messages lost (skipped over: owed to subscribed clients, never delivered, with later ones delivered)", gaps)
+	}
+	if k.Behind > 0 {
+		fail("%d messages not delivered by the end of the drain (%s): clients still behind the head; a longer --drain tells late from lost",
+			k.Behind, msText(k.DrainMS))
 	}
 	if k.Duplicated > 0 {
 		fail("%d messages delivered twice or out of order", k.Duplicated)

@@ -202,7 +202,7 @@ func TestLedger(t *testing.T) {
 		bad.onMessage(time.Now(), seq)
 	}
 	k := r.check(map[string]uint64{good.room: 7})
-	want := Check{Checked: 2, Expected: 8, Received: 8, Lost: 2, Duplicated: 2}
+	want := Check{Checked: 2, Expected: 8, Received: 8, Lost: 2, Behind: 1, Duplicated: 2}
 	if k != want {
 		t.Fatalf("check %+v, want %+v", k, want)
 	}
