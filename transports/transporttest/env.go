@@ -39,6 +39,9 @@ type Options struct {
 	// contract's first version does: they get every read position and
 	// presence change in the plain form.
 	Plain  bool
+	// Engine, if set, wraps the store the hub runs on, for a test that
+	// must hold a store call at a known point.
+	Engine func(core.Engine) core.Engine
 	Logger *slog.Logger
 }
 
@@ -105,7 +108,11 @@ func (e *Env) start(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := serve(nodeConfig(e.opts, store, e.Verifier, e.Tickets, e.log), listen(t, addr))
+	var engine core.Engine = store
+	if e.opts.Engine != nil {
+		engine = e.opts.Engine(store)
+	}
+	s := serve(nodeConfig(e.opts, engine, e.Verifier, e.Tickets, e.log), listen(t, addr))
 	e.URL, e.Hub, e.Store = s.URL, s.Node.Hub, store
 	e.stop = func(t testing.TB) {
 		s.close(t)
