@@ -38,7 +38,7 @@ type Options struct {
 	// Plain makes the test clients leave batch=1 out, as a client of the
 	// contract's first version does: they get every read position and
 	// presence change in the plain form.
-	Plain  bool
+	Plain bool
 	// Engine, if set, wraps the store the hub runs on, for a test that
 	// must hold a store call at a known point.
 	Engine func(core.Engine) core.Engine
