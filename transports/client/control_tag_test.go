@@ -52,12 +52,15 @@ func (r *pollRecorder) seen() []pollSeen {
 
 // A poll client passes back the tag of the control it has, so that the
 // server leaves the control out of its answers, and still follows a level
-// change: its answer carries the new control. Poll only: the other tiers
-// get control envelopes as frames.
+// change: its answer carries the new control, and the client polls on at
+// once after that quick answer (it used to wait poll_interval_ms). Poll
+// only: the other tiers get control envelopes as frames.
 func TestPollControlTag(t *testing.T) {
 	t.Parallel()
 	const room = "ctl-tag"
-	srv := newServer(t, serverOptions{degrade: true, pollInterval: 100 * time.Millisecond})
+	// A poll interval no step outlasts: a client that waited it after the
+	// level change's quick answer would never get the last message.
+	srv := newServer(t, serverOptions{degrade: true, pollInterval: time.Hour})
 	rec := &pollRecorder{next: http.DefaultTransport.(*http.Transport).Clone()}
 	cfg := testConfig(t, srv.URL, "tara", []string{Poll}, room)
 	cfg.HTTPClient = &http.Client{Transport: rec}
@@ -106,4 +109,19 @@ func TestPollControlTag(t *testing.T) {
 	srv.setLevel(t, degrade.LevelNoReceipts)
 	waitState(t, c, "at level 1 on poll", func(s State) bool { return connectedOn(Poll)(s) && s.Level == 1 })
 	next()
+}
+
+// After fast empty answers in a row, the client waits nothing after the
+// first, then 250 ms doubling up to the interval.
+func TestFastPause(t *testing.T) {
+	interval := 5 * time.Second
+	for fast, want := range []time.Duration{0, 0, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
+		2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
+		if got := fastPause(fast, interval); got != want {
+			t.Errorf("fastPause(%d) = %v, want %v", fast, got, want)
+		}
+	}
+	if got := fastPause(1000, interval); got != interval {
+		t.Errorf("fastPause(1000) = %v, want the interval", got)
+	}
 }

@@ -16,9 +16,21 @@ import (
 )
 
 // shortAnswer is how fast an empty poll answer must come back for the
-// client to conclude that the server is not holding polls (level 3), and
-// so wait poll_interval_ms before the next.
+// client to count it as answered at once: the server did not hold it.
 const shortAnswer = time.Second
+
+// fastPause is the client's wait before its next poll after fast empty
+// answers in a row (fast counts them): none after the first, which has
+// a reason (a level change, a new user stream), then 250 ms, doubling
+// up to interval, so that a server that answers at once for no reason
+// can never make the client spin. At level 3 the client waits the
+// interval (shortPolling) instead.
+func fastPause(fast int, interval time.Duration) time.Duration {
+	if fast < 2 {
+		return 0
+	}
+	return min(interval, 250*time.Millisecond<<min(fast-2, 16))
+}
 
 // pollAnswer is the body of a poll answer.
 type pollAnswer = protocol.PollAnswer
@@ -39,6 +51,7 @@ func (l *link) runPoll() {
 		// one: the server leaves the control out of answers while it is
 		// the one in force.
 		controlTag string
+		fast       int // answers in a row that came at once with no events
 	)
 	for l.ctx.Err() == nil {
 		if cred == "" || c.cfg.Now().After(credUntil) {
@@ -105,10 +118,19 @@ func (l *link) runPoll() {
 		}
 		l.markUp() // the first answer connects the tier
 		cursor, cursorFor = ans.Cursor, key
-		if l.shortPolling() || (len(ans.Events) == 0 && c.cfg.Now().Sub(start) < shortAnswer) {
-			if !l.pause() {
+		switch {
+		case l.shortPolling():
+			fast = 0
+			if !l.pause(l.interval()) {
 				return
 			}
+		case len(ans.Events) == 0 && c.cfg.Now().Sub(start) < shortAnswer:
+			fast++
+			if d := fastPause(fast, l.interval()); d > 0 && !l.pause(d) {
+				return
+			}
+		default:
+			fast = 0
 		}
 	}
 }
@@ -236,12 +258,16 @@ func (l *link) shortPolling() bool {
 	return l.c.offer.Level >= 3
 }
 
-// pause waits poll_interval_ms, or less if a Join needs a new poll. It
-// reports false if the link ended.
-func (l *link) pause() bool {
+// interval is the offer's poll_interval_ms.
+func (l *link) interval() time.Duration {
 	l.c.mu.Lock()
-	d := msDuration(l.c.offer.PollIntervalMS)
-	l.c.mu.Unlock()
+	defer l.c.mu.Unlock()
+	return msDuration(l.c.offer.PollIntervalMS)
+}
+
+// pause waits d, or less if a Join needs a new poll. It reports false if
+// the link ended.
+func (l *link) pause(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
