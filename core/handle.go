@@ -218,8 +218,11 @@ func (s *Session) sendJoined(ctx context.Context, name string, since *uint64, re
 	if since == nil || after > page.Head {
 		recovered = since == nil
 		after = page.Head
-	} else {
-		recovered = page.Recovered(after)
+	} else if recovered = page.Recovered(after); !recovered {
+		// Pruned up to First-1: this envelope tells the client, and the
+		// replay starts at what is left, so that only a prune after this
+		// read shows as a gap to catchUp.
+		after = page.First - 1
 	}
 	joined := protocol.Envelope{Type: protocol.TypeJoined, Room: wireRoom(name), Ref: ref,
 		Head: protocol.Ptr(page.Head), Recovered: protocol.Ptr(recovered)}
