@@ -143,6 +143,7 @@ func TestPollAnswerFastPath(t *testing.T) {
 		`{"events":[{"type":"message","room":"general","seq":4,"id":"m1","from":"u","name":"U","text":"hi","ts":1}],"cursor":"general:4"}`,
 		`{"events":[{"type":"typing","room":"a","user":"b"}],"cursor":"a:1","control":null}`,
 		`{"events":[],"cursor":"a:1","control":{"type":"control","level":0,"transports":["websocket","sse","poll"],"features":{"typing":true,"read_receipts":true},"poll_interval_ms":5000}}`,
+		`{"events":[],"cursor":"a:1","control":{"type":"control","level":1,"transports":["poll"]},"control_tag":"9f3a00c2d41e7b55"}`,
 	} {
 		if _, ok := DecodePollAnswerFast([]byte(s)); !ok {
 			t.Errorf("the fast path refused %s", s)

@@ -133,6 +133,8 @@ func FuzzPollAnswer(f *testing.F) {
 		`{"events":[{"type":"message","room":"general","seq":4,"id":"m1","from":"u","name":"U","text":"hi","ts":1}],"cursor":"general:4"}`,
 		`{"events":null,"cursor":"","control":{"type":"control","level":1,"transports":["sse","poll"]}}`,
 		`{"cursor":"a:1","events":[{"type":"typing","room":"a","user":"b"},{"type":"receipt","room":"a","user":"b","seq":2}]}`,
+		`{"events":[],"cursor":"a:2","control":{"type":"control","level":0,"transports":["poll"]},"control_tag":"9f3a00c2d41e7b55"}`,
+		`{"events":[],"cursor":"a:2","control_tag":"x","control_tag":"y"}`, `{"control_tag":1}`,
 		`{"events":{"type":"message"}}`, `{"events":"x"}`, `[]`, `{"events":[1]}`,
 	} {
 		f.Add([]byte(s))
