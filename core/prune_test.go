@@ -56,15 +56,20 @@ func TestCatchUpPrunedMeanwhileSaysSo(t *testing.T) {
 	hub := newEditHub(t, core.Config{SendRate: 1e6, SendBurst: 1e6, ReplayPage: page, ReplayWindow: 1}, retain)
 	ctx := context.Background()
 	sender := auth.Identity{User: "sam", Name: "Sam"}
+	sent := 0
 	send := func(n int) {
 		for range n {
-			if _, err := hub.Send(ctx, sender, "pruned", fmt.Sprint("k", time.Now().UnixNano()), "x"); err != nil {
+			sent++
+			if _, err := hub.Send(ctx, sender, "pruned", fmt.Sprint("k", sent), "x"); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	send(40)
 	g := &gated{entered: make(chan struct{}, 1), open: make(chan struct{}), more: make(chan struct{}, 1)}
+	var opened sync.Once
+	openGate := func() { opened.Do(func() { close(g.open) }) }
+	t.Cleanup(openGate) // a test that stops early must not leave the writer stuck
 	s, err := hub.Connect(auth.Identity{User: "rex", Name: "Rex"}, g, core.SessionOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +81,7 @@ func TestCatchUpPrunedMeanwhileSaysSo(t *testing.T) {
 	// 100 more messages prune everything the catch-up has not read.
 	<-g.entered
 	send(100)
-	close(g.open)
+	openGate()
 	if err := <-joined; err != nil {
 		t.Fatal(err)
 	}
