@@ -24,6 +24,8 @@ type recorder struct {
 	frames []core.Frame
 	closed chan core.Disconnect
 	more   chan struct{}
+	// hold, if set, runs at the start of each Write: a test's slow client.
+	hold func()
 }
 
 func newRecorder() *recorder {
@@ -33,6 +35,9 @@ func newRecorder() *recorder {
 func (r *recorder) Name() string { return "test" }
 
 func (r *recorder) Write(frames []core.Frame) error {
+	if r.hold != nil {
+		r.hold()
+	}
 	r.mu.Lock()
 	r.frames = append(r.frames, frames...)
 	r.mu.Unlock()

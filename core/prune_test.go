@@ -13,36 +13,6 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// gated is a Transport whose writes wait until the test opens the gate:
-// a client that reads slowly, so that a catch-up waits on it.
-type gated struct {
-	entered chan struct{} // a write has begun
-	open    chan struct{}
-	mu      sync.Mutex
-	frames  []core.Frame
-	more    chan struct{}
-}
-
-func (g *gated) Name() string { return "test" }
-
-func (g *gated) Write(frames []core.Frame) error {
-	select {
-	case g.entered <- struct{}{}:
-	default:
-	}
-	<-g.open
-	g.mu.Lock()
-	g.frames = append(g.frames, frames...)
-	g.mu.Unlock()
-	select {
-	case g.more <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-func (g *gated) Close(core.Disconnect) {}
-
 // A catch-up that the store prunes past while it waits on a slow client
 // does not skip what was pruned in silence: the client gets a joined
 // envelope with recovered:false before the first message after the gap,
@@ -66,9 +36,18 @@ func TestCatchUpPrunedMeanwhileSaysSo(t *testing.T) {
 		}
 	}
 	send(40)
-	g := &gated{entered: make(chan struct{}, 1), open: make(chan struct{}), more: make(chan struct{}, 1)}
+	// A client that reads nothing until the test opens the gate.
+	entered, gate := make(chan struct{}, 1), make(chan struct{})
+	g := newRecorder()
+	g.hold = func() {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-gate
+	}
 	var opened sync.Once
-	openGate := func() { opened.Do(func() { close(g.open) }) }
+	openGate := func() { opened.Do(func() { close(gate) }) }
 	t.Cleanup(openGate) // a test that stops early must not leave the writer stuck
 	s, err := hub.Connect(auth.Identity{User: "rex", Name: "Rex"}, g, core.SessionOptions{})
 	if err != nil {
@@ -79,7 +58,7 @@ func TestCatchUpPrunedMeanwhileSaysSo(t *testing.T) {
 	go func() { joined <- s.Join(ctx, "pruned", &zero, false) }()
 	// The join is under way and its first write is stuck on the client:
 	// 100 more messages prune everything the catch-up has not read.
-	<-g.entered
+	<-entered
 	send(100)
 	openGate()
 	if err := <-joined; err != nil {

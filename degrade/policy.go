@@ -1,7 +1,6 @@
 package degrade
 
 import (
-	"hash/fnv"
 	"sync/atomic"
 	"time"
 
@@ -90,12 +89,10 @@ type ControlWire struct {
 	Tag  uint64
 }
 
-// NewControlWire encodes e and tags it with a hash of its encoding.
+// NewControlWire encodes e and tags it (protocol.ControlTag).
 func NewControlWire(e protocol.Envelope) *ControlWire {
 	data := protocol.Encode(e)
-	h := fnv.New64a()
-	_, _ = h.Write(data)
-	return &ControlWire{Data: data, Tag: max(h.Sum64(), 1)}
+	return &ControlWire{Data: data, Tag: protocol.ControlTag(data)}
 }
 
 // ControlWire returns user's control envelope encoded and tagged, as

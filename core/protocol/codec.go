@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"hash/fnv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -147,6 +148,16 @@ func Encode(e Envelope) []byte {
 		panic("protocol: encode: " + err.Error()) // unreachable: Envelope has only plain fields.
 	}
 	return b
+}
+
+// ControlTag is the control_tag of an encoded control envelope: the 64-bit
+// FNV-1a of its bytes, never 0, so that every node and component tags an
+// envelope alike and different envelopes get different tags (but for a
+// 64-bit hash's collisions). It goes on the wire in hex.
+func ControlTag(data []byte) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write(data)
+	return max(h.Sum64(), 1)
 }
 
 func truncate(s string, n int) string {

@@ -207,7 +207,7 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark}
 	if p := n.Policy; p != nil {
 		wsCfg.Offered, sseCfg.Offered = p.Offers(ws.Name), p.Offers(sse.Name)
-		pollCfg.Control, pollCfg.Short = p.Control, p.Short
+		pollCfg.Short = p.Short
 		pollCfg.ControlWire = func(user string) ([]byte, uint64) {
 			w := p.ControlWire(user)
 			return w.Data, w.Tag

@@ -1,7 +1,6 @@
 package poll
 
 import (
-	"hash/fnv"
 	"maps"
 	"math/bits"
 	"net/http"
@@ -223,17 +222,17 @@ type controlCache struct {
 	mu   sync.Mutex
 	e    [8]protocol.Envelope // Guarded by mu.
 	data [8][]byte            // e[i] encoded; nil: empty slot. Guarded by mu.
-	tag  [8]uint64            // data[i]'s tag (hashTag). Guarded by mu.
+	tag  [8]uint64            // data[i]'s protocol.ControlTag. Guarded by mu.
 	next int                  // the slot to fill next; guarded by mu.
 }
 
-// encode returns protocol.Encode(*e) and its tag (hashTag), from the
+// encode returns protocol.Encode(*e) and its tag (protocol.ControlTag), from the
 // cache when an envelope that encodes the same is there. The bytes are
 // shared: callers only read them.
 func (c *controlCache) encode(e *protocol.Envelope) ([]byte, uint64) {
 	if !controlOnly(e) {
 		d := protocol.Encode(*e) // not a shape the cache compares
-		return d, hashTag(d)
+		return d, protocol.ControlTag(d)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -250,17 +249,10 @@ func (c *controlCache) encode(e *protocol.Envelope) ([]byte, uint64) {
 	if e.Level != nil {
 		kept.Level = protocol.Ptr(*e.Level)
 	}
-	tag := hashTag(d)
+	tag := protocol.ControlTag(d)
 	c.e[c.next], c.data[c.next], c.tag[c.next] = kept, d, tag
 	c.next = (c.next + 1) % len(c.data)
 	return d, tag
-}
-
-// hashTag tags an encoded control envelope by its content: FNV-1a, never 0.
-func hashTag(data []byte) uint64 {
-	h := fnv.New64a()
-	_, _ = h.Write(data)
-	return max(h.Sum64(), 1)
 }
 
 // sameControl reports whether two envelopes that have only control

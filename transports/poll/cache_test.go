@@ -35,8 +35,8 @@ func TestControlCache(t *testing.T) {
 			if want := protocol.Encode(e); !bytes.Equal(got, want) {
 				t.Fatalf("round %d, case %d: %s, want %s", round, i, got, want)
 			}
-			if tag != hashTag(got) || tag == 0 {
-				t.Fatalf("round %d, case %d: tag %x, want %x", round, i, tag, hashTag(got))
+			if tag != protocol.ControlTag(got) || tag == 0 {
+				t.Fatalf("round %d, case %d: tag %x, want %x", round, i, tag, protocol.ControlTag(got))
 			}
 		}
 	}

@@ -76,10 +76,11 @@ type Config struct {
 	// (control_tag=) leaves the control out. With Control alone, the
 	// handler encodes and tags Control's envelopes itself.
 	ControlWire func(user string) (data []byte, tag uint64)
-	// Level, if set, is the level Control's envelopes carry now. A poll
-	// that says which level it knows (level=) is then checked against it
-	// without building the user's whole offer (degrade.Policy.Level).
-	// nil: Control's envelope is read.
+	// Level, if set, is the level the control envelopes (Control's or
+	// ControlWire's) carry now. A poll that says which level it knows
+	// (level=) is then checked against it without building the user's
+	// whole offer (degrade.Policy.Level). nil: Control's envelope is read
+	// (and with no Control either, polls are not checked).
 	Level func() int
 	// Compress, if set, says whether to gzip a user's answers now. An
 	// answer is gzipped when Compress says yes, the request accepts gzip
