@@ -202,7 +202,7 @@ func (n *Node) FlagTarget() featureflags.Target {
 func (n *Node) transports(cfg Config) map[string]http.Handler {
 	log, hub := cfg.Logger, n.Hub
 	authn := &httpx.Authenticator{Verifier: cfg.Verifier, Tickets: cfg.Tickets}
-	wsCfg := ws.Config{Hub: hub, Auth: authn, Origins: cfg.Origins, Logger: log}
+	wsCfg := ws.Config{Hub: hub, Auth: authn, Origins: cfg.Origins, Logger: log, Metrics: cfg.Metrics}
 	sseCfg := sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: cfg.SSERetry}
 	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark}
 	if p := n.Policy; p != nil {

@@ -6,46 +6,25 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/klauspost/compress/flate"
+
+	"github.com/chatd/chatd/transports/internal/deflate"
 )
 
 // gzipHeader opens every compressed stream: deflate, no name, no time.
 var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
 
-// histSize is how much of a stream's recent text a batch may refer back
-// to. Chat envelopes repeat their keys, rooms and names from one event to
-// the next, so a little history is most of the gain: with 2 KiB a lone
-// chat message compresses about 2.4×, with none it does not compress.
-const histSize = 2 << 10
-
-var histories = sync.Pool{New: func() any { b := make([]byte, 0, histSize); return &b }}
-
-// deflaters are compressors at BestSpeed, lent for one batch and reset
-// with the stream's history first. klauspost's StatelessDeflate, used
-// before, copies the history and the batch into a new buffer on every
-// call: at 50k batches a second that was 70% of the node's allocation,
-// and a broadcast to 5,000 compressed streams had p99 322-399 ms and an
-// RSS peak of 434-675 MB against 151-198 ms and 248-255 MB with these
-// (ratio 3.1-3.3× against 3.4-3.6×; about 1.4 µs more CPU a batch, which
-// the collector's savings repay).
-var deflaters = sync.Pool{New: func() any {
-	w, _ := flate.NewWriter(nil, flate.BestSpeed) // BestSpeed is a valid level
-	return w
-}}
-
-// gzipStream is one stream's gzip member, written a batch at a time. It
-// keeps no compressor between batches: each batch is deflated by one
-// lent from deflaters, reset with at most histSize bytes of what the
-// stream sent before, and ends on a byte boundary (a sync flush) so the
-// client can decode it at once. A gzip.Writer per stream would keep its
-// window and hash tables (0.8 to 1.2 MiB, whatever the level) for as
-// long as the stream lives. Owned by the session's writer.
+// gzipStream is one stream's gzip member, written a batch at a time, each
+// batch deflated against the stream's recent text (deflate.History) and
+// ending on a byte boundary so the client can decode it at once. A
+// gzip.Writer per stream would keep its window and hash tables (0.8 to
+// 1.2 MiB, whatever the level) for as long as the stream lives. Owned by
+// the session's writer.
 type gzipStream struct {
-	hist *[]byte // the stream's last bytes; nil while the stream is idle
-	crc  uint32  // of everything sent so far
-	size uint32  // bytes sent so far, modulo 2^32
+	hist deflate.History
+	crc  uint32 // of everything sent so far
+	size uint32 // bytes sent so far, modulo 2^32
 }
 
 // appendBatch appends plain to b.out, deflated if compress, else stored.
@@ -55,51 +34,15 @@ func (z *gzipStream) appendBatch(b *batch, compress, idle bool) {
 	z.crc = crc32.Update(z.crc, crc32.IEEETable, b.plain)
 	z.size += uint32(len(b.plain))
 	if !compress {
+		// The client's window takes stored bytes too, but the history
+		// would have to follow them: simpler to start afresh.
 		appendStored(b, b.plain)
-		z.release()
+		z.hist.Release()
 		return
 	}
-	var dict []byte
-	if z.hist != nil {
-		dict = *z.hist
-	}
-	w := deflaters.Get().(*flate.Writer)
-	w.ResetDict(b, dict)
-	_, _ = w.Write(b.plain) // b.Write never fails
-	_ = w.Flush()           // a sync flush: the batch ends on a byte boundary
-	w.ResetDict(nil, nil)   // keeps neither the batch nor the history
-	deflaters.Put(w)
+	z.hist.Deflate(b, b.plain) // b.Write never fails
 	if idle {
-		z.release()
-		return
-	}
-	z.remember(b.plain)
-}
-
-// remember keeps the last histSize bytes of the stream.
-func (z *gzipStream) remember(p []byte) {
-	if z.hist == nil {
-		z.hist = histories.Get().(*[]byte)
-	}
-	h := *z.hist
-	switch {
-	case len(p) >= histSize:
-		h = append(h[:0], p[len(p)-histSize:]...)
-	case len(h)+len(p) > histSize:
-		keep := histSize - len(p)
-		h = append(h[:copy(h, h[len(h)-keep:])], p...)
-	default:
-		h = append(h, p...)
-	}
-	*z.hist = h
-}
-
-// release gives the history back to the pool.
-func (z *gzipStream) release() {
-	if z.hist != nil {
-		*z.hist = (*z.hist)[:0]
-		histories.Put(z.hist)
-		z.hist = nil
+		z.hist.Release()
 	}
 }
 
@@ -109,7 +52,7 @@ func (z *gzipStream) appendEnd(b *batch) {
 	_ = flate.StatelessDeflate(b, nil, true, nil)
 	b.out = binary.LittleEndian.AppendUint32(b.out, z.crc)
 	b.out = binary.LittleEndian.AppendUint32(b.out, z.size)
-	z.release()
+	z.hist.Release()
 }
 
 // appendStored appends p as stored (uncompressed) deflate blocks: the

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/chatd/chatd/transports/internal/deflate"
 )
 
 // chatEvents returns n events as a stream carries them: typical chat
@@ -99,21 +101,21 @@ func TestGzipStreamRoundTrip(t *testing.T) {
 		switch {
 		case i%50 == 49:
 			send([]byte("id: X\ndata: {\"type\":\"ping\"}\n: heartbeat\n\n"), true, true)
-			if z.hist != nil {
+			if z.hist.Held() {
 				t.Fatal("an idle batch kept the history")
 			}
 		case i%7 == 3:
 			send(bytes.Join([][]byte{ev, events[i-1], events[i-2]}, nil), true, false)
 		case i >= 200 && i < 220:
 			send(ev, false, false)
-			if z.hist != nil {
+			if z.hist.Held() {
 				t.Fatal("a stored batch kept the history")
 			}
 		default:
 			send(ev, true, false)
 		}
-		if z.hist != nil && len(*z.hist) > histSize {
-			t.Fatalf("history holds %d bytes", len(*z.hist))
+		if z.hist.Len() > deflate.HistSize {
+			t.Fatalf("history holds %d bytes", z.hist.Len())
 		}
 	}
 	send(big, true, false)

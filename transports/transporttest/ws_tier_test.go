@@ -397,3 +397,95 @@ func TestWSTierBroadcastExactlyOnce(t *testing.T) {
 	}
 	fence(t, e, room, append([]Client{again, clients[0]}, clients[2:]...)...)
 }
+
+// A client that lets the server keep its compression context from one
+// message to the next, as browsers do, gets each message deflated against
+// the ones before it: every message arrives exactly once and in order
+// through single messages, a burst, compression turned off and on again,
+// and a resume, and the stream takes fewer bytes than on a connection
+// that deflates each message on its own.
+func TestWSTierTakeover(t *testing.T) {
+	const room, singles, burst = "tier-takeover", 40, 200
+	e := NewEnv(t, Options{Hub: tierFast})
+	var on atomic.Bool
+	on.Store(true)
+	url := deflateServer(t, e, func(string) bool { return on.Load() })
+	header := func(user string) http.Header {
+		return http.Header{"Authorization": {"Bearer " + e.Token(t, user, Claims{})}}
+	}
+	var tk TakeoverStats
+	var alone atomic.Int64
+	a, err := DialWSURL(url, header("u0"), TakeoverDialer(&tk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	b, err := DialWSURL(url, header("u1"), countingDialer(true, &alone))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if tk.Negotiated.Load() != 1 {
+		t.Fatal("the server did not grant context takeover to a client that allows it")
+	}
+	join(t, a, room, nil)
+	join(t, b, room, nil)
+	tk.Read.Store(0)
+	alone.Store(0)
+
+	for i := uint64(1); i <= singles; i++ {
+		hubSend(t, e, room, tierText(int(i)))
+		expectSeqs(t, a, room, i, i)
+		expectSeqs(t, b, room, i, i)
+	}
+	t.Logf("%d single messages: %d bytes with context takeover, %d deflated one by one (%.2fx)",
+		singles, tk.Read.Load(), alone.Load(), float64(alone.Load())/float64(tk.Read.Load()))
+	if got := tk.Inflated.Load(); got < singles {
+		t.Fatalf("%d of %d messages came deflated with context takeover", got, singles)
+	}
+	if tk.Read.Load() >= alone.Load() {
+		t.Fatalf("context takeover read %d bytes, each message alone %d", tk.Read.Load(), alone.Load())
+	}
+
+	fill(t, e, room, burst, tierText(0))
+	expectSeqs(t, a, room, singles+1, singles+burst)
+	expectSeqs(t, b, room, singles+1, singles+burst)
+
+	// Compression off: plain messages, which the client's window does not
+	// take; then on again, against a fresh history.
+	last := uint64(singles + burst)
+	on.Store(false)
+	inflated := tk.Inflated.Load()
+	for i := last + 1; i <= last+10; i++ {
+		hubSend(t, e, room, tierText(int(i)))
+		expectSeqs(t, a, room, i, i)
+	}
+	if got := tk.Inflated.Load(); got != inflated {
+		t.Fatalf("%d messages came deflated with compression off", got-inflated)
+	}
+	on.Store(true)
+	for i := last + 11; i <= last+20; i++ {
+		hubSend(t, e, room, tierText(int(i)))
+		expectSeqs(t, a, room, i, i)
+	}
+	if tk.Inflated.Load() == inflated {
+		t.Fatal("no message came deflated once compression was back on")
+	}
+	last += 20
+	expectSeqs(t, b, room, last-19, last)
+
+	// A resume on a new connection starts a new context.
+	a.Close()
+	fill(t, e, room, 30, tierText(1))
+	again, err := DialWSURL(url, header("u0"), TakeoverDialer(&tk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close)
+	if j := join(t, again, room, ptr(last)); !*j.Recovered {
+		t.Fatalf("rejoin: %+v", j)
+	}
+	expectSeqs(t, again, room, last+1, last+30)
+	expectSeqs(t, b, room, last+1, last+30)
+	fence(t, e, room, again, b)
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/internal/deflate"
 )
 
 // errNotUpgraded is what Write returns on a connection whose upgrade failed.
@@ -29,6 +30,10 @@ type conn struct {
 	deflate      bool                   // the client accepted permessage-deflate; set before ready closes
 	upgraded     bool                   // ready has been seen closed; owned by the writer
 	deflating    bool                   // this batch is deflated; owned by the writer
+	tc           *takeoverConn          // non-nil: context takeover negotiated (takeover.go); set before ready closes
+	hist         deflate.History        // what tc's next message may refer to; owned by the writer
+	fw           frameWriter            // the frame writeTakeover builds; owned by the writer
+	deadline     time.Time              // this batch's write deadline; owned by the writer
 	closing      atomic.Bool            // set by Close; read by the reader
 	closed       chan struct{}          // closed by Close once the close frame is out; static after construction
 }
@@ -45,12 +50,16 @@ func (c *conn) Write(frames []core.Frame) error {
 	if err := c.wait(); err != nil {
 		return err
 	}
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+	c.deadline = time.Now().Add(c.writeTimeout)
+	if err := c.ws.SetWriteDeadline(c.deadline); err != nil {
 		return err
 	}
 	if c.deflate {
 		c.deflating = c.compress(c.user)
 		c.ws.EnableWriteCompression(c.deflating)
+		if !c.deflating {
+			c.hist.Release()
+		}
 	}
 	n, pinged := len(frames), false
 	if !c.appPings {
@@ -68,6 +77,7 @@ func (c *conn) Write(frames []core.Frame) error {
 	}
 	switch {
 	case n == 0:
+		c.hist.Release() // idle: hold no history until the next message
 		return nil
 	case n == 1:
 		return c.writeOne(frames)
@@ -123,6 +133,9 @@ func (c *conn) writeBatch(frames []core.Frame, n int) error {
 	}
 	buf = append(buf, ']')
 	*b = buf
+	if c.deflating && c.tc != nil {
+		return c.writeTakeover(buf)
+	}
 	if c.deflating && len(buf) > streamDeflateMax {
 		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, buf)
 		if err != nil {

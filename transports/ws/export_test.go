@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"net"
 	"net/http"
 	"time"
 
@@ -22,6 +23,21 @@ func NewConn(c *websocket.Conn, user string, appPings bool, compress func(user s
 		appPings: appPings, compress: compress, deflate: compress != nil}
 }
 
+// Upgrade upgrades as a Handler does, negotiating context takeover when
+// the client's offer allows it and up compresses, and returns the
+// connection's transport (see NewConn) and whether takeover was
+// negotiated.
+func Upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, user string, compress func(string) bool) (core.Transport, *websocket.Conn, bool, error) {
+	offered, takeover := deflateOffer(r)
+	ws, tc, err := upgrade(up, w, r, offered && takeover && up.EnableCompression)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	c := NewConn(ws, user, false, compress).(*conn)
+	c.tc = tc
+	return c, ws, tc != nil, nil
+}
+
 // PreparedState reports how many writers have asked for f's shared form
 // so far and whether its websocket.PreparedMessage has been built.
 func PreparedState(f core.Frame) (uses int32, built bool) {
@@ -35,3 +51,6 @@ func Upgraders() (plain, deflating *websocket.Upgrader) {
 	p, d := upgraders(func(*http.Request) bool { return true })
 	return &p, &d
 }
+
+// Unwrap returns the connection under c, for tests that count its bytes.
+func (c *takeoverConn) Unwrap() net.Conn { return c.Conn }

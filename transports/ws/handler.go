@@ -3,11 +3,11 @@ package ws
 import (
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
@@ -52,6 +52,8 @@ type Handler struct {
 	offered      func(user string) bool // Static after construction.
 	compress     func(user string) bool // Static after construction.
 	log          *slog.Logger           // Static after construction.
+	takeovers    prometheus.Counter     // connections that negotiated deflate with context takeover; static after construction
+	alone        prometheus.Counter     // connections that negotiated deflate a message at a time; static after construction
 }
 
 // Config configures a Handler. The zero value is valid apart from Hub and Auth.
@@ -72,6 +74,8 @@ type Config struct {
 	// it, so turning it off takes effect on live connections too. nil: off.
 	Compress func(user string) bool
 	Logger   *slog.Logger
+	// Metrics, if set, registers chat_ws_deflate_connections_total.
+	Metrics prometheus.Registerer
 }
 
 // New returns a Handler. It panics if cfg.Hub or cfg.Auth is nil.
@@ -96,6 +100,14 @@ func New(cfg Config) *Handler {
 		offered: cfg.Offered, compress: cfg.Compress, log: cfg.Logger,
 	}
 	h.plain, h.deflating = upgraders(cfg.Origins.Allowed)
+	deflated := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chat_ws_deflate_connections_total",
+		Help: "WebSocket connections that negotiated permessage-deflate, by context: takeover (each message deflated against the ones before) or message (each on its own).",
+	}, []string{"context"})
+	h.takeovers, h.alone = deflated.WithLabelValues("takeover"), deflated.WithLabelValues("message")
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(deflated)
+	}
 	return h
 }
 
@@ -152,11 +164,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up := &h.plain
-	if h.compress != nil && offersDeflate(r) && h.compress(id.User) {
+	offered, takeover := deflateOffer(r)
+	if h.compress != nil && offered && h.compress(id.User) {
 		up, c.deflate = &h.deflating, true
 	}
-	ws, err := up.Upgrade(w, r, nil)
-	c.ws = ws
+	ws, tc, err := upgrade(up, w, r, c.deflate && takeover)
+	c.ws, c.tc = ws, tc
+	if err == nil && c.deflate {
+		if tc != nil {
+			h.takeovers.Inc()
+		} else {
+			h.alone.Inc()
+		}
+	}
 	close(c.ready)
 	if err != nil {
 		sess.Close(core.DisconnectNormal)
@@ -164,18 +184,4 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(h.readLimit)
 	h.startReader(sess, c)
-}
-
-// offersDeflate reports whether the client offers permessage-deflate, the
-// test gorilla applies when its Upgrader may compress.
-func offersDeflate(r *http.Request) bool {
-	for _, v := range r.Header.Values("Sec-Websocket-Extensions") {
-		for _, ext := range strings.Split(v, ",") {
-			name, _, _ := strings.Cut(ext, ";")
-			if strings.TrimSpace(name) == "permessage-deflate" {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -35,7 +35,7 @@ import (
 // client end of it.
 type link struct {
 	conn   core.Transport
-	client *websocket.Conn
+	client net.Conn
 	frames *wireReader
 	server *countingConn // counts what the server writes
 }
@@ -45,22 +45,45 @@ type linkOptions struct {
 	deflate  bool                   // both ends offer permessage-deflate
 	appPings bool                   // the transport sends ping envelopes
 	compress func(user string) bool // the transport's Compress; nil: off
+	takeover bool                   // with deflate: the client offers as a browser does, allowing context takeover
 }
 
 // newLinks opens n links to one loopback server.
 func newLinks(tb testing.TB, n int, o linkOptions) []*link {
 	tb.Helper()
 	up, deflating := ws.Upgraders()
-	if o.deflate {
+	if o.deflate || o.takeover {
 		up = deflating
 	}
-	conns := make(chan *websocket.Conn, n)
+	type upgraded struct {
+		ws   *websocket.Conn
+		conn core.Transport
+	}
+	conns := make(chan upgraded, n)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o.takeover {
+			tr, c, ok, err := ws.Upgrade(up, w, r, "u", o.compress)
+			if err != nil {
+				return
+			}
+			if !ok {
+				tb.Errorf("context takeover not negotiated")
+			}
+			go func() { // answers the client's pings, as the transport's reader does
+				for {
+					if _, _, err := c.NextReader(); err != nil {
+						return
+					}
+				}
+			}()
+			conns <- upgraded{c, tr}
+			return
+		}
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		conns <- c
+		conns <- upgraded{c, ws.NewConn(c, "u", o.appPings, o.compress)}
 	}))
 	cl := &countingListener{Listener: srv.Listener}
 	srv.Listener = cl
@@ -70,19 +93,68 @@ func newLinks(tb testing.TB, n int, o linkOptions) []*link {
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	out := make([]*link, n)
 	for i := range out {
-		client, _, err := d.Dial(url, nil)
-		if err != nil {
-			tb.Fatalf("dial: %v", err)
+		var client net.Conn
+		if o.takeover {
+			client = dialTakeover(tb, srv.Listener.Addr().String())
+		} else {
+			c, _, err := d.Dial(url, nil)
+			if err != nil {
+				tb.Fatalf("dial: %v", err)
+			}
+			client = c.UnderlyingConn()
 		}
 		sc := <-conns
-		tb.Cleanup(func() { client.Close(); sc.Close() })
-		l := &link{conn: ws.NewConn(sc, "u", o.appPings, o.compress), client: client,
-			frames: &wireReader{c: client.UnderlyingConn(), br: bufio.NewReader(client.UnderlyingConn())},
-			server: cl.conn(sc.UnderlyingConn())}
+		tb.Cleanup(func() { client.Close(); sc.ws.Close() })
+		l := &link{conn: sc.conn, client: client,
+			frames: &wireReader{c: client, br: bufio.NewReader(client), takeover: o.takeover},
+			server: cl.conn(sc.ws.UnderlyingConn())}
+		if o.takeover {
+			l.server = cl.conn(sc.ws.UnderlyingConn().(interface{ Unwrap() net.Conn }).Unwrap())
+		}
 		l.server.n.Store(0) // the handshake
 		out[i] = l
 	}
 	return out
+}
+
+// dialTakeover opens a WebSocket connection to addr that offers
+// permessage-deflate as browsers do, without server_no_context_takeover,
+// which gorilla's client always asks for, and checks that the server
+// grants context takeover.
+func dialTakeover(tb testing.TB, addr string) net.Conn {
+	tb.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		tb.Fatal(err)
+	}
+	// Read the answer byte by byte, so that no frame is left in a buffer.
+	var head []byte
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			tb.Fatalf("handshake: %v", err)
+		}
+		head = append(head, b[0])
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		tb.Fatalf("handshake: %s", resp.Status)
+	}
+	if got := resp.Header.Get("Sec-Websocket-Extensions"); got != "permessage-deflate; client_no_context_takeover" {
+		tb.Fatalf("negotiated %q, want context takeover", got)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c
 }
 
 // countingListener wraps accepted connections to count what the server
@@ -134,6 +206,7 @@ type wireFrame struct {
 	rsv1    bool
 	fin     bool
 	payload []byte // as sent: still deflated when rsv1 is set
+	plain   []byte // a takeover link's deflated message, inflated
 }
 
 // text returns the frame's payload, inflated if it was deflated.
@@ -141,6 +214,9 @@ func (f wireFrame) text(tb testing.TB) string {
 	tb.Helper()
 	if !f.rsv1 {
 		return string(f.payload)
+	}
+	if f.plain != nil {
+		return string(f.plain)
 	}
 	tail := []byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}
 	r := flate.NewReader(io.MultiReader(bytes.NewReader(f.payload), bytes.NewReader(tail)))
@@ -155,8 +231,10 @@ func (f wireFrame) text(tb testing.TB) string {
 // wireReader parses server frames from the client's socket. The gorilla
 // client above it is used for the handshake only.
 type wireReader struct {
-	c  net.Conn
-	br *bufio.Reader
+	c        net.Conn
+	br       *bufio.Reader
+	takeover bool   // inflate deflated messages against the ones before
+	window   []byte // what they carried, the last 32 KiB
 }
 
 // next returns the next frame; it fails the test after 10 s.
@@ -182,6 +260,22 @@ func (r *wireReader) next(tb testing.TB) wireFrame {
 	f.payload = make([]byte, n)
 	if _, err := io.ReadFull(r.br, f.payload); err != nil {
 		tb.Fatalf("frame payload: %v", err)
+	}
+	if r.takeover && f.rsv1 {
+		if !f.fin {
+			tb.Fatal("a fragmented message deflated with context takeover")
+		}
+		tail := []byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}
+		in := flate.NewReaderDict(io.MultiReader(bytes.NewReader(f.payload), bytes.NewReader(tail)), r.window)
+		plain, err := io.ReadAll(in)
+		if err != nil {
+			tb.Fatalf("inflate with the window: %v", err)
+		}
+		f.plain = plain
+		r.window = append(r.window, plain...)
+		if len(r.window) > 32<<10 {
+			r.window = append(r.window[:0], r.window[len(r.window)-32<<10:]...)
+		}
 	}
 	return f
 }

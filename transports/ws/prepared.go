@@ -63,6 +63,9 @@ func (p *prepared) message(need bool) *websocket.PreparedMessage {
 // writeShared writes f as one text message, prepared once for all the
 // sessions that share it.
 func (c *conn) writeShared(f core.Frame) error {
+	if c.deflating && c.tc != nil {
+		return c.writeTakeover(f.Data) // deflated per connection: nothing to share
+	}
 	p := f.Shared(preparedKey{}, newPrepared).(*prepared)
 	if pm := p.message(c.deflating && len(f.Data) > streamDeflateMax); pm != nil {
 		return c.ws.WritePreparedMessage(pm)

@@ -28,6 +28,15 @@ func TestTwoUsersChat(t *testing.T) {
 		tb.waitTexts(texts)
 	}
 
+	// Chromium lets the server keep its compression context, and both
+	// tabs read every message through it without a reconnect.
+	if n := srv.metric(t, `chat_ws_deflate_connections_total{context="takeover"}`); n != 2 {
+		t.Errorf("%v WebSocket connections deflated with context takeover, want 2 (one a tab)", n)
+	}
+	if n := srv.metric(t, `chat_connects_total{transport="websocket"}`); n != 2 {
+		t.Errorf("%v WebSocket sessions opened, want 2: a tab reconnected", n)
+	}
+
 	check := srv.login(t, "checker")
 	for _, tb := range []*tab{alice, bob} {
 		tb.sameAsServer(check, "general")

@@ -1,11 +1,9 @@
 package browsertest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -71,18 +69,7 @@ func TestOpsPageFollowsTheServer(t *testing.T) {
 	ops.waitJS("the memory figure", `/anonymous RSS \d/.test(document.querySelector('#alerts li[data-alert="memory"]').textContent)`, 5*time.Second)
 	ops.checkCSP()
 
-	resp, err := http.Get(srv.URL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var rss float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "chat_process_anon_rss_bytes "); ok {
-			rss, _ = strconv.ParseFloat(v, 64)
-		}
-	}
+	rss := srv.metric(t, "chat_process_anon_rss_bytes")
 	if rss < 1<<20 {
 		t.Fatalf("chat_process_anon_rss_bytes = %v from the running chatd, want its anonymous memory (over 1 MiB)", rss)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,6 +87,31 @@ func startServer(t *testing.T) *server {
 
 // URL is the server's base URL.
 func (s *server) URL() string { return "http://" + s.addr }
+
+// metric returns the value of one series of the server's /metrics, as
+// written there (`name` or `name{label="value"}`), or -1 if it is absent.
+func (s *server) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", series, err)
+			}
+			return f
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return -1
+}
 
 // start runs the process and waits for its ready line.
 func (s *server) start() {
