@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/chatd/chatd/transports/wsinflate"
 )
 
 // defaultSourceIPs is the range clients dial from when the target is on
@@ -128,14 +130,20 @@ func newDialers(ips []net.IP, timeout time.Duration, restConns int, compress boo
 			// client bounds every request with its own deadline.
 		}
 		d.http = append(d.http, &http.Client{Transport: route{rest: rest, streams: streams}})
-		d.ws = append(d.ws, &websocket.Dialer{
+		wd := &websocket.Dialer{
 			NetDialContext:    dial,
 			HandshakeTimeout:  timeout,
 			ReadBufferSize:    2048,
 			WriteBufferSize:   1024,
 			WriteBufferPool:   writePool,
 			EnableCompression: compress,
-		})
+		}
+		if compress {
+			// As a browser offers: the server may deflate each message
+			// against the ones before it.
+			wd = wsinflate.Dialer(wd, nil)
+		}
+		d.ws = append(d.ws, wd)
 	}
 	return d
 }

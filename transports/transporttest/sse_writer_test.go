@@ -41,6 +41,17 @@ type swStream struct {
 	plain int // bytes of event text read
 }
 
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
 // swOpen opens base/v1/sse?query for token, resuming from lastID if it is
 // set, and asking for gzip if gz. Go's client then leaves the body as it
 // came, so the test reads the gzip stream itself.
@@ -66,7 +77,7 @@ func swOpen(t testing.TB, client *http.Client, base, token, query, lastID string
 	if got := resp.Header.Get("Content-Encoding") == "gzip"; got != gz {
 		t.Fatalf("asked for gzip: %v; Content-Encoding: %q", gz, resp.Header.Get("Content-Encoding"))
 	}
-	s := &swStream{resp: resp, wire: &countingReader{r: resp.Body, n: new(atomic.Int64)}}
+	s := &swStream{resp: resp, wire: &countingReader{r: resp.Body}}
 	var body io.Reader = s.wire
 	if gz {
 		zr, err := gzip.NewReader(s.wire)
@@ -366,7 +377,7 @@ func TestSSEWriterHTTP2(t *testing.T) {
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("served over %s", resp.Proto)
 	}
-	s := &swStream{resp: resp, wire: &countingReader{r: resp.Body, n: new(atomic.Int64)}}
+	s := &swStream{resp: resp, wire: &countingReader{r: resp.Body}}
 	s.sc = bufio.NewScanner(s.wire)
 	s.untilJoined(t, room)
 	fill(t, e, room, 50, "over h2")

@@ -284,19 +284,8 @@ func countingDialer(deflate bool, read *atomic.Int64) *websocket.Dialer {
 			if err != nil {
 				return nil, err
 			}
-			return &readCounter{Conn: c, n: read}, nil
+			return &countedReads{Conn: c, n: read}, nil
 		}}
-}
-
-type readCounter struct {
-	net.Conn
-	n *atomic.Int64
-}
-
-func (c *readCounter) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 // tierText is a typical chat line, about 100 characters.
