@@ -21,10 +21,13 @@
 // connection that sends nothing at all (no frame, no pong, no ping) for
 // three heartbeats is closed with 4009.
 //
-// Compression. permessage-deflate (without context takeover: gorilla's
-// only mode) is negotiated when the client offers it and Config.Compress
-// allows it for the user; Compress is asked again before each batch, so a
-// degradation level that turns it off relieves live connections too. A
+// Compression. permessage-deflate is negotiated when the client offers it
+// and Config.Compress allows it for the user; Compress is asked again
+// before each batch, so a degradation level that turns it off relieves
+// live connections too. A client whose offer allows context takeover (a
+// browser's does) gets it: each data message is deflated against the
+// connection's last 2 KiB and framed by the writer itself (takeover.go).
+// Other clients get gorilla's mode, each message deflated alone: a
 // shared frame is deflated once per broadcast, in memory; a batch is
 // deflated per session, into the connection's pooled 16 KiB write buffer,
 // or in memory first when it might not fit. Either way gorilla's pooled
@@ -42,5 +45,5 @@
 // quietly (no joined envelope). A client that resumes it sends
 // {"type":"join","room":"~","since":N}, which restarts it from there.
 //
-// It imports core and transports/httpx only.
+// It imports core, transports/httpx and transports/internal/deflate only.
 package ws
