@@ -20,25 +20,31 @@ import (
 //     replay), so each connection frames and deflates its own.
 //   - batch16: 16 queued messages per write, one JSON array per
 //     connection, as under heavy traffic; each connection deflates its own.
+//   - -takeover: the connections negotiated context takeover, as a
+//     browser's do: each connection deflates each message against the
+//     last 2 KiB it sent.
 func BenchmarkWrite(b *testing.B) {
 	cases := []struct {
-		name    string
-		deflate bool
-		shared  bool
-		batch   int
+		name     string
+		deflate  bool
+		takeover bool
+		shared   bool
+		batch    int
 	}{
-		{"single", false, true, 1},
-		{"single-deflate", true, true, 1},
-		{"unshared-deflate", true, false, 1},
-		{"batch16", false, true, 16},
-		{"batch16-deflate", true, true, 16},
+		{"single", false, false, true, 1},
+		{"single-deflate", true, false, true, 1},
+		{"single-takeover", true, true, true, 1},
+		{"unshared-deflate", true, false, false, 1},
+		{"batch16", false, false, true, 16},
+		{"batch16-deflate", true, false, true, 16},
+		{"batch16-takeover", true, true, true, 16},
 	}
 	for _, bc := range cases {
-		b.Run(bc.name, func(b *testing.B) { benchWrite(b, bc.deflate, bc.shared, bc.batch) })
+		b.Run(bc.name, func(b *testing.B) { benchWrite(b, bc.deflate, bc.takeover, bc.shared, bc.batch) })
 	}
 }
 
-func benchWrite(b *testing.B, deflate, shared bool, batch int) {
+func benchWrite(b *testing.B, deflate, takeover, shared bool, batch int) {
 	const conns = 64
 	frames := sharedFrames(b, b.N/conns+batch)
 	if !shared {
@@ -48,7 +54,7 @@ func benchWrite(b *testing.B, deflate, shared bool, batch int) {
 	}
 	var drained sync.WaitGroup
 	b.Cleanup(drained.Wait) // after the links' cleanups close them
-	o := linkOptions{deflate: deflate}
+	o := linkOptions{deflate: deflate, takeover: takeover}
 	if deflate {
 		o.compress = func(string) bool { return true }
 	}
