@@ -56,7 +56,10 @@ func (c *conn) Write(frames []core.Frame) error {
 	}
 	if c.deflate {
 		c.deflating = c.compress(c.user)
-		c.ws.EnableWriteCompression(c.deflating)
+		// gorilla deflates only where takeover was not negotiated: on a
+		// takeover connection, a message gorilla deflated would enter the
+		// client's window and not the writer's history.
+		c.ws.EnableWriteCompression(c.deflating && c.tc == nil)
 		if !c.deflating {
 			c.hist.Release()
 		}
