@@ -12,6 +12,10 @@ type shared struct {
 	vals []any // Guarded by mu.
 }
 
+// IsShared reports whether f was fanned out to several sessions with a
+// shared cache, so that Shared builds once for all of them.
+func (f Frame) IsShared() bool { return f.shared != nil }
+
 // Shared returns what build makes of f's bytes, building it once per key
 // for all the sessions that carry this frame when f was fanned out to
 // several; otherwise it calls build each time. build must not retain or

@@ -32,6 +32,8 @@ type conn struct {
 	deflating    bool                   // this batch is deflated; owned by the writer
 	tc           *takeoverConn          // non-nil: context takeover negotiated (takeover.go); set before ready closes
 	hist         deflate.History        // what tc's next message may refer to; owned by the writer
+	win          window                 // names hist; owned by the writer
+	run          []core.Frame           // writeTakeoverBatch's scratch; owned by the writer
 	fw           frameWriter            // the frame writeTakeover builds; owned by the writer
 	deadline     time.Time              // this batch's write deadline; owned by the writer
 	closing      atomic.Bool            // set by Close; read by the reader
@@ -61,8 +63,11 @@ func (c *conn) Write(frames []core.Frame) error {
 		// client's window and not the writer's history.
 		c.ws.EnableWriteCompression(c.deflating && c.tc == nil)
 		if !c.deflating {
-			c.hist.Release()
+			c.releaseHistory()
 		}
+	}
+	if c.deflating && c.tc != nil {
+		return c.writeTakeoverBatch(frames)
 	}
 	n, pinged := len(frames), false
 	if !c.appPings {
@@ -80,13 +85,20 @@ func (c *conn) Write(frames []core.Frame) error {
 	}
 	switch {
 	case n == 0:
-		c.hist.Release() // idle: hold no history until the next message
+		c.releaseHistory() // idle: hold no history until the next message
 		return nil
 	case n == 1:
 		return c.writeOne(frames)
 	default:
 		return c.writeBatch(frames, n)
 	}
+}
+
+// releaseHistory lets the history go: the next message is deflated on its
+// own.
+func (c *conn) releaseHistory() {
+	c.hist.Release()
+	c.win.reset()
 }
 
 // wait returns once the upgrade is over; the writer may have been started
@@ -118,12 +130,26 @@ func (c *conn) writeOne(frames []core.Frame) error {
 // WebSocket frame and one system call. A large batch to deflate is
 // deflated in memory first (see streamDeflateMax).
 func (c *conn) writeBatch(frames []core.Frame, n int) error {
+	b, buf := c.array(frames, n)
+	defer putBuffer(b)
+	if c.deflating && len(buf) > streamDeflateMax {
+		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, buf)
+		if err != nil {
+			return err
+		}
+		return c.ws.WritePreparedMessage(pm)
+	}
+	return c.ws.WriteMessage(websocket.TextMessage, buf)
+}
+
+// array returns the n frames of frames that are not control pings as one
+// JSON array, in a pooled buffer for the caller to put back.
+func (c *conn) array(frames []core.Frame, n int) (*[]byte, []byte) {
 	size := 1 + n
 	for _, f := range frames {
 		size += len(f.Data)
 	}
 	b := getBuffer(size)
-	defer putBuffer(b)
 	buf := append((*b)[:0], '[')
 	for _, f := range frames {
 		if !c.appPings && f.Type == protocol.TypePing {
@@ -136,17 +162,7 @@ func (c *conn) writeBatch(frames []core.Frame, n int) error {
 	}
 	buf = append(buf, ']')
 	*b = buf
-	if c.deflating && c.tc != nil {
-		return c.writeTakeover(buf)
-	}
-	if c.deflating && len(buf) > streamDeflateMax {
-		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, buf)
-		if err != nil {
-			return err
-		}
-		return c.ws.WritePreparedMessage(pm)
-	}
-	return c.ws.WriteMessage(websocket.TextMessage, buf)
+	return b, buf
 }
 
 // Close sends the close frame with d's code and a reason that carries the

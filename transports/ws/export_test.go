@@ -54,3 +54,13 @@ func Upgraders() (plain, deflating *websocket.Upgrader) {
 
 // Unwrap returns the connection under c, for tests that count its bytes.
 func (c *takeoverConn) Unwrap() net.Conn { return c.Conn }
+
+// TakeoverForms reports how many deflated forms of f takeover
+// connections share: one per distinct history it was written against.
+func TakeoverForms(f core.Frame) int {
+	p := f.Shared(preparedKey{}, newPrepared).(*prepared)
+	if fs := p.takeovers.Load(); fs != nil {
+		return len(*fs)
+	}
+	return 0
+}

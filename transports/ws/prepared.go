@@ -43,12 +43,17 @@ const streamDeflateMax = deflateWriteBufferSize - 64
 // framed once, and deflated once per compression level, for all of them.
 type prepared struct {
 	data []byte       // the envelope; static after construction
+	id   uint64       // its number among the messages takeover connections deflate (msgIDs); static
 	uses atomic.Int32 // sessions that have asked for it so far
 	once sync.Once
 	pm   *websocket.PreparedMessage // set by once
+
+	// takeovers holds its deflated forms for takeover connections, each
+	// against one history (see window), newest last.
+	takeovers atomic.Pointer[[]*takeoverFrame]
 }
 
-func newPrepared(data []byte) any { return &prepared{data: data} }
+func newPrepared(data []byte) any { return &prepared{data: data, id: msgIDs.Add(1)} }
 
 // message returns the prepared message, or nil to the first caller, who
 // should write data itself, unless need says the caller needs it anyway.
@@ -63,9 +68,6 @@ func (p *prepared) message(need bool) *websocket.PreparedMessage {
 // writeShared writes f as one text message, prepared once for all the
 // sessions that share it.
 func (c *conn) writeShared(f core.Frame) error {
-	if c.deflating && c.tc != nil {
-		return c.writeTakeover(f.Data) // deflated per connection: nothing to share
-	}
 	p := f.Shared(preparedKey{}, newPrepared).(*prepared)
 	if pm := p.message(c.deflating && len(f.Data) > streamDeflateMax); pm != nil {
 		return c.ws.WritePreparedMessage(pm)

@@ -7,11 +7,17 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/internal/deflate"
 )
 
 // Context takeover. gorilla negotiates permessage-deflate only without
@@ -197,22 +203,116 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 // end as a sync flush ends, which would be a bug.
 var errDeflate = errors.New("ws: deflated message does not end on a sync flush")
 
-// writeTakeover writes msg as one text message, deflated against what
-// the connection deflated before, in one frame and one write.
-func (c *conn) writeTakeover(msg []byte) error {
-	b := getBuffer(maxFrameHeader + len(msg)/2 + 64)
+// writeTakeoverBatch writes a batch on a takeover connection, in one
+// write: a control ping first if the batch holds a heartbeat (unless the
+// client asked for ping envelopes); then each fanned-out frame as a
+// message of its own, deflated once for every connection whose history
+// is the same (see window), as the sessions of a broadcast soon have; and
+// each run of other frames (replies, a replay) as one message, the
+// envelope itself or a JSON array of them, deflated for this connection.
+// Were a broadcast's frames coalesced into arrays here, each connection's
+// history would depend on when its writer woke, and no two would match.
+func (c *conn) writeTakeoverBatch(frames []core.Frame) error {
+	size := 2
+	for _, f := range frames {
+		size += len(f.Data)/2 + maxFrameHeader + 1
+	}
+	b := getBuffer(size)
 	defer putBuffer(b)
-	c.fw.b = append((*b)[:0], make([]byte, maxFrameHeader)...)
+	out, sent := (*b)[:0], false
+	if !c.appPings && slices.ContainsFunc(frames, func(f core.Frame) bool { return f.Type == protocol.TypePing }) {
+		out = append(out, 0x80|websocket.PingMessage, 0) // an empty ping control frame
+	}
+	run := c.run[:0] // consecutive frames that nothing shares
+	var err error
+	for _, f := range frames {
+		switch {
+		case f.Type == protocol.TypePing && !c.appPings:
+		case !f.IsShared():
+			run = append(run, f)
+		default:
+			if len(run) > 0 {
+				if out, err = c.appendRun(out, run); err != nil {
+					return err
+				}
+				run = run[:0]
+			}
+			frame, err := c.sharedTakeover(f.Shared(preparedKey{}, newPrepared).(*prepared), f.Data)
+			if err != nil {
+				return err
+			}
+			out, sent = append(out, frame...), true
+		}
+	}
+	if len(run) > 0 {
+		if out, err = c.appendRun(out, run); err != nil {
+			return err
+		}
+		sent = true
+	}
+	clear(run) // keep no frame's bytes past the write
+	c.run, *b = run[:0], out
+	if !sent {
+		c.releaseHistory() // idle: hold no history until the next message
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return c.tc.writeFrame(out, c.deadline)
+}
+
+// appendRun appends run, frames nothing shares, as one deflated message:
+// the envelope itself, or a JSON array of them.
+func (c *conn) appendRun(out []byte, run []core.Frame) ([]byte, error) {
+	msg := run[0].Data
+	if len(run) > 1 {
+		arr, a := c.array(run, len(run)) // a run holds no control ping
+		defer putBuffer(arr)
+		msg = a
+	}
+	base := len(out)
+	out, start, err := c.frameTakeover(out, msg)
+	if err != nil {
+		return out, err
+	}
+	c.win.push(msgIDs.Add(1), len(msg))
+	return append(out[:base], out[start:]...), nil // close up the header's unused room
+}
+
+// sharedTakeover returns a fanned-out frame's data as a deflated frame
+// against the connection's history: the form another connection with
+// the same history made, or a new one, kept for the next.
+func (c *conn) sharedTakeover(p *prepared, data []byte) ([]byte, error) {
+	if frame := p.takeover(&c.win); frame != nil {
+		c.hist.Remember(data)
+		c.win.push(p.id, len(data))
+		return frame, nil
+	}
+	out, start, err := c.frameTakeover(make([]byte, 0, maxFrameHeader+len(data)/2+64), data)
+	if err != nil {
+		return nil, err
+	}
+	frame := out[start:]
+	p.keepTakeover(&c.win, frame)
+	c.win.push(p.id, len(data))
+	return frame, nil
+}
+
+// frameTakeover appends to dst a text frame of msg deflated against the
+// history, and adds msg to the history. The frame is out[start:]: room
+// for the longest header is made ahead of the payload, and the header
+// takes the end of it.
+func (c *conn) frameTakeover(dst, msg []byte) (out []byte, start int, err error) {
+	base := len(dst)
+	c.fw.b = append(dst, make([]byte, maxFrameHeader)...)
 	c.hist.Deflate(&c.fw, msg)
-	out := c.fw.b
-	c.fw.b = nil
-	*b = out
+	out, c.fw.b = c.fw.b, nil
 	if !bytes.HasSuffix(out, syncTail) {
-		return errDeflate
+		return out, 0, errDeflate
 	}
 	out = out[:len(out)-len(syncTail)]
-	n := len(out) - maxFrameHeader
-	start := maxFrameHeader - 2
+	n := len(out) - base - maxFrameHeader
+	start = base + maxFrameHeader - 2
 	switch {
 	case n <= 125:
 		out[start+1] = byte(n)
@@ -226,5 +326,88 @@ func (c *conn) writeTakeover(msg []byte) error {
 		binary.BigEndian.PutUint64(out[start+2:], uint64(n))
 	}
 	out[start] = 0x80 | 0x40 | websocket.TextMessage // FIN, RSV1 (deflated), text
-	return c.tc.writeFrame(out[start:], c.deadline)
+	return out, start, nil
+}
+
+// msgIDs numbers the messages takeover connections deflate: a shared
+// frame's number is its prepared's, any other message takes one of its
+// own.
+var msgIDs atomic.Uint64
+
+// window names a takeover connection's history: the numbers of the
+// messages whose bytes it holds, oldest first, and their lengths. The
+// history is the last deflate.HistSize bytes of those messages, so two
+// connections with equal windows have the same history, and a message
+// deflated against one is the same bytes against the other. Owned by the
+// connection's writer.
+type window struct {
+	ids  []uint64
+	lens []int
+	size int // the sum of lens
+}
+
+// push adds a message of n bytes, and lets go of the oldest ones the
+// history no longer reaches.
+func (w *window) push(id uint64, n int) {
+	w.ids, w.lens, w.size = append(w.ids, id), append(w.lens, n), w.size+n
+	drop := 0
+	for drop < len(w.ids)-1 && w.size-w.lens[drop] >= deflate.HistSize {
+		w.size -= w.lens[drop]
+		drop++
+	}
+	if drop > 0 {
+		w.ids = w.ids[:copy(w.ids, w.ids[drop:])]
+		w.lens = w.lens[:copy(w.lens, w.lens[drop:])]
+	}
+}
+
+// reset empties the window, with the history.
+func (w *window) reset() { w.ids, w.lens, w.size = w.ids[:0], w.lens[:0], 0 }
+
+// equal reports whether w names the same history as ids and size.
+func (w *window) equal(ids []uint64, size int) bool {
+	return w.size == size && slices.Equal(w.ids, ids)
+}
+
+// takeoverFrame is a shared frame deflated against one history.
+type takeoverFrame struct {
+	ids   []uint64 // the window it was deflated against; static
+	size  int
+	frame []byte // as on the wire, header included; shared, read only
+}
+
+// maxTakeoverFrames bounds the histories a shared frame keeps its
+// deflated form for: the sessions of one broadcast fall into a few.
+const maxTakeoverFrames = 4
+
+// takeover returns the frame deflated against w's history, or nil.
+func (p *prepared) takeover(w *window) []byte {
+	if fs := p.takeovers.Load(); fs != nil {
+		for _, f := range *fs {
+			if w.equal(f.ids, f.size) {
+				return f.frame
+			}
+		}
+	}
+	return nil
+}
+
+// keepTakeover keeps frame, deflated against w's history, for the
+// connections with the same history, in place of the oldest kept.
+func (p *prepared) keepTakeover(w *window, frame []byte) {
+	f := &takeoverFrame{ids: slices.Clone(w.ids), size: w.size, frame: frame}
+	for {
+		old := p.takeovers.Load()
+		var fs []*takeoverFrame
+		if old != nil {
+			fs = *old
+		}
+		if len(fs) >= maxTakeoverFrames {
+			fs = fs[1:]
+		}
+		next := append(slices.Clone(fs), f)
+		if p.takeovers.CompareAndSwap(old, &next) {
+			return
+		}
+	}
 }

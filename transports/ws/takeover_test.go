@@ -1,13 +1,13 @@
 package ws_test
 
 import (
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/transports/ws"
 )
 
 // With context takeover, each message leaves deflated against the ones
@@ -36,11 +36,20 @@ func TestWriteTakeover(t *testing.T) {
 		t.Fatalf("40 chat lines of %d bytes took %d deflated: want under half", plain, wire)
 	}
 
-	write(t, l, frames[40], pingFrame, frames[41])
+	// A batch: the control ping first, then each fanned-out frame as a
+	// message of its own, and each run of other frames as one array.
+	a, b, c := msgFrame("r", 1, "one"), msgFrame("r", 2, "two"), msgFrame("r", 3, "three")
+	write(t, l, frames[40], pingFrame, a, b, frames[41], c)
 	if f := l.frames.next(t); f.op != websocket.PingMessage || f.rsv1 {
 		t.Fatalf("got op %d rsv1 %v, want a plain ping control frame", f.op, f.rsv1)
 	}
-	wantText(t, l.frames.next(t), "["+string(frames[40].Data)+","+string(frames[41].Data)+"]")
+	for _, want := range []string{string(frames[40].Data), "[" + string(a.Data) + "," + string(b.Data) + "]", string(frames[41].Data), string(c.Data)} {
+		got := l.frames.next(t)
+		if !got.rsv1 {
+			t.Fatal("a message of a batch left plain")
+		}
+		wantText(t, got, want)
+	}
 
 	write(t, l, pingFrame) // idle: the history goes
 	if f := l.frames.next(t); f.op != websocket.PingMessage {
@@ -60,15 +69,13 @@ func TestWriteTakeover(t *testing.T) {
 	}
 	on = true
 	write(t, l, frames[46:50]...)
-	want := make([]string, 4)
-	for i, f := range frames[46:50] {
-		want[i] = string(f.Data)
+	for _, f := range frames[46:50] {
+		got := l.frames.next(t)
+		if !got.rsv1 {
+			t.Fatal("not deflated once compression was back on")
+		}
+		wantText(t, got, string(f.Data))
 	}
-	got := l.frames.next(t)
-	if !got.rsv1 {
-		t.Fatal("not deflated once compression was back on")
-	}
-	wantText(t, got, "["+strings.Join(want, ",")+"]")
 }
 
 // The frames the writer builds and the pongs gorilla sends for the
@@ -116,4 +123,55 @@ func TestTakeoverPongsInterleave(t *testing.T) {
 		}
 	}
 	wg.Wait()
+}
+
+// Connections whose histories are the same share one deflated form of a
+// broadcast frame: three connections in step take one form each frame;
+// one that got a message of its own meanwhile takes a second form until
+// the broadcast has filled its history again, and all inflate to the
+// same text throughout.
+func TestTakeoverSharedForms(t *testing.T) {
+	links := newLinks(t, 3, linkOptions{takeover: true, compress: func(string) bool { return true }})
+	frames := sharedFrames(t, 40)
+	check := func(l *link, f core.Frame) {
+		t.Helper()
+		got := l.frames.next(t)
+		if !got.rsv1 {
+			t.Fatal("not deflated")
+		}
+		wantText(t, got, string(f.Data))
+	}
+	for _, f := range frames[:5] {
+		for _, l := range links {
+			write(t, l, f)
+			check(l, f)
+		}
+		if n := ws.TakeoverForms(f); n != 1 {
+			t.Fatalf("%d deflated forms for connections in step, want 1", n)
+		}
+	}
+	// A message of links[0]'s own: its history differs from then on.
+	own := msgFrame("r", 1, "a reply to links[0] only")
+	write(t, links[0], own)
+	wantText(t, links[0].frames.next(t), string(own.Data))
+	converged := -1
+	for i, f := range frames[5:] {
+		for _, l := range links {
+			write(t, l, f)
+			check(l, f)
+		}
+		n := ws.TakeoverForms(f)
+		switch {
+		case i == 0 && n != 2:
+			t.Fatalf("first frame after the reply: %d forms, want 2", n)
+		case n == 1 && converged < 0:
+			converged = i
+		case n != 1 && converged >= 0:
+			t.Fatalf("frame %d: %d forms after the histories met again", i, n)
+		}
+	}
+	if converged < 0 {
+		t.Fatal("the histories never met again")
+	}
+	t.Logf("histories met again after %d frames", converged)
 }

@@ -62,11 +62,12 @@ func (h *History) Deflate(w io.Writer, p []byte) {
 	_ = z.Flush()         // a sync flush: the message ends on a byte boundary
 	z.ResetDict(nil, nil) // keeps neither the message nor the history
 	deflaters.Put(z)
-	h.remember(p)
+	h.Remember(p)
 }
 
-// remember keeps the last HistSize bytes of the stream.
-func (h *History) remember(p []byte) {
+// Remember adds p to the history without deflating it: for a message
+// deflated elsewhere against the same history (see transports/ws).
+func (h *History) Remember(p []byte) {
 	if h.b == nil {
 		h.b = histories.Get().(*[]byte)
 	}
