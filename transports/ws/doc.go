@@ -26,7 +26,9 @@
 // before each batch, so a degradation level that turns it off relieves
 // live connections too. A client whose offer allows context takeover (a
 // browser's does) gets it: each data message is deflated against the
-// connection's last 2 KiB and framed by the writer itself (takeover.go).
+// connection's last 2 KiB and framed by the writer itself, and a
+// broadcast's message once for all connections whose last 2 KiB are the
+// same (takeover.go).
 // Other clients get gorilla's mode, each message deflated alone: a
 // shared frame is deflated once per broadcast, in memory; a batch is
 // deflated per session, into the connection's pooled 16 KiB write buffer,
