@@ -83,6 +83,32 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
+// With --compress the tool's WebSocket clients offer compression as a
+// browser does, and the server grants them context takeover: every
+// WebSocket connection counts it, messages come deflated with it, and
+// nothing is lost.
+func TestCompressTakeover(t *testing.T) {
+	env := transporttest.NewEnv(t, transporttest.Options{Degrade: true}) // the policy: the compression flag
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, Config{
+		URL: env.URL, JWTSecret: transporttest.Secret, Workload: Chat, Users: []int{10}, RoomSize: 10,
+		Tiers: []TierShare{{client.WebSocket, 1}}, Compress: true,
+		Rate: 1, Duration: time.Second, Sample: 250 * time.Millisecond, ConnectTimeout: 20 * time.Second,
+		Drain: 10 * time.Second, Out: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Runs[0]
+	if k := r.Check; k.Checked != 10 || k.Lost != 0 || k.Duplicated != 0 || k.ClientDuplicates != 0 {
+		t.Errorf("check %+v: want 10 clients checked, nothing lost or duplicated", k)
+	}
+	if r.Traffic.WSTakeovers < 10 || uint64(r.Traffic.WSInflated) < r.Traffic.Deliveries {
+		t.Errorf("traffic %+v: want context takeover on every connection and every delivery inflated with it", r.Traffic)
+	}
+}
+
 // TestCluster runs the chat workload across three nodes sharing one real
 // redis-server (AOF, fsync always): 30 users dealt to the nodes in turn,
 // rooms of 10, so that every room has members on every node and each

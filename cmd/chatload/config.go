@@ -67,8 +67,8 @@ type Config struct {
 	// SSE and poll and back, an SSE user to poll and back.
 	PinTier bool
 	// Compress makes the clients offer compression as a browser does:
-	// permessage-deflate on WebSocket, Accept-Encoding: gzip on SSE and
-	// polls. Off by default: decompressing costs the tool's core, and the
+	// permessage-deflate with context takeover allowed on WebSocket
+	// (transports/wsinflate), Accept-Encoding: gzip on SSE and polls. Off by default: decompressing costs the tool's core, and the
 	// server's figures are the point. Report.Traffic's bytes show what it
 	// saves.
 	Compress bool

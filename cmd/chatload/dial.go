@@ -59,6 +59,7 @@ type dialers struct {
 	http []*http.Client      // Static after construction.
 	ws   []*websocket.Dialer // Static after construction.
 	rx   atomic.Uint64       // bytes read from the server over every connection: what it sent, on the wire
+	wsz  wsinflate.Stats     // WebSocket connections granted context takeover, and messages inflated with it
 }
 
 // countedConn counts what it reads into rx.
@@ -141,7 +142,7 @@ func newDialers(ips []net.IP, timeout time.Duration, restConns int, compress boo
 		if compress {
 			// As a browser offers: the server may deflate each message
 			// against the ones before it.
-			wd = wsinflate.Dialer(wd, nil)
+			wd = wsinflate.Dialer(wd, &d.wsz)
 		}
 		d.ws = append(d.ws, wd)
 	}

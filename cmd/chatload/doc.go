@@ -144,6 +144,9 @@
 // Every connection the tool dials counts the bytes it reads; the report
 // gives what the clients received over the measured phase and that per
 // delivery (HTTP and WebSocket framing included), the figure that
-// compression moves: compare a run at --level 0 with one at --level 1,
-// which turns compression off.
+// compression moves: compare a run with --compress with one without (or
+// at --level 1, which turns compression off). With --compress the
+// WebSocket clients offer permessage-deflate as a browser does, letting
+// the server keep its compression context (transports/wsinflate), and
+// the report says on how many connections it did.
 package main

@@ -174,6 +174,7 @@ func runOnce(ctx context.Context, cfg Config, n int, auths []*authority, admin *
 	}
 	m.measured = time.Since(start)
 	m.deliveries, m.sends, m.received = r.cnt.deliveries.Load()-d0, r.cnt.sends.Load()-s0, dials.rx.Load()-b0
+	m.takeovers, m.inflated = dials.wsz.Negotiated.Load(), dials.wsz.Inflated.Load()
 	if cfg.Workload != Storm { // a storm's server is another process by now
 		m.held = scrapeAll(ctx, ctl, cfg.servers())
 	}
@@ -201,6 +202,7 @@ type measures struct {
 	connectAll, measured, drain time.Duration
 	deliveries, sends           uint64
 	received                    uint64 // bytes the clients read from the server over the measured phase
+	takeovers, inflated         int64  // WebSocket connections granted context takeover, and messages inflated with it, in the whole run
 	heads                       map[string]uint64
 	split                       []string // rooms whose nodes disagree on the head
 	admin                       *adminStatus

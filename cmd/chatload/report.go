@@ -106,8 +106,13 @@ type Traffic struct {
 	// the figure compression moves.
 	ReceivedBytes    uint64  `json:"received_bytes"`
 	BytesPerDelivery float64 `json:"bytes_per_delivery"`
-	Ops              uint64  `json:"ops"`    // connects, sends, reads and typing attempted
-	Failed           uint64  `json:"failed"` // those that failed
+	// WSTakeovers is how many WebSocket connections the server granted
+	// permessage-deflate with context takeover (--compress), and
+	// WSInflated how many messages came deflated that way, over the run.
+	WSTakeovers int64  `json:"ws_takeovers,omitempty"`
+	WSInflated  int64  `json:"ws_inflated,omitempty"`
+	Ops         uint64 `json:"ops"`    // connects, sends, reads and typing attempted
+	Failed      uint64 `json:"failed"` // those that failed
 }
 
 // Check is the exactly-once delivery check: every client that stayed
@@ -276,6 +281,10 @@ func (r RunResult) markdown(b *strings.Builder) {
 	if t.ReceivedBytes > 0 {
 		fmt.Fprintf(b, "- Received over the measured phase: %s on the wire, %.0f bytes a delivery.\n",
 			bytesIEC(t.ReceivedBytes), t.BytesPerDelivery)
+	}
+	if t.WSTakeovers > 0 {
+		fmt.Fprintf(b, "- WebSocket compression: context takeover on %d connections, %d messages deflated with it.\n",
+			t.WSTakeovers, t.WSInflated)
 	}
 	fmt.Fprintf(b, "- Errors: %.3f %% (%d of %d operations; %d refused by a level, not counted)%s.\n",
 		r.ErrorRate*100, t.Failed, t.Ops, t.Refused, errorList(r.Errors))

@@ -91,7 +91,7 @@ func (r *run) traffic(m measures, k Check) Traffic {
 	if secs := m.measured.Seconds(); secs > 0 {
 		t.DeliveriesPerSec, t.SendsPerSec = float64(m.deliveries)/secs, float64(m.sends)/secs
 	}
-	t.ReceivedBytes = m.received
+	t.ReceivedBytes, t.WSTakeovers, t.WSInflated = m.received, m.takeovers, m.inflated
 	if m.deliveries > 0 {
 		t.BytesPerDelivery = float64(m.received) / float64(m.deliveries)
 	}
