@@ -29,16 +29,17 @@ import (
 // the SSE tier's gzip stream does (3.1-3.3× for the same stream).
 //
 // So when the client allows it (its offer asks neither
-// server_no_context_takeover nor a smaller server_max_window_bits;
-// browsers ask neither), the connection negotiates
+// server_no_context_takeover nor any server_max_window_bits; browsers
+// ask neither), the connection negotiates
 // "permessage-deflate; client_no_context_takeover", and its data
 // messages, while compression is on, are deflated against the last
 // deflate.HistSize bytes of the connection's deflated messages and
 // framed by the writer itself. gorilla still does the rest: the upgrade,
 // every read (the client deflates each message on its own, as
 // client_no_context_takeover asks), control frames, and plain messages.
-// The cost is a deflate per message per connection instead of one per
-// broadcast, which is why level 1 turns compression off.
+// A fanned-out message is deflated once for all the connections whose
+// history is the same (see window), any other message once for its
+// connection; level 1 turns compression off.
 //
 // takeoverConn sits under the gorilla connection. It changes the
 // extension gorilla writes in its 101 answer, and it serialises gorilla's
@@ -199,7 +200,7 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// errDeflate is what writeTakeover returns if deflate's output does not
+// errDeflate is what frameTakeover returns if deflate's output does not
 // end as a sync flush ends, which would be a bug.
 var errDeflate = errors.New("ws: deflated message does not end on a sync flush")
 
