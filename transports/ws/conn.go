@@ -10,7 +10,6 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
-	"github.com/chatd/chatd/transports/internal/deflate"
 )
 
 // errNotUpgraded is what Write returns on a connection whose upgrade failed.
@@ -30,12 +29,7 @@ type conn struct {
 	deflate      bool                   // the client accepted permessage-deflate; set before ready closes
 	upgraded     bool                   // ready has been seen closed; owned by the writer
 	deflating    bool                   // this batch is deflated; owned by the writer
-	tc           *takeoverConn          // non-nil: context takeover negotiated (takeover.go); set before ready closes
-	hist         deflate.History        // what tc's next message may refer to; owned by the writer
-	win          window                 // names hist; owned by the writer
-	run          []core.Frame           // writeTakeoverBatch's scratch; owned by the writer
-	fw           frameWriter            // the frame writeTakeover builds; owned by the writer
-	deadline     time.Time              // this batch's write deadline; owned by the writer
+	tk           *takeoverState         // non-nil: context takeover negotiated (takeover.go); set before ready closes
 	closing      atomic.Bool            // set by Close; read by the reader
 	closed       chan struct{}          // closed by Close once the close frame is out; static after construction
 }
@@ -52,8 +46,8 @@ func (c *conn) Write(frames []core.Frame) error {
 	if err := c.wait(); err != nil {
 		return err
 	}
-	c.deadline = time.Now().Add(c.writeTimeout)
-	if err := c.ws.SetWriteDeadline(c.deadline); err != nil {
+	deadline := time.Now().Add(c.writeTimeout)
+	if err := c.ws.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
 	if c.deflate {
@@ -61,12 +55,13 @@ func (c *conn) Write(frames []core.Frame) error {
 		// gorilla deflates only where takeover was not negotiated: on a
 		// takeover connection, a message gorilla deflated would enter the
 		// client's window and not the writer's history.
-		c.ws.EnableWriteCompression(c.deflating && c.tc == nil)
+		c.ws.EnableWriteCompression(c.deflating && c.tk == nil)
 		if !c.deflating {
 			c.releaseHistory()
 		}
 	}
-	if c.deflating && c.tc != nil {
+	if c.deflating && c.tk != nil {
+		c.tk.deadline = deadline
 		return c.writeTakeoverBatch(frames)
 	}
 	n, pinged := len(frames), false
@@ -97,8 +92,10 @@ func (c *conn) Write(frames []core.Frame) error {
 // releaseHistory lets the history go: the next message is deflated on its
 // own.
 func (c *conn) releaseHistory() {
-	c.hist.Release()
-	c.win.reset()
+	if c.tk != nil {
+		c.tk.hist.Release()
+		c.tk.win.reset()
+	}
 }
 
 // wait returns once the upgrade is over; the writer may have been started

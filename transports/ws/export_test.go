@@ -34,7 +34,9 @@ func Upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, use
 		return nil, nil, false, err
 	}
 	c := NewConn(ws, user, false, compress).(*conn)
-	c.tc = tc
+	if tc != nil {
+		c.tk = &takeoverState{conn: tc}
+	}
 	return c, ws, tc != nil, nil
 }
 

@@ -169,9 +169,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		up, c.deflate = &h.deflating, true
 	}
 	ws, tc, err := upgrade(up, w, r, c.deflate && takeover)
-	c.ws, c.tc = ws, tc
+	c.ws = ws
+	if tc != nil {
+		c.tk = &takeoverState{conn: tc}
+	}
 	if err == nil && c.deflate {
-		if tc != nil {
+		if c.tk != nil {
 			h.takeovers.Inc()
 		} else {
 			h.alone.Inc()

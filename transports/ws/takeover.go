@@ -186,6 +186,17 @@ func deflateOffer(r *http.Request) (offered, takeover bool) {
 	return false, false
 }
 
+// takeoverState is what a takeover connection's writer keeps. Owned by the
+// writer, but conn, which the reader writes through too.
+type takeoverState struct {
+	conn     *takeoverConn
+	hist     deflate.History // what the next deflated message may refer to
+	win      window          // names hist
+	deadline time.Time       // the batch's write deadline
+	run      []core.Frame    // writeTakeoverBatch's scratch
+	fw       frameWriter     // the frame frameTakeover builds
+}
+
 // maxFrameHeader is the longest header of a frame the server sends.
 const maxFrameHeader = 10
 
@@ -224,7 +235,7 @@ func (c *conn) writeTakeoverBatch(frames []core.Frame) error {
 	if !c.appPings && slices.ContainsFunc(frames, func(f core.Frame) bool { return f.Type == protocol.TypePing }) {
 		out = append(out, 0x80|websocket.PingMessage, 0) // an empty ping control frame
 	}
-	run := c.run[:0] // consecutive frames that nothing shares
+	run := c.tk.run[:0] // consecutive frames that nothing shares
 	var err error
 	for _, f := range frames {
 		switch {
@@ -252,14 +263,14 @@ func (c *conn) writeTakeoverBatch(frames []core.Frame) error {
 		sent = true
 	}
 	clear(run) // keep no frame's bytes past the write
-	c.run, *b = run[:0], out
+	c.tk.run, *b = run[:0], out
 	if !sent {
 		c.releaseHistory() // idle: hold no history until the next message
 	}
 	if len(out) == 0 {
 		return nil
 	}
-	return c.tc.writeFrame(out, c.deadline)
+	return c.tk.conn.writeFrame(out, c.tk.deadline)
 }
 
 // appendRun appends run, frames nothing shares, as one deflated message:
@@ -276,7 +287,7 @@ func (c *conn) appendRun(out []byte, run []core.Frame) ([]byte, error) {
 	if err != nil {
 		return out, err
 	}
-	c.win.push(msgIDs.Add(1), len(msg))
+	c.tk.win.push(msgIDs.Add(1), len(msg))
 	return append(out[:base], out[start:]...), nil // close up the header's unused room
 }
 
@@ -284,9 +295,9 @@ func (c *conn) appendRun(out []byte, run []core.Frame) ([]byte, error) {
 // against the connection's history: the form another connection with
 // the same history made, or a new one, kept for the next.
 func (c *conn) sharedTakeover(p *prepared, data []byte) ([]byte, error) {
-	if frame := p.takeover(&c.win); frame != nil {
-		c.hist.Remember(data)
-		c.win.push(p.id, len(data))
+	if frame := p.takeover(&c.tk.win); frame != nil {
+		c.tk.hist.Remember(data)
+		c.tk.win.push(p.id, len(data))
 		return frame, nil
 	}
 	out, start, err := c.frameTakeover(make([]byte, 0, maxFrameHeader+len(data)/2+64), data)
@@ -294,8 +305,8 @@ func (c *conn) sharedTakeover(p *prepared, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	frame := out[start:]
-	p.keepTakeover(&c.win, frame)
-	c.win.push(p.id, len(data))
+	p.keepTakeover(&c.tk.win, frame)
+	c.tk.win.push(p.id, len(data))
 	return frame, nil
 }
 
@@ -305,9 +316,9 @@ func (c *conn) sharedTakeover(p *prepared, data []byte) ([]byte, error) {
 // takes the end of it.
 func (c *conn) frameTakeover(dst, msg []byte) (out []byte, start int, err error) {
 	base := len(dst)
-	c.fw.b = append(dst, make([]byte, maxFrameHeader)...)
-	c.hist.Deflate(&c.fw, msg)
-	out, c.fw.b = c.fw.b, nil
+	c.tk.fw.b = append(dst, make([]byte, maxFrameHeader)...)
+	c.tk.hist.Deflate(&c.tk.fw, msg)
+	out, c.tk.fw.b = c.tk.fw.b, nil
 	if !bytes.HasSuffix(out, syncTail) {
 		return out, 0, errDeflate
 	}
