@@ -73,3 +73,35 @@ func FuzzReadFrames(f *testing.F) {
 		}
 	})
 }
+
+// An answer grants takeover when it accepts permessage-deflate without
+// server_no_context_takeover, whatever else it says.
+func TestGrantsTakeover(t *testing.T) {
+	for value, want := range map[string]bool{
+		" permessage-deflate; client_no_context_takeover\r\n":                             true, // chatd
+		" permessage-deflate\r\n":                                                         true,
+		" permessage-deflate; server_max_window_bits=12; client_max_window_bits=10\r\n":   true,
+		" permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n": false, // gorilla's
+		" permessage-deflate; Server_No_Context_Takeover\r\n":                             false,
+		" x-webkit-deflate-frame\r\n":                                                     false,
+		" permessage-deflate, permessage-deflate\r\n":                                     false,
+	} {
+		if got := grantsTakeover(value); got != want {
+			t.Errorf("%q: %v, want %v", value, got, want)
+		}
+	}
+}
+
+// A head without end, or with a line without end, is refused once it
+// passes the bound, not read on.
+func TestAnswerBounded(t *testing.T) {
+	for _, head := range [][]byte{
+		bytes.Repeat([]byte("X-A: b\r\n"), 4<<10),
+		append([]byte("HTTP/1.1 101 Switching Protocols\r\nX-Long: "), bytes.Repeat([]byte("a"), 64<<10)...),
+	} {
+		c := &inflatingConn{in: bufio.NewReader(bytes.NewReader(head))}
+		if _, err := c.Read(make([]byte, 64)); err == nil || errors.Is(err, io.EOF) {
+			t.Errorf("head of %d bytes: %v, want a refusal", len(head), err)
+		}
+	}
+}

@@ -61,10 +61,9 @@ func Dialer(d *websocket.Dialer, stats *Stats) *websocket.Dialer {
 
 // The offers and answers inflatingConn rewrites.
 const (
-	gorillaOffer   = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
-	browserOffer   = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
-	takeoverAnswer = "permessage-deflate; client_no_context_takeover"
-	gorillaAnswer  = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+	gorillaOffer  = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
+	browserOffer  = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+	gorillaAnswer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 )
 
 // inflatingConn is a client connection that does the server side of
@@ -77,6 +76,7 @@ type inflatingConn struct {
 	in       *bufio.Reader // the wire
 	out      []byte        // translated bytes gorilla has not read yet
 	answered bool          // the 101 answer has been read
+	head     int           // bytes of it read so far
 	takeover bool          // it granted context takeover
 	window   []byte        // what the server's deflated messages carried: the last 32 KiB at least
 	off      int           // how much of out gorilla has read
@@ -88,6 +88,9 @@ type inflatingConn struct {
 
 // maxWindow is permessage-deflate's largest LZ77 window.
 const maxWindow = 32 << 10
+
+// maxHead bounds the 101 answer's head.
+const maxHead = 16 << 10
 
 // maxMessage bounds a server frame and what a message inflates to.
 const maxMessage = 64 << 20
@@ -129,24 +132,56 @@ func (c *inflatingConn) Read(p []byte) (int, error) {
 // that grants context takeover rewritten to the one gorilla accepts.
 func (c *inflatingConn) readAnswer() error {
 	for {
-		line, err := c.in.ReadString('\n')
-		if err != nil {
-			return err
+		var line []byte
+		for {
+			part, err := c.in.ReadSlice('\n')
+			line = append(line, part...)
+			if c.head += len(part); c.head > maxHead {
+				return errors.New("wsinflate: the answer's head is too long")
+			}
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue // a line longer than the buffer: read on, within maxHead
+			}
+			if err != nil {
+				return fmt.Errorf("wsinflate: the answer's head: %w", err)
+			}
+			break
 		}
-		name, value, _ := strings.Cut(line, ":")
-		if strings.EqualFold(name, "Sec-WebSocket-Extensions") && strings.TrimSpace(value) == takeoverAnswer {
+		name, value, _ := strings.Cut(string(line), ":")
+		if strings.EqualFold(strings.TrimSpace(name), "Sec-WebSocket-Extensions") && grantsTakeover(value) {
 			c.takeover = true
 			if c.stats != nil {
 				c.stats.Negotiated.Add(1)
 			}
-			line = name + ": " + gorillaAnswer + "\r\n"
+			line = []byte(name + ": " + gorillaAnswer + "\r\n")
 		}
 		c.out = append(c.out, line...)
-		if line == "\r\n" {
+		if string(line) == "\r\n" {
 			c.answered = true
 			return nil
 		}
 	}
+}
+
+// grantsTakeover reports whether an answer's extensions accept
+// permessage-deflate without server_no_context_takeover: the server will
+// deflate against the messages before. Its other parameters need nothing
+// of the client: client_no_context_takeover is how gorilla deflates
+// anyway, client_max_window_bits bounds a window gorilla does not keep,
+// and a smaller server_max_window_bits only keeps the server's references
+// closer than the 32 KiB window kept here.
+func grantsTakeover(value string) bool {
+	name, params, _ := strings.Cut(value, ";")
+	if strings.TrimSpace(name) != "permessage-deflate" || strings.Contains(value, ",") {
+		return false
+	}
+	for p := range strings.SplitSeq(params, ";") {
+		k, _, _ := strings.Cut(p, "=")
+		if strings.EqualFold(strings.TrimSpace(k), "server_no_context_takeover") {
+			return false
+		}
+	}
+	return true
 }
 
 // finalTail ends a message's deflate stream for one decode: the sync
