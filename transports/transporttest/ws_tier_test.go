@@ -19,6 +19,7 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/ws"
+	"github.com/chatd/chatd/transports/wsinflate"
 )
 
 // The tests in this file cover the WebSocket tier: heartbeats as ping
@@ -269,11 +270,15 @@ func TestWSTierAppHeartbeat(t *testing.T) {
 // address; it returns the WebSocket URL.
 func deflateServer(t *testing.T, e *Env, compress func(user string) bool) string {
 	t.Helper()
-	h := ws.New(ws.Config{Hub: e.Hub, Auth: &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets},
-		Compress: compress, Logger: e.log})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(deflateHandler(e, compress))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// deflateHandler is deflateServer's handler.
+func deflateHandler(e *Env, compress func(user string) bool) http.Handler {
+	return ws.New(ws.Config{Hub: e.Hub, Auth: &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets},
+		Compress: compress, Logger: e.log})
 }
 
 // countingDialer dials connections that count the bytes they read.
@@ -477,4 +482,31 @@ func TestWSTierTakeover(t *testing.T) {
 	expectSeqs(t, again, room, last+1, last+30)
 	expectSeqs(t, b, room, last+1, last+30)
 	fence(t, e, room, again, b)
+}
+
+// Over TLS (wss) too, a takeover client inflates above the TLS layer and
+// gets every message.
+func TestWSTierTakeoverTLS(t *testing.T) {
+	const room = "tier-takeover-tls"
+	e := NewEnv(t, Options{Hub: tierFast})
+	srv := httptest.NewUnstartedServer(deflateHandler(e, func(string) bool { return true }))
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	var st wsinflate.Stats
+	d := wsinflate.Dialer(&websocket.Dialer{HandshakeTimeout: 10 * time.Second,
+		TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig}, &st)
+	h := http.Header{"Authorization": {"Bearer " + e.Token(t, "u0", Claims{})}}
+	c, err := DialWSURL("wss"+strings.TrimPrefix(srv.URL, "https"), h, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	join(t, c, room, nil)
+	for i := uint64(1); i <= 5; i++ {
+		hubSend(t, e, room, tierText(int(i)))
+		expectSeqs(t, c, room, i, i)
+	}
+	if st.Negotiated.Load() != 1 || st.Inflated.Load() < 5 {
+		t.Fatalf("takeover on %d connections, %d messages inflated: want 1 and at least 5", st.Negotiated.Load(), st.Inflated.Load())
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,20 +42,50 @@ type Stats struct {
 
 // Dialer returns a copy of d whose connections negotiate context takeover
 // when the server grants it, counting on stats (nil: not counted). d's
-// NetDialContext dials, or a net.Dialer if it is nil; compression is on.
+// NetDialContext dials, or a net.Dialer if it is nil; for wss, d's
+// NetDialTLSContext, or that dial and a TLS handshake with d's
+// TLSClientConfig (the connection sits above TLS, where the handshake
+// and frames are plain). Compression is on.
 func Dialer(d *websocket.Dialer, stats *Stats) *websocket.Dialer {
 	out := *d
 	dial := d.NetDialContext
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	out.EnableCompression = true
-	out.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
+	wrap := func(c net.Conn, err error) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
 		return &inflatingConn{Conn: c, stats: stats, in: bufio.NewReader(c)}, nil
+	}
+	dialTLS := d.NetDialTLSContext
+	if dialTLS == nil {
+		dialTLS = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			cfg := &tls.Config{}
+			if d.TLSClientConfig != nil {
+				cfg = d.TLSClientConfig.Clone()
+			}
+			if cfg.ServerName == "" {
+				cfg.ServerName, _, _ = net.SplitHostPort(addr)
+			}
+			tc := tls.Client(c, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return tc, nil
+		}
+	}
+	out.EnableCompression = true
+	out.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return wrap(dial(ctx, network, addr))
+	}
+	out.NetDialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return wrap(dialTLS(ctx, network, addr))
 	}
 	return &out
 }
