@@ -13,6 +13,8 @@
 # again (--recover), which shows the step back up.
 #
 # $CHATD and $CHATLOAD name the binaries (bin/chatd and bin/chatload).
+# TLS=1 serves HTTPS (HTTP/2 for SSE and polls) with a throwaway
+# self-signed certificate.
 #
 # cluster compares three nodes on one Redis with one node on bbolt, on
 # two workloads, each run on fresh servers and data:
@@ -46,8 +48,25 @@ mkdir -p "$OUT"
 pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 CHATD=${CHATD:-bin/chatd}
 CHATLOAD=${CHATLOAD:-bin/chatload}
-server=("$CHATD" --addr "127.0.0.1:$PORT" --data "$data" --jwt-secret "$SECRET" --log-level warn)
-load=("$CHATLOAD" --url "$URL" --jwt-secret "$SECRET" --out "$OUT")
+# TLS=1 serves HTTPS, and so HTTP/2 to the SSE and poll clients as to a
+# browser, with a self-signed certificate made here (openssl) that the
+# tool trusts (--ca). Not for cluster.
+tlsdir=""
+tls_server=()
+tls_load=()
+curl_ca=()
+if [ "${TLS:-0}" = 1 ]; then
+  command -v openssl >/dev/null || { echo "loadtest: TLS=1 needs openssl" >&2; exit 1; }
+  tlsdir=$(mktemp -d)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$tlsdir/key.pem" -out "$tlsdir/cert.pem" 2>/dev/null
+  URL="https://127.0.0.1:$PORT"
+  tls_server=(--tls-cert "$tlsdir/cert.pem" --tls-key "$tlsdir/key.pem")
+  tls_load=(--ca "$tlsdir/cert.pem")
+  curl_ca=(--cacert "$tlsdir/cert.pem")
+fi
+server=("$CHATD" --addr "127.0.0.1:$PORT" --data "$data" --jwt-secret "$SECRET" --log-level warn "${tls_server[@]}")
+load=("$CHATLOAD" --url "$URL" --jwt-secret "$SECRET" --out "$OUT" "${tls_load[@]}")
 
 pid=""
 redis_pid=""
@@ -58,6 +77,7 @@ cleanup() {
   stop_cluster
   wait 2>/dev/null || true
   rm -rf "$data"
+  if [ -n "$tlsdir" ]; then rm -rf "$tlsdir"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -76,7 +96,7 @@ on_core0() {
 await_ready() {
   for _ in $(seq 100); do
     kill -0 "$2" 2>/dev/null || { echo "loadtest: the server exited; see $3" >&2; exit 1; }
-    curl -sf "$1/readyz" >/dev/null && return
+    curl -sf "${curl_ca[@]}" "$1/readyz" >/dev/null && return
     sleep 0.1
   done
   echo "loadtest: server did not become ready; see $3" >&2; exit 1

@@ -72,6 +72,10 @@ type Config struct {
 	// server's figures are the point. Report.Traffic's bytes show what it
 	// saves.
 	Compress bool
+	// CAFile names PEM certificates to trust for an https URL, such as a
+	// test server's self-signed one; "": the system's roots. Over https
+	// the HTTP tiers speak HTTP/2, as a browser does.
+	CAFile string
 
 	// Senders is how many users send: Broadcast 10, Chat every user,
 	// Idle none, Storm none.

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,7 +100,7 @@ func (r route) CloseIdleConnections() {
 // lets the system choose when ips is empty, each opening at most
 // restConns connections for short calls, and offering compression when
 // compress is set.
-func newDialers(ips []net.IP, timeout time.Duration, restConns int, compress bool) *dialers {
+func newDialers(ips []net.IP, timeout time.Duration, restConns int, compress bool, tlsConf *tls.Config) *dialers {
 	if len(ips) == 0 {
 		ips = []net.IP{nil}
 	}
@@ -120,6 +124,8 @@ func newDialers(ips []net.IP, timeout time.Duration, restConns int, compress boo
 			MaxIdleConnsPerHost: restConns,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  !compress,
+			TLSClientConfig:     tlsConf.Clone(), // a transport adds its protocols to it
+			ForceAttemptHTTP2:   true,            // over https, as browsers do
 		}
 		streams := &http.Transport{
 			DialContext:         dial,
@@ -127,6 +133,8 @@ func newDialers(ips []net.IP, timeout time.Duration, restConns int, compress boo
 			MaxIdleConnsPerHost: 4096, // a poll's connection, between polls
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  !compress,
+			TLSClientConfig:     tlsConf.Clone(),
+			ForceAttemptHTTP2:   true,
 			// No ResponseHeaderTimeout: a poll is held up to 25 s; the
 			// client bounds every request with its own deadline.
 		}
@@ -138,6 +146,7 @@ func newDialers(ips []net.IP, timeout time.Duration, restConns int, compress boo
 			WriteBufferSize:   1024,
 			WriteBufferPool:   writePool,
 			EnableCompression: compress,
+			TLSClientConfig:   tlsConf,
 		}
 		if compress {
 			// As a browser offers: the server may deflate each message
@@ -185,4 +194,21 @@ func isLoopback(raw string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback() && ip.To4() != nil
+}
+
+// tlsConfig trusts the certificates in caFile, or the system's roots when
+// it is "" (nil: the defaults).
+func tlsConfig(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --ca: %w", ErrConfig, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: --ca: no PEM certificate in %s", ErrConfig, caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

@@ -43,9 +43,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if need := fdNeed(cfg); soft > 0 && need > soft {
 		return rep, fmt.Errorf("%w: about %d file descriptors needed, RLIMIT_NOFILE is %d", ErrConfig, need, soft)
 	}
-	dials := newDialers(ips, 10*time.Second, restConns(cfg), cfg.Compress)
+	tlsConf, err := tlsConfig(cfg.CAFile)
+	if err != nil {
+		return rep, err
+	}
+	dials := newDialers(ips, 10*time.Second, restConns(cfg), cfg.Compress, tlsConf)
 	defer dials.closeIdle()
-	ctl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	ctl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true, TLSClientConfig: tlsConf.Clone()}}
 	defer ctl.CloseIdleConnections()
 	prog := newProgress(cfg.Progress, cfg.Tty)
 	if cfg.ServerCmd != "" {

@@ -72,6 +72,9 @@ func Dialer(d *websocket.Dialer, stats *Stats) *websocket.Dialer {
 			if cfg.ServerName == "" {
 				cfg.ServerName, _, _ = net.SplitHostPort(addr)
 			}
+			// WebSocket needs HTTP/1.1: a config shared with an HTTP
+			// client may list h2 first, and a server would take it.
+			cfg.NextProtos = []string{"http/1.1"}
 			tc := tls.Client(c, cfg)
 			if err := tc.HandshakeContext(ctx); err != nil {
 				c.Close()
