@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime"
@@ -17,6 +18,7 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/ws"
+	"github.com/chatd/chatd/transports/wsinflate"
 )
 
 // The tests in this file are WebSocket-specific: they need close codes,
@@ -189,7 +191,14 @@ var tinyReadBuffer = &websocket.Dialer{
 // Guarantee 8: a client that stops reading is closed with 4008 once its
 // queue overflows; it sees the close code when it reads again, and a
 // resume from the last seq it got loses and doubles nothing.
-func TestSlowConsumerWS(t *testing.T) {
+func TestSlowConsumerWS(t *testing.T) { testSlowConsumerWS(t, false) }
+
+// The same on a connection deflated with context takeover, whose writer
+// frames its messages itself (text that deflate cannot shrink much, so
+// that the socket's buffers still fill).
+func TestSlowConsumerWSTakeover(t *testing.T) { testSlowConsumerWS(t, true) }
+
+func testSlowConsumerWS(t *testing.T, takeover bool) {
 	const room = "firehose"
 	cfg := fast
 	cfg.QueueFrames, cfg.QueueBytes = 8, 64<<10
@@ -199,9 +208,25 @@ func TestSlowConsumerWS(t *testing.T) {
 	// socket with that pong unread would reset the connection, and the
 	// client would lose its unread frames and see 1006, not 4008).
 	cfg.Heartbeat = 500 * time.Millisecond
-	e := NewEnv(t, Options{Hub: cfg})
+	// Degrade brings the policy, whose compression flag is on; without
+	// load signals the level stays 0.
+	e := NewEnv(t, Options{Hub: cfg, Degrade: takeover})
 	tok := e.Token(t, "alice", Claims{})
-	c := dialRaw(t, e, tok, tinyReadBuffer)
+	d, text := tinyReadBuffer, strings.Repeat("x", 4000)
+	var st wsinflate.Stats
+	if takeover {
+		d = wsinflate.Dialer(tinyReadBuffer, &st)
+		rng := rand.New(rand.NewPCG(1, 2))
+		b := make([]byte, 4000)
+		for i := range b {
+			b[i] = byte('a' + rng.IntN(26))
+		}
+		text = string(b)
+	}
+	c := dialRaw(t, e, tok, d)
+	if takeover && st.Negotiated.Load() != 1 {
+		t.Fatal("context takeover not negotiated")
+	}
 	c.send(protocol.Envelope{Type: protocol.TypeJoin, Room: room, Since: ptr(0), Ref: "j"})
 	_, rest := c.until("joined", func(env protocol.Envelope) bool { return env.Type == protocol.TypeJoined && env.Ref == "j" }, nil)
 	for _, env := range rest {
@@ -215,7 +240,6 @@ func TestSlowConsumerWS(t *testing.T) {
 	// RFC 6455 5.5.3) after each round: on a busy machine the flood can
 	// outlast three heartbeats, and a client silent that long is closed
 	// 4009 before its queue overflows.
-	text := strings.Repeat("x", 4000)
 	sent := 0
 	for e.Hub.Sessions()[wsName] > 0 {
 		if sent >= 20000 {
@@ -262,6 +286,11 @@ func TestSlowConsumerWS(t *testing.T) {
 		t.Fatalf("got all %d messages before the slow close: the test did not overflow the queue", last)
 	}
 	t.Logf("received %d of %d before the close", last, sent)
+	if takeover {
+		// The resume is the plain run's: here the new connection would
+		// also get the policy's greeting, at a moment of its own.
+		return
+	}
 
 	// Resume: exactly last+1..sent, then live.
 	again := DialWS(t, e, tok, nil)
