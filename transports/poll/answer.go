@@ -1,11 +1,8 @@
 package poll
 
 import (
-	"maps"
 	"math/bits"
 	"net/http"
-	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,19 +77,13 @@ func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, a
 	return a
 }
 
-// control returns user's control envelope, encoded, and its tag (0: none
-// or untagged): from Config.ControlWire, or Config.Control through the
-// handler's cache.
+// control returns user's control envelope, encoded, and its tag (nil
+// and 0: none), from Config.ControlWire.
 func (h *Handler) control(user string) ([]byte, uint64) {
-	if h.cfg.ControlWire != nil {
-		return h.cfg.ControlWire(user)
+	if h.cfg.ControlWire == nil {
+		return nil, 0
 	}
-	if h.cfg.Control != nil {
-		if e, ok := h.cfg.Control(user); ok {
-			return h.controls.encode(&e)
-		}
-	}
-	return nil, 0
+	return h.cfg.ControlWire(user)
 }
 
 // hasControl reports whether a control envelope is among frames. A client
@@ -212,83 +203,4 @@ func zeroQ(params string) bool {
 		}
 	}
 	return false
-}
-
-// controlCache holds the wire form of the control envelopes answers
-// carried last. Every answer carries one, and nearly all are the same
-// few offers (one per level and rollout bucket), so a JSON encoding per
-// answer would be wasted.
-type controlCache struct {
-	mu   sync.Mutex
-	e    [8]protocol.Envelope // Guarded by mu.
-	data [8][]byte            // e[i] encoded; nil: empty slot. Guarded by mu.
-	tag  [8]uint64            // data[i]'s protocol.ControlTag. Guarded by mu.
-	next int                  // the slot to fill next; guarded by mu.
-}
-
-// encode returns protocol.Encode(*e) and its tag (protocol.ControlTag), from the
-// cache when an envelope that encodes the same is there. The bytes are
-// shared: callers only read them.
-func (c *controlCache) encode(e *protocol.Envelope) ([]byte, uint64) {
-	if !controlOnly(e) {
-		d := protocol.Encode(*e) // not a shape the cache compares
-		return d, protocol.ControlTag(d)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, d := range c.data {
-		if d != nil && sameControl(&c.e[i], e) {
-			return d, c.tag[i]
-		}
-	}
-	d := protocol.Encode(*e)
-	// A copy of its own: the caller's maps and slices may change later.
-	kept := *e
-	kept.Transports = slices.Clone(e.Transports)
-	kept.Features = maps.Clone(e.Features)
-	if e.Level != nil {
-		kept.Level = protocol.Ptr(*e.Level)
-	}
-	tag := protocol.ControlTag(d)
-	c.e[c.next], c.data[c.next], c.tag[c.next] = kept, d, tag
-	c.next = (c.next + 1) % len(c.data)
-	return d, tag
-}
-
-// sameControl reports whether two envelopes that have only control
-// fields set encode the same (omitempty drops nil and empty alike).
-func sameControl(a, b *protocol.Envelope) bool {
-	return a.Type == b.Type && a.PollIntervalMS == b.PollIntervalMS &&
-		(a.Level == nil) == (b.Level == nil) && (a.Level == nil || *a.Level == *b.Level) &&
-		slices.Equal(a.Transports, b.Transports) && maps.Equal(a.Features, b.Features)
-}
-
-// controlIndex marks the fields of protocol.Envelope that sameControl
-// compares; nil if one of them is missing, which turns the cache off.
-var controlIndex = func() []bool {
-	t := reflect.TypeFor[protocol.Envelope]()
-	marks := make([]bool, t.NumField())
-	for _, name := range []string{"Type", "Level", "Transports", "Features", "PollIntervalMS"} {
-		f, ok := t.FieldByName(name)
-		if !ok || len(f.Index) != 1 {
-			return nil
-		}
-		marks[f.Index[0]] = true
-	}
-	return marks
-}()
-
-// controlOnly reports whether e has no field set but those sameControl
-// compares, whatever fields the envelope gains.
-func controlOnly(e *protocol.Envelope) bool {
-	if controlIndex == nil {
-		return false
-	}
-	v := reflect.ValueOf(e).Elem()
-	for i, control := range controlIndex {
-		if !control && !v.Field(i).IsZero() {
-			return false
-		}
-	}
-	return true
 }

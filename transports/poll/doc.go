@@ -34,8 +34,9 @@
 //
 // A token or ticket is verified once and taken on trust until its
 // expiry (httpx.Authenticator's cache), and the control envelope every
-// answer carries is encoded once per distinct offer (answer.go): both
-// cost more than the rest of a poll on a kept session.
+// answer carries comes encoded (Config.ControlWire, once per distinct
+// offer in degrade.Policy): both cost more than the rest of a poll on a
+// kept session.
 //
 // With Config.Compress, an answer of at least Config.CompressMin bytes is
 // gzipped for a client that accepts gzip. Each answer is compressed on

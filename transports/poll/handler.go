@@ -65,22 +65,17 @@ type Config struct {
 	// Short, if set and true, makes the poll answer at once
 	// (degradation level 3).
 	Short func() bool
-	// Control, if set, gives the control envelope every answer carries in
-	// its "control" field, so that poll clients learn of level changes.
-	Control func(user string) (protocol.Envelope, bool)
-	// ControlWire, if set, is used in place of Control for answers: the
-	// user's control envelope already encoded, and a tag naming its
+	// ControlWire, if set, gives the control envelope every answer
+	// carries in its "control" field, so that poll clients learn of level
+	// changes: the user's envelope already encoded, and a tag naming its
 	// content (equal tags, equal bytes; never 0), as
 	// degrade.Policy.ControlWire gives them without building an offer.
 	// An answer to a poll that names the tag of the control now
-	// (control_tag=) leaves the control out. With Control alone, the
-	// handler encodes and tags Control's envelopes itself.
+	// (control_tag=) leaves the control out.
 	ControlWire func(user string) (data []byte, tag uint64)
-	// Level, if set, is the level the control envelopes (Control's or
-	// ControlWire's) carry now. A poll that says which level it knows
-	// (level=) is then checked against it without building the user's
-	// whole offer (degrade.Policy.Level). nil: Control's envelope is read
-	// (and with no Control either, polls are not checked).
+	// Level, if set, is the level ControlWire's envelopes carry now. A
+	// poll that says which level it knows (level=) and is behind it is
+	// answered at once, with the new control. nil: polls are not checked.
 	Level func() int
 	// Compress, if set, says whether to gzip a user's answers now. An
 	// answer is gzipped when Compress says yes, the request accepts gzip
@@ -106,9 +101,8 @@ const DefaultPark = 250 * time.Millisecond
 // kept between requests: the sessions it keeps for the clients' next
 // polls only make those polls cheaper.
 type Handler struct {
-	cfg      Config        // Static after construction.
-	keep     *keeper       // Static after construction.
-	controls *controlCache // Static after construction.
+	cfg  Config  // Static after construction.
+	keep *keeper // Static after construction.
 
 	opened, resumed atomic.Uint64 // polls that opened a session, and that carried on with a kept one
 }
@@ -153,7 +147,7 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Handler{cfg: cfg, keep: &keeper{keep: cfg.Keep}, controls: &controlCache{}}
+	return &Handler{cfg: cfg, keep: &keeper{keep: cfg.Keep}}
 }
 
 // ServeHTTP serves one poll. It refuses with an error envelope and its
@@ -324,18 +318,11 @@ func (h *Handler) linger(ctx context.Context, c *conn, news bool, opened, deadli
 // level change is either seen here or reaches the session as a control
 // event.
 func (h *Handler) behind(user string, r *http.Request) bool {
-	if h.cfg.Control == nil && h.cfg.Level == nil {
+	if h.cfg.Level == nil {
 		return false
 	}
 	known := httpx.QueryValue(r.URL.RawQuery, "level")
-	if known == "" {
-		return false
-	}
-	if h.cfg.Level != nil {
-		return known != strconv.Itoa(h.cfg.Level())
-	}
-	e, ok := h.cfg.Control(user)
-	return ok && e.Level != nil && known != strconv.Itoa(*e.Level)
+	return known != "" && known != strconv.Itoa(h.cfg.Level())
 }
 
 // refused reports whether a join error refuses the poll. A join cut

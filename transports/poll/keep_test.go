@@ -17,6 +17,7 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/degrade"
 	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/poll"
 	"github.com/chatd/chatd/transports/transporttest"
@@ -460,11 +461,12 @@ func TestPollBehindTheLevelAnswersAtOnce(t *testing.T) {
 	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
 	var level atomic.Int64
 	var offers atomic.Int64
-	control := func(string) (protocol.Envelope, bool) {
+	control := func(string) ([]byte, uint64) {
 		offers.Add(1)
-		return protocol.Envelope{Type: protocol.TypeControl, Level: protocol.Ptr(int(level.Load()))}, true
+		w := degrade.NewControlWire(protocol.Envelope{Type: protocol.TypeControl, Level: protocol.Ptr(int(level.Load()))})
+		return w.Data, w.Tag
 	}
-	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Keep: 5 * time.Second, Control: control,
+	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Keep: 5 * time.Second, ControlWire: control,
 		Level: func() int { return int(level.Load()) }})
 	tok := e.Token(t, "ivy", transporttest.Claims{})
 	withLevel := func(q url.Values, l string) url.Values { q.Set("level", l); return q }
