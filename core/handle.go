@@ -248,9 +248,9 @@ func prunedFrame(name string, last, head uint64) Frame {
 // catchUp replays room from after, then turns the subscription live. It
 // holds one of the node's replay slots while it reads, so the replayed
 // bytes queued on the node stay within Config.ReplayBudget. What the
-// room's recent window holds (recent.go) comes from memory, if the window
-// reaches storeHead, the head the store reported (0: any); the rest from
-// the store.
+// room's recent window holds (recent.go) comes from memory; the store is
+// read for what lies before the window or beyond the published head, up
+// to storeHead, the head the store reported (0: any).
 func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after, storeHead uint64) error {
 	if err := s.hub.acquireReplay(ctx, s.ctx); err != nil {
 		return err
@@ -260,9 +260,13 @@ func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after, storeHea
 	page := s.hub.cfg.ReplayPage
 	for {
 		r.mu.Lock()
-		frames, ok := r.recentAfter(last, storeHead)
+		frames, covered, complete := r.recentAfter(last, storeHead)
 		r.mu.Unlock()
-		if ok {
+		if covered {
+			// What the window holds, whether or not it reaches the store's
+			// head: a node behind on its fan-out (the hand-off after
+			// commit) has stored more than it has published, and then only
+			// that part is read from the store below.
 			s.hub.metrics.replayed(replayMemory, len(frames))
 			for _, f := range frames {
 				if err := s.putReplay(ctx, f); err != nil {
@@ -270,7 +274,8 @@ func (s *Session) catchUp(ctx context.Context, r *room, sb *sub, after, storeHea
 				}
 				last = f.Seq
 			}
-		} else {
+		}
+		if !complete {
 			p, err := s.hub.store.Since(ctx, r.name, last, page)
 			if err != nil {
 				return internal(err)

@@ -78,22 +78,25 @@ func (r *room) remember(m protocol.Message, f Frame) {
 
 // recentAfter returns copies of the window's frames after seq after, if
 // the window holds every entry from after+1 to the room's published head
-// and that head is at least storeHead. Called with r.mu held.
-func (r *room) recentAfter(after, storeHead uint64) ([]Frame, bool) {
+// (none if after is that head), and reports whether that head is at
+// least storeHead, so that nothing stored lies beyond them. With covered
+// false the window does not reach back to after+1, and frames is nil.
+// Called with r.mu held.
+func (r *room) recentAfter(after, storeHead uint64) (frames []Frame, covered, complete bool) {
 	n := len(r.recent)
 	if n == 0 {
-		return nil, false
+		return nil, false, false
 	}
 	lo, hi := r.recent[0].f.Seq, r.recent[n-1].f.Seq
-	if after+1 < lo || after > hi || hi != r.head || hi < storeHead {
-		return nil, false
+	if after+1 < lo || after > hi || hi != r.head {
+		return nil, false, false
 	}
 	tail := r.recent[after+1-lo:]
-	frames := make([]Frame, len(tail))
+	frames = make([]Frame, len(tail))
 	for i := range tail {
 		frames[i] = tail[i].f
 	}
-	return frames, true
+	return frames, true, hi >= storeHead
 }
 
 // lastNaming returns the seq of the window's last entry that is target or

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,22 +82,7 @@ func TestReplayFromMemoryMatchesStore(t *testing.T) {
 				if err := s.Flush(ctx); err != nil {
 					t.Fatal(err)
 				}
-				var got [][]byte
-				rec.mu.Lock()
-				for _, f := range rec.frames {
-					if f.Positions() && f.Type != protocol.TypeJoined {
-						got = append(got, f.Data)
-					}
-				}
-				rec.mu.Unlock()
-				if len(got) != len(page.Messages) {
-					t.Fatalf("from %d: %d entries replayed, the store has %d", after, len(got), len(page.Messages))
-				}
-				for i, m := range page.Messages {
-					if want := protocol.Encode(m.Envelope()); !bytes.Equal(got[i], want) {
-						t.Fatalf("from %d, entry %d:\n got %s\nwant %s", after, m.Seq, got[i], want)
-					}
-				}
+				matchStore(t, fmt.Sprint("from ", after), rec, page.Messages)
 				s.Close(core.DisconnectDone)
 			}
 			if n := metric(t, reg, "chat_replayed_entries_total", "from", "memory"); n != tc.fromMem {
@@ -138,5 +124,132 @@ func TestReplayWindowOff(t *testing.T) {
 	}
 	if n := gaugeValue(t, reg, "chat_recent_bytes"); n != 0 {
 		t.Errorf("chat_recent_bytes = %v with the window off", n)
+	}
+}
+
+// heldPublish is an engine whose publications to the hub can be held
+// back, as a node's fan-out lags behind its commits under load: the
+// store then has entries the room has not published yet.
+type heldPublish struct {
+	core.Engine
+	mu   sync.Mutex
+	hub  core.Handler
+	held [][]protocol.Message // publications waiting while holding
+	hold bool
+}
+
+func (e *heldPublish) Register(h core.Handler) {
+	e.mu.Lock()
+	e.hub = h
+	e.mu.Unlock()
+	e.Engine.Register(e)
+}
+
+func (e *heldPublish) Publish(msgs []protocol.Message) {
+	e.mu.Lock()
+	if e.hold {
+		e.held = append(e.held, msgs)
+		e.mu.Unlock()
+		return
+	}
+	hub := e.hub
+	e.mu.Unlock()
+	hub.Publish(msgs)
+}
+
+func (e *heldPublish) Deliver(room string, env protocol.Envelope) { e.hub.Deliver(room, env) }
+func (e *heldPublish) Control(c core.Control)                     { e.hub.Control(c) }
+
+// release publishes what was held, in order, and stops holding.
+func (e *heldPublish) release() {
+	e.mu.Lock()
+	held, hub := e.held, e.hub
+	e.held, e.hold = nil, false
+	e.mu.Unlock()
+	for _, msgs := range held {
+		hub.Publish(msgs)
+	}
+}
+
+// A session that resumes while the node's fan-out is behind its store
+// (entries committed, not yet published) is replayed from the room's
+// window as far as it reaches and from the store only beyond it, and
+// then gets each entry exactly once when the held ones are published.
+// Before, any replay that the window did not carry to the store's head
+// read all of it from the store, which is what a loaded node's polls did.
+func TestReplayWindowWhileFanoutLags(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	eng := &heldPublish{}
+	hub, st := newHubOver(t, core.Config{Metrics: reg}, func(e core.Engine) core.Engine { eng.Engine = e; return eng })
+	alice := auth.Identity{User: "alice"}
+	watcher := watch(t, hub, alice, "r")
+	var last protocol.Message
+	for i := range 5 {
+		var err error
+		if last, err = hub.Send(ctx, alice, "r", fmt.Sprintf("m%d", i+1), fmt.Sprintf("text %d", i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSeq(t, watcher, last.Seq) // 1..5 published, so in the window
+	eng.mu.Lock()
+	eng.hold = true
+	eng.mu.Unlock()
+	for i := 5; i < 8; i++ { // 6..8: stored, not published
+		var err error
+		if last, err = hub.Send(ctx, alice, "r", fmt.Sprintf("m%d", i+1), fmt.Sprintf("text %d", i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rec := newRecorder()
+	s, err := hub.Connect(auth.Identity{User: "bob"}, rec, core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(core.DisconnectNormal)
+	after := uint64(2)
+	if err := s.Join(ctx, "r", &after, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := metric(t, reg, "chat_replayed_entries_total", "from", "memory"); n != 3 {
+		t.Errorf("replayed from memory: %v, want 3 (seqs 3..5)", n)
+	}
+	if n := metric(t, reg, "chat_replayed_entries_total", "from", "store"); n != 3 {
+		t.Errorf("replayed from the store: %v, want 3 (seqs 6..8)", n)
+	}
+	eng.release()
+	waitSeq(t, rec, last.Seq)
+	waitSeq(t, watcher, last.Seq)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	page, err := st.Since(ctx, "r", after, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	matchStore(t, fmt.Sprint("from ", after), rec, page.Messages)
+}
+
+// matchStore fails unless the entries rec was written (joined envelopes
+// aside) are, byte for byte, msgs as the store encodes them.
+func matchStore(t *testing.T, what string, rec *recorder, msgs []protocol.Message) {
+	t.Helper()
+	var got [][]byte
+	rec.mu.Lock()
+	for _, f := range rec.frames {
+		if f.Positions() && f.Type != protocol.TypeJoined {
+			got = append(got, f.Data)
+		}
+	}
+	rec.mu.Unlock()
+	if len(got) != len(msgs) {
+		t.Fatalf("%s: %d entries written, the store has %d", what, len(got), len(msgs))
+	}
+	for i, m := range msgs {
+		if want := protocol.Encode(m.Envelope()); !bytes.Equal(got[i], want) {
+			t.Fatalf("%s, entry %d:\n got %s\nwant %s", what, m.Seq, got[i], want)
+		}
 	}
 }
