@@ -40,6 +40,7 @@ type conn struct {
 	full   bool          // frames reached MaxEvents: the session ends; guarded by mu.
 	closed bool          // the session's writer has closed the transport; guarded by mu.
 	park   *parked       // the poll waiting for news is parked; guarded by mu.
+	newsAt time.Time     // when an answer last took news; guarded by mu.
 
 	// The poll's position after its last answer and the keeper's
 	// bookkeeping. Guarded by the keeper's mu while kept; owned by the
@@ -207,8 +208,19 @@ func (c *conn) seal() *[]core.Frame {
 // take is seal with c.mu held.
 func (c *conn) take() *[]core.Frame {
 	out := c.frames
+	if c.news {
+		c.newsAt = time.Now()
+	}
 	c.frames, c.news = nil, false
 	return out
+}
+
+// quietFor reports whether no answer has taken news within d (see
+// Config.Quiet).
+func (c *conn) quietFor(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return d <= 0 || c.newsAt.IsZero() || time.Since(c.newsAt) >= d
 }
 
 // dropLazy removes from frames the lazy frame of room, if there is one.

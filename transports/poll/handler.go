@@ -52,6 +52,15 @@ type Config struct {
 	// 3. At 2 s, the re-polls of 9,800 idle clients kept up to a thousand
 	// of them in net/http at once. Negative: never park.
 	Park time.Duration
+	// Quiet is how long a session must have gone without news for its
+	// held poll to park. A poll whose session answered with news more
+	// recently waits out its hold in net/http: its next news is likely
+	// near, and a parked answer closes the connection, which the client
+	// then opens again. Under load, when news takes longer than Park to
+	// reach a busy room's polls, parking had turned a large share of
+	// their answers into new connections. 2s; negative: park whatever
+	// came before.
+	Quiet time.Duration
 	// Keep is how long the session of an answered poll waits for the
 	// client's next poll, which carries on with it if it resumes from the
 	// answer's cursor (see keeper): no new session, no joins, no store
@@ -59,8 +68,12 @@ type Config struct {
 	// no poll takes ends after Keep, and the user's presence lease (twice
 	// Interval) runs from then, so Keep is at most Interval. Not kept:
 	// answers at level 3 (Short), whose clients wait Interval before
-	// polling again, and answers to a client that has gone. 2s (at most
-	// Interval); negative: none.
+	// polling again, and answers to a client that has gone. Interval (at
+	// most Interval); negative: none. It was 2s: on a node at its core a
+	// busy room's next polls came later than that, and each found its
+	// session gone and opened another with a catch-up, which cost the
+	// node more and made the next polls later still (a tenth of the
+	// answers to 5000 polling clients).
 	Keep time.Duration
 	// Short, if set and true, makes the poll answer at once
 	// (degradation level 3).
@@ -96,6 +109,9 @@ const DefaultLinger = 20 * time.Millisecond
 
 // DefaultPark is Config.Park when it is left zero.
 const DefaultPark = 250 * time.Millisecond
+
+// DefaultQuiet is Config.Quiet when it is left zero.
+const DefaultQuiet = 2 * time.Second
 
 // Handler serves GET /v1/poll. Nothing a client gets depends on state
 // kept between requests: the sessions it keeps for the clients' next
@@ -134,8 +150,14 @@ func New(cfg Config) *Handler {
 		cfg.Park = 0
 	}
 	switch {
+	case cfg.Quiet == 0:
+		cfg.Quiet = DefaultQuiet
+	case cfg.Quiet < 0:
+		cfg.Quiet = 0
+	}
+	switch {
 	case cfg.Keep == 0:
-		cfg.Keep = min(2*time.Second, cfg.Interval)
+		cfg.Keep = cfg.Interval
 	case cfg.Keep < 0:
 		cfg.Keep = 0
 	default:
@@ -237,15 +259,15 @@ var parkedOff = new([]core.Frame)
 // opened at opened, with nothing to say yet, and returns the frames of
 // its answer: the first news (plus the rest of Linger), or none when
 // Hold passes, the session ends or the client goes away. After Park it
-// parks the poll instead, unless that cannot be done, and returns
-// parkedOff.
+// parks the poll instead, unless its session had news within Quiet or
+// parking cannot be done, and returns parkedOff.
 func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, opened time.Time) *[]core.Frame {
 	deadline := h.holdEnd(opened)
 	news := false
 	if h.cfg.Park > 0 && h.cfg.Park < h.cfg.Hold {
 		news = c.wait(r.Context(), opened.Add(h.cfg.Park))
 		if !news && r.Context().Err() == nil && c.sess.Context().Err() == nil &&
-			h.park(w, r, c, pos, keepable, time.Until(deadline)) {
+			c.quietFor(h.cfg.Quiet) && h.park(w, r, c, pos, keepable, time.Until(deadline)) {
 			return parkedOff
 		}
 	}

@@ -297,7 +297,7 @@ func TestPollCarriesOnWithKeptSession(t *testing.T) {
 func TestPollKeptAfterParkedAnswer(t *testing.T) {
 	const room = "keep-parked"
 	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
-	h, base, hijacked := server(t, e, poll.Config{Park: time.Millisecond, Hold: 10 * time.Second, Keep: 5 * time.Second})
+	h, base, hijacked := server(t, e, poll.Config{Park: time.Millisecond, Quiet: -1, Hold: 10 * time.Second, Keep: 5 * time.Second})
 	tok := e.Token(t, "lea", transporttest.Claims{})
 	s := &seqs{room: room}
 	a := get(t, base, tok, start(room))
@@ -315,7 +315,7 @@ func TestPollKeptAfterParkedAnswer(t *testing.T) {
 		t.Fatalf("%d polls carried on with a kept session after parked answers, want 2 or more", resumed)
 	}
 
-	_, short, hijacked := server(t, e, poll.Config{Park: time.Millisecond, Hold: 50 * time.Millisecond, Keep: 5 * time.Second})
+	_, short, hijacked := server(t, e, poll.Config{Park: time.Millisecond, Quiet: -1, Hold: 50 * time.Millisecond, Keep: 5 * time.Second})
 	a = get(t, short, tok, from(room, a.Cursor)) // opens a session there, parks, ends empty
 	<-hijacked
 	if len(a.Events) != 0 || !a.Closed {

@@ -438,7 +438,7 @@ func ptHeldThenSend(t *testing.T, e *Env, base, tok, cursor, room string, n int)
 func TestPollParked(t *testing.T) {
 	const room = "pt-parked"
 	e := NewEnv(t, Options{Hub: fast})
-	base, hijacked := ptParkingServer(t, e, poll.Config{Park: time.Millisecond, Hold: 10 * time.Second})
+	base, hijacked := ptParkingServer(t, e, poll.Config{Park: time.Millisecond, Quiet: -1, Hold: 10 * time.Second})
 	tok := e.Token(t, "pt-carol", Claims{})
 	fill(t, e, room, 3, "before")
 	seqs := &ptSeqs{room: room}
@@ -471,7 +471,7 @@ func TestPollParked(t *testing.T) {
 		}
 	}
 
-	short, hijacked := ptParkingServer(t, e, poll.Config{Park: time.Millisecond, Hold: 50 * time.Millisecond})
+	short, hijacked := ptParkingServer(t, e, poll.Config{Park: time.Millisecond, Quiet: -1, Hold: 50 * time.Millisecond})
 	held := ptHeld(t, short, tok, room, a.Cursor)
 	<-hijacked
 	empty := ptAnswerOf(t, held)
@@ -485,12 +485,55 @@ func TestPollParked(t *testing.T) {
 	}
 }
 
+// A held poll whose session answered with news within Config.Quiet
+// waits out its hold in net/http instead of parking: its connection
+// stays open for the next poll. The same polls on a server that parks
+// whatever came before park.
+func TestPollBusyNotParked(t *testing.T) {
+	const room = "pt-busy"
+	e := NewEnv(t, Options{Hub: fast})
+	tok := e.Token(t, "pt-erin", Claims{})
+	fill(t, e, room, 2, "before")
+	for _, tc := range []struct {
+		name  string
+		quiet time.Duration
+		parks bool
+	}{
+		{"news within quiet", time.Hour, false},
+		{"parks whatever came before", -1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base, hijacked := ptParkingServer(t, e, poll.Config{Park: time.Millisecond, Hold: 50 * time.Millisecond, Quiet: tc.quiet})
+			first := ptPoll(t, base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, false)
+			hubSend(t, e, room, "news for "+tc.name)
+			// A session opened from the cursor replays the message: an
+			// answer with news, and the session is kept.
+			a := ptPoll(t, base, tok, url.Values{"rooms": {room}, "cursor": {first.Cursor}}, false)
+			if len(a.Events) != 1 || a.Closed {
+				t.Fatalf("the poll after news: %d events, closed %v; want 1 on a kept connection", len(a.Events), a.Closed)
+			}
+			for len(hijacked) > 0 {
+				<-hijacked
+			}
+			// Nothing new: the kept session's poll waits Park, then the
+			// rest of its hold.
+			empty := ptPoll(t, base, tok, url.Values{"rooms": {room}, "cursor": {a.Cursor}}, false)
+			if len(empty.Events) != 0 || empty.Cursor != a.Cursor {
+				t.Fatalf("an empty hold: %d events, cursor moved %v", len(empty.Events), empty.Cursor != a.Cursor)
+			}
+			if parked := len(hijacked) > 0; parked != tc.parks || empty.Closed != tc.parks {
+				t.Fatalf("parked %v, connection closed %v; want %v", parked, empty.Closed, tc.parks)
+			}
+		})
+	}
+}
+
 // A parked poll whose client goes away ends its session; a parked poll
 // the hub shuts down answers, and the cursor resumes on the next server.
 func TestPollParkedEnds(t *testing.T) {
 	const room = "pt-parked-end"
 	e := NewEnv(t, Options{Hub: fast})
-	base, hijacked := ptParkingServer(t, e, poll.Config{Park: time.Millisecond})
+	base, hijacked := ptParkingServer(t, e, poll.Config{Park: time.Millisecond, Quiet: -1})
 	tok := e.Token(t, "pt-dave", Claims{})
 	a := ptPoll(t, base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, false)
 
