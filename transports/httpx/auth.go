@@ -94,6 +94,9 @@ func (a *Authenticator) authenticate(r *http.Request, inURL, cached bool) (auth.
 	return id, cred, err
 }
 
+// credParams are the query parameters that may carry a credential.
+var credParams = []string{"ticket", "token"}
+
 // credential checks the request's credential, as authenticate says.
 func (a *Authenticator) credential(r *http.Request, inURL, cached bool) (auth.Identity, Credential, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -103,8 +106,9 @@ func (a *Authenticator) credential(r *http.Request, inURL, cached bool) (auth.Id
 		}
 		return a.prove(CredBearer, strings.TrimSpace(tok), cached)
 	}
-	q := r.URL.Query()
-	ticket, token := q.Get("ticket"), q.Get("token")
+	var cred [2]string
+	queryParams(r.URL.RawQuery, credParams, cred[:])
+	ticket, token := cred[0], cred[1]
 	switch {
 	case !inURL && (ticket != "" || token != ""):
 		return auth.Identity{}, CredNone, errURLCredential

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/chatd/chatd/core/protocol"
@@ -82,6 +83,48 @@ func FuzzParseSubscription(f *testing.F) {
 		}
 		if lastID == "" && since != "" && (len(since) > maxSinceLen(maxRooms) || len(fresh) > maxRooms) {
 			t.Fatalf("since= of %d bytes accepted", len(since))
+		}
+	})
+}
+
+// FuzzQueryParams checks queryParams against url.ParseQuery and
+// url.Values.Get on any raw query of up to 10,000 pairs (url.ParseQuery's
+// own limit): the same value for every name it is asked for, whatever
+// the semicolons, escapes, repeats and empty pairs.
+func FuzzQueryParams(f *testing.F) {
+	for _, seed := range []string{
+		"rooms=a,b&cursor=a:1&since=b:2",
+		"rooms=a&rooms=b",
+		"rooms=%zz&rooms=b",
+		"rooms;=a&rooms=b",
+		"ro%6Fms=a",
+		"rooms=a+b%2Cc&token=x%3D",
+		"&&rooms&=&ticket=t&ticket=u",
+		"cursor=a%3A1%2Cb%3A2",
+		"rooms=a;b&rooms=c",
+		"=x&rooms=",
+	} {
+		f.Add(seed)
+	}
+	names := []string{"rooms", "cursor", "since", "ticket", "token"}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if strings.Count(raw, "&") >= 10000 {
+			return
+		}
+		q, _ := url.ParseQuery(raw)
+		got := make([]string, len(names))
+		queryParams(raw, names, got)
+		for i, name := range names {
+			if want := q.Get(name); got[i] != want {
+				t.Fatalf("%q: %s = %q, url.Values.Get says %q", raw, name, got[i], want)
+			}
+			if v := QueryValue(raw, name); v != got[i] {
+				t.Fatalf("%q: QueryValue(%s) = %q, queryParams says %q", raw, name, v, got[i])
+			}
+		}
+		s := parseStreamQuery(raw)
+		if s.rooms != got[0] || s.cursor != got[1] || s.since != got[2] {
+			t.Fatalf("%q: parseStreamQuery %+v, queryParams %q", raw, s, got[:3])
 		}
 	})
 }

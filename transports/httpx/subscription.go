@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -42,7 +41,7 @@ func ParseSubscription(r *http.Request, id auth.Identity, maxRooms int) (rooms [
 	if err := checkQueryLen(r, maxRooms); err != nil {
 		return nil, nil, nil, err
 	}
-	return parseSubscription(r.URL.Query(), r.Header.Get("Last-Event-ID"), id, maxRooms)
+	return parseSubscription(parseStreamQuery(r.URL.RawQuery), r.Header.Get("Last-Event-ID"), id, maxRooms)
 }
 
 // checkQueryLen refuses a query string longer than MaxStreamQuery(maxRooms),
@@ -56,11 +55,11 @@ func checkQueryLen(r *http.Request, maxRooms int) error {
 
 // parseSubscription is ParseSubscription on a parsed query q and the
 // Last-Event-ID header's value, once the query's length has been checked.
-func parseSubscription(q url.Values, lastID string, id auth.Identity, maxRooms int) (rooms []string, cur protocol.Cursor, fresh map[string]bool, err error) {
+func parseSubscription(q streamQuery, lastID string, id auth.Identity, maxRooms int) (rooms []string, cur protocol.Cursor, fresh map[string]bool, err error) {
 	if len(lastID) > maxCursorLen(maxRooms) {
 		return nil, nil, nil, errCursorTooLong(maxRooms)
 	}
-	rooms, subscribed, err := parseRooms(q.Get("rooms"), id, maxRooms)
+	rooms, subscribed, err := parseRooms(q.rooms, id, maxRooms)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -70,12 +69,12 @@ func parseSubscription(q url.Values, lastID string, id auth.Identity, maxRooms i
 		}
 		return rooms, cur, nil, nil
 	}
-	if raw := q.Get("cursor"); raw != "" {
+	if raw := q.cursor; raw != "" {
 		if cur, err = parseCursor(raw, subscribed, maxRooms); err != nil {
 			return nil, nil, nil, err
 		}
 	}
-	if s := q.Get("since"); s != "" {
+	if s := q.since; s != "" {
 		pairs, err := parseSince(s, subscribed, maxRooms)
 		if err != nil {
 			return nil, nil, nil, err

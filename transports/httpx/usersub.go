@@ -2,7 +2,6 @@ package httpx
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -24,29 +23,24 @@ func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]s
 	if err := checkQueryLen(r, maxRooms+1); err != nil {
 		return nil, nil, nil, err
 	}
-	q := r.URL.Query() // parsed once, for both parts
+	q := parseStreamQuery(r.URL.RawQuery) // parsed once, for both parts
 	user, fresh, err := userPosition(r, q)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	if fresh {
 		// parseSubscription reads since= for rooms only: hand it the rest.
-		rest, _, _, _ := cutUserSince(q.Get("since"))
-		if rest == "" {
-			q.Del("since")
-		} else {
-			q.Set("since", rest)
-		}
+		q.since, _, _, _ = cutUserSince(q.since)
 	}
 	var (
 		rooms      []string
 		cur        protocol.Cursor
 		freshRooms map[string]bool
 	)
-	switch n := countRooms(q.Get("rooms")); {
+	switch n := countRooms(q.rooms); {
 	case n > maxRooms:
 		return nil, nil, nil, protocol.Errorf(protocol.CodeTooManyRooms, "at most %d rooms per connection", maxRooms)
-	case n == 0 && q.Get("since") != "" && r.Header.Get("Last-Event-ID") == "":
+	case n == 0 && q.since != "" && r.Header.Get("Last-Event-ID") == "":
 		return nil, nil, nil, protocol.Errorf(protocol.CodeBadRequest, "since= names rooms that rooms= does not subscribe")
 	case n > 0:
 		if rooms, cur, freshRooms, err = parseSubscription(q, r.Header.Get("Last-Event-ID"), id, maxRooms+1); err != nil {
@@ -70,13 +64,13 @@ func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]s
 
 // userPosition returns the position in the user's stream that r resumes
 // from, if any, and whether it came from since= (a fresh start).
-func userPosition(r *http.Request, q url.Values) (pos *uint64, fresh bool, err error) {
+func userPosition(r *http.Request, q streamQuery) (pos *uint64, fresh bool, err error) {
 	raw := r.Header.Get("Last-Event-ID")
 	if raw == "" {
-		if _, p, found, err := cutUserSince(q.Get("since")); err != nil || found {
+		if _, p, found, err := cutUserSince(q.since); err != nil || found {
 			return p, found, err
 		}
-		raw = q.Get("cursor")
+		raw = q.cursor
 	}
 	if raw == "" {
 		return nil, false, nil
