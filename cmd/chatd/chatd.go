@@ -127,6 +127,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Controller: degrade.Config{EscalateAfter: c.EscalateAfter},
 		PollLinger: zeroOff(c.PollLinger),
 		PollPark:   zeroOff(c.PollPark),
+		PollQuiet:  zeroOff(c.PollQuiet),
 		Degrade:    true, Signals: true, Cluster: m.engine.cluster,
 		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),
 		Info:   httpapi.Node{ID: id, Addr: addr, Engine: m.engine.name, Started: time.Now()},

@@ -63,24 +63,33 @@ func TestPollLingerFlag(t *testing.T) {
 	}
 }
 
-// --poll-park reads the same way: 0 is never parked, and the
-// environment sets it.
-func TestPollParkFlag(t *testing.T) {
-	for _, c := range []struct {
-		args []string
-		env  string
-		want time.Duration
+// --poll-park and --poll-quiet read the same way: 0 is off (never
+// parked; parked whatever came before), and the environment sets them.
+func TestPollParkFlags(t *testing.T) {
+	for _, f := range []struct {
+		flag, env string
+		def       time.Duration
+		get       func(Config) time.Duration
 	}{
-		{nil, "", poll.DefaultPark},
-		{nil, "1s", time.Second},
-		{[]string{"--poll-park", "0"}, "1s", -1},
+		{"--poll-park", "CHAT_POLL_PARK", poll.DefaultPark, func(c Config) time.Duration { return c.PollPark }},
+		{"--poll-quiet", "CHAT_POLL_QUIET", poll.DefaultQuiet, func(c Config) time.Duration { return c.PollQuiet }},
 	} {
-		m := NewMain()
-		if err := m.ParseFlags(c.args, oneEnv("CHAT_POLL_PARK", c.env)); err != nil {
-			t.Fatal(err)
-		}
-		if got := zeroOff(m.Config.PollPark); got != c.want {
-			t.Errorf("%v with CHAT_POLL_PARK=%q: poll.Config.Park %v, want %v", c.args, c.env, got, c.want)
+		for _, c := range []struct {
+			args []string
+			env  string
+			want time.Duration
+		}{
+			{nil, "", f.def},
+			{nil, "1s", time.Second},
+			{[]string{f.flag, "0"}, "1s", -1},
+		} {
+			m := NewMain()
+			if err := m.ParseFlags(c.args, oneEnv(f.env, c.env)); err != nil {
+				t.Fatal(err)
+			}
+			if got := zeroOff(f.get(m.Config)); got != c.want {
+				t.Errorf("%v with %s=%q: %v, want %v", c.args, f.env, c.env, got, c.want)
+			}
 		}
 	}
 }

@@ -65,6 +65,7 @@ type Config struct {
 	PollInterval time.Duration  // the short-poll interval (5s)
 	PollLinger   time.Duration  // see poll.Config.Linger (0: its default)
 	PollPark     time.Duration  // see poll.Config.Park (0: its default)
+	PollQuiet    time.Duration  // see poll.Config.Quiet (0: its default)
 	SSERetry     time.Duration  // the SSE retry: hint (2s)
 	Web          http.Handler   // the pages at /; nil: none
 	Info         httpapi.Node   // this node, for the admin status
@@ -204,7 +205,7 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	authn := &httpx.Authenticator{Verifier: cfg.Verifier, Tickets: cfg.Tickets}
 	wsCfg := ws.Config{Hub: hub, Auth: authn, Origins: cfg.Origins, Logger: log, Metrics: cfg.Metrics}
 	sseCfg := sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: cfg.SSERetry}
-	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark}
+	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark, Quiet: cfg.PollQuiet}
 	if p := n.Policy; p != nil {
 		wsCfg.Offered, sseCfg.Offered = p.Offers(ws.Name), p.Offers(sse.Name)
 		pollCfg.Short = p.Short
