@@ -152,10 +152,10 @@ type ServerResult struct {
 	// DeliveryP50MS and DeliveryP99MS are the server's own view of the
 	// measured phase: chat_delivery_seconds (fan-out to transport write),
 	// as the upper bound of the bucket the quantile falls in; +Inf past
-	// the last bound, 0 unknown. Against the tool's latency they tell the
-	// server's queueing from the tool's own.
-	DeliveryP50MS   float64        `json:"delivery_p50_ms,omitempty"`
-	DeliveryP99MS   float64        `json:"delivery_p99_ms,omitempty"`
+	// the last bound (the string "+Inf" in JSON), 0 unknown. Against the
+	// tool's latency they tell the server's queueing from the tool's own.
+	DeliveryP50MS   boundMS        `json:"delivery_p50_ms,omitempty"`
+	DeliveryP99MS   boundMS        `json:"delivery_p99_ms,omitempty"`
 	SessionsAtEnd   map[string]int `json:"sessions_at_end,omitempty"`
 	ConnectionsSeen map[string]int `json:"connections,omitempty"` // the admin status's count, poll included
 }
@@ -307,7 +307,7 @@ func (r RunResult) markdown(b *strings.Builder) {
 		if sv.DeliveryP99MS > 0 {
 			fmt.Fprintf(b, "- Server's own delivery latency over the measured phase (fan-out to transport write, "+
 				"`chat_delivery_seconds`, bucket bounds): p50 ≤ %s, p99 ≤ %s; the latency above adds the network and the tool's own queueing.\n",
-				boundText(sv.DeliveryP50MS), boundText(sv.DeliveryP99MS))
+				boundText(float64(sv.DeliveryP50MS)), boundText(float64(sv.DeliveryP99MS)))
 		}
 	} else {
 		b.WriteString("- Server: no /metrics.\n")
@@ -413,6 +413,19 @@ func errorList(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
 	}
 	return "; " + strings.Join(parts, ", ")
+}
+
+// boundMS is a histogram bound in milliseconds, +Inf included, which
+// JSON cannot carry as a number: it goes as the string "+Inf". Without
+// it a run whose server fell past the last bucket wrote no report.
+type boundMS float64
+
+// MarshalJSON implements json.Marshaler.
+func (b boundMS) MarshalJSON() ([]byte, error) {
+	if math.IsInf(float64(b), 1) {
+		return []byte(`"+Inf"`), nil
+	}
+	return json.Marshal(float64(b))
 }
 
 // boundText prints a histogram bound in milliseconds; +Inf as past the

@@ -116,8 +116,8 @@ func serverResult(m measures, timeline []Sample, n int) ServerResult {
 		s.RSSPerConn = float64(s.RSSConnected-s.RSSBaseline) / float64(n)
 	}
 	if m.held.up && m.connected.up {
-		s.DeliveryP50MS = bucketQuantile(m.connected.delivery, m.held.delivery, 0.5) * 1000
-		s.DeliveryP99MS = bucketQuantile(m.connected.delivery, m.held.delivery, 0.99) * 1000
+		s.DeliveryP50MS = boundMS(bucketQuantile(m.connected.delivery, m.held.delivery, 0.5) * 1000)
+		s.DeliveryP99MS = boundMS(bucketQuantile(m.connected.delivery, m.held.delivery, 0.99) * 1000)
 	}
 	if m.held.up {
 		s.RSSEnd, s.GoroutinesEnd = m.held.rss, m.held.goroutines

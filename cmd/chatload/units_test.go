@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"math"
@@ -146,6 +147,11 @@ func TestBucketQuantile(t *testing.T) {
 	}
 	if got := bucketQuantile(nil, nil, 0.99); got != 0 {
 		t.Errorf("no histogram: %v, want 0", got)
+	}
+	// A server past the last bound still gets a report (JSON has no +Inf).
+	b, err := json.Marshal(ServerResult{DeliveryP50MS: 250, DeliveryP99MS: boundMS(inf)})
+	if err != nil || !strings.Contains(string(b), `"delivery_p50_ms":250`) || !strings.Contains(string(b), `"delivery_p99_ms":"+Inf"`) {
+		t.Errorf("a bound past the last bucket in JSON: %s (%v)", b, err)
 	}
 	_, labels, v, ok := metricLine(`chat_delivery_seconds_bucket{transport="websocket",le="+Inf"} 7`)
 	if le, err := strconv.ParseFloat(labelValue(labels, "le"), 64); !ok || err != nil || le != inf || v != 7 {
