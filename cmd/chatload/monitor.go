@@ -202,7 +202,8 @@ func scrapeAll(ctx context.Context, hc *http.Client, bases []string) reading {
 }
 
 // scrape reads the server's /metrics: memory, goroutines, level and
-// sessions. A server without /metrics (or down) reads as not up.
+// sessions. A server without /metrics (or down), or an answer cut off
+// before its end, reads as not up.
 func scrape(ctx context.Context, hc *http.Client, base string) (rd reading) {
 	rd.level = -1
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -253,6 +254,12 @@ func scrape(ctx context.Context, hc *http.Client, base string) (rd reading) {
 				rd.sessions[t] = int(v)
 			}
 		}
+	}
+	if sc.Err() != nil {
+		// Cut off (the timeout, under load): what was read is a part,
+		// and a missing CPU total read as 0 had made a run's mean CPU
+		// come out at several cores.
+		return reading{level: -1}
 	}
 	return rd
 }

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,5 +234,38 @@ func TestRestConns(t *testing.T) {
 	}
 	if sendConnsPerPool <= restConnsPerPool {
 		t.Errorf("the send pool (%d) is not larger than the connect pool (%d)", sendConnsPerPool, restConnsPerPool)
+	}
+}
+
+// TestScrapeCutOff checks that a /metrics answer cut off before its end
+// reads as not up, not as a server with no CPU time: the first
+// measured sample's CPU total read as 0 made a run's mean come out at
+// several cores.
+func TestScrapeCutOff(t *testing.T) {
+	var cut atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		const head = "go_goroutines 12\n"
+		if !cut.Load() {
+			fmt.Fprint(w, head+"process_cpu_seconds_total 42\n")
+			return
+		}
+		// The answer promises more than it sends, and the connection
+		// closes mid-body, as a scrape cut off by its deadline ends.
+		w.Header().Set("Content-Length", "4096")
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, head)
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	if rd := scrape(context.Background(), srv.Client(), srv.URL); !rd.up || rd.cpu != 42 || rd.goroutines != 12 {
+		t.Fatalf("a whole answer: up %v, cpu %v, goroutines %d", rd.up, rd.cpu, rd.goroutines)
+	}
+	cut.Store(true)
+	if rd := scrape(context.Background(), srv.Client(), srv.URL); rd.up {
+		t.Fatalf("an answer cut off reads as up (cpu %v, goroutines %d)", rd.cpu, rd.goroutines)
 	}
 }
