@@ -215,12 +215,16 @@ func (c *conn) take() *[]core.Frame {
 	return out
 }
 
-// quietFor reports whether no answer has taken news within d (see
+// parkAt is when a held poll with no news parks: at park, or once quiet
+// has passed since an answer last took news, if that is later (see
 // Config.Quiet).
-func (c *conn) quietFor(d time.Duration) bool {
+func (c *conn) parkAt(park time.Time, quiet time.Duration) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return d <= 0 || c.newsAt.IsZero() || time.Since(c.newsAt) >= d
+	if q := c.newsAt.Add(quiet); quiet > 0 && !c.newsAt.IsZero() && q.After(park) {
+		return q
+	}
+	return park
 }
 
 // dropLazy removes from frames the lazy frame of room, if there is one.

@@ -54,12 +54,12 @@ type Config struct {
 	Park time.Duration
 	// Quiet is how long a session must have gone without news for its
 	// held poll to park. A poll whose session answered with news more
-	// recently waits out its hold in net/http: its next news is likely
-	// near, and a parked answer closes the connection, which the client
-	// then opens again. Under load, when news takes longer than Park to
-	// reach a busy room's polls, parking had turned a large share of
-	// their answers into new connections. 2s; negative: park whatever
-	// came before.
+	// recently waits in net/http until Quiet has passed since: its next
+	// news is likely near, and a parked answer closes the connection,
+	// which the client then opens again. Under load, when news takes
+	// longer than Park to reach a busy room's polls, parking had turned a
+	// large share of their answers into new connections. 2s; negative:
+	// park after Park whatever came before.
 	Quiet time.Duration
 	// Keep is how long the session of an answered poll waits for the
 	// client's next poll, which carries on with it if it resumes from the
@@ -258,16 +258,16 @@ var parkedOff = new([]core.Frame)
 // hold waits for the news of a poll that resumes from a cursor (pos),
 // opened at opened, with nothing to say yet, and returns the frames of
 // its answer: the first news (plus the rest of Linger), or none when
-// Hold passes, the session ends or the client goes away. After Park it
-// parks the poll instead, unless its session had news within Quiet or
-// parking cannot be done, and returns parkedOff.
+// Hold passes, the session ends or the client goes away. After Park, or
+// once its session has had no news for Quiet if that is later, it parks
+// the poll instead, unless parking cannot be done, and returns parkedOff.
 func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, opened time.Time) *[]core.Frame {
 	deadline := h.holdEnd(opened)
 	news := false
-	if h.cfg.Park > 0 && h.cfg.Park < h.cfg.Hold {
-		news = c.wait(r.Context(), opened.Add(h.cfg.Park))
+	if parkAt := c.parkAt(opened.Add(h.cfg.Park), h.cfg.Quiet); h.cfg.Park > 0 && parkAt.Before(deadline) {
+		news = c.wait(r.Context(), parkAt)
 		if !news && r.Context().Err() == nil && c.sess.Context().Err() == nil &&
-			c.quietFor(h.cfg.Quiet) && h.park(w, r, c, pos, keepable, time.Until(deadline)) {
+			h.park(w, r, c, pos, keepable, time.Until(deadline)) {
 			return parkedOff
 		}
 	}

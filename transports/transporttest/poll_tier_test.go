@@ -486,24 +486,26 @@ func TestPollParked(t *testing.T) {
 }
 
 // A held poll whose session answered with news within Config.Quiet
-// waits out its hold in net/http instead of parking: its connection
-// stays open for the next poll. The same polls on a server that parks
-// whatever came before park.
+// waits in net/http instead of parking, until Quiet has passed since
+// that news: its connection stays open for the next poll. The same
+// polls park on a server that parks whatever came before, and on one
+// whose Quiet passes within the hold.
 func TestPollBusyNotParked(t *testing.T) {
 	const room = "pt-busy"
 	e := NewEnv(t, Options{Hub: fast})
 	tok := e.Token(t, "pt-erin", Claims{})
 	fill(t, e, room, 2, "before")
 	for _, tc := range []struct {
-		name  string
-		quiet time.Duration
-		parks bool
+		name        string
+		quiet, hold time.Duration
+		parks       bool
 	}{
-		{"news within quiet", time.Hour, false},
-		{"parks whatever came before", -1, true},
+		{"news within quiet", time.Hour, 50 * time.Millisecond, false},
+		{"parks whatever came before", -1, 10 * time.Second, true},
+		{"parks once quiet", 20 * time.Millisecond, 10 * time.Second, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			base, hijacked := ptParkingServer(t, e, poll.Config{Park: time.Millisecond, Hold: 50 * time.Millisecond, Quiet: tc.quiet})
+			base, hijacked := ptParkingServer(t, e, poll.Config{Park: time.Millisecond, Hold: tc.hold, Quiet: tc.quiet})
 			first := ptPoll(t, base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, false)
 			hubSend(t, e, room, "news for "+tc.name)
 			// A session opened from the cursor replays the message: an
@@ -515,14 +517,22 @@ func TestPollBusyNotParked(t *testing.T) {
 			for len(hijacked) > 0 {
 				<-hijacked
 			}
-			// Nothing new: the kept session's poll waits Park, then the
-			// rest of its hold.
-			empty := ptPoll(t, base, tok, url.Values{"rooms": {room}, "cursor": {a.Cursor}}, false)
-			if len(empty.Events) != 0 || empty.Cursor != a.Cursor {
-				t.Fatalf("an empty hold: %d events, cursor moved %v", len(empty.Events), empty.Cursor != a.Cursor)
+			// Nothing new: the kept session's poll waits Park (or until
+			// Quiet has passed since the news).
+			if !tc.parks {
+				// ... and then the rest of its hold, on its connection.
+				empty := ptPoll(t, base, tok, url.Values{"rooms": {room}, "cursor": {a.Cursor}}, false)
+				if len(empty.Events) != 0 || empty.Cursor != a.Cursor || empty.Closed || len(hijacked) > 0 {
+					t.Fatalf("an empty hold: %d events, cursor moved %v, closed %v, parked %v; want none on its connection",
+						len(empty.Events), empty.Cursor != a.Cursor, empty.Closed, len(hijacked) > 0)
+				}
+				return
 			}
-			if parked := len(hijacked) > 0; parked != tc.parks || empty.Closed != tc.parks {
-				t.Fatalf("parked %v, connection closed %v; want %v", parked, empty.Closed, tc.parks)
+			held := ptHeld(t, base, tok, room, a.Cursor)
+			<-hijacked // parked
+			hubSend(t, e, room, "after the park")
+			if parked := ptAnswerOf(t, held); len(parked.Events) != 1 || !parked.Closed {
+				t.Fatalf("a parked poll's answer: %d events, closed %v; want 1 and Connection: close", len(parked.Events), parked.Closed)
 			}
 		})
 	}
