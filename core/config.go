@@ -66,8 +66,16 @@ type Config struct {
 	// PresenceMaxMembers is the most users online in a room for which
 	// presence is sent per user; above it a room gets the count. 100.
 	PresenceMaxMembers int
-	ReadRate           float64 // read positions per second per user; 20
-	ReadBurst          int     // read position burst per user; 40
+	// PresenceCountPace is how many members a room's count may reach each
+	// PresenceInterval. A bigger room gets its count less often: at most
+	// every PresenceInterval × online / PresenceCountPace, and at least
+	// every ten intervals while it moves, so that a room of 10,000
+	// filling up does not cost every member a write each pass (10,000
+	// writes a second, a sixth of the node while 10,000 clients
+	// connected). 1000; negative: every pass.
+	PresenceCountPace int
+	ReadRate          float64 // read positions per second per user; 20
+	ReadBurst         int     // read position burst per user; 40
 	// ReadFlush is how often coalesced read positions are stored and
 	// their receipts fanned out: only the highest position per user and
 	// room in each interval is written. 250ms.
@@ -138,6 +146,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RecentBudget, 64<<20)
 	def(&c.ReadBurst, 40)
 	def(&c.PresenceMaxMembers, 100)
+	def(&c.PresenceCountPace, 1000)
 	if c.PresenceInterval <= 0 {
 		c.PresenceInterval = time.Second
 	}

@@ -157,7 +157,7 @@ func (r *room) sendPresence() {
 	if !ok {
 		return
 	}
-	if len(changes) == 0 && (r.hub.cluster != nil || online <= r.hub.cfg.PresenceMaxMembers) {
+	if len(changes) == 0 && !r.owesCount() && (r.hub.cluster != nil || online <= r.hub.cfg.PresenceMaxMembers) {
 		// Users came and went within the interval: nothing to say, and
 		// no need to ask a cluster engine (its count cannot have moved
 		// by this node's doing). Only a count room on one node, whose
@@ -212,19 +212,28 @@ func (r *room) takeChanges() (out []PresenceChange, online int, ok bool) {
 // with online users: one for all of a pass's changes (protocol.MaxBatch
 // at most; the plain per-user form for one change), or the count in a
 // room above PresenceMaxMembers (only when it moved since the last count
-// sent). A room of 100 filling up once cost each member a presence
-// envelope per arrival: a million in a 10k reconnect storm.
+// sent, and no sooner than its pace allows: see countPace). A room of 100
+// filling up once cost each member a presence envelope per arrival: a
+// million in a 10k reconnect storm.
 func (r *room) presenceEnvelopes(changes []PresenceChange, online int) []protocol.Envelope {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if online > r.hub.cfg.PresenceMaxMembers {
+		r.countOwed = false
 		if online == r.counted {
 			return nil
 		}
-		r.counted = online
+		now := r.hub.cfg.Now()
+		if pace := r.countPace(online); pace > 0 && now.Sub(r.countedAt) < pace {
+			// Not yet: a later pass sends the count as it is then.
+			r.countOwed = true
+			r.hub.marks.mark(r)
+			return nil
+		}
+		r.counted, r.countedAt = online, now
 		return []protocol.Envelope{{Type: protocol.TypePresence, Room: r.name, Count: protocol.Ptr(online)}}
 	}
-	r.counted = 0
+	r.counted, r.countOwed = 0, false
 	out := make([]protocol.Envelope, 0, (len(changes)+protocol.MaxBatch-1)/protocol.MaxBatch)
 	for batch := range slices.Chunk(changes, protocol.MaxBatch) {
 		if len(batch) == 1 {
@@ -234,6 +243,24 @@ func (r *room) presenceEnvelopes(changes []PresenceChange, online int) []protoco
 		out = append(out, protocol.Envelope{Type: protocol.TypePresence, Room: r.name, Changes: batch})
 	}
 	return out
+}
+
+// countPace is the least time between two counts sent to a room of online
+// members: PresenceInterval for each PresenceCountPace of them, at most
+// ten intervals; none for a room within one pace (Config.PresenceCountPace).
+func (r *room) countPace(online int) time.Duration {
+	cfg := &r.hub.cfg
+	if cfg.PresenceCountPace <= 0 || online <= cfg.PresenceCountPace {
+		return 0
+	}
+	return min(cfg.PresenceInterval*time.Duration(online)/time.Duration(cfg.PresenceCountPace), 10*cfg.PresenceInterval)
+}
+
+// owesCount reports whether a count waits for its pace.
+func (r *room) owesCount() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.countOwed
 }
 
 // presence lists the users online in the room, sorted by user id.

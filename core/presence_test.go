@@ -129,6 +129,45 @@ func TestPresenceCountInLargeRooms(t *testing.T) {
 	}
 }
 
+// A room past PresenceCountPace members gets its count no more often
+// than its pace (here an hour a member past two, on a fake clock): a
+// moved count waits, and a later pass sends it once the pace has
+// passed, without another change.
+func TestPresenceCountPaced(t *testing.T) {
+	clk := &clock{}
+	hub := newHub(t, core.Config{PresenceInterval: time.Hour, PresenceMaxMembers: 1, PresenceCountPace: 2, Now: clk.Now})
+	ctx := context.Background()
+	watcher := newRecorder()
+	ws := joinAs(t, hub, "watcher", "big", watcher)
+	for i := range 3 {
+		joinAs(t, hub, fmt.Sprintf("u%d", i), "big", newRecorder())
+	}
+	lastCount := func() int {
+		if err := ws.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ev := presenceOf(t, watcher)
+		if len(ev) == 0 || ev[len(ev)-1].Count == nil {
+			return 0
+		}
+		return *ev[len(ev)-1].Count
+	}
+	hub.FlushPresence()
+	if n := lastCount(); n != 4 {
+		t.Fatalf("first count %d, want 4", n)
+	}
+	joinAs(t, hub, "u3", "big", newRecorder())
+	hub.FlushPresence()
+	if n := lastCount(); n != 4 {
+		t.Fatalf("a count of %d within the pace (2.5 h for 5 members), want it held at 4", n)
+	}
+	clk.Advance(3 * time.Hour)
+	hub.FlushPresence() // no change since: the owed count goes
+	if n := lastCount(); n != 5 {
+		t.Fatalf("after the pace: count %d, want 5", n)
+	}
+}
+
 // A pass sends a room one presence envelope for all its changes, sorted
 // by user, to sessions that read batches, and the changes one by one to
 // the others; a pass with one change sends the plain form.

@@ -20,6 +20,8 @@ type room struct {
 	dead        bool               // removed from hub.rooms; guarded by mu.
 	changes     map[string]change  // presence changes since the last pass; guarded by mu.
 	counted     int                // the count last sent, in a room past PresenceMaxMembers; guarded by mu.
+	countedAt   time.Time          // when counted was sent; guarded by mu.
+	countOwed   bool               // a moved count waits for its pace (PresenceCountPace); guarded by mu.
 	recent      []recentEntry      // the newest published entries, contiguous up to head (recent.go); guarded by mu.
 	recentBytes int                // the size of recent's entries; guarded by mu.
 }
