@@ -67,9 +67,9 @@ type Config struct {
 	// presence is sent per user; above it a room gets the count. 100.
 	PresenceMaxMembers int
 	// PresenceCountPace is how many members a room's count may reach each
-	// PresenceInterval. A bigger room gets its count less often: at most
-	// every PresenceInterval × online / PresenceCountPace, and at least
-	// every ten intervals while it moves, so that a room of 10,000
+	// PresenceInterval. A bigger room gets its count less often: two
+	// counts are at least PresenceInterval × online / PresenceCountPace
+	// apart, and at most ten intervals while it moves, so that a room of 10,000
 	// filling up does not cost every member a write each pass (10,000
 	// writes a second, a sixth of the node while 10,000 clients
 	// connected). 1000; negative: every pass.
