@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/brokertest"
 	"github.com/chatd/chatd/core/protocol"
 )
 
@@ -127,50 +127,6 @@ func TestReplayWindowOff(t *testing.T) {
 	}
 }
 
-// heldPublish is an engine whose publications to the hub can be held
-// back, as a node's fan-out lags behind its commits under load: the
-// store then has entries the room has not published yet.
-type heldPublish struct {
-	core.Engine
-	mu   sync.Mutex
-	hub  core.Handler
-	held [][]protocol.Message // publications waiting while holding
-	hold bool
-}
-
-func (e *heldPublish) Register(h core.Handler) {
-	e.mu.Lock()
-	e.hub = h
-	e.mu.Unlock()
-	e.Engine.Register(e)
-}
-
-func (e *heldPublish) Publish(msgs []protocol.Message) {
-	e.mu.Lock()
-	if e.hold {
-		e.held = append(e.held, msgs)
-		e.mu.Unlock()
-		return
-	}
-	hub := e.hub
-	e.mu.Unlock()
-	hub.Publish(msgs)
-}
-
-func (e *heldPublish) Deliver(room string, env protocol.Envelope) { e.hub.Deliver(room, env) }
-func (e *heldPublish) Control(c core.Control)                     { e.hub.Control(c) }
-
-// release publishes what was held, in order, and stops holding.
-func (e *heldPublish) release() {
-	e.mu.Lock()
-	held, hub := e.held, e.hub
-	e.held, e.hold = nil, false
-	e.mu.Unlock()
-	for _, msgs := range held {
-		hub.Publish(msgs)
-	}
-}
-
 // A session that resumes while the node's fan-out is behind its store
 // (entries committed, not yet published) is replayed from the room's
 // window as far as it reaches and from the store only beyond it, and
@@ -180,7 +136,7 @@ func (e *heldPublish) release() {
 func TestReplayWindowWhileFanoutLags(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	eng := &heldPublish{}
+	eng := &brokertest.Lagging{}
 	hub, st := newHubOver(t, core.Config{Metrics: reg}, func(e core.Engine) core.Engine { eng.Engine = e; return eng })
 	alice := auth.Identity{User: "alice"}
 	watcher := watch(t, hub, alice, "r")
@@ -192,9 +148,7 @@ func TestReplayWindowWhileFanoutLags(t *testing.T) {
 		}
 	}
 	waitSeq(t, watcher, last.Seq) // 1..5 published, so in the window
-	eng.mu.Lock()
-	eng.hold = true
-	eng.mu.Unlock()
+	eng.Hold()
 	for i := 5; i < 8; i++ { // 6..8: stored, not published
 		var err error
 		if last, err = hub.Send(ctx, alice, "r", fmt.Sprintf("m%d", i+1), fmt.Sprintf("text %d", i+1)); err != nil {
@@ -218,7 +172,7 @@ func TestReplayWindowWhileFanoutLags(t *testing.T) {
 	if n := metric(t, reg, "chat_replayed_entries_total", "from", "store"); n != 3 {
 		t.Errorf("replayed from the store: %v, want 3 (seqs 6..8)", n)
 	}
-	eng.release()
+	eng.Release()
 	waitSeq(t, rec, last.Seq)
 	waitSeq(t, watcher, last.Seq)
 	if err := s.Flush(ctx); err != nil {
