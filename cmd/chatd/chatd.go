@@ -102,7 +102,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newAnonRSSCollector())
 
 	// Listen first: the node's id and advertised address take its port.
-	ln, err := net.Listen("tcp", c.Addr)
+	ln, err := listen(ctx, c.Addr)
 	if err != nil {
 		return err
 	}

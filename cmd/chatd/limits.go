@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"log/slog"
 	"net"
@@ -134,6 +135,15 @@ func streamingRoute(r *http.Request) bool {
 // httpServer wraps ln in the connection caps (kept in m.ln) and returns
 // the server with the header, body and idle limits. It has no
 // WriteTimeout: that would cut streams.
+// listen listens on addr without TCP keep-alive probes: every
+// connection has a liveness check of its own (WebSocket pings, SSE
+// heartbeats, the poll's hold, the idle, header and body timeouts), and
+// Go's default probes cost four setsockopt calls an accepted connection
+// (in a reconnect storm, 47,000 of the node's 202,000 system calls).
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	return (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", addr)
+}
+
 func (m *Main) httpServer(ln net.Listener, reg prometheus.Registerer) *http.Server {
 	c := m.Config
 	if advised := nodeConnCap(fileLimit()); advised > 0 && c.MaxConns > advised {
