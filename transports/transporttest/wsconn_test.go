@@ -301,11 +301,12 @@ func testSlowConsumerWS(t *testing.T, takeover bool) {
 	fence(t, e, room, again)
 }
 
-// The WebSocket reader goes on in a new goroutine when handling a frame
-// has grown its stack (transports/ws, read.go): frames pipelined on one
-// connection are still handled once each and in order, and the
-// connection keeps exactly one reader.
-func TestReaderRestartsWS(t *testing.T) {
+// The WebSocket reader hands each frame to a frame worker and waits for
+// it (transports/ws, workers.go), and goes on in a new goroutine should
+// reading a frame grow its stack (read.go): frames pipelined on one
+// connection are still handled once each and in order, the connection
+// keeps exactly one reader, and the workers exit once idle.
+func TestReaderHandsFramesToWorkersWS(t *testing.T) {
 	e := NewEnv(t, Options{})
 	c := dialRaw(t, e, e.Token(t, "alice", Claims{}), nil)
 	c.send(protocol.Envelope{Type: protocol.TypeJoin, Room: "lobby", Ref: "j"})
@@ -336,17 +337,18 @@ func TestReaderRestartsWS(t *testing.T) {
 		}
 	}
 	var restarted bool
-	eventually(t, "one reader goroutine", func() bool {
-		var n int
-		n, restarted = wsReaders()
-		return n == 1
+	eventually(t, "one reader goroutine and no frame worker", func() bool {
+		var n, workers int
+		n, restarted, workers = wsReaders()
+		return n == 1 && workers == 0
 	})
 	t.Logf("the reader went on in a new goroutine: %v", restarted)
 }
 
-// wsReaders counts the goroutines running the WebSocket reader, and
-// reports whether one was started by a reader (it went on after a frame).
-func wsReaders() (n int, restarted bool) {
+// wsReaders counts the goroutines running the WebSocket reader, reports
+// whether one was started by a reader (it went on after a frame), and
+// counts the frame workers.
+func wsReaders() (n int, restarted bool, workers int) {
 	buf := make([]byte, 1<<20)
 	for {
 		if m := runtime.Stack(buf, true); m < len(buf) {
@@ -360,6 +362,9 @@ func wsReaders() (n int, restarted bool) {
 			n++
 			restarted = restarted || strings.Contains(g, "\ncreated by github.com/chatd/chatd/transports/ws.(*reader).read ")
 		}
+		if strings.Contains(g, "\ngithub.com/chatd/chatd/transports/ws.(*workers).work(") {
+			workers++
+		}
 	}
-	return n, restarted
+	return n, restarted, workers
 }

@@ -54,6 +54,7 @@ type Handler struct {
 	log          *slog.Logger           // Static after construction.
 	takeovers    prometheus.Counter     // connections that negotiated deflate with context takeover; static after construction
 	alone        prometheus.Counter     // connections that negotiated deflate a message at a time; static after construction
+	workers      *workers               // handle the readers' frames; static after construction
 }
 
 // Config configures a Handler. The zero value is valid apart from Hub and Auth.
@@ -97,7 +98,7 @@ func New(cfg Config) *Handler {
 	}
 	h := &Handler{
 		hub: cfg.Hub, auth: cfg.Auth, readLimit: cfg.ReadLimit, writeTimeout: cfg.WriteTimeout,
-		offered: cfg.Offered, compress: cfg.Compress, log: cfg.Logger,
+		offered: cfg.Offered, compress: cfg.Compress, log: cfg.Logger, workers: newWorkers(),
 	}
 	h.plain, h.deflating = upgraders(cfg.Origins.Allowed)
 	deflated := prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -43,6 +43,10 @@ type reader struct {
 	// goroutine touches them.
 	next io.Reader
 	err  error
+
+	work    *workers      // where frames are handled; static after construction
+	data    []byte        // the frame a worker handles; the worker's from handle until handled
+	handled chan struct{} // a worker says the frame is handled; buffered 1, static after construction
 }
 
 // startReader arms the silence deadline and starts the reader. Every
@@ -50,7 +54,8 @@ type reader struct {
 // server's heartbeat — pushes the deadline out by three heartbeats; when
 // it passes, the session is closed with 4009.
 func (h *Handler) startReader(sess *core.Session, c *conn) {
-	rd := &reader{sess: sess, c: c, ws: c.ws, ctx: sess.Context(), silence: 3 * h.hub.Config().Heartbeat}
+	rd := &reader{sess: sess, c: c, ws: c.ws, ctx: sess.Context(), silence: 3 * h.hub.Config().Heartbeat,
+		work: h.workers, handled: make(chan struct{}, 1)}
 	rd.extend()
 	c.ws.SetPongHandler(rd.pong)
 	c.ws.SetPingHandler(rd.ping)
@@ -71,17 +76,17 @@ func (h *Handler) startReader(sess *core.Session, c *conn) {
 // is used, counting 800 bytes of guard: a stack that has grown never
 // comes back below 4 KiB (a parked reader needs 2 KiB at most). Handling
 // a frame (a join that reads history, a send that waits for the disk)
-// grows the stack to 8 KiB or more. So:
+// needs 8 KiB or more. So:
 //   - the reader parks through NextReader from this small frame, which
 //     keeps the parked depth at about 1.1 KiB, under what a 2 KiB stack
 //     holds without growing;
-//   - frames are read and handled in handle, below it;
-//   - once handling a frame has moved the stack (it grew, so the address
-//     of a local changed), a new reader goroutine with a fresh stack reads
-//     on and this one ends: one goroutine start per frame that grows the
-//     stack, and the growth again (about 3.5% of the node's CPU at 11,300
-//     client frames a second), and an idle connection's reader holds the
-//     smallest stack Go gives out (docs/DESIGN.md, "The reader's stack").
+//   - frames are read in handle, below it, and handled by a worker
+//     (workers), whose grown stack serves frame after frame;
+//   - should reading a frame still move the stack (it grew, so the
+//     address of a local changed), a new reader goroutine with a fresh
+//     stack reads on and this one ends, so that an idle connection's
+//     reader holds the smallest stack Go gives out (docs/DESIGN.md, "The
+//     reader's stack").
 //
 // After the server's close frame (conn.Close) it goes on reading, without
 // handing frames to the session, until the client's close frame, its FIN
@@ -104,7 +109,7 @@ func (rd *reader) read() {
 }
 
 // handle reads the message NextReader returned (rd.next, or its error
-// rd.err) and hands it to the session; after a read error it closes the
+// rd.err) and has a worker hand it to the session; after a read error it closes the
 // session and the socket and reports false. It is a function of its own,
 // and takes no arguments, so that neither its frame nor spill space for
 // its arguments is on the parked reader's stack.
@@ -126,7 +131,7 @@ func (rd *reader) handle() bool {
 		return true
 	}
 	rd.extend()
-	rd.sess.HandleFrame(rd.ctx, data)
+	rd.work.handle(rd, data)
 	return true
 }
 
