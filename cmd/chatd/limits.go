@@ -132,9 +132,6 @@ func streamingRoute(r *http.Request) bool {
 	return false
 }
 
-// httpServer wraps ln in the connection caps (kept in m.ln) and returns
-// the server with the header, body and idle limits. It has no
-// WriteTimeout: that would cut streams.
 // listen listens on addr without TCP keep-alive probes: every
 // connection has a liveness check of its own (WebSocket pings, SSE
 // heartbeats, the poll's hold, the idle, header and body timeouts), and
@@ -144,6 +141,9 @@ func listen(ctx context.Context, addr string) (net.Listener, error) {
 	return (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", addr)
 }
 
+// httpServer wraps ln in the connection caps (kept in m.ln) and returns
+// the server with the header, body and idle limits. It has no
+// WriteTimeout: that would cut streams.
 func (m *Main) httpServer(ln net.Listener, reg prometheus.Registerer) *http.Server {
 	c := m.Config
 	if advised := nodeConnCap(fileLimit()); advised > 0 && c.MaxConns > advised {

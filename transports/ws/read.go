@@ -109,10 +109,10 @@ func (rd *reader) read() {
 }
 
 // handle reads the message NextReader returned (rd.next, or its error
-// rd.err) and has a worker hand it to the session; after a read error it closes the
-// session and the socket and reports false. It is a function of its own,
-// and takes no arguments, so that neither its frame nor spill space for
-// its arguments is on the parked reader's stack.
+// rd.err) and has a worker hand it to the session; after a read error it
+// closes the session and the socket and reports false. It is a function
+// of its own, and takes no arguments, so that neither its frame nor
+// spill space for its arguments is on the parked reader's stack.
 //
 //go:noinline
 func (rd *reader) handle() bool {
