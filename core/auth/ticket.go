@@ -151,7 +151,7 @@ func (t *Tickets) RedeemUntil(ticket string) (Identity, time.Time, error) {
 		return Identity{}, time.Time{}, bad
 	}
 	var p ticketPayload
-	if err := json.Unmarshal(body, &p); err != nil || protocol.ValidUser(p.User) != nil || p.Until == 0 {
+	if err := decodeTicketPayload(body, &p); err != nil || protocol.ValidUser(p.User) != nil || p.Until == 0 {
 		return Identity{}, time.Time{}, bad
 	}
 	until := time.UnixMilli(p.Until)
