@@ -56,6 +56,25 @@ func queryParams(raw string, names, vals []string) {
 // parameter's first value, as url.Values.Get gives it.
 type streamQuery struct {
 	rooms, cursor, since string
+
+	// The last cursor readCursor read: the user's position and the
+	// subscription both read the request's cursor (cursor=, or
+	// Last-Event-ID), and it is parsed once.
+	readRaw string
+	readCur protocol.Cursor
+	readErr error
+	read    bool
+}
+
+// readCursor returns protocol.ParseCursor(raw), parsing it only if it is
+// not the cursor read last. The cursor is shared with the reader before:
+// whoever changes it must be its last reader (parseSubscription).
+func (q *streamQuery) readCursor(raw string) (protocol.Cursor, error) {
+	if !q.read || q.readRaw != raw {
+		q.readCur, q.readErr = protocol.ParseCursor(raw)
+		q.readRaw, q.read = raw, true
+	}
+	return q.readCur, q.readErr
 }
 
 // streamParams names streamQuery's parameters in the order

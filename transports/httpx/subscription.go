@@ -64,13 +64,13 @@ func parseSubscription(q streamQuery, lastID string, id auth.Identity, maxRooms 
 		return nil, nil, nil, err
 	}
 	if lastID != "" {
-		if cur, err = parseCursor(lastID, subscribed, maxRooms); err != nil {
+		if cur, err = parseCursor(&q, lastID, subscribed, maxRooms); err != nil {
 			return nil, nil, nil, err
 		}
 		return rooms, cur, nil, nil
 	}
 	if raw := q.cursor; raw != "" {
-		if cur, err = parseCursor(raw, subscribed, maxRooms); err != nil {
+		if cur, err = parseCursor(&q, raw, subscribed, maxRooms); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -198,13 +198,14 @@ func parseSince(s string, subscribed map[string]bool, maxRooms int) (protocol.Cu
 	return cur, nil
 }
 
-// parseCursor decodes a cursor of at most maxRooms rooms and keeps the
+// parseCursor decodes raw, a cursor of at most maxRooms rooms, through q
+// (which may have read it already, see readCursor), and keeps the
 // subscribed ones.
-func parseCursor(raw string, subscribed map[string]bool, maxRooms int) (protocol.Cursor, error) {
+func parseCursor(q *streamQuery, raw string, subscribed map[string]bool, maxRooms int) (protocol.Cursor, error) {
 	if len(raw) > maxCursorLen(maxRooms) {
 		return nil, errCursorTooLong(maxRooms)
 	}
-	cur, err := protocol.ParseCursor(raw)
+	cur, err := q.readCursor(raw)
 	if err != nil {
 		return nil, err
 	}

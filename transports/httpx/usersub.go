@@ -24,7 +24,7 @@ func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]s
 		return nil, nil, nil, err
 	}
 	q := parseStreamQuery(r.URL.RawQuery) // parsed once, for both parts
-	user, fresh, err := userPosition(r, q)
+	user, fresh, err := userPosition(r, &q)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -64,7 +64,7 @@ func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]s
 
 // userPosition returns the position in the user's stream that r resumes
 // from, if any, and whether it came from since= (a fresh start).
-func userPosition(r *http.Request, q streamQuery) (pos *uint64, fresh bool, err error) {
+func userPosition(r *http.Request, q *streamQuery) (pos *uint64, fresh bool, err error) {
 	raw := r.Header.Get("Last-Event-ID")
 	if raw == "" {
 		if _, p, found, err := cutUserSince(q.since); err != nil || found {
@@ -75,7 +75,7 @@ func userPosition(r *http.Request, q streamQuery) (pos *uint64, fresh bool, err 
 	if raw == "" {
 		return nil, false, nil
 	}
-	c, err := protocol.ParseCursor(raw)
+	c, err := q.readCursor(raw) // the subscription reads it too
 	if err != nil {
 		return nil, false, err
 	}
