@@ -80,7 +80,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.delivery = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "chat_delivery_seconds",
-		Help:    "Time from a message's fan-out to its transport write, by transport.",
+		Help:    "Time from a message's fan-out to its transport write (for poll, to the write of the answer that carries it), by transport.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 3, 12),
 	}, []string{"transport"})
 	m.rtt = prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -60,6 +60,7 @@ type Session struct {
 	id        uint64              // Static after construction.
 	user      string              // Static after construction; refresh keeps it.
 	transport Transport           // Static after construction.
+	inline    InlineWriter        // transport, if it is one; static after construction.
 	opts      SessionOptions      // Static after construction.
 	delivery  prometheus.Observer // this transport's delivery histogram; static after construction.
 
@@ -86,8 +87,9 @@ type Session struct {
 
 func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts SessionOptions) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
+	inline, _ := t.(InlineWriter)
 	return &Session{
-		hub: h, id: id, user: ident.User, transport: t, opts: opts,
+		hub: h, id: id, user: ident.User, transport: t, inline: inline, opts: opts,
 		delivery: h.metrics.delivery.WithLabelValues(t.Name()),
 		ctx:      ctx, cancel: cancel,
 		space: make(chan struct{}, 1), wake: make(chan struct{}, 1), done: make(chan struct{}),
@@ -205,6 +207,9 @@ func (s *Session) offerWithin(f Frame, maxBytes int) bool {
 		if f.flushed == nil {
 			s.hub.drop(dropClosing)
 		}
+		return true
+	}
+	if s.inline != nil && !s.writing && len(s.queue) == 0 && f.flushed == nil && !f.rides() && s.inline.WriteInline(f) {
 		return true
 	}
 	if len(s.queue) >= s.hub.cfg.QueueFrames || (len(s.queue) > 0 && s.queued+len(f.Data) > maxBytes) {
@@ -328,10 +333,12 @@ func (s *Session) writeLoop() {
 			continue
 		}
 		if len(s.queue) == 0 && closing == nil {
-			if lingered || beat {
+			if lingered || beat || s.inline != nil {
 				// An idle session keeps no queue arrays: they hold the
 				// largest batch it has seen (112 bytes a frame, twice),
 				// and the next writer is rare enough to make new ones.
+				// An InlineWriter's writer exits at once: while it runs,
+				// frames cannot go inline.
 				s.writing, s.parked = false, false
 				s.queue, s.spare = nil, nil
 				s.mu.Unlock()
@@ -344,7 +351,7 @@ func (s *Session) writeLoop() {
 			continue
 		}
 		lingered = false
-		if !delayed && closing == nil {
+		if !delayed && closing == nil && s.inline == nil { // an InlineWriter's Write makes no system call to save
 			if d := s.hub.writeDelay(); d > 0 {
 				s.mu.Unlock()
 				delayed = true
@@ -380,8 +387,8 @@ func (s *Session) writeLoop() {
 				default:
 					s.Close(DisconnectWriteErr)
 				}
-			} else {
-				s.observeDelivery(batch)
+			} else if s.inline == nil {
+				s.Delivered(batch) // an InlineWriter's client gets them later: its transport says when
 			}
 		}
 		for _, c := range barriers {
@@ -438,19 +445,22 @@ func (s *Session) park(linger *time.Timer) bool {
 	}
 }
 
-// observeDelivery records, for live messages just written, the time from
-// fan-out to the transport having taken them, and tells the Observer.
-func (s *Session) observeDelivery(batch []Frame) {
+// Delivered records, for the live messages among frames, the time from
+// fan-out to now, and tells the Observer. The writer calls it once the
+// transport's Write has taken a batch; a transport that is an
+// InlineWriter calls it itself once it has written frames to its client
+// (a poll's answer), since taking them is not delivering them there.
+func (s *Session) Delivered(frames []Frame) {
 	var now time.Time
 	obs := s.hub.cfg.Observer
-	for i := range batch {
-		if batch[i].published.IsZero() {
+	for i := range frames {
+		if frames[i].published.IsZero() {
 			continue
 		}
 		if now.IsZero() {
 			now = time.Now()
 		}
-		d := now.Sub(batch[i].published)
+		d := now.Sub(frames[i].published)
 		s.delivery.Observe(d.Seconds())
 		s.hub.counters.delivery.add(d)
 		if obs != nil {

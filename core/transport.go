@@ -23,6 +23,32 @@ type Transport interface {
 	Close(d Disconnect)
 }
 
+// InlineWriter is a Transport whose Write only keeps frames in memory
+// for its client to fetch later (a poll's next answer): it never waits on
+// the network. A session whose transport is one skips its writer for a
+// frame when it can: the frame is handed to WriteInline on the offering
+// goroutine (the room's fan-out) when nothing is queued before it, no
+// writer is running, and the frame is neither a Flush barrier nor one
+// that rides (Config.EventDelay). What WriteInline refuses is queued for
+// the writer as usual, and that writer exits as soon as the queue is
+// empty instead of lingering, so that the next frame can go inline again.
+//
+// Without it, every message to a polling client woke that session's
+// writer (and its write delay's timer) only to copy the frame into the
+// poll's answer: two goroutine runs a message a session, most of the
+// node's scheduling while it broadcast to thousands of polls.
+type InlineWriter interface {
+	Transport
+
+	// WriteInline takes f into what the transport will write, as Write
+	// would, if it can without blocking, without writing to the network
+	// and without ending the session; otherwise it takes nothing and
+	// returns false, and f goes to Write from the writer. It is called
+	// with the session's lock held, and often a room's: it must not call
+	// back into the Hub or the Session.
+	WriteInline(f Frame) bool
+}
+
 // Frame is one encoded server envelope, with what cursor-based transports
 // need to know about it without decoding it.
 type Frame struct {

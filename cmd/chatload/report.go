@@ -305,7 +305,7 @@ func (r RunResult) markdown(b *strings.Builder) {
 				memText(sv.RSSEnd), kibText(sv.RSSPerConnEnd), sv.GoroutinesEnd)
 		}
 		if sv.DeliveryP99MS > 0 {
-			fmt.Fprintf(b, "- Server's own delivery latency over the measured phase (fan-out to transport write, "+
+			fmt.Fprintf(b, "- Server's own delivery latency over the measured phase (fan-out to transport write, for poll to its answer, "+
 				"`chat_delivery_seconds`, bucket bounds): p50 ≤ %s, p99 ≤ %s; the latency above adds the network and the tool's own queueing.\n",
 				boundText(float64(sv.DeliveryP50MS)), boundText(float64(sv.DeliveryP99MS)))
 		}

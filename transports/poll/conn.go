@@ -60,7 +60,7 @@ type position struct {
 	cur    protocol.Cursor // the position after the last answer
 }
 
-var _ core.Transport = (*conn)(nil)
+var _ core.InlineWriter = (*conn)(nil)
 
 // framePool holds the frame slices of answers already written.
 var framePool = sync.Pool{New: func() any { return new([]core.Frame) }}
@@ -130,6 +130,33 @@ func (c *conn) Write(frames []core.Frame) error {
 		return errFull
 	}
 	return nil
+}
+
+// WriteInline adds f to the next answer, as Write does, on the offering
+// goroutine (see core.InlineWriter), and signals notify. It leaves to
+// Write, on the session's writer, what Write would do more with: a
+// ping, a disconnect or a lazy frame, a frame that would fill the answer
+// (which ends the session), and any frame for a parked poll (whose
+// answer goes to the network) or a closed conn.
+func (c *conn) WriteInline(f core.Frame) bool {
+	if f.Type == protocol.TypePing || f.Type == protocol.TypeDisconnect || f.Lazy() {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.full || c.closed || c.park != nil || (c.frames != nil && len(*c.frames)+1 >= c.h.cfg.MaxEvents) {
+		return false
+	}
+	if c.frames == nil {
+		c.frames = framePool.Get().(*[]core.Frame)
+	}
+	*c.frames = append(*c.frames, f)
+	c.news = true
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // Close answers a parked poll that has not answered yet (the hub shuts

@@ -247,6 +247,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	keep := keepable && !short && r.Context().Err() == nil &&
 		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next})
 	h.writeAnswer(w, r, id.User, framesOf(frames), next.Encode())
+	c.sess.Delivered(framesOf(frames))
 	if !keep {
 		c.sess.Close(core.DisconnectNormal)
 	}

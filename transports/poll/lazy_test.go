@@ -120,7 +120,7 @@ func TestLazyCountWaitsForNews(t *testing.T) {
 }
 
 // spy is the poll conn as a session's transport, reporting each frame
-// once the conn has taken it.
+// once the conn has taken it, from the writer or inline.
 type spy struct {
 	*conn
 	wrote chan core.Frame
@@ -132,6 +132,14 @@ func (s *spy) Write(frames []core.Frame) error {
 		s.wrote <- f
 	}
 	return err
+}
+
+func (s *spy) WriteInline(f core.Frame) bool {
+	if !s.conn.WriteInline(f) {
+		return false
+	}
+	s.wrote <- f
+	return true
 }
 
 // await waits until the conn has taken a frame for which ok holds.

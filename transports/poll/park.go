@@ -125,7 +125,9 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	defer putBody(msg)
 	*msg = append(appendHead(*msg, p.header, a), a.out...)
 	_ = p.nc.SetWriteDeadline(time.Now().Add(answerTimeout))
-	_, _ = p.nc.Write(*msg)
+	if _, err := p.nc.Write(*msg); err == nil {
+		p.c.sess.Delivered(framesOf(frames))
+	}
 	return kept
 }
 
