@@ -23,7 +23,7 @@ type Capacity struct {
 	// (Limits.HeapBytes), and off when they are unknown.
 	HeapBytes   uint64
 	Goroutines  int           // 0 disables
-	DeliverySLO time.Duration // time from fan-out to the transport write; 250ms
+	DeliverySLO time.Duration // time from fan-out to the transport write (poll: its answer); 250ms
 	StoreSLO    time.Duration // durable append latency; 250ms
 }
 
