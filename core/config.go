@@ -104,9 +104,11 @@ type Config struct {
 
 	Verifier Verifier    // for in-band refresh; nil rejects refresh
 	Features FeatureGate // nil: all features on
-	// Greeting, if set, gives the envelope a session that asks for one
-	// (SessionOptions.Greet) gets first: the degradation control envelope.
-	Greeting func(user string) (protocol.Envelope, bool)
+	// Greeting, if set, gives the control envelope a session that asks
+	// for one (SessionOptions.Greet) gets first: the degradation offer,
+	// already encoded. The bytes may be shared by every session and are
+	// never modified; a reconnect storm then encodes no offer per session.
+	Greeting func(user string) (data []byte, ok bool)
 	// Observer, if set, sees per-user outcomes: sessions opened and
 	// closed, error replies, deliveries. nil: none.
 	Observer Observer

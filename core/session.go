@@ -104,8 +104,8 @@ func (s *Session) start() {
 	s.armExpiry(s.ident.Expires)
 	s.mu.Unlock()
 	if s.opts.Greet && s.hub.cfg.Greeting != nil {
-		if e, ok := s.hub.cfg.Greeting(s.user); ok {
-			s.offer(envelopeFrame(e))
+		if data, ok := s.hub.cfg.Greeting(s.user); ok {
+			s.offer(Frame{Type: protocol.TypeControl, Data: data})
 		}
 	}
 	if s.opts.Heartbeat {

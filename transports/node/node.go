@@ -140,7 +140,8 @@ func New(cfg Config) *Node {
 		n.Controller = degrade.New(ctlCfg)
 		n.Policy = &degrade.Policy{Controller: n.Controller, Flags: n.Flags,
 			Transports: []string{ws.Name, sse.Name, poll.Name}, PollInterval: cfg.PollInterval}
-		hubCfg.Features, hubCfg.Greeting = n.Policy.FeatureOn, n.Policy.Control
+		hubCfg.Features = n.Policy.FeatureOn
+		hubCfg.Greeting = func(user string) ([]byte, bool) { return n.Policy.ControlWire(user).Data, true }
 	}
 	var meter *rollout.Meter
 	if cfg.Degrade {
