@@ -196,7 +196,7 @@ func TestPolicy(t *testing.T) {
 	if sseOn("alice") || !p.Short() || p.FeatureOn("alice", "typing") {
 		t.Fatal("level 3 did not take sse, typing and long polls away")
 	}
-	if c, ok := p.Control("alice"); !ok || *c.Level != 3 || len(c.Transports) != 1 {
+	if c := p.Offer("alice").Control(); *c.Level != 3 || len(c.Transports) != 1 {
 		t.Fatalf("control %+v", c)
 	}
 }

@@ -75,12 +75,6 @@ func (p *Policy) FeatureOn(user, feature string) bool {
 	return FeatureOn(p.Level(), p.flags(), user, feature)
 }
 
-// Control returns user's offer as a control envelope, as ControlWire
-// encodes it (the hub's greeting and the control field of poll answers).
-func (p *Policy) Control(user string) (protocol.Envelope, bool) {
-	return p.Offer(user).Control(), true
-}
-
 // ControlWire is a control envelope in its wire form, with a tag that
 // names its content: two ControlWires with the same Tag have the same
 // Data. Tag is never 0.
@@ -96,10 +90,10 @@ func NewControlWire(e protocol.Envelope) *ControlWire {
 }
 
 // ControlWire returns user's control envelope encoded and tagged, as
-// Control's envelope encodes. It builds no offer and encodes nothing once
-// the user's combination of level and flag answers has been seen: there
-// are at most offerKeys of them. Poll answers carry it, and every new
-// session starts with it (core.Config.Greeting).
+// the user's Offer's Control encodes. It builds no offer and encodes
+// nothing once the user's combination of level and flag answers has
+// been seen: there are at most offerKeys of them. Poll answers carry it,
+// and every new session starts with it (core.Config.Greeting).
 func (p *Policy) ControlWire(user string) *ControlWire {
 	if p == nil {
 		return NewControlWire(p.Offer(user).Control())

@@ -31,7 +31,7 @@ func TestControlWireMatchesControl(t *testing.T) {
 		for round := range 2 { // the second round answers from the cache
 			for i := range 200 {
 				user := "u" + strconv.Itoa(i)
-				e, _ := p.Control(user)
+				e := p.Offer(user).Control()
 				want := protocol.Encode(e)
 				w := p.ControlWire(user)
 				if !bytes.Equal(w.Data, want) {

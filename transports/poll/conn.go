@@ -94,15 +94,7 @@ func (c *conn) Write(frames []core.Frame) error {
 		if f.Type == protocol.TypePing || f.Type == protocol.TypeDisconnect {
 			continue
 		}
-		if c.frames == nil {
-			c.frames = framePool.Get().(*[]core.Frame)
-		}
-		if f.Lazy() {
-			dropLazy(c.frames, f.Room) // only the latest count matters
-		} else {
-			c.news = true
-		}
-		*c.frames = append(*c.frames, f)
+		c.add(f)
 	}
 	c.full = c.frames != nil && len(*c.frames) >= c.h.cfg.MaxEvents
 	if !c.due() {
@@ -120,10 +112,7 @@ func (c *conn) Write(frames []core.Frame) error {
 		}
 		return nil
 	}
-	select {
-	case c.notify <- struct{}{}:
-	default:
-	}
+	c.signal()
 	full := c.full
 	c.mu.Unlock()
 	if full {
@@ -147,16 +136,32 @@ func (c *conn) WriteInline(f core.Frame) bool {
 	if c.full || c.closed || c.park != nil || (c.frames != nil && len(*c.frames)+1 >= c.h.cfg.MaxEvents) {
 		return false
 	}
+	c.add(f)
+	c.signal()
+	return true
+}
+
+// add puts f in the next answer, with c.mu held: a lazy frame replaces
+// the one of its room waiting (only the latest count matters), any other
+// is news.
+func (c *conn) add(f core.Frame) {
 	if c.frames == nil {
 		c.frames = framePool.Get().(*[]core.Frame)
 	}
+	if f.Lazy() {
+		dropLazy(c.frames, f.Room)
+	} else {
+		c.news = true
+	}
 	*c.frames = append(*c.frames, f)
-	c.news = true
+}
+
+// signal tells the holding poll, if any, that its answer is due.
+func (c *conn) signal() {
 	select {
 	case c.notify <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // Close answers a parked poll that has not answered yet (the hub shuts
