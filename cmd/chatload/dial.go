@@ -78,14 +78,19 @@ func (c countedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// route sends SSE streams and polls to streams and every other request
-// to rest. The target URL may have a path of its own (a proxy's prefix).
+// route sends SSE streams to streams, polls to polls (streams if nil)
+// and every other request to rest. The target URL may have a path of its
+// own (a proxy's prefix).
 type route struct {
 	rest, streams *http.Transport // Static after construction.
+	polls         *pollTransport  // Static after construction; nil: streams.
 }
 
 func (r route) RoundTrip(req *http.Request) (*http.Response, error) {
-	if p := req.URL.Path; strings.HasSuffix(p, "/v1/sse") || strings.HasSuffix(p, "/v1/poll") {
+	switch p := req.URL.Path; {
+	case strings.HasSuffix(p, "/v1/poll") && r.polls != nil:
+		return r.polls.RoundTrip(req)
+	case strings.HasSuffix(p, "/v1/sse") || strings.HasSuffix(p, "/v1/poll"):
 		return r.streams.RoundTrip(req)
 	}
 	return r.rest.RoundTrip(req)
@@ -94,6 +99,9 @@ func (r route) RoundTrip(req *http.Request) (*http.Response, error) {
 func (r route) CloseIdleConnections() {
 	r.rest.CloseIdleConnections()
 	r.streams.CloseIdleConnections()
+	if r.polls != nil {
+		r.polls.CloseIdleConnections()
+	}
 }
 
 // newDialers builds one pool per address in ips, or a single pool that
@@ -138,7 +146,13 @@ func newDialers(ips []net.IP, timeout time.Duration, restConns int, compress boo
 			// No ResponseHeaderTimeout: a poll is held up to 25 s; the
 			// client bounds every request with its own deadline.
 		}
-		d.http = append(d.http, &http.Client{Transport: route{rest: rest, streams: streams}})
+		rt := route{rest: rest, streams: streams}
+		if !compress {
+			// Plain polls on the caller's goroutine (https ones go to
+			// streams); with compression, streams' gzip handling serves.
+			rt.polls = &pollTransport{dial: dial, next: streams}
+		}
+		d.http = append(d.http, &http.Client{Transport: rt})
 		wd := &websocket.Dialer{
 			NetDialContext:    dial,
 			HandshakeTimeout:  timeout,

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// maxIdlePolls bounds the idle poll connections a pollTransport keeps,
+// as the streams transport's MaxIdleConnsPerHost does.
+const maxIdlePolls = 4096
+
+// pollTransport carries polls over plain HTTP/1.1 on the caller's own
+// goroutine: it writes the request in one write, reads the answer with
+// http.ReadResponse and keeps the connection for the client's next poll.
+// net/http's Transport hands every request to two goroutines of the
+// connection's (a writer and a reader) and back over channels; with
+// thousands of clients polling as fast as they are answered, those
+// hand-offs and their scheduling were about a fifth of the tool's core,
+// and the tool's own queueing showed in the latencies it reports. A
+// browser has its own process for this; the tool has one core for
+// thousands of clients. What the transport cannot carry this way (TLS,
+// compression, anything but a GET without a body) goes to next.
+type pollTransport struct {
+	dial func(ctx context.Context, network, addr string) (net.Conn, error) // Static after construction.
+	next http.RoundTripper                                                 // Static after construction.
+
+	mu   sync.Mutex
+	idle []*pollConn // most recently used last; guarded by mu.
+}
+
+// pollConn is one kept-alive connection and its reader.
+type pollConn struct {
+	addr string // host:port; static after construction.
+	nc   net.Conn
+	br   *bufio.Reader
+	head []byte // the request head, rebuilt for each poll
+}
+
+// errReused is how a pollConn reports a connection the server closed
+// while it was idle: the poll is sent again on a new one.
+var errReused = errors.New("chatload: kept connection closed by the server")
+
+// RoundTrip sends req, a poll, and returns its answer, whose body gives
+// the connection back when closed after it was read to its end.
+func (t *pollTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "http" || req.Method != http.MethodGet || (req.Body != nil && req.Body != http.NoBody) ||
+		req.Header.Get("Accept-Encoding") != "" || !plainHeader(req.Header) {
+		return t.next.RoundTrip(req)
+	}
+	addr := req.URL.Host
+	if req.URL.Port() == "" {
+		addr = net.JoinHostPort(req.URL.Hostname(), "80")
+	}
+	for {
+		pc, reused := t.get(addr)
+		if pc == nil {
+			nc, err := t.dial(req.Context(), "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			pc = &pollConn{addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4096)}
+		}
+		resp, err := pc.roundTrip(t, req, reused)
+		if errors.Is(err, errReused) && req.Context().Err() == nil {
+			continue // a GET: safe to send again, as net/http does
+		}
+		return resp, err
+	}
+}
+
+// get takes an idle connection to addr, if one is kept.
+func (t *pollTransport) get(addr string) (*pollConn, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := len(t.idle) - 1; i >= 0; i-- {
+		if pc := t.idle[i]; pc.addr == addr {
+			t.idle = append(t.idle[:i], t.idle[i+1:]...)
+			return pc, true
+		}
+	}
+	return nil, false
+}
+
+// put keeps pc for the next poll, or closes it past maxIdlePolls.
+func (t *pollTransport) put(pc *pollConn) {
+	t.mu.Lock()
+	if len(t.idle) < maxIdlePolls {
+		t.idle = append(t.idle, pc)
+		pc = nil
+	}
+	t.mu.Unlock()
+	if pc != nil {
+		pc.nc.Close()
+	}
+}
+
+// CloseIdleConnections closes the kept connections, and next's.
+func (t *pollTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, pc := range idle {
+		pc.nc.Close()
+	}
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// longAgo is a deadline in the past: it fails a blocked read or write.
+var longAgo = time.Unix(1, 0)
+
+// roundTrip writes req on pc and reads the answer's head. The request's
+// context ending fails the connection's reads and writes (a deadline in
+// the past), as net/http cancels a request. On a reused connection a
+// failure before any of the answer arrived is errReused.
+func (pc *pollConn) roundTrip(t *pollTransport, req *http.Request, reused bool) (*http.Response, error) {
+	stop := context.AfterFunc(req.Context(), func() { _ = pc.nc.SetDeadline(longAgo) })
+	pc.head = appendRequestHead(pc.head[:0], req)
+	_, err := pc.nc.Write(pc.head)
+	var resp *http.Response
+	if err == nil {
+		resp, err = http.ReadResponse(pc.br, req)
+	}
+	if err != nil {
+		stop()
+		pc.nc.Close()
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		if reused && pc.br.Buffered() == 0 && closedByPeer(err) {
+			return nil, errReused
+		}
+		return nil, err
+	}
+	keep := !resp.Close && (resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0)
+	resp.Body = &pollBody{ReadCloser: resp.Body, t: t, pc: pc, stop: stop, keep: keep}
+	return resp, nil
+}
+
+// closedByPeer reports whether err is how a write to, or a read from, a
+// connection the server has closed fails.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// appendRequestHead appends req's HTTP/1.1 request head to b.
+func appendRequestHead(b []byte, req *http.Request) []byte {
+	b = append(b, "GET "...)
+	b = append(b, req.URL.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, req.URL.Host...)
+	b = append(b, "\r\nUser-Agent: chatload\r\n"...)
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+// plainHeader reports whether h can be written as it is: no line breaks
+// in its names or values (net/http refuses those; next will).
+func plainHeader(h http.Header) bool {
+	for k, vs := range h {
+		if strings.ContainsAny(k, "\r\n") {
+			return false
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pollBody is an answer's body: closing it gives the connection back for
+// the next poll if the answer was read to its end, the server keeps the
+// connection open and the request was not cancelled; otherwise closes it.
+type pollBody struct {
+	io.ReadCloser
+	t    *pollTransport
+	pc   *pollConn
+	stop func() bool
+	keep bool
+	done bool
+}
+
+func (b *pollBody) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	// net/http's body reads what is left of the answer on Close.
+	err := b.ReadCloser.Close()
+	if stopped := b.stop(); err != nil || !b.keep || !stopped || b.pc.br.Buffered() > 0 {
+		b.pc.nc.Close()
+		return err
+	}
+	b.t.put(b.pc)
+	return nil
+}

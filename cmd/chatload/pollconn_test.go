@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
+	"testing"
+)
+
+// TestPollTransport: polls over plain HTTP/1.1 reuse one connection
+// while the server keeps it, are sent again on a new one when the server
+// closed it while idle, open a new one after an answer that says
+// Connection: close, end with the context's error when cancelled while
+// held, and leave what the transport does not carry (compression) to
+// next. Every answer arrives whole.
+func TestPollTransport(t *testing.T) {
+	held := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("do") {
+		case "close":
+			w.Header().Set("Connection", "close")
+		case "hold":
+			close(held)
+			<-r.Context().Done()
+			return
+		}
+		body := "answer " + r.URL.Query().Get("n") + " " + r.Header.Get("X-Test")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	var dials, nexts atomic.Int32
+	var d net.Dialer
+	next := &countingTransport{Transport: &http.Transport{}, n: &nexts}
+	pt := &pollTransport{next: next, dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return d.DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(pt.CloseIdleConnections)
+	hc := &http.Client{Transport: pt}
+
+	poll := func(ctx context.Context, query string, n int) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/poll?n="+strconv.Itoa(n)+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Test", "h"+strconv.Itoa(n))
+		resp, err := hc.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	expect := func(query string, n int, wantDials int32) {
+		t.Helper()
+		got, err := poll(context.Background(), query, n)
+		if err != nil {
+			t.Fatalf("poll %d: %v", n, err)
+		}
+		if want := "answer " + strconv.Itoa(n) + " h" + strconv.Itoa(n); got != want {
+			t.Fatalf("poll %d: answer %q, want %q", n, got, want)
+		}
+		if d := dials.Load(); d != wantDials {
+			t.Fatalf("after poll %d: %d dials, want %d", n, d, wantDials)
+		}
+	}
+	for n := range 5 {
+		expect("", n, 1) // one connection, kept
+	}
+	srv.CloseClientConnections() // the server drops the idle connection
+	expect("", 5, 2)             // sent again on a new one
+	expect("&do=close", 6, 2)    // Connection: close: not kept
+	expect("", 7, 3)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := poll(ctx, "&do=hold", 8)
+		errc <- err
+	}()
+	<-held
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled poll: %v, want context.Canceled", err)
+	}
+	expect("", 9, 4) // the cancelled poll's connection is not kept
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/poll?n=10", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if nexts.Load() != 1 || dials.Load() != 4 {
+		t.Fatalf("a poll that asks for gzip: %d through next, %d dials; want 1 and 4", nexts.Load(), dials.Load())
+	}
+}
+
+// countingTransport counts the requests it carries.
+type countingTransport struct {
+	*http.Transport
+	n *atomic.Int32
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.Transport.RoundTrip(req)
+}
