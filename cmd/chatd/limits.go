@@ -77,6 +77,8 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 		"how long a held long-poll waits with no news before the server takes its connection over from net/http, at a fraction of the memory (its answer then closes the connection); 0: never")
 	durFlag(&c.PollQuiet, "poll-quiet", "CHAT_POLL_QUIET", poll.DefaultQuiet,
 		"how long a long-poll client must have gone without news for its held poll to be parked; a busier one keeps its connection; 0: park after --poll-park whatever came before")
+	durFlag(&c.PollMaxPace, "poll-max-pace", "CHAT_POLL_MAX_PACE", poll.DefaultMaxPace,
+		"the most a busy long-poll client's answers are spaced while the node is behind (goroutines waiting 30 ms or more to run), so that clients re-polling as fast as they are answered cannot keep it at its core; 0: never")
 	durFlag(&c.QuietGC, "quiet-gc", "CHAT_QUIET_GC", defaultQuietGC,
 		"how often to check whether the node has been quiet, and if so collect, so that stacks and heap grown in a burst go back to the system; 0: never")
 }

@@ -66,9 +66,13 @@ type Config struct {
 	PollLinger   time.Duration  // see poll.Config.Linger (0: its default)
 	PollPark     time.Duration  // see poll.Config.Park (0: its default)
 	PollQuiet    time.Duration  // see poll.Config.Quiet (0: its default)
-	SSERetry     time.Duration  // the SSE retry: hint (2s)
-	Web          http.Handler   // the pages at /; nil: none
-	Info         httpapi.Node   // this node, for the admin status
+	// PollMaxPace is the most a busy poll client's answers are spaced
+	// while the node is behind (poll.Pacer); 0: poll.DefaultMaxPace;
+	// negative: never.
+	PollMaxPace time.Duration
+	SSERetry    time.Duration // the SSE retry: hint (2s)
+	Web         http.Handler  // the pages at /; nil: none
+	Info        httpapi.Node  // this node, for the admin status
 	// Cluster is the state shared with the other nodes of the engine
 	// (the Redis engine's, through a small adapter: see Backend). With it
 	// the level and the flags are cluster-wide, the admin status lists
@@ -105,6 +109,7 @@ type Node struct {
 	Rollouts   *rollout.Manager // nil without Config.Degrade
 	API        *httpapi.Server
 
+	pacer  *poll.Pacer // nil with pacing off
 	bridge *bridge     // nil without Config.Cluster
 	reaper *fileReaper // nil without Config.Files
 	cancel context.CancelFunc
@@ -175,6 +180,9 @@ func New(cfg Config) *Node {
 	n.API = httpapi.New(apiCfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	if n.pacer != nil {
+		n.wg.Go(func() { n.pacer.Run(ctx) })
+	}
 	if cfg.Degrade {
 		if cfg.Signals {
 			n.Controller.AddSignals(degrade.DefaultSignals(n.Hub, cfg.Capacity)...)
@@ -207,6 +215,17 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	wsCfg := ws.Config{Hub: hub, Auth: authn, Origins: cfg.Origins, Logger: log, Metrics: cfg.Metrics}
 	sseCfg := sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: cfg.SSERetry}
 	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark, Quiet: cfg.PollQuiet}
+	if pace := cfg.PollMaxPace; pace >= 0 {
+		if pace == 0 {
+			pace = poll.DefaultMaxPace
+		}
+		n.pacer = poll.NewPacer(pace)
+		pollCfg.Pace = n.pacer.Pace
+		cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "chat_poll_pace_seconds",
+			Help: "Least time now between two answers to one busy long-poll client (0 while the node keeps up; grows while goroutines wait 30 ms or more to run).",
+		}, func() float64 { return n.pacer.Pace().Seconds() }))
+	}
 	if p := n.Policy; p != nil {
 		wsCfg.Offered, sseCfg.Offered = p.Offers(ws.Name), p.Offers(sse.Name)
 		pollCfg.Short = p.Short

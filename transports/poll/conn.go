@@ -305,6 +305,18 @@ func (c *conn) arm(d time.Duration) *time.Timer {
 	return c.timer
 }
 
+// waitUntil waits until until passes, the client goes away (ctx) or the
+// session ends (its answer full, among others).
+func (c *conn) waitUntil(ctx context.Context, until time.Time) {
+	t := c.arm(time.Until(until))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-c.sess.Context().Done():
+	}
+}
+
 // wait waits until news arrives, until passes, the client goes away (ctx)
 // or the session ends, and reports whether news came. It does not flush:
 // a held poll with nothing to say thus starts no writer and holds no

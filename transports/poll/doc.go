@@ -30,7 +30,11 @@
 // Answers are batched. The session's writer hands over everything queued
 // at once, and a poll that gets news less than Config.Linger after it
 // opened stays open for the rest of it, so a busy room costs one poll per
-// Linger per client rather than one per message.
+// Linger per client rather than one per message. While the node is
+// behind, a Pacer (pace.go) spaces each kept session's answers further,
+// by up to a second, as the scheduler's latency says: clients that
+// re-poll as soon as they are answered would otherwise keep a node at
+// its core on answers alone.
 //
 // A token or ticket is verified once and taken on trust until its
 // expiry (httpx.Authenticator's cache), and the control envelope every

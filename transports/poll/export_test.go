@@ -19,3 +19,15 @@ func (h *Handler) Polls() (opened, resumed uint64) { return h.opened.Load(), h.r
 
 // HoldEnd is when a poll opened at opened stops waiting for news.
 func (h *Handler) HoldEnd(opened time.Time) time.Time { return h.holdEnd(opened) }
+
+// NewPacerWith returns a Pacer of at most max whose readings come from
+// sample.
+func NewPacerWith(max time.Duration, sample func() (late, total uint64)) *Pacer {
+	return &Pacer{max: max, sample: sample}
+}
+
+// Step is one tick of p with these readings.
+func (p *Pacer) Step(late, total uint64) { p.step(late, total) }
+
+// SchedLatencies is the reader NewPacer uses.
+func SchedLatencies() func() (late, total uint64) { return schedLatencies() }

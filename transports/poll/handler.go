@@ -75,6 +75,14 @@ type Config struct {
 	// node more and made the next polls later still (a tenth of the
 	// answers to 5000 polling clients).
 	Keep time.Duration
+	// Pace, if set, is the least time between two answers to one client
+	// now (a Pacer's Pace): a poll that carries on with a kept session
+	// answers no sooner than Pace after the answer before, news or not,
+	// so that while the node is behind each busy client costs one answer
+	// per Pace, with everything that came meanwhile. It waits less if the
+	// answer fills or the session ends, and never once the pace is 0.
+	// nil: no pacing.
+	Pace func() time.Duration
 	// Short, if set and true, makes the poll answer at once
 	// (degradation level 3).
 	Short func() bool
@@ -233,7 +241,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		frames = c.seal()
 	case resumed && c.pending():
 		// What came since the last answer, on a kept session: at once, as
-		// a replay would be.
+		// a replay would be, or once the pace allows.
+		if until := h.paced(c); time.Now().Before(until) {
+			if deadline.Before(until) {
+				until = deadline
+			}
+			c.waitUntil(r.Context(), until)
+			_ = c.sess.Flush(r.Context())
+		}
 		frames = c.seal()
 	default:
 		if frames = h.hold(w, r, c, pos, keepable, opened); frames == parkedOff {
@@ -314,25 +329,37 @@ func (h *Handler) open(ctx context.Context, deadline time.Time, id auth.Identity
 }
 
 // linger seals the answer of a held poll. With news, a poll that opened
-// less than Linger ago waits for the rest of it (within the hold) and
-// flushes, so that everything queued by then goes into this answer;
+// less than Linger ago waits for the rest of it, and one on a kept
+// session until Config.Pace allows if that is later (within the hold),
+// and flushes, so that everything queued by then goes into this answer;
 // otherwise it answers with the batch the writer handed over, and
 // whatever else is queued comes with the next poll.
 func (h *Handler) linger(ctx context.Context, c *conn, news bool, opened, deadline time.Time) *[]core.Frame {
-	if until := opened.Add(h.cfg.Linger); news && time.Now().Before(until) {
+	until := opened.Add(h.cfg.Linger)
+	if p := h.paced(c); p.After(until) {
+		until = p
+	}
+	if news && time.Now().Before(until) {
 		if deadline.Before(until) {
 			until = deadline
 		}
-		t := c.arm(time.Until(until))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		case <-c.sess.Context().Done():
-		}
-		t.Stop()
+		c.waitUntil(ctx, until)
 		_ = c.sess.Flush(ctx)
 	}
 	return c.seal()
+}
+
+// paced is the earliest time c's session may answer again under
+// Config.Pace: Pace after its last answer, if it was kept for this poll
+// (the zero time otherwise, or with no pace).
+func (h *Handler) paced(c *conn) time.Time {
+	if h.cfg.Pace == nil || c.keptAt.IsZero() {
+		return time.Time{}
+	}
+	if pace := h.cfg.Pace(); pace > 0 {
+		return c.keptAt.Add(pace)
+	}
+	return time.Time{}
 }
 
 // behind reports whether the client said which level it knows (level=)
