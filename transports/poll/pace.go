@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// DefaultMaxPace is the longest pace NewPacer's callers use by default.
+// DefaultMaxPace is the pace's cap when none is configured (the default
+// of chatd's --poll-max-pace).
 const DefaultMaxPace = time.Second
 
 // paceTick is how often a Pacer reads the scheduler.
