@@ -305,16 +305,26 @@ func (c *conn) arm(d time.Duration) *time.Timer {
 	return c.timer
 }
 
-// waitUntil waits until until passes, the client goes away (ctx) or the
-// session ends (its answer full, among others).
-func (c *conn) waitUntil(ctx context.Context, until time.Time) {
+// gather lets frames gather for the answer until until, or deadline if
+// that is sooner, unless the client goes away (ctx) or the session ends
+// (its answer full, among others), then flushes, so that everything
+// queued by then goes into the answer. It returns at once when until has
+// passed.
+func (c *conn) gather(ctx context.Context, until, deadline time.Time) {
+	if deadline.Before(until) {
+		until = deadline
+	}
+	if !time.Now().Before(until) {
+		return
+	}
 	t := c.arm(time.Until(until))
-	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ctx.Done():
 	case <-c.sess.Context().Done():
 	}
+	t.Stop()
+	_ = c.sess.Flush(ctx)
 }
 
 // wait waits until news arrives, until passes, the client goes away (ctx)

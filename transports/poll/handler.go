@@ -242,13 +242,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case resumed && c.pending():
 		// What came since the last answer, on a kept session: at once, as
 		// a replay would be, or once the pace allows.
-		if until := h.paced(c); time.Now().Before(until) {
-			if deadline.Before(until) {
-				until = deadline
-			}
-			c.waitUntil(r.Context(), until)
-			_ = c.sess.Flush(r.Context())
-		}
+		c.gather(r.Context(), h.paced(c), deadline)
 		frames = c.seal()
 	default:
 		if frames = h.hold(w, r, c, pos, keepable, opened); frames == parkedOff {
@@ -335,16 +329,12 @@ func (h *Handler) open(ctx context.Context, deadline time.Time, id auth.Identity
 // otherwise it answers with the batch the writer handed over, and
 // whatever else is queued comes with the next poll.
 func (h *Handler) linger(ctx context.Context, c *conn, news bool, opened, deadline time.Time) *[]core.Frame {
-	until := opened.Add(h.cfg.Linger)
-	if p := h.paced(c); p.After(until) {
-		until = p
-	}
-	if news && time.Now().Before(until) {
-		if deadline.Before(until) {
-			until = deadline
+	if news {
+		until := opened.Add(h.cfg.Linger)
+		if p := h.paced(c); p.After(until) {
+			until = p
 		}
-		c.waitUntil(ctx, until)
-		_ = c.sess.Flush(ctx)
+		c.gather(ctx, until, deadline)
 	}
 	return c.seal()
 }
