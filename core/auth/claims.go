@@ -3,7 +3,9 @@ package auth
 import (
 	"encoding/json"
 	"errors"
-	"strings"
+	"math"
+	"strconv"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -20,10 +22,6 @@ var (
 	errBadDate    = errors.New("auth: token exp, nbf or iat is not a JSON number from 0 to 253402300799")
 )
 
-// dateClaims are the NumericDate claims (RFC 7519 section 2): each, when
-// present, must be a JSON number from 0 to maxNumericDate.
-var dateClaims = []string{"exp", "nbf", "iat"}
-
 // claims is the token payload Verify reads.
 type claims struct {
 	jwt.RegisteredClaims
@@ -32,37 +30,67 @@ type claims struct {
 	Admin bool     `json:"admin,omitempty"`
 }
 
-// UnmarshalJSON decodes a token payload after checking its date claims.
-// jwt.NumericDate alone also takes a string holding a number
-// ("exp":"9999999999") and null; RFC 7519 allows only a number. Keys are
-// matched case-insensitively, as encoding/json matches them to fields, so
-// "EXP" cannot slip past.
+// UnmarshalJSON decodes a token payload in one pass, checking each date
+// claim as it comes. jwt.NumericDate alone also takes a string holding a
+// number ("exp":"9999999999") and null; RFC 7519 allows only a number.
+// encoding/json matches keys to fields case-insensitively and hands every
+// occurrence of a key to its field, so each "exp", "EXP" or "Exp" is
+// checked, an overridden one too: none can slip past.
 func (c *claims) UnmarshalJSON(b []byte) error {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
+	var w struct {
+		Issuer    string           `json:"iss"`
+		Subject   string           `json:"sub"`
+		Audience  jwt.ClaimStrings `json:"aud"`
+		ExpiresAt strictDate       `json:"exp"`
+		NotBefore strictDate       `json:"nbf"`
+		IssuedAt  strictDate       `json:"iat"`
+		ID        string           `json:"jti"`
+		Name      string           `json:"name"`
+		Rooms     []string         `json:"rooms"`
+		Admin     bool             `json:"admin"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	for k, v := range raw {
-		for _, name := range dateClaims {
-			if strings.EqualFold(k, name) && !numericDate(v) {
-				return errBadDate
-			}
-		}
+	*c = claims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience,
+			ExpiresAt: w.ExpiresAt.d, NotBefore: w.NotBefore.d, IssuedAt: w.IssuedAt.d, ID: w.ID},
+		Name: w.Name, Rooms: w.Rooms, Admin: w.Admin,
 	}
-	type plain claims // plain has no UnmarshalJSON, so this does not recurse.
-	return json.Unmarshal(b, (*plain)(c))
+	return nil
 }
 
-// numericDate reports whether v is a JSON number from 0 to maxNumericDate.
-func numericDate(v json.RawMessage) bool {
+// strictDate is a NumericDate claim that must be a JSON number from 0 to
+// maxNumericDate (null is refused too: encoding/json hands it to
+// UnmarshalJSON like any value).
+type strictDate struct{ d *jwt.NumericDate }
+
+// UnmarshalJSON reads v as jwt.NumericDate does (seconds, the fraction
+// kept to jwt.TimePrecision), after checking it.
+func (s *strictDate) UnmarshalJSON(v []byte) error {
+	f, ok := numericDate(v)
+	if !ok {
+		return errBadDate
+	}
+	secs, frac := math.Modf(f)
+	s.d = jwt.NewNumericDate(time.Unix(int64(secs), int64(frac*1e9)))
+	return nil
+}
+
+// numericDate returns v's value if it is a JSON number from 0 to
+// maxNumericDate.
+func numericDate(v []byte) (float64, bool) {
 	if len(v) == 0 || v[0] != '-' && (v[0] < '0' || v[0] > '9') {
-		return false
+		return 0, false
 	}
-	var f float64
-	if err := json.Unmarshal(v, &f); err != nil {
-		return false
+	// encoding/json has checked that v is a JSON value; one that starts
+	// so is a number, whose syntax ParseFloat takes. Past float64's
+	// range it fails.
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil {
+		return 0, false
 	}
-	return f >= 0 && f <= maxNumericDate
+	return f, f >= 0 && f <= maxNumericDate
 }
 
 // Validate is called by the parser, after the signature checks out, with
