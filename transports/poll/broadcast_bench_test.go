@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -106,23 +104,9 @@ func dialWS(addr string, local net.Addr, token, room string) (*wsReceiver, error
 }
 
 func (w *wsReceiver) next(seen func(seq uint64)) error {
-	_, r, err := w.c.NextReader()
-	if err != nil {
+	var err error
+	if w.buf, err = transporttest.ReadMessage(w.c, w.buf); err != nil {
 		return err
-	}
-	w.buf = w.buf[:0]
-	for {
-		if len(w.buf) == cap(w.buf) {
-			w.buf = append(w.buf, 0)[:len(w.buf)]
-		}
-		n, err := r.Read(w.buf[len(w.buf):cap(w.buf)])
-		w.buf = w.buf[:len(w.buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
 	}
 	_, err = scanEvents(w.buf, &w.last, seen)
 	return err
@@ -188,7 +172,7 @@ func benchBroadcast(b *testing.B, tier string, clients int, every time.Duration)
 	defer tick.Stop()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	cpu0 := cpuTime()
+	cpu0 := transporttest.CPUTime()
 	b.ResetTimer()
 	for seq := uint64(1); seq <= total; seq++ {
 		<-tick.C
@@ -199,7 +183,7 @@ func benchBroadcast(b *testing.B, tier string, clients int, every time.Duration)
 	}
 	done.Wait()
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu := transporttest.CPUTime() - cpu0
 	runtime.ReadMemStats(&m1)
 	close(errs)
 	for err := range errs {
@@ -219,13 +203,4 @@ func benchBroadcast(b *testing.B, tier string, clients int, every time.Duration)
 		b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
 	}
-}
-
-// cpuTime returns the CPU time, user and system, the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,7 +3,6 @@ package transporttest
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -72,23 +71,9 @@ var smallReadBuffer = &websocket.Dialer{
 func readUntil(c *websocket.Conn, want []byte) error {
 	buf := make([]byte, 0, 64<<10)
 	for {
-		_, r, err := c.NextReader()
-		if err != nil {
+		var err error
+		if buf, err = ReadMessage(c, buf); err != nil {
 			return err
-		}
-		buf = buf[:0]
-		for {
-			if len(buf) == cap(buf) {
-				buf = append(buf, 0)[:len(buf)]
-			}
-			n, err := r.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+n]
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
 		}
 		if bytes.Contains(buf, want) {
 			return nil

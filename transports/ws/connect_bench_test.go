@@ -1,0 +1,160 @@
+package ws_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/transports/transporttest"
+)
+
+// BenchmarkResume measures what a reconnect costs the node, as in issue
+// 9's reconnect storm: a client with a token of its own dials WebSocket,
+// reads the welcome, joins its room (of 100) from the last seq it saw
+// and reads the joined envelope. An op is one such client; the
+// connections stay open until the end, as a storm's do, 32 dialing at
+// once. The node is a real one (bbolt, degradation wired as chatd runs
+// it) on loopback, and each room holds a few messages, so that a resume
+// reads the store.
+//
+// cpu-ns/resume is the whole process's CPU time (getrusage), clients
+// included; the server's goroutines carry the pprof label side=server,
+// the clients' side=client, so a CPU profile splits the two:
+//
+//	go test -run '^$' -bench Resume -benchtime 3000x -count 6 ./transports/ws/
+//	go test -run '^$' -bench Resume -benchtime 3000x -cpuprofile cpu.out ./transports/ws/
+//	go tool pprof -tagfocus side=server -top cpu.out
+func BenchmarkResume(b *testing.B) {
+	const (
+		roomSize = 100
+		dialers  = 32
+		perRoom  = 5 // messages in each room before the clients resume
+	)
+	var e *transporttest.Env
+	pprof.Do(context.Background(), pprof.Labels("side", "server"), func(context.Context) {
+		e = transporttest.NewEnv(b, transporttest.Options{Degrade: true,
+			Hub: core.Config{SendRate: 1e9, SendBurst: 1 << 30}})
+	})
+	addr := strings.TrimPrefix(e.URL, "http://")
+	rooms := (b.N + roomSize - 1) / roomSize
+	ctx := context.Background()
+	sender := auth.Identity{User: "sender", Name: "sender"}
+	for r := range rooms {
+		for m := range perRoom {
+			if _, err := e.Hub.Send(ctx, sender, fmt.Sprint("r", r), fmt.Sprint("m", r, "-", m), "a message of typical length, sent before the storm"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	tokens := make([]string, b.N)
+	for i := range tokens {
+		tokens[i] = e.Token(b, fmt.Sprint("u", i), transporttest.Claims{})
+	}
+	// Each user has its room listed already, as a storm's users have from
+	// before it: a rejoin then reads the list and writes nothing.
+	var listed sync.WaitGroup
+	listErrs := make(chan error, b.N)
+	for d := range dialers {
+		listed.Go(func() {
+			for i := d; i < b.N; i += dialers {
+				if _, err := e.Store.AddUserRoom(ctx, fmt.Sprint("u", i), fmt.Sprint("r", i/roomSize)); err != nil {
+					listErrs <- err
+					return
+				}
+			}
+		})
+	}
+	listed.Wait()
+	close(listErrs)
+	for err := range listErrs {
+		b.Fatal(err)
+	}
+	conns := make([]*websocket.Conn, b.N)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, dialers)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	cpu0 := transporttest.CPUTime()
+	b.ResetTimer()
+	for d := range dialers {
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+d%8))}
+		dialer := websocket.Dialer{HandshakeTimeout: time.Minute, NetDial: func(network, addr string) (net.Conn, error) {
+			return (&net.Dialer{LocalAddr: local}).Dial(network, addr)
+		}}
+		wg.Add(1)
+		go pprof.Do(ctx, pprof.Labels("side", "client"), func(context.Context) {
+			defer wg.Done()
+			buf := make([]byte, 0, 4096)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= b.N {
+					return
+				}
+				c, err := resume(&dialer, addr, tokens[i], fmt.Sprint("r", i/roomSize), perRoom, buf)
+				conns[i] = c
+				if err != nil {
+					errs <- fmt.Errorf("client %d: %w", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	cpu := transporttest.CPUTime() - cpu0
+	runtime.ReadMemStats(&m1)
+	close(errs)
+	for err := range errs {
+		b.Error(err)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/resume")
+	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/n, "allocs/resume")
+	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/n, "B/resume")
+}
+
+// resume dials, joins room from seq since and reads until the joined
+// envelope, failing on an error envelope.
+func resume(d *websocket.Dialer, addr, token, room string, since int, buf []byte) (*websocket.Conn, error) {
+	c, _, err := d.Dial("ws://"+addr+"/v1/ws", http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		return nil, err
+	}
+	join := fmt.Sprintf(`{"type":"join","room":%q,"since":%d,"ref":"j"}`, room, since)
+	if err := c.WriteMessage(websocket.TextMessage, []byte(join)); err != nil {
+		return c, err
+	}
+	for {
+		if buf, err = transporttest.ReadMessage(c, buf); err != nil {
+			return c, err
+		}
+		switch {
+		case bytes.Contains(buf, []byte(`"type":"error"`)):
+			return c, fmt.Errorf("error envelope: %s", buf)
+		case bytes.Contains(buf, []byte(`"type":"joined"`)):
+			return c, nil
+		}
+	}
+}
