@@ -1,10 +1,13 @@
 package httpx
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -125,6 +128,54 @@ func FuzzQueryParams(f *testing.F) {
 		s := parseStreamQuery(raw)
 		if s.rooms != got[0] || s.cursor != got[1] || s.since != got[2] {
 			t.Fatalf("%q: parseStreamQuery %+v, queryParams %q", raw, s, got[:3])
+		}
+	})
+}
+
+// FuzzLaneHead feeds arbitrary request heads to a Lane's parser. It must
+// never panic, and a head it serves must be one net/http reads the same
+// way: a GET of the lane's route in HTTP/1.1, one Host of plain
+// characters, no body and nothing after the head; its method, target,
+// host and headers as http.ReadRequest gives them.
+func FuzzLaneHead(f *testing.F) {
+	for _, s := range []string{
+		"GET /poll?rooms=a&cursor=AQ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nAccept-Encoding: gzip\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
+		"GET /poll HTTP/1.1\r\n\r\n",
+		"GET /poll HTTP/1.0\r\nHost: x\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET http://x/poll HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\n Folded: y\r\n\r\n",
+		"GET /pollx HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /poll HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\n\r\nGET /poll HTTP/1.1\r\n",
+		"GET /poll HTTP/1.1\nHost: x\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	l := NewLane("/poll")
+	s := &laneServer{maxHead: 4096}
+	f.Fuzz(func(t *testing.T, head []byte) {
+		req, _ := l.parse(s, new(bytes.Reader), head)
+		if req == nil {
+			return
+		}
+		if req.Method != http.MethodGet || req.URL.Path != "/poll" || req.ProtoMajor != 1 || req.ProtoMinor != 1 ||
+			req.ContentLength != 0 || len(req.TransferEncoding) != 0 || req.Close && req.Header.Get("Connection") == "" {
+			t.Fatalf("served %q: %s %s %d.%d length %d", head, req.Method, req.URL, req.ProtoMajor, req.ProtoMinor, req.ContentLength)
+		}
+		if !bytes.HasSuffix(head, []byte("\r\n\r\n")) || bytes.Count(head, []byte("\r\n\r\n")) != 1 {
+			t.Fatalf("served %q, which is not one head", head)
+		}
+		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+		if err != nil {
+			t.Fatalf("served %q, which net/http refuses: %v", head, err)
+		}
+		if want.RequestURI != req.RequestURI || want.Host != req.Host || !reflect.DeepEqual(want.Header, req.Header) {
+			t.Fatalf("served %q as %q %q %v; net/http reads %q %q %v", head, req.RequestURI, req.Host, req.Header,
+				want.RequestURI, want.Host, want.Header)
 		}
 	})
 }

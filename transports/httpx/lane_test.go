@@ -1,0 +1,254 @@
+package httpx_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/transports/httpx"
+)
+
+// laneServer serves h on a loopback listener with a Lane for /poll
+// attached, as chatd does; the poll route's handler answers with the
+// request's query and a count, and takes the connection over. It
+// returns the address and the lane; the cleanup closes both.
+func laneServer(t *testing.T, wrap func(http.Handler) http.Handler) (string, *httpx.Lane) {
+	t.Helper()
+	lane := httpx.NewLane("/poll")
+	var n atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /poll", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("panic") != "" && httpx.InLane(r) {
+			panic("boom")
+		}
+		body := fmt.Sprintf("poll %d %s lane=%v", n.Add(1), r.URL.RawQuery, httpx.InLane(r))
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		_, _ = io.WriteString(w, body)
+		if r.URL.Query().Get("take") != "no" {
+			lane.Take(w, r)
+		}
+	})
+	mux.HandleFunc("POST /send", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "sent %s", b)
+	})
+	var h http.Handler = mux
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second,
+		MaxHeaderBytes: 2048, ErrorLog: log.New(io.Discard, "", 0)}
+	lane.Attach(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		lane.Close(ctx)
+		_ = srv.Shutdown(ctx)
+		<-served
+	})
+	return ln.Addr().String(), lane
+}
+
+// rawConn is one client connection that writes requests as given and
+// reads answers with net/http's parser.
+type rawConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{c: c, br: bufio.NewReader(c)}
+}
+
+// do writes req and reads one answer: its status and body.
+func (rc *rawConn) do(t *testing.T, req string) (int, string) {
+	t.Helper()
+	if _, err := io.WriteString(rc.c, req); err != nil {
+		t.Fatal(err)
+	}
+	return rc.read(t)
+}
+
+func (rc *rawConn) read(t *testing.T) (int, string) {
+	t.Helper()
+	_ = rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(rc.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func get(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+
+// TestLaneServesKeptAlivePolls: after the first poll is taken over, the
+// connection's next polls are answered by the lane, through the
+// server's handler, in order, on the same connection.
+func TestLaneServesKeptAlivePolls(t *testing.T) {
+	addr, lane := laneServer(t, nil)
+	rc := dialRaw(t, addr)
+	for i := 1; i <= 5; i++ {
+		code, body := rc.do(t, get(fmt.Sprintf("/poll?i=%d", i)))
+		want := fmt.Sprintf("poll %d i=%d lane=%v", i, i, i > 1)
+		if code != 200 || body != want {
+			t.Fatalf("poll %d: %d %q, want 200 %q", i, code, body, want)
+		}
+	}
+	if got := lane.Served(); got != 4 {
+		t.Errorf("lane served %d requests, want 4", got)
+	}
+}
+
+// TestLaneGivesBackWhatItDoesNotServe: a request the lane does not serve
+// (another route, a body, a pipelined pair) goes back to net/http with
+// every byte, and a later poll comes back to the lane.
+func TestLaneGivesBackWhatItDoesNotServe(t *testing.T) {
+	addr, lane := laneServer(t, nil)
+	rc := dialRaw(t, addr)
+	rc.do(t, get("/poll?i=1"))
+	code, body := rc.do(t, "POST /send HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+	if code != 200 || body != "sent hello" {
+		t.Fatalf("send after a taken poll: %d %q", code, body)
+	}
+	if lane.Returned() != 1 {
+		t.Fatalf("lane gave back %d connections, want 1", lane.Returned())
+	}
+	if _, body := rc.do(t, get("/poll?i=2")); !strings.HasSuffix(body, "lane=false") {
+		t.Fatalf("first poll after the give-back: %q, want it served by net/http", body)
+	}
+	if _, body := rc.do(t, get("/poll?i=3")); !strings.HasSuffix(body, "lane=true") {
+		t.Fatalf("next poll: %q, want it served by the lane", body)
+	}
+	// A pipelined send and poll: the send goes back, the poll with it.
+	if _, err := io.WriteString(rc.c, "POST /send HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"+get("/poll?i=4")); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := rc.read(t); code != 200 || body != "sent hi" {
+		t.Fatalf("pipelined send: %d %q", code, body)
+	}
+	if code, body := rc.read(t); code != 200 || !strings.Contains(body, "i=4") {
+		t.Fatalf("pipelined poll: %d %q", code, body)
+	}
+}
+
+// TestLaneLeavesOddRequestsToNetHTTP: requests the lane could serve but
+// for a detail net/http judges (a bad header, no Host or two, a head
+// longer than the lane takes, HTTP/1.0, a GET with a body) get net/http's
+// own answer, as they would without a lane.
+func TestLaneLeavesOddRequestsToNetHTTP(t *testing.T) {
+	addr, _ := laneServer(t, nil)
+	cases := []struct {
+		name, req string
+		want      int
+	}{
+		{"no host", "GET /poll HTTP/1.1\r\n\r\n", 400},
+		{"two hosts", "GET /poll HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+		{"control byte in a header", "GET /poll HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n", 400},
+		{"head past the lane's buffer", "GET /poll HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 5000) + "\r\n\r\n", 200},
+		{"head past MaxHeaderBytes", "GET /poll HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 3000) + "\r\n\r\n", 200},
+		{"a body", "GET /poll HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", 200},
+		{"HTTP/1.0", "GET /poll HTTP/1.0\r\nHost: x\r\n\r\n", 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rc := dialRaw(t, addr)
+			rc.do(t, get("/poll?first"))
+			code, body := rc.do(t, c.req)
+			if code != c.want {
+				t.Fatalf("%d %q, want %d", code, body, c.want)
+			}
+			if strings.HasSuffix(body, "lane=true") {
+				t.Fatalf("the lane served it: %q", body)
+			}
+		})
+	}
+}
+
+// TestLaneRecoversPanics: a handler's panic on a lane closes that
+// connection only; the server and other lanes go on.
+func TestLaneRecoversPanics(t *testing.T) {
+	addr, lane := laneServer(t, nil)
+	other := dialRaw(t, addr)
+	other.do(t, get("/poll?other"))
+	rc := dialRaw(t, addr)
+	rc.do(t, get("/poll?first"))
+	if _, err := io.WriteString(rc.c, get("/poll?panic=1")); err != nil {
+		t.Fatal(err)
+	}
+	_ = rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := http.ReadResponse(rc.br, nil); err == nil {
+		t.Fatal("an answer came from a handler that panicked")
+	}
+	if _, body := other.do(t, get("/poll?again")); !strings.HasSuffix(body, "lane=true") {
+		t.Fatalf("the other lane: %q", body)
+	}
+	if lane.Served() != 1 {
+		t.Errorf("lane answered %d requests, want 1 (the other's)", lane.Served())
+	}
+}
+
+// TestLaneDoesNotTakeBackWhatItGaveBack: a poll the lane gives back
+// (here for a header byte it leaves to net/http) leaves its connection
+// with net/http for good, rather than bouncing at every poll.
+func TestLaneDoesNotTakeBackWhatItGaveBack(t *testing.T) {
+	addr, lane := laneServer(t, nil)
+	rc := dialRaw(t, addr)
+	rc.do(t, get("/poll?1"))
+	odd := "GET /poll?2 HTTP/1.1\r\nHost: x\r\nX-Name: caf\xc3\xa9\r\n\r\n"
+	for i := range 3 {
+		if code, body := rc.do(t, odd); code != 200 || strings.HasSuffix(body, "lane=true") {
+			t.Fatalf("poll %d with a byte past ASCII: %d %q", i, code, body)
+		}
+	}
+	if lane.Returned() != 1 {
+		t.Fatalf("gave back %d times, want once", lane.Returned())
+	}
+}
+
+// TestLaneClose: Close ends idle lanes and the give-back listener, so
+// the server's Serve on it returns and no goroutine is left (goleak).
+func TestLaneClose(t *testing.T) {
+	addr, lane := laneServer(t, nil)
+	rc := dialRaw(t, addr)
+	rc.do(t, get("/poll?1"))
+	rc.do(t, get("/poll?2"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lane.Close(ctx)
+	_ = rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := rc.br.ReadByte(); err != io.EOF {
+		t.Fatalf("read after Close: %v, want EOF", err)
+	}
+	// A poll on a new connection is served by net/http and not taken.
+	nc := dialRaw(t, addr)
+	nc.do(t, get("/poll?3"))
+	if _, body := nc.do(t, get("/poll?4")); !strings.HasSuffix(body, "lane=false") {
+		t.Fatalf("after Close: %q", body)
+	}
+}
