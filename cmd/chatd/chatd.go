@@ -129,6 +129,7 @@ func (m *Main) Run(ctx context.Context) error {
 		PollPark:    zeroOff(c.PollPark),
 		PollMaxPace: zeroOff(c.PollMaxPace),
 		PollQuiet:   zeroOff(c.PollQuiet),
+		NoPollLane:  !c.PollLane,
 		Degrade:     true, Signals: true, Cluster: m.engine.cluster,
 		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),
 		Info:   httpapi.Node{ID: id, Addr: addr, Engine: m.engine.name, Started: time.Now()},
@@ -162,6 +163,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.tls != nil {
 		useTLS(m.http, m.tls.Clone()) // net/http adds to its copy while it serves
 		m.logTLS(time.Now())
+	}
+	if m.node.Lane != nil {
+		m.node.Lane.Attach(m.http) // node.Close closes it
 	}
 	m.served = make(chan struct{})
 	go func() {

@@ -131,6 +131,15 @@ var errEngineDown = protocol.Errorf(protocol.CodeUnavailable, "the engine is unr
 
 var transportPaths = map[string]string{"websocket": "/ws", "sse": "/sse", "poll": "/poll"}
 
+// Path is the URL path of a transport's endpoint ("poll": /v1/poll), or
+// "" for a name that is none.
+func Path(transport string) string {
+	if p, ok := transportPaths[transport]; ok {
+		return "/v1" + p
+	}
+	return ""
+}
+
 // readyz serves GET /readyz: 200 once SetReady(true), 503 unavailable
 // before, while draining, and while the engine is unhealthy (Health).
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -70,9 +70,12 @@ type Config struct {
 	// while the node is behind (poll.Pacer); 0: poll.DefaultMaxPace;
 	// negative: never.
 	PollMaxPace time.Duration
-	SSERetry    time.Duration // the SSE retry: hint (2s)
-	Web         http.Handler  // the pages at /; nil: none
-	Info        httpapi.Node  // this node, for the admin status
+	// NoPollLane serves every poll through net/http: no httpx.Lane takes
+	// busy poll clients' connections over (see Node.Lane).
+	NoPollLane bool
+	SSERetry   time.Duration // the SSE retry: hint (2s)
+	Web        http.Handler  // the pages at /; nil: none
+	Info       httpapi.Node  // this node, for the admin status
 	// Cluster is the state shared with the other nodes of the engine
 	// (the Redis engine's, through a small adapter: see Backend). With it
 	// the level and the flags are cluster-wide, the admin status lists
@@ -108,6 +111,10 @@ type Node struct {
 	Mover      *degrade.Mover   // nil without Config.Degrade
 	Rollouts   *rollout.Manager // nil without Config.Degrade
 	API        *httpapi.Server
+	// Lane takes busy poll clients' connections over from net/http (nil
+	// with Config.NoPollLane). It serves nothing until the server that
+	// serves Handler attaches it (Lane.Attach); Close closes it.
+	Lane *httpx.Lane
 
 	pacer  *poll.Pacer // nil with pacing off
 	bridge *bridge     // nil without Config.Cluster
@@ -215,6 +222,17 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	wsCfg := ws.Config{Hub: hub, Auth: authn, Origins: cfg.Origins, Logger: log, Metrics: cfg.Metrics}
 	sseCfg := sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: cfg.SSERetry}
 	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark, Quiet: cfg.PollQuiet}
+	if !cfg.NoPollLane {
+		n.Lane = httpx.NewLane(httpapi.Path(poll.Name))
+		pollCfg.Lane = n.Lane
+		cfg.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chat_poll_lane_requests_total",
+			Help: "Polls answered on a kept-alive connection taken over from net/http (httpx.Lane).",
+		}, func() float64 { return float64(n.Lane.Served()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chat_poll_lane_returned_total",
+			Help: "Connections a lane gave back to net/http for a request it does not serve.",
+		}, func() float64 { return float64(n.Lane.Returned()) }))
+	}
 	if pace := cfg.PollMaxPace; pace >= 0 {
 		if pace == 0 {
 			pace = poll.DefaultMaxPace
@@ -256,6 +274,9 @@ func (n *Node) Close(ctx context.Context) error {
 		n.cancel()
 		n.wg.Wait()
 		err = n.Hub.Shutdown(ctx)
+		if n.Lane != nil {
+			n.Lane.Close(ctx) // after the sessions: their last answers go out first
+		}
 		if n.reaper != nil {
 			n.reaper.stop()
 		}

@@ -42,11 +42,13 @@ import (
 //	go test -run '^$' -bench 'Broadcast/polls=1000' -benchtime 50x -cpuprofile cpu.out ./transports/poll/
 //	go tool pprof -tagfocus side=server -top cpu.out
 //
+// tier=poll-nolane serves every poll through net/http (no httpx.Lane
+// takes the connections over), as chatd --poll-lane=false does.
 // tier=websocket runs the same broadcast to WebSocket clients (gorilla,
 // reading each frame into one buffer): the reference the poll tier is
 // measured against.
 func BenchmarkBroadcast(b *testing.B) {
-	for _, tier := range []string{"poll", "websocket"} {
+	for _, tier := range []string{"poll", "poll-nolane", "websocket"} {
 		for _, clients := range []int{100, 1000} {
 			b.Run(fmt.Sprintf("tier=%s/clients=%d", tier, clients), func(b *testing.B) {
 				benchBroadcast(b, tier, clients, 100*time.Millisecond)
@@ -119,7 +121,7 @@ func benchBroadcast(b *testing.B, tier string, clients int, every time.Duration)
 	const room = "bench"
 	var e *transporttest.Env
 	pprof.Do(context.Background(), pprof.Labels("side", "server"), func(context.Context) {
-		e = transporttest.NewEnv(b, transporttest.Options{Degrade: true,
+		e = transporttest.NewEnv(b, transporttest.Options{Degrade: true, NoPollLane: tier == "poll-nolane",
 			Hub: core.Config{SendRate: 1e9, SendBurst: 1 << 30}})
 	})
 	addr := strings.TrimPrefix(e.URL, "http://")
@@ -143,7 +145,7 @@ func benchBroadcast(b *testing.B, tier string, clients int, every time.Duration)
 			seen := func(seq uint64) { lat[i] = append(lat[i], time.Duration(time.Now().UnixNano()-sent[seq].Load())) }
 			var c receiver
 			var err error
-			if tier == "poll" {
+			if tier != "websocket" {
 				p := &rawPoller{addr: addr, local: local, token: token, rooms: room, extra: "&level=0"}
 				_, err = p.poll(seen) // no cursor: answers at once
 				c = p

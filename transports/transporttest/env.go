@@ -27,6 +27,7 @@ type Options struct {
 	PollHold     time.Duration // longest poll hold; the poll default (25s)
 	PollInterval time.Duration // poll interval (presence leases are twice it); 5s
 	SSERetry     time.Duration // the SSE retry: hint; 2s
+	NoPollLane   bool          // every poll through net/http (node.Config.NoPollLane)
 	Web          http.Handler  // served at /, for browser tests
 	// Degrade wires degradation as chatd runs it (a controller without
 	// load signals, the policy, greetings, the admin API); see node.Config.

@@ -82,7 +82,7 @@ func (opts Options) logger() *slog.Logger {
 func nodeConfig(opts Options, engine core.Engine, v *auth.Verifier, tickets *auth.Tickets, log *slog.Logger) node.Config {
 	return node.Config{
 		Engine: engine, Verifier: v, Tickets: tickets, Hub: opts.Hub,
-		PollHold: opts.PollHold, PollInterval: opts.PollInterval, SSERetry: opts.SSERetry,
+		PollHold: opts.PollHold, PollInterval: opts.PollInterval, SSERetry: opts.SSERetry, NoPollLane: opts.NoPollLane,
 		Web: opts.Web, Logger: log, Degrade: opts.Degrade,
 	}
 }
@@ -119,6 +119,9 @@ func serve(cfg node.Config, ln net.Listener) *server {
 	s.srv.Listener.Close()
 	s.srv.Listener = muteListener{Listener: ln, s: s}
 	s.srv.Config.ConnState = s.track // httptest chains its own hook before this one
+	if n.Lane != nil {
+		n.Lane.Attach(s.srv.Config)
+	}
 	s.srv.Start()
 	s.URL = s.srv.URL
 	return s
