@@ -327,9 +327,9 @@ func (l *Lane) readHead(s *laneServer, lc *laneConn) ([]byte, bool) {
 	}
 	for {
 		buf, _ := lc.br.Peek(lc.br.Buffered())
-		if i := bytes.Index(buf, crlfcrlf); i >= 0 {
+		if n := headEnd(buf); n > 0 {
 			_ = lc.nc.SetReadDeadline(time.Time{})
-			return buf[:i+len(crlfcrlf)], true
+			return buf[:n], true
 		}
 		if len(buf) >= lc.br.Size() || len(buf) > s.maxHead {
 			_ = lc.nc.SetReadDeadline(time.Time{})
@@ -342,6 +342,24 @@ func (l *Lane) readHead(s *laneServer, lc *laneConn) ([]byte, bool) {
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
+
+// headEnd returns the length of the head that buf starts with, through
+// its blank line, or 0 if it has not all come. A blank line ended by a
+// bare LF (which net/http takes too) ends the head as well: parse then
+// sends it back, rather than the lane waiting for a CRLF that will not
+// come.
+func headEnd(buf []byte) int {
+	i := bytes.Index(buf, []byte("\n\r\n")) // the CRLF blank line, after a line's LF
+	j := bytes.Index(buf, []byte("\n\n"))
+	switch {
+	case i < 0 && j < 0:
+		return 0
+	case i >= 0 && (j < 0 || i < j):
+		return i + 3
+	default:
+		return j + 2
+	}
+}
 
 // laneReaders parse request heads.
 var laneReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}

@@ -174,6 +174,8 @@ func TestLaneLeavesOddRequestsToNetHTTP(t *testing.T) {
 		{"head past MaxHeaderBytes", "GET /poll HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 3000) + "\r\n\r\n", 200},
 		{"a body", "GET /poll HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", 200},
 		{"HTTP/1.0", "GET /poll HTTP/1.0\r\nHost: x\r\n\r\n", 200},
+		{"bare line feeds", "GET /poll HTTP/1.1\nHost: x\n\n", 200},
+		{"a bare line feed ends the head", "GET /poll HTTP/1.1\r\nHost: x\r\n\n", 200},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
