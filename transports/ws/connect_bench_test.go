@@ -24,9 +24,9 @@ import (
 // BenchmarkResume measures what a reconnect costs the node, as in issue
 // 9's reconnect storm: a client with a token of its own dials WebSocket,
 // reads the welcome, joins its room (of 100) from the last seq it saw
-// and reads the joined envelope. An op is one such client; the
-// connections stay open until the end, as a storm's do, 32 dialing at
-// once. The node is a real one (bbolt, degradation wired as chatd runs
+// and reads the joined envelope. An op is one such client, 32 dialing
+// at once; the connections stay open until their round of 2,000 ends,
+// as a storm's do. The node is a real one (bbolt, degradation wired as chatd runs
 // it) on loopback, and each room holds a few messages, so that a resume
 // reads the store.
 //
@@ -42,6 +42,11 @@ func BenchmarkResume(b *testing.B) {
 		roomSize = 100
 		dialers  = 32
 		perRoom  = 5 // messages in each room before the clients resume
+		// round bounds the connections open at once (two descriptors each
+		// in this process): the clients of a round stay connected until
+		// it ends, as a storm's do, and then close, with the clocks
+		// stopped until their sessions are gone.
+		round = 2000
 	)
 	var e *transporttest.Env
 	pprof.Do(context.Background(), pprof.Labels("side", "server"), func(context.Context) {
@@ -82,57 +87,75 @@ func BenchmarkResume(b *testing.B) {
 	for err := range listErrs {
 		b.Fatal(err)
 	}
-	conns := make([]*websocket.Conn, b.N)
-	defer func() {
+	dialer := make([]*websocket.Dialer, dialers)
+	for d := range dialer {
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+d%8))}
+		dialer[d] = &websocket.Dialer{HandshakeTimeout: time.Minute, NetDial: func(network, addr string) (net.Conn, error) {
+			return (&net.Dialer{LocalAddr: local}).Dial(network, addr)
+		}}
+	}
+	var (
+		cpu            time.Duration
+		mallocs, allocated uint64
+	)
+	b.ResetTimer()
+	for from := 0; from < b.N; from += round {
+		to := min(from+round, b.N)
+		conns := make([]*websocket.Conn, to-from)
+		var next atomic.Int64
+		next.Store(int64(from))
+		var wg sync.WaitGroup
+		errs := make(chan error, dialers)
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		cpu0 := transporttest.CPUTime()
+		for d := range dialers {
+			wg.Add(1)
+			go pprof.Do(ctx, pprof.Labels("side", "client"), func(context.Context) {
+				defer wg.Done()
+				buf := make([]byte, 0, 4096)
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= to {
+						return
+					}
+					c, err := resume(dialer[d], addr, tokens[i], fmt.Sprint("r", i/roomSize), perRoom, buf)
+					conns[i-from] = c
+					if err != nil {
+						errs <- fmt.Errorf("client %d: %w", i, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		b.StopTimer()
+		cpu += transporttest.CPUTime() - cpu0
+		runtime.ReadMemStats(&m1)
+		mallocs += m1.Mallocs - m0.Mallocs
+		allocated += m1.TotalAlloc - m0.TotalAlloc
+		close(errs)
+		for err := range errs {
+			b.Error(err)
+		}
 		for _, c := range conns {
 			if c != nil {
 				c.Close()
 			}
 		}
-	}()
-
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, dialers)
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	cpu0 := transporttest.CPUTime()
-	b.ResetTimer()
-	for d := range dialers {
-		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+d%8))}
-		dialer := websocket.Dialer{HandshakeTimeout: time.Minute, NetDial: func(network, addr string) (net.Conn, error) {
-			return (&net.Dialer{LocalAddr: local}).Dial(network, addr)
-		}}
-		wg.Add(1)
-		go pprof.Do(ctx, pprof.Labels("side", "client"), func(context.Context) {
-			defer wg.Done()
-			buf := make([]byte, 0, 4096)
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= b.N {
-					return
-				}
-				c, err := resume(&dialer, addr, tokens[i], fmt.Sprint("r", i/roomSize), perRoom, buf)
-				conns[i] = c
-				if err != nil {
-					errs <- fmt.Errorf("client %d: %w", i, err)
-					return
-				}
+		// The round's sessions end before the next round's clocks start.
+		for deadline := time.Now().Add(time.Minute); e.Hub.Sessions()["websocket"] > 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d sessions still open a minute after their clients closed", e.Hub.Sessions()["websocket"])
 			}
-		})
+		}
+		b.StartTimer()
 	}
-	wg.Wait()
 	b.StopTimer()
-	cpu := transporttest.CPUTime() - cpu0
-	runtime.ReadMemStats(&m1)
-	close(errs)
-	for err := range errs {
-		b.Error(err)
-	}
 	n := float64(b.N)
 	b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/resume")
-	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/n, "allocs/resume")
-	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/n, "B/resume")
+	b.ReportMetric(float64(mallocs)/n, "allocs/resume")
+	b.ReportMetric(float64(allocated)/n, "B/resume")
 }
 
 // resume dials, joins room from seq since and reads until the joined
