@@ -80,7 +80,7 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 	durFlag(&c.PollMaxPace, "poll-max-pace", "CHAT_POLL_MAX_PACE", poll.DefaultMaxPace,
 		"the most a busy long-poll client's answers are spaced while the node is behind (goroutines waiting 30 ms or more to run), so that clients re-polling as fast as they are answered cannot keep it at its core; 0: never")
 	fs.BoolVar(&c.PollLane, "poll-lane", true,
-		"serve the next polls of a busy long-poll client's kept-alive HTTP/1.1 connection on a loop of the server's own instead of net/http's request cycle, at about two thirds of its CPU; TLS connections are not (env CHAT_POLL_LANE)")
+		"serve the next polls of a busy long-poll client's kept-alive HTTP/1.1 connection on a loop of the server's own instead of net/http's request cycle, at about a sixth less CPU an answer; anything else on the connection goes back to net/http, and TLS connections are not taken (env CHAT_POLL_LANE)")
 	envs["poll-lane"] = "CHAT_POLL_LANE"
 	durFlag(&c.QuietGC, "quiet-gc", "CHAT_QUIET_GC", defaultQuietGC,
 		"how often to check whether the node has been quiet, and if so collect, so that stacks and heap grown in a burst go back to the system; 0: never")
