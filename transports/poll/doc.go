@@ -36,6 +36,11 @@
 // re-poll as soon as they are answered would otherwise keep a node at
 // its core on answers alone.
 //
+// Once a kept session's poll is answered, its HTTP/1.1 connection goes
+// to Config.Lane (an httpx.Lane), which serves the client's next polls
+// on it without net/http's per-request machinery and gives anything
+// else on the connection back to net/http.
+//
 // A token or ticket is verified once and taken on trust until its
 // expiry (httpx.Authenticator's cache), and the control envelope every
 // answer carries comes encoded (Config.ControlWire, once per distinct
