@@ -310,18 +310,25 @@ func (c *limitedConn) Close() error {
 }
 
 // CloseWrite shuts the write side, as *net.TCPConn does.
-func (c *limitedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+func (c *limitedConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// ReadFrom lets net/http send files with sendfile when the connection
+// can.
+func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
+
+// closeWrite shuts c's write side, if it can: what a wrapper of a
+// connection forwards so that net/http can still half-close it.
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return errNoCloseWrite
 }
 
-// ReadFrom lets net/http send files with sendfile when the connection
-// can.
-func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+// readFrom copies r to c with c's ReadFrom (sendfile) when it has one.
+func readFrom(c net.Conn, r io.Reader) (int64, error) {
+	if rf, ok := c.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+	return io.Copy(struct{ io.Writer }{c}, r)
 }

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -119,18 +121,27 @@ func (l *Lane) Attach(srv *http.Server) {
 }
 
 // Take takes r's connection over from net/http, once the handler has
-// written its whole answer to w, and reports whether the lane has it:
-// then the handler must return without touching w. It takes nothing
-// over (false) unless the lane is attached and open, r is HTTP/1.1 over
-// plain TCP and keeps its connection, and the answer does not close it.
-// A request the lane serves already reports true.
+// written its whole answer to w, with its Content-Length, and reports
+// whether the lane has it: then the handler must return without
+// touching w. It takes nothing over (false) unless the lane is attached
+// and open, r is HTTP/1.1 over plain TCP with no body and keeps its
+// connection, and the answer does not close it. net/http's own decisions
+// to close (keep-alives turned off, a shutdown under way) are not seen
+// here: close the lane before the server. A request the lane serves
+// already reports true.
 func (l *Lane) Take(w http.ResponseWriter, r *http.Request) bool {
 	if InLane(r) {
 		return true
 	}
 	s := l.srv.Load()
+	// A request with a body is not taken: net/http may have left some of
+	// it unread (it gives up past 256 KiB and closes), and the lane would
+	// read the rest as requests. Nor is an answer without Content-Length,
+	// which net/http would send chunked and the hijack leave unended.
 	if s == nil || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
-		w.Header().Get("Connection") != "" || r.Context().Value(noLaneKey{}) != nil {
+		r.ContentLength != 0 || len(r.TransferEncoding) != 0 ||
+		w.Header().Get("Connection") != "" || w.Header().Get("Content-Length") == "" ||
+		r.Context().Value(noLaneKey{}) != nil {
 		return false
 	}
 	l.mu.Lock()
@@ -148,7 +159,26 @@ func (l *Lane) Take(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
+	// What net/http read and did not serve comes first, then what a
+	// connection given back earlier still had pending, then the socket:
+	// one layer over the connection however often it goes back and
+	// forth.
+	var pending []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		pending = append(pending, b...)
+	}
+	if rc, ok := nc.(*replayConn); ok {
+		pending = append(pending, rc.pending...)
+		nc = rc.Conn
+	}
 	lc := &laneConn{nc: nc, br: rw.Reader, remote: nc.RemoteAddr().String()}
+	if len(pending) > 0 {
+		lc.src = &replayConn{Conn: nc, pending: pending}
+		rw.Reader.Reset(lc.src)
+	} else {
+		rw.Reader.Reset(nc)
+	}
 	if !l.add(lc) {
 		nc.Close()
 		return true
@@ -209,8 +239,9 @@ func (l *Lane) Close(ctx context.Context) {
 
 // laneConn is one connection a lane serves.
 type laneConn struct {
-	nc     net.Conn      // Static after construction.
-	br     *bufio.Reader // what net/http had read and the rest; static after construction.
+	nc     net.Conn      // the connection itself; static after construction.
+	br     *bufio.Reader // reads nc, after src's bytes; static after construction.
+	src    *replayConn   // nil, or what net/http had read and not served; static after construction.
 	remote string        // nc.RemoteAddr(); static after construction.
 	busy   bool          // serving a request; guarded by Lane.mu.
 }
@@ -237,6 +268,27 @@ func (l *Lane) setBusy(lc *laneConn, busy bool) bool {
 	return !l.closed
 }
 
+// isClosed reports whether Close has been called: answers from then on
+// say Connection: close, as net/http's do once it shuts down.
+func (l *Lane) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// closeGently closes a connection whose last answer said Connection:
+// close as net/http does: the write side first, then what the client
+// still sends is read and dropped for a moment (at most 64 KiB, 500
+// ms), so that the close does not reset the connection before the
+// client has read the answer.
+func closeGently(nc net.Conn) {
+	if cw, ok := nc.(closeWriter); ok && cw.CloseWrite() == nil {
+		_ = nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+	}
+	nc.Close()
+}
+
 // drop forgets lc.
 func (l *Lane) drop(lc *laneConn) {
 	l.mu.Lock()
@@ -249,11 +301,15 @@ func (l *Lane) drop(lc *laneConn) {
 func (l *Lane) serve(s *laneServer, lc *laneConn) {
 	defer l.wg.Done()
 	defer l.drop(lc)
+	var w *laneWriter // the request being served
 	defer func() {
-		// As net/http does: a handler's panic ends its connection, not the
-		// process; http.ErrAbortHandler does so quietly.
+		// As net/http does: a handler's panic ends its connection (unless
+		// the handler has taken it), not the process;
+		// http.ErrAbortHandler does so quietly.
 		if err := recover(); err != nil {
-			lc.nc.Close()
+			if w == nil || !w.hijacked {
+				lc.nc.Close()
+			}
 			if err != http.ErrAbortHandler {
 				s.logf("http: panic serving %v on a lane: %v", lc.remote, err)
 			}
@@ -287,15 +343,15 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 		// the request rather than piling up on the lane's.
 		rctx, cancel := context.WithCancel(ctx)
 		req = req.WithContext(rctx)
-		w := &laneWriter{lc: lc, header: make(http.Header)}
+		w = &laneWriter{lc: lc, header: make(http.Header)}
 		s.handler.ServeHTTP(w, req)
 		cancel()
 		l.served.Add(1)
 		if w.hijacked {
 			return
 		}
-		if !w.finish(req) {
-			lc.nc.Close()
+		if !w.finish(req, l.isClosed()) {
+			closeGently(lc.nc)
 			return
 		}
 	}
@@ -392,14 +448,26 @@ func (l *Lane) parse(s *laneServer, hr *bytes.Reader, head []byte) (*http.Reques
 	return req, true
 }
 
-// names reports whether head's request line is a GET of a lane route.
+// names reports whether head's request line is a GET of a lane route,
+// its path escaped or not (net/http routes "/p%6Fll" as "/poll").
 func (l *Lane) names(head []byte) bool {
 	target, ok := bytes.CutPrefix(head, []byte("GET "))
 	if !ok {
 		return false
 	}
+	if i := bytes.IndexAny(target, " \r\n"); i >= 0 {
+		target = target[:i]
+	}
+	path, _, _ := bytes.Cut(target, []byte("?"))
+	if bytes.IndexByte(path, '%') >= 0 {
+		p, err := url.PathUnescape(string(path))
+		if err != nil {
+			return false
+		}
+		return slices.Contains(l.paths, p)
+	}
 	for _, p := range l.paths {
-		if rest, ok := bytes.CutPrefix(target, []byte(p)); ok && len(rest) > 0 && (rest[0] == '?' || rest[0] == ' ') {
+		if string(path) == p {
 			return true
 		}
 	}
@@ -460,7 +528,15 @@ func (l *Lane) giveBack(s *laneServer, lc *laneConn, noLane bool) {
 			l.wg.Go(func() { _ = s.srv.Serve(s.ln) })
 		}
 	})
-	c := &replayConn{Conn: lc.nc, r: lc.br, noLane: noLane}
+	var pending []byte
+	if n := lc.br.Buffered(); n > 0 {
+		b, _ := lc.br.Peek(n)
+		pending = append(pending, b...)
+	}
+	if lc.src != nil {
+		pending = append(pending, lc.src.pending...)
+	}
+	c := &replayConn{Conn: lc.nc, pending: pending, noLane: noLane}
 	if !s.ln.give(c) {
 		lc.nc.Close()
 	}
@@ -515,7 +591,7 @@ func (w *laneWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // finish writes the answer and reports whether the connection carries on.
-func (w *laneWriter) finish(req *http.Request) bool {
+func (w *laneWriter) finish(req *http.Request, closing bool) bool {
 	defer w.release()
 	status := w.status
 	if status == 0 {
@@ -525,11 +601,12 @@ func (w *laneWriter) finish(req *http.Request) bool {
 	if w.body != nil {
 		body = *w.body
 	}
-	keep := !req.Close && w.header.Get("Connection") == ""
+	keep := !req.Close && !closing && w.header.Get("Connection") == ""
 	if !keep {
 		w.header.Set("Connection", "close")
 	}
-	if _, ok := w.header["Content-Type"]; !ok && len(body) > 0 {
+	_, typed := w.header["Content-Type"]
+	if !typed && len(body) > 0 && w.header.Get("Content-Encoding") == "" { // as net/http sniffs
 		w.header.Set("Content-Type", http.DetectContentType(body))
 	}
 	w.header.Del("Content-Length")
@@ -587,20 +664,30 @@ func (s *sliceWriter) WriteString(p string) (int, error) {
 	return len(p), nil
 }
 
-// replayConn is a connection given back to net/http: its reads take
-// what the lane had read and not served first.
+// replayConn is a connection whose reads take bytes already read from
+// it first: one given back to net/http, or a lane's with what net/http
+// had read. It wraps the connection itself, never another replayConn.
 type replayConn struct {
 	net.Conn
-	r      *bufio.Reader // Static after construction.
-	noLane bool          // no lane takes it over again; static after construction.
+	pending []byte // read from Conn and not yet served; owned by the reader.
+	noLane  bool   // no lane takes it over again; static after construction.
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
-	if c.r.Buffered() > 0 {
-		return c.r.Read(p)
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
 	}
 	return c.Conn.Read(p)
 }
+
+// CloseWrite and ReadFrom are the connection's, so that net/http still
+// half-closes a connection it refuses and sends files with sendfile.
+func (c *replayConn) CloseWrite() error                   { return closeWrite(c.Conn) }
+func (c *replayConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
+
+type closeWriter interface{ CloseWrite() error }
 
 // laneListener hands the connections a lane gives back to a server.
 type laneListener struct {

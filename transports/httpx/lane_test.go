@@ -254,3 +254,82 @@ func TestLaneClose(t *testing.T) {
 		t.Fatalf("after Close: %q", body)
 	}
 }
+
+// TestLaneRoundTripsStayOneLayer: a connection that goes back to
+// net/http and is taken again, round after round (a poll, a send, a
+// poll...), keeps at most one layer over the socket, and every answer
+// comes in order.
+func TestLaneRoundTripsStayOneLayer(t *testing.T) {
+	addr, lane := laneServer(t, nil)
+	rc := dialRaw(t, addr)
+	for i := range 50 {
+		if _, body := rc.do(t, get(fmt.Sprintf("/poll?r=%d", i))); !strings.Contains(body, fmt.Sprintf("r=%d ", i)) {
+			t.Fatalf("round %d poll: %q", i, body)
+		}
+		// The send is pipelined with the next poll, so that bytes wait in
+		// the buffers at each hand-over.
+		if _, err := io.WriteString(rc.c, "POST /send HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"+get(fmt.Sprintf("/poll?s=%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		if _, body := rc.read(t); body != "sent x" {
+			t.Fatalf("round %d send: %q", i, body)
+		}
+		if _, body := rc.read(t); !strings.Contains(body, fmt.Sprintf("s=%d ", i)) {
+			t.Fatalf("round %d pipelined poll: %q", i, body)
+		}
+		if n := lane.Layers(); n > 1 {
+			t.Fatalf("round %d: %d layers over the socket", i, n)
+		}
+	}
+	if lane.Returned() < 50 {
+		t.Fatalf("gave back %d times, want each send's", lane.Returned())
+	}
+}
+
+// TestLaneTakesNoRequestWithABody: a poll that carries a body net/http
+// cannot drain (past 256 KiB) is not taken over, so nothing in its body
+// is ever read as a request.
+func TestLaneTakesNoRequestWithABody(t *testing.T) {
+	addr, lane := laneServer(t, nil)
+	rc := dialRaw(t, addr)
+	smuggled := get("/poll?smuggled")
+	body := smuggled + strings.Repeat("a", 300<<10)
+	if _, err := io.WriteString(rc.c, fmt.Sprintf("GET /poll?a HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)); err != nil {
+		t.Fatal(err)
+	}
+	if code, got := rc.read(t); code != 200 || !strings.Contains(got, "?a") && !strings.Contains(got, " a ") {
+		t.Fatalf("first answer: %d %q", code, got)
+	}
+	_ = rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		resp, err := http.ReadResponse(rc.br, nil)
+		if err != nil {
+			break // net/http closed the connection
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "smuggled") {
+			t.Fatalf("the body was served as a request: %q", b)
+		}
+	}
+	if lane.Served() != 0 {
+		t.Fatalf("lane served %d requests", lane.Served())
+	}
+}
+
+// TestLaneServesAnEscapedPath: a poll whose path is escaped (as net/http
+// routes it, to the same handler) is the lane's too, not a give-back at
+// every poll.
+func TestLaneServesAnEscapedPath(t *testing.T) {
+	addr, lane := laneServer(t, nil)
+	rc := dialRaw(t, addr)
+	rc.do(t, get("/poll?1"))
+	for i := range 3 {
+		if _, body := rc.do(t, get(fmt.Sprintf("/p%%6Fll?e=%d", i))); !strings.HasSuffix(body, "lane=true") {
+			t.Fatalf("escaped poll %d: %q", i, body)
+		}
+	}
+	if lane.Returned() != 0 {
+		t.Fatalf("gave back %d times", lane.Returned())
+	}
+}

@@ -95,7 +95,7 @@ func BenchmarkResume(b *testing.B) {
 		}}
 	}
 	var (
-		cpu            time.Duration
+		cpu                time.Duration
 		mallocs, allocated uint64
 	)
 	b.ResetTimer()
