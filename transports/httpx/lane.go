@@ -45,7 +45,7 @@ const laneWriteTimeout = 10 * time.Second
 // goroutine is what the lane saves); a held poll notices when it parks,
 // or when its answer cannot be written.
 //
-// The zero Lane takes nothing over until Attach.
+// A Lane takes nothing over until Attach; NewLane names its routes.
 type Lane struct {
 	paths []string // Static after construction.
 
@@ -168,9 +168,9 @@ func (l *Lane) Take(w http.ResponseWriter, r *http.Request) bool {
 		b, _ := rw.Reader.Peek(n)
 		pending = append(pending, b...)
 	}
-	if rc, ok := nc.(*replayConn); ok {
-		pending = append(pending, rc.pending...)
-		nc = rc.Conn
+	if prev, ok := nc.(*replayConn); ok {
+		pending = append(pending, prev.pending...)
+		nc = prev.Conn
 	}
 	lc := &laneConn{nc: nc, br: rw.Reader, remote: nc.RemoteAddr().String()}
 	if len(pending) > 0 {
@@ -253,6 +253,9 @@ func (l *Lane) add(lc *laneConn) bool {
 	defer l.mu.Unlock()
 	if l.closed {
 		return false
+	}
+	if l.conns == nil {
+		l.conns = make(map[*laneConn]struct{})
 	}
 	l.conns[lc] = struct{}{}
 	l.wg.Add(1)
