@@ -619,9 +619,9 @@ func (w *laneWriter) finish(req *http.Request, closing bool) bool {
 	b = append(b, ' ')
 	b = append(b, http.StatusText(status)...)
 	b = append(b, "\r\n"...)
-	hw := sliceWriter{b: b}
+	hw := SliceWriter{B: b}
 	_ = w.header.Write(&hw) // what net/http writes: sorted, values cleaned of line breaks
-	b = hw.b
+	b = hw.B
 	if _, ok := w.header["Date"]; !ok {
 		b = append(b, "Date: "...)
 		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
@@ -653,17 +653,18 @@ func putLaneBody(b *[]byte) {
 	laneBodies.Put(b)
 }
 
-// sliceWriter appends what is written to b.
-type sliceWriter struct{ b []byte }
+// SliceWriter appends what is written to B; it never fails. It has
+// WriteString, so that http.Header.Write copies no string.
+type SliceWriter struct{ B []byte }
 
-func (s *sliceWriter) Write(p []byte) (int, error) {
-	s.b = append(s.b, p...)
+func (s *SliceWriter) Write(p []byte) (int, error) {
+	s.B = append(s.B, p...)
 	return len(p), nil
 }
 
 // WriteString spares http.Header.Write a copy of each string.
-func (s *sliceWriter) WriteString(p string) (int, error) {
-	s.b = append(s.b, p...)
+func (s *SliceWriter) WriteString(p string) (int, error) {
+	s.B = append(s.B, p...)
 	return len(p), nil
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/transports/transporttest"
 )
@@ -119,11 +118,7 @@ func (w *wsReceiver) close()           { w.c.Close() }
 
 func benchBroadcast(b *testing.B, tier string, clients int, every time.Duration) {
 	const room = "bench"
-	var e *transporttest.Env
-	pprof.Do(context.Background(), pprof.Labels("side", "server"), func(context.Context) {
-		e = transporttest.NewEnv(b, transporttest.Options{Degrade: true, NoPollLane: tier == "poll-nolane",
-			Hub: core.Config{SendRate: 1e9, SendBurst: 1 << 30}})
-	})
+	e := transporttest.NewBenchEnv(b, transporttest.Options{NoPollLane: tier == "poll-nolane"})
 	addr := strings.TrimPrefix(e.URL, "http://")
 	total := uint64(b.N)
 	sent := make([]atomic.Int64, total+1) // UnixNano of each send, by seq

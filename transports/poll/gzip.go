@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/chatd/chatd/transports/httpx"
 )
 
 // gzipLevel trades ratio for CPU: chat answers are short JSON with
@@ -24,22 +26,14 @@ var gzips = sync.Pool{New: func() any {
 	return z
 }}
 
-// sliceWriter appends what it is given to a byte slice.
-type sliceWriter struct{ b []byte }
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
 // appendGzip appends src, gzipped, to dst.
 func appendGzip(dst, src []byte) []byte {
-	out := &sliceWriter{b: dst}
+	out := &httpx.SliceWriter{B: dst}
 	z := gzips.Get().(*gzip.Writer)
 	z.Reset(out)
-	_, _ = z.Write(src) // sliceWriter never fails
+	_, _ = z.Write(src) // SliceWriter never fails
 	_ = z.Close()
 	z.Reset(nil) // drop the reference to out
 	gzips.Put(z)
-	return out.b
+	return out.B
 }

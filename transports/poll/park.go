@@ -49,8 +49,8 @@ func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 	if r.ProtoMajor != 1 || left <= 0 {
 		return false
 	}
-	header := &sliceWriter{}
-	_ = w.Header().Write(header) // sliceWriter never fails
+	header := &httpx.SliceWriter{}
+	_ = w.Header().Write(header) // SliceWriter never fails
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return false
@@ -61,7 +61,7 @@ func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 		_, _ = rw.Reader.Discard(n)
 	}
 	p := &parked{h: h, c: c, nc: nc, pos: pos, gzip: h.cfg.Compress != nil && acceptsGzip(r),
-		known: controlTag(r), keepable: keepable, header: header.b}
+		known: controlTag(r), keepable: keepable, header: header.B}
 	// The timer may fire before the poll is parked: unpark then finds
 	// nothing to take back, and parkWith answers.
 	p.hold = time.AfterFunc(left, p.expire)

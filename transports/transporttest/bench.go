@@ -1,12 +1,28 @@
 package transporttest
 
 import (
+	"context"
 	"io"
+	"runtime/pprof"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
+
+// NewBenchEnv is NewEnv for a benchmark: degradation wired as chatd runs
+// it, sends unlimited (the benchmark sets the pace), and the server's
+// goroutines labelled side=server, so that a CPU profile splits them
+// from the clients' (which the benchmark labels side=client).
+func NewBenchEnv(b testing.TB, opts Options) *Env {
+	b.Helper()
+	opts.Degrade = true
+	opts.Hub.SendRate, opts.Hub.SendBurst = 1e9, 1<<30
+	var e *Env
+	pprof.Do(context.Background(), pprof.Labels("side", "server"), func(context.Context) { e = NewEnv(b, opts) })
+	return e
+}
 
 // CPUTime returns the CPU time, user and system, the process has used:
 // benchmarks take their cost per operation from it, so that time the

@@ -16,7 +16,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/transports/transporttest"
 )
@@ -48,11 +47,7 @@ func BenchmarkResume(b *testing.B) {
 		// stopped until their sessions are gone.
 		round = 2000
 	)
-	var e *transporttest.Env
-	pprof.Do(context.Background(), pprof.Labels("side", "server"), func(context.Context) {
-		e = transporttest.NewEnv(b, transporttest.Options{Degrade: true,
-			Hub: core.Config{SendRate: 1e9, SendBurst: 1 << 30}})
-	})
+	e := transporttest.NewBenchEnv(b, transporttest.Options{})
 	addr := strings.TrimPrefix(e.URL, "http://")
 	rooms := (b.N + roomSize - 1) / roomSize
 	ctx := context.Background()
