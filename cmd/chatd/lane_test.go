@@ -68,12 +68,27 @@ func TestPollLane(t *testing.T) {
 			}
 			cur, _ := poll("")
 			var got []uint64
+			onLane := 0 // polls after the first in each round
 			for i := 1; i <= 4; i++ {
 				send(i)
-				for range 2 { // the second on the lane, if there is one
+				// The ack says the message is stored; it reaches the
+				// session's queue a moment later, so a poll that answers
+				// at once may miss it: poll again until it is there (a
+				// bounded count), and at least twice, the second on the
+				// lane if there is one.
+				for n := 0; ; n++ {
+					if n == 1000 {
+						t.Fatalf("message %d not seen in %d polls (seen %v)", i, n, got)
+					}
 					var seqs []uint64
 					cur, seqs = poll(cur)
 					got = append(got, seqs...)
+					if n > 0 {
+						onLane++
+					}
+					if n > 0 && len(got) > 0 && got[len(got)-1] == uint64(i) {
+						break
+					}
 				}
 			}
 			if fmt.Sprint(got) != "[1 2 3 4]" {
@@ -88,9 +103,10 @@ func TestPollLane(t *testing.T) {
 				// The first poll has no cursor and keeps no session. Then,
 				// each round: the send (net/http, or given back by the
 				// lane from the second round on), a poll net/http answers
-				// and hands over, a poll on the lane.
-				if v := s.metric(t, "127.0.0.3", "chat_poll_lane_requests_total"); v != 4 {
-					t.Errorf("chat_poll_lane_requests_total %v, want 4", v)
+				// and hands over, the rest of the round's polls on the
+				// lane.
+				if v := s.metric(t, "127.0.0.3", "chat_poll_lane_requests_total"); v != float64(onLane) {
+					t.Errorf("chat_poll_lane_requests_total %v, want %d", v, onLane)
 				}
 				if v := s.metric(t, "127.0.0.3", "chat_poll_lane_returned_total"); v != 3 {
 					t.Errorf("chat_poll_lane_returned_total %v, want 3", v)
