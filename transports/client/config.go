@@ -29,9 +29,11 @@ type Config struct {
 	// prefix is kept: http://host/chat serves /chat/v1/ws.
 	URL string
 
-	// Token returns the bearer JWT. It is called before every connect, and
-	// again after the server says the token expired or is not valid. It may
-	// be called from Run's goroutine and from a Send at the same time.
+	// Token returns the bearer JWT. It is called before every connect
+	// that negotiates (the first, and any after a resume on the offer in
+	// hand was refused; see the package doc), and again after the server
+	// says the token expired or is not valid. It may be called from Run's
+	// goroutine and from a Send at the same time.
 	Token func(ctx context.Context) (string, error)
 
 	// Rooms are joined at start, live (from now on). Join and Leave change

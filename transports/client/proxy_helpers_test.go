@@ -122,14 +122,17 @@ func (p *httpProxy) sendIDs() []string {
 // connections open now (server bytes stop reaching the client, and the
 // client is never told), and it can be down (every connection is cut).
 type tcpProxy struct {
-	URL string
-	ln  net.Listener
+	URL      string
+	upstream string       // Static.
+	ln       net.Listener // replaced by restart; guarded by mu
 
 	down    atomic.Bool
 	downHit atomic.Int32 // connections refused while down
 
 	mu    sync.Mutex
 	conns map[*proxyConn]bool // Guarded by mu.
+	gate  chan struct{}       // non-nil: new connections wait for it to close (hold); guarded by mu
+	held  chan struct{}       // a connection waits at the gate
 	wg    sync.WaitGroup
 }
 
@@ -145,12 +148,12 @@ func newTCPProxy(t testing.TB, upstream string) *tcpProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tcpProxy{URL: "http://" + ln.Addr().String(), ln: ln, conns: map[*proxyConn]bool{}}
+	p := &tcpProxy{URL: "http://" + ln.Addr().String(), ln: ln, upstream: addr, conns: map[*proxyConn]bool{}, held: make(chan struct{}, 1)}
 	p.wg.Add(1)
-	go p.accept(addr)
+	go p.accept(ln, addr)
 	t.Cleanup(func() {
-		ln.Close()
 		p.mu.Lock()
+		p.ln.Close()
 		for pc := range p.conns {
 			pc.client.Close()
 			pc.server.Close()
@@ -161,10 +164,10 @@ func newTCPProxy(t testing.TB, upstream string) *tcpProxy {
 	return p
 }
 
-func (p *tcpProxy) accept(upstream string) {
+func (p *tcpProxy) accept(ln net.Listener, upstream string) {
 	defer p.wg.Done()
 	for {
-		conn, err := p.ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -172,6 +175,16 @@ func (p *tcpProxy) accept(upstream string) {
 			p.downHit.Add(1)
 			conn.Close()
 			continue
+		}
+		p.mu.Lock()
+		gate := p.gate
+		p.mu.Unlock()
+		if gate != nil {
+			select {
+			case p.held <- struct{}{}:
+			default:
+			}
+			<-gate
 		}
 		srv, err := net.Dial("tcp", upstream)
 		if err != nil {
@@ -220,6 +233,62 @@ func (p *tcpProxy) blackhole() {
 	for pc := range p.conns {
 		pc.blackhole.Store(true)
 	}
+}
+
+// stop closes the listener, so that dials are refused as by a server
+// that died, and every connection; restart listens again.
+func (p *tcpProxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for pc := range p.conns {
+		pc.client.Close()
+		pc.server.Close()
+	}
+}
+
+// restart listens again on the address stop closed.
+func (p *tcpProxy) restart(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", strings.TrimPrefix(p.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.accept(ln, p.upstream)
+}
+
+// cut closes every connection open now; new ones work.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pc := range p.conns {
+		pc.client.Close()
+		pc.server.Close()
+	}
+}
+
+// hold makes new connections wait, accepted but not forwarded, until
+// release (at the latest when the test ends); p.held hears of each.
+func (p *tcpProxy) hold(t testing.TB) (release func()) {
+	g := make(chan struct{})
+	p.mu.Lock()
+	p.gate = g
+	p.mu.Unlock()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			p.mu.Lock()
+			p.gate = nil
+			p.mu.Unlock()
+			close(g)
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
 
 // setDown cuts every connection and refuses new ones, or restores service.

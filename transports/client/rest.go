@@ -112,12 +112,22 @@ func (c *Client) negotiate(ctx context.Context, tok string) (offer, error) {
 // with the link's offer for the first half of its life, unless renew
 // (it was refused); otherwise the client's credential.
 func (l *link) credential(renew bool) (string, time.Duration, error) {
-	if o := l.off; o.Ticket != "" && !renew {
-		if left := o.at.Add(time.Duration(o.TicketExpiresIn) * time.Second / 2).Sub(l.c.cfg.Now()); left > 0 {
-			return "ticket=" + url.QueryEscape(o.Ticket), left, nil
+	if !renew {
+		if q, left := l.ticketLeft(); left > 0 {
+			return q, left, nil
 		}
 	}
 	return l.c.credential(l.ctx, l.tok)
+}
+
+// ticketLeft returns the ticket=… parameter of the link's offer and how
+// long it may still be reused (0 or less: not at all).
+func (l *link) ticketLeft() (string, time.Duration) {
+	o := l.off
+	if o.Ticket == "" {
+		return "", 0
+	}
+	return "ticket=" + url.QueryEscape(o.Ticket), o.at.Add(time.Duration(o.TicketExpiresIn) * time.Second / 2).Sub(l.c.cfg.Now())
 }
 
 // credential returns the query parameter that authenticates a WebSocket,

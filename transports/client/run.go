@@ -24,7 +24,8 @@ import (
 // falls to the next at once. A tier counts as connected when its first
 // server envelope arrives. When a live connection ends, the next cycle
 // starts from the top preference again, unless the server or
-// SwitchTransport named a tier.
+// SwitchTransport named a tier, and first tries that tier on the offer
+// and token in hand, without Token or negotiate (see resume).
 func (c *Client) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -50,18 +51,23 @@ func (c *Client) Run(ctx context.Context) error {
 
 // loop is Run's connect loop.
 func (c *Client) loop(ctx context.Context) error {
-	attempt := 0  // connect cycles in a row that connected nowhere
-	rejected := 0 // unauthorized answers in a row
-	prefer := ""  // the tier to try first in the next cycle
+	attempt := 0    // connect cycles in a row that connected nowhere
+	rejected := 0   // unauthorized answers in a row
+	prefer := ""    // the tier to try first in the next cycle
+	inHand := false // the next cycle may start on the offer in hand (see resume)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		out, tier, err := c.connectCycle(ctx, prefer)
+		out, tier, err := c.connectCycle(ctx, prefer, inHand)
 		prefer = ""
 		if err != nil {
 			return err
 		}
+		// A live link that ended without a word about its credentials
+		// leaves an offer and a token in hand; a server that was only
+		// down keeps them in hand until it answers.
+		inHand = (out.connected && !tokenEnded(out.end)) || (inHand && !out.connected && busy(out.end.err))
 		if isUnauthorized(out.end.err) {
 			// Token is asked again at the start of the next cycle; a
 			// second refusal in a row is permanent.
@@ -98,8 +104,17 @@ func (c *Client) loop(ctx context.Context) error {
 
 // connectCycle gets a token, negotiates and tries the offered tiers. A
 // failure to get a token or an offer is an outcome that did not connect;
-// the error is permanent.
-func (c *Client) connectCycle(ctx context.Context, prefer string) (outcome, string, error) {
+// the error is permanent. With inHand, it first tries the offer and
+// token it has (see resume).
+func (c *Client) connectCycle(ctx context.Context, prefer string, inHand bool) (outcome, string, error) {
+	if w := c.takeWant(""); w != "" {
+		prefer = w
+	}
+	if inHand {
+		if out, tier, done, err := c.resume(ctx, prefer); done {
+			return out, tier, err
+		}
+	}
 	tok, off, err := c.prepare(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -111,6 +126,44 @@ func (c *Client) connectCycle(ctx context.Context, prefer string) (outcome, stri
 		prefer = w
 	}
 	return c.cycle(ctx, c.order(off, prefer), tok, off)
+}
+
+// resume reconnects on the offer and token in hand, without Token or
+// negotiate: once a live link has ended (the network, a restart, a
+// move), the offer is as new as the last control envelope made it, and
+// the server checks it again at the dial (a tier it no longer offers this
+// user is refused) and greets the stream with the control in force. It
+// tries the first tier of that offer in the client's order only. It is
+// done when that tier connected, when the server is down or busy (the
+// cycle backs off and resumes again), or on a permanent error;
+// otherwise (refused, unauthorized, anything else) the cycle goes on
+// with Token and negotiate. So a server that restarts under thousands of
+// clients answers one request a client instead of two, and Token is
+// not called for each of them.
+func (c *Client) resume(ctx context.Context, prefer string) (outcome, string, bool, error) {
+	c.tokMu.Lock()
+	tok := c.token
+	c.tokMu.Unlock()
+	c.mu.Lock()
+	off := c.offer
+	off.Transports = slices.Clone(off.Transports)
+	c.mu.Unlock()
+	tiers := c.order(off, prefer)
+	if tok == "" || len(tiers) == 0 {
+		return outcome{}, "", false, nil
+	}
+	out, tier, err := c.cycle(ctx, tiers[:1], tok, off)
+	if err != nil || out.connected || busy(out.end.err) {
+		return out, tier, true, err
+	}
+	c.cfg.Logger.Debug("chat client resume failed; negotiating", "transport", tier, "err", out.end.err)
+	return out, tier, false, nil
+}
+
+// tokenEnded reports whether a link ended on its credentials (4012, an
+// unauthorized answer): the next cycle must ask Token again.
+func tokenEnded(end ending) bool {
+	return end.code == protocol.CloseTokenExpired || isUnauthorized(end.err)
 }
 
 // prepare calls Token and negotiates, starting a connect cycle.
@@ -212,7 +265,7 @@ func (c *Client) afterLink(ctx context.Context, out outcome) (string, time.Durat
 	case protocol.CloseSwitchTransport:
 		return c.controlTier(), 0, nil
 	case protocol.CloseSlow, protocol.CloseHeartbeatTimeout, protocol.CloseTokenExpired:
-		return "", 0, nil // resume now; Token is asked again before every connect
+		return "", 0, nil // at once; after 4012 the next cycle asks Token again (tokenEnded)
 	}
 	if errors.Is(end.err, errDeadLink) || isUnauthorized(end.err) {
 		return "", 0, nil

@@ -22,12 +22,16 @@ const maxFrame = 8 << 20
 // reads until the connection ends. It is the link's reader goroutine.
 func (l *link) runWS() {
 	c := l.c
-	cred, _, err := l.credential(false)
-	if err != nil {
-		l.end.err = err
-		return
+	// The ticket in hand while it is fresh; past its first half-life (a
+	// link resumed on an old offer), the token in a header: a Go client
+	// can set one, and it spares a POST /v1/ticket.
+	u, h := c.wsURL()+"?"+batchQuery, http.Header(nil)
+	if q, left := l.ticketLeft(); left > 0 {
+		u += "&" + q
+	} else {
+		h = http.Header{"Authorization": {"Bearer " + l.tok}}
 	}
-	conn, resp, err := c.cfg.WSDialer.DialContext(l.ctx, c.wsURL()+"?"+batchQuery+"&"+cred, nil)
+	conn, resp, err := c.cfg.WSDialer.DialContext(l.ctx, u, h)
 	if err != nil {
 		l.end.err = dialError(resp, err)
 		return

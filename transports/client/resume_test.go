@@ -1,0 +1,121 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/chatd/chatd/degrade"
+)
+
+// countTokens wraps cfg.Token to count its calls.
+func countTokens(cfg *Config) *atomic.Int32 {
+	var n atomic.Int32
+	next := cfg.Token
+	cfg.Token = func(ctx context.Context) (string, error) {
+		n.Add(1)
+		return next(ctx)
+	}
+	return &n
+}
+
+// waitConnects waits until the client's links have gone live n times and
+// it is connected on tier.
+func waitConnects(t *testing.T, c *Client, n uint64, tier string) {
+	t.Helper()
+	waitState(t, c, tier+" connected again", func(s State) bool {
+		return connectedOn(tier)(s) && c.Stats().Connects >= n
+	})
+	if got := c.Stats().Connects; got != n {
+		t.Fatalf("%d links went live, want %d", got, n)
+	}
+}
+
+// TestResumeInHand: when the server dies (its address refuses dials)
+// and comes back, the client reconnects on the offer and token it has,
+// without Token, negotiate or a ticket request, however many dials were
+// refused, and resumes exactly: what was sent while it was away
+// arrives, once.
+func TestResumeInHand(t *testing.T) {
+	for _, tier := range []string{WebSocket, SSE, Poll} {
+		t.Run(tier, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, serverOptions{})
+			proxy := newTCPProxy(t, srv.URL)
+			ct := &countingTransport{next: srv.http.Transport, n: map[string]int{}}
+			cfg := testConfig(t, proxy.URL, "alice", []string{tier}, "lobby")
+			cfg.HTTPClient = &http.Client{Transport: ct}
+			tokens := countTokens(&cfg)
+			c := start(t, cfg)
+			waitConnects(t, c, 1, tier)
+			srv.post(t, "bob", "lobby", "m1", text(1))
+			recvMessages(t, c, 1)
+
+			proxy.stop()
+			srv.post(t, "bob", "lobby", "m2", text(2))
+			srv.post(t, "bob", "lobby", "m3", text(3))
+			waitState(t, c, "dials refused", func(s State) bool { return s.Attempt >= 2 })
+			proxy.restart(t)
+			waitConnects(t, c, 2, tier)
+			wantSeqs(t, recvMessages(t, c, 2), "lobby", 2, text)
+			wantNoMore(t, srv, c, "lobby")
+
+			if n := ct.count("/v1/negotiate"); n != 1 {
+				t.Errorf("%d negotiates, want 1: the reconnect resumes on the offer in hand", n)
+			}
+			if n := ct.count("/v1/ticket"); n != 0 {
+				t.Errorf("%d POST /v1/ticket, want none", n)
+			}
+			if n := tokens.Load(); n != 1 {
+				t.Errorf("Token called %d times, want 1", n)
+			}
+		})
+	}
+}
+
+// TestResumeRefused: a client whose link is cut while the server turns
+// its tier off resumes on the offer in hand, is refused, negotiates and
+// connects on the tier now offered, missing nothing. Poll is offered at
+// every level, so it is never refused (and its HTTP client retries a
+// cut poll within the link).
+func TestResumeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		tiers []string
+		level degrade.Level
+		want  string
+	}{
+		{[]string{WebSocket, SSE, Poll}, 2, SSE},
+		{[]string{SSE, Poll}, 3, Poll},
+	} {
+		t.Run(tc.tiers[0], func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, serverOptions{degrade: true})
+			proxy := newTCPProxy(t, srv.URL)
+			ct := &countingTransport{next: srv.http.Transport, n: map[string]int{}}
+			cfg := testConfig(t, proxy.URL, "alice", tc.tiers, "lobby")
+			cfg.HTTPClient = &http.Client{Transport: ct}
+			c := start(t, cfg)
+			waitConnects(t, c, 1, tc.tiers[0])
+			srv.post(t, "bob", "lobby", "m1", text(1))
+			recvMessages(t, c, 1)
+
+			release := proxy.hold(t)
+			proxy.cut()
+			select {
+			case <-proxy.held:
+			case <-stepCtx(t).Done():
+				t.Fatal("the client did not reconnect")
+			}
+			srv.setLevel(t, tc.level) // no live session of alice's to move
+			srv.post(t, "bob", "lobby", "m2", text(2))
+			release()
+			waitConnects(t, c, 2, tc.want)
+			wantSeqs(t, recvMessages(t, c, 1), "lobby", 2, text)
+			wantNoMore(t, srv, c, "lobby")
+			if n := ct.count("/v1/negotiate"); n != 2 {
+				t.Errorf("%d negotiates, want 2: the first connect's, and the one after the refusal", n)
+			}
+		})
+	}
+}
