@@ -29,6 +29,9 @@
 //     otherwise it watches /readyz for someone else to kill it. Reports,
 //     per client, the time from the server being ready again (and from the
 //     crash) to the client's next joined envelope: t50, t95, t99, max.
+//     Ready is when /readyz answered 200, or when the first client was
+//     back if that was sooner: a server swamped by reconnects answers the
+//     tool's /readyz late.
 //
 // --users 500,1000,5000 runs the workload once per count and writes one
 // table. Every run uses fresh rooms, so seqs start at 1.

@@ -9,13 +9,14 @@ import (
 
 // StormResult says how the clients came back after the server died.
 type StormResult struct {
-	Killed    bool    `json:"killed"`     // the tool killed the server (--server-cmd); else it watched /readyz
-	DownAtS   float64 `json:"down_at_s"`  // when it was killed or seen dead, seconds into the run
-	ReadyAtS  float64 `json:"ready_at_s"` // when /readyz answered 200 again
-	Clients   int     `json:"clients"`    // subscribed before the crash
-	Back      int     `json:"back"`       // re-subscribed within the storm timeout
-	FromReady Summary `json:"from_ready"` // each client's re-subscription after the server was ready again
-	FromDown  Summary `json:"from_down"`  // the same, counted from the crash
+	Killed    bool    `json:"killed"`      // the tool killed the server (--server-cmd); else it watched /readyz
+	DownAtS   float64 `json:"down_at_s"`   // when it was killed or seen dead, seconds into the run
+	ReadyAtS  float64 `json:"ready_at_s"`  // when /readyz answered 200 again, or the first client was back if sooner
+	ReadyzAtS float64 `json:"readyz_at_s"` // when /readyz answered 200 again
+	Clients   int     `json:"clients"`     // subscribed before the crash
+	Back      int     `json:"back"`        // re-subscribed within the storm timeout
+	FromReady Summary `json:"from_ready"`  // each client's re-subscription after the server was ready again
+	FromDown  Summary `json:"from_down"`   // the same, counted from the crash
 	Error     string  `json:"error,omitempty"`
 }
 
@@ -55,6 +56,16 @@ func (r *run) storm(ctx, sendCtx context.Context, srv *serverProc, hc *http.Clie
 	r.prog.say("storm: server down at %.1fs, ready at %.1fs; waiting for %d clients", res.DownAtS, res.ReadyAtS, len(before))
 	r.setPhase("resub")
 	r.awaitResub(ctx, before, up)
+	// A server swamped by reconnecting clients answers the tool's /readyz
+	// late: ready is when it answered, or when the first client was back
+	// if that came sooner, so that no client counts as back at once.
+	res.ReadyzAtS = res.ReadyAtS
+	for _, u := range before {
+		if at := u.resubAt.Load(); at != 0 && time.Unix(0, at).Before(up) {
+			up = time.Unix(0, at)
+		}
+	}
+	res.ReadyAtS = up.Sub(r.start).Seconds()
 	var fromReady, fromDown []time.Duration
 	for _, u := range before {
 		at := u.resubAt.Load()
@@ -62,7 +73,7 @@ func (r *run) storm(ctx, sendCtx context.Context, srv *serverProc, hc *http.Clie
 			continue
 		}
 		t := time.Unix(0, at)
-		fromReady = append(fromReady, max(t.Sub(up), 0))
+		fromReady = append(fromReady, t.Sub(up))
 		fromDown = append(fromDown, t.Sub(down))
 	}
 	res.Back = len(fromReady)
