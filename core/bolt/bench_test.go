@@ -82,6 +82,37 @@ func BenchmarkSince(b *testing.B) {
 	b.ReportMetric(float64(b.N*50)/b.Elapsed().Seconds(), "msgs/s")
 }
 
+// BenchmarkSinceHead measures what a join or a catch-up with nothing new
+// asks of each of its rooms: the bounds, Since at the head, over 1000
+// rooms from parallel readers, with the bounds cache and without.
+func BenchmarkSinceHead(b *testing.B) {
+	logMachine(b)
+	for _, tc := range []struct {
+		name string
+		size int
+	}{{"cache=on", 0}, {"cache=off", -1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := openBench(b, Config{BoundsCache: tc.size})
+			const rooms = 1000
+			for i := range rooms {
+				if _, _, err := s.Append(b.Context(), protocol.Message{Room: fmt.Sprint("r", i), ID: "m", Text: benchText}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					p, err := s.Since(b.Context(), fmt.Sprint("r", rand.IntN(rooms)), 1, 50)
+					if err != nil || p.Head != 1 || len(p.Messages) != 0 {
+						b.Errorf("Since: head %d, %d messages, %v", p.Head, len(p.Messages), err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
 func openBench(b *testing.B, cfg Config) *Store {
 	cfg.Path = b.TempDir() + "/bench.db"
 	s, err := Open(cfg)

@@ -15,12 +15,21 @@ import (
 
 // Since implements core.Store. A limit of 0 or less returns the bounds
 // only. It reads a consistent snapshot and runs concurrently with the
-// writer and other readers.
+// writer and other readers. When nothing is asked for beyond the bounds
+// (a limit of 0, or after at or past the head) and the room's bounds are
+// cached (bounds.go), it answers from memory.
 func (s *Store) Since(ctx context.Context, name string, after uint64, limit int) (core.Page, error) {
+	if b, ok := s.bounds.get(name); ok && (limit <= 0 || after >= b.head) {
+		if err := s.ready(ctx); err != nil {
+			return core.Page{}, err
+		}
+		return core.Page{Head: b.head, First: b.first}, nil
+	}
 	var p core.Page
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		r := viewRoom(tx, name)
 		p.Head, p.First = r.bounds()
+		s.bounds.offer(name, bounds{head: p.Head, first: p.First}, tx.ID())
 		if r == nil || limit <= 0 || after >= r.head {
 			return nil
 		}
@@ -89,14 +98,23 @@ func (s *Store) Reads(ctx context.Context, name string) (map[string]uint64, erro
 	return reads, err
 }
 
-// view runs fn in a read transaction, mapping a closed store to
-// core.ErrClosed.
-func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+// ready reports why a read must not run: ctx ended, or the store is
+// closed (core.ErrClosed).
+func (s *Store) ready(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if s.closed.Load() {
 		return core.ErrClosed
+	}
+	return nil
+}
+
+// view runs fn in a read transaction, mapping a closed store to
+// core.ErrClosed.
+func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := s.ready(ctx); err != nil {
+		return err
 	}
 	err := s.db.View(fn)
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {

@@ -62,6 +62,12 @@ type Config struct {
 
 	// Logger receives commit and sweep failures. Default slog.Default().
 	Logger *slog.Logger
+
+	// BoundsCache is how many rooms' bounds (head, first retained seq)
+	// are kept in memory to answer Since without a read transaction when
+	// nothing lies after the position (bounds.go). Default
+	// DefaultBoundsCache; negative: none.
+	BoundsCache int
 }
 
 func (c Config) withDefaults() Config {
@@ -76,6 +82,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.BoundsCache == 0 {
+		c.BoundsCache = DefaultBoundsCache
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -106,6 +115,8 @@ type Store struct {
 	// Owned by the writer goroutine.
 	batch []*request
 
+	bounds *boundsCache // Static after Open; safe for concurrent use.
+
 	closeOnce sync.Once
 	closeErr  error // set once by Close
 }
@@ -130,10 +141,11 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", cfg.Path, err)
 	}
 	s := &Store{
-		cfg:  cfg,
-		db:   db,
-		done: make(chan struct{}),
-		reqs: make(chan *request, cfg.MaxBatch),
+		cfg:    cfg,
+		db:     db,
+		done:   make(chan struct{}),
+		reqs:   make(chan *request, cfg.MaxBatch),
+		bounds: newBoundsCache(cfg.BoundsCache),
 	}
 	go s.run()
 	return s, nil

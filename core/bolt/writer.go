@@ -138,6 +138,7 @@ func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, m
 	var (
 		stored   []protocol.Message
 		released map[string][]protocol.File
+		touched  map[string]*room
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		w, err := newWriteTx(tx, s.cfg)
@@ -152,8 +153,16 @@ func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, m
 				return err
 			}
 		}
-		stored, released = w.stored, w.released
-		return w.finish()
+		stored, released, touched = w.stored, w.released, w.cache
+		if err := w.finish(); err != nil {
+			return err
+		}
+		s.bounds.writing(touched, tx.ID()) // about to commit (bounds.go)
+		return nil
 	})
+	if err == nil {
+		// Committed: before anyone is answered or anything published.
+		s.bounds.committed(touched)
+	}
 	return stored, released, err
 }

@@ -1,0 +1,114 @@
+package bolt
+
+import "sync"
+
+// DefaultBoundsCache is how many rooms' bounds a Store keeps in memory by
+// default (about 100 bytes each).
+const DefaultBoundsCache = 65536
+
+// bounds is a room's head and first retained seq as of a committed
+// transaction.
+type bounds struct {
+	head, first uint64
+}
+
+// boundsCache keeps rooms' bounds in memory, so that a join's or a
+// catch-up's question "what is this room's head?" (Since with nothing
+// after the position, which every reconnecting client asks for each room
+// it resumes, and a WebSocket client once more for its own stream) costs
+// a map lookup instead of a bbolt read transaction (tens of µs under a
+// reconnect storm, much of it growing the asking goroutine's stack).
+//
+// It is never ahead of the committed store, and no caller sees a room's
+// bounds go back, whether its answers come from the cache or from read
+// transactions:
+//   - The writer, inside each write transaction and just before it
+//     commits, drops the rooms the transaction touched and raises the
+//     fence to the transaction's id: from then on only a read
+//     transaction that sees that commit may put them back.
+//   - Once the commit is durable, and before anyone is answered or
+//     anything published, the writer sets those rooms' bounds. A room new
+//     to a full cache takes an arbitrary one's place.
+//   - A reader that had to read the store puts what its snapshot saw in
+//     the cache if the room is absent (whatever is there is as new or
+//     newer), its snapshot is at or past the fence, and the cache is not
+//     full (readers never evict).
+//
+// A room evicted, or dropped by a commit that then failed, is absent
+// with the fence at or past its last commit, so what a reader puts back
+// is current.
+type boundsCache struct {
+	mu    sync.RWMutex
+	max   int               // Static; 0 or less: no cache.
+	m     map[string]bounds // Guarded by mu.
+	fence int               // the oldest transaction id whose snapshot may fill the cache; guarded by mu
+}
+
+func newBoundsCache(max int) *boundsCache {
+	return &boundsCache{max: max, m: make(map[string]bounds)}
+}
+
+// get returns room's bounds if they are cached.
+func (c *boundsCache) get(room string) (bounds, bool) {
+	if c.max <= 0 {
+		return bounds{}, false
+	}
+	c.mu.RLock()
+	b, ok := c.m[room]
+	c.mu.RUnlock()
+	return b, ok
+}
+
+// offer puts what a read transaction with id txid saw of room in the
+// cache, under the rules above.
+func (c *boundsCache) offer(room string, b bounds, txid int) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[room]; ok || txid < c.fence || len(c.m) >= c.max {
+		return
+	}
+	c.m[room] = b
+}
+
+// writing drops the rooms that the write transaction txid touched and
+// raises the fence to txid, before that transaction commits.
+func (c *boundsCache) writing(rooms map[string]*room, txid int) {
+	if c.max <= 0 || len(rooms) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range rooms {
+		delete(c.m, name)
+	}
+	c.fence = max(c.fence, txid)
+}
+
+// committed sets the bounds of the rooms that the write transaction
+// touched, once it has committed.
+func (c *boundsCache) committed(rooms map[string]*room) {
+	if c.max <= 0 || len(rooms) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, r := range rooms {
+		if _, ok := c.m[name]; !ok && len(c.m) >= c.max {
+			for k := range c.m {
+				delete(c.m, k) // the fence is already past its last commit
+				break
+			}
+		}
+		c.m[name] = bounds{head: r.head, first: r.first}
+	}
+}
+
+// len returns how many rooms are cached.
+func (c *boundsCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}
