@@ -45,16 +45,17 @@
 // offered tiers in the configured order. Credentials go in URLs as the
 // ticket negotiate gave, tickets from POST /v1/ticket, or ?token= when
 // the server has no ticket endpoint. After a live link ends for any
-// reason but its credentials (4012, unauthorized), the next cycle first
-// resumes on what it has: no Token, no negotiate, the best tier of the
-// offer in hand (as the last control envelope left it) dialled with the
-// ticket in hand or, on a WebSocket past the ticket's first half-life,
-// the token in an Authorization header. The server checks the offer at
-// the dial; if it refuses for any reason but being busy, the cycle goes
-// on with Token and negotiate. A busy or absent server keeps the next
-// cycles resuming, so a restart costs it one request a client. A tier
-// is connected when its first server envelope
-// arrives (the WebSocket's first joined reply, the stream's first event,
+// reason but its credentials (4012, unauthorized) or a dead link, the
+// next cycle first resumes on what it has: no Token, no negotiate, the
+// best tier of the offer in hand (as the last control envelope left it),
+// dialled with the ticket in hand or, on a WebSocket past the ticket's
+// first half-life, the token in an Authorization header. The server
+// checks the offer at the dial; if it refuses for any reason but being
+// busy, the cycle goes on with Token and negotiate. A busy or absent
+// server keeps the next cycles resuming, so a restart costs it one
+// request a WebSocket client. After three links in a row went live that
+// way, the next cycle negotiates. A tier is connected when its first
+// server envelope arrives (the WebSocket's first joined reply, the stream's first event,
 // the first poll answer), within ConnectTimeout; a refused upgrade or a
 // proxy that buffers the event stream makes the client fall to the next
 // tier at once. A server that cannot take a connection now (refused or

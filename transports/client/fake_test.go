@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,8 +17,8 @@ import (
 
 // fakeServer speaks just enough chatd to script what the real server does
 // rarely: close codes, control envelopes and pings. It has no ticket
-// endpoint (404), so the client falls back to ?token= (on WebSocket, to a
-// bearer header), which the fake records.
+// endpoint (404), so the client falls back to ?token=, which the fake
+// records.
 type fakeServer struct {
 	URL string
 
@@ -90,7 +89,7 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer conn.Close()
 	f.mu.Lock()
 	i := len(f.wsTokens)
-	f.wsTokens = append(f.wsTokens, tokenOf(r))
+	f.wsTokens = append(f.wsTokens, r.URL.Query().Get("token"))
 	f.wsTimes = append(f.wsTimes, time.Now())
 	f.conns[conn] = true
 	f.mu.Unlock()
@@ -123,7 +122,7 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 func (f *fakeServer) serveSSE(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	i := len(f.sseTokens)
-	f.sseTokens = append(f.sseTokens, tokenOf(r))
+	f.sseTokens = append(f.sseTokens, r.URL.Query().Get("token"))
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
 	sseEvent(w, protocol.Envelope{Type: protocol.TypeJoined, Room: r.URL.Query().Get("rooms"),
@@ -132,15 +131,6 @@ func (f *fakeServer) serveSSE(w http.ResponseWriter, r *http.Request) {
 		f.sseScripts[i](w)
 	}
 	<-r.Context().Done()
-}
-
-// tokenOf returns the request's token: ?token=, or the bearer header
-// (a WebSocket dial without a ticket in hand).
-func tokenOf(r *http.Request) string {
-	if t := r.URL.Query().Get("token"); t != "" {
-		return t
-	}
-	return strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 }
 
 func sseEvent(w http.ResponseWriter, e protocol.Envelope) {

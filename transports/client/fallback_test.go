@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -82,8 +83,9 @@ func TestProxyBuffersSSE(t *testing.T) {
 }
 
 // TestDeadLink: a path that silently stops carrying server bytes is
-// noticed within three heartbeats; the client reconnects and receives
-// what was sent meanwhile, once.
+// noticed within three heartbeats; the client reconnects, negotiating
+// again rather than resuming on the offer in hand, and receives what was
+// sent meanwhile, once.
 func TestDeadLink(t *testing.T) {
 	const hb = 200 * time.Millisecond
 	for _, tier := range []string{WebSocket, SSE} {
@@ -93,6 +95,8 @@ func TestDeadLink(t *testing.T) {
 			proxy := newTCPProxy(t, srv.URL)
 			cfg := testConfig(t, proxy.URL, "alice", []string{tier}, "lobby")
 			cfg.ConnectTimeout = time.Second
+			ct := &countingTransport{next: srv.http.Transport, n: map[string]int{}}
+			cfg.HTTPClient = &http.Client{Transport: ct}
 			c := start(t, cfg)
 			waitState(t, c, tier+" connected", connectedOn(tier))
 			for i := uint64(1); i <= 5; i++ {
@@ -116,6 +120,11 @@ func TestDeadLink(t *testing.T) {
 			waitState(t, c, tier+" reconnected", connectedOn(tier))
 			wantSeqs(t, recvMessages(t, c, 5), "lobby", 6, text)
 			wantNoMore(t, srv, c, "lobby")
+			// 3 when the second went out on a kept-alive connection the
+			// blackhole holds too.
+			if n := ct.count("/v1/negotiate"); n < 2 {
+				t.Errorf("%d negotiates, want 2 or more: a dead link is not resumed on the offer in hand", n)
+			}
 		})
 	}
 }

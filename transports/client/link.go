@@ -66,6 +66,7 @@ type outcome struct {
 	connected bool   // the link went live before it ended
 	end       ending // why it ended
 	next      string // the tier to try first next (a move)
+	resumed   bool   // it went live on the offer in hand, without negotiate
 }
 
 func newLink(ctx context.Context, c *Client, tier, tok string, off offer) *link {

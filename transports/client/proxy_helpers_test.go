@@ -247,7 +247,8 @@ func (p *tcpProxy) stop() {
 	}
 }
 
-// restart listens again on the address stop closed.
+// restart listens again on the address stop closed (call it only after
+// stop).
 func (p *tcpProxy) restart(t testing.TB) {
 	t.Helper()
 	ln, err := net.Listen("tcp", strings.TrimPrefix(p.URL, "http://"))
@@ -272,7 +273,8 @@ func (p *tcpProxy) cut() {
 }
 
 // hold makes new connections wait, accepted but not forwarded, until
-// release (at the latest when the test ends); p.held hears of each.
+// release (at the latest when the test ends). The first to wait is
+// signalled on p.held; the others wait in the listen backlog behind it.
 func (p *tcpProxy) hold(t testing.TB) (release func()) {
 	g := make(chan struct{})
 	p.mu.Lock()

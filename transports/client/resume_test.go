@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chatd/chatd/degrade"
 )
@@ -36,7 +37,8 @@ func waitConnects(t *testing.T, c *Client, n uint64, tier string) {
 // and comes back, the client reconnects on the offer and token it has,
 // without Token, negotiate or a ticket request, however many dials were
 // refused, and resumes exactly: what was sent while it was away
-// arrives, once.
+// arrives, once. After maxResumes links in a row went live that way, the
+// next connect negotiates.
 func TestResumeInHand(t *testing.T) {
 	for _, tier := range []string{WebSocket, SSE, Poll} {
 		t.Run(tier, func(t *testing.T) {
@@ -52,25 +54,43 @@ func TestResumeInHand(t *testing.T) {
 			srv.post(t, "bob", "lobby", "m1", text(1))
 			recvMessages(t, c, 1)
 
-			proxy.stop()
-			srv.post(t, "bob", "lobby", "m2", text(2))
-			srv.post(t, "bob", "lobby", "m3", text(3))
-			waitState(t, c, "dials refused", func(s State) bool { return s.Attempt >= 2 })
-			proxy.restart(t)
-			waitConnects(t, c, 2, tier)
-			wantSeqs(t, recvMessages(t, c, 2), "lobby", 2, text)
-			wantNoMore(t, srv, c, "lobby")
-
-			if n := ct.count("/v1/negotiate"); n != 1 {
-				t.Errorf("%d negotiates, want 1: the reconnect resumes on the offer in hand", n)
+			seq := uint64(1)
+			for round := 1; round <= maxResumes+1; round++ {
+				drainStates(c)
+				proxy.stop()
+				srv.post(t, "bob", "lobby", text(seq+1), text(seq+1))
+				srv.post(t, "bob", "lobby", text(seq+2), text(seq+2))
+				waitState(t, c, "dials refused", func(s State) bool { return s.Attempt >= 2 })
+				proxy.restart(t)
+				waitConnects(t, c, uint64(round+1), tier)
+				wantSeqs(t, recvMessages(t, c, 2), "lobby", seq+1, text)
+				seq += 2
+				negotiates, calls := ct.count("/v1/negotiate"), tokens.Load()
+				switch {
+				case round <= maxResumes && (negotiates != 1 || calls != 1):
+					t.Fatalf("after %d outages, %d negotiates and %d Token calls, want only the first connect's", round, negotiates, calls)
+				case round > maxResumes && (negotiates < 2 || calls < 2):
+					// Every cycle of this outage negotiated, the failed ones
+					// too.
+					t.Fatalf("after %d outages, %d negotiates and %d Token calls, want more than the first connect's", round, negotiates, calls)
+				}
 			}
+			wantNoMore(t, srv, c, "lobby")
 			if n := ct.count("/v1/ticket"); n != 0 {
 				t.Errorf("%d POST /v1/ticket, want none", n)
 			}
-			if n := tokens.Load(); n != 1 {
-				t.Errorf("Token called %d times, want 1", n)
-			}
 		})
+	}
+}
+
+// drainStates empties c.States, so that what comes next is new.
+func drainStates(c *Client) {
+	for {
+		select {
+		case <-c.States():
+		default:
+			return
+		}
 	}
 }
 
@@ -90,7 +110,7 @@ func TestResumeRefused(t *testing.T) {
 	} {
 		t.Run(tc.tiers[0], func(t *testing.T) {
 			t.Parallel()
-			srv := newServer(t, serverOptions{degrade: true})
+			srv := newServer(t, serverOptions{degrade: true, pollInterval: 100 * time.Millisecond})
 			proxy := newTCPProxy(t, srv.URL)
 			ct := &countingTransport{next: srv.http.Transport, n: map[string]int{}}
 			cfg := testConfig(t, proxy.URL, "alice", tc.tiers, "lobby")
@@ -100,6 +120,7 @@ func TestResumeRefused(t *testing.T) {
 			srv.post(t, "bob", "lobby", "m1", text(1))
 			recvMessages(t, c, 1)
 
+			drainStates(c)
 			release := proxy.hold(t)
 			proxy.cut()
 			select {
@@ -110,6 +131,16 @@ func TestResumeRefused(t *testing.T) {
 			srv.setLevel(t, tc.level) // no live session of alice's to move
 			srv.post(t, "bob", "lobby", "m2", text(2))
 			release()
+			// Refused, the resume negotiates within the same connect
+			// cycle: no cycle fails, so none backs off.
+			failed := false
+			waitStates(t, c, tc.want+" connected", func(s State) bool {
+				failed = failed || s.Attempt > 0
+				return connectedOn(tc.want)(s) && c.Stats().Connects >= 2
+			})
+			if failed {
+				t.Error("a connect cycle failed after the refusal, want a negotiate within the cycle")
+			}
 			waitConnects(t, c, 2, tc.want)
 			wantSeqs(t, recvMessages(t, c, 1), "lobby", 2, text)
 			wantNoMore(t, srv, c, "lobby")

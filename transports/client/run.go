@@ -24,8 +24,10 @@ import (
 // falls to the next at once. A tier counts as connected when its first
 // server envelope arrives. When a live connection ends, the next cycle
 // starts from the top preference again, unless the server or
-// SwitchTransport named a tier, and first tries that tier on the offer
-// and token in hand, without Token or negotiate (see resume).
+// SwitchTransport named a tier; it first tries that one tier on the
+// offer and token in hand, without Token or negotiate (see resume),
+// unless the link ended on its credentials or as a dead link, or three
+// links in a row went live that way.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -55,6 +57,7 @@ func (c *Client) loop(ctx context.Context) error {
 	rejected := 0   // unauthorized answers in a row
 	prefer := ""    // the tier to try first in the next cycle
 	inHand := false // the next cycle may start on the offer in hand (see resume)
+	resumed := 0    // links in a row that went live on a resume
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -66,8 +69,17 @@ func (c *Client) loop(ctx context.Context) error {
 		}
 		// A live link that ended without a word about its credentials
 		// leaves an offer and a token in hand; a server that was only
-		// down keeps them in hand until it answers.
-		inHand = (out.connected && !tokenEnded(out.end)) || (inHand && !out.connected && busy(out.end.err))
+		// down keeps them in hand until it answers. Not after a dead link
+		// (the network, or a server whose heartbeat_ms changed, which no
+		// control envelope carries), nor after maxResumes resumed links in
+		// a row: then the next cycle negotiates.
+		if out.connected {
+			if resumed++; !out.resumed {
+				resumed = 0
+			}
+		}
+		inHand = (out.connected && !tokenEnded(out.end) && !errors.Is(out.end.err, errDeadLink) && resumed < maxResumes) ||
+			(inHand && !out.connected && busy(out.end.err))
 		if isUnauthorized(out.end.err) {
 			// Token is asked again at the start of the next cycle; a
 			// second refusal in a row is permanent.
@@ -137,9 +149,10 @@ func (c *Client) connectCycle(ctx context.Context, prefer string, inHand bool) (
 // done when that tier connected, when the server is down or busy (the
 // cycle backs off and resumes again), or on a permanent error;
 // otherwise (refused, unauthorized, anything else) the cycle goes on
-// with Token and negotiate. So a server that restarts under thousands of
-// clients answers one request a client instead of two, and Token is
-// not called for each of them.
+// with Token and negotiate, as it does when the tier asked for (a move,
+// SwitchTransport) is not in the offer in hand. So a server that
+// restarts under thousands of WebSocket clients answers one request a
+// client instead of two, and Token is not called for each of them.
 func (c *Client) resume(ctx context.Context, prefer string) (outcome, string, bool, error) {
 	c.tokMu.Lock()
 	tok := c.token
@@ -149,16 +162,23 @@ func (c *Client) resume(ctx context.Context, prefer string) (outcome, string, bo
 	off.Transports = slices.Clone(off.Transports)
 	c.mu.Unlock()
 	tiers := c.order(off, prefer)
-	if tok == "" || len(tiers) == 0 {
-		return outcome{}, "", false, nil
+	if tok == "" || len(tiers) == 0 || (prefer != "" && tiers[0] != prefer) {
+		return outcome{}, "", false, nil // nothing in hand, or a tier asked for that it does not offer
 	}
 	out, tier, err := c.cycle(ctx, tiers[:1], tok, off)
 	if err != nil || out.connected || busy(out.end.err) {
+		out.resumed = out.connected
 		return out, tier, true, err
 	}
 	c.cfg.Logger.Debug("chat client resume failed; negotiating", "transport", tier, "err", out.end.err)
 	return out, tier, false, nil
 }
+
+// maxResumes is how many links in a row may go live on the offer in hand
+// before a cycle negotiates again: a restarted server may have changed
+// what no control envelope carries (heartbeat_ms), or, without
+// degradation, sends no control at all.
+const maxResumes = 3
 
 // tokenEnded reports whether a link ended on its credentials (4012, an
 // unauthorized answer): the next cycle must ask Token again.

@@ -22,14 +22,23 @@ const maxFrame = 8 << 20
 // reads until the connection ends. It is the link's reader goroutine.
 func (l *link) runWS() {
 	c := l.c
-	// The ticket in hand while it is fresh; past its first half-life (a
-	// link resumed on an old offer), the token in a header: a Go client
-	// can set one, and it spares a POST /v1/ticket.
+	// The ticket in hand while it is fresh. Past its first half-life (a
+	// link resumed on an old offer), the token in a header, from a server
+	// that gives tickets (chatd takes a bearer header on every route): a
+	// Go client can set one, and it spares a POST /v1/ticket. A server
+	// that gives none is asked for one, as before.
 	u, h := c.wsURL()+"?"+batchQuery, http.Header(nil)
 	if q, left := l.ticketLeft(); left > 0 {
 		u += "&" + q
-	} else {
+	} else if l.off.Ticket != "" {
 		h = http.Header{"Authorization": {"Bearer " + l.tok}}
+	} else {
+		cred, _, err := l.credential(false)
+		if err != nil {
+			l.end.err = err
+			return
+		}
+		u += "&" + cred
 	}
 	conn, resp, err := c.cfg.WSDialer.DialContext(l.ctx, u, h)
 	if err != nil {
