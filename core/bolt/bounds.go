@@ -23,9 +23,10 @@ type bounds struct {
 // bounds go back, whether its answers come from the cache or from read
 // transactions:
 //   - The writer, inside each write transaction and just before it
-//     commits, drops the rooms the transaction touched and raises the
-//     fence to the transaction's id: from then on only a read
-//     transaction that sees that commit may put them back.
+//     commits, drops the rooms whose bounds the transaction changed
+//     (appends, prunes; not read positions) and raises the fence to the
+//     transaction's id: from then on only a read transaction that sees
+//     that commit may put them back.
 //   - Once the commit is durable, and before anyone is answered or
 //     anything published, the writer sets those rooms' bounds. A room new
 //     to a full cache takes an arbitrary one's place.
@@ -36,7 +37,9 @@ type bounds struct {
 //
 // A room evicted, or dropped by a commit that then failed, is absent
 // with the fence at or past its last commit, so what a reader puts back
-// is current.
+// is current. A room whose bounds a commit changes is absent from the
+// cache while that commit is written and synced, so a room under steady
+// appends is often read from a transaction.
 type boundsCache struct {
 	mu    sync.RWMutex
 	max   int               // Static; 0 or less: no cache.
@@ -65,6 +68,13 @@ func (c *boundsCache) offer(room string, b bounds, txid int) {
 	if c.max <= 0 {
 		return
 	}
+	c.mu.RLock()
+	_, ok := c.m[room]
+	skip := ok || txid < c.fence || len(c.m) >= c.max
+	c.mu.RUnlock()
+	if skip {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[room]; ok || txid < c.fence || len(c.m) >= c.max {
@@ -73,8 +83,8 @@ func (c *boundsCache) offer(room string, b bounds, txid int) {
 	c.m[room] = b
 }
 
-// writing drops the rooms that the write transaction txid touched and
-// raises the fence to txid, before that transaction commits.
+// writing drops the rooms whose bounds the write transaction txid
+// changed and raises the fence to txid, before that transaction commits.
 func (c *boundsCache) writing(rooms map[string]*room, txid int) {
 	if c.max <= 0 || len(rooms) == 0 {
 		return
@@ -87,8 +97,8 @@ func (c *boundsCache) writing(rooms map[string]*room, txid int) {
 	c.fence = max(c.fence, txid)
 }
 
-// committed sets the bounds of the rooms that the write transaction
-// touched, once it has committed.
+// committed sets the bounds of the rooms whose bounds the write
+// transaction changed, once it has committed.
 func (c *boundsCache) committed(rooms map[string]*room) {
 	if c.max <= 0 || len(rooms) == 0 {
 		return

@@ -66,6 +66,7 @@ type room struct {
 	reads *bolt.Bucket
 	head  uint64   // latest seq
 	first uint64   // oldest retained seq; head+1 when none is
+	was   bounds   // head and first when the write transaction opened it
 	w     *writeTx // the write transaction; nil in a read transaction
 }
 

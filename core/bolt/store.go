@@ -117,6 +117,10 @@ type Store struct {
 
 	bounds *boundsCache // Static after Open; safe for concurrent use.
 
+	// failCommit, set by tests before any write, fails each write
+	// transaction at its last step, as a failed commit would.
+	failCommit func() error
+
 	closeOnce sync.Once
 	closeErr  error // set once by Close
 }

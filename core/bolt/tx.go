@@ -80,6 +80,7 @@ func (w *writeTx) room(name string) (*room, error) {
 	}
 	r.msgs.FillPercent = appendFill
 	r.first = r.firstSeq()
+	r.was = bounds{head: r.head, first: r.first}
 	w.cache[name] = r
 	return r, nil
 }
@@ -220,6 +221,21 @@ func (w *writeTx) sweepRoom(name string, cutoff int64) error {
 		}
 	}
 	return nil
+}
+
+// moved returns the rooms whose bounds the transaction changed (appends,
+// prunes by count or age), or nil.
+func (w *writeTx) moved() map[string]*room {
+	var m map[string]*room
+	for name, r := range w.cache {
+		if (bounds{head: r.head, first: r.first}) != r.was {
+			if m == nil {
+				m = make(map[string]*room)
+			}
+			m[name] = r
+		}
+	}
+	return m
 }
 
 // finish writes the heads of the rooms that changed.

@@ -138,7 +138,7 @@ func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, m
 	var (
 		stored   []protocol.Message
 		released map[string][]protocol.File
-		touched  map[string]*room
+		moved    map[string]*room
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		w, err := newWriteTx(tx, s.cfg)
@@ -153,16 +153,19 @@ func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, m
 				return err
 			}
 		}
-		stored, released, touched = w.stored, w.released, w.cache
+		stored, released, moved = w.stored, w.released, w.moved()
 		if err := w.finish(); err != nil {
 			return err
 		}
-		s.bounds.writing(touched, tx.ID()) // about to commit (bounds.go)
+		s.bounds.writing(moved, tx.ID()) // about to commit (bounds.go)
+		if s.failCommit != nil {
+			return s.failCommit()
+		}
 		return nil
 	})
 	if err == nil {
 		// Committed: before anyone is answered or anything published.
-		s.bounds.committed(touched)
+		s.bounds.committed(moved)
 	}
 	return stored, released, err
 }
