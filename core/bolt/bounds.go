@@ -1,6 +1,11 @@
 package bolt
 
-import "sync"
+import (
+	"errors"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // DefaultBoundsCache is how many rooms' bounds a Store keeps in memory by
 // default (about 100 bytes each).
@@ -40,26 +45,72 @@ type bounds struct {
 // is current. A room whose bounds a commit changes is absent from the
 // cache while that commit is written and synced, so a room under steady
 // appends is often read from a transaction.
+//
+// Complete. Open fills the cache with every room of the store that has
+// bounds of its own (a message stored, ever), if they fit. While no room
+// with bounds of its own has been evicted or lost to a failed commit
+// since, a room that is neither cached nor being committed has none:
+// its bounds are an empty room's, head 0 and first 1, the same as a room
+// the store has never seen. So after a restart a join to a room, or to a
+// user's stream that never had a message, is answered from memory too.
 type boundsCache struct {
-	mu    sync.RWMutex
-	max   int               // Static; 0 or less: no cache.
-	m     map[string]bounds // Guarded by mu.
-	fence int               // the oldest transaction id whose snapshot may fill the cache; guarded by mu
+	mu       sync.RWMutex
+	max      int                 // Static; 0 or less: no cache.
+	m        map[string]bounds   // Guarded by mu.
+	fence    int                 // the oldest transaction id whose snapshot may fill the cache; guarded by mu
+	complete bool                // every room with bounds of its own is in m or in flight; guarded by mu
+	inFlight map[string]struct{} // rooms dropped by a commit not yet set again; guarded by mu
 }
+
+// emptyBounds are the bounds of a room with no message stored, ever.
+var emptyBounds = bounds{head: 0, first: 1}
 
 func newBoundsCache(max int) *boundsCache {
-	return &boundsCache{max: max, m: make(map[string]bounds)}
+	return &boundsCache{max: max, m: make(map[string]bounds), inFlight: make(map[string]struct{})}
 }
 
-// get returns room's bounds if they are cached.
+// load fills the cache with tx's rooms that have bounds of their own, and
+// marks it complete if they all fit. Open calls it before any reader or
+// writer runs.
+func (c *boundsCache) load(tx *bolt.Tx) error {
+	if c.max <= 0 {
+		return nil
+	}
+	c.fence = tx.ID()
+	all := tx.Bucket(bucketRooms).ForEachBucket(func(name []byte) error {
+		r := viewRoom(tx, string(name))
+		if b := (bounds{head: r.head, first: r.first}); b != emptyBounds {
+			if len(c.m) >= c.max {
+				return errFull
+			}
+			c.m[string(name)] = b
+		}
+		return nil
+	})
+	if all == errFull {
+		return nil
+	}
+	c.complete = all == nil
+	return all
+}
+
+var errFull = errors.New("bounds cache full")
+
+// get returns room's bounds if they are cached, or an empty room's if the
+// cache is complete and the room is neither cached nor being committed.
 func (c *boundsCache) get(room string) (bounds, bool) {
 	if c.max <= 0 {
 		return bounds{}, false
 	}
 	c.mu.RLock()
-	b, ok := c.m[room]
-	c.mu.RUnlock()
-	return b, ok
+	defer c.mu.RUnlock()
+	if b, ok := c.m[room]; ok {
+		return b, true
+	}
+	if _, busy := c.inFlight[room]; c.complete && !busy {
+		return emptyBounds, true
+	}
+	return bounds{}, false
 }
 
 // offer puts what a read transaction with id txid saw of room in the
@@ -93,8 +144,24 @@ func (c *boundsCache) writing(rooms map[string]*room, txid int) {
 	defer c.mu.Unlock()
 	for name := range rooms {
 		delete(c.m, name)
+		c.inFlight[name] = struct{}{}
 	}
 	c.fence = max(c.fence, txid)
+}
+
+// failed is told that the commit writing was told of did not happen:
+// its rooms are not in the cache and may not be empty, so it is no
+// longer complete.
+func (c *boundsCache) failed(rooms map[string]*room) {
+	if c.max <= 0 || len(rooms) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range rooms {
+		delete(c.inFlight, name)
+	}
+	c.complete = false
 }
 
 // committed sets the bounds of the rooms whose bounds the write
@@ -109,10 +176,12 @@ func (c *boundsCache) committed(rooms map[string]*room) {
 		if _, ok := c.m[name]; !ok && len(c.m) >= c.max {
 			for k := range c.m {
 				delete(c.m, k) // the fence is already past its last commit
+				c.complete = false
 				break
 			}
 		}
 		c.m[name] = bounds{head: r.head, first: r.first}
+		delete(c.inFlight, name)
 	}
 }
 

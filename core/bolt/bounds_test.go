@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/storetest"
 )
 
@@ -160,6 +161,23 @@ func TestBoundsCacheRules(t *testing.T) {
 	}
 	c.offer(evicted, bounds{1, 1}, 8)
 	want(evicted, bounds{}, false)
+
+	// Complete: a room not held is empty, unless a commit is writing it;
+	// a failed commit ends it.
+	c = newBoundsCache(4)
+	c.complete = true
+	want("z", emptyBounds, true)
+	z := map[string]*room{"z": {head: 1, first: 1}}
+	c.writing(z, 3)
+	want("z", bounds{}, false)
+	want("q", emptyBounds, true)
+	c.committed(z)
+	want("z", bounds{1, 1}, true)
+	y := map[string]*room{"y": {head: 1, first: 1}}
+	c.writing(y, 4)
+	c.failed(y)
+	want("y", bounds{}, false)
+	want("q", bounds{}, false)
 }
 
 // TestBoundsCacheFailedCommit: a write transaction that fails at its
@@ -197,5 +215,73 @@ func TestBoundsCacheFailedCommit(t *testing.T) {
 	}
 	if h := head(); h != 2 {
 		t.Fatalf("head %d, want 2", h)
+	}
+}
+
+// TestBoundsCacheComplete: a reopened store knows every room's bounds,
+// including those of rooms with no message (only read positions, or
+// none at all), without a read transaction; when they do not all fit, or
+// after a failed commit, a room it does not hold is read from the store.
+func TestBoundsCacheComplete(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chat.db")
+	ctx := t.Context()
+	s, err := Open(Config{Path: path, MaxMessages: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, room := range []string{"r1", "r1", "r1", "r2"} {
+		if _, _, err := s.Append(ctx, testMsg(room, fmt.Sprint("m", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetReads(ctx, []core.ReadPosition{{Room: "r3", User: "u", Seq: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bounds{"r1": {3, 2}, "r2": {1, 1}, "r3": emptyBounds, "never": emptyBounds, "~alice": emptyBounds}
+	check := func(s *Store, reads int) {
+		t.Helper()
+		before := s.db.Stats().TxN
+		for room, b := range want {
+			p, err := s.Since(ctx, room, b.head, 50)
+			if err != nil || p.Head != b.head || p.First != b.first || len(p.Messages) != 0 {
+				t.Fatalf("%s: head %d first %d, %d messages, %v; want %v", room, p.Head, p.First, len(p.Messages), err, b)
+			}
+		}
+		if n := s.db.Stats().TxN - before; n != reads {
+			t.Fatalf("%d read transactions for %d rooms, want %d", n, len(want), reads)
+		}
+	}
+	for _, tc := range []struct {
+		size, reads int
+	}{
+		{0, 0},             // all in memory
+		{1, len(want) - 1}, // r1 or r2 fits; the rest is read
+		{-1, len(want)},    // no cache
+	} {
+		s, err := Open(Config{Path: path, MaxMessages: 2, BoundsCache: tc.size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(s, tc.reads)
+		if tc.size == 0 {
+			s.failCommit = func() error { return errors.New("injected") }
+			if _, _, err := s.Append(ctx, testMsg("r4", "x")); err == nil {
+				t.Fatal("Append with a failing commit succeeded")
+			}
+			s.failCommit = nil
+			before := s.db.Stats().TxN
+			if p, err := s.Since(ctx, "never", 0, 0); err != nil || p.Head != 0 || p.First != 1 {
+				t.Fatalf("never: %+v, %v", p, err)
+			}
+			if s.db.Stats().TxN == before {
+				t.Fatal("after a failed commit, a room not held was answered without a read transaction")
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

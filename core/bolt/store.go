@@ -144,12 +144,17 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", cfg.Path, err)
 	}
+	bc := newBoundsCache(cfg.BoundsCache)
+	if err := db.View(bc.load); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", cfg.Path, err)
+	}
 	s := &Store{
 		cfg:    cfg,
 		db:     db,
 		done:   make(chan struct{}),
 		reqs:   make(chan *request, cfg.MaxBatch),
-		bounds: newBoundsCache(cfg.BoundsCache),
+		bounds: bc,
 	}
 	go s.run()
 	return s, nil

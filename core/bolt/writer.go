@@ -166,6 +166,8 @@ func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, m
 	if err == nil {
 		// Committed: before anyone is answered or anything published.
 		s.bounds.committed(moved)
+	} else {
+		s.bounds.failed(moved)
 	}
 	return stored, released, err
 }
