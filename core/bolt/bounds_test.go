@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/storetest"
@@ -178,6 +179,19 @@ func TestBoundsCacheRules(t *testing.T) {
 	c.failed(y)
 	want("y", bounds{}, false)
 	want("q", bounds{}, false)
+
+	// An eviction ends it too: the room evicted had bounds of its own.
+	c = newBoundsCache(1)
+	c.complete = true
+	a := map[string]*room{"a": {head: 1, first: 1}}
+	c.writing(a, 5)
+	c.committed(a)
+	b := map[string]*room{"b": {head: 2, first: 1}}
+	c.writing(b, 6)
+	c.committed(b)
+	want("b", bounds{2, 1}, true)
+	want("a", bounds{}, false)
+	want("q", bounds{}, false)
 }
 
 // TestBoundsCacheFailedCommit: a write transaction that fails at its
@@ -225,8 +239,18 @@ func TestBoundsCacheFailedCommit(t *testing.T) {
 func TestBoundsCacheComplete(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chat.db")
 	ctx := t.Context()
-	s, err := Open(Config{Path: path, MaxMessages: 2})
+	now := time.Unix(1e9, 0)
+	clock := func() time.Time { return now } // moved only between writes
+	s, err := Open(Config{Path: path, MaxMessages: 2, MaxAge: time.Hour, Now: clock})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// r5: one message, swept by age, so no message left but a head of 1.
+	if _, _, err := s.Append(ctx, testMsg("r5", "old")); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Hour)
+	if err := s.Sweep(); err != nil {
 		t.Fatal(err)
 	}
 	for i, room := range []string{"r1", "r1", "r1", "r2"} {
@@ -240,7 +264,7 @@ func TestBoundsCacheComplete(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bounds{"r1": {3, 2}, "r2": {1, 1}, "r3": emptyBounds, "never": emptyBounds, "~alice": emptyBounds}
+	want := map[string]bounds{"r1": {3, 2}, "r2": {1, 1}, "r5": {1, 2}, "r3": emptyBounds, "never": emptyBounds, "~alice": emptyBounds}
 	check := func(s *Store, reads int) {
 		t.Helper()
 		before := s.db.Stats().TxN
@@ -258,10 +282,10 @@ func TestBoundsCacheComplete(t *testing.T) {
 		size, reads int
 	}{
 		{0, 0},             // all in memory
-		{1, len(want) - 1}, // r1 or r2 fits; the rest is read
+		{1, len(want) - 1}, // r1 fits (rooms load in key order); the rest is read
 		{-1, len(want)},    // no cache
 	} {
-		s, err := Open(Config{Path: path, MaxMessages: 2, BoundsCache: tc.size})
+		s, err := Open(Config{Path: path, MaxMessages: 2, MaxAge: time.Hour, Now: clock, BoundsCache: tc.size})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -139,6 +139,7 @@ func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, m
 		stored   []protocol.Message
 		released map[string][]protocol.File
 		moved    map[string]*room
+		wrote    bool // the bounds cache was told of moved (bounds.go)
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		w, err := newWriteTx(tx, s.cfg)
@@ -158,6 +159,7 @@ func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, m
 			return err
 		}
 		s.bounds.writing(moved, tx.ID()) // about to commit (bounds.go)
+		wrote = true
 		if s.failCommit != nil {
 			return s.failCommit()
 		}
@@ -166,7 +168,7 @@ func (s *Store) apply(batch []*request, results []result) ([]protocol.Message, m
 	if err == nil {
 		// Committed: before anyone is answered or anything published.
 		s.bounds.committed(moved)
-	} else {
+	} else if wrote {
 		s.bounds.failed(moved)
 	}
 	return stored, released, err
