@@ -24,9 +24,10 @@ type bounds struct {
 // a map lookup instead of a bbolt read transaction (tens of µs under a
 // reconnect storm, much of it growing the asking goroutine's stack).
 //
-// It is never ahead of the committed store, and no caller sees a room's
-// bounds go back, whether its answers come from the cache or from read
-// transactions:
+// It is never ahead of what the store's own read transactions see (bbolt
+// lets a reader see a commit while its fdatasync is still running, cache
+// or no cache), and no caller sees a room's bounds go back, whether its
+// answers come from the cache or from read transactions:
 //   - The writer, inside each write transaction and just before it
 //     commits, drops the rooms whose bounds the transaction changed
 //     (appends, prunes; not read positions) and raises the fence to the
@@ -34,7 +35,8 @@ type bounds struct {
 //     that commit may put them back.
 //   - Once the commit is durable, and before anyone is answered or
 //     anything published, the writer sets those rooms' bounds. A room new
-//     to a full cache takes an arbitrary one's place.
+//     to a full cache takes an arbitrary one's place (and the cache is no
+//     longer complete, below).
 //   - A reader that had to read the store puts what its snapshot saw in
 //     the cache if the room is absent (whatever is there is as new or
 //     newer), its snapshot is at or past the fence, and the cache is not
