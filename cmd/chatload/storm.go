@@ -56,26 +56,15 @@ func (r *run) storm(ctx, sendCtx context.Context, srv *serverProc, hc *http.Clie
 	r.prog.say("storm: server down at %.1fs, ready at %.1fs; waiting for %d clients", res.DownAtS, res.ReadyAtS, len(before))
 	r.setPhase("resub")
 	r.awaitResub(ctx, before, up)
-	// A server swamped by reconnecting clients answers the tool's /readyz
-	// late: ready is when it answered, or when the first client was back
-	// if that came sooner, so that no client counts as back at once.
 	res.ReadyzAtS = res.ReadyAtS
+	resub := make([]time.Time, 0, len(before))
 	for _, u := range before {
-		if at := u.resubAt.Load(); at != 0 && time.Unix(0, at).Before(up) {
-			up = time.Unix(0, at)
+		if at := u.resubAt.Load(); at != 0 {
+			resub = append(resub, time.Unix(0, at))
 		}
 	}
-	res.ReadyAtS = up.Sub(r.start).Seconds()
-	var fromReady, fromDown []time.Duration
-	for _, u := range before {
-		at := u.resubAt.Load()
-		if at == 0 {
-			continue
-		}
-		t := time.Unix(0, at)
-		fromReady = append(fromReady, t.Sub(up))
-		fromDown = append(fromDown, t.Sub(down))
-	}
+	ready, fromReady, fromDown := stormTimes(down, up, resub)
+	res.ReadyAtS = ready.Sub(r.start).Seconds()
 	res.Back = len(fromReady)
 	res.FromReady, res.FromDown = exactSummary(fromReady), exactSummary(fromDown)
 	return res
@@ -134,4 +123,24 @@ func (r *run) awaitResub(ctx context.Context, users []*user, up time.Time) {
 		case <-poll.C:
 		}
 	}
+}
+
+// stormTimes returns when the server counts as ready again and each
+// re-subscription's time from then and from the crash. A server swamped
+// by reconnecting clients answers the tool's /readyz late, so ready is
+// when /readyz answered or when the first client was back, whichever came
+// first: no client counts as back before the server was ready.
+func stormTimes(down, readyz time.Time, resub []time.Time) (time.Time, []time.Duration, []time.Duration) {
+	up := readyz
+	for _, t := range resub {
+		if t.Before(up) {
+			up = t
+		}
+	}
+	fromReady := make([]time.Duration, len(resub))
+	fromDown := make([]time.Duration, len(resub))
+	for i, t := range resub {
+		fromReady[i], fromDown[i] = t.Sub(up), t.Sub(down)
+	}
+	return up, fromReady, fromDown
 }

@@ -269,3 +269,41 @@ func TestScrapeCutOff(t *testing.T) {
 		t.Fatalf("an answer cut off reads as up (cpu %v, goroutines %d)", rd.cpu, rd.goroutines)
 	}
 }
+
+// TestStormTimes: ready is /readyz's answer, or the first client back if
+// sooner, so no client counts as back before the server was ready; each
+// client's time is counted from it and from the crash.
+func TestStormTimes(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	for _, tc := range []struct {
+		name      string
+		readyz    int
+		resub     []int
+		ready     int
+		fromReady []int
+	}{
+		{"readyz first", 500, []int{700, 600, 900}, 500, []int{200, 100, 400}},
+		{"a client first", 1800, []int{1900, 1200, 2500}, 1200, []int{700, 0, 1300}},
+		{"nobody back", 500, nil, 500, []int{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var resub []time.Time
+			for _, ms := range tc.resub {
+				resub = append(resub, at(ms))
+			}
+			ready, fromReady, fromDown := stormTimes(t0, at(tc.readyz), resub)
+			if !ready.Equal(at(tc.ready)) {
+				t.Errorf("ready at %v, want %v", ready.Sub(t0), at(tc.ready).Sub(t0))
+			}
+			if len(fromReady) != len(tc.resub) || len(fromDown) != len(tc.resub) {
+				t.Fatalf("%d and %d times for %d clients", len(fromReady), len(fromDown), len(tc.resub))
+			}
+			for i, ms := range tc.fromReady {
+				if fromReady[i] != time.Duration(ms)*time.Millisecond || fromDown[i] != time.Duration(tc.resub[i])*time.Millisecond {
+					t.Errorf("client %d: %v after ready and %v after the crash, want %dms and %dms", i, fromReady[i], fromDown[i], ms, tc.resub[i])
+				}
+			}
+		})
+	}
+}

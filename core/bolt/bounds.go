@@ -87,8 +87,7 @@ func (c *boundsCache) load(tx *bolt.Tx) error {
 		if seen++; seen > 4*c.max || rooms.Bucket(name).Bucket(bucketMsgs) == nil {
 			return errIncomplete
 		}
-		r := viewRoom(tx, string(name))
-		if b := (bounds{head: r.head, first: r.first}); b != emptyBounds {
+		if b := viewRoom(tx, string(name)).bounds(); b != emptyBounds {
 			if len(c.m) >= c.max {
 				return errIncomplete
 			}
@@ -190,14 +189,7 @@ func (c *boundsCache) committed(rooms map[string]*room) {
 				break
 			}
 		}
-		c.m[name] = bounds{head: r.head, first: r.first}
+		c.m[name] = r.bounds()
 		delete(c.inFlight, name)
 	}
-}
-
-// len returns how many rooms are cached.
-func (c *boundsCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m)
 }

@@ -309,3 +309,10 @@ func TestBoundsCacheComplete(t *testing.T) {
 		}
 	}
 }
+
+// len returns how many rooms are cached.
+func (c *boundsCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}

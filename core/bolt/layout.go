@@ -92,10 +92,11 @@ func (r *room) firstSeq() uint64 {
 	return binary.BigEndian.Uint64(k)
 }
 
-// bounds returns a nil room's bounds as an empty room's.
-func (r *room) bounds() (head, first uint64) {
+// bounds returns r's head and first retained seq; a nil room's are an
+// empty room's.
+func (r *room) bounds() bounds {
 	if r == nil {
-		return 0, 1
+		return emptyBounds
 	}
-	return r.head, r.first
+	return bounds{head: r.head, first: r.first}
 }

@@ -28,8 +28,9 @@ func (s *Store) Since(ctx context.Context, name string, after uint64, limit int)
 	var p core.Page
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		r := viewRoom(tx, name)
-		p.Head, p.First = r.bounds()
-		s.bounds.offer(name, bounds{head: p.Head, first: p.First}, tx.ID())
+		b := r.bounds()
+		p.Head, p.First = b.head, b.first
+		s.bounds.offer(name, b, tx.ID())
 		if r == nil || limit <= 0 || after >= r.head {
 			return nil
 		}
@@ -53,7 +54,8 @@ func (s *Store) Before(ctx context.Context, name string, before uint64, limit in
 	var p core.Page
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		r := viewRoom(tx, name)
-		p.Head, p.First = r.bounds()
+		b := r.bounds()
+		p.Head, p.First = b.head, b.first
 		if r == nil || limit <= 0 {
 			return nil
 		}

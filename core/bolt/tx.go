@@ -80,7 +80,7 @@ func (w *writeTx) room(name string) (*room, error) {
 	}
 	r.msgs.FillPercent = appendFill
 	r.first = r.firstSeq()
-	r.was = bounds{head: r.head, first: r.first}
+	r.was = r.bounds()
 	w.cache[name] = r
 	return r, nil
 }
@@ -228,7 +228,7 @@ func (w *writeTx) sweepRoom(name string, cutoff int64) error {
 func (w *writeTx) moved() map[string]*room {
 	var m map[string]*room
 	for name, r := range w.cache {
-		if (bounds{head: r.head, first: r.first}) != r.was {
+		if r.bounds() != r.was {
 			if m == nil {
 				m = make(map[string]*room)
 			}

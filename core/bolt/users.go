@@ -156,7 +156,8 @@ func (s *Store) RoomStates(ctx context.Context, user string, rooms []string) ([]
 		for _, name := range rooms {
 			st := core.RoomState{Room: name}
 			r := viewRoom(tx, name)
-			st.Head, st.First = r.bounds()
+			b := r.bounds()
+			st.Head, st.First = b.head, b.first
 			if r != nil {
 				st.Read = getU64(r.reads, []byte(user))
 				if k, v := r.msgs.Cursor().Last(); k != nil {
