@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Machine describes where the tool ran.
@@ -65,4 +66,37 @@ func procField(path, key string) uint64 {
 		return n
 	}
 	return 0
+}
+
+// userHZ is the unit of /proc/<pid>/stat's CPU times: USER_HZ, 100 on
+// every Linux architecture Go runs on.
+const userHZ = 100
+
+// procCPU returns the CPU time, user and system, that process pid has
+// used, from /proc/<pid>/stat (fields 14 and 15, after the command name,
+// which may hold spaces); false where there is no such file.
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	return parseProcCPU(b)
+}
+
+// parseProcCPU reads utime and stime out of a /proc/<pid>/stat line.
+func parseProcCPU(stat []byte) (time.Duration, bool) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(stat[i+1:])) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * time.Second / userHZ, true
 }

@@ -59,6 +59,15 @@ func (s *serverProc) kill() {
 	<-done
 }
 
+// cpu returns the CPU time the running server has used since it started,
+// if the system says (Linux).
+func (s *serverProc) cpu() (time.Duration, bool) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	return procCPU(cmd.Process.Pid)
+}
+
 // restart starts the command again.
 func (s *serverProc) restart() error { return s.spawn() }
 

@@ -17,7 +17,13 @@ type StormResult struct {
 	Back      int     `json:"back"`        // re-subscribed within the storm timeout
 	FromReady Summary `json:"from_ready"`  // each client's re-subscription after the server was ready again
 	FromDown  Summary `json:"from_down"`   // the same, counted from the crash
-	Error     string  `json:"error,omitempty"`
+	// ServerCPUS is the CPU time, in seconds, the restarted server used
+	// from its start until the last client was back (or the storm
+	// timeout): the storm's cost, steadier than its times on a machine
+	// whose speed varies. Only when the tool restarted the server, on
+	// Linux; 0 otherwise.
+	ServerCPUS float64 `json:"server_cpu_s,omitempty"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // storm holds the connected clients (with traffic if there are senders),
@@ -56,6 +62,11 @@ func (r *run) storm(ctx, sendCtx context.Context, srv *serverProc, hc *http.Clie
 	r.prog.say("storm: server down at %.1fs, ready at %.1fs; waiting for %d clients", res.DownAtS, res.ReadyAtS, len(before))
 	r.setPhase("resub")
 	r.awaitResub(ctx, before, up)
+	if srv != nil {
+		if cpu, ok := srv.cpu(); ok {
+			res.ServerCPUS = cpu.Seconds()
+		}
+	}
 	res.ReadyzAtS = res.ReadyAtS
 	resub := make([]time.Time, 0, len(before))
 	for _, u := range before {

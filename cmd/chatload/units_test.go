@@ -307,3 +307,22 @@ func TestStormTimes(t *testing.T) {
 		})
 	}
 }
+
+func TestParseProcCPU(t *testing.T) {
+	for _, tc := range []struct {
+		stat string
+		want time.Duration
+		ok   bool
+	}{
+		{"4242 (chatd) S 1 4242 4242 0 -1 4194560 2519 0 0 0 137 25 0 0 20 0 9 0 1234 0 0", 1620 * time.Millisecond, true},
+		{"4242 (a b) c)) R 1 4242 4242 0 -1 0 0 0 0 0 3 4 0 0", 70 * time.Millisecond, true},
+		{"4242 (chatd) S 1 2", 0, false},
+		{"garbage", 0, false},
+		{"4242 (chatd) S 1 4242 4242 0 -1 0 0 0 0 0 x 4 0 0", 0, false},
+	} {
+		got, ok := parseProcCPU([]byte(tc.stat))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseProcCPU(%q) = %v, %v; want %v, %v", tc.stat, got, ok, tc.want, tc.ok)
+		}
+	}
+}
