@@ -74,8 +74,19 @@ type Config struct {
 	// writes a second, a sixth of the node while 10,000 clients
 	// connected). 1000; negative: every pass.
 	PresenceCountPace int
-	ReadRate          float64 // read positions per second per user; 20
-	ReadBurst         int     // read position burst per user; 40
+	// Behind, if set, says whether the node is behind now (chatd: the
+	// scheduler's latency, the signal that paces polls). While it is,
+	// the presence pass is put off, for at most PresenceMaxDelay: changes
+	// pile up and go out in one envelope a room once the node has caught
+	// up. In a reconnect storm every member of a room filling up got an
+	// envelope each pass, a write each, in the same second as the
+	// reconnects they announce. nil: never behind.
+	Behind func() bool
+	// PresenceMaxDelay bounds how long presence may be put off while the
+	// node is behind; 5s.
+	PresenceMaxDelay time.Duration
+	ReadRate         float64 // read positions per second per user; 20
+	ReadBurst        int     // read position burst per user; 40
 	// ReadFlush is how often coalesced read positions are stored and
 	// their receipts fanned out: only the highest position per user and
 	// room in each interval is written. 250ms.
@@ -151,6 +162,9 @@ func (c Config) withDefaults() Config {
 	def(&c.PresenceCountPace, 1000)
 	if c.PresenceInterval <= 0 {
 		c.PresenceInterval = time.Second
+	}
+	if c.PresenceMaxDelay <= 0 {
+		c.PresenceMaxDelay = 5 * time.Second
 	}
 	if c.ReadRate <= 0 {
 		c.ReadRate = 20

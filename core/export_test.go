@@ -37,3 +37,6 @@ func QueuedTypes(s *Session) []string {
 	}
 	return out
 }
+
+// PresenceDue is presenceDue, for tests.
+var PresenceDue = presenceDue

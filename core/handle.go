@@ -22,11 +22,31 @@ func (s *Session) Handle(ctx context.Context, e protocol.Envelope) {
 		ref = e.ID
 	}
 	if err := s.handle(ctx, e, ref); err != nil {
-		if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) {
-			return
-		}
-		s.logError(e.Type, err)
-		s.reply(protocol.ErrorEnvelope(err, ref))
+		s.failed(e.Type, err, protocol.ErrorEnvelope(err, ref))
+	}
+}
+
+// failed logs err, an error handling a client envelope of type op, and
+// sends reply, unless the session or the request was closing.
+func (s *Session) failed(op string, err error, reply protocol.Envelope) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) {
+		return
+	}
+	s.logError(op, err)
+	s.reply(reply)
+}
+
+// JoinRequested joins room from since (live if nil) as the join envelope
+// {"type":"join","room":room,"since":since} would, for a join the client
+// made in the request that opened the session (a WebSocket's rooms=):
+// the same joined reply and catch-up. Its error reply, having no ref to
+// echo, names the room.
+func (s *Session) JoinRequested(ctx context.Context, room string, since *uint64) {
+	e := protocol.Envelope{Type: protocol.TypeJoin, Room: room, Since: since}
+	if err := s.handle(ctx, e, ""); err != nil {
+		reply := protocol.ErrorEnvelope(err, "")
+		reply.Room = room
+		s.failed(e.Type, err, reply)
 	}
 }
 

@@ -131,7 +131,31 @@ func (h *Hub) startPresence() {
 		return
 	}
 	h.presenceOn = true
-	h.every(h.cfg.PresenceInterval, h.sendPresence)
+	var since time.Time // the first pass put off in a row; owned by the pass's goroutine
+	h.every(h.cfg.PresenceInterval, func() {
+		behind := h.cfg.Behind != nil && h.cfg.Behind()
+		var due bool
+		if due, since = presenceDue(behind, time.Now(), since, h.cfg.PresenceMaxDelay); due {
+			h.sendPresence()
+		}
+	})
+}
+
+// presenceDue decides whether a presence pass runs now: not while the
+// node is behind, unless the passes have been put off for maxDelay since
+// the first of them (since; zero when the last pass ran). It returns the
+// since of the next decision.
+func presenceDue(behind bool, now, since time.Time, maxDelay time.Duration) (bool, time.Time) {
+	if !behind {
+		return true, time.Time{}
+	}
+	if since.IsZero() {
+		since = now
+	}
+	if now.Sub(since) < maxDelay {
+		return false, since
+	}
+	return true, time.Time{}
 }
 
 // FlushPresence sends every room its presence changes pending now, as the

@@ -14,24 +14,39 @@ import (
 
 // batches is a transport that keeps each write's frames apart.
 type batches struct {
-	mu    sync.Mutex
-	write [][]string // the frame types of each write
+	mu     sync.Mutex
+	write  [][]string           // the frame types of each write
+	seqs   []uint64             // the seq of every message written, in order
+	more   chan struct{}        // cap 1, if not nil: a write happened
+	closed chan core.Disconnect // cap 1, if not nil: Close's
 }
 
 func (b *batches) Name() string { return "test" }
 
 func (b *batches) Write(frames []core.Frame) error {
 	types := make([]string, len(frames))
+	b.mu.Lock()
 	for i, f := range frames {
 		types[i] = f.Type
+		if f.Type == protocol.TypeMessage {
+			b.seqs = append(b.seqs, f.Seq)
+		}
 	}
-	b.mu.Lock()
 	b.write = append(b.write, types)
 	b.mu.Unlock()
+	select {
+	case b.more <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
-func (b *batches) Close(core.Disconnect) {}
+func (b *batches) Close(d core.Disconnect) {
+	select {
+	case b.closed <- d:
+	default:
+	}
+}
 
 // first returns the first write that holds a frame of type typ, and the
 // writes before it; ok is false while there is none.

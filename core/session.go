@@ -41,6 +41,16 @@ type SessionOptions struct {
 	// envelopes (protocol.BatchParam). Without it the session gets each
 	// read position and presence change in the plain form.
 	Batched bool
+
+	// Hold keeps the writer from starting until Release: frames queue,
+	// and the first write takes them all. A transport that joins rooms
+	// for the client as it opens (a WebSocket's rooms=) sends the
+	// greeting and the joined replies in one write so. The hold also ends
+	// when the session closes, when anything waits for room in the queue
+	// (a long catch-up, a Flush), and when the queue reaches a quarter of
+	// its bounds (live traffic while many rooms are joined), so it never
+	// blocks the session and never makes it slow.
+	Hold bool
 }
 
 // leaseUntil is when a lease taken now by this session ends; zero for
@@ -81,6 +91,7 @@ type Session struct {
 	expiry  *time.Timer      // Guarded by mu.
 	writing bool             // a writer goroutine is running; guarded by mu.
 	parked  bool             // the writer waits for a kick; guarded by mu.
+	held    bool             // the writer may not start yet (SessionOptions.Hold); guarded by mu.
 	holding bool             // parked, with frames that wait for a frame that goes at once (Config.EventDelay); guarded by mu.
 	spare   []Frame          // a drained queue to reuse; owned by the writer.
 }
@@ -93,8 +104,21 @@ func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts Sessio
 		delivery: h.metrics.delivery.WithLabelValues(t.Name()),
 		ctx:      ctx, cancel: cancel,
 		space: make(chan struct{}, 1), wake: make(chan struct{}, 1), done: make(chan struct{}),
-		ident: ident, rooms: make(map[string]*room),
+		ident: ident, rooms: make(map[string]*room), held: opts.Hold,
 	}
+}
+
+// Release ends SessionOptions.Hold: the writer starts if frames wait. It
+// reports whether a writer has started, now or before (false: nothing was
+// queued, so no write is coming until something is).
+func (s *Session) Release() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = false
+	if len(s.queue) > 0 {
+		s.kick(false)
+	}
+	return s.writing
 }
 
 // start arms the token expiry, queues the greeting, starts the heartbeats
@@ -246,6 +270,7 @@ func (s *Session) waitLow(ctx context.Context) error {
 // returns true, ctx ends or the session closes.
 func (s *Session) waitUntil(ctx context.Context, ok func() bool) error {
 	for !ok() {
+		s.Release() // a held writer would never make room
 		select {
 		case <-s.space:
 		case <-ctx.Done():
@@ -295,7 +320,10 @@ func (h *Hub) writeDelay() time.Duration {
 // parked. Called with s.mu held.
 func (s *Session) kick(rides bool) {
 	switch {
+	case s.held && s.closing == nil && len(s.queue) < s.hub.cfg.QueueFrames/4 && s.queued < s.hub.cfg.QueueBytes/4:
+		// Release starts it.
 	case !s.writing:
+		s.held = false // a queue filling up, or a close, does not wait for Release
 		s.writing = true
 		go s.writeLoop()
 	case s.parked && !(rides && s.holding): // a holding writer takes riding frames when it wakes (see writeLoop)
@@ -472,6 +500,7 @@ func (s *Session) Delivered(frames []Frame) {
 // Flush waits until everything queued before it has been handed to the
 // transport's Write. Poll uses it to answer with what a join queued.
 func (s *Session) Flush(ctx context.Context) error {
+	s.Release() // a held writer would never reach the barrier
 	c := make(chan struct{})
 	if err := s.put(ctx, Frame{flushed: c, ephemeral: true}); err != nil {
 		return err

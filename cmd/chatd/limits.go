@@ -78,7 +78,7 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 	durFlag(&c.PollQuiet, "poll-quiet", "CHAT_POLL_QUIET", poll.DefaultQuiet,
 		"how long a long-poll client must have gone without news for its held poll to be parked; a busier one keeps its connection; 0: park after --poll-park whatever came before")
 	durFlag(&c.PollMaxPace, "poll-max-pace", "CHAT_POLL_MAX_PACE", poll.DefaultMaxPace,
-		"the most a busy long-poll client's answers are spaced while the node is behind (goroutines waiting 30 ms or more to run), so that clients re-polling as fast as they are answered cannot keep it at its core; 0: never")
+		"the most a busy long-poll client's answers are spaced while the node is behind (goroutines waiting 30 ms or more to run), so that clients re-polling as fast as they are answered cannot keep it at its core; the same signal puts presence off, for at most 5 s; 0: never, neither")
 	fs.BoolVar(&c.PollLane, "poll-lane", true,
 		"serve the next polls of a busy long-poll client's kept-alive HTTP/1.1 connection on a loop of the server's own instead of net/http's request cycle, at about a sixth less CPU an answer; anything else on the connection goes back to net/http, and TLS connections are not taken (env CHAT_POLL_LANE)")
 	envs["poll-lane"] = "CHAT_POLL_LANE"
@@ -169,5 +169,6 @@ func (m *Main) httpServer(ln net.Listener, reg prometheus.Registerer) *http.Serv
 		ReadHeaderTimeout: c.HeaderTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
+		ConnContext:       httpx.KeepConn, // for httpx.Cork
 	}
 }

@@ -56,6 +56,8 @@ type Client struct {
 
 	rndMu sync.Mutex // serializes cfg.Rand
 
+	noJoinQuery atomic.Bool // a WebSocket dial was refused for the joins in its query: join by envelopes
+
 	tokMu sync.Mutex
 	token string // the latest Token answer; guarded by tokMu
 

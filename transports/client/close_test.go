@@ -2,8 +2,10 @@ package client
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +148,62 @@ func TestUnauthorized(t *testing.T) {
 	}
 	if calls() != 2 {
 		t.Fatalf("Token called %d times, want 2: once, and once more to refresh", calls())
+	}
+}
+
+// TestJoinQueryRefused: a dial refused for the joins in its query (414
+// from a proxy with a short request line) is made again at once without
+// them, the rooms joined by envelopes, and later dials join that way too.
+func TestJoinQueryRefused(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t, func(f *fakeServer) {
+		f.refuseQuery = true
+		f.wsScripts = []func(*websocket.Conn){closeWith(4008, "slow"), closeWith(4008, "slow")}
+	})
+	c := start(t, testConfig(t, f.URL, "alice", nil, "lobby"))
+	waitState(t, c, "third websocket", func(s State) bool {
+		ws, _ := f.tokens()
+		return len(ws) == 3 && connectedOn(WebSocket)(s)
+	})
+	if !c.noJoinQuery.Load() {
+		t.Fatal("the refusal did not turn the joins in the query off")
+	}
+	if st := c.Stats(); st.Connects != 3 {
+		t.Fatalf("%d links went live, want 3 (no cycle lost to the refusal)", st.Connects)
+	}
+}
+
+// TestJoinsInQueryBounds: the rooms a dial joins by its query are those
+// with a position, in order, up to maxQueryRooms and maxJoinQuery bytes,
+// and the user's stream if it has a position.
+func TestJoinsInQueryBounds(t *testing.T) {
+	since := map[string]uint64{protocol.UserRoom: 7}
+	var rooms []string
+	for i := range 100 {
+		room := fmt.Sprintf("room-%03d", i)
+		rooms = append(rooms, room)
+		if i != 3 {
+			since[room] = uint64(i)
+		}
+	}
+	asked, pos, q := joinsInQuery(rooms, since)
+	if len(asked) != maxQueryRooms || slices.Contains(asked, "room-003") || asked[0] != "room-000" {
+		t.Fatalf("asked %d rooms %v, want the first %d with a position", len(asked), asked, maxQueryRooms)
+	}
+	if pos[protocol.UserRoom] != 7 || len(pos) != maxQueryRooms+1 || len(q) > maxJoinQuery {
+		t.Fatalf("positions %v, query of %d bytes", pos, len(q))
+	}
+	long := []string{strings.Repeat("a", 200), strings.Repeat("b", 200)}
+	var many []string
+	for i := range 40 {
+		many = append(many, fmt.Sprintf("%s-%02d", long[i%2], i))
+		since[many[i]] = 1
+	}
+	asked, _, q = joinsInQuery(many, since)
+	if len(q) > maxJoinQuery || len(asked) == 0 || len(asked) == len(many) {
+		t.Fatalf("%d of %d long rooms in a query of %d bytes, want as many as fit in %d", len(asked), len(many), len(q), maxJoinQuery)
+	}
+	if asked, pos, q := joinsInQuery([]string{"x"}, map[string]uint64{}); asked != nil || pos != nil || q != "" {
+		t.Fatalf("no positions: %v %v %q, want nothing in the query", asked, pos, q)
 	}
 }

@@ -32,9 +32,12 @@
 // The client keeps the last seq delivered per room: from the envelopes
 // of the room's log (message, edit and delete: each has a seq of its
 // own), and from joined.head when a room is joined live for the first
-// time. Every connect resumes from those positions: WebSocket join with
-// since, SSE and poll with since=room:seq,... (a poll that follows a poll
-// passes back the server's cursor). Rooms with no position start live.
+// time. Every connect resumes from those positions: WebSocket with
+// rooms= and since= in the dial's URL (up to 64 rooms and 4 KiB; the
+// rest, and rooms with no position, by join envelopes; and by envelopes
+// only, from then on, if a server or proxy refuses the query), SSE and
+// poll with since=room:seq,... (a poll that follows a poll passes back
+// the server's cursor). Rooms with no position start live.
 // Events drops any log entry whose seq is not above its room's position,
 // so a resume that overlaps never shows one twice; Stats counts what it
 // dropped.

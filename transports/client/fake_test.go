@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,11 @@ type fakeServer struct {
 	sseScripts []func(http.ResponseWriter)
 
 	pongs chan struct{} // a pong arrived
+
+	// refuseQuery answers 414 to a WebSocket dial that joins in its
+	// query (rooms= or since=), as a proxy with a short request line
+	// would. Set before use.
+	refuseQuery bool
 
 	mu        sync.Mutex
 	offered   []string                 // what negotiate offers; guarded by mu
@@ -82,6 +88,10 @@ var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return
 func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	f.wg.Add(1)
 	defer f.wg.Done()
+	if q := r.URL.Query(); f.refuseQuery && (q.Has("rooms") || q.Has("since")) {
+		http.Error(w, "request line too long", http.StatusRequestURITooLong)
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
@@ -98,8 +108,12 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 		delete(f.conns, conn)
 		f.mu.Unlock()
 	}()
+	// A client that resumes names its room in the query; one that joins
+	// afresh sends a join.
 	var join protocol.Envelope
-	if _, data, err := conn.ReadMessage(); err != nil || json.Unmarshal(data, &join) != nil {
+	if rooms := r.URL.Query().Get("rooms"); rooms != "" {
+		join.Room, _, _ = strings.Cut(rooms, ",")
+	} else if _, data, err := conn.ReadMessage(); err != nil || json.Unmarshal(data, &join) != nil {
 		return
 	}
 	_ = conn.WriteJSON(protocol.Envelope{Type: protocol.TypeJoined, Room: join.Room, Ref: join.Ref,

@@ -45,6 +45,7 @@ type link struct {
 	pmu     sync.Mutex                        //
 	pending map[string]chan protocol.Envelope // replies awaited, by ref; guarded by pmu
 	joins   map[string]string                 // join refs in flight → room; guarded by pmu
+	asked   map[string]bool                   // rooms joined by the dial's query, not yet answered; guarded by pmu
 	refs    atomic.Uint64
 
 	// Poll only.
@@ -75,7 +76,7 @@ func newLink(ctx context.Context, c *Client, tier, tok string, off offer) *link 
 		c: c, tier: tier, tok: tok, off: off, ctx: ctx, cancel: cancel,
 		up: make(chan struct{}), resub: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1), control: make(chan protocol.Envelope, 1), done: make(chan struct{}),
-		pending: make(map[string]chan protocol.Envelope), joins: make(map[string]string),
+		pending: make(map[string]chan protocol.Envelope), joins: make(map[string]string), asked: make(map[string]bool),
 	}
 }
 
@@ -182,6 +183,12 @@ func (c *Client) subscribe(l *link) ([]string, map[string]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l.subscribed = true
+	return c.positions()
+}
+
+// positions returns the rooms followed and the positions to resume them
+// from, as subscribe does, without marking a link. Called with mu held.
+func (c *Client) positions() ([]string, map[string]uint64) {
 	since := make(map[string]uint64)
 	for _, r := range c.rooms {
 		if p, ok := c.pos[r]; ok {

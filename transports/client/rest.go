@@ -167,3 +167,13 @@ func subscriptionQuery(rooms []string, since map[string]uint64) string {
 	slices.Sort(pairs)
 	return q + "&since=" + url.QueryEscape(strings.Join(pairs, ","))
 }
+
+// joinQuery is subscriptionQuery for a WebSocket's dial: rooms= only if
+// there are rooms, since the user's position alone may be all it joins.
+func joinQuery(rooms []string, since map[string]uint64) string {
+	q := subscriptionQuery(rooms, since)
+	if len(rooms) == 0 {
+		q = strings.TrimPrefix(strings.TrimPrefix(q, "rooms="), "&")
+	}
+	return q
+}

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/degrade"
 )
 
@@ -149,4 +152,71 @@ func TestResumeRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRoomRefusedAtDial: a WebSocket client joins the rooms it has a
+// position in by the dial's query (rooms=, since=). A room that its new
+// token no longer allows gets an error that names it, which drops that
+// room alone, as the refusal of its join envelope would; the other room
+// resumes exactly.
+func TestRoomRefusedAtDial(t *testing.T) {
+	srv := newServer(t, serverOptions{})
+	cfg := testConfig(t, srv.URL, "alice", []string{WebSocket}, "lobby", "secret")
+	var calls atomic.Int32
+	cfg.Token = func(context.Context) (string, error) {
+		// The first token allows both rooms and expires within seconds
+		// (4012); the next allows the lobby only.
+		if calls.Add(1) == 1 {
+			return signedToken(t, jwt.MapClaims{"sub": "alice", "rooms": []string{"lobby", "secret"},
+				"exp": time.Now().Add(2 * time.Second).Unix()}), nil
+		}
+		return signedToken(t, jwt.MapClaims{"sub": "alice", "rooms": []string{"lobby"},
+			"exp": time.Now().Add(time.Hour).Unix()}), nil
+	}
+	c := start(t, cfg)
+	waitConnects(t, c, 1, WebSocket)
+	srv.post(t, "bob", "lobby", "m1", text(1))
+	srv.post(t, "bob", "secret", "s1", text(1))
+	recvMessages(t, c, 2) // a position in each room
+	srv.post(t, "bob", "lobby", "m2", text(2))
+	ctx := stepCtx(t)
+	for refused := false; !refused; {
+		select {
+		case e := <-c.Events():
+			switch {
+			case e.Type == protocol.TypeError && e.Room == "secret":
+				if e.Code != string(protocol.CodeForbidden) {
+					t.Fatalf("error for secret %+v, want forbidden", e)
+				}
+				refused = true
+			case e.Type == protocol.TypeMessage && e.Room == "lobby" && e.Seq == 2:
+			case e.Type == protocol.TypeMessage:
+				t.Fatalf("unexpected message %+v", e)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no error for secret; state %+v", c.State())
+		}
+	}
+	if got := c.Rooms(); len(got) != 1 || got[0] != "lobby" {
+		t.Fatalf("rooms %v after the refusal, want [lobby]", got)
+	}
+	if c.Stats().Connects < 2 {
+		t.Fatalf("%d links went live, want the reconnect after 4012 too", c.Stats().Connects)
+	}
+	srv.post(t, "bob", "lobby", "m3", text(3))
+	for _, m := range recvMessages(t, c, 1) {
+		if m.Room != "lobby" || m.Seq < 2 {
+			t.Fatalf("message %+v, want lobby's", m)
+		}
+	}
+}
+
+// signedToken signs claims with the test server's secret.
+func signedToken(t testing.TB, claims jwt.MapClaims) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,14 +23,32 @@ const maxFrame = 8 << 20
 // reads until the connection ends. It is the link's reader goroutine.
 func (l *link) runWS() {
 	c := l.c
+	// Rooms the client has a position in (it joined them before) are
+	// joined by the dial's query, rooms= and since=, each as its join
+	// envelope would be: the server answers them with the greeting, in
+	// one write, and reads no frame for them (see joinsInQuery). Other
+	// rooms are joined by envelopes, whose refs tell their error replies
+	// apart.
+	c.mu.Lock()
+	rooms, since := c.positions()
+	c.mu.Unlock()
+	var (
+		asked      []string
+		askedSince map[string]uint64
+		q          string
+	)
+	if !c.noJoinQuery.Load() {
+		asked, askedSince, q = joinsInQuery(rooms, since)
+	}
+	_, userAt := askedSince[protocol.UserRoom]
 	// The ticket in hand while it is fresh. Past its first half-life (a
 	// link resumed on an old offer), the token in a header, from a server
 	// that gives tickets (chatd takes a bearer header on every route): a
 	// Go client can set one, and it spares a POST /v1/ticket. A server
 	// that gives none is asked for one, as before.
-	u, h := c.wsURL()+"?"+batchQuery, http.Header(nil)
+	base, h := c.wsURL()+"?"+batchQuery, http.Header(nil)
 	if q, left := l.ticketLeft(); left > 0 {
-		u += "&" + q
+		base += "&" + q
 	} else if l.off.Ticket != "" {
 		h = http.Header{"Authorization": {"Bearer " + l.tok}}
 	} else {
@@ -38,13 +57,31 @@ func (l *link) runWS() {
 			l.end.err = err
 			return
 		}
-		u += "&" + cred
+		base += "&" + cred
+	}
+	u := base
+	if q != "" {
+		u += "&" + q
 	}
 	conn, resp, err := c.cfg.WSDialer.DialContext(l.ctx, u, h)
+	if err != nil && q != "" && queryRefused(resp) {
+		// A server (or a proxy before it) that will not take the joins
+		// in the query, too many rooms or too long a line: join them by
+		// envelopes, on this dial and from now on.
+		c.noJoinQuery.Store(true)
+		resp.Body.Close()
+		asked, askedSince, userAt = nil, nil, false
+		conn, resp, err = c.cfg.WSDialer.DialContext(l.ctx, base, h)
+	}
 	if err != nil {
 		l.end.err = dialError(resp, err)
 		return
 	}
+	l.pmu.Lock()
+	for room := range askedSince {
+		l.asked[room] = true
+	}
+	l.pmu.Unlock()
 	stop := context.AfterFunc(l.ctx, func() { conn.Close() })
 	defer stop()
 	defer conn.Close()
@@ -64,8 +101,23 @@ func (l *link) runWS() {
 	l.ws = conn
 	l.wmu.Unlock()
 
-	rooms, since := c.subscribe(l)
+	// The rooms as of now: those joined or left while the dial was on
+	// its way get their own join or leave envelopes.
+	// A room joined by the query whose position changed meanwhile (left
+	// and joined again: it has none) is joined again from the new one.
+	rooms, since = c.subscribe(l)
+	for _, room := range asked {
+		if !slices.Contains(rooms, room) {
+			if err := l.write(protocol.Envelope{Type: protocol.TypeLeave, Room: room}); err != nil {
+				l.end.err = err
+				return
+			}
+		}
+	}
 	for _, room := range rooms {
+		if p, ok := since[room]; ok && slices.Contains(asked, room) && askedSince[room] == p {
+			continue
+		}
 		e := protocol.Envelope{Type: protocol.TypeJoin, Room: room, Ref: l.joinRef(room)}
 		if p, ok := since[room]; ok {
 			e.Since = &p
@@ -75,11 +127,8 @@ func (l *link) runWS() {
 			return
 		}
 	}
-	if c.cfg.UserEvents {
+	if c.cfg.UserEvents && !userAt {
 		e := protocol.Envelope{Type: protocol.TypeJoin, Room: protocol.UserRoom, Ref: l.joinRef(protocol.UserRoom)}
-		if p, ok := since[protocol.UserRoom]; ok {
-			e.Since = &p
-		}
 		if err := l.write(e); err != nil {
 			l.end.err = err
 			return
@@ -109,6 +158,60 @@ func (l *link) runWS() {
 		}
 		scratch.done(envs)
 	}
+}
+
+// Bounds on the joins a dial's query carries: a server takes up to its
+// per-connection room limit (128 for chatd), and proxies refuse request
+// lines past 8 KiB (nginx's default). Rooms past them are joined by
+// envelopes.
+const (
+	maxQueryRooms = 64
+	maxJoinQuery  = 4 << 10
+)
+
+// joinsInQuery chooses the rooms a WebSocket dial joins by its query:
+// those with a position, in order, up to maxQueryRooms and a query of
+// maxJoinQuery bytes, and the user's stream if it has a position (since
+// holds one only under Config.UserEvents).
+// It returns them, their positions and the query ("" for none).
+func joinsInQuery(rooms []string, since map[string]uint64) ([]string, map[string]uint64, string) {
+	var asked []string
+	pos := map[string]uint64{}
+	if p, ok := since[protocol.UserRoom]; ok {
+		pos[protocol.UserRoom] = p
+	}
+	for _, room := range rooms {
+		p, ok := since[room]
+		if !ok {
+			continue
+		}
+		if len(asked) == maxQueryRooms {
+			break
+		}
+		pos[room] = p
+		if len(joinQuery(append(asked, room), pos)) > maxJoinQuery {
+			delete(pos, room)
+			break
+		}
+		asked = append(asked, room)
+	}
+	if len(pos) == 0 {
+		return nil, nil, ""
+	}
+	return asked, pos, joinQuery(asked, pos)
+}
+
+// queryRefused reports whether a refused dial's answer is one that joins
+// in the query could have caused: 400, 409 (too many rooms), 414 or 431.
+func queryRefused(resp *http.Response) bool {
+	if resp == nil {
+		return false
+	}
+	switch resp.StatusCode {
+	case http.StatusBadRequest, http.StatusConflict, http.StatusRequestURITooLong, http.StatusRequestHeaderFieldsTooLarge:
+		return true
+	}
+	return false
 }
 
 // wsEnded records why the read loop ended. A close frame's code wins over
@@ -181,13 +284,18 @@ func (l *link) joinRef(room string) string {
 }
 
 // joinFailed reports whether e is the error reply to one of l's joins,
-// and for which room.
+// and for which room: by its ref, or, for a join made by the dial's
+// query, which has none, by the room it names.
 func (l *link) joinFailed(e protocol.Envelope) (string, bool) {
-	if e.Ref == "" {
-		return "", false
-	}
 	l.pmu.Lock()
 	defer l.pmu.Unlock()
+	if e.Ref == "" {
+		if e.Room == "" || !l.asked[e.Room] {
+			return "", false
+		}
+		delete(l.asked, e.Room)
+		return e.Room, true
+	}
 	room, ok := l.joins[e.Ref]
 	delete(l.joins, e.Ref)
 	return room, ok
@@ -198,6 +306,11 @@ func (l *link) joinFailed(e protocol.Envelope) (string, bool) {
 // event.
 func (l *link) reply(e protocol.Envelope) bool {
 	if e.Ref == "" {
+		if e.Type == protocol.TypeJoined {
+			l.pmu.Lock()
+			delete(l.asked, e.Room) // a join made by the dial's query, answered
+			l.pmu.Unlock()
+		}
 		return false
 	}
 	l.pmu.Lock()

@@ -81,6 +81,8 @@ func (s *Server) SetReady(v bool) { s.ready.Store(v) }
 // the Authorization header.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
+	// First, while the stack is shallow: see GrowStack.
+	r.Use(httpx.GrowStack(Path("websocket")))
 	r.Use(httpx.Report(s.cfg.Hub), middleware.Recoverer, s.access.Middleware, nosniff, s.cfg.Origins.Middleware)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	r.Get("/readyz", s.readyz)

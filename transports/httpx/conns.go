@@ -312,6 +312,9 @@ func (c *limitedConn) Close() error {
 // CloseWrite shuts the write side, as *net.TCPConn does.
 func (c *limitedConn) CloseWrite() error { return closeWrite(c.Conn) }
 
+// NetConn returns the connection it wraps, as tls.Conn's does.
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }
+
 // ReadFrom lets net/http send files with sendfile when the connection
 // can.
 func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }

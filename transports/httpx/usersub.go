@@ -24,13 +24,13 @@ func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]s
 		return nil, nil, nil, err
 	}
 	q := parseStreamQuery(r.URL.RawQuery) // parsed once, for both parts
-	user, fresh, err := userPosition(r, &q)
+	user, fresh, err := userPosition(r, &q, maxRooms+1)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	if fresh {
 		// parseSubscription reads since= for rooms only: hand it the rest.
-		q.since, _, _, _ = cutUserSince(q.since)
+		q.since, _, _, _ = cutUserSince(q.since, maxRooms+1)
 	}
 	var (
 		rooms      []string
@@ -64,10 +64,10 @@ func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]s
 
 // userPosition returns the position in the user's stream that r resumes
 // from, if any, and whether it came from since= (a fresh start).
-func userPosition(r *http.Request, q *streamQuery) (pos *uint64, fresh bool, err error) {
+func userPosition(r *http.Request, q *streamQuery, maxPairs int) (pos *uint64, fresh bool, err error) {
 	raw := r.Header.Get("Last-Event-ID")
 	if raw == "" {
-		if _, p, found, err := cutUserSince(q.since); err != nil || found {
+		if _, p, found, err := cutUserSince(q.since, maxPairs); err != nil || found {
 			return p, found, err
 		}
 		raw = q.cursor
@@ -85,11 +85,15 @@ func userPosition(r *http.Request, q *streamQuery) (pos *uint64, fresh bool, err
 	return nil, false, nil
 }
 
-// cutUserSince takes the "~:N" pair out of a since= value: it returns the
-// other pairs, the position and whether there was one.
-func cutUserSince(since string) (rest string, pos *uint64, found bool, err error) {
+// cutUserSince takes the "~:N" pair out of a since= value of at most
+// maxPairs pairs: it returns the other pairs, the position and whether
+// there was one. A longer value is refused before it is split.
+func cutUserSince(since string, maxPairs int) (rest string, pos *uint64, found bool, err error) {
 	if !strings.Contains(since, protocol.UserRoom+":") {
 		return since, nil, false, nil
+	}
+	if len(since) > maxSinceLen(maxPairs) || strings.Count(since, ",") >= maxPairs {
+		return "", nil, false, protocol.Errorf(protocol.CodeBadRequest, "since= holds more than %d room:seq pairs", maxPairs)
 	}
 	var others []string
 	for _, pair := range strings.Split(since, ",") {

@@ -68,7 +68,9 @@ type Config struct {
 	PollQuiet    time.Duration  // see poll.Config.Quiet (0: its default)
 	// PollMaxPace is the most a busy poll client's answers are spaced
 	// while the node is behind (poll.Pacer); 0: poll.DefaultMaxPace;
-	// negative: never.
+	// negative: never. The pacer's signal also puts presence off while
+	// the node is behind (core.Config.Behind), unless Hub.Behind is set;
+	// with pacing off, presence is never put off.
 	PollMaxPace time.Duration
 	// NoPollLane serves every poll through net/http: no httpx.Lane takes
 	// busy poll clients' connections over (see Node.Lane).
@@ -146,6 +148,15 @@ func New(cfg Config) *Node {
 	}
 	hubCfg := cfg.Hub
 	hubCfg.Verifier, hubCfg.Logger, hubCfg.Metrics = cfg.Verifier, log, cfg.Metrics
+	if pace := cfg.PollMaxPace; pace >= 0 {
+		if pace == 0 {
+			pace = poll.DefaultMaxPace
+		}
+		n.pacer = poll.NewPacer(pace)
+		if hubCfg.Behind == nil {
+			hubCfg.Behind = n.pacer.Behind
+		}
+	}
 	if cfg.Degrade {
 		ctlCfg := cfg.Controller
 		ctlCfg.Logger, ctlCfg.Metrics = log, cfg.Metrics
@@ -233,11 +244,7 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 			Help: "Connections a lane gave back to net/http for a request it does not serve.",
 		}, func() float64 { return float64(n.Lane.Returned()) }))
 	}
-	if pace := cfg.PollMaxPace; pace >= 0 {
-		if pace == 0 {
-			pace = poll.DefaultMaxPace
-		}
-		n.pacer = poll.NewPacer(pace)
+	if n.pacer != nil {
 		pollCfg.Pace = n.pacer.Pace
 		cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "chat_poll_pace_seconds",

@@ -38,7 +38,13 @@ type Pacer struct {
 	max    time.Duration               // Static after construction.
 	sample func() (late, total uint64) // Static after construction; called from Run's goroutine only.
 	pace   atomic.Int64                // nanoseconds
+	behind atomic.Bool                 // the last tick was late
 }
+
+// Behind reports whether, in the last tick, more than a tenth of the
+// goroutines that ran waited 30 ms or more to run: the node is behind
+// now, whatever the pace.
+func (p *Pacer) Behind() bool { return p.behind.Load() }
 
 // NewPacer returns a Pacer whose pace is at most max, reading the
 // process's scheduling latencies (runtime/metrics).
@@ -67,6 +73,7 @@ func (p *Pacer) Run(ctx context.Context) {
 // that ran waited paceLate or more to.
 func (p *Pacer) step(late, total uint64) {
 	pace := p.Pace()
+	p.behind.Store(total > 0 && late*10 > total)
 	switch {
 	case total > 0 && late*10 > total:
 		pace = min(max(pace*5/4, pace+25*time.Millisecond), p.max)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/node"
 )
 
@@ -61,6 +62,10 @@ func (c *muteConn) Write(p []byte) (int, error) {
 	}
 	return c.Conn.Write(p)
 }
+
+// NetConn returns the connection it wraps, as tls.Conn's does, so that
+// httpx.Cork reaches the socket (writes still go through Write).
+func (c *muteConn) NetConn() net.Conn { return c.Conn }
 
 // CloseWrite shuts the write side, as *net.TCPConn does.
 func (c *muteConn) CloseWrite() error {
@@ -118,7 +123,8 @@ func serve(cfg node.Config, ln net.Listener) *server {
 	s.srv = httptest.NewUnstartedServer(n.Handler())
 	s.srv.Listener.Close()
 	s.srv.Listener = muteListener{Listener: ln, s: s}
-	s.srv.Config.ConnState = s.track // httptest chains its own hook before this one
+	s.srv.Config.ConnState = s.track          // httptest chains its own hook before this one
+	s.srv.Config.ConnContext = httpx.KeepConn // as chatd: a WebSocket's 101 goes with its first frames
 	if n.Lane != nil {
 		n.Lane.Attach(s.srv.Config)
 	}

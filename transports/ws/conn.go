@@ -30,6 +30,7 @@ type conn struct {
 	upgraded     bool                   // ready has been seen closed; owned by the writer
 	deflating    bool                   // this batch is deflated; owned by the writer
 	tk           *takeoverState         // non-nil: context takeover negotiated (takeover.go); set before ready closes
+	uncork       func()                 // lets the 101 go with the first write (httpx.Cork); set before ready closes
 	closing      atomic.Bool            // set by Close; read by the reader
 	closed       chan struct{}          // closed by Close once the close frame is out; static after construction
 }
@@ -46,6 +47,7 @@ func (c *conn) Write(frames []core.Frame) error {
 	if err := c.wait(); err != nil {
 		return err
 	}
+	defer c.flushCork() // the first write takes the 101 along
 	deadline := time.Now().Add(c.writeTimeout)
 	if err := c.ws.SetWriteDeadline(deadline); err != nil {
 		return err
@@ -86,6 +88,14 @@ func (c *conn) Write(frames []core.Frame) error {
 		return c.writeOne(frames)
 	default:
 		return c.writeBatch(frames, n)
+	}
+}
+
+// flushCork ends the hold on the connection's first bytes (see
+// httpx.Cork), if there is one.
+func (c *conn) flushCork() {
+	if c.uncork != nil {
+		c.uncork()
 	}
 }
 
@@ -178,6 +188,7 @@ func (c *conn) Close(d core.Disconnect) {
 		reason = reason[:120]
 	}
 	msg := websocket.FormatCloseMessage(d.Code, reason)
+	defer c.flushCork()
 	c.closing.Store(true)
 	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	if cw, ok := c.ws.NetConn().(interface{ CloseWrite() error }); ok {

@@ -36,7 +36,23 @@ import (
 //	go test -run '^$' -bench Resume -benchtime 3000x -count 6 ./transports/ws/
 //	go test -run '^$' -bench Resume -benchtime 3000x -cpuprofile cpu.out ./transports/ws/
 //	go tool pprof -tagfocus side=server -top cpu.out
+//
+// Two ways to resume: join=frame sends the join envelope after the
+// upgrade; join=query names the room and its position in the dial's URL
+// (rooms=, since=), which the Go client does for rooms it has a position
+// in, and the node answers with the greeting and the joined envelope in
+// the 101's segment.
 func BenchmarkResume(b *testing.B) {
+	for _, query := range []bool{false, true} {
+		name := "join=frame"
+		if query {
+			name = "join=query"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkResume(b, query) })
+	}
+}
+
+func benchmarkResume(b *testing.B, query bool) {
 	const (
 		roomSize = 100
 		dialers  = 32
@@ -114,7 +130,7 @@ func BenchmarkResume(b *testing.B) {
 					if i >= to {
 						return
 					}
-					c, err := resume(dialer[d], addr, tokens[i], fmt.Sprint("r", i/roomSize), perRoom, buf)
+					c, err := resume(dialer[d], addr, tokens[i], fmt.Sprint("r", i/roomSize), perRoom, query, buf)
 					conns[i-from] = c
 					if err != nil {
 						errs <- fmt.Errorf("client %d: %w", i, err)
@@ -153,16 +169,23 @@ func BenchmarkResume(b *testing.B) {
 	b.ReportMetric(float64(allocated)/n, "B/resume")
 }
 
-// resume dials, joins room from seq since and reads until the joined
-// envelope, failing on an error envelope.
-func resume(d *websocket.Dialer, addr, token, room string, since int, buf []byte) (*websocket.Conn, error) {
-	c, _, err := d.Dial("ws://"+addr+"/v1/ws", http.Header{"Authorization": {"Bearer " + token}})
+// resume dials, joins room from seq since (in the URL if query, else
+// with a join envelope) and reads until the joined envelope, failing on an
+// error envelope.
+func resume(d *websocket.Dialer, addr, token, room string, since int, query bool, buf []byte) (*websocket.Conn, error) {
+	u := "ws://" + addr + "/v1/ws"
+	if query {
+		u += fmt.Sprintf("?rooms=%s&since=%s:%d", room, room, since)
+	}
+	c, _, err := d.Dial(u, http.Header{"Authorization": {"Bearer " + token}})
 	if err != nil {
 		return nil, err
 	}
-	join := fmt.Sprintf(`{"type":"join","room":%q,"since":%d,"ref":"j"}`, room, since)
-	if err := c.WriteMessage(websocket.TextMessage, []byte(join)); err != nil {
-		return c, err
+	if !query {
+		join := fmt.Sprintf(`{"type":"join","room":%q,"since":%d,"ref":"j"}`, room, since)
+		if err := c.WriteMessage(websocket.TextMessage, []byte(join)); err != nil {
+			return c, err
+		}
 	}
 	for {
 		if buf, err = transporttest.ReadMessage(c, buf); err != nil {

@@ -155,11 +155,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, httpx.TransportOff(Name))
 		return
 	}
+	rooms, since, err := httpx.ParseJoins(r, h.hub.Config().MaxRoomsPerSession)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
 	c := &conn{
 		ready: make(chan struct{}), closed: make(chan struct{}), user: id.User, writeTimeout: h.writeTimeout,
 		appPings: r.URL.Query().Get(HeartbeatParam) == HeartbeatApp, compress: h.compress,
 	}
-	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true, Batched: httpx.Batched(r)})
+	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true, Batched: httpx.Batched(r), Hold: true})
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
@@ -169,6 +174,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.compress != nil && offered && h.compress(id.User) {
 		up, c.deflate = &h.deflating, true
 	}
+	// The 101 waits in the socket for the first write, which carries the
+	// greeting and the replies to the joins of rooms=: one segment.
+	c.uncork = httpx.Cork(r)
 	ws, tc, err := upgrade(up, w, r, c.deflate && takeover)
 	c.ws = ws
 	if tc != nil {
@@ -183,9 +191,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	close(c.ready)
 	if err != nil {
+		c.uncork() // the refusal goes now
 		sess.Close(core.DisconnectNormal)
 		return
 	}
 	ws.SetReadLimit(h.readLimit)
-	h.startReader(sess, c)
+	h.startReader(sess, c, rooms, since)
 }

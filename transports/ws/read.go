@@ -53,17 +53,36 @@ type reader struct {
 // frame the client sends — a message, a ping, or a pong answering the
 // server's heartbeat — pushes the deadline out by three heartbeats; when
 // it passes, the session is closed with 4009.
-func (h *Handler) startReader(sess *core.Session, c *conn) {
+func (h *Handler) startReader(sess *core.Session, c *conn, rooms []string, since protocol.Cursor) {
 	rd := &reader{sess: sess, c: c, ws: c.ws, ctx: sess.Context(), silence: 3 * h.hub.Config().Heartbeat,
 		work: h.workers, handled: make(chan struct{}, 1)}
 	rd.extend()
 	c.ws.SetPongHandler(rd.pong)
 	c.ws.SetPingHandler(rd.ping)
-	// The user's own stream, live, before any client frame: a client that
-	// resumes it joins "~" with since, which restarts it from there. It
-	// is joined here, on the request's goroutine, which is about to end
-	// anyway, so that the reader starts with a small stack.
-	_ = sess.Join(rd.ctx, protocol.UserRoom, nil, true) // without it the session still serves its rooms
+	// The user's own stream, before any client frame: live, or from the
+	// position since= gives it. A client that resumes it later joins "~"
+	// with since, which restarts it from there. Then the rooms the request
+	// joins (rooms=), each as its join envelope would. All of it runs
+	// here, on the request's goroutine, which is about to end anyway, so
+	// that the reader starts with a small stack. The session is held
+	// (core.SessionOptions.Hold) until they are done, so the greeting and
+	// the joined replies leave in one write, with the 101 (httpx.Cork);
+	// if nothing is queued, no write is coming, and the 101 goes now.
+	if p, ok := since[protocol.UserRoom]; ok {
+		sess.JoinRequested(rd.ctx, protocol.UserRoom, &p)
+	} else {
+		_ = sess.Join(rd.ctx, protocol.UserRoom, nil, true) // without it the session still serves its rooms
+	}
+	for _, room := range rooms {
+		var from *uint64
+		if p, ok := since[room]; ok {
+			from = &p
+		}
+		sess.JoinRequested(rd.ctx, room, from)
+	}
+	if !sess.Release() {
+		c.flushCork() // no write is coming to take the 101 along
+	}
 	go rd.read()
 }
 
