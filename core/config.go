@@ -82,8 +82,9 @@ type Config struct {
 	// envelope each pass, a write each, in the same second as the
 	// reconnects they announce. nil: never behind.
 	Behind func() bool
-	// PresenceMaxDelay bounds how long presence may be put off while the
-	// node is behind; 5s.
+	// PresenceMaxDelay bounds how long presence passes are skipped in a
+	// row while the node is behind, counted from the first skipped, so
+	// that a change is late by at most this and one PresenceInterval; 5s.
 	PresenceMaxDelay time.Duration
 	ReadRate         float64 // read positions per second per user; 20
 	ReadBurst        int     // read position burst per user; 40

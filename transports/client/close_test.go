@@ -207,3 +207,28 @@ func TestJoinsInQueryBounds(t *testing.T) {
 		t.Fatalf("no positions: %v %v %q, want nothing in the query", asked, pos, q)
 	}
 }
+
+// TestJoinQueryIgnored: a server that ignores the joins in the query (an
+// older chatd) greets with the control envelope alone; the client then
+// joins those rooms by envelopes, from their positions.
+func TestJoinQueryIgnored(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t, func(f *fakeServer) {
+		f.ignoreQuery = true
+		f.wsScripts = []func(*websocket.Conn){closeWith(4008, "slow")}
+	})
+	c := start(t, testConfig(t, f.URL, "alice", nil, "lobby"))
+	ctx := stepCtx(t)
+	for range 2 { // the first connect's join, then the second's
+		select {
+		case <-f.joined:
+		case <-ctx.Done():
+			t.Fatalf("the second WebSocket got no join envelope; state %+v", c.State())
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if j := f.joins[1]; j.Room != "lobby" || j.Since == nil || *j.Since != 0 {
+		t.Fatalf("second join %+v, want lobby from its position 0", j)
+	}
+}

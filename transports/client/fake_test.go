@@ -34,6 +34,12 @@ type fakeServer struct {
 	// query (rooms= or since=), as a proxy with a short request line
 	// would. Set before use.
 	refuseQuery bool
+	// ignoreQuery makes the WebSocket act as a server from before joins
+	// in the query: it greets with a control envelope alone and waits
+	// for a join envelope, whatever the query says. Set before use.
+	ignoreQuery bool
+	joins       []protocol.Envelope // join envelopes received, in order; guarded by mu
+	joined      chan struct{}       // a join envelope was received (cap 16)
 
 	mu        sync.Mutex
 	offered   []string                 // what negotiate offers; guarded by mu
@@ -45,7 +51,7 @@ type fakeServer struct {
 }
 
 func newFakeServer(t testing.TB, setup func(*fakeServer)) *fakeServer {
-	f := &fakeServer{pongs: make(chan struct{}, 16), conns: map[*websocket.Conn]bool{},
+	f := &fakeServer{pongs: make(chan struct{}, 16), joined: make(chan struct{}, 16), conns: map[*websocket.Conn]bool{},
 		offered: []string{WebSocket, SSE, Poll}}
 	if setup != nil {
 		setup(f)
@@ -111,10 +117,21 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	// A client that resumes names its room in the query; one that joins
 	// afresh sends a join.
 	var join protocol.Envelope
-	if rooms := r.URL.Query().Get("rooms"); rooms != "" {
+	if f.ignoreQuery {
+		_ = conn.WriteJSON(protocol.Envelope{Type: protocol.TypeControl, Transports: []string{WebSocket, SSE, Poll}})
+	}
+	if rooms := r.URL.Query().Get("rooms"); rooms != "" && !f.ignoreQuery {
 		join.Room, _, _ = strings.Cut(rooms, ",")
 	} else if _, data, err := conn.ReadMessage(); err != nil || json.Unmarshal(data, &join) != nil {
 		return
+	} else {
+		f.mu.Lock()
+		f.joins = append(f.joins, join)
+		f.mu.Unlock()
+		select {
+		case f.joined <- struct{}{}:
+		default:
+		}
 	}
 	_ = conn.WriteJSON(protocol.Envelope{Type: protocol.TypeJoined, Room: join.Room, Ref: join.Ref,
 		Head: protocol.Ptr(uint64(0)), Recovered: protocol.Ptr(true)})

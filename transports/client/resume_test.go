@@ -175,6 +175,9 @@ func TestRoomRefusedAtDial(t *testing.T) {
 	}
 	c := start(t, cfg)
 	waitConnects(t, c, 1, WebSocket)
+	for _, room := range []string{"lobby", "secret"} { // joined live: what is posted from now on arrives
+		waitEvent(t, c, "joined "+room, func(e protocol.Envelope) bool { return e.Type == protocol.TypeJoined && e.Room == room })
+	}
 	srv.post(t, "bob", "lobby", "m1", text(1))
 	srv.post(t, "bob", "secret", "s1", text(1))
 	recvMessages(t, c, 2) // a position in each room

@@ -177,6 +177,14 @@ func testConfig(t testing.TB, url, user string, tiers []string, rooms ...string)
 func start(t testing.TB, cfg Config) *Client {
 	t.Helper()
 	c := New(cfg)
+	run(t, c)
+	return c
+}
+
+// run runs c until the test ends, and checks that Run returns only
+// because its context ended.
+func run(t testing.TB, c *Client) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -186,7 +194,6 @@ func start(t testing.TB, cfg Config) *Client {
 			t.Errorf("Run returned %v, want context.Canceled", err)
 		}
 	})
-	return c
 }
 
 // stepCtx bounds one step of a test: generous, so that a slow machine

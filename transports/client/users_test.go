@@ -117,3 +117,34 @@ func TestProfileAndRoomList(t *testing.T) {
 		t.Fatalf("ListRooms after Leave = %+v, %v", rooms, err)
 	}
 }
+
+// The user's stream resumes from its position over WebSocket, whether
+// the dial joins it by its query (since=~:N) or, once a server refused
+// the query, by a join envelope with since: an event that came while the
+// client was away arrives, once.
+func TestUserStreamResumed(t *testing.T) {
+	for _, byQuery := range []bool{true, false} {
+		t.Run(map[bool]string{true: "query", false: "envelope"}[byQuery], func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, serverOptions{})
+			proxy := newTCPProxy(t, srv.URL)
+			cfg := testConfig(t, proxy.URL, "bob", []string{WebSocket})
+			cfg.UserEvents = true
+			c := New(cfg)
+			c.noJoinQuery.Store(!byQuery)
+			run(t, c)
+			waitConnects(t, c, 1, WebSocket)
+			srv.post(t, "alice", "dm:alice:bob", "d1", "hi")
+			if e := recvRoom(t, c); e.Room != "dm:alice:bob" {
+				t.Fatalf("room event %+v", e)
+			}
+			proxy.stop()
+			srv.post(t, "carol", "dm:bob:carol", "c1", "hi")
+			proxy.restart(t)
+			waitConnects(t, c, 2, WebSocket)
+			if e := recvRoom(t, c); e.Room != "dm:bob:carol" || e.Reason != protocol.ReasonDM {
+				t.Fatalf("room event %+v after the reconnect, want the DM with carol", e)
+			}
+		})
+	}
+}

@@ -67,11 +67,12 @@ func (l *link) runWS() {
 	if err != nil && q != "" && queryRefused(resp) {
 		// A server (or a proxy before it) that will not take the joins
 		// in the query, too many rooms or too long a line: join them by
-		// envelopes, on this dial and from now on.
-		c.noJoinQuery.Store(true)
+		// envelopes, on this dial and, if that works, from now on.
 		resp.Body.Close()
 		asked, askedSince, userAt = nil, nil, false
-		conn, resp, err = c.cfg.WSDialer.DialContext(l.ctx, base, h)
+		if conn, resp, err = c.cfg.WSDialer.DialContext(l.ctx, base, h); err == nil {
+			c.noJoinQuery.Store(true)
+		}
 	}
 	if err != nil {
 		l.end.err = dialError(resp, err)
@@ -102,16 +103,22 @@ func (l *link) runWS() {
 	l.wmu.Unlock()
 
 	// The rooms as of now: those joined or left while the dial was on
-	// its way get their own join or leave envelopes.
-	// A room joined by the query whose position changed meanwhile (left
-	// and joined again: it has none) is joined again from the new one.
+	// its way get their own envelopes. A room the query joined that was
+	// left meanwhile, or left and joined again (its position gone), gets
+	// a leave, which ends what the query's join would replay and makes
+	// its error reply no longer count; one joined again gets a join from
+	// its new position (live, without one), as any new room does.
 	rooms, since = c.subscribe(l)
 	for _, room := range asked {
-		if !slices.Contains(rooms, room) {
-			if err := l.write(protocol.Envelope{Type: protocol.TypeLeave, Room: room}); err != nil {
-				l.end.err = err
-				return
-			}
+		if p, ok := since[room]; ok && askedSince[room] == p && slices.Contains(rooms, room) {
+			continue
+		}
+		l.pmu.Lock()
+		delete(l.asked, room)
+		l.pmu.Unlock()
+		if err := l.write(protocol.Envelope{Type: protocol.TypeLeave, Room: room}); err != nil {
+			l.end.err = err
+			return
 		}
 	}
 	for _, room := range rooms {
@@ -129,6 +136,9 @@ func (l *link) runWS() {
 	}
 	if c.cfg.UserEvents && !userAt {
 		e := protocol.Envelope{Type: protocol.TypeJoin, Room: protocol.UserRoom, Ref: l.joinRef(protocol.UserRoom)}
+		if p, ok := since[protocol.UserRoom]; ok {
+			e.Since = &p
+		}
 		if err := l.write(e); err != nil {
 			l.end.err = err
 			return
@@ -140,6 +150,7 @@ func (l *link) runWS() {
 	var buf frameBuffer
 	var scratch frameScratch
 	opts := c.decodeOptions() // static: the Config's
+	first := len(askedSince) > 0
 	for {
 		data, err := buf.read(conn)
 		if err != nil {
@@ -156,8 +167,45 @@ func (l *link) runWS() {
 		for _, e := range envs {
 			c.handle(l, e)
 		}
+		ignored := first && len(envs) == 1 && envs[0].Type == protocol.TypeControl
 		scratch.done(envs)
+		if ignored {
+			// A server that joins in the query sends the greeting and
+			// the joins' replies in its first frame; the greeting alone
+			// comes from one that ignored the query (an older chatd):
+			// join those rooms by envelopes. Should a server that did
+			// join them ever answer so, the join only replays what the
+			// client then drops as seen.
+			if err := l.joinAsked(askedSince); err != nil {
+				l.end.err = err
+				return
+			}
+		}
+		first = false
 	}
+}
+
+// joinAsked joins by envelopes, from their positions, the rooms of pos
+// that the dial's query asked for and no reply has answered yet.
+func (l *link) joinAsked(pos map[string]uint64) error {
+	l.pmu.Lock()
+	var rooms []string
+	for room := range l.asked {
+		rooms = append(rooms, room)
+		delete(l.asked, room)
+	}
+	l.pmu.Unlock()
+	slices.Sort(rooms)
+	for _, room := range rooms {
+		p, ok := pos[room]
+		if !ok {
+			continue
+		}
+		if err := l.write(protocol.Envelope{Type: protocol.TypeJoin, Room: room, Since: &p, Ref: l.joinRef(room)}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Bounds on the joins a dial's query carries: a server takes up to its

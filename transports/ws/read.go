@@ -68,6 +68,17 @@ func (h *Handler) startReader(sess *core.Session, c *conn, rooms []string, since
 	// (core.SessionOptions.Hold) until they are done, so the greeting and
 	// the joined replies leave in one write, with the 101 (httpx.Cork);
 	// if nothing is queued, no write is coming, and the 101 goes now.
+	defer func() {
+		if p := recover(); p != nil {
+			// The connection is hijacked: nothing else would end a
+			// session left held, with its 101 corked, nor close the
+			// socket (the reader does, once the close frame is out).
+			sess.Close(core.Disconnect{Code: protocol.CloseInternal, Reason: "internal error"})
+			c.flushCork()
+			go rd.read()
+			panic(p)
+		}
+	}()
 	if p, ok := since[protocol.UserRoom]; ok {
 		sess.JoinRequested(rd.ctx, protocol.UserRoom, &p)
 	} else {
