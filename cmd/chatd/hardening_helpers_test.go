@@ -195,7 +195,19 @@ func openFDs(t *testing.T) int {
 // accepted), leaving out the test's own client sockets.
 func serverSockets(t *testing.T, port int) int {
 	t.Helper()
-	inodes := map[string]bool{}
+	return len(serverSocketList(t, port))
+}
+
+// serverSocketList describes the sockets serverSockets counts, one
+// "local remote state" line each (addresses and state in /proc's hex),
+// for a failure to show. A socket counts when its local address is the
+// listener's, 127.0.0.1:port (IPv4 or IPv4-mapped): a client socket of the
+// test bound to another loopback address may have the same port number.
+func serverSocketList(t *testing.T, port int) []string {
+	t.Helper()
+	v4 := fmt.Sprintf("0100007F:%04X", port)
+	v6 := fmt.Sprintf("0000000000000000FFFF00000100007F:%04X", port)
+	sockets := map[string]string{} // inode → description
 	for _, f := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -206,10 +218,8 @@ func serverSockets(t *testing.T, port int) int {
 			if len(fields) < 10 {
 				continue
 			}
-			local := fields[1]
-			p, err := strconv.ParseUint(local[strings.LastIndexByte(local, ':')+1:], 16, 16)
-			if err == nil && int(p) == port {
-				inodes[fields[9]] = true
+			if local := fields[1]; local == v4 || local == v6 {
+				sockets[fields[9]] = fields[1] + " " + fields[2] + " " + fields[3]
 			}
 		}
 	}
@@ -217,17 +227,36 @@ func serverSockets(t *testing.T, port int) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var out []string
 	for _, e := range ents {
 		link, err := os.Readlink("/proc/self/fd/" + e.Name())
 		if err != nil {
 			continue
 		}
-		if ino, ok := strings.CutPrefix(link, "socket:["); ok && inodes[strings.TrimSuffix(ino, "]")] {
-			n++
+		if ino, ok := strings.CutPrefix(link, "socket:["); ok {
+			if d, ok := sockets[strings.TrimSuffix(ino, "]")]; ok {
+				out = append(out, d)
+			}
 		}
 	}
-	return n
+	return out
+}
+
+// waitSockets waits until the server holds at most max sockets on its
+// port, and fails listing them if it does not within waitLimit.
+func waitSockets(t *testing.T, s *server, max int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		list := serverSocketList(t, s.port)
+		if len(list) <= max {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s: %d sockets, want at most %d:\n%s", what, len(list), max, strings.Join(list, "\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // heapSampler records the largest live heap seen while it runs.

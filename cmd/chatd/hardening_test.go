@@ -278,7 +278,7 @@ func TestAttackConnsPerIP(t *testing.T) {
 	}
 	c.advance(t, 3, "during the attack")
 	// Listener, canary, and the attacker's 20: refused ones hold nothing.
-	waitFor(t, "only admitted connections on the server", func() bool { return serverSockets(t, s.port) <= 1+1+20 })
+	waitSockets(t, s, 1+1+20, "only admitted connections on the server")
 	if v := s.metric(t, "127.0.0.2", `chat_http_conns_refused_total{reason="per_ip"}`); v < 51 {
 		t.Errorf("per_ip refusals counted: %v, want at least 51", v)
 	}
@@ -363,9 +363,7 @@ func TestAttackNodeCap(t *testing.T) {
 	if served != limit-1 || refused != 80-(limit-1) {
 		t.Fatalf("served %d and refused %d; want %d and %d", served, refused, limit-1, 80-(limit-1))
 	}
-	waitFor(t, "no more than the cap and the listener on the server", func() bool {
-		return serverSockets(t, s.port) <= limit+1
-	})
+	waitSockets(t, s, limit+1, "no more than the cap and the listener on the server")
 	c.advance(t, 3, "at the cap")
 
 	for _, conn := range held {
