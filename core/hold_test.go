@@ -41,6 +41,17 @@ func (b *batches) wait(t *testing.T, ok func(writes []string) bool) []string {
 	}
 }
 
+// holdSession connects alice to hub over tr, held (SessionOptions.Hold),
+// with the greeting if greet.
+func holdSession(t *testing.T, hub *core.Hub, tr core.Transport, greet bool) *core.Session {
+	t.Helper()
+	s, err := hub.Connect(auth.Identity{User: "alice", Name: "alice"}, tr, core.SessionOptions{Greet: greet, Hold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func greetingHub(t *testing.T, cfg core.Config) *core.Hub {
 	cfg.Greeting = func(string) ([]byte, bool) {
 		return protocol.Encode(protocol.Envelope{Type: protocol.TypeControl}), true
@@ -53,10 +64,7 @@ func greetingHub(t *testing.T, cfg core.Config) *core.Hub {
 func TestSessionHoldOneWrite(t *testing.T) {
 	hub := greetingHub(t, core.Config{})
 	tr := newBatches()
-	s, err := hub.Connect(auth.Identity{User: "alice", Name: "alice"}, tr, core.SessionOptions{Greet: true, Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := holdSession(t, hub, tr, true)
 	s.JoinRequested(context.Background(), "r", nil)
 	tr.mu.Lock()
 	before := len(tr.write)
@@ -77,10 +85,7 @@ func TestSessionHoldOneWrite(t *testing.T) {
 // says so: the transport then knows no write is coming.
 func TestSessionHoldReleaseEmpty(t *testing.T) {
 	hub := newHub(t, core.Config{}) // no greeting
-	s, err := hub.Connect(auth.Identity{User: "alice", Name: "alice"}, newBatches(), core.SessionOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := holdSession(t, hub, newBatches(), false)
 	if s.Release() {
 		t.Fatal("Release with nothing queued says a writer started")
 	}
@@ -92,10 +97,7 @@ func TestSessionHoldReleaseEmpty(t *testing.T) {
 func TestSessionHoldQueueFills(t *testing.T) {
 	hub := newHub(t, core.Config{QueueFrames: 16, SendRate: 1e9, SendBurst: 1 << 20})
 	tr := newBatches()
-	s, err := hub.Connect(auth.Identity{User: "alice", Name: "alice"}, tr, core.SessionOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := holdSession(t, hub, tr, false)
 	ctx := context.Background()
 	s.JoinRequested(ctx, "r", nil)
 	bob := auth.Identity{User: "bob", Name: "bob"}
@@ -120,10 +122,7 @@ func TestSessionHoldQueueFills(t *testing.T) {
 func TestSessionHoldClose(t *testing.T) {
 	hub := greetingHub(t, core.Config{})
 	tr := newBatches()
-	s, err := hub.Connect(auth.Identity{User: "alice", Name: "alice"}, tr, core.SessionOptions{Greet: true, Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := holdSession(t, hub, tr, true)
 	s.Close(core.DisconnectNormal)
 	w := tr.wait(t, func(w []string) bool { return len(w) > 0 })
 	if w[0] != "control,disconnect" {
@@ -154,10 +153,7 @@ func TestSessionHoldLongReplay(t *testing.T) {
 		}
 	}
 	tr := newBatches()
-	s, err := hub.Connect(auth.Identity{User: "alice", Name: "alice"}, tr, core.SessionOptions{Greet: true, Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := holdSession(t, hub, tr, true)
 	joined := make(chan struct{})
 	go func() {
 		defer close(joined)

@@ -135,7 +135,7 @@ func (h *Hub) startPresence() {
 	h.every(h.cfg.PresenceInterval, func() {
 		behind := h.cfg.Behind != nil && h.cfg.Behind()
 		var due bool
-		if due, since = presenceDue(behind, time.Now(), since, h.cfg.PresenceMaxDelay); due {
+		if due, since = presenceDue(behind, h.cfg.Now(), since, h.cfg.PresenceMaxDelay); due {
 			h.sendPresence()
 		}
 	})

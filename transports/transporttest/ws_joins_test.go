@@ -1,7 +1,6 @@
 package transporttest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,10 +41,10 @@ func TestWSJoinsInQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var batch []protocol.Envelope
-	if err := json.Unmarshal(first, &batch); err != nil {
-		t.Fatalf("first message %s is not a batch: %v", first, err)
+	if first[0] != '[' {
+		t.Fatalf("first message %s is not a batch", first)
 	}
+	batch := decodeFrame(t, first)
 	var types []string
 	for _, env := range batch {
 		types = append(types, env.Type+":"+env.Room)
@@ -74,18 +73,7 @@ func TestWSJoinsInQuery(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read: %v (seen %v)", err, seen)
 		}
-		var list []protocol.Envelope
-		if data[0] == '[' {
-			err = json.Unmarshal(data, &list)
-		} else {
-			var env protocol.Envelope
-			err = json.Unmarshal(data, &env)
-			list = append(list, env)
-		}
-		if err != nil {
-			t.Fatalf("bad frame %s: %v", data, err)
-		}
-		record(list)
+		record(decodeFrame(t, data))
 	}
 	if fmt.Sprint(seen["a"]) != "[2 3 4]" || fmt.Sprint(seen["b"]) != "[4]" {
 		t.Fatalf("messages seen %v, want a [2 3 4] and b [4]", seen)

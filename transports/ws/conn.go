@@ -31,6 +31,7 @@ type conn struct {
 	deflating    bool                   // this batch is deflated; owned by the writer
 	tk           *takeoverState         // non-nil: context takeover negotiated (takeover.go); set before ready closes
 	uncork       func()                 // lets the 101 go with the first write (httpx.Cork); set before ready closes
+	wrote        bool                   // a Write has run, and uncorked; owned by the writer
 	closing      atomic.Bool            // set by Close; read by the reader
 	closed       chan struct{}          // closed by Close once the close frame is out; static after construction
 }
@@ -47,7 +48,10 @@ func (c *conn) Write(frames []core.Frame) error {
 	if err := c.wait(); err != nil {
 		return err
 	}
-	defer c.flushCork() // the first write takes the 101 along
+	if !c.wrote {
+		c.wrote = true
+		defer c.flushCork() // the first write takes the 101 along
+	}
 	deadline := time.Now().Add(c.writeTimeout)
 	if err := c.ws.SetWriteDeadline(deadline); err != nil {
 		return err
