@@ -323,6 +323,9 @@ func (r RunResult) markdown(b *strings.Builder) {
 		fmt.Fprintf(b, "- Storm: server %s at %.1fs, ready at %.1fs (/readyz at %.1fs); %d of %d clients re-subscribed; after ready: t50 %s, t95 %s, t99 %s, max %s; after the crash: t95 %s, t99 %s.",
 			how, st.DownAtS, st.ReadyAtS, st.ReadyzAtS, st.Back, st.Clients, msText(st.FromReady.P50MS), msText(st.FromReady.P95MS),
 			msText(st.FromReady.P99MS), msText(st.FromReady.MaxMS), msText(st.FromDown.P95MS), msText(st.FromDown.P99MS))
+		if st.GoneMS > 0 {
+			fmt.Fprintf(b, " The killed server was gone %.0f ms after the kill.", st.GoneMS)
+		}
 		if st.ServerCPUS > 0 && st.Back > 0 {
 			until := "the last client was back"
 			if st.Back < st.Clients {
