@@ -162,7 +162,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{
 		ready: make(chan struct{}), closed: make(chan struct{}), user: id.User, writeTimeout: h.writeTimeout,
-		appPings: r.URL.Query().Get(HeartbeatParam) == HeartbeatApp, compress: h.compress,
+		appPings: httpx.QueryValue(r.URL.RawQuery, HeartbeatParam) == HeartbeatApp, compress: h.compress,
 	}
 	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true, Batched: httpx.Batched(r), Hold: true})
 	if err != nil {
