@@ -60,6 +60,9 @@ func TestQuietGCPolicy(t *testing.T) {
 	const every, most = 10 * time.Second, 40 * time.Second
 	f := &fakeRuntime{held: 1000, freed: 500, cpuKnown: true}
 	q := f.quiet(every, most)
+	if f.percent != startGCPercent {
+		t.Fatalf("GOGC %d from the start, want %d", f.percent, startGCPercent)
+	}
 
 	f.check(t, q, "busy", 3*time.Second, 0, 100)
 	f.cycles += 3 // re-polls made the node collect by itself, at 0.1 of a core
@@ -82,6 +85,9 @@ func TestQuietGCWithoutCPU(t *testing.T) {
 	const every, most = 10 * time.Second, 40 * time.Second
 	f := &fakeRuntime{held: 1000, freed: 500}
 	q := f.quiet(every, most)
+	if f.percent != startGCPercent {
+		t.Fatalf("GOGC %d from the start, want %d", f.percent, startGCPercent)
+	}
 
 	f.cycles = 3 // the node collected by itself since the last check
 	f.check(t, q, "collections of its own", 0, 0, 100)
@@ -110,6 +116,25 @@ func TestQuietGCLeavesGOGC(t *testing.T) {
 	q.run(ctx)
 	if f.percent != 100 {
 		t.Fatalf("GOGC %d after run ended, want 100", f.percent)
+	}
+}
+
+// TestQuietGCStartEnds: the start's target goes back to the configured
+// one at the first check, idle or not (an idle one then goes lean), and
+// when run ends before any check.
+func TestQuietGCStartEnds(t *testing.T) {
+	f := &fakeRuntime{held: 1000, freed: 500, cpuKnown: true}
+	q := f.quiet(time.Hour, time.Hour)
+	f.check(t, q, "idle at the first check", 0, 1, leanGCPercent)
+	f.check(t, q, "busy", 2*time.Hour, 1, 100)
+
+	f = &fakeRuntime{held: 1000, freed: 500, cpuKnown: true}
+	q = f.quiet(time.Hour, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	q.run(ctx)
+	if f.percent != 100 {
+		t.Fatalf("GOGC %d after run ended before a check, want 100", f.percent)
 	}
 }
 
