@@ -40,3 +40,9 @@ func QueuedTypes(s *Session) []string {
 
 // PresenceDue is presenceDue, for tests.
 var PresenceDue = presenceDue
+
+// PreloadUsers runs h's read of the engine's users again with other
+// bounds, and returns how many users and listed rooms it took.
+func PreloadUsers(h *Hub, maxUsers, maxPairs int) (users, pairs int) {
+	return h.preloadUsers(maxUsers, maxPairs)
+}

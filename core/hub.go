@@ -86,6 +86,7 @@ func New(engine Engine, cfg Config) *Hub {
 	h.names, h.listed = newNames(h), newListed(cfg.Now)
 	h.controls[TopicName] = h.onRenamed
 	h.cluster, _ = engine.(Cluster)
+	h.preloadUsers(preloadMaxUsers, preloadMaxPairs)
 	h.instrument()
 	engine.Register(h)
 	return h

@@ -87,3 +87,17 @@ func Retain(room string, max int) int {
 	}
 	return max
 }
+
+// UserLister is a UserStore that can hand over everything it keeps of
+// its users. A hub reads it once, when it is made, into its caches of
+// names and room lists: a node taking back its clients after a restart
+// then answers their joins from memory instead of two engine reads each
+// (docs/DESIGN.md, "Users in memory from the start"). Optional; an
+// engine that several nodes share (Redis) leaves it out, since what one
+// node reads at its start another may change.
+type UserLister interface {
+	// EachUser calls fn for each user the engine keeps anything of, with
+	// their names and room list (in no particular order), until fn
+	// returns false. rooms is only valid during the call.
+	EachUser(ctx context.Context, fn func(user string, names UserNames, rooms [][]byte) bool) error
+}

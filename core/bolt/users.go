@@ -95,6 +95,45 @@ func (s *Store) listOp(ctx context.Context, kind opKind, user, room string) (boo
 	return res.hit, err
 }
 
+var _ core.UserLister = (*Store)(nil)
+
+// EachUser implements core.UserLister, in one read transaction, in the
+// order of the users' ids.
+func (s *Store) EachUser(ctx context.Context, fn func(user string, names core.UserNames, rooms [][]byte) bool) error {
+	return s.view(ctx, func(tx *bolt.Tx) error {
+		users := tx.Bucket(bucketUsers)
+		if users == nil {
+			return nil
+		}
+		var rooms [][]byte
+		c := users.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v != nil {
+				continue // only buckets are users
+			}
+			ub := users.Bucket(k)
+			un := core.UserNames{Chosen: string(ub.Get(keyName)), Seen: string(ub.Get(keySeen))}
+			rooms = rooms[:0]
+			if b := ub.Bucket(bucketUserList); b != nil {
+				err := b.ForEach(func(room, v []byte) error {
+					if len(v) != 8 {
+						return fmt.Errorf("%w: room list entry %q", errCorrupt, room)
+					}
+					rooms = append(rooms, room)
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			if !fn(string(k), un, rooms) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
 // listed is one entry of a user's room list.
 type listed struct {
 	room  string

@@ -80,6 +80,7 @@ func Run(t *testing.T, f Factory) {
 		{"Files", testFiles},
 		{"PruneReleasesFiles", testPruneReleasesFiles},
 		{"UserNames", testUserNames},
+		{"EachUser", testEachUser},
 		{"UserRooms", testUserRooms},
 		{"UserRoomsCap", testUserRoomsCap},
 		{"RoomStates", testRoomStates},

@@ -20,6 +20,9 @@ import (
 //     core.MaxListedRooms, dropping the oldest.
 //   - RoomStates gives each room's bounds, newest message and the user's
 //     read position, in the order asked, unknown rooms included.
+//   - An engine that lists its users (core.UserLister) gives each user it
+//     keeps anything of once, with their names and room list, and stops
+//     when told to.
 //   - A user's stream (core.UserStream) keeps core.UserStreamRetain
 //     messages, whatever MaxMessages says.
 
@@ -53,6 +56,75 @@ func testUserNames(t *testing.T, f Factory) {
 	fx.reopen()
 	if got := names("zoe", "bob", "carol"); !equalNames(got, want) {
 		t.Fatalf("after reopen: UserNames = %v, want %v", got, want)
+	}
+}
+
+func testEachUser(t *testing.T, f Factory) {
+	fx := newFixture(t, f, nil)
+	if _, ok := fx.Store.(core.UserLister); !ok {
+		t.Skip("the engine does not list its users")
+	}
+	each := func(stopAfter int) map[string]string {
+		t.Helper()
+		got := make(map[string]string)
+		err := fx.Store.(core.UserLister).EachUser(fx.ctx, func(user string, un core.UserNames, rooms [][]byte) bool {
+			if _, dup := got[user]; dup {
+				t.Fatalf("EachUser gave %s twice", user)
+			}
+			list := make([]string, len(rooms))
+			for i, r := range rooms {
+				list[i] = string(r)
+			}
+			slices.Sort(list)
+			got[user] = fmt.Sprintf("%q/%q/%v", un.Chosen, un.Seen, list)
+			return len(got) < stopAfter
+		})
+		if err != nil {
+			t.Fatalf("EachUser: %v", err)
+		}
+		return got
+	}
+	if got := each(100); len(got) != 0 {
+		t.Fatalf("users before any was kept: %v", got)
+	}
+	if err := fx.Store.SetUserName(fx.ctx, "zoe", "Zoë", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.Store.SetUserName(fx.ctx, "bob", "Bob", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"general", "random"} {
+		if _, err := fx.Store.AddUserRoom(fx.ctx, "bob", r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := fx.Store.AddUserRoom(fx.ctx, "carol", "general"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.Store.AddUserRoom(fx.ctx, "dan", "general"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.Store.RemoveUserRoom(fx.ctx, "dan", "general"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"zoe":   `"Zoë"/""/[]`,
+		"bob":   `""/"Bob"/[general random]`,
+		"carol": `""/""/[general]`,
+		"dan":   `""/""/[]`,
+	}
+	fx.reopen()
+	got := each(100)
+	delete(want, "dan") // an engine may or may not keep a user whose list went empty
+	if d, ok := got["dan"]; ok && d != `""/""/[]` {
+		t.Fatalf("dan: %s, want an empty entry or none", d)
+	}
+	delete(got, "dan")
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("EachUser after reopen:\n got %v\nwant %v", got, want)
+	}
+	if got := each(2); len(got) != 2 {
+		t.Fatalf("EachUser told to stop after 2 gave %d", len(got))
 	}
 }
 
