@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"bytes"
-	"encoding/json"
 	"math"
 	"slices"
 	"unicode/utf8"
@@ -16,7 +15,7 @@ import (
 // invalid UTF-8, odd syntax), and the caller then decodes with
 // encoding/json, so a frame always decodes to what encoding/json makes of
 // it. Messages (without files), edits, deletes, acks, joined, receipts,
-// presence and typing take the fast path; control envelopes do not.
+// presence, typing and control envelopes take the fast path.
 //
 // A client receives every envelope of every room it follows, so this is
 // where a busy client (or the load tool's thousands) spends its time.
@@ -78,10 +77,9 @@ type PollAnswer struct {
 
 // DecodePollAnswerFast decodes a poll answer as DecodeFrameFast decodes a
 // frame: an object with "events" (a list DecodeFrameFast takes), "cursor"
-// (an unescaped string) and "control" (null, or an object, which
-// encoding/json decodes on its own: a control envelope's features map is
-// off the fast path) and "control_tag" (an unescaped string), each once
-// at most. It reports false for anything else.
+// (an unescaped string), "control" (null, or an envelope DecodeFrameFast
+// takes) and "control_tag" (an unescaped string), each once at most. It
+// reports false for anything else.
 func DecodePollAnswerFast(data []byte) (PollAnswer, bool) {
 	return DecodePollAnswerFastWith(data, FastOptions{})
 }
@@ -117,12 +115,8 @@ func DecodePollAnswerFastWith(data []byte, o FastOptions) (PollAnswer, bool) {
 			if p.null() {
 				return true
 			}
-			start := p.i
-			if p.peek() != '{' || !p.skip(0) {
-				return false
-			}
 			a.Control = new(Envelope)
-			return json.Unmarshal(p.b[start:p.i], a.Control) == nil
+			return p.envelope(a.Control)
 		case "control_tag":
 			if tag || !p.str(&a.ControlTag) {
 				return false
@@ -423,6 +417,15 @@ func (p *fastParser) member(e *Envelope, key []byte) bool {
 		return e.Reads == nil && p.reads(&e.Reads)
 	case "changes":
 		return e.Changes == nil && p.changes(&e.Changes)
+	case "level":
+		var n int
+		ok := p.intField(&n)
+		e.Level = &n
+		return ok
+	case "transports":
+		return e.Transports == nil && p.strings(&e.Transports)
+	case "features":
+		return e.Features == nil && p.flags(&e.Features)
 	case "rtt_ms": // a whole number only: a fraction goes to encoding/json
 		var ms uint64
 		ok := p.uint(&ms)
@@ -497,6 +500,34 @@ func (p *fastParser) changes(dst *[]PresenceChange) bool {
 	})
 	*dst = out
 	return ok
+}
+
+// strings reads a list of unescaped strings (a control envelope's
+// transports).
+func (p *fastParser) strings(dst *[]string) bool {
+	out := []string{} // encoding/json makes [] an empty list, not nil
+	ok := p.array(func() bool {
+		var s string
+		ok := p.str(&s)
+		out = append(out, s)
+		return ok
+	})
+	*dst = out
+	return ok
+}
+
+// flags reads an object of name → true or false (a control envelope's
+// features), each name an unescaped string; a name given twice takes its
+// last value, as encoding/json does.
+func (p *fastParser) flags(dst *map[string]bool) bool {
+	m := make(map[string]bool, p.entries(64))
+	*dst = m
+	return p.object(func(name []byte) bool {
+		var v bool
+		ok := p.boolField(&v)
+		m[string(name)] = v
+		return ok
+	})
 }
 
 // rawString reads a string without escapes or control characters, whose

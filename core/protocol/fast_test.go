@@ -8,6 +8,10 @@ import (
 	"testing"
 )
 
+// greetingFrame is a WebSocket session's first frame after a dial that
+// joins in its query: the offer and a joined reply.
+const greetingFrame = `[{"type":"control","level":0,"transports":["websocket","sse","poll"],"features":{"files":true,"presence":true,"read_receipts":true,"typing":true},"poll_interval_ms":5000},{"type":"joined","room":"r","head":3,"recovered":true}]`
+
 // fastSeeds are frames as the server writes them, and near misses.
 var fastSeeds = []string{
 	`{"type":"message","room":"lobby","seq":42,"id":"7f1c","from":"alice","name":"Alice","text":"hello","ts":1796188044453}`,
@@ -34,6 +38,11 @@ var fastSeeds = []string{
 	`{"reads":{}}`, `{"reads":null}`, `{"reads":{"a":1,"a":2}}`, `{"reads":{"a":-1}}`, `{"reads":{"a":1},"reads":{"b":2}}`,
 	`{"reads":{"a\u00e9":1}}`, `{"reads":{"a":1,}}`, `{"reads":{"a" : 1 , "b":2 }}`, `{"reads":[]}`, `{"count":-1}`, `{"count":1,"count":2}`,
 	`{"close_code":9223372036854775807}`, `{"type":"a","type":"b"}`, `{"head":1,"head":2}`, "{\"text\":\"tab\there\"}",
+	greetingFrame,
+	`{"level":-1}`, `{"level":1,"level":2}`, `{"transports":[]}`, `{"transports":null}`, `{"transports":["a"],"transports":["b"]}`,
+	`{"transports":[1]}`, `{"transports":["a",]}`, `{"transports":{}}`, `{"features":{}}`, `{"features":null}`,
+	`{"features":{"a":true,"a":false}}`, `{"features":{"a":true},"features":{"b":false}}`, `{"features":{"a":1}}`,
+	`{"features":{"a\u00e9":true}}`, `{"features":[]}`, `{"features":{"a":true,}}`,
 }
 
 // TestDecodeFrameFast checks that the fast path takes the server's shapes and
@@ -42,7 +51,7 @@ func TestDecodeFrameFast(t *testing.T) {
 	for _, s := range fastSeeds {
 		sameAsJSON(t, []byte(s))
 	}
-	for _, s := range fastSeeds[:11] {
+	for _, s := range append(fastSeeds[:14:14], greetingFrame) {
 		if _, ok := DecodeFrameFast(nil, []byte(s)); !ok {
 			t.Errorf("the fast path refused a frame the server writes: %s", s)
 		}

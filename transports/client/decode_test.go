@@ -136,6 +136,8 @@ func FuzzPollAnswer(f *testing.F) {
 		`{"events":[],"cursor":"a:2","control":{"type":"control","level":0,"transports":["poll"]},"control_tag":"9f3a00c2d41e7b55"}`,
 		`{"events":[],"cursor":"a:2","control_tag":"x","control_tag":"y"}`, `{"control_tag":1}`,
 		`{"events":{"type":"message"}}`, `{"events":"x"}`, `[]`, `{"events":[1]}`,
+		`{"events":[],"cursor":"a:1","control":{"type":"control","level":0,"transports":["websocket","sse","poll"],"features":{"files":true,"typing":false},"poll_interval_ms":5000}}`,
+		`{"control":{"features":{"a":true},"features":{"b":true}}}`, `{"control":{"level":1,"level":2,"transports":[]}}`,
 	} {
 		f.Add([]byte(s))
 	}
