@@ -326,13 +326,17 @@ func (r RunResult) markdown(b *strings.Builder) {
 		if st.GoneMS > 0 {
 			fmt.Fprintf(b, " The killed server was gone %.0f ms after the kill.", st.GoneMS)
 		}
+		until := "the last client was back"
+		if st.Back < st.Clients {
+			until = "the storm timeout"
+		}
 		if st.ServerCPUS > 0 && st.Back > 0 {
-			until := "the last client was back"
-			if st.Back < st.Clients {
-				until = "the storm timeout"
-			}
 			fmt.Fprintf(b, " The restarted server used %.2f s of CPU from its start until %s, %.0f µs a client back.",
 				st.ServerCPUS, until, st.ServerCPUS*1e6/float64(st.Back))
+		}
+		if st.ToolCPUS > 0 && st.Back > 0 {
+			fmt.Fprintf(b, " The tool used %.2f s of CPU from the crash until %s, %.0f µs a client back.",
+				st.ToolCPUS, until, st.ToolCPUS*1e6/float64(st.Back))
 		}
 		if st.Error != "" {
 			fmt.Fprintf(b, " %s.", st.Error)

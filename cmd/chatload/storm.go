@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -27,7 +28,19 @@ type StormResult struct {
 	// exit: the kernel closes every socket it held first (about 150-240
 	// ms for 10,000). Only when the tool restarted the server.
 	GoneMS float64 `json:"gone_ms,omitempty"`
-	Error  string  `json:"error,omitempty"`
+	// ToolCPUS is the CPU time, in seconds, the tool itself used from
+	// the kill (or the server seen dead) until the last client was back:
+	// its clients' half of the storm, on Linux; 0 otherwise.
+	ToolCPUS float64 `json:"tool_cpu_s,omitempty"`
+	Error    string  `json:"error,omitempty"`
+
+	toolAtDown time.Duration // the tool's CPU time at the crash
+	toolKnown  bool          // toolAtDown was read
+}
+
+// markDown records the tool's CPU time at the crash.
+func (res *StormResult) markDown() {
+	res.toolAtDown, res.toolKnown = procCPU(os.Getpid())
 }
 
 // storm holds the connected clients (with traffic if there are senders),
@@ -66,6 +79,9 @@ func (r *run) storm(ctx, sendCtx context.Context, srv *serverProc, hc *http.Clie
 	r.prog.say("storm: server down at %.1fs, ready at %.1fs; waiting for %d clients", res.DownAtS, res.ReadyAtS, len(before))
 	r.setPhase("resub")
 	r.awaitResub(ctx, before, up)
+	if after, ok := procCPU(os.Getpid()); ok && res.toolKnown {
+		res.ToolCPUS = (after - res.toolAtDown).Seconds()
+	}
 	if srv != nil {
 		if cpu, ok := srv.cpu(); ok {
 			res.ServerCPUS = cpu.Seconds()
@@ -94,6 +110,7 @@ func (r *run) crash(ctx context.Context, srv *serverProc, hc *http.Client, res *
 		if err != nil {
 			return time.Time{}, fmt.Errorf("the server did not die within %v", r.cfg.StormTimeout)
 		}
+		res.markDown()
 		r.stormDown.Store(down.UnixNano())
 		return down, nil
 	}
@@ -108,6 +125,7 @@ func (r *run) crash(ctx context.Context, srv *serverProc, hc *http.Client, res *
 	r.setPhase("kill")
 	down := time.Now()
 	r.stormDown.Store(down.UnixNano())
+	res.markDown()
 	srv.kill()
 	res.GoneMS = msSince(down)
 	if err := srv.restart(); err != nil {
