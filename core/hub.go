@@ -27,13 +27,15 @@ type Hub struct {
 	counters    counters
 	recentBytes atomic.Int64 // the rooms' recent windows, in bytes (recent.go)
 
-	reads    *readQueue    // Static after construction.
-	people   UserStore     // the engine's names and room lists; static after construction.
-	names    *names        // display names; static after construction.
-	listed   *listed       // rooms known to be in users' lists; static after construction.
-	replays  chan struct{} // replay slots: a catch-up holds one; static after construction.
-	fan      *fanout       // Static after construction.
-	fanoutOn atomic.Bool   // the fan-out shards run; set under mu
+	reads  *readQueue // Static after construction.
+	people UserStore  // the engine's names and room lists; static after construction.
+
+	usersAtStart int           // users read from the engine in New; static after construction.
+	names        *names        // display names; static after construction.
+	listed       *listed       // rooms known to be in users' lists; static after construction.
+	replays      chan struct{} // replay slots: a catch-up holds one; static after construction.
+	fan          *fanout       // Static after construction.
+	fanoutOn     atomic.Bool   // the fan-out shards run; set under mu
 
 	stop     chan struct{} // closed by Shutdown
 	stopOnce sync.Once
@@ -86,7 +88,7 @@ func New(engine Engine, cfg Config) *Hub {
 	h.names, h.listed = newNames(h), newListed(cfg.Now)
 	h.controls[TopicName] = h.onRenamed
 	h.cluster, _ = engine.(Cluster)
-	h.preloadUsers(preloadMaxUsers, preloadMaxPairs)
+	h.usersAtStart, _ = h.preloadUsers(preloadMaxUsers, preloadMaxPairs)
 	h.instrument()
 	engine.Register(h)
 	return h

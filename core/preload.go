@@ -17,6 +17,12 @@ const (
 	preloadTime     = 2 * time.Second
 )
 
+// UsersAtStart returns how many users the hub read from its engine when
+// it was made (see preloadUsers): more than none means a node that had
+// clients before, which are likely coming back now. 0 when the engine
+// cannot list its users.
+func (h *Hub) UsersAtStart() int { return h.usersAtStart }
+
 // preloadUsers fills the name cache and the room-list marks from the
 // engine, if it can list its users, as if each had just been read: the
 // caches' own rules (nameTTL, listedTTL) take it from there. It runs in

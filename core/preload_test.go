@@ -78,6 +78,9 @@ func TestUsersReadAtStart(t *testing.T) {
 			eng = listingUsers{c, store}
 		}
 		hub := core.New(eng, core.Config{})
+		if n, want := hub.UsersAtStart(), map[bool]int{true: 3, false: 0}[listed]; n != want {
+			t.Fatalf("listed %v: %d users at start, want %d", listed, n, want)
+		}
 		p, err := hub.Me(ctx, auth.Identity{User: "alice", Name: "Alice"})
 		if err != nil || p.Name != "Al" {
 			t.Fatalf("listed %v: Me = %+v, %v; want the chosen name Al", listed, p, err)

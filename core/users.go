@@ -92,7 +92,7 @@ func Retain(room string, max int) int {
 // its users. A hub reads it once, when it is made, into its caches of
 // names and room lists: a node taking back its clients after a restart
 // then answers their joins from memory instead of two engine reads each
-// (docs/DESIGN.md, "Users in memory from the start"). Optional; an
+// (docs/DESIGN.md, "A reconnect in one write"). Optional; an
 // engine that several nodes share (Redis) leaves it out, since what one
 // node reads at its start another may change.
 type UserLister interface {

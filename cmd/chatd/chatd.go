@@ -143,7 +143,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.background(func(ctx context.Context) { sweepFiles(ctx, fileSvc, log) })
 	}
 	if c.QuietGC > 0 {
-		m.background(newQuietGC(c.QuietGC).run)
+		m.background(newQuietGC(c.QuietGC, m.node.Hub.UsersAtStart() > 0).run)
 	}
 	info.Set(m.node)
 	m.Hub = m.node.Hub

@@ -25,16 +25,20 @@ const quietCPU = 0.25
 // after the last, instead of Go's default of doubling.
 const leanGCPercent = 25
 
-// startGCPercent is the collector's target (GOGC) over a node's first
-// check interval, when GOGC is not set: a node that has just started is
-// taking back every client it had, its heap growing from a few
-// megabytes to hundreds in a second or two. At Go's default of 100 that
-// growth costs a collection at each doubling, and each collection scans
-// every goroutine's stack, 10,000 and more by the end; at 400 it costs
-// a third as many. Measured in the reconnect storm (10,000 WebSocket
-// clients after kill -9, docs/PERFORMANCE.md): 167-197 µs of the node a
-// client back against 201-249 µs, at about a quarter more memory until
-// the first check (RSS 362-369 MB against 285-317 MB at the storm's end).
+// startGCPercent is the collector's target (GOGC) over a restarted
+// node's first check interval, when GOGC is not set. A node that starts
+// over an engine holding users (core.Hub.UsersAtStart) had clients, and
+// they are coming back: its heap grows from a few megabytes to hundreds
+// in a second or two. At Go's default of 100 that growth costs a
+// collection at each doubling, and each collection scans every
+// goroutine's stack, 10,000 and more by the end; at 400 it costs a third
+// as many. Measured in the reconnect storm (10,000 WebSocket clients
+// after kill -9, docs/PERFORMANCE.md): 167-197 µs of the node a client
+// back against 201-249 µs, at about a quarter more memory until the
+// first check (RSS 362-369 MB against 285-317 MB at the storm's end).
+// Not for a node that starts empty: 10,000 clients connecting to one
+// over 5.5 s left it at 16.3 KiB a connection 30 s later against 13.4
+// KiB, the heap's wider growth leaving more of it fragmented.
 const startGCPercent = 400
 
 // quietGC collects when the node has been quiet, so that memory taken by
@@ -71,8 +75,9 @@ const startGCPercent = 400
 // since the last check, and the target is never made lean. Nothing
 // changes the target when GOGC is set in the environment.
 //
-// From start until the first check the target is startGCPercent; the
-// first check gives the configured target back, whatever it finds.
+// On a restarted node (newQuietGC's restarted), the target is
+// startGCPercent from start until the first check, which gives the
+// configured target back, whatever it finds.
 type quietGC struct {
 	every, max time.Duration                // Static after construction.
 	cycles     func() uint64                // collections completed so far
@@ -80,6 +85,7 @@ type quietGC struct {
 	collect    func()                       // runs a collection and returns the freed memory to the system
 	cpu        func() (time.Duration, bool) // CPU time used so far, if known
 	setPercent func(int) int                // debug.SetGCPercent; nil: the target is left alone
+	widen      bool                         // start at startGCPercent
 
 	seen    uint64        // cycles at the last check; owned by run
 	used    time.Duration // cpu at the last check; owned by run
@@ -90,8 +96,8 @@ type quietGC struct {
 	started bool          // the target is startGCPercent; owned by run
 }
 
-func newQuietGC(every time.Duration) *quietGC {
-	q := &quietGC{every: every, max: max(every, quietGCMax), collect: debug.FreeOSMemory, cpu: processCPU}
+func newQuietGC(every time.Duration, restarted bool) *quietGC {
+	q := &quietGC{every: every, max: max(every, quietGCMax), collect: debug.FreeOSMemory, cpu: processCPU, widen: restarted}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		q.setPercent = debug.SetGCPercent
 	}
@@ -115,7 +121,7 @@ func (q *quietGC) start() {
 	q.seen = q.cycles()
 	q.used, _ = q.cpu()
 	q.gap, q.due = q.every, q.every
-	if q.setPercent != nil && !q.leaning && !q.started {
+	if q.widen && q.setPercent != nil && !q.leaning && !q.started {
 		q.normal = q.setPercent(startGCPercent)
 		q.started = true
 	}

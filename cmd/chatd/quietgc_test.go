@@ -17,11 +17,12 @@ type fakeRuntime struct {
 	cpu                 time.Duration
 	cpuKnown            bool
 	percent             int
+	fresh               bool // a node that started empty: no start target
 }
 
 func (f *fakeRuntime) quiet(every, max time.Duration) *quietGC {
 	f.percent = 100
-	q := &quietGC{every: every, max: max,
+	q := &quietGC{every: every, max: max, widen: !f.fresh,
 		cycles: func() uint64 { return f.cycles },
 		held:   func() uint64 { return f.held },
 		collect: func() {
@@ -105,7 +106,7 @@ func TestQuietGCWithoutCPU(t *testing.T) {
 // left alone, and run gives a lean target back when it ends.
 func TestQuietGCLeavesGOGC(t *testing.T) {
 	t.Setenv("GOGC", "100")
-	if q := newQuietGC(time.Second); q.setPercent != nil {
+	if q := newQuietGC(time.Second, true); q.setPercent != nil {
 		t.Fatal("GOGC set, yet quietGC would change the target")
 	}
 	f := &fakeRuntime{held: 1000, freed: 500, cpuKnown: true}
@@ -119,10 +120,18 @@ func TestQuietGCLeavesGOGC(t *testing.T) {
 	}
 }
 
-// TestQuietGCStartEnds: the start's target goes back to the configured
-// one at the first check, idle or not (an idle one then goes lean), and
-// when run ends before any check.
+// TestQuietGCStartEnds: a restarted node's start target goes back to
+// the configured one at the first check, idle or not (an idle one then
+// goes lean), and when run ends before any check; a node that started
+// empty never has it.
 func TestQuietGCStartEnds(t *testing.T) {
+	fresh := &fakeRuntime{held: 1000, freed: 500, cpuKnown: true, fresh: true}
+	q0 := fresh.quiet(time.Hour, time.Hour)
+	if fresh.percent != 100 {
+		t.Fatalf("a node that started empty: GOGC %d from the start, want 100", fresh.percent)
+	}
+	fresh.check(t, q0, "busy", 2*time.Hour, 0, 100)
+
 	f := &fakeRuntime{held: 1000, freed: 500, cpuKnown: true}
 	q := f.quiet(time.Hour, time.Hour)
 	f.check(t, q, "idle at the first check", 0, 1, leanGCPercent)
@@ -142,7 +151,7 @@ func TestQuietGCStartEnds(t *testing.T) {
 // forced collection counts as a cycle, and held is the heap in use plus
 // stacks, more than nothing.
 func TestQuietGCReadsTheRuntime(t *testing.T) {
-	q := newQuietGC(time.Second)
+	q := newQuietGC(time.Second, false)
 	before := q.cycles()
 	runtime.GC()
 	if after := q.cycles(); after <= before {
