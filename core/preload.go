@@ -29,6 +29,10 @@ func (h *Hub) UsersAtStart() int { return h.usersAtStart }
 // New, before any session, so nothing the hub writes can race it. It
 // stops at maxUsers users or maxPairs rooms listed, whichever comes
 // first, and after preloadTime; an engine error leaves what was read.
+//
+// A user whose list is full (MaxListedRooms) gets no marks: their next
+// listed room drops the oldest from the engine's list, and a mark would
+// then keep a join of that room from listing it again for listedTTL.
 func (h *Hub) preloadUsers(maxUsers, maxPairs int) (users, pairs int) {
 	l, ok := h.people.(UserLister)
 	if !ok || maxUsers <= 0 {
@@ -36,28 +40,40 @@ func (h *Hub) preloadUsers(maxUsers, maxPairs int) (users, pairs int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), preloadTime)
 	defer cancel()
-	start := time.Now()
-	now := h.cfg.Now()
-	h.names.mu.Lock()
-	defer h.names.mu.Unlock()
-	h.listed.mu.Lock()
-	defer h.listed.mu.Unlock()
+	start, now := time.Now(), h.cfg.Now() // as names.lookup: the TTLs count from before the read
+	type read struct {
+		user  string
+		names UserNames
+	}
+	var got []read
+	var marks []string // listedKey of each room to mark
 	err := l.EachUser(ctx, func(user string, un UserNames, rooms [][]byte) bool {
-		if users >= maxUsers || pairs+len(rooms) > maxPairs {
+		if len(rooms) >= MaxListedRooms {
+			rooms = nil
+		}
+		if len(got) >= maxUsers || len(marks)+len(rooms) > maxPairs {
 			return false
 		}
-		h.names.cache[user] = cachedName{UserNames: un, at: now}
+		got = append(got, read{user, un})
 		for _, r := range rooms {
-			h.listed.at[listedKey(user, string(r))] = listMark{at: now}
+			marks = append(marks, listedKey(user, string(r)))
 		}
-		users++
-		pairs += len(rooms)
 		return ctx.Err() == nil
 	})
 	if err != nil {
 		h.cfg.Logger.Warn("users: reading the engine's users at start failed; the rest are read as they come", "err", err)
 	}
-	h.cfg.Logger.Debug("users: names and room lists read at start", "users", users, "rooms", pairs,
+	h.names.mu.Lock()
+	for _, r := range got {
+		h.names.cache[r.user] = cachedName{UserNames: r.names, at: now}
+	}
+	h.names.mu.Unlock()
+	h.listed.mu.Lock()
+	for _, k := range marks {
+		h.listed.at[k] = listMark{at: now}
+	}
+	h.listed.mu.Unlock()
+	h.cfg.Logger.Debug("users: names and room lists read at start", "users", len(got), "rooms", len(marks),
 		"took", time.Since(start))
-	return users, pairs
+	return len(got), len(marks)
 }

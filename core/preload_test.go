@@ -2,7 +2,9 @@ package core_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,5 +112,67 @@ func TestUsersReadAtStart(t *testing.T) {
 		if err := store.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A user whose room list is full gets no listed marks at start: a join
+// of one of their rooms lists it through the engine (which may have
+// dropped it, as the oldest, for a room listed since), where a user
+// with room to spare joins without an engine call.
+func TestUsersReadAtStartSkipsFullLists(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "chat.db")
+	store, err := bolt.Open(bolt.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, core.MaxListedRooms)
+	for i := range core.MaxListedRooms { // concurrent, so that commits group
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := store.AddUserRoom(ctx, "full", fmt.Sprintf("r%03d", i)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AddUserRoom(ctx, "spare", "general"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	store, err = bolt.Open(bolt.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &countingUsers{Engine: store}
+	hub := core.New(listingUsers{c, store}, core.Config{})
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := hub.Shutdown(sctx); err != nil {
+			t.Error(err)
+		}
+		if err := store.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if n := hub.UsersAtStart(); n != 2 {
+		t.Fatalf("%d users at start, want 2", n)
+	}
+	joinAs(t, hub, "spare", "general", newRecorder())
+	if n := c.adds.Load(); n != 0 {
+		t.Fatalf("a join of a listed room of a user with room to spare listed it %d times, want 0", n)
+	}
+	joinAs(t, hub, "full", "r000", newRecorder())
+	if n := c.adds.Load(); n != 1 {
+		t.Fatalf("a join of a room of a user with a full list listed it %d times, want 1", n)
 	}
 }

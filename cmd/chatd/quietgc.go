@@ -85,7 +85,7 @@ type quietGC struct {
 	collect    func()                       // runs a collection and returns the freed memory to the system
 	cpu        func() (time.Duration, bool) // CPU time used so far, if known
 	setPercent func(int) int                // debug.SetGCPercent; nil: the target is left alone
-	widen      bool                         // start at startGCPercent
+	widen      bool                         // start at startGCPercent; cleared once it has
 
 	seen    uint64        // cycles at the last check; owned by run
 	used    time.Duration // cpu at the last check; owned by run
@@ -123,7 +123,7 @@ func (q *quietGC) start() {
 	q.gap, q.due = q.every, q.every
 	if q.widen && q.setPercent != nil && !q.leaning && !q.started {
 		q.normal = q.setPercent(startGCPercent)
-		q.started = true
+		q.started, q.widen = true, false // once
 	}
 }
 

@@ -29,8 +29,9 @@ type StormResult struct {
 	// ms for 10,000). Only when the tool restarted the server.
 	GoneMS float64 `json:"gone_ms,omitempty"`
 	// ToolCPUS is the CPU time, in seconds, the tool itself used from
-	// the kill (or the server seen dead) until the last client was back:
-	// its clients' half of the storm, on Linux; 0 otherwise.
+	// the kill (or the server seen dead) until it saw the last client
+	// back (it looks every 50 ms): its clients' half of the storm, and
+	// its senders' traffic if there are any; on Linux, 0 otherwise.
 	ToolCPUS float64 `json:"tool_cpu_s,omitempty"`
 	Error    string  `json:"error,omitempty"`
 

@@ -123,7 +123,10 @@ func (s *Store) EachUser(ctx context.Context, fn func(user string, names core.Us
 					return nil
 				})
 				if err != nil {
-					return err
+					// Left to be read as it comes, where the error
+					// shows; the other users are listed.
+					s.cfg.Logger.Warn("users: a room list is corrupt", "user", string(k), "err", err)
+					continue
 				}
 			}
 			if !fn(string(k), un, rooms) {

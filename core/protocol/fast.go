@@ -116,7 +116,13 @@ func DecodePollAnswerFastWith(data []byte, o FastOptions) (PollAnswer, bool) {
 				return true
 			}
 			a.Control = new(Envelope)
-			return p.envelope(a.Control)
+			// The options are for the events: the control envelope
+			// decodes as encoding/json alone would decode it.
+			counting := p.countReads
+			p.countReads = false
+			ok := p.envelope(a.Control)
+			p.countReads = counting
+			return ok
 		case "control_tag":
 			if tag || !p.str(&a.ControlTag) {
 				return false

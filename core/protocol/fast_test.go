@@ -145,6 +145,19 @@ func TestCountReads(t *testing.T) {
 
 func show(e Envelope) string { return fmt.Sprintf("%+v %s", e, Encode(e)) }
 
+// Counting reads is for a poll answer's events: its control envelope
+// decodes as encoding/json alone would decode it.
+func TestPollAnswerControlNotCounted(t *testing.T) {
+	a, ok := DecodePollAnswerFastWith([]byte(`{"events":[{"type":"receipt","room":"r","reads":{"a":1}}],"cursor":"r:1",`+
+		`"control":{"type":"control","reads":{"a":1,"b":2}}}`), FastOptions{CountReads: true})
+	if !ok || a.Control == nil || len(a.Control.Reads) != 2 || a.Control.Count != nil {
+		t.Fatalf("control %+v (ok %v); want its reads decoded, not counted", a.Control, ok)
+	}
+	if len(a.Events) != 1 || a.Events[0].Count == nil || *a.Events[0].Count != 1 || a.Events[0].Reads != nil {
+		t.Fatalf("events %+v; want the receipt's reads counted", a.Events)
+	}
+}
+
 // Answers in the shape the server writes take the fast path.
 func TestPollAnswerFastPath(t *testing.T) {
 	for _, s := range []string{
