@@ -79,7 +79,13 @@ func newHub(t *testing.T, cfg core.Config) *core.Hub {
 // newHubOver is newHub with the bolt engine wrapped by wrap (nil: as is).
 func newHubOver(t *testing.T, cfg core.Config, wrap func(core.Engine) core.Engine) (*core.Hub, core.Engine) {
 	t.Helper()
-	store, err := bolt.Open(bolt.Config{Path: filepath.Join(t.TempDir(), "chat.db")})
+	return newHubAt(t, filepath.Join(t.TempDir(), "chat.db"), cfg, wrap)
+}
+
+// newHubAt is newHubOver over the bolt store at path.
+func newHubAt(t *testing.T, path string, cfg core.Config, wrap func(core.Engine) core.Engine) (*core.Hub, core.Engine) {
+	t.Helper()
+	store, err := bolt.Open(bolt.Config{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}

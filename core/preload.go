@@ -29,10 +29,6 @@ func (h *Hub) UsersAtStart() int { return h.usersAtStart }
 // New, before any session, so nothing the hub writes can race it. It
 // stops at maxUsers users or maxPairs rooms listed, whichever comes
 // first, and after preloadTime; an engine error leaves what was read.
-//
-// A user whose list is full (MaxListedRooms) gets no marks: their next
-// listed room drops the oldest from the engine's list, and a mark would
-// then keep a join of that room from listing it again for listedTTL.
 func (h *Hub) preloadUsers(maxUsers, maxPairs int) (users, pairs int) {
 	l, ok := h.people.(UserLister)
 	if !ok || maxUsers <= 0 {
@@ -46,17 +42,15 @@ func (h *Hub) preloadUsers(maxUsers, maxPairs int) (users, pairs int) {
 		names UserNames
 	}
 	var got []read
-	var marks []string // listedKey of each room to mark
+	type mark struct{ user, room string }
+	var marks []mark
 	err := l.EachUser(ctx, func(user string, un UserNames, rooms [][]byte) bool {
-		if len(rooms) >= MaxListedRooms {
-			rooms = nil
-		}
 		if len(got) >= maxUsers || len(marks)+len(rooms) > maxPairs {
 			return false
 		}
 		got = append(got, read{user, un})
 		for _, r := range rooms {
-			marks = append(marks, listedKey(user, string(r)))
+			marks = append(marks, mark{user, string(r)})
 		}
 		return ctx.Err() == nil
 	})
@@ -69,8 +63,8 @@ func (h *Hub) preloadUsers(maxUsers, maxPairs int) (users, pairs int) {
 	}
 	h.names.mu.Unlock()
 	h.listed.mu.Lock()
-	for _, k := range marks {
-		h.listed.at[k] = listMark{at: now}
+	for _, m := range marks {
+		h.listed.set(m.user, m.room, listMark{at: now})
 	}
 	h.listed.mu.Unlock()
 	h.cfg.Logger.Debug("users: names and room lists read at start", "users", len(got), "rooms", len(marks),

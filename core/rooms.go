@@ -51,7 +51,8 @@ type listed struct {
 	leaves atomic.Uint64 // explicit leaves so far; changed under mu
 
 	mu sync.Mutex
-	at map[string]listMark // by user+"\x00"+room; guarded by mu.
+	at map[string]map[string]listMark // by user, then room; guarded by mu.
+	n  int                            // marks in at; guarded by mu.
 }
 
 // listMark is what a node knows of one room in one user's list.
@@ -62,10 +63,8 @@ type listMark struct {
 }
 
 func newListed(now func() time.Time) *listed {
-	return &listed{now: now, at: make(map[string]listMark)}
+	return &listed{now: now, at: make(map[string]map[string]listMark)}
 }
-
-func listedKey(user, room string) string { return user + "\x00" + room }
 
 // lock serialises list changes of room for user; call the result to
 // unlock. Different users and rooms rarely share a stripe.
@@ -87,7 +86,7 @@ func (l *listed) stamp() uint64 { return l.leaves.Load() }
 func (l *listed) recent(user, room string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m, ok := l.at[listedKey(user, room)]
+	m, ok := l.at[user][room]
 	return ok && !m.left && l.now().Sub(m.at) < listedTTL
 }
 
@@ -96,12 +95,28 @@ func (l *listed) recent(user, room string) bool {
 func (l *listed) leftAfter(user, room string, stamp uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m, ok := l.at[listedKey(user, room)]
+	m, ok := l.at[user][room]
 	return ok && m.left && m.gen > stamp && l.now().Sub(m.at) < listedTTL
 }
 
-// mark records that room is in user's list now.
-func (l *listed) mark(user, room string) {
+// mark records that room is in user's list now, as the engine's
+// AddUserRoom just said (added: it was not there before). An add may
+// have dropped the list's oldest room, to keep it within
+// MaxListedRooms, and which one the engine does not say: so after one,
+// the user's other rooms are no longer known to be listed, and their
+// next joins list them through the engine again. Explicit leaves stay
+// known.
+func (l *listed) mark(user, room string, added bool) {
+	if added {
+		l.mu.Lock()
+		for r, m := range l.at[user] {
+			if !m.left {
+				delete(l.at[user], r)
+				l.n--
+			}
+		}
+		l.mu.Unlock()
+	}
 	l.put(user, room, listMark{})
 }
 
@@ -114,21 +129,41 @@ func (l *listed) put(user, room string, m listMark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if len(l.at) >= maxListedCache {
-		for k, e := range l.at {
-			if now.Sub(e.at) >= listedTTL {
-				delete(l.at, k)
+	if l.n >= maxListedCache {
+		for u, rooms := range l.at {
+			for r, e := range rooms {
+				if now.Sub(e.at) >= listedTTL {
+					delete(rooms, r)
+					l.n--
+				}
+			}
+			if len(rooms) == 0 {
+				delete(l.at, u)
 			}
 		}
-		if len(l.at) >= maxListedCache {
+		if l.n >= maxListedCache {
 			clear(l.at)
+			l.n = 0
 		}
 	}
 	m.at = now
 	if m.left {
 		m.gen = l.leaves.Add(1)
 	}
-	l.at[listedKey(user, room)] = m
+	l.set(user, room, m)
+}
+
+// set puts m as user's mark of room. Called with mu held.
+func (l *listed) set(user, room string, m listMark) {
+	rooms := l.at[user]
+	if rooms == nil {
+		rooms = make(map[string]listMark)
+		l.at[user] = rooms
+	}
+	if _, ok := rooms[room]; !ok {
+		l.n++
+	}
+	rooms[room] = m
 }
 
 // listJoin puts room in user's list after a join that began at stamp
@@ -148,7 +183,7 @@ func (h *Hub) listJoin(ctx context.Context, user, room string, stamp uint64) {
 		h.cfg.Logger.Debug("rooms: listing a joined room failed", "user", user, "room", room, "err", err)
 		return
 	}
-	h.listed.mark(user, room)
+	h.listed.mark(user, room, added)
 	if added {
 		if err := h.tell(ctx, user, userEvent{Room: room, Reason: protocol.ReasonJoined}, ""); err != nil {
 			h.cfg.Logger.Warn("rooms: telling a join failed", "user", user, "room", room, "err", err)
@@ -235,7 +270,7 @@ func (h *Hub) listDM(ctx context.Context, user, room string) (bool, error) {
 	defer h.listed.lock(user, room)()
 	added, err := h.people.AddUserRoom(ctx, user, room)
 	if err == nil {
-		h.listed.mark(user, room)
+		h.listed.mark(user, room, added)
 	}
 	return added, err
 }
