@@ -1,22 +1,17 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
-	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
-	"github.com/chatd/chatd/core/bolt"
 	"github.com/chatd/chatd/transports/httpapi"
 )
 
@@ -25,22 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestReadyzFollowsHealth: /readyz answers 503 unavailable while the
 // engine's Health fails, and 200 again once it recovers.
 func TestReadyzFollowsHealth(t *testing.T) {
-	log := slog.New(slog.DiscardHandler)
-	store, err := bolt.Open(bolt.Config{Path: filepath.Join(t.TempDir(), "chat.db"), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	v, err := auth.NewVerifier(auth.Config{HMACSecret: []byte("readyz-test-secret-0123456789abcd")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := core.New(store, core.Config{Verifier: v, Logger: log})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hub.Shutdown(ctx)
-	}()
+	hub, v, log := newHub(t, "readyz-test-secret-0123456789abcd")
 	var down atomic.Bool
 	api := httpapi.New(httpapi.Config{Hub: hub, Verifier: v, Tickets: auth.NewTickets(nil, time.Minute, nil),
 		Logger: log, Health: func() error {

@@ -1,21 +1,16 @@
 package httpapi_test
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
-	"github.com/chatd/chatd/core/bolt"
 	"github.com/chatd/chatd/transports/httpapi"
 	"github.com/chatd/chatd/transports/httpx"
 )
@@ -26,22 +21,7 @@ import (
 // origin check, the recoverer. Every other request to those paths (another
 // method, an escaped path) gets the router's answer.
 func TestStreamsSkipTheRouter(t *testing.T) {
-	log := slog.New(slog.DiscardHandler)
-	store, err := bolt.Open(bolt.Config{Path: filepath.Join(t.TempDir(), "chat.db"), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	v, err := auth.NewVerifier(auth.Config{HMACSecret: []byte("stream-test-secret-0123456789abcd")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := core.New(store, core.Config{Verifier: v, Logger: log})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hub.Shutdown(ctx)
-	}()
+	hub, v, log := newHub(t, "stream-test-secret-0123456789abcd")
 	transport := func(name string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Query().Get("panic") != "" {
