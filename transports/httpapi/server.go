@@ -74,14 +74,17 @@ func New(cfg Config) *Server {
 // SetReady flips /readyz.
 func (s *Server) SetReady(v bool) { s.ready.Store(v) }
 
-// Handler returns the router. Every answer carries X-Content-Type-Options:
+// Handler returns the node's HTTP handler: the router, with the
+// streaming endpoints looked up before it. Every answer carries X-Content-Type-Options:
 // nosniff. Only the streaming endpoints (/v1/ws, /v1/sse, /v1/poll) take a
 // credential in the URL, and their query string is bounded by the rooms a
 // connection may hold (httpx.MaxStreamQuery); every other /v1 route needs
 // the Authorization header.
 //
 // The streaming endpoints are looked up before the router (see
-// streamFirst), through the same middleware in the same order.
+// streamFirst), through the same middleware in the same order. Serve it
+// at the root: mounted under a prefix, the router would see paths that
+// streamFirst does not.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	mw := chi.Middlewares{
@@ -141,11 +144,17 @@ func (s *Server) Handler() http.Handler {
 // without the router's lookup, and hands every other request to the
 // router. A long-poll client makes one such request per answer, and a
 // reconnect storm one per client: chi's tree walk, its route context
-// and the mounted /v1 router's second walk took about 4 µs of each, 5%
-// of the node's CPU under a broadcast to 5,000 polls
-// (docs/PERFORMANCE.md). Only a path the router would match as written
-// is taken (no escapes, which chi would match raw); anything else, a
-// HEAD among it, gets the router's answer.
+// and the mounted /v1 router's second walk were 5% of the node's CPU
+// under a broadcast to 5,000 polls, about 4 µs a request
+// (docs/PERFORMANCE.md, the round of 5 December, 07:30). Only a path the
+// router would match as written is taken (no escapes, which chi would
+// match raw); anything else, a HEAD among it, gets the router's answer.
+//
+// What a transport sees differs from the router's only where nothing
+// looks: the request has no chi route context and an empty Pattern. A
+// transport or middleware that came to need either would have to be
+// served by the router again. A new transport in transportPaths goes
+// through the router until set and ServeHTTP name it.
 type streamFirst struct {
 	next          http.Handler // the router; static after Handler
 	ws, sse, poll http.Handler // nil: not served; static after Handler

@@ -1,10 +1,13 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,11 +20,17 @@ import (
 
 // TestStreamsSkipTheRouter: a GET of /v1/ws, /v1/sse or /v1/poll reaches
 // its transport without the router (no chi route context) but through
-// the router's middleware, in its order: the query bound, nosniff, the
-// origin check, the recoverer. Every other request to those paths (another
-// method, an escaped path) gets the router's answer.
+// the router's middleware, in its order: the metrics (Report: a reported
+// round trip, an error answer counted), the recoverer, the access log,
+// nosniff, the origin check, then the query bound (a refused origin is
+// refused before its query is read, and its refusal carries nosniff).
+// Every other request to those paths (another method, an escaped path)
+// gets the router's answer. GrowStack, first of all, only costs: nothing
+// here can see it.
 func TestStreamsSkipTheRouter(t *testing.T) {
-	hub, v, log := newHub(t, "stream-test-secret-0123456789abcd")
+	hub, v, _ := newHub(t, "stream-test-secret-0123456789abcd")
+	var logged lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	transport := func(name string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Query().Get("panic") != "" {
@@ -38,14 +47,14 @@ func TestStreamsSkipTheRouter(t *testing.T) {
 		Transports: map[string]http.Handler{"websocket": transport("websocket"), "sse": transport("sse"), "poll": transport("poll")}})
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
-	do := func(method, path, origin string) (int, string, http.Header) {
+	do := func(t *testing.T, method, path string, header ...string) (int, string, http.Header) {
 		t.Helper()
 		req, err := http.NewRequest(method, srv.URL+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if origin != "" {
-			req.Header.Set("Origin", origin)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -58,39 +67,68 @@ func TestStreamsSkipTheRouter(t *testing.T) {
 	long := strings.Repeat("r", httpx.MaxStreamQuery(hub.Config().MaxRoomsPerSession)+1)
 	for name, path := range map[string]string{"websocket": "/v1/ws", "sse": "/v1/sse", "poll": "/v1/poll"} {
 		t.Run(name, func(t *testing.T) {
-			code, body, h := do(http.MethodGet, path+"?rooms=a", "https://chat.example")
+			before := hub.Figures()
+			code, body, h := do(t, http.MethodGet, path+"?rooms=a", "Origin", "https://chat.example", httpx.HeaderRTT, name+"=40")
 			if code != http.StatusOK || body != name {
 				t.Fatalf("GET %s: %d %q, want 200 %q (without the router)", path, code, body, name)
 			}
 			if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Access-Control-Allow-Origin") != "https://chat.example" {
 				t.Fatalf("GET %s: headers %v, want nosniff and the allowed origin", path, h)
 			}
-			if code, body, _ := do(http.MethodGet, path+"?rooms="+long, ""); code != http.StatusBadRequest || !strings.Contains(body, "query string longer") {
+			if got := hub.Figures().RTTReports; got != before.RTTReports+1 {
+				t.Fatalf("GET %s with %s: %d round trips reported, want %d (the metrics middleware)", path, httpx.HeaderRTT, got, before.RTTReports+1)
+			}
+			if line := "path=" + path + " status=200"; !strings.Contains(logged.String(), line) {
+				t.Fatalf("GET %s: no access log line with %q in:\n%s", path, line, logged.String())
+			}
+			if code, body, _ := do(t, http.MethodGet, path+"?rooms="+long); code != http.StatusBadRequest || !strings.Contains(body, "query string longer") {
 				t.Fatalf("GET %s, long query: %d %q, want 400 from the bound", path, code, body)
 			}
-			if code, _, _ := do(http.MethodGet, path, "https://evil.example"); code != http.StatusForbidden {
-				t.Fatalf("GET %s from another origin: %d, want 403", path, code)
+			code, _, h = do(t, http.MethodGet, path+"?rooms="+long, "Origin", "https://evil.example")
+			if code != http.StatusForbidden || h.Get("X-Content-Type-Options") != "nosniff" {
+				t.Fatalf("GET %s from another origin: %d, nosniff %q; want 403 before the query's bound, with nosniff", path, code, h.Get("X-Content-Type-Options"))
 			}
-			if code, _, _ := do(http.MethodGet, path+"?panic=1", ""); code != http.StatusInternalServerError {
+			if got := hub.Figures().ErrorsPerMin["forbidden"]; got <= before.ErrorsPerMin["forbidden"] {
+				t.Fatalf("GET %s from another origin: forbidden answers a minute %v, was %v: the metrics middleware did not count it", path, got, before.ErrorsPerMin["forbidden"])
+			}
+			if code, _, _ := do(t, http.MethodGet, path+"?panic=1"); code != http.StatusInternalServerError {
 				t.Fatalf("GET %s that panics: %d, want 500 from the recoverer", path, code)
 			}
 			// The router answers a method it has no route for with
 			// bad_request, "method not allowed" (no body for a HEAD).
-			if code, _, _ := do(http.MethodHead, path, ""); code != http.StatusBadRequest {
+			if code, _, _ := do(t, http.MethodHead, path); code != http.StatusBadRequest {
 				t.Fatalf("HEAD %s: %d, want the router's 400", path, code)
 			}
-			if code, b, _ := do(http.MethodPost, path, ""); code != http.StatusBadRequest || !strings.Contains(b, "method not allowed") {
+			if code, b, _ := do(t, http.MethodPost, path); code != http.StatusBadRequest || !strings.Contains(b, "method not allowed") {
 				t.Fatalf("POST %s: %d %q, want the router's 400 method not allowed", path, code, b)
 			}
 			escaped := "/v1/%" + hexOf(path[len("/v1/")]) + path[len("/v1/")+1:] // its first letter escaped
-			if code, _, _ := do(http.MethodGet, escaped, ""); code != http.StatusNotFound {
+			if code, _, _ := do(t, http.MethodGet, escaped); code != http.StatusNotFound {
 				t.Fatalf("GET %s: %d, want the router's 404 (it matches the raw path)", escaped, code)
 			}
 		})
 	}
-	if code, body, _ := do(http.MethodGet, "/healthz", ""); code != http.StatusOK || body != "ok\n" {
+	if code, body, _ := do(t, http.MethodGet, "/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Fatalf("GET /healthz: %d %q, want the router's route", code, body)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // hexOf is the two hex digits of b, as a percent-escape writes them.

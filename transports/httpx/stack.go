@@ -17,8 +17,8 @@ const stackPad = 12 << 10
 // rooms=), each at a depth of 20 to 60 frames: about 19 µs of the
 // 210 µs of CPU a reconnect cost in a storm of 10,000, 7% of the node's
 // profile (docs/DESIGN.md, "A reconnect in one write"). Grown here, by the
-// router's first middleware, about five frames deep, it is one short
-// copy. The goroutine
+// first middleware (of the router, or of the streaming endpoints looked
+// up before it), a few frames deep, it is one short copy. The goroutine
 // ends with the upgrade's handler (the connection is hijacked), so the
 // larger stack is held only that long; other paths, whose goroutines
 // idle on kept-alive connections or hold a poll, are left alone.
