@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/syncbuf"
 )
 
 func TestParseFile(t *testing.T) {
@@ -80,7 +82,7 @@ type fileEnv struct {
 	t     *testing.T
 	path  string
 	store *Store
-	logs  *logBuf
+	logs  *syncbuf.Buffer
 	ch    <-chan struct{}
 }
 
@@ -169,7 +171,7 @@ func TestFileSourceKeepsLastGood(t *testing.T) {
 
 	e.write(`{"flags":[{"name":"typing","rollout":`)
 	eventually(t, "the malformed file to be logged", func() bool {
-		return e.logs.count("flags file not applied") > 0
+		return count(e.logs, "flags file not applied") > 0
 	})
 	if e.store.Snapshot() != good {
 		t.Error("a malformed file changed the flags")
@@ -177,7 +179,7 @@ func TestFileSourceKeepsLastGood(t *testing.T) {
 
 	e.rename(`{"flags":[{"name":"typing","rollout":41},{"name":"bogus"}]}`)
 	eventually(t, "the unknown name to be logged", func() bool {
-		return e.logs.count("unknown flag") > 0
+		return count(e.logs, "unknown flag") > 0
 	})
 	if e.store.Snapshot() != good {
 		t.Error("a file with an unknown flag changed the flags")
@@ -187,7 +189,7 @@ func TestFileSourceKeepsLastGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the missing file to be logged", func() bool {
-		return e.logs.count("no such file") > 0
+		return count(e.logs, "no such file") > 0
 	})
 	if e.store.Snapshot() != good {
 		t.Error("removing the file changed the flags")

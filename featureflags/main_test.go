@@ -1,49 +1,32 @@
 package featureflags
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/chatd/chatd/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// logBuf is a goroutine-safe log sink for asserting on log lines.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// count is how many times substr was logged.
+func count(b *syncbuf.Buffer, substr string) int { return strings.Count(b.String(), substr) }
 
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuf) count(substr string) int { return strings.Count(b.String(), substr) }
-
-func newLogger() (*slog.Logger, *logBuf) {
-	b := &logBuf{}
+func newLogger() (*slog.Logger, *syncbuf.Buffer) {
+	b := &syncbuf.Buffer{}
 	return slog.New(slog.NewTextHandler(b, nil)), b
 }
 
 // fixedClock is an injected clock for audit timestamps.
 var fixedTime = time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
 
-func newTestStore(t *testing.T) (*Store, *logBuf) {
+func newTestStore(t *testing.T) (*Store, *syncbuf.Buffer) {
 	t.Helper()
 	log, buf := newLogger()
 	return NewStore(Config{Logger: log, Now: func() time.Time { return fixedTime }}), buf

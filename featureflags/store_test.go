@@ -90,7 +90,7 @@ func TestUpdateAuditsAndNotifies(t *testing.T) {
 	if a := s.Audit(); !reflect.DeepEqual(a, wantAudit) {
 		t.Errorf("audit = %+v, want %+v", a, wantAudit)
 	}
-	if logs.count("featureflags: flag changed") != 1 || logs.count("actor=admin:alice") != 1 {
+	if count(logs, "featureflags: flag changed") != 1 || count(logs, "actor=admin:alice") != 1 {
 		t.Errorf("log = %q", logs.String())
 	}
 

@@ -32,6 +32,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+
+	"github.com/chatd/chatd/internal/syncbuf"
 )
 
 const (
@@ -83,28 +85,10 @@ func chatdBinary(t testing.TB) string {
 
 // ---- running it ----
 
-// syncBuffer is the child's combined output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is one chatd child process.
 type proc struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	ready  chan string   // receives the url from the ready line, once
 	exited chan struct{} // closed once Wait has returned
 	err    error         // Wait's result; read after exited closes
@@ -124,7 +108,7 @@ func launch(t testing.TB, args []string, env ...string) *proc {
 		}
 	}
 	cmd.Env = append(cmd.Env, env...)
-	p := &proc{cmd: cmd, out: &syncBuffer{}, ready: make(chan string, 1), exited: make(chan struct{})}
+	p := &proc{cmd: cmd, out: &syncbuf.Buffer{}, ready: make(chan string, 1), exited: make(chan struct{})}
 	cmd.Stderr = p.out
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

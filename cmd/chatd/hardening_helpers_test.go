@@ -27,6 +27,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
+
+	"github.com/chatd/chatd/internal/syncbuf"
 )
 
 const (
@@ -42,7 +44,7 @@ type server struct {
 	base string // http://127.0.0.1:port
 	host string // 127.0.0.1:port
 	port int
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 // startServer runs Main on 127.0.0.1 with a JWT secret and args on top of
@@ -53,7 +55,7 @@ func startServer(t *testing.T, args ...string) *server {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last
 	m := NewMain()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	m.Stdout, m.Stderr = logs, logs
 	all := append([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--jwt-secret", e2eSecret,
 		"--log-level", "warn"}, args...)

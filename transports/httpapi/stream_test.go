@@ -1,19 +1,18 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/internal/syncbuf"
 	"github.com/chatd/chatd/transports/httpapi"
 	"github.com/chatd/chatd/transports/httpx"
 )
@@ -29,7 +28,7 @@ import (
 // here can see it.
 func TestStreamsSkipTheRouter(t *testing.T) {
 	hub, v, _ := newHub(t, "stream-test-secret-0123456789abcd")
-	var logged lockedBuffer
+	var logged syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	transport := func(name string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -111,24 +110,6 @@ func TestStreamsSkipTheRouter(t *testing.T) {
 	if code, body, _ := do(t, http.MethodGet, "/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Fatalf("GET /healthz: %d %q, want the router's route", code, body)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // hexOf is the two hex digits of b, as a percent-escape writes them.

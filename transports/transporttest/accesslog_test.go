@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/chatd/chatd/internal/syncbuf"
 )
 
 // A flood of rejected requests (no credentials, a URL credential on a
@@ -15,7 +17,7 @@ import (
 // most once per interval instead.
 func TestRejectedFloodIsQuiet(t *testing.T) {
 	const perKind = 256 // a multiple of the 4 workers per kind
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := NewEnv(t, Options{Logger: log})
 	good := e.Token(t, "alice", Claims{})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/internal/syncbuf"
 )
 
 // A dm room is open to its two users only, on every path: join, send,
@@ -230,7 +231,7 @@ func flip(s string) string {
 // Neither a token nor a ticket is ever logged, accepted or refused, in a
 // header, the query or a refresh frame.
 func TestSecretsNotLogged(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := NewEnv(t, Options{Logger: log})
 	good := e.Token(t, "alice", Claims{})

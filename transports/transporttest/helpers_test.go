@@ -293,24 +293,6 @@ func decodeFrame(t testing.TB, data []byte) []protocol.Envelope {
 	return []protocol.Envelope{env}
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // deadlineOf returns ctx's deadline, for socket calls that take a
 // deadline rather than a context.
 func deadlineOf(ctx context.Context) time.Time {

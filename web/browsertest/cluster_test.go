@@ -19,27 +19,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/chatd/chatd/core/redis/redistest"
+	"github.com/chatd/chatd/internal/syncbuf"
 	"github.com/chatd/chatd/transports/transporttest"
 	"github.com/chatd/chatd/web"
 )
-
-// nodeLogs collects the nodes' logs, printed when the test fails.
-type nodeLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *nodeLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *nodeLogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // roundRobin is a reverse proxy with no stickiness: each HTTP request,
 // WebSocket upgrade and event stream goes to the next node in turn. It
@@ -58,7 +41,7 @@ type roundRobin struct {
 
 // startRoundRobin runs the proxy in front of nodes; its own errors (a
 // request the browser gave up on) go to logs.
-func startRoundRobin(t *testing.T, nodes []string, logs *nodeLogs) *roundRobin {
+func startRoundRobin(t *testing.T, nodes []string, logs *syncbuf.Buffer) *roundRobin {
 	t.Helper()
 	rr := &roundRobin{served: make([]int, len(nodes)), issued: map[string]int{}}
 	errLog := slog.NewLogLogger(slog.NewTextHandler(logs, nil).WithAttrs([]slog.Attr{slog.String("from", "proxy")}), slog.LevelWarn)
@@ -142,7 +125,7 @@ func TestRoundRobinCluster(t *testing.T) {
 		t.Skipf("no browser: %s is missing (make deps installs it)", chromiumPath)
 	}
 	rds := redistest.Start(t, redistest.Options{Durable: true})
-	logs := &nodeLogs{}
+	logs := &syncbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("node logs:\n%s", logs)
