@@ -75,16 +75,14 @@ func New(cfg Config) *Server {
 func (s *Server) SetReady(v bool) { s.ready.Store(v) }
 
 // Handler returns the node's HTTP handler: the router, with the
-// streaming endpoints looked up before it. Every answer carries X-Content-Type-Options:
-// nosniff. Only the streaming endpoints (/v1/ws, /v1/sse, /v1/poll) take a
-// credential in the URL, and their query string is bounded by the rooms a
-// connection may hold (httpx.MaxStreamQuery); every other /v1 route needs
-// the Authorization header.
-//
-// The streaming endpoints are looked up before the router (see
-// streamFirst), through the same middleware in the same order. Serve it
-// at the root: mounted under a prefix, the router would see paths that
-// streamFirst does not.
+// streaming endpoints (/v1/ws, /v1/sse, /v1/poll) looked up before it,
+// through the same middleware in the same order (see streamFirst). Serve
+// it at the root: mounted under a prefix, the router would see paths that
+// streamFirst does not. Every answer carries X-Content-Type-Options:
+// nosniff. Only the streaming endpoints take a credential in the URL, and
+// their query string is bounded by the rooms a connection may hold
+// (httpx.MaxStreamQuery); every other /v1 route needs the Authorization
+// header.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	mw := chi.Middlewares{
