@@ -318,7 +318,9 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 			}
 		}
 	}()
-	ctx := context.WithValue(s.ctx, laneKey{}, lc)
+	// The connection too, as KeepConn gives it to net/http's requests:
+	// ClientGone peeks at it.
+	ctx := context.WithValue(context.WithValue(s.ctx, laneKey{}, lc), connKey{}, lc.nc)
 	hr := new(bytes.Reader)
 	for {
 		if !l.setBusy(lc, false) {

@@ -211,7 +211,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	opened := time.Now()
 	deadline := opened.Add(h.cfg.Hold)
 	client := httpx.ClientKey(r)
-	c, resumed, err := h.open(r.Context(), deadline, id, client, httpx.Batched(r), rooms, cur, fresh)
+	c, resumed, err := h.open(r, deadline, id, client, httpx.Batched(r), rooms, cur, fresh)
+	if errors.Is(err, errClientGone) {
+		w.WriteHeader(httpx.StatusClientGone)
+		return
+	}
 	if c == nil {
 		httpx.WriteError(w, err)
 		return
@@ -271,6 +275,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// errClientGone is open's answer to a poll whose client has gone.
+var errClientGone = errors.New("poll: the client has gone")
+
 // parkedOff is what hold returns for a poll it parked.
 var parkedOff = new([]core.Frame)
 
@@ -302,18 +309,30 @@ func (h *Handler) holdEnd(opened time.Time) time.Time {
 	return opened.Add(h.cfg.Hold - rand.N(h.cfg.Hold/5+1))
 }
 
-// open returns the session for a poll by id: the one kept from the
+// open returns the session for poll r by id: the one kept from the
 // client's last answer if the poll resumes from its cursor (resumed),
 // else a new one, joined to rooms from cur by deadline. It returns a nil
-// conn with the error when the hub refuses the session; with a conn, err
-// is the joins' error, if any (see refused).
-func (h *Handler) open(ctx context.Context, deadline time.Time, id auth.Identity, client string, batched bool, rooms []string, cur protocol.Cursor, fresh map[string]bool) (c *conn, resumed bool, err error) {
+// conn with the error when the hub refuses the session, or with
+// errClientGone when r's client has gone (httpx.ClientGone) and a new
+// session would have joined its rooms for nobody; with a conn, err is
+// the joins' error, if any (see refused).
+//
+// The check keeps a poll that its client stopped from undoing what the
+// client did next: a client leaving a room stops its poll, then posts
+// the leave on another connection, and a node that reads the stopped
+// poll after the leave would join the room again and list it in the
+// user's rooms.
+func (h *Handler) open(r *http.Request, deadline time.Time, id auth.Identity, client string, batched bool, rooms []string, cur protocol.Cursor, fresh map[string]bool) (c *conn, resumed bool, err error) {
 	if cur != nil && len(fresh) == 0 {
 		if c := h.keep.take(id, client, rooms, cur); c != nil {
 			h.resumed.Add(1)
 			return c, true, nil
 		}
 	}
+	if httpx.ClientGone(r) {
+		return nil, false, errClientGone
+	}
+	ctx := r.Context()
 	h.opened.Add(1)
 	c = newConn(h)
 	opts := core.SessionOptions{PresenceTTL: 2 * h.cfg.Interval, Client: client, Batched: batched}

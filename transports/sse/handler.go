@@ -82,6 +82,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
+	if httpx.ClientGone(r) {
+		// A stream its client stopped before it was read: joining its
+		// rooms now could undo what the client did since (a leave posted
+		// after it stopped the stream, see poll's open).
+		w.WriteHeader(httpx.StatusClientGone)
+		return
+	}
 	c := newConn(h, id.User, cur, rooms)
 	sess, err := h.cfg.Hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true, Batched: httpx.Batched(r)})
 	if err != nil {

@@ -103,7 +103,7 @@ func (c *Cluster) start(t testing.TB, i int, opts Options, tickets *auth.Tickets
 	if opts.Degrade {
 		cfg.Cluster = redisnode.Backend(engine)
 	}
-	s := serve(cfg, ln)
+	s := serve(cfg, ln, nil)
 	info.Set(s.Node)
 	e.URL, e.Hub = s.URL, s.Node.Hub
 	e.stop = func(testing.TB) {} // Cluster.Stop and Kill stop it

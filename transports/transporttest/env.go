@@ -43,6 +43,9 @@ type Options struct {
 	// Engine, if set, wraps the store the hub runs on, for a test that
 	// must hold a store call at a known point.
 	Engine func(core.Engine) core.Engine
+	// Wrap, if set, wraps the node's HTTP handler (the lane's requests
+	// too), for a test that must hold a request at a known point.
+	Wrap   func(http.Handler) http.Handler
 	Logger *slog.Logger
 }
 
@@ -113,7 +116,7 @@ func (e *Env) start(t testing.TB, addr string) {
 	if e.opts.Engine != nil {
 		engine = e.opts.Engine(store)
 	}
-	s := serve(nodeConfig(e.opts, engine, e.Verifier, e.Tickets, e.log), listen(t, addr))
+	s := serve(nodeConfig(e.opts, engine, e.Verifier, e.Tickets, e.log), listen(t, addr), e.opts.Wrap)
 	e.URL, e.Hub, e.Store = s.URL, s.Node.Hub, store
 	e.stop = func(t testing.TB) {
 		s.close(t)

@@ -115,12 +115,17 @@ func newVerifier(t testing.TB) *auth.Verifier {
 	return v
 }
 
-// serve builds a node from cfg, marks it ready and serves it on ln.
-func serve(cfg node.Config, ln net.Listener) *server {
+// serve builds a node from cfg, marks it ready and serves it on ln,
+// through wrap if it is not nil.
+func serve(cfg node.Config, ln net.Listener, wrap func(http.Handler) http.Handler) *server {
 	n := node.New(cfg)
 	n.API.SetReady(true)
 	s := &server{Node: n, conns: make(map[net.Conn]struct{})}
-	s.srv = httptest.NewUnstartedServer(n.Handler())
+	h := n.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	s.srv = httptest.NewUnstartedServer(h)
 	s.srv.Listener.Close()
 	s.srv.Listener = muteListener{Listener: ln, s: s}
 	s.srv.Config.ConnState = s.track          // httptest chains its own hook before this one

@@ -160,6 +160,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
+	if httpx.ClientGone(r) {
+		// An upgrade its client gave up before it was read: joining its
+		// rooms now could undo what the client did since (a leave posted
+		// on another connection, see httpx.ClientGone).
+		w.WriteHeader(httpx.StatusClientGone)
+		return
+	}
 	c := &conn{
 		ready: make(chan struct{}), closed: make(chan struct{}), user: id.User, writeTimeout: h.writeTimeout,
 		appPings: httpx.QueryValue(r.URL.RawQuery, HeartbeatParam) == HeartbeatApp, compress: h.compress,

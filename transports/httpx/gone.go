@@ -1,0 +1,33 @@
+package httpx
+
+import (
+	"net"
+	"net/http"
+)
+
+// StatusClientGone is the status of a request left unserved because its
+// client had gone (ClientGone), as nginx logs it: the client never sees
+// it; the access log does.
+const StatusClientGone = 499
+
+// ClientGone reports whether the client that sent r has closed its
+// connection already: r's context has ended, or the connection (kept in
+// the context by KeepConn) has the client's end of stream waiting with
+// nothing before it. It reads nothing: a peek that does not wait, one
+// system call. False where it cannot tell (no connection kept, not TCP
+// underneath its wrappers, a system without the peek).
+//
+// A client that stops a request and then sends another on a new
+// connection (a poll cancelled so that a room can be left) can have the
+// second served first: a server reads the requests of different
+// connections in no set order. The first then comes from a client that
+// is gone, and by the time it is read the client's close has arrived,
+// since the client closed before it sent the second.
+func ClientGone(r *http.Request) bool {
+	if r.Context().Err() != nil {
+		return true
+	}
+	c, _ := r.Context().Value(connKey{}).(net.Conn)
+	tc := tcpConn(c)
+	return tc != nil && peerClosed(tc)
+}
