@@ -169,6 +169,6 @@ func (m *Main) httpServer(ln net.Listener, reg prometheus.Registerer) *http.Serv
 		ReadHeaderTimeout: c.HeaderTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
-		ConnContext:       httpx.KeepConn, // for httpx.Cork
+		ConnContext:       httpx.KeepConn, // for httpx.Cork and httpx.ClientGone
 	}
 }

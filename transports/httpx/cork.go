@@ -11,7 +11,7 @@ import (
 type connKey struct{}
 
 // KeepConn is an http.Server ConnContext that keeps each connection in
-// its requests' contexts, for Cork.
+// its requests' contexts, for Cork and ClientGone.
 func KeepConn(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }

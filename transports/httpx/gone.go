@@ -12,17 +12,22 @@ const StatusClientGone = 499
 
 // ClientGone reports whether the client that sent r has closed its
 // connection already: r's context has ended, or the connection (kept in
-// the context by KeepConn) has the client's end of stream waiting with
-// nothing before it. It reads nothing: a peek that does not wait, one
-// system call. False where it cannot tell (no connection kept, not TCP
-// underneath its wrappers, a system without the peek).
+// the context by KeepConn, or by a Lane) has the client's end of stream,
+// or a reset, waiting with no unread byte before it in the socket. It
+// reads nothing: a peek that does not wait, one system call. False
+// where it cannot tell (no connection kept, not TCP underneath its
+// wrappers, a system without the peek) and where something is still
+// unread (a TLS client's close alert).
 //
 // A client that stops a request and then sends another on a new
-// connection (a poll cancelled so that a room can be left) can have the
+// connection (a poll stopped so that a room can be left) can have the
 // second served first: a server reads the requests of different
 // connections in no set order. The first then comes from a client that
-// is gone, and by the time it is read the client's close has arrived,
-// since the client closed before it sent the second.
+// is gone, and on a direct connection its close has arrived by the time
+// the first is read, since the client closed before it sent the second.
+// That narrows the race; it does not end it (a close lost and sent
+// again, a proxy that closes its side late, or a request that goes to
+// another node, come after).
 func ClientGone(r *http.Request) bool {
 	if r.Context().Err() != nil {
 		return true

@@ -317,11 +317,12 @@ func (h *Handler) holdEnd(opened time.Time) time.Time {
 // session would have joined its rooms for nobody; with a conn, err is
 // the joins' error, if any (see refused).
 //
-// The check keeps a poll that its client stopped from undoing what the
-// client did next: a client leaving a room stops its poll, then posts
-// the leave on another connection, and a node that reads the stopped
-// poll after the leave would join the room again and list it in the
-// user's rooms.
+// The check keeps a poll that its client stopped, in most cases, from
+// undoing what the client did next: a client leaving a room stops its
+// poll, then posts the leave on another connection, and a node that
+// reads the stopped poll after the leave would join the room again and
+// list it in the user's rooms (httpx.ClientGone says where the check
+// cannot see the close).
 func (h *Handler) open(r *http.Request, deadline time.Time, id auth.Identity, client string, batched bool, rooms []string, cur protocol.Cursor, fresh map[string]bool) (c *conn, resumed bool, err error) {
 	if cur != nil && len(fresh) == 0 {
 		if c := h.keep.take(id, client, rooms, cur); c != nil {

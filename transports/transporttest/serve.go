@@ -129,7 +129,7 @@ func serve(cfg node.Config, ln net.Listener, wrap func(http.Handler) http.Handle
 	s.srv.Listener.Close()
 	s.srv.Listener = muteListener{Listener: ln, s: s}
 	s.srv.Config.ConnState = s.track          // httptest chains its own hook before this one
-	s.srv.Config.ConnContext = httpx.KeepConn // as chatd: a WebSocket's 101 goes with its first frames
+	s.srv.Config.ConnContext = httpx.KeepConn // as chatd: for Cork (a WebSocket's 101 goes with its first frames) and ClientGone
 	if n.Lane != nil {
 		n.Lane.Attach(s.srv.Config)
 	}
