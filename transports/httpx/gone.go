@@ -6,8 +6,8 @@ import (
 )
 
 // StatusClientGone is the status of a request left unserved because its
-// client had gone (ClientGone), as nginx logs it: the client never sees
-// it; the access log does.
+// client had gone (ClientGone), as nginx logs it. The access log shows
+// it; a client sees it only if it had shut just its writing side.
 const StatusClientGone = 499
 
 // ClientGone reports whether the client that sent r has closed its
