@@ -21,7 +21,7 @@ func (s *Session) Handle(ctx context.Context, e protocol.Envelope) {
 	if ref == "" && (e.Type == protocol.TypeSend || e.Type == protocol.TypeEdit || e.Type == protocol.TypeDelete) {
 		ref = e.ID
 	}
-	if err := s.handle(ctx, e, ref); err != nil {
+	if err := s.handle(ctx, e, ref, false); err != nil {
 		s.failed(e.Type, err, protocol.ErrorEnvelope(err, ref))
 	}
 }
@@ -43,7 +43,7 @@ func (s *Session) failed(op string, err error, reply protocol.Envelope) {
 // echo, names the room.
 func (s *Session) JoinRequested(ctx context.Context, room string, since *uint64) {
 	e := protocol.Envelope{Type: protocol.TypeJoin, Room: room, Since: since}
-	if err := s.handle(ctx, e, ""); err != nil {
+	if err := s.handle(ctx, e, "", true); err != nil {
 		reply := protocol.ErrorEnvelope(err, "")
 		reply.Room = room
 		s.failed(e.Type, err, reply)
@@ -71,7 +71,9 @@ func (s *Session) logError(op string, err error) {
 	}
 }
 
-func (s *Session) handle(ctx context.Context, e protocol.Envelope, ref string) error {
+// handle acts on e; requested says it comes with the request that opened
+// the session (JoinRequested), not in a frame.
+func (s *Session) handle(ctx context.Context, e protocol.Envelope, ref string, requested bool) error {
 	if err := protocol.ValidateClient(&e); err != nil {
 		return err
 	}
@@ -81,7 +83,7 @@ func (s *Session) handle(ctx context.Context, e protocol.Envelope, ref string) e
 		s.reply(protocol.Envelope{Type: protocol.TypePong, Ref: ref})
 	case protocol.TypePong:
 	case protocol.TypeJoin:
-		return s.join(ctx, e.Room, e.Since, ref, false)
+		return s.join(ctx, e.Room, e.Since, ref, false, requested)
 	case protocol.TypeLeave:
 		s.leave(e.Room)
 		if err := s.hub.Leave(ctx, id, e.Room); err != nil {
@@ -143,14 +145,22 @@ func (s *Session) refresh(token, ref string) error {
 //
 // The room protocol.UserRoom ("~") is the user's own stream of "room"
 // events: it needs no permission, counts against no room limit and has
-// no presence. Joining any other room puts it in the user's room list.
+// no presence. Joining any other room puts it in the user's room list,
+// unless the user left it after the session's fence (SessionOptions.Fence):
+// Join is for the joins of the request that opened the session.
 func (s *Session) Join(ctx context.Context, room string, since *uint64, quiet bool) error {
-	return s.join(ctx, room, since, "", quiet)
+	return s.join(ctx, room, since, "", quiet, true)
 }
 
-// join is Join with the ref to echo. See the package doc for why it is exact.
-func (s *Session) join(ctx context.Context, name string, since *uint64, ref string, quiet bool) error {
+// join is Join with the ref to echo; requested says the join is made for
+// the request that opened the session, so that it takes the session's
+// fence (SessionOptions.Fence) if it has one. See the package doc for
+// why it is exact.
+func (s *Session) join(ctx context.Context, name string, since *uint64, ref string, quiet, requested bool) error {
 	stamp := s.hub.listed.stamp() // a leave from now on wins over this join's listing
+	if f := s.opts.Fence; requested && f.set {
+		stamp = f.leaves // and one since the request arrived
+	}
 	id := s.Identity()
 	wire, stream := name, name == protocol.UserRoom
 	if stream {

@@ -51,7 +51,29 @@ type SessionOptions struct {
 	// its bounds (live traffic while many rooms are joined), so it never
 	// blocks the session and never makes it slow.
 	Hold bool
+
+	// Fence, when set (Hub.JoinFence), was taken when the request that
+	// opens the session arrived. The joins made for that request (Join
+	// and JoinRequested) then leave out of the user's room list a room
+	// the user left after it, as a join already running at the leave
+	// would; join frames take their own fence as they begin. A transport
+	// takes it before it checks that the request's client is still
+	// there (httpx.ClientGone): a client that stops a request and then
+	// posts a leave on another connection has either closed before the
+	// check, and the request joins nothing, or left after the fence.
+	Fence JoinFence
 }
+
+// A JoinFence marks a point in the node's sequence of explicit leaves
+// (Hub.JoinFence). The zero value is no fence: joins take their own.
+type JoinFence struct {
+	leaves uint64
+	set    bool
+}
+
+// JoinFence returns a fence at the leaves the node has seen so far, for
+// SessionOptions.Fence.
+func (h *Hub) JoinFence() JoinFence { return JoinFence{leaves: h.listed.stamp(), set: true} }
 
 // leaseUntil is when a lease taken now by this session ends; zero for
 // sessions whose presence is their lifetime.

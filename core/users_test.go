@@ -330,3 +330,61 @@ func TestLeaveWinsOverAnEarlierJoin(t *testing.T) {
 		t.Fatalf("rooms after a join that followed the leave: %+v, %v", rooms, err)
 	}
 }
+
+// The joins made for the request that opened a session (Join,
+// JoinRequested) leave out of the user's room list a room the user left
+// after the session's fence; a join frame takes its own, so a room left
+// and joined again on one connection is listed; a session without a
+// fence lists what it joins.
+func TestJoinFence(t *testing.T) {
+	ctx := context.Background()
+	hub := newHub(t, core.Config{})
+	alice := auth.Identity{User: "alice", Name: "Alice"}
+	listed := func(room string) bool {
+		t.Helper()
+		rooms, err := hub.Rooms(ctx, alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rooms {
+			if r.Room == room {
+				return true
+			}
+		}
+		return false
+	}
+	fence := hub.JoinFence() // a request arrives
+	for _, room := range []string{"random", "other"} {
+		if err := hub.Leave(ctx, alice, room); err != nil { // and the user leaves, elsewhere
+			t.Fatal(err)
+		}
+	}
+	rec := newRecorder()
+	s, err := hub.Connect(alice, rec, core.SessionOptions{Fence: fence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(core.DisconnectNormal)
+	if err := s.Join(ctx, "random", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	s.JoinRequested(ctx, "other", nil)
+	if waitN(t, rec, protocol.TypeJoined, 2); listed("random") || listed("other") {
+		t.Fatalf("the request's joins listed a room left after its fence: random %v, other %v", listed("random"), listed("other"))
+	}
+	s.Handle(ctx, protocol.Envelope{Type: protocol.TypeJoin, Room: "random", Ref: "j"})
+	if waitN(t, rec, protocol.TypeJoined, 3); !listed("random") {
+		t.Fatal("a join frame after the leave did not list the room")
+	}
+	other, err := hub.Connect(alice, newRecorder(), core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(core.DisconnectNormal)
+	if err := other.Join(ctx, "other", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if !listed("other") {
+		t.Fatal("a join without a fence, after the leave, did not list the room")
+	}
+}

@@ -25,9 +25,12 @@ const StatusClientGone = 499
 // connections in no set order. The first then comes from a client that
 // is gone, and on a direct connection its close has arrived by the time
 // the first is read, since the client closed before it sent the second.
-// That narrows the race; it does not end it (a close lost and sent
-// again, a proxy that closes its side late, or a request that goes to
-// another node, come after).
+// A handler that takes the hub's join fence before it asks
+// (core.SessionOptions.Fence) closes the race on such a connection: a
+// leave served after the fence wins over the request's joins. It stays
+// open where the close comes late (a close lost and sent again, a proxy
+// that closes its side late, a TLS close alert) or where the request
+// goes to another node.
 func ClientGone(r *http.Request) bool {
 	if r.Context().Err() != nil {
 		return true

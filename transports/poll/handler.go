@@ -317,12 +317,14 @@ func (h *Handler) holdEnd(opened time.Time) time.Time {
 // session would have joined its rooms for nobody; with a conn, err is
 // the joins' error, if any (see refused).
 //
-// The check keeps a poll that its client stopped, in most cases, from
-// undoing what the client did next: a client leaving a room stops its
-// poll, then posts the leave on another connection, and a node that
-// reads the stopped poll after the leave would join the room again and
-// list it in the user's rooms (httpx.ClientGone says where the check
-// cannot see the close).
+// The check, with the join fence taken before it, keeps a poll that its
+// client stopped from undoing what the client did next: a client
+// leaving a room stops its poll, then posts the leave on another
+// connection, and a node that reads the stopped poll after the leave
+// would join the room again and list it in the user's rooms. A close
+// seen by the check gets errClientGone; a leave served after the fence
+// wins over the joins (httpx.ClientGone says where the check cannot see
+// the close).
 func (h *Handler) open(r *http.Request, deadline time.Time, id auth.Identity, client string, batched bool, rooms []string, cur protocol.Cursor, fresh map[string]bool) (c *conn, resumed bool, err error) {
 	if cur != nil && len(fresh) == 0 {
 		if c := h.keep.take(id, client, rooms, cur); c != nil {
@@ -330,13 +332,14 @@ func (h *Handler) open(r *http.Request, deadline time.Time, id auth.Identity, cl
 			return c, true, nil
 		}
 	}
+	fence := h.cfg.Hub.JoinFence() // before the check: see core.SessionOptions.Fence
 	if httpx.ClientGone(r) {
 		return nil, false, errClientGone
 	}
 	ctx := r.Context()
 	h.opened.Add(1)
 	c = newConn(h)
-	opts := core.SessionOptions{PresenceTTL: 2 * h.cfg.Interval, Client: client, Batched: batched}
+	opts := core.SessionOptions{PresenceTTL: 2 * h.cfg.Interval, Client: client, Batched: batched, Fence: fence}
 	sess, err := h.cfg.Hub.Connect(id, c, opts)
 	if code, _ := protocol.CodeOf(err); code == protocol.CodeTooManyConnections && h.keep.evictUser(id.User) {
 		// The user's kept sessions filled the cap: this poll comes first.

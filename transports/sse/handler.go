@@ -82,6 +82,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
+	fence := h.cfg.Hub.JoinFence() // before the check: see core.SessionOptions.Fence
 	if httpx.ClientGone(r) {
 		// A stream its client stopped before it was read: joining its
 		// rooms now could undo what the client did since (a leave posted
@@ -90,7 +91,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newConn(h, id.User, cur, rooms)
-	sess, err := h.cfg.Hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true, Batched: httpx.Batched(r)})
+	sess, err := h.cfg.Hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true, Batched: httpx.Batched(r), Fence: fence})
 	if err != nil {
 		httpx.WriteError(w, err)
 		return

@@ -2,6 +2,7 @@ package transporttest
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -10,11 +11,25 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/transports/httpx"
 )
+
+// streamRequests are the requests that open a stream, written raw: a
+// poll through net/http and on the lane, an SSE stream, an upgrade.
+var streamRequests = []struct {
+	name, path, extra string
+	kept              bool // the request comes on a poll connection the lane has taken over
+}{
+	{name: "poll", path: "/v1/poll"},
+	{name: "poll on the lane", path: "/v1/poll", kept: true},
+	{name: "sse", path: "/v1/sse"},
+	{name: "websocket", path: "/v1/ws", extra: "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"},
+}
 
 // A stream request (a poll, an SSE stream, a WebSocket upgrade) whose
 // client has closed its connection by the time the node reads it joins
@@ -56,15 +71,7 @@ func TestStoppedRequestJoinsNothing(t *testing.T) {
 	// Polls held 50 ms, so that a poll with nothing to say is answered,
 	// and kept, soon.
 	e := NewEnv(t, Options{Wrap: wrap, PollHold: 50 * time.Millisecond})
-	for _, tc := range []struct {
-		name, path, extra string
-		kept              bool // the request comes on a poll connection the lane has taken over
-	}{
-		{name: "poll", path: "/v1/poll"},
-		{name: "poll on the lane", path: "/v1/poll", kept: true},
-		{name: "sse", path: "/v1/sse"},
-		{name: "websocket", path: "/v1/ws", extra: "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"},
-	} {
+	for _, tc := range streamRequests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.kept && !peeks() {
 				t.Skip("the lane's requests are told gone only by the peek, not built for " + runtime.GOOS)
@@ -164,4 +171,87 @@ func peeks() bool {
 		return true
 	}
 	return false
+}
+
+// A leave served after a stream request arrived wins over that request's
+// joins, though the request passed its check (httpx.ClientGone) before
+// the leave: the request's joins compare leaves with the fence its
+// handler took before the check (core.SessionOptions.Fence), not with
+// the moment each join begins. The test holds the listing of the
+// request's first room, posts a leave of its second, and lets go; the
+// third room, listed after the second's turn, says when to look.
+func TestLeaveAfterArrivalWins(t *testing.T) {
+	hold := &holdListing{room: "general", at: make(chan heldListing)}
+	e := NewEnv(t, Options{PollHold: 50 * time.Millisecond, Engine: func(s core.Engine) core.Engine {
+		hold.Engine = s
+		return hold
+	}})
+	for _, tc := range streamRequests {
+		t.Run(tc.name, func(t *testing.T) {
+			user := strings.ReplaceAll(tc.name, " ", "-")
+			tok := e.Token(t, user, Claims{})
+			conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if tc.kept {
+				keptPoll(t, conn, bufio.NewReader(conn), tok)
+			}
+			req := "GET " + tc.path + "?rooms=general,random,zzz HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer " + tok + "\r\n" + tc.extra + "\r\n"
+			if _, err := conn.Write([]byte(req)); err != nil {
+				t.Fatal(err)
+			}
+			var held heldListing
+			select {
+			case held = <-hold.at: // the request is past its check, listing general
+			case <-Ctx(t).Done():
+				t.Fatal("the request never listed general")
+			}
+			release := sync.OnceFunc(func() { close(held.release) })
+			defer release()
+			if held.user != user {
+				t.Fatalf("listing held for %s, want %s", held.user, user)
+			}
+			status, body := httpDo(t, e, http.MethodPost, "/v1/leave", tok, map[string]any{"room": "random"})
+			release()
+			if status != http.StatusOK {
+				t.Fatalf("leave: %d %s", status, body)
+			}
+			var got []string
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				if got = roomNames(roomsOf(t, e, tok)); slices.Contains(got, "zzz") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: rooms %v, want zzz listed", tc.path, got)
+				}
+			}
+			if !slices.Contains(got, "general") || slices.Contains(got, "random") {
+				t.Fatalf("%s: rooms %v after a leave of random served during the request's joins; want general and zzz", tc.path, got)
+			}
+		})
+	}
+}
+
+// holdListing holds each listing of room (AddUserRoom) until the test
+// closes the release it finds on at.
+type holdListing struct {
+	core.Engine
+	room string
+	at   chan heldListing
+}
+
+type heldListing struct {
+	user    string
+	release chan struct{}
+}
+
+func (h *holdListing) AddUserRoom(ctx context.Context, user, room string) (bool, error) {
+	if room == h.room {
+		held := heldListing{user: user, release: make(chan struct{})}
+		h.at <- held
+		<-held.release
+	}
+	return h.Engine.AddUserRoom(ctx, user, room)
 }

@@ -160,6 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
+	fence := h.hub.JoinFence() // before the check: see core.SessionOptions.Fence
 	if httpx.ClientGone(r) {
 		// An upgrade its client gave up before it was read: joining its
 		// rooms now could undo what the client did since (a leave posted
@@ -171,7 +172,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ready: make(chan struct{}), closed: make(chan struct{}), user: id.User, writeTimeout: h.writeTimeout,
 		appPings: httpx.QueryValue(r.URL.RawQuery, HeartbeatParam) == HeartbeatApp, compress: h.compress,
 	}
-	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true, Batched: httpx.Batched(r), Hold: true})
+	sess, err := h.hub.Connect(id, c, core.SessionOptions{Heartbeat: true, Greet: true, Batched: httpx.Batched(r), Hold: true, Fence: fence})
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
