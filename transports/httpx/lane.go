@@ -349,6 +349,7 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 		rctx, cancel := context.WithCancel(ctx)
 		req = req.WithContext(rctx)
 		w = &laneWriter{lc: lc, header: make(http.Header)}
+		growLaneStack() // in one step, while shallow
 		s.handler.ServeHTTP(w, req)
 		cancel()
 		l.served.Add(1)
