@@ -254,13 +254,11 @@ func (s *Session) sendJoined(ctx context.Context, name string, since *uint64, re
 		// read shows as a gap to catchUp.
 		after = page.First - 1
 	}
-	joined := protocol.Envelope{Type: protocol.TypeJoined, Room: wireRoom(name), Ref: ref,
-		Head: protocol.Ptr(page.Head), Recovered: protocol.Ptr(recovered)}
 	if quiet && recovered {
 		return after, page.Head, nil
 	}
-	f := envelopeFrame(joined)
-	f.Seq = after
+	room := wireRoom(name)
+	f := Frame{Type: protocol.TypeJoined, Room: room, Seq: after, Data: protocol.EncodeJoined(ref, room, page.Head, recovered)}
 	return after, page.Head, s.put(ctx, f)
 }
 
@@ -269,10 +267,8 @@ func (s *Session) sendJoined(ctx context.Context, name string, since *uint64, re
 // recovered:false, as a join from beyond the retained history gets. Its
 // position is last, so a poll cursor or a resume seq stays exact.
 func prunedFrame(name string, last, head uint64) Frame {
-	f := envelopeFrame(protocol.Envelope{Type: protocol.TypeJoined, Room: wireRoom(name),
-		Head: protocol.Ptr(head), Recovered: protocol.Ptr(false)})
-	f.Seq = last
-	return f
+	room := wireRoom(name)
+	return Frame{Type: protocol.TypeJoined, Room: room, Seq: last, Data: protocol.EncodeJoined("", room, head, false)}
 }
 
 // catchUp replays room from after, then turns the subscription live. It

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -148,6 +149,54 @@ func Encode(e Envelope) []byte {
 		panic("protocol: encode: " + err.Error()) // unreachable: Envelope has only plain fields.
 	}
 	return b
+}
+
+// EncodeJoined returns Encode of the joined envelope {"type":"joined"}
+// with ref, room, head and recovered. A join encodes one for each room it
+// joins, and encoding/json took about 4 µs of the node for each: two a
+// client, 5% of the node in a reconnect storm of 10,000. This writes the
+// bytes directly when ref and room need no escaping (printable ASCII
+// but for the quote, the backslash and the <, > and & that
+// encoding/json escapes), and goes to Encode otherwise.
+func EncodeJoined(ref, room string, head uint64, recovered bool) []byte {
+	if !plainJSON(ref) || !plainJSON(room) {
+		return encodeJoined(ref, room, head, recovered)
+	}
+	b := make([]byte, 0, len(`{"type":"joined","ref":"","room":"","head":18446744073709551615,"recovered":false}`)+len(ref)+len(room))
+	b = append(b, `{"type":"joined"`...)
+	if ref != "" {
+		b = append(b, `,"ref":"`...)
+		b = append(b, ref...)
+		b = append(b, '"')
+	}
+	if room != "" {
+		b = append(b, `,"room":"`...)
+		b = append(b, room...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"head":`...)
+	b = strconv.AppendUint(b, head, 10)
+	b = append(b, `,"recovered":`...)
+	b = strconv.AppendBool(b, recovered)
+	return append(b, '}')
+}
+
+// encodeJoined is EncodeJoined through Encode, apart so that head and
+// recovered move to the heap only on this path.
+func encodeJoined(ref, room string, head uint64, recovered bool) []byte {
+	return Encode(Envelope{Type: TypeJoined, Ref: ref, Room: room, Head: &head, Recovered: &recovered})
+}
+
+// plainJSON reports whether encoding/json writes s as it is, between
+// quotes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // ControlTag is the control_tag of an encoded control envelope: the 64-bit
