@@ -3,6 +3,7 @@ package transporttest
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -208,6 +209,34 @@ func waitPollsEnded(t testing.TB, e *Env) {
 			t.Fatalf("a poll of %s did not end", s.User())
 		}
 	}
+}
+
+// An upgrade that gorilla refuses (here, no Sec-WebSocket-Key) is
+// answered with the contract's error and counted like any HTTP error
+// reply, with the user the request proved: the upgrade's own writer
+// must not hide the reporting one.
+func TestRefusedUpgradeCounted(t *testing.T) {
+	obs := newWatcher()
+	e := NewEnv(t, Options{Hub: core.Config{Observer: obs}})
+	req, err := http.NewRequest(http.MethodGet, e.URL+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.Token(t, "carol", Claims{}))
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	httpError(t, "an upgrade without a key", resp.StatusCode, body, http.StatusBadRequest, protocol.CodeBadRequest)
+	if n := series(scrape(t, e), "chat_error_replies_total", "code", "bad_request", "via", "http"); n != 1 {
+		t.Errorf(`chat_error_replies_total{code="bad_request",via="http"} = %v, want 1`, n)
+	}
+	obs.wait(t, "error carol bad_request")
 }
 
 // REST errors count in chat_error_replies_total by code with via="http",

@@ -89,7 +89,7 @@ func TestStoppedRequestJoinsNothing(t *testing.T) {
 				defer conn.Close()
 				br := bufio.NewReader(conn)
 				if tc.kept {
-					keptPoll(t, conn, br, tok)
+					keptPoll(t, e, conn, br, tok)
 				}
 				req := "GET " + tc.path + "?rooms=general HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer " + tok +
 					"\r\nX-Test-Hold: 1\r\n" + tc.extra + "\r\n"
@@ -132,15 +132,17 @@ func TestStoppedRequestJoinsNothing(t *testing.T) {
 }
 
 // keptPoll makes two polls of room "lobby" on conn, the second from the
-// first's cursor: once it is answered, its session is kept and the lane
-// has the connection.
-func keptPoll(t *testing.T, conn net.Conn, br *bufio.Reader, tok string) {
+// first's cursor, with a message waiting so that it is answered at once
+// whatever the hold: once it is, its session is kept and the lane has
+// the connection.
+func keptPoll(t *testing.T, e *Env, conn net.Conn, br *bufio.Reader, tok string) {
 	t.Helper()
 	cursor := ""
 	for i := range 2 {
 		q := "rooms=lobby"
 		if i > 0 {
 			q += "&cursor=" + url.QueryEscape(cursor)
+			hubSend(t, e, "lobby", "news for the kept session")
 		}
 		req := "GET /v1/poll?" + q + " HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
 		if _, err := conn.Write([]byte(req)); err != nil {
@@ -179,10 +181,15 @@ func peeks() bool {
 // handler took before the check (core.SessionOptions.Fence), not with
 // the moment each join begins. The test holds the listing of the
 // request's first room, posts a leave of its second, and lets go; the
-// third room, listed after the second's turn, says when to look.
+// third room, listed after the second's turn, says when to look. The
+// held listing holds the stripe lock of its user and room; the leave
+// takes the one of the same user and "random", which for these users is
+// another stripe (else the leave would wait for the listing, and the
+// test would fail on its deadline, not pass). Polls are held long, so
+// that the joins, bounded by the hold, outlast the held listing.
 func TestLeaveAfterArrivalWins(t *testing.T) {
 	hold := &holdListing{room: "general", at: make(chan heldListing)}
-	e := NewEnv(t, Options{PollHold: 50 * time.Millisecond, Engine: func(s core.Engine) core.Engine {
+	e := NewEnv(t, Options{PollHold: time.Minute, Engine: func(s core.Engine) core.Engine {
 		hold.Engine = s
 		return hold
 	}})
@@ -196,7 +203,7 @@ func TestLeaveAfterArrivalWins(t *testing.T) {
 			}
 			defer conn.Close()
 			if tc.kept {
-				keptPoll(t, conn, bufio.NewReader(conn), tok)
+				keptPoll(t, e, conn, bufio.NewReader(conn), tok)
 			}
 			req := "GET " + tc.path + "?rooms=general,random,zzz HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer " + tok + "\r\n" + tc.extra + "\r\n"
 			if _, err := conn.Write([]byte(req)); err != nil {
@@ -250,8 +257,16 @@ type heldListing struct {
 func (h *holdListing) AddUserRoom(ctx context.Context, user, room string) (bool, error) {
 	if room == h.room {
 		held := heldListing{user: user, release: make(chan struct{})}
-		h.at <- held
-		<-held.release
+		select {
+		case h.at <- held:
+		case <-ctx.Done(): // the session ended: a failed test's, at the end
+			return false, ctx.Err()
+		}
+		select {
+		case <-held.release:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
 	return h.Engine.AddUserRoom(ctx, user, room)
 }

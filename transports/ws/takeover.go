@@ -133,9 +133,13 @@ func (c *takeoverConn) CloseWrite() error {
 // and the client's offer allows context takeover) gorilla's connection
 // sits on a takeoverConn, returned if the answer negotiated it.
 func upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, takeover bool) (*websocket.Conn, *takeoverConn, error) {
-	hj := &hijacker{ResponseWriter: w, takeover: takeover}
+	// Gorilla keeps the hijacked write buffer as the connection's own
+	// unless its upgrader sizes or pools its buffers (chatd's do both):
+	// only then may a lent one go back to the pool after the upgrade.
+	lend := up.WriteBufferPool != nil || up.WriteBufferSize != 0
+	hj := &hijacker{ResponseWriter: w, takeover: takeover, lend: lend}
 	ws, err := up.Upgrade(hj, r, nil)
-	if hj.head != nil { // gorilla keeps no part of it (its write buffers are pooled)
+	if hj.head != nil {
 		hj.head.Reset(nil)
 		headWriters.Put(hj.head)
 	}
@@ -146,9 +150,10 @@ func upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, tak
 }
 
 // headWriters lend the buffer gorilla writes the 101 in. Gorilla formats
-// its answer in the write buffer of the hijacked connection, which
-// net/http makes anew at every hijack (4 KiB): on a node whose heap is
-// growing, as in a reconnect storm, its first touch was a page fault,
+// its answer in the write buffer of the hijacked connection: net/http's
+// 4 KiB writer, taken from its pool when the connection was accepted and
+// never given back once hijacked, so in a reconnect storm each is new,
+// and on a node whose heap is growing its first touch was a page fault,
 // 3.5% of the node's CPU. A lent buffer has been touched before, and
 // net/http's, never touched, costs no page.
 var headWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, headBufferSize) }}
@@ -162,9 +167,14 @@ const headBufferSize = 512
 type hijacker struct {
 	http.ResponseWriter
 	takeover bool
+	lend     bool          // lend a write buffer (see upgrade)
 	conn     *takeoverConn // set by Hijack, with takeover
-	head     *bufio.Writer // set by Hijack, lent until the upgrade returns
+	head     *bufio.Writer // set by Hijack when lending, lent until the upgrade returns
 }
+
+// Unwrap lets httpx's reporting find its writer under this one: a
+// refused upgrade's error reply is counted.
+func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
@@ -174,6 +184,9 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if h.takeover {
 		h.conn = &takeoverConn{Conn: c}
 		c = h.conn
+	}
+	if !h.lend {
+		return c, brw, nil
 	}
 	h.head = headWriters.Get().(*bufio.Writer)
 	h.head.Reset(c)
