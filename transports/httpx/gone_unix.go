@@ -8,6 +8,10 @@ import (
 	"syscall"
 )
 
+// PeeksConnections reports whether ClientGone can peek at a connection
+// here; where it cannot, it sees only a request's ended context.
+const PeeksConnections = true
+
 // peerClosed reports whether c's peer has closed its end: a peek at the
 // next byte, without waiting, finds the end of stream (or a reset). A
 // byte waiting, or none yet, is a peer still there.

@@ -73,7 +73,7 @@ func TestStoppedRequestJoinsNothing(t *testing.T) {
 	e := NewEnv(t, Options{Wrap: wrap, PollHold: 50 * time.Millisecond})
 	for _, tc := range streamRequests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.kept && !peeks() {
+			if tc.kept && !httpx.PeeksConnections {
 				t.Skip("the lane's requests are told gone only by the peek, not built for " + runtime.GOOS)
 			}
 			for _, stop := range []bool{false, true} {
@@ -163,16 +163,6 @@ func keptPoll(t *testing.T, e *Env, conn net.Conn, br *bufio.Reader, tok string)
 		}
 		cursor = answer.Cursor
 	}
-}
-
-// peeks reports whether httpx.ClientGone can peek at a connection on
-// this system (gone_unix.go's build constraint).
-func peeks() bool {
-	switch runtime.GOOS {
-	case "linux", "darwin", "dragonfly", "freebsd", "netbsd", "openbsd":
-		return true
-	}
-	return false
 }
 
 // A leave served after a stream request arrived wins over that request's
