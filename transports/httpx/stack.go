@@ -56,8 +56,8 @@ const laneStackPad = 5 << 10
 // growStack does for an upgrade, before each request it serves. The
 // goroutine lives as long as its connection and parks between requests
 // with little on its stack, so the collector shrinks it back, and each
-// poll grew it again deep in the handler (in the credential check, at
-// 30-odd frames): 4.8% of the node under a broadcast to 5,000 poll
+// poll grew it again deep in the handler (in the credential check):
+// 4.8% of the node under a broadcast to 5,000 poll
 // clients, where growing it here costs 1%. A poll needs no more than 8
 // KiB, so a held poll holds no more stack than it did (the held polls'
 // RSS a connection was the same, 17.6 against 17.8 KiB).
