@@ -58,7 +58,7 @@ type SessionOptions struct {
 	// the user left after it, as a join already running at the leave
 	// would; join frames take their own fence as they begin. A transport
 	// takes it before it checks that the request's client is still
-	// there (httpx.ClientGone): a client that stops a request and then
+	// there (httpx.Arrived does both, in that order): a client that stops a request and then
 	// posts a leave on another connection has either closed before the
 	// check, and the request joins nothing, or left after the fence.
 	Fence JoinFence

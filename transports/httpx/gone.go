@@ -3,6 +3,8 @@ package httpx
 import (
 	"net"
 	"net/http"
+
+	"github.com/chatd/chatd/core"
 )
 
 // StatusClientGone is the status of a request left unserved because its
@@ -25,8 +27,8 @@ const StatusClientGone = 499
 // connections in no set order. The first then comes from a client that
 // is gone, and on a direct connection its close has arrived by the time
 // the first is read, since the client closed before it sent the second.
-// A handler that takes the hub's join fence before it asks
-// (core.SessionOptions.Fence) closes the race on such a connection: a
+// Arrived, which takes the hub's join fence before it asks
+// (core.SessionOptions.Fence), closes the race on such a connection: a
 // leave served after the fence wins over the request's joins. It stays
 // open where the close comes late (a close lost and sent again, a proxy
 // that closes its side late, a TLS close alert) or where the request
@@ -38,4 +40,18 @@ func ClientGone(r *http.Request) bool {
 	c, _ := r.Context().Value(connKey{}).(net.Conn)
 	tc := tcpConn(c)
 	return tc != nil && peerClosed(tc)
+}
+
+// Arrived is what a request that opens a stream (a WebSocket upgrade, an
+// SSE stream, a poll that opens a session) asks before it joins rooms:
+// it takes hub's join fence for the request's joins
+// (core.SessionOptions.Fence), then reports whether the client is still
+// there (ClientGone). In that order: a client that stopped the request
+// and then left a room on another connection has either closed before
+// the check, and the request must join nothing (ok false; answer
+// StatusClientGone), or left after the fence, and the leave wins over
+// the request's joins.
+func Arrived(r *http.Request, hub *core.Hub) (fence core.JoinFence, ok bool) {
+	fence = hub.JoinFence()
+	return fence, !ClientGone(r)
 }

@@ -332,8 +332,8 @@ func (h *Handler) open(r *http.Request, deadline time.Time, id auth.Identity, cl
 			return c, true, nil
 		}
 	}
-	fence := h.cfg.Hub.JoinFence() // before the check: see core.SessionOptions.Fence
-	if httpx.ClientGone(r) {
+	fence, here := httpx.Arrived(r, h.cfg.Hub)
+	if !here {
 		return nil, false, errClientGone
 	}
 	ctx := r.Context()

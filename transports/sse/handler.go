@@ -82,8 +82,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	fence := h.cfg.Hub.JoinFence() // before the check: see core.SessionOptions.Fence
-	if httpx.ClientGone(r) {
+	fence, here := httpx.Arrived(r, h.cfg.Hub)
+	if !here {
 		// A stream its client stopped before it was read: joining its
 		// rooms now could undo what the client did since (a leave posted
 		// after it stopped the stream, see poll's open).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/transports/httpx"
 )
 
@@ -260,3 +262,62 @@ func (h *holdListing) AddUserRoom(ctx context.Context, user, room string) (bool,
 	}
 	return h.Engine.AddUserRoom(ctx, user, room)
 }
+
+// httpx.Arrived takes the join fence before it asks whether the client
+// has gone: a leave served at the very moment of the check (here, from
+// inside it) still wins over the joins made with the fence. Taken after
+// the check, the fence would let the joins list the room again.
+func TestArrivedFencesBeforeTheCheck(t *testing.T) {
+	e := NewEnv(t, Options{})
+	ctx := Ctx(t)
+	alice := auth.Identity{User: "alice", Name: "Alice"}
+	check := &leaveOnCheck{Context: ctx, leave: func() {
+		if err := e.Hub.Leave(ctx, alice, "random"); err != nil {
+			t.Error(err)
+		}
+	}}
+	r := httptest.NewRequest(http.MethodGet, "/v1/ws", nil).WithContext(check)
+	fence, here := httpx.Arrived(r, e.Hub)
+	if !here || check.calls == 0 {
+		t.Fatalf("Arrived: here %v after %d checks, want a client still there, checked", here, check.calls)
+	}
+	sess, err := e.Hub.Connect(alice, discardTransport{}, core.SessionOptions{Fence: fence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close(core.DisconnectNormal)
+	if err := sess.Join(ctx, "random", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	rooms, err := e.Hub.Rooms(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, room := range rooms {
+		if room.Room == "random" {
+			t.Fatal("a room left during the check was listed again by the request's join")
+		}
+	}
+}
+
+// leaveOnCheck is a request context whose first Err (the first thing
+// httpx.ClientGone asks) serves a leave, and that never ends.
+type leaveOnCheck struct {
+	context.Context
+	leave func()
+	calls int
+}
+
+func (c *leaveOnCheck) Err() error {
+	if c.calls++; c.calls == 1 {
+		c.leave()
+	}
+	return nil
+}
+
+// discardTransport is a session transport that drops what it is given.
+type discardTransport struct{}
+
+func (discardTransport) Name() string             { return "test" }
+func (discardTransport) Write([]core.Frame) error { return nil }
+func (discardTransport) Close(core.Disconnect)    {}

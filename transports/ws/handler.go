@@ -160,8 +160,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	fence := h.hub.JoinFence() // before the check: see core.SessionOptions.Fence
-	if httpx.ClientGone(r) {
+	fence, here := httpx.Arrived(r, h.hub)
+	if !here {
 		// An upgrade its client gave up before it was read: joining its
 		// rooms now could undo what the client did since (a leave posted
 		// on another connection, see httpx.ClientGone).
