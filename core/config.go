@@ -99,6 +99,16 @@ type Config struct {
 	// delivery latency, at most this; none while that latency is under
 	// 10 ms. 50ms; negative: never.
 	MaxWriteDelay time.Duration
+	// Relieving, if set, reports whether the node is relieving load (the
+	// degradation level is 1 or more). While it does, a woken writer
+	// waits a quarter of the recent delivery latency, at least a fifth of
+	// RelievedWriteDelay and at most RelievedWriteDelay (still none
+	// while that latency is under 10 ms): the node trades up to that
+	// much latency for fewer, fuller writes. nil: never.
+	Relieving func() bool
+	// RelievedWriteDelay bounds the write delay while Relieving reports
+	// true. 500ms; negative: MaxWriteDelay's rule holds then too.
+	RelievedWriteDelay time.Duration
 	// WriterLinger is how long a session's writer with nothing to write
 	// stays parked before it exits, so that steady traffic wakes it rather
 	// than spawning one per batch; a writer whose last batch was
@@ -182,6 +192,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWriteDelay == 0 {
 		c.MaxWriteDelay = 50 * time.Millisecond
+	}
+	if c.RelievedWriteDelay == 0 {
+		c.RelievedWriteDelay = 500 * time.Millisecond
 	}
 	if c.WriterLinger <= 0 {
 		c.WriterLinger = 250 * time.Millisecond

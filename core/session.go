@@ -326,16 +326,25 @@ var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.En
 // one call for each; waiting lets one call carry several. The wait is a
 // tenth of what frames already wait, so it cannot be what makes them
 // late; and it vanishes once the node has caught up.
+//
+// While the node relieves load (Config.Relieving), the wait is a quarter
+// of the latency, between a fifth of Config.RelievedWriteDelay and all of
+// it: the controller has found the node short of CPU, and a chat member
+// who gets ten messages a second then gets them in two or three writes
+// rather than ten.
 func (h *Hub) writeDelay() time.Duration {
 	limit := h.cfg.MaxWriteDelay
 	if limit <= 0 {
 		return 0
 	}
-	d := h.counters.delivery.read(time.Now()) / 10
-	if d < time.Millisecond {
+	lat := h.counters.delivery.read(time.Now())
+	if lat < 10*time.Millisecond {
 		return 0
 	}
-	return min(d, limit)
+	if r := h.cfg.RelievedWriteDelay; r > 0 && h.cfg.Relieving != nil && h.cfg.Relieving() {
+		return min(max(lat/4, r/5), r)
+	}
+	return min(lat/10, limit)
 }
 
 // kick starts the writer unless one is running, or wakes it if it is

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,46 @@ func TestWriteDelayPolicy(t *testing.T) {
 	core.SetDeliveryLatency(off, 5*time.Second)
 	if d := core.WriteDelay(off); d != 0 {
 		t.Fatalf("with MaxWriteDelay < 0 writes wait %v", d)
+	}
+}
+
+// TestRelievedWriteDelay: while the node relieves load, a writer waits a
+// quarter of the recent delivery latency, between a fifth of
+// RelievedWriteDelay and all of it; still none while latency is low; and
+// the ordinary rule again once relief ends.
+func TestRelievedWriteDelay(t *testing.T) {
+	var relieving atomic.Bool
+	hub := newHub(t, core.Config{Relieving: relieving.Load})
+	core.SetDeliveryLatency(hub, 5*time.Millisecond)
+	relieving.Store(true)
+	if d := core.WriteDelay(hub); d != 0 {
+		t.Fatalf("relieving at 5 ms of latency, writes wait %v, want none", d)
+	}
+	for _, c := range []struct{ latency, want time.Duration }{
+		{40 * time.Millisecond, 100 * time.Millisecond}, // a fifth of the default 500 ms
+		{time.Second, 250 * time.Millisecond},
+		{10 * time.Second, 500 * time.Millisecond},
+	} {
+		core.SetDeliveryLatency(hub, c.latency)
+		if d := core.WriteDelay(hub); d < c.want-time.Millisecond || d > c.want {
+			t.Fatalf("relieving at %v of latency, writes wait %v, want %v", c.latency, d, c.want)
+		}
+	}
+	relieving.Store(false)
+	if d := core.WriteDelay(hub); d != 50*time.Millisecond {
+		t.Fatalf("relief over, at 10 s of latency writes wait %v, want the ordinary cap, 50 ms", d)
+	}
+
+	plain := newHub(t, core.Config{Relieving: relieving.Load, RelievedWriteDelay: -1})
+	relieving.Store(true)
+	core.SetDeliveryLatency(plain, 10*time.Second)
+	if d := core.WriteDelay(plain); d != 50*time.Millisecond {
+		t.Fatalf("with RelievedWriteDelay < 0, relieving at 10 s of latency writes wait %v, want 50 ms", d)
+	}
+	off := newHub(t, core.Config{Relieving: relieving.Load, MaxWriteDelay: -1})
+	core.SetDeliveryLatency(off, 10*time.Second)
+	if d := core.WriteDelay(off); d != 0 {
+		t.Fatalf("with MaxWriteDelay < 0, relieving writes wait %v", d)
 	}
 }
 

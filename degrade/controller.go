@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +64,7 @@ type Controller struct {
 
 	mu       sync.Mutex
 	level    Level                // in force: the pin, or max(own, floor). Guarded by mu.
+	current  atomic.Int32         // level, for Level without mu: writers read it per write
 	own      Level                // this node's auto level (breakers, step-down). Guarded by mu.
 	ownAt    time.Time            // when own last changed. Guarded by mu.
 	floor    Level                // the cluster's floor under own, auto mode only. Guarded by mu.
@@ -119,9 +121,7 @@ func (c *Controller) AddSignals(sigs ...Signal) {
 
 // Level returns the level in force.
 func (c *Controller) Level() Level {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.level
+	return Level(c.current.Load())
 }
 
 // Mode returns who sets the level, and when a manual pin expires (zero: never).
@@ -192,6 +192,7 @@ func (c *Controller) setLocked(l Level, by string, force, remote bool) {
 		c.metrics.transitions.WithLabelValues(fmt.Sprint(int(ch.From)), fmt.Sprint(int(l)), byKind(by)).Inc()
 	}
 	c.level = l
+	c.current.Store(int32(l))
 	c.metrics.set(l, c.mode)
 	attrs := []any{"from", int(ch.From), "to", int(l), "mode", string(c.mode), "by", by}
 	if remote {

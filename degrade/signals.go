@@ -35,7 +35,8 @@ type StatsSource interface {
 //   - delivery_latency (over DeliverySLO) and ephemeral_drops (over 100 a
 //     reading): level 1. Typing and receipts are most of the fan-out
 //     volume and all of the droppable frames; turning them off shortens
-//     every queue at once. When messages alone are more than the node can
+//     every queue at once, and at level 1 writers batch harder
+//     (core.Config.Relieving). When messages alone are more than the node can
 //     fan out, delivery latency stays over after level 1 has acted; with
 //     Config.EscalateAfter set (off by default: at 10k clients the move
 //     itself was the collapse) it then escalates to level 3, skipping 2

@@ -123,7 +123,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.files = fileStore
 	m.node = node.New(node.Config{
 		Engine: m.engine.Engine, Verifier: verifier, Tickets: tickets,
-		Hub:         core.Config{Heartbeat: c.Heartbeat, MaxWriteDelay: zeroOff(c.MaxWriteDelay)},
+		Hub: core.Config{Heartbeat: c.Heartbeat, MaxWriteDelay: zeroOff(c.MaxWriteDelay),
+			RelievedWriteDelay: zeroOff(c.RelievedWriteDelay)},
 		Controller:  degrade.Config{EscalateAfter: c.EscalateAfter},
 		PollLinger:  zeroOff(c.PollLinger),
 		PollPark:    zeroOff(c.PollPark),

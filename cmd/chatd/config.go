@@ -13,27 +13,28 @@ import (
 // Config is everything chatd can be told on the command line. Each flag
 // has an environment twin; a flag given on the command line wins.
 type Config struct {
-	Addr           string
-	Data           string
-	JWTSecret      string
-	JWTPublicKey   string
-	JWTIssuer      string
-	JWTAudience    string
-	TicketSecret   string
-	Redis          string
-	RedisRisk      bool   // start on a Redis that can lose an acked message
-	NodeID         string // this node's id among the cluster's; "": hostname-port-<random>
-	AdvertiseAddr  string // the address shown for this node; "": from the listener
-	Flags          string
-	AllowedOrigins string
-	HistoryMax     int
-	HistoryAge     time.Duration
-	Heartbeat      time.Duration
-	MaxWriteDelay  time.Duration // core.Config.MaxWriteDelay
-	EscalateAfter  int           // degrade.Config.EscalateAfter
-	LogLevel       string
-	DrainTimeout   time.Duration
-	Files          FilesConfig // see files.go
+	Addr               string
+	Data               string
+	JWTSecret          string
+	JWTPublicKey       string
+	JWTIssuer          string
+	JWTAudience        string
+	TicketSecret       string
+	Redis              string
+	RedisRisk          bool   // start on a Redis that can lose an acked message
+	NodeID             string // this node's id among the cluster's; "": hostname-port-<random>
+	AdvertiseAddr      string // the address shown for this node; "": from the listener
+	Flags              string
+	AllowedOrigins     string
+	HistoryMax         int
+	HistoryAge         time.Duration
+	Heartbeat          time.Duration
+	MaxWriteDelay      time.Duration // core.Config.MaxWriteDelay
+	RelievedWriteDelay time.Duration // core.Config.RelievedWriteDelay
+	EscalateAfter      int           // degrade.Config.EscalateAfter
+	LogLevel           string
+	DrainTimeout       time.Duration
+	Files              FilesConfig // see files.go
 
 	// Limits on every connection, before any credential is checked. See
 	// limits.go for the defaults and why.
@@ -93,6 +94,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.MaxWriteDelay, "max-write-delay", 50*time.Millisecond,
 		"most a writer waits to batch while the node is behind (a tenth of the delivery latency); 0: never (env CHAT_MAX_WRITE_DELAY)")
 	envs["max-write-delay"] = "CHAT_MAX_WRITE_DELAY"
+	fs.DurationVar(&c.RelievedWriteDelay, "relieved-write-delay", 500*time.Millisecond,
+		"most a writer waits to batch while the degradation level is 1 or more (a quarter of the delivery latency, at least a fifth of this); 0: as --max-write-delay (env CHAT_RELIEVED_WRITE_DELAY)")
+	envs["relieved-write-delay"] = "CHAT_RELIEVED_WRITE_DELAY"
 	fs.IntVar(&c.EscalateAfter, "escalate-after", 0,
 		"bad readings, while the delivery-latency breaker is tripped, that escalate it from level 1 to 3; 0: never (env CHAT_ESCALATE_AFTER)")
 	envs["escalate-after"] = "CHAT_ESCALATE_AFTER"

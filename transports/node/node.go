@@ -164,6 +164,9 @@ func New(cfg Config) *Node {
 		n.Policy = &degrade.Policy{Controller: n.Controller, Flags: n.Flags,
 			Transports: []string{ws.Name, sse.Name, poll.Name}, PollInterval: cfg.PollInterval}
 		hubCfg.Features = n.Policy.FeatureOn
+		if hubCfg.Relieving == nil {
+			hubCfg.Relieving = func() bool { return n.Controller.Level() >= degrade.LevelNoReceipts }
+		}
 		hubCfg.Greeting = func(user string) ([]byte, bool) { return n.Policy.ControlWire(user).Data, true }
 	}
 	var meter *rollout.Meter
