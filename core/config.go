@@ -97,7 +97,9 @@ type Config struct {
 	// MaxWriteDelay bounds how long a woken writer waits, while the node
 	// is behind, to take more frames in one write: a tenth of the recent
 	// delivery latency, at most this; none while that latency is under
-	// 10 ms. 50ms; negative: never.
+	// 10 ms (see Relieving for the wait while the node relieves load). A
+	// queue a quarter full, or a close, ends the wait. 50ms; negative:
+	// never, whether relieving or not.
 	MaxWriteDelay time.Duration
 	// Relieving, if set, reports whether the node is relieving load (the
 	// degradation level is 1 or more). While it does, a woken writer

@@ -46,3 +46,10 @@ var PresenceDue = presenceDue
 func PreloadUsers(h *Hub, maxUsers, maxPairs int) (users, pairs int) {
 	return h.preloadUsers(maxUsers, maxPairs)
 }
+
+// Pausing reports whether s's writer is waiting its write delay.
+func Pausing(s *Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pausing
+}

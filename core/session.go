@@ -115,6 +115,7 @@ type Session struct {
 	parked  bool             // the writer waits for a kick; guarded by mu.
 	held    bool             // the writer may not start yet (SessionOptions.Hold); guarded by mu.
 	holding bool             // parked, with frames that wait for a frame that goes at once (Config.EventDelay); guarded by mu.
+	pausing bool             // the writer waits its write delay, which a quarter-full queue or a close ends; guarded by mu.
 	spare   []Frame          // a drained queue to reuse; owned by the writer.
 }
 
@@ -360,6 +361,12 @@ func (s *Session) kick(rides bool) {
 	case s.parked && !(rides && s.holding): // a holding writer takes riding frames when it wakes (see writeLoop)
 		s.parked = false
 		s.signal(s.wake)
+	case s.pausing && (s.closing != nil || len(s.queue) >= s.hub.cfg.QueueFrames/4 || s.queued >= s.hub.cfg.QueueBytes/4):
+		// The write delay is for batching, not for a queue that would
+		// fill before it ends (at level 1 it may be half a second) or a
+		// session that is closing.
+		s.pausing = false
+		s.signal(s.wake)
 	}
 }
 
@@ -380,6 +387,7 @@ func (s *Session) writeLoop() {
 	held := false    // this batch has waited for its riding frames' company
 	for {
 		s.mu.Lock()
+		s.pausing = false
 		closing := s.closing
 		if !held && closing == nil && s.hub.cfg.EventDelay > 0 && allRide(s.queue) {
 			// Only typing, receipts or presence: wait for a frame that
@@ -412,10 +420,11 @@ func (s *Session) writeLoop() {
 		lingered = false
 		if !delayed && closing == nil && s.inline == nil { // an InlineWriter's Write makes no system call to save
 			if d := s.hub.writeDelay(); d > 0 {
+				s.pausing = true
 				s.mu.Unlock()
 				delayed = true
 				linger = armed(linger, d)
-				<-linger.C
+				s.park(linger) // a stale kick may end a later wait early: harmless
 				continue
 			}
 		}

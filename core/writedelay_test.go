@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,21 +87,80 @@ func TestRelievedWriteDelay(t *testing.T) {
 	}
 }
 
+// TestWriteDelayEndsEarly: a writer waiting its write delay (here an
+// hour, as a relieving node's could be long) takes its queue at once when
+// the queue is a quarter full, and a close does not wait for the delay.
+func TestWriteDelayEndsEarly(t *testing.T) {
+	hub := newHub(t, core.Config{SendRate: 1e6, SendBurst: 1e6, QueueFrames: 16,
+		Relieving: func() bool { return true }, RelievedWriteDelay: time.Hour})
+	ctx := context.Background()
+	sess, rec := joinedLea(t, hub)
+	core.SetDeliveryLatency(hub, 100*time.Hour)
+	if d := core.WriteDelay(hub); d != time.Hour {
+		t.Fatalf("writes wait %v, want an hour", d)
+	}
+	bob := auth.Identity{User: "bob", Name: "Bob"}
+	send := func(i int) {
+		t.Helper()
+		if _, err := hub.Send(ctx, bob, "r", fmt.Sprint("m", i), "hi"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPausing := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !core.Pausing(sess) {
+			if time.Now().After(deadline) {
+				t.Fatal("the writer never began its write delay")
+			}
+			runtime.Gosched()
+		}
+	}
+	messages := func() int {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		n := 0
+		for _, f := range rec.frames {
+			if f.Type == protocol.TypeMessage {
+				n++
+			}
+		}
+		return n
+	}
+
+	send(0)
+	waitPausing()
+	if n := messages(); n != 0 {
+		t.Fatalf("%d messages written before the delay ended", n)
+	}
+	for i := 1; i < 4; i++ { // a quarter of QueueFrames
+		send(i)
+	}
+	deadline := time.After(10 * time.Second)
+	for messages() < 4 {
+		select {
+		case <-rec.more:
+		case <-deadline:
+			t.Fatalf("%d of 4 messages written with the queue a quarter full", messages())
+		}
+	}
+
+	send(4)
+	waitPausing()
+	sess.Close(core.DisconnectNormal)
+	select {
+	case <-sess.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a closing session's writer still waits its write delay")
+	}
+}
+
 // TestDelayedWritesLoseNothing: while writers wait to batch, a session
 // still gets every message of its room once, in order.
 func TestDelayedWritesLoseNothing(t *testing.T) {
 	hub := newHub(t, core.Config{SendRate: 1e6, SendBurst: 1e6, MaxWriteDelay: 20 * time.Millisecond})
 	ctx := context.Background()
-	rec := newRecorder()
-	sess, err := hub.Connect(auth.Identity{User: "lea", Name: "Lea"}, rec, core.SessionOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close(core.DisconnectNormal)
-	if err := sess.Join(ctx, "r", nil, false); err != nil {
-		t.Fatal(err)
-	}
-	rec.waitType(t, protocol.TypeJoined)
+	_, rec := joinedLea(t, hub)
 	core.SetDeliveryLatency(hub, 10*time.Second)
 	if core.WriteDelay(hub) != 20*time.Millisecond {
 		t.Fatal("writes are not delayed")
@@ -136,6 +196,24 @@ func TestDelayedWritesLoseNothing(t *testing.T) {
 			t.Fatalf("%d of %d messages written", len(seqs), n)
 		}
 	}
+}
+
+// joinedLea connects lea to hub and joins her to room "r", written
+// through: her joined reply is in the recorder. The session closes when
+// the test ends.
+func joinedLea(t *testing.T, hub *core.Hub) (*core.Session, *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	sess, err := hub.Connect(auth.Identity{User: "lea", Name: "Lea"}, rec, core.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close(core.DisconnectNormal) })
+	if err := sess.Join(context.Background(), "r", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitType(t, protocol.TypeJoined)
+	return sess, rec
 }
 
 // gaugeValue gathers reg and returns the value of the gauge name.
