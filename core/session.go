@@ -330,9 +330,10 @@ var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.En
 //
 // While the node relieves load (Config.Relieving), the wait is a quarter
 // of the latency, between a fifth of Config.RelievedWriteDelay and all of
-// it: the controller has found the node short of CPU, and a chat member
-// who gets ten messages a second then gets them in two or three writes
-// rather than ten.
+// it: the node is behind by its breakers' readings (or an operator's
+// word), and a chat member who gets ten messages a second then gets them
+// in two or three writes rather than ten. A queue a quarter full, or a
+// close, ends the wait (see kick).
 func (h *Hub) writeDelay() time.Duration {
 	limit := h.cfg.MaxWriteDelay
 	if limit <= 0 {
@@ -352,7 +353,7 @@ func (h *Hub) writeDelay() time.Duration {
 // parked. Called with s.mu held.
 func (s *Session) kick(rides bool) {
 	switch {
-	case s.held && s.closing == nil && len(s.queue) < s.hub.cfg.QueueFrames/4 && s.queued < s.hub.cfg.QueueBytes/4:
+	case s.held && s.closing == nil && !s.filling():
 		// Release starts it.
 	case !s.writing:
 		s.held = false // a queue filling up, or a close, does not wait for Release
@@ -361,13 +362,20 @@ func (s *Session) kick(rides bool) {
 	case s.parked && !(rides && s.holding): // a holding writer takes riding frames when it wakes (see writeLoop)
 		s.parked = false
 		s.signal(s.wake)
-	case s.pausing && (s.closing != nil || len(s.queue) >= s.hub.cfg.QueueFrames/4 || s.queued >= s.hub.cfg.QueueBytes/4):
+	case s.pausing && (s.closing != nil || s.filling()):
 		// The write delay is for batching, not for a queue that would
 		// fill before it ends (at level 1 it may be half a second) or a
 		// session that is closing.
 		s.pausing = false
 		s.signal(s.wake)
 	}
+}
+
+// filling reports whether the queue is a quarter full, by frames or
+// bytes: a writer does not wait its write delay then. Called with s.mu
+// held.
+func (s *Session) filling() bool {
+	return len(s.queue) >= s.hub.cfg.QueueFrames/4 || s.queued >= s.hub.cfg.QueueBytes/4
 }
 
 // writeLoop is the session's single writer. It drains the queue without
@@ -418,7 +426,7 @@ func (s *Session) writeLoop() {
 			continue
 		}
 		lingered = false
-		if !delayed && closing == nil && s.inline == nil { // an InlineWriter's Write makes no system call to save
+		if !delayed && closing == nil && s.inline == nil && !s.filling() { // an InlineWriter's Write makes no system call to save
 			if d := s.hub.writeDelay(); d > 0 {
 				s.pausing = true
 				s.mu.Unlock()

@@ -88,8 +88,8 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 
 // zeroOff is a duration flag where 0 means none (--poll-linger,
 // --max-write-delay, --relieved-write-delay) as poll.Config.Linger and
-// core.Config's write delays
-// take it, where 0 means their default and a negative value none.
+// core.Config's write delays take it, where 0 means their default and a
+// negative value none.
 func zeroOff(d time.Duration) time.Duration {
 	if d <= 0 {
 		return -1
