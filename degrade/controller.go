@@ -63,8 +63,7 @@ type Controller struct {
 	metrics  *metrics   // Static after construction.
 
 	mu       sync.Mutex
-	level    Level                // in force: the pin, or max(own, floor). Guarded by mu.
-	current  atomic.Int32         // level, for Level without mu: writers read it per write
+	level    atomic.Int32         // in force: the pin, or max(own, floor). Written under mu; Level reads it without.
 	own      Level                // this node's auto level (breakers, step-down). Guarded by mu.
 	ownAt    time.Time            // when own last changed. Guarded by mu.
 	floor    Level                // the cluster's floor under own, auto mode only. Guarded by mu.
@@ -108,7 +107,7 @@ func New(cfg Config) *Controller {
 	for _, s := range cfg.Signals {
 		c.breakers = append(c.breakers, newBreaker(s, cfg))
 	}
-	c.metrics.set(c.level, c.mode)
+	c.metrics.set(c.Level(), c.mode)
 	return c
 }
 
@@ -121,7 +120,7 @@ func (c *Controller) AddSignals(sigs ...Signal) {
 
 // Level returns the level in force.
 func (c *Controller) Level() Level {
-	return Level(c.current.Load())
+	return Level(c.level.Load())
 }
 
 // Mode returns who sets the level, and when a manual pin expires (zero: never).
@@ -174,7 +173,7 @@ func (c *Controller) decisionAtLocked(now time.Time) time.Time {
 func (c *Controller) toAutoLocked(by string, remote bool) {
 	if c.mode == Manual {
 		c.mode, c.until = Auto, time.Time{}
-		c.moveOwnLocked(c.level, by)
+		c.moveOwnLocked(c.Level(), by)
 	}
 	c.setLocked(max(c.own, c.floor), by, true, remote)
 }
@@ -183,16 +182,16 @@ func (c *Controller) toAutoLocked(by string, remote bool) {
 // announces even an unchanged level (a mode change); remote marks a change
 // applied from the cluster.
 func (c *Controller) setLocked(l Level, by string, force, remote bool) {
-	if l == c.level && !force {
+	from := c.Level()
+	if l == from && !force {
 		return
 	}
-	ch := Change{From: c.level, To: l, Mode: c.mode, By: by, At: c.cfg.Now(), Remote: remote}
-	if l != c.level {
+	ch := Change{From: from, To: l, Mode: c.mode, By: by, At: c.cfg.Now(), Remote: remote}
+	if l != from {
 		c.lastStep = ch.At
 		c.metrics.transitions.WithLabelValues(fmt.Sprint(int(ch.From)), fmt.Sprint(int(l)), byKind(by)).Inc()
 	}
-	c.level = l
-	c.current.Store(int32(l))
+	c.level.Store(int32(l))
 	c.metrics.set(l, c.mode)
 	attrs := []any{"from", int(ch.From), "to", int(l), "mode", string(c.mode), "by", by}
 	if remote {

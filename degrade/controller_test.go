@@ -174,7 +174,7 @@ func TestOfferFor(t *testing.T) {
 
 func TestPolicy(t *testing.T) {
 	var nilPolicy *Policy
-	if o := nilPolicy.Offer("u"); len(o.Transports) != 3 || !nilPolicy.FeatureOn("u", "typing") || nilPolicy.Short() {
+	if o := nilPolicy.Offer("u"); len(o.Transports) != 3 || !nilPolicy.FeatureOn("u", "typing") || nilPolicy.Short() || nilPolicy.Relieving() {
 		t.Fatalf("nil policy: %+v", o)
 	}
 	ctl := New(Config{})
@@ -187,13 +187,19 @@ func TestPolicy(t *testing.T) {
 		t.Fatal("flags not applied per user")
 	}
 	sseOn := p.Offers(SSE)
-	if !sseOn("alice") {
-		t.Fatal("sse not offered at level 0")
+	if !sseOn("alice") || p.Relieving() {
+		t.Fatal("sse not offered, or load relieved, at level 0")
+	}
+	if err := ctl.SetManual(LevelNoReceipts, 0, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Relieving() || p.Short() {
+		t.Fatal("level 1 does not relieve load, or shortens polls")
 	}
 	if err := ctl.SetManual(LevelPoll, 0, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if sseOn("alice") || !p.Short() || p.FeatureOn("alice", "typing") {
+	if sseOn("alice") || !p.Short() || !p.Relieving() || p.FeatureOn("alice", "typing") {
 		t.Fatal("level 3 did not take sse, typing and long polls away")
 	}
 	if c := p.Offer("alice").Control(); *c.Level != 3 || len(c.Transports) != 1 {

@@ -164,5 +164,9 @@ func (p *Policy) Offers(transport string) func(user string) bool {
 	return func(user string) bool { return p.Offer(user).Allows(transport) }
 }
 
+// Relieving reports whether the node relieves load (level 1 and up): its
+// writers then batch harder (core.Config.Relieving).
+func (p *Policy) Relieving() bool { return p.Level() >= LevelNoReceipts }
+
 // Short reports whether polls answer at once (level 3).
 func (p *Policy) Short() bool { return p.Level() >= LevelPoll }

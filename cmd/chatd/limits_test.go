@@ -94,27 +94,35 @@ func TestPollParkFlags(t *testing.T) {
 	}
 }
 
-// --max-write-delay reads the same way: 0 is never (core.Config takes a
-// negative value for that), and the environment sets it.
-func TestMaxWriteDelayFlag(t *testing.T) {
+// --max-write-delay and --relieved-write-delay read the same way: 0 is
+// never (core.Config takes a negative value for that), and the
+// environment sets them.
+func TestWriteDelayFlags(t *testing.T) {
 	for _, c := range []struct {
-		args []string
-		env  string
-		want time.Duration
+		args     []string
+		env, val string
+		want     time.Duration
+		got      func(Config) time.Duration
 	}{
-		{nil, "", 50 * time.Millisecond},
-		{nil, "100ms", 100 * time.Millisecond},
-		{[]string{"--max-write-delay", "0"}, "100ms", -1},
+		{nil, "CHAT_MAX_WRITE_DELAY", "", 50 * time.Millisecond, maxWriteDelay},
+		{nil, "CHAT_MAX_WRITE_DELAY", "100ms", 100 * time.Millisecond, maxWriteDelay},
+		{[]string{"--max-write-delay", "0"}, "CHAT_MAX_WRITE_DELAY", "100ms", -1, maxWriteDelay},
+		{nil, "CHAT_RELIEVED_WRITE_DELAY", "", 500 * time.Millisecond, relievedWriteDelay},
+		{nil, "CHAT_RELIEVED_WRITE_DELAY", "1s", time.Second, relievedWriteDelay},
+		{[]string{"--relieved-write-delay", "0"}, "CHAT_RELIEVED_WRITE_DELAY", "1s", -1, relievedWriteDelay},
 	} {
 		m := NewMain()
-		if err := m.ParseFlags(c.args, oneEnv("CHAT_MAX_WRITE_DELAY", c.env)); err != nil {
+		if err := m.ParseFlags(c.args, oneEnv(c.env, c.val)); err != nil {
 			t.Fatal(err)
 		}
-		if got := zeroOff(m.Config.MaxWriteDelay); got != c.want {
-			t.Errorf("%v with CHAT_MAX_WRITE_DELAY=%q: core.Config.MaxWriteDelay %v, want %v", c.args, c.env, got, c.want)
+		if got := zeroOff(c.got(m.Config)); got != c.want {
+			t.Errorf("%v with %s=%q: %v, want %v", c.args, c.env, c.val, got, c.want)
 		}
 	}
 }
+
+func maxWriteDelay(c Config) time.Duration      { return c.MaxWriteDelay }
+func relievedWriteDelay(c Config) time.Duration { return c.RelievedWriteDelay }
 
 // TestNodeConnCap checks the default node cap: the descriptor limit less
 // its reserve, or half the limit when that is more.

@@ -165,7 +165,7 @@ func New(cfg Config) *Node {
 			Transports: []string{ws.Name, sse.Name, poll.Name}, PollInterval: cfg.PollInterval}
 		hubCfg.Features = n.Policy.FeatureOn
 		if hubCfg.Relieving == nil {
-			hubCfg.Relieving = func() bool { return n.Controller.Level() >= degrade.LevelNoReceipts }
+			hubCfg.Relieving = n.Policy.Relieving
 		}
 		hubCfg.Greeting = func(user string) ([]byte, bool) { return n.Policy.ControlWire(user).Data, true }
 	}
