@@ -38,7 +38,7 @@ func TestPollTokenTrustEndsAtExpiry(t *testing.T) {
 		t.Fatalf("a poll past the token's expiry: HTTP %d, %v; want 401", a.Status, err)
 	}
 
-	bad := tok[:len(tok)-2] + "xx" // the signature no longer matches
+	bad := tok[:len(tok)-4] + transporttest.Flip(tok[len(tok)-4:]) // the signature no longer matches
 	at.Store(t0.UnixNano())
 	for range 2 {
 		if a, err := getErr(t.Context(), base, bad, start(room)); err != nil || a.Status != http.StatusUnauthorized {

@@ -149,7 +149,7 @@ func TestAuthWS(t *testing.T) {
 	e := NewEnv(t, Options{})
 	good := e.Token(t, "alice", Claims{})
 	expired := e.Token(t, "alice", Claims{Expires: time.Now().Add(-time.Hour)})
-	forged := good[:len(good)-4] + flip(good[len(good)-4:])
+	forged := good[:len(good)-4] + Flip(good[len(good)-4:])
 	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 
 	refused(t, "no credentials", WSURL(e, ""), nil, http.StatusUnauthorized, protocol.CodeUnauthorized)
@@ -206,26 +206,12 @@ func TestAuthWS(t *testing.T) {
 	raw, _ = json.Marshal(fields)
 	for what, bad := range map[string]string{
 		"ticket for another user": base64.RawURLEncoding.EncodeToString(raw) + "." + sig,
-		"ticket with a bad mac":   payload + "." + flip(sig[:4]) + sig[4:],
+		"ticket with a bad mac":   payload + "." + Flip(sig[:4]) + sig[4:],
 		"ticket without a mac":    payload,
 		"token as ticket":         good,
 	} {
 		refused(t, what, WSURL(e, "ticket="+url.QueryEscape(bad)), nil, http.StatusUnauthorized, protocol.CodeUnauthorized)
 	}
-}
-
-// flip changes every character of s to another one of the base64url
-// alphabet.
-func flip(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c == 'A' {
-			b[i] = 'B'
-		} else {
-			b[i] = 'A'
-		}
-	}
-	return string(b)
 }
 
 // Neither a token nor a ticket is ever logged, accepted or refused, in a
@@ -237,9 +223,9 @@ func TestSecretsNotLogged(t *testing.T) {
 	good := e.Token(t, "alice", Claims{})
 	other := e.Token(t, "bob", Claims{})
 	expired := e.Token(t, "alice", Claims{Expires: time.Now().Add(-time.Hour)})
-	forged := good[:len(good)-4] + flip(good[len(good)-4:])
+	forged := good[:len(good)-4] + Flip(good[len(good)-4:])
 	ticket := issueTicket(t, e, good)
-	badTicket := ticket[:len(ticket)-4] + flip(ticket[len(ticket)-4:])
+	badTicket := ticket[:len(ticket)-4] + Flip(ticket[len(ticket)-4:])
 
 	var clients []*wsClient
 	dialOK := func(url string, h http.Header) {

@@ -157,3 +157,20 @@ func (e *Env) Token(t testing.TB, user string, c Claims) string {
 	}
 	return tok
 }
+
+// Flip changes every character of s to another one of the base64url
+// alphabet. A token or ticket whose last four characters are flipped no
+// longer verifies: the fourth from last carries six bits of its MAC
+// (replacing only the last two may leave them all, since the last
+// character holds padding bits).
+func Flip(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+	}
+	return string(b)
+}
