@@ -3,6 +3,7 @@ package httpx
 import (
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,9 +28,12 @@ import (
 //   - adds Connection: close to any answer that starts before the body was
 //     read to its end (an error before the body is read, such as 401 or
 //     405), so net/http does not read the rest of the body before answering
-//     in order to reuse the connection. The body it still discards once the
-//     handler returns is read under the deadline, so a body that never comes
-//     holds the connection for at most Timeout.
+//     in order to reuse the connection, and tells the server the body was
+//     left unread (closeUnread), so that after the answer it stops writing
+//     and lets the client read before it closes, instead of resetting the
+//     connection under the client. Any of the body it still discards once
+//     the handler returns is read under the deadline, so a body that never
+//     comes holds the connection for at most Timeout.
 //
 // Requests without a body are passed through untouched: there is nothing
 // to read, and between requests the server's ReadHeaderTimeout and
@@ -73,7 +77,7 @@ func (b BodyLimits) Middleware(next http.Handler) http.Handler {
 		}
 		if b.Streaming != nil && b.Streaming(r) {
 			if h1 {
-				w.Header().Set("Connection", "close")
+				closeUnread(w)
 			}
 			WriteError(w, errStreamBody)
 			return
@@ -83,7 +87,7 @@ func (b BodyLimits) Middleware(next http.Handler) http.Handler {
 		cw := &closeIfUnread{ResponseWriter: w, body: body, h1: h1}
 		next.ServeHTTP(cw, r)
 		if h1 && !cw.started && !body.done.Load() {
-			w.Header().Set("Connection", "close")
+			closeUnread(w)
 		}
 	})
 }
@@ -107,6 +111,21 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// closeUnread tells the server's own writer w that the request body will
+// not be read to its end, as http.MaxBytesReader does when a body passes
+// its limit: the answer gets Connection: close, and after it the server
+// stops writing and waits a moment (half a second in net/http) before it
+// closes. Closing at once, with body bytes unread, resets the connection,
+// and a client that sent Connection: close, or is still sending its body,
+// can get the reset before it has read the answer. Setting the header
+// alone, or reading w's limit through a wrapper, hides the unread body
+// from the server. The one-byte reader is only there to pass a limit of 0;
+// the request's body is not touched.
+func closeUnread(w http.ResponseWriter) {
+	var b [1]byte
+	_, _ = http.MaxBytesReader(w, io.NopCloser(strings.NewReader("x")), 0).Read(b[:])
+}
+
 // closeIfUnread adds Connection: close to an answer that starts before
 // the request body was read to its end. Owned by the handler goroutine.
 type closeIfUnread struct {
@@ -123,7 +142,7 @@ func (w *closeIfUnread) start() {
 	}
 	w.started = true
 	if w.h1 && !w.body.done.Load() {
-		w.Header().Set("Connection", "close")
+		closeUnread(w.ResponseWriter)
 	}
 }
 

@@ -1,0 +1,85 @@
+package httpx_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/transports/httpx"
+)
+
+// A client that sends Connection: close and a body the handler refuses
+// before reading it all gets the whole answer and then the end of the
+// stream, never a reset: the server stops writing first and leaves the
+// client time to read, as net/http does for a body over its limit. Closing
+// at once, with the rest of the body unread, resets the connection, and
+// the reset can reach the client before it has read the answer (the 413
+// of a send over 64 KiB was lost that way once in a test run).
+func TestRefusedBodyEndsWithoutReset(t *testing.T) {
+	decode := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v map[string]any
+		if err := httpx.DecodeJSON(w, r, &v); err != nil {
+			httpx.WriteError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	refuse := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusUnauthorized)
+	})
+	for _, c := range []struct {
+		name    string
+		handler http.Handler
+		size    int
+		status  int
+	}{
+		{"over the limit", decode, 1 << 20, http.StatusRequestEntityTooLarge},
+		{"refused unread", refuse, 1 << 20, http.StatusUnauthorized},
+		{"a streaming route", decode, 1 << 20, http.StatusBadRequest},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			limits := httpx.BodyLimits{Timeout: time.Minute}
+			if c.name == "a streaming route" {
+				limits.Streaming = func(*http.Request) bool { return true }
+			}
+			srv := httptest.NewServer(limits.Middleware(c.handler))
+			defer srv.Close()
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// The body goes out from its own goroutine, as an HTTP client's
+			// does, while the answer is read here. The server stops reading
+			// it at some point, so its writes end with an error.
+			wrote := make(chan error, 1)
+			go func() {
+				head := fmt.Sprintf("POST /v1/send HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", c.size)
+				body := `{"text":"` + strings.Repeat("x", c.size-11) + `"}`
+				_, err := io.Copy(conn, io.MultiReader(strings.NewReader(head), strings.NewReader(body)))
+				wrote <- err
+			}()
+			data, err := io.ReadAll(conn)
+			if err != nil {
+				t.Fatalf("reading the answer: %v after %d bytes (%q)", err, len(data), data)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(data)), nil)
+			if err != nil {
+				t.Fatalf("%v: %q", err, data)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.status || !resp.Close {
+				t.Fatalf("answer %d, close %v; want %d with Connection: close", resp.StatusCode, resp.Close, c.status)
+			}
+			conn.Close()
+			<-wrote
+		})
+	}
+}
