@@ -109,7 +109,7 @@ type Config struct {
 	// much latency for fewer, fuller writes. nil: never.
 	Relieving func() bool
 	// RelievedWriteDelay bounds the write delay while Relieving reports
-	// true. 500ms; negative: MaxWriteDelay's rule holds then too.
+	// true. 1s; negative: MaxWriteDelay's rule holds then too.
 	RelievedWriteDelay time.Duration
 	// WriterLinger is how long a session's writer with nothing to write
 	// stays parked before it exits, so that steady traffic wakes it rather
@@ -196,7 +196,7 @@ func (c Config) withDefaults() Config {
 		c.MaxWriteDelay = 50 * time.Millisecond
 	}
 	if c.RelievedWriteDelay == 0 {
-		c.RelievedWriteDelay = 500 * time.Millisecond
+		c.RelievedWriteDelay = time.Second
 	}
 	if c.WriterLinger <= 0 {
 		c.WriterLinger = 250 * time.Millisecond

@@ -364,7 +364,7 @@ func (s *Session) kick(rides bool) {
 		s.signal(s.wake)
 	case s.pausing && (s.closing != nil || s.filling()):
 		// The write delay is for batching, not for a queue that would
-		// fill before it ends (at level 1 it may be half a second) or a
+		// fill before it ends (at level 1 it may be a second) or a
 		// session that is closing.
 		s.pausing = false
 		s.signal(s.wake)

@@ -60,9 +60,9 @@ func TestRelievedWriteDelay(t *testing.T) {
 		t.Fatalf("relieving at 5 ms of latency, writes wait %v, want none", d)
 	}
 	for _, c := range []struct{ latency, want time.Duration }{
-		{40 * time.Millisecond, 100 * time.Millisecond}, // a fifth of the default 500 ms
+		{40 * time.Millisecond, 200 * time.Millisecond}, // a fifth of the default 1 s
 		{time.Second, 250 * time.Millisecond},
-		{10 * time.Second, 500 * time.Millisecond},
+		{10 * time.Second, time.Second},
 	} {
 		core.SetDeliveryLatency(hub, c.latency)
 		if d := core.WriteDelay(hub); d < c.want-time.Millisecond || d > c.want {

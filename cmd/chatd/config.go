@@ -94,7 +94,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.MaxWriteDelay, "max-write-delay", 50*time.Millisecond,
 		"most a writer waits to batch while the node is behind (a tenth of the delivery latency); 0: never (env CHAT_MAX_WRITE_DELAY)")
 	envs["max-write-delay"] = "CHAT_MAX_WRITE_DELAY"
-	fs.DurationVar(&c.RelievedWriteDelay, "relieved-write-delay", 500*time.Millisecond,
+	fs.DurationVar(&c.RelievedWriteDelay, "relieved-write-delay", time.Second,
 		"most a writer waits to batch while the degradation level is 1 or more (a quarter of the delivery latency, at least a fifth of this); 0: as --max-write-delay (env CHAT_RELIEVED_WRITE_DELAY)")
 	envs["relieved-write-delay"] = "CHAT_RELIEVED_WRITE_DELAY"
 	fs.IntVar(&c.EscalateAfter, "escalate-after", 0,

@@ -107,8 +107,8 @@ func TestWriteDelayFlags(t *testing.T) {
 		{nil, "CHAT_MAX_WRITE_DELAY", "", 50 * time.Millisecond, maxWriteDelay},
 		{nil, "CHAT_MAX_WRITE_DELAY", "100ms", 100 * time.Millisecond, maxWriteDelay},
 		{[]string{"--max-write-delay", "0"}, "CHAT_MAX_WRITE_DELAY", "100ms", -1, maxWriteDelay},
-		{nil, "CHAT_RELIEVED_WRITE_DELAY", "", 500 * time.Millisecond, relievedWriteDelay},
-		{nil, "CHAT_RELIEVED_WRITE_DELAY", "1s", time.Second, relievedWriteDelay},
+		{nil, "CHAT_RELIEVED_WRITE_DELAY", "", time.Second, relievedWriteDelay},
+		{nil, "CHAT_RELIEVED_WRITE_DELAY", "500ms", 500 * time.Millisecond, relievedWriteDelay},
 		{[]string{"--relieved-write-delay", "0"}, "CHAT_RELIEVED_WRITE_DELAY", "1s", -1, relievedWriteDelay},
 	} {
 		m := NewMain()
