@@ -3,6 +3,7 @@ package httpx
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -83,10 +84,21 @@ const MaxBody = 64 << 10
 // over the limit is too_large; one that ran past its read deadline (see
 // BodyLimits) is timeout, answered 408; anything else that fails is
 // bad_request.
+//
+// The limit is reported to the server's own writer, at the end of w's
+// Unwrap chain, as http.MaxBytesReader expects: the server then closes the
+// connection after the answer without resetting it under a client still
+// sending (see closeUnread). After the object, at most a few hundred
+// bytes more (trailing space, a chunked body's end) are read, so that a
+// body read to its end leaves the connection as it found it.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, MaxBody)
+	body := http.MaxBytesReader(serverWriter(w), r.Body, MaxBody)
 	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(body, 512))
+	}
+	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):

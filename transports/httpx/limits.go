@@ -126,6 +126,19 @@ func closeUnread(w http.ResponseWriter) {
 	_, _ = http.MaxBytesReader(w, io.NopCloser(strings.NewReader("x")), 0).Read(b[:])
 }
 
+// serverWriter follows w's Unwrap chain to its end: the server's own
+// writer, when every wrapper on the way keeps Unwrap (as ours and chi's
+// do).
+func serverWriter(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+}
+
 // closeIfUnread adds Connection: close to an answer that starts before
 // the request body was read to its end. Owned by the handler goroutine.
 type closeIfUnread struct {
