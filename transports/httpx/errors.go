@@ -90,13 +90,18 @@ const MaxBody = 64 << 10
 // connection after the answer without resetting it under a client still
 // sending (see closeUnread). After the object, at most a few hundred
 // bytes more (trailing space, a chunked body's end) are read, so that a
-// body read to its end leaves the connection as it found it.
+// body read to its end leaves the connection as it found it; a body that
+// stops arriving there is a timeout, as one that stops in the object.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	body := http.MaxBytesReader(serverWriter(w), r.Body, MaxBody)
 	dec := json.NewDecoder(body)
 	err := dec.Decode(v)
 	if err == nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(body, 512))
+		// A client that holds back the rest of its body is held to the
+		// body deadline here as it would be in the object.
+		if _, derr := io.Copy(io.Discard, io.LimitReader(body, 512)); IsTimeout(derr) {
+			err = derr
+		}
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -99,3 +99,45 @@ func wrap(h http.Handler) http.Handler {
 type unwrapper struct{ http.ResponseWriter }
 
 func (u unwrapper) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// A body whose JSON object arrives whole but whose declared rest never
+// comes is answered 408 timeout once the body deadline passes, as a body
+// that stops inside the object is: the handler does not act on it.
+func TestHeldBackBodyTimesOut(t *testing.T) {
+	acted := make(chan struct{}, 1)
+	decode := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v map[string]any
+		if err := httpx.DecodeJSON(w, r, &v); err != nil {
+			httpx.WriteError(w, err)
+			return
+		}
+		acted <- struct{}{}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	srv := httptest.NewServer(httpx.BodyLimits{Timeout: 100 * time.Millisecond}.Middleware(decode))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if d, ok := t.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	obj := `{"text":"hi"}`
+	if _, err := fmt.Fprintf(conn, "POST /v1/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(obj)+100, obj); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"timeout"`) {
+		t.Fatalf("answer %d %s; want 408 timeout", resp.StatusCode, body)
+	}
+	if len(acted) != 0 {
+		t.Fatal("the handler acted on a body that never arrived whole")
+	}
+}
