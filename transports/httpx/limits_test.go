@@ -52,14 +52,7 @@ func TestRefusedBodyEndsWithoutReset(t *testing.T) {
 			const size = 1 << 20
 			srv := httptest.NewServer(c.handler)
 			defer srv.Close()
-			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			if d, ok := t.Deadline(); ok {
-				_ = conn.SetDeadline(d) // a hang fails the test rather than the run
-			}
+			conn := tcpTo(t, srv)
 			// The body goes out from its own goroutine, as an HTTP client's
 			// does, while the answer is read here. The server stops reading
 			// it at some point, so its writes end with an error.
@@ -116,14 +109,7 @@ func TestHeldBackBodyTimesOut(t *testing.T) {
 	})
 	srv := httptest.NewServer(httpx.BodyLimits{Timeout: 100 * time.Millisecond}.Middleware(decode))
 	defer srv.Close()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if d, ok := t.Deadline(); ok {
-		_ = conn.SetDeadline(d)
-	}
+	conn := tcpTo(t, srv)
 	obj := `{"text":"hi"}`
 	if _, err := fmt.Fprintf(conn, "POST /v1/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(obj)+100, obj); err != nil {
 		t.Fatal(err)
@@ -140,4 +126,19 @@ func TestHeldBackBodyTimesOut(t *testing.T) {
 	if len(acted) != 0 {
 		t.Fatal("the handler acted on a body that never arrived whole")
 	}
+}
+
+// tcpTo opens a TCP connection to srv, closed when the test ends, that
+// gives up at the test's deadline: a hang fails the test, not the run.
+func tcpTo(t *testing.T, srv *httptest.Server) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if d, ok := t.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	return conn
 }
