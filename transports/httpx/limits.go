@@ -111,9 +111,9 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// closeUnread tells the server's own writer w that the request body will
-// not be read to its end, as http.MaxBytesReader does when a body passes
-// its limit: the answer gets Connection: close, and after it the server
+// closeUnread tells the server's own writer (w, or the end of its Unwrap
+// chain) that the request body will not be read to its end, as
+// http.MaxBytesReader does when a body passes its limit: the answer gets Connection: close, and after it the server
 // stops writing and waits a moment (half a second in net/http) before it
 // closes. Closing at once, with body bytes unread, resets the connection,
 // and a client that sent Connection: close, or is still sending its body,
@@ -123,7 +123,7 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 // the request's body is not touched.
 func closeUnread(w http.ResponseWriter) {
 	var b [1]byte
-	_, _ = http.MaxBytesReader(w, io.NopCloser(strings.NewReader("x")), 0).Read(b[:])
+	_, _ = http.MaxBytesReader(serverWriter(w), io.NopCloser(strings.NewReader("x")), 0).Read(b[:])
 }
 
 // serverWriter follows w's Unwrap chain to its end: the server's own
