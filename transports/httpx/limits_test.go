@@ -51,7 +51,7 @@ func TestRefusedBodyEndsWithoutReset(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			const size = 1 << 20
 			srv := httptest.NewServer(c.handler)
-			defer srv.Close()
+			t.Cleanup(srv.Close) // after the connection's own cleanup, which tcpTo registers later
 			conn := tcpTo(t, srv)
 			// The body goes out from its own goroutine, as an HTTP client's
 			// does, while the answer is read here. The server stops reading
@@ -108,7 +108,7 @@ func TestHeldBackBodyTimesOut(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	srv := httptest.NewServer(httpx.BodyLimits{Timeout: 100 * time.Millisecond}.Middleware(decode))
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the connection's own cleanup, which tcpTo registers later
 	conn := tcpTo(t, srv)
 	obj := `{"text":"hi"}`
 	if _, err := fmt.Fprintf(conn, "POST /v1/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(obj)+100, obj); err != nil {
