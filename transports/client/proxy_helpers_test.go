@@ -129,11 +129,12 @@ type tcpProxy struct {
 	down    atomic.Bool
 	downHit atomic.Int32 // connections refused while down
 
-	mu    sync.Mutex
-	conns map[*proxyConn]bool // Guarded by mu.
-	gate  chan struct{}       // non-nil: new connections wait for it to close (hold); guarded by mu
-	held  chan struct{}       // a connection waits at the gate
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[*proxyConn]bool // Guarded by mu.
+	gate   chan struct{}       // non-nil: new connections wait for it to close (hold); guarded by mu
+	frames chan struct{}       // non-nil: a new WebSocket's first frames wait for it to close (holdFrames); guarded by mu
+	held   chan struct{}       // a connection waits at the gate
+	wg     sync.WaitGroup
 }
 
 type proxyConn struct {
@@ -177,7 +178,7 @@ func (p *tcpProxy) accept(ln net.Listener, upstream string) {
 			continue
 		}
 		p.mu.Lock()
-		gate := p.gate
+		gate, frames := p.gate, p.frames
 		p.mu.Unlock()
 		if gate != nil {
 			select {
@@ -198,6 +199,10 @@ func (p *tcpProxy) accept(ln net.Listener, upstream string) {
 		p.wg.Add(2)
 		go func() { // client → server
 			defer p.wg.Done()
+			if frames != nil && !p.holdFirstFrames(conn, srv, frames) {
+				srv.Close()
+				return
+			}
 			_, _ = io.Copy(srv, conn)
 			srv.Close()
 		}()
@@ -291,6 +296,55 @@ func (p *tcpProxy) hold(t testing.TB) (release func()) {
 	}
 	t.Cleanup(release)
 	return release
+}
+
+// holdFrames makes the next WebSocket connection's first frames from
+// the client (what it sends after its upgrade request) wait, read but
+// not forwarded, until release (at the latest when the test ends): the
+// server upgrades the connection but hears nothing on it. Frames that
+// wait are signalled on p.held.
+func (p *tcpProxy) holdFrames(t testing.TB) (release func()) {
+	g := make(chan struct{})
+	p.mu.Lock()
+	p.frames = g
+	p.mu.Unlock()
+	var once sync.Once
+	release = func() { once.Do(func() { close(g) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// holdFirstFrames forwards conn's first read to srv and, if it was a
+// whole WebSocket upgrade request (the first since holdFrames), reads
+// what comes next and forwards it only once frames closes. It reports
+// whether the connection is still whole.
+func (p *tcpProxy) holdFirstFrames(conn, srv net.Conn, frames chan struct{}) bool {
+	buf := make([]byte, 16<<10)
+	n, err := conn.Read(buf)
+	if _, werr := srv.Write(buf[:n]); err != nil || werr != nil {
+		return false
+	}
+	if !bytes.HasPrefix(buf[:n], []byte("GET /v1/ws")) || !bytes.HasSuffix(buf[:n], []byte("\r\n\r\n")) {
+		return true
+	}
+	p.mu.Lock()
+	mine := p.frames == frames
+	p.frames = nil // the next connection goes through
+	p.mu.Unlock()
+	if !mine {
+		return true
+	}
+	if n, err = conn.Read(buf); n > 0 {
+		select {
+		case p.held <- struct{}{}:
+		default:
+		}
+		<-frames
+		if _, werr := srv.Write(buf[:n]); werr != nil {
+			return false
+		}
+	}
+	return err == nil
 }
 
 // setDown cuts every connection and refuses new ones, or restores service.

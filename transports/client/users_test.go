@@ -118,6 +118,34 @@ func TestProfileAndRoomList(t *testing.T) {
 	}
 }
 
+// Over WebSocket the user's stream is joined by an envelope after the
+// upgrade (SSE and poll join it in their request): the link connects
+// only once the server has answered that join, so that a DM posted as
+// soon as the client says it is connected reaches it. While the join is
+// held back on its way, the client is not connected.
+func TestUserStreamJoinedBeforeConnected(t *testing.T) {
+	srv := newServer(t, serverOptions{})
+	proxy := newTCPProxy(t, srv.URL)
+	release := proxy.holdFrames(t)
+	cfg := testConfig(t, proxy.URL, "bob", []string{WebSocket})
+	cfg.UserEvents = true
+	c := start(t, cfg)
+	select {
+	case <-proxy.held:
+	case <-stepCtx(t).Done():
+		t.Fatal("no frame after the upgrade")
+	}
+	if s := c.State(); s.Connected {
+		t.Fatalf("connected before the server heard the user stream's join: %+v", s)
+	}
+	release()
+	waitState(t, c, "websocket connected", connectedOn(WebSocket))
+	srv.post(t, "alice", "dm:alice:bob", "d1", "hi")
+	if e := recvRoom(t, c); e.Room != "dm:alice:bob" || e.Reason != protocol.ReasonDM {
+		t.Fatalf("room event %+v, want the DM with alice", e)
+	}
+}
+
 // The user's stream resumes from its position over WebSocket, whether
 // the dial joins it by its query (since=~:N) or, once a server refused
 // the query, by a join envelope with since: an event that came while the

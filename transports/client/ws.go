@@ -144,8 +144,12 @@ func (l *link) runWS() {
 			return
 		}
 	}
-	if len(rooms) == 0 {
-		l.markUp() // nothing to join: the upgrade is all there is to wait for
+	if len(rooms) == 0 && !c.cfg.UserEvents {
+		// Nothing to join: the upgrade is all there is to wait for. The
+		// user's stream, like a room, connects the link with its joined
+		// reply, so that an event told after Connected is not one the
+		// server published before it took the join.
+		l.markUp()
 	}
 	var buf frameBuffer
 	var scratch frameScratch
