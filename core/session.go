@@ -262,10 +262,43 @@ func (s *Session) offerWithin(f Frame, maxBytes int) bool {
 	if len(s.queue) >= s.hub.cfg.QueueFrames || (len(s.queue) > 0 && s.queued+len(f.Data) > maxBytes) {
 		return false
 	}
+	if s.queue == nil {
+		s.queue = queueArray()
+	}
 	s.queue = append(s.queue, f)
 	s.queued += len(f.Data)
 	s.kick(f.rides())
 	return true
+}
+
+// queueArrays holds the queue arrays of writers that exited, for the
+// next session that queues a frame: an idle session keeps none (see
+// writeLoop), and without the pool each writer that starts again grows
+// two from nothing. In chat at 10,000 WebSocket users writers exit and
+// start again thousands of times a second, and that growth was a sixth
+// of the node's allocation.
+var queueArrays sync.Pool
+
+// queueArrayCap is the capacity of a pooled queue array (1.8 KB); larger
+// arrays, grown by a replay or a burst, are left to the collector.
+const queueArrayCap = 16
+
+// queueArray returns an empty queue array, pooled or new.
+func queueArray() []Frame {
+	if p, ok := queueArrays.Get().(*[]Frame); ok {
+		return (*p)[:0]
+	}
+	return make([]Frame, 0, queueArrayCap)
+}
+
+// recycleQueue gives q, whose frames are no longer needed, to the pool.
+func recycleQueue(q []Frame) {
+	if cap(q) == 0 || cap(q) > 4*queueArrayCap {
+		return
+	}
+	q = q[:cap(q)]
+	clear(q)
+	queueArrays.Put(&q)
 }
 
 // put enqueues f, waiting for room in the queue.
@@ -410,11 +443,13 @@ func (s *Session) writeLoop() {
 		if len(s.queue) == 0 && closing == nil {
 			if lingered || beat || s.inline != nil {
 				// An idle session keeps no queue arrays: they hold the
-				// largest batch it has seen (112 bytes a frame, twice),
-				// and the next writer is rare enough to make new ones.
+				// largest batch it has seen (112 bytes a frame, twice);
+				// small ones go to a pool for the next writer to start.
 				// An InlineWriter's writer exits at once: while it runs,
 				// frames cannot go inline.
 				s.writing, s.parked = false, false
+				recycleQueue(s.queue)
+				recycleQueue(s.spare)
 				s.queue, s.spare = nil, nil
 				s.mu.Unlock()
 				return
@@ -440,6 +475,9 @@ func (s *Session) writeLoop() {
 		// Swap in the spare array; the two alternate, so offerers never
 		// append into the array being written.
 		batch := s.queue
+		if s.spare == nil {
+			s.spare = queueArray()
+		}
 		s.queue, s.queued, s.spare = s.spare[:0], 0, nil
 		s.mu.Unlock()
 		s.signal(s.space)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,29 +177,27 @@ func (s *Store) Append(ctx context.Context, m protocol.Message) (protocol.Messag
 }
 
 // SetReads implements core.Store. The positions are durable when it
-// returns. It queues one request per position before waiting for any, so
-// the writer commits them in one transaction. The store does not check
-// seqs against rooms' heads; the hub does.
+// returns. They go to the writer as one request, which takes one place
+// in its queue however many there are (a flush at 10,000 users holds
+// thousands), so that a message sent meanwhile is committed in the next
+// transaction rather than behind them. The store does not check seqs
+// against rooms' heads; the hub does.
 func (s *Store) SetReads(ctx context.Context, reads []core.ReadPosition) error {
-	reqs := make([]*request, len(reads))
-	for i, rp := range reads {
+	for _, rp := range reads {
 		if err := validKeys(rp.Room, rp.User); err != nil {
 			return err
 		}
-		reqs[i] = &request{kind: opSetRead, msg: protocol.Message{Room: rp.Room, From: rp.User, Seq: rp.Seq}}
 	}
-	for _, r := range reqs {
-		if err := s.submit(ctx, r); err != nil {
-			return err
-		}
+	if len(reads) == 0 {
+		return nil
 	}
-	for i, r := range reqs {
-		res, err := s.await(ctx, r)
-		if err != nil {
-			return err
-		}
-		reads[i].Seq = res.seq
+	// The writer fills in the request's own copy: a caller that gives up
+	// (ctx) must not have its slice written after it returned.
+	r := &request{kind: opSetReads, reads: slices.Clone(reads)}
+	if _, err := s.do(ctx, r); err != nil {
+		return err
 	}
+	copy(reads, r.reads)
 	return nil
 }
 

@@ -49,9 +49,15 @@ func (w *writeTx) do(r *request) (result, error) {
 			return result{err: err}, nil // an edit or delete refused before any write
 		}
 		return result{msg: m, dup: dup}, err
-	case opSetRead:
-		seq, err := w.setRead(r.msg.Room, r.msg.From, r.msg.Seq)
-		return result{seq: seq}, err
+	case opSetReads:
+		for i, rp := range r.reads {
+			seq, err := w.setRead(rp.Room, rp.User, rp.Seq)
+			if err != nil {
+				return result{}, err
+			}
+			r.reads[i].Seq = seq
+		}
+		return result{}, nil
 	case opSweep:
 		return result{}, w.sweep()
 	case opName, opList, opUnlist:

@@ -7,6 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 )
 
@@ -14,12 +15,12 @@ import (
 type opKind uint8
 
 const (
-	opAppend  opKind = iota // store msg
-	opSetRead               // raise msg.From's read position in msg.Room to msg.Seq
-	opSweep                 // prune by age now
-	opName                  // store a user's name (users.go)
-	opList                  // put a room in a user's list (users.go)
-	opUnlist                // take a room out of a user's list (users.go)
+	opAppend   opKind = iota // store msg
+	opSetReads               // raise each of reads to its Seq, setting Seq to the stored position
+	opSweep                  // prune by age now
+	opName                   // store a user's name (users.go)
+	opList                   // put a room in a user's list (users.go)
+	opUnlist                 // take a room out of a user's list (users.go)
 )
 
 // request is one write waiting for the writer goroutine.
@@ -27,15 +28,15 @@ type request struct {
 	ctx   context.Context
 	kind  opKind
 	msg   protocol.Message
-	user  userReq     // opName, opList, opUnlist
-	reply chan result // buffered 1, so the writer never blocks on it
+	user  userReq             // opName, opList, opUnlist
+	reads []core.ReadPosition // opSetReads; the writer sets each Seq to the stored position
+	reply chan result         // buffered 1, so the writer never blocks on it
 }
 
 // result answers a request.
 type result struct {
 	msg protocol.Message // opAppend: the stored message
 	dup bool             // opAppend: msg was already stored
-	seq uint64           // opSetRead: the stored position
 	hit bool             // opList, opUnlist: the list changed
 	err error
 }
