@@ -50,8 +50,13 @@ func decodeObject(data []byte, e *Envelope) error {
 	if p.envelope(e) && p.end() {
 		return nil
 	}
-	*e = Envelope{}
-	return json.Unmarshal(data, e)
+	// encoding/json takes its target as an interface, which would move
+	// every caller's envelope to the heap, fast path or not: it decodes
+	// into one of its own.
+	slow := new(Envelope)
+	err := json.Unmarshal(data, slow)
+	*e = *slow
+	return err
 }
 
 // ValidateClient checks that e is a well-formed client envelope.
