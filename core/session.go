@@ -272,33 +272,49 @@ func (s *Session) offerWithin(f Frame, maxBytes int) bool {
 }
 
 // queueArrays holds the queue arrays of writers that exited, for the
-// next session that queues a frame: an idle session keeps none (see
-// writeLoop), and without the pool each writer that starts again grows
-// two from nothing. In chat at 10,000 WebSocket users writers exit and
-// start again thousands of times a second, and that growth was a sixth
-// of the node's allocation.
-var queueArrays sync.Pool
+// next writer to start, of any session: an idle session keeps none (see
+// writeLoop), and without them each writer that starts again grows two
+// from nothing. In chat at 10,000 WebSocket users writers exit and start
+// again thousands of times a second, and that growth was a sixth of the
+// node's allocation. It is a bounded free list rather than a sync.Pool,
+// which keeps whatever it is given until the collector runs: after
+// 10,000 sessions joined at once, an idle node held their 20,000 arrays,
+// half a KiB a connection.
+var queueArrays = make(chan []Frame, maxFreeQueues)
 
-// queueArrayCap is the capacity of a pooled queue array (1.8 KB); larger
-// arrays, grown by a replay or a burst, are left to the collector.
-const queueArrayCap = 16
+// Bounds on the free list: at most maxFreeQueues arrays (1,024, about a
+// megabyte at the usual size), each of at most maxPooledQueue frames (7
+// KB); larger arrays, grown by a replay or a burst, are left to the
+// collector. A new array starts at newQueueCap frames, what a session's
+// queue holds most of the time, and grows as append grows it.
+const (
+	maxFreeQueues  = 1024
+	maxPooledQueue = 64
+	newQueueCap    = 4
+)
 
-// queueArray returns an empty queue array, pooled or new.
+// queueArray returns an empty queue array, from the free list or new.
 func queueArray() []Frame {
-	if p, ok := queueArrays.Get().(*[]Frame); ok {
-		return (*p)[:0]
+	select {
+	case q := <-queueArrays:
+		return q
+	default:
+		return make([]Frame, 0, newQueueCap)
 	}
-	return make([]Frame, 0, queueArrayCap)
 }
 
-// recycleQueue gives q, whose frames are no longer needed, to the pool.
+// recycleQueue gives q, whose frames are no longer needed, to the free
+// list, unless it is too large or the list is full.
 func recycleQueue(q []Frame) {
-	if cap(q) == 0 || cap(q) > 4*queueArrayCap {
+	if cap(q) == 0 || cap(q) > maxPooledQueue {
 		return
 	}
 	q = q[:cap(q)]
 	clear(q)
-	queueArrays.Put(&q)
+	select {
+	case queueArrays <- q[:0]:
+	default:
+	}
 }
 
 // put enqueues f, waiting for room in the queue.
@@ -444,7 +460,7 @@ func (s *Session) writeLoop() {
 			if lingered || beat || s.inline != nil {
 				// An idle session keeps no queue arrays: they hold the
 				// largest batch it has seen (112 bytes a frame, twice);
-				// small ones go to a pool for the next writer to start.
+				// small ones go to a free list for the next writer to start.
 				// An InlineWriter's writer exits at once: while it runs,
 				// frames cannot go inline.
 				s.writing, s.parked = false, false
