@@ -277,14 +277,14 @@ func (s *Session) offerWithin(f Frame, maxBytes int) bool {
 // from nothing. In chat at 10,000 WebSocket users writers exit and start
 // again thousands of times a second, and that growth was a sixth of the
 // node's allocation. It is a bounded free list rather than a sync.Pool,
-// which keeps whatever it is given until the collector runs: after
+// which keeps whatever it is given through the next collection: after
 // 10,000 sessions joined at once, an idle node held their 20,000 arrays,
 // half a KiB a connection.
 var queueArrays = make(chan []Frame, maxFreeQueues)
 
-// Bounds on the free list: at most maxFreeQueues arrays (1,024, about a
-// megabyte at the usual size), each of at most maxPooledQueue frames (7
-// KB); larger arrays, grown by a replay or a burst, are left to the
+// Bounds on the free list: at most maxFreeQueues arrays (1,024: under
+// half a megabyte at the new size, 7 MB at the most), each of at most
+// maxPooledQueue frames (7 KB); larger arrays, grown by a replay or a burst, are left to the
 // collector. A new array starts at newQueueCap frames, what a session's
 // queue holds most of the time, and grows as append grows it.
 const (
@@ -491,8 +491,8 @@ func (s *Session) writeLoop() {
 		// Swap in the spare array; the two alternate, so offerers never
 		// append into the array being written.
 		batch := s.queue
-		if s.spare == nil {
-			s.spare = queueArray()
+		if s.spare == nil && closing == nil {
+			s.spare = queueArray() // a closing session queues nothing more
 		}
 		s.queue, s.queued, s.spare = s.spare[:0], 0, nil
 		s.mu.Unlock()

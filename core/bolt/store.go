@@ -57,8 +57,9 @@ type Config struct {
 	// Default time.Now.
 	Now func() time.Time
 
-	// MaxBatch caps how many queued requests one transaction takes.
-	// Default 512.
+	// MaxBatch caps how many queued requests one transaction takes, and
+	// the writer's queue. A SetReads is one request however many
+	// positions it carries. Default 512.
 	MaxBatch int
 
 	// Logger receives commit and sweep failures. Default slog.Default().
