@@ -284,9 +284,10 @@ var queueArrays = make(chan []Frame, maxFreeQueues)
 
 // Bounds on the free list: at most maxFreeQueues arrays (1,024: under
 // half a megabyte at the new size, 7 MB at the most), each of at most
-// maxPooledQueue frames (7 KB); larger arrays, grown by a replay or a burst, are left to the
-// collector. A new array starts at newQueueCap frames, what a session's
-// queue holds most of the time, and grows as append grows it.
+// maxPooledQueue frames (7 KB); larger arrays, grown by a replay or a
+// burst, are left to the collector. A new array starts at newQueueCap
+// frames, what a session's queue holds most of the time, and grows as
+// append grows it.
 const (
 	maxFreeQueues  = 1024
 	maxPooledQueue = 64

@@ -46,8 +46,9 @@
 // # Group commit
 //
 // Append and SetReads do not write: they queue a request for the single
-// writer goroutine and wait (SetReads one request for all its positions). The writer takes one request, drains whatever
-// else is queued without blocking (up to Config.MaxBatch), applies them all
+// writer goroutine and wait (SetReads one request for all its
+// positions). The writer takes one request, drains whatever else is
+// queued without blocking (up to Config.MaxBatch), applies them all
 // in one bbolt Update transaction, which fsyncs on commit, and only then
 // answers each caller. So an ack means durable, and one fsync is shared by
 // every request that queued while the previous commit ran. After
