@@ -280,16 +280,23 @@ func (p *tcpProxy) cut() {
 // hold makes new connections wait, accepted but not forwarded, until
 // release (at the latest when the test ends). The first to wait is
 // signalled on p.held; the others wait in the listen backlog behind it.
-func (p *tcpProxy) hold(t testing.TB) (release func()) {
+func (p *tcpProxy) hold(t testing.TB) (release func()) { return p.newGate(t, &p.gate) }
+
+// newGate puts a new gate in *slot, a field guarded by p.mu, and returns
+// its release, which takes it out of *slot (if still there) and opens
+// it, once, at the latest when the test ends.
+func (p *tcpProxy) newGate(t testing.TB, slot *chan struct{}) (release func()) {
 	g := make(chan struct{})
 	p.mu.Lock()
-	p.gate = g
+	*slot = g
 	p.mu.Unlock()
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
 			p.mu.Lock()
-			p.gate = nil
+			if *slot == g {
+				*slot = nil
+			}
 			p.mu.Unlock()
 			close(g)
 		})
@@ -303,16 +310,7 @@ func (p *tcpProxy) hold(t testing.TB) (release func()) {
 // not forwarded, until release (at the latest when the test ends): the
 // server upgrades the connection but hears nothing on it. Frames that
 // wait are signalled on p.held.
-func (p *tcpProxy) holdFrames(t testing.TB) (release func()) {
-	g := make(chan struct{})
-	p.mu.Lock()
-	p.frames = g
-	p.mu.Unlock()
-	var once sync.Once
-	release = func() { once.Do(func() { close(g) }) }
-	t.Cleanup(release)
-	return release
-}
+func (p *tcpProxy) holdFrames(t testing.TB) (release func()) { return p.newGate(t, &p.frames) }
 
 // holdFirstFrames forwards conn's first read to srv and, if it was a
 // whole WebSocket upgrade request (the first since holdFrames), reads
