@@ -53,3 +53,11 @@ func Pausing(s *Session) bool {
 	defer s.mu.Unlock()
 	return s.pausing
 }
+
+// Lingering reports whether s's writer is parked with nothing to write,
+// waiting for a kick or its linger.
+func Lingering(s *Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writing && s.parked && !s.holding && len(s.queue) == 0
+}

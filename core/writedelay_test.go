@@ -93,65 +93,76 @@ func TestRelievedWriteDelay(t *testing.T) {
 func TestWriteDelayEndsEarly(t *testing.T) {
 	hub := newHub(t, core.Config{SendRate: 1e6, SendBurst: 1e6, QueueFrames: 16,
 		Relieving: func() bool { return true }, RelievedWriteDelay: time.Hour})
-	ctx := context.Background()
 	sess, rec := joinedLea(t, hub)
 	core.SetDeliveryLatency(hub, 100*time.Hour)
 	if d := core.WriteDelay(hub); d != time.Hour {
 		t.Fatalf("writes wait %v, want an hour", d)
 	}
-	bob := auth.Identity{User: "bob", Name: "Bob"}
-	send := func(i int) {
-		t.Helper()
-		if _, err := hub.Send(ctx, bob, "r", fmt.Sprint("m", i), "hi"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitPausing := func() {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !core.Pausing(sess) {
-			if time.Now().After(deadline) {
-				t.Fatal("the writer never began its write delay")
-			}
-			runtime.Gosched()
-		}
-	}
-	messages := func() int {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		n := 0
-		for _, f := range rec.frames {
-			if f.Type == protocol.TypeMessage {
-				n++
-			}
-		}
-		return n
-	}
+	send := bobSends(t, hub)
+	pausing := func() bool { return core.Pausing(sess) }
 
 	send(0)
-	waitPausing()
-	if n := messages(); n != 0 {
+	waitUntil(t, "the writer never began its write delay", pausing)
+	if n := rec.messages(); n != 0 {
 		t.Fatalf("%d messages written before the delay ended", n)
 	}
 	for i := 1; i < 4; i++ { // a quarter of QueueFrames
 		send(i)
 	}
-	deadline := time.After(10 * time.Second)
-	for messages() < 4 {
-		select {
-		case <-rec.more:
-		case <-deadline:
-			t.Fatalf("%d of 4 messages written with the queue a quarter full", messages())
-		}
-	}
+	rec.waitMessages(t, 4, "with the queue a quarter full")
 
 	send(4)
-	waitPausing()
-	sess.Close(core.DisconnectNormal)
-	select {
-	case <-sess.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("a closing session's writer still waits its write delay")
+	waitUntil(t, "the writer never began its write delay", pausing)
+	closeDuringDelay(t, sess)
+}
+
+// TestWriteDelayOfParkedWriter: a writer parked after a write, woken by
+// a message while writes are delayed, waits its write delay (begun by
+// the kick, on the timer it is parked on) before it writes, and no
+// longer than that delay; a quarter
+// full queue ends that wait at once, and so does a close, which writes
+// what waited.
+func TestWriteDelayOfParkedWriter(t *testing.T) {
+	var relieving atomic.Bool
+	relieving.Store(true)
+	hub := newHub(t, core.Config{SendRate: 1e6, SendBurst: 1e6, QueueFrames: 16, WriterLinger: time.Hour,
+		Relieving: relieving.Load, RelievedWriteDelay: time.Hour})
+	sess, rec := joinedLea(t, hub)
+	send := bobSends(t, hub)
+	pausing := func() bool { return core.Pausing(sess) }
+	lingering := func() bool { return core.Lingering(sess) }
+
+	send(0) // no latency yet: written at once
+	rec.waitMessages(t, 1, "with no write delay")
+	waitUntil(t, "the writer never parked after its write", lingering)
+	core.SetDeliveryLatency(hub, 100*time.Hour)
+	if d := core.WriteDelay(hub); d != time.Hour {
+		t.Fatalf("writes wait %v, want an hour", d)
+	}
+	send(1)
+	waitUntil(t, "the parked writer never began its write delay", pausing)
+	if n := rec.messages(); n != 1 {
+		t.Fatalf("%d messages written before the delay ended, want 1", n)
+	}
+	for i := 2; i < 5; i++ { // with message 1, a quarter of QueueFrames
+		send(i)
+	}
+	rec.waitMessages(t, 5, "with the queue a quarter full")
+
+	// The ordinary rule: 50 ms. The writer, parked for an hour, wakes
+	// when the delay ends, not when its linger does.
+	waitUntil(t, "the writer never parked after its write", lingering)
+	relieving.Store(false)
+	send(5)
+	rec.waitMessages(t, 6, "by a writer parked for an hour, woken to wait 50 ms")
+
+	relieving.Store(true)
+	waitUntil(t, "the writer never parked after its write", lingering)
+	send(6)
+	waitUntil(t, "the parked writer never began its write delay", pausing)
+	closeDuringDelay(t, sess)
+	if n := rec.messages(); n != 7 {
+		t.Fatalf("%d messages written, want 7: a close writes what waited its delay", n)
 	}
 }
 
@@ -214,6 +225,69 @@ func joinedLea(t *testing.T, hub *core.Hub) (*core.Session, *recorder) {
 	}
 	rec.waitType(t, protocol.TypeJoined)
 	return sess, rec
+}
+
+// bobSends returns a function that sends message i to room r as bob.
+func bobSends(t *testing.T, hub *core.Hub) func(i int) {
+	bob := auth.Identity{User: "bob", Name: "Bob"}
+	return func(i int) {
+		t.Helper()
+		if _, err := hub.Send(context.Background(), bob, "r", fmt.Sprint("m", i), "hi"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// closeDuringDelay closes sess, whose writer waits a long write delay,
+// and fails if the writer does not exit at once.
+func closeDuringDelay(t *testing.T, sess *core.Session) {
+	t.Helper()
+	sess.Close(core.DisconnectNormal)
+	select {
+	case <-sess.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a closing session's writer still waits its write delay")
+	}
+}
+
+// waitUntil waits, yielding, until ok holds, and fails with what if it
+// does not within 10 s.
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		runtime.Gosched()
+	}
+}
+
+// messages counts the messages r has been written.
+func (r *recorder) messages() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, f := range r.frames {
+		if f.Type == protocol.TypeMessage {
+			n++
+		}
+	}
+	return n
+}
+
+// waitMessages waits until r has been written n messages, and fails,
+// saying what should have written them, if that takes over 10 s.
+func (r *recorder) waitMessages(t *testing.T, n int, what string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for r.messages() < n {
+		select {
+		case <-r.more:
+		case <-deadline:
+			t.Fatalf("%d of %d messages written %s", r.messages(), n, what)
+		}
+	}
 }
 
 // gaugeValue gathers reg and returns the value of the gauge name.
