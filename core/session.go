@@ -12,7 +12,9 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// SessionOptions are per-connection knobs chosen by the transport.
+// SessionOptions are per-connection knobs chosen by the transport. Its
+// flags come first: packed together they keep a Session within 384
+// bytes, an allocator size class (the next is 416).
 type SessionOptions struct {
 	// Heartbeat makes the writer send a ping envelope every
 	// Config.Heartbeat. Streaming transports want it; poll does not.
@@ -20,6 +22,21 @@ type SessionOptions struct {
 
 	// Greet makes the session start with Config.Greeting's envelope.
 	Greet bool
+
+	// Batched says the client reads batched receipt and presence
+	// envelopes (protocol.BatchParam). Without it the session gets each
+	// read position and presence change in the plain form.
+	Batched bool
+
+	// Hold keeps the writer from starting until Release: frames queue,
+	// and the first write takes them all. A transport that joins rooms
+	// for the client as it opens (a WebSocket's rooms=) sends the
+	// greeting and the joined replies in one write so. The hold also ends
+	// when the session closes, when anything waits for room in the queue
+	// (a long catch-up, a Flush), and when the queue reaches a quarter of
+	// its bounds (live traffic while many rooms are joined), so it never
+	// blocks the session and never makes it slow.
+	Hold bool
 
 	// PresenceTTL, when set, keeps the user online for this long after the
 	// session ends: a poll client is online while a poll is open and for
@@ -36,21 +53,6 @@ type SessionOptions struct {
 	// user's clients: a key the client sends with every poll. Empty: all
 	// of the user's polls count as one client.
 	Client string
-
-	// Batched says the client reads batched receipt and presence
-	// envelopes (protocol.BatchParam). Without it the session gets each
-	// read position and presence change in the plain form.
-	Batched bool
-
-	// Hold keeps the writer from starting until Release: frames queue,
-	// and the first write takes them all. A transport that joins rooms
-	// for the client as it opens (a WebSocket's rooms=) sends the
-	// greeting and the joined replies in one write so. The hold also ends
-	// when the session closes, when anything waits for room in the queue
-	// (a long catch-up, a Flush), and when the queue reaches a quarter of
-	// its bounds (live traffic while many rooms are joined), so it never
-	// blocks the session and never makes it slow.
-	Hold bool
 
 	// Fence, when set (Hub.JoinFence), was taken when the request that
 	// opens the session arrived. The joins made for that request (Join
