@@ -61,3 +61,6 @@ func Lingering(s *Session) bool {
 	defer s.mu.Unlock()
 	return s.writing && s.parked && !s.holding && len(s.queue) == 0
 }
+
+// HubOf returns s's hub.
+func HubOf(s *Session) *Hub { return s.hub }

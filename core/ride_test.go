@@ -103,6 +103,31 @@ func TestEventsRideWithMessages(t *testing.T) {
 	}
 }
 
+// A writer parked holding a typing event, when a message comes while
+// writes are delayed, writes both in one write once the delay is over.
+// EventDelay and WriterLinger are an hour, so that only the end of the
+// write delay (50 ms, begun by the message's offer) can take them out.
+func TestEventsRideWithDelayedMessages(t *testing.T) {
+	alice, bob, rec := rideHub(t, core.Config{EventDelay: time.Hour, WriterLinger: time.Hour})
+	ctx := context.Background()
+	eventuallyCore(t, "alice's writer parked", func() bool { return core.Lingering(alice) })
+	bob.HandleFrame(ctx, []byte(`{"type":"typing","room":"general"}`))
+	eventuallyCore(t, "typing queued for alice", func() bool {
+		return slices.Contains(core.QueuedTypes(alice), protocol.TypeTyping)
+	})
+	hub := core.HubOf(alice)
+	core.SetDeliveryLatency(hub, 10*time.Second)
+	if d := core.WriteDelay(hub); d != 50*time.Millisecond {
+		t.Fatalf("writes wait %v, want 50 ms", d)
+	}
+	bob.HandleFrame(ctx, []byte(`{"type":"send","room":"general","id":"m1","text":"hi"}`))
+	eventuallyCore(t, "the message written to alice", func() bool { _, _, ok := rec.first(protocol.TypeMessage); return ok })
+	w, before, _ := rec.first(protocol.TypeTyping)
+	if !slices.Contains(w, protocol.TypeMessage) {
+		t.Fatalf("typing went in a write without the message: %v (writes before: %v)", w, before)
+	}
+}
+
 // With no message to ride with, a typing event goes on its own after
 // EventDelay, also when the writer is parked for a longer WriterLinger.
 func TestEventsGoAlone(t *testing.T) {

@@ -3,7 +3,6 @@ package core_test
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -102,7 +101,7 @@ func TestWriteDelayEndsEarly(t *testing.T) {
 	pausing := func() bool { return core.Pausing(sess) }
 
 	send(0)
-	waitUntil(t, "the writer never began its write delay", pausing)
+	eventuallyCore(t, "the writer to begin its write delay", pausing)
 	if n := rec.messages(); n != 0 {
 		t.Fatalf("%d messages written before the delay ended", n)
 	}
@@ -112,7 +111,7 @@ func TestWriteDelayEndsEarly(t *testing.T) {
 	rec.waitMessages(t, 4, "with the queue a quarter full")
 
 	send(4)
-	waitUntil(t, "the writer never began its write delay", pausing)
+	eventuallyCore(t, "the writer to begin its write delay", pausing)
 	closeDuringDelay(t, sess)
 }
 
@@ -134,13 +133,13 @@ func TestWriteDelayOfParkedWriter(t *testing.T) {
 
 	send(0) // no latency yet: written at once
 	rec.waitMessages(t, 1, "with no write delay")
-	waitUntil(t, "the writer never parked after its write", lingering)
+	eventuallyCore(t, "the writer to park after its write", lingering)
 	core.SetDeliveryLatency(hub, 100*time.Hour)
 	if d := core.WriteDelay(hub); d != time.Hour {
 		t.Fatalf("writes wait %v, want an hour", d)
 	}
 	send(1)
-	waitUntil(t, "the parked writer never began its write delay", pausing)
+	eventuallyCore(t, "the parked writer to begin its write delay", pausing)
 	if n := rec.messages(); n != 1 {
 		t.Fatalf("%d messages written before the delay ended, want 1", n)
 	}
@@ -151,15 +150,15 @@ func TestWriteDelayOfParkedWriter(t *testing.T) {
 
 	// The ordinary rule: 50 ms. The writer, parked for an hour, wakes
 	// when the delay ends, not when its linger does.
-	waitUntil(t, "the writer never parked after its write", lingering)
+	eventuallyCore(t, "the writer to park after its write", lingering)
 	relieving.Store(false)
 	send(5)
 	rec.waitMessages(t, 6, "by a writer parked for an hour, woken to wait 50 ms")
 
 	relieving.Store(true)
-	waitUntil(t, "the writer never parked after its write", lingering)
+	eventuallyCore(t, "the writer to park after its write", lingering)
 	send(6)
-	waitUntil(t, "the parked writer never began its write delay", pausing)
+	eventuallyCore(t, "the parked writer to begin its write delay", pausing)
 	closeDuringDelay(t, sess)
 	if n := rec.messages(); n != 7 {
 		t.Fatalf("%d messages written, want 7: a close writes what waited its delay", n)
@@ -247,19 +246,6 @@ func closeDuringDelay(t *testing.T, sess *core.Session) {
 	case <-sess.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("a closing session's writer still waits its write delay")
-	}
-}
-
-// waitUntil waits, yielding, until ok holds, and fails with what if it
-// does not within 10 s.
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal(what)
-		}
-		runtime.Gosched()
 	}
 }
 
