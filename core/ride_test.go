@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -125,6 +126,31 @@ func TestEventsRideWithDelayedMessages(t *testing.T) {
 	w, before, _ := rec.first(protocol.TypeTyping)
 	if !slices.Contains(w, protocol.TypeMessage) {
 		t.Fatalf("typing went in a write without the message: %v (writes before: %v)", w, before)
+	}
+}
+
+// Riding frames that fill a quarter of a holding writer's queue go at
+// once, not after EventDelay (an hour here): a queue left to fill would
+// drop what comes next. Four users typing fill a quarter of 16 places.
+func TestEventsFillingGo(t *testing.T) {
+	alice, _, rec := rideHub(t, core.Config{EventDelay: time.Hour, WriterLinger: time.Hour, QueueFrames: 16})
+	eventuallyCore(t, "alice's writer parked", func() bool { return core.Lingering(alice) })
+	hub := core.HubOf(alice)
+	ctx := context.Background()
+	for i := range 4 {
+		u, err := hub.Connect(auth.Identity{User: fmt.Sprint("u", i), Name: "U"}, newRecorder(), core.SessionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { u.Close(core.DisconnectNormal) })
+		if err := u.Join(ctx, "general", nil, false); err != nil {
+			t.Fatal(err)
+		}
+		u.HandleFrame(ctx, []byte(`{"type":"typing","room":"general"}`))
+	}
+	eventuallyCore(t, "typing written to alice", func() bool { _, _, ok := rec.first(protocol.TypeTyping); return ok })
+	if _, _, ok := rec.first(protocol.TypeMessage); ok {
+		t.Fatal("a message was written: nothing was sent")
 	}
 }
 

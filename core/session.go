@@ -120,7 +120,7 @@ type Session struct {
 	pausing bool             // the writer waits its write delay, which a quarter-full queue or a close ends; guarded by mu.
 	delayed bool             // the batch in the queue has had its write delay, or is having it; guarded by mu.
 	waited  bool             // the batch in the queue has waited for a frame that goes at once (Config.EventDelay), or is waiting; guarded by mu.
-	timer   *time.Timer      // the running writer's waits, made at its first; set and reset under mu, nil while no writer runs.
+	timer   *time.Timer      // the running writer's waits, made at its first; set and reset under mu; nil while no writer runs, and once it is closing.
 	spare   []Frame          // a drained queue to reuse; owned by the writer.
 }
 
@@ -404,8 +404,9 @@ func (h *Hub) writeDelay() time.Duration {
 	return min(lat/10, limit)
 }
 
-// kick starts the writer unless one is running, or wakes it if it is
-// parked. Called with s.mu held.
+// kick starts the writer unless one is running; if it is parked, wakes
+// it, or resets the timer it is parked on for the wait it would begin as
+// soon as it woke (delayWriter, holdWriter). Called with s.mu held.
 func (s *Session) kick(rides bool) {
 	switch {
 	case s.held && s.closing == nil && !s.filling():
@@ -414,7 +415,9 @@ func (s *Session) kick(rides bool) {
 		s.held = false // a queue filling up, or a close, does not wait for Release
 		s.writing = true
 		go s.writeLoop()
-	case s.parked && !(rides && s.holding): // a holding writer takes riding frames when it wakes (see writeLoop)
+	case s.parked && (!(rides && s.holding) || s.filling()):
+		// A holding writer takes riding frames when it wakes (see
+		// writeLoop), unless they fill its queue meanwhile.
 		switch {
 		case rides && s.holdWriter():
 			// Still parked, now holding.
@@ -438,8 +441,10 @@ func (s *Session) kick(rides bool) {
 // that the writer wakes once, when the delay is over, rather than twice
 // (for the kick, then for the delay). Under load that is one goroutine
 // wake-up and one park fewer for every batch written. It reports whether
-// it did; riding frames never start it, since a lingering writer holds
-// those (holdWriter) rather than delay them. Called with s.mu held.
+// it did. A riding frame's offer does not call it, since a lingering
+// writer holds those (holdWriter) rather than delay them; Release and
+// Flush may, for a queue of riding frames, which the writer would then
+// delay too. Called with s.mu held.
 func (s *Session) delayWriter() bool {
 	if s.delayed || s.closing != nil || s.inline != nil || s.timer == nil || s.filling() {
 		return false
@@ -457,12 +462,13 @@ func (s *Session) delayWriter() bool {
 // (typing, a receipt, presence), as it would as soon as it woke (see
 // writeLoop): it resets the timer the writer is parked on to
 // Config.EventDelay and marks it holding, so that the writer wakes only
-// when a frame that goes at once comes (see delayWriter for that wake)
-// or the hold ends. In chat at 10k, riding frames woke 16,000 lingering
-// writers a second, each only to park again. It reports whether it did.
-// Called with s.mu held.
+// when the hold ends, or when a frame that goes at once (which may begin
+// the write delay instead, see delayWriter), a close, a Release or a
+// Flush, or a queue a quarter full, ends it first. In chat at 10k, riding
+// frames woke 16,000 lingering writers a second, each only to park
+// again. It reports whether it did. Called with s.mu held.
 func (s *Session) holdWriter() bool {
-	if s.waited || s.closing != nil || s.timer == nil || s.hub.cfg.EventDelay <= 0 || !allRide(s.queue) {
+	if s.waited || s.closing != nil || s.timer == nil || s.hub.cfg.EventDelay <= 0 || s.filling() || !allRide(s.queue) {
 		return false
 	}
 	s.waited, s.holding = true, true
@@ -490,8 +496,9 @@ func (s *Session) writeLoop() {
 		closing := s.closing
 		if !s.waited && closing == nil && s.hub.cfg.EventDelay > 0 && allRide(s.queue) {
 			// Only typing, receipts or presence: wait for a frame that
-			// must go at once to take them along (kick wakes the writer
-			// for that one), or for Config.EventDelay.
+			// must go at once to take them along (its kick wakes the
+			// writer, or begins its write delay), or for
+			// Config.EventDelay.
 			s.waited, s.parked, s.holding = true, true, true
 			timer := s.arm(s.hub.cfg.EventDelay)
 			s.mu.Unlock()
@@ -621,14 +628,15 @@ func onlyPings(batch []Frame) bool {
 	return len(batch) > 0
 }
 
-// park waits for a kick or for linger, armed, to fire; it reports
-// whether the linger passed. A kick that came just before is still in
-// s.wake.
-func (s *Session) park(linger *time.Timer) bool {
+// park waits for a kick or for timer, armed, to fire; it reports
+// whether the timer fired. A kick that came just before is still in
+// s.wake. The timer may have been reset meanwhile, by a kick that began
+// a hold or a write delay for the writer (the queue is not empty then).
+func (s *Session) park(timer *time.Timer) bool {
 	select {
 	case <-s.wake:
 		return false
-	case <-linger.C:
+	case <-timer.C:
 		return true
 	}
 }

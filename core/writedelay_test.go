@@ -115,10 +115,11 @@ func TestWriteDelayEndsEarly(t *testing.T) {
 	closeDuringDelay(t, sess)
 }
 
-// TestWriteDelayOfParkedWriter: a writer parked after a write, woken by
-// a message while writes are delayed, waits its write delay (begun by
-// the kick, on the timer it is parked on) before it writes, and no
-// longer than that delay; a quarter
+// TestWriteDelayOfParkedWriter: a writer parked after a write (for an
+// hour), when a message comes while writes are delayed, waits its write
+// delay before it writes, and then writes: after 50 ms, not after its
+// hour-long linger (the kick resets the timer it is parked on; that it
+// does so without waking the writer is not visible here); a quarter
 // full queue ends that wait at once, and so does a close, which writes
 // what waited.
 func TestWriteDelayOfParkedWriter(t *testing.T) {
