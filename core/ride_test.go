@@ -88,44 +88,33 @@ func rideHub(t *testing.T, cfg core.Config) (alice, bob *core.Session, rec *batc
 
 // A typing event waits in the queue for the next message and goes out in
 // its write, not in one of its own. EventDelay and WriterLinger are an
-// hour, so that only the message can take it out.
+// hour, so that only the message can take it out: at once, or, while
+// writes are delayed, when the write delay (50 ms, begun by the
+// message's offer to the parked writer) is over.
 func TestEventsRideWithMessages(t *testing.T) {
-	alice, bob, rec := rideHub(t, core.Config{EventDelay: time.Hour, WriterLinger: time.Hour})
-	ctx := context.Background()
-	bob.HandleFrame(ctx, []byte(`{"type":"typing","room":"general"}`))
-	eventuallyCore(t, "typing queued for alice", func() bool {
-		return slices.Contains(core.QueuedTypes(alice), protocol.TypeTyping)
-	})
-	bob.HandleFrame(ctx, []byte(`{"type":"send","room":"general","id":"m1","text":"hi"}`))
-	eventuallyCore(t, "the message written to alice", func() bool { _, _, ok := rec.first(protocol.TypeMessage); return ok })
-	w, before, _ := rec.first(protocol.TypeTyping)
-	if !slices.Contains(w, protocol.TypeMessage) {
-		t.Fatalf("typing went in a write without the message: %v (writes before: %v)", w, before)
-	}
-}
-
-// A writer parked holding a typing event, when a message comes while
-// writes are delayed, writes both in one write once the delay is over.
-// EventDelay and WriterLinger are an hour, so that only the end of the
-// write delay (50 ms, begun by the message's offer) can take them out.
-func TestEventsRideWithDelayedMessages(t *testing.T) {
-	alice, bob, rec := rideHub(t, core.Config{EventDelay: time.Hour, WriterLinger: time.Hour})
-	ctx := context.Background()
-	eventuallyCore(t, "alice's writer parked", func() bool { return core.Lingering(alice) })
-	bob.HandleFrame(ctx, []byte(`{"type":"typing","room":"general"}`))
-	eventuallyCore(t, "typing queued for alice", func() bool {
-		return slices.Contains(core.QueuedTypes(alice), protocol.TypeTyping)
-	})
-	hub := core.HubOf(alice)
-	core.SetDeliveryLatency(hub, 10*time.Second)
-	if d := core.WriteDelay(hub); d != 50*time.Millisecond {
-		t.Fatalf("writes wait %v, want 50 ms", d)
-	}
-	bob.HandleFrame(ctx, []byte(`{"type":"send","room":"general","id":"m1","text":"hi"}`))
-	eventuallyCore(t, "the message written to alice", func() bool { _, _, ok := rec.first(protocol.TypeMessage); return ok })
-	w, before, _ := rec.first(protocol.TypeTyping)
-	if !slices.Contains(w, protocol.TypeMessage) {
-		t.Fatalf("typing went in a write without the message: %v (writes before: %v)", w, before)
+	for _, delayed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("delayed=%v", delayed), func(t *testing.T) {
+			alice, bob, rec := rideHub(t, core.Config{EventDelay: time.Hour, WriterLinger: time.Hour})
+			ctx := context.Background()
+			eventuallyCore(t, "alice's writer parked", func() bool { return core.Lingering(alice) })
+			bob.HandleFrame(ctx, []byte(`{"type":"typing","room":"general"}`))
+			eventuallyCore(t, "typing queued for alice", func() bool {
+				return slices.Contains(core.QueuedTypes(alice), protocol.TypeTyping)
+			})
+			if delayed {
+				hub := core.HubOf(alice)
+				core.SetDeliveryLatency(hub, 10*time.Second)
+				if d := core.WriteDelay(hub); d != 50*time.Millisecond {
+					t.Fatalf("writes wait %v, want 50 ms", d)
+				}
+			}
+			bob.HandleFrame(ctx, []byte(`{"type":"send","room":"general","id":"m1","text":"hi"}`))
+			eventuallyCore(t, "the message written to alice", func() bool { _, _, ok := rec.first(protocol.TypeMessage); return ok })
+			w, before, _ := rec.first(protocol.TypeTyping)
+			if !slices.Contains(w, protocol.TypeMessage) {
+				t.Fatalf("typing went in a write without the message: %v (writes before: %v)", w, before)
+			}
+		})
 	}
 }
 

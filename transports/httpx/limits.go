@@ -114,13 +114,14 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 // closeUnread tells the server's own writer (w, or the end of its Unwrap
 // chain) that the request body will not be read to its end, as
 // http.MaxBytesReader does when a body passes its limit: the answer gets
-// Connection: close, and after it the server stops writing and waits a moment (half a second in net/http) before it
-// closes. Closing at once, with body bytes unread, resets the connection,
-// and a client that sent Connection: close, or is still sending its body,
-// can get the reset before it has read the answer. Setting the header
-// alone, or reading w's limit through a wrapper, hides the unread body
-// from the server. The one-byte reader is only there to pass a limit of 0;
-// the request's body is not touched.
+// Connection: close, and after it the server stops writing and waits a
+// moment (half a second in net/http) before it closes. Closing at once,
+// with body bytes unread, resets the connection, and a client that sent
+// Connection: close, or is still sending its body, can get the reset
+// before it has read the answer. Setting the header alone, or reading
+// w's limit through a wrapper, hides the unread body from the server.
+// The one-byte reader is only there to pass a limit of 0; the request's
+// body is not touched.
 func closeUnread(w http.ResponseWriter) {
 	var b [1]byte
 	_, _ = http.MaxBytesReader(serverWriter(w), io.NopCloser(strings.NewReader("x")), 0).Read(b[:])
