@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
@@ -186,7 +187,11 @@ func (s *Session) join(ctx context.Context, name string, since *uint64, ref stri
 	s.mu.Lock()
 	closing := s.closing != nil
 	if !closing {
-		s.rooms[name] = r
+		if i := s.roomIndex(name); i >= 0 {
+			s.rooms[i] = r
+		} else {
+			s.rooms = append(s.rooms, r)
+		}
 	}
 	s.mu.Unlock()
 	if closing {
@@ -222,7 +227,7 @@ func joinable(id auth.Identity, room string) error {
 func (s *Session) roomLimit() error {
 	s.mu.Lock()
 	n := len(s.rooms)
-	if _, ok := s.rooms[UserStream(s.user)]; ok {
+	if s.roomIndex(UserStream(s.user)) >= 0 {
 		n--
 	}
 	s.mu.Unlock()
@@ -367,11 +372,20 @@ func (s *Session) goCatchUp(r *room, sb *sub) {
 	}()
 }
 
+// roomIndex returns the index of the room called name in s.rooms, or -1.
+// Called with s.mu held.
+func (s *Session) roomIndex(name string) int {
+	return slices.IndexFunc(s.rooms, func(r *room) bool { return r.name == name })
+}
+
 // leave unsubscribes the session from room, if it had joined.
 func (s *Session) leave(name string) {
 	s.mu.Lock()
-	r := s.rooms[name]
-	delete(s.rooms, name)
+	var r *room
+	if i := s.roomIndex(name); i >= 0 {
+		r = s.rooms[i]
+		s.rooms = slices.Delete(s.rooms, i, i+1)
+	}
 	s.mu.Unlock()
 	if r != nil {
 		s.unsubscribe(r)

@@ -94,7 +94,6 @@ type Session struct {
 	id        uint64              // Static after construction.
 	user      string              // Static after construction; refresh keeps it.
 	transport Transport           // Static after construction.
-	inline    InlineWriter        // transport, if it is one; static after construction.
 	opts      SessionOptions      // Static after construction.
 	delivery  prometheus.Observer // this transport's delivery histogram; static after construction.
 
@@ -111,7 +110,7 @@ type Session struct {
 	queue   []Frame          // Guarded by mu.
 	queued  int              // bytes in queue; guarded by mu.
 	closing *Disconnect      // Guarded by mu.
-	rooms   map[string]*room // joined rooms; guarded by mu.
+	rooms   []*room          // joined rooms, a few as a rule (a map was about 250 bytes a session); guarded by mu.
 	expiry  *time.Timer      // Guarded by mu.
 	writing bool             // a writer goroutine is running; guarded by mu.
 	parked  bool             // the writer waits for a kick; guarded by mu.
@@ -120,19 +119,20 @@ type Session struct {
 	pausing bool             // the writer waits its write delay, which a quarter-full queue or a close ends; guarded by mu.
 	delayed bool             // the batch in the queue has had its write delay, or is having it; guarded by mu.
 	waited  bool             // the batch in the queue has waited for a frame that goes at once (Config.EventDelay), or is waiting; guarded by mu.
+	inline  bool             // transport is an InlineWriter; static after construction.
 	timer   *time.Timer      // the running writer's waits, made at its first; set and reset under mu; nil while no writer runs, and once it is closing.
 	spare   []Frame          // a drained queue to reuse; owned by the writer.
 }
 
 func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts SessionOptions) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
-	inline, _ := t.(InlineWriter)
+	_, inline := t.(InlineWriter)
 	return &Session{
 		hub: h, id: id, user: ident.User, transport: t, inline: inline, opts: opts,
 		delivery: h.metrics.delivery.WithLabelValues(t.Name()),
 		ctx:      ctx, cancel: cancel,
 		space: make(chan struct{}, 1), wake: make(chan struct{}, 1), done: make(chan struct{}),
-		ident: ident, rooms: make(map[string]*room), held: opts.Hold,
+		ident: ident, held: opts.Hold,
 	}
 }
 
@@ -261,7 +261,7 @@ func (s *Session) offerWithin(f Frame, maxBytes int) bool {
 		}
 		return true
 	}
-	if s.inline != nil && !s.writing && len(s.queue) == 0 && f.flushed == nil && !f.rides() && s.inline.WriteInline(f) {
+	if s.inline && !s.writing && len(s.queue) == 0 && f.flushed == nil && !f.rides() && s.transport.(InlineWriter).WriteInline(f) {
 		return true
 	}
 	if len(s.queue) >= s.hub.cfg.QueueFrames || (len(s.queue) > 0 && s.queued+len(f.Data) > maxBytes) {
@@ -446,7 +446,7 @@ func (s *Session) kick(rides bool) {
 // Flush may, for a queue of riding frames, which the writer would then
 // delay too. Called with s.mu held.
 func (s *Session) delayWriter() bool {
-	if s.delayed || s.closing != nil || s.inline != nil || s.timer == nil || s.filling() {
+	if s.delayed || s.closing != nil || s.inline || s.timer == nil || s.filling() {
 		return false
 	}
 	d := s.hub.writeDelay()
@@ -506,7 +506,7 @@ func (s *Session) writeLoop() {
 			continue
 		}
 		if len(s.queue) == 0 && closing == nil {
-			if lingered || beat || s.inline != nil {
+			if lingered || beat || s.inline {
 				// An idle session keeps no queue arrays: they hold the
 				// largest batch it has seen (112 bytes a frame, twice);
 				// small ones go to a free list for the next writer to start.
@@ -527,7 +527,7 @@ func (s *Session) writeLoop() {
 			continue
 		}
 		lingered = false
-		if !s.delayed && closing == nil && s.inline == nil && !s.filling() { // an InlineWriter's Write makes no system call to save
+		if !s.delayed && closing == nil && !s.inline && !s.filling() { // an InlineWriter's Write makes no system call to save
 			if d := s.hub.writeDelay(); d > 0 {
 				s.pausing, s.delayed = true, true
 				timer := s.arm(d)
@@ -569,7 +569,7 @@ func (s *Session) writeLoop() {
 				default:
 					s.Close(DisconnectWriteErr)
 				}
-			} else if s.inline == nil {
+			} else if !s.inline {
 				s.Delivered(batch) // an InlineWriter's client gets them later: its transport says when
 			}
 		}
