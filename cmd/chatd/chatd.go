@@ -131,6 +131,7 @@ func (m *Main) Run(ctx context.Context) error {
 		PollMaxPace: zeroOff(c.PollMaxPace),
 		PollQuiet:   zeroOff(c.PollQuiet),
 		NoPollLane:  !c.PollLane,
+		PollRunning: c.PollRunning,
 		Degrade:     true, Signals: true, Cluster: m.engine.cluster,
 		Origins: httpx.NewOrigins(c.AllowedOrigins), Web: web.Handler(),
 		Info:   httpapi.Node{ID: id, Addr: addr, Engine: m.engine.name, Started: time.Now()},

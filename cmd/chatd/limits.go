@@ -82,6 +82,8 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 	fs.BoolVar(&c.PollLane, "poll-lane", true,
 		"serve the next polls of a busy long-poll client's kept-alive HTTP/1.1 connection on a loop of the server's own instead of net/http's request cycle, at about a sixth less CPU an answer; anything else on the connection goes back to net/http, and TLS connections are not taken (env CHAT_POLL_LANE)")
 	envs["poll-lane"] = "CHAT_POLL_LANE"
+	intFlag(&c.PollRunning, "poll-running", "CHAT_POLL_RUNNING", 0,
+		"how many long-polls do their work at once, the rest parked until a slot is free (a poll waiting for news holds none), so that thousands of busy poll clients do not queue ahead of sends and commits; 0: one per CPU the process may use; negative: no bound")
 	durFlag(&c.QuietGC, "quiet-gc", "CHAT_QUIET_GC", defaultQuietGC,
 		"how often to check whether the node has been quiet, and if so collect, so that stacks and heap grown in a burst go back to the system; 0: never")
 }

@@ -75,9 +75,12 @@ type Config struct {
 	// NoPollLane serves every poll through net/http: no httpx.Lane takes
 	// busy poll clients' connections over (see Node.Lane).
 	NoPollLane bool
-	SSERetry   time.Duration // the SSE retry: hint (2s)
-	Web        http.Handler  // the pages at /; nil: none
-	Info       httpapi.Node  // this node, for the admin status
+	// PollRunning bounds the polls that do their work at once (see
+	// poll.Config.Running); 0: one per CPU; negative: no bound.
+	PollRunning int
+	SSERetry    time.Duration // the SSE retry: hint (2s)
+	Web         http.Handler  // the pages at /; nil: none
+	Info        httpapi.Node  // this node, for the admin status
 	// Cluster is the state shared with the other nodes of the engine
 	// (the Redis engine's, through a small adapter: see Backend). With it
 	// the level and the flags are cluster-wide, the admin status lists
@@ -235,7 +238,8 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	authn := &httpx.Authenticator{Verifier: cfg.Verifier, Tickets: cfg.Tickets}
 	wsCfg := ws.Config{Hub: hub, Auth: authn, Origins: cfg.Origins, Logger: log, Metrics: cfg.Metrics}
 	sseCfg := sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: cfg.SSERetry}
-	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark, Quiet: cfg.PollQuiet}
+	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark, Quiet: cfg.PollQuiet,
+		Running: cfg.PollRunning}
 	if !cfg.NoPollLane {
 		n.Lane = httpx.NewLane(httpapi.Path(poll.Name))
 		pollCfg.Lane = n.Lane

@@ -31,3 +31,21 @@ func (p *Pacer) Step(late, total uint64) { p.step(late, total) }
 
 // SchedLatencies is the reader NewPacer uses.
 func SchedLatencies() func() (late, total uint64) { return schedLatencies() }
+
+// KeptWithNews returns the number of kept sessions with news for the
+// client's next poll.
+func (h *Handler) KeptWithNews() int {
+	h.keep.mu.Lock()
+	defer h.keep.mu.Unlock()
+	n := 0
+	for _, kept := range h.keep.byUser {
+		for _, c := range kept {
+			c.mu.Lock()
+			if c.due() {
+				n++
+			}
+			c.mu.Unlock()
+		}
+	}
+	return n
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -115,6 +116,21 @@ type Config struct {
 	// httpx.Lane). nil: every poll goes through net/http.
 	Lane   *httpx.Lane
 	Logger *slog.Logger
+	// Running bounds the polls that do their work at once: the rest wait
+	// for a slot, parked, and the goroutines that wait to run are not
+	// thousands of polls. A poll client asks again as soon as it is
+	// answered, so on a node behind its polls every request it has read
+	// waits to run, and so did everything else that became ready among
+	// them: a send waited behind a round of the polls for each of its
+	// steps (its request, the commit, its answer), and sends' acks took
+	// a median of 94-157 ms in a broadcast to 5,000 poll clients where
+	// they take 10-15 ms with a bound. A poll gives its slot back while
+	// it waits (for news, the pace, a new session's joins) and before
+	// its answer goes to the connection. 0: one per CPU the process may
+	// use (the smaller of NumCPU, which follows the CPU affinity, and
+	// GOMAXPROCS, which follows a container's CPU limit: chatd runs two
+	// Ps on one CPU, see cmd/chatd); negative: no bound.
+	Running int
 }
 
 // DefaultLinger is Config.Linger when it is left zero.
@@ -130,8 +146,9 @@ const DefaultQuiet = 2 * time.Second
 // kept between requests: the sessions it keeps for the clients' next
 // polls only make those polls cheaper.
 type Handler struct {
-	cfg  Config  // Static after construction.
-	keep *keeper // Static after construction.
+	cfg  Config        // Static after construction.
+	keep *keeper       // Static after construction.
+	gate chan struct{} // a slot for each poll that works now; nil: no bound. Static after construction.
 
 	opened, resumed atomic.Uint64 // polls that opened a session, and that carried on with a kept one
 }
@@ -182,7 +199,14 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Handler{cfg: cfg, keep: &keeper{keep: cfg.Keep}}
+	if cfg.Running == 0 {
+		cfg.Running = max(1, min(runtime.NumCPU(), runtime.GOMAXPROCS(0)))
+	}
+	h := &Handler{cfg: cfg, keep: &keeper{keep: cfg.Keep}}
+	if cfg.Running > 0 {
+		h.gate = make(chan struct{}, cfg.Running)
+	}
+	return h
 }
 
 // ServeHTTP serves one poll. It refuses with an error envelope and its
@@ -198,6 +222,9 @@ func New(cfg Config) *Handler {
 // answers when the poll ends. Once answered, the session is kept for
 // the client's next poll for up to Keep, or closed.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sl := slot{gate: h.gate}
+	sl.take()
+	defer sl.give()
 	id, err := h.cfg.Auth.IdentifyRepeated(r)
 	if err != nil {
 		httpx.WriteError(w, err)
@@ -211,7 +238,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	opened := time.Now()
 	deadline := opened.Add(h.cfg.Hold)
 	client := httpx.ClientKey(r)
-	c, resumed, err := h.open(r, deadline, id, client, httpx.Batched(r), rooms, cur, fresh)
+	c, resumed, err := h.open(r, &sl, deadline, id, client, httpx.Batched(r), rooms, cur, fresh)
 	if errors.Is(err, errClientGone) {
 		w.WriteHeader(httpx.StatusClientGone)
 		return
@@ -237,7 +264,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// over before the poll decides whether it has news: otherwise a
 		// catch-up still on its way to the writer made the poll hold, and
 		// it answered with the part that arrived first.
+		sl.give()
 		_ = c.sess.Flush(r.Context())
+		sl.take()
 	}
 	var frames *[]core.Frame
 	switch {
@@ -245,18 +274,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Answer at once with everything queued (a new session has
 		// handed it over already).
 		if resumed {
+			sl.give()
 			_ = c.sess.Flush(r.Context())
+			sl.take()
 		}
 		frames = c.seal()
 	case resumed && c.pending():
 		// What came since the last answer, on a kept session: at once, as
 		// a replay would be, or once the pace allows.
+		sl.give()
 		c.gather(r.Context(), h.paced(c), deadline)
+		sl.take()
 		frames = c.seal()
 	default:
+		sl.give()
 		if frames = h.hold(w, r, c, pos, keepable, opened); frames == parkedOff {
 			return // the answer keeps or closes the session
 		}
+		sl.take()
 	}
 	defer releaseFrames(frames)
 	next := httpx.Advance(cur, rooms, framesOf(frames))
@@ -264,6 +299,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// as soon as it has read it.
 	keep := keepable && !short && r.Context().Err() == nil &&
 		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next})
+	sl.give()
 	h.writeAnswer(w, r, id.User, framesOf(frames), next.Encode())
 	c.sess.Delivered(framesOf(frames))
 	if !keep {
@@ -272,6 +308,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.cfg.Lane != nil {
 		h.cfg.Lane.Take(w, r) // the client polls again soon, on this connection
+	}
+}
+
+// slot is a poll's place among those that work at once (Config.Running):
+// taken while it works, given back while it waits and before it writes
+// its answer to the connection (which waits for a slow client).
+type slot struct {
+	gate chan struct{} // nil: no bound
+	in   bool
+}
+
+func (s *slot) take() {
+	if s.gate != nil && !s.in {
+		select {
+		case s.gate <- struct{}{}:
+		default:
+			// The slot was handed over by the poll before, which makes
+			// this goroutine the next to run: to the back of the run
+			// queue instead, behind what else waits (a send, a commit).
+			s.gate <- struct{}{}
+			runtime.Gosched()
+		}
+		s.in = true
+	}
+}
+
+func (s *slot) give() {
+	if s.in {
+		<-s.gate
+		s.in = false
 	}
 }
 
@@ -325,13 +391,16 @@ func (h *Handler) holdEnd(opened time.Time) time.Time {
 // seen by the check gets errClientGone; a leave served after the fence
 // wins over the joins (httpx.ClientGone says where the check cannot see
 // the close).
-func (h *Handler) open(r *http.Request, deadline time.Time, id auth.Identity, client string, batched bool, rooms []string, cur protocol.Cursor, fresh map[string]bool) (c *conn, resumed bool, err error) {
+func (h *Handler) open(r *http.Request, sl *slot, deadline time.Time, id auth.Identity, client string, batched bool, rooms []string, cur protocol.Cursor, fresh map[string]bool) (c *conn, resumed bool, err error) {
 	if cur != nil && len(fresh) == 0 {
 		if c := h.keep.take(id, client, rooms, cur); c != nil {
 			h.resumed.Add(1)
 			return c, true, nil
 		}
 	}
+	// A new session's joins read the store, a network away with Redis.
+	sl.give()
+	defer sl.take()
 	fence, here := httpx.Arrived(r, h.cfg.Hub)
 	if !here {
 		return nil, false, errClientGone
