@@ -49,3 +49,6 @@ func (h *Handler) KeptWithNews() int {
 	}
 	return n
 }
+
+// Waiting returns the number of polls waiting for news or for their pace.
+func (h *Handler) Waiting() int64 { return h.waiting.Load() }

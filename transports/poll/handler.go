@@ -151,6 +151,7 @@ type Handler struct {
 	gate chan struct{} // a slot for each poll that works now; nil: no bound. Static after construction.
 
 	opened, resumed atomic.Uint64 // polls that opened a session, and that carried on with a kept one
+	waiting         atomic.Int64  // polls waiting for news or for their pace
 }
 
 // New returns a Handler. It panics if cfg has no Hub or Auth.
@@ -223,7 +224,10 @@ func New(cfg Config) *Handler {
 // the client's next poll for up to Keep, or closed.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sl := slot{gate: h.gate}
-	sl.take()
+	if !sl.take(r.Context()) {
+		w.WriteHeader(httpx.StatusClientGone) // gone while it waited for a slot
+		return
+	}
 	defer sl.give()
 	id, err := h.cfg.Auth.IdentifyRepeated(r)
 	if err != nil {
@@ -263,11 +267,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// What the joins queued (the catch-up from the cursor) is handed
 		// over before the poll decides whether it has news: otherwise a
 		// catch-up still on its way to the writer made the poll hold, and
-		// it answered with the part that arrived first.
-		sl.give()
+		// it answered with the part that arrived first. (open gave the
+		// slot back for the joins.)
 		_ = c.sess.Flush(r.Context())
-		sl.take()
 	}
+	sl.take(r.Context())
 	var frames *[]core.Frame
 	switch {
 	case short || (!resumed && (cur == nil || len(fresh) > 0)) || h.behind(id.User, r) || (!resumed && c.pending()):
@@ -276,22 +280,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if resumed {
 			sl.give()
 			_ = c.sess.Flush(r.Context())
-			sl.take()
+			sl.take(r.Context())
 		}
 		frames = c.seal()
 	case resumed && c.pending():
 		// What came since the last answer, on a kept session: at once, as
 		// a replay would be, or once the pace allows.
 		sl.give()
+		h.waiting.Add(1)
 		c.gather(r.Context(), h.paced(c), deadline)
-		sl.take()
+		h.waiting.Add(-1)
+		sl.take(r.Context())
 		frames = c.seal()
 	default:
 		sl.give()
-		if frames = h.hold(w, r, c, pos, keepable, opened); frames == parkedOff {
+		h.waiting.Add(1)
+		frames = h.hold(w, r, c, pos, keepable, opened)
+		h.waiting.Add(-1)
+		if frames == parkedOff {
 			return // the answer keeps or closes the session
 		}
-		sl.take()
+		sl.take(r.Context())
 	}
 	defer releaseFrames(frames)
 	next := httpx.Advance(cur, rooms, framesOf(frames))
@@ -299,8 +308,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// as soon as it has read it.
 	keep := keepable && !short && r.Context().Err() == nil &&
 		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next})
-	sl.give()
+	if !httpx.InLane(r) {
+		sl.give() // net/http may write a large answer to the socket, which waits for the client
+	}
 	h.writeAnswer(w, r, id.User, framesOf(frames), next.Encode())
+	sl.give() // a lane writes the answer once the handler returns
 	c.sess.Delivered(framesOf(frames))
 	if !keep {
 		c.sess.Close(core.DisconnectNormal)
@@ -319,16 +331,24 @@ type slot struct {
 	in   bool
 }
 
-func (s *slot) take() {
+// take waits for a slot, unless the client goes away first (ctx): then
+// it reports false and the poll goes on, if it does, without one.
+func (s *slot) take(ctx context.Context) bool {
 	// No yield after a wait: the poll that gave the slot made this one
 	// the next to run, and that is as it should be. Sent to the back of
 	// the run queue instead (runtime.Gosched), it waited there holding
 	// the slot, and on a node behind its WebSocket writers as well, the
 	// polls got one slot's turn a run queue (a chat of 12,000 users, a
 	// tenth polling: p99 28-59 s against 2.8-3.7 s without a bound).
-	if s.gate != nil && !s.in {
-		s.gate <- struct{}{}
+	if s.gate == nil || s.in {
+		return true
+	}
+	select {
+	case s.gate <- struct{}{}:
 		s.in = true
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -396,9 +416,10 @@ func (h *Handler) open(r *http.Request, sl *slot, deadline time.Time, id auth.Id
 			return c, true, nil
 		}
 	}
-	// A new session's joins read the store, a network away with Redis.
+	// A new session's joins read the store, a network away with Redis:
+	// the slot goes back, and ServeHTTP takes it again once the joins'
+	// catch-up is handed over.
 	sl.give()
-	defer sl.take()
 	fence, here := httpx.Arrived(r, h.cfg.Hub)
 	if !here {
 		return nil, false, errClientGone

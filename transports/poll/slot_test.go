@@ -17,8 +17,12 @@ func TestWaitingPollHoldsNoSlot(t *testing.T) {
 	for _, wait := range []string{"news", "pace"} {
 		t.Run(wait, func(t *testing.T) {
 			room := "slot-" + wait
-			e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
-			cfg := poll.Config{Hold: time.Hour, Park: -1, Running: 1, MaxEvents: 4}
+			// Presence off its timers (the passes, the poll sessions'
+			// leases), so that nothing but the test ends a wait.
+			hub := fast
+			hub.PresenceInterval = time.Hour
+			e := transporttest.NewEnv(t, transporttest.Options{Hub: hub})
+			cfg := poll.Config{Hold: time.Hour, Interval: time.Hour, Park: -1, Running: 1, MaxEvents: 4}
 			if wait == "pace" {
 				cfg.Pace = func() time.Duration { return time.Hour }
 			}
@@ -32,7 +36,7 @@ func TestWaitingPollHoldsNoSlot(t *testing.T) {
 			if wait == "pace" {
 				// Answered with news and kept, then resumed with news
 				// queued: that poll waits for the pace.
-				eventually(t, "ann's poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+				eventually(t, "ann's poll is held", func() bool { return h.Waiting() == 1 })
 				send(t, e, room, 1)
 				a = (<-c).answer(t)
 				as.mustTake(t, "ann's held poll", a, 1)
@@ -40,7 +44,7 @@ func TestWaitingPollHoldsNoSlot(t *testing.T) {
 				eventually(t, "ann's kept session has news", func() bool { return h.KeptWithNews() == 1 })
 				c = held(base, ann, room, a.Cursor)
 			}
-			eventually(t, "ann's poll is waiting", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+			eventually(t, "ann's poll is waiting", func() bool { return h.Waiting() == 1 })
 
 			// Bounded, so that a poll stuck behind ann's fails the test
 			// instead of hanging it.
