@@ -106,22 +106,22 @@ type Session struct {
 	closeOnce sync.Once
 
 	mu      sync.Mutex
-	ident   auth.Identity    // Guarded by mu.
-	queue   []Frame          // Guarded by mu.
-	queued  int              // bytes in queue; guarded by mu.
-	closing *Disconnect      // Guarded by mu.
-	rooms   []*room          // joined rooms, a few as a rule (a map was about 250 bytes a session); guarded by mu.
-	expiry  *time.Timer      // Guarded by mu.
-	writing bool             // a writer goroutine is running; guarded by mu.
-	parked  bool             // the writer waits for a kick; guarded by mu.
-	held    bool             // the writer may not start yet (SessionOptions.Hold); guarded by mu.
-	holding bool             // parked, with frames that wait for a frame that goes at once (Config.EventDelay); guarded by mu.
-	pausing bool             // the writer waits its write delay, which a quarter-full queue or a close ends; guarded by mu.
-	delayed bool             // the batch in the queue has had its write delay, or is having it; guarded by mu.
-	waited  bool             // the batch in the queue has waited for a frame that goes at once (Config.EventDelay), or is waiting; guarded by mu.
-	inline  bool             // transport is an InlineWriter; static after construction.
-	timer   *time.Timer      // the running writer's waits, made at its first; set and reset under mu; nil while no writer runs, and once it is closing.
-	spare   []Frame          // a drained queue to reuse; owned by the writer.
+	ident   auth.Identity // Guarded by mu.
+	queue   []Frame       // Guarded by mu.
+	queued  int           // bytes in queue; guarded by mu.
+	closing *Disconnect   // Guarded by mu.
+	rooms   []*room       // joined rooms, a few as a rule (a map was about 250 bytes a session); guarded by mu.
+	expiry  *time.Timer   // Guarded by mu.
+	writing bool          // a writer goroutine is running; guarded by mu.
+	parked  bool          // the writer waits for a kick; guarded by mu.
+	held    bool          // the writer may not start yet (SessionOptions.Hold); guarded by mu.
+	holding bool          // parked, with frames that wait for a frame that goes at once (Config.EventDelay); guarded by mu.
+	pausing bool          // the writer waits its write delay, which a quarter-full queue or a close ends; guarded by mu.
+	delayed bool          // the batch in the queue has had its write delay, or is having it; guarded by mu.
+	waited  bool          // the batch in the queue has waited for a frame that goes at once (Config.EventDelay), or is waiting; guarded by mu.
+	inline  bool          // transport is an InlineWriter; static after construction.
+	timer   *time.Timer   // the running writer's waits, made at its first; set and reset under mu; nil while no writer runs, and once it is closing.
+	spare   []Frame       // a drained queue to reuse; owned by the writer.
 }
 
 func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts SessionOptions) *Session {
