@@ -123,13 +123,14 @@ type Config struct {
 	// waits to run, and so did everything else that became ready among
 	// them: a send waited behind a round of the polls for each of its
 	// steps (its request, the commit, its answer), and sends' acks took
-	// a median of 94-157 ms in a broadcast to 5,000 poll clients where
-	// they take 10-15 ms with a bound. A poll gives its slot back while
+	// a median of 161-200 ms in a broadcast to 5,000 poll clients where
+	// they take 17-20 ms with a bound. A poll gives its slot back while
 	// it waits (for news, the pace, a new session's joins) and before
 	// its answer goes to the connection. 0: one per CPU the process may
-	// use (the smaller of NumCPU, which follows the CPU affinity, and
-	// GOMAXPROCS, which follows a container's CPU limit: chatd runs two
-	// Ps on one CPU, see cmd/chatd); negative: no bound.
+	// use: NumCPU, which follows the CPU affinity, at most GOMAXPROCS,
+	// which follows a container's CPU limit (chatd raises GOMAXPROCS to
+	// two on one CPU, see cmd/chatd, so a one-CPU container gets two
+	// slots); negative: no bound.
 	Running int
 }
 
