@@ -309,10 +309,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// as soon as it has read it.
 	keep := keepable && !short && r.Context().Err() == nil &&
 		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next})
+	a := h.answerFor(r, id.User, framesOf(frames), next.Encode())
 	if !httpx.InLane(r) {
 		sl.give() // net/http may write a large answer to the socket, which waits for the client
 	}
-	h.writeAnswer(w, r, id.User, framesOf(frames), next.Encode())
+	h.writeBuilt(w, a)
 	sl.give() // a lane writes the answer once the handler returns
 	c.sess.Delivered(framesOf(frames))
 	if !keep {
