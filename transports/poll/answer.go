@@ -122,19 +122,15 @@ func (a answer) release() {
 	}
 }
 
-// writeAnswer writes the answer to w with its exact Content-Length.
-func (h *Handler) writeAnswer(w http.ResponseWriter, r *http.Request, user string, frames []core.Frame, cursor string) {
-	h.writeBuilt(w, h.answerFor(r, user, frames, cursor))
-}
-
-// answerFor builds the answer to poll r: writeAnswer's first half, the
-// CPU's part (the JSON, the gzip).
+// answerFor builds the answer to poll r: the CPU's part (the JSON, the
+// gzip), which ServeHTTP does under its slot.
 func (h *Handler) answerFor(r *http.Request, user string, frames []core.Frame, cursor string) answer {
 	return h.buildAnswer(user, frames, cursor, h.cfg.Compress != nil && acceptsGzip(r), controlTag(r))
 }
 
-// writeBuilt writes a, built by answerFor, to w and releases it:
-// writeAnswer's second half, which may wait for a slow client.
+// writeBuilt writes a, built by answerFor, to w with its exact
+// Content-Length and releases it. Through net/http the write may wait
+// for a slow client.
 func (h *Handler) writeBuilt(w http.ResponseWriter, a answer) {
 	defer a.release()
 	hdr := w.Header()
