@@ -183,3 +183,22 @@ func FuzzParseRTT(f *testing.F) {
 		}
 	})
 }
+
+// TestHeaderKeysCanonical: the keys headers are looked up by are net/http's
+// canonical forms of the names the protocol gives, so a lookup finds the
+// header and allocates nothing.
+func TestHeaderKeysCanonical(t *testing.T) {
+	h := http.Header{}
+	for name, key := range map[string]string{"Last-Event-ID": lastEventID, HeaderRTT: rttKey} {
+		if c := http.CanonicalHeaderKey(name); c != key {
+			t.Errorf("%s: key %q, canonical %q", name, key, c)
+		}
+		h.Set(name, "v")
+		if got := h.Get(key); got != "v" {
+			t.Errorf("%s set, Get(%q) = %q", name, key, got)
+		}
+		if n := testing.AllocsPerRun(100, func() { _ = h.Get(key) }); n != 0 {
+			t.Errorf("Get(%q): %.0f allocations", key, n)
+		}
+	}
+}

@@ -41,7 +41,7 @@ func ParseSubscription(r *http.Request, id auth.Identity, maxRooms int) (rooms [
 	if err := checkQueryLen(r, maxRooms); err != nil {
 		return nil, nil, nil, err
 	}
-	return parseSubscription(parseStreamQuery(r.URL.RawQuery), r.Header.Get("Last-Event-ID"), id, maxRooms)
+	return parseSubscription(parseStreamQuery(r.URL.RawQuery), r.Header.Get(lastEventID), id, maxRooms)
 }
 
 // checkQueryLen refuses a query string longer than MaxStreamQuery(maxRooms),

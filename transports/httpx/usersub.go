@@ -40,10 +40,10 @@ func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]s
 	switch n := countRooms(q.rooms); {
 	case n > maxRooms:
 		return nil, nil, nil, protocol.Errorf(protocol.CodeTooManyRooms, "at most %d rooms per connection", maxRooms)
-	case n == 0 && q.since != "" && r.Header.Get("Last-Event-ID") == "":
+	case n == 0 && q.since != "" && r.Header.Get(lastEventID) == "":
 		return nil, nil, nil, protocol.Errorf(protocol.CodeBadRequest, "since= names rooms that rooms= does not subscribe")
 	case n > 0:
-		if rooms, cur, freshRooms, err = parseSubscription(q, r.Header.Get("Last-Event-ID"), id, maxRooms+1); err != nil {
+		if rooms, cur, freshRooms, err = parseSubscription(q, r.Header.Get(lastEventID), id, maxRooms+1); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -65,7 +65,7 @@ func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]s
 // userPosition returns the position in the user's stream that r resumes
 // from, if any, and whether it came from since= (a fresh start).
 func userPosition(r *http.Request, q *streamQuery, maxPairs int) (pos *uint64, fresh bool, err error) {
-	raw := r.Header.Get("Last-Event-ID")
+	raw := r.Header.Get(lastEventID)
 	if raw == "" {
 		if _, p, found, err := cutUserSince(q.since, maxPairs); err != nil || found {
 			return p, found, err
