@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -53,7 +54,18 @@ func retryAfter(status int) string {
 // WriteError writes err as an error envelope with the matching status.
 // Statuses that invite a retry carry Retry-After. It is the one place
 // REST errors are written, so it tells the Reporter above w (see Report).
+//
+// An error that comes of a cancelled context is the request's own: net/http
+// cancels it when the client goes away (a send whose client gave up
+// waiting for its ack on a node behind). It is answered StatusClientGone,
+// with no body and not reported, as ClientGone's requests are: no one
+// reads it, and it is no fault of the server's (it was answered 500,
+// internal, and a loaded node showed server errors it never made).
 func WriteError(w http.ResponseWriter, err error) {
+	if errors.Is(err, context.Canceled) {
+		w.WriteHeader(StatusClientGone)
+		return
+	}
 	env := protocol.ErrorEnvelope(err, "")
 	reportError(w, env.Code)
 	status := Status(protocol.Code(env.Code))

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -200,5 +201,63 @@ func TestHeaderKeysCanonical(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { _ = h.Get(key) }); n != 0 {
 			t.Errorf("Get(%q): %.0f allocations", key, n)
 		}
+	}
+}
+
+// statusRecorder keeps the status written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// TestGoneClientIsNotAServerError has a client give up on its request
+// while the handler waits (a send waiting for its ack on a node behind):
+// the error of the request's cancelled context, wrapped as the hub wraps
+// it, is answered StatusClientGone and reported to no one, where it was
+// answered 500 and reported internal. Over real HTTP: net/http cancels
+// the context when the client goes.
+func TestGoneClientIsNotAServerError(t *testing.T) {
+	rep := &reports{}
+	entered := make(chan struct{})
+	status := make(chan int, 1)
+	h := Report(rep)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done()
+		WriteError(w, fmt.Errorf("core: send: %w", r.Context().Err()))
+	}))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		status <- rec.code
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		resp, err := srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-entered
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the request was answered before its client went")
+	}
+	if code := <-status; code != StatusClientGone {
+		t.Fatalf("status %d, want %d", code, StatusClientGone)
+	}
+	if errs, _ := rep.take(); len(errs) != 0 {
+		t.Fatalf("reported %q", errs)
 	}
 }
