@@ -316,7 +316,18 @@ func (c *Client) reserve(n int) {
 	c.mu.Unlock()
 }
 
-// keepQueue is the largest queue array deliverLoop keeps for reuse.
+// trimQueue drops the queue's array if it is empty and larger than
+// keepQueue.
+func (c *Client) trimQueue() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 && cap(c.queue) > keepQueue {
+		c.queue = nil
+	}
+}
+
+// keepQueue is the largest queue array deliverLoop keeps while idle;
+// while busy it keeps one up to four times its batch.
 const keepQueue = 64
 
 // deliverLoop hands queued envelopes to events (or Config.Deliver) in
@@ -324,6 +335,7 @@ const keepQueue = 64
 // return.
 func (c *Client) deliverLoop(ctx context.Context) {
 	defer close(c.events)
+	defer c.trimQueue()
 	var spare []protocol.Envelope // a delivered batch's array, for the queue to reuse
 	for {
 		c.mu.Lock()
@@ -346,10 +358,15 @@ func (c *Client) deliverLoop(ctx context.Context) {
 		clear(batch) // let the delivered strings go
 		if len(batch) > 0 {
 			// More may have come meanwhile: the queue takes this array,
-			// whatever its size, so that a client behind its server does
-			// not allocate and clear a large array for every batch (a
-			// sixth of the load tool's CPU in chat at 10k users).
-			spare = batch
+			// large or not, so that a client behind its server does not
+			// allocate and clear a large array for every batch (a sixth
+			// of the load tool's CPU in chat at 10k users); but not one
+			// far larger than the batch (a catch-up's), which the
+			// collector would scan whole.
+			spare = nil
+			if cap(batch) <= max(keepQueue, 4*len(batch)) {
+				spare = batch
+			}
 			continue
 		}
 		// Idle: only small arrays stay, the spare and the queue's own.
@@ -357,11 +374,7 @@ func (c *Client) deliverLoop(ctx context.Context) {
 		if cap(batch) <= keepQueue {
 			spare = batch
 		}
-		c.mu.Lock()
-		if len(c.queue) == 0 && cap(c.queue) > keepQueue {
-			c.queue = nil
-		}
-		c.mu.Unlock()
+		c.trimQueue()
 		select {
 		case <-c.queued:
 		case <-ctx.Done():

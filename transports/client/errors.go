@@ -141,7 +141,9 @@ func retryable(err error) (bool, time.Duration) {
 	case protocol.CodeOverloaded, protocol.CodeUnavailable, protocol.CodeInternal, protocol.CodeTooManyConnections:
 		return true, se.RetryAfter
 	case "":
-		if se.Status >= 500 || se.Status == http.StatusTooManyRequests || se.Status == http.StatusRequestTimeout {
+		// 499: the server took the request's client for gone (it shut
+		// its writing side); the answer says nothing of the request.
+		if se.Status >= 500 || se.Status == http.StatusTooManyRequests || se.Status == http.StatusRequestTimeout || se.Status == 499 {
 			return true, se.RetryAfter
 		}
 	}

@@ -55,14 +55,17 @@ func retryAfter(status int) string {
 // Statuses that invite a retry carry Retry-After. It is the one place
 // REST errors are written, so it tells the Reporter above w (see Report).
 //
-// An error that comes of a cancelled context is the request's own: net/http
-// cancels it when the client goes away (a send whose client gave up
-// waiting for its ack on a node behind). It is answered StatusClientGone,
-// with no body and not reported, as ClientGone's requests are: no one
-// reads it, and it is no fault of the server's (it was answered 500,
-// internal, and a loaded node showed server errors it never made).
+// An error without a wire code that comes of a cancelled context is the
+// request's own: net/http cancels it when the client goes away (a send
+// whose client gave up waiting for its ack on a node behind). It is
+// answered StatusClientGone, with no body and not reported, as
+// ClientGone's requests are: it was answered 500, internal, and a loaded
+// node showed server errors it never made. A client that does read it
+// (one that shut only its writing side) may retry. An error with a code
+// keeps it, whatever its cause.
 func WriteError(w http.ResponseWriter, err error) {
-	if errors.Is(err, context.Canceled) {
+	var coded *protocol.Error
+	if !errors.As(err, &coded) && errors.Is(err, context.Canceled) {
 		w.WriteHeader(StatusClientGone)
 		return
 	}

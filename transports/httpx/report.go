@@ -39,7 +39,7 @@ const (
 
 // The keys the handlers look headers up by, in net/http's canonical form:
 // http.Header.Get turns any other spelling into it, allocating a string
-// on every call (about four allocations of each poll's 48, for
+// on every call (two or three allocations of each poll's 48, for
 // "Last-Event-ID" and HeaderRTT).
 const (
 	lastEventID = "Last-Event-Id" // Server-Sent Events' Last-Event-ID

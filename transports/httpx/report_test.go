@@ -261,3 +261,34 @@ func TestGoneClientIsNotAServerError(t *testing.T) {
 		t.Fatalf("reported %q", errs)
 	}
 }
+
+// TestWriteErrorKeepsCodedCancellations: only an error without a wire
+// code is taken for the client gone; one with a code keeps its status,
+// Retry-After and report whatever its cause, and a deadline is no
+// client's going.
+func TestWriteErrorKeepsCodedCancellations(t *testing.T) {
+	rep := &reports{}
+	for _, tc := range []struct {
+		err    error
+		status int
+		report []string
+	}{
+		{fmt.Errorf("store: %w", context.Canceled), StatusClientGone, nil},
+		{&protocol.Error{Code: protocol.CodeUnavailable, Message: "engine down", Cause: context.Canceled}, http.StatusServiceUnavailable, []string{" unavailable"}},
+		{context.DeadlineExceeded, http.StatusInternalServerError, []string{" internal"}},
+	} {
+		rec := httptest.NewRecorder()
+		Report(rep)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { WriteError(w, tc.err) })).
+			ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/send", nil))
+		errs, _ := rep.take()
+		if rec.Code != tc.status || !slices.Equal(errs, tc.report) {
+			t.Errorf("%v: status %d, reported %q; want %d, %q", tc.err, rec.Code, errs, tc.status, tc.report)
+		}
+		if tc.status == StatusClientGone && rec.Body.Len() != 0 {
+			t.Errorf("%v: a body of %d bytes", tc.err, rec.Body.Len())
+		}
+		if tc.status == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%v: no Retry-After", tc.err)
+		}
+	}
+}
