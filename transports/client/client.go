@@ -335,7 +335,12 @@ const keepQueue = 64
 // return.
 func (c *Client) deliverLoop(ctx context.Context) {
 	defer close(c.events)
-	defer c.trimQueue()
+	defer func() {
+		// Run is over: what is still queued cannot be delivered.
+		c.mu.Lock()
+		c.queue = nil
+		c.mu.Unlock()
+	}()
 	var spare []protocol.Envelope // a delivered batch's array, for the queue to reuse
 	for {
 		c.mu.Lock()

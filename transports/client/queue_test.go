@@ -12,9 +12,9 @@ import (
 
 // TestBehindReusesQueueArrays has the application fall behind (Deliver
 // busy while more arrives): the array of a delivered batch goes back to
-// the queue, however large, instead of a new one being allocated and
-// cleared for every batch; once the loop is idle, only a small array
-// stays.
+// the queue, large as it is (up to four times the batch), instead of a
+// new one being allocated and cleared for every batch; once the loop is
+// idle, only a small array stays.
 func TestBehindReusesQueueArrays(t *testing.T) {
 	const n = 4 * keepQueue
 	type call struct {
