@@ -125,6 +125,13 @@ func (h *Hub) errorReply(user, code, via string) {
 // HTTP layer calls it from the one place it writes errors.
 func (h *Hub) RequestError(user, code string) { h.errorReply(user, code, viaHTTP) }
 
+// InternalError logs the cause of an error answered internal to a request
+// outside any session, as a session's own are logged (the answer says
+// only "internal error").
+func (h *Hub) InternalError(user string, err error) {
+	h.cfg.Logger.Error("request failed", "user", user, "via", viaHTTP, "err", err)
+}
+
 // MaxClientRTT is the longest round trip a client report may carry; a
 // report outside (0, MaxClientRTT] is ignored.
 const MaxClientRTT = time.Minute

@@ -1,9 +1,14 @@
 package core_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -349,4 +354,31 @@ func TestRTTPercentile(t *testing.T) {
 	if got := hub.Figures().RTTP99; got != 10*time.Second {
 		t.Fatalf("p99 %v with 9%% of reports past 10 s, want the highest bound, 10s", got)
 	}
+}
+
+// TestInternalErrorLogsCause: the cause of an error a REST answer shows
+// only as "internal error" goes to the hub's log, with the user.
+func TestInternalErrorLogsCause(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	hub := newHub(t, core.Config{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))})
+	hub.InternalError("erin", errors.New("disk on fire"))
+	mu.Lock()
+	defer mu.Unlock()
+	if line := buf.String(); !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "user=erin") ||
+		!strings.Contains(line, `err="disk on fire"`) {
+		t.Fatalf("logged %q", line)
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -17,6 +17,9 @@ import (
 	"github.com/chatd/chatd/transports/httpx"
 )
 
+// The hub logs the causes of internal errors that REST answers hide.
+var _ httpx.CauseLogger = (*core.Hub)(nil)
+
 // Config holds what the router wires together. Hub, Verifier and Tickets
 // are required.
 type Config struct {

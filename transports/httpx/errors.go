@@ -70,7 +70,7 @@ func WriteError(w http.ResponseWriter, err error) {
 		return
 	}
 	env := protocol.ErrorEnvelope(err, "")
-	reportError(w, env.Code)
+	reportError(w, env.Code, err)
 	status := Status(protocol.Code(env.Code))
 	if s := retryAfter(status); s != "" {
 		w.Header().Set("Retry-After", s)

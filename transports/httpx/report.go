@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/chatd/chatd/core/protocol"
 )
 
 // Reporter is told what the HTTP layer answers and what clients report
@@ -21,6 +23,12 @@ type Reporter interface {
 	// ClientRTT records a round trip a client on transport reported; it
 	// ignores values out of its bounds.
 	ClientRTT(transport string, rtt time.Duration) bool
+}
+
+// CauseLogger is what a Reporter may also be: it logs the cause of an
+// error answered internal, which the answer does not show.
+type CauseLogger interface {
+	InternalError(user string, err error)
 }
 
 // The headers a client reports with.
@@ -132,8 +140,9 @@ func reportUser(r *http.Request, user string) {
 	}
 }
 
-// reportError tells the Reporter above w, if any, of an error answer.
-func reportError(w http.ResponseWriter, code string) {
+// reportError tells the Reporter above w, if any, of an error answer
+// (err, answered with code), and a CauseLogger of an internal one's cause.
+func reportError(w http.ResponseWriter, code string, err error) {
 	for w != nil {
 		if rw, ok := w.(*reportWriter); ok {
 			user := ""
@@ -141,6 +150,9 @@ func reportError(w http.ResponseWriter, code string) {
 				user = *u
 			}
 			rw.rep.RequestError(user, code)
+			if cl, ok := rw.rep.(CauseLogger); ok && code == string(protocol.CodeInternal) {
+				cl.InternalError(user, err)
+			}
 			return
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })

@@ -3,6 +3,7 @@ package httpx
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -290,5 +291,37 @@ func TestWriteErrorKeepsCodedCancellations(t *testing.T) {
 		if tc.status == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") == "" {
 			t.Errorf("%v: no Retry-After", tc.err)
 		}
+	}
+}
+
+// causes is a reports that is also a CauseLogger.
+type causes struct {
+	reports
+	logged []string // "user err"
+}
+
+func (c *causes) InternalError(user string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.logged = append(c.logged, user+" "+err.Error())
+}
+
+// TestInternalCauseLogged: an error answered internal has its cause told
+// to a Reporter that logs causes (the answer shows only "internal
+// error"); a coded error's is not.
+func TestInternalCauseLogged(t *testing.T) {
+	rep := &causes{}
+	for _, err := range []error{errors.New("disk on fire"), protocol.Errorf(protocol.CodeForbidden, "no")} {
+		rec := httptest.NewRecorder()
+		Report(rep)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { WriteError(w, err) })).
+			ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/send", nil))
+		if strings.Contains(rec.Body.String(), "disk") {
+			t.Fatalf("the answer shows the cause: %s", rec.Body)
+		}
+	}
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if !slices.Equal(rep.logged, []string{" disk on fire"}) {
+		t.Fatalf("logged %q, want the internal error's cause only", rep.logged)
 	}
 }
