@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,6 +130,9 @@ func (h *Hub) RequestError(user, code string) { h.errorReply(user, code, viaHTTP
 // outside any session, as a session's own are logged (the answer says
 // only "internal error").
 func (h *Hub) InternalError(user string, err error) {
+	if errors.Is(err, ErrClosed) {
+		return // shutting down, as a session's failures are not logged then
+	}
 	h.cfg.Logger.Error("request failed", "user", user, "via", viaHTTP, "err", err)
 }
 

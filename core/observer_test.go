@@ -363,11 +363,13 @@ func TestInternalErrorLogsCause(t *testing.T) {
 	var mu sync.Mutex
 	hub := newHub(t, core.Config{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))})
 	hub.InternalError("erin", errors.New("disk on fire"))
+	hub.InternalError("erin", fmt.Errorf("history: %w", core.ErrClosed)) // shutting down: not a fault to log
 	mu.Lock()
 	defer mu.Unlock()
-	if line := buf.String(); !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "user=erin") ||
-		!strings.Contains(line, `err="disk on fire"`) {
-		t.Fatalf("logged %q", line)
+	line := buf.String()
+	if strings.Count(line, "\n") != 1 || !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "user=erin") ||
+		!strings.Contains(line, "via=http") || !strings.Contains(line, `err="disk on fire"`) {
+		t.Fatalf("logged %q, want one error line with the user, via=http and the cause", line)
 	}
 }
 

@@ -306,22 +306,31 @@ func (c *causes) InternalError(user string, err error) {
 	c.logged = append(c.logged, user+" "+err.Error())
 }
 
-// TestInternalCauseLogged: an error answered internal has its cause told
-// to a Reporter that logs causes (the answer shows only "internal
-// error"); a coded error's is not.
+// TestInternalCauseLogged: an error answered internal has its cause told,
+// with the request's user, to a Reporter that logs causes (the answer
+// shows only "internal error"); a coded error's is not, nor a gone
+// client's.
 func TestInternalCauseLogged(t *testing.T) {
 	rep := &causes{}
-	for _, err := range []error{errors.New("disk on fire"), protocol.Errorf(protocol.CodeForbidden, "no")} {
+	for _, err := range []error{
+		errors.New("disk on fire"),
+		&protocol.Error{Code: protocol.CodeInternal, Message: "internal error", Cause: errors.New("bucket gone")},
+		protocol.Errorf(protocol.CodeForbidden, "no"),
+		fmt.Errorf("send: %w", context.Canceled),
+	} {
 		rec := httptest.NewRecorder()
-		Report(rep)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { WriteError(w, err) })).
-			ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/send", nil))
-		if strings.Contains(rec.Body.String(), "disk") {
-			t.Fatalf("the answer shows the cause: %s", rec.Body)
+		Report(rep)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ReportUser(r, "erin")
+			WriteError(w, err)
+		})).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/send", nil))
+		if body := rec.Body.String(); strings.Contains(body, "disk") || strings.Contains(body, "bucket") {
+			t.Fatalf("the answer shows the cause: %s", body)
 		}
 	}
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
-	if !slices.Equal(rep.logged, []string{" disk on fire"}) {
-		t.Fatalf("logged %q, want the internal error's cause only", rep.logged)
+	want := []string{"erin disk on fire", "erin internal: internal error: bucket gone"}
+	if !slices.Equal(rep.logged, want) {
+		t.Fatalf("logged %q, want %q: the internal errors' causes only", rep.logged, want)
 	}
 }

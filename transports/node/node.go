@@ -238,7 +238,7 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	authn := &httpx.Authenticator{Verifier: cfg.Verifier, Tickets: cfg.Tickets}
 	wsCfg := ws.Config{Hub: hub, Auth: authn, Origins: cfg.Origins, Logger: log, Metrics: cfg.Metrics}
 	sseCfg := sse.Config{Hub: hub, Auth: authn, Logger: log, Retry: cfg.SSERetry}
-	pollCfg := poll.Config{Hub: hub, Auth: authn, Logger: log, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark, Quiet: cfg.PollQuiet,
+	pollCfg := poll.Config{Hub: hub, Auth: authn, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark, Quiet: cfg.PollQuiet,
 		Running: cfg.PollRunning}
 	if !cfg.NoPollLane {
 		n.Lane = httpx.NewLane(httpapi.Path(poll.Name))

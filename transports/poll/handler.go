@@ -3,7 +3,6 @@ package poll
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
@@ -114,8 +113,7 @@ type Config struct {
 	// kept for the client's next poll, once its answer is written: the
 	// client's next polls on that connection cost the node less (see
 	// httpx.Lane). nil: every poll goes through net/http.
-	Lane   *httpx.Lane
-	Logger *slog.Logger
+	Lane *httpx.Lane
 	// Running bounds the polls that do their work at once: the rest wait
 	// for a slot, parked, and the goroutines that wait to run are not
 	// thousands of polls. A poll client asks again as soon as it is
@@ -198,9 +196,6 @@ func New(cfg Config) *Handler {
 	if cfg.CompressMin <= 0 {
 		cfg.CompressMin = 384
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
 	if cfg.Running == 0 {
 		cfg.Running = max(1, min(runtime.NumCPU(), runtime.GOMAXPROCS(0)))
 	}
@@ -253,7 +248,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if refused(err) && !c.ended() {
-		h.refuse(w, c.sess, err)
+		h.refuse(w, err)
 		c.sess.Close(core.DisconnectNormal)
 		return
 	}
@@ -496,12 +491,11 @@ func refused(err error) bool {
 		!errors.Is(err, context.Canceled) && !errors.Is(err, core.ErrClosed)
 }
 
-// refuse answers err as an error envelope; an internal error's cause goes
-// to the log.
-func (h *Handler) refuse(w http.ResponseWriter, sess *core.Session, err error) {
-	if code, _ := protocol.CodeOf(err); code == protocol.CodeInternal {
-		h.cfg.Logger.Error("poll failed", "session", sess.ID(), "user", sess.User(), "err", err)
-	}
+// refuse answers err as an error envelope. An internal error's cause
+// goes to the log where the node serves polls, beneath httpx.Report with
+// the hub as its Reporter (httpx.CauseLogger); logged here as well, it
+// was logged twice.
+func (h *Handler) refuse(w http.ResponseWriter, err error) {
 	httpx.WriteError(w, err)
 }
 
