@@ -1,11 +1,9 @@
 package core_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/internal/syncbuf"
 )
 
 // clock is a hub clock that a test moves forward: the real time plus an
@@ -359,28 +358,13 @@ func TestRTTPercentile(t *testing.T) {
 // TestInternalErrorLogsCause: the cause of an error a REST answer shows
 // only as "internal error" goes to the hub's log, with the user.
 func TestInternalErrorLogsCause(t *testing.T) {
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	hub := newHub(t, core.Config{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))})
+	var buf syncbuf.Buffer
+	hub := newHub(t, core.Config{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	hub.InternalError("erin", errors.New("disk on fire"))
 	hub.InternalError("erin", fmt.Errorf("history: %w", core.ErrClosed)) // shutting down: not a fault to log
-	mu.Lock()
-	defer mu.Unlock()
 	line := buf.String()
 	if strings.Count(line, "\n") != 1 || !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "user=erin") ||
 		!strings.Contains(line, "via=http") || !strings.Contains(line, `err="disk on fire"`) {
 		t.Fatalf("logged %q, want one error line with the user, via=http and the cause", line)
 	}
-}
-
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -248,7 +248,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if refused(err) && !c.ended() {
-		h.refuse(w, err)
+		// An internal error's cause is logged by the hub beneath
+		// httpx.Report (httpx.CauseLogger), as any REST answer's.
+		httpx.WriteError(w, err)
 		c.sess.Close(core.DisconnectNormal)
 		return
 	}
@@ -489,14 +491,6 @@ func (h *Handler) behind(user string, r *http.Request) bool {
 func refused(err error) bool {
 	return err != nil && !errors.Is(err, context.DeadlineExceeded) &&
 		!errors.Is(err, context.Canceled) && !errors.Is(err, core.ErrClosed)
-}
-
-// refuse answers err as an error envelope. An internal error's cause
-// goes to the log where the node serves polls, beneath httpx.Report with
-// the hub as its Reporter (httpx.CauseLogger); logged here as well, it
-// was logged twice.
-func (h *Handler) refuse(w http.ResponseWriter, err error) {
-	httpx.WriteError(w, err)
 }
 
 // joinAll joins every room: from its cursor position quietly, from a
