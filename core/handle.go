@@ -51,6 +51,30 @@ func (s *Session) JoinRequested(ctx context.Context, room string, since *uint64)
 	}
 }
 
+// EndJoinFailed ends a session whose join, made for the request that
+// opened it, failed where no error reply can answer it (an SSE stream has
+// no frames to answer). The disconnect carries the wire code and the
+// message a client may see: 4003 for forbidden (do not reconnect), 1011
+// for internal (reconnect with backoff), 4000 for any other refusal. An
+// internal error's cause goes to the log only, as a session's failed
+// requests do. A session already closing, or a cancelled join, ends as it
+// was ending.
+func (s *Session) EndJoinFailed(err error) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) || s.ctx.Err() != nil {
+		return
+	}
+	s.logError(protocol.TypeJoin, err)
+	code, msg := protocol.CodeOf(err)
+	closeCode := protocol.CloseBadRequest
+	switch code {
+	case protocol.CodeForbidden:
+		closeCode = protocol.CloseForbidden
+	case protocol.CodeInternal:
+		closeCode = protocol.CloseInternal
+	}
+	s.Close(Disconnect{Code: closeCode, Reason: "join failed: " + string(code) + ": " + msg})
+}
+
 // HandleFrame decodes one raw client frame and handles it. A frame that
 // does not decode gets a bad_request error reply; the session goes on.
 func (s *Session) HandleFrame(ctx context.Context, data []byte) {

@@ -210,11 +210,11 @@ func (s *Session) Close(d Disconnect) {
 		}
 		s.hub.forget(s)
 		s.hub.closed(s, d)
-		switch d.Code {
-		case DisconnectSlow.Code:
+		switch d { // by value: other closes share these codes (1011 for an internal error)
+		case DisconnectSlow:
 			s.hub.counters.slow.Add(1)
 			s.hub.counters.fail(s.transport.Name())
-		case DisconnectWriteErr.Code:
+		case DisconnectWriteErr:
 			s.hub.counters.writeFailed.Add(1)
 			s.hub.counters.fail(s.transport.Name())
 		}
@@ -708,15 +708,16 @@ func (s *Session) dropAll(batch []Frame, reason string) {
 // a disconnect envelope saying how to come back, and closes the transport.
 func (s *Session) finish(batch []Frame, d Disconnect) {
 	batch, _ = splitBarriers(batch) // their waiters see done close
-	switch d.Code {
-	case DisconnectSlow.Code:
+	// By value, as in Close: an internal error's 1011 still says why.
+	switch d {
+	case DisconnectSlow:
 		s.dropAll(batch, dropClosedSlow)
 		batch = batch[:0]
-	case DisconnectWriteErr.Code:
+	case DisconnectWriteErr:
 		s.dropAll(batch, dropClosedWrite)
 		batch = batch[:0]
 	}
-	if d.Code != DisconnectWriteErr.Code {
+	if d != DisconnectWriteErr {
 		batch = append(batch, envelopeFrame(protocol.Envelope{
 			Type: protocol.TypeDisconnect, CloseCode: d.Code, Reason: d.Reason,
 			ReconnectMS: int(d.Reconnect / time.Millisecond),

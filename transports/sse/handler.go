@@ -116,8 +116,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // joinAll joins the rooms. A room resumed from the cursor (Last-Event-ID
 // or cursor=) is joined quietly: a joined envelope comes only if the
 // resume is not exact. A room that is new, or given by since=, opens with
-// a joined envelope. A failed join ends the stream with an error event;
-// the client sees why. It returns early if the session closes.
+// a joined envelope. A failed join ends the stream with a disconnect
+// event that says why (core.Session.EndJoinFailed). It returns early if
+// the session closes.
 func joinAll(sess *core.Session, rooms []string, cur protocol.Cursor, fresh map[string]bool) {
 	ctx := sess.Context()
 	for _, room := range rooms {
@@ -127,9 +128,7 @@ func joinAll(sess *core.Session, rooms []string, cur protocol.Cursor, fresh map[
 			since = &pos
 		}
 		if err := sess.Join(ctx, room, since, ok && !fresh[room]); err != nil {
-			if ctx.Err() == nil {
-				sess.Close(core.Disconnect{Code: protocol.CloseBadRequest, Reason: "join failed: " + err.Error()})
-			}
+			sess.EndJoinFailed(err)
 			return
 		}
 	}
