@@ -512,3 +512,66 @@ func TestPollBehindTheLevelAnswersAtOnce(t *testing.T) {
 	send(t, e, room, 2)
 	s.until(t, base, tok, behind, 3)
 }
+
+// A poll takes a kept session by its query's strings only where the poll
+// that was kept asked in the same form. Here the kept poll resumed by
+// Last-Event-ID with rooms= naming a room; a poll with no rooms= that
+// presents its answer's cursor follows the user's own stream only: it
+// opens a session of its own and gets nothing of the room. The client's
+// next poll of the room from that cursor carries on with the kept session
+// (found by its parsed query) and gets what came meanwhile, once.
+func TestPollKeptByItsQueryOnly(t *testing.T) {
+	const room = "keep-form"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	h, base, _ := server(t, e, poll.Config{Hold: 300 * time.Millisecond, Keep: 5 * time.Second})
+	tok := e.Token(t, "liv", transporttest.Claims{})
+	s := &seqs{room: room}
+	a := get(t, base, tok, start(room))
+
+	done := make(chan result, 1)
+	go func() {
+		req, err := http.NewRequest(http.MethodGet, base+"/v1/poll?"+url.Values{"rooms": {room}}.Encode(), nil)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Last-Event-ID", a.Cursor)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var got answer
+		got.Status = resp.StatusCode
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		done <- result{got, err}
+	}()
+	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+	send(t, e, room, 1)
+	a = (<-done).answer(t)
+	s.mustTake(t, "the poll by Last-Event-ID", a, 1)
+	if h.Kept() != 1 {
+		t.Fatalf("%d sessions kept after the poll by Last-Event-ID, want 1", h.Kept())
+	}
+
+	send(t, e, room, 1) // waits in the kept session
+	opened, resumed := h.Polls()
+	own := get(t, base, tok, url.Values{"cursor": {a.Cursor}})
+	for _, ev := range own.Events {
+		if ev.Room == room {
+			t.Fatalf("a poll of the user's stream only got %+v of %s", ev, room)
+		}
+	}
+	if o, r := h.Polls(); o != opened+1 || r != resumed {
+		t.Fatalf("the poll with no rooms=: %d opened, %d resumed; want 1 opened", o-opened, r-resumed)
+	}
+
+	opened, resumed = h.Polls()
+	a = get(t, base, tok, from(room, a.Cursor))
+	s.mustTake(t, "the room's poll after", a, 1)
+	if o, r := h.Polls(); o != opened || r != resumed+1 {
+		t.Fatalf("the room's poll after: %d opened, %d resumed; want 1 resumed", o-opened, r-resumed)
+	}
+}

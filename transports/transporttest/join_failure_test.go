@@ -81,6 +81,15 @@ func testJoinFailureShowsNoCause(t *testing.T, dial Dialer) {
 		!strings.Contains(lines[0], "level=ERROR") {
 		t.Fatalf("log lines with the cause: %q, want one request failed line at error level with the user", lines)
 	}
+	// A session's failed join names the session's op; a poll's is a REST
+	// answer, whose cause the hub logs beneath the HTTP layer.
+	want := "op=join"
+	if c.Transport() == "poll" {
+		want = "via=http"
+	}
+	if !strings.Contains(lines[0], want) {
+		t.Fatalf("log line %q lacks %s", lines[0], want)
+	}
 }
 
 // brokenRoom fails every read of room's history with err.
