@@ -54,23 +54,25 @@ func (s *Session) JoinRequested(ctx context.Context, room string, since *uint64)
 // EndJoinFailed ends a session whose join, made for the request that
 // opened it, failed where no error reply can answer it (an SSE stream has
 // no frames to answer). The disconnect carries the wire code and the
-// message a client may see: 4003 for forbidden (do not reconnect), 1011
-// for internal (reconnect with backoff), 4000 for any other refusal. An
+// message a client may see, with 4000 for a refusal the request could
+// have avoided (bad_request, forbidden, not_found, too_many_rooms,
+// too_large) and 1011 for the rest, the server's trouble (internal,
+// unavailable, timeout, ...), which a client retries with backoff. An
 // internal error's cause goes to the log only, as a session's failed
-// requests do. A session already closing, or a cancelled join, ends as it
-// was ending.
+// requests do; a store closing (ErrClosed) or cancelled is not logged. A
+// session that is already closing ends as it was ending.
 func (s *Session) EndJoinFailed(err error) {
-	if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) || s.ctx.Err() != nil {
+	if s.ctx.Err() != nil {
 		return
 	}
-	s.logError(protocol.TypeJoin, err)
+	if !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
+		s.logError(protocol.TypeJoin, err)
+	}
 	code, msg := protocol.CodeOf(err)
-	closeCode := protocol.CloseBadRequest
+	closeCode := protocol.CloseInternal
 	switch code {
-	case protocol.CodeForbidden:
-		closeCode = protocol.CloseForbidden
-	case protocol.CodeInternal:
-		closeCode = protocol.CloseInternal
+	case protocol.CodeBadRequest, protocol.CodeForbidden, protocol.CodeNotFound, protocol.CodeTooManyRooms, protocol.CodeTooLarge:
+		closeCode = protocol.CloseBadRequest
 	}
 	s.Close(Disconnect{Code: closeCode, Reason: "join failed: " + string(code) + ": " + msg})
 }

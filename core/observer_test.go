@@ -368,3 +368,47 @@ func TestInternalErrorLogsCause(t *testing.T) {
 		t.Fatalf("logged %q, want one error line with the user, via=http and the cause", line)
 	}
 }
+
+// EndJoinFailed closes with 1011 for the server's trouble and 4000 for the
+// request's fault, says the code and the client's message (never the
+// cause), sends its disconnect and counts no failed write; it logs the
+// cause of an internal error only.
+func TestEndJoinFailed(t *testing.T) {
+	var buf syncbuf.Buffer
+	hub := newHub(t, core.Config{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	for _, tc := range []struct {
+		err    error
+		code   int
+		reason string
+		logged bool
+	}{
+		{errors.New("disk on fire"), 1011, "join failed: internal: internal error", true},
+		{protocol.Errorf(protocol.CodeUnavailable, "the store is unavailable"), 1011, "join failed: unavailable: the store is unavailable", false},
+		{protocol.Errorf(protocol.CodeForbidden, "no access to room x"), 4000, "join failed: forbidden: no access to room x", false},
+		{fmt.Errorf("since: %w", core.ErrClosed), 1011, "join failed: internal: internal error", false},
+	} {
+		before := buf.String()
+		rec := newRecorder()
+		s, err := hub.Connect(auth.Identity{User: "fay"}, rec, core.SessionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.EndJoinFailed(tc.err)
+		d := <-rec.closed
+		if d.Code != tc.code || d.Reason != tc.reason {
+			t.Errorf("%v: closed %d %q, want %d %q", tc.err, d.Code, d.Reason, tc.code, tc.reason)
+		}
+		if f := rec.waitType(t, protocol.TypeDisconnect); f.Type != protocol.TypeDisconnect {
+			t.Errorf("%v: no disconnect frame", tc.err)
+		}
+		if logged := strings.Contains(strings.TrimPrefix(buf.String(), before), "request failed"); logged != tc.logged {
+			t.Errorf("%v: logged %v, want %v", tc.err, logged, tc.logged)
+		}
+	}
+	if st := hub.Stats(); st.WriteFailed != 0 || len(st.Failures) != 0 {
+		t.Fatalf("write failed %d, failures %v; want none", st.WriteFailed, st.Failures)
+	}
+	if !strings.Contains(buf.String(), "disk on fire") {
+		t.Fatalf("the internal cause is not in the log: %q", buf.String())
+	}
+}
