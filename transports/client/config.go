@@ -63,6 +63,14 @@ type Config struct {
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
 
+	// StableAfter is how long a link must live for the next reconnect to
+	// start over from the first backoff step; 10s, as the browser client's
+	// stableMs. Links that end sooner, in a row, count as attempts: a
+	// server that accepts and then ends every link (a room whose history
+	// it cannot read, a node failing after its accept) is retried at a
+	// growing interval, not about twice a second.
+	StableAfter time.Duration
+
 	// MoveJitter bounds the random delay before the client follows a
 	// control envelope to another tier, so that clients do not move all
 	// at once; 2s.
@@ -127,6 +135,7 @@ func (cfg Config) withDefaults() Config {
 	def(&cfg.ConnectTimeout, 10*time.Second)
 	def(&cfg.BackoffBase, time.Second)
 	def(&cfg.BackoffMax, 30*time.Second)
+	def(&cfg.StableAfter, 10*time.Second)
 	def(&cfg.MoveJitter, 2*time.Second)
 	def(&cfg.PollHold, 25*time.Second)
 	if cfg.EventBuffer <= 0 {

@@ -71,7 +71,11 @@
 // When every tier fails, or the server is busy, the client waits a backoff with
 // full jitter, rand[0, min(BackoffMax, BackoffBase·2^attempt)], and starts
 // again. When a live connection ends, the next cycle starts from the top
-// preference again, except when a move named a tier.
+// preference again, except when a move named a tier. Where it waits a
+// backoff after a live connection (1000, 1001 without a hint, 1011 and
+// other codes), the attempt counts the live connections in a row that
+// ended before StableAfter (10s): a server that ends every link soon
+// after it opens is retried at a growing interval, as a browser page is.
 //
 // Close codes (WebSocket close frames, or the disconnect envelope on SSE):
 // 1000 reconnects unless Run's context ended; 1001 reconnects after

@@ -26,6 +26,7 @@ type link struct {
 
 	up      chan struct{}          // closed at the first server envelope
 	upOnce  sync.Once              //
+	upAt    time.Time              // when up closed; written before it closes
 	seen    atomic.Int64           // unix ns of the last frame, event or line; the watchdog reads it
 	resub   chan struct{}          // cap 1: the rooms changed and the link must restart (SSE)
 	kick    chan struct{}          // cap 1: the rooms changed; poll again now (poll)
@@ -64,10 +65,11 @@ type ending struct {
 
 // outcome is what Run learns from a finished link.
 type outcome struct {
-	connected bool   // the link went live before it ended
-	end       ending // why it ended
-	next      string // the tier to try first next (a move)
-	resumed   bool   // it went live on the offer in hand, without negotiate
+	connected bool          // the link went live before it ended
+	lived     time.Duration // how long it was live, if it was
+	end       ending        // why it ended
+	next      string        // the tier to try first next (a move)
+	resumed   bool          // it went live on the offer in hand, without negotiate
 }
 
 func newLink(ctx context.Context, c *Client, tier, tok string, off offer) *link {
@@ -83,6 +85,7 @@ func newLink(ctx context.Context, c *Client, tier, tok string, off offer) *link 
 func (l *link) markUp() {
 	l.upOnce.Do(func() {
 		l.c.connects.Add(1) // before anything the link delivers
+		l.upAt = l.c.cfg.Now()
 		close(l.up)
 	})
 }
@@ -296,11 +299,19 @@ func (l *link) stop(err error) outcome {
 func (l *link) moveTo(tier string) outcome {
 	l.cancel()
 	<-l.done
-	return outcome{connected: l.isUp(), next: tier}
+	return l.lifetime(outcome{connected: l.isUp(), next: tier})
 }
 
 func (l *link) outcome() outcome {
-	return outcome{connected: l.isUp(), end: l.end}
+	return l.lifetime(outcome{connected: l.isUp(), end: l.end})
+}
+
+// lifetime sets out.lived, once the link has ended.
+func (l *link) lifetime(out outcome) outcome {
+	if out.connected {
+		out.lived = l.c.cfg.Now().Sub(l.upAt)
+	}
+	return out
 }
 
 func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }

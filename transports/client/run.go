@@ -54,6 +54,7 @@ func (c *Client) Run(ctx context.Context) error {
 // loop is Run's connect loop.
 func (c *Client) loop(ctx context.Context) error {
 	attempt := 0    // connect cycles in a row that connected nowhere
+	brief := 0      // live links in a row that ended before Config.StableAfter
 	rejected := 0   // unauthorized answers in a row
 	prefer := ""    // the tier to try first in the next cycle
 	inHand := false // the next cycle may start on the offer in hand (see resume)
@@ -100,10 +101,15 @@ func (c *Client) loop(ctx context.Context) error {
 			continue
 		}
 		attempt = 0
+		if out.lived < c.cfg.StableAfter {
+			brief++
+		} else {
+			brief = 0
+		}
 		if errors.Is(out.end.err, errDeadLink) {
 			c.dropIdle() // pooled connections took the same dead path
 		}
-		next, delay, err := c.afterLink(ctx, out)
+		next, delay, err := c.afterLink(ctx, out, brief)
 		if err != nil {
 			return err
 		}
@@ -263,8 +269,10 @@ func (c *Client) order(off offer, prefer string) []string {
 }
 
 // afterLink decides, from how a live link ended, which tier to try first
-// next and how long to wait; the error is permanent.
-func (c *Client) afterLink(ctx context.Context, out outcome) (string, time.Duration, error) {
+// next and how long to wait; the error is permanent. brief counts the
+// live links in a row, this one included, that ended before
+// Config.StableAfter: where the wait is a backoff, it grows with them.
+func (c *Client) afterLink(ctx context.Context, out outcome, brief int) (string, time.Duration, error) {
 	if out.next != "" {
 		return out.next, 0, nil
 	}
@@ -276,12 +284,12 @@ func (c *Client) afterLink(ctx context.Context, out outcome) (string, time.Durat
 		if ctx.Err() != nil {
 			return "", 0, ctx.Err()
 		}
-		return "", c.backoff(0), nil
+		return "", c.backoff(brief - 1), nil
 	case protocol.CloseGoingAway:
 		if end.reconnect > 0 {
 			return "", end.reconnect, nil
 		}
-		return "", c.backoff(0), nil
+		return "", c.backoff(brief - 1), nil
 	case protocol.CloseSwitchTransport:
 		return c.controlTier(), 0, nil
 	case protocol.CloseSlow, protocol.CloseHeartbeatTimeout, protocol.CloseTokenExpired:
@@ -290,7 +298,7 @@ func (c *Client) afterLink(ctx context.Context, out outcome) (string, time.Durat
 	if errors.Is(end.err, errDeadLink) || isUnauthorized(end.err) {
 		return "", 0, nil
 	}
-	return "", c.backoff(0), nil
+	return "", c.backoff(brief - 1), nil
 }
 
 // wait shows why the client is not connected and waits d before the next
