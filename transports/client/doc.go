@@ -73,9 +73,11 @@
 // again. When a live connection ends, the next cycle starts from the top
 // preference again, except when a move named a tier. Where it waits a
 // backoff after a live connection (1000, 1001 without a hint, 1011 and
-// other codes), the attempt counts the live connections in a row that
-// ended before StableAfter (10s): a server that ends every link soon
-// after it opens is retried at a growing interval, as a browser page is.
+// other codes), the backoff's step is the number of such backoffs in a
+// row since a connection last lived StableAfter (10s): a server that ends
+// every link soon after it opens is retried at a growing interval, as a
+// browser page is. Moves, 4001 and the codes that reconnect at once
+// neither wait nor count; State.Attempt counts failed connects only.
 //
 // Close codes (WebSocket close frames, or the disconnect envelope on SSE):
 // 1000 reconnects unless Run's context ended; 1001 reconnects after

@@ -54,7 +54,7 @@ func (c *Client) Run(ctx context.Context) error {
 // loop is Run's connect loop.
 func (c *Client) loop(ctx context.Context) error {
 	attempt := 0    // connect cycles in a row that connected nowhere
-	brief := 0      // live links in a row that ended before Config.StableAfter
+	brief := 0      // backoffs in a row after live links, none of which lived Config.StableAfter
 	rejected := 0   // unauthorized answers in a row
 	prefer := ""    // the tier to try first in the next cycle
 	inHand := false // the next cycle may start on the offer in hand (see resume)
@@ -101,17 +101,18 @@ func (c *Client) loop(ctx context.Context) error {
 			continue
 		}
 		attempt = 0
-		if out.lived < c.cfg.StableAfter {
-			brief++
-		} else {
+		if out.lived >= c.cfg.StableAfter {
 			brief = 0
 		}
 		if errors.Is(out.end.err, errDeadLink) {
 			c.dropIdle() // pooled connections took the same dead path
 		}
-		next, delay, err := c.afterLink(ctx, out, brief)
+		next, delay, backedOff, err := c.afterLink(ctx, out, brief)
 		if err != nil {
 			return err
+		}
+		if backedOff {
+			brief++
 		}
 		prefer = next
 		if err := c.wait(ctx, delay, 0, tier, whyEnded(out)); err != nil {
@@ -269,36 +270,39 @@ func (c *Client) order(off offer, prefer string) []string {
 }
 
 // afterLink decides, from how a live link ended, which tier to try first
-// next and how long to wait; the error is permanent. brief counts the
-// live links in a row, this one included, that ended before
-// Config.StableAfter: where the wait is a backoff, it grows with them.
-func (c *Client) afterLink(ctx context.Context, out outcome, brief int) (string, time.Duration, error) {
+// next and how long to wait, and whether that wait is a backoff; the
+// error is permanent. A backoff's step is brief, the backoffs in a row
+// since a link last lived Config.StableAfter: a server that ends every
+// link soon after it opens is retried at a growing interval. A move, a
+// switch (4001) and the codes that reconnect at once neither wait a
+// backoff nor count.
+func (c *Client) afterLink(ctx context.Context, out outcome, brief int) (string, time.Duration, bool, error) {
 	if out.next != "" {
-		return out.next, 0, nil
+		return out.next, 0, false, nil
 	}
 	end := out.end
 	switch end.code {
 	case protocol.CloseForbidden:
-		return "", 0, &CloseError{Code: end.code, Reason: end.reason}
+		return "", 0, false, &CloseError{Code: end.code, Reason: end.reason}
 	case protocol.CloseNormal:
 		if ctx.Err() != nil {
-			return "", 0, ctx.Err()
+			return "", 0, false, ctx.Err()
 		}
-		return "", c.backoff(brief - 1), nil
+		return "", c.backoff(brief), true, nil
 	case protocol.CloseGoingAway:
 		if end.reconnect > 0 {
-			return "", end.reconnect, nil
+			return "", end.reconnect, false, nil
 		}
-		return "", c.backoff(brief - 1), nil
+		return "", c.backoff(brief), true, nil
 	case protocol.CloseSwitchTransport:
-		return c.controlTier(), 0, nil
+		return c.controlTier(), 0, false, nil
 	case protocol.CloseSlow, protocol.CloseHeartbeatTimeout, protocol.CloseTokenExpired:
-		return "", 0, nil // at once; after 4012 the next cycle asks Token again (tokenEnded)
+		return "", 0, false, nil // at once; after 4012 the next cycle asks Token again (tokenEnded)
 	}
 	if errors.Is(end.err, errDeadLink) || isUnauthorized(end.err) {
-		return "", 0, nil
+		return "", 0, false, nil
 	}
-	return "", c.backoff(brief - 1), nil
+	return "", c.backoff(brief), true, nil
 }
 
 // wait shows why the client is not connected and waits d before the next
