@@ -43,7 +43,6 @@ fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanDisplayName$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzDevUserID$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/auth
 	$(GO) test -run '^$$' -fuzz '^FuzzUserSubscription$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
-	$(GO) test -run '^$$' -fuzz '^FuzzResumeQuery$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzQueryParams$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzLaneHead$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzRedeem$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/auth

@@ -62,25 +62,6 @@ func ParseUserSubscription(r *http.Request, id auth.Identity, maxRooms int) ([]s
 	return append(rooms, protocol.UserRoom), cur, freshRooms, nil
 }
 
-// ResumeQuery returns a poll's rooms= and cursor= values, unescaped, when
-// the poll can only resume from its cursor: it has one, no since= and no
-// Last-Event-ID, and its query is within the length ParseUserSubscription
-// allows. What ParseUserSubscription makes of such a poll depends on these
-// two values and the identity alone, so a poll that presents the values
-// of one before it, by the same identity, subscribes to exactly what that
-// one did: the poll transport finds the session it kept for it by these
-// strings, without parsing them again.
-func ResumeQuery(r *http.Request, maxRooms int) (rooms, cursor string, ok bool) {
-	if checkQueryLen(r, maxRooms+1) != nil || r.Header.Get(lastEventID) != "" {
-		return "", "", false
-	}
-	q := parseStreamQuery(r.URL.RawQuery)
-	if q.cursor == "" || q.since != "" {
-		return "", "", false
-	}
-	return q.rooms, q.cursor, true
-}
-
 // userPosition returns the position in the user's stream that r resumes
 // from, if any, and whether it came from since= (a fresh start).
 func userPosition(r *http.Request, q *streamQuery, maxPairs int) (pos *uint64, fresh bool, err error) {

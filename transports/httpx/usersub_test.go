@@ -4,7 +4,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"unsafe"
 
@@ -109,64 +108,6 @@ func TestSubscriptionRoomsOwnTheirNames(t *testing.T) {
 		}
 		if p := uintptr(unsafe.Pointer(unsafe.StringData(room))); lo <= p && p < lo+uintptr(len(query)) {
 			t.Errorf("room %q is a slice of the query %q", room, query)
-		}
-	}
-}
-
-// FuzzResumeQuery: two polls whose queries ResumeQuery reads as the same
-// rooms= and cursor= values subscribe to the same rooms from the same
-// positions, whatever else their queries hold: the poll transport takes a
-// kept session by those values without parsing them.
-func FuzzResumeQuery(f *testing.F) {
-	cur := url.QueryEscape(protocol.Cursor{"a": 1, "b": 2, "~": 3}.Encode())
-	f.Add("rooms=a,b&cursor="+cur, "rooms=a%2Cb&batch=1&cursor="+cur)
-	f.Add("rooms=a,b&cursor="+cur, "cursor="+cur+"&rooms=a,b&rooms=c")
-	f.Add("cursor="+cur, "rooms=&cursor="+cur)
-	f.Add("rooms=a&cursor="+cur, "rooms=a&cursor="+cur+"&since=a:1")
-	f.Add("rooms=a,a,,b&cursor="+cur, "rooms=a,a,,b&cursor="+cur+"&cursor=x")
-	f.Add("rooms=a;b&cursor="+cur, "rooms=a&cursor="+cur)
-	f.Fuzz(func(t *testing.T, q1, q2 string) {
-		id := auth.Identity{User: "bob"}
-		r1, r2 := httptest.NewRequest("GET", "/v1/x", nil), httptest.NewRequest("GET", "/v1/x", nil)
-		r1.URL.RawQuery, r2.URL.RawQuery = q1, q2
-		rooms1, cur1, ok1 := ResumeQuery(r1, 4)
-		rooms2, cur2, ok2 := ResumeQuery(r2, 4)
-		if !ok1 || !ok2 || rooms1 != rooms2 || cur1 != cur2 {
-			return
-		}
-		s1, c1, f1, err1 := ParseUserSubscription(r1, id, 4)
-		s2, c2, f2, err2 := ParseUserSubscription(r2, id, 4)
-		if (err1 == nil) != (err2 == nil) || len(f1) != 0 || len(f2) != 0 || !slices.Equal(s1, s2) || len(c1) != len(c2) {
-			t.Fatalf("%q and %q: %v %v %v %v and %v %v %v %v", q1, q2, s1, c1, f1, err1, s2, c2, f2, err2)
-		}
-		for room, pos := range c1 {
-			if p, ok := c2[room]; !ok || p != pos {
-				t.Fatalf("%q and %q: cursors %v and %v", q1, q2, c1, c2)
-			}
-		}
-	})
-}
-
-// ResumeQuery takes only a poll that resumes from a cursor alone.
-func TestResumeQuery(t *testing.T) {
-	cur := url.QueryEscape(protocol.Cursor{"a": 1, "~": 3}.Encode())
-	for _, tt := range []struct {
-		query, lastID string
-		ok            bool
-	}{
-		{query: "rooms=a&cursor=" + cur, ok: true},
-		{query: "cursor=" + cur, ok: true},
-		{query: "rooms=a"},
-		{query: "rooms=a&cursor=" + cur + "&since=a:0"},
-		{query: "rooms=a&cursor=" + cur, lastID: "x"},
-		{query: "rooms=a&cursor=" + cur + "&pad=" + strings.Repeat("x", MaxStreamQuery(3))},
-	} {
-		r := httptest.NewRequest("GET", "/v1/poll?"+tt.query, nil)
-		if tt.lastID != "" {
-			r.Header.Set("Last-Event-ID", tt.lastID)
-		}
-		if _, _, ok := ResumeQuery(r, 2); ok != tt.ok {
-			t.Errorf("%.60s (Last-Event-ID %q): %v, want %v", tt.query, tt.lastID, ok, tt.ok)
 		}
 	}
 }

@@ -58,21 +58,6 @@ type position struct {
 	client string // the client's key (X-Chat-Client), so two tabs never swap sessions
 	rooms  []string
 	cur    protocol.Cursor // the position after the last answer
-
-	// With raw, the poll's rooms= value and its answer's cursor (cur,
-	// encoded): a poll that presents both, by the same identity and
-	// client, resumes from cur with rooms without parsing them
-	// (httpx.ResumeQuery). Without, the poll's query was of another kind
-	// (since=, Last-Event-ID), which takeRaw cannot tell from its strings.
-	raw              bool
-	rawRooms, rawCur string
-}
-
-// after is s once an answer has moved it to next, encoded as the answer
-// gives it to the client.
-func (s position) after(next protocol.Cursor, encoded string) position {
-	s.cur, s.rawCur = next, encoded
-	return s
 }
 
 var _ core.InlineWriter = (*conn)(nil)

@@ -1,36 +1,6 @@
 package poll
 
-import (
-	"time"
-
-	"github.com/chatd/chatd/core/auth"
-	"github.com/chatd/chatd/core/protocol"
-)
-
-// KeptPosition is what a kept session carries on with and, if it was
-// kept from a poll that resumed from a cursor alone, the query strings a
-// poll finds it by.
-type KeptPosition struct {
-	ID               auth.Identity
-	Rooms            []string
-	Cur              protocol.Cursor
-	Raw              bool
-	RawRooms, RawCur string
-}
-
-// KeptPositions returns the positions of the sessions h keeps.
-func (h *Handler) KeptPositions() []KeptPosition {
-	h.keep.mu.Lock()
-	defer h.keep.mu.Unlock()
-	var out []KeptPosition
-	for _, kept := range h.keep.byUser {
-		for _, c := range kept {
-			p := c.pos
-			out = append(out, KeptPosition{ID: p.id, Rooms: p.rooms, Cur: p.cur, Raw: p.raw, RawRooms: p.rawRooms, RawCur: p.rawCur})
-		}
-	}
-	return out
-}
+import "time"
 
 // Kept returns the number of sessions h keeps for its clients' next polls.
 func (h *Handler) Kept() int {

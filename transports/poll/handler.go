@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -231,37 +230,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	maxRooms := h.cfg.Hub.Config().MaxRoomsPerSession
-	client := httpx.ClientKey(r)
-	var (
-		c       *conn
-		resumed bool
-		rooms   []string
-		cur     protocol.Cursor
-		fresh   map[string]bool
-	)
-	rawRooms, rawCur, plain := httpx.ResumeQuery(r, maxRooms)
-	if plain {
-		// Most polls carry on from their last answer: found by the query's
-		// strings, the kept session saves parsing them (about a tenth of
-		// a poll's work).
-		if c = h.keep.takeRaw(id, client, rawRooms, rawCur); c != nil {
-			h.resumed.Add(1)
-			resumed, rooms, cur = true, c.pos.rooms, c.pos.cur
-			rawRooms = c.pos.rawRooms // the same, and not a slice of this request
-		} else {
-			rawRooms = strings.Clone(rawRooms) // kept with the session, if it is
-		}
+	rooms, cur, fresh, err := httpx.ParseUserSubscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
 	}
 	opened := time.Now()
 	deadline := opened.Add(h.cfg.Hold)
-	if c == nil {
-		if rooms, cur, fresh, err = httpx.ParseUserSubscription(r, id, maxRooms); err != nil {
-			httpx.WriteError(w, err)
-			return
-		}
-		c, resumed, err = h.open(r, &sl, deadline, id, client, httpx.Batched(r), rooms, cur, fresh)
-	}
+	client := httpx.ClientKey(r)
+	c, resumed, err := h.open(r, &sl, deadline, id, client, httpx.Batched(r), rooms, cur, fresh)
 	if errors.Is(err, errClientGone) {
 		w.WriteHeader(httpx.StatusClientGone)
 		return
@@ -284,9 +261,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	keepable := err == nil && cur != nil && len(fresh) == 0
 	short := h.cfg.Short != nil && h.cfg.Short()
 	pos := position{id: id, client: client, rooms: rooms, cur: cur}
-	if plain {
-		pos.raw, pos.rawRooms = true, rawRooms
-	}
 	if !resumed {
 		// What the joins queued (the catch-up from the cursor) is handed
 		// over before the poll decides whether it has news: otherwise a
@@ -330,10 +304,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	next := httpx.Advance(cur, rooms, framesOf(frames))
 	// Kept before the answer goes out: the client's next poll may come
 	// as soon as it has read it.
-	encoded := next.Encode()
 	keep := keepable && !short && r.Context().Err() == nil &&
-		h.keep.put(c, pos.after(next, encoded))
-	a := h.answerFor(r, id.User, framesOf(frames), encoded)
+		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next})
+	a := h.answerFor(r, id.User, framesOf(frames), next.Encode())
 	if !httpx.InLane(r) {
 		sl.give() // net/http may write a large answer to the socket, which waits for the client
 	}

@@ -85,60 +85,29 @@ func (k *keeper) take(id auth.Identity, client string, rooms []string, cur proto
 	if k.keep <= 0 {
 		return nil
 	}
-	k.mu.Lock()
-	kept := k.byUser[id.User]
-	i := slices.IndexFunc(kept, func(o *conn) bool { return o.pos.matches(id, client, rooms, cur) })
-	return k.takeAt(id.User, kept, i, rooms, cur)
-}
-
-// takeRaw is take for a poll whose query, by httpx.ResumeQuery, is rooms=
-// rawRooms and cursor= rawCur: it finds the session kept from the answer
-// that gave rawCur to a poll of rawRooms, by the same identity and
-// client, without the parsed query; such a poll's is the kept one's
-// (position.rawRooms). With none it returns nil and closes nothing: the
-// poll then parses its query and calls take.
-func (k *keeper) takeRaw(id auth.Identity, client, rawRooms, rawCur string) *conn {
-	if k.keep <= 0 {
-		return nil
-	}
-	k.mu.Lock()
-	kept := k.byUser[id.User]
-	i := slices.IndexFunc(kept, func(o *conn) bool {
-		return o.pos.raw && o.pos.rawCur == rawCur && o.pos.rawRooms == rawRooms && o.pos.client == client &&
-			sameIdentity(o.pos.id, id)
-	})
-	if i < 0 {
-		k.mu.Unlock()
-		return nil
-	}
-	return k.takeAt(id.User, kept, i, kept[i].pos.rooms, kept[i].pos.cur)
-}
-
-// takeAt unlinks kept[i] (none if i < 0), the session to carry on, and
-// closes the user's sessions kept for rooms from a cursor other than cur;
-// it returns kept[i] unless that was ending. Called with k.mu held, which
-// it releases.
-func (k *keeper) takeAt(user string, kept []*conn, i int, rooms []string, cur protocol.Cursor) *conn {
 	var c *conn
-	if i >= 0 {
-		c = kept[i]
-	}
 	var evict []*conn
-	kept = slices.DeleteFunc(kept, func(o *conn) bool {
-		if o != c && (!slices.Equal(o.pos.rooms, rooms) || sameCursor(o.pos.cur, cur)) {
-			return false
-		}
-		if o != c {
+	k.mu.Lock()
+	kept := k.byUser[id.User]
+	for i := 0; i < len(kept); i++ {
+		o := kept[i]
+		switch {
+		case c == nil && o.pos.matches(id, client, rooms, cur):
+			c = o
+		case slices.Equal(o.pos.rooms, rooms) && !sameCursor(o.pos.cur, cur):
 			evict = append(evict, o)
+		default:
+			continue
 		}
 		o.kept = false
 		o.expiry.Stop()
-		return true
-	})
+		kept = slices.Delete(kept, i, i+1)
+		i--
+	}
 	if len(kept) == 0 {
-		delete(k.byUser, user)
+		delete(k.byUser, id.User)
 	} else {
-		k.byUser[user] = kept
+		k.byUser[id.User] = kept
 	}
 	k.mu.Unlock()
 	for _, o := range evict {

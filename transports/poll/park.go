@@ -118,9 +118,8 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 		return false
 	}
 	next := httpx.Advance(p.pos.cur, p.pos.rooms, framesOf(frames))
-	encoded := next.Encode()
-	kept = keep && p.keepable && p.h.keep.put(p.c, p.pos.after(next, encoded))
-	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), encoded, p.gzip, p.known)
+	kept = keep && p.keepable && p.h.keep.put(p.c, position{id: p.pos.id, client: p.pos.client, rooms: p.pos.rooms, cur: next})
+	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), next.Encode(), p.gzip, p.known)
 	defer a.release()
 	msg := getBody(256 + len(p.header) + len(a.out))
 	defer putBody(msg)
