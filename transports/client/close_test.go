@@ -241,32 +241,45 @@ func TestJoinQueryIgnored(t *testing.T) {
 // none of them counts as a failed connect in State.Attempt.
 func TestBriefLinksBackOff(t *testing.T) {
 	t.Parallel()
+	const reason = "join failed: internal: internal error"
 	closes := []int{1011, 1011, 4009, 1011, 1011}
-	f := newFakeServer(t, func(f *fakeServer) {
-		for _, code := range closes {
-			f.wsScripts = append(f.wsScripts, closeWith(code, "join failed: internal: internal error"))
-		}
-	})
-	cfg := testConfig(t, f.URL, "alice", []string{WebSocket}, "lobby")
-	cfg.Rand = rand.New(topSource{}) // each backoff its longest: BackoffBase·2^n
-	c := start(t, cfg)
-	var waits []string
-	attempts, connects := 0, 0
-	waitStates(t, c, "the link that stays", func(s State) bool {
-		if _, d, ok := strings.Cut(s.Reason, "retrying in "); ok && !s.Connected {
-			waits = append(waits, d)
-		}
-		attempts = max(attempts, s.Attempt)
-		if s.Connected {
-			connects++
-		}
-		return connects == len(closes)+1
-	})
-	if waits = slices.Compact(waits); !slices.Equal(waits, []string{"20ms", "40ms", "80ms", "160ms"}) {
-		t.Fatalf("waits %v, want the backoff doubling from 20ms: each brief link that backs off one step more", waits)
-	}
-	if attempts != 0 {
-		t.Fatalf("State.Attempt reached %d, want 0: brief links are not failed connects", attempts)
+	for _, tier := range []string{WebSocket, SSE} { // the fake serves no polls
+		t.Run(tier, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeServer(t, func(f *fakeServer) {
+				for _, code := range closes {
+					f.wsScripts = append(f.wsScripts, closeWith(code, reason))
+					f.sseScripts = append(f.sseScripts, func(w http.ResponseWriter) {
+						sseEvent(w, protocol.Envelope{Type: protocol.TypeDisconnect, CloseCode: code, Reason: reason})
+					})
+				}
+			})
+			cfg := testConfig(t, f.URL, "alice", []string{tier}, "lobby")
+			cfg.Rand = rand.New(topSource{}) // each backoff its longest: BackoffBase·2^n
+			c := start(t, cfg)
+			var waits []string
+			attempts, connects := 0, 0
+			waitStates(t, c, "the link that stays", func(s State) bool {
+				if _, d, ok := strings.Cut(s.Reason, "retrying in "); ok && !s.Connected {
+					waits = append(waits, d)
+				}
+				attempts = max(attempts, s.Attempt)
+				if s.Connected {
+					connects++
+				}
+				return connects == len(closes)+1
+			})
+			if waits = slices.Compact(waits); !slices.Equal(waits, []string{"20ms", "40ms", "80ms", "160ms"}) {
+				t.Fatalf("waits %v, want the backoff doubling from 20ms: each brief link that backs off one step more", waits)
+			}
+			if attempts != 0 {
+				t.Fatalf("State.Attempt reached %d, want 0: brief links are not failed connects", attempts)
+			}
+			ws, sse := f.tokens()
+			if n := map[string]int{WebSocket: len(ws), SSE: len(sse)}[tier]; n != len(closes)+1 {
+				t.Fatalf("%d %s links, want %d: the client stayed on its tier", n, tier, len(closes)+1)
+			}
+		})
 	}
 }
 

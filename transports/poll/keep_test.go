@@ -87,9 +87,17 @@ func get(t testing.TB, base, tok string, q url.Values) answer {
 // getErr is get for goroutines other than the test's; a refusal is an
 // answer with its status.
 func getErr(ctx context.Context, base, tok string, q url.Values) (answer, error) {
+	return getWith(ctx, base, tok, q, nil)
+}
+
+// getWith is getErr with extra request headers.
+func getWith(ctx context.Context, base, tok string, q url.Values, h http.Header) (answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/poll?"+q.Encode(), nil)
 	if err != nil {
 		return answer{}, err
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := httpClient.Do(req)
@@ -531,22 +539,7 @@ func TestPollKeptByItsQueryOnly(t *testing.T) {
 
 	done := make(chan result, 1)
 	go func() {
-		req, err := http.NewRequest(http.MethodGet, base+"/v1/poll?"+url.Values{"rooms": {room}}.Encode(), nil)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Last-Event-ID", a.Cursor)
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		var got answer
-		got.Status = resp.StatusCode
-		err = json.NewDecoder(resp.Body).Decode(&got)
+		got, err := getWith(context.Background(), base, tok, url.Values{"rooms": {room}}, http.Header{"Last-Event-Id": {a.Cursor}})
 		done <- result{got, err}
 	}()
 	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
