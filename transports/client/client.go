@@ -62,15 +62,15 @@ type Client struct {
 	token string // the latest Token answer; guarded by tokMu
 
 	mu      sync.Mutex
-	rooms   []string            // rooms followed, in join order; guarded by mu
-	pos     map[string]uint64   // last seq delivered per room; guarded by mu
-	state   State               // Guarded by mu.
-	offer   offer               // the latest negotiate answer and control; guarded by mu
-	control *protocol.Envelope  // the last control envelope; guarded by mu
-	link    *link               // the link Run is supervising; guarded by mu
-	want    string              // the tier SwitchTransport asked for; guarded by mu
-	queue   []protocol.Envelope // accepted, not yet handed to events; guarded by mu
-	queued  chan struct{}       // cap 1: queue is not empty
+	rooms   []string           // rooms followed, in join order; guarded by mu
+	pos     map[string]uint64  // last seq delivered per room; guarded by mu
+	state   State              // Guarded by mu.
+	offer   offer              // the latest negotiate answer and control; guarded by mu
+	control *protocol.Envelope // the last control envelope; guarded by mu
+	link    *link              // the link Run is supervising; guarded by mu
+	want    string             // the tier SwitchTransport asked for; guarded by mu
+	queue   envQueue           // accepted, not yet handed to events; guarded by mu
+	queued  chan struct{}      // cap 1: queue is not empty
 
 	dups     uint64        // messages dropped as already delivered; guarded by mu
 	connects atomic.Uint64 // links that went live
@@ -297,37 +297,19 @@ func (c *Client) takeWant(current string) string {
 
 // enqueueLocked adds e to the delivery queue. Called with mu held.
 func (c *Client) enqueueLocked(e protocol.Envelope) {
-	c.queue = append(c.queue, e)
-	select {
-	case c.queued <- struct{}{}:
-	default:
+	if c.queue.push(&e) {
+		// deliverLoop waits only after it found the queue empty, under
+		// mu: an envelope that joins a queue that was not empty is
+		// taken with the rest, without a signal.
+		select {
+		case c.queued <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// reserve makes room in the delivery queue for n more envelopes at once,
-// so that a frame of many does not grow it by doubling, copying what it
-// holds each time.
-func (c *Client) reserve(n int) {
-	if n < 2 {
-		return
-	}
-	c.mu.Lock()
-	c.queue = slices.Grow(c.queue, n)
-	c.mu.Unlock()
-}
-
-// trimQueue drops the queue's array if it is empty and larger than
-// keepQueue.
-func (c *Client) trimQueue() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.queue) == 0 && cap(c.queue) > keepQueue {
-		c.queue = nil
-	}
-}
-
-// keepQueue is the largest queue array deliverLoop keeps while idle;
-// while busy it keeps one up to four times its batch.
+// keepQueue is the most queue capacity, in envelopes, that deliverLoop
+// keeps while idle; while busy it keeps up to four times its batch.
 const keepQueue = 64
 
 // deliverLoop hands queued envelopes to events (or Config.Deliver) in
@@ -338,52 +320,47 @@ func (c *Client) deliverLoop(ctx context.Context) {
 	defer func() {
 		// Run is over: what is still queued cannot be delivered.
 		c.mu.Lock()
-		c.queue = nil
+		c.queue.reset()
 		c.mu.Unlock()
 	}()
-	var spare []protocol.Envelope // a delivered batch's array, for the queue to reuse
+	var batch envQueue // the blocks being delivered
+	c.mu.Lock()
 	for {
-		c.mu.Lock()
-		batch := c.queue
-		c.queue = spare[:0]
+		c.queue.takeInto(&batch)
 		c.mu.Unlock()
-		switch {
-		case len(batch) == 0:
-		case c.cfg.Deliver != nil:
-			c.cfg.Deliver(batch)
-		default:
-			for _, e := range batch {
-				select {
-				case c.events <- e:
-				case <-ctx.Done():
-					return
+		n := batch.n
+		for _, blk := range batch.blocks {
+			if c.cfg.Deliver != nil {
+				c.cfg.Deliver(blk)
+			} else {
+				for _, e := range blk {
+					select {
+					case c.events <- e:
+					case <-ctx.Done():
+						return
+					}
 				}
 			}
+			clear(blk) // let the delivered strings go
 		}
-		clear(batch) // let the delivered strings go
-		if len(batch) > 0 {
-			// More may have come meanwhile: the queue takes this array,
-			// large or not, so that a client behind its server does not
-			// allocate and clear a large array for every batch (a sixth
-			// of the load tool's CPU in chat at 10k users); but not one
-			// far larger than the batch (a catch-up's), which the
-			// collector would scan whole.
-			spare = nil
-			if cap(batch) <= max(keepQueue, 4*len(batch)) {
-				spare = batch
-			}
-			continue
+		c.mu.Lock()
+		// Behind its server, a client keeps the blocks it delivered (up
+		// to four times the batch) for the queue to fill again, rather
+		// than allocate and clear new ones for every batch (a sixth of
+		// the load tool's CPU in chat at 10k users); not more, which the
+		// collector would scan for nothing.
+		c.queue.recycle(&batch, max(keepQueue, 4*n))
+		if n > 0 || c.queue.n > 0 {
+			continue // more may have come meanwhile
 		}
-		// Idle: only small arrays stay, the spare and the queue's own.
-		spare = nil
-		if cap(batch) <= keepQueue {
-			spare = batch
-		}
-		c.trimQueue()
+		// Idle: at most keepQueue envelopes' worth of blocks stays.
+		c.queue.trim()
+		c.mu.Unlock()
 		select {
 		case <-c.queued:
 		case <-ctx.Done():
 			return
 		}
+		c.mu.Lock()
 	}
 }

@@ -105,7 +105,6 @@ func (l *link) runPoll() {
 		}
 		renewed = false
 		l.touch()
-		c.reserve(len(ans.Events))
 		for _, e := range ans.Events {
 			c.handle(l, e)
 		}

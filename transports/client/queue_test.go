@@ -10,23 +10,66 @@ import (
 	"github.com/chatd/chatd/core/protocol"
 )
 
-// TestBehindReusesQueueArrays has the application fall behind (Deliver
-// busy while more arrives): the array of a delivered batch goes back to
-// the queue, large as it is (up to four times the batch), instead of a
-// new one being allocated and cleared for every batch; once the loop is
-// idle, only a small array stays.
-func TestBehindReusesQueueArrays(t *testing.T) {
+// TestQueueGrowsWithoutCopying fills a queue far past its first block:
+// once a block is full at maxBlock, what it holds stays where it was put
+// (it is never copied into a larger one), and everything comes back in
+// order.
+func TestQueueGrowsWithoutCopying(t *testing.T) {
+	var q envQueue
+	const n = 3*maxBlock + 5
+	var first *protocol.Envelope
+	for i := range n {
+		e := protocol.Envelope{Type: protocol.TypeMessage, Room: "a", Seq: uint64(i + 1)}
+		if empty := q.push(&e); empty != (i == 0) {
+			t.Fatalf("push %d reported an empty queue before it: %v", i+1, empty)
+		}
+		if i == maxBlock {
+			first = unsafe.SliceData(q.blocks[0])
+		}
+	}
+	if got := unsafe.SliceData(q.blocks[0]); got != first {
+		t.Fatal("the first block moved: the queue copied it to grow")
+	}
+	var b envQueue
+	q.takeInto(&b)
+	if q.n != 0 || len(q.blocks) != 0 || b.n != n {
+		t.Fatalf("after takeInto: queue %d envelopes in %d blocks, batch %d (want 0, 0, %d)", q.n, len(q.blocks), b.n, n)
+	}
+	want := uint64(1)
+	for i, blk := range b.blocks {
+		if len(blk) > maxBlock || i < len(b.blocks)-1 && len(blk) != maxBlock {
+			t.Fatalf("block %d holds %d envelopes (full blocks hold %d)", i, len(blk), maxBlock)
+		}
+		for _, e := range blk {
+			if e.Seq != want {
+				t.Fatalf("envelope %d came back as seq %d", want, e.Seq)
+			}
+			want++
+		}
+	}
+	if want != n+1 {
+		t.Fatalf("%d envelopes came back, want %d", want-1, n)
+	}
+}
+
+// TestBehindReusesQueueBlocks has the application fall behind (Deliver
+// busy while more arrives): the blocks of a delivered batch go back to
+// the queue (up to four times the batch) instead of new ones being
+// allocated and cleared for every batch; once the loop is idle, at most
+// keepQueue envelopes' worth stays.
+func TestBehindReusesQueueBlocks(t *testing.T) {
 	const n = 4 * keepQueue
 	type call struct {
 		data *protocol.Envelope
 		n    int
+		last uint64 // the seq of the block's last envelope
 	}
 	calls := make(chan call)
 	release := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	c := New(Config{URL: "http://127.0.0.1:1", Deliver: func(b []protocol.Envelope) {
 		select {
-		case calls <- call{unsafe.SliceData(b), len(b)}:
+		case calls <- call{unsafe.SliceData(b), len(b), b[len(b)-1].Seq}:
 		case <-ctx.Done():
 			return
 		}
@@ -38,44 +81,86 @@ func TestBehindReusesQueueArrays(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); c.deliverLoop(ctx) }()
 	defer func() { cancel(); <-done }()
+	seq := uint64(0)
 	fill := func(k int) {
-		c.reserve(k)
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		for i := range k {
-			c.enqueueLocked(protocol.Envelope{Type: protocol.TypeMessage, Room: "a", Seq: uint64(i + 1)})
+		for range k {
+			seq++
+			c.enqueueLocked(protocol.Envelope{Type: protocol.TypeMessage, Room: "a", Seq: seq})
+		}
+	}
+	// recv takes Deliver's next block, which it holds until release,
+	// and checks that the blocks come in order.
+	next := uint64(1)
+	recv := func() call {
+		cl := <-calls
+		if cl.last != next+uint64(cl.n)-1 {
+			t.Fatalf("a block of %d ends at seq %d, want %d", cl.n, cl.last, next+uint64(cl.n)-1)
+		}
+		next += uint64(cl.n)
+		return cl
+	}
+	// take receives k envelopes, holding the last block, and returns
+	// the arrays of their blocks.
+	take := func(k int) map[*protocol.Envelope]bool {
+		got := map[*protocol.Envelope]bool{}
+		for {
+			cl := recv()
+			got[cl.data] = true
+			if k -= cl.n; k <= 0 {
+				if k < 0 {
+					t.Fatalf("a block went past the envelopes queued by %d", -k)
+				}
+				return got
+			}
+			release <- struct{}{}
 		}
 	}
 	fill(1)
-	<-calls // held: what comes now waits in the queue
+	take(1) // held: what comes now waits in the queue
 	fill(n)
 	release <- struct{}{}
-	big := <-calls // held again
-	if big.n != n {
-		t.Fatalf("second batch: %d envelopes, want %d", big.n, n)
-	}
+	delivered := take(n) // held on its last block
 	fill(n)
 	release <- struct{}{}
-	if got := <-calls; got.n != n {
-		t.Fatalf("third batch: %d envelopes, want %d", got.n, n)
-	}
+	// The loop gives the delivered blocks to the queue and takes the
+	// third batch: hold its first block.
+	third := recv()
+	fill(n)
 	c.mu.Lock()
-	reused, capacity := unsafe.SliceData(c.queue) == big.data, cap(c.queue)
-	c.mu.Unlock()
-	if !reused {
-		t.Fatalf("the queue has a new array of cap %d, not the delivered batch's (cap ≥ %d)", capacity, n)
+	reused := 0
+	for _, blk := range c.queue.blocks {
+		if delivered[unsafe.SliceData(blk)] {
+			reused++
+		}
 	}
+	blocks := len(c.queue.blocks)
+	c.mu.Unlock()
+	if reused != blocks {
+		t.Fatalf("of the %d blocks the queue filled, %d were the delivered batch's", blocks, reused)
+	}
+	release <- struct{}{}
+	if n > third.n {
+		take(n - third.n)
+		release <- struct{}{}
+	}
+	take(n)
 	release <- struct{}{}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c.mu.Lock()
-		capacity = cap(c.queue)
+		kept := 0
+		for _, f := range c.queue.free {
+			kept += cap(f)
+		}
+		held := c.queue.n
 		c.mu.Unlock()
-		if capacity <= keepQueue {
+		if held == 0 && kept <= keepQueue {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("idle, the queue keeps an array of cap %d (at most %d)", capacity, keepQueue)
+			t.Fatalf("idle, the queue keeps %d envelopes' worth of blocks (at most %d)", kept, keepQueue)
 		}
 		runtime.Gosched()
 	}

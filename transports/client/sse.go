@@ -69,7 +69,6 @@ func (l *link) runSSE() {
 			c.cfg.Logger.Debug("chat client: bad event", "err", err)
 			continue
 		}
-		c.reserve(len(envs))
 		for _, e := range envs {
 			l.markUp()
 			c.handle(l, e)

@@ -167,7 +167,6 @@ func (l *link) runWS() {
 			c.cfg.Logger.Debug("chat client: bad frame", "err", err)
 			continue
 		}
-		c.reserve(len(envs))
 		for _, e := range envs {
 			c.handle(l, e)
 		}
