@@ -103,7 +103,7 @@ type Config struct {
 	MaxWriteDelay time.Duration
 	// Relieving, if set, reports whether the node is relieving load (the
 	// degradation level is 1 or more). While it does, a woken writer
-	// waits a quarter of the recent delivery latency, at least a fifth of
+	// waits a quarter of the recent delivery latency, at least half of
 	// RelievedWriteDelay and at most RelievedWriteDelay (still none
 	// while that latency is under 10 ms): the node trades up to that
 	// much latency for fewer, fuller writes. nil: never.

@@ -47,7 +47,7 @@ func TestWriteDelayPolicy(t *testing.T) {
 }
 
 // TestRelievedWriteDelay: while the node relieves load, a writer waits a
-// quarter of the recent delivery latency, between a fifth of
+// quarter of the recent delivery latency, between half of
 // RelievedWriteDelay and all of it; still none while latency is low; and
 // the ordinary rule again once relief ends.
 func TestRelievedWriteDelay(t *testing.T) {
@@ -59,8 +59,9 @@ func TestRelievedWriteDelay(t *testing.T) {
 		t.Fatalf("relieving at 5 ms of latency, writes wait %v, want none", d)
 	}
 	for _, c := range []struct{ latency, want time.Duration }{
-		{40 * time.Millisecond, 200 * time.Millisecond}, // a fifth of the default 1 s
-		{time.Second, 250 * time.Millisecond},
+		{40 * time.Millisecond, 500 * time.Millisecond}, // half of the default 1 s
+		{time.Second, 500 * time.Millisecond},
+		{3 * time.Second, 750 * time.Millisecond}, // a quarter
 		{10 * time.Second, time.Second},
 	} {
 		core.SetDeliveryLatency(hub, c.latency)

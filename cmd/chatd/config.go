@@ -96,7 +96,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		"most a writer waits to batch while the node is behind (a tenth of the delivery latency); 0: never (env CHAT_MAX_WRITE_DELAY)")
 	envs["max-write-delay"] = "CHAT_MAX_WRITE_DELAY"
 	fs.DurationVar(&c.RelievedWriteDelay, "relieved-write-delay", time.Second,
-		"most a writer waits to batch while the degradation level is 1 or more (a quarter of the delivery latency, at least a fifth of this); 0: as --max-write-delay (env CHAT_RELIEVED_WRITE_DELAY)")
+		"most a writer waits to batch while the degradation level is 1 or more (a quarter of the delivery latency, at least half of this); 0: as --max-write-delay (env CHAT_RELIEVED_WRITE_DELAY)")
 	envs["relieved-write-delay"] = "CHAT_RELIEVED_WRITE_DELAY"
 	fs.IntVar(&c.EscalateAfter, "escalate-after", 0,
 		"bad readings, while the delivery-latency breaker is tripped, that escalate it from level 1 to 3; 0: never (env CHAT_ESCALATE_AFTER)")
