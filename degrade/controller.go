@@ -41,9 +41,15 @@ var ErrBadLevel = errors.New("degrade: level must be 0 to 3")
 // Config configures a Controller. The zero value is valid: auto mode with
 // no signals stays at level 0.
 type Config struct {
-	Signals        []Signal      // auto mode's inputs
-	Tick           time.Duration // how often signals are read; 1s
-	TripAfter      uint32        // consecutive bad readings that trip a breaker; 3
+	Signals   []Signal      // auto mode's inputs
+	Tick      time.Duration // how often signals are read; 1s
+	TripAfter uint32        // consecutive bad readings that trip a breaker; 3
+	// TripAtOnce trips a breaker on one reading at least this many times
+	// its signal's threshold, without waiting for TripAfter readings: the
+	// node is then already far behind, and each reading more at the
+	// lower level adds to the backlog the relief must drain. 4; negative:
+	// never.
+	TripAtOnce     float64
 	BreakerTimeout time.Duration // how long a tripped breaker holds before probing; 30s
 	ProbeReadings  uint32        // good readings in half-open that close a breaker; 5
 	// EscalateAfter is how many bad readings in a row, while a breaker is
@@ -83,6 +89,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.TripAfter == 0 {
 		cfg.TripAfter = 3
+	}
+	if cfg.TripAtOnce == 0 {
+		cfg.TripAtOnce = 4
 	}
 	if cfg.BreakerTimeout <= 0 {
 		cfg.BreakerTimeout = 30 * time.Second
@@ -360,6 +369,8 @@ type breaker struct {
 	signal        Signal                                     // Static after construction.
 	cb            *gobreaker.TwoStepCircuitBreaker[struct{}] // Static after construction.
 	escalateAfter int                                        // Static after construction.
+	trip          uint32                                     // Config.TripAfter. Static after construction.
+	atOnce        float64                                    // Config.TripAtOnce. Static after construction.
 
 	mu     sync.Mutex
 	last   float64 // Guarded by mu.
@@ -372,7 +383,7 @@ var errOver = errors.New("degrade: signal over threshold")
 
 func newBreaker(s Signal, cfg Config) *breaker {
 	trip := cfg.TripAfter
-	return &breaker{signal: s, relief: s.Relief, escalateAfter: cfg.EscalateAfter, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	return &breaker{signal: s, relief: s.Relief, escalateAfter: cfg.EscalateAfter, trip: trip, atOnce: cfg.TripAtOnce, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        s.Name,
 		MaxRequests: cfg.ProbeReadings,
 		Interval:    time.Minute, // counts must not grow forever (0 never clears them)
@@ -393,6 +404,14 @@ func (b *breaker) observe() Level {
 			done(errOver)
 		} else {
 			done(nil)
+		}
+	}
+	if over && b.atOnce > 0 && v >= b.atOnce*b.signal.Threshold {
+		// Far over: count it as the readings that trip.
+		for i := uint32(1); i < b.trip && b.cb.State() == gobreaker.StateClosed; i++ {
+			if done, err := b.cb.Allow(); err == nil {
+				done(errOver)
+			}
 		}
 	}
 	state := b.cb.State()

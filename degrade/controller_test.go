@@ -59,7 +59,7 @@ func TestAutoTripsAndStepsBack(t *testing.T) {
 			Read: func() float64 { return float64(load.Load()) }}},
 		TripAfter: 3, ProbeReadings: 2, BreakerTimeout: 200 * time.Millisecond, StepDown: time.Minute,
 	})
-	load.Store(500)
+	load.Store(300) // over, but under TripAtOnce's four times
 	for i := 0; i < 2; i++ {
 		c.Step()
 		if c.Level() != 0 {
@@ -70,7 +70,7 @@ func TestAutoTripsAndStepsBack(t *testing.T) {
 	if c.Level() != LevelPoll {
 		t.Fatalf("level = %d after 3 bad readings, want 3", c.Level())
 	}
-	if s := c.Breakers()[0]; s.State != "open" || s.Value != 500 {
+	if s := c.Breakers()[0]; s.State != "open" || s.Value != 300 {
 		t.Fatalf("breaker = %+v", s)
 	}
 
@@ -98,6 +98,43 @@ func TestAutoTripsAndStepsBack(t *testing.T) {
 	}
 	if len(seen) != 3 {
 		t.Fatalf("steps down = %v, want 2, 1, 0", seen)
+	}
+}
+
+// TestTripAtOnce: one reading at TripAtOnce times the threshold trips
+// the breaker without waiting for TripAfter readings; one just under it
+// counts as one bad reading; a negative TripAtOnce never trips at once.
+func TestTripAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		atOnce  float64
+		reading int64
+		want    Level
+	}{
+		{"default, four times", 0, 400, LevelNoReceipts},
+		{"default, under four times", 0, 399, LevelNormal},
+		{"twice, twice", 2, 200, LevelNoReceipts},
+		{"never", -1, 100_000, LevelNormal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var load atomic.Int64
+			c := New(Config{TripAfter: 3, TripAtOnce: tc.atOnce, BreakerTimeout: time.Hour,
+				Signals: []Signal{{Name: "delivery_latency", Threshold: 100, Relief: LevelNoReceipts,
+					Read: func() float64 { return float64(load.Load()) }}}})
+			load.Store(tc.reading)
+			c.Step()
+			if got := c.Level(); got != tc.want {
+				t.Fatalf("level after one reading of %d = %d, want %d", tc.reading, got, tc.want)
+			}
+			if tc.want == LevelNormal {
+				// Still counted as a bad reading: two more trip it.
+				c.Step()
+				c.Step()
+				if got := c.Level(); got != LevelNoReceipts {
+					t.Fatalf("level after three readings of %d = %d, want 1", tc.reading, got)
+				}
+			}
+		})
 	}
 }
 
