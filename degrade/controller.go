@@ -44,11 +44,11 @@ type Config struct {
 	Signals   []Signal      // auto mode's inputs
 	Tick      time.Duration // how often signals are read; 1s
 	TripAfter uint32        // consecutive bad readings that trip a breaker; 3
-	// TripAtOnce trips a breaker on one reading at least this many times
-	// its signal's threshold, without waiting for TripAfter readings: the
-	// node is then already far behind, and each reading more at the
-	// lower level adds to the backlog the relief must drain. 4; negative:
-	// never.
+	// TripAtOnce trips the breaker of a signal marked AtOnce on one
+	// reading at least this many times its threshold, without waiting for
+	// TripAfter readings: the node is then already far behind, and each
+	// reading more at the lower level adds to the backlog the relief must
+	// drain. 4; at least 1; negative: never.
 	TripAtOnce     float64
 	BreakerTimeout time.Duration // how long a tripped breaker holds before probing; 30s
 	ProbeReadings  uint32        // good readings in half-open that close a breaker; 5
@@ -92,6 +92,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.TripAtOnce == 0 {
 		cfg.TripAtOnce = 4
+	}
+	if cfg.TripAtOnce > 0 && cfg.TripAtOnce < 1 {
+		cfg.TripAtOnce = 1
 	}
 	if cfg.BreakerTimeout <= 0 {
 		cfg.BreakerTimeout = 30 * time.Second
@@ -370,7 +373,7 @@ type breaker struct {
 	cb            *gobreaker.TwoStepCircuitBreaker[struct{}] // Static after construction.
 	escalateAfter int                                        // Static after construction.
 	trip          uint32                                     // Config.TripAfter. Static after construction.
-	atOnce        float64                                    // Config.TripAtOnce. Static after construction.
+	atOnce        float64                                    // Config.TripAtOnce if the signal is AtOnce, else -1. Static after construction.
 
 	mu     sync.Mutex
 	last   float64 // Guarded by mu.
@@ -383,7 +386,11 @@ var errOver = errors.New("degrade: signal over threshold")
 
 func newBreaker(s Signal, cfg Config) *breaker {
 	trip := cfg.TripAfter
-	return &breaker{signal: s, relief: s.Relief, escalateAfter: cfg.EscalateAfter, trip: trip, atOnce: cfg.TripAtOnce, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	atOnce := cfg.TripAtOnce
+	if !s.AtOnce {
+		atOnce = -1
+	}
+	return &breaker{signal: s, relief: s.Relief, escalateAfter: cfg.EscalateAfter, trip: trip, atOnce: atOnce, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        s.Name,
 		MaxRequests: cfg.ProbeReadings,
 		Interval:    time.Minute, // counts must not grow forever (0 never clears them)

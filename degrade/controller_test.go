@@ -101,25 +101,29 @@ func TestAutoTripsAndStepsBack(t *testing.T) {
 	}
 }
 
-// TestTripAtOnce: one reading at TripAtOnce times the threshold trips
-// the breaker without waiting for TripAfter readings; one just under it
-// counts as one bad reading; a negative TripAtOnce never trips at once.
+// TestTripAtOnce: for a signal marked AtOnce, one reading at TripAtOnce
+// times the threshold trips the breaker without waiting for TripAfter
+// readings; one just under it counts as one bad reading; a negative
+// TripAtOnce, or a signal not marked, never trips at once.
 func TestTripAtOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		atOnce  float64
+		marked  bool
 		reading int64
 		want    Level
 	}{
-		{"default, four times", 0, 400, LevelNoReceipts},
-		{"default, under four times", 0, 399, LevelNormal},
-		{"twice, twice", 2, 200, LevelNoReceipts},
-		{"never", -1, 100_000, LevelNormal},
+		{"default, four times", 0, true, 400, LevelNoReceipts},
+		{"default, under four times", 0, true, 399, LevelNormal},
+		{"twice, twice", 2, true, 200, LevelNoReceipts},
+		{"under 1 is 1", 0.5, true, 100, LevelNoReceipts},
+		{"never", -1, true, 100_000, LevelNormal},
+		{"a signal not marked", 0, false, 100_000, LevelNormal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var load atomic.Int64
 			c := New(Config{TripAfter: 3, TripAtOnce: tc.atOnce, BreakerTimeout: time.Hour,
-				Signals: []Signal{{Name: "delivery_latency", Threshold: 100, Relief: LevelNoReceipts,
+				Signals: []Signal{{Name: "delivery_latency", Threshold: 100, Relief: LevelNoReceipts, AtOnce: tc.marked,
 					Read: func() float64 { return float64(load.Load()) }}}})
 			load.Store(tc.reading)
 			c.Step()

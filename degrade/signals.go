@@ -19,8 +19,13 @@ type Signal struct {
 	// for once the signal has stayed bad for Config.EscalateAfter
 	// readings in a row at Relief: the relief did not relieve.
 	Escalate Level
-	Basis    string // how Threshold was chosen, for operators; may be empty
-	Read     func() float64
+	// AtOnce lets one reading of Config.TripAtOnce times Threshold trip
+	// the breaker. Set on the latency signals, whose reading is already an
+	// average over many deliveries or store calls; not on counts a single
+	// burst can swell (a proxy restart's closes, a room's dropped typing).
+	AtOnce bool
+	Basis  string // how Threshold was chosen, for operators; may be empty
+	Read   func() float64
 }
 
 // StatsSource is what the signals read; *core.Hub is one.
@@ -65,11 +70,11 @@ func DefaultSignals(src StatsSource, c Capacity) []Signal {
 	c, basis := c.withDefaults()
 	rates := &rater{prev: map[string]uint64{}}
 	sigs := []Signal{
-		{Name: "delivery_latency", Threshold: c.DeliverySLO.Seconds(), Relief: LevelNoReceipts, Escalate: LevelPoll,
+		{Name: "delivery_latency", Threshold: c.DeliverySLO.Seconds(), Relief: LevelNoReceipts, Escalate: LevelPoll, AtOnce: true,
 			Read: func() float64 { return src.Stats().DeliveryLatency.Seconds() }},
 		{Name: "ephemeral_drops", Threshold: 100, Relief: LevelNoReceipts,
 			Read: func() float64 { return rates.delta("drops", src.Stats().Dropped) }},
-		{Name: "store_latency", Threshold: c.StoreSLO.Seconds(), Relief: LevelNoReceipts,
+		{Name: "store_latency", Threshold: c.StoreSLO.Seconds(), Relief: LevelNoReceipts, AtOnce: true,
 			Read: func() float64 { return src.Stats().StoreLatency.Seconds() }},
 		{Name: "ws_failures", Threshold: 20, Relief: LevelNoWS,
 			Read: func() float64 { return rates.delta("ws", src.Stats().Failures[WebSocket]) }},

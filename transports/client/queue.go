@@ -38,7 +38,13 @@ func (q *envQueue) push(e *protocol.Envelope) (wasEmpty bool) {
 		copy(grown, b)
 		q.blocks[last] = grown
 	default:
-		q.blocks = append(q.blocks, q.block())
+		// A full block: the queue is behind, so the next one starts at
+		// maxBlock rather than growing to it.
+		b := q.block()
+		if b == nil {
+			b = make([]protocol.Envelope, 0, maxBlock)
+		}
+		q.blocks = append(q.blocks, b)
 		last++
 	}
 	q.blocks[last] = append(q.blocks[last], *e)
@@ -100,6 +106,9 @@ func (q *envQueue) trim() {
 		}
 	}
 	q.free = kept
+	if cap(q.blocks) > 8 {
+		q.blocks = nil // a catch-up's list of blocks
+	}
 }
 
 // reset empties the queue and drops its blocks.

@@ -58,7 +58,7 @@ func TestQueueGrowsWithoutCopying(t *testing.T) {
 // allocated and cleared for every batch; once the loop is idle, at most
 // keepQueue envelopes' worth stays.
 func TestBehindReusesQueueBlocks(t *testing.T) {
-	const n = 4 * keepQueue
+	const n = 2*maxBlock + 3 // three blocks a batch
 	type call struct {
 		data *protocol.Envelope
 		n    int
@@ -163,5 +163,29 @@ func TestBehindReusesQueueBlocks(t *testing.T) {
 			t.Fatalf("idle, the queue keeps %d envelopes' worth of blocks (at most %d)", kept, keepQueue)
 		}
 		runtime.Gosched()
+	}
+}
+
+// TestEventsAcrossBlocks: without Deliver, a queue of several blocks
+// comes out of the Events channel whole and in order.
+func TestEventsAcrossBlocks(t *testing.T) {
+	const n = 2*maxBlock + 3
+	ctx, cancel := context.WithCancel(context.Background())
+	c := New(Config{URL: "http://127.0.0.1:1", EventBuffer: 1})
+	c.mu.Lock()
+	for i := range n {
+		c.enqueueLocked(protocol.Envelope{Type: protocol.TypeMessage, Room: "a", Seq: uint64(i + 1)})
+	}
+	if len(c.queue.blocks) < 3 {
+		t.Fatalf("%d envelopes in %d blocks, want at least 3", n, len(c.queue.blocks))
+	}
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() { defer close(done); c.deliverLoop(ctx) }()
+	defer func() { cancel(); <-done }()
+	for want := uint64(1); want <= n; want++ {
+		if e := <-c.events; e.Seq != want {
+			t.Fatalf("event %d has seq %d", want, e.Seq)
+		}
 	}
 }
