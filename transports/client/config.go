@@ -99,8 +99,8 @@ type Config struct {
 	// which then carries none and only closes when Run returns. The client
 	// calls it on one goroutine of its own, with every envelope it would
 	// have sent on Events, in the same order, a batch at a time: what
-	// arrived since the last call, in slices of at most 256 (the queue's
-	// blocks, see envQueue). The batch's array is reused once
+	// arrived since the last call, in slices of at most 256 envelopes
+	// (the delivery queue's blocks). The batch's array is reused once
 	// Deliver returns, so it must not keep it (the envelopes themselves
 	// may be kept); while Deliver runs, envelopes wait in the queue. For a
 	// program that runs many clients, the load tool: the channel cost it
