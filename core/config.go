@@ -41,7 +41,7 @@ type Config struct {
 	MaxConnsPerUser    int     // open sessions per user; 20
 	MaxRoomsPerSession int     // joined rooms per session; 128
 	QueueFrames        int     // frames queued per session before it is slow; 1024
-	QueueBytes         int     // bytes queued per session before it is slow; 1 MiB
+	QueueBytes         int     // bytes queued per session before it is slow; 1 MiB; at most 1 GiB
 	ReplayPage         int     // messages read per store call when catching up; 256
 	// ReplayWindow is how many bytes of replayed history a catching-up
 	// session may have queued and not yet written; the replay reads on as
@@ -162,6 +162,7 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxRoomsPerSession, 128)
 	def(&c.QueueFrames, 1024)
 	def(&c.QueueBytes, 1<<20)
+	c.QueueBytes = min(c.QueueBytes, 1<<30) // Session.queued is 32 bits
 	def(&c.ReplayPage, 256)
 	def(&c.ReplayWindow, 256<<10)
 	def(&c.ReplayBudget, 64<<20)

@@ -105,23 +105,28 @@ type Session struct {
 
 	closeOnce sync.Once
 
-	mu      sync.Mutex
-	ident   auth.Identity // Guarded by mu.
-	queue   []Frame       // Guarded by mu.
-	queued  int           // bytes in queue; guarded by mu.
-	closing *Disconnect   // Guarded by mu.
-	rooms   []*room       // joined rooms, a few as a rule (a map was about 250 bytes a session); guarded by mu.
-	expiry  *time.Timer   // Guarded by mu.
-	writing bool          // a writer goroutine is running; guarded by mu.
-	parked  bool          // the writer waits for a kick; guarded by mu.
-	held    bool          // the writer may not start yet (SessionOptions.Hold); guarded by mu.
-	holding bool          // parked, with frames that wait for a frame that goes at once (Config.EventDelay); guarded by mu.
-	pausing bool          // the writer waits its write delay, which a quarter-full queue or a close ends; guarded by mu.
-	delayed bool          // the batch in the queue has had its write delay, or is having it; guarded by mu.
-	waited  bool          // the batch in the queue has waited for a frame that goes at once (Config.EventDelay), or is waiting; guarded by mu.
-	inline  bool          // transport is an InlineWriter; static after construction.
-	timer   *time.Timer   // the running writer's waits, made at its first; set and reset under mu; nil while no writer runs, and once it is closing.
-	spare   []Frame       // a drained queue to reuse; owned by the writer.
+	mu     sync.Mutex
+	queued int32         // bytes in queue (Config.QueueBytes is at most 1 GiB); guarded by mu. Next to mu, in what was padding.
+	ident  auth.Identity // Guarded by mu.
+	queue  []Frame       // Guarded by mu.
+	// When the batch's write delay began, in milliseconds since the
+	// process started (wrapping), and how long it was to be; delayLen 0:
+	// none. Delivered leaves it out of the latency the controller reads.
+	// In 32 bits so that a Session stays in its size class. Guarded by mu.
+	delayFrom, delayLen uint32
+	closing             *Disconnect // Guarded by mu.
+	rooms               []*room     // joined rooms, a few as a rule (a map was about 250 bytes a session); guarded by mu.
+	expiry              *time.Timer // Guarded by mu.
+	writing             bool        // a writer goroutine is running; guarded by mu.
+	parked              bool        // the writer waits for a kick; guarded by mu.
+	held                bool        // the writer may not start yet (SessionOptions.Hold); guarded by mu.
+	holding             bool        // parked, with frames that wait for a frame that goes at once (Config.EventDelay); guarded by mu.
+	pausing             bool        // the writer waits its write delay, which a quarter-full queue or a close ends; guarded by mu.
+	delayed             bool        // the batch in the queue has had its write delay, or is having it; guarded by mu.
+	waited              bool        // the batch in the queue has waited for a frame that goes at once (Config.EventDelay), or is waiting; guarded by mu.
+	inline              bool        // transport is an InlineWriter; static after construction.
+	timer               *time.Timer // the running writer's waits, made at its first; set and reset under mu; nil while no writer runs, and once it is closing.
+	spare               []Frame     // a drained queue to reuse; owned by the writer.
 }
 
 func newSession(h *Hub, id uint64, ident auth.Identity, t Transport, opts SessionOptions) *Session {
@@ -264,14 +269,14 @@ func (s *Session) offerWithin(f Frame, maxBytes int) bool {
 	if s.inline && !s.writing && len(s.queue) == 0 && f.flushed == nil && !f.rides() && s.transport.(InlineWriter).WriteInline(f) {
 		return true
 	}
-	if len(s.queue) >= s.hub.cfg.QueueFrames || (len(s.queue) > 0 && s.queued+len(f.Data) > maxBytes) {
+	if len(s.queue) >= s.hub.cfg.QueueFrames || (len(s.queue) > 0 && int(s.queued)+len(f.Data) > maxBytes) {
 		return false
 	}
 	if s.queue == nil {
 		s.queue = queueArray()
 	}
 	s.queue = append(s.queue, f)
-	s.queued += len(f.Data)
+	s.queued += int32(len(f.Data)) // under QueueBytes before it, and a frame is far under 1 GiB
 	s.kick(f.rides())
 	return true
 }
@@ -340,7 +345,7 @@ func (s *Session) waitLow(ctx context.Context) error {
 	return s.waitUntil(ctx, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.queue) <= s.hub.cfg.QueueFrames/2 && s.queued <= s.hub.cfg.QueueBytes/2
+		return len(s.queue) <= s.hub.cfg.QueueFrames/2 && int(s.queued) <= s.hub.cfg.QueueBytes/2
 	})
 }
 
@@ -392,6 +397,9 @@ var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.En
 // core less in chat at 10,000 users, the margin with which it drains
 // the backlog built before it stepped down (docs/PERFORMANCE.md). A
 // queue a quarter full, or a close, ends the wait (see kick).
+//
+// The latency read is how far behind the node is: it leaves out the
+// waits this rule chose (see delivered), which would otherwise feed it.
 func (h *Hub) writeDelay() time.Duration {
 	limit := h.cfg.MaxWriteDelay
 	if limit <= 0 {
@@ -457,6 +465,7 @@ func (s *Session) delayWriter() bool {
 		return false
 	}
 	s.pausing, s.delayed = true, true
+	s.delayFrom, s.delayLen = nowMillis(), millis(d)
 	s.timer.Reset(d)
 	return true
 }
@@ -483,7 +492,7 @@ func (s *Session) holdWriter() bool {
 // bytes: a writer does not wait its write delay then. Called with s.mu
 // held.
 func (s *Session) filling() bool {
-	return len(s.queue) >= s.hub.cfg.QueueFrames/4 || s.queued >= s.hub.cfg.QueueBytes/4
+	return len(s.queue) >= s.hub.cfg.QueueFrames/4 || int(s.queued) >= s.hub.cfg.QueueBytes/4
 }
 
 // writeLoop is the session's single writer. It drains the queue without
@@ -533,6 +542,7 @@ func (s *Session) writeLoop() {
 		if !s.delayed && closing == nil && !s.inline && !s.filling() { // an InlineWriter's Write makes no system call to save
 			if d := s.hub.writeDelay(); d > 0 {
 				s.pausing, s.delayed = true, true
+				s.delayFrom, s.delayLen = nowMillis(), millis(d)
 				timer := s.arm(d)
 				s.mu.Unlock()
 				s.park(timer) // a stale kick may end a later wait early: harmless
@@ -540,6 +550,8 @@ func (s *Session) writeLoop() {
 			}
 		}
 		s.delayed, s.waited = false, false
+		delayFrom, delayLen := s.delayFrom, s.delayLen
+		s.delayLen = 0
 		// Swap in the spare array; the two alternate, so offerers never
 		// append into the array being written.
 		batch := s.queue
@@ -573,7 +585,7 @@ func (s *Session) writeLoop() {
 					s.Close(DisconnectWriteErr)
 				}
 			} else if !s.inline {
-				s.Delivered(batch) // an InlineWriter's client gets them later: its transport says when
+				s.delivered(batch, delayFrom, delayLen) // an InlineWriter's client gets them later: its transport says when
 			}
 		}
 		for _, c := range barriers {
@@ -649,8 +661,22 @@ func (s *Session) park(timer *time.Timer) bool {
 // transport's Write has taken a batch; a transport that is an
 // InlineWriter calls it itself once it has written frames to its client
 // (a poll's answer), since taking them is not delivering them there.
-func (s *Session) Delivered(frames []Frame) {
+func (s *Session) Delivered(frames []Frame) { s.delivered(frames, 0, 0) }
+
+// delivered is Delivered for a batch that had a write delay of delayLen
+// milliseconds from delayFrom (nowMillis; none if delayLen is 0). The
+// histogram and the Observer get each frame's whole wait, what its client
+// saw. The average the controller and the write delay read
+// (Stats.DeliveryLatency) leaves out the part of the wait that was the
+// delay: the node chose it, so it says nothing about how far behind the
+// node is. Counted in, it fed itself: at level 1, where the delay is at
+// least half of Config.RelievedWriteDelay, the average stayed over the
+// 250 ms that trips the breaker for as long as any message flowed, so a
+// breaker's probe never passed, under load however light. A writer woken
+// late after its delay (a node short of CPU) counts the lateness in.
+func (s *Session) delivered(frames []Frame, delayFrom, delayLen uint32) {
 	var now time.Time
+	var began, ended time.Duration // how long ago the delay began and ended
 	obs := s.hub.cfg.Observer
 	for i := range frames {
 		if frames[i].published.IsZero() {
@@ -658,15 +684,33 @@ func (s *Session) Delivered(frames []Frame) {
 		}
 		if now.IsZero() {
 			now = time.Now()
+			if delayLen > 0 {
+				began = time.Duration(nowMillis()-delayFrom) * time.Millisecond // wraps as they do
+				ended = max(began-time.Duration(delayLen)*time.Millisecond, 0)                // a kick may end it early
+			}
 		}
 		d := now.Sub(frames[i].published)
 		s.delivery.Observe(d.Seconds())
-		s.hub.counters.delivery.add(d)
+		behind := d
+		if began > 0 {
+			behind -= max(min(d, began)-ended, 0) // the delay, from when the frame came
+		}
+		s.hub.counters.delivery.add(behind)
 		if obs != nil {
 			obs.Delivered(s.user, d)
 		}
 	}
 }
+
+// epoch is when the process started, for nowMillis.
+var epoch = time.Now()
+
+// nowMillis is the time since the process started, in milliseconds,
+// wrapping every 49 days: differences of recent times stay right.
+func nowMillis() uint32 { return millis(time.Since(epoch)) }
+
+// millis is d in whole milliseconds, wrapping (d under 49 days does not).
+func millis(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
 
 // Flush waits until everything queued before it has been handed to the
 // transport's Write. Poll uses it to answer with what a join queued.

@@ -18,7 +18,7 @@ type Stats struct {
 	Failures        map[string]uint64
 	Dropped         uint64        // ephemeral frames dropped, ever
 	FanoutLatency   time.Duration // recent average of commit-to-enqueue time
-	DeliveryLatency time.Duration // recent average of fan-out-to-written time
+	DeliveryLatency time.Duration // recent average of fan-out-to-written time, less any write delay (see Session.Delivered)
 	StoreLatency    time.Duration // recent average of durable append time
 }
 

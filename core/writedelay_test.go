@@ -167,6 +167,31 @@ func TestWriteDelayOfParkedWriter(t *testing.T) {
 	}
 }
 
+// TestWriteDelayNotCountedBehind: the wait a writer chose is in the
+// delivery histogram, what the client saw, but not in the latency the
+// controller and the write delay read, or level 1's delay, at least half
+// of RelievedWriteDelay, would keep that latency over the breaker's
+// threshold for as long as messages flow.
+func TestWriteDelayNotCountedBehind(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	hub := newHub(t, core.Config{Metrics: reg, Relieving: func() bool { return true }, RelievedWriteDelay: 2 * time.Second})
+	_, rec := joinedLea(t, hub)
+	core.SetDeliveryLatency(hub, 100*time.Millisecond)
+	if d := core.WriteDelay(hub); d != time.Second {
+		t.Fatalf("writes wait %v, want 1 s", d)
+	}
+	bobSends(t, hub)(0)
+	rec.waitMessages(t, 1, "after the write delay")
+	if n, sum := histogram(t, reg, "chat_delivery_seconds"); n != 1 || sum < 1 {
+		t.Fatalf("chat_delivery_seconds: %d deliveries taking %v s, want one of at least the 1 s delay", n, sum)
+	}
+	// The average was 100 ms; one more sample of the whole wait would
+	// have raised it by an eighth of the difference, to at least 212 ms.
+	if lat := hub.Stats().DeliveryLatency; lat >= 150*time.Millisecond {
+		t.Fatalf("delivery latency after a message delayed 1 s = %v, want it to have fallen from 100 ms", lat)
+	}
+}
+
 // TestDelayedWritesLoseNothing: while writers wait to batch, a session
 // still gets every message of its room once, in order.
 func TestDelayedWritesLoseNothing(t *testing.T) {
@@ -292,4 +317,26 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no gauge %s", name)
 	return 0
+}
+
+// histogram gathers reg and returns the count and sum of the histogram
+// name, over all its labels.
+func histogram(t *testing.T, reg *prometheus.Registry, name string) (uint64, float64) {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			n += m.GetHistogram().GetSampleCount()
+			sum += m.GetHistogram().GetSampleSum()
+		}
+	}
+	return n, sum
 }
