@@ -52,6 +52,21 @@ type Config struct {
 	TripAtOnce     float64
 	BreakerTimeout time.Duration // how long a tripped breaker holds before probing; 30s
 	ProbeReadings  uint32        // good readings in half-open that close a breaker; 5
+	// Busy reads how busy the node has been since its last reading, as a
+	// fraction of the CPU it may use (ProcessBusy); Step reads it once a
+	// tick. nil: never read, and no probe waits for headroom.
+	Busy func() float64
+	// ProbeBusy holds the probe of a breaker whose signal is marked
+	// Headroom while Busy reads at or over it (or the signal is still
+	// over its threshold; see breaker.hold). Such a signal's relief
+	// saves CPU, and the probe spends it again: a node short of that much
+	// headroom would be back over within seconds, trip again, and add a
+	// backlog for its clients to wait out. 0.5; negative: never hold.
+	ProbeBusy float64
+	// ProbeWait is the longest a probe is held for headroom; after it the
+	// probe goes ahead whatever Busy reads, so a node busy for some other
+	// reason still steps back up in time. 3×BreakerTimeout.
+	ProbeWait time.Duration
 	// EscalateAfter is how many bad readings in a row, while a breaker is
 	// tripped, escalate its signal's relief to Signal.Escalate; 0: never
 	// (the default; see docs/OPERATIONS.md, "The auto policy", for why).
@@ -101,6 +116,12 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.ProbeReadings == 0 {
 		cfg.ProbeReadings = 5
+	}
+	if cfg.ProbeBusy == 0 {
+		cfg.ProbeBusy = 0.5
+	}
+	if cfg.ProbeWait <= 0 {
+		cfg.ProbeWait = 3 * cfg.BreakerTimeout
 	}
 	if cfg.StepDown <= 0 {
 		cfg.StepDown = 10 * time.Second
@@ -289,15 +310,21 @@ func (c *Controller) Run(ctx context.Context) {
 // tick; tests call it directly.
 func (c *Controller) Step() {
 	target, by := LevelNormal, "breakers"
+	busy := 0.0
+	if c.cfg.Busy != nil {
+		busy = c.cfg.Busy()
+		c.metrics.busy.Set(busy)
+	}
+	now := c.cfg.Now()
 	for _, b := range c.breakers {
-		if d := b.observe(); d > target {
+		if d := b.observe(busy, now); d > target {
 			target, by = d, "breaker:"+b.signal.Name
 		}
 		c.metrics.breaker.WithLabelValues(b.signal.Name).Set(float64(b.cb.State()))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.cfg.Now()
+	now = c.cfg.Now()
 	if c.mode == Manual {
 		if c.until.IsZero() || now.Before(c.until) {
 			return
@@ -341,6 +368,7 @@ type BreakerStatus struct {
 	Value     float64 `json:"value"`
 	Threshold float64 `json:"threshold"`
 	Relief    int     `json:"relief"`          // the level it asks for while open: Signal.Relief, or Signal.Escalate once escalated
+	Held      bool    `json:"held,omitempty"`  // half-open, its probe held until the node has headroom (Config.ProbeBusy)
 	Basis     string  `json:"basis,omitempty"` // how the threshold was chosen
 }
 
@@ -374,43 +402,61 @@ type breaker struct {
 	escalateAfter int                                        // Static after construction.
 	trip          uint32                                     // Config.TripAfter. Static after construction.
 	atOnce        float64                                    // Config.TripAtOnce if the signal is AtOnce, else -1. Static after construction.
+	probeBusy     float64                                    // Config.ProbeBusy if the signal is Headroom, else -1. Static after construction.
+	probeWait     time.Duration                              // Config.ProbeWait. Static after construction.
 
 	mu     sync.Mutex
 	last   float64 // Guarded by mu.
 	relief Level   // the level asked for while open; guarded by mu
 	ref    float64 // the reading the next ones are held against while open; 0: none; guarded by mu
 	bad    int     // readings in a row, while open, over and not falling below 0.9·ref; guarded by mu
+	// The probe's hold, in half-open: since when it has been held (zero:
+	// not held), and whether the probe has begun, after which it is never
+	// held again until the breaker leaves half-open. Guarded by mu.
+	heldFrom time.Time
+	probing  bool
+	open     bool // the last reading left the breaker open, or its probe held; guarded by mu
 }
 
 var errOver = errors.New("degrade: signal over threshold")
 
 func newBreaker(s Signal, cfg Config) *breaker {
 	trip := cfg.TripAfter
-	atOnce := cfg.TripAtOnce
+	atOnce, probeBusy := cfg.TripAtOnce, cfg.ProbeBusy
 	if !s.AtOnce {
 		atOnce = -1
 	}
-	return &breaker{signal: s, relief: s.Relief, escalateAfter: cfg.EscalateAfter, trip: trip, atOnce: atOnce, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        s.Name,
-		MaxRequests: cfg.ProbeReadings,
-		Interval:    time.Minute, // counts must not grow forever (0 never clears them)
-		Timeout:     cfg.BreakerTimeout,
-		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= trip },
-	})}
+	if !s.Headroom || cfg.Busy == nil {
+		probeBusy = -1
+	}
+	return &breaker{signal: s, relief: s.Relief, escalateAfter: cfg.EscalateAfter, trip: trip, atOnce: atOnce,
+		probeBusy: probeBusy, probeWait: cfg.ProbeWait, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:        s.Name,
+			MaxRequests: cfg.ProbeReadings,
+			Interval:    time.Minute, // counts must not grow forever (0 never clears them)
+			Timeout:     cfg.BreakerTimeout,
+			ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= trip },
+		})}
 }
 
 // observe reads the signal, reports it to the breaker and returns the
-// level this breaker asks for: its relief (escalated or not) while open,
-// one less while probing, none while closed.
-func (b *breaker) observe() Level {
+// level this breaker asks for: its relief (escalated or not) while open
+// and while its probe is held, one less while probing, none while closed.
+// busy is the node's Busy reading for this tick, now its time.
+func (b *breaker) observe(busy float64, now time.Time) Level {
 	v := b.signal.Read()
 	over := v >= b.signal.Threshold
-	wasOpen := b.cb.State() == gobreaker.StateOpen
-	if done, err := b.cb.Allow(); err == nil {
-		if over {
-			done(errOver)
-		} else {
-			done(nil)
+	// State moves an open breaker whose timeout is over to half-open. A
+	// held probe is not reported: the breaker stays half-open, and asks
+	// for its relief as if open.
+	held := b.cb.State() == gobreaker.StateHalfOpen && b.hold(busy, over, now)
+	if !held {
+		if done, err := b.cb.Allow(); err == nil {
+			if over {
+				done(errOver)
+			} else {
+				done(nil)
+			}
 		}
 	}
 	if over && b.atOnce > 0 && v >= b.atOnce*b.signal.Threshold {
@@ -422,15 +468,21 @@ func (b *breaker) observe() Level {
 		}
 	}
 	state := b.cb.State()
+	open := state == gobreaker.StateOpen || held
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = v
+	wasOpen := b.open
+	b.open = open
+	if state != gobreaker.StateHalfOpen {
+		b.heldFrom, b.probing = time.Time{}, false
+	}
 	switch {
 	case state == gobreaker.StateClosed:
 		b.relief, b.bad = b.signal.Relief, 0
-	case state == gobreaker.StateOpen && !wasOpen:
+	case open && !wasOpen:
 		b.ref, b.bad = v, 0 // the trip, or a failed probe
-	case state == gobreaker.StateOpen:
+	case open:
 		// Not relieved: still over, and not falling by a tenth from the
 		// reference (a backlog built before the trip that drains is the
 		// relief at work).
@@ -445,18 +497,44 @@ func (b *breaker) observe() Level {
 			}
 		}
 	}
-	switch state {
-	case gobreaker.StateOpen:
+	switch {
+	case open:
 		return b.relief
-	case gobreaker.StateHalfOpen:
+	case state == gobreaker.StateHalfOpen:
 		return b.relief - 1
 	}
 	return LevelNormal
+}
+
+// hold reports whether a half-open breaker's probe waits this tick: while
+// the node is busy (busy at or over probeBusy) or the signal still over
+// its threshold, for at most probeWait. A probe that began at either
+// would fail within seconds, and a failed probe holds the relief a whole
+// breaker timeout more, where a held one begins as soon as both have
+// come down (a reading over just after the load ends, the last
+// deliveries' average, failed the probe and kept level 1 for 30 s more).
+// Once the probe begins it is never held again, so the work it adds back
+// cannot hold it and step the level back down.
+func (b *breaker) hold(busy float64, over bool, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.probeBusy < 0 || b.probing {
+		return false
+	}
+	if b.heldFrom.IsZero() {
+		b.heldFrom = now
+	}
+	if (busy < b.probeBusy && !over) || now.Sub(b.heldFrom) >= b.probeWait {
+		b.heldFrom, b.probing = time.Time{}, true
+		return false
+	}
+	return true
 }
 
 func (b *breaker) status() BreakerStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return BreakerStatus{Name: b.signal.Name, State: b.cb.State().String(), Value: b.last,
-		Threshold: b.signal.Threshold, Relief: int(b.relief), Basis: b.signal.Basis}
+		Threshold: b.signal.Threshold, Relief: int(b.relief), Basis: b.signal.Basis,
+		Held: !b.heldFrom.IsZero()}
 }

@@ -22,7 +22,10 @@
 // holds its level for the breaker timeout, then goes half-open and the
 // level steps down one level; healthy probes close the breaker and the
 // next step down follows after StepDown, so the level returns one step at
-// a time.
+// a time. A signal marked Headroom (one whose relief saves CPU) holds its
+// probe while the node is busy (Config.Busy at or over ProbeBusy), for at
+// most ProbeWait: a probe the node cannot afford fails within seconds and
+// leaves a backlog.
 //
 // On several nodes the level is cluster-wide (cluster.go): an operator's
 // decision is a Pin that every node applies (ApplyPin, the later decision

@@ -10,6 +10,7 @@ type metrics struct {
 	mode        *prometheus.GaugeVec   // 1 for the mode in force
 	breaker     *prometheus.GaugeVec   // 0 closed, 1 half-open, 2 open
 	transitions *prometheus.CounterVec // by from, to and who
+	busy        prometheus.Gauge       // Config.Busy's last reading
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,8 +26,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Breaker state: 0 closed, 1 half-open, 2 open."}, []string{"breaker"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chat_degrade_transitions_total",
 			Help: "Level changes by from, to and who made them."}, []string{"from", "to", "by"}),
+		busy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chat_degrade_busy",
+			Help: "CPU the node used in the controller's last tick, as a fraction of the cores it may use."}),
 	}
-	reg.MustRegister(m.level, m.auto, m.floor, m.mode, m.breaker, m.transitions)
+	reg.MustRegister(m.level, m.auto, m.floor, m.mode, m.breaker, m.transitions, m.busy)
 	return m
 }
 

@@ -24,8 +24,12 @@ type Signal struct {
 	// average over many deliveries or store calls; not on counts a single
 	// burst can swell (a proxy restart's closes, a room's dropped typing).
 	AtOnce bool
-	Basis  string // how Threshold was chosen, for operators; may be empty
-	Read   func() float64
+	// Headroom holds the breaker's probe while the node is busy
+	// (Config.ProbeBusy): set on the signals whose relief saves CPU, which
+	// stepping back up spends again.
+	Headroom bool
+	Basis    string // how Threshold was chosen, for operators; may be empty
+	Read     func() float64
 }
 
 // StatsSource is what the signals read; *core.Hub is one.
@@ -70,11 +74,11 @@ func DefaultSignals(src StatsSource, c Capacity) []Signal {
 	c, basis := c.withDefaults()
 	rates := &rater{prev: map[string]uint64{}}
 	sigs := []Signal{
-		{Name: "delivery_latency", Threshold: c.DeliverySLO.Seconds(), Relief: LevelNoReceipts, Escalate: LevelPoll, AtOnce: true,
+		{Name: "delivery_latency", Threshold: c.DeliverySLO.Seconds(), Relief: LevelNoReceipts, Escalate: LevelPoll, AtOnce: true, Headroom: true,
 			Read: func() float64 { return src.Stats().DeliveryLatency.Seconds() }},
-		{Name: "ephemeral_drops", Threshold: 100, Relief: LevelNoReceipts,
+		{Name: "ephemeral_drops", Threshold: 100, Relief: LevelNoReceipts, Headroom: true,
 			Read: func() float64 { return rates.delta("drops", src.Stats().Dropped) }},
-		{Name: "store_latency", Threshold: c.StoreSLO.Seconds(), Relief: LevelNoReceipts, AtOnce: true,
+		{Name: "store_latency", Threshold: c.StoreSLO.Seconds(), Relief: LevelNoReceipts, AtOnce: true, Headroom: true,
 			Read: func() float64 { return src.Stats().StoreLatency.Seconds() }},
 		{Name: "ws_failures", Threshold: 20, Relief: LevelNoWS,
 			Read: func() float64 { return rates.delta("ws", src.Stats().Failures[WebSocket]) }},

@@ -125,7 +125,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Engine: m.engine.Engine, Verifier: verifier, Tickets: tickets,
 		Hub: core.Config{Heartbeat: c.Heartbeat, MaxWriteDelay: zeroOff(c.MaxWriteDelay),
 			RelievedWriteDelay: zeroOff(c.RelievedWriteDelay)},
-		Controller:  degrade.Config{EscalateAfter: c.EscalateAfter},
+		Controller:  degrade.Config{EscalateAfter: c.EscalateAfter, TripAtOnce: c.TripAtOnce, ProbeBusy: c.ProbeBusy},
 		PollLinger:  zeroOff(c.PollLinger),
 		PollPark:    zeroOff(c.PollPark),
 		PollMaxPace: zeroOff(c.PollMaxPace),

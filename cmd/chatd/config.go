@@ -32,6 +32,8 @@ type Config struct {
 	MaxWriteDelay      time.Duration // core.Config.MaxWriteDelay
 	RelievedWriteDelay time.Duration // core.Config.RelievedWriteDelay
 	EscalateAfter      int           // degrade.Config.EscalateAfter
+	TripAtOnce         float64       // degrade.Config.TripAtOnce
+	ProbeBusy          float64       // degrade.Config.ProbeBusy
 	LogLevel           string
 	DrainTimeout       time.Duration
 	Files              FilesConfig // see files.go
@@ -101,6 +103,12 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.EscalateAfter, "escalate-after", 0,
 		"bad readings, while the delivery-latency breaker is tripped, that escalate it from level 1 to 3; 0: never (env CHAT_ESCALATE_AFTER)")
 	envs["escalate-after"] = "CHAT_ESCALATE_AFTER"
+	fs.Float64Var(&c.TripAtOnce, "trip-at-once", 4,
+		"a latency breaker trips on one reading this many times its threshold; negative: never (env CHAT_TRIP_AT_ONCE)")
+	envs["trip-at-once"] = "CHAT_TRIP_AT_ONCE"
+	fs.Float64Var(&c.ProbeBusy, "probe-busy", 0.5,
+		"a tripped latency breaker waits to probe the level above while the node uses this fraction of its CPU or more (at most 3 breaker timeouts); negative: never waits (env CHAT_PROBE_BUSY)")
+	envs["probe-busy"] = "CHAT_PROBE_BUSY"
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for sessions (env CHAT_DRAIN_TIMEOUT)")
 	envs["drain-timeout"] = "CHAT_DRAIN_TIMEOUT"
 	limitFlags(fs, c, envs)

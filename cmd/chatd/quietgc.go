@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/chatd/chatd/degrade"
 )
 
 // defaultQuietGC is how often chatd checks whether it has been quiet
@@ -83,7 +85,7 @@ type quietGC struct {
 	cycles     func() uint64                // collections completed so far
 	held       func() uint64                // bytes of heap in use and stacks
 	collect    func()                       // runs a collection and returns the freed memory to the system
-	cpu        func() (time.Duration, bool) // CPU time used so far, if known
+	cpu        func() (time.Duration, bool) // CPU time used so far, if known (off unix, quiet is judged by collections alone)
 	setPercent func(int) int                // debug.SetGCPercent; nil: the target is left alone
 	widen      bool                         // start at startGCPercent; cleared once it has
 
@@ -97,7 +99,7 @@ type quietGC struct {
 }
 
 func newQuietGC(every time.Duration, restarted bool) *quietGC {
-	q := &quietGC{every: every, max: max(every, quietGCMax), collect: debug.FreeOSMemory, cpu: processCPU, widen: restarted}
+	q := &quietGC{every: every, max: max(every, quietGCMax), collect: debug.FreeOSMemory, cpu: degrade.ProcessCPU, widen: restarted}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		q.setPercent = debug.SetGCPercent
 	}

@@ -163,6 +163,9 @@ func New(cfg Config) *Node {
 	if cfg.Degrade {
 		ctlCfg := cfg.Controller
 		ctlCfg.Logger, ctlCfg.Metrics = log, cfg.Metrics
+		if cfg.Signals && ctlCfg.Busy == nil {
+			ctlCfg.Busy = degrade.ProcessBusy()
+		}
 		n.Controller = degrade.New(ctlCfg)
 		n.Policy = &degrade.Policy{Controller: n.Controller, Flags: n.Flags,
 			Transports: []string{ws.Name, sse.Name, poll.Name}, PollInterval: cfg.PollInterval}

@@ -1,15 +1,15 @@
 //go:build unix
 
-package main
+package degrade
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time the process has used so far, user and
-// system.
-func processCPU() (time.Duration, bool) {
+// ProcessCPU is the CPU time the process has used so far, user and
+// system; false if it cannot be read.
+func ProcessCPU() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false
