@@ -390,9 +390,12 @@ var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.En
 //
 // While the node relieves load (Config.Relieving), the wait is a quarter
 // of the latency, between half of Config.RelievedWriteDelay and all of
-// it: the node is behind by its breakers' readings (or an operator's
-// word), and a chat member who gets ten messages a second then gets them
-// in one or two writes rather than ten. The floor was a fifth until
+// it, however low the latency: the node is behind by its breakers'
+// readings (or an operator's word), and a chat member who gets ten
+// messages a second then gets them in one or two writes rather than ten.
+// (With the latency leaving the wait out, a node at level 1 that waited
+// only while 10 ms behind went in and out of batching, and spent more of
+// its core on the same load.) The floor was a fifth until
 // 6 December: at half, level 1 costs the node about a twentieth of its
 // core less in chat at 10,000 users, the margin with which it drains
 // the backlog built before it stepped down (docs/PERFORMANCE.md). A
@@ -406,11 +409,11 @@ func (h *Hub) writeDelay() time.Duration {
 		return 0
 	}
 	lat := h.counters.delivery.read(time.Now())
-	if lat < 10*time.Millisecond {
-		return 0
-	}
 	if r := h.cfg.RelievedWriteDelay; r > 0 && h.cfg.Relieving != nil && h.cfg.Relieving() {
 		return min(max(lat/4, r/2), r)
+	}
+	if lat < 10*time.Millisecond {
+		return 0
 	}
 	return min(lat/10, limit)
 }

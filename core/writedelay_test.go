@@ -48,17 +48,19 @@ func TestWriteDelayPolicy(t *testing.T) {
 
 // TestRelievedWriteDelay: while the node relieves load, a writer waits a
 // quarter of the recent delivery latency, between half of
-// RelievedWriteDelay and all of it; still none while latency is low; and
-// the ordinary rule again once relief ends.
+// RelievedWriteDelay and all of it, however low the latency; and the
+// ordinary rule again once relief ends.
 func TestRelievedWriteDelay(t *testing.T) {
 	var relieving atomic.Bool
 	hub := newHub(t, core.Config{Relieving: relieving.Load})
 	core.SetDeliveryLatency(hub, 5*time.Millisecond)
-	relieving.Store(true)
 	if d := core.WriteDelay(hub); d != 0 {
-		t.Fatalf("relieving at 5 ms of latency, writes wait %v, want none", d)
+		t.Fatalf("at 5 ms of latency, writes wait %v, want none", d)
 	}
+	relieving.Store(true)
 	for _, c := range []struct{ latency, want time.Duration }{
+		{0, 500 * time.Millisecond}, // however low: batching is part of the relief
+		{5 * time.Millisecond, 500 * time.Millisecond},
 		{40 * time.Millisecond, 500 * time.Millisecond}, // half of the default 1 s
 		{time.Second, 500 * time.Millisecond},
 		{3 * time.Second, 750 * time.Millisecond}, // a quarter
@@ -91,9 +93,11 @@ func TestRelievedWriteDelay(t *testing.T) {
 // hour, as a relieving node's could be long) takes its queue at once when
 // the queue is a quarter full, and a close does not wait for the delay.
 func TestWriteDelayEndsEarly(t *testing.T) {
+	var relieving atomic.Bool
 	hub := newHub(t, core.Config{SendRate: 1e6, SendBurst: 1e6, QueueFrames: 16,
-		Relieving: func() bool { return true }, RelievedWriteDelay: time.Hour})
+		Relieving: relieving.Load, RelievedWriteDelay: time.Hour})
 	sess, rec := joinedLea(t, hub)
+	relieving.Store(true)
 	core.SetDeliveryLatency(hub, 100*time.Hour)
 	if d := core.WriteDelay(hub); d != time.Hour {
 		t.Fatalf("writes wait %v, want an hour", d)
@@ -125,7 +129,6 @@ func TestWriteDelayEndsEarly(t *testing.T) {
 // what waited.
 func TestWriteDelayOfParkedWriter(t *testing.T) {
 	var relieving atomic.Bool
-	relieving.Store(true)
 	hub := newHub(t, core.Config{SendRate: 1e6, SendBurst: 1e6, QueueFrames: 16, WriterLinger: time.Hour,
 		Relieving: relieving.Load, RelievedWriteDelay: time.Hour})
 	sess, rec := joinedLea(t, hub)
@@ -133,9 +136,10 @@ func TestWriteDelayOfParkedWriter(t *testing.T) {
 	pausing := func() bool { return core.Pausing(sess) }
 	lingering := func() bool { return core.Lingering(sess) }
 
-	send(0) // no latency yet: written at once
+	send(0) // no latency yet, not relieving: written at once
 	rec.waitMessages(t, 1, "with no write delay")
 	eventuallyCore(t, "the writer to park after its write", lingering)
+	relieving.Store(true)
 	core.SetDeliveryLatency(hub, 100*time.Hour)
 	if d := core.WriteDelay(hub); d != time.Hour {
 		t.Fatalf("writes wait %v, want an hour", d)
@@ -174,8 +178,10 @@ func TestWriteDelayOfParkedWriter(t *testing.T) {
 // threshold for as long as messages flow.
 func TestWriteDelayNotCountedBehind(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	hub := newHub(t, core.Config{Metrics: reg, Relieving: func() bool { return true }, RelievedWriteDelay: 2 * time.Second})
+	var relieving atomic.Bool
+	hub := newHub(t, core.Config{Metrics: reg, Relieving: relieving.Load, RelievedWriteDelay: 2 * time.Second})
 	_, rec := joinedLea(t, hub)
+	relieving.Store(true)
 	core.SetDeliveryLatency(hub, 100*time.Millisecond)
 	if d := core.WriteDelay(hub); d != time.Second {
 		t.Fatalf("writes wait %v, want 1 s", d)
