@@ -104,9 +104,9 @@ type Config struct {
 	// Relieving, if set, reports whether the node is relieving load (the
 	// degradation level is 1 or more). While it does, a woken writer
 	// waits a quarter of the recent delivery latency, at least half of
-	// RelievedWriteDelay and at most RelievedWriteDelay (still none
-	// while that latency is under 10 ms): the node trades up to that
-	// much latency for fewer, fuller writes. nil: never.
+	// RelievedWriteDelay and at most RelievedWriteDelay, however low that
+	// latency: the node trades up to that much latency for fewer, fuller
+	// writes. nil: never.
 	Relieving func() bool
 	// RelievedWriteDelay bounds the write delay while Relieving reports
 	// true. 1s; negative: MaxWriteDelay's rule holds then too.
@@ -165,6 +165,7 @@ func (c Config) withDefaults() Config {
 	c.QueueBytes = min(c.QueueBytes, 1<<30) // Session.queued is 32 bits
 	def(&c.ReplayPage, 256)
 	def(&c.ReplayWindow, 256<<10)
+	c.ReplayWindow = min(c.ReplayWindow, 1<<30) // it bounds a queue too (Session.queued is 32 bits)
 	def(&c.ReplayBudget, 64<<20)
 	if c.RecentFrames == 0 {
 		c.RecentFrames = 256

@@ -75,7 +75,7 @@ func New(engine Engine, cfg Config) *Hub {
 	}
 	cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "chat_write_delay_seconds",
-		Help: "How long a woken writer now waits to batch (a tenth of the recent delivery latency, capped; a quarter while the node relieves load; 0 while the node keeps up).",
+		Help: "How long a woken writer now waits to batch (a tenth of the recent delivery latency, capped; a quarter while the node relieves load, at least half the relieved bound; otherwise 0 while the node keeps up).",
 	}, func() float64 { return h.writeDelay().Seconds() }))
 	cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "chat_recent_bytes",

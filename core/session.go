@@ -276,7 +276,7 @@ func (s *Session) offerWithin(f Frame, maxBytes int) bool {
 		s.queue = queueArray()
 	}
 	s.queue = append(s.queue, f)
-	s.queued += int32(len(f.Data)) // under QueueBytes before it, and a frame is far under 1 GiB
+	s.queued += int32(len(f.Data)) // under maxBytes (at most 1 GiB) before it, and a frame is far under 1 GiB
 	s.kick(f.rides())
 	return true
 }
@@ -386,7 +386,7 @@ var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.En
 // a session that gets a room's messages and receipts one at a time makes
 // one call for each; waiting lets one call carry several. The wait is a
 // tenth of what frames already wait, so it cannot be what makes them
-// late; and it vanishes once the node has caught up.
+// late; and at level 0 it vanishes once the node has caught up.
 //
 // While the node relieves load (Config.Relieving), the wait is a quarter
 // of the latency, between half of Config.RelievedWriteDelay and all of
@@ -554,6 +554,11 @@ func (s *Session) writeLoop() {
 		}
 		s.delayed, s.waited = false, false
 		delayFrom, delayLen := s.delayFrom, s.delayLen
+		if delayLen > 0 {
+			// A kick (a queue filling up, a close, a stale wake) may have
+			// ended the delay early: only what it lasted was chosen.
+			delayLen = min(delayLen, nowMillis()-delayFrom)
+		}
 		s.delayLen = 0
 		// Swap in the spare array; the two alternate, so offerers never
 		// append into the array being written.
@@ -673,10 +678,12 @@ func (s *Session) Delivered(frames []Frame) { s.delivered(frames, 0, 0) }
 // (Stats.DeliveryLatency) leaves out the part of the wait that was the
 // delay: the node chose it, so it says nothing about how far behind the
 // node is. Counted in, it fed itself: at level 1, where the delay is at
-// least half of Config.RelievedWriteDelay, the average stayed over the
-// 250 ms that trips the breaker for as long as any message flowed, so a
-// breaker's probe never passed, under load however light. A writer woken
-// late after its delay (a node short of CPU) counts the lateness in.
+// least half of Config.RelievedWriteDelay, one writer's wait raised the
+// average, which made more writers wait, and readings over the 250 ms
+// that trips the breaker came often enough, under load however light,
+// that a half-open breaker's five probe readings rarely all passed. A
+// writer woken late after its delay (a node short of CPU) counts the
+// lateness in; one woken early counts only what the delay lasted.
 func (s *Session) delivered(frames []Frame, delayFrom, delayLen uint32) {
 	var now time.Time
 	var began, ended time.Duration // how long ago the delay began and ended
@@ -689,20 +696,27 @@ func (s *Session) delivered(frames []Frame, delayFrom, delayLen uint32) {
 			now = time.Now()
 			if delayLen > 0 {
 				began = time.Duration(nowMillis()-delayFrom) * time.Millisecond // wraps as they do
-				ended = max(began-time.Duration(delayLen)*time.Millisecond, 0)                // a kick may end it early
+				ended = max(began-time.Duration(delayLen)*time.Millisecond, 0)
 			}
 		}
 		d := now.Sub(frames[i].published)
 		s.delivery.Observe(d.Seconds())
-		behind := d
-		if began > 0 {
-			behind -= max(min(d, began)-ended, 0) // the delay, from when the frame came
-		}
-		s.hub.counters.delivery.add(behind)
+		s.hub.counters.delivery.add(d - chosenWait(d, began, ended))
 		if obs != nil {
 			obs.Delivered(s.user, d)
 		}
 	}
+}
+
+// chosenWait is the part of a frame's wait that was a write delay: the
+// frame waited its age, up to now; the delay began began ago and ended
+// ended ago (began 0: there was none). A frame that came during the
+// delay waited only its rest.
+func chosenWait(age, began, ended time.Duration) time.Duration {
+	if began <= 0 {
+		return 0
+	}
+	return max(min(age, began)-ended, 0)
 }
 
 // epoch is when the process started, for nowMillis.

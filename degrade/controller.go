@@ -54,7 +54,7 @@ type Config struct {
 	ProbeReadings  uint32        // good readings in half-open that close a breaker; 5
 	// Busy reads how busy the node has been since its last reading, as a
 	// fraction of the CPU it may use (ProcessBusy); Step reads it once a
-	// tick. nil: never read, and no probe waits for headroom.
+	// tick. nil: never read, and no probe is held (ProbeBusy).
 	Busy func() float64
 	// ProbeBusy holds the probe of a breaker whose signal is marked
 	// Headroom while Busy reads at or over it (or the signal is still
@@ -368,7 +368,7 @@ type BreakerStatus struct {
 	Value     float64 `json:"value"`
 	Threshold float64 `json:"threshold"`
 	Relief    int     `json:"relief"`          // the level it asks for while open: Signal.Relief, or Signal.Escalate once escalated
-	Held      bool    `json:"held,omitempty"`  // half-open, its probe held until the node has headroom (Config.ProbeBusy)
+	Held      bool    `json:"held,omitempty"`  // half-open, its probe held until the node has headroom and the reading is under the threshold (Config.ProbeBusy)
 	Basis     string  `json:"basis,omitempty"` // how the threshold was chosen
 }
 
@@ -449,7 +449,9 @@ func (b *breaker) observe(busy float64, now time.Time) Level {
 	// State moves an open breaker whose timeout is over to half-open. A
 	// held probe is not reported: the breaker stays half-open, and asks
 	// for its relief as if open.
-	held := b.cb.State() == gobreaker.StateHalfOpen && b.hold(busy, over, now)
+	probing := b.cb.State() == gobreaker.StateHalfOpen
+	held := probing && b.hold(busy, over, now)
+	probing = probing && !held // this reading is a probe's
 	if !held {
 		if done, err := b.cb.Allow(); err == nil {
 			if over {
@@ -480,7 +482,7 @@ func (b *breaker) observe(busy float64, now time.Time) Level {
 	switch {
 	case state == gobreaker.StateClosed:
 		b.relief, b.bad = b.signal.Relief, 0
-	case open && !wasOpen:
+	case open && (!wasOpen || probing):
 		b.ref, b.bad = v, 0 // the trip, or a failed probe
 	case open:
 		// Not relieved: still over, and not falling by a tenth from the

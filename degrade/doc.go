@@ -23,9 +23,10 @@
 // level steps down one level; healthy probes close the breaker and the
 // next step down follows after StepDown, so the level returns one step at
 // a time. A signal marked Headroom (one whose relief saves CPU) holds its
-// probe while the node is busy (Config.Busy at or over ProbeBusy), for at
-// most ProbeWait: a probe the node cannot afford fails within seconds and
-// leaves a backlog.
+// probe while the node is busy (Config.Busy at or over ProbeBusy) or the
+// signal is still over its threshold, for at most ProbeWait: a probe the
+// node cannot afford fails within seconds and leaves a backlog, and one
+// that fails at once holds the relief a whole breaker timeout more.
 //
 // On several nodes the level is cluster-wide (cluster.go): an operator's
 // decision is a Pin that every node applies (ApplyPin, the later decision

@@ -17,9 +17,16 @@ type headroomRig struct {
 }
 
 func newHeadroomRig(t *testing.T, marked bool, probeBusy float64) *headroomRig {
+	return newHeadroomRigTimeout(t, marked, probeBusy, 20*time.Millisecond)
+}
+
+// newHeadroomRigTimeout is newHeadroomRig with a breaker timeout (real
+// time): a test that looks at a breaker just reopened needs one longer
+// than a slow machine's pause between two statements.
+func newHeadroomRigTimeout(t *testing.T, marked bool, probeBusy float64, timeout time.Duration) *headroomRig {
 	t.Helper()
 	r := &headroomRig{clk: &clock{now: time.Unix(1000, 0)}}
-	r.c = New(Config{Now: r.clk.Now, TripAfter: 1, ProbeReadings: 2, BreakerTimeout: 20 * time.Millisecond,
+	r.c = New(Config{Now: r.clk.Now, TripAfter: 1, ProbeReadings: 2, BreakerTimeout: timeout,
 		StepDown: time.Second, ProbeBusy: probeBusy, ProbeWait: time.Minute,
 		Busy: func() float64 { return math.Float64frombits(r.busy.Load()) },
 		Signals: []Signal{{Name: "delivery_latency", Threshold: 1, Relief: LevelNoReceipts, Headroom: marked,
@@ -110,7 +117,7 @@ func TestProbeHeldWhileOver(t *testing.T) {
 }
 
 func TestProbeHeldOverFailsAfterWait(t *testing.T) {
-	r := newHeadroomRig(t, true, 0)
+	r := newHeadroomRigTimeout(t, true, 0, 2*time.Second)
 	r.setBusy(0.1)
 	r.load.Store(5)
 	for range 60 {
@@ -194,5 +201,21 @@ func TestBusy(t *testing.T) {
 	used, at = used+time.Second, at.Add(time.Second)
 	if got := read(); got != 0.5 {
 		t.Fatalf("a reading after that = %v, want 0.5", got)
+	}
+}
+
+func TestCgroupCPU(t *testing.T) {
+	for in, want := range map[string]float64{
+		"max 100000\n":    0,
+		"100000 100000\n": 1,
+		"250000 100000":   2.5,
+		"25000 100000":    0.25,
+		"":                0,
+		"x 100000":        0,
+		"100000":          0,
+	} {
+		if got := cgroupCPU(in); got != want {
+			t.Errorf("cgroupCPU(%q) = %v, want %v", in, got, want)
+		}
 	}
 }

@@ -107,7 +107,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		"a latency breaker trips on one reading this many times its threshold; negative: never (env CHAT_TRIP_AT_ONCE)")
 	envs["trip-at-once"] = "CHAT_TRIP_AT_ONCE"
 	fs.Float64Var(&c.ProbeBusy, "probe-busy", 0.5,
-		"a tripped latency breaker waits to probe the level above while the node uses this fraction of its CPU or more (at most 3 breaker timeouts); negative: never waits (env CHAT_PROBE_BUSY)")
+		"a tripped latency breaker holds its probe of the level above while the node uses this fraction of its CPU or more, or its reading is still over (at most 3 breaker timeouts); negative: never holds (env CHAT_PROBE_BUSY)")
 	envs["probe-busy"] = "CHAT_PROBE_BUSY"
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for sessions (env CHAT_DRAIN_TIMEOUT)")
 	envs["drain-timeout"] = "CHAT_DRAIN_TIMEOUT"

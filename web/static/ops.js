@@ -597,7 +597,7 @@
       meter.setAttribute('aria-label', b.name + ' against its threshold');
       li.appendChild(meter);
       li.appendChild(el('div', 'breaker-read', num(r.value, 2) + r.unit + ' of ' + num(r.threshold, 2) + r.unit +
-        ' \u00b7 relief: level ' + b.relief + (b.held ? ' \u00b7 probe held: the node is busy' : '')));
+        ' \u00b7 relief: level ' + b.relief + (b.held ? ' \u00b7 probe held: the node is busy or still over' : '')));
       ul.appendChild(li);
     }
     if (!list.length) { ul.appendChild(el('li', 'empty', 'no breakers')); }
