@@ -367,8 +367,15 @@ type BreakerStatus struct {
 	State     string  `json:"state"`
 	Value     float64 `json:"value"`
 	Threshold float64 `json:"threshold"`
-	Relief    int     `json:"relief"`          // the level it asks for while open: Signal.Relief, or Signal.Escalate once escalated
-	Held      bool    `json:"held,omitempty"`  // half-open, its probe held until the node has headroom and the reading is under the threshold (Config.ProbeBusy)
+	Relief    int     `json:"relief"`         // the level it asks for while open: Signal.Relief, or Signal.Escalate once escalated
+	Held      bool    `json:"held,omitempty"` // half-open, its probe held until the node has headroom and the reading is under the threshold (Config.ProbeBusy)
+	// TripsAtOnce is the reading that trips the breaker at once
+	// (Config.TripAtOnce times the threshold); 0: none, it waits for
+	// Config.TripAfter readings.
+	TripsAtOnce float64 `json:"trips_at_once,omitempty"`
+	// ProbeBusy is the share of the node's CPU at or over which its probe
+	// is held (Config.ProbeBusy); 0: never held for the node's load.
+	ProbeBusy float64 `json:"probe_busy,omitempty"`
 	Basis     string  `json:"basis,omitempty"` // how the threshold was chosen
 }
 
@@ -536,7 +543,14 @@ func (b *breaker) hold(busy float64, over bool, now time.Time) bool {
 func (b *breaker) status() BreakerStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return BreakerStatus{Name: b.signal.Name, State: b.cb.State().String(), Value: b.last,
+	st := BreakerStatus{Name: b.signal.Name, State: b.cb.State().String(), Value: b.last,
 		Threshold: b.signal.Threshold, Relief: int(b.relief), Basis: b.signal.Basis,
 		Held: !b.heldFrom.IsZero()}
+	if b.atOnce > 0 {
+		st.TripsAtOnce = b.atOnce * b.signal.Threshold
+	}
+	if b.probeBusy > 0 {
+		st.ProbeBusy = b.probeBusy
+	}
+	return st
 }

@@ -219,3 +219,27 @@ func TestCgroupCPU(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakerStatusShowsRules: a breaker's status says the reading that
+// trips it at once and the CPU share that holds its probe, where they
+// apply, and neither where they do not.
+func TestBreakerStatusShowsRules(t *testing.T) {
+	read := func() float64 { return 0 }
+	c := New(Config{Busy: func() float64 { return 0 }, ProbeBusy: 0.7, Signals: []Signal{
+		{Name: "delivery_latency", Threshold: 0.25, Relief: LevelNoReceipts, AtOnce: true, Headroom: true, Read: read},
+		{Name: "ws_failures", Threshold: 20, Relief: LevelNoWS, Read: read},
+	}})
+	got := c.Breakers()
+	if got[0].TripsAtOnce != 1 || got[0].ProbeBusy != 0.7 {
+		t.Errorf("delivery_latency status %+v, want trips at once at 1 (four times 0.25), probe held at 0.7", got[0])
+	}
+	if got[1].TripsAtOnce != 0 || got[1].ProbeBusy != 0 {
+		t.Errorf("ws_failures status %+v, want neither rule", got[1])
+	}
+	never := New(Config{TripAtOnce: -1, ProbeBusy: -1, Busy: func() float64 { return 0 }, Signals: []Signal{
+		{Name: "delivery_latency", Threshold: 0.25, Relief: LevelNoReceipts, AtOnce: true, Headroom: true, Read: read},
+	}})
+	if b := never.Breakers()[0]; b.TripsAtOnce != 0 || b.ProbeBusy != 0 {
+		t.Errorf("with both rules off, status %+v, want neither", b)
+	}
+}

@@ -597,7 +597,10 @@
       meter.setAttribute('aria-label', b.name + ' against its threshold');
       li.appendChild(meter);
       li.appendChild(el('div', 'breaker-read', num(r.value, 2) + r.unit + ' of ' + num(r.threshold, 2) + r.unit +
-        ' \u00b7 relief: level ' + b.relief + (b.held ? ' \u00b7 probe held: the node is busy or still over' : '')));
+        ' \u00b7 relief: level ' + b.relief +
+        (b.trips_at_once ? ' \u00b7 trips at once at ' + num(breakerReading({ name: b.name, value: b.trips_at_once, threshold: 0 }).value, 2) + r.unit : '') +
+        (b.probe_busy ? ' \u00b7 probe waits while CPU \u2265 ' + num(b.probe_busy * 100, 0) + '%' : '') +
+        (b.held ? ' \u00b7 probe held: the node is busy or still over' : '')));
       ul.appendChild(li);
     }
     if (!list.length) { ul.appendChild(el('li', 'empty', 'no breakers')); }
