@@ -54,16 +54,24 @@ func (c *counters) failuresByTransport() map[string]uint64 {
 	return out
 }
 
-// staleAfter is how long an average is believed without new samples: a
-// spike followed by silence must not hold a breaker open forever. Three
-// of the controller's readings: at 10 s, the average of the last
-// deliveries of a load (700-1,060 ms in chat at 10,000, as the tool
-// wound down) held the latency breaker's probe for 10 s after the load
-// had gone. A node still busy delivers something every few milliseconds.
+// staleAfter is how long the delivery and fan-out averages are believed
+// without new samples: a spike followed by silence must not hold a
+// breaker open forever. Three of the controller's readings: at 10 s, the
+// average of the last deliveries of a load (700-1,060 ms in chat at
+// 10,000, as the tool wound down) held the latency breaker's probe for
+// 10 s after the load had gone. A node still busy delivers something
+// every few milliseconds.
 const staleAfter = 3 * time.Second
 
+// storeStaleAfter is staleAfter for the store's average, which gets a
+// sample only when an append ends: a store that stalls sends no samples
+// while it is stalled, and its last reading should outlast a few seconds
+// of that.
+const storeStaleAfter = 10 * time.Second
+
 // average is an exponentially weighted moving average (weight 1/8) that
-// reads as zero once no sample has come for staleAfter.
+// reads as zero once no sample has come for the staleness its reader
+// gives.
 type average struct {
 	ns   atomic.Int64
 	last atomic.Int64 // unix nanoseconds of the last sample
@@ -79,8 +87,8 @@ func (a *average) add(sample time.Duration) {
 	}
 }
 
-func (a *average) read(now time.Time) time.Duration {
-	if now.UnixNano()-a.last.Load() > int64(staleAfter) {
+func (a *average) read(now time.Time, stale time.Duration) time.Duration {
+	if now.UnixNano()-a.last.Load() > int64(stale) {
 		return 0
 	}
 	return time.Duration(a.ns.Load())
@@ -96,9 +104,9 @@ func (h *Hub) Stats() Stats {
 		Sessions: n, SlowClosed: h.counters.slow.Load(), WriteFailed: h.counters.writeFailed.Load(),
 		Dropped:         h.counters.dropped.Load(),
 		Failures:        h.counters.failuresByTransport(),
-		FanoutLatency:   h.counters.fanout.read(now),
-		DeliveryLatency: h.counters.delivery.read(now),
-		StoreLatency:    h.counters.store.read(now),
+		FanoutLatency:   h.counters.fanout.read(now, staleAfter),
+		DeliveryLatency: h.counters.delivery.read(now, staleAfter),
+		StoreLatency:    h.counters.store.read(now, storeStaleAfter),
 	}
 }
 
