@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"time"
 
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
@@ -72,9 +71,7 @@ func (h *Hub) amend(ctx context.Context, id auth.Identity, op protocol.Message) 
 	if err := h.mayAmend(ctx, id, op); err != nil {
 		return protocol.Message{}, err
 	}
-	start := time.Now()
-	m, dup, err := h.store.Append(ctx, op)
-	h.counters.store.add(time.Since(start))
+	m, dup, err := h.appendMessage(ctx, op)
 	if err != nil {
 		return protocol.Message{}, internal(err)
 	}

@@ -343,3 +343,41 @@ func eventuallyCore(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// heldAppends holds every Append until release is closed.
+type heldAppends struct {
+	core.Engine
+	held    chan struct{} // one receive per Append that has begun
+	release chan struct{}
+}
+
+func (s *heldAppends) Append(ctx context.Context, m protocol.Message) (protocol.Message, bool, error) {
+	s.held <- struct{}{}
+	<-s.release
+	return s.Engine.Append(ctx, m)
+}
+
+// A store that stalls with appends waiting shows in the store's latency
+// reading while it stalls, not only once an append ends: the breaker
+// can trip during the stall. (Without the stall watch the reading stays
+// 0 until the append ends, and the wait below times out.)
+func TestStoreStallShowsWhileStalled(t *testing.T) {
+	st := &heldAppends{held: make(chan struct{}, 1), release: make(chan struct{})}
+	hub, _ := newHubOver(t, core.Config{}, func(e core.Engine) core.Engine { st.Engine = e; return st })
+	if lat := hub.Stats().StoreLatency; lat != 0 {
+		t.Fatalf("store latency of an idle store = %v, want 0", lat)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		_, err := hub.Send(context.Background(), auth.Identity{User: "alice"}, "r", "m1", "hello")
+		sent <- err
+	}()
+	<-st.held
+	eventuallyCore(t, "the stalled append to show in the store's latency", func() bool {
+		return hub.Stats().StoreLatency >= 50*time.Millisecond
+	})
+	close(st.release)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+}

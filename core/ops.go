@@ -56,9 +56,7 @@ func (h *Hub) SendFiles(ctx context.Context, id auth.Identity, room, msgID, text
 	if err != nil {
 		return protocol.Message{}, err
 	}
-	start := time.Now()
-	m, dup, err := h.store.Append(ctx, protocol.Message{Room: room, ID: msgID, From: id.User, Name: id.Name, Text: clean, Files: files})
-	h.counters.store.add(time.Since(start))
+	m, dup, err := h.appendMessage(ctx, protocol.Message{Room: room, ID: msgID, From: id.User, Name: id.Name, Text: clean, Files: files})
 	if err != nil {
 		return protocol.Message{}, internal(err)
 	}
@@ -206,4 +204,16 @@ func (h *Hub) Reads(ctx context.Context, id auth.Identity, room string) (map[str
 	}
 	h.reads.overlay(room, reads) // positions reported here and not yet flushed
 	return reads, nil
+}
+
+// appendMessage appends m to the store, and times it for the store's
+// latency reading.
+func (h *Hub) appendMessage(ctx context.Context, m protocol.Message) (protocol.Message, bool, error) {
+	start := time.Now()
+	h.counters.appends.begin(start)
+	stored, dup, err := h.store.Append(ctx, m)
+	now := time.Now()
+	h.counters.appends.end(now)
+	h.counters.store.add(now.Sub(start))
+	return stored, dup, err
 }

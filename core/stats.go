@@ -19,7 +19,7 @@ type Stats struct {
 	Dropped         uint64        // ephemeral frames dropped, ever
 	FanoutLatency   time.Duration // recent average of commit-to-enqueue time
 	DeliveryLatency time.Duration // recent average of fan-out-to-written time, less any write delay (see Session.Delivered)
-	StoreLatency    time.Duration // recent average of durable append time
+	StoreLatency    time.Duration // recent average of durable append time, or how long the store has gone without finishing an append while one waits, if longer
 }
 
 // counters feed Stats, Figures and Connections. All fields are safe for
@@ -27,6 +27,7 @@ type Stats struct {
 type counters struct {
 	slow, writeFailed, dropped atomic.Uint64
 	fanout, store, delivery    average
+	appends                    stallWatch  // the store's appends in flight
 	polls                      pollClients // the poll clients connected
 	figures                    figures     // the alert figures
 
@@ -64,10 +65,41 @@ func (c *counters) failuresByTransport() map[string]uint64 {
 const staleAfter = 3 * time.Second
 
 // storeStaleAfter is staleAfter for the store's average, which gets a
-// sample only when an append ends: a store that stalls sends no samples
-// while it is stalled, and its last reading should outlast a few seconds
-// of that.
+// sample only when an append ends. A stall with appends waiting reads as
+// its length meanwhile (stallWatch); the average's own staleness is for
+// a store that went quiet after slow appends.
 const storeStaleAfter = 10 * time.Second
+
+// stallWatch tells how long the store has gone without finishing an
+// append while appends waited. The store's average gets a sample only
+// when an append ends, so a store that stalls (a disk that hangs, a
+// Redis that stops answering) sent none until it recovered: its reading
+// stayed at its last value, the breaker could not trip during the stall,
+// and after storeStaleAfter it read 0.
+type stallWatch struct {
+	pending atomic.Int64
+	since   atomic.Int64 // unix nanoseconds: the last append's end, or the first waiting one's start
+}
+
+func (w *stallWatch) begin(now time.Time) {
+	if w.pending.Add(1) == 1 {
+		w.since.Store(now.UnixNano())
+	}
+}
+
+func (w *stallWatch) end(now time.Time) {
+	w.since.Store(now.UnixNano())
+	w.pending.Add(-1)
+}
+
+// stalled is how long the store has gone without finishing an append
+// while one waits; 0 when none waits.
+func (w *stallWatch) stalled(now time.Time) time.Duration {
+	if w.pending.Load() <= 0 {
+		return 0
+	}
+	return max(time.Duration(now.UnixNano()-w.since.Load()), 0)
+}
 
 // average is an exponentially weighted moving average (weight 1/8) that
 // reads as zero once no sample has come for the staleness its reader
@@ -106,7 +138,7 @@ func (h *Hub) Stats() Stats {
 		Failures:        h.counters.failuresByTransport(),
 		FanoutLatency:   h.counters.fanout.read(now, staleAfter),
 		DeliveryLatency: h.counters.delivery.read(now, staleAfter),
-		StoreLatency:    h.counters.store.read(now, storeStaleAfter),
+		StoreLatency:    max(h.counters.store.read(now, storeStaleAfter), h.counters.appends.stalled(now)),
 	}
 }
 
