@@ -55,27 +55,22 @@ func (c *counters) failuresByTransport() map[string]uint64 {
 	return out
 }
 
-// staleAfter is how long the delivery and fan-out averages are believed
-// without new samples: a spike followed by silence must not hold a
-// breaker open forever. Three of the controller's readings: at 10 s, the
-// average of the last deliveries of a load (700-1,060 ms in chat at
-// 10,000, as the tool wound down) held the latency breaker's probe for
-// 10 s after the load had gone. A node still busy delivers something
-// every few milliseconds.
+// staleAfter is how long the averages are believed without new samples:
+// a spike followed by silence must not hold a breaker open forever.
+// Three of the controller's readings: at 10 s, the average of the last
+// deliveries of a load (700-1,060 ms in chat at 10,000, as the tool
+// wound down) held the latency breaker's probe for 10 s after the load
+// had gone. A node still busy delivers something every few
+// milliseconds; a store that stalls with appends waiting sends no
+// samples, but reads as the stall's length meanwhile (stallWatch).
 const staleAfter = 3 * time.Second
-
-// storeStaleAfter is staleAfter for the store's average, which gets a
-// sample only when an append ends. A stall with appends waiting reads as
-// its length meanwhile (stallWatch); the average's own staleness is for
-// a store that went quiet after slow appends.
-const storeStaleAfter = 10 * time.Second
 
 // stallWatch tells how long the store has gone without finishing an
 // append while appends waited. The store's average gets a sample only
 // when an append ends, so a store that stalls (a disk that hangs, a
 // Redis that stops answering) sent none until it recovered: its reading
 // stayed at its last value, the breaker could not trip during the stall,
-// and after storeStaleAfter it read 0.
+// and once the average went stale it read 0.
 type stallWatch struct {
 	pending atomic.Int64
 	since   atomic.Int64 // unix nanoseconds: the last append's end, or the first waiting one's start
@@ -138,7 +133,7 @@ func (h *Hub) Stats() Stats {
 		Failures:        h.counters.failuresByTransport(),
 		FanoutLatency:   h.counters.fanout.read(now, staleAfter),
 		DeliveryLatency: h.counters.delivery.read(now, staleAfter),
-		StoreLatency:    max(h.counters.store.read(now, storeStaleAfter), h.counters.appends.stalled(now)),
+		StoreLatency:    max(h.counters.store.read(now, staleAfter), h.counters.appends.stalled(now)),
 	}
 }
 
