@@ -363,6 +363,9 @@ func (s *heldAppends) Append(ctx context.Context, m protocol.Message) (protocol.
 // 0 until the append ends, and the wait below times out.)
 func TestStoreStallShowsWhileStalled(t *testing.T) {
 	st := &heldAppends{held: make(chan struct{}, 1), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(st.release) }) }
+	t.Cleanup(release) // a failure below must not leave the send blocked
 	hub, _ := newHubOver(t, core.Config{}, func(e core.Engine) core.Engine { st.Engine = e; return st })
 	if lat := hub.Stats().StoreLatency; lat != 0 {
 		t.Fatalf("store latency of an idle store = %v, want 0", lat)
@@ -373,11 +376,18 @@ func TestStoreStallShowsWhileStalled(t *testing.T) {
 		sent <- err
 	}()
 	<-st.held
+	var stalled time.Duration
 	eventuallyCore(t, "the stalled append to show in the store's latency", func() bool {
-		return hub.Stats().StoreLatency >= 50*time.Millisecond
+		stalled = hub.Stats().StoreLatency
+		return stalled >= 50*time.Millisecond
 	})
-	close(st.release)
+	release()
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
+	// The stall is over: what is left is the append's one sample, an
+	// eighth of it in the average, then nothing once that goes stale.
+	eventuallyCore(t, "the reading to fall once the append ended", func() bool {
+		return hub.Stats().StoreLatency < stalled
+	})
 }

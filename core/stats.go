@@ -19,7 +19,7 @@ type Stats struct {
 	Dropped         uint64        // ephemeral frames dropped, ever
 	FanoutLatency   time.Duration // recent average of commit-to-enqueue time
 	DeliveryLatency time.Duration // recent average of fan-out-to-written time, less any write delay (see Session.Delivered)
-	StoreLatency    time.Duration // recent average of durable append time, or how long the store has gone without finishing an append while one waits, if longer
+	StoreLatency    time.Duration // recent average of durable append time, or how long the store has gone without an append ending while one waits, if longer
 }
 
 // counters feed Stats, Figures and Connections. All fields are safe for
@@ -65,35 +65,38 @@ func (c *counters) failuresByTransport() map[string]uint64 {
 // samples, but reads as the stall's length meanwhile (stallWatch).
 const staleAfter = 3 * time.Second
 
-// stallWatch tells how long the store has gone without finishing an
-// append while appends waited. The store's average gets a sample only
+// stallWatch tells how long the store has gone without an append
+// ending while appends waited. The store's average gets a sample only
 // when an append ends, so a store that stalls (a disk that hangs, a
 // Redis that stops answering) sent none until it recovered: its reading
 // stayed at its last value, the breaker could not trip during the stall,
-// and once the average went stale it read 0.
+// and once the average went stale it read 0. An append that fails or is
+// given up also ends. Times are monotonic, from epoch.
 type stallWatch struct {
 	pending atomic.Int64
-	since   atomic.Int64 // unix nanoseconds: the last append's end, or the first waiting one's start
+	since   atomic.Int64 // nanoseconds from epoch: the last append's end, or the first waiting one's start
 }
 
 func (w *stallWatch) begin(now time.Time) {
 	if w.pending.Add(1) == 1 {
-		w.since.Store(now.UnixNano())
+		w.since.Store(int64(now.Sub(epoch)))
 	}
 }
 
+// end stores its time before it counts the append out, so that a later
+// begin's 0-to-1 store comes after it.
 func (w *stallWatch) end(now time.Time) {
-	w.since.Store(now.UnixNano())
+	w.since.Store(int64(now.Sub(epoch)))
 	w.pending.Add(-1)
 }
 
-// stalled is how long the store has gone without finishing an append
-// while one waits; 0 when none waits.
+// stalled is how long the store has gone without an append ending while
+// one waits; 0 when none waits.
 func (w *stallWatch) stalled(now time.Time) time.Duration {
 	if w.pending.Load() <= 0 {
 		return 0
 	}
-	return max(time.Duration(now.UnixNano()-w.since.Load()), 0)
+	return max(time.Duration(int64(now.Sub(epoch))-w.since.Load()), 0)
 }
 
 // average is an exponentially weighted moving average (weight 1/8) that

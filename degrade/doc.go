@@ -17,7 +17,7 @@
 // Escalation is off unless EscalateAfter is set: moving 10k streaming
 // clients to short polling at once cost more than it relieved.
 // A breaker trips after Config.TripAfter bad readings in a row, or at
-// once, for a signal marked AtOnce (the latency signals), on a reading
+// once, for a signal marked AtOnce (delivery latency), on a reading
 // Config.TripAtOnce times its threshold. A tripped breaker
 // holds its level for the breaker timeout, then goes half-open and the
 // level steps down one level; healthy probes close the breaker and the

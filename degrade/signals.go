@@ -20,9 +20,11 @@ type Signal struct {
 	// readings in a row at Relief: the relief did not relieve.
 	Escalate Level
 	// AtOnce lets one reading of Config.TripAtOnce times Threshold trip
-	// the breaker. Set on the latency signals, whose reading is already an
-	// average over many deliveries or store calls; not on counts a single
-	// burst can swell (a proxy restart's closes, a room's dropped typing).
+	// the breaker. Set on delivery latency, whose reading is already an
+	// average over many deliveries; not on counts a single burst can swell
+	// (a proxy restart's closes, a room's dropped typing), nor on store
+	// latency, which reads a stall as it lasts (one append held a second
+	// is not an average of many).
 	AtOnce bool
 	// Headroom holds the breaker's probe while the node is busy
 	// (Config.ProbeBusy): set on the signals whose relief saves CPU, which
@@ -78,7 +80,7 @@ func DefaultSignals(src StatsSource, c Capacity) []Signal {
 			Read: func() float64 { return src.Stats().DeliveryLatency.Seconds() }},
 		{Name: "ephemeral_drops", Threshold: 100, Relief: LevelNoReceipts, Headroom: true,
 			Read: func() float64 { return rates.delta("drops", src.Stats().Dropped) }},
-		{Name: "store_latency", Threshold: c.StoreSLO.Seconds(), Relief: LevelNoReceipts, AtOnce: true, Headroom: true,
+		{Name: "store_latency", Threshold: c.StoreSLO.Seconds(), Relief: LevelNoReceipts, Headroom: true,
 			Read: func() float64 { return src.Stats().StoreLatency.Seconds() }},
 		{Name: "ws_failures", Threshold: 20, Relief: LevelNoWS,
 			Read: func() float64 { return rates.delta("ws", src.Stats().Failures[WebSocket]) }},
