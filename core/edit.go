@@ -71,7 +71,7 @@ func (h *Hub) amend(ctx context.Context, id auth.Identity, op protocol.Message) 
 	if err := h.mayAmend(ctx, id, op); err != nil {
 		return protocol.Message{}, err
 	}
-	m, dup, err := h.appendMessage(ctx, op)
+	m, dup, err := h.store.Append(ctx, op)
 	if err != nil {
 		return protocol.Message{}, internal(err)
 	}

@@ -135,7 +135,7 @@ func (g sweptGauge) Collect(ch chan<- prometheus.Metric) {
 // used.
 func (h *Hub) instrument() {
 	m := h.metrics
-	h.store = timedStore{Store: h.store, m: m}
+	h.store = timedStore{Store: h.store, m: m, c: &h.counters}
 	if h.cluster != nil {
 		h.cluster = timedCluster{Cluster: h.cluster, m: m}
 	}
@@ -163,14 +163,25 @@ func (m *metrics) since(op string, start time.Time) {
 }
 
 // timedStore times the hub's calls to the engine's Store in
-// chat_store_seconds. Methods it does not time pass through.
+// chat_store_seconds, and its appends for the store's latency reading
+// (Stats.StoreLatency: the average, and the stall watch). Methods it
+// does not time pass through.
 type timedStore struct {
 	Store
 	m *metrics
+	c *counters
 }
 
 func (t timedStore) Append(ctx context.Context, msg protocol.Message) (protocol.Message, bool, error) {
-	defer t.m.since(opAppend, time.Now())
+	start := time.Now()
+	t.c.appends.begin(start)
+	defer func() { // even if Append panics: a count left up would read as a stall forever
+		now := time.Now()
+		t.c.appends.end(now)
+		d := now.Sub(start)
+		t.c.store.add(d)
+		t.m.storeOps[opAppend].Observe(d.Seconds())
+	}()
 	return t.Store.Append(ctx, msg)
 }
 

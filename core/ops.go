@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"time"
 
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
@@ -56,7 +55,7 @@ func (h *Hub) SendFiles(ctx context.Context, id auth.Identity, room, msgID, text
 	if err != nil {
 		return protocol.Message{}, err
 	}
-	m, dup, err := h.appendMessage(ctx, protocol.Message{Room: room, ID: msgID, From: id.User, Name: id.Name, Text: clean, Files: files})
+	m, dup, err := h.store.Append(ctx, protocol.Message{Room: room, ID: msgID, From: id.User, Name: id.Name, Text: clean, Files: files})
 	if err != nil {
 		return protocol.Message{}, internal(err)
 	}
@@ -204,18 +203,4 @@ func (h *Hub) Reads(ctx context.Context, id auth.Identity, room string) (map[str
 	}
 	h.reads.overlay(room, reads) // positions reported here and not yet flushed
 	return reads, nil
-}
-
-// appendMessage appends m to the store, and times it for the store's
-// latency reading. Every append of a log entry goes through it: sends,
-// edits and deletes, and user-stream events.
-func (h *Hub) appendMessage(ctx context.Context, m protocol.Message) (protocol.Message, bool, error) {
-	start := time.Now()
-	h.counters.appends.begin(start)
-	defer func() { // even if Append panics: a count left up would read as a stall forever
-		now := time.Now()
-		h.counters.appends.end(now)
-		h.counters.store.add(now.Sub(start))
-	}()
-	return h.store.Append(ctx, m)
 }

@@ -408,7 +408,7 @@ func (h *Hub) writeDelay() time.Duration {
 	if limit <= 0 {
 		return 0
 	}
-	lat := h.counters.delivery.read(time.Now(), staleAfter)
+	lat := h.counters.delivery.read(time.Now())
 	if r := h.cfg.RelievedWriteDelay; r > 0 && h.cfg.Relieving != nil && h.cfg.Relieving() {
 		return min(max(lat/4, r/2), r)
 	}

@@ -27,7 +27,7 @@ type Stats struct {
 type counters struct {
 	slow, writeFailed, dropped atomic.Uint64
 	fanout, store, delivery    average
-	appends                    stallWatch  // the store's appends in flight
+	appends                    stallWatch  // the store's appends in flight (timedStore)
 	polls                      pollClients // the poll clients connected
 	figures                    figures     // the alert figures
 
@@ -100,8 +100,7 @@ func (w *stallWatch) stalled(now time.Time) time.Duration {
 }
 
 // average is an exponentially weighted moving average (weight 1/8) that
-// reads as zero once no sample has come for the staleness its reader
-// gives.
+// reads as zero once no sample has come for staleAfter.
 type average struct {
 	ns   atomic.Int64
 	last atomic.Int64 // unix nanoseconds of the last sample
@@ -117,8 +116,8 @@ func (a *average) add(sample time.Duration) {
 	}
 }
 
-func (a *average) read(now time.Time, stale time.Duration) time.Duration {
-	if now.UnixNano()-a.last.Load() > int64(stale) {
+func (a *average) read(now time.Time) time.Duration {
+	if now.UnixNano()-a.last.Load() > int64(staleAfter) {
 		return 0
 	}
 	return time.Duration(a.ns.Load())
@@ -134,9 +133,9 @@ func (h *Hub) Stats() Stats {
 		Sessions: n, SlowClosed: h.counters.slow.Load(), WriteFailed: h.counters.writeFailed.Load(),
 		Dropped:         h.counters.dropped.Load(),
 		Failures:        h.counters.failuresByTransport(),
-		FanoutLatency:   h.counters.fanout.read(now, staleAfter),
-		DeliveryLatency: h.counters.delivery.read(now, staleAfter),
-		StoreLatency:    max(h.counters.store.read(now, staleAfter), h.counters.appends.stalled(now)),
+		FanoutLatency:   h.counters.fanout.read(now),
+		DeliveryLatency: h.counters.delivery.read(now),
+		StoreLatency:    max(h.counters.store.read(now), h.counters.appends.stalled(now)),
 	}
 }
 

@@ -41,7 +41,7 @@ func (h *Hub) tell(ctx context.Context, user string, ev userEvent, id string) er
 	if err != nil {
 		return err
 	}
-	_, _, err = h.appendMessage(ctx, protocol.Message{Room: UserStream(user), ID: id, From: user, Text: string(text)})
+	_, _, err = h.store.Append(ctx, protocol.Message{Room: UserStream(user), ID: id, From: user, Text: string(text)})
 	return err
 }
 

@@ -11,6 +11,19 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// waitHalfOpen waits for c's first breaker to go half-open: its timeout
+// runs on real time, not on the controller's clock.
+func waitHalfOpen(t *testing.T, c *Controller) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Breakers()[0].State != "half-open" {
+		if time.Now().After(deadline) {
+			t.Fatal("breaker never went half-open")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // clock is a settable clock for the controller's own timing (pins and
 // step-down). The breakers' timeouts run on real time.
 type clock struct {
@@ -154,13 +167,7 @@ func TestProbeFailureReopens(t *testing.T) {
 	if c.Level() != LevelNoWS {
 		t.Fatalf("level = %d", c.Level())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Breakers()[0].State != "half-open" {
-		if time.Now().After(deadline) {
-			t.Fatal("breaker never went half-open")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitHalfOpen(t, c)
 	c.Step() // the probe reading is still bad: open again
 	if s := c.Breakers()[0].State; s != "open" {
 		t.Fatalf("state after failed probe = %s", s)
@@ -283,13 +290,7 @@ func TestEscalation(t *testing.T) {
 
 	// The breaker probes after its timeout (real time) one below its
 	// escalated relief, and closes on a good reading.
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Breakers()[0].State != "half-open" {
-		if time.Now().After(deadline) {
-			t.Fatal("breaker never went half-open")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitHalfOpen(t, c)
 	load.Store(0)
 	c.Step()
 	if s := c.Breakers()[0]; s.State != "closed" || s.Relief != int(LevelNoReceipts) {

@@ -16,20 +16,36 @@ type headroomRig struct {
 	c    *Controller
 }
 
-func newHeadroomRig(t *testing.T, marked bool, probeBusy float64) *headroomRig {
-	return newHeadroomRigTimeout(t, marked, probeBusy, 20*time.Millisecond)
+// rigOpts varies a headroomRig: whether its signal is marked Headroom,
+// Config.ProbeBusy, the breaker timeout (real time: a test that looks at
+// a breaker just reopened needs one longer than a slow machine's pause
+// between two statements; 0: 20 ms), and no Busy reader at all.
+type rigOpts struct {
+	marked    bool
+	probeBusy float64
+	timeout   time.Duration
+	noBusy    bool
 }
 
-// newHeadroomRigTimeout is newHeadroomRig with a breaker timeout (real
-// time): a test that looks at a breaker just reopened needs one longer
-// than a slow machine's pause between two statements.
-func newHeadroomRigTimeout(t *testing.T, marked bool, probeBusy float64, timeout time.Duration) *headroomRig {
+func newHeadroomRig(t *testing.T, marked bool, probeBusy float64) *headroomRig {
+	return newRig(t, rigOpts{marked: marked, probeBusy: probeBusy})
+}
+
+// newRig returns a rig whose breaker has tripped at busy 0.9 and gone
+// half-open with the reading back under its threshold.
+func newRig(t *testing.T, o rigOpts) *headroomRig {
 	t.Helper()
+	if o.timeout == 0 {
+		o.timeout = 20 * time.Millisecond
+	}
 	r := &headroomRig{clk: &clock{now: time.Unix(1000, 0)}}
-	r.c = New(Config{Now: r.clk.Now, TripAfter: 1, ProbeReadings: 2, BreakerTimeout: timeout,
-		StepDown: time.Second, ProbeBusy: probeBusy, ProbeWait: time.Minute,
-		Busy: func() float64 { return math.Float64frombits(r.busy.Load()) },
-		Signals: []Signal{{Name: "delivery_latency", Threshold: 1, Relief: LevelNoReceipts, Headroom: marked,
+	busy := func() float64 { return math.Float64frombits(r.busy.Load()) }
+	if o.noBusy {
+		busy = nil
+	}
+	r.c = New(Config{Now: r.clk.Now, TripAfter: 1, ProbeReadings: 2, BreakerTimeout: o.timeout,
+		StepDown: time.Second, ProbeBusy: o.probeBusy, ProbeWait: time.Minute, Busy: busy,
+		Signals: []Signal{{Name: "delivery_latency", Threshold: 1, Relief: LevelNoReceipts, Headroom: o.marked,
 			Read: func() float64 { return float64(r.load.Load()) }}}})
 	r.setBusy(0.9)
 	r.load.Store(5)
@@ -38,14 +54,7 @@ func newHeadroomRigTimeout(t *testing.T, marked bool, probeBusy float64, timeout
 		t.Fatalf("level after the trip = %d, want 1", r.c.Level())
 	}
 	r.load.Store(0) // the relief relieves
-	// The breaker's timeout runs on real time; wait for half-open.
-	deadline := time.Now().Add(10 * time.Second)
-	for r.c.Breakers()[0].State != "half-open" {
-		if time.Now().After(deadline) {
-			t.Fatal("breaker never went half-open")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitHalfOpen(t, r.c)
 	return r
 }
 
@@ -117,7 +126,7 @@ func TestProbeHeldWhileOver(t *testing.T) {
 }
 
 func TestProbeHeldOverFailsAfterWait(t *testing.T) {
-	r := newHeadroomRigTimeout(t, true, 0, 2*time.Second)
+	r := newRig(t, rigOpts{marked: true, timeout: 2 * time.Second})
 	r.setBusy(0.1)
 	r.load.Store(5)
 	for range 60 {
@@ -137,15 +146,15 @@ func TestProbeHeldOverFailsAfterWait(t *testing.T) {
 
 func TestProbeNotHeld(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		marked    bool
-		probeBusy float64
+		name string
+		o    rigOpts
 	}{
-		{"a signal not marked", false, 0},
-		{"holding off", true, -1},
+		{"a signal not marked", rigOpts{}},
+		{"holding off", rigOpts{marked: true, probeBusy: -1}},
+		{"no Busy reader", rigOpts{marked: true, noBusy: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newHeadroomRig(t, tc.marked, tc.probeBusy)
+			r := newRig(t, tc.o)
 			r.step()
 			if got := r.c.Level(); got != LevelNormal {
 				t.Fatalf("level at busy 0.9 = %d, want 0 (probe not held)", got)
@@ -154,24 +163,14 @@ func TestProbeNotHeld(t *testing.T) {
 	}
 }
 
+// Without a Busy reader nothing is held: a reading over the threshold
+// at half-open fails the probe as it always did.
 func TestNoBusyNoHold(t *testing.T) {
-	var load atomic.Int64
-	c := New(Config{TripAfter: 1, ProbeReadings: 2, BreakerTimeout: 20 * time.Millisecond, StepDown: time.Nanosecond,
-		Signals: []Signal{{Name: "delivery_latency", Threshold: 1, Relief: LevelNoReceipts, Headroom: true,
-			Read: func() float64 { return float64(load.Load()) }}}})
-	load.Store(5)
-	c.Step()
-	load.Store(0)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Breakers()[0].State != "half-open" {
-		if time.Now().After(deadline) {
-			t.Fatal("breaker never went half-open")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	c.Step()
-	if got := c.Level(); got != LevelNormal {
-		t.Fatalf("level without a Busy reader = %d, want 0", got)
+	r := newRig(t, rigOpts{marked: true, noBusy: true, timeout: 2 * time.Second})
+	r.load.Store(5)
+	r.step()
+	if b := r.c.Breakers()[0]; b.State != "open" || b.Held {
+		t.Fatalf("breaker after a bad probe reading without a Busy reader = %+v, want open, not held", b)
 	}
 }
 
