@@ -87,6 +87,15 @@ func DecodePollAnswerFast(data []byte) (PollAnswer, bool) {
 // DecodePollAnswerFastWith is DecodePollAnswerFast with options for its
 // events.
 func DecodePollAnswerFastWith(data []byte, o FastOptions) (PollAnswer, bool) {
+	return DecodePollAnswerFastInto(nil, data, o)
+}
+
+// DecodePollAnswerFastInto is DecodePollAnswerFastWith appending the
+// answer's events to dst, as DecodeFrameFastWith appends a frame's: a
+// poll client that keeps its array from answer to answer decodes without
+// a new one each time. On false, dst's array past its length may have
+// been written.
+func DecodePollAnswerFastInto(dst []Envelope, data []byte, o FastOptions) (PollAnswer, bool) {
 	var a PollAnswer
 	p := fastParser{b: data, countReads: o.CountReads}
 	p.ws()
@@ -99,7 +108,7 @@ func DecodePollAnswerFastWith(data []byte, o FastOptions) (PollAnswer, bool) {
 			}
 			events = true
 			var ok bool
-			a.Events, ok = p.list(nil)
+			a.Events, ok = p.list(dst)
 			return ok
 		case "cursor":
 			if cursor || !p.str(&a.Cursor) {

@@ -126,7 +126,8 @@ func BenchmarkDecodeFrame(b *testing.B) {
 }
 
 // FuzzPollAnswer is differential: decodePollAnswer accepts what
-// encoding/json accepts as a poll answer, and gives the same answer.
+// encoding/json accepts as a poll answer, and gives the same answer,
+// decoding into the array that answers before used, as a poll link does.
 func FuzzPollAnswer(f *testing.F) {
 	for _, s := range []string{
 		`{"events":[],"cursor":"general:3,~:1"}`,
@@ -144,7 +145,15 @@ func FuzzPollAnswer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var want pollAnswer
 		wantErr := json.Unmarshal(data, &want)
-		got, err := decodePollAnswer(data, protocol.FastOptions{})
+		var scratch frameScratch
+		for _, before := range reusedSeeds[:3] {
+			ans, err := decodePollAnswer(&scratch, []byte(`{"events":[`+strings.Trim(before, "[]")+`],"cursor":"r:9"}`), protocol.FastOptions{})
+			if err != nil || len(ans.Events) == 0 {
+				t.Fatalf("priming answer: %v, %d events", err, len(ans.Events))
+			}
+			scratch.done(ans.Events)
+		}
+		got, err := decodePollAnswer(&scratch, data, protocol.FastOptions{})
 		if err != nil {
 			if wantErr == nil {
 				t.Fatalf("%q: refused (%v), which encoding/json takes", data, err)
@@ -188,6 +197,16 @@ func TestReadBody(t *testing.T) {
 			}
 			if !tc.err && tc.length >= 0 && tc.length <= tc.limit && cap(got) != int(tc.length) {
 				t.Fatalf("a stated body of %d bytes went into a buffer of %d", tc.length, cap(got))
+			}
+			// A kept buffer that holds the stated body is the one read into.
+			buf := make([]byte, 3, 16)
+			resp = &http.Response{ContentLength: tc.length, Body: io.NopCloser(strings.NewReader(tc.body))}
+			got, err = readBodyInto(buf, resp, tc.limit)
+			if (err != nil) != tc.err || string(got) != tc.want {
+				t.Fatalf("readBodyInto = %q, %v; want %q, error %v", got, err, tc.want, tc.err)
+			}
+			if !tc.err && tc.length >= 0 && tc.length <= tc.limit && &got[:1][0] != &buf[:1][0] {
+				t.Fatal("a stated body that fits the kept buffer went into a new one")
 			}
 		})
 	}

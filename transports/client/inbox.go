@@ -43,10 +43,18 @@ type frameScratch []protocol.Envelope
 // decode decodes data into the array, with options o.
 func (s *frameScratch) decode(data []byte, o protocol.FastOptions) ([]protocol.Envelope, error) {
 	envs, err := decodeFrameInto(*s, data, o)
-	if err == nil && cap(envs) <= maxScratch && cap(envs) > cap(*s) {
-		*s = envs[:0]
+	if err == nil {
+		s.keep(envs)
 	}
 	return envs, err
+}
+
+// keep makes envs's array the one to decode into next if it grew, and
+// is not over maxScratch.
+func (s *frameScratch) keep(envs []protocol.Envelope) {
+	if cap(envs) <= maxScratch && cap(envs) > cap(*s) {
+		*s = envs[:0]
+	}
 }
 
 // done lets go of what the envelopes decoded last point to.

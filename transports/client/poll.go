@@ -42,6 +42,7 @@ type pollAnswer = protocol.PollAnswer
 func (l *link) runPoll() {
 	c := l.c
 	var (
+		scratch   pollScratch
 		cred      string
 		credUntil time.Time
 		cursor    string
@@ -63,8 +64,10 @@ func (l *link) runPoll() {
 			}
 			credUntil = c.cfg.Now().Add(ttl)
 		}
-		rooms, since := c.subscribe(l)
-		if len(rooms) == 0 && !c.cfg.UserEvents {
+		u := append(scratch.url[:0], c.base...)
+		u = append(u, "/v1/poll?"...)
+		u, key, n := c.pollQuery(l, u, cursor, cursorFor)
+		if n == 0 && !c.cfg.UserEvents {
 			l.markUp() // nothing to poll for; wait for a Join
 			select {
 			case <-l.kick:
@@ -73,23 +76,16 @@ func (l *link) runPoll() {
 				return
 			}
 		}
-		key := strings.Join(rooms, ",")
-		q := subscriptionQuery(rooms, nil)
-		if cursor != "" && key == cursorFor {
-			q += "&cursor=" + url.QueryEscape(cursor)
-		} else {
-			q = subscriptionQuery(rooms, since)
-		}
-		// level= tells the server which level this client knows: if it has
-		// moved since, the poll answers at once with the new control.
-		c.mu.Lock()
-		q += "&level=" + strconv.Itoa(c.offer.Level)
-		c.mu.Unlock()
 		if controlTag != "" {
-			q += "&control_tag=" + url.QueryEscape(controlTag)
+			u = append(u, "&control_tag="...)
+			u = append(u, url.QueryEscape(controlTag)...)
 		}
+		u = append(u, '&')
+		u = append(u, cred...)
+		u = append(u, "&"+batchQuery...)
+		scratch.url = u
 		start := c.cfg.Now()
-		ans, err := l.pollOnce(q + "&" + cred)
+		ans, err := l.pollOnce(string(u), &scratch)
 		if err != nil {
 			switch {
 			case l.ctx.Err() != nil:
@@ -108,6 +104,7 @@ func (l *link) runPoll() {
 		for _, e := range ans.Events {
 			c.handle(l, e)
 		}
+		scratch.envs.done(ans.Events)
 		if l.end.code != 0 {
 			return // a disconnect envelope: Run decides what next
 		}
@@ -134,12 +131,40 @@ func (l *link) runPoll() {
 	}
 }
 
+// pollQuery is subscribe for a poll: it appends the poll's subscription
+// to u, and returns u, the rooms' key (their names joined with commas)
+// and how many rooms there are. The subscription is rooms=, then
+// cursor= when cursor was issued for the same rooms (cursorFor is their
+// key), otherwise since= from the positions; then level=, the level this
+// client knows, so that a poll answers at once with the new control if
+// the server has moved since. The positions are read only when the
+// cursor cannot serve: the common poll makes no map and no copy of the
+// rooms.
+func (c *Client) pollQuery(l *link, u []byte, cursor, cursorFor string) ([]byte, string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l.subscribed = true
+	key := strings.Join(c.rooms, ",")
+	if cursor != "" && key == cursorFor {
+		u = append(u, "rooms="...)
+		u = append(u, url.QueryEscape(key)...)
+		u = append(u, "&cursor="...)
+		u = append(u, url.QueryEscape(cursor)...)
+	} else {
+		rooms, since := c.positions()
+		u = append(u, subscriptionQuery(rooms, since)...)
+	}
+	u = append(u, "&level="...)
+	u = strconv.AppendInt(u, int64(c.offer.Level), 10)
+	return u, key, len(c.rooms)
+}
+
 var errKicked = errors.New("client: poll restarted for a new room")
 
 // pollOnce makes one poll request. A Join during the request cancels it
 // (errKicked); its answer is not needed, since the next poll resumes from
 // the positions.
-func (l *link) pollOnce(query string) (pollAnswer, error) {
+func (l *link) pollOnce(u string, s *pollScratch) (pollAnswer, error) {
 	c := l.c
 	ctx, cancel := context.WithTimeout(l.ctx, c.cfg.PollHold+c.cfg.ConnectTimeout)
 	defer cancel()
@@ -153,7 +178,7 @@ func (l *link) pollOnce(query string) (pollAnswer, error) {
 	if kicked {
 		return pollAnswer{}, errKicked
 	}
-	ans, err := l.get(ctx, query)
+	ans, err := l.get(ctx, u, s)
 	l.pollMu.Lock()
 	kicked = l.kicked
 	l.kicked, l.pollCancel = false, nil
@@ -176,8 +201,10 @@ func (l *link) kickPoll() {
 	signal(l.kick)
 }
 
-func (l *link) get(ctx context.Context, query string) (pollAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.c.base+"/v1/poll?"+query+"&"+batchQuery, nil)
+// get makes the poll request to u and decodes its answer, into s's
+// buffer and envelope array.
+func (l *link) get(ctx context.Context, u string, s *pollScratch) (pollAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return pollAnswer{}, err
 	}
@@ -191,23 +218,53 @@ func (l *link) get(ctx context.Context, query string) (pollAnswer, error) {
 	if resp.StatusCode != http.StatusOK {
 		return pollAnswer{}, serverError(resp)
 	}
-	body, err := readBody(resp, maxFrame)
+	body, err := readBodyInto(s.body, resp, maxFrame)
 	if err != nil {
 		return pollAnswer{}, err
 	}
-	ans, err := decodePollAnswer(body, l.c.decodeOptions())
+	if cap(body) <= maxKeptBody {
+		s.body = body[:0]
+	}
+	ans, err := decodePollAnswer(&s.envs, body, l.c.decodeOptions())
 	if err != nil {
 		return pollAnswer{}, fmt.Errorf("client: bad poll answer: %w", err)
 	}
 	return ans, nil
 }
 
+// pollScratch is what a poll link's reader keeps from one poll to the
+// next: the request's URL, the answer's body and the envelope array it
+// decodes into. A client polling as fast as it is answered made all
+// three afresh for each answer; in the load tool's broadcast to 5,000
+// poll clients they were about a third of the bytes it allocated. The
+// envelopes decoded hold copies, never the body's bytes, so the body's
+// buffer is free once the answer is decoded.
+type pollScratch struct {
+	url  []byte
+	body []byte
+	envs frameScratch
+}
+
+// maxKeptBody is the largest answer buffer a poll link keeps for the
+// next answer: a catch-up's big answer is not kept while the client idles.
+const maxKeptBody = 32 << 10
+
 // readBody reads resp's body, at most limit bytes: into one buffer of its
 // size when the server says it (a poll answer does), so that an answer of
 // dozens of messages is not read by doubling a buffer and copying it.
 func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	return readBodyInto(nil, resp, limit)
+}
+
+// readBodyInto is readBody reading into buf's array when a body of a
+// stated length fits it.
+func readBodyInto(buf []byte, resp *http.Response, limit int64) ([]byte, error) {
 	if n := resp.ContentLength; n >= 0 && n <= limit {
-		b := make([]byte, n)
+		b := buf[:0]
+		if int64(cap(b)) < n {
+			b = make([]byte, n)
+		}
+		b = b[:n]
 		if _, err := io.ReadFull(resp.Body, b); err != nil {
 			return nil, err
 		}
@@ -222,8 +279,9 @@ func readBody(resp *http.Response, limit int64) ([]byte, error) {
 // o are the options for the events (Config.CountReads) on either path.
 // With encoding/json alone, decoding answers was a third of the load
 // tool's CPU under a broadcast to 5000 poll clients.
-func decodePollAnswer(body []byte, o protocol.FastOptions) (pollAnswer, error) {
-	if a, ok := protocol.DecodePollAnswerFastWith(body, o); ok {
+func decodePollAnswer(s *frameScratch, body []byte, o protocol.FastOptions) (pollAnswer, error) {
+	if a, ok := protocol.DecodePollAnswerFastInto(*s, body, o); ok {
+		s.keep(a.Events)
 		return a, nil
 	}
 	var wire struct {
@@ -240,7 +298,7 @@ func decodePollAnswer(body []byte, o protocol.FastOptions) (pollAnswer, error) {
 		if wire.Events[0] != '[' {
 			return pollAnswer{}, fmt.Errorf("events is not a list")
 		}
-		events, err := decodeFrameInto(nil, wire.Events, o)
+		events, err := s.decode(wire.Events, o)
 		if err != nil {
 			return pollAnswer{}, err
 		}
