@@ -31,7 +31,7 @@ func (c *Client) decodeOptions() protocol.FastOptions {
 }
 
 // maxScratch is the largest envelope array a stream's reader keeps for
-// the next frame: about 96 KiB.
+// the next frame: about 102 KiB (408 bytes an envelope).
 const maxScratch = 256
 
 // frameScratch is the envelope array a stream's reader decodes into, kept
