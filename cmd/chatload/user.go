@@ -122,8 +122,9 @@ func (u *user) start(ctx context.Context, release func()) {
 		URL: r.cfg.servers()[u.srv], Token: u.token, Rooms: []string{u.room},
 		Transports: r.cfg.transports(u.tier), HTTPClient: hc, WSDialer: wd,
 		BackoffBase: r.cfg.BackoffBase, BackoffMax: r.cfg.BackoffMax, EventBuffer: 1,
-		CountReads: true, // the tool counts read positions; a page's map of them is its cost, not the server's
-		Deliver:    u.deliver,
+		CountReads:   true, // the tool counts read positions; a page's map of them is its cost, not the server's
+		CountChanges: true, // and presence changes: it reads only how many
+		Deliver:      u.deliver,
 	})
 	u.ctx = ctx
 	u.release = sync.OnceFunc(release)

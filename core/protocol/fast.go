@@ -36,6 +36,38 @@ type FastOptions struct {
 	// envelope with both "reads" and "count" is refused; a caller's
 	// encoding/json fallback then applies CountReads.
 	CountReads bool
+	// CountChanges leaves a presence envelope's changes undecoded:
+	// Changes holds as many entries as the "changes" list carried (each
+	// still checked), all of them zero, in an array shared, read-only, by
+	// every envelope so decoded (see BlankChanges). For a reader that only
+	// counts them, the load tool: in a reconnect storm of 10,000 clients in
+	// rooms of 100, each client hears of about a hundred others coming
+	// back, and building those entries' strings was a seventh of its CPU
+	// in the storm's first 2 s.
+	CountChanges bool
+}
+
+// CountChanges makes decoded envelopes what FastOptions.CountChanges
+// makes of them: an envelope with Changes gets as many blank ones.
+func CountChanges(envs []Envelope) {
+	for i := range envs {
+		if envs[i].Changes != nil {
+			envs[i].Changes = BlankChanges(len(envs[i].Changes))
+		}
+	}
+}
+
+// blankChanges backs the change lists of FastOptions.CountChanges.
+var blankChanges [256]PresenceChange
+
+// BlankChanges returns n zero changes: a slice of a shared array, which
+// must not be written (its capacity is n, so append copies), or a new
+// one past the array's 256.
+func BlankChanges(n int) []PresenceChange {
+	if n <= len(blankChanges) {
+		return blankChanges[:n:n]
+	}
+	return make([]PresenceChange, n)
 }
 
 // CountReads makes decoded envelopes what FastOptions.CountReads makes of
@@ -51,7 +83,7 @@ func CountReads(envs []Envelope) {
 
 // DecodeFrameFastWith is DecodeFrameFast with options.
 func DecodeFrameFastWith(dst []Envelope, data []byte, o FastOptions) ([]Envelope, bool) {
-	p := fastParser{b: data, countReads: o.CountReads}
+	p := fastParser{b: data, countReads: o.CountReads, countChanges: o.CountChanges}
 	p.ws()
 	if p.peek() != '[' {
 		dst = append(dst, Envelope{})
@@ -97,7 +129,7 @@ func DecodePollAnswerFastWith(data []byte, o FastOptions) (PollAnswer, bool) {
 // been written.
 func DecodePollAnswerFastInto(dst []Envelope, data []byte, o FastOptions) (PollAnswer, bool) {
 	var a PollAnswer
-	p := fastParser{b: data, countReads: o.CountReads}
+	p := fastParser{b: data, countReads: o.CountReads, countChanges: o.CountChanges}
 	p.ws()
 	var events, cursor, control, tag bool // seen: a repeated key goes to encoding/json
 	ok := p.object(func(key []byte) bool {
@@ -127,10 +159,10 @@ func DecodePollAnswerFastInto(dst []Envelope, data []byte, o FastOptions) (PollA
 			a.Control = new(Envelope)
 			// The options are for the events: the control envelope
 			// decodes as encoding/json alone would decode it.
-			counting := p.countReads
-			p.countReads = false
+			reads, changes := p.countReads, p.countChanges
+			p.countReads, p.countChanges = false, false
 			ok := p.envelope(a.Control)
-			p.countReads = counting
+			p.countReads, p.countChanges = reads, changes
 			return ok
 		case "control_tag":
 			if tag || !p.str(&a.ControlTag) {
@@ -281,10 +313,11 @@ func (p *fastParser) null() bool {
 
 // fastParser reads JSON from b at i.
 type fastParser struct {
-	b          []byte
-	i          int
-	countReads bool // FastOptions.CountReads; static
-	counted    bool // the envelope being read has its Count from "reads"
+	b            []byte
+	i            int
+	countReads   bool // FastOptions.CountReads; static
+	countChanges bool // FastOptions.CountChanges; static
+	counted      bool // the envelope being read has its Count from "reads"
 }
 
 func (p *fastParser) peek() byte {
@@ -496,23 +529,38 @@ func (p *fastParser) entries(limit int) int {
 // changes reads a batched presence envelope's changes: a list of flat
 // objects with user, name and online.
 func (p *fastParser) changes(dst *[]PresenceChange) bool {
-	out := []PresenceChange{} // encoding/json makes [] an empty list, not nil
+	var out []PresenceChange
+	if !p.countChanges {
+		out = []PresenceChange{} // encoding/json makes [] an empty list, not nil
+	}
+	n := 0
 	ok := p.array(func() bool {
 		var c PresenceChange
 		ok := p.object(func(key []byte) bool {
 			switch string(key) {
-			case "user":
-				return p.str(&c.User)
-			case "name":
+			case "user", "name":
+				if p.countChanges {
+					_, ok := p.rawString() // checked as str checks it, not kept
+					return ok
+				}
+				if string(key) == "user" {
+					return p.str(&c.User)
+				}
 				return p.str(&c.Name)
 			case "online":
 				return p.boolField(&c.Online)
 			}
 			return false
 		})
-		out = append(out, c)
+		n++
+		if !p.countChanges {
+			out = append(out, c)
+		}
 		return ok
 	})
+	if p.countChanges {
+		out = BlankChanges(n)
+	}
 	*dst = out
 	return ok
 }

@@ -73,6 +73,7 @@ func sameAsJSON(t *testing.T, data []byte) {
 		return
 	}
 	sameCounted(t, data, got)
+	sameChangesCounted(t, data, got)
 	want, err := decodeJSON(data)
 	if err != nil {
 		t.Fatalf("fast path accepted %q, which encoding/json refuses: %v", data, err)
@@ -83,6 +84,38 @@ func sameAsJSON(t *testing.T, data []byte) {
 	for i := range got {
 		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Fatalf("%q: envelope %d differs:\nfast %s\njson %s", data, i, show(got[i]), show(want[i]))
+		}
+	}
+}
+
+// sameChangesCounted checks FastOptions.CountChanges against the plain
+// fast path's envelopes, plain: it takes all that plain took, and each
+// envelope is plain's with as many changes, all blank, in a list that
+// append cannot write into.
+func sameChangesCounted(t *testing.T, data []byte, plain []Envelope) {
+	got, ok := DecodeFrameFastWith(nil, data, FastOptions{CountChanges: true})
+	if !ok {
+		t.Fatalf("%q: counting changes refused what the plain fast path took", data)
+	}
+	if len(got) != len(plain) {
+		t.Fatalf("%q: counting changes gives %d envelopes, the plain path %d", data, len(got), len(plain))
+	}
+	for i := range got {
+		want := plain[i]
+		if want.Changes != nil {
+			c := got[i].Changes
+			if c == nil || len(c) != len(want.Changes) || cap(c) != len(c) {
+				t.Fatalf("%q: envelope %d has %d changes (cap %d), want %d blank", data, i, len(c), cap(c), len(want.Changes))
+			}
+			for _, ch := range c {
+				if ch != (PresenceChange{}) {
+					t.Fatalf("%q: envelope %d: a counted change is not blank: %+v", data, i, ch)
+				}
+			}
+			want.Changes = c
+		}
+		if !reflect.DeepEqual(got[i], want) {
+			t.Fatalf("%q: envelope %d differs:\ncounted %s\nplain   %s", data, i, show(got[i]), show(want))
 		}
 	}
 }
@@ -143,15 +176,50 @@ func TestCountReads(t *testing.T) {
 	}
 }
 
+// Counting changes: blank ones, as many as came, in a frame and after
+// encoding/json (CountChanges), and a list longer than the shared array.
+func TestCountChanges(t *testing.T) {
+	frame := `[{"type":"presence","room":"r","changes":[{"user":"a","name":"A","online":true},{"user":"b","online":false},{"user":"c","online":true}]},{"type":"presence","room":"r","count":2}]`
+	got, ok := DecodeFrameFastWith(nil, []byte(frame), FastOptions{CountChanges: true})
+	if !ok || len(got) != 2 || len(got[0].Changes) != 3 || got[0].Changes[0] != (PresenceChange{}) || got[1].Changes != nil || *got[1].Count != 2 {
+		t.Fatalf("frame: %v %+v", ok, got)
+	}
+	if c := append(got[0].Changes, PresenceChange{User: "x"}); &c[0] == &got[0].Changes[0] || BlankChanges(1)[0] != (PresenceChange{}) {
+		t.Fatal("append wrote into the shared blank changes")
+	}
+	envs, err := decodeJSON([]byte(frame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	CountChanges(envs)
+	if !reflect.DeepEqual(envs, got) {
+		t.Fatalf("CountChanges gives %+v, the fast path %+v", envs, got)
+	}
+	var long []byte
+	for i := range 300 {
+		if i > 0 {
+			long = append(long, ',')
+		}
+		long = append(long, `{"user":"u","online":true}`...)
+	}
+	got, ok = DecodeFrameFastWith(nil, []byte(`{"type":"presence","room":"r","changes":[`+string(long)+`]}`), FastOptions{CountChanges: true})
+	if !ok || len(got) != 1 || len(got[0].Changes) != 300 || got[0].Changes[299] != (PresenceChange{}) {
+		t.Fatalf("300 changes: %v, %d", ok, len(got[0].Changes))
+	}
+}
+
 func show(e Envelope) string { return fmt.Sprintf("%+v %s", e, Encode(e)) }
 
-// Counting reads is for a poll answer's events: its control envelope
-// decodes as encoding/json alone would decode it.
+// Counting reads and changes is for a poll answer's events: its control
+// envelope decodes as encoding/json alone would decode it.
 func TestPollAnswerControlNotCounted(t *testing.T) {
 	a, ok := DecodePollAnswerFastWith([]byte(`{"events":[{"type":"receipt","room":"r","reads":{"a":1}}],"cursor":"r:1",`+
-		`"control":{"type":"control","reads":{"a":1,"b":2}}}`), FastOptions{CountReads: true})
+		`"control":{"type":"control","reads":{"a":1,"b":2},"changes":[{"user":"u","online":true}]}}`), FastOptions{CountReads: true, CountChanges: true})
 	if !ok || a.Control == nil || len(a.Control.Reads) != 2 || a.Control.Count != nil {
 		t.Fatalf("control %+v (ok %v); want its reads decoded, not counted", a.Control, ok)
+	}
+	if len(a.Control.Changes) != 1 || a.Control.Changes[0].User != "u" {
+		t.Fatalf("control's changes %+v; want them decoded, not counted", a.Control.Changes)
 	}
 	if len(a.Events) != 1 || a.Events[0].Count == nil || *a.Events[0].Count != 1 || a.Events[0].Reads != nil {
 		t.Fatalf("events %+v; want the receipt's reads counted", a.Events)

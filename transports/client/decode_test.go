@@ -220,3 +220,18 @@ func TestReadBody(t *testing.T) {
 		})
 	}
 }
+
+// With CountChanges, a frame the fast path gives up on has its changes
+// counted after encoding/json, as the fast path counts them.
+func TestCountChangesFallback(t *testing.T) {
+	data := []byte(`[{"type":"presence","room":"r","changes":[{"user":"a","online":true},{"user":"b","online":false}]},` +
+		`{"type":"message","room":"r","seq":9,"text":"a\"b"}]`)
+	o := protocol.FastOptions{CountChanges: true}
+	if _, ok := protocol.DecodeFrameFastWith(nil, data, o); ok {
+		t.Fatal("the fast path took an escaped string")
+	}
+	envs, err := decodeFrameInto(nil, data, o)
+	if err != nil || len(envs) != 2 || len(envs[0].Changes) != 2 || envs[0].Changes[0] != (protocol.PresenceChange{}) || envs[1].Text != `a"b` {
+		t.Fatalf("decodeFrameInto = %+v, %v; want two blank changes and the message", envs, err)
+	}
+}

@@ -12,7 +12,8 @@ import (
 // of them (the WebSocket writer batches), appending to dst[:0], an array
 // a stream's reader reuses from frame to frame (see frameScratch). The
 // common shapes take a fast path that gives the same result as
-// encoding/json; options o (Config.CountReads) apply on either path.
+// encoding/json; options o (Config.CountReads, Config.CountChanges)
+// apply on either path.
 func decodeFrameInto(dst []protocol.Envelope, data []byte, o protocol.FastOptions) ([]protocol.Envelope, error) {
 	if list, ok := protocol.DecodeFrameFastWith(dst[:0], data, o); ok {
 		return list, nil
@@ -22,12 +23,15 @@ func decodeFrameInto(dst []protocol.Envelope, data []byte, o protocol.FastOption
 	if err == nil && o.CountReads {
 		protocol.CountReads(list)
 	}
+	if err == nil && o.CountChanges {
+		protocol.CountChanges(list)
+	}
 	return list, err
 }
 
 // decodeOptions are the decoders' options from the client's Config.
 func (c *Client) decodeOptions() protocol.FastOptions {
-	return protocol.FastOptions{CountReads: c.cfg.CountReads}
+	return protocol.FastOptions{CountReads: c.cfg.CountReads, CountChanges: c.cfg.CountChanges}
 }
 
 // maxScratch is the largest envelope array a stream's reader keeps for
