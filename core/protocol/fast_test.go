@@ -70,6 +70,9 @@ func FuzzDecodeFrameFast(f *testing.F) {
 func sameAsJSON(t *testing.T, data []byte) {
 	got, ok := DecodeFrameFast(nil, data)
 	if !ok {
+		if _, ok := DecodeFrameFastWith(nil, data, FastOptions{CountChanges: true}); ok {
+			t.Fatalf("%q: counting changes took what the plain fast path refused", data)
+		}
 		return
 	}
 	sameCounted(t, data, got)
@@ -220,6 +223,14 @@ func TestPollAnswerControlNotCounted(t *testing.T) {
 	}
 	if len(a.Control.Changes) != 1 || a.Control.Changes[0].User != "u" {
 		t.Fatalf("control's changes %+v; want them decoded, not counted", a.Control.Changes)
+	}
+	// The control first: the events after it are counted again.
+	first, ok := DecodePollAnswerFastWith([]byte(`{"control":{"type":"control","reads":{"a":1},"changes":[{"user":"u","online":true}]},`+
+		`"events":[{"type":"receipt","room":"r","reads":{"a":1,"b":2}},{"type":"presence","room":"r","changes":[{"user":"v","online":true}]}],"cursor":"r:1"}`),
+		FastOptions{CountReads: true, CountChanges: true})
+	if !ok || first.Control == nil || len(first.Control.Reads) != 1 || first.Control.Changes[0].User != "u" || len(first.Events) != 2 ||
+		first.Events[0].Reads != nil || first.Events[0].Count == nil || *first.Events[0].Count != 2 || first.Events[1].Changes[0] != (PresenceChange{}) {
+		t.Fatalf("control first: %v %+v; want the control whole and the events counted", ok, first)
 	}
 	if len(a.Events) != 1 || a.Events[0].Count == nil || *a.Events[0].Count != 1 || a.Events[0].Reads != nil {
 		t.Fatalf("events %+v; want the receipt's reads counted", a.Events)

@@ -2,12 +2,14 @@ package client
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -233,5 +235,20 @@ func TestCountChangesFallback(t *testing.T) {
 	envs, err := decodeFrameInto(nil, data, o)
 	if err != nil || len(envs) != 2 || len(envs[0].Changes) != 2 || envs[0].Changes[0] != (protocol.PresenceChange{}) || envs[1].Text != `a"b` {
 		t.Fatalf("decodeFrameInto = %+v, %v; want two blank changes and the message", envs, err)
+	}
+}
+
+// readBodyInto keeps what a reader gives with its io.EOF, and fails with
+// a reader's error, for a body of unknown length read into a kept buffer.
+func TestReadBodyIntoReaders(t *testing.T) {
+	buf := make([]byte, 0, 4)
+	resp := &http.Response{ContentLength: -1, Body: io.NopCloser(iotest.DataErrReader(strings.NewReader("hello, world")))}
+	if got, err := readBodyInto(buf, resp, 100); err != nil || string(got) != "hello, world" {
+		t.Fatalf("data with EOF: %q, %v", got, err)
+	}
+	boom := errors.New("boom")
+	resp = &http.Response{ContentLength: -1, Body: io.NopCloser(io.MultiReader(strings.NewReader("part"), iotest.ErrReader(boom)))}
+	if got, err := readBodyInto(buf, resp, 100); !errors.Is(err, boom) || got != nil {
+		t.Fatalf("a reader that fails partway: %q, %v", got, err)
 	}
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,54 @@ func TestCountReads(t *testing.T) {
 			got = waitEvent(t, alice, "the receipt", isReceipt)
 			if len(got.Reads) != 2 || got.Reads["alice"] != ack.Seq || got.Reads["bob"] != ack.Seq || got.Count != nil {
 				t.Fatalf("alice's receipt %+v, want alice and bob at %d", got, ack.Seq)
+			}
+		})
+	}
+}
+
+// TestCountChanges: a client with Config.CountChanges gets a batched
+// presence envelope's changes blank, as many as came, over each tier,
+// while a client without it in the same room gets them whole. Presence
+// waits for the test's flush, so that the four joins go out in one
+// batch (one change alone goes out in the plain form, user and online);
+// a message first puts every poll client in step.
+func TestCountChanges(t *testing.T) {
+	for _, tier := range []string{WebSocket, SSE, Poll} {
+		t.Run(tier, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, serverOptions{hub: core.Config{PresenceInterval: time.Hour}}) // flushed by the test
+			cfg := testConfig(t, srv.URL, "alice", []string{tier}, "lobby")
+			cfg.CountChanges = true
+			alice := start(t, cfg)
+			var others []*Client
+			for _, u := range []string{"bob", "carol", "dave"} {
+				others = append(others, start(t, testConfig(t, srv.URL, u, []string{tier}, "lobby")))
+			}
+			all := append([]*Client{alice}, others...)
+			for _, c := range all {
+				waitState(t, c, tier+" connected", connectedOn(tier))
+			}
+			// A message each, so that every poll client is in step (a
+			// kept session between its polls) when presence goes out.
+			if _, err := others[0].Send(stepCtx(t), "lobby", "hello"); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			for _, c := range all {
+				recvMessages(t, c, 1)
+			}
+			srv.Hub.FlushPresence()
+			batched := func(e protocol.Envelope) bool {
+				return e.Type == protocol.TypePresence && e.Room == "lobby" && len(e.Changes) >= 2
+			}
+			got := waitEvent(t, alice, "the presence batch, counted", batched)
+			for _, c := range got.Changes {
+				if c != (protocol.PresenceChange{}) {
+					t.Fatalf("alice's presence %+v, want its changes blank", got)
+				}
+			}
+			got = waitEvent(t, others[0], "the presence batch", batched)
+			if !slices.ContainsFunc(got.Changes, func(c protocol.PresenceChange) bool { return c.User == "dave" && c.Online }) {
+				t.Fatalf("bob's presence %+v, want dave online among the changes", got)
 			}
 		})
 	}
