@@ -467,10 +467,18 @@ func (s *Session) delayWriter() bool {
 	if d <= 0 {
 		return false
 	}
-	s.pausing, s.delayed = true, true
-	s.delayFrom, s.delayLen = nowMillis(), millis(d)
+	s.startDelay(d)
 	s.timer.Reset(d)
 	return true
+}
+
+// startDelay marks the batch in the queue as waiting its write delay d,
+// from now: the writer pauses, and delivered later leaves what the
+// delay lasted out of the latency the controller reads. Called with
+// s.mu held.
+func (s *Session) startDelay(d time.Duration) {
+	s.pausing, s.delayed = true, true
+	s.delayFrom, s.delayLen = nowMillis(), millis(d)
 }
 
 // holdWriter makes a lingering writer hold the riding frame just queued
@@ -544,8 +552,7 @@ func (s *Session) writeLoop() {
 		lingered = false
 		if !s.delayed && closing == nil && !s.inline && !s.filling() { // an InlineWriter's Write makes no system call to save
 			if d := s.hub.writeDelay(); d > 0 {
-				s.pausing, s.delayed = true, true
-				s.delayFrom, s.delayLen = nowMillis(), millis(d)
+				s.startDelay(d)
 				timer := s.arm(d)
 				s.mu.Unlock()
 				s.park(timer) // a stale kick may end a later wait early: harmless

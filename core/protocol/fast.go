@@ -113,20 +113,14 @@ type PollAnswer struct {
 // takes) and "control_tag" (an unescaped string), each once at most. It
 // reports false for anything else.
 func DecodePollAnswerFast(data []byte) (PollAnswer, bool) {
-	return DecodePollAnswerFastWith(data, FastOptions{})
+	return DecodePollAnswerFastInto(nil, data, FastOptions{})
 }
 
-// DecodePollAnswerFastWith is DecodePollAnswerFast with options for its
-// events.
-func DecodePollAnswerFastWith(data []byte, o FastOptions) (PollAnswer, bool) {
-	return DecodePollAnswerFastInto(nil, data, o)
-}
-
-// DecodePollAnswerFastInto is DecodePollAnswerFastWith appending the
-// answer's events to dst, as DecodeFrameFastWith appends a frame's: a
-// poll client that keeps its array from answer to answer decodes without
-// a new one each time. On false, dst's array past its length may have
-// been written.
+// DecodePollAnswerFastInto is DecodePollAnswerFast with options for its
+// events, appending them to dst, as DecodeFrameFastWith appends a
+// frame's: a poll client that keeps its array from answer to answer
+// decodes without a new one each time. On false, dst's array past its
+// length may have been written.
 func DecodePollAnswerFastInto(dst []Envelope, data []byte, o FastOptions) (PollAnswer, bool) {
 	var a PollAnswer
 	p := fastParser{b: data, countReads: o.CountReads, countChanges: o.CountChanges}

@@ -162,7 +162,7 @@ func TestCountReads(t *testing.T) {
 	if !ok || len(got) != 2 || got[0].Reads != nil || got[0].Count == nil || *got[0].Count != 3 || *got[1].Count != 2 {
 		t.Fatalf("frame: %v %+v", ok, got)
 	}
-	a, ok := DecodePollAnswerFastWith([]byte(`{"events":`+frame+`,"cursor":"r:1"}`), FastOptions{CountReads: true})
+	a, ok := DecodePollAnswerFastInto(nil, []byte(`{"events":`+frame+`,"cursor":"r:1"}`), FastOptions{CountReads: true})
 	if !ok || len(a.Events) != 2 || a.Events[0].Reads != nil || *a.Events[0].Count != 3 {
 		t.Fatalf("poll answer: %v %+v", ok, a)
 	}
@@ -216,7 +216,7 @@ func show(e Envelope) string { return fmt.Sprintf("%+v %s", e, Encode(e)) }
 // Counting reads and changes is for a poll answer's events: its control
 // envelope decodes as encoding/json alone would decode it.
 func TestPollAnswerControlNotCounted(t *testing.T) {
-	a, ok := DecodePollAnswerFastWith([]byte(`{"events":[{"type":"receipt","room":"r","reads":{"a":1}}],"cursor":"r:1",`+
+	a, ok := DecodePollAnswerFastInto(nil, []byte(`{"events":[{"type":"receipt","room":"r","reads":{"a":1}}],"cursor":"r:1",`+
 		`"control":{"type":"control","reads":{"a":1,"b":2},"changes":[{"user":"u","online":true}]}}`), FastOptions{CountReads: true, CountChanges: true})
 	if !ok || a.Control == nil || len(a.Control.Reads) != 2 || a.Control.Count != nil {
 		t.Fatalf("control %+v (ok %v); want its reads decoded, not counted", a.Control, ok)
@@ -225,7 +225,7 @@ func TestPollAnswerControlNotCounted(t *testing.T) {
 		t.Fatalf("control's changes %+v; want them decoded, not counted", a.Control.Changes)
 	}
 	// The control first: the events after it are counted again.
-	first, ok := DecodePollAnswerFastWith([]byte(`{"control":{"type":"control","reads":{"a":1},"changes":[{"user":"u","online":true}]},`+
+	first, ok := DecodePollAnswerFastInto(nil, []byte(`{"control":{"type":"control","reads":{"a":1},"changes":[{"user":"u","online":true}]},`+
 		`"events":[{"type":"receipt","room":"r","reads":{"a":1,"b":2}},{"type":"presence","room":"r","changes":[{"user":"v","online":true}]}],"cursor":"r:1"}`),
 		FastOptions{CountReads: true, CountChanges: true})
 	if !ok || first.Control == nil || len(first.Control.Reads) != 1 || first.Control.Changes[0].User != "u" || len(first.Events) != 2 ||

@@ -180,8 +180,9 @@ func FuzzPollAnswer(f *testing.F) {
 	})
 }
 
-// readBody reads a body of a stated length into one buffer of that size,
-// a body of unknown length whole, and never more than its limit.
+// readBodyInto, given no buffer, reads a body of a stated length into one
+// buffer of that size, a body of unknown length whole, and never more
+// than its limit.
 func TestReadBody(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -201,9 +202,9 @@ func TestReadBody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := &http.Response{ContentLength: tc.length, Body: io.NopCloser(strings.NewReader(tc.body))}
-			got, err := readBody(resp, tc.limit)
+			got, err := readBodyInto(nil, resp, tc.limit)
 			if (err != nil) != tc.err || string(got) != tc.want {
-				t.Fatalf("readBody = %q, %v; want %q, error %v", got, err, tc.want, tc.err)
+				t.Fatalf("readBodyInto(nil) = %q, %v; want %q, error %v", got, err, tc.want, tc.err)
 			}
 			if !tc.err && tc.length >= 0 && tc.length <= tc.limit && cap(got) != int(tc.length) {
 				t.Fatalf("a stated body of %d bytes went into a buffer of %d", tc.length, cap(got))

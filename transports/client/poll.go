@@ -254,17 +254,12 @@ type pollScratch struct {
 // stream's reader keeps it.
 const maxKeptBody = 32 << 10
 
-// readBody reads resp's body, at most limit bytes: into one buffer of its
-// size when the server says it (a poll answer does), so that an answer of
-// dozens of messages is not read by doubling a buffer and copying it.
-func readBody(resp *http.Response, limit int64) ([]byte, error) {
-	return readBodyInto(nil, resp, limit)
-}
-
-// readBodyInto is readBody reading into buf's array while the body fits
-// it: a body of a stated length, or one of unknown length (a gzipped
-// answer, which the HTTP client inflates) grown from buf as io.ReadAll
-// grows its own.
+// readBodyInto reads resp's body, at most limit bytes, into buf's array
+// while the body fits it. A body of a stated length (a poll answer's)
+// goes into one buffer of that size, so that an answer of dozens of
+// messages is not read by doubling a buffer and copying it; one of
+// unknown length (a gzipped answer, which the HTTP client inflates) is
+// grown from buf as io.ReadAll grows its own.
 func readBodyInto(buf []byte, resp *http.Response, limit int64) ([]byte, error) {
 	b := buf[:0]
 	if n := resp.ContentLength; n >= 0 && n <= limit {
