@@ -178,11 +178,6 @@ func (m *Main) Run(ctx context.Context) error {
 		close(m.served)
 	}()
 	if c.DebugAddr != "" {
-		// Block and mutex profiles sample only while asked for: a wait is
-		// recorded about once per 10 µs spent waiting, and one mutex
-		// contention in 100.
-		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
-		runtime.SetMutexProfileFraction(100)
 		d, err := startDebug(c.DebugAddr, log)
 		if err != nil {
 			log.Warn("debug listener not started", "err", err)

@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
+	"strconv"
+	"sync"
 	"time"
 )
 
@@ -17,7 +20,10 @@ import (
 // of its own, never on the public one: a profile shows code paths, and a
 // CPU profile costs the node while it runs. It takes only a loopback
 // address, so reaching it means being on the host (or tunnelling to it).
-// Block and mutex profiles sample only while --debug-addr is set.
+// Blocking and mutex contention are sampled only while a block or mutex
+// profile is being taken over a window (?seconds=N): sampling them costs
+// the node about a twentieth of its CPU under a poll broadcast, which a
+// listener left on for the CPU profile should not pay.
 
 // debugFlags defines --debug-addr and its environment twin.
 func debugFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
@@ -61,6 +67,20 @@ func startDebug(addr string, log *slog.Logger) (*debugServer, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/pprof/block", sampled{"block", func(on bool) {
+		rate := 0
+		if on {
+			rate = int(10 * time.Microsecond)
+		}
+		runtime.SetBlockProfileRate(rate)
+	}})
+	mux.Handle("/debug/pprof/mutex", sampled{"mutex", func(on bool) {
+		fraction := 0
+		if on {
+			fraction = 100
+		}
+		runtime.SetMutexProfileFraction(fraction)
+	}})
 	d := &debugServer{
 		srv:    &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 		ln:     ln,
@@ -89,4 +109,38 @@ func (d *debugServer) Close() {
 		_ = d.srv.Close()
 	}
 	<-d.served
+}
+
+// sampled serves the block or mutex profile. Over a window (?seconds=N,
+// a delta) it turns the sampling on for the window's length: a wait is
+// recorded about once per 10 µs spent waiting, one mutex contention in
+// 100. Without a window it serves what earlier windows recorded.
+type sampled struct {
+	name string
+	set  func(on bool)
+}
+
+// windows counts the profiles being taken over a window, by name:
+// sampling stays on until the last one ends.
+var windows = struct {
+	sync.Mutex
+	n map[string]int
+}{n: map[string]int{}}
+
+func (s sampled) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if sec, err := strconv.ParseFloat(r.FormValue("seconds"), 64); err == nil && sec > 0 {
+		windows.Lock()
+		if windows.n[s.name]++; windows.n[s.name] == 1 {
+			s.set(true)
+		}
+		windows.Unlock()
+		defer func() {
+			windows.Lock()
+			if windows.n[s.name]--; windows.n[s.name] == 0 {
+				s.set(false)
+			}
+			windows.Unlock()
+		}()
+	}
+	pprof.Handler(s.name).ServeHTTP(w, r)
 }

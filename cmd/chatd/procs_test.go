@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -48,6 +49,36 @@ func TestDebugAddr(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
 		t.Fatalf("profile: %d %.200s", resp.StatusCode, body)
+	}
+	// Mutex contention is sampled only while a mutex profile is taken
+	// over a window.
+	if f := runtime.SetMutexProfileFraction(-1); f != 0 {
+		t.Fatalf("mutex sampling on (1 in %d) with no profile being taken", f)
+	}
+	window := make(chan error, 1)
+	go func() {
+		resp, err := http.Get("http://" + s.m.debug.Addr().String() + "/debug/pprof/mutex?seconds=1")
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		window <- err
+	}()
+	on := false
+	for !on {
+		select {
+		case err := <-window:
+			t.Fatalf("the window ended (%v) and mutex sampling never came on", err)
+		default:
+		}
+		on = runtime.SetMutexProfileFraction(-1) == 100
+		runtime.Gosched()
+	}
+	if err := <-window; err != nil {
+		t.Fatal(err)
+	}
+	if f := runtime.SetMutexProfileFraction(-1); f != 0 {
+		t.Fatalf("mutex sampling left on (1 in %d) after the window", f)
 	}
 	// Not on the public address.
 	resp2, err := http.Get(s.base + "/debug/pprof/")
