@@ -253,3 +253,36 @@ func TestReadBodyIntoReaders(t *testing.T) {
 		t.Fatalf("a reader that fails partway: %q, %v", got, err)
 	}
 }
+
+// A link's read buffer and envelope array go to the next link empty:
+// the buffer no larger than a link keeps between frames, and the array
+// pointing at nothing the last frame decoded.
+func TestWSReadReset(t *testing.T) {
+	var r wsRead
+	r.buf.b.Grow(4 * keepFrameBuffer)
+	r.buf.b.WriteString(`{"type":"message"}`)
+	envs, err := r.scratch.decode([]byte(reusedSeeds[0]), protocol.FastOptions{})
+	if err != nil || len(envs) == 0 {
+		t.Fatalf("decode: %v, %d envelopes", err, len(envs))
+	}
+	r.reset()
+	if r.buf.b.Len() != 0 || r.buf.b.Cap() > keepFrameBuffer {
+		t.Fatalf("buffer after reset: len %d, cap %d", r.buf.b.Len(), r.buf.b.Cap())
+	}
+	if len(r.scratch) != 0 {
+		t.Fatalf("envelope array after reset: len %d", len(r.scratch))
+	}
+	for i, e := range r.scratch[:cap(r.scratch)] {
+		if !reflect.ValueOf(e).IsZero() {
+			t.Fatalf("envelope %d kept after reset: %+v", i, e)
+		}
+	}
+	// A buffer a link may keep stays, emptied.
+	r.buf.b.Grow(keepFrameBuffer / 2)
+	r.buf.b.WriteString("x")
+	kept := r.buf.b.Cap()
+	r.reset()
+	if r.buf.b.Cap() != kept || r.buf.b.Len() != 0 {
+		t.Fatalf("kept buffer: cap %d (want %d), len %d", r.buf.b.Cap(), kept, r.buf.b.Len())
+	}
+}
