@@ -244,6 +244,11 @@ type laneConn struct {
 	src    *replayConn   // nil, or what net/http had read and not served; static after construction.
 	remote string        // nc.RemoteAddr(); static after construction.
 	busy   bool          // serving a request; guarded by Lane.mu.
+	// report is the Report layer of the request being served, set by
+	// Report and read by reportUser on the request's goroutine: on a lane
+	// it goes here rather than into a new context and request copy.
+	// Emptied after each request; owned by the lane's goroutine.
+	report *reportWriter
 }
 
 // add registers lc and starts its goroutine's count, unless the lane is
@@ -322,6 +327,11 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 	// ClientGone peeks at it.
 	ctx := context.WithValue(context.WithValue(s.ctx, laneKey{}, lc), connKey{}, lc.nc)
 	hr := new(bytes.Reader)
+	// One header map for the connection's answers, emptied for each: the
+	// handler is done with it when it returns (a poll that parks copies
+	// it out first, then takes the connection away), and finish has
+	// written it before the next request.
+	header := make(http.Header)
 	for {
 		if !l.setBusy(lc, false) {
 			lc.nc.Close()
@@ -348,9 +358,11 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 		// the request rather than piling up on the lane's.
 		rctx, cancel := context.WithCancel(ctx)
 		req = req.WithContext(rctx)
-		w = &laneWriter{lc: lc, header: make(http.Header)}
+		clear(header)
+		w = &laneWriter{lc: lc, header: header}
 		growLaneStack() // in one step, while shallow
 		s.handler.ServeHTTP(w, req)
+		lc.report = nil
 		cancel()
 		l.served.Add(1)
 		if w.hijacked {
@@ -383,6 +395,12 @@ func (l *Lane) readHead(s *laneServer, lc *laneConn) ([]byte, bool) {
 	}
 	if _, err := lc.br.Peek(1); err != nil {
 		return nil, false
+	}
+	if buf, _ := lc.br.Peek(lc.br.Buffered()); headEnd(buf) > 0 {
+		// All of it came with its first bytes, as a client's poll does:
+		// no header timeout to set.
+		_ = lc.nc.SetReadDeadline(time.Time{})
+		return buf[:headEnd(buf)], true
 	}
 	if s.headerTimeout > 0 {
 		_ = lc.nc.SetReadDeadline(time.Now().Add(s.headerTimeout))
@@ -625,20 +643,41 @@ func (w *laneWriter) finish(req *http.Request, closing bool) bool {
 	hw := SliceWriter{B: b}
 	_ = w.header.Write(&hw) // what net/http writes: sorted, values cleaned of line breaks
 	b = hw.B
+	now := time.Now()
 	if _, ok := w.header["Date"]; !ok {
-		b = append(b, "Date: "...)
-		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
-		b = append(b, "\r\n"...)
+		b = appendDate(b, now)
 	}
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, body...)
-	_ = w.lc.nc.SetWriteDeadline(time.Now().Add(laneWriteTimeout))
+	_ = w.lc.nc.SetWriteDeadline(now.Add(laneWriteTimeout))
 	_, err := w.lc.nc.Write(b)
 	*out = b
 	putLaneBody(out)
 	return err == nil && keep
+}
+
+// dateLine is a Date header line, "Date: …\r\n", and the second it names.
+type dateLine struct {
+	sec  int64
+	line []byte
+}
+
+// laneDate is the Date line of the second answers were last written in:
+// formatted once a second rather than once an answer.
+var laneDate atomic.Pointer[dateLine]
+
+// appendDate appends the Date line for now to b.
+func appendDate(b []byte, now time.Time) []byte {
+	sec := now.Unix()
+	d := laneDate.Load()
+	if d == nil || d.sec != sec {
+		line := append([]byte("Date: "), now.UTC().Format(http.TimeFormat)...)
+		d = &dateLine{sec: sec, line: append(line, "\r\n"...)}
+		laneDate.Store(d)
+	}
+	return append(b, d.line...)
 }
 
 func (w *laneWriter) release() {

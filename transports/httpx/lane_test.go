@@ -30,6 +30,9 @@ func laneServer(t *testing.T, wrap func(http.Handler) http.Handler) (string, *ht
 			panic("boom")
 		}
 		body := fmt.Sprintf("poll %d %s lane=%v", n.Add(1), r.URL.RawQuery, httpx.InLane(r))
+		if v := r.URL.Query().Get("mark"); v != "" {
+			w.Header().Set("X-Mark", v)
+		}
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 		_, _ = io.WriteString(w, body)
@@ -47,21 +50,7 @@ func laneServer(t *testing.T, wrap func(http.Handler) http.Handler) (string, *ht
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second,
 		MaxHeaderBytes: 2048, ErrorLog: log.New(io.Discard, "", 0)}
-	lane.Attach(srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		lane.Close(ctx)
-		_ = srv.Shutdown(ctx)
-		<-served
-	})
-	return ln.Addr().String(), lane
+	return httpx.ServeLaneTest(t, lane, srv), lane
 }
 
 // rawConn is one client connection that writes requests as given and
@@ -331,5 +320,48 @@ func TestLaneServesAnEscapedPath(t *testing.T) {
 	}
 	if lane.Returned() != 0 {
 		t.Fatalf("gave back %d times", lane.Returned())
+	}
+}
+
+// A lane answer's Date line is the time it is written, to the second,
+// whichever second the one before named.
+func TestLaneDate(t *testing.T) {
+	base := time.Date(2026, 12, 6, 17, 59, 59, 0, time.FixedZone("X", 3600))
+	for _, at := range []time.Time{
+		base, base.Add(900 * time.Millisecond), base.Add(time.Second),
+		base.Add(1100 * time.Millisecond), base, base.Add(time.Hour),
+	} {
+		got := string(httpx.AppendDate([]byte("x"), at))
+		want := "xDate: " + at.UTC().Format(http.TimeFormat) + "\r\n"
+		if got != want {
+			t.Fatalf("at %v: %q, want %q", at, got, want)
+		}
+	}
+}
+
+// A header one lane answer carried is not on the next: the lane empties
+// the connection's header map between requests.
+func TestLaneHeadersPerAnswer(t *testing.T) {
+	addr, _ := laneServer(t, nil)
+	rc := dialRaw(t, addr)
+	for i, c := range []struct{ query, mark string }{
+		{"?i=1", ""}, {"?i=2&mark=a", "a"}, {"?i=3", ""}, {"?i=4&mark=b", "b"}, {"?i=5", ""},
+	} {
+		if _, err := io.WriteString(rc.c, get("/poll"+c.query)); err != nil {
+			t.Fatal(err)
+		}
+		_ = rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(rc.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Mark"); got != c.mark {
+			t.Fatalf("answer %d: X-Mark %q, want %q", i+1, got, c.mark)
+		}
+		if i > 0 && resp.Header.Get("Date") == "" {
+			t.Fatalf("answer %d on the lane has no Date", i+1)
+		}
 	}
 }

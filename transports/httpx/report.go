@@ -112,6 +112,14 @@ func Report(rep Reporter) func(http.Handler) http.Handler {
 				}
 			}
 			rw := &reportWriter{ResponseWriter: w, rep: rep}
+			if lc, ok := r.Context().Value(laneKey{}).(*laneConn); ok {
+				// A lane's request context is its own already: the writer
+				// goes on the connection, at no new context and request
+				// copy (a ninth of what a poll answered on a lane allocated).
+				lc.report = rw
+				next.ServeHTTP(rw, r)
+				return
+			}
 			next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), reportKey{}, rw)))
 		})
 	}
@@ -137,6 +145,8 @@ func ReportUser(r *http.Request, user string) { reportUser(r, user) }
 func reportUser(r *http.Request, user string) {
 	if rw, ok := r.Context().Value(reportKey{}).(*reportWriter); ok {
 		rw.user.Store(&user)
+	} else if lc, ok := r.Context().Value(laneKey{}).(*laneConn); ok && lc.report != nil {
+		lc.report.user.Store(&user)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -332,5 +333,76 @@ func TestInternalCauseLogged(t *testing.T) {
 	want := []string{"erin disk on fire", "erin internal: internal error: bucket gone"}
 	if !slices.Equal(rep.logged, want) {
 		t.Fatalf("logged %q, want %q: the internal errors' causes only", rep.logged, want)
+	}
+}
+
+// On a lane, where Report puts its writer on the connection rather than
+// in a new context, each request's errors are still reported with the
+// user that request proved, and none with an earlier one's.
+func TestReportOnLane(t *testing.T) {
+	v, err := auth.NewVerifier(auth.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(user string) string {
+		tok, err := v.IssueDev(user, false, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	a := &Authenticator{Verifier: v, Tickets: auth.NewTickets(nil, time.Minute, nil)}
+	rep := &reports{}
+	lane := NewLane("/poll")
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /poll", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := a.IdentifyRepeated(r); err != nil {
+			WriteError(w, err)
+			return
+		}
+		if r.URL.Query().Get("fail") != "" {
+			WriteError(w, protocol.Errorf(protocol.CodeTooManyRooms, "too many"))
+			return
+		}
+		w.Header().Set("Content-Length", "2")
+		_, _ = w.Write([]byte("ok"))
+		lane.Take(w, r)
+	})
+	addr := ServeLaneTest(t, lane, &http.Server{Handler: Report(rep)(mux), ReadHeaderTimeout: 5 * time.Second, ConnContext: KeepConn})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	alice, bob := token("alice"), token("bob")
+	for i, tc := range []struct {
+		query string
+		code  int
+		errs  []string
+	}{
+		{"token=" + alice, 200, nil}, // taken over by the lane from here
+		{"token=" + alice + "&fail=1", 409, []string{"alice too_many_rooms"}},
+		{"fail=1", 401, []string{" unauthorized"}},
+		{"token=" + bob + "&fail=1", 409, []string{"bob too_many_rooms"}},
+		{"token=" + bob, 200, nil},
+	} {
+		if _, err := fmt.Fprintf(c, "GET /poll?%s HTTP/1.1\r\nHost: x\r\n\r\n", tc.query); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		errs, _ := rep.take()
+		if resp.StatusCode != tc.code || !slices.Equal(errs, tc.errs) {
+			t.Fatalf("request %d: %d, errors %q; want %d, %q", i+1, resp.StatusCode, errs, tc.code, tc.errs)
+		}
+	}
+	if lane.Served() < 4 {
+		t.Fatalf("the lane served %d requests, want the last 4", lane.Served())
 	}
 }
