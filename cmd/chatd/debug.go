@@ -68,16 +68,17 @@ func startDebug(addr string, log *slog.Logger) (*debugServer, error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/pprof/block", sampled{"block", func(on bool) {
-		rate := 0
+		rate := 0 // off: the runtime does not tell the rate it had
 		if on {
 			rate = int(10 * time.Microsecond)
 		}
 		runtime.SetBlockProfileRate(rate)
 	}})
+	var fraction int // the mutex fraction before the windows; guarded by windows
 	mux.Handle("/debug/pprof/mutex", sampled{"mutex", func(on bool) {
-		fraction := 0
 		if on {
-			fraction = 100
+			fraction = runtime.SetMutexProfileFraction(100)
+			return
 		}
 		runtime.SetMutexProfileFraction(fraction)
 	}})
@@ -114,10 +115,12 @@ func (d *debugServer) Close() {
 // sampled serves the block or mutex profile. Over a window (?seconds=N,
 // a delta) it turns the sampling on for the window's length: a wait is
 // recorded about once per 10 µs spent waiting, one mutex contention in
-// 100. Without a window it serves what earlier windows recorded.
+// 100. The runtime records only waits that began while sampling was on,
+// so a window holds those that began within it. Without a window it
+// serves what earlier windows recorded.
 type sampled struct {
 	name string
-	set  func(on bool)
+	set  func(on bool) // called under windows' lock
 }
 
 // windows counts the profiles being taken over a window, by name:
@@ -128,7 +131,7 @@ var windows = struct {
 }{n: map[string]int{}}
 
 func (s sampled) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if sec, err := strconv.ParseFloat(r.FormValue("seconds"), 64); err == nil && sec > 0 {
+	if sec, err := strconv.ParseInt(r.FormValue("seconds"), 10, 64); err == nil && sec > 0 { // as pprof reads it
 		windows.Lock()
 		if windows.n[s.name]++; windows.n[s.name] == 1 {
 			s.set(true)

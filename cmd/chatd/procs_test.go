@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -50,35 +52,15 @@ func TestDebugAddr(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
 		t.Fatalf("profile: %d %.200s", resp.StatusCode, body)
 	}
-	// Mutex contention is sampled only while a mutex profile is taken
-	// over a window.
-	if f := runtime.SetMutexProfileFraction(-1); f != 0 {
-		t.Fatalf("mutex sampling on (1 in %d) with no profile being taken", f)
-	}
-	window := make(chan error, 1)
-	go func() {
-		resp, err := http.Get("http://" + s.m.debug.Addr().String() + "/debug/pprof/mutex?seconds=1")
-		if err == nil {
-			_, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		window <- err
-	}()
-	on := false
-	for !on {
-		select {
-		case err := <-window:
-			t.Fatalf("the window ended (%v) and mutex sampling never came on", err)
-		default:
-		}
-		on = runtime.SetMutexProfileFraction(-1) == 100
-		runtime.Gosched()
-	}
-	if err := <-window; err != nil {
+	// The mutex profile is served, through the window handler.
+	resp3, err := http.Get("http://" + s.m.debug.Addr().String() + "/debug/pprof/mutex?debug=1")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if f := runtime.SetMutexProfileFraction(-1); f != 0 {
-		t.Fatalf("mutex sampling left on (1 in %d) after the window", f)
+	body3, _ := io.ReadAll(resp3.Body)
+	resp3.Body.Close()
+	if resp3.StatusCode != http.StatusOK || !strings.Contains(string(body3), "mutex") {
+		t.Fatalf("mutex profile: %d %.200s", resp3.StatusCode, body3)
 	}
 	// Not on the public address.
 	resp2, err := http.Get(s.base + "/debug/pprof/")
@@ -88,5 +70,45 @@ func TestDebugAddr(t *testing.T) {
 	resp2.Body.Close()
 	if resp2.StatusCode == http.StatusOK {
 		t.Fatal("profiles served on the public address")
+	}
+}
+
+// Blocking is sampled only while a block profile is taken over a window:
+// on when the first window opens, off when the last one ends, untouched
+// by a profile without one.
+func TestSampledWindows(t *testing.T) {
+	events := make(chan bool, 8)
+	h := sampled{"block", func(on bool) { events <- on }}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/block?debug=1", nil))
+	if rec.Code != http.StatusOK || len(events) != 0 {
+		t.Fatalf("a profile without a window: %d, %d changes to sampling", rec.Code, len(events))
+	}
+	open := func() (end func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		req := httptest.NewRequest(http.MethodGet, "/debug/pprof/block?seconds=3600", nil).WithContext(ctx)
+		go func() { defer close(done); h.ServeHTTP(httptest.NewRecorder(), req) }()
+		return func() { cancel(); <-done }
+	}
+	end1 := open()
+	if on := <-events; !on {
+		t.Fatal("the first window turned sampling off")
+	}
+	end2 := open()
+	for n := 0; n != 2; runtime.Gosched() { // until the second window is counted
+		windows.Lock()
+		n = windows.n["block"]
+		windows.Unlock()
+	}
+	end1()
+	select {
+	case on := <-events:
+		t.Fatalf("sampling set to %v while a window was still open", on)
+	default:
+	}
+	end2()
+	if on := <-events; on {
+		t.Fatal("the last window left sampling on")
 	}
 }

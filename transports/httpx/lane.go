@@ -247,7 +247,8 @@ type laneConn struct {
 	// report is the Report layer of the request being served, set by
 	// Report and read by reportUser on the request's goroutine: on a lane
 	// it goes here rather than into a new context and request copy.
-	// Emptied after each request; owned by the lane's goroutine.
+	// Emptied after each request, and after a panic; owned by the lane's
+	// goroutine.
 	report *reportWriter
 }
 
@@ -309,7 +310,8 @@ func (l *Lane) drop(lc *laneConn) {
 func (l *Lane) serve(s *laneServer, lc *laneConn) {
 	defer l.wg.Done()
 	defer l.drop(lc)
-	var w *laneWriter // the request being served
+	var w *laneWriter             // the request being served
+	var cancel context.CancelFunc // ends its context
 	defer func() {
 		// As net/http does: a handler's panic ends its connection (unless
 		// the handler has taken it), not the process;
@@ -317,6 +319,14 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 		if err := recover(); err != nil {
 			if w == nil || !w.hijacked {
 				lc.nc.Close()
+			}
+			// What the request held goes with it, as after an answer.
+			if cancel != nil {
+				cancel()
+			}
+			lc.report = nil
+			if w != nil {
+				w.release()
 			}
 			if err != http.ErrAbortHandler {
 				s.logf("http: panic serving %v on a lane: %v", lc.remote, err)
@@ -356,7 +366,8 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 		// Each request's own context, ended with it, as net/http's is:
 		// what a handler hangs on it (a cancel, an AfterFunc) goes with
 		// the request rather than piling up on the lane's.
-		rctx, cancel := context.WithCancel(ctx)
+		var rctx context.Context
+		rctx, cancel = context.WithCancel(ctx)
 		req = req.WithContext(rctx)
 		clear(header)
 		w = &laneWriter{lc: lc, header: header}
@@ -396,11 +407,13 @@ func (l *Lane) readHead(s *laneServer, lc *laneConn) ([]byte, bool) {
 	if _, err := lc.br.Peek(1); err != nil {
 		return nil, false
 	}
-	if buf, _ := lc.br.Peek(lc.br.Buffered()); headEnd(buf) > 0 {
-		// All of it came with its first bytes, as a client's poll does:
-		// no header timeout to set.
-		_ = lc.nc.SetReadDeadline(time.Time{})
-		return buf[:headEnd(buf)], true
+	if buf, _ := lc.br.Peek(lc.br.Buffered()); len(buf) > 0 {
+		if n := headEnd(buf); n > 0 {
+			// All of it came with its first bytes, as a client's poll
+			// does: no header timeout to set.
+			_ = lc.nc.SetReadDeadline(time.Time{})
+			return buf[:n], true
+		}
 	}
 	if s.headerTimeout > 0 {
 		_ = lc.nc.SetReadDeadline(time.Now().Add(s.headerTimeout))

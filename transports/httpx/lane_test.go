@@ -16,6 +16,10 @@ import (
 	"github.com/chatd/chatd/transports/httpx"
 )
 
+// panickedDone hears when the context of a request whose handler
+// panicked on a lane has ended.
+var panickedDone = make(chan struct{}, 1)
+
 // laneServer serves h on a loopback listener with a Lane for /poll
 // attached, as chatd does; the poll route's handler answers with the
 // request's query and a count, and takes the connection over. It
@@ -27,6 +31,7 @@ func laneServer(t *testing.T, wrap func(http.Handler) http.Handler) (string, *ht
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /poll", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("panic") != "" && httpx.InLane(r) {
+			context.AfterFunc(r.Context(), func() { panickedDone <- struct{}{} })
 			panic("boom")
 		}
 		body := fmt.Sprintf("poll %d %s lane=%v", n.Add(1), r.URL.RawQuery, httpx.InLane(r))
@@ -196,6 +201,12 @@ func TestLaneRecoversPanics(t *testing.T) {
 	if _, err := http.ReadResponse(rc.br, nil); err == nil {
 		t.Fatal("an answer came from a handler that panicked")
 	}
+	// The panicked request's context ends with it, not with the lane.
+	select {
+	case <-panickedDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the context of the request that panicked did not end")
+	}
 	if _, body := other.do(t, get("/poll?again")); !strings.HasSuffix(body, "lane=true") {
 		t.Fatalf("the other lane: %q", body)
 	}
@@ -342,7 +353,7 @@ func TestLaneDate(t *testing.T) {
 // A header one lane answer carried is not on the next: the lane empties
 // the connection's header map between requests.
 func TestLaneHeadersPerAnswer(t *testing.T) {
-	addr, _ := laneServer(t, nil)
+	addr, lane := laneServer(t, nil)
 	rc := dialRaw(t, addr)
 	for i, c := range []struct{ query, mark string }{
 		{"?i=1", ""}, {"?i=2&mark=a", "a"}, {"?i=3", ""}, {"?i=4&mark=b", "b"}, {"?i=5", ""},
@@ -355,13 +366,22 @@ func TestLaneHeadersPerAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got := resp.Header.Get("X-Mark"); got != c.mark {
 			t.Fatalf("answer %d: X-Mark %q, want %q", i+1, got, c.mark)
+		}
+		if onLane := strings.HasSuffix(string(body), "lane=true"); onLane != (i > 0) {
+			t.Fatalf("answer %d: %q, on the lane from the second", i+1, body)
 		}
 		if i > 0 && resp.Header.Get("Date") == "" {
 			t.Fatalf("answer %d on the lane has no Date", i+1)
 		}
+	}
+	if lane.Served() != 4 {
+		t.Fatalf("the lane served %d requests, want 4", lane.Served())
 	}
 }

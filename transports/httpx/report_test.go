@@ -337,8 +337,8 @@ func TestInternalCauseLogged(t *testing.T) {
 }
 
 // On a lane, where Report puts its writer on the connection rather than
-// in a new context, each request's errors are still reported with the
-// user that request proved, and none with an earlier one's.
+// in a new context, each request's errors are reported with the user
+// that request proved (through the writer on the connection), or none.
 func TestReportOnLane(t *testing.T) {
 	v, err := auth.NewVerifier(auth.Config{})
 	if err != nil {
