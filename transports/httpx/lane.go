@@ -159,32 +159,67 @@ func (l *Lane) Take(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	// What net/http read and did not serve comes first, then what a
-	// connection given back earlier still had pending, then the socket:
-	// one layer over the connection however often it goes back and
-	// forth.
+	// What net/http read and did not serve comes first.
 	var pending []byte
 	if n := rw.Reader.Buffered(); n > 0 {
 		b, _ := rw.Reader.Peek(n)
 		pending = append(pending, b...)
 	}
+	l.adopt(s, nc, rw.Reader, pending)
+	return true
+}
+
+// Adoptable reports whether Adopt may take over r's connection once its
+// handler has taken it from net/http (Hijack) and answered r on it: r is
+// a plain HTTP/1.1 request with no body, and the lane is attached and
+// open. Take's other conditions are on the answer, which the caller
+// writes itself.
+func (l *Lane) Adoptable(r *http.Request) bool {
+	if l.srv.Load() == nil || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
+		r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Context().Value(noLaneKey{}) != nil {
+		return false
+	}
+	return !l.isClosed()
+}
+
+// Adopt serves the next requests of nc, a connection a handler took over
+// (Hijack) for a request Adoptable allowed, once it has written its
+// complete answer there and stopped reading: pending are bytes it read
+// past the request and that come first. It reports false, and leaves nc
+// to the caller, if the lane is closed.
+func (l *Lane) Adopt(nc net.Conn, pending []byte) bool {
+	s := l.srv.Load()
+	if s == nil || l.isClosed() {
+		return false
+	}
+	l.adopt(s, nc, bufio.NewReaderSize(nc, laneReadBuffer), pending)
+	return true
+}
+
+// laneReadBuffer is the read buffer of a connection Adopt takes: net/http's.
+const laneReadBuffer = 4 << 10
+
+// adopt serves nc on a lane goroutine, reading through br: pending first,
+// then what a connection given back earlier still had pending, then the
+// socket, one layer over the connection however often it goes back and
+// forth. A closed lane closes nc.
+func (l *Lane) adopt(s *laneServer, nc net.Conn, br *bufio.Reader, pending []byte) {
 	if prev, ok := nc.(*replayConn); ok {
 		pending = append(pending, prev.pending...)
 		nc = prev.Conn
 	}
-	lc := &laneConn{nc: nc, br: rw.Reader, remote: nc.RemoteAddr().String()}
+	lc := &laneConn{nc: nc, br: br, remote: nc.RemoteAddr().String()}
 	if len(pending) > 0 {
 		lc.src = &replayConn{Conn: nc, pending: pending}
-		rw.Reader.Reset(lc.src)
+		br.Reset(lc.src)
 	} else {
-		rw.Reader.Reset(nc)
+		br.Reset(nc)
 	}
 	if !l.add(lc) {
 		nc.Close()
-		return true
+		return
 	}
 	go l.serve(s, lc)
-	return true
 }
 
 // laneKey marks the context of a request a lane serves.

@@ -17,6 +17,9 @@ func (h *Handler) Kept() int {
 // many carried on with a kept one.
 func (h *Handler) Polls() (opened, resumed uint64) { return h.opened.Load(), h.resumed.Load() }
 
+// Parks returns how many polls h has parked.
+func (h *Handler) Parks() uint64 { return h.parks.Load() }
+
 // HoldEnd is when a poll opened at opened stops waiting for news.
 func (h *Handler) HoldEnd(opened time.Time) time.Time { return h.holdEnd(opened) }
 

@@ -1,6 +1,7 @@
 package poll_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -567,5 +568,83 @@ func TestPollKeptByItsQueryOnly(t *testing.T) {
 	s.mustTake(t, "the room's poll after", a, 1)
 	if o, r := h.Polls(); o != opened || r != resumed+1 {
 		t.Fatalf("the room's poll after: %d opened, %d resumed; want 1 resumed", o-opened, r-resumed)
+	}
+}
+
+// With a Lane, a parked poll's answer keeps its connection: the lane
+// takes it over and answers the client's next polls on it, parked again
+// or not, in order and exactly; what the client sent after its parked
+// poll (a pipelined poll) is served first.
+func TestParkedAnswerKeepsConnection(t *testing.T) {
+	const room = "park-keep"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	lane := httpx.NewLane("/v1/poll")
+	h := poll.New(poll.Config{Hub: e.Hub, Auth: &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets},
+		Park: time.Millisecond, Quiet: -1, Hold: 10 * time.Second, Keep: 5 * time.Second, Lane: lane})
+	srv := httptest.NewUnstartedServer(h)
+	lane.Attach(srv.Config)
+	srv.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		lane.Close(ctx)
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	tok := e.Token(t, "pia", transporttest.Claims{})
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	write := func(q url.Values) {
+		t.Helper()
+		if _, err := fmt.Fprintf(c, "GET /v1/poll?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", q.Encode(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(what string) answer {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		a := answer{Status: resp.StatusCode, Closed: resp.Close}
+		if err := json.Unmarshal(raw, &a); err != nil || a.Status != http.StatusOK || a.Closed {
+			t.Fatalf("%s: %d, closed %v, %q (%v)", what, a.Status, a.Closed, raw, err)
+		}
+		return a
+	}
+	s := &seqs{room: room}
+	write(start(room))
+	a := read("first poll")
+	for round := range 3 {
+		parks := h.Parks()
+		write(from(room, a.Cursor))
+		eventually(t, "the poll to park", func() bool { return h.Parks() > parks })
+		send(t, e, room, 1)
+		a = read(fmt.Sprint("parked poll ", round))
+		s.mustTake(t, fmt.Sprint("parked poll ", round), a, 1)
+	}
+	// A poll pipelined behind a parked one: the lane serves it once the
+	// parked one has answered.
+	parks := h.Parks()
+	write(from(room, a.Cursor))
+	eventually(t, "the poll to park", func() bool { return h.Parks() > parks })
+	write(start(room)) // from seq 0: answered at once, with all four
+	send(t, e, room, 1)
+	a = read("parked poll with one behind it")
+	s.mustTake(t, "parked poll with one behind it", a, 1)
+	all := &seqs{room: room}
+	all.mustTake(t, "the poll behind it", read("the poll behind it"), 4)
+	if lane.Served() < 3 {
+		t.Fatalf("the lane served %d polls, want the parked connection's next ones (3 or more)", lane.Served())
 	}
 }

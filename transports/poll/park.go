@@ -1,8 +1,10 @@
 package poll
 
 import (
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -21,11 +23,14 @@ const answerTimeout = 10 * time.Second
 // the rest of the hold and a reader goroutine with a minimal stack that
 // notices the client going away. The answer is written by whoever ends
 // the poll: news (conn.Write, on the session's writer goroutine), the
-// hold's end (its timer) or the session's end (conn.Close). It says
-// Connection: close, since the connection cannot go back to net/http for
-// the next request; a client that was idle for Park pays one new
-// connection for its next poll, which may still carry on with the same
-// session (see keeper).
+// hold's end (its timer) or the session's end (conn.Close). With a Lane
+// (Config.Lane) the connection goes on: the watcher stops reading and
+// hands it to the lane, which serves the client's next polls on it, so a
+// quiet room's parked clients do not all reconnect at its next message.
+// Without one the answer says Connection: close, since the connection
+// cannot go back to net/http, and the client's next poll opens a new
+// connection; either way it may carry on with the same session (see
+// keeper).
 type parked struct {
 	h        *Handler    // Static after construction.
 	c        *conn       // Static after construction.
@@ -38,7 +43,29 @@ type parked struct {
 	hold     *time.Timer // answers when the hold is over; set before the poll is parked.
 	done     atomic.Bool // the answer has begun
 	gone     atomic.Bool // the client closed the connection
+	// lane takes the connection over once the answer is written, for the
+	// client's next polls; nil: the answer closes it. Static after
+	// construction.
+	lane    *httpx.Lane
+	handoff atomic.Int32 // watching, handing or unwatched
+	// pending is what watch read from the client, its next request, to
+	// go first on the lane; overflow, that it was more than maxPending.
+	// Owned by watch.
+	pending  []byte
+	overflow bool
 }
+
+// A parked poll's connection, as the answer and watch agree on it.
+const (
+	watching  int32 = iota // watch reads it
+	handing                // the answer is written: watch hands it to the lane
+	unwatched              // watch has returned: the answer closes it
+)
+
+// maxPending bounds what a parked poll's watch keeps of what the client
+// sends before its connection goes to the lane: a poll's request, not a
+// stream.
+const maxPending = 8 << 10
 
 // park takes the connection over from net/http, if it can (HTTP/1 only),
 // and hands the poll of pos to c, so that ServeHTTP may return while the
@@ -55,18 +82,27 @@ func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 	if err != nil {
 		return false
 	}
+	lane := h.cfg.Lane
+	if lane != nil && !lane.Adoptable(r) {
+		lane = nil
+	}
 	if n := rw.Reader.Buffered(); n > 0 {
 		// A pipelined request is in net/http's buffer and cannot be handed
 		// back: it is dropped with the connection, and the client retries.
 		_, _ = rw.Reader.Discard(n)
+		lane = nil
 	}
 	p := &parked{h: h, c: c, nc: nc, pos: pos, gzip: h.cfg.Compress != nil && acceptsGzip(r),
-		known: controlTag(r), keepable: keepable, header: header.B}
+		known: controlTag(r), keepable: keepable, header: header.B, lane: lane}
+	h.parks.Add(1)
 	// The timer may fire before the poll is parked: unpark then finds
 	// nothing to take back, and parkWith answers.
 	p.hold = time.AfterFunc(left, p.expire)
 	if frames, now := c.parkWith(p); now {
 		p.end(frames)
+		if p.handoff.Load() == handing {
+			go p.watch() // it hands the connection to the lane at once
+		}
 		return true
 	}
 	go p.watch()
@@ -92,11 +128,28 @@ func (p *parked) end(frames *[]core.Frame) {
 // the answer has been written. A client going away before its answer
 // ends the session.
 func (p *parked) watch() {
-	var buf [16]byte
+	var buf [64]byte
 	for {
-		if _, err := p.nc.Read(buf[:]); err != nil {
+		n, err := p.nc.Read(buf[:])
+		if n > 0 && !p.overflow {
+			if len(p.pending)+n > maxPending {
+				p.pending, p.overflow = nil, true
+			} else {
+				p.pending = append(p.pending, buf[:n]...)
+			}
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && p.handoff.Load() == handing {
+				p.handOver()
+				return
+			}
 			break
 		}
+	}
+	if !p.handoff.CompareAndSwap(watching, unwatched) {
+		// The answer went out and the client closed the connection
+		// before it could go to the lane.
+		p.nc.Close()
 	}
 	p.gone.Store(true)
 	if !p.done.Load() {
@@ -104,15 +157,33 @@ func (p *parked) watch() {
 	}
 }
 
-// answer writes the poll's answer with frames, in one write, gives the
-// frames back and closes the connection. With keep, it first offers the
+// handOver gives the connection to the lane, with what the client sent
+// after its parked request, once the answer is written; watch calls it
+// when the answer has stopped its read.
+func (p *parked) handOver() {
+	_ = p.nc.SetReadDeadline(time.Time{})
+	if p.overflow || !p.lane.Adopt(p.nc, p.pending) {
+		p.nc.Close()
+	}
+	p.pending = nil
+}
+
+// answer writes the poll's answer with frames, in one write, and gives
+// the frames back. With a lane, the connection then goes to it for the
+// client's next polls (watch hands it over); without one, or if the
+// client is gone, the answer closes it. With keep, it first offers the
 // session to the keeper for the client's next poll, and reports whether
 // the keeper took it; if not, the caller ends the session. Called once,
 // by whoever took the answer over from c.
 func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	p.done.Store(true)
 	p.hold.Stop()
-	defer p.nc.Close()
+	handed := false
+	defer func() {
+		if !handed {
+			p.nc.Close()
+		}
+	}()
 	defer releaseFrames(frames)
 	if p.gone.Load() {
 		return false
@@ -123,17 +194,25 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	defer a.release()
 	msg := getBody(256 + len(p.header) + len(a.out))
 	defer putBody(msg)
-	*msg = append(appendHead(*msg, p.header, a), a.out...)
+	*msg = append(appendHead(*msg, p.header, a, p.lane != nil), a.out...)
 	_ = p.nc.SetWriteDeadline(time.Now().Add(answerTimeout))
 	if _, err := p.nc.Write(*msg); err == nil {
 		p.c.sess.Delivered(framesOf(frames))
+		// watch is reading: it stops at once and hands the connection over
+		// (unless it has returned: the client is gone).
+		if p.lane != nil && p.handoff.CompareAndSwap(watching, handing) {
+			handed = true
+			_ = p.nc.SetWriteDeadline(time.Time{})
+			_ = p.nc.SetReadDeadline(time.Unix(1, 0))
+		}
 	}
 	return kept
 }
 
 // appendHead appends a 200 response head for a to b: the middleware's
-// headers (in wire form), the answer's, and Connection: close.
-func appendHead(b, header []byte, a answer) []byte {
+// headers (in wire form), the answer's, and Connection: close unless the
+// connection goes on (keepAlive).
+func appendHead(b, header []byte, a answer, keepAlive bool) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\n"...)
 	b = append(b, header...)
 	b = append(b, "Content-Type: application/json\r\nCache-Control: no-store\r\n"...)
@@ -144,5 +223,8 @@ func appendHead(b, header []byte, a answer) []byte {
 	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
 	b = append(b, "\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(a.out)), 10)
+	if keepAlive {
+		return append(b, "\r\n\r\n"...)
+	}
 	return append(b, "\r\nConnection: close\r\n\r\n"...)
 }
