@@ -74,9 +74,9 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 	durFlag(&c.PollLinger, "poll-linger", "CHAT_POLL_LINGER", poll.DefaultLinger,
 		"least time between two answers to one long-poll client while news flows, so that a busy room goes out in batches; 0: none")
 	durFlag(&c.PollPark, "poll-park", "CHAT_POLL_PARK", poll.DefaultPark,
-		"how long a held long-poll waits with no news before the server takes its connection over from net/http, at a fraction of the memory (its answer then closes the connection); 0: never")
+		"how long a held long-poll waits with no news before the server takes its connection over from net/http, at a fraction of the memory (over plain HTTP/1.1 its answer keeps the connection for the client's next poll; otherwise it closes it); 0: never")
 	durFlag(&c.PollQuiet, "poll-quiet", "CHAT_POLL_QUIET", poll.DefaultQuiet,
-		"how long a long-poll client must have gone without news for its held poll to be parked; a busier one keeps its connection; 0: park after --poll-park whatever came before")
+		"how long a long-poll client must have gone without news for its held poll to be parked; a busier one's poll stays held; 0: park after --poll-park whatever came before")
 	durFlag(&c.PollMaxPace, "poll-max-pace", "CHAT_POLL_MAX_PACE", poll.DefaultMaxPace,
 		"the most a busy long-poll client's answers are spaced while the node is behind (goroutines waiting 30 ms or more to run), so that clients re-polling as fast as they are answered cannot keep it at its core; the same signal puts presence off, for at most 5 s; 0: never, neither")
 	fs.BoolVar(&c.PollLane, "poll-lane", true,

@@ -175,18 +175,23 @@ func (l *Lane) Take(w http.ResponseWriter, r *http.Request) bool {
 // open. Take's other conditions are on the answer, which the caller
 // writes itself.
 func (l *Lane) Adoptable(r *http.Request) bool {
-	if l.srv.Load() == nil || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
+	if l.srv.Load() == nil || r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
 		r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Context().Value(noLaneKey{}) != nil {
 		return false
 	}
 	return !l.isClosed()
 }
 
+// Open reports whether the lane is attached and not closed: Adopt would
+// take a connection now.
+func (l *Lane) Open() bool { return l.srv.Load() != nil && !l.isClosed() }
+
 // Adopt serves the next requests of nc, a connection a handler took over
 // (Hijack) for a request Adoptable allowed, once it has written its
 // complete answer there and stopped reading: pending are bytes it read
 // past the request and that come first. It reports false, and leaves nc
-// to the caller, if the lane is closed.
+// to the caller, if the lane is closed; true: nc is the lane's, served,
+// or closed if the lane closed meanwhile.
 func (l *Lane) Adopt(nc net.Conn, pending []byte) bool {
 	s := l.srv.Load()
 	if s == nil || l.isClosed() {
@@ -659,7 +664,11 @@ func (w *laneWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.hijacked = true
 	w.release()
 	_ = w.lc.nc.SetDeadline(time.Time{})
-	return w.lc.nc, bufio.NewReadWriter(w.lc.br, bufio.NewWriter(w.lc.nc)), nil
+	var nc net.Conn = w.lc.nc
+	if w.lc.src != nil && len(w.lc.src.pending) > 0 {
+		nc = w.lc.src // what the reader has not yet taken comes first
+	}
+	return nc, bufio.NewReadWriter(w.lc.br, bufio.NewWriter(w.lc.nc)), nil
 }
 
 // finish writes the answer and reports whether the connection carries on.

@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -383,5 +384,36 @@ func TestLaneHeadersPerAnswer(t *testing.T) {
 	}
 	if lane.Served() != 4 {
 		t.Fatalf("the lane served %d requests, want 4", lane.Served())
+	}
+}
+
+// Adoptable allows a plain HTTP/1.1 GET without a body, on a lane that is
+// attached and open, and nothing else.
+func TestLaneAdoptable(t *testing.T) {
+	lane := httpx.NewLane("/poll")
+	get11 := func() *http.Request { return httptest.NewRequest(http.MethodGet, "/poll", nil) }
+	if lane.Adoptable(get11()) || lane.Open() {
+		t.Fatal("a lane not attached adopts")
+	}
+	httpx.ServeLaneTest(t, lane, &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 5 * time.Second})
+	if !lane.Adoptable(get11()) || !lane.Open() {
+		t.Fatal("an attached lane does not adopt a plain GET")
+	}
+	for name, r := range map[string]*http.Request{
+		"HEAD":     httptest.NewRequest(http.MethodHead, "/poll", nil),
+		"POST":     httptest.NewRequest(http.MethodPost, "/poll", strings.NewReader("x")),
+		"HTTP/1.0": func() *http.Request { r := get11(); r.Proto, r.ProtoMinor = "HTTP/1.0", 0; return r }(),
+		"close":    func() *http.Request { r := get11(); r.Close = true; return r }(),
+		"TLS":      httptest.NewRequest(http.MethodGet, "https://x/poll", nil),
+	} {
+		if lane.Adoptable(r) {
+			t.Errorf("%s: adoptable", name)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lane.Close(ctx)
+	if lane.Adoptable(get11()) || lane.Open() {
+		t.Fatal("a closed lane adopts")
 	}
 }

@@ -39,7 +39,8 @@
 // Once a kept session's poll is answered, its HTTP/1.1 connection goes
 // to Config.Lane (an httpx.Lane), which serves the client's next polls
 // on it without net/http's per-request machinery and gives anything
-// else on the connection back to net/http.
+// else on the connection back to net/http. So does a parked poll's,
+// once its answer is written (park.go).
 //
 // A token or ticket is verified once and taken on trust until its
 // expiry (httpx.Authenticator's cache), and the control envelope every

@@ -59,11 +59,12 @@ type Config struct {
 	// Quiet is how long a session must have gone without news for its
 	// held poll to park. A poll whose session answered with news more
 	// recently waits in net/http until Quiet has passed since: its next
-	// news is likely near, and a parked answer closes the connection,
-	// which the client then opens again. Under load, when news takes
-	// longer than Park to reach a busy room's polls, parking had turned a
-	// large share of their answers into new connections. 2s; negative:
-	// park after Park whatever came before.
+	// news is likely near, and a parked answer costs more than a held
+	// one (a hijack, a reader goroutine, and without a Lane a new
+	// connection, which the client then opens again). Under load, when
+	// news takes longer than Park to reach a busy room's polls, parking
+	// had turned a large share of their answers into new connections.
+	// 2s; negative: park after Park whatever came before.
 	Quiet time.Duration
 	// Keep is how long the session of an answered poll waits for the
 	// client's next poll, which carries on with it if it resumes from the
@@ -114,9 +115,10 @@ type Config struct {
 	// 1.72×, four 2.06×, eight 3.2×.
 	CompressMin int
 	// Lane, if set, takes over the connection of a poll whose session is
-	// kept for the client's next poll, once its answer is written: the
-	// client's next polls on that connection cost the node less (see
-	// httpx.Lane). nil: every poll goes through net/http.
+	// kept for the client's next poll, once its answer is written, and
+	// that of a parked poll once its answer is (see Park): the client's
+	// next polls on that connection cost the node less (see httpx.Lane).
+	// nil: every poll goes through net/http.
 	Lane *httpx.Lane
 	// Running bounds the polls that do their work at once: the rest wait
 	// for a slot, parked, and the goroutines that wait to run are not

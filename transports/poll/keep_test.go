@@ -643,8 +643,33 @@ func TestParkedAnswerKeepsConnection(t *testing.T) {
 	a = read("parked poll with one behind it")
 	s.mustTake(t, "parked poll with one behind it", a, 1)
 	all := &seqs{room: room}
-	all.mustTake(t, "the poll behind it", read("the poll behind it"), 4)
+	b := read("the poll behind it")
+	all.mustTake(t, "the poll behind it", b, 4)
 	if lane.Served() < 3 {
 		t.Fatalf("the lane served %d polls, want the parked connection's next ones (3 or more)", lane.Served())
+	}
+
+	// A client that asked to close gets Connection: close from its
+	// parked poll, lane or not.
+	c2, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	parks = h.Parks()
+	if _, err := fmt.Fprintf(c2, "GET /v1/poll?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n",
+		from(room, b.Cursor).Encode(), tok); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the poll to park", func() bool { return h.Parks() > parks })
+	send(t, e, room, 1)
+	_ = c2.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Fatalf("a parked poll that asked to close: %d, closed %v", resp.StatusCode, resp.Close)
 	}
 }

@@ -52,7 +52,7 @@ type parked struct {
 	// go first on the lane; overflow, that it was more than maxPending.
 	// Owned by watch.
 	pending  []byte
-	overflow bool
+	overflow atomic.Bool // read by answer, which then closes the connection
 }
 
 // A parked poll's connection, as the answer and watch agree on it.
@@ -94,7 +94,6 @@ func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 	}
 	p := &parked{h: h, c: c, nc: nc, pos: pos, gzip: h.cfg.Compress != nil && acceptsGzip(r),
 		known: controlTag(r), keepable: keepable, header: header.B, lane: lane}
-	h.parks.Add(1)
 	// The timer may fire before the poll is parked: unpark then finds
 	// nothing to take back, and parkWith answers.
 	p.hold = time.AfterFunc(left, p.expire)
@@ -105,6 +104,7 @@ func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 		}
 		return true
 	}
+	h.parks.Add(1)
 	go p.watch()
 	return true
 }
@@ -131,9 +131,10 @@ func (p *parked) watch() {
 	var buf [64]byte
 	for {
 		n, err := p.nc.Read(buf[:])
-		if n > 0 && !p.overflow {
+		if n > 0 && p.lane != nil && !p.overflow.Load() { // without a lane nothing is kept, as before
 			if len(p.pending)+n > maxPending {
-				p.pending, p.overflow = nil, true
+				p.pending = nil
+				p.overflow.Store(true)
 			} else {
 				p.pending = append(p.pending, buf[:n]...)
 			}
@@ -162,7 +163,7 @@ func (p *parked) watch() {
 // when the answer has stopped its read.
 func (p *parked) handOver() {
 	_ = p.nc.SetReadDeadline(time.Time{})
-	if p.overflow || !p.lane.Adopt(p.nc, p.pending) {
+	if p.overflow.Load() || !p.lane.Adopt(p.nc, p.pending) {
 		p.nc.Close()
 	}
 	p.pending = nil
@@ -194,13 +195,17 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	defer a.release()
 	msg := getBody(256 + len(p.header) + len(a.out))
 	defer putBody(msg)
-	*msg = append(appendHead(*msg, p.header, a, p.lane != nil), a.out...)
+	// The connection goes on for a client that goes on (keep: not at the
+	// session's end, a node draining, whose clients should reconnect),
+	// while the lane is open and the client has not flooded it.
+	keepAlive := keep && p.lane != nil && p.lane.Open() && !p.overflow.Load()
+	*msg = append(appendHead(*msg, p.header, a, keepAlive), a.out...)
 	_ = p.nc.SetWriteDeadline(time.Now().Add(answerTimeout))
 	if _, err := p.nc.Write(*msg); err == nil {
 		p.c.sess.Delivered(framesOf(frames))
 		// watch is reading: it stops at once and hands the connection over
 		// (unless it has returned: the client is gone).
-		if p.lane != nil && p.handoff.CompareAndSwap(watching, handing) {
+		if keepAlive && p.handoff.CompareAndSwap(watching, handing) {
 			handed = true
 			_ = p.nc.SetWriteDeadline(time.Time{})
 			_ = p.nc.SetReadDeadline(time.Unix(1, 0))
