@@ -53,6 +53,3 @@ func (l *Lane) Layers() int {
 	}
 	return most
 }
-
-// AppendDate is appendDate, for the lane's tests.
-var AppendDate = appendDate

@@ -124,7 +124,7 @@ func (l *Lane) Attach(srv *http.Server) {
 // written its whole answer to w, with its Content-Length, and reports
 // whether the lane has it: then the handler must return without
 // touching w. It takes nothing over (false) unless the lane is attached
-// and open, r is HTTP/1.1 over plain TCP with no body and keeps its
+// and open, r is an HTTP/1.1 GET over plain TCP with no body and keeps its
 // connection, and the answer does not close it. net/http's own decisions
 // to close (keep-alives turned off, a shutdown under way) are not seen
 // here: close the lane before the server. A request the lane serves
@@ -133,21 +133,11 @@ func (l *Lane) Take(w http.ResponseWriter, r *http.Request) bool {
 	if InLane(r) {
 		return true
 	}
+	// The request as Adopt needs it (see Adoptable). Nor is an answer
+	// without Content-Length taken, which net/http would send chunked and
+	// the hijack leave unended.
 	s := l.srv.Load()
-	// A request with a body is not taken: net/http may have left some of
-	// it unread (it gives up past 256 KiB and closes), and the lane would
-	// read the rest as requests. Nor is an answer without Content-Length,
-	// which net/http would send chunked and the hijack leave unended.
-	if s == nil || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
-		r.ContentLength != 0 || len(r.TransferEncoding) != 0 ||
-		w.Header().Get("Connection") != "" || w.Header().Get("Content-Length") == "" ||
-		r.Context().Value(noLaneKey{}) != nil {
-		return false
-	}
-	l.mu.Lock()
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
+	if s == nil || !l.Adoptable(r) || w.Header().Get("Connection") != "" || w.Header().Get("Content-Length") == "" {
 		return false
 	}
 	rc := http.NewResponseController(w)
@@ -171,9 +161,11 @@ func (l *Lane) Take(w http.ResponseWriter, r *http.Request) bool {
 
 // Adoptable reports whether Adopt may take over r's connection once its
 // handler has taken it from net/http (Hijack) and answered r on it: r is
-// a plain HTTP/1.1 request with no body, and the lane is attached and
-// open. Take's other conditions are on the answer, which the caller
-// writes itself.
+// a plain HTTP/1.1 GET with no body, and the lane is attached and open.
+// A request with a body is not taken: net/http may have left some of it
+// unread (it gives up past 256 KiB and closes), and the lane would read
+// the rest as requests. Take asks the same, and more of the answer,
+// which Adopt's caller writes itself.
 func (l *Lane) Adoptable(r *http.Request) bool {
 	if l.srv.Load() == nil || r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
 		r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Context().Value(noLaneKey{}) != nil {
@@ -447,18 +439,9 @@ func (l *Lane) readHead(s *laneServer, lc *laneConn) ([]byte, bool) {
 	if _, err := lc.br.Peek(1); err != nil {
 		return nil, false
 	}
-	if buf, _ := lc.br.Peek(lc.br.Buffered()); len(buf) > 0 {
-		if n := headEnd(buf); n > 0 {
-			// All of it came with its first bytes, as a client's poll
-			// does: no header timeout to set.
-			_ = lc.nc.SetReadDeadline(time.Time{})
-			return buf[:n], true
-		}
-	}
-	if s.headerTimeout > 0 {
-		_ = lc.nc.SetReadDeadline(time.Now().Add(s.headerTimeout))
-	}
-	for {
+	// A head that came whole with its first bytes, as a client's poll
+	// does, sets no header timeout: it is set only to wait for the rest.
+	for waiting := false; ; waiting = true {
 		buf, _ := lc.br.Peek(lc.br.Buffered())
 		if n := headEnd(buf); n > 0 {
 			_ = lc.nc.SetReadDeadline(time.Time{})
@@ -467,6 +450,9 @@ func (l *Lane) readHead(s *laneServer, lc *laneConn) ([]byte, bool) {
 		if len(buf) >= lc.br.Size() || len(buf) > s.maxHead {
 			_ = lc.nc.SetReadDeadline(time.Time{})
 			return buf, true // too long for the lane: net/http judges it
+		}
+		if !waiting && s.headerTimeout > 0 {
+			_ = lc.nc.SetReadDeadline(time.Now().Add(s.headerTimeout))
 		}
 		if _, err := lc.br.Peek(len(buf) + 1); err != nil {
 			return nil, false
@@ -702,7 +688,7 @@ func (w *laneWriter) finish(req *http.Request, closing bool) bool {
 	b = hw.B
 	now := time.Now()
 	if _, ok := w.header["Date"]; !ok {
-		b = appendDate(b, now)
+		b = AppendDate(b, now)
 	}
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
@@ -725,8 +711,9 @@ type dateLine struct {
 // formatted once a second rather than once an answer.
 var laneDate atomic.Pointer[dateLine]
 
-// appendDate appends the Date line for now to b.
-func appendDate(b []byte, now time.Time) []byte {
+// AppendDate appends the Date header line for now, "Date: …\r\n", to b:
+// the lane's answers and a parked poll's, formatted once a second.
+func AppendDate(b []byte, now time.Time) []byte {
 	sec := now.Unix()
 	d := laneDate.Load()
 	if d == nil || d.sec != sec {

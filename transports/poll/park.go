@@ -224,9 +224,8 @@ func appendHead(b, header []byte, a answer, keepAlive bool) []byte {
 	if a.gzipped {
 		b = append(b, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"...)
 	}
-	b = append(b, "Date: "...)
-	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
-	b = append(b, "\r\nContent-Length: "...)
+	b = httpx.AppendDate(b, time.Now())
+	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(a.out)), 10)
 	if keepAlive {
 		return append(b, "\r\n\r\n"...)
