@@ -147,7 +147,7 @@ func (s *Server) Handler() http.Handler {
 // reconnect storm one per client: chi's tree walk, its route context
 // and the mounted /v1 router's second walk were 5% of the node's CPU
 // under a broadcast to 5,000 polls, about 4 µs a request
-// (docs/PERFORMANCE.md, the round of 5 December, 07:30). Only a path the
+// (docs/PERFORMANCE-ROUNDS.md, the round of 5 December, 07:30). Only a path the
 // router would match as written is taken (no escapes, which chi would
 // match raw); anything else, a HEAD among it, gets the router's answer.
 //
