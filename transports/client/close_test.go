@@ -243,7 +243,7 @@ func TestBriefLinksBackOff(t *testing.T) {
 	t.Parallel()
 	const reason = "join failed: internal: internal error"
 	closes := []int{1011, 1011, 4009, 1011, 1011}
-	for _, tier := range []string{WebSocket, SSE} { // the fake serves no polls
+	for _, tier := range []string{WebSocket, SSE, Poll} {
 		t.Run(tier, func(t *testing.T) {
 			t.Parallel()
 			f := newFakeServer(t, func(f *fakeServer) {
@@ -252,6 +252,7 @@ func TestBriefLinksBackOff(t *testing.T) {
 					f.sseScripts = append(f.sseScripts, func(w http.ResponseWriter) {
 						sseEvent(w, protocol.Envelope{Type: protocol.TypeDisconnect, CloseCode: code, Reason: reason})
 					})
+					f.pollEnds = append(f.pollEnds, protocol.Envelope{Type: protocol.TypeDisconnect, CloseCode: code, Reason: reason})
 				}
 			})
 			cfg := testConfig(t, f.URL, "alice", []string{tier}, "lobby")
@@ -279,7 +280,7 @@ func TestBriefLinksBackOff(t *testing.T) {
 				t.Fatalf("State.Attempt reached %d, want 0: brief links are not failed connects", attempts)
 			}
 			ws, sse := f.tokens()
-			if n := map[string]int{WebSocket: len(ws), SSE: len(sse)}[tier]; n != len(closes)+1 {
+			if n := map[string]int{WebSocket: len(ws), SSE: len(sse), Poll: len(f.polls())}[tier]; n != len(closes)+1 {
 				t.Fatalf("%d %s links, want %d: the client stayed on its tier", n, tier, len(closes)+1)
 			}
 		})

@@ -27,6 +27,11 @@ type fakeServer struct {
 	// first join; sseScripts likewise on SSE streams. Set before use.
 	wsScripts  []func(*websocket.Conn)
 	sseScripts []func(http.ResponseWriter)
+	// pollEnds[i] ends the i-th poll link: its first poll (one without
+	// cursor=) is answered with a joined envelope, its next with
+	// pollEnds[i]; past them, a link's next poll waits until the client
+	// gives it up. Set before use.
+	pollEnds []protocol.Envelope
 
 	pongs chan struct{} // a pong arrived
 
@@ -46,6 +51,7 @@ type fakeServer struct {
 	wsTokens  []string                 // the token of each WebSocket; guarded by mu
 	wsTimes   []time.Time              // when each WebSocket was upgraded; guarded by mu
 	sseTokens []string                 // the token of each SSE stream; guarded by mu
+	pollLinks []string                 // the token of each poll link's first poll; guarded by mu
 	conns     map[*websocket.Conn]bool // open WebSockets; guarded by mu
 	wg        sync.WaitGroup           // WebSocket handlers, which outlive their request
 }
@@ -68,6 +74,7 @@ func newFakeServer(t testing.TB, setup func(*fakeServer)) *fakeServer {
 	})
 	mux.HandleFunc("GET /v1/ws", f.serveWS)
 	mux.HandleFunc("GET /v1/sse", f.serveSSE)
+	mux.HandleFunc("GET /v1/poll", f.servePoll)
 	srv := httptest.NewServer(mux)
 	f.URL = srv.URL
 	t.Cleanup(func() {
@@ -164,6 +171,29 @@ func (f *fakeServer) serveSSE(w http.ResponseWriter, r *http.Request) {
 	<-r.Context().Done()
 }
 
+// servePoll answers polls as pollEnds says. A link's cursor names the
+// link: "link-N".
+func (f *fakeServer) servePoll(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cursor := q.Get("cursor")
+	if cursor == "" {
+		f.mu.Lock()
+		i := len(f.pollLinks)
+		f.pollLinks = append(f.pollLinks, q.Get("token"))
+		f.mu.Unlock()
+		room, _, _ := strings.Cut(q.Get("rooms"), ",")
+		writeJSON(w, http.StatusOK, protocol.PollAnswer{Cursor: fmt.Sprintf("link-%d", i), Events: []protocol.Envelope{{
+			Type: protocol.TypeJoined, Room: room, Head: protocol.Ptr(uint64(0)), Recovered: protocol.Ptr(true)}}})
+		return
+	}
+	var i int
+	if _, err := fmt.Sscanf(cursor, "link-%d", &i); err == nil && i < len(f.pollEnds) {
+		writeJSON(w, http.StatusOK, protocol.PollAnswer{Cursor: cursor, Events: []protocol.Envelope{f.pollEnds[i]}})
+		return
+	}
+	<-r.Context().Done()
+}
+
 func sseEvent(w http.ResponseWriter, e protocol.Envelope) {
 	fmt.Fprintf(w, "id: x\ndata: %s\n\n", protocol.Encode(e))
 	w.(http.Flusher).Flush()
@@ -182,6 +212,13 @@ func (f *fakeServer) tokens() (ws, sse []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.wsTokens...), append([]string(nil), f.sseTokens...)
+}
+
+// polls returns the token of each poll link's first poll.
+func (f *fakeServer) polls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.pollLinks...)
 }
 
 func closeWith(code int, reason string) func(*websocket.Conn) {
