@@ -290,12 +290,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		frames = c.seal()
 	case resumed && c.pending():
 		// What came since the last answer, on a kept session: at once, as
-		// a replay would be, or once the pace allows.
-		sl.give()
-		h.waiting.Add(1)
-		c.gather(r.Context(), h.paced(c), deadline)
-		h.waiting.Add(-1)
-		sl.take(r.Context())
+		// a replay would be, or once the pace allows. The slot goes back
+		// only for a wait: given back and taken again at once, it cost a
+		// second turn behind every poll that came meanwhile.
+		if until := h.paced(c); !until.IsZero() && time.Now().Before(until) {
+			sl.give()
+			h.waiting.Add(1)
+			c.gather(r.Context(), until, deadline)
+			h.waiting.Add(-1)
+			sl.take(r.Context())
+		}
 		frames = c.seal()
 	default:
 		sl.give()
