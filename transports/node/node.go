@@ -217,6 +217,12 @@ func New(cfg Config) *Node {
 		n.Mover = &degrade.Mover{Hub: n.Hub, Offer: n.Policy.Offer, Window: cfg.MoveWindow}
 		n.wg.Go(func() { n.Controller.Run(ctx) })
 		n.wg.Go(func() { moveOnChange(ctx, n.Controller, n.Flags, n.Mover) })
+		// The first tick before the node serves: a restarted node's
+		// status lists its plans, and its flags hold their percents, from
+		// its first request (Run ticks again at once, to no effect).
+		tctx, tcancel := context.WithTimeout(ctx, rolloutLoadTimeout)
+		n.Rollouts.Tick(tctx, time.Now())
+		tcancel()
 		n.wg.Go(func() { n.Rollouts.Run(ctx) })
 	}
 	if n.bridge != nil {
