@@ -398,7 +398,7 @@ var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.En
 // its core on the same load.) The floor was a fifth until
 // 6 December: at half, level 1 costs the node about a twentieth of its
 // core less in chat at 10,000 users, the margin with which it drains
-// the backlog built before it stepped down (docs/PERFORMANCE.md). A
+// the backlog built before it stepped down (docs/PERFORMANCE-ROUNDS.md). A
 // queue a quarter full, or a close, ends the wait (see kick).
 //
 // The latency read is how far behind the node is: it leaves out the

@@ -123,6 +123,20 @@ func NewManager(cfg Config) *Manager {
 // the last operation or tick.
 func (m *Manager) Plans() []Plan { return clonePlans(*m.view.Load()) }
 
+// Load reads the plans from the store and publishes them, as a tick
+// does first, without judging them or writing any flag: a node calls it
+// before it serves, so that its first requests see the plans. It waits
+// for the store as long as ctx allows.
+func (m *Manager) Load(ctx context.Context) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	if err := m.syncLocked(ctx); err != nil {
+		return err
+	}
+	m.publishLocked()
+	return nil
+}
+
 // Run ticks until ctx ends: once at once, then every Config.Tick.
 func (m *Manager) Run(ctx context.Context) {
 	c, stop := m.clock.NewTicker(m.tick)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chatd/chatd/featureflags"
 )
 
@@ -258,6 +260,40 @@ func TestRestartResumesThePlan(t *testing.T) {
 		t.Fatalf("stepped %d minutes after restart, want 11", took)
 	}
 }
+
+// Load, what a node does before it serves, lists the stored plans and
+// leaves the flags to the first tick; a store that fails is its error.
+func TestLoadListsPlansWithoutWriting(t *testing.T) {
+	e := newEnv(t)
+	e.start(rr(10, 50, 100))
+	e.restart() // flags at their defaults (100%)
+	if err := e.m.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ps := e.m.Plans(); len(ps) != 1 || ps[0].Flag != rrFlag || ps[0].State != Running || ps[0].Percent != 10 {
+		t.Fatalf("after Load: %+v, want the running plan at 10%%", ps)
+	}
+	if got := e.rollout(rrFlag); got != 100 {
+		t.Fatalf("Load wrote the flag: %d%%, want it left at 100%% for the first tick", got)
+	}
+	e.run(1, rrFlag, fault{}, nil)
+	if got := e.rollout(rrFlag); got != 10 {
+		t.Fatalf("after the first tick the flag is at %d%%, want 10%%", got)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := NewManager(Config{Flags: e.flags, Store: sharedFailing{}, Logger: quiet(), Metrics: prometheus.NewRegistry()})
+	if err := m.Load(ctx); err == nil || len(m.Plans()) != 0 {
+		t.Fatalf("Load from a failing store: err %v, %d plans; want the error and none", err, len(m.Plans()))
+	}
+}
+
+// sharedFailing is a plan store that fails as a cancelled remote one does.
+type sharedFailing struct{}
+
+func (sharedFailing) Load(ctx context.Context) ([]Plan, error) { return nil, ctx.Err() }
+func (sharedFailing) Save(ctx context.Context, _ []Plan) error { return ctx.Err() }
 
 func TestLeaderGatesStepping(t *testing.T) {
 	e := newEnv(t)

@@ -217,12 +217,14 @@ func New(cfg Config) *Node {
 		n.Mover = &degrade.Mover{Hub: n.Hub, Offer: n.Policy.Offer, Window: cfg.MoveWindow}
 		n.wg.Go(func() { n.Controller.Run(ctx) })
 		n.wg.Go(func() { moveOnChange(ctx, n.Controller, n.Flags, n.Mover) })
-		// The first tick before the node serves: a restarted node's
-		// status lists its plans, and its flags hold their percents, from
-		// its first request (Run ticks again at once, to no effect).
-		tctx, tcancel := context.WithTimeout(ctx, rolloutLoadTimeout)
-		n.Rollouts.Tick(tctx, time.Now())
-		tcancel()
+		// The plans are read before the node serves: a restarted node's
+		// status lists them from its first request. Run's first tick, at
+		// once, judges them and writes their flags.
+		lctx, lcancel := context.WithTimeout(ctx, rolloutLoadTimeout)
+		if err := n.Rollouts.Load(lctx); err != nil {
+			log.Warn("rollout: plans not read at start; the first tick reads them", "err", err)
+		}
+		lcancel()
 		n.wg.Go(func() { n.Rollouts.Run(ctx) })
 	}
 	if n.bridge != nil {

@@ -33,9 +33,9 @@ func (s sharedPlans) Save(ctx context.Context, plans []rollout.Plan) error {
 	return s.be.Set(ctx, keyRollouts, data)
 }
 
-// rolloutLoadTimeout bounds the node's first rollout tick, which reads
-// the plans before it serves: a shared store that does not answer in
-// time leaves them to Run's ticks.
+// rolloutLoadTimeout bounds the node's reading of the rollout plans
+// before it serves: a shared store that does not answer in time leaves
+// them to Run's ticks.
 const rolloutLoadTimeout = 5 * time.Second
 
 // newRollouts builds the node's rollout manager: its plans in the shared
