@@ -11,35 +11,38 @@ import (
 )
 
 // TestQueueGrowsWithoutCopying fills a queue far past its first block:
-// once a block is full at maxBlock, what it holds stays where it was put
-// (it is never copied into a larger one), and everything comes back in
-// order.
+// what a block holds stays where it was put (no block is ever copied into
+// a larger one), blocks double up to maxBlock, and everything comes back
+// in order.
 func TestQueueGrowsWithoutCopying(t *testing.T) {
 	var q envQueue
 	const n = 3*maxBlock + 5
-	var first *protocol.Envelope
+	var data []*protocol.Envelope // each block's array, as it was first filled
 	for i := range n {
 		e := protocol.Envelope{Type: protocol.TypeMessage, Room: "a", Seq: uint64(i + 1)}
 		if empty := q.push(&e); empty != (i == 0) {
 			t.Fatalf("push %d reported an empty queue before it: %v", i+1, empty)
 		}
-		if i == maxBlock {
-			first = unsafe.SliceData(q.blocks[0])
+		if len(q.blocks) > len(data) {
+			data = append(data, unsafe.SliceData(q.blocks[len(q.blocks)-1]))
 		}
 	}
-	if got := unsafe.SliceData(q.blocks[0]); got != first {
-		t.Fatal("the first block moved: the queue copied it to grow")
+	for i, blk := range q.blocks {
+		if got := unsafe.SliceData(blk); got != data[i] {
+			t.Fatalf("block %d moved: the queue copied it to grow", i)
+		}
 	}
 	var b envQueue
 	q.takeInto(&b)
 	if q.n != 0 || len(q.blocks) != 0 || b.n != n {
 		t.Fatalf("after takeInto: queue %d envelopes in %d blocks, batch %d (want 0, 0, %d)", q.n, len(q.blocks), b.n, n)
 	}
-	want := uint64(1)
+	want, size := uint64(1), firstBlock
 	for i, blk := range b.blocks {
-		if len(blk) > maxBlock || i < len(b.blocks)-1 && len(blk) != maxBlock {
-			t.Fatalf("block %d holds %d envelopes (full blocks hold %d)", i, len(blk), maxBlock)
+		if cap(blk) != size || i < len(b.blocks)-1 && len(blk) != cap(blk) {
+			t.Fatalf("block %d holds %d of %d envelopes, want a full block of %d (all but the last full)", i, len(blk), cap(blk), size)
 		}
+		size = min(2*size, maxBlock)
 		for _, e := range blk {
 			if e.Seq != want {
 				t.Fatalf("envelope %d came back as seq %d", want, e.Seq)
