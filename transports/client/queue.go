@@ -3,9 +3,9 @@ package client
 import "github.com/chatd/chatd/core/protocol"
 
 // envQueue holds the envelopes accepted and not yet delivered, in order,
-// in blocks. A full block is followed by a new one twice its size, up to
-// maxBlock (a free one first, see recycle): nothing queued is ever
-// copied. A queue that grew by doubling one array copied all of it at
+// in blocks. A full block is followed by a new one twice the size of
+// the largest so far, up to maxBlock (a free one first, see recycle):
+// nothing queued is ever copied. A queue that grew by doubling one array copied all of it at
 // each step, and an envelope is 408 bytes: in chat at 10k users, while
 // the load tool's clients caught up after the server's breaker tripped,
 // that growth (the copies, the allocation and clearing of each larger
@@ -21,6 +21,7 @@ type envQueue struct {
 	blocks [][]protocol.Envelope // in order; only the last may have room
 	free   [][]protocol.Envelope // empty blocks to fill before allocating
 	n      int                   // envelopes held
+	top    int                   // the largest block filled since the queue was last empty
 }
 
 // maxBlock is the largest block: about 100 KB.
@@ -34,11 +35,16 @@ const firstBlock = 4
 func (q *envQueue) push(e *protocol.Envelope) (wasEmpty bool) {
 	last := len(q.blocks) - 1
 	if last < 0 || len(q.blocks[last]) == cap(q.blocks[last]) {
+		// A new block is twice the largest so far (a free one, whatever
+		// its size, is used first): a free block smaller than those
+		// before it does not restart the doubling.
 		size := firstBlock
-		if last >= 0 {
-			size = min(2*cap(q.blocks[last]), maxBlock)
+		if q.top > 0 {
+			size = min(2*q.top, maxBlock)
 		}
-		q.blocks = append(q.blocks, q.block(size))
+		b := q.block(size)
+		q.top = max(q.top, cap(b))
+		q.blocks = append(q.blocks, b)
 		last++
 	}
 	q.blocks[last] = append(q.blocks[last], *e)
@@ -49,15 +55,14 @@ func (q *envQueue) push(e *protocol.Envelope) (wasEmpty bool) {
 // block returns an empty block: a free one (the newest freed first), or
 // a new one of size.
 func (q *envQueue) block(size int) []protocol.Envelope {
-	for k := len(q.free) - 1; k >= 0; k = len(q.free) - 1 {
-		b := q.free[k]
-		q.free[k] = nil
-		q.free = q.free[:k]
-		if cap(b) > 0 {
-			return b
-		}
+	k := len(q.free) - 1
+	if k < 0 {
+		return make([]protocol.Envelope, 0, size)
 	}
-	return make([]protocol.Envelope, 0, size)
+	b := q.free[k]
+	q.free[k] = nil
+	q.free = q.free[:k]
+	return b
 }
 
 // takeInto moves every block into dst, which must be empty, and leaves
@@ -66,6 +71,7 @@ func (q *envQueue) block(size int) []protocol.Envelope {
 func (q *envQueue) takeInto(dst *envQueue) {
 	dst.blocks, q.blocks = q.blocks, dst.blocks[:0]
 	dst.n, q.n = q.n, 0
+	q.top = 0
 }
 
 // recycle gives the blocks of a delivered batch b (taken by takeInto,
@@ -87,20 +93,23 @@ func (q *envQueue) recycle(b *envQueue, keep int) {
 	b.blocks, b.n = b.blocks[:0], 0
 }
 
-// trim drops free blocks, while the queue is idle, down to at most
-// keepQueue envelopes' worth in all: an idle client holds little, and
-// one that gets a few envelopes at a time still allocates none for each.
+// trim drops free blocks, while the queue is idle, but the largest of
+// at most keepQueue envelopes: an idle client holds little, and one that
+// gets a few envelopes at a time still allocates none for each. (A
+// catch-up's chain of blocks, 4 to 256, would otherwise leave its small
+// ones, 60 envelopes' worth, with every idle client.)
 func (q *envQueue) trim() {
-	room := keepQueue
-	kept := q.free[:0]
+	var keep []protocol.Envelope
 	for i, f := range q.free {
 		q.free[i] = nil
-		if cap(f) <= room {
-			room -= cap(f)
-			kept = append(kept, f)
+		if cap(f) <= keepQueue && cap(f) > cap(keep) {
+			keep = f
 		}
 	}
-	q.free = kept
+	q.free = q.free[:0]
+	if keep != nil {
+		q.free = append(q.free, keep)
+	}
 	if cap(q.blocks) > 8 {
 		q.blocks = nil // a catch-up's list of blocks
 	}

@@ -55,13 +55,49 @@ func TestQueueGrowsWithoutCopying(t *testing.T) {
 	}
 }
 
+// TestQueueKeepsOneBlockIdle has a queue catch up, its blocks recycled:
+// idle, it keeps one free block, the largest of at most keepQueue
+// envelopes; filled again from it, its new blocks double from that
+// block's size, not from the first block's.
+func TestQueueKeepsOneBlockIdle(t *testing.T) {
+	var q envQueue
+	fill := func(k int) {
+		for i := range k {
+			e := protocol.Envelope{Type: protocol.TypeMessage, Room: "a", Seq: uint64(i + 1)}
+			q.push(&e)
+		}
+	}
+	fill(300) // blocks of 4, 8, 16, 32, 64, 128 and 256
+	var b envQueue
+	q.takeInto(&b)
+	for _, blk := range b.blocks {
+		clear(blk) // as deliverLoop clears what it delivered
+	}
+	q.recycle(&b, 4*300)
+	if len(q.free) != 7 {
+		t.Fatalf("recycled %d blocks, want all 7", len(q.free))
+	}
+	q.trim()
+	if len(q.free) != 1 || cap(q.free[0]) != keepQueue {
+		caps := []int{}
+		for _, f := range q.free {
+			caps = append(caps, cap(f))
+		}
+		t.Fatalf("idle, the queue keeps blocks of %v, want one of %d", caps, keepQueue)
+	}
+	fill(keepQueue + 1)
+	if len(q.blocks) != 2 || cap(q.blocks[0]) != keepQueue || cap(q.blocks[1]) != 2*keepQueue {
+		t.Fatalf("refilled into blocks of %d and %d (%d blocks), want %d then %d", cap(q.blocks[0]), cap(q.blocks[len(q.blocks)-1]), len(q.blocks), keepQueue, 2*keepQueue)
+	}
+}
+
 // TestBehindReusesQueueBlocks has the application fall behind (Deliver
 // busy while more arrives): the blocks of a delivered batch go back to
 // the queue (up to four times the batch) instead of new ones being
 // allocated and cleared for every batch; once the loop is idle, at most
 // keepQueue envelopes' worth stays.
 func TestBehindReusesQueueBlocks(t *testing.T) {
-	const n = 2*maxBlock + 3 // three blocks a batch
+	const n = 2*maxBlock + 3 // blocks of 4 to 256 a batch
 	type call struct {
 		data *protocol.Envelope
 		n    int
