@@ -52,7 +52,7 @@ func TestDebugAddr(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
 		t.Fatalf("profile: %d %.200s", resp.StatusCode, body)
 	}
-	// The mutex profile is served, through the window handler.
+	// The mutex profile is served (its sampling windows: TestSampledWindows).
 	resp3, err := http.Get("http://" + s.m.debug.Addr().String() + "/debug/pprof/mutex?debug=1")
 	if err != nil {
 		t.Fatal(err)

@@ -436,10 +436,7 @@ const keepFrameBuffer = 16 << 10
 type frameBuffer struct{ b bytes.Buffer }
 
 func (f *frameBuffer) read(conn *websocket.Conn) ([]byte, error) {
-	if f.b.Cap() > keepFrameBuffer {
-		f.b = bytes.Buffer{}
-	}
-	f.b.Reset()
+	f.reset()
 	_, r, err := conn.NextReader()
 	if err != nil {
 		return nil, err
@@ -448,6 +445,14 @@ func (f *frameBuffer) read(conn *websocket.Conn) ([]byte, error) {
 		return nil, err
 	}
 	return f.b.Bytes(), nil
+}
+
+// reset empties the buffer, letting go of one grown past keepFrameBuffer.
+func (f *frameBuffer) reset() {
+	if f.b.Cap() > keepFrameBuffer {
+		f.b = bytes.Buffer{}
+	}
+	f.b.Reset()
 }
 
 // wsRead is a WebSocket link's read buffer and envelope array. An ended
@@ -469,12 +474,11 @@ func (r *wsRead) release() {
 	wsReads.Put(r)
 }
 
-// reset empties r for the next link.
+// reset empties r for the next link. The envelope array is cleared
+// whole: frameScratch.done clears what a decoded frame used, but a frame
+// that failed to decode leaves what it wrote.
 func (r *wsRead) reset() {
-	if r.buf.b.Cap() > keepFrameBuffer {
-		r.buf.b = bytes.Buffer{}
-	}
-	r.buf.b.Reset()
+	r.buf.reset()
 	clear(r.scratch[:cap(r.scratch)])
 	r.scratch = r.scratch[:0]
 }

@@ -171,7 +171,7 @@ func (l *Lane) Adoptable(r *http.Request) bool {
 		r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Context().Value(noLaneKey{}) != nil {
 		return false
 	}
-	return !l.isClosed()
+	return l.Open()
 }
 
 // Open reports whether the lane is attached and not closed: Adopt would

@@ -199,8 +199,9 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	// session's end, a node draining, whose clients should reconnect),
 	// while the lane is open and the client has not flooded it.
 	keepAlive := keep && p.lane != nil && p.lane.Open() && !p.overflow.Load()
-	*msg = append(appendHead(*msg, p.header, a, keepAlive), a.out...)
-	_ = p.nc.SetWriteDeadline(time.Now().Add(answerTimeout))
+	now := time.Now()
+	*msg = append(appendHead(*msg, p.header, a, keepAlive, now), a.out...)
+	_ = p.nc.SetWriteDeadline(now.Add(answerTimeout))
 	if _, err := p.nc.Write(*msg); err == nil {
 		p.c.sess.Delivered(framesOf(frames))
 		// watch is reading: it stops at once and hands the connection over
@@ -216,15 +217,15 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 
 // appendHead appends a 200 response head for a to b: the middleware's
 // headers (in wire form), the answer's, and Connection: close unless the
-// connection goes on (keepAlive).
-func appendHead(b, header []byte, a answer, keepAlive bool) []byte {
+// connection goes on (keepAlive), dated now.
+func appendHead(b, header []byte, a answer, keepAlive bool, now time.Time) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\n"...)
 	b = append(b, header...)
 	b = append(b, "Content-Type: application/json\r\nCache-Control: no-store\r\n"...)
 	if a.gzipped {
 		b = append(b, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"...)
 	}
-	b = httpx.AppendDate(b, time.Now())
+	b = httpx.AppendDate(b, now)
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(a.out)), 10)
 	if keepAlive {
