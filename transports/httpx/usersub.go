@@ -121,3 +121,16 @@ func countRooms(raw string) int {
 	}
 	return len(seen)
 }
+
+// ResumeQuery returns r's rooms= and cursor= values, as
+// ParseUserSubscription reads them (each parameter's first, unescaped),
+// and whether r resumes from cursor= alone: a cursor, no since= and no
+// Last-Event-ID, in a query no longer than maxRooms rooms allow. A poll
+// transport that kept the parse of an earlier request with the same
+// values, for the same identity, may use it instead of parsing r; any
+// other request goes through ParseUserSubscription.
+func ResumeQuery(r *http.Request, maxRooms int) (rooms, cursor string, ok bool) {
+	q := parseStreamQuery(r.URL.RawQuery)
+	ok = q.cursor != "" && q.since == "" && checkQueryLen(r, maxRooms+1) == nil && r.Header.Get(lastEventID) == ""
+	return q.rooms, q.cursor, ok
+}

@@ -1,9 +1,11 @@
 package httpx
 
 import (
+	"maps"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -108,6 +110,55 @@ func TestSubscriptionRoomsOwnTheirNames(t *testing.T) {
 		}
 		if p := uintptr(unsafe.Pointer(unsafe.StringData(room))); lo <= p && p < lo+uintptr(len(query)) {
 			t.Errorf("room %q is a slice of the query %q", room, query)
+		}
+	}
+}
+
+// ResumeQuery gives a poll's rooms= and cursor= as ParseUserSubscription
+// reads them, and says the request resumes from its cursor alone only
+// when nothing else (since=, Last-Event-ID, a query too long) would make
+// the parse differ or fail. What a poll transport keeps for that case
+// holds: the cursor an answer gives (Advance, Encode) parses back, with
+// the same rooms=, to the same rooms and cursor.
+func TestResumeQuery(t *testing.T) {
+	id := auth.Identity{User: "bob"}
+	cur := protocol.Cursor{"general": 4, "random": 1, protocol.UserRoom: 7}.Encode()
+	esc := url.QueryEscape(cur)
+	long := "rooms=" + strings.Repeat("x", MaxStreamQuery(3)) + "&cursor=" + esc
+	for _, tt := range []struct {
+		query, lastID string
+		rooms, cursor string
+		ok            bool
+	}{
+		{query: "rooms=general&cursor=" + esc, rooms: "general", cursor: cur, ok: true},
+		{query: "cursor=" + esc, cursor: cur, ok: true},
+		{query: "cursor=" + esc + "&rooms=general&cursor=other&rooms=x", rooms: "general", cursor: cur, ok: true},
+		{query: "rooms=general%2Crandom&cursor=" + esc + "&batch=1", rooms: "general,random", cursor: cur, ok: true},
+		{query: "rooms=general", rooms: "general"},
+		{query: "rooms=general&cursor=" + esc + "&since=general:1", rooms: "general", cursor: cur},
+		{query: "rooms=general&cursor=" + esc, lastID: cur, rooms: "general", cursor: cur},
+		{query: long, rooms: strings.Repeat("x", MaxStreamQuery(3)), cursor: cur},
+	} {
+		r := httptest.NewRequest("GET", "/v1/poll?"+tt.query, nil)
+		if tt.lastID != "" {
+			r.Header.Set("Last-Event-ID", tt.lastID)
+		}
+		rooms, cursor, ok := ResumeQuery(r, 2)
+		if rooms != tt.rooms || cursor != tt.cursor || ok != tt.ok {
+			t.Errorf("%.80s: ResumeQuery = %q, %q, %v; want %q, %q, %v", tt.query, rooms, cursor, ok, tt.rooms, tt.cursor, tt.ok)
+		}
+		if !ok {
+			continue
+		}
+		gotRooms, gotCur, fresh, err := ParseUserSubscription(r, id, 2)
+		if err != nil || len(fresh) != 0 {
+			t.Fatalf("%s: %v, fresh %v", tt.query, err, fresh)
+		}
+		next := Advance(gotCur, gotRooms, nil)
+		again := httptest.NewRequest("GET", "/v1/poll?rooms="+url.QueryEscape(rooms)+"&cursor="+url.QueryEscape(next.Encode()), nil)
+		againRooms, againCur, _, err := ParseUserSubscription(again, id, 2)
+		if err != nil || !slices.Equal(againRooms, gotRooms) || !maps.Equal(againCur, next) {
+			t.Errorf("%s: the answer's cursor parses to %v %v (%v), want %v %v", tt.query, againRooms, againCur, err, gotRooms, next)
 		}
 	}
 }

@@ -58,6 +58,11 @@ type position struct {
 	client string // the client's key (X-Chat-Client), so two tabs never swap sessions
 	rooms  []string
 	cur    protocol.Cursor // the position after the last answer
+	// query is the rooms= value the rooms were parsed from, and cursor
+	// cur's wire form as the last answer gave it (once answered): a
+	// poll that sends both back unchanged carries on from this position
+	// without parsing them (keeper.takeQuery).
+	query, cursor string
 }
 
 var _ core.InlineWriter = (*conn)(nil)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -237,15 +238,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	rooms, cur, fresh, err := httpx.ParseUserSubscription(r, id, h.cfg.Hub.Config().MaxRoomsPerSession)
-	if err != nil {
-		httpx.WriteError(w, err)
-		return
+	maxRooms := h.cfg.Hub.Config().MaxRoomsPerSession
+	client := httpx.ClientKey(r)
+	var (
+		rooms   []string
+		cur     protocol.Cursor
+		fresh   map[string]bool
+		c       *conn
+		resumed bool
+	)
+	// A client's next poll sends back the rooms and the cursor of its
+	// last answer: the session kept for them knows what they parse to.
+	query, cursor, quick := httpx.ResumeQuery(r, maxRooms)
+	if quick {
+		if c = h.keep.takeQuery(id, client, query, cursor); c != nil {
+			rooms, cur, query, resumed = c.pos.rooms, c.pos.cur, c.pos.query, true
+			h.resumed.Add(1)
+		}
+	}
+	if c == nil {
+		if rooms, cur, fresh, err = httpx.ParseUserSubscription(r, id, maxRooms); err != nil {
+			httpx.WriteError(w, err)
+			return
+		}
+		query = strings.Clone(query) // kept with the session, without the request line
 	}
 	opened := time.Now()
 	deadline := opened.Add(h.cfg.Hold)
-	client := httpx.ClientKey(r)
-	c, resumed, err := h.open(r, &sl, deadline, id, client, httpx.Batched(r), rooms, cur, fresh)
+	if c == nil {
+		c, resumed, err = h.open(r, &sl, deadline, id, client, httpx.Batched(r), rooms, cur, fresh)
+	}
 	if errors.Is(err, errClientGone) {
 		w.WriteHeader(httpx.StatusClientGone)
 		return
@@ -267,7 +289,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// at once, and its session, not yet in step, is not kept.
 	keepable := err == nil && cur != nil && len(fresh) == 0
 	short := h.cfg.Short != nil && h.cfg.Short()
-	pos := position{id: id, client: client, rooms: rooms, cur: cur}
+	pos := position{id: id, client: client, rooms: rooms, cur: cur, query: query}
 	if !resumed {
 		// What the joins queued (the catch-up from the cursor) is handed
 		// over before the poll decides whether it has news: otherwise a
@@ -313,11 +335,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer releaseFrames(frames)
 	next := httpx.Advance(cur, rooms, framesOf(frames))
+	enc := next.Encode()
 	// Kept before the answer goes out: the client's next poll may come
 	// as soon as it has read it.
 	keep := keepable && !short && r.Context().Err() == nil &&
-		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next})
-	a := h.answerFor(r, id.User, framesOf(frames), next.Encode())
+		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next, query: query, cursor: enc})
+	a := h.answerFor(r, id.User, framesOf(frames), enc)
 	if !httpx.InLane(r) {
 		sl.give() // net/http may write a large answer to the socket, which waits for the client
 	}

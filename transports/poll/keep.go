@@ -85,29 +85,62 @@ func (k *keeper) take(id auth.Identity, client string, rooms []string, cur proto
 	if k.keep <= 0 {
 		return nil
 	}
-	var c *conn
-	var evict []*conn
 	k.mu.Lock()
 	kept := k.byUser[id.User]
-	for i := 0; i < len(kept); i++ {
-		o := kept[i]
-		switch {
-		case c == nil && o.pos.matches(id, client, rooms, cur):
-			c = o
-		case slices.Equal(o.pos.rooms, rooms) && !sameCursor(o.pos.cur, cur):
+	i := slices.IndexFunc(kept, func(o *conn) bool { return o.pos.matches(id, client, rooms, cur) })
+	return k.claim(id.User, kept, i, rooms, cur)
+}
+
+// takeQuery is take for a poll whose query (see httpx.ResumeQuery) has
+// the same rooms= and cursor= values as the poll and the answer that
+// kept a session, rooms and cursor: it carries on from that session's
+// position without parsing them again. With no such session it takes
+// nothing and closes nothing; the poll then parses its query and asks
+// take.
+func (k *keeper) takeQuery(id auth.Identity, client, rooms, cursor string) *conn {
+	if k.keep <= 0 || cursor == "" {
+		return nil
+	}
+	k.mu.Lock()
+	kept := k.byUser[id.User]
+	i := slices.IndexFunc(kept, func(o *conn) bool {
+		return o.pos.cursor == cursor && o.pos.query == rooms && o.pos.client == client && sameIdentity(o.pos.id, id)
+	})
+	if i < 0 {
+		k.mu.Unlock()
+		return nil
+	}
+	return k.claim(id.User, kept, i, kept[i].pos.rooms, kept[i].pos.cur)
+}
+
+// claim takes kept[i], the user's kept session that a poll of rooms from
+// cur carries on with (none if i < 0), out of the keeper, with every
+// other one kept for the same rooms from another cursor, then unlocks
+// k.mu and closes those. It returns kept[i] unless its session is
+// ending. Called with k.mu held.
+func (k *keeper) claim(user string, kept []*conn, i int, rooms []string, cur protocol.Cursor) *conn {
+	var c *conn
+	if i >= 0 {
+		c = kept[i]
+	}
+	var evict []*conn
+	for j := 0; j < len(kept); j++ {
+		o := kept[j]
+		if o != c {
+			if !slices.Equal(o.pos.rooms, rooms) || sameCursor(o.pos.cur, cur) {
+				continue
+			}
 			evict = append(evict, o)
-		default:
-			continue
 		}
 		o.kept = false
 		o.expiry.Stop()
-		kept = slices.Delete(kept, i, i+1)
-		i--
+		kept = slices.Delete(kept, j, j+1)
+		j--
 	}
 	if len(kept) == 0 {
-		delete(k.byUser, id.User)
+		delete(k.byUser, user)
 	} else {
-		k.byUser[id.User] = kept
+		k.byUser[user] = kept
 	}
 	k.mu.Unlock()
 	for _, o := range evict {

@@ -571,6 +571,57 @@ func TestPollKeptByItsQueryOnly(t *testing.T) {
 	}
 }
 
+// A poll resumes its kept session by what its query means, not by how
+// it is written: rooms= in another form that names the same rooms
+// carries on as the exact form does, either way round. The same query
+// from another client (X-Chat-Client) opens a session of its own.
+func TestPollKeptForItsQueryInAnyForm(t *testing.T) {
+	const room = "keep-any"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	h, base, _ := server(t, e, poll.Config{Hold: 300 * time.Millisecond, Keep: 5 * time.Second})
+	tok := e.Token(t, "max", transporttest.Claims{})
+	s := &seqs{room: room}
+	send(t, e, room, 1)
+	a := get(t, base, tok, start(room))
+	s.mustTake(t, "first poll", a, 1)
+	send(t, e, room, 1)
+	a = get(t, base, tok, from(room, a.Cursor)) // opens the session that is kept
+	s.mustTake(t, "second poll", a, 1)
+
+	forms := []url.Values{
+		{"rooms": {room + ",," + room}},
+		{"rooms": {"," + room}, "batch": {"0"}},
+		{"rooms": {room}}, // as from writes it, last: the other client's poll below is its twin
+	}
+	for i, q := range forms {
+		send(t, e, room, 2)
+		want := s.last + 2
+		opened, resumed := h.Polls()
+		polls := uint64(0)
+		for s.last < want { // the fan-out may hand the two over one at a time
+			q.Set("cursor", a.Cursor)
+			a = get(t, base, tok, q)
+			polls++
+			s.mustTake(t, fmt.Sprintf("form %d, rooms=%s", i, q.Get("rooms")), a, -1)
+		}
+		if o, r := h.Polls(); o != opened || r != resumed+polls {
+			t.Fatalf("form %d, rooms=%s: %d polls opened %d sessions and resumed %d; want every one resumed",
+				i, q.Get("rooms"), polls, o-opened, r-resumed)
+		}
+	}
+
+	send(t, e, room, 1)
+	opened, resumed := h.Polls()
+	other, err := getWith(context.Background(), base, tok, from(room, a.Cursor), http.Header{httpx.HeaderClient: {"another-tab"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mustTake(t, "another client's poll", other, 1)
+	if o, r := h.Polls(); o != opened+1 || r != resumed {
+		t.Fatalf("another client's poll: %d opened, %d resumed; want 1 opened", o-opened, r-resumed)
+	}
+}
+
 // With a Lane, a parked poll's answer keeps its connection: the lane
 // takes it over and answers the client's next polls on it, parked again
 // or not, in order and exactly; what the client sent after its parked

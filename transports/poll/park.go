@@ -190,8 +190,10 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 		return false
 	}
 	next := httpx.Advance(p.pos.cur, p.pos.rooms, framesOf(frames))
-	kept = keep && p.keepable && p.h.keep.put(p.c, position{id: p.pos.id, client: p.pos.client, rooms: p.pos.rooms, cur: next})
-	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), next.Encode(), p.gzip, p.known)
+	enc := next.Encode()
+	kept = keep && p.keepable &&
+		p.h.keep.put(p.c, position{id: p.pos.id, client: p.pos.client, rooms: p.pos.rooms, cur: next, query: p.pos.query, cursor: enc})
+	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), enc, p.gzip, p.known)
 	defer a.release()
 	msg := getBody(256 + len(p.header) + len(a.out))
 	defer putBody(msg)
