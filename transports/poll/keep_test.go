@@ -622,13 +622,9 @@ func TestPollKeptForItsQueryInAnyForm(t *testing.T) {
 	}
 }
 
-// With a Lane, a parked poll's answer keeps its connection: the lane
-// takes it over and answers the client's next polls on it, parked again
-// or not, in order and exactly; what the client sent after its parked
-// poll (a pipelined poll) is served first.
-func TestParkedAnswerKeepsConnection(t *testing.T) {
-	const room = "park-keep"
-	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+// parkingLane serves a poll handler that parks every held poll at once,
+// with a Lane on /v1/poll, on e's hub.
+func parkingLane(t testing.TB, e *transporttest.Env) (*poll.Handler, *httpx.Lane, *httptest.Server) {
 	lane := httpx.NewLane("/v1/poll")
 	h := poll.New(poll.Config{Hub: e.Hub, Auth: &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets},
 		Park: time.Millisecond, Quiet: -1, Hold: 10 * time.Second, Keep: 5 * time.Second, Lane: lane})
@@ -642,6 +638,17 @@ func TestParkedAnswerKeepsConnection(t *testing.T) {
 		srv.CloseClientConnections()
 		srv.Close()
 	})
+	return h, lane, srv
+}
+
+// With a Lane, a parked poll's answer keeps its connection: the lane
+// takes it over and answers the client's next polls on it, parked again
+// or not, in order and exactly; what the client sent after its parked
+// poll (a pipelined poll) is served first.
+func TestParkedAnswerKeepsConnection(t *testing.T) {
+	const room = "park-keep"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	h, lane, srv := parkingLane(t, e)
 	tok := e.Token(t, "pia", transporttest.Claims{})
 	c, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
@@ -722,5 +729,83 @@ func TestParkedAnswerKeepsConnection(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !resp.Close {
 		t.Fatalf("a parked poll that asked to close: %d, closed %v", resp.StatusCode, resp.Close)
+	}
+}
+
+// A parked poll's answer says Connection: close, and the connection
+// then ends, when the connection cannot go on: the lane has closed (the
+// server shuts down or drains), or the session has ended. The client's
+// next poll opens a new connection.
+func TestParkedAnswerClosesConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(e *transporttest.Env, lane *httpx.Lane)
+		news bool // the answer carries the message sent after end
+	}{
+		{"lane closed", func(_ *transporttest.Env, lane *httpx.Lane) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			lane.Close(ctx)
+		}, true},
+		{"session ended", func(e *transporttest.Env, _ *httpx.Lane) {
+			e.Hub.ForEachSession(func(s *core.Session) { s.Close(core.DisconnectNormal) })
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const room = "park-close"
+			e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+			h, lane, srv := parkingLane(t, e)
+			tok := e.Token(t, "quin", transporttest.Claims{})
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			poll := func(what string, q url.Values) answer {
+				t.Helper()
+				if _, err := fmt.Fprintf(c, "GET /v1/poll?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", q.Encode(), tok); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				if what == "parked poll" {
+					parks := h.Parks()
+					eventually(t, "the poll to park", func() bool { return h.Parks() > parks })
+					tc.end(e, lane)
+					send(t, e, room, 1)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				raw, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				a := answer{Status: resp.StatusCode, Closed: resp.Close}
+				if err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &a) != nil {
+					t.Fatalf("%s: %d %q (%v)", what, resp.StatusCode, raw, err)
+				}
+				return a
+			}
+			send(t, e, room, 1)
+			a := poll("first poll", start(room))
+			if a.Closed {
+				t.Fatalf("the first poll's answer closed the connection")
+			}
+			s := &seqs{room: room}
+			s.mustTake(t, "first poll", a, 1)
+			a = poll("parked poll", from(room, a.Cursor))
+			if !a.Closed {
+				t.Fatalf("the parked poll's answer keeps the connection")
+			}
+			want := 0
+			if tc.news {
+				want = 1
+			}
+			s.mustTake(t, "parked poll", a, want)
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Fatalf("after an answer with Connection: close: read %d bytes, %v; want EOF", n, err)
+			}
+		})
 	}
 }
