@@ -405,4 +405,30 @@ func TestReportOnLane(t *testing.T) {
 	if lane.Served() < 4 {
 		t.Fatalf("the lane served %d requests, want the last 4", lane.Served())
 	}
+	// Between requests the connection holds no request's writer (and
+	// what it holds on to): the lane lets go of it after each. Read under
+	// the lane's lock, which the connection takes once it waits for its
+	// next request.
+	idle := func() (bool, *reportWriter) {
+		lane.mu.Lock()
+		defer lane.mu.Unlock()
+		for lc := range lane.conns {
+			return !lc.busy, lc.report
+		}
+		return false, nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, rw := idle()
+		if ok {
+			if rw != nil {
+				t.Fatalf("an idle lane connection still holds its last request's report writer")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lane connection did not go idle")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
