@@ -413,7 +413,10 @@ func TestReportOnLane(t *testing.T) {
 		lane.mu.Lock()
 		defer lane.mu.Unlock()
 		for lc := range lane.conns {
-			return !lc.busy, lc.report
+			if lc.busy {
+				return false, nil
+			}
+			return true, lc.report // the lane's goroutine set busy false, under mu, after its last request
 		}
 		return false, nil
 	}

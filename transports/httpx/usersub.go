@@ -125,12 +125,16 @@ func countRooms(raw string) int {
 // ResumeQuery returns r's rooms= and cursor= values, as
 // ParseUserSubscription reads them (each parameter's first, unescaped),
 // and whether r resumes from cursor= alone: a cursor, no since= and no
-// Last-Event-ID, in a query no longer than maxRooms rooms allow. A poll
+// Last-Event-ID, in a query no longer than maxRooms rooms allow (a
+// longer one is not read: "", "", false). A poll
 // transport that kept the parse of an earlier request with the same
 // values, for the same identity, may use it instead of parsing r; any
 // other request goes through ParseUserSubscription.
 func ResumeQuery(r *http.Request, maxRooms int) (rooms, cursor string, ok bool) {
+	if checkQueryLen(r, maxRooms+1) != nil { // before anything is split or decoded
+		return "", "", false
+	}
 	q := parseStreamQuery(r.URL.RawQuery)
-	ok = q.cursor != "" && q.since == "" && checkQueryLen(r, maxRooms+1) == nil && r.Header.Get(lastEventID) == ""
+	ok = q.cursor != "" && q.since == "" && r.Header.Get(lastEventID) == ""
 	return q.rooms, q.cursor, ok
 }

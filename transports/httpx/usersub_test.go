@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"fmt"
 	"maps"
 	"net/http/httptest"
 	"net/url"
@@ -137,7 +138,8 @@ func TestResumeQuery(t *testing.T) {
 		{query: "rooms=general", rooms: "general"},
 		{query: "rooms=general&cursor=" + esc + "&since=general:1", rooms: "general", cursor: cur},
 		{query: "rooms=general&cursor=" + esc, lastID: cur, rooms: "general", cursor: cur},
-		{query: long, rooms: strings.Repeat("x", MaxStreamQuery(3)), cursor: cur},
+		{query: long},
+		{query: "rooms=general&cursor=%" + fmt.Sprintf("%02X", cur[0]) + esc[1:], rooms: "general", cursor: cur, ok: true},
 	} {
 		r := httptest.NewRequest("GET", "/v1/poll?"+tt.query, nil)
 		if tt.lastID != "" {

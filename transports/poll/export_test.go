@@ -17,6 +17,10 @@ func (h *Handler) Kept() int {
 // many carried on with a kept one.
 func (h *Handler) Polls() (opened, resumed uint64) { return h.opened.Load(), h.resumed.Load() }
 
+// ByQuery returns how many of the resumed polls found their kept session
+// by their query's strings, without parsing it.
+func (h *Handler) ByQuery() uint64 { return h.byQuery.Load() }
+
 // Parks returns how many polls h has parked.
 func (h *Handler) Parks() uint64 { return h.parks.Load() }
 

@@ -157,6 +157,7 @@ type Handler struct {
 	gate chan struct{} // a slot for each poll that works now; nil: no bound. Static after construction.
 
 	opened, resumed atomic.Uint64 // polls that opened a session, and that carried on with a kept one
+	byQuery         atomic.Uint64 // of the resumed, those found by their query's strings (keeper.takeQuery)
 	parks           atomic.Uint64 // polls parked
 	waiting         atomic.Int64  // polls waiting for news or for their pace
 }
@@ -254,6 +255,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if c = h.keep.takeQuery(id, client, query, cursor); c != nil {
 			rooms, cur, query, resumed = c.pos.rooms, c.pos.cur, c.pos.query, true
 			h.resumed.Add(1)
+			h.byQuery.Add(1)
 		}
 	}
 	if c == nil {

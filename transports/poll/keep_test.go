@@ -528,8 +528,8 @@ func TestPollBehindTheLevelAnswersAtOnce(t *testing.T) {
 // cursor follows the user's own stream only: it opens a session of its
 // own and gets nothing of the room. The client's next poll of the room
 // from that cursor carries on with the kept session and gets what came
-// meanwhile, once. (A lookup by the query's strings, tried and not kept,
-// had to tell these apart: DESIGN.md, "Long-polling".)
+// meanwhile, once. (The lookup by the query's strings tells these apart
+// by the rooms= value the session kept: DESIGN.md, "Long-polling".)
 func TestPollKeptByItsQueryOnly(t *testing.T) {
 	const room = "keep-form"
 	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
@@ -573,8 +573,9 @@ func TestPollKeptByItsQueryOnly(t *testing.T) {
 
 // A poll resumes its kept session by what its query means, not by how
 // it is written: rooms= in another form that names the same rooms
-// carries on as the exact form does, either way round. The same query
-// from another client (X-Chat-Client) opens a session of its own.
+// carries on as the exact form does, either way round, and the next poll
+// in the same form finds the session by its strings alone. The same
+// query from another client (X-Chat-Client) opens a session of its own.
 func TestPollKeptForItsQueryInAnyForm(t *testing.T) {
 	const room = "keep-any"
 	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
@@ -607,6 +608,21 @@ func TestPollKeptForItsQueryInAnyForm(t *testing.T) {
 		if o, r := h.Polls(); o != opened || r != resumed+polls {
 			t.Fatalf("form %d, rooms=%s: %d polls opened %d sessions and resumed %d; want every one resumed",
 				i, q.Get("rooms"), polls, o-opened, r-resumed)
+		}
+		// The next poll in the same form sends back the strings its kept
+		// session holds: found by them, without a parse.
+		send(t, e, room, 1)
+		want, polls = s.last+1, 0
+		byQuery := h.ByQuery()
+		for s.last < want { // a hold may end before the message reaches the session
+			q.Set("cursor", a.Cursor)
+			a = get(t, base, tok, q)
+			polls++
+			s.mustTake(t, fmt.Sprintf("form %d again", i), a, -1)
+		}
+		if n := h.ByQuery() - byQuery; n != polls {
+			t.Fatalf("form %d, rooms=%s, again: %d polls of %d found their session by the query's strings",
+				i, q.Get("rooms"), n, polls)
 		}
 	}
 
