@@ -2,6 +2,7 @@ package core
 
 import (
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,6 +112,17 @@ type Config struct {
 	// RelievedWriteDelay bounds the write delay while Relieving reports
 	// true. 1s; negative: MaxWriteDelay's rule holds then too.
 	RelievedWriteDelay time.Duration
+	// WritersRunning bounds the session writers that write at once: a
+	// writer with a batch waits, parked, for one of this many slots, and
+	// takes its queue once it has one, so that thousands of writers
+	// woken by a busy room do not stand in the run queue ahead of the
+	// reads, commits and fan-out that every message waits for. A writer
+	// keeps its slot through its transport's Write when the transport
+	// is a SlotWriter, which gives it back before it would wait for a
+	// slow client; otherwise it gives it back before Write. Writers of
+	// an InlineWriter (polls) take none. 0: one per CPU the process may
+	// use (its affinity, at most GOMAXPROCS); negative: no bound.
+	WritersRunning int
 	// WriterLinger is how long a session's writer with nothing to write
 	// stays parked before it exits, so that steady traffic wakes it rather
 	// than spawning one per batch; a writer whose last batch was
@@ -199,6 +211,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RelievedWriteDelay == 0 {
 		c.RelievedWriteDelay = time.Second
+	}
+	if c.WritersRunning == 0 {
+		c.WritersRunning = max(1, min(runtime.NumCPU(), runtime.GOMAXPROCS(0)))
 	}
 	if c.WriterLinger <= 0 {
 		c.WriterLinger = 250 * time.Millisecond

@@ -33,6 +33,7 @@ type Hub struct {
 	usersAtStart int           // users read from the engine in New; static after construction.
 	names        *names        // display names; static after construction.
 	listed       *listed       // rooms known to be in users' lists; static after construction.
+	slots        *writeSlots   // the writers' slots (Config.WritersRunning); nil: no bound; static after construction.
 	replays      chan struct{} // replay slots: a catch-up holds one; static after construction.
 	fan          *fanout       // Static after construction.
 	fanoutOn     atomic.Bool   // the fan-out shards run; set under mu
@@ -73,10 +74,20 @@ func New(engine Engine, cfg Config) *Hub {
 		stop:     make(chan struct{}),
 		replays:  make(chan struct{}, max(1, cfg.ReplayBudget/cfg.ReplayWindow)),
 	}
+	if cfg.WritersRunning > 0 {
+		h.slots = &writeSlots{gate: make(chan struct{}, cfg.WritersRunning), counters: &h.counters}
+	}
 	cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "chat_write_delay_seconds",
 		Help: "How long a woken writer now waits to batch (a tenth of the recent delivery latency, capped; a quarter while the node relieves load, at least half the relieved bound; otherwise 0 while the node keeps up).",
 	}, func() float64 { return h.writeDelay().Seconds() }))
+	cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chat_writers_waiting",
+		Help: "Session writers waiting for a slot among the writers at work (--writers-running).",
+	}, func() float64 { return float64(h.counters.waiting.Load()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "chat_blocked_writes_total",
+		Help: "Writes that gave their writer's slot up to wait for a client whose socket was full.",
+	}, func() float64 { return float64(h.counters.blocked.Load()) }))
 	cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "chat_recent_bytes",
 		Help: "Bytes the rooms' windows of recent entries hold for replays from memory, encoded entries and their frames (at most the node's recent budget).",

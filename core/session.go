@@ -559,6 +559,18 @@ func (s *Session) writeLoop() {
 				continue
 			}
 		}
+		slot := false
+		if closing == nil && !s.inline && s.hub.slots != nil {
+			// Wait, parked, for a place among the writers at work
+			// (Config.WritersRunning), and take the queue once there: what
+			// came meanwhile goes in the same write. While it waits the
+			// writer is neither parked nor pausing: kicks only queue.
+			s.mu.Unlock()
+			s.hub.slots.acquire()
+			slot = true
+			s.mu.Lock()
+			closing = s.closing
+		}
 		s.delayed, s.waited = false, false
 		delayFrom, delayLen := s.delayFrom, s.delayLen
 		if delayLen > 0 {
@@ -581,6 +593,9 @@ func (s *Session) writeLoop() {
 		s.signal(s.space)
 
 		if closing != nil {
+			if slot {
+				s.hub.slots.Release()
+			}
 			s.finish(batch, *closing)
 			close(s.done) // writing stays set: no writer ever starts again
 			return
@@ -589,7 +604,17 @@ func (s *Session) writeLoop() {
 		batch, barriers = splitBarriers(batch)
 		beat = len(barriers) == 0 && onlyPings(batch)
 		if len(batch) > 0 {
-			if err := s.transport.Write(batch); err != nil {
+			var err error
+			if sw, ok := s.transport.(SlotWriter); ok && slot {
+				err = sw.WriteInSlot(batch, s.hub.slots) // it gives the slot back
+			} else {
+				if slot {
+					s.hub.slots.Release()
+				}
+				err = s.transport.Write(batch)
+			}
+			slot = false
+			if err != nil {
 				s.hub.cfg.Logger.Debug("write failed", "session", s.id, "err", err)
 				switch {
 				case errors.Is(err, ErrDone):
@@ -602,6 +627,9 @@ func (s *Session) writeLoop() {
 			} else if !s.inline {
 				s.delivered(batch, delayFrom, delayLen) // an InlineWriter's client gets them later: its transport says when
 			}
+		}
+		if slot { // a batch of barriers only
+			s.hub.slots.Release()
 		}
 		for _, c := range barriers {
 			close(c)

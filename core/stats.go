@@ -20,12 +20,20 @@ type Stats struct {
 	FanoutLatency   time.Duration // recent average of commit-to-enqueue time
 	DeliveryLatency time.Duration // recent average of fan-out-to-written time, less any write delay (see Session.Delivered)
 	StoreLatency    time.Duration // recent average of durable append time, or how long the store has gone without an append ending while one waits, if longer
+	// WritersWaiting is how many session writers wait for a slot among
+	// the writers at work (Config.WritersRunning) now.
+	WritersWaiting int
+	// BlockedWrites counts writes that gave their writer's slot up to
+	// wait for their client, whose socket was full, ever.
+	BlockedWrites uint64
 }
 
 // counters feed Stats, Figures and Connections. All fields are safe for
 // concurrent use.
 type counters struct {
 	slow, writeFailed, dropped atomic.Uint64
+	blocked                    atomic.Uint64 // Stats.BlockedWrites
+	waiting                    atomic.Int64  // Stats.WritersWaiting
 	fanout, store, delivery    average
 	appends                    stallWatch  // the store's appends in flight (timedStore)
 	polls                      pollClients // the poll clients connected
@@ -136,6 +144,8 @@ func (h *Hub) Stats() Stats {
 		FanoutLatency:   h.counters.fanout.read(now),
 		DeliveryLatency: h.counters.delivery.read(now),
 		StoreLatency:    max(h.counters.store.read(now), h.counters.appends.stalled(now)),
+		WritersWaiting:  int(h.counters.waiting.Load()),
+		BlockedWrites:   h.counters.blocked.Load(),
 	}
 }
 

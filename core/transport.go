@@ -49,6 +49,30 @@ type InlineWriter interface {
 	WriteInline(f Frame) bool
 }
 
+// A Slot is a session writer's place among the writers at work
+// (Config.WritersRunning), handed to a SlotWriter's WriteInSlot.
+type Slot interface {
+	// Release gives the place up for the next writer.
+	Release()
+	// Blocked is Release for a write that is about to wait for its
+	// client (a socket buffer full); it is counted (Stats.BlockedWrites).
+	Blocked()
+}
+
+// SlotWriter is a Transport that can keep its writer's slot through the
+// system calls of a write. The writer calls WriteInSlot in place of
+// Write while it holds a slot. The transport gives the slot back exactly
+// once, with one call of Release or Blocked, from any goroutine, before
+// or after WriteInSlot returns, but always before anything that could
+// wait for its client (a full socket buffer, an upgrade not yet over).
+// A Transport that is not one gets its writer's slot back before Write:
+// its writes are not bounded, only the work before them.
+type SlotWriter interface {
+	Transport
+
+	WriteInSlot(frames []Frame, slot Slot) error
+}
+
 // Frame is one encoded server envelope, with what cursor-based transports
 // need to know about it without decoding it.
 type Frame struct {

@@ -124,7 +124,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.node = node.New(node.Config{
 		Engine: m.engine.Engine, Verifier: verifier, Tickets: tickets,
 		Hub: core.Config{Heartbeat: c.Heartbeat, MaxWriteDelay: zeroOff(c.MaxWriteDelay),
-			RelievedWriteDelay: zeroOff(c.RelievedWriteDelay)},
+			RelievedWriteDelay: zeroOff(c.RelievedWriteDelay), WritersRunning: c.WritersRunning},
 		Controller:  degrade.Config{EscalateAfter: c.EscalateAfter, TripAtOnce: c.TripAtOnce, ProbeBusy: c.ProbeBusy},
 		PollLinger:  zeroOff(c.PollLinger),
 		PollPark:    zeroOff(c.PollPark),

@@ -50,6 +50,7 @@ type Config struct {
 	PollMaxPace    time.Duration // the most a busy poll client's answers are spaced while the node is behind; 0: never
 	PollLane       bool          // busy poll clients' connections served off net/http's request cycle (httpx.Lane)
 	PollRunning    int           // polls that do their work at once; 0: one per CPU; negative: no bound
+	WritersRunning int           // session writers that write at once; 0: one per CPU; negative: no bound
 	PollPark       time.Duration // how long a held poll waits in its request before it is parked; 0: never parked
 	PollQuiet      time.Duration // how long a session must have gone without news for its held poll to park; 0: park whatever came before
 	QuietGC        time.Duration // how often to check for a quiet spell to collect in (quietgc.go); 0: never

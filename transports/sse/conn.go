@@ -35,7 +35,7 @@ type conn struct {
 	broken  bool   // a write failed; nothing more is written
 }
 
-var _ core.Transport = (*conn)(nil)
+var _ core.SlotWriter = (*conn)(nil)
 
 func newConn(h *Handler, user string, cur protocol.Cursor, rooms []string) *conn {
 	pos := protocol.Cursor{}
@@ -85,6 +85,29 @@ func (c *conn) Write(frames []core.Frame) error {
 	b := getBatch()
 	defer putBatch(b)
 	return c.send(c.encode(b, frames))
+}
+
+// WriteInSlot is Write for a writer that holds a slot among the writers
+// at work (core.Config.WritersRunning). On a hijacked connection it keeps
+// the slot through the system call unless the socket cannot take the
+// batch at once (a slow client); the slot goes back before that is
+// waited for, and before a stream not yet started is.
+func (c *conn) WriteInSlot(frames []core.Frame, slot core.Slot) error {
+	select {
+	case <-c.started:
+	default:
+		slot.Release()
+		return c.Write(frames)
+	}
+	raw, ok := c.wire.(rawWire)
+	if !ok || c.broken {
+		slot.Release()
+		return c.Write(frames)
+	}
+	raw.slots.Hold(slot)
+	err := c.Write(frames)
+	raw.slots.Drop()
+	return err
 }
 
 // encode builds the batch's bytes for the wire in b and returns them.

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/chatd/chatd/transports/httpx"
 )
 
 // wire is where a stream's bytes go. send and end are called by one
@@ -23,7 +25,8 @@ type wire interface {
 // A goroutine of the stream's own reads it, to learn when the client
 // goes (see conn.watch).
 type rawWire struct {
-	nc net.Conn // Static after construction.
+	nc    net.Conn        // slots, or what it wraps; static after construction.
+	slots *httpx.SlotConn // Static after construction.
 }
 
 func (w rawWire) send(p []byte, timeout time.Duration) error {
@@ -83,7 +86,8 @@ func openWire(w http.ResponseWriter, r *http.Request, gz, vary bool) wire {
 	if r.ProtoMajor == 1 {
 		// Hijack sends the head that WriteHeader buffered.
 		if nc, _, err := rc.Hijack(); err == nil {
-			return rawWire{nc: nc}
+			sc := httpx.NewSlotConn(nc)
+			return rawWire{nc: sc, slots: sc}
 		}
 	}
 	return rwWire{w: w, rc: rc}

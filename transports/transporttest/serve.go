@@ -63,6 +63,16 @@ func (c *muteConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// TryWrite is Write without waiting (httpx.TryWriter), so that a
+// writer's slot is kept through its writes here as it is on chatd's own
+// connections.
+func (c *muteConn) TryWrite(p []byte) (int, error) {
+	if c.s.mute.Load() {
+		return 0, errMuted
+	}
+	return httpx.TryWrite(c.Conn, p)
+}
+
 // NetConn returns the connection it wraps, as tls.Conn's does, so that
 // httpx.Cork reaches the socket (writes still go through Write).
 func (c *muteConn) NetConn() net.Conn { return c.Conn }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
 )
 
 // errNotUpgraded is what Write returns on a connection whose upgrade failed.
@@ -22,6 +23,7 @@ var errNotUpgraded = errors.New("ws: not upgraded")
 type conn struct {
 	ready        chan struct{}          // closed once ws is set (or the upgrade failed); static after construction
 	ws           *websocket.Conn        // nil if the upgrade failed; set before ready closes
+	slots        *httpx.SlotConn        // what gorilla writes through, nil if the upgrade failed; set before ready closes
 	user         string                 // Static after construction.
 	writeTimeout time.Duration          // Static after construction.
 	appPings     bool                   // send ping envelopes, not control pings; static after construction
@@ -36,7 +38,7 @@ type conn struct {
 	closed       chan struct{}          // closed by Close once the close frame is out; static after construction
 }
 
-var _ core.Transport = (*conn)(nil)
+var _ core.SlotWriter = (*conn)(nil)
 
 func (c *conn) Name() string { return Name }
 
@@ -93,6 +95,30 @@ func (c *conn) Write(frames []core.Frame) error {
 	default:
 		return c.writeBatch(frames, n)
 	}
+}
+
+// WriteInSlot is Write for a writer that holds a slot among the writers
+// at work (core.Config.WritersRunning). It keeps the slot through its
+// system calls, unless the socket cannot take a write at once (a slow
+// client) or the upgrade is not over: the slot goes back before either
+// is waited for.
+func (c *conn) WriteInSlot(frames []core.Frame, slot core.Slot) error {
+	if !c.upgraded {
+		select {
+		case <-c.ready:
+		default:
+			slot.Release()
+			return c.Write(frames)
+		}
+	}
+	if c.ws == nil || c.slots == nil {
+		slot.Release()
+		return c.Write(frames)
+	}
+	c.slots.Hold(slot)
+	err := c.Write(frames)
+	c.slots.Drop()
+	return err
 }
 
 // flushCork ends the hold on the connection's first bytes (see

@@ -29,11 +29,12 @@ func NewConn(c *websocket.Conn, user string, appPings bool, compress func(user s
 // negotiated.
 func Upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, user string, compress func(string) bool) (core.Transport, *websocket.Conn, bool, error) {
 	offered, takeover := deflateOffer(r)
-	ws, tc, err := upgrade(up, w, r, offered && takeover && up.EnableCompression)
+	ws, tc, slots, err := upgrade(up, w, r, offered && takeover && up.EnableCompression)
 	if err != nil {
 		return nil, nil, false, err
 	}
 	c := NewConn(ws, user, false, compress).(*conn)
+	c.slots = slots
 	if tc != nil {
 		c.tk = &takeoverState{conn: tc}
 	}

@@ -185,8 +185,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The 101 waits in the socket for the first write, which carries the
 	// greeting and the replies to the joins of rooms=: one segment.
 	c.uncork = httpx.Cork(r)
-	ws, tc, err := upgrade(up, w, r, c.deflate && takeover)
-	c.ws = ws
+	ws, tc, slots, err := upgrade(up, w, r, c.deflate && takeover)
+	c.ws, c.slots = ws, slots
 	if tc != nil {
 		c.tk = &takeoverState{conn: tc}
 	}

@@ -180,11 +180,22 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	return cc, nil
 }
 
-// conn returns the counting wrapper of server connection c.
+// conn returns the counting wrapper of server connection c, which may
+// be under c's own wrappers (httpx.SlotConn).
 func (l *countingListener) conn(c net.Conn) *countingConn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.conns[c]
+	for range 4 {
+		if cc, ok := l.conns[c]; ok {
+			return cc
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	return nil
 }
 
 type countingConn struct {

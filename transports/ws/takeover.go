@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/internal/deflate"
 )
 
@@ -132,7 +133,11 @@ func (c *takeoverConn) CloseWrite() error {
 // upgrade upgrades r with up. With takeover (up negotiates compression
 // and the client's offer allows context takeover) gorilla's connection
 // sits on a takeoverConn, returned if the answer negotiated it.
-func upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, takeover bool) (*websocket.Conn, *takeoverConn, error) {
+//
+// Under both, gorilla writes through an httpx.SlotConn, also returned,
+// so that a writer may keep its slot through the system call (see
+// conn.WriteInSlot).
+func upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, takeover bool) (*websocket.Conn, *takeoverConn, *httpx.SlotConn, error) {
 	// Gorilla keeps the hijacked write buffer as the connection's own
 	// unless its upgrader sizes or pools its buffers (chatd's do both):
 	// only then may a lent one go back to the pool after the upgrade.
@@ -144,9 +149,9 @@ func upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, tak
 		headWriters.Put(hj.head)
 	}
 	if err != nil || hj.conn == nil || !hj.conn.negotiated() {
-		return ws, nil, err
+		return ws, nil, hj.slots, err
 	}
-	return ws, hj.conn, nil
+	return ws, hj.conn, hj.slots, nil
 }
 
 // headWriters lend the buffer gorilla writes the 101 in. Gorilla formats
@@ -167,9 +172,10 @@ const headBufferSize = 512
 type hijacker struct {
 	http.ResponseWriter
 	takeover bool
-	lend     bool          // lend a write buffer (see upgrade)
-	conn     *takeoverConn // set by Hijack, with takeover
-	head     *bufio.Writer // set by Hijack when lending, lent until the upgrade returns
+	lend     bool            // lend a write buffer (see upgrade)
+	conn     *takeoverConn   // set by Hijack, with takeover
+	slots    *httpx.SlotConn // set by Hijack: under conn, if there is one
+	head     *bufio.Writer   // set by Hijack when lending, lent until the upgrade returns
 }
 
 // Unwrap lets httpx's reporting find its writer under this one: a
@@ -181,6 +187,8 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	h.slots = httpx.NewSlotConn(c)
+	c = h.slots
 	if h.takeover {
 		h.conn = &takeoverConn{Conn: c}
 		c = h.conn

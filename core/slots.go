@@ -1,0 +1,36 @@
+package core
+
+// writeSlots are the places among the session writers at work
+// (Config.WritersRunning). A writer with a batch waits for one, parked,
+// and takes its queue once it has it; it gives it back before its
+// transport's Write, or, with a SlotWriter, the transport gives it back
+// (see Slot). Thousands of writers woken by a busy room then wait in the
+// gate's queue instead of the scheduler's run queue, where every read,
+// commit and fan-out would have waited behind them.
+type writeSlots struct {
+	gate     chan struct{} // a token for each slot held; static after construction
+	counters *counters     // the hub's; static after construction
+}
+
+var _ Slot = (*writeSlots)(nil)
+
+// acquire takes a slot, waiting, counted as waiting, if none is free.
+func (w *writeSlots) acquire() {
+	select {
+	case w.gate <- struct{}{}:
+	default:
+		w.counters.waiting.Add(1)
+		w.gate <- struct{}{}
+		w.counters.waiting.Add(-1)
+	}
+}
+
+// Release gives a slot back.
+func (w *writeSlots) Release() { <-w.gate }
+
+// Blocked gives a slot back for a write that waits for its client, and
+// counts it.
+func (w *writeSlots) Blocked() {
+	<-w.gate
+	w.counters.blocked.Add(1)
+}

@@ -1,0 +1,174 @@
+package httpx
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/chatd/chatd/core"
+)
+
+// ErrWouldWait is what TryWrite returns when the write would have to
+// wait for the client (its socket's buffer is full), or when the
+// connection cannot be written to without waiting at all: the part
+// written, if any, is in its count.
+var ErrWouldWait = errors.New("httpx: the write would wait")
+
+// A TryWriter is a connection wrapper that can write without waiting:
+// TryWrite writes what the socket under it takes at once and returns
+// ErrWouldWait with the count if that is not all of p. A wrapper that
+// changes what Write does (a test's that mutes a node) implements it so
+// that SlotConn's first attempt does what its Write would.
+type TryWriter interface {
+	TryWrite(p []byte) (int, error)
+}
+
+// TryWrite writes to c what its socket takes without waiting. It reaches
+// the socket through TCP connections, the listener's own wrapper and
+// TryWriters; any other connection (TLS among them) returns 0 and
+// ErrWouldWait, for the caller to write as usual.
+func TryWrite(c net.Conn, p []byte) (int, error) {
+	if t := tryWriterOf(c); t != nil {
+		return t.TryWrite(p)
+	}
+	return 0, ErrWouldWait
+}
+
+// tryWriterOf returns what writes to c without waiting, or nil.
+func tryWriterOf(c net.Conn) TryWriter {
+	for range 4 {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			rc, err := v.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			t := &rawTry{rc: rc}
+			t.f = t.write
+			return t
+		case *limitedConn:
+			c = v.Conn
+		case TryWriter:
+			return v
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// rawTry writes to a socket once, without waiting for room in it. Its
+// callback is made once, so that a write allocates nothing.
+type rawTry struct {
+	rc syscall.RawConn    // Static after construction.
+	f  func(uintptr) bool // t.write; static after construction.
+
+	mu  sync.Mutex // one write at a time: p, n and err are its
+	p   []byte
+	n   int
+	err error
+}
+
+func (t *rawTry) TryWrite(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.p, t.n, t.err = p, 0, nil
+	err := t.rc.Write(t.f) // the deadline, and the socket's closing, are checked first
+	n, werr := t.n, t.err
+	t.p, t.err = nil, nil
+	switch {
+	case err != nil:
+		return 0, err
+	case errors.Is(werr, syscall.EAGAIN):
+		return n, ErrWouldWait
+	case werr != nil:
+		return n, &net.OpError{Op: "write", Net: "tcp", Err: werr}
+	case n < len(p):
+		return n, ErrWouldWait
+	}
+	return n, nil
+}
+
+// write is the raw write: one system call (again if interrupted), and
+// true whatever came of it, so that RawConn.Write never waits.
+func (t *rawTry) write(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), t.p)
+		if err == syscall.EINTR {
+			continue
+		}
+		t.n, t.err = max(n, 0), err
+		return true
+	}
+}
+
+// SlotConn is a connection whose writes may keep a session writer's
+// slot (core.Config.WritersRunning): while the writer holds it (Hold),
+// a write first goes to the socket without waiting, and only if the
+// socket cannot take all of it does the slot go back before the write
+// waits for the client. A slow client thus never keeps the other
+// writers waiting; a write the socket takes at once, nearly all of them,
+// keeps the slot to its end, so that the writers at work are as many as
+// the slots and nothing else stands behind them in the run queue.
+//
+// Between Hold and Drop the slot is given back exactly once: by Hold
+// itself on a connection TryWrite cannot reach the socket of (TLS), by
+// the first write that would wait, or by Drop. Write may be called from
+// any goroutine (a WebSocket's reader answers pings); Hold and Drop from
+// the writer's.
+type SlotConn struct {
+	net.Conn
+	try  TryWriter   // nil: Hold releases at once; static after construction.
+	held atomic.Bool // a slot is held: set by Hold; whoever clears it gives the slot back
+	slot core.Slot   // set by the first Hold, before held is set; the same slot ever after
+}
+
+// NewSlotConn wraps c.
+func NewSlotConn(c net.Conn) *SlotConn {
+	return &SlotConn{Conn: c, try: tryWriterOf(c)}
+}
+
+// Hold lets the writes that follow keep slot until Drop, or until one of
+// them would wait for the client. slot must be the same at every call.
+func (c *SlotConn) Hold(slot core.Slot) {
+	if c.try == nil {
+		slot.Release()
+		return
+	}
+	if c.slot == nil {
+		c.slot = slot
+	}
+	c.held.Store(true)
+}
+
+// Drop ends Hold, giving the slot back if no write has.
+func (c *SlotConn) Drop() {
+	if c.held.Swap(false) {
+		c.slot.Release()
+	}
+}
+
+// Write writes p, giving the held slot back first if the socket cannot
+// take p at once.
+func (c *SlotConn) Write(p []byte) (int, error) {
+	if !c.held.Load() {
+		return c.Conn.Write(p)
+	}
+	n, err := c.try.TryWrite(p)
+	if !errors.Is(err, ErrWouldWait) {
+		return n, err
+	}
+	if c.held.CompareAndSwap(true, false) {
+		c.slot.Blocked()
+	}
+	m, err := c.Conn.Write(p[n:])
+	return n + m, err
+}
+
+// NetConn returns the connection it wraps, as tls.Conn's does.
+func (c *SlotConn) NetConn() net.Conn { return c.Conn }
+
+// CloseWrite shuts the write side, as *net.TCPConn does.
+func (c *SlotConn) CloseWrite() error { return closeWrite(c.Conn) }
