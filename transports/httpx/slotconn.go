@@ -120,6 +120,7 @@ func (t *rawTry) write(fd uintptr) bool {
 // the writer's.
 type SlotConn struct {
 	net.Conn
+	r    net.Conn    // what Read reads: Conn, or the socket under the listener's wrapper; static after construction.
 	try  TryWriter   // nil: Hold releases at once; static after construction.
 	held atomic.Bool // a slot is held: set by Hold; whoever clears it gives the slot back
 	slot core.Slot   // set by the first Hold, before held is set; the same slot ever after
@@ -127,8 +128,19 @@ type SlotConn struct {
 
 // NewSlotConn wraps c.
 func NewSlotConn(c net.Conn) *SlotConn {
-	return &SlotConn{Conn: c, try: tryWriterOf(c)}
+	r := c
+	if l, ok := c.(*limitedConn); ok {
+		r = l.Conn
+	}
+	return &SlotConn{Conn: c, r: r, try: tryWriterOf(c)}
 }
+
+// Read reads from the socket past the listener's wrapper, whose Read is
+// the socket's: a WebSocket reader parks in this call, and its depth is
+// what keeps an idle reader's stack at 2 KB (DESIGN.md, "Memory per
+// connection"), with about 20 bytes to spare. Going through both wrappers
+// cost a frame more, and every idle reader 2 KB more.
+func (c *SlotConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Hold lets the writes that follow keep slot until Drop, or until one of
 // them would wait for the client. slot must be the same at every call.
