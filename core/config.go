@@ -120,8 +120,9 @@ type Config struct {
 	// keeps its slot through its transport's Write when the transport
 	// is a SlotWriter, which gives it back before it would wait for a
 	// slow client; otherwise it gives it back before Write. Writers of
-	// an InlineWriter (polls) take none. 0: one per CPU the process may
-	// use (its affinity, at most GOMAXPROCS); negative: no bound.
+	// an InlineWriter (polls) take none, nor do any while Relieving
+	// reports true. 0: one per CPU the process may use (its affinity, at
+	// most GOMAXPROCS); negative: no bound.
 	WritersRunning int
 	// WriterLinger is how long a session's writer with nothing to write
 	// stays parked before it exits, so that steady traffic wakes it rather

@@ -403,13 +403,19 @@ var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.En
 //
 // The latency read is how far behind the node is: it leaves out the
 // waits this rule chose (see delivered), which would otherwise feed it.
+// relieving reports whether the node relieves load (Config.Relieving).
+// Its writers then batch hard and take no slot among the writers at work
+// (Config.WritersRunning): too few wake to crowd the run queue, and the
+// slot's second wake-up was a tenth of the node's core at level 1.
+func (h *Hub) relieving() bool { return h.cfg.Relieving != nil && h.cfg.Relieving() }
+
 func (h *Hub) writeDelay() time.Duration {
 	limit := h.cfg.MaxWriteDelay
 	if limit <= 0 {
 		return 0
 	}
 	lat := h.counters.delivery.read(time.Now())
-	if r := h.cfg.RelievedWriteDelay; r > 0 && h.cfg.Relieving != nil && h.cfg.Relieving() {
+	if r := h.cfg.RelievedWriteDelay; r > 0 && h.relieving() {
 		return min(max(lat/4, r/2), r)
 	}
 	if lat < 10*time.Millisecond {
@@ -560,7 +566,7 @@ func (s *Session) writeLoop() {
 			}
 		}
 		slot := false
-		if closing == nil && !s.inline && s.hub.slots != nil {
+		if closing == nil && !s.inline && s.hub.slots != nil && !s.hub.relieving() {
 			// Wait, parked, for a place among the writers at work
 			// (Config.WritersRunning), and take the queue once there: what
 			// came meanwhile goes in the same write. While it waits the

@@ -108,3 +108,58 @@ func TestWritersRunning(t *testing.T) {
 		t.Fatalf("blocked writes %d after ordinary writes, want 1", n)
 	}
 }
+
+// While the node relieves load (Config.Relieving), writers batch hard
+// and take no slot: a write that holds the only slot keeps no other
+// writer waiting.
+func TestWritersUnboundedWhileRelieving(t *testing.T) {
+	var relieving atomic.Bool
+	hub := newHub(t, core.Config{WritersRunning: 1, Relieving: relieving.Load, RelievedWriteDelay: 2 * time.Millisecond})
+	ctx := context.Background()
+	stalled := &slotRecorder{recorder: newRecorder(), in: make(chan core.Slot), out: make(chan struct{})}
+	plain := newRecorder()
+	var sessions []*core.Session
+	for i, tr := range []core.Transport{stalled, plain} {
+		s, err := hub.Connect(auth.Identity{User: []string{"alice", "bob"}[i], Name: "x"}, tr, core.SessionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Join(ctx, "general", nil, false); err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, s)
+	}
+	if err := sessions[0].Join(ctx, "solo", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	stalled.waitType(t, protocol.TypeJoined)
+	plain.waitType(t, protocol.TypeJoined)
+
+	stalled.stall.Store(true)
+	if _, err := hub.Send(ctx, auth.Identity{User: "carol", Name: "Carol"}, "solo", "m1", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	var slot core.Slot
+	select {
+	case slot = <-stalled.in:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stalled session's writer never wrote")
+	}
+	relieving.Store(true)
+	if _, err := hub.Send(ctx, auth.Identity{User: "carol", Name: "Carol"}, "general", "m2", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	plain.waitType(t, protocol.TypeMessage) // while the slot is still held
+	if n := hub.Stats().WritersWaiting; n != 0 {
+		t.Fatalf("%d writers wait for a slot while the node relieves load", n)
+	}
+	slot.Release()
+	close(stalled.out)
+	for stalled.messages() < 2 {
+		select {
+		case <-stalled.more:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the stalled session got %d of its 2 messages", stalled.messages())
+		}
+	}
+}

@@ -85,7 +85,7 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 	intFlag(&c.PollRunning, "poll-running", "CHAT_POLL_RUNNING", 0,
 		"how many long-polls do their work at once, the rest parked until a slot is free (a poll waiting for news holds none), so that thousands of busy poll clients do not queue ahead of sends and commits; 0: one per CPU the process may use; negative: no bound")
 	intFlag(&c.WritersRunning, "writers-running", "CHAT_WRITERS_RUNNING", 0,
-		"how many WebSocket and SSE session writers write at once, the rest parked until a slot is free, so that the writers a busy room wakes do not queue ahead of reads, commits and fan-out; a writer whose client's socket is full gives its slot up before it waits; 0: one per CPU the process may use; negative: no bound")
+		"how many WebSocket and SSE session writers write at once, the rest parked until a slot is free, so that the writers a busy room wakes do not queue ahead of reads, commits and fan-out; a writer whose client's socket is full gives its slot up before it waits, and at degradation level 1 and above none takes one; 0: one per CPU the process may use; negative: no bound")
 	durFlag(&c.QuietGC, "quiet-gc", "CHAT_QUIET_GC", defaultQuietGC,
 		"how often to check whether the node has been quiet, and if so collect, so that stacks and heap grown in a burst go back to the system; 0: never")
 }
