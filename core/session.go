@@ -378,6 +378,12 @@ func (s *Session) reply(e protocol.Envelope) {
 
 var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.Envelope{Type: protocol.TypePing}), ephemeral: true}
 
+// relieving reports whether the node relieves load (Config.Relieving).
+// Its writers then batch hard and take no slot among the writers at work
+// (Config.WritersRunning): too few wake to crowd the run queue, and the
+// slot's second wake-up was a tenth of the node's core at level 1.
+func (h *Hub) relieving() bool { return h.cfg.Relieving != nil && h.cfg.Relieving() }
+
 // writeDelay is how long a writer that has frames waits before it takes
 // them, so that more go in one write: a tenth of the recent delivery
 // latency, at most Config.MaxWriteDelay, and none while that latency is
@@ -403,12 +409,6 @@ var pingFrame = Frame{Type: protocol.TypePing, Data: protocol.Encode(protocol.En
 //
 // The latency read is how far behind the node is: it leaves out the
 // waits this rule chose (see delivered), which would otherwise feed it.
-// relieving reports whether the node relieves load (Config.Relieving).
-// Its writers then batch hard and take no slot among the writers at work
-// (Config.WritersRunning): too few wake to crowd the run queue, and the
-// slot's second wake-up was a tenth of the node's core at level 1.
-func (h *Hub) relieving() bool { return h.cfg.Relieving != nil && h.cfg.Relieving() }
-
 func (h *Hub) writeDelay() time.Duration {
 	limit := h.cfg.MaxWriteDelay
 	if limit <= 0 {
@@ -572,8 +572,7 @@ func (s *Session) writeLoop() {
 			// came meanwhile goes in the same write. While it waits the
 			// writer is neither parked nor pausing: kicks only queue.
 			s.mu.Unlock()
-			s.hub.slots.acquire()
-			slot = true
+			slot = s.hub.slots.acquire(s.ctx.Done()) // not if the session closes meanwhile
 			s.mu.Lock()
 			closing = s.closing
 		}

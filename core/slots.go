@@ -14,14 +14,21 @@ type writeSlots struct {
 
 var _ Slot = (*writeSlots)(nil)
 
-// acquire takes a slot, waiting, counted as waiting, if none is free.
-func (w *writeSlots) acquire() {
+// acquire takes a slot, waiting, counted as waiting, if none is free;
+// it gives up, and reports false, once done is closed.
+func (w *writeSlots) acquire(done <-chan struct{}) bool {
 	select {
 	case w.gate <- struct{}{}:
+		return true
 	default:
-		w.counters.waiting.Add(1)
-		w.gate <- struct{}{}
-		w.counters.waiting.Add(-1)
+	}
+	w.counters.waiting.Add(1)
+	defer w.counters.waiting.Add(-1)
+	select {
+	case w.gate <- struct{}{}:
+		return true
+	case <-done:
+		return false
 	}
 }
 

@@ -114,8 +114,10 @@ func (t *rawTry) write(fd uintptr) bool {
 // the slots and nothing else stands behind them in the run queue.
 //
 // Between Hold and Drop the slot is given back exactly once: by Hold
-// itself on a connection TryWrite cannot reach the socket of (TLS), by
-// the first write that would wait, or by Drop. Write may be called from
+// itself on a connection TryWrite cannot reach the socket of (TLS), or
+// while another goroutine's write that began without the slot is still
+// under way (the writer's would wait behind it), by the first write that
+// would wait, or by Drop. Write may be called from
 // any goroutine (a WebSocket's reader answers pings); Hold and Drop from
 // the writer's.
 type SlotConn struct {
@@ -123,7 +125,12 @@ type SlotConn struct {
 	r    net.Conn    // what Read reads: Conn, or the socket under the listener's wrapper; static after construction.
 	try  TryWriter   // nil: Hold releases at once; static after construction.
 	held atomic.Bool // a slot is held: set by Hold; whoever clears it gives the slot back
-	slot core.Slot   // set by the first Hold, before held is set; the same slot ever after
+	// Writes that began while no slot was held and may still wait for the
+	// client (a reader's answer to a ping): a Hold that finds one gives
+	// the slot back at once, since the writer's own write would wait
+	// behind it, on gorilla's lock.
+	plain atomic.Int32
+	slot  core.Slot // set by the first Hold, before held is set; the same slot ever after
 }
 
 // NewSlotConn wraps c.
@@ -153,6 +160,13 @@ func (c *SlotConn) Hold(slot core.Slot) {
 		c.slot = slot
 	}
 	c.held.Store(true)
+	// A write that began before held was set went the plain way and may
+	// be waiting for the client; one that begins after sees held. (Both
+	// sides store, then load: Go's atomics are sequentially consistent,
+	// so at least one of them sees the other.)
+	if c.plain.Load() > 0 && c.held.CompareAndSwap(true, false) {
+		slot.Blocked()
+	}
 }
 
 // Drop ends Hold, giving the slot back if no write has.
@@ -165,9 +179,13 @@ func (c *SlotConn) Drop() {
 // Write writes p, giving the held slot back first if the socket cannot
 // take p at once.
 func (c *SlotConn) Write(p []byte) (int, error) {
+	c.plain.Add(1)
 	if !c.held.Load() {
-		return c.Conn.Write(p)
+		n, err := c.Conn.Write(p)
+		c.plain.Add(-1)
+		return n, err
 	}
+	c.plain.Add(-1)
 	n, err := c.try.TryWrite(p)
 	if !errors.Is(err, ErrWouldWait) {
 		return n, err

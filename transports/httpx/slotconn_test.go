@@ -159,3 +159,43 @@ func TestSlotConn(t *testing.T) {
 		t.Fatalf("the slot went back %d times, want once", n)
 	}
 }
+
+// A write that began without the slot (a WebSocket reader's answer to a
+// ping) may be waiting for the client when the writer takes the slot;
+// the writer's own write would wait behind it, so Hold gives the slot
+// back at once, as blocked, and Drop does not give it back again.
+func TestSlotConnHoldBehindWaitingWrite(t *testing.T) {
+	client, server := tcpPair(t)
+	c := NewSlotConn(server)
+	big := make([]byte, 64<<20)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write(big) // not held: the plain way, and it fills the socket
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.plain.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the write never began")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	slot := &countedSlot{}
+	c.Hold(slot)
+	if slot.blocked.Load() != 1 || slot.released.Load() != 0 {
+		t.Fatalf("Hold behind a write under way: blocked %d, released %d; want 1 and 0", slot.blocked.Load(), slot.released.Load())
+	}
+	c.Drop()
+	if n := slot.total(); n != 1 {
+		t.Fatalf("the slot went back %d times, want once", n)
+	}
+	if _, err := io.ReadFull(client, make([]byte, len(big))); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := c.plain.Load(); n != 0 {
+		t.Fatalf("%d plain writes counted after they ended", n)
+	}
+}
