@@ -566,7 +566,8 @@ func (s *Session) writeLoop() {
 			}
 		}
 		slot := false
-		if closing == nil && !s.inline && s.hub.slots != nil && !s.hub.relieving() {
+		sw, _ := s.transport.(SlotWriter)
+		if closing == nil && !s.inline && s.hub.slots != nil && !s.hub.relieving() && (sw == nil || sw.WantsSlot()) {
 			// Wait, parked, for a place among the writers at work
 			// (Config.WritersRunning), and take the queue once there: what
 			// came meanwhile goes in the same write. While it waits the
@@ -610,7 +611,7 @@ func (s *Session) writeLoop() {
 		beat = len(barriers) == 0 && onlyPings(batch)
 		if len(batch) > 0 {
 			var err error
-			if sw, ok := s.transport.(SlotWriter); ok && slot {
+			if sw != nil && slot {
 				err = sw.WriteInSlot(batch, s.hub.slots) // it gives the slot back
 			} else {
 				if slot {

@@ -17,9 +17,12 @@ import (
 type slotRecorder struct {
 	*recorder
 	stall atomic.Bool
+	first bool // WantsSlot says no, as for a connection's first write
 	in    chan core.Slot
 	out   chan struct{}
 }
+
+func (r *slotRecorder) WantsSlot() bool { return !r.first }
 
 func (r *slotRecorder) WriteInSlot(frames []core.Frame, slot core.Slot) error {
 	if r.stall.CompareAndSwap(true, false) {
@@ -35,15 +38,17 @@ func (r *slotRecorder) WriteInSlot(frames []core.Frame, slot core.Slot) error {
 // the slot through its write keeps every other writer waiting, parked,
 // with its queue untaken; once the write gives the slot up as one about
 // to wait for its client (Slot.Blocked, counted), the next writer writes
-// while the first still waits.
+// while the first still waits. A transport whose next write wants no
+// slot (a connection's first, see SlotWriter.WantsSlot) never waits.
 func TestWritersRunning(t *testing.T) {
 	hub := newHub(t, core.Config{WritersRunning: 1})
 	ctx := context.Background()
 	stalled := &slotRecorder{recorder: newRecorder(), in: make(chan core.Slot), out: make(chan struct{})}
 	plain := newRecorder()
+	fresh := &slotRecorder{recorder: newRecorder(), first: true}
 	var sessions []*core.Session
-	for i, tr := range []core.Transport{stalled, plain} {
-		s, err := hub.Connect(auth.Identity{User: []string{"alice", "bob"}[i], Name: "x"}, tr, core.SessionOptions{})
+	for i, tr := range []core.Transport{stalled, plain, fresh} {
+		s, err := hub.Connect(auth.Identity{User: []string{"alice", "bob", "dave"}[i], Name: "x"}, tr, core.SessionOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,6 +90,7 @@ func TestWritersRunning(t *testing.T) {
 	if n := plain.messages(); n != 0 {
 		t.Fatalf("%d messages written to the other session while the slot was held", n)
 	}
+	fresh.waitType(t, protocol.TypeMessage) // a transport that wants no slot writes meanwhile
 
 	// The stalled write gives the slot up as one that waits for its
 	// client: the other writer writes while it still waits.

@@ -71,6 +71,13 @@ type SlotWriter interface {
 	Transport
 
 	WriteInSlot(frames []Frame, slot Slot) error
+	// WantsSlot reports whether the next write waits for a slot at all:
+	// a connection's first write, the answer to its client's connect
+	// (the greeting and the replies to its joins), does not. In a storm
+	// of reconnects every answer is a first write, and making them wait
+	// their turn cost the node a sixth more CPU until the last client
+	// was back. Called from the writer goroutine.
+	WantsSlot() bool
 }
 
 // Frame is one encoded server envelope, with what cursor-based transports

@@ -121,6 +121,11 @@ func (c *conn) WriteInSlot(frames []core.Frame, slot core.Slot) error {
 	return err
 }
 
+// WantsSlot reports whether the connection has been written to: its
+// first write, the answer to its connect, takes no slot (see
+// core.SlotWriter).
+func (c *conn) WantsSlot() bool { return c.wrote }
+
 // flushCork ends the hold on the connection's first bytes (see
 // httpx.Cork), if there is one.
 func (c *conn) flushCork() {
