@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,59 @@ func (r *slotRecorder) WriteInSlot(frames []core.Frame, slot core.Slot) error {
 	return r.recorder.Write(frames)
 }
 
+// stallSetup connects a stalled slotRecorder and the others to hub, all
+// in "general" and the stalled one in "solo" too, sends the stalled one
+// a message only it gets, and returns the slot its writer holds for it
+// (until the test gives it back) and a send to any room.
+func stallSetup(t *testing.T, hub *core.Hub, others ...core.Transport) (stalled *slotRecorder, slot core.Slot, send func(room, id string)) {
+	t.Helper()
+	ctx := context.Background()
+	stalled = &slotRecorder{recorder: newRecorder(), in: make(chan core.Slot), out: make(chan struct{})}
+	for i, tr := range append([]core.Transport{stalled}, others...) {
+		s, err := hub.Connect(auth.Identity{User: fmt.Sprint("user", i), Name: "x"}, tr, core.SessionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rooms := []string{"general"}
+		if i == 0 {
+			rooms = append(rooms, "solo")
+		}
+		for _, room := range rooms {
+			if err := s.Join(ctx, room, nil, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stalled.waitType(t, protocol.TypeJoined)
+	send = func(room, id string) {
+		t.Helper()
+		if _, err := hub.Send(ctx, auth.Identity{User: "carol", Name: "Carol"}, room, id, "hi"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stalled.stall.Store(true)
+	send("solo", "m1")
+	select {
+	case slot = <-stalled.in:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stalled session's writer never wrote")
+	}
+	return stalled, slot, send
+}
+
+// finish ends r's stalled write and waits for its n messages.
+func (r *slotRecorder) finish(t *testing.T, n int) {
+	t.Helper()
+	close(r.out)
+	for r.messages() < n {
+		select {
+		case <-r.more:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the stalled session got %d of its %d messages", r.messages(), n)
+		}
+	}
+}
+
 // With one writer at work (Config.WritersRunning), a writer that holds
 // the slot through its write keeps every other writer waiting, parked,
 // with its queue untaken; once the write gives the slot up as one about
@@ -42,43 +96,9 @@ func (r *slotRecorder) WriteInSlot(frames []core.Frame, slot core.Slot) error {
 // slot (a connection's first, see SlotWriter.WantsSlot) never waits.
 func TestWritersRunning(t *testing.T) {
 	hub := newHub(t, core.Config{WritersRunning: 1})
-	ctx := context.Background()
-	stalled := &slotRecorder{recorder: newRecorder(), in: make(chan core.Slot), out: make(chan struct{})}
 	plain := newRecorder()
 	fresh := &slotRecorder{recorder: newRecorder(), first: true}
-	var sessions []*core.Session
-	for i, tr := range []core.Transport{stalled, plain, fresh} {
-		s, err := hub.Connect(auth.Identity{User: []string{"alice", "bob", "dave"}[i], Name: "x"}, tr, core.SessionOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Join(ctx, "general", nil, false); err != nil {
-			t.Fatal(err)
-		}
-		sessions = append(sessions, s)
-	}
-	if err := sessions[0].Join(ctx, "solo", nil, false); err != nil {
-		t.Fatal(err)
-	}
-	stalled.waitType(t, protocol.TypeJoined)
-	plain.waitType(t, protocol.TypeJoined)
-
-	// The stalled session's writer takes the slot for a message only it
-	// gets, and keeps it.
-	stalled.stall.Store(true)
-	send := func(room, id string) {
-		t.Helper()
-		if _, err := hub.Send(ctx, auth.Identity{User: "carol", Name: "Carol"}, room, id, "hi"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	send("solo", "m1")
-	var slot core.Slot
-	select {
-	case slot = <-stalled.in:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the stalled session's writer never wrote")
-	}
+	stalled, slot, send := stallSetup(t, hub, plain, fresh)
 	send("general", "m2")
 	deadline := time.Now().Add(10 * time.Second)
 	for hub.Stats().WritersWaiting < 1 {
@@ -102,14 +122,7 @@ func TestWritersRunning(t *testing.T) {
 	if st := hub.Stats(); st.BlockedWrites != 1 || st.WritersWaiting != 0 {
 		t.Fatalf("blocked writes %d, writers waiting %d; want 1 and 0", st.BlockedWrites, st.WritersWaiting)
 	}
-	close(stalled.out)
-	for stalled.messages() < 2 {
-		select {
-		case <-stalled.more:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("the stalled session got %d of its 2 messages", stalled.messages())
-		}
-	}
+	stalled.finish(t, 2)
 	if n := hub.Stats().BlockedWrites; n != 1 {
 		t.Fatalf("blocked writes %d after ordinary writes, want 1", n)
 	}
@@ -121,51 +134,14 @@ func TestWritersRunning(t *testing.T) {
 func TestWritersUnboundedWhileRelieving(t *testing.T) {
 	var relieving atomic.Bool
 	hub := newHub(t, core.Config{WritersRunning: 1, Relieving: relieving.Load, RelievedWriteDelay: 2 * time.Millisecond})
-	ctx := context.Background()
-	stalled := &slotRecorder{recorder: newRecorder(), in: make(chan core.Slot), out: make(chan struct{})}
 	plain := newRecorder()
-	var sessions []*core.Session
-	for i, tr := range []core.Transport{stalled, plain} {
-		s, err := hub.Connect(auth.Identity{User: []string{"alice", "bob"}[i], Name: "x"}, tr, core.SessionOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Join(ctx, "general", nil, false); err != nil {
-			t.Fatal(err)
-		}
-		sessions = append(sessions, s)
-	}
-	if err := sessions[0].Join(ctx, "solo", nil, false); err != nil {
-		t.Fatal(err)
-	}
-	stalled.waitType(t, protocol.TypeJoined)
-	plain.waitType(t, protocol.TypeJoined)
-
-	stalled.stall.Store(true)
-	if _, err := hub.Send(ctx, auth.Identity{User: "carol", Name: "Carol"}, "solo", "m1", "hi"); err != nil {
-		t.Fatal(err)
-	}
-	var slot core.Slot
-	select {
-	case slot = <-stalled.in:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the stalled session's writer never wrote")
-	}
+	stalled, slot, send := stallSetup(t, hub, plain)
 	relieving.Store(true)
-	if _, err := hub.Send(ctx, auth.Identity{User: "carol", Name: "Carol"}, "general", "m2", "hi"); err != nil {
-		t.Fatal(err)
-	}
+	send("general", "m2")
 	plain.waitType(t, protocol.TypeMessage) // while the slot is still held
 	if n := hub.Stats().WritersWaiting; n != 0 {
 		t.Fatalf("%d writers wait for a slot while the node relieves load", n)
 	}
 	slot.Release()
-	close(stalled.out)
-	for stalled.messages() < 2 {
-		select {
-		case <-stalled.more:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("the stalled session got %d of its 2 messages", stalled.messages())
-		}
-	}
+	stalled.finish(t, 2)
 }

@@ -665,34 +665,13 @@ func TestParkedAnswerKeepsConnection(t *testing.T) {
 	const room = "park-keep"
 	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
 	h, lane, srv := parkingLane(t, e)
-	tok := e.Token(t, "pia", transporttest.Claims{})
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
-	write := func(q url.Values) {
-		t.Helper()
-		if _, err := fmt.Fprintf(c, "GET /v1/poll?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", q.Encode(), tok); err != nil {
-			t.Fatal(err)
-		}
-	}
+	lc := dialPoller(t, srv, e.Token(t, "pia", transporttest.Claims{}))
+	write := lc.write
 	read := func(what string) answer {
 		t.Helper()
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		raw, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		a := answer{Status: resp.StatusCode, Closed: resp.Close}
-		if err := json.Unmarshal(raw, &a); err != nil || a.Status != http.StatusOK || a.Closed {
-			t.Fatalf("%s: %d, closed %v, %q (%v)", what, a.Status, a.Closed, raw, err)
+		a := lc.read(what)
+		if a.Closed {
+			t.Fatalf("%s: the answer closed the connection", what)
 		}
 		return a
 	}
@@ -725,27 +704,62 @@ func TestParkedAnswerKeepsConnection(t *testing.T) {
 
 	// A client that asked to close gets Connection: close from its
 	// parked poll, lane or not.
-	c2, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	c2 := dialPoller(t, srv, lc.tok)
 	parks = h.Parks()
-	if _, err := fmt.Fprintf(c2, "GET /v1/poll?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n",
-		from(room, b.Cursor).Encode(), tok); err != nil {
-		t.Fatal(err)
-	}
+	c2.writeHeader(from(room, b.Cursor), "Connection: close\r\n")
 	eventually(t, "the poll to park", func() bool { return h.Parks() > parks })
 	send(t, e, room, 1)
-	_ = c2.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c2), nil)
+	if a := c2.read("a parked poll that asked to close"); !a.Closed {
+		t.Fatal("a parked poll that asked to close: the answer keeps the connection")
+	}
+}
+
+// poller is a raw HTTP/1.1 connection that polls as tok.
+type poller struct {
+	t   *testing.T
+	c   net.Conn
+	br  *bufio.Reader
+	tok string
+}
+
+// dialPoller connects a poller to srv.
+func dialPoller(t *testing.T, srv *httptest.Server, tok string) *poller {
+	t.Helper()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !resp.Close {
-		t.Fatalf("a parked poll that asked to close: %d, closed %v", resp.StatusCode, resp.Close)
+	t.Cleanup(func() { c.Close() })
+	return &poller{t: t, c: c, br: bufio.NewReader(c), tok: tok}
+}
+
+// write sends a poll with query q.
+func (p *poller) write(q url.Values) { p.t.Helper(); p.writeHeader(q, "") }
+
+// writeHeader sends a poll with query q and the header lines extra.
+func (p *poller) writeHeader(q url.Values, extra string) {
+	p.t.Helper()
+	if _, err := fmt.Fprintf(p.c, "GET /v1/poll?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n%s\r\n", q.Encode(), p.tok, extra); err != nil {
+		p.t.Fatalf("poll: %v", err)
 	}
+}
+
+// read reads the next answer, which must be a 200 with a poll's body;
+// Closed says whether it closes the connection.
+func (p *poller) read(what string) answer {
+	p.t.Helper()
+	_ = p.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(p.br, nil)
+	if err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	a := answer{Status: resp.StatusCode, Closed: resp.Close}
+	if err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &a) != nil {
+		p.t.Fatalf("%s: %d %q (%v)", what, resp.StatusCode, raw, err)
+	}
+	return a
 }
 
 // A parked poll's answer says Connection: close, and the connection
@@ -771,36 +785,17 @@ func TestParkedAnswerClosesConnection(t *testing.T) {
 			const room = "park-close"
 			e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
 			h, lane, srv := parkingLane(t, e)
-			tok := e.Token(t, "quin", transporttest.Claims{})
-			c, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			br := bufio.NewReader(c)
+			lc := dialPoller(t, srv, e.Token(t, "quin", transporttest.Claims{}))
 			poll := func(what string, q url.Values) answer {
 				t.Helper()
-				if _, err := fmt.Fprintf(c, "GET /v1/poll?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", q.Encode(), tok); err != nil {
-					t.Fatalf("%s: %v", what, err)
-				}
+				lc.write(q)
 				if what == "parked poll" {
 					parks := h.Parks()
 					eventually(t, "the poll to park", func() bool { return h.Parks() > parks })
 					tc.end(e, lane)
 					send(t, e, room, 1)
 				}
-				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					t.Fatalf("%s: %v", what, err)
-				}
-				raw, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				a := answer{Status: resp.StatusCode, Closed: resp.Close}
-				if err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &a) != nil {
-					t.Fatalf("%s: %d %q (%v)", what, resp.StatusCode, raw, err)
-				}
-				return a
+				return lc.read(what)
 			}
 			send(t, e, room, 1)
 			a := poll("first poll", start(room))
@@ -818,8 +813,8 @@ func TestParkedAnswerClosesConnection(t *testing.T) {
 				want = 1
 			}
 			s.mustTake(t, "parked poll", a, want)
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			_ = lc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := lc.br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 				t.Fatalf("after an answer with Connection: close: read %d bytes, %v; want EOF", n, err)
 			}
 		})

@@ -32,7 +32,6 @@ type conn struct {
 	pos     protocol.Cursor
 	encoded string // pos.Encode(), kept while pos is unchanged
 	retried bool   // the retry hint has been sent
-	wrote   bool   // a batch has been written (or tried)
 	broken  bool   // a write failed; nothing more is written
 }
 
@@ -79,7 +78,6 @@ func (c *conn) watch(nc net.Conn, sess *core.Session) {
 // Write writes frames as one batch of events. Each event's id is the
 // stream's cursor after it; ephemeral events repeat the current cursor.
 func (c *conn) Write(frames []core.Frame) error {
-	c.wrote = true
 	<-c.started
 	if c.broken {
 		return c.failed(nil)
@@ -112,9 +110,10 @@ func (c *conn) WriteInSlot(frames []core.Frame, slot core.Slot) error {
 	return err
 }
 
-// WantsSlot reports whether the stream has had a batch: its first, the
-// answer to its connect, takes no slot (see core.SlotWriter).
-func (c *conn) WantsSlot() bool { return c.wrote }
+// WantsSlot reports whether the stream has had a batch (the retry hint
+// goes with the first): its first, the answer to its connect, takes no
+// slot (see core.SlotWriter).
+func (c *conn) WantsSlot() bool { return c.retried }
 
 // encode builds the batch's bytes for the wire in b and returns them.
 func (c *conn) encode(b *batch, frames []core.Frame) []byte {

@@ -1,10 +1,7 @@
 package transporttest
 
 import (
-	"net"
-	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/chatd/chatd/core/protocol"
@@ -31,11 +28,7 @@ func testStalledWritersKeepNoSlot(t *testing.T, dial Dialer) {
 	ws := dialRaw(t, e, e.Token(t, "ws-sloth", Claims{}), tinyReadBuffer)
 	ws.send(protocol.Envelope{Type: protocol.TypeJoin, Room: room, Since: ptr(0), Ref: "j"})
 	ws.until("joined", func(env protocol.Envelope) bool { return env.Type == protocol.TypeJoined && env.Ref == "j" }, nil)
-	tr := &http.Transport{DialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return setReadBuffer(rc, 4096)
-	}}).DialContext}
-	t.Cleanup(tr.CloseIdleConnections)
-	sse := swOpen(t, &http.Client{Transport: tr}, e.URL, e.Token(t, "sse-sloth", Claims{}), "rooms="+room, "", false)
+	sse := swOpen(t, tinyReadClient(t), e.URL, e.Token(t, "sse-sloth", Claims{}), "rooms="+room, "", false)
 	sse.untilJoined(t, room)
 	reader := dial(t, e, e.Token(t, "reader", Claims{}), nil)
 	join(t, reader, room, ptr(0))

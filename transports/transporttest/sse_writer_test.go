@@ -294,6 +294,17 @@ func TestSSEWriterGzip(t *testing.T) {
 	}
 }
 
+// tinyReadClient is an HTTP client whose connections have a 4 KiB
+// receive buffer, as tinyReadBuffer's: a stream it stops reading soon
+// fills the server's socket.
+func tinyReadClient(t testing.TB) *http.Client {
+	tr := &http.Transport{DialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return setReadBuffer(rc, 4096)
+	}}).DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
 // A stream whose client stops reading is closed as slow once a batch
 // makes no progress for the write timeout; the client resumes from the
 // last event it read and gets every later message once.
@@ -303,12 +314,8 @@ func TestSSEWriterSlowStreamEvicted(t *testing.T) {
 	cfg.QueueFrames, cfg.QueueBytes = 1<<20, 1<<30 // the write deadline decides, not the queue
 	e := NewEnv(t, Options{Hub: cfg})
 	srv := swServer(t, e, sse.Config{WriteTimeout: 300 * time.Millisecond}, false)
-	tr := &http.Transport{DialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return setReadBuffer(rc, 4096)
-	}}).DialContext}
-	t.Cleanup(tr.CloseIdleConnections)
 	tok := e.Token(t, "sloth", Claims{})
-	s := swOpen(t, &http.Client{Transport: tr}, srv.URL, tok, "rooms="+room, "", false)
+	s := swOpen(t, tinyReadClient(t), srv.URL, tok, "rooms="+room, "", false)
 	s.untilJoined(t, room)
 
 	// Stop reading and publish until the server gives the stream up.
