@@ -34,39 +34,60 @@ func (c *Client) decodeOptions() protocol.FastOptions {
 	return protocol.FastOptions{CountReads: c.cfg.CountReads, CountChanges: c.cfg.CountChanges}
 }
 
-// maxScratch is the largest envelope array a stream's reader keeps for
-// the next frame: about 102 KiB (408 bytes an envelope).
+// maxScratch is the largest envelope array kept for the next frame:
+// about 102 KiB (408 bytes an envelope).
 const maxScratch = 256
 
-// frameScratch is the envelope array a stream's reader decodes into, kept
-// from frame to frame: a busy client decodes most of what it gets in
-// frames of many envelopes, and a fresh array per frame, grown by
-// doubling, was a sixth of the load tool's CPU in a reconnect storm.
+// frameScratch is the envelope array a stream's reader decodes a frame
+// into, from decode to done; in between frames it holds none. The
+// arrays come from, and go back to, a list shared by every client of
+// the process (scratchFree): a busy client decodes most of what it gets
+// in frames of many envelopes, and a fresh array per frame, grown by
+// doubling, was a sixth of the load tool's CPU in a reconnect storm;
+// an array kept by each reader was 93 MB of the tool's heap at 10,000
+// users in chat, pointers all, for the collector to mark (7 December).
 type frameScratch []protocol.Envelope
+
+// array returns the array to decode into: the one held, else one from
+// the shared list.
+func (s *frameScratch) array() []protocol.Envelope {
+	if cap(*s) == 0 {
+		*s = scratchFree.get(0)
+	}
+	return (*s)[:0]
+}
 
 // decode decodes data into the array, with options o.
 func (s *frameScratch) decode(data []byte, o protocol.FastOptions) ([]protocol.Envelope, error) {
-	envs, err := decodeFrameInto(*s, data, o)
+	envs, err := decodeFrameInto(s.array(), data, o)
 	if err == nil {
 		s.keep(envs)
 	}
 	return envs, err
 }
 
-// keep makes envs's array the one to decode into next if it grew, and
-// is not over maxScratch.
+// keep makes envs's array the one held if it grew, and is not over
+// maxScratch.
 func (s *frameScratch) keep(envs []protocol.Envelope) {
 	if cap(envs) <= maxScratch && cap(envs) > cap(*s) {
 		*s = envs[:0]
 	}
 }
 
-// done lets go of what the envelopes decoded last point to.
+// done lets go of what the envelopes decoded last point to, and gives
+// the array back to the shared list.
 func (s *frameScratch) done(envs []protocol.Envelope) {
 	if cap(envs) <= maxScratch {
 		clear(envs)
 	}
+	if cap(*s) > 0 {
+		scratchFree.put(*s)
+		*s = nil
+	}
 }
+
+// scratchFree are the frames' envelope arrays not in use.
+var scratchFree arrayList
 
 // decodeJSON is decodeFrameInto with encoding/json alone.
 func decodeJSON(data []byte) ([]protocol.Envelope, error) {

@@ -299,7 +299,7 @@ func readBodyInto(buf []byte, resp *http.Response, limit int64) ([]byte, error) 
 // With encoding/json alone, decoding answers was a third of the load
 // tool's CPU under a broadcast to 5000 poll clients.
 func decodePollAnswer(s *frameScratch, body []byte, o protocol.FastOptions) (pollAnswer, error) {
-	if a, ok := protocol.DecodePollAnswerFastInto(*s, body, o); ok {
+	if a, ok := protocol.DecodePollAnswerFastInto(s.array(), body, o); ok {
 		s.keep(a.Events)
 		return a, nil
 	}

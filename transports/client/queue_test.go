@@ -55,11 +55,10 @@ func TestQueueGrowsWithoutCopying(t *testing.T) {
 	}
 }
 
-// TestQueueKeepsOneBlockIdle has a queue catch up, its blocks recycled:
-// idle, it keeps one free block, the largest of at most keepQueue
-// envelopes; filled again from it, its new blocks double from that
-// block's size, not from the first block's.
-func TestQueueKeepsOneBlockIdle(t *testing.T) {
+// TestQueueBlocksShared has a queue catch up and its blocks released:
+// the queue holds none, the shared lists hold them, and a queue filled
+// again takes them back (the newest first) rather than allocate.
+func TestQueueBlocksShared(t *testing.T) {
 	var q envQueue
 	fill := func(k int) {
 		for i := range k {
@@ -70,32 +69,70 @@ func TestQueueKeepsOneBlockIdle(t *testing.T) {
 	fill(300) // blocks of 4, 8, 16, 32, 64, 128 and 256
 	var b envQueue
 	q.takeInto(&b)
+	released := map[*protocol.Envelope]bool{}
 	for _, blk := range b.blocks {
 		clear(blk) // as deliverLoop clears what it delivered
+		released[unsafe.SliceData(blk)] = true
 	}
-	q.recycle(&b, 4*300)
-	if len(q.free) != 7 {
-		t.Fatalf("recycled %d blocks, want all 7", len(q.free))
+	if len(released) != blockClasses {
+		t.Fatalf("300 envelopes took %d blocks, want one of each of the %d sizes", len(released), blockClasses)
 	}
+	b.release()
 	q.trim()
-	if len(q.free) != 1 || cap(q.free[0]) != keepQueue {
-		caps := []int{}
-		for _, f := range q.free {
-			caps = append(caps, cap(f))
-		}
-		t.Fatalf("idle, the queue keeps blocks of %v, want one of %d", caps, keepQueue)
+	if len(b.blocks) != 0 || b.n != 0 || len(q.blocks) != 0 || q.n != 0 {
+		t.Fatalf("after release: the batch holds %d blocks, the queue %d", len(b.blocks), len(q.blocks))
 	}
-	fill(keepQueue + 1)
-	if len(q.blocks) != 2 || cap(q.blocks[0]) != keepQueue || cap(q.blocks[1]) != 2*keepQueue {
-		t.Fatalf("refilled into blocks of %d and %d (%d blocks), want %d then %d", cap(q.blocks[0]), cap(q.blocks[len(q.blocks)-1]), len(q.blocks), keepQueue, 2*keepQueue)
+	fill(300)
+	for i, blk := range q.blocks {
+		if !released[unsafe.SliceData(blk)] {
+			t.Fatalf("block %d (of %d envelopes) is new, not one released", i, cap(blk))
+		}
+		clear(blk)
+	}
+	q.takeInto(&b)
+	b.release()
+	// A block of a size no queue makes is not kept.
+	odd := make([]protocol.Envelope, 1, 5)
+	b.blocks = append(b.blocks, odd)
+	b.release()
+	for c := range blockFree {
+		blockFree[c].mu.Lock()
+		for _, f := range blockFree[c].free {
+			if unsafe.SliceData(f) == unsafe.SliceData(odd) {
+				t.Errorf("a block of %d envelopes was kept", cap(odd))
+			}
+		}
+		blockFree[c].mu.Unlock()
+	}
+}
+
+// TestArrayListBounded: a list keeps at most maxFreeArrays arrays, hands
+// back the newest first, and makes a new array when it has none.
+func TestArrayListBounded(t *testing.T) {
+	var l arrayList
+	arrays := make([][]protocol.Envelope, maxFreeArrays+3)
+	for i := range arrays {
+		arrays[i] = make([]protocol.Envelope, 0, 4)
+		l.put(arrays[i])
+	}
+	if len(l.free) != maxFreeArrays {
+		t.Fatalf("the list keeps %d arrays, want at most %d", len(l.free), maxFreeArrays)
+	}
+	for i := maxFreeArrays - 1; i >= 0; i-- {
+		if got := l.get(4); unsafe.SliceData(got) != unsafe.SliceData(arrays[i]) || len(got) != 0 {
+			t.Fatalf("get %d: not the array put %d (len %d)", maxFreeArrays-i, i, len(got))
+		}
+	}
+	if got := l.get(8); cap(got) != 8 || len(got) != 0 {
+		t.Fatalf("an empty list made an array of cap %d, len %d; want cap 8, len 0", cap(got), len(got))
 	}
 }
 
 // TestBehindReusesQueueBlocks has the application fall behind (Deliver
 // busy while more arrives): the blocks of a delivered batch go back to
-// the queue (up to four times the batch) instead of new ones being
-// allocated and cleared for every batch; once the loop is idle, at most
-// keepQueue envelopes' worth stays.
+// the shared lists, and the queue fills them again, instead of new ones
+// being allocated and cleared for every batch; once the loop is idle,
+// the client holds no block.
 func TestBehindReusesQueueBlocks(t *testing.T) {
 	const n = 2*maxBlock + 3 // blocks of 4 to 256 a batch
 	type call struct {
@@ -189,17 +226,13 @@ func TestBehindReusesQueueBlocks(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c.mu.Lock()
-		kept := 0
-		for _, f := range c.queue.free {
-			kept += cap(f)
-		}
-		held := c.queue.n
+		held, blocks := c.queue.n, len(c.queue.blocks)
 		c.mu.Unlock()
-		if held == 0 && kept <= keepQueue {
+		if held == 0 && blocks == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("idle, the queue keeps %d envelopes' worth of blocks (at most %d)", kept, keepQueue)
+			t.Fatalf("idle, the client holds %d envelopes in %d blocks", held, blocks)
 		}
 		runtime.Gosched()
 	}

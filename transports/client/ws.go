@@ -455,11 +455,12 @@ func (f *frameBuffer) reset() {
 	f.b.Reset()
 }
 
-// wsRead is a WebSocket link's read buffer and envelope array. An ended
-// link gives them to the next one (wsReads): in a reconnect storm of
-// 10,000 load-tool clients, each new link growing a buffer of its own
-// for its first frames (the greeting and the catch-up), in memory the
-// process had just faulted in, was 7% of the tool's CPU.
+// wsRead is a WebSocket link's read buffer, and the envelope array of
+// the frame being decoded. An ended link gives them to the next one
+// (wsReads): in a reconnect storm of 10,000 load-tool clients, each new
+// link growing a buffer of its own for its first frames (the greeting
+// and the catch-up), in memory the process had just faulted in, was 7%
+// of the tool's CPU.
 type wsRead struct {
 	buf     frameBuffer
 	scratch frameScratch
@@ -474,13 +475,13 @@ func (r *wsRead) release() {
 	wsReads.Put(r)
 }
 
-// reset empties r for the next link. The envelope array is cleared
-// whole: frameScratch.done clears what a decoded frame used, but a frame
-// that failed to decode leaves what it wrote.
+// reset empties r for the next link. An envelope array still held (the
+// link ended between a frame's decode and its done) is cleared whole and
+// given back to the shared list.
 func (r *wsRead) reset() {
 	r.buf.reset()
 	clear(r.scratch[:cap(r.scratch)])
-	r.scratch = r.scratch[:0]
+	r.scratch.done(nil)
 }
 
 // isTimeout reports whether err is a network timeout.
