@@ -2,6 +2,7 @@ package client
 
 import (
 	"sync"
+	"unsafe"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -110,20 +111,34 @@ func blockClass(size int) int {
 }
 
 // blockFree are the free blocks of the process's clients, one list for
-// each block size.
+// each block size, each keeping up to blockFreeBytes of blocks: a room's
+// message reaches thousands of a process's clients at once (a broadcast
+// to 5,000 load-tool clients), and each of their readers queues it in a
+// block before any of their delivery loops runs, so the lists must hold
+// a wave's worth of the small blocks for the next wave to allocate none.
 var blockFree [blockClasses]arrayList
 
-// maxFreeArrays is the most arrays an arrayList keeps: the blocks of a
-// few dozen clients catching up at once, about 13 MB at most for every
-// size of block together, and 6.5 MB of frames' arrays (see scratchFree).
+func init() {
+	for c, size := 0, firstBlock; c < blockClasses; c, size = c+1, size*2 {
+		blockFree[c].max = max(maxFreeArrays, blockFreeBytes/(size*int(unsafe.Sizeof(protocol.Envelope{}))))
+	}
+}
+
+// blockFreeBytes bounds each block size's list: 8 MB, about 5,000 blocks
+// of 4 envelopes (408 bytes each), 80 of 256.
+const blockFreeBytes = 8 << 20
+
+// maxFreeArrays is the most arrays scratchFree keeps, and the least a
+// block list keeps.
 const maxFreeArrays = 64
 
 // arrayList is a bounded stack of empty envelope arrays, shared by the
 // clients of a process and safe for concurrent use; the zero value is
-// empty and ready.
+// empty and ready, and keeps up to maxFreeArrays.
 type arrayList struct {
 	mu   sync.Mutex
 	free [][]protocol.Envelope
+	max  int // the most arrays kept; 0: maxFreeArrays. Static after construction.
 }
 
 // get returns the newest array kept, or a new one of capacity size if
@@ -144,8 +159,12 @@ func (l *arrayList) get(size int) []protocol.Envelope {
 
 // put keeps b, which the caller has cleared, unless the list is full.
 func (l *arrayList) put(b []protocol.Envelope) {
+	limit := l.max
+	if limit == 0 {
+		limit = maxFreeArrays
+	}
 	l.mu.Lock()
-	if len(l.free) < maxFreeArrays {
+	if len(l.free) < limit {
 		l.free = append(l.free, b[:0])
 	}
 	l.mu.Unlock()

@@ -77,6 +77,9 @@ func TestQueueBlocksShared(t *testing.T) {
 	if len(released) != blockClasses {
 		t.Fatalf("300 envelopes took %d blocks, want one of each of the %d sizes", len(released), blockClasses)
 	}
+	if blockFree[0].max < 5000 {
+		t.Errorf("the list of %d-envelope blocks keeps %d, not a broadcast's wave of 5,000 clients", firstBlock, blockFree[0].max)
+	}
 	b.release()
 	q.trim()
 	if len(b.blocks) != 0 || b.n != 0 || len(q.blocks) != 0 || q.n != 0 {
