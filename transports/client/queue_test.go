@@ -264,3 +264,39 @@ func TestEventsAcrossBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestScratchOutgrown: a frame of more envelopes than maxScratch outgrows
+// the array held and is not kept; the array held goes back to the shared
+// list holding nothing of the frame (the fast decoder sizes its array
+// before it writes, so done clears only what it returns).
+func TestScratchOutgrown(t *testing.T) {
+	data := []byte("[")
+	for i := range maxScratch + 1 {
+		if i > 0 {
+			data = append(data, ',')
+		}
+		data = append(data, protocol.Encode(protocol.Envelope{Type: protocol.TypeMessage, Room: "a", Seq: uint64(i + 1), Text: "hi"})...)
+	}
+	data = append(data, ']')
+	held := make([]protocol.Envelope, 0, 4)
+	s := frameScratch(held)
+	envs, err := s.decode(data, protocol.FastOptions{})
+	if err != nil || len(envs) != maxScratch+1 {
+		t.Fatalf("decoded %d envelopes (err %v), want %d", len(envs), err, maxScratch+1)
+	}
+	if unsafe.SliceData(s) != unsafe.SliceData(held) {
+		t.Fatal("the outgrown frame's array was kept")
+	}
+	s.done(envs)
+	if s != nil {
+		t.Fatal("done kept the array")
+	}
+	for i, e := range held[:cap(held)] {
+		if e.Room != "" || e.Text != "" {
+			t.Fatalf("the array given back still holds envelope %d of the frame: %+v", i, e)
+		}
+	}
+	if got := scratchFree.get(0); unsafe.SliceData(got) != unsafe.SliceData(held) {
+		t.Fatal("the array held did not go back to the shared list")
+	}
+}
