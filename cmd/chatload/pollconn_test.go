@@ -17,7 +17,9 @@ import (
 // closed it while idle, open a new one after an answer that says
 // Connection: close, end with the context's error when cancelled while
 // held, and leave what the transport does not carry (compression) to
-// next. Every answer arrives whole.
+// next. Every answer arrives whole, whether its head is the plain 200
+// the transport parses itself or one it leaves to http.ReadResponse (a
+// chunked body, another status).
 func TestPollTransport(t *testing.T) {
 	held := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -30,6 +32,18 @@ func TestPollTransport(t *testing.T) {
 			return
 		}
 		body := "answer " + r.URL.Query().Get("n") + " " + r.Header.Get("X-Test")
+		switch r.URL.Query().Get("do") {
+		case "chunked": // no length: net/http chunks it, and the transport's reader leaves it to http.ReadResponse
+			_, _ = io.WriteString(w, body[:3])
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, body[3:])
+			return
+		case "203": // not a 200: left to http.ReadResponse too
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(http.StatusNonAuthoritativeInfo)
+			_, _ = io.WriteString(w, body)
+			return
+		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		_, _ = io.WriteString(w, body)
 	}))
@@ -78,6 +92,9 @@ func TestPollTransport(t *testing.T) {
 	expect("", 5, 2)             // sent again on a new one
 	expect("&do=close", 6, 2)    // Connection: close: not kept
 	expect("", 7, 3)
+	expect("&do=chunked", 71, 3) // answers the transport does not parse itself still keep the connection
+	expect("&do=203", 72, 3)
+	expect("", 73, 3)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -113,4 +130,35 @@ type countingTransport struct {
 func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.n.Add(1)
 	return c.Transport.RoundTrip(req)
+}
+
+// TestPlainAnswer: the heads the poll transport parses itself are 200s
+// with one valid Content-Length and no transfer or content encoding;
+// Connection: close is noted.
+func TestPlainAnswer(t *testing.T) {
+	for _, c := range []struct {
+		head    string
+		n       int64
+		closing bool
+		ok      bool
+	}{
+		{"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 42\r\nDate: x\r\n", 42, false, true},
+		{"HTTP/1.1 200 OK\r\ncontent-length:0\r\nConnection: Close\r\n", 0, true, true},
+		{"HTTP/1.1 200\r\nContent-Length: 7\r\n", 7, false, true},
+		{"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", 0, false, false},               // no length
+		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n", 0, false, false}, // two
+		{"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n", 0, false, false},                     // negative
+		{"HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n", 0, false, false},                    // not a number
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n", 0, false, false},
+		{"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n", 0, false, false},
+		{"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n", 0, false, false},
+		{"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n", 0, false, false},
+		{"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n", 0, false, false},
+		{"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 1\r\n", 0, false, false},
+	} {
+		n, closing, ok := plainAnswer([]byte(c.head))
+		if ok != c.ok || ok && (n != c.n || closing != c.closing) {
+			t.Errorf("plainAnswer(%q) = %d, %v, %v; want %d, %v, %v", c.head, n, closing, ok, c.n, c.closing, c.ok)
+		}
+	}
 }
