@@ -239,9 +239,20 @@ func (b *answerBody) Read(p []byte) (int, error) {
 	return k, err
 }
 
-// Close reads what is left of the body, as net/http's does, so that the
-// connection can carry the next poll.
+// maxDrain is the most of an answer's body Close reads past: beyond
+// it, as net/http does, the connection is closed instead.
+const maxDrain = 256 << 10
+
+// errUndrained is Close's error for a body too long to read past: the
+// connection is not kept.
+var errUndrained = errors.New("chatload: answer left unread")
+
+// Close reads what is left of the body, up to maxDrain, as net/http's
+// does, so that the connection can carry the next poll.
 func (b *answerBody) Close() error {
+	if b.left > maxDrain {
+		return errUndrained
+	}
 	if b.left > 0 {
 		k, err := b.br.Discard(int(b.left))
 		b.left -= int64(k)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -19,7 +20,8 @@ import (
 // held, and leave what the transport does not carry (compression) to
 // next. Every answer arrives whole, whether its head is the plain 200
 // the transport parses itself or one it leaves to http.ReadResponse (a
-// chunked body, another status).
+// chunked body, another status); one closed unread is read past, or its
+// connection closed if it is long.
 func TestPollTransport(t *testing.T) {
 	held := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,6 +40,8 @@ func TestPollTransport(t *testing.T) {
 			w.(http.Flusher).Flush()
 			_, _ = io.WriteString(w, body[3:])
 			return
+		case "big": // more than Close reads past
+			body = strings.Repeat("x", maxDrain+1)
 		case "203": // not a 200: left to http.ReadResponse too
 			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 			w.WriteHeader(http.StatusNonAuthoritativeInfo)
@@ -95,6 +99,24 @@ func TestPollTransport(t *testing.T) {
 	expect("&do=chunked", 71, 3) // answers the transport does not parse itself still keep the connection
 	expect("&do=203", 72, 3)
 	expect("", 73, 3)
+	// An answer closed unread: a short one is read past and the
+	// connection kept; one longer than maxDrain closes it.
+	closeUnread := func(query string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/v1/poll?n=0"+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	closeUnread("")
+	expect("", 74, 3)
+	closeUnread("&do=big")
+	expect("", 75, 4)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -107,7 +129,7 @@ func TestPollTransport(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled poll: %v, want context.Canceled", err)
 	}
-	expect("", 9, 4) // the cancelled poll's connection is not kept
+	expect("", 9, 5) // the cancelled poll's connection is not kept
 
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/poll?n=10", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
@@ -116,8 +138,8 @@ func TestPollTransport(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if nexts.Load() != 1 || dials.Load() != 4 {
-		t.Fatalf("a poll that asks for gzip: %d through next, %d dials; want 1 and 4", nexts.Load(), dials.Load())
+	if nexts.Load() != 1 || dials.Load() != 5 {
+		t.Fatalf("a poll that asks for gzip: %d through next, %d dials; want 1 and 5", nexts.Load(), dials.Load())
 	}
 }
 
