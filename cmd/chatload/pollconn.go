@@ -20,8 +20,9 @@ import (
 const maxIdlePolls = 4096
 
 // pollTransport carries polls over plain HTTP/1.1 on the caller's own
-// goroutine: it writes the request in one write, reads the answer with
-// http.ReadResponse and keeps the connection for the client's next poll.
+// goroutine: it writes the request in one write, reads the answer (a
+// plain 200's head parsed in place, any other with http.ReadResponse,
+// see readAnswer) and keeps the connection for the client's next poll.
 // net/http's Transport hands every request to two goroutines of the
 // connection's (a writer and a reader) and back over channels; with
 // thousands of clients polling as fast as they are answered, those
@@ -185,27 +186,29 @@ var headEnd = []byte("\r\n\r\n")
 // plainAnswer reads head, an answer's status line and header lines each
 // ended by CRLF: ok if it is a 200 with a Content-Length n and neither a
 // Transfer-Encoding nor a Content-Encoding; closing if it says
-// Connection: close.
+// Connection: close. A line with a bare LF or a folded line (one that
+// starts with a space or a tab) is not ok: http.ReadResponse reads
+// those.
 func plainAnswer(head []byte) (n int64, closing, ok bool) {
 	line, rest, _ := bytes.Cut(head, crlf)
-	if !bytes.HasPrefix(line, []byte("HTTP/1.1 200 ")) && !bytes.Equal(line, []byte("HTTP/1.1 200")) {
+	if bytes.IndexByte(line, '\n') >= 0 || !bytes.HasPrefix(line, []byte("HTTP/1.1 200 ")) && !bytes.Equal(line, []byte("HTTP/1.1 200")) {
 		return 0, false, false
 	}
 	n = -1
 	for len(rest) > 0 {
 		line, rest, _ = bytes.Cut(rest, crlf)
 		name, value, found := bytes.Cut(line, []byte(":"))
-		if !found {
+		if !found || bytes.IndexByte(line, '\n') >= 0 || line[0] == ' ' || line[0] == '\t' {
 			return 0, false, false
 		}
 		value = bytes.TrimSpace(value)
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			v, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || v < 0 || n >= 0 {
+			v, err := strconv.ParseUint(string(value), 10, 63)
+			if err != nil || n >= 0 {
 				return 0, false, false
 			}
-			n = v
+			n = int64(v)
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")), bytes.EqualFold(name, []byte("Content-Encoding")):
 			return 0, false, false
 		case bytes.EqualFold(name, []byte("Connection")):
@@ -240,15 +243,16 @@ func (b *answerBody) Read(p []byte) (int, error) {
 }
 
 // maxDrain is the most of an answer's body Close reads past: beyond
-// it, as net/http does, the connection is closed instead.
+// it the connection is closed instead. (Answers left to
+// http.ReadResponse drain as net/http's client bodies do.)
 const maxDrain = 256 << 10
 
 // errUndrained is Close's error for a body too long to read past: the
 // connection is not kept.
 var errUndrained = errors.New("chatload: answer left unread")
 
-// Close reads what is left of the body, up to maxDrain, as net/http's
-// does, so that the connection can carry the next poll.
+// Close reads what is left of the body, up to maxDrain, so that the
+// connection can carry the next poll.
 func (b *answerBody) Close() error {
 	if b.left > maxDrain {
 		return errUndrained

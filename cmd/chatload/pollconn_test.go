@@ -20,8 +20,8 @@ import (
 // held, and leave what the transport does not carry (compression) to
 // next. Every answer arrives whole, whether its head is the plain 200
 // the transport parses itself or one it leaves to http.ReadResponse (a
-// chunked body, another status); one closed unread is read past, or its
-// connection closed if it is long.
+// chunked body, another status); one it parsed itself and the caller
+// closed unread is read past, or its connection closed if it is long.
 func TestPollTransport(t *testing.T) {
 	held := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -177,6 +177,10 @@ func TestPlainAnswer(t *testing.T) {
 		{"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n", 0, false, false},
 		{"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n", 0, false, false},
 		{"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 1\r\n", 0, false, false},
+		{"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n", 0, false, false},                // a sign
+		{"HTTP/1.1 200 OK\nContent-Length: 5\r\n", 0, false, false},                   // a bare LF
+		{"HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 5\r\n", 0, false, false},         // a bare LF
+		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n X-Folded: 1\r\n", 0, false, false}, // a folded line
 	} {
 		n, closing, ok := plainAnswer([]byte(c.head))
 		if ok != c.ok || ok && (n != c.n || closing != c.closing) {

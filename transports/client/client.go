@@ -107,7 +107,7 @@ func New(cfg Config) *Client {
 		base:   strings.TrimRight(cfg.URL, "/"),
 		http:   cfg.HTTPClient,
 		events: make(chan protocol.Envelope, cfg.EventBuffer),
-		states: make(chan State, 16), // the newest 16; a State holds pointers, for the collector to mark in every client
+		states: make(chan State, 64),
 		moves:  make(chan struct{}, 1),
 		pos:    make(map[string]uint64),
 		queued: make(chan struct{}, 1),

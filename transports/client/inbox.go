@@ -39,7 +39,8 @@ func (c *Client) decodeOptions() protocol.FastOptions {
 const maxScratch = 256
 
 // frameScratch is the envelope array a stream's reader decodes a frame
-// into, from decode to done; in between frames it holds none. The
+// into, from decode to done; in between frames it holds none (but for
+// one whose frame failed to decode, cleared, until the next frame). The
 // arrays come from, and go back to, a list shared by every client of
 // the process (scratchFree): a busy client decodes most of what it gets
 // in frames of many envelopes, and a fresh array per frame, grown by

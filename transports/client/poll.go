@@ -299,10 +299,12 @@ func readBodyInto(buf []byte, resp *http.Response, limit int64) ([]byte, error) 
 // With encoding/json alone, decoding answers was a third of the load
 // tool's CPU under a broadcast to 5000 poll clients.
 func decodePollAnswer(s *frameScratch, body []byte, o protocol.FastOptions) (pollAnswer, error) {
-	if a, ok := protocol.DecodePollAnswerFastInto(s.array(), body, o); ok {
+	arr := s.array()
+	if a, ok := protocol.DecodePollAnswerFastInto(arr, body, o); ok {
 		s.keep(a.Events)
 		return a, nil
 	}
+	clear(arr[:cap(arr)]) // what the fast path wrote before it gave up, which the fallback may not overwrite
 	var wire struct {
 		Events     json.RawMessage    `json:"events"`
 		Cursor     string             `json:"cursor"`
