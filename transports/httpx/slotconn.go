@@ -169,6 +169,21 @@ func (c *SlotConn) Hold(slot core.Slot) {
 	}
 }
 
+// WriteHolding has w write frames with slot held through c's writes
+// (Hold, then Drop), as a transport's core.SlotWriter does. A nil c, a
+// connection with no SlotConn or one not ready to write through it,
+// gives the slot back first.
+func (c *SlotConn) WriteHolding(slot core.Slot, w interface{ Write([]core.Frame) error }, frames []core.Frame) error {
+	if c == nil {
+		slot.Release()
+		return w.Write(frames)
+	}
+	c.Hold(slot)
+	err := w.Write(frames)
+	c.Drop()
+	return err
+}
+
 // Drop ends Hold, giving the slot back if no write has.
 func (c *SlotConn) Drop() {
 	if c.held.Swap(false) {

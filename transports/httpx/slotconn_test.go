@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/core"
 )
 
 // countedSlot counts how a slot was given back.
@@ -197,5 +199,42 @@ func TestSlotConnHoldBehindWaitingWrite(t *testing.T) {
 	}
 	if n := c.plain.Load(); n != 0 {
 		t.Fatalf("%d plain writes counted after they ended", n)
+	}
+}
+
+// frameWriter records whether its slot was still out when it wrote.
+type frameWriter struct {
+	slot   *countedSlot
+	frames int
+	heldAt int32 // slots given back when Write ran
+}
+
+func (w *frameWriter) Write(frames []core.Frame) error {
+	w.frames += len(frames)
+	w.heldAt = w.slot.total()
+	return nil
+}
+
+// TestWriteHolding: with a SlotConn the slot is held through the write and
+// given back after it, once; with none (a nil one) it goes back before.
+func TestWriteHolding(t *testing.T) {
+	_, server := tcpPair(t)
+	slot := &countedSlot{}
+	w := &frameWriter{slot: slot}
+	if err := NewSlotConn(server).WriteHolding(slot, w, make([]core.Frame, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if w.frames != 2 || w.heldAt != 0 || slot.released.Load() != 1 || slot.blocked.Load() != 0 {
+		t.Fatalf("held: %d frames, %d given back during the write, released %d, blocked %d; want 2, 0, 1, 0",
+			w.frames, w.heldAt, slot.released.Load(), slot.blocked.Load())
+	}
+	slot = &countedSlot{}
+	w = &frameWriter{slot: slot}
+	var none *SlotConn
+	if err := none.WriteHolding(slot, w, make([]core.Frame, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if w.frames != 1 || w.heldAt != 1 || slot.total() != 1 {
+		t.Fatalf("no SlotConn: %d frames, %d given back before the write, %d in all; want 1, 1, 1", w.frames, w.heldAt, slot.total())
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
 )
 
 // conn is one event stream as a core.Transport. It writes the stream
@@ -99,15 +100,11 @@ func (c *conn) WriteInSlot(frames []core.Frame, slot core.Slot) error {
 		slot.Release()
 		return c.Write(frames)
 	}
-	raw, ok := c.wire.(rawWire)
-	if !ok || c.broken {
-		slot.Release()
-		return c.Write(frames)
+	var sc *httpx.SlotConn // none off a hijacked connection
+	if raw, ok := c.wire.(rawWire); ok && !c.broken {
+		sc = raw.slots
 	}
-	raw.slots.Hold(slot)
-	err := c.Write(frames)
-	raw.slots.Drop()
-	return err
+	return sc.WriteHolding(slot, c, frames)
 }
 
 // WantsSlot reports whether the stream has had a batch (the retry hint

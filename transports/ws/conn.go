@@ -111,14 +111,11 @@ func (c *conn) WriteInSlot(frames []core.Frame, slot core.Slot) error {
 			return c.Write(frames)
 		}
 	}
-	if c.ws == nil || c.slots == nil {
-		slot.Release()
-		return c.Write(frames)
+	var sc *httpx.SlotConn // none if the upgrade failed
+	if c.ws != nil {
+		sc = c.slots
 	}
-	c.slots.Hold(slot)
-	err := c.Write(frames)
-	c.slots.Drop()
-	return err
+	return sc.WriteHolding(slot, c, frames)
 }
 
 // WantsSlot reports whether the connection has been written to: its
