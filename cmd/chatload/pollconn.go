@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -275,7 +276,7 @@ func closedByPeer(err error) bool {
 // appendRequestHead appends req's HTTP/1.1 request head to b.
 func appendRequestHead(b []byte, req *http.Request) []byte {
 	b = append(b, "GET "...)
-	b = append(b, req.URL.RequestURI()...)
+	b = appendRequestURI(b, req.URL)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, req.URL.Host...)
 	b = append(b, "\r\nUser-Agent: chatload\r\n"...)
@@ -288,6 +289,24 @@ func appendRequestHead(b []byte, req *http.Request) []byte {
 		}
 	}
 	return append(b, "\r\n"...)
+}
+
+// appendRequestURI appends u's request target, as u.RequestURI() gives
+// it, without making a string of it for a URL with a path: a poll's.
+func appendRequestURI(b []byte, u *url.URL) []byte {
+	if u.Opaque != "" {
+		return append(b, u.RequestURI()...)
+	}
+	if p := u.EscapedPath(); p != "" {
+		b = append(b, p...)
+	} else {
+		b = append(b, '/')
+	}
+	if u.ForceQuery || u.RawQuery != "" {
+		b = append(b, '?')
+		b = append(b, u.RawQuery...)
+	}
+	return b
 }
 
 // plainHeader reports whether h can be written as it is: no line breaks

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -185,6 +186,30 @@ func TestPlainAnswer(t *testing.T) {
 		n, closing, ok := plainAnswer([]byte(c.head))
 		if ok != c.ok || ok && (n != c.n || closing != c.closing) {
 			t.Errorf("plainAnswer(%q) = %d, %v, %v; want %d, %v, %v", c.head, n, closing, ok, c.n, c.closing, c.ok)
+		}
+	}
+}
+
+// A poll's request target is what url.URL.RequestURI gives, whatever
+// the URL.
+func TestAppendRequestURI(t *testing.T) {
+	for _, s := range []string{
+		"http://h/v1/poll?rooms=a%2Cb&cursor=x&token=t",
+		"http://h/v1/poll",
+		"http://h/v1/poll?",
+		"http://h",
+		"http://h/a%2Fb/poll?q=1",
+		"http://h/sp ace/poll?q",
+		"mailto:someone@example.com",
+		"http:opaque/path?x=1",
+		"http://h//double?x",
+	} {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(appendRequestURI([]byte("GET "), u)), "GET "+u.RequestURI(); got != want {
+			t.Errorf("%q: got %q, want %q", s, got, want)
 		}
 	}
 }

@@ -57,6 +57,7 @@ type Client struct {
 	rndMu sync.Mutex // serializes cfg.Rand
 
 	noJoinQuery atomic.Bool // a WebSocket dial was refused for the joins in its query: join by envelopes
+	pollViaDo   atomic.Bool // a poll was redirected: polls go through http.Client.Do (doPoll)
 
 	tokMu sync.Mutex
 	token string // the latest Token answer; guarded by tokMu

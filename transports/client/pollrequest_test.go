@@ -1,0 +1,196 @@
+package client
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// pollFront is a loopback server in front of a test server that records
+// the headers of every poll as they arrive, and lets hook answer a poll
+// itself (it reports true) instead of passing it on.
+type pollFront struct {
+	URL  string
+	hook func(w http.ResponseWriter, r *http.Request) bool // set before use
+
+	mu    sync.Mutex
+	polls []http.Header // guarded by mu
+}
+
+func newPollFront(t testing.TB, upstream string, setup func(*pollFront)) *pollFront {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &pollFront{}
+	if setup != nil {
+		setup(f)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = tr
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/poll" {
+			f.mu.Lock()
+			f.polls = append(f.polls, r.Header.Clone())
+			f.mu.Unlock()
+			if f.hook != nil && f.hook(w, r) {
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	f.URL = srv.URL
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		tr.CloseIdleConnections()
+	})
+	return f
+}
+
+func (f *pollFront) seen() []http.Header {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]http.Header(nil), f.polls...)
+}
+
+// recvSeqs waits for the messages of room with seqs from..to, in order.
+func recvSeqs(t testing.TB, c *Client, room string, from, to uint64) {
+	t.Helper()
+	wantSeqs(t, recvMessages(t, c, int(to-from+1)), room, from, text)
+}
+
+// postEach posts the messages from..to of room one at a time, as bob,
+// and waits for c to receive each before the next: each is a poll's
+// answer, and the client's next poll follows it.
+func postEach(t testing.TB, srv *testServer, c *Client, room string, from, to uint64) {
+	t.Helper()
+	for seq := from; seq <= to; seq++ {
+		srv.post(t, "bob", room, fmt.Sprint(room, "-", seq), text(seq))
+		recvSeqs(t, c, room, seq, seq)
+	}
+}
+
+// A poll client builds its polls from one request (pollScratch.request):
+// every poll says which client it is, and the round trip of a send goes
+// out once, on the next request, without sticking to the polls after it.
+func TestPollRequestHeaders(t *testing.T) {
+	t.Parallel()
+	const room = "poll-headers"
+	srv := newServer(t, serverOptions{})
+	front := newPollFront(t, srv.URL, nil)
+	c := start(t, testConfig(t, front.URL, "ulla", []string{Poll}, room))
+	waitState(t, c, "connected on poll", connectedOn(Poll))
+	ctx := stepCtx(t)
+	if _, err := c.Send(ctx, room, text(1)); err != nil {
+		t.Fatal(err)
+	}
+	recvSeqs(t, c, room, 1, 1)
+	// Polls after the ack: the first takes the round trip (unless the
+	// client had another request to put it on), the rest must not.
+	postEach(t, srv, c, room, 2, 4)
+	polls := front.seen()
+	if len(polls) < 4 {
+		t.Fatalf("%d polls, want at least 4", len(polls))
+	}
+	key := polls[0].Get(clientHeader)
+	if key == "" {
+		t.Fatalf("the first poll has no %s", clientHeader)
+	}
+	rtts := 0
+	for i, h := range polls {
+		if got := h.Values(clientHeader); len(got) != 1 || got[0] != key {
+			t.Errorf("poll %d: %s %q, want [%q]", i, clientHeader, got, key)
+		}
+		switch v := h.Values(rttHeader); {
+		case len(v) == 0:
+		case len(v) == 1 && strings.HasPrefix(v[0], Poll+"="):
+			rtts++
+		default:
+			t.Errorf("poll %d: %s %q, want one %s= value or none", i, rttHeader, v, Poll)
+		}
+	}
+	if rtts > 1 {
+		t.Errorf("%d polls carried a round trip, want at most the one send's", rtts)
+	}
+	if last := polls[len(polls)-1]; last.Get(rttHeader) != "" {
+		t.Errorf("the last poll carries %s %q: a round trip stuck to the polls", rttHeader, last.Get(rttHeader))
+	}
+}
+
+// A poll answered with a redirect is followed, as http.Client follows it:
+// the client keeps polling and misses nothing. Here every poll that
+// resumes from a cursor is redirected once.
+func TestPollRedirect(t *testing.T) {
+	t.Parallel()
+	const room = "poll-redirect"
+	srv := newServer(t, serverOptions{})
+	var mu sync.Mutex
+	redirected, followed := 0, 0
+	front := newPollFront(t, srv.URL, func(f *pollFront) {
+		f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			q := r.URL.Query()
+			switch {
+			case q.Get("hop") != "":
+				followed++
+			case q.Get("cursor") != "":
+				redirected++
+				http.Redirect(w, r, r.URL.Path+"?"+r.URL.RawQuery+"&hop=1", http.StatusTemporaryRedirect)
+				return true
+			}
+			return false
+		}
+	})
+	c := start(t, testConfig(t, front.URL, "vera", []string{Poll}, room))
+	waitState(t, c, "connected on poll", connectedOn(Poll))
+	postEach(t, srv, c, room, 1, 4)
+	mu.Lock()
+	defer mu.Unlock()
+	if redirected < 4 || followed < 4 {
+		t.Fatalf("%d polls redirected, %d redirects followed; want at least 4 of each", redirected, followed)
+	}
+}
+
+// A client with a cookie jar sends its cookies with every poll, as
+// http.Client does (a load balancer's sticky cookie, say).
+func TestPollCookieJar(t *testing.T) {
+	t.Parallel()
+	const room = "poll-jar"
+	srv := newServer(t, serverOptions{})
+	front := newPollFront(t, srv.URL, func(f *pollFront) {
+		f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+			if _, err := r.Cookie("node"); err != nil {
+				http.SetCookie(w, &http.Cookie{Name: "node", Value: "n1", Path: "/"})
+			}
+			return false
+		}
+	})
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, front.URL, "wren", []string{Poll}, room)
+	cfg.HTTPClient = &http.Client{Jar: jar}
+	c := start(t, cfg)
+	waitState(t, c, "connected on poll", connectedOn(Poll))
+	postEach(t, srv, c, room, 1, 2)
+	polls := front.seen()
+	if len(polls) < 3 {
+		t.Fatalf("%d polls, want at least 3", len(polls))
+	}
+	for i, h := range polls[1:] {
+		if !strings.Contains(h.Get("Cookie"), "node=n1") {
+			t.Errorf("poll %d: Cookie %q, want node=n1", i+1, h.Get("Cookie"))
+		}
+	}
+}
