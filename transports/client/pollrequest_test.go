@@ -1,12 +1,15 @@
 package client
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -191,6 +194,64 @@ func TestPollCookieJar(t *testing.T) {
 	for i, h := range polls[1:] {
 		if !strings.Contains(h.Get("Cookie"), "node=n1") {
 			t.Errorf("poll %d: Cookie %q, want node=n1", i+1, h.Get("Cookie"))
+		}
+	}
+}
+
+// roundTripFunc is a Transport made of a function: for what real
+// transports do not do (a nil body, a nil answer).
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// doPoll as http.Client.Do would answer: a redirect with no body is
+// followed through Do from then on, a transport's error comes wrapped in
+// a *url.Error, and a transport that answers nothing is an error.
+func TestDoPollEdges(t *testing.T) {
+	var calls []string
+	redirects := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		calls = append(calls, r.URL.RawQuery)
+		if r.URL.Query().Get("hop") == "" {
+			h := http.Header{"Location": {"/v1/poll?" + r.URL.RawQuery + "&hop=1"}}
+			return &http.Response{StatusCode: http.StatusTemporaryRedirect, Header: h, Request: r}, nil // no Body
+		}
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	c := New(Config{URL: "http://127.0.0.1:1", HTTPClient: &http.Client{Transport: redirects}})
+	var s pollScratch
+	req, err := s.request(context.Background(), c, "q=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.doPoll(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a redirected poll: %v, %v", resp, err)
+	}
+	resp.Body.Close()
+	if want := []string{"q=1", "q=1", "q=1&hop=1"}; !slices.Equal(calls, want) {
+		t.Fatalf("transport saw %q, want %q (the poll, again through Do, then the redirect)", calls, want)
+	}
+	if !c.pollViaDo.Load() {
+		t.Fatal("after a redirect, polls do not go through Do")
+	}
+
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		rt   roundTripFunc
+		want string
+	}{
+		{func(*http.Request) (*http.Response, error) { return nil, boom }, "boom"},
+		{func(*http.Request) (*http.Response, error) { return nil, nil }, "nil *Response"},
+	} {
+		c := New(Config{URL: "http://127.0.0.1:1", HTTPClient: &http.Client{Transport: tc.rt}})
+		req, err := (&pollScratch{}).request(context.Background(), c, "q=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.doPoll(req)
+		var ue *url.Error
+		if !errors.As(err, &ue) || ue.Op != "Get" || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("doPoll: %v, want a *url.Error of Get with %q", err, tc.want)
 		}
 	}
 }
