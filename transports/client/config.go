@@ -84,9 +84,10 @@ type Config struct {
 	// must not set a Timeout; requests carry their own deadlines. Nil means
 	// a private client whose idle connections are closed when Run returns.
 	// Polls go to its Transport directly while it has no Jar and no
-	// Timeout (and the URL no user), and through its Do otherwise, or
-	// once a poll has been redirected: either way its cookies, redirects
-	// and Transport apply as they would to any request.
+	// Timeout (and the URL no user), and through its Do otherwise, and
+	// from the first poll that is redirected on, for the rest of the
+	// Client's life: either way its cookies, redirects and Transport
+	// apply as they would to any request.
 	HTTPClient *http.Client
 
 	// WSDialer dials WebSockets. Nil means a dialer with a HandshakeTimeout

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -207,7 +208,6 @@ func (l *link) get(ctx context.Context, u string, s *pollScratch) (pollAnswer, e
 		return pollAnswer{}, err
 	}
 	if ms := l.c.takeRTT(); ms > 0 {
-		req.Header = req.Header.Clone() // not the template's
 		req.Header.Set(rttHeader, Poll+"="+strconv.FormatInt(ms, 10))
 	}
 	resp, err := l.c.doPoll(req)
@@ -246,42 +246,52 @@ type pollScratch struct {
 	url  []byte
 	body []byte
 	envs frameScratch
-	tmpl *http.Request // the link's polls but for their query and context; nil until the first
+	tmpl *http.Request // the link's polls but for their query, context and header; nil until the first
+	key  []string      // the X-Chat-Client header's value
 }
 
 // request returns the GET of the poll URL with the query q, bound to ctx.
-// Every poll of a link is the same request but for its query (and the
-// X-Chat-RTT header now and then), so it is built once, as a template:
-// each poll then costs a copy of the request and of its URL. In 15 s of
-// the load tool's broadcast to 5,000 poll clients those copies were 126
-// MB, where building each request afresh (NewRequestWithContext, its
-// URL parsed, and Header.Set) had been 303 MB of the 1,266 the tool
-// allocated. The template's header is shared by its copies and must not
-// change: a poll that adds a header clones it first.
+// Every poll of a link is the same request but for its query, so it is
+// built once, as a template: each poll then costs a copy of the request
+// and of its URL, and a header of its own (a RoundTripper that adds to a
+// request's header, against http.RoundTripper's rule, must not add to
+// the next poll's too). In 15 s of the load tool's broadcast to 5,000
+// poll clients the copies and headers were 170 MB, where building each
+// request afresh (NewRequestWithContext, its URL parsed, and Header.Set)
+// had been 303 MB of the 1,266 the tool allocated.
 func (s *pollScratch) request(ctx context.Context, c *Client, q string) (*http.Request, error) {
 	if s.tmpl == nil {
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, c.base+"/v1/poll", nil)
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set(clientHeader, c.key) // the server counts this client, not its polls
+		req.Header = nil // each poll's own
 		s.tmpl = req
+		s.key = []string{c.key}
 	}
 	req := s.tmpl.WithContext(ctx)
 	u := *s.tmpl.URL
 	u.RawQuery = q
 	req.URL = &u
+	// The server counts this client, not its polls. A RoundTripper that
+	// appends to the value gets a new array (its capacity is its length);
+	// one that writes into it breaks that rule outright.
+	req.Header = http.Header{canonicalClientHeader: s.key[:1:1]}
 	return req, nil
 }
+
+// canonicalClientHeader is clientHeader as http.Header keys it.
+var canonicalClientHeader = http.CanonicalHeaderKey(clientHeader)
 
 // doPoll sends a poll request. A client of plain requests (no cookie jar,
 // no timeout, no user in the URL) gives it to the Transport itself,
 // rather than through http.Client.Do, which copies the request's header
 // and URL for every request in case of a redirect (215 MB of the 1,266
-// above). An answer that redirects is asked
-// again through Do, which follows it as it would have, and so is every
-// poll after it: where one poll was redirected, the next will be.
-// Errors are wrapped as Do wraps them.
+// above), and answers as Do would: its errors wrapped in a *url.Error,
+// a plain HTTP answer to an https URL as http.ErrSchemeMismatch. An
+// answer that redirects (with a Location) is asked again through Do,
+// which follows it as it would have, and so is every poll of this
+// Client after it: where one poll was redirected, the next will be.
 func (c *Client) doPoll(req *http.Request) (*http.Response, error) {
 	hc := c.http
 	if hc.Jar != nil || hc.Timeout != 0 || req.URL.User != nil || c.pollViaDo.Load() {
@@ -292,19 +302,29 @@ func (c *Client) doPoll(req *http.Request) (*http.Response, error) {
 		rt = http.DefaultTransport
 	}
 	resp, err := rt.RoundTrip(req)
-	switch {
-	case err != nil:
+	if err != nil {
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
 		}
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
 		return nil, &url.Error{Op: "Get", URL: req.URL.Redacted(), Err: err}
+	}
+	switch {
 	case resp == nil:
-		return nil, &url.Error{Op: "Get", URL: req.URL.Redacted(), Err: fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", rt)}
+		err = fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", rt)
+	case resp.Body == nil && resp.ContentLength > 0:
+		err = fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response.Body with a non-zero Response.ContentLength", rt)
+	}
+	if err != nil {
+		return nil, &url.Error{Op: "Get", URL: req.URL.Redacted(), Err: err}
 	}
 	if resp.Body == nil {
 		resp.Body = http.NoBody
 	}
-	if isRedirect(resp.StatusCode) {
+	if isRedirect(resp.StatusCode) && resp.Header.Get("Location") != "" {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		resp.Body.Close()
 		c.pollViaDo.Store(true)

@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -121,8 +123,10 @@ func TestPollRequestHeaders(t *testing.T) {
 			t.Errorf("poll %d: %s %q, want one %s= value or none", i, rttHeader, v, Poll)
 		}
 	}
-	if rtts > 1 {
-		t.Errorf("%d polls carried a round trip, want at most the one send's", rtts)
+	// Three polls at least began after the ack (each of the messages
+	// after it came in an answer), and the first took the round trip.
+	if rtts != 1 {
+		t.Errorf("%d polls carried a round trip, want the one send's", rtts)
 	}
 	if last := polls[len(polls)-1]; last.Get(rttHeader) != "" {
 		t.Errorf("the last poll carries %s %q: a round trip stuck to the polls", rttHeader, last.Get(rttHeader))
@@ -204,26 +208,67 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// doPoll as http.Client.Do would answer: a redirect with no body is
-// followed through Do from then on, a transport's error comes wrapped in
-// a *url.Error, and a transport that answers nothing is an error.
+// doPoll as http.Client.Do would answer: a plain answer is the
+// transport's, a redirect with no body is followed through Do from then
+// on, one with no Location is the answer, a transport's error comes
+// wrapped in a *url.Error (its answer, if any, closed), and a transport
+// that answers nothing, or no body for a length, is an error. Each poll
+// has a header of its own, whatever a transport does to the last one's.
 func TestDoPollEdges(t *testing.T) {
+	newClient := func(rt roundTripFunc) *Client {
+		return New(Config{URL: "http://127.0.0.1:1", HTTPClient: &http.Client{Transport: rt}})
+	}
+	poll := func(c *Client, s *pollScratch) (*http.Response, error) {
+		t.Helper()
+		req, err := s.request(context.Background(), c, "q=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.doPoll(req)
+	}
+	ok := func(r *http.Request) *http.Response {
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody, Request: r}
+	}
+
+	// A transport that adds to every request's header, against the rule.
+	var seen [][]string
+	c := newClient(func(r *http.Request) (*http.Response, error) {
+		r.Header.Add("X-Trace", "1")
+		r.Header[canonicalClientHeader] = append(r.Header[canonicalClientHeader], "extra")
+		seen = append(seen, r.Header.Values("X-Trace"))
+		return ok(r), nil
+	})
+	var s pollScratch
+	for range 3 {
+		resp, err := poll(c, &s)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("a plain poll: %v, %v", resp, err)
+		}
+		resp.Body.Close()
+		req, _ := s.request(context.Background(), c, "q=2")
+		if got := req.Header.Values(clientHeader); len(got) != 1 || got[0] != c.key {
+			t.Fatalf("the next poll's %s: %q, want [%q]", clientHeader, got, c.key)
+		}
+	}
+	for i, v := range seen {
+		if len(v) != 1 {
+			t.Fatalf("poll %d carried X-Trace %q: the header was the last poll's", i, v)
+		}
+	}
+	if c.pollViaDo.Load() {
+		t.Fatal("plain answers sent the polls through Do")
+	}
+
 	var calls []string
-	redirects := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	c = newClient(func(r *http.Request) (*http.Response, error) {
 		calls = append(calls, r.URL.RawQuery)
 		if r.URL.Query().Get("hop") == "" {
 			h := http.Header{"Location": {"/v1/poll?" + r.URL.RawQuery + "&hop=1"}}
 			return &http.Response{StatusCode: http.StatusTemporaryRedirect, Header: h, Request: r}, nil // no Body
 		}
-		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+		return ok(r), nil
 	})
-	c := New(Config{URL: "http://127.0.0.1:1", HTTPClient: &http.Client{Transport: redirects}})
-	var s pollScratch
-	req, err := s.request(context.Background(), c, "q=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := c.doPoll(req)
+	resp, err := poll(c, &pollScratch{})
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("a redirected poll: %v, %v", resp, err)
 	}
@@ -235,23 +280,44 @@ func TestDoPollEdges(t *testing.T) {
 		t.Fatal("after a redirect, polls do not go through Do")
 	}
 
+	c = newClient(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusFound, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	if resp, err := poll(c, &pollScratch{}); err != nil || resp.StatusCode != http.StatusFound || c.pollViaDo.Load() {
+		t.Fatalf("a redirect with no Location: %v, %v, through Do %v; want the 302 as it came", resp, err, c.pollViaDo.Load())
+	}
+
 	boom := errors.New("boom")
+	closed := false
 	for _, tc := range []struct {
 		rt   roundTripFunc
 		want string
 	}{
 		{func(*http.Request) (*http.Response, error) { return nil, boom }, "boom"},
+		{func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Body: closeFunc(func() { closed = true }), Request: r}, boom
+		}, "boom"},
 		{func(*http.Request) (*http.Response, error) { return nil, nil }, "nil *Response"},
+		{func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, ContentLength: 5, Request: r}, nil
+		}, "nil *Response.Body"},
+		{func(*http.Request) (*http.Response, error) {
+			return nil, tls.RecordHeaderError{RecordHeader: [5]byte{'H', 'T', 'T', 'P', '/'}}
+		}, http.ErrSchemeMismatch.Error()},
 	} {
-		c := New(Config{URL: "http://127.0.0.1:1", HTTPClient: &http.Client{Transport: tc.rt}})
-		req, err := (&pollScratch{}).request(context.Background(), c, "q=1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = c.doPoll(req)
+		_, err := poll(newClient(tc.rt), &pollScratch{})
 		var ue *url.Error
 		if !errors.As(err, &ue) || ue.Op != "Get" || !strings.Contains(err.Error(), tc.want) {
 			t.Fatalf("doPoll: %v, want a *url.Error of Get with %q", err, tc.want)
 		}
 	}
+	if !closed {
+		t.Fatal("the answer a transport gave with its error was not closed")
+	}
 }
+
+// closeFunc is a body with nothing to read that calls f when closed.
+type closeFunc func()
+
+func (f closeFunc) Read([]byte) (int, error) { return 0, io.EOF }
+func (f closeFunc) Close() error             { f(); return nil }
