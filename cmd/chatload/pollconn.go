@@ -292,7 +292,8 @@ func appendRequestHead(b []byte, req *http.Request) []byte {
 }
 
 // appendRequestURI appends u's request target, as u.RequestURI() gives
-// it, without making a string of it for a URL with a path: a poll's.
+// it, without making a string of it when u is not opaque and its path
+// needs no escaping, as a poll's URL.
 func appendRequestURI(b []byte, u *url.URL) []byte {
 	if u.Opaque != "" {
 		return append(b, u.RequestURI()...)
