@@ -8,64 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 )
-
-// pollFront is a loopback server in front of a test server that records
-// the headers of every poll as they arrive, and lets hook answer a poll
-// itself (it reports true) instead of passing it on.
-type pollFront struct {
-	URL  string
-	hook func(w http.ResponseWriter, r *http.Request) bool // set before use
-
-	mu    sync.Mutex
-	polls []http.Header // guarded by mu
-}
-
-func newPollFront(t testing.TB, upstream string, setup func(*pollFront)) *pollFront {
-	t.Helper()
-	target, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &pollFront{}
-	if setup != nil {
-		setup(f)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = tr
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/poll" {
-			f.mu.Lock()
-			f.polls = append(f.polls, r.Header.Clone())
-			f.mu.Unlock()
-			if f.hook != nil && f.hook(w, r) {
-				return
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	f.URL = srv.URL
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		srv.Close()
-		tr.CloseIdleConnections()
-	})
-	return f
-}
-
-func (f *pollFront) seen() []http.Header {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]http.Header(nil), f.polls...)
-}
 
 // recvSeqs waits for the messages of room with seqs from..to, in order.
 func recvSeqs(t testing.TB, c *Client, room string, from, to uint64) {
@@ -91,7 +39,7 @@ func TestPollRequestHeaders(t *testing.T) {
 	t.Parallel()
 	const room = "poll-headers"
 	srv := newServer(t, serverOptions{})
-	front := newPollFront(t, srv.URL, nil)
+	front := newHTTPProxy(t, srv.URL, nil)
 	c := start(t, testConfig(t, front.URL, "ulla", []string{Poll}, room))
 	waitState(t, c, "connected on poll", connectedOn(Poll))
 	ctx := stepCtx(t)
@@ -102,7 +50,7 @@ func TestPollRequestHeaders(t *testing.T) {
 	// Polls after the ack: the first takes the round trip (unless the
 	// client had another request to put it on), the rest must not.
 	postEach(t, srv, c, room, 2, 4)
-	polls := front.seen()
+	polls := front.pollHeadersSeen()
 	if len(polls) < 4 {
 		t.Fatalf("%d polls, want at least 4", len(polls))
 	}
@@ -142,8 +90,8 @@ func TestPollRedirect(t *testing.T) {
 	srv := newServer(t, serverOptions{})
 	var mu sync.Mutex
 	redirected, followed := 0, 0
-	front := newPollFront(t, srv.URL, func(f *pollFront) {
-		f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	front := newHTTPProxy(t, srv.URL, func(f *httpProxy) {
+		f.pollHook = func(w http.ResponseWriter, r *http.Request) bool {
 			mu.Lock()
 			defer mu.Unlock()
 			q := r.URL.Query()
@@ -174,8 +122,8 @@ func TestPollCookieJar(t *testing.T) {
 	t.Parallel()
 	const room = "poll-jar"
 	srv := newServer(t, serverOptions{})
-	front := newPollFront(t, srv.URL, func(f *pollFront) {
-		f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	front := newHTTPProxy(t, srv.URL, func(f *httpProxy) {
+		f.pollHook = func(w http.ResponseWriter, r *http.Request) bool {
 			if _, err := r.Cookie("node"); err != nil {
 				http.SetCookie(w, &http.Cookie{Name: "node", Value: "n1", Path: "/"})
 			}
@@ -191,7 +139,7 @@ func TestPollCookieJar(t *testing.T) {
 	c := start(t, cfg)
 	waitState(t, c, "connected on poll", connectedOn(Poll))
 	postEach(t, srv, c, room, 1, 2)
-	polls := front.seen()
+	polls := front.pollHeadersSeen()
 	if len(polls) < 3 {
 		t.Fatalf("%d polls, want at least 3", len(polls))
 	}

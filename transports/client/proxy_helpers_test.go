@@ -28,12 +28,17 @@ type httpProxy struct {
 	failSends atomic.Int32 // answer this many more POST /v1/send with 503
 	busyWS    atomic.Int32 // answer this many more upgrades as a full server would
 
+	// pollHook answers a poll itself when it reports true, instead of
+	// passing it on.
+	pollHook func(w http.ResponseWriter, r *http.Request) bool
+
 	refused atomic.Int32 // upgrades refused
 	lower   atomic.Int32 // SSE streams and polls opened
 
-	mu    sync.Mutex
-	sends []string    // the ids of every POST /v1/send seen; guarded by mu
-	polls []time.Time // when each GET /v1/poll arrived; guarded by mu
+	mu          sync.Mutex
+	sends       []string      // the ids of every POST /v1/send seen; guarded by mu
+	polls       []time.Time   // when each GET /v1/poll arrived; guarded by mu
+	pollHeaders []http.Header // each GET /v1/poll's header as it arrived; guarded by mu
 }
 
 func newHTTPProxy(t testing.TB, upstream string, setup func(*httpProxy)) *httpProxy {
@@ -80,7 +85,11 @@ func newHTTPProxy(t testing.TB, upstream string, setup func(*httpProxy)) *httpPr
 		if r.URL.Path == "/v1/poll" {
 			p.mu.Lock()
 			p.polls = append(p.polls, time.Now())
+			p.pollHeaders = append(p.pollHeaders, r.Header.Clone())
 			p.mu.Unlock()
+			if p.pollHook != nil && p.pollHook(w, r) {
+				return
+			}
 		}
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/send" {
 			body, _ := io.ReadAll(r.Body)
@@ -110,6 +119,13 @@ func (p *httpProxy) pollTimes() []time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]time.Time(nil), p.polls...)
+}
+
+// pollHeadersSeen returns the header of every poll, in order.
+func (p *httpProxy) pollHeadersSeen() []http.Header {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]http.Header(nil), p.pollHeaders...)
 }
 
 func (p *httpProxy) sendIDs() []string {
