@@ -159,6 +159,7 @@ type Handler struct {
 	opened, resumed atomic.Uint64 // polls that opened a session, and that carried on with a kept one
 	byQuery         atomic.Uint64 // of the resumed, those found by their query's strings (keeper.takeQuery)
 	parks           atomic.Uint64 // polls parked
+	overflows       atomic.Uint64 // parked polls whose clients sent more than maxPending meanwhile
 	waiting         atomic.Int64  // polls waiting for news or for their pace
 }
 

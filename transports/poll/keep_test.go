@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -711,6 +712,38 @@ func TestParkedAnswerKeepsConnection(t *testing.T) {
 	send(t, e, room, 1)
 	if a := c2.read("a parked poll that asked to close"); !a.Closed {
 		t.Fatal("a parked poll that asked to close: the answer keeps the connection")
+	}
+}
+
+// A client that sends more than a request's worth while its poll is
+// parked (a flood, not a pipelined poll) gets its answer with
+// Connection: close, and the connection ends there: what it sent is
+// dropped, never served as requests on the lane.
+func TestParkedAnswerOverflowCloses(t *testing.T) {
+	const room = "park-flood"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	h, _, srv := parkingLane(t, e)
+	lc := dialPoller(t, srv, e.Token(t, "rhea", transporttest.Claims{}))
+	lc.write(start(room))
+	a := lc.read("first poll")
+	s := &seqs{room: room}
+	parks := h.Parks()
+	lc.write(from(room, a.Cursor))
+	eventually(t, "the poll to park", func() bool { return h.Parks() > parks })
+	// Well past maxPending (8 KiB) and the watcher's reads, in a request
+	// the lane would otherwise serve: a poll with one long header.
+	lc.writeHeader(from(room, a.Cursor), "X-Pad: "+strings.Repeat("p", 20<<10)+"\r\n")
+	eventually(t, "the parked poll to see the flood", func() bool { return h.Overflows() > 0 })
+	send(t, e, room, 1)
+	a = lc.read("the parked poll's answer")
+	if !a.Closed {
+		t.Fatal("a parked poll whose client flooded it: the answer keeps the connection")
+	}
+	s.mustTake(t, "the parked poll's answer", a, 1)
+	_ = lc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// EOF, not an answer to the poll in the flood.
+	if n, err := lc.br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the answer with Connection: close: read %d bytes, %v; want EOF", n, err)
 	}
 }
 

@@ -135,6 +135,7 @@ func (p *parked) watch() {
 			if len(p.pending)+n > maxPending {
 				p.pending = nil
 				p.overflow.Store(true)
+				p.h.overflows.Add(1)
 			} else {
 				p.pending = append(p.pending, buf[:n]...)
 			}
