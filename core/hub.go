@@ -39,6 +39,8 @@ type Hub struct {
 	fanoutOn     atomic.Bool   // the fan-out shards run; set under mu
 
 	stop     chan struct{} // closed by Shutdown
+	stopCtx  context.Context
+	endStop  context.CancelFunc // ends stopCtx, with stop
 	stopOnce sync.Once
 	bg       sync.WaitGroup // the fan-out, janitor, heartbeat and read-flush goroutines
 
@@ -74,6 +76,7 @@ func New(engine Engine, cfg Config) *Hub {
 		stop:     make(chan struct{}),
 		replays:  make(chan struct{}, max(1, cfg.ReplayBudget/cfg.ReplayWindow)),
 	}
+	h.stopCtx, h.endStop = context.WithCancel(context.Background())
 	if cfg.WritersRunning > 0 {
 		h.slots = &writeSlots{gate: make(chan struct{}, cfg.WritersRunning), counters: &h.counters}
 	}
@@ -213,7 +216,10 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		open = append(open, s)
 	}
 	h.mu.Unlock()
-	h.stopOnce.Do(func() { close(h.stop) })
+	h.stopOnce.Do(func() {
+		close(h.stop)
+		h.endStop()
+	})
 	h.bg.Wait()
 	for _, s := range open {
 		jitter := time.Duration(rand.Int64N(int64(h.cfg.ShutdownJitter))) + 500*time.Millisecond

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -40,19 +41,25 @@ func (q *readQueue) add(room, user string, seq uint64, receipt bool) uint64 {
 	q.hub.startReadFlush()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.put(room, user, pendingRead{seq: seq, receipt: receipt}).seq
+}
+
+// put merges p into user's pending position in room and returns the
+// result. q.mu is held.
+func (q *readQueue) put(room, user string, p pendingRead) pendingRead {
 	users := q.pending[room]
 	if users == nil {
 		users = make(map[string]pendingRead)
 		q.pending[room] = users
 	}
-	p, ok := users[user]
+	cur, ok := users[user]
 	if !ok {
 		q.n++
 	}
-	p.seq = max(p.seq, seq)
-	p.receipt = p.receipt || receipt
-	users[user] = p
-	return p.seq
+	cur.seq = max(cur.seq, p.seq)
+	cur.receipt = cur.receipt || p.receipt
+	users[user] = cur
+	return cur
 }
 
 // overlay raises the positions in reads (one room's stored positions)
@@ -65,9 +72,16 @@ func (q *readQueue) overlay(room string, reads map[string]uint64) {
 	}
 }
 
+// readFlushTimeout bounds a periodic flush's store call. A store that
+// stops answering (a stalled disk; Redis has timeouts of its own) then
+// delays the positions, not the flusher for good.
+const readFlushTimeout = 10 * time.Second
+
 // flush stores every pending position in one call, then fans out their
 // receipts. Positions that fail to store are logged and dropped: the
-// client reports its position again as it reads on.
+// client reports its position again as it reads on. Those of a call
+// that ctx cut short go back to wait for the next flush (Shutdown's last
+// one, if the hub is stopping), unless a higher position came meanwhile.
 func (q *readQueue) flush(ctx context.Context) {
 	q.mu.Lock()
 	if q.n == 0 {
@@ -86,12 +100,27 @@ func (q *readQueue) flush(ctx context.Context) {
 	}
 	h := q.hub
 	if err := h.store.SetReads(ctx, reads); err != nil {
+		if ctx.Err() != nil {
+			q.requeue(batch)
+		}
 		h.cfg.Logger.Error("storing read positions failed", "positions", len(reads), "err", err)
 		return
 	}
 	h.metrics.readFlushes.Observe(float64(len(reads)))
 	for room, users := range batch {
 		h.fanReceipts(room, users)
+	}
+}
+
+// requeue puts the positions of a flush that did not store them back
+// among those pending, as add would.
+func (q *readQueue) requeue(batch map[string]map[string]pendingRead) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for room, users := range batch {
+		for user, p := range users {
+			q.put(room, user, p)
+		}
 	}
 }
 
@@ -144,5 +173,11 @@ func (h *Hub) startReadFlush() {
 		return
 	}
 	h.readsOn = true
-	h.every(h.cfg.ReadFlush, func() { h.reads.flush(context.Background()) })
+	h.every(h.cfg.ReadFlush, func() {
+		// Shutdown ends the context (stopCtx) as it waits for this
+		// goroutine, and its last flush takes what this one did not store.
+		ctx, cancel := context.WithTimeout(h.stopCtx, readFlushTimeout)
+		defer cancel()
+		h.reads.flush(ctx)
+	})
 }

@@ -3,8 +3,10 @@ package core_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,4 +103,60 @@ func awaitEnvelopes(t *testing.T, r *recorder, typ string, n int) []protocol.Env
 		t.Fatalf("got %d %s envelopes, want %d", len(got), typ, n)
 	}
 	return got
+}
+
+// stuckReads holds the first SetReads call until its context ends (or
+// the test gives up on it: release) and lets the later ones through: a
+// store that stops answering one flush.
+type stuckReads struct {
+	core.Engine
+	held    chan struct{} // closed once the first call is held
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stuckReads) SetReads(ctx context.Context, reads []core.ReadPosition) error {
+	first := false
+	s.once.Do(func() { first = true })
+	if first {
+		close(s.held)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.release:
+			return errors.New("released by the test")
+		}
+	}
+	return s.Engine.SetReads(ctx, reads)
+}
+
+// A periodic read flush held by a store that does not answer does not
+// hold Shutdown: Shutdown ends the flush's store call, and its own last
+// flush stores the positions the held one did not.
+func TestShutdownEndsStuckReadFlush(t *testing.T) {
+	ctx := context.Background()
+	stuck := &stuckReads{held: make(chan struct{}), release: make(chan struct{})}
+	hub, store := newHubOver(t, core.Config{ReadFlush: 5 * time.Millisecond},
+		func(st core.Engine) core.Engine { stuck.Engine = st; return stuck })
+	if _, err := hub.Send(ctx, auth.Identity{User: "writer"}, "r", "m1", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Read(ctx, auth.Identity{User: "alice"}, "r", 1); err != nil {
+		t.Fatal(err)
+	}
+	<-stuck.held // the flusher's call, which the store does not answer
+	done := make(chan error, 1)
+	go func() { done <- hub.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // a hang, not a speed: Shutdown never returned before the fix
+		close(stuck.release) // so that the test's cleanup can shut the hub down
+		t.Fatal("Shutdown waits behind a read flush that its store does not answer")
+	}
+	if got, err := store.Reads(ctx, "r"); err != nil || got["alice"] != 1 {
+		t.Fatalf("stored reads %v, %v: want alice at 1, stored by Shutdown's last flush", got, err)
+	}
 }
