@@ -730,9 +730,12 @@ func TestParkedAnswerOverflowCloses(t *testing.T) {
 	parks := h.Parks()
 	lc.write(from(room, a.Cursor))
 	eventually(t, "the poll to park", func() bool { return h.Parks() > parks })
-	// Well past maxPending (8 KiB) and the watcher's reads, in a request
-	// the lane would otherwise serve: a poll with one long header.
-	lc.writeHeader(from(room, a.Cursor), "X-Pad: "+strings.Repeat("p", 20<<10)+"\r\n")
+	// Just past maxPending (8 KiB), in a request the lane would otherwise
+	// serve: a poll with one long header. Just past, so that the watcher
+	// has read all of it soon after it counts the overflow: the answer
+	// closes the connection, and unread bytes would reset it under the
+	// client's read.
+	lc.writeHeader(from(room, a.Cursor), "X-Pad: "+strings.Repeat("p", 8<<10)+"\r\n")
 	eventually(t, "the parked poll to see the flood", func() bool { return h.Overflows() > 0 })
 	send(t, e, room, 1)
 	a = lc.read("the parked poll's answer")
