@@ -81,7 +81,8 @@ const readFlushTimeout = 10 * time.Second
 // receipts. Positions that fail to store are logged and dropped: the
 // client reports its position again as it reads on. Those of a call
 // that ctx cut short go back to wait for the next flush (Shutdown's last
-// one, if the hub is stopping), unless a higher position came meanwhile.
+// one, if the hub is stopping and Shutdown's own ctx has not ended), and
+// a higher position that came meanwhile wins.
 func (q *readQueue) flush(ctx context.Context) {
 	q.mu.Lock()
 	if q.n == 0 {

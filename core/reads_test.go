@@ -144,7 +144,11 @@ func TestShutdownEndsStuckReadFlush(t *testing.T) {
 	if _, err := hub.Read(ctx, auth.Identity{User: "alice"}, "r", 1); err != nil {
 		t.Fatal(err)
 	}
-	<-stuck.held // the flusher's call, which the store does not answer
+	select {
+	case <-stuck.held: // the flusher's call, which the store does not answer
+	case <-time.After(30 * time.Second): // a hang, not a speed
+		t.Fatal("no read flush reached the store")
+	}
 	done := make(chan error, 1)
 	go func() { done <- hub.Shutdown(ctx) }()
 	select {
