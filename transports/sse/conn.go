@@ -94,15 +94,13 @@ func (c *conn) Write(frames []core.Frame) error {
 // batch at once (a slow client); the slot goes back before that is
 // waited for, and before a stream not yet started is.
 func (c *conn) WriteInSlot(frames []core.Frame, slot core.Slot) error {
+	var sc *httpx.SlotConn // none before the stream starts, or off a hijacked connection
 	select {
-	case <-c.started:
+	case <-c.started: // the wire is set once started closes
+		if raw, ok := c.wire.(rawWire); ok && !c.broken {
+			sc = raw.slots
+		}
 	default:
-		slot.Release()
-		return c.Write(frames)
-	}
-	var sc *httpx.SlotConn // none off a hijacked connection
-	if raw, ok := c.wire.(rawWire); ok && !c.broken {
-		sc = raw.slots
 	}
 	return sc.WriteHolding(slot, c, frames)
 }

@@ -103,19 +103,25 @@ func (c *conn) Write(frames []core.Frame) error {
 // client) or the upgrade is not over: the slot goes back before either
 // is waited for.
 func (c *conn) WriteInSlot(frames []core.Frame, slot core.Slot) error {
-	if !c.upgraded {
-		select {
-		case <-c.ready:
-		default:
-			slot.Release()
-			return c.Write(frames)
-		}
-	}
-	var sc *httpx.SlotConn // none if the upgrade failed
-	if c.ws != nil {
+	var sc *httpx.SlotConn // none while the upgrade is not over, or if it failed
+	if c.upgradeOver() && c.ws != nil {
 		sc = c.slots
 	}
 	return sc.WriteHolding(slot, c, frames)
+}
+
+// upgradeOver reports, without waiting, whether the upgrade is over (see
+// wait).
+func (c *conn) upgradeOver() bool {
+	if c.upgraded {
+		return true
+	}
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // WantsSlot reports whether the connection has been written to: its
