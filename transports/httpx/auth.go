@@ -87,7 +87,13 @@ func (a *Authenticator) IdentifyRepeated(r *http.Request) (auth.Identity, error)
 // identity. The user it proves is
 // the one Report tells of the request's errors.
 func (a *Authenticator) authenticate(r *http.Request, inURL, cached bool) (auth.Identity, Credential, error) {
-	id, cred, err := a.credential(r, inURL, cached)
+	// A lane's connection keeps the credential it last proved through
+	// the cache (laneCred).
+	var lc *laneConn
+	if cached {
+		lc, _ = r.Context().Value(laneKey{}).(*laneConn)
+	}
+	id, cred, err := a.credential(r, lc, inURL, cached)
 	if err == nil {
 		reportUser(r, id.User)
 	}
@@ -98,13 +104,13 @@ func (a *Authenticator) authenticate(r *http.Request, inURL, cached bool) (auth.
 var credParams = []string{"ticket", "token"}
 
 // credential checks the request's credential, as authenticate says.
-func (a *Authenticator) credential(r *http.Request, inURL, cached bool) (auth.Identity, Credential, error) {
+func (a *Authenticator) credential(r *http.Request, lc *laneConn, inURL, cached bool) (auth.Identity, Credential, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
 			return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "authorization header must be Bearer")
 		}
-		return a.prove(CredBearer, strings.TrimSpace(tok), cached)
+		return a.prove(lc, CredBearer, strings.TrimSpace(tok), cached)
 	}
 	var cred [2]string
 	queryParams(r.URL.RawQuery, credParams, cred[:])
@@ -113,9 +119,9 @@ func (a *Authenticator) credential(r *http.Request, inURL, cached bool) (auth.Id
 	case !inURL && (ticket != "" || token != ""):
 		return auth.Identity{}, CredNone, errURLCredential
 	case ticket != "":
-		return a.prove(CredTicket, ticket, cached)
+		return a.prove(lc, CredTicket, ticket, cached)
 	case token != "":
-		return a.prove(CredToken, token, cached)
+		return a.prove(lc, CredToken, token, cached)
 	case inURL:
 		return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send a bearer token or a ticket")
 	}
@@ -123,12 +129,21 @@ func (a *Authenticator) credential(r *http.Request, inURL, cached bool) (auth.Id
 }
 
 // prove returns the identity secret proves as a credential of kind; with
-// cached, from the cache when it proved it recently, and into it.
-func (a *Authenticator) prove(kind Credential, secret string, cached bool) (auth.Identity, Credential, error) {
+// cached, from the cache when it proved it recently, and into it, and
+// first from lc (nil: not a lane's request) when it proved it last.
+func (a *Authenticator) prove(lc *laneConn, kind Credential, secret string, cached bool) (auth.Identity, Credential, error) {
 	now := a.now()
 	if cached {
-		if id, ok := a.cache.get(kind, secret, now); ok {
-			return id, kind, nil
+		if lc != nil {
+			if id, ok := lc.provedOn(a, kind, secret, now); ok {
+				return id, kind, nil
+			}
+		}
+		if e, ok := a.cache.get(kind, secret, now); ok {
+			if lc != nil {
+				lc.proved(a, kind, secret, e)
+			}
+			return e.id, kind, nil
 		}
 	}
 	var (
@@ -149,7 +164,9 @@ func (a *Authenticator) prove(kind Credential, secret string, cached bool) (auth
 		until = id.Expires // a ticket outlives neither itself nor its token
 	}
 	if cached {
-		a.cache.put(kind, secret, id, until, now)
+		if e, ok := a.cache.put(kind, secret, id, until, now); ok && lc != nil {
+			lc.proved(a, kind, secret, e)
+		}
 	}
 	return id, kind, nil
 }

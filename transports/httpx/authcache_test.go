@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -119,7 +120,7 @@ func TestCredentialCacheBound(t *testing.T) {
 			t.Fatalf("entry %q survived expired", k.secret)
 		}
 	}
-	if id, ok := c.get(CredBearer, "new", later); !ok || id.User != "n" {
+	if e, ok := c.get(CredBearer, "new", later); !ok || e.id.User != "n" {
 		t.Fatal("the new entry is missing")
 	}
 	if _, ok := c.get(CredTicket, "new", later); ok {
@@ -141,5 +142,73 @@ func TestCredentialCacheSweeps(t *testing.T) {
 	c.put(CredBearer, "c", auth.Identity{User: "c"}, time.Time{}, later)
 	if n := c.len(); n != 1 {
 		t.Fatalf("%d entries a cache age later, want only the new one", n)
+	}
+}
+
+// A lane's connection proves the credential its last request proved
+// with a comparison (laneCred), for exactly as long as the cache would:
+// not past the credential's expiry, not for another credential, nor
+// for another Authenticator.
+func TestLaneConnKeepsItsCredential(t *testing.T) {
+	t0 := time.Now().Truncate(time.Second)
+	var at atomic.Int64
+	at.Store(t0.UnixNano())
+	clock := func() time.Time { return time.Unix(0, at.Load()) }
+	v, err := auth.NewVerifier(auth.Config{Leeway: -1, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Authenticator{Verifier: v, Now: clock}
+	tok, err := v.IssueDev("alice", false, 30*time.Second) // expires before maxCachedAge
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := &laneConn{}
+	poll := func(a *Authenticator, q string) (auth.Identity, error) {
+		r := httptest.NewRequest("GET", "/v1/poll?"+q, nil)
+		r = r.WithContext(context.WithValue(r.Context(), laneKey{}, lc))
+		return a.IdentifyRepeated(r)
+	}
+	if id, err := poll(a, "token="+tok); err != nil || id.User != "alice" {
+		t.Fatalf("first poll: %v %v", id, err)
+	}
+	if lc.cred.secret != tok || lc.cred.by != a {
+		t.Fatal("the connection did not keep the credential it proved")
+	}
+	// Taken from the connection: the cache is gone.
+	a.cache = idCache{}
+	if id, err := poll(a, "token="+tok); err != nil || id.User != "alice" {
+		t.Fatalf("second poll: %v %v", id, err)
+	}
+	if n := a.cache.len(); n != 0 {
+		t.Fatalf("%d cached: the second poll went to the cache", n)
+	}
+	// Another credential on the same connection is proved on its own.
+	sig := strings.LastIndexByte(tok, '.') + 1
+	flipped := "A"
+	if tok[sig] == 'A' {
+		flipped = "B"
+	}
+	if _, err := poll(a, "token="+tok[:sig]+flipped+tok[sig+1:]); err == nil {
+		t.Fatal("a forged token was taken on a connection that proved the real one")
+	}
+	if _, err := poll(a, "token="+tok); err != nil {
+		t.Fatal(err)
+	}
+	// Another Authenticator (another verifier) does not take it.
+	w, err := auth.NewVerifier(auth.Config{HMACSecret: []byte("another secret, long enough for HS256"), Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := poll(&Authenticator{Verifier: w, Now: clock}, "token="+tok); err == nil {
+		t.Fatal("an Authenticator took a credential another one proved")
+	}
+	// Past the token's exp, neither the connection nor the cache takes it.
+	if _, err := poll(a, "token="+tok); err != nil {
+		t.Fatal(err)
+	}
+	at.Store(t0.Add(31 * time.Second).UnixNano())
+	if _, err := poll(a, "token="+tok); err == nil {
+		t.Fatal("a token past its exp was taken from the connection")
 	}
 }

@@ -3,6 +3,7 @@ package httpx
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -152,15 +153,29 @@ func FuzzLaneHead(f *testing.F) {
 		"POST /poll HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET /poll HTTP/1.1\r\nHost: x\r\n\r\nGET /poll HTTP/1.1\r\n",
 		"GET /poll HTTP/1.1\nHost: x\n\n",
+		"GET /poll? HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /poll?a?b HTTP/1.1\r\nhost: x:1\r\nx-a:\tv \t\r\nX-A: w\r\naccept: *\r\n\r\n",
+		"GET /poll?a\tb HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /poll?a#b HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\nX: a\nY: b\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\nX : a\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /p%6Fll HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\nfoo_bar-baz: 1\r\nuser-agent: Go\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
 	l := NewLane("/poll")
 	s := &laneServer{maxHead: 4096}
 	f.Fuzz(func(t *testing.T, head []byte) {
-		req, _ := l.parse(s, new(bytes.Reader), head)
+		ctx := context.WithValue(context.Background(), laneKey{}, head)
+		req, _ := l.parse(ctx, s, new(bytes.Reader), head)
 		if req == nil {
 			return
+		}
+		if req.Context() != ctx {
+			t.Fatalf("served %q without its context", head)
 		}
 		if req.Method != http.MethodGet || req.URL.Path != "/poll" || req.ProtoMajor != 1 || req.ProtoMinor != 1 ||
 			req.ContentLength != 0 || len(req.TransferEncoding) != 0 || req.Close && req.Header.Get("Connection") == "" {
@@ -177,5 +192,65 @@ func FuzzLaneHead(f *testing.F) {
 			t.Fatalf("served %q as %q %q %v; net/http reads %q %q %v", head, req.RequestURI, req.Host, req.Header,
 				want.RequestURI, want.Host, want.Header)
 		}
+		// The rest of what a handler may look at, as net/http has it.
+		if want.Method != req.Method || want.Proto != req.Proto || !reflect.DeepEqual(want.URL, req.URL) ||
+			want.Close != req.Close || want.ContentLength != req.ContentLength || want.Body != req.Body ||
+			!reflect.DeepEqual(want.TransferEncoding, req.TransferEncoding) || !reflect.DeepEqual(want.Trailer, req.Trailer) ||
+			want.Form != nil || req.Form != nil || req.GetBody != nil || req.Response != nil {
+			t.Fatalf("served %q as %s %s %#v close=%v length %d body %T; net/http reads %s %s %#v close=%v length %d body %T",
+				head, req.Method, req.Proto, req.URL, req.Close, req.ContentLength, req.Body,
+				want.Method, want.Proto, want.URL, want.Close, want.ContentLength, want.Body)
+		}
 	})
+}
+
+// TestQuickRequest pins which heads the lane reads without
+// http.ReadRequest (FuzzLaneHead holds what it builds to net/http's):
+// the Go client's and a browser's polls do; anything net/http reads
+// another way, or refuses, does not.
+func TestQuickRequest(t *testing.T) {
+	l := NewLane("/poll")
+	ctx := context.Background()
+	for _, head := range []string{
+		"GET /poll?rooms=a&cursor=AQ&token=x.y.z HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: chatload\r\n\r\n",
+		"GET /poll?rooms=a%2Cb HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nAccept-Encoding: gzip\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: chat.example\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: */*\r\n" +
+			"Accept-Language: en-GB,en;q=0.9\r\nReferer: http://chat.example/\r\nSec-Fetch-Mode: cors\r\nCookie: a=b; c=d\r\n\r\n",
+		"GET /poll? HTTP/1.1\r\nhost: x\r\nx-a: 1\r\nX-A:\t2 \r\n\r\n",
+	} {
+		req := l.quickRequest(ctx, []byte(head))
+		if req == nil {
+			t.Errorf("%q: not read quickly", head)
+			continue
+		}
+		want, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
+		if err != nil {
+			t.Fatalf("%q: net/http: %v", head, err)
+		}
+		if !reflect.DeepEqual(req.URL, want.URL) || !reflect.DeepEqual(req.Header, want.Header) || req.Host != want.Host ||
+			req.RequestURI != want.RequestURI || req.Context() != ctx {
+			t.Errorf("%q: read as %#v %v %q %q; net/http reads %#v %v %q %q", head,
+				req.URL, req.Header, req.Host, req.RequestURI, want.URL, want.Header, want.Host, want.RequestURI)
+		}
+	}
+	for _, head := range []string{
+		"GET /p%6Fll HTTP/1.1\r\nHost: x\r\n\r\n",                    // an escaped path
+		"GET /pollx HTTP/1.1\r\nHost: x\r\n\r\n",                     // not a route
+		"GET /poll HTTP/1.0\r\nHost: x\r\n\r\n",                      // HTTP/1.0
+		"GET /poll?a\tb HTTP/1.1\r\nHost: x\r\n\r\n",                 // a control
+		"GET /poll?a#b HTTP/1.1\r\nHost: x\r\n\r\n",                  // a fragment mark
+		"GET /poll HTTP/1.1\r\n\r\n",                                 // no Host
+		"GET /poll HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",           // two
+		"GET /poll HTTP/1.1\r\nHost: x\r\nX: a\nY: b\r\n\r\n",        // a bare LF
+		"GET /poll HTTP/1.1\r\nHost: x\r\n Folded: y\r\n\r\n",        // a fold
+		"GET /poll HTTP/1.1\r\nHost: x\r\nX : a\r\n\r\n",             // a space before the colon
+		"GET /poll HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", // net/http's close rules
+		"GET /poll HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n",  // net/http adds Cache-Control
+		"GET /poll HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", // a body's length
+		"GET /poll HTTP/1.1\r\nHost: x\r\nHost2: " + strings.Repeat("a", 3) + "\r\n" + strings.Repeat("A: 1\r\n", maxQuickHeaders) + "\r\n", // too many lines
+	} {
+		if req := l.quickRequest(ctx, []byte(head)); req != nil {
+			t.Errorf("%q: read quickly", head)
+		}
+	}
 }

@@ -16,7 +16,8 @@ import (
 	"time"
 )
 
-// laneWriteTimeout bounds the write of one answer on a lane.
+// laneWriteTimeout bounds the write of one answer on a lane (up to an
+// eighth more: deadlineSlack).
 const laneWriteTimeout = 10 * time.Second
 
 // Lane serves the keep-alive requests of a few GET routes (the long
@@ -276,6 +277,14 @@ type laneConn struct {
 	src    *replayConn   // nil, or what net/http had read and not served; static after construction.
 	remote string        // nc.RemoteAddr(); static after construction.
 	busy   bool          // serving a request; guarded by Lane.mu.
+	// readBy and writeBy are the read and write deadlines last set on nc
+	// (zero: none), so that each is set again only when it has come
+	// closer than its timeout (readWithin, writeWithin). Owned by the
+	// lane's goroutine.
+	readBy, writeBy time.Time
+	// cred is the credential the connection's requests last proved
+	// through an Authenticator's cache. Owned by the lane's goroutine.
+	cred laneCred
 	// report is the Report layer of the request being served, set by
 	// Report and read by reportUser on the request's goroutine: on a lane
 	// it goes here rather than into a new context and request copy.
@@ -330,6 +339,37 @@ func closeGently(nc net.Conn) {
 	nc.Close()
 }
 
+// deadlineSlack is how much further than its timeout a lane sets a
+// deadline, so that it is set again once per slack rather than once per
+// request: setting a deadline costs about 0.5 µs (a timer's update),
+// and a busy poll client asks several times a second. A lane's idle
+// and write timeouts are so each up to an eighth longer than set.
+func deadlineSlack(d time.Duration) time.Duration { return d / 8 }
+
+// readWithin makes lc's read deadline at least d from now (none if d is
+// 0), setting it only if the one set is sooner.
+func (lc *laneConn) readWithin(now time.Time, d time.Duration) {
+	switch {
+	case d <= 0:
+		if !lc.readBy.IsZero() {
+			lc.readBy = time.Time{}
+			_ = lc.nc.SetReadDeadline(time.Time{})
+		}
+	case lc.readBy.IsZero() || lc.readBy.Before(now.Add(d)):
+		lc.readBy = now.Add(d + deadlineSlack(d))
+		_ = lc.nc.SetReadDeadline(lc.readBy)
+	}
+}
+
+// writeWithin makes lc's write deadline at least d (> 0) from now,
+// setting it only if the one set is sooner.
+func (lc *laneConn) writeWithin(now time.Time, d time.Duration) {
+	if lc.writeBy.IsZero() || lc.writeBy.Before(now.Add(d)) {
+		lc.writeBy = now.Add(d + deadlineSlack(d))
+		_ = lc.nc.SetWriteDeadline(lc.writeBy)
+	}
+}
+
 // drop forgets lc.
 func (l *Lane) drop(lc *laneConn) {
 	l.mu.Lock()
@@ -374,6 +414,7 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 	// it out first, then takes the connection away), and finish has
 	// written it before the next request.
 	header := make(http.Header)
+	var grownAt uintptr // stackAt() when the stack was last grown
 	for {
 		if !l.setBusy(lc, false) {
 			lc.nc.Close()
@@ -388,22 +429,25 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 			lc.nc.Close()
 			return
 		}
-		req, ours := l.parse(s, hr, head)
-		if req == nil {
-			l.giveBack(s, lc, ours)
-			return
-		}
-		_, _ = lc.br.Discard(len(head))
-		req.RemoteAddr = lc.remote
 		// Each request's own context, ended with it, as net/http's is:
 		// what a handler hangs on it (a cancel, an AfterFunc) goes with
 		// the request rather than piling up on the lane's.
 		var rctx context.Context
 		rctx, cancel = context.WithCancel(ctx)
-		req = req.WithContext(rctx)
+		req, ours := l.parse(rctx, s, hr, head)
+		if req == nil {
+			cancel()
+			l.giveBack(s, lc, ours)
+			return
+		}
+		_, _ = lc.br.Discard(len(head))
+		req.RemoteAddr = lc.remote
 		clear(header)
 		w = &laneWriter{lc: lc, header: header}
-		growLaneStack() // in one step, while shallow
+		if at := stackAt(); at != grownAt {
+			growLaneStack() // in one step, while shallow
+			grownAt = stackAt()
+		}
 		s.handler.ServeHTTP(w, req)
 		lc.report = nil
 		cancel()
@@ -431,28 +475,26 @@ func (s *laneServer) logf(format string, args ...any) {
 // the connection ends or times out first. A head that does not fit the
 // reader's buffer is returned as far as it came; parse sends it back.
 func (l *Lane) readHead(s *laneServer, lc *laneConn) ([]byte, bool) {
-	if s.idleTimeout > 0 {
-		_ = lc.nc.SetReadDeadline(time.Now().Add(s.idleTimeout))
-	} else {
-		_ = lc.nc.SetReadDeadline(time.Time{})
-	}
+	lc.readWithin(time.Now(), s.idleTimeout)
 	if _, err := lc.br.Peek(1); err != nil {
 		return nil, false
 	}
 	// A head that came whole with its first bytes, as a client's poll
 	// does, sets no header timeout: it is set only to wait for the rest.
+	// The deadline is left as it is once the head is in: nothing reads
+	// the connection until the next head (a handler that takes the
+	// connection clears it, and so does a give-back).
 	for waiting := false; ; waiting = true {
 		buf, _ := lc.br.Peek(lc.br.Buffered())
 		if n := headEnd(buf); n > 0 {
-			_ = lc.nc.SetReadDeadline(time.Time{})
 			return buf[:n], true
 		}
 		if len(buf) >= lc.br.Size() || len(buf) > s.maxHead {
-			_ = lc.nc.SetReadDeadline(time.Time{})
 			return buf, true // too long for the lane: net/http judges it
 		}
 		if !waiting && s.headerTimeout > 0 {
-			_ = lc.nc.SetReadDeadline(time.Now().Add(s.headerTimeout))
+			lc.readBy = time.Now().Add(s.headerTimeout)
+			_ = lc.nc.SetReadDeadline(lc.readBy)
 		}
 		if _, err := lc.br.Peek(len(buf) + 1); err != nil {
 			return nil, false
@@ -483,12 +525,15 @@ func headEnd(buf []byte) int {
 // laneReaders parse request heads.
 var laneReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
-// parse returns the request in head if the lane serves it, else nil and
-// whether head is a GET of a lane route all the same.
-func (l *Lane) parse(s *laneServer, hr *bytes.Reader, head []byte) (*http.Request, bool) {
+// parse returns the request in head, with ctx, if the lane serves it,
+// else nil and whether head is a GET of a lane route all the same.
+func (l *Lane) parse(ctx context.Context, s *laneServer, hr *bytes.Reader, head []byte) (*http.Request, bool) {
 	ours := l.names(head)
 	if !ours || !bytes.HasSuffix(head, crlfcrlf) || len(head) > s.maxHead || !plainHead(head) {
 		return nil, ours
+	}
+	if req := l.quickRequest(ctx, head); req != nil {
+		return req, true
 	}
 	hr.Reset(head)
 	br := laneReaders.Get().(*bufio.Reader)
@@ -508,7 +553,7 @@ func (l *Lane) parse(s *laneServer, hr *bytes.Reader, head []byte) (*http.Reques
 		req.Header["Expect"] != nil || req.Header["Upgrade"] != nil {
 		return nil, true
 	}
-	return req, true
+	return req.WithContext(ctx), true
 }
 
 // names reports whether head's request line is a GET of a lane route,
@@ -591,6 +636,8 @@ func (l *Lane) giveBack(s *laneServer, lc *laneConn, noLane bool) {
 			l.wg.Go(func() { _ = s.srv.Serve(s.ln) })
 		}
 	})
+	// net/http sets the deadlines it wants; the lane's would outlive it.
+	_ = lc.nc.SetDeadline(time.Time{})
 	var pending []byte
 	if n := lc.br.Buffered(); n > 0 {
 		b, _ := lc.br.Peek(n)
@@ -694,7 +741,7 @@ func (w *laneWriter) finish(req *http.Request, closing bool) bool {
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, body...)
-	_ = w.lc.nc.SetWriteDeadline(now.Add(laneWriteTimeout))
+	w.lc.writeWithin(now, laneWriteTimeout)
 	_, err := w.lc.nc.Write(b)
 	*out = b
 	putLaneBody(out)

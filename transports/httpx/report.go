@@ -142,11 +142,15 @@ type reportWriter struct {
 func ReportUser(r *http.Request, user string) { reportUser(r, user) }
 
 // reportUser records the user r proved, for the errors answered after.
+// A lane's request is looked for first: its key is a few contexts from
+// the top, where a search for the other walks them all.
 func reportUser(r *http.Request, user string) {
-	if rw, ok := r.Context().Value(reportKey{}).(*reportWriter); ok {
+	if lc, ok := r.Context().Value(laneKey{}).(*laneConn); ok {
+		if lc.report != nil {
+			lc.report.user.Store(&user)
+		}
+	} else if rw, ok := r.Context().Value(reportKey{}).(*reportWriter); ok {
 		rw.user.Store(&user)
-	} else if lc, ok := r.Context().Value(laneKey{}).(*laneConn); ok && lc.report != nil {
-		lc.report.user.Store(&user)
 	}
 }
 
