@@ -254,3 +254,33 @@ func TestQuickRequest(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkQuickRequest reads the head of the Go client's poll as a lane
+// does, quickly and through http.ReadRequest.
+func BenchmarkQuickRequest(b *testing.B) {
+	l := NewLane("/poll")
+	head := []byte("GET /poll?rooms=lobby&cursor=AQIDBAUGBwgJCgsMDQ4PEA&token=eyJhbGciOiJIUzI1NiJ9." +
+		strings.Repeat("x", 160) + ".sig HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: chatload\r\nX-Chat-Client: c1\r\n\r\n")
+	s := &laneServer{maxHead: 4096}
+	ctx := context.Background()
+	b.Run("quick", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if req, _ := l.parse(ctx, s, new(bytes.Reader), head); req == nil {
+				b.Fatal("not served")
+			}
+		}
+	})
+	b.Run("ReadRequest", func(b *testing.B) {
+		b.ReportAllocs()
+		hr := new(bytes.Reader)
+		for b.Loop() {
+			hr.Reset(head)
+			req, err := http.ReadRequest(bufio.NewReader(hr))
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = req.WithContext(ctx)
+		}
+	})
+}
