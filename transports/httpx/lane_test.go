@@ -27,6 +27,12 @@ var panickedDone = make(chan struct{}, 1)
 // returns the address and the lane; the cleanup closes both.
 func laneServer(t *testing.T, wrap func(http.Handler) http.Handler) (string, *httpx.Lane) {
 	t.Helper()
+	return laneServerIdle(t, wrap, 30*time.Second)
+}
+
+// laneServerIdle is laneServer with the server's IdleTimeout idle.
+func laneServerIdle(t *testing.T, wrap func(http.Handler) http.Handler, idle time.Duration) (string, *httpx.Lane) {
+	t.Helper()
 	lane := httpx.NewLane("/poll")
 	var n atomic.Int64
 	mux := http.NewServeMux()
@@ -54,7 +60,7 @@ func laneServer(t *testing.T, wrap func(http.Handler) http.Handler) (string, *ht
 	if wrap != nil {
 		h = wrap(h)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: idle,
 		MaxHeaderBytes: 2048, ErrorLog: log.New(io.Discard, "", 0)}
 	return httpx.ServeLaneTest(t, lane, srv), lane
 }
@@ -117,6 +123,26 @@ func TestLaneServesKeptAlivePolls(t *testing.T) {
 	}
 	if got := lane.Served(); got != 4 {
 		t.Errorf("lane served %d requests, want 4", got)
+	}
+}
+
+// TestLaneIdleTimeout: a lane closes a connection that stays idle past
+// the server's IdleTimeout after the polls it served, though it sets the
+// read deadline once per slack rather than before every poll.
+func TestLaneIdleTimeout(t *testing.T) {
+	addr, lane := laneServerIdle(t, nil, 200*time.Millisecond)
+	rc := dialRaw(t, addr)
+	for i := 1; i <= 5; i++ {
+		if code, _ := rc.do(t, get(fmt.Sprintf("/poll?i=%d", i))); code != 200 {
+			t.Fatalf("poll %d: %d", i, code)
+		}
+	}
+	if got := lane.Served(); got != 4 {
+		t.Fatalf("lane served %d requests, want 4", got)
+	}
+	_ = rc.c.SetReadDeadline(time.Now().Add(20 * time.Second)) // a bound on a hang, not a timing
+	if _, err := rc.br.ReadByte(); err != io.EOF {
+		t.Fatalf("an idle lane connection: %v, want it closed (EOF)", err)
 	}
 }
 
