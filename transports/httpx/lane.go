@@ -346,8 +346,9 @@ func closeGently(nc net.Conn) {
 // and write timeouts are so each up to an eighth longer than set.
 func deadlineSlack(d time.Duration) time.Duration { return d / 8 }
 
-// readWithin makes lc's read deadline at least d from now (none if d is
-// 0), setting it only if the one set is sooner.
+// readWithin makes lc's read deadline d to d plus its slack from now
+// (none if d is 0), setting it only if the one set is not already
+// there: sooner, or later (a header timeout longer than d).
 func (lc *laneConn) readWithin(now time.Time, d time.Duration) {
 	switch {
 	case d <= 0:
@@ -355,7 +356,7 @@ func (lc *laneConn) readWithin(now time.Time, d time.Duration) {
 			lc.readBy = time.Time{}
 			_ = lc.nc.SetReadDeadline(time.Time{})
 		}
-	case lc.readBy.IsZero() || lc.readBy.Before(now.Add(d)):
+	case lc.readBy.IsZero() || lc.readBy.Before(now.Add(d)) || lc.readBy.After(now.Add(d+deadlineSlack(d))):
 		lc.readBy = now.Add(d + deadlineSlack(d))
 		_ = lc.nc.SetReadDeadline(lc.readBy)
 	}
