@@ -138,6 +138,9 @@ func FuzzQueryParams(f *testing.F) {
 // way: a GET of the lane's route in HTTP/1.1, one Host of plain
 // characters, no body and nothing after the head; its method, target,
 // host and headers as http.ReadRequest gives them.
+// fuzzKey marks the context FuzzLaneHead gives the lane's parser.
+type fuzzKey struct{}
+
 func FuzzLaneHead(f *testing.F) {
 	for _, s := range []string{
 		"GET /poll?rooms=a&cursor=AQ HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -169,7 +172,7 @@ func FuzzLaneHead(f *testing.F) {
 	l := NewLane("/poll")
 	s := &laneServer{maxHead: 4096}
 	f.Fuzz(func(t *testing.T, head []byte) {
-		ctx := context.WithValue(context.Background(), laneKey{}, head)
+		ctx := context.WithValue(context.Background(), fuzzKey{}, head)
 		req, _ := l.parse(ctx, s, new(bytes.Reader), head)
 		if req == nil {
 			return
