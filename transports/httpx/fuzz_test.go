@@ -133,14 +133,14 @@ func FuzzQueryParams(f *testing.F) {
 	})
 }
 
+// fuzzKey marks the context FuzzLaneHead gives the lane's parser.
+type fuzzKey struct{}
+
 // FuzzLaneHead feeds arbitrary request heads to a Lane's parser. It must
 // never panic, and a head it serves must be one net/http reads the same
 // way: a GET of the lane's route in HTTP/1.1, one Host of plain
 // characters, no body and nothing after the head; its method, target,
 // host and headers as http.ReadRequest gives them.
-// fuzzKey marks the context FuzzLaneHead gives the lane's parser.
-type fuzzKey struct{}
-
 func FuzzLaneHead(f *testing.F) {
 	for _, s := range []string{
 		"GET /poll?rooms=a&cursor=AQ HTTP/1.1\r\nHost: x\r\n\r\n",
