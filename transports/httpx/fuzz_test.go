@@ -140,7 +140,8 @@ type fuzzKey struct{}
 // never panic, and a head it serves must be one net/http reads the same
 // way: a GET of the lane's route in HTTP/1.1, one Host of plain
 // characters, no body and nothing after the head; its method, target,
-// host and headers as http.ReadRequest gives them.
+// host, headers, URL and the rest a handler may read as
+// http.ReadRequest gives them, with the context the lane gave it.
 func FuzzLaneHead(f *testing.F) {
 	for _, s := range []string{
 		"GET /poll?rooms=a&cursor=AQ HTTP/1.1\r\nHost: x\r\n\r\n",
