@@ -277,11 +277,10 @@ type laneConn struct {
 	src    *replayConn   // nil, or what net/http had read and not served; static after construction.
 	remote string        // nc.RemoteAddr(); static after construction.
 	busy   bool          // serving a request; guarded by Lane.mu.
-	// readBy and writeBy are the read and write deadlines last set on nc
-	// (zero: none), so that each is set again only when it has come
-	// closer than its timeout (readWithin, writeWithin). Owned by the
-	// lane's goroutine.
-	readBy, writeBy time.Time
+	// readBy and writeBy are the read and write deadlines last set on nc,
+	// so that each is set again only when it has to be (within). Owned
+	// by the lane's goroutine.
+	readBy, writeBy laneDeadline
 	// cred is the credential the connection's requests last proved
 	// through an Authenticator's cache. Owned by the lane's goroutine.
 	cred laneCred
@@ -346,29 +345,30 @@ func closeGently(nc net.Conn) {
 // and write timeouts are so each up to an eighth longer than set.
 func deadlineSlack(d time.Duration) time.Duration { return d / 8 }
 
-// readWithin makes lc's read deadline d to d plus its slack from now
-// (none if d is 0), setting it only if the one set is not already
-// there: sooner, or later (a header timeout longer than d).
-func (lc *laneConn) readWithin(now time.Time, d time.Duration) {
-	switch {
-	case d <= 0:
-		if !lc.readBy.IsZero() {
-			lc.readBy = time.Time{}
-			_ = lc.nc.SetReadDeadline(time.Time{})
+// laneDeadline is a deadline a lane last set on its connection; zero:
+// none.
+type laneDeadline struct{ by time.Time }
+
+// within makes the deadline d to d plus its slack from now (none if d is
+// 0), through set, setting it only if the one set is not already there:
+// sooner, or later (a header timeout longer than d).
+func (dl *laneDeadline) within(set func(time.Time) error, now time.Time, d time.Duration) {
+	var want time.Time
+	if d > 0 {
+		if !dl.by.IsZero() && !dl.by.Before(now.Add(d)) && !dl.by.After(now.Add(d+deadlineSlack(d))) {
+			return
 		}
-	case lc.readBy.IsZero() || lc.readBy.Before(now.Add(d)) || lc.readBy.After(now.Add(d+deadlineSlack(d))):
-		lc.readBy = now.Add(d + deadlineSlack(d))
-		_ = lc.nc.SetReadDeadline(lc.readBy)
+		want = now.Add(d + deadlineSlack(d))
+	} else if dl.by.IsZero() {
+		return
 	}
+	dl.at(set, want)
 }
 
-// writeWithin makes lc's write deadline at least d (> 0) from now,
-// setting it only if the one set is sooner.
-func (lc *laneConn) writeWithin(now time.Time, d time.Duration) {
-	if lc.writeBy.IsZero() || lc.writeBy.Before(now.Add(d)) {
-		lc.writeBy = now.Add(d + deadlineSlack(d))
-		_ = lc.nc.SetWriteDeadline(lc.writeBy)
-	}
+// at sets the deadline to t through set.
+func (dl *laneDeadline) at(set func(time.Time) error, t time.Time) {
+	dl.by = t
+	_ = set(t)
 }
 
 // drop forgets lc.
@@ -476,7 +476,7 @@ func (s *laneServer) logf(format string, args ...any) {
 // the connection ends or times out first. A head that does not fit the
 // reader's buffer is returned as far as it came; parse sends it back.
 func (l *Lane) readHead(s *laneServer, lc *laneConn) ([]byte, bool) {
-	lc.readWithin(time.Now(), s.idleTimeout)
+	lc.readBy.within(lc.nc.SetReadDeadline, time.Now(), s.idleTimeout)
 	if _, err := lc.br.Peek(1); err != nil {
 		return nil, false
 	}
@@ -494,8 +494,7 @@ func (l *Lane) readHead(s *laneServer, lc *laneConn) ([]byte, bool) {
 			return buf, true // too long for the lane: net/http judges it
 		}
 		if !waiting && s.headerTimeout > 0 {
-			lc.readBy = time.Now().Add(s.headerTimeout)
-			_ = lc.nc.SetReadDeadline(lc.readBy)
+			lc.readBy.at(lc.nc.SetReadDeadline, time.Now().Add(s.headerTimeout))
 		}
 		if _, err := lc.br.Peek(len(buf) + 1); err != nil {
 			return nil, false
@@ -529,11 +528,11 @@ var laneReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 40
 // parse returns the request in head, with ctx, if the lane serves it,
 // else nil and whether head is a GET of a lane route all the same.
 func (l *Lane) parse(ctx context.Context, s *laneServer, hr *bytes.Reader, head []byte) (*http.Request, bool) {
-	ours := l.names(head)
+	route, ours := l.names(head)
 	if !ours || !bytes.HasSuffix(head, crlfcrlf) || len(head) > s.maxHead || !plainHead(head) {
 		return nil, ours
 	}
-	if req := l.quickRequest(ctx, head); req != nil {
+	if req := quickRequest(ctx, head, route); req != nil {
 		return req, true
 	}
 	hr.Reset(head)
@@ -558,11 +557,13 @@ func (l *Lane) parse(ctx context.Context, s *laneServer, hr *bytes.Reader, head 
 }
 
 // names reports whether head's request line is a GET of a lane route,
-// its path escaped or not (net/http routes "/p%6Fll" as "/poll").
-func (l *Lane) names(head []byte) bool {
+// its path escaped or not (net/http routes "/p%6Fll" as "/poll"), and
+// the route when its path is the route as it is, unescaped (""
+// otherwise).
+func (l *Lane) names(head []byte) (route string, ours bool) {
 	target, ok := bytes.CutPrefix(head, []byte("GET "))
 	if !ok {
-		return false
+		return "", false
 	}
 	if i := bytes.IndexAny(target, " \r\n"); i >= 0 {
 		target = target[:i]
@@ -571,16 +572,16 @@ func (l *Lane) names(head []byte) bool {
 	if bytes.IndexByte(path, '%') >= 0 {
 		p, err := url.PathUnescape(string(path))
 		if err != nil {
-			return false
+			return "", false
 		}
-		return slices.Contains(l.paths, p)
+		return "", slices.Contains(l.paths, p)
 	}
 	for _, p := range l.paths {
 		if string(path) == p {
-			return true
+			return p, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // hostLines counts the header lines of head named Host, in any case.
@@ -742,7 +743,7 @@ func (w *laneWriter) finish(req *http.Request, closing bool) bool {
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, body...)
-	w.lc.writeWithin(now, laneWriteTimeout)
+	w.lc.writeBy.within(w.lc.nc.SetWriteDeadline, now, laneWriteTimeout)
 	_, err := w.lc.nc.Write(b)
 	*out = b
 	putLaneBody(out)
