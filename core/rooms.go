@@ -48,13 +48,13 @@ type listed struct {
 
 	// By hash of user and room: one list change at a time. A stripe is
 	// held across the listing's durable write, so the stripes bound the
-	// listings in one group commit: 10,000 clients joining one room at
-	// once queued behind 64 stripes held thousands of frame workers
-	// waiting (18,600-19,300 goroutines at the peak, with the store on
-	// disk on the 2-core Intel Xeon) and left the node 14.4-15.0 KiB a
-	// connection once idle; with 1,024, 11,400-13,200 goroutines and
-	// 13.0-13.8 KiB (docs/PERFORMANCE-ROUNDS.md, the round of 7
-	// December, 08:45). 8 KiB of locks.
+	// listings in one group commit. With 64, 10,000 clients joining one
+	// room at once kept thousands of frame workers waiting for a stripe
+	// (18,600-19,300 goroutines at the peak, the store on disk, on the
+	// 2-core Intel Xeon), and the node held 14.4-15.1 KiB a connection
+	// once idle; with 1,024, 11,400-13,200 goroutines and 13.0-13.8 KiB
+	// (docs/PERFORMANCE-ROUNDS.md, the round of 7 December, 08:45).
+	// 8 KiB of locks.
 	stripes [1024]sync.Mutex
 
 	leaves atomic.Uint64 // explicit leaves so far; changed under mu
