@@ -282,7 +282,15 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 		compress := func(user string) bool { return p.FeatureOn(user, core.FeatureCompression) }
 		wsCfg.Compress, sseCfg.Compress, pollCfg.Compress = compress, compress, compress
 	}
-	return map[string]http.Handler{ws.Name: ws.New(wsCfg), sse.Name: sse.New(sseCfg), poll.Name: poll.New(pollCfg)}
+	ph := poll.New(pollCfg)
+	cfg.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "chat_poll_parked_total",
+		Help: "Held polls parked: taken from net/http to wait for news without a goroutine (--poll-park).",
+	}, func() float64 { return float64(ph.Parks()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "chat_poll_park_overflows_total",
+		Help: "Parked polls whose clients sent more than a request's worth while parked; their connections are not kept for the next poll.",
+	}, func() float64 { return float64(ph.Overflows()) }))
+	return map[string]http.Handler{ws.Name: ws.New(wsCfg), sse.Name: sse.New(sseCfg), poll.Name: ph}
 }
 
 // Handler returns the node's router.

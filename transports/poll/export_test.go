@@ -21,13 +21,6 @@ func (h *Handler) Polls() (opened, resumed uint64) { return h.opened.Load(), h.r
 // by their query's strings, without parsing it.
 func (h *Handler) ByQuery() uint64 { return h.byQuery.Load() }
 
-// Parks returns how many polls h has parked.
-func (h *Handler) Parks() uint64 { return h.parks.Load() }
-
-// Overflows returns how many parked polls' clients sent more than a
-// request's worth (maxPending) while parked.
-func (h *Handler) Overflows() uint64 { return h.overflows.Load() }
-
 // HoldEnd is when a poll opened at opened stops waiting for news.
 func (h *Handler) HoldEnd(opened time.Time) time.Time { return h.holdEnd(opened) }
 

@@ -359,6 +359,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// Parks returns how many polls h has parked (Config.Park): taken from
+// net/http to wait for news without a goroutine.
+func (h *Handler) Parks() uint64 { return h.parks.Load() }
+
+// Overflows returns how many parked polls' clients sent more than a
+// request's worth while parked: their connections are not kept for
+// their next polls.
+func (h *Handler) Overflows() uint64 { return h.overflows.Load() }
+
 // slot is a poll's place among those that work at once (Config.Running):
 // taken while it works, given back while it waits and before it writes
 // its answer to the connection (which waits for a slow client).

@@ -457,3 +457,27 @@ func (w *watcher) waitPrefix(t testing.TB, prefix string) {
 }
 
 var _ core.Observer = (*watcher)(nil)
+
+// A held poll with no news parks (after the poll handler's Quiet and
+// Park), and the node counts it in chat_poll_parked_total; a client that
+// sends nothing while parked is no overflow. A parked poll's answer then
+// still brings the next message.
+func TestParkedPollsCounted(t *testing.T) {
+	const room = "quiet"
+	e := NewEnv(t, Options{})
+	c := DialPoll(t, e, e.Token(t, "parker", Claims{}), []Join{{Room: room, Since: ptr(0)}})
+	if n := series(scrape(t, e), "chat_poll_parked_total"); n != 0 {
+		t.Fatalf("chat_poll_parked_total %v before any poll waited, want 0", n)
+	}
+	eventually(t, "a parked poll counted", func() bool { return series(scrape(t, e), "chat_poll_parked_total") >= 1 })
+	if n := series(scrape(t, e), "chat_poll_park_overflows_total"); n != 0 {
+		t.Fatalf("chat_poll_park_overflows_total %v, want 0", n)
+	}
+	other := DialWS(t, e, e.Token(t, "talker", Claims{}), []Join{{Room: room, Since: ptr(0)}})
+	if ack, err := other.Send(Ctx(t), room, "p1", "wake up"); err != nil || ack.Type != protocol.TypeAck {
+		t.Fatalf("send: %+v, %v", ack, err)
+	}
+	if got := nextOf(t, c, protocol.TypeMessage); got.Text != "wake up" {
+		t.Fatalf("got %+v, want the message", got)
+	}
+}
