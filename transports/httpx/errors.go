@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -84,12 +85,20 @@ func TransportOff(name string) error {
 	return protocol.Errorf(protocol.CodeOverloaded, "%s is off at this degradation level; negotiate again", name)
 }
 
-// WriteJSON writes v as a JSON body.
+// WriteJSON writes v as a JSON body, as json.Encoder does (a newline
+// after it), with its Content-Length: a kept-alive connection can then go
+// to a lane (Lane.Keep). A v that does not encode leaves the body empty.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	b, err := json.Marshal(v)
+	if err == nil {
+		b = append(b, '\n')
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+	}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(b)
 }
 
 // MaxBody is the largest request body accepted, as for a WebSocket frame.

@@ -39,7 +39,8 @@ const laneWriteTimeout = 10 * time.Second
 // lane's goroutine; any other request, and the bytes after it, goes
 // back to net/http untouched, as a new connection of the server (see
 // Attach), which answers it as it answers any request. TLS connections
-// are not taken over.
+// are not taken over. Keep takes the connections of other routes' answers
+// too, for a lane to hold while they are idle.
 //
 // What the lane does not give: a request's context is not cancelled when
 // its client goes away while the handler runs (net/http's watching
@@ -57,7 +58,7 @@ type Lane struct {
 	closed bool                   // guarded by mu.
 	wg     sync.WaitGroup         // the lanes' goroutines
 
-	served, returned atomic.Uint64
+	served, returned, kept atomic.Uint64
 }
 
 // laneServer is what Attach takes from the server.
@@ -125,8 +126,8 @@ func (l *Lane) Attach(srv *http.Server) {
 // written its whole answer to w, with its Content-Length, and reports
 // whether the lane has it: then the handler must return without
 // touching w. It takes nothing over (false) unless the lane is attached
-// and open, r is an HTTP/1.1 GET over plain TCP with no body and keeps its
-// connection, and the answer does not close it. net/http's own decisions
+// and open, r is an HTTP/1.1 request over plain TCP with no body (see
+// Adoptable) and keeps its connection, and the answer does not close it. net/http's own decisions
 // to close (keep-alives turned off, a shutdown under way) are not seen
 // here: close the lane before the server. A request the lane serves
 // already reports true.
@@ -162,13 +163,14 @@ func (l *Lane) Take(w http.ResponseWriter, r *http.Request) bool {
 
 // Adoptable reports whether Adopt may take over r's connection once its
 // handler has taken it from net/http (Hijack) and answered r on it: r is
-// a plain HTTP/1.1 GET with no body, and the lane is attached and open.
-// A request with a body is not taken: net/http may have left some of it
-// unread (it gives up past 256 KiB and closes), and the lane would read
-// the rest as requests. Take asks the same, and more of the answer,
-// which Adopt's caller writes itself.
+// a plain HTTP/1.1 request with no body (not a HEAD or a CONNECT), and the lane is
+// attached and open. A request with a body is not taken: net/http may
+// have left some of it unread (it gives up past 256 KiB and closes), and
+// the lane would read the rest as requests. Take asks the same, and more
+// of the answer, which Adopt's caller writes itself.
 func (l *Lane) Adoptable(r *http.Request) bool {
-	if l.srv.Load() == nil || r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
+	if l.srv.Load() == nil || r.Method == http.MethodHead || r.Method == http.MethodConnect ||
+		r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
 		r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Context().Value(noLaneKey{}) != nil {
 		return false
 	}

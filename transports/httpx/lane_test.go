@@ -413,8 +413,8 @@ func TestLaneHeadersPerAnswer(t *testing.T) {
 	}
 }
 
-// Adoptable allows a plain HTTP/1.1 GET without a body, on a lane that is
-// attached and open, and nothing else.
+// Adoptable allows a plain HTTP/1.1 request without a body (a GET, a
+// POST with none), on a lane that is attached and open, and nothing else.
 func TestLaneAdoptable(t *testing.T) {
 	lane := httpx.NewLane("/poll")
 	get11 := func() *http.Request { return httptest.NewRequest(http.MethodGet, "/poll", nil) }
@@ -424,6 +424,9 @@ func TestLaneAdoptable(t *testing.T) {
 	httpx.ServeLaneTest(t, lane, &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 5 * time.Second})
 	if !lane.Adoptable(get11()) || !lane.Open() {
 		t.Fatal("an attached lane does not adopt a plain GET")
+	}
+	if !lane.Adoptable(httptest.NewRequest(http.MethodPost, "/ticket", nil)) {
+		t.Fatal("an attached lane does not adopt a POST without a body")
 	}
 	for name, r := range map[string]*http.Request{
 		"HEAD":     httptest.NewRequest(http.MethodHead, "/poll", nil),
