@@ -80,7 +80,7 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 	durFlag(&c.PollMaxPace, "poll-max-pace", "CHAT_POLL_MAX_PACE", poll.DefaultMaxPace,
 		"the most a busy long-poll client's answers are spaced while the node is behind (goroutines waiting 30 ms or more to run), so that clients re-polling as fast as they are answered cannot keep it at its core; the same signal puts presence off, for at most 5 s; 0: never, neither")
 	fs.BoolVar(&c.PollLane, "poll-lane", true,
-		"serve the next polls of a busy long-poll client's kept-alive HTTP/1.1 connection on a loop of the server's own instead of net/http's request cycle, at about a sixth less CPU an answer; anything else on the connection goes back to net/http, and TLS connections are not taken (env CHAT_POLL_LANE)")
+		"serve the next polls of a busy long-poll client's kept-alive HTTP/1.1 connection on a loop of the server's own instead of net/http's request cycle, at about a sixth less CPU an answer, and hold idle kept-alive REST and page connections there at about two thirds of net/http's memory (serving the REST reads negotiate, me and rooms); anything else on the connection goes back to net/http, and TLS connections are not taken (env CHAT_POLL_LANE)")
 	envs["poll-lane"] = "CHAT_POLL_LANE"
 	intFlag(&c.PollRunning, "poll-running", "CHAT_POLL_RUNNING", 0,
 		"how many long-polls do their work at once, the rest parked until a slot is free (a poll waiting for news holds none), so that thousands of busy poll clients do not queue ahead of sends and commits; 0: one per CPU the process may use; negative: no bound")

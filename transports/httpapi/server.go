@@ -47,7 +47,11 @@ type Config struct {
 	Rollouts *rollout.Manager
 	// Files serves uploads and downloads (POST /v1/files, GET
 	// /v1/files/{id} and its thumbnail) behind the bearer token; nil: none.
-	Files  interface{ Routes(chi.Router) }
+	Files interface{ Routes(chi.Router) }
+	// Lane holds the kept-alive connections of the REST routes and the
+	// pages while they wait for their next request (httpx.Lane.Keep);
+	// nil: net/http does.
+	Lane   *httpx.Lane
 	Node   Node // this node, for the admin status
 	Logger *slog.Logger
 }
@@ -94,6 +98,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	r.Use(mw...)
 	streams := streamFirst{next: r}
+	keep := s.cfg.Lane.Keep // a nil Lane's is the identity
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	r.Get("/readyz", s.readyz)
 	if s.cfg.Metrics != nil {
@@ -107,9 +112,9 @@ func (s *Server) Handler() http.Handler {
 				streams.set(path, mw.Handler(stream(h)))
 			}
 		}
-		r.Post("/dev/login", s.devLogin)
+		r.With(keep).Post("/dev/login", s.devLogin)
 		r.Group(func(r chi.Router) {
-			r.Use(s.auth.Require)
+			r.Use(keep, s.auth.Require)
 			r.Get("/negotiate", s.negotiate)
 			r.Post("/ticket", s.ticket)
 			r.Post("/send", s.send)
@@ -133,7 +138,7 @@ func (s *Server) Handler() http.Handler {
 		})
 	})
 	if s.cfg.Web != nil {
-		r.Handle("/*", s.cfg.Web)
+		r.Handle("/*", keep(s.cfg.Web))
 	}
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { httpx.WriteError(w, errNotFound) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) { httpx.WriteError(w, errMethod) })
@@ -202,6 +207,14 @@ const (
 )
 
 var transportPaths = map[string]string{"websocket": wsPath, "sse": ssePath, "poll": pollPath}
+
+// LaneRoutes are the GET routes besides the poll's that a lane
+// (httpx.Lane) may serve on a kept-alive connection it holds: each
+// answers with a small JSON body written whole (httpx.WriteJSON) and
+// needs nothing of net/http beyond a ResponseWriter. A page's and a
+// client's reads at connect, so that the connection Keep handed to the
+// lane serves them there rather than going back to net/http for each.
+func LaneRoutes() []string { return []string{"/v1/negotiate", "/v1/me", "/v1/rooms"} }
 
 // Path is the URL path of a transport's endpoint ("poll": /v1/poll), or
 // "" for a name that is none.

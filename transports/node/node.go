@@ -193,6 +193,7 @@ func New(cfg Config) *Node {
 		Web:     cfg.Web, Policy: n.Policy, Flags: n.Flags, Node: cfg.Info,
 		Transports: n.transports(cfg),
 	}
+	apiCfg.Lane = n.Lane // set by transports
 	if cfg.Cluster != nil {
 		n.bridge = newBridge(cfg.Cluster, n, cfg.ClusterSync, log)
 		apiCfg.Cluster, apiCfg.Health = n.bridge, cfg.Cluster.Health
@@ -252,15 +253,18 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	pollCfg := poll.Config{Hub: hub, Auth: authn, Hold: cfg.PollHold, Interval: cfg.PollInterval, Linger: cfg.PollLinger, Park: cfg.PollPark, Quiet: cfg.PollQuiet,
 		Running: cfg.PollRunning}
 	if !cfg.NoPollLane {
-		n.Lane = httpx.NewLane(httpapi.Path(poll.Name))
+		n.Lane = httpx.NewLane(append([]string{httpapi.Path(poll.Name)}, httpapi.LaneRoutes()...)...)
 		pollCfg.Lane = n.Lane
 		cfg.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "chat_poll_lane_requests_total",
-			Help: "Polls answered on a kept-alive connection taken over from net/http (httpx.Lane).",
+			Help: "Requests answered on a kept-alive connection taken over from net/http (httpx.Lane): polls, and the REST reads of httpapi.LaneRoutes.",
 		}, func() float64 { return float64(n.Lane.Served()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "chat_poll_lane_returned_total",
 			Help: "Connections a lane gave back to net/http for a request it does not serve.",
-		}, func() float64 { return float64(n.Lane.Returned()) }))
+		}, func() float64 { return float64(n.Lane.Returned()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chat_http_lane_kept_total",
+			Help: "Kept-alive connections handed to the lane after a REST or page answer, to wait there for their next request (httpx.Lane.Keep).",
+		}, func() float64 { return float64(n.Lane.Kept()) }))
 	}
 	if n.pacer != nil {
 		pollCfg.Pace = n.pacer.Pace
