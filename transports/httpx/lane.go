@@ -127,10 +127,10 @@ func (l *Lane) Attach(srv *http.Server) {
 // whether the lane has it: then the handler must return without
 // touching w. It takes nothing over (false) unless the lane is attached
 // and open, r is an HTTP/1.1 request over plain TCP with no body (see
-// Adoptable) and keeps its connection, and the answer does not close it. net/http's own decisions
-// to close (keep-alives turned off, a shutdown under way) are not seen
-// here: close the lane before the server. A request the lane serves
-// already reports true.
+// Adoptable) and keeps its connection, and the answer does not close
+// it. net/http's own decisions to close (keep-alives turned off, a
+// shutdown under way) are not seen here: close the lane before the
+// server. A request the lane serves already reports true.
 func (l *Lane) Take(w http.ResponseWriter, r *http.Request) bool {
 	if InLane(r) {
 		return true
@@ -163,11 +163,11 @@ func (l *Lane) Take(w http.ResponseWriter, r *http.Request) bool {
 
 // Adoptable reports whether Adopt may take over r's connection once its
 // handler has taken it from net/http (Hijack) and answered r on it: r is
-// a plain HTTP/1.1 request with no body (not a HEAD or a CONNECT), and the lane is
-// attached and open. A request with a body is not taken: net/http may
-// have left some of it unread (it gives up past 256 KiB and closes), and
-// the lane would read the rest as requests. Take asks the same, and more
-// of the answer, which Adopt's caller writes itself.
+// a plain HTTP/1.1 request with no body (not a HEAD or a CONNECT), and
+// the lane is attached and open. A request with a body is not taken:
+// net/http may have left some of it unread (it gives up past 256 KiB and
+// closes), and the lane would read the rest as requests. Take asks the
+// same, and more of the answer, which Adopt's caller writes itself.
 func (l *Lane) Adoptable(r *http.Request) bool {
 	if l.srv.Load() == nil || r.Method == http.MethodHead || r.Method == http.MethodConnect ||
 		r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
