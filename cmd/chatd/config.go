@@ -48,7 +48,7 @@ type Config struct {
 	MaxConnsPerIP  int           // open connections per client address; 0: no cap
 	PollLinger     time.Duration // least time between two answers to one poll client; 0: none
 	PollMaxPace    time.Duration // the most a busy poll client's answers are spaced while the node is behind; 0: never
-	PollLane       bool          // busy poll clients' connections served off net/http's request cycle (httpx.Lane)
+	PollLane       bool          // busy poll clients' connections served off net/http's request cycle, and idle REST and page connections held there (httpx.Lane)
 	PollRunning    int           // polls that do their work at once; 0: one per CPU; negative: no bound
 	WritersRunning int           // session writers that write at once; 0: one per CPU; negative: no bound
 	PollPark       time.Duration // how long a held poll waits in its request before it is parked; 0: never parked

@@ -14,7 +14,8 @@ import (
 
 // keepServer serves, behind lane.Keep, a lane route (/read, answered
 // with whether the lane served it) and routes whose answers Keep must or
-// must not take: a whole JSON answer (/json), a chunked one (/chunked),
+// must not take: a whole JSON answer (/json), a file (/file, copied by
+// http.ServeContent through the writer's ReadFrom), a chunked one (/chunked),
 // one shorter than its Content-Length (/short), one with no body
 // (/empty), a hijacked one (/hijack), and a POST with a body (/send).
 func keepServer(t *testing.T) (string, *httpx.Lane) {
@@ -26,6 +27,9 @@ func keepServer(t *testing.T) (string, *httpx.Lane) {
 	})
 	mux.HandleFunc("GET /json", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"q": r.URL.RawQuery})
+	})
+	mux.HandleFunc("GET /file", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "f.txt", time.Time{}, strings.NewReader("a file's body")) // copies through ReadFrom
 	})
 	mux.HandleFunc("GET /chunked", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "part one ")
@@ -89,6 +93,12 @@ func TestKeepTakesWholeAnswers(t *testing.T) {
 	}
 	if lane.Returned() != 2 || lane.Kept() != 3 {
 		t.Fatalf("returned %d, kept %d; want 2 and 3: another route goes back, and comes again", lane.Returned(), lane.Kept())
+	}
+	if code, body := rc.do(t, get("/file")); code != 200 || body != "a file's body" {
+		t.Fatalf("file: %d %q", code, body)
+	}
+	if lane.Kept() != 4 {
+		t.Fatalf("kept %d after a file, want 4: its bytes, copied through ReadFrom, are counted", lane.Kept())
 	}
 }
 

@@ -21,7 +21,8 @@ import (
 const laneWriteTimeout = 10 * time.Second
 
 // Lane serves the keep-alive requests of a few GET routes (the long
-// poll) on HTTP/1.1 connections it takes over from net/http, with less
+// poll, and in chatd the REST reads a client makes at connect) on
+// HTTP/1.1 connections it takes over from net/http, with less
 // per request than net/http spends: no goroutine per request (net/http
 // starts one to watch the connection while the handler runs), no
 // response machinery, one write per answer. A poll client asks again as

@@ -72,8 +72,9 @@ type Config struct {
 	// the node is behind (core.Config.Behind), unless Hub.Behind is set;
 	// with pacing off, presence is never put off.
 	PollMaxPace time.Duration
-	// NoPollLane serves every poll through net/http: no httpx.Lane takes
-	// busy poll clients' connections over (see Node.Lane).
+	// NoPollLane serves every request through net/http: no httpx.Lane
+	// takes busy poll clients' connections over, nor holds idle REST and
+	// page connections (see Node.Lane).
 	NoPollLane bool
 	// PollRunning bounds the polls that do their work at once (see
 	// poll.Config.Running); 0: one per CPU; negative: no bound.
@@ -116,9 +117,11 @@ type Node struct {
 	Mover      *degrade.Mover   // nil without Config.Degrade
 	Rollouts   *rollout.Manager // nil without Config.Degrade
 	API        *httpapi.Server
-	// Lane takes busy poll clients' connections over from net/http (nil
-	// with Config.NoPollLane). It serves nothing until the server that
-	// serves Handler attaches it (Lane.Attach); Close closes it.
+	// Lane takes busy poll clients' connections over from net/http, and
+	// holds idle kept-alive REST and page connections, serving the REST
+	// reads of httpapi.LaneRoutes on them (httpx.Lane.Keep); nil with
+	// Config.NoPollLane. It serves nothing until the server that serves
+	// Handler attaches it (Lane.Attach); Close closes it.
 	Lane *httpx.Lane
 
 	pacer  *poll.Pacer // nil with pacing off
