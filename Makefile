@@ -45,6 +45,7 @@ fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzUserSubscription$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzQueryParams$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzLaneHead$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
+	$(GO) test -run '^$$' -fuzz '^FuzzRepeat$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/httpx
 	$(GO) test -run '^$$' -fuzz '^FuzzRedeem$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/auth
 	$(GO) test -run '^$$' -fuzz '^FuzzTicketPayload$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/auth
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./core/auth

@@ -60,7 +60,7 @@ type Authenticator struct {
 // ?token=) is unauthorized, with a message saying to use the header; a
 // ticket or token in the URL of a REST call is as good as leaked.
 func (a *Authenticator) Identify(r *http.Request) (auth.Identity, error) {
-	id, _, err := a.authenticate(r, false, true)
+	id, _, _, err := a.authenticate(r, false, true)
 	return id, err
 }
 
@@ -69,7 +69,7 @@ func (a *Authenticator) Identify(r *http.Request) (auth.Identity, error) {
 // ticket query parameter, else the token query parameter. Browsers cannot
 // set headers on WebSocket or EventSource, hence the query forms.
 func (a *Authenticator) IdentifyStream(r *http.Request) (auth.Identity, error) {
-	id, _, err := a.authenticate(r, true, false)
+	id, _, _, err := a.authenticate(r, true, false)
 	return id, err
 }
 
@@ -78,37 +78,69 @@ func (a *Authenticator) IdentifyStream(r *http.Request) (auth.Identity, error) {
 // proved is remembered until the credential expires. A WebSocket or SSE
 // connection proves its credential once, and would only fill the cache.
 func (a *Authenticator) IdentifyRepeated(r *http.Request) (auth.Identity, error) {
-	id, _, err := a.authenticate(r, true, true)
+	id, _, _, err := a.authenticate(r, true, true)
 	return id, err
+}
+
+// Proof is what a request's credential proved (ProveRepeated): the
+// identity, and until when the credential is taken to prove it.
+type Proof struct {
+	ID    auth.Identity
+	until time.Time // zero: not taken on trust (Reuse refuses it)
+}
+
+// ProveRepeated is IdentifyRepeated, with the identity's Proof. A
+// handler that keeps the proof, along with the exact credential it came
+// with, can take the identity again for a request that brings that very
+// credential (Reuse) without reading it.
+func (a *Authenticator) ProveRepeated(r *http.Request) (Proof, error) {
+	id, until, _, err := a.authenticate(r, true, true)
+	return Proof{ID: id, until: until}, err
+}
+
+// Reuse returns p's identity for r, a request that brings the very
+// credential that proved p (the caller has compared them), if the
+// credential is still taken to prove it (as long as the credential cache
+// would take it); it reports false otherwise, and r's credential must be
+// proved again (ProveRepeated). Like the Identify methods it tells Report
+// of the user.
+func (a *Authenticator) Reuse(r *http.Request, p Proof) (auth.Identity, bool) {
+	if !a.now().Before(p.until) {
+		return auth.Identity{}, false
+	}
+	reportUser(r, p.ID.User)
+	return p.ID, true
 }
 
 // authenticate is Identify (inURL false) and IdentifyStream (inURL true),
 // through the cache or not, with the kind of credential that proved the
 // identity. The user it proves is
 // the one Report tells of the request's errors.
-func (a *Authenticator) authenticate(r *http.Request, inURL, cached bool) (auth.Identity, Credential, error) {
+// With cached, it also returns until when the credential is taken on
+// trust (zero: it is not).
+func (a *Authenticator) authenticate(r *http.Request, inURL, cached bool) (auth.Identity, time.Time, Credential, error) {
 	// A lane's connection keeps the credential it last proved through
 	// the cache (laneCred).
 	var lc *laneConn
 	if cached {
 		lc, _ = r.Context().Value(laneKey{}).(*laneConn)
 	}
-	id, cred, err := a.credential(r, lc, inURL, cached)
+	id, until, cred, err := a.credential(r, lc, inURL, cached)
 	if err == nil {
 		reportUser(r, id.User)
 	}
-	return id, cred, err
+	return id, until, cred, err
 }
 
 // credParams are the query parameters that may carry a credential.
 var credParams = []string{"ticket", "token"}
 
 // credential checks the request's credential, as authenticate says.
-func (a *Authenticator) credential(r *http.Request, lc *laneConn, inURL, cached bool) (auth.Identity, Credential, error) {
+func (a *Authenticator) credential(r *http.Request, lc *laneConn, inURL, cached bool) (auth.Identity, time.Time, Credential, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "authorization header must be Bearer")
+			return auth.Identity{}, time.Time{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "authorization header must be Bearer")
 		}
 		return a.prove(lc, CredBearer, strings.TrimSpace(tok), cached)
 	}
@@ -117,33 +149,35 @@ func (a *Authenticator) credential(r *http.Request, lc *laneConn, inURL, cached 
 	ticket, token := cred[0], cred[1]
 	switch {
 	case !inURL && (ticket != "" || token != ""):
-		return auth.Identity{}, CredNone, errURLCredential
+		return auth.Identity{}, time.Time{}, CredNone, errURLCredential
 	case ticket != "":
 		return a.prove(lc, CredTicket, ticket, cached)
 	case token != "":
 		return a.prove(lc, CredToken, token, cached)
 	case inURL:
-		return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send a bearer token or a ticket")
+		return auth.Identity{}, time.Time{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send a bearer token or a ticket")
 	}
-	return auth.Identity{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send Authorization: Bearer <token>")
+	return auth.Identity{}, time.Time{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send Authorization: Bearer <token>")
 }
 
 // prove returns the identity secret proves as a credential of kind; with
 // cached, from the cache when it proved it recently, and into it, and
 // first from lc (nil: not a lane's request) when it proved it last.
-func (a *Authenticator) prove(lc *laneConn, kind Credential, secret string, cached bool) (auth.Identity, Credential, error) {
+// With cached, it returns until when the cache takes secret on trust
+// (zero: it does not).
+func (a *Authenticator) prove(lc *laneConn, kind Credential, secret string, cached bool) (auth.Identity, time.Time, Credential, error) {
 	now := a.now()
 	if cached {
 		if lc != nil {
-			if id, ok := lc.provedOn(a, kind, secret, now); ok {
-				return id, kind, nil
+			if e, ok := lc.provedOn(a, kind, secret, now); ok {
+				return e.id, e.until, kind, nil
 			}
 		}
 		if e, ok := a.cache.get(kind, secret, now); ok {
 			if lc != nil {
 				lc.proved(a, kind, secret, e)
 			}
-			return e.id, kind, nil
+			return e.id, e.until, kind, nil
 		}
 	}
 	var (
@@ -158,17 +192,21 @@ func (a *Authenticator) prove(lc *laneConn, kind Credential, secret string, cach
 		until = id.Expires
 	}
 	if err != nil {
-		return auth.Identity{}, kind, err
+		return auth.Identity{}, time.Time{}, kind, err
 	}
 	if kind == CredTicket && !id.Expires.IsZero() && id.Expires.Before(until) {
 		until = id.Expires // a ticket outlives neither itself nor its token
 	}
+	var trusted time.Time
 	if cached {
-		if e, ok := a.cache.put(kind, secret, id, until, now); ok && lc != nil {
-			lc.proved(a, kind, secret, e)
+		if e, ok := a.cache.put(kind, secret, id, until, now); ok {
+			trusted = e.until
+			if lc != nil {
+				lc.proved(a, kind, secret, e)
+			}
 		}
 	}
-	return id, kind, nil
+	return id, trusted, kind, nil
 }
 
 func (a *Authenticator) now() time.Time {
@@ -195,7 +233,7 @@ type principalKey struct{}
 // puts the identity and its Credential in the request context.
 func (a *Authenticator) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, cred, err := a.authenticate(r, false, true)
+		id, _, cred, err := a.authenticate(r, false, true)
 		if err != nil {
 			WriteError(w, err)
 			return

@@ -124,12 +124,12 @@ type laneCred struct {
 
 // provedOn returns what lc's last credential proved, if it is secret, of
 // kind, through a's cache, and still good at now.
-func (lc *laneConn) provedOn(a *Authenticator, kind Credential, secret string, now time.Time) (auth.Identity, bool) {
+func (lc *laneConn) provedOn(a *Authenticator, kind Credential, secret string, now time.Time) (cachedID, bool) {
 	c := &lc.cred
 	if c.by != a || c.kind != kind || c.secret != secret || !now.Before(c.e.until) {
-		return auth.Identity{}, false
+		return cachedID{}, false
 	}
-	return c.e.id, true
+	return c.e, true
 }
 
 // proved keeps e, what secret proved as a credential of kind through

@@ -150,15 +150,7 @@ func TestCredentialCacheSweeps(t *testing.T) {
 // not past the credential's expiry, not for another credential, nor
 // for another Authenticator.
 func TestLaneConnKeepsItsCredential(t *testing.T) {
-	t0 := time.Now().Truncate(time.Second)
-	var at atomic.Int64
-	at.Store(t0.UnixNano())
-	clock := func() time.Time { return time.Unix(0, at.Load()) }
-	v, err := auth.NewVerifier(auth.Config{Leeway: -1, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &Authenticator{Verifier: v, Now: clock}
+	a, v, setClock := clockedAuth(t)
 	tok, err := v.IssueDev("alice", false, 30*time.Second) // expires before maxCachedAge
 	if err != nil {
 		t.Fatal(err)
@@ -196,19 +188,35 @@ func TestLaneConnKeepsItsCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another Authenticator (another verifier) does not take it.
-	w, err := auth.NewVerifier(auth.Config{HMACSecret: []byte("another secret, long enough for HS256"), Now: clock})
+	w, err := auth.NewVerifier(auth.Config{HMACSecret: []byte("another secret, long enough for HS256"), Now: a.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := poll(&Authenticator{Verifier: w, Now: clock}, "token="+tok); err == nil {
+	if _, err := poll(&Authenticator{Verifier: w, Now: a.Now}, "token="+tok); err == nil {
 		t.Fatal("an Authenticator took a credential another one proved")
 	}
 	// Past the token's exp, neither the connection nor the cache takes it.
 	if _, err := poll(a, "token="+tok); err != nil {
 		t.Fatal(err)
 	}
-	at.Store(t0.Add(31 * time.Second).UnixNano())
+	setClock(31 * time.Second)
 	if _, err := poll(a, "token="+tok); err == nil {
 		t.Fatal("a token past its exp was taken from the connection")
 	}
+}
+
+// clockedAuth returns an Authenticator on a dev-mode Verifier (IssueDev
+// signs), both on a clock that stands still at a whole second, and a
+// setter that puts the clock d after it.
+func clockedAuth(t *testing.T) (*Authenticator, *auth.Verifier, func(d time.Duration)) {
+	t.Helper()
+	t0 := time.Now().Truncate(time.Second)
+	var at atomic.Int64
+	at.Store(t0.UnixNano())
+	clock := func() time.Time { return time.Unix(0, at.Load()) }
+	v, err := auth.NewVerifier(auth.Config{Leeway: -1, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Authenticator{Verifier: v, Now: clock}, v, func(d time.Duration) { at.Store(t0.Add(d).UnixNano()) }
 }

@@ -226,11 +226,49 @@ func (l *Lane) adopt(s *laneServer, nc net.Conn, br *bufio.Reader, pending []byt
 // laneKey marks the context of a request a lane serves.
 type laneKey struct{}
 
+// laneCtx is the context of a request a lane serves: its own, ended
+// with it, as net/http's is (what a handler hangs on it, a cancel or an
+// AfterFunc, goes with the request rather than piling up on the
+// lane's), which knows the request's connection under laneKey and, as
+// KeepConn gives it to net/http's requests, connKey (ClientGone peeks at
+// it). A handler asks for them a few times a request: here they are
+// found in the request's own context, where a chain of contexts had them
+// a few objects away, each a cache miss on a node of thousands of
+// connections.
+type laneCtx struct {
+	context.Context // the request's, canceled when it ends
+	lc              *laneConn
+}
+
+func (c *laneCtx) Value(key any) any {
+	switch key.(type) {
+	case laneKey:
+		return c.lc
+	case connKey:
+		return c.lc.nc
+	}
+	return c.Context.Value(key)
+}
+
 // noLaneKey marks the context of a connection no lane takes over.
 type noLaneKey struct{}
 
 // InLane reports whether r is served by a Lane.
 func InLane(r *http.Request) bool { return r.Context().Value(laneKey{}) != nil }
+
+// LaneNote returns the note that r's connection keeps for its requests'
+// handlers, or nil when r is not served by a Lane. A handler that serves
+// a client's requests one after another on one connection (a poll)
+// leaves there what lets it serve the next one sooner. Only the handler
+// of the connection's request being served reads or writes it; it goes
+// with the connection (and does not follow it back to net/http or into
+// another lane).
+func LaneNote(r *http.Request) *any {
+	if lc, ok := r.Context().Value(laneKey{}).(*laneConn); ok {
+		return &lc.note
+	}
+	return nil
+}
 
 // Served is how many requests the lane has answered; Returned, how many
 // connections it gave back to net/http.
@@ -293,6 +331,9 @@ type laneConn struct {
 	// Emptied after each request, and after a panic; owned by the lane's
 	// goroutine.
 	report *reportWriter
+	// note is what the handler of the connection's last request left for
+	// the next one (LaneNote). Owned by the lane's goroutine.
+	note any
 }
 
 // add registers lc and starts its goroutine's count, unless the lane is
@@ -409,9 +450,6 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 			}
 		}
 	}()
-	// The connection too, as KeepConn gives it to net/http's requests:
-	// ClientGone peeks at it.
-	ctx := context.WithValue(context.WithValue(s.ctx, laneKey{}, lc), connKey{}, lc.nc)
 	hr := new(bytes.Reader)
 	// One header map for the connection's answers, emptied for each: the
 	// handler is done with it when it returns (a poll that parks copies
@@ -437,8 +475,8 @@ func (l *Lane) serve(s *laneServer, lc *laneConn) {
 		// what a handler hangs on it (a cancel, an AfterFunc) goes with
 		// the request rather than piling up on the lane's.
 		var rctx context.Context
-		rctx, cancel = context.WithCancel(ctx)
-		req, ours := l.parse(rctx, s, hr, head)
+		rctx, cancel = context.WithCancel(s.ctx)
+		req, ours := l.parse(&laneCtx{Context: rctx, lc: lc}, s, hr, head)
 		if req == nil {
 			cancel()
 			l.giveBack(s, lc, ours)
