@@ -56,3 +56,7 @@ func (h *Handler) KeptWithNews() int {
 
 // Waiting returns the number of polls waiting for news or for their pace.
 func (h *Handler) Waiting() int64 { return h.waiting.Load() }
+
+// ByNote returns how many of the resumed polls carried on by their
+// connection's note.
+func (h *Handler) ByNote() uint64 { return h.byNote.Load() }

@@ -158,6 +158,7 @@ type Handler struct {
 
 	opened, resumed atomic.Uint64 // polls that opened a session, and that carried on with a kept one
 	byQuery         atomic.Uint64 // of the resumed, those found by their query's strings (keeper.takeQuery)
+	byNote          atomic.Uint64 // of the resumed, those their connection's note expected (repeat)
 	parks           atomic.Uint64 // polls parked
 	overflows       atomic.Uint64 // parked polls whose clients sent more than maxPending meanwhile
 	waiting         atomic.Int64  // polls waiting for news or for their pace
@@ -235,37 +236,56 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sl.give()
-	id, err := h.cfg.Auth.IdentifyRepeated(r)
-	if err != nil {
-		httpx.WriteError(w, err)
-		return
-	}
 	maxRooms := h.cfg.Hub.Config().MaxRoomsPerSession
-	client := httpx.ClientKey(r)
 	var (
+		proof   httpx.Proof
+		client  string
 		rooms   []string
 		cur     protocol.Cursor
 		fresh   map[string]bool
 		c       *conn
 		resumed bool
+		query   string
+		err     error
 	)
-	// A client's next poll sends back the rooms and the cursor of its
-	// last answer: the session kept for them knows what they parse to.
-	query, cursor, quick := httpx.ResumeQuery(r, maxRooms)
-	if quick {
-		if c = h.keep.takeQuery(id, client, query, cursor); c != nil {
-			rooms, cur, query, resumed = c.pos.rooms, c.pos.cur, c.pos.query, true
-			h.resumed.Add(1)
-			h.byQuery.Add(1)
-		}
-	}
-	if c == nil {
-		if rooms, cur, fresh, err = httpx.ParseUserSubscription(r, id, maxRooms); err != nil {
+	// A client's next poll on a lane's connection is, most often, its
+	// last one with the cursor of its answer: the connection's note
+	// knows its session, its identity and what it says.
+	note := httpx.LaneNote(r)
+	n, byNote := h.repeat(r, note, maxRooms)
+	if byNote {
+		c, proof = n.c, n.proof
+		client, rooms, cur, query, resumed = c.pos.client, c.pos.rooms, c.pos.cur, c.pos.query, true
+		h.resumed.Add(1)
+		h.byNote.Add(1)
+	} else {
+		if proof, err = h.cfg.Auth.ProveRepeated(r); err != nil {
 			httpx.WriteError(w, err)
 			return
 		}
-		query = strings.Clone(query) // kept with the session, without the request line
+		client = httpx.ClientKey(r)
+		// A client's next poll sends back the rooms and the cursor of
+		// its last answer: the session kept for them knows what they
+		// parse to.
+		var cursor string
+		var quick bool
+		query, cursor, quick = httpx.ResumeQuery(r, maxRooms)
+		if quick {
+			if c = h.keep.takeQuery(proof.ID, client, query, cursor); c != nil {
+				rooms, cur, query, resumed = c.pos.rooms, c.pos.cur, c.pos.query, true
+				h.resumed.Add(1)
+				h.byQuery.Add(1)
+			}
+		}
+		if c == nil {
+			if rooms, cur, fresh, err = httpx.ParseUserSubscription(r, proof.ID, maxRooms); err != nil {
+				httpx.WriteError(w, err)
+				return
+			}
+			query = strings.Clone(query) // kept with the session, without the request line
+		}
 	}
+	id := proof.ID
 	opened := time.Now()
 	deadline := opened.Add(h.cfg.Hold)
 	if c == nil {
@@ -354,9 +374,76 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.sess.Close(core.DisconnectNormal)
 		return
 	}
+	if note != nil {
+		h.leaveNote(r, note, n, byNote, c, proof, enc)
+	}
 	if h.cfg.Lane != nil {
 		h.cfg.Lane.Take(w, r) // the client polls again soon, on this connection
 	}
+}
+
+// pollNote is what a poll on a lane's connection leaves in its note
+// (httpx.LaneNote) once its session is kept: the client's next poll on
+// the connection, if it says next, carries on with c by proof without
+// reading its query or its credential (repeat). On a node at its core
+// under a broadcast to 5,000 poll clients, proving the credential,
+// reading the query and finding the kept session were a fifth of the
+// node's CPU.
+type pollNote struct {
+	c      *conn
+	proof  httpx.Proof
+	cursor string       // the answer's cursor, which c is kept at
+	next   httpx.Repeat // the poll again, with cursor
+}
+
+// repeat reads and empties the note of r's connection (nil: not on a
+// lane). It returns the note, for its next use, and whether r is the
+// poll the note expects and its session is still kept at the note's
+// cursor: then the note's conn is taken out of the keeper (keeper.
+// takeConn), and the note's proof still holds and is r's. Anything else
+// goes the way every poll goes (ServeHTTP).
+func (h *Handler) repeat(r *http.Request, note *any, maxRooms int) (*pollNote, bool) {
+	if note == nil {
+		return nil, false
+	}
+	n, _ := (*note).(*pollNote)
+	*note = nil
+	if n == nil {
+		return nil, false
+	}
+	c := n.c
+	n.c = nil // not kept alive by the connection from now on
+	if len(r.URL.RawQuery) > httpx.MaxStreamQuery(maxRooms+1) || !n.next.Matches(r) {
+		return n, false
+	}
+	if _, ok := h.cfg.Auth.Reuse(r, n.proof); !ok {
+		return n, false
+	}
+	if n.c = h.keep.takeConn(c, n.proof.ID, n.cursor); n.c == nil {
+		return n, false
+	}
+	return n, true
+}
+
+// leaveNote leaves in note, r's connection's, what the client's next
+// poll on it says if it carries on from this answer (cursor, with c kept
+// there): n, the note r found, or a new one.
+func (h *Handler) leaveNote(r *http.Request, note *any, n *pollNote, byNote bool, c *conn, proof httpx.Proof, cursor string) {
+	var next httpx.Repeat
+	var ok bool
+	if byNote {
+		next, ok = n.next.Next(cursor) // r was the note's request: the same but for the cursor
+	} else {
+		next, ok = httpx.ExpectRepeat(r, "cursor", cursor)
+	}
+	if !ok {
+		return
+	}
+	if n == nil {
+		n = new(pollNote)
+	}
+	*n = pollNote{c: c, proof: proof, cursor: cursor, next: next}
+	*note = n
 }
 
 // Parks returns how many polls h has parked (Config.Park): taken from

@@ -113,6 +113,24 @@ func (k *keeper) takeQuery(id auth.Identity, client, rooms, cursor string) *conn
 	return k.claim(id.User, kept, i, kept[i].pos.rooms, kept[i].pos.cur)
 }
 
+// takeConn is takeQuery for a poll that its connection's note (see
+// Handler.repeat) shows to carry on from c's position after the answer
+// whose cursor was cursor, by id: it takes c if c is still kept there,
+// as takeQuery would have found it, and nothing otherwise (c was taken
+// and kept again since, from another position, or let go).
+func (k *keeper) takeConn(c *conn, id auth.Identity, cursor string) *conn {
+	if k.keep <= 0 {
+		return nil
+	}
+	k.mu.Lock()
+	if !c.kept || c.pos.cursor != cursor || !sameIdentity(c.pos.id, id) {
+		k.mu.Unlock()
+		return nil
+	}
+	kept := k.byUser[id.User]
+	return k.claim(id.User, kept, slices.Index(kept, c), c.pos.rooms, c.pos.cur)
+}
+
 // claim takes kept[i], the user's kept session that a poll of rooms from
 // cur carries on with (none if i < 0), out of the keeper, with every
 // other one kept for the same rooms from another cursor, then unlocks

@@ -644,9 +644,18 @@ func TestPollKeptForItsQueryInAnyForm(t *testing.T) {
 // parkingLane serves a poll handler that parks every held poll at once,
 // with a Lane on /v1/poll, on e's hub.
 func parkingLane(t testing.TB, e *transporttest.Env) (*poll.Handler, *httpx.Lane, *httptest.Server) {
+	return laneServer(t, e, poll.Config{Park: time.Millisecond, Quiet: -1, Hold: 10 * time.Second, Keep: 5 * time.Second})
+}
+
+// laneServer serves a poll handler of cfg with a Lane on /v1/poll, on
+// e's hub, with e's credentials unless cfg has an Authenticator.
+func laneServer(t testing.TB, e *transporttest.Env, cfg poll.Config) (*poll.Handler, *httpx.Lane, *httptest.Server) {
 	lane := httpx.NewLane("/v1/poll")
-	h := poll.New(poll.Config{Hub: e.Hub, Auth: &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets},
-		Park: time.Millisecond, Quiet: -1, Hold: 10 * time.Second, Keep: 5 * time.Second, Lane: lane})
+	cfg.Hub, cfg.Lane = e.Hub, lane
+	if cfg.Auth == nil {
+		cfg.Auth = &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets}
+	}
+	h := poll.New(cfg)
 	srv := httptest.NewUnstartedServer(h)
 	lane.Attach(srv.Config)
 	srv.Start()
