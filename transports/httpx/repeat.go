@@ -62,8 +62,18 @@ func (x *Repeat) Matches(r *http.Request) bool {
 		q[:len(x.pre)] != x.pre || q[len(x.pre):len(x.pre)+len(x.value)] != x.value || q[len(x.pre)+len(x.value):] != x.suf {
 		return false
 	}
-	return r.Header.Get("Authorization") == x.authz && r.Header.Get(HeaderClient) == x.client &&
-		r.Header.Get(lastEventID) == ""
+	// By their canonical keys, as a parsed head has them: Get would
+	// check each key's form first.
+	return canonicalValue(r.Header, "Authorization") == x.authz && canonicalValue(r.Header, HeaderClient) == x.client &&
+		canonicalValue(r.Header, lastEventID) == ""
+}
+
+// canonicalValue is h.Get(key) for a key already in canonical form.
+func canonicalValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // paramSpan returns where the value of the pair queryParams would take

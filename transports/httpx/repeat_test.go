@@ -3,6 +3,7 @@ package httpx
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"net/url"
 	"testing"
 	"time"
@@ -24,6 +25,11 @@ func pollAt(raw string, header ...string) *http.Request {
 // place of the old, and nothing that differs in any other byte of the
 // query or in a credential header.
 func TestRepeatMatchesTheSameRequestOnly(t *testing.T) {
+	for _, key := range []string{"Authorization", HeaderClient, lastEventID} {
+		if textproto.CanonicalMIMEHeaderKey(key) != key {
+			t.Fatalf("Matches reads %q, which is not a canonical key", key)
+		}
+	}
 	const raw = "rooms=a%2Cb&cursor=OLD&token=tok&control_tag=7"
 	first := pollAt(raw, HeaderClient, "tab-1")
 	x, ok := ExpectRepeat(first, "cursor", "NEW-1_x")
