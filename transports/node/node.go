@@ -296,7 +296,20 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 	}, func() float64 { return float64(ph.Parks()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "chat_poll_park_overflows_total",
 		Help: "Parked polls whose clients sent more than a request's worth while parked; their connections are not kept for the next poll.",
-	}, func() float64 { return float64(ph.Overflows()) }))
+	}, func() float64 { return float64(ph.Overflows()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "chat_poll_sessions_opened_total",
+		Help: "Polls that opened a session of their own: a client's first poll, or one that found no session kept from its last answer.",
+	}, func() float64 { return float64(ph.Opened()) }))
+	for i, found := range []string{"note", "query", "position"} {
+		cfg.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "chat_poll_sessions_resumed_total",
+			Help:        "Polls that carried on with the session kept from their client's last answer, by how it was found: the note on the poll's connection, the query as it is, or its parsed position.",
+			ConstLabels: prometheus.Labels{"found": found},
+		}, func() float64 {
+			byNote, byQuery, byPosition := ph.Resumed()
+			return float64([]uint64{byNote, byQuery, byPosition}[i])
+		}))
+	}
 	return map[string]http.Handler{ws.Name: ws.New(wsCfg), sse.Name: sse.New(sseCfg), poll.Name: ph}
 }
 

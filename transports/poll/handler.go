@@ -446,6 +446,19 @@ func (h *Handler) leaveNote(r *http.Request, note *any, n *pollNote, byNote bool
 	*note = n
 }
 
+// Opened returns how many polls opened a session of their own.
+func (h *Handler) Opened() uint64 { return h.opened.Load() }
+
+// Resumed returns how many polls carried on with a session kept from
+// their client's last answer, by how the session was found: by the
+// note on the poll's connection, by the poll's query as it is, and by
+// what the query means once parsed.
+func (h *Handler) Resumed() (byNote, byQuery, byPosition uint64) {
+	resumed := h.resumed.Load()
+	byNote, byQuery = h.byNote.Load(), h.byQuery.Load()
+	return byNote, byQuery, resumed - min(resumed, byNote+byQuery)
+}
+
 // Parks returns how many polls h has parked (Config.Park): taken from
 // net/http to wait for news without a goroutine.
 func (h *Handler) Parks() uint64 { return h.parks.Load() }

@@ -478,3 +478,29 @@ func TestParkedPollsCounted(t *testing.T) {
 		t.Fatalf("got %+v, want the message", got)
 	}
 }
+
+// A poll client's polls one after another carry on with the session
+// kept from its last answer, found by the note on their connection once
+// the lane serves them: the Go client asks again with the same query
+// but the cursor. Each message arrives exactly once.
+func TestPollSessionsCounted(t *testing.T) {
+	const room = "noted"
+	e := NewEnv(t, Options{})
+	c := DialPoll(t, e, e.Token(t, "noter", Claims{}), []Join{{Room: room, Since: ptr(0)}})
+	other := DialWS(t, e, e.Token(t, "talker", Claims{}), []Join{{Room: room, Since: ptr(0)}})
+	if n := series(scrape(t, e), "chat_poll_sessions_opened_total"); n < 1 {
+		t.Fatalf("chat_poll_sessions_opened_total %v after a poll client joined, want 1 or more", n)
+	}
+	for i := 0; series(scrape(t, e), "chat_poll_sessions_resumed_total", "found", "note") < 1; i++ {
+		if i == 50 {
+			t.Fatal("fifty messages in, no poll carried on by its connection's note")
+		}
+		text := fmt.Sprint("m", i)
+		if ack, err := other.Send(Ctx(t), room, "k"+text, text); err != nil || ack.Type != protocol.TypeAck {
+			t.Fatalf("send: %+v, %v", ack, err)
+		}
+		if got := nextOf(t, c, protocol.TypeMessage); got.Text != text {
+			t.Fatalf("got %q, want %q", got.Text, text)
+		}
+	}
+}
