@@ -150,12 +150,8 @@ func newDialers(ips []net.IP, timeout time.Duration, restConns int, compress boo
 			// No ResponseHeaderTimeout: a poll is held up to 25 s; the
 			// client bounds every request with its own deadline.
 		}
-		rt := route{rest: rest, streams: streams}
-		if !compress {
-			// Plain polls on the caller's goroutine (https ones go to
-			// streams); with compression, streams' gzip handling serves.
-			rt.polls = &pollTransport{dial: dial, next: streams}
-		}
+		// Polls on the caller's goroutine (https ones go to streams).
+		rt := route{rest: rest, streams: streams, polls: &pollTransport{dial: dial, next: streams, gzip: compress}}
 		d.http = append(d.http, &http.Client{Transport: rt})
 		wd := &websocket.Dialer{
 			NetDialContext:    dial,

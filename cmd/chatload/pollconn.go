@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // maxIdlePolls bounds the idle poll connections a pollTransport keeps,
@@ -31,10 +33,19 @@ const maxIdlePolls = 4096
 // and the tool's own queueing showed in the latencies it reports. A
 // browser has its own process for this; the tool has one core for
 // thousands of clients. What the transport cannot carry this way (TLS,
-// compression, anything but a GET without a body) goes to next.
+// anything but a GET without a body, a request that names its own
+// Accept-Encoding) goes to next.
+//
+// With gzip it asks for gzipped answers and inflates them, as net/http's
+// Transport does when compression is on (Response.Uncompressed), each
+// connection with one inflater reset for every answer: through net/http
+// instead, a broadcast to 5,000 compressed poll clients held the tool
+// at its core, and its answers' sizes said more about the tool than
+// about the node.
 type pollTransport struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error) // Static after construction.
 	next http.RoundTripper                                                 // Static after construction.
+	gzip bool                                                              // Static after construction.
 
 	mu   sync.Mutex
 	idle []*pollConn // most recently used last; guarded by mu.
@@ -45,7 +56,8 @@ type pollConn struct {
 	addr string // host:port; static after construction.
 	nc   net.Conn
 	br   *bufio.Reader
-	head []byte // the request head, rebuilt for each poll
+	head []byte       // the request head, rebuilt for each poll
+	zr   *gzip.Reader // inflates gzipped answers; nil until the first
 }
 
 // errReused is how a pollConn reports a connection the server closed
@@ -129,11 +141,19 @@ var longAgo = time.Unix(1, 0)
 // failure before any of the answer arrived is errReused.
 func (pc *pollConn) roundTrip(t *pollTransport, req *http.Request, reused bool) (*http.Response, error) {
 	stop := context.AfterFunc(req.Context(), func() { _ = pc.nc.SetDeadline(longAgo) })
-	pc.head = appendRequestHead(pc.head[:0], req)
+	pc.head = appendRequestHead(pc.head[:0], req, t.gzip)
 	_, err := pc.nc.Write(pc.head)
 	var resp *http.Response
+	var gzipped bool
 	if err == nil {
-		resp, err = pc.readAnswer(req)
+		resp, gzipped, err = pc.readAnswer(req)
+	}
+	var framed bool // the body's end is in the answer, not at the connection's
+	if err == nil {
+		framed = resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0
+		if gzipped && t.gzip {
+			err = pc.inflate(resp)
+		}
 	}
 	if err != nil {
 		stop()
@@ -146,77 +166,130 @@ func (pc *pollConn) roundTrip(t *pollTransport, req *http.Request, reused bool) 
 		}
 		return nil, err
 	}
-	keep := !resp.Close && (resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0)
+	keep := !resp.Close && framed
 	resp.Body = &pollBody{ReadCloser: resp.Body, t: t, pc: pc, stop: stop, keep: keep}
 	return resp, nil
 }
 
-// readAnswer reads the head of the answer to req. A poll's answer, a
-// 200 with a Content-Length, is parsed where it lies in the reader's
-// buffer; any other (another status, a chunked or encoded body, a head
-// not yet whole in the buffer) goes to http.ReadResponse. With thousands
-// of clients polling as fast as they are answered, http.ReadResponse's
+// readAnswer reads the head of the answer to req, and whether its body
+// is gzipped. A poll's answer, a 200 with a Content-Length, plain or
+// gzipped, is parsed where it lies in the reader's buffer; any other
+// (another status, a chunked body or another encoding, a head not yet
+// whole in the buffer) goes to http.ReadResponse. With thousands of
+// clients polling as fast as they are answered, http.ReadResponse's
 // header map and strings for every answer were about 8% of the tool's
 // core (7 December).
-func (pc *pollConn) readAnswer(req *http.Request) (*http.Response, error) {
+func (pc *pollConn) readAnswer(req *http.Request) (*http.Response, bool, error) {
 	if _, err := pc.br.Peek(1); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	buf, _ := pc.br.Peek(pc.br.Buffered())
 	end := bytes.Index(buf, headEnd)
 	if end < 0 {
-		return http.ReadResponse(pc.br, req)
+		return readResponse(pc.br, req)
 	}
-	n, closing, ok := plainAnswer(buf[:end+2])
+	n, closing, gzipped, ok := plainAnswer(buf[:end+2])
 	if !ok {
-		return http.ReadResponse(pc.br, req)
+		return readResponse(pc.br, req)
 	}
 	if _, err := pc.br.Discard(end + len(headEnd)); err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	h := http.Header{}
+	if gzipped {
+		h["Content-Encoding"] = []string{"gzip"}
 	}
 	return &http.Response{
 		Status: "200 OK", StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{}, ContentLength: n, Close: closing, Request: req,
+		Header: h, ContentLength: n, Close: closing, Request: req,
 		Body: &answerBody{br: pc.br, left: n},
-	}, nil
+	}, gzipped, nil
 }
+
+// readResponse is http.ReadResponse, and whether the body is gzipped.
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, bool, error) {
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, false, err
+	}
+	return resp, strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip"), nil
+}
+
+// inflate makes resp, a gzipped answer, read inflated, as net/http's
+// Transport gives it: no Content-Encoding or Content-Length, Uncompressed.
+// pc's inflater is reset over the body, which it reads to the gzip
+// stream's end and no further (answerBody is a byte reader, so the
+// inflater reads no more than it needs).
+func (pc *pollConn) inflate(resp *http.Response) error {
+	var err error
+	if pc.zr == nil {
+		pc.zr, err = gzip.NewReader(resp.Body)
+	} else {
+		err = pc.zr.Reset(resp.Body)
+	}
+	if err != nil {
+		resp.Body.Close()
+		return err
+	}
+	pc.zr.Multistream(false)
+	resp.Body = &inflated{zr: pc.zr, raw: resp.Body}
+	resp.Header.Del("Content-Encoding")
+	resp.Header.Del("Content-Length")
+	resp.ContentLength, resp.Uncompressed = -1, true
+	return nil
+}
+
+// inflated is a gzipped answer's body, read inflated; closing it closes
+// the body on the wire (which reads past what is left of it).
+type inflated struct {
+	zr  *gzip.Reader
+	raw io.ReadCloser
+}
+
+func (b *inflated) Read(p []byte) (int, error) { return b.zr.Read(p) }
+func (b *inflated) Close() error               { return b.raw.Close() }
 
 // headEnd ends an HTTP head.
 var headEnd = []byte("\r\n\r\n")
 
 // plainAnswer reads head, an answer's status line and header lines each
-// ended by CRLF: ok if it is a 200 with a Content-Length n and neither a
-// Transfer-Encoding nor a Content-Encoding; closing if it says
-// Connection: close. A line with a bare LF or a folded line (one that
-// starts with a space or a tab) is not ok: http.ReadResponse reads
-// those.
-func plainAnswer(head []byte) (n int64, closing, ok bool) {
+// ended by CRLF: ok if it is a 200 with a Content-Length n, no
+// Transfer-Encoding, and no Content-Encoding or one Content-Encoding:
+// gzip (gzipped); closing if it says Connection: close. A line with a
+// bare LF or a folded line (one that starts with a space or a tab) is
+// not ok: http.ReadResponse reads those.
+func plainAnswer(head []byte) (n int64, closing, gzipped, ok bool) {
 	line, rest, _ := bytes.Cut(head, crlf)
 	if bytes.IndexByte(line, '\n') >= 0 || !bytes.HasPrefix(line, []byte("HTTP/1.1 200 ")) && !bytes.Equal(line, []byte("HTTP/1.1 200")) {
-		return 0, false, false
+		return 0, false, false, false
 	}
 	n = -1
 	for len(rest) > 0 {
 		line, rest, _ = bytes.Cut(rest, crlf)
 		name, value, found := bytes.Cut(line, []byte(":"))
 		if !found || bytes.IndexByte(line, '\n') >= 0 || line[0] == ' ' || line[0] == '\t' {
-			return 0, false, false
+			return 0, false, false, false
 		}
 		value = bytes.TrimSpace(value)
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			v, err := strconv.ParseUint(string(value), 10, 63)
 			if err != nil || n >= 0 {
-				return 0, false, false
+				return 0, false, false, false
 			}
 			n = int64(v)
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")), bytes.EqualFold(name, []byte("Content-Encoding")):
-			return 0, false, false
+		case bytes.EqualFold(name, []byte("Content-Encoding")):
+			if gzipped || !bytes.EqualFold(value, []byte("gzip")) {
+				return 0, false, false, false
+			}
+			gzipped = true
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return 0, false, false, false
 		case bytes.EqualFold(name, []byte("Connection")):
 			closing = bytes.Contains(bytes.ToLower(value), []byte("close"))
 		}
 	}
-	return n, closing, n >= 0
+	return n, closing, gzipped, n >= 0
 }
 
 var crlf = []byte("\r\n")
@@ -226,6 +299,22 @@ var crlf = []byte("\r\n")
 type answerBody struct {
 	br   *bufio.Reader
 	left int64
+}
+
+// ReadByte makes an answerBody a byte reader, which an inflater reads
+// without a buffer of its own (so not past the body).
+func (b *answerBody) ReadByte() (byte, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	c, err := b.br.ReadByte()
+	if err == io.EOF {
+		return 0, io.ErrUnexpectedEOF // the connection ended inside the body
+	}
+	if err == nil {
+		b.left--
+	}
+	return c, err
 }
 
 func (b *answerBody) Read(p []byte) (int, error) {
@@ -273,8 +362,9 @@ func closedByPeer(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// appendRequestHead appends req's HTTP/1.1 request head to b.
-func appendRequestHead(b []byte, req *http.Request) []byte {
+// appendRequestHead appends req's HTTP/1.1 request head to b, asking
+// for a gzipped answer with gzip.
+func appendRequestHead(b []byte, req *http.Request, gzip bool) []byte {
 	b = append(b, "GET "...)
 	b = appendRequestURI(b, req.URL)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
@@ -287,6 +377,9 @@ func appendRequestHead(b []byte, req *http.Request) []byte {
 			b = append(b, v...)
 			b = append(b, "\r\n"...)
 		}
+	}
+	if gzip {
+		b = append(b, "Accept-Encoding: gzip\r\n"...)
 	}
 	return append(b, "\r\n"...)
 }

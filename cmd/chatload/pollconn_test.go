@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -144,6 +146,65 @@ func TestPollTransport(t *testing.T) {
 	}
 }
 
+// TestPollTransportGzip: with gzip the transport asks for gzipped
+// answers and gives them inflated, as net/http's Transport does with
+// compression on (no Content-Encoding or Content-Length, Uncompressed),
+// whether it parsed the head itself or left it to http.ReadResponse (a
+// chunked answer); plain answers still come as they are; the
+// connection carries every poll, and no poll goes to next.
+func TestPollTransportGzip(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := strings.Repeat("answer "+r.URL.Query().Get("n")+" ", 40)
+		if r.URL.Query().Get("do") == "plain" || r.Header.Get("Accept-Encoding") != "gzip" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			_, _ = io.WriteString(w, body)
+			return
+		}
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		_, _ = io.WriteString(zw, body)
+		_ = zw.Close()
+		w.Header().Set("Content-Encoding", "gzip")
+		if r.URL.Query().Get("do") == "chunked" { // no length: left to http.ReadResponse
+			_, _ = w.Write(z.Bytes()[:5])
+			w.(http.Flusher).Flush()
+			_, _ = w.Write(z.Bytes()[5:])
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(z.Len()))
+		_, _ = w.Write(z.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	var dials, nexts atomic.Int32
+	var d net.Dialer
+	pt := &pollTransport{gzip: true, next: &countingTransport{Transport: &http.Transport{}, n: &nexts},
+		dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		}}
+	t.Cleanup(pt.CloseIdleConnections)
+	hc := &http.Client{Transport: pt}
+	for n, do := range []string{"", "", "chunked", "plain", "", "chunked", ""} {
+		resp, err := hc.Get(srv.URL + "/v1/poll?n=" + strconv.Itoa(n) + "&do=" + do)
+		if err != nil {
+			t.Fatalf("poll %d: %v", n, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := strings.Repeat("answer "+strconv.Itoa(n)+" ", 40); err != nil || string(b) != want {
+			t.Fatalf("poll %d (%q): %q, %v; want %q", n, do, b, err, want)
+		}
+		if zipped := do != "plain"; resp.Uncompressed != zipped || resp.Header.Get("Content-Encoding") != "" ||
+			zipped && (resp.ContentLength != -1 || resp.Header.Get("Content-Length") != "") {
+			t.Fatalf("poll %d (%q): Uncompressed %v, Content-Encoding %q, length %d %q", n, do, resp.Uncompressed,
+				resp.Header.Get("Content-Encoding"), resp.ContentLength, resp.Header.Get("Content-Length"))
+		}
+	}
+	if dials.Load() != 1 || nexts.Load() != 0 {
+		t.Fatalf("%d dials and %d polls through next, want 1 and 0", dials.Load(), nexts.Load())
+	}
+}
+
 // countingTransport counts the requests it carries.
 type countingTransport struct {
 	*http.Transport
@@ -164,28 +225,32 @@ func TestPlainAnswer(t *testing.T) {
 		n       int64
 		closing bool
 		ok      bool
+		gzipped bool
 	}{
-		{"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 42\r\nDate: x\r\n", 42, false, true},
-		{"HTTP/1.1 200 OK\r\ncontent-length:0\r\nConnection: Close\r\n", 0, true, true},
-		{"HTTP/1.1 200\r\nContent-Length: 7\r\n", 7, false, true},
-		{"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", 0, false, false},               // no length
-		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n", 0, false, false}, // two
-		{"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n", 0, false, false},                     // negative
-		{"HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n", 0, false, false},                    // not a number
-		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n", 0, false, false},
-		{"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n", 0, false, false},
-		{"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n", 0, false, false},
-		{"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n", 0, false, false},
-		{"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n", 0, false, false},
-		{"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 1\r\n", 0, false, false},
-		{"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n", 0, false, false},                // a sign
-		{"HTTP/1.1 200 OK\nContent-Length: 5\r\n", 0, false, false},                   // a bare LF
-		{"HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 5\r\n", 0, false, false},         // a bare LF
-		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n X-Folded: 1\r\n", 0, false, false}, // a folded line
+		{"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 42\r\nDate: x\r\n", 42, false, true, false},
+		{"HTTP/1.1 200 OK\r\ncontent-length:0\r\nConnection: Close\r\n", 0, true, true, false},
+		{"HTTP/1.1 200\r\nContent-Length: 7\r\n", 7, false, true, false},
+		{"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", 0, false, false, false},               // no length
+		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n", 0, false, false, false}, // two
+		{"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n", 0, false, false, false},                     // negative
+		{"HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n", 0, false, false, false},                    // not a number
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n", 0, false, false, false},
+		{"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n", 5, false, true, true},
+		{"HTTP/1.1 200 OK\r\nContent-Encoding: GZIP\r\nContent-Length: 5\r\nVary: Accept-Encoding\r\n", 5, false, true, true},
+		{"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 5\r\n", 0, false, false, false},
+		{"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n", 0, false, false, false}, // twice
+		{"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n", 0, false, false, false},
+		{"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n", 0, false, false, false},
+		{"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n", 0, false, false, false},
+		{"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 1\r\n", 0, false, false, false},
+		{"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n", 0, false, false, false},                // a sign
+		{"HTTP/1.1 200 OK\nContent-Length: 5\r\n", 0, false, false, false},                   // a bare LF
+		{"HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 5\r\n", 0, false, false, false},         // a bare LF
+		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n X-Folded: 1\r\n", 0, false, false, false}, // a folded line
 	} {
-		n, closing, ok := plainAnswer([]byte(c.head))
-		if ok != c.ok || ok && (n != c.n || closing != c.closing) {
-			t.Errorf("plainAnswer(%q) = %d, %v, %v; want %d, %v, %v", c.head, n, closing, ok, c.n, c.closing, c.ok)
+		n, closing, gzipped, ok := plainAnswer([]byte(c.head))
+		if ok != c.ok || ok && (n != c.n || closing != c.closing || gzipped != c.gzipped) {
+			t.Errorf("plainAnswer(%q) = %d, %v, %v, %v; want %d, %v, %v, %v", c.head, n, closing, gzipped, ok, c.n, c.closing, c.gzipped, c.ok)
 		}
 	}
 }
