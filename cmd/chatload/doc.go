@@ -100,14 +100,15 @@
 // Against a loopback target, clients dial from 127.0.0.2-127.0.0.9 in
 // turn (--source-ips), so that ephemeral ports (28k per source address)
 // do not run out. Clients share one HTTP connection pool per source
-// address. Polls over plain HTTP without --compress go on the client's
-// own goroutine (a request head in one write, the answer read with
-// http.ReadResponse, the connection kept for the client's next poll)
-// rather than through net/http's Transport, whose two goroutines per
-// connection and the hand-offs between them took about a tenth of the
-// tool's core with 5,000 clients polling; over HTTPS, or compressed,
-// polls go through net/http. The report gives the tool's own RSS per client and goroutine
-// peak.
+// address. Polls over plain HTTP go on the client's own goroutine (a
+// request head in one write, the answer's head parsed in place, the
+// connection kept for the client's next poll; with --compress it asks
+// for gzip and inflates, one inflater per connection) rather than
+// through net/http's Transport, whose two goroutines per connection and
+// the hand-offs between them took about a tenth of the tool's core with
+// 5,000 clients polling, and held it at its core with compression; over
+// HTTPS polls go through net/http. The report gives the tool's own RSS
+// per client and goroutine peak.
 //
 // Everything is bounded: --users by 20000, each phase by its timeout,
 // the whole invocation by --max-time.
