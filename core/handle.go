@@ -205,7 +205,7 @@ func (s *Session) join(ctx context.Context, name string, since *uint64, ref stri
 	// Lock order is room, then session: never hold s.mu here.
 	r := s.hub.acquireRoom(name)
 	sb := &sub{syncing: true}
-	r.subs[s] = sb
+	r.addSub(s, sb)
 	if !stream {
 		r.addMember(id.User, id.Name)
 	}
@@ -424,9 +424,7 @@ func (s *Session) unsubscribe(r *room) {
 	id := s.Identity()
 	lease := s.leaseUntil() // before r.mu: it may start the janitor, which takes h.mu
 	r.mu.Lock()
-	_, ok := r.subs[s]
-	delete(r.subs, s)
-	if ok {
+	if r.dropSub(s) {
 		r.dropMember(id.User, lease)
 	}
 	r.mu.Unlock()

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -13,8 +14,12 @@ type room struct {
 	name string // Static after construction.
 	hub  *Hub   // Static after construction.
 
-	mu          sync.Mutex
-	subs        map[*Session]*sub  // Guarded by mu.
+	mu   sync.Mutex
+	subs map[*Session]*sub // Guarded by mu.
+	// order holds subs' subscriptions in the order fan-out offers them
+	// frames: the order they joined in, but that a leave moves the last
+	// one into its place (addSub, dropSub). Guarded by mu.
+	order       []*sub
 	online      map[string]*member // by user; guarded by mu.
 	head        uint64             // the newest seq published here; guarded by mu.
 	dead        bool               // removed from hub.rooms; guarded by mu.
@@ -28,9 +33,37 @@ type room struct {
 
 // sub is one session's subscription to one room. Guarded by its room's mu.
 type sub struct {
-	last    uint64 // last seq enqueued to the session
-	live    bool   // false while catching up from the store
-	syncing bool   // a catch-up is running
+	last    uint64   // last seq enqueued to the session
+	live    bool     // false while catching up from the store
+	syncing bool     // a catch-up is running
+	s       *Session // the subscriber
+	at      int      // its index in the room's order
+}
+
+// addSub subscribes s with sb. Called with r.mu held.
+func (r *room) addSub(s *Session, sb *sub) {
+	r.dropSub(s)
+	sb.s, sb.at = s, len(r.order)
+	r.order = append(r.order, sb)
+	r.subs[s] = sb
+}
+
+// dropSub unsubscribes s, and reports whether it was subscribed. Called
+// with r.mu held.
+func (r *room) dropSub(s *Session) bool {
+	sb, ok := r.subs[s]
+	if !ok {
+		return false
+	}
+	delete(r.subs, s)
+	last := len(r.order) - 1
+	if sb.at != last {
+		moved := r.order[last]
+		r.order[sb.at], moved.at = moved, sb.at
+	}
+	r.order[last] = nil
+	r.order = r.order[:last]
+	return true
 }
 
 func (h *Hub) lookupRoom(name string) *room {
@@ -96,7 +129,14 @@ func (r *room) publish(m protocol.Message, now time.Time) {
 	r.mu.Lock()
 	r.head = max(r.head, m.Seq)
 	r.remember(m, frame)
-	for s, sb := range r.subs {
+	n := len(r.order)
+	start := 0
+	if n > 0 {
+		start = rand.N(n)
+	}
+	for i := range n {
+		sb := r.order[(start+i)%n]
+		s := sb.s
 		if !sb.live || m.Seq <= sb.last {
 			continue
 		}
@@ -146,7 +186,8 @@ func (r *room) broadcastLocked(e protocol.Envelope, skip string) {
 	frame.shared = new(shared)
 	batched := e.Batched()
 	var plain []Frame // e's plain frames, encoded on first need
-	for s := range r.subs {
+	for _, sb := range r.order {
+		s := sb.s
 		if skip != "" && s.user == skip {
 			continue
 		}
