@@ -152,7 +152,11 @@ func (pc *pollConn) roundTrip(t *pollTransport, req *http.Request, reused bool) 
 	if err == nil {
 		framed = resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0
 		if gzipped && t.gzip {
-			err = pc.inflate(resp)
+			if err = pc.inflate(resp); err != nil {
+				stop()
+				pc.nc.Close()
+				return nil, err // the answer came: not a connection closed while idle
+			}
 		}
 	}
 	if err != nil {
