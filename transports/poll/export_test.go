@@ -17,10 +17,6 @@ func (h *Handler) Kept() int {
 // many carried on with a kept one.
 func (h *Handler) Polls() (opened, resumed uint64) { return h.opened.Load(), h.resumed.Load() }
 
-// ByQuery returns how many of the resumed polls found their kept session
-// by their query's strings, without parsing it.
-func (h *Handler) ByQuery() uint64 { return h.byQuery.Load() }
-
 // HoldEnd is when a poll opened at opened stops waiting for news.
 func (h *Handler) HoldEnd(opened time.Time) time.Time { return h.holdEnd(opened) }
 
@@ -56,7 +52,3 @@ func (h *Handler) KeptWithNews() int {
 
 // Waiting returns the number of polls waiting for news or for their pace.
 func (h *Handler) Waiting() int64 { return h.waiting.Load() }
-
-// ByNote returns how many of the resumed polls carried on by their
-// connection's note.
-func (h *Handler) ByNote() uint64 { return h.byNote.Load() }

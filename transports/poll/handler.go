@@ -364,7 +364,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	keep := keepable && !short && r.Context().Err() == nil &&
 		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next, query: query, cursor: enc})
 	a := h.answerFor(r, id.User, framesOf(frames), enc)
-	if !httpx.InLane(r) {
+	if note == nil { // not on a lane (httpx.LaneNote)
 		sl.give() // net/http may write a large answer to the socket, which waits for the client
 	}
 	h.writeBuilt(w, a)

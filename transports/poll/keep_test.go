@@ -616,14 +616,14 @@ func TestPollKeptForItsQueryInAnyForm(t *testing.T) {
 		// session holds: found by them, without a parse.
 		send(t, e, room, 1)
 		want, polls = s.last+1, 0
-		byQuery := h.ByQuery()
+		found := byQuery(h)
 		for s.last < want { // a hold may end before the message reaches the session
 			q.Set("cursor", a.Cursor)
 			a = get(t, base, tok, q)
 			polls++
 			s.mustTake(t, fmt.Sprintf("form %d again", i), a, -1)
 		}
-		if n := h.ByQuery() - byQuery; n != polls {
+		if n := byQuery(h) - found; n != polls {
 			t.Fatalf("form %d, rooms=%s, again: %d polls of %d found their session by the query's strings",
 				i, q.Get("rooms"), n, polls)
 		}

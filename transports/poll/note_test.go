@@ -22,6 +22,13 @@ func noteLane(t *testing.T, e *transporttest.Env, a *httpx.Authenticator) (*poll
 	return h, srv
 }
 
+// byNote and byQuery are how many of h's polls carried on with a kept
+// session found by their connection's note, and by their query's
+// strings.
+func byNote(h *poll.Handler) uint64 { n, _, _ := h.Resumed(); return n }
+
+func byQuery(h *poll.Handler) uint64 { _, q, _ := h.Resumed(); return q }
+
 // status reads the next answer's status and body.
 func (p *poller) status(what string) (int, string) {
 	p.t.Helper()
@@ -71,18 +78,18 @@ func TestPollsOnAConnectionTakeTheirNote(t *testing.T) {
 	p := dialPoller(t, srv, e.Token(t, "nia", transporttest.Claims{}))
 	s := &seqs{room: room}
 	a := openNote(t, e, p, s)
-	byNote := h.ByNote()
+	noted := byNote(h)
 	const polls = 5
 	for i := range polls {
 		a = pollOn(t, e, p, s, a.Cursor, fmt.Sprint("poll by note ", i))
 	}
-	if n := h.ByNote() - byNote; n != polls {
+	if n := byNote(h) - noted; n != polls {
 		t.Fatalf("%d of %d polls carried on by the connection's note", n, polls)
 	}
 
 	// The same query, on the same connection, with a token for another
 	// user who may not read the room: refused, not served from the note.
-	byNote = h.ByNote()
+	noted = byNote(h)
 	mine := p.tok
 	p.tok = e.Token(t, "other", transporttest.Claims{Rooms: []string{"elsewhere"}})
 	send(t, e, room, 1)
@@ -90,7 +97,7 @@ func TestPollsOnAConnectionTakeTheirNote(t *testing.T) {
 	if code, body := p.status("another user's poll"); code != http.StatusForbidden {
 		t.Fatalf("another user's poll with the note's query: %d %s, want 403", code, body)
 	}
-	if n := h.ByNote() - byNote; n != 0 {
+	if n := byNote(h) - noted; n != 0 {
 		t.Fatalf("another user's poll carried on by the note (%d)", n)
 	}
 	// The owner's next poll carries on from where it was, exactly.
@@ -122,9 +129,9 @@ func TestNoteEndsWithTheCredential(t *testing.T) {
 	p := dialPoller(t, srv, tok)
 	s := &seqs{room: room}
 	a := openNote(t, e, p, s)
-	byNote := h.ByNote()
+	noted := byNote(h)
 	a = pollOn(t, e, p, s, a.Cursor, "poll by note")
-	if h.ByNote() != byNote+1 {
+	if byNote(h) != noted+1 {
 		t.Fatal("the poll the note expects did not carry on by it")
 	}
 	at.Store(t0.Add(20 * time.Second).UnixNano())
@@ -133,7 +140,7 @@ func TestNoteEndsWithTheCredential(t *testing.T) {
 	if code, body := p.status("poll after exp"); code != http.StatusUnauthorized {
 		t.Fatalf("the note's poll after its token expired: %d %s, want 401", code, body)
 	}
-	if h.ByNote() != byNote+1 {
+	if byNote(h) != noted+1 {
 		t.Fatal("a poll after exp carried on by the note")
 	}
 }
@@ -159,14 +166,14 @@ func TestNoteOfASessionTakenElsewhere(t *testing.T) {
 	if other.last == s.last {
 		t.Fatal("the poll on another connection got nothing")
 	}
-	byNote := h.ByNote()
+	noted := byNote(h)
 	p.write(from(room, a.Cursor))
 	a = p.read("the note's poll")
 	s.mustTake(t, "the note's poll", a, -1)
 	if s.last < other.last {
 		t.Fatalf("the note's poll got up to seq %d, want %d or more", s.last, other.last)
 	}
-	if h.ByNote() != byNote {
+	if byNote(h) != noted {
 		t.Fatal("the note's poll carried on with a session kept from another cursor")
 	}
 }
