@@ -282,6 +282,61 @@ func TestLaneClose(t *testing.T) {
 	}
 }
 
+// TestLaneRequestContexts: a request the lane serves has a context of
+// its own, ended once it is answered, and ended by Close while it is
+// being served (through its connection's).
+func TestLaneRequestContexts(t *testing.T) {
+	started := make(chan context.Context, 4)
+	ended := make(chan error, 1)
+	addr, lane := laneServer(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			if q.Get("ctx") == "" || !httpx.InLane(r) {
+				h.ServeHTTP(w, r)
+				return
+			}
+			started <- r.Context()
+			if q.Get("ctx") == "wait" {
+				select {
+				case <-r.Context().Done():
+					ended <- r.Context().Err()
+				case <-time.After(10 * time.Second):
+					ended <- nil
+				}
+			}
+			w.Header().Set("Content-Length", "2")
+			_, _ = io.WriteString(w, "ok")
+		})
+	})
+	rc := dialRaw(t, addr)
+	rc.do(t, get("/poll?1")) // taken by the lane
+	if _, body := rc.do(t, get("/poll?ctx=answer")); body != "ok" {
+		t.Fatalf("a request on the lane: %q", body)
+	}
+	first := <-started
+	if _, body := rc.do(t, get("/poll?2")); !strings.HasSuffix(body, "lane=true") {
+		t.Fatalf("the next request: %q", body)
+	}
+	if first.Err() == nil {
+		t.Fatal("an answered request's context has not ended")
+	}
+	if _, err := io.WriteString(rc.c, get("/poll?ctx=wait")); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	closed := make(chan struct{})
+	go func() { lane.Close(ctx); close(closed) }()
+	defer func() { <-closed }()
+	if err := <-ended; err != context.Canceled {
+		t.Fatalf("the context of a request served while the lane closed: %v, want %v", err, context.Canceled)
+	}
+	if _, body := rc.read(t); body != "ok" {
+		t.Fatalf("the answer of the request served while the lane closed: %q", body)
+	}
+}
+
 // TestLaneRoundTripsStayOneLayer: a connection that goes back to
 // net/http and is taken again, round after round (a poll, a send, a
 // poll...), keeps at most one layer over the socket, and every answer
