@@ -331,6 +331,9 @@ type laneConn struct {
 	// Emptied after each request, and after a panic; owned by the lane's
 	// goroutine.
 	report *reportWriter
+	// user is the user its requests last reported (reportUser), for
+	// the next one's report to point at. Owned by the lane's goroutine.
+	user *string
 	// note is what the handler of the connection's last request left for
 	// the next one (LaneNote). Owned by the lane's goroutine.
 	note any
