@@ -49,6 +49,7 @@ type conn struct {
 	kept   bool        // in the keeper, waiting for the client's next poll
 	keptAt time.Time   // when it was kept
 	expiry *time.Timer // closes the session if no poll takes it; created once
+	armed  bool        // expiry is set to fire; guarded by the keeper's mu
 }
 
 // position is what a kept session's next poll must present to take

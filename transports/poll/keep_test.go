@@ -384,6 +384,37 @@ func TestPollKeptSessionEnds(t *testing.T) {
 	s.until(t, base, tok, a, last+8)
 }
 
+// A session kept again after a poll took it still ends Keep after its
+// last answer when no poll takes it: the timer of its first keep, left
+// set, fires early and is set again for the rest.
+func TestPollKeptAgainSessionEnds(t *testing.T) {
+	const room = "keep-again"
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
+	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Keep: time.Second, MaxEvents: 5})
+	tok := e.Token(t, "kim", transporttest.Claims{})
+	s := &seqs{room: room}
+	a := get(t, base, tok, start(room))
+	c := held(base, tok, room, a.Cursor)
+	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+	send(t, e, room, 1)
+	a = (<-c).answer(t)
+	s.mustTake(t, "held poll", a, 1)
+	_, resumed := h.Polls()
+	send(t, e, room, 1)
+	a = get(t, base, tok, from(room, a.Cursor))
+	s.mustTake(t, "the poll that took the kept session", a, 1)
+	if _, r := h.Polls(); r != resumed+1 {
+		t.Skipf("the second poll did not take the kept session (%d resumed): slower than Keep", r-resumed)
+	}
+	if h.Kept() != 1 {
+		t.Fatalf("%d sessions kept after the second answer, want 1", h.Kept())
+	}
+	eventually(t, "the session kept again to end", func() bool { return h.Kept() == 0 && e.Hub.Sessions()["poll"] == 0 })
+	send(t, e, room, 1)
+	a = get(t, base, tok, from(room, a.Cursor))
+	s.mustTake(t, "after the kept session ended", a, 1)
+}
+
 // Kept sessions count against the user's connection cap, and give way to
 // a poll that needs a session of its own.
 func TestPollKeptSessionsGiveWayToTheCap(t *testing.T) {
