@@ -348,12 +348,7 @@ func TestPollKeptSessionEnds(t *testing.T) {
 	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Keep: 20 * time.Millisecond, MaxEvents: 5})
 	tok := e.Token(t, "max", transporttest.Claims{})
 	s := &seqs{room: room}
-	a := get(t, base, tok, start(room))
-	c := held(base, tok, room, a.Cursor)
-	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
-	send(t, e, room, 1)
-	a = (<-c).answer(t)
-	s.mustTake(t, "held poll", a, 1)
+	a := keptOnce(t, e, base, tok, s)
 	eventually(t, "the kept session to end", func() bool { return h.Kept() == 0 && e.Hub.Sessions()["poll"] == 0 })
 	send(t, e, room, 1)
 	opened, _ := h.Polls()
@@ -364,7 +359,7 @@ func TestPollKeptSessionEnds(t *testing.T) {
 	}
 
 	h, base, _ = server(t, e, poll.Config{Hold: 10 * time.Second, Keep: 5 * time.Second, MaxEvents: 5})
-	c = held(base, tok, room, a.Cursor)
+	c := held(base, tok, room, a.Cursor)
 	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
 	send(t, e, room, 1)
 	a = (<-c).answer(t)
@@ -384,6 +379,20 @@ func TestPollKeptSessionEnds(t *testing.T) {
 	s.until(t, base, tok, a, last+8)
 }
 
+// keptOnce starts a client's polls of s.room and answers its held poll
+// with one message, whose session the node then keeps: it returns that
+// answer.
+func keptOnce(t *testing.T, e *transporttest.Env, base, tok string, s *seqs) answer {
+	t.Helper()
+	a := get(t, base, tok, start(s.room))
+	c := held(base, tok, s.room, a.Cursor)
+	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+	send(t, e, s.room, 1)
+	a = (<-c).answer(t)
+	s.mustTake(t, "held poll", a, 1)
+	return a
+}
+
 // A session kept again after a poll took it still ends Keep after its
 // last answer when no poll takes it: the timer of its first keep, left
 // set, fires early and is set again for the rest.
@@ -393,12 +402,7 @@ func TestPollKeptAgainSessionEnds(t *testing.T) {
 	h, base, _ := server(t, e, poll.Config{Hold: 10 * time.Second, Keep: time.Second, MaxEvents: 5})
 	tok := e.Token(t, "kim", transporttest.Claims{})
 	s := &seqs{room: room}
-	a := get(t, base, tok, start(room))
-	c := held(base, tok, room, a.Cursor)
-	eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
-	send(t, e, room, 1)
-	a = (<-c).answer(t)
-	s.mustTake(t, "held poll", a, 1)
+	a := keptOnce(t, e, base, tok, s)
 	_, resumed := h.Polls()
 	send(t, e, room, 1)
 	a = get(t, base, tok, from(room, a.Cursor))
