@@ -234,7 +234,17 @@ func errCursorTooLong(maxRooms int) error {
 
 // Advance returns the cursor after frames, for the given rooms only.
 func Advance(cur protocol.Cursor, rooms []string, frames []core.Frame) protocol.Cursor {
-	next := make(protocol.Cursor, len(rooms))
+	return AdvanceInto(nil, cur, rooms, frames)
+}
+
+// AdvanceInto is Advance into next, emptied first (a new map if next is
+// nil), which must not be cur.
+func AdvanceInto(next, cur protocol.Cursor, rooms []string, frames []core.Frame) protocol.Cursor {
+	if next == nil {
+		next = make(protocol.Cursor, len(rooms))
+	} else {
+		clear(next)
+	}
 	for _, room := range rooms {
 		if pos, ok := cur[room]; ok {
 			next[room] = pos

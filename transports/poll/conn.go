@@ -50,6 +50,10 @@ type conn struct {
 	keptAt time.Time   // when it was kept
 	expiry *time.Timer // closes the session if no poll takes it; created once
 	armed  bool        // expiry is set to fire; guarded by the keeper's mu
+	// spare is a cursor no position refers to any more, for the next
+	// answer's (httpx.AdvanceInto); owned by the poll that holds the
+	// session.
+	spare protocol.Cursor
 }
 
 // position is what a kept session's next poll must present to take

@@ -360,7 +360,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sl.take(r.Context())
 	}
 	defer releaseFrames(frames)
-	next := httpx.Advance(cur, rooms, framesOf(frames))
+	next := httpx.AdvanceInto(c.spare, cur, rooms, framesOf(frames))
+	c.spare = nil
+	if byNote {
+		// cur is the kept position's, which this answer's replaces: the
+		// next answer's cursor goes into it rather than a new map (a
+		// map an answer was 2% of the node under a broadcast to 5,000
+		// poll clients). Set before the session is kept again, so that
+		// the poll that takes it next finds it.
+		c.spare = cur
+	}
 	enc := next.Encode()
 	// Kept before the answer goes out: the client's next poll may come
 	// as soon as it has read it.

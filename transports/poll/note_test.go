@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/poll"
 	"github.com/chatd/chatd/transports/transporttest"
@@ -64,6 +65,11 @@ func pollOn(t *testing.T, e *transporttest.Env, p *poller, s *seqs, cursor, what
 	p.write(from(s.room, cursor))
 	a := p.read(what)
 	s.mustTake(t, what, a, 1)
+	// The answer's cursor is where the client now is: a poll from it, on
+	// any connection, carries on exactly.
+	if cur, err := protocol.ParseCursor(a.Cursor); err != nil || cur[s.room] != s.last {
+		t.Fatalf("%s: cursor %q (%v) at %d in %s, want %d", what, a.Cursor, err, cur[s.room], s.room, s.last)
+	}
 	return a
 }
 
