@@ -57,6 +57,12 @@ func TestSmoke(t *testing.T) {
 	if r.Latency.Count == 0 || r.Latency.P99MS <= 0 || r.Ack.Count != r.Traffic.Sends {
 		t.Errorf("latency %+v, ack %+v: want measurements for every delivery and ack", r.Latency, r.Ack)
 	}
+	// Split at the stored time: every delivery, and the parts within the
+	// whole (the stored time is truncated to the millisecond).
+	if in, o := r.LatencyIn, r.LatencyOut; in.Count != r.Latency.Count || o.Count != r.Latency.Count ||
+		in.MaxMS > r.Latency.MaxMS || o.MaxMS > r.Latency.MaxMS+1 {
+		t.Errorf("latency %+v split into %+v and %+v: want every delivery split, each part within the whole", r.Latency, in, o)
+	}
 	if r.Traffic.Reads == 0 {
 		t.Errorf("traffic %+v: no read receipts sent", r.Traffic)
 	}

@@ -50,8 +50,12 @@
 // # Measurements
 //
 // A message's text starts with its send time (t=<unix ns>), padded to
-// --msg-size; each receiver computes the latency on the same clock. Ack
-// latency is from the send call to its ack. Latencies go into a fixed
+// --msg-size; each receiver computes the latency on the same clock. The
+// report also splits it at the message's stored time (its ts, to the
+// millisecond): send to stored, the send's way in, and stored to
+// delivery (latency_in and latency_out), which mean something where the
+// tool and the server read one clock, as on one machine. Ack latency is
+// from the send call to its ack. Latencies go into a fixed
 // log-linear histogram (18 KiB each, percentiles within 0.8%, any number
 // of samples); a fresh one per sample interval gives p50/p99 over time.
 // Connect and storm times are exact (one sample per client).

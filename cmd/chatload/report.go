@@ -56,22 +56,27 @@ type RunResult struct {
 	Interval  float64        `json:"send_interval_s"` // per sender
 	MeasuredS float64        `json:"measured_s"`      // the measured phase
 
-	Connect   ConnectResult     `json:"connect"`
-	Latency   Summary           `json:"latency"` // send to delivery, every delivery
-	Ack       Summary           `json:"ack"`     // send to ack
-	Traffic   Traffic           `json:"traffic"`
-	ErrorRate float64           `json:"error_rate"` // failed operations / operations
-	Errors    map[string]uint64 `json:"errors"`     // failures by kind
-	Check     Check             `json:"check"`
-	Server    ServerResult      `json:"server"`
-	Loadgen   LoadgenResult     `json:"loadgen"`
-	Storm     *StormResult      `json:"storm,omitempty"`
-	Levels    []LevelChange     `json:"levels"`
-	Recovery  *Recovery         `json:"recovery,omitempty"` // with --recover
-	Timeline  []Sample          `json:"timeline"`
-	Plots     []string          `json:"plots,omitempty"`
-	Failures  []string          `json:"failures"`
-	Warnings  []string          `json:"warnings"`
+	Connect ConnectResult `json:"connect"`
+	Latency Summary       `json:"latency"` // send to delivery, every delivery
+	// Latency split at the message's stored time (its ts, to the
+	// millisecond; meaningful where the tool and the server read one
+	// clock, as on one machine): the send's way in, and the rest.
+	LatencyIn  Summary           `json:"latency_in"`  // send to stored
+	LatencyOut Summary           `json:"latency_out"` // stored to delivery
+	Ack        Summary           `json:"ack"`         // send to ack
+	Traffic    Traffic           `json:"traffic"`
+	ErrorRate  float64           `json:"error_rate"` // failed operations / operations
+	Errors     map[string]uint64 `json:"errors"`     // failures by kind
+	Check      Check             `json:"check"`
+	Server     ServerResult      `json:"server"`
+	Loadgen    LoadgenResult     `json:"loadgen"`
+	Storm      *StormResult      `json:"storm,omitempty"`
+	Levels     []LevelChange     `json:"levels"`
+	Recovery   *Recovery         `json:"recovery,omitempty"` // with --recover
+	Timeline   []Sample          `json:"timeline"`
+	Plots      []string          `json:"plots,omitempty"`
+	Failures   []string          `json:"failures"`
+	Warnings   []string          `json:"warnings"`
 }
 
 // ConnectResult is the connect phase: per client, from Run's start to
@@ -267,7 +272,7 @@ func (r RunResult) markdown(b *strings.Builder) {
 	for _, d := range []struct {
 		what string
 		s    Summary
-	}{{"Delivery latency", r.Latency}, {"Ack latency", r.Ack}} {
+	}{{"Delivery latency", r.Latency}, {"Send to stored (ts)", r.LatencyIn}, {"Stored (ts) to delivery", r.LatencyOut}, {"Ack latency", r.Ack}} {
 		if d.s.Count > 0 {
 			fmt.Fprintf(b, "- %s: avg %s, p50 %s, p95 %s, p99 %s, max %s over %d.\n", d.what,
 				msText(d.s.AvgMS), msText(d.s.P50MS), msText(d.s.P95MS), msText(d.s.P99MS), msText(d.s.MaxMS), d.s.Count)

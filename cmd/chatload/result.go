@@ -18,7 +18,7 @@ func (r *run) result(m measures, storm *StormResult, timeline []Sample, missing 
 	res := RunResult{
 		Workload: cfg.Workload, Users: r.n, Rooms: len(r.rooms), RoomSize: cfg.roomSize(r.n), Tiers: map[string]int{},
 		Senders: senders, Interval: cfg.interval(senders).Seconds(), MeasuredS: m.measured.Seconds(),
-		Latency: r.lat.Summary(), Ack: r.ack.Summary(), Storm: storm, Timeline: timeline, Recovery: m.recovery,
+		Latency: r.lat.Summary(), LatencyIn: r.latIn.Summary(), LatencyOut: r.latOut.Summary(), Ack: r.ack.Summary(), Storm: storm, Timeline: timeline, Recovery: m.recovery,
 		Failures: []string{}, Warnings: []string{},
 	}
 	var connects []time.Duration

@@ -44,11 +44,14 @@ type run struct {
 	prog  *progress    // Static.
 	start time.Time    // Static.
 
-	lat    Histogram // end-to-end latency of every delivery
-	ack    Histogram // send to ack
-	window atomic.Pointer[window]
-	cnt    counters
-	phase  atomic.Pointer[string]
+	lat Histogram // end-to-end latency of every delivery
+	// lat split at the message's stored time (its ts): the send's way
+	// in to the server's store, and from there to the delivery.
+	latIn, latOut Histogram
+	ack           Histogram // send to ack
+	window        atomic.Pointer[window]
+	cnt           counters
+	phase         atomic.Pointer[string]
 
 	stormDown atomic.Int64 // unixnano the server was killed or seen dead (Storm); 0 before
 
@@ -80,8 +83,9 @@ func (r *run) setPhase(p string) { r.phase.Store(&p) }
 // rather than logging users in at a dev-mode server.
 func (r *run) signs() bool { return r.auths[0].secret != nil }
 
-// delivered records one message delivery and its latency.
-func (r *run) delivered(now time.Time, text string) {
+// delivered records one message delivery, stored at ts (Unix
+// milliseconds; 0: not known), and its latency.
+func (r *run) delivered(now time.Time, text string, ts int64) {
 	w := r.window.Load()
 	r.cnt.deliveries.Add(1)
 	w.deliveries.Add(1)
@@ -89,6 +93,11 @@ func (r *run) delivered(now time.Time, text string) {
 		d := now.Sub(t)
 		r.lat.Record(d)
 		w.lat.Record(d)
+		if ts > 0 {
+			stored := time.UnixMilli(ts)
+			r.latIn.Record(stored.Sub(t))
+			r.latOut.Record(now.Sub(stored))
+		}
 	}
 }
 

@@ -189,7 +189,7 @@ func (u *user) onEvent(now time.Time, e *protocol.Envelope) {
 	r := u.r
 	switch e.Type {
 	case protocol.TypeMessage:
-		r.delivered(now, e.Text)
+		r.delivered(now, e.Text, e.TS)
 		if e.Room == u.room {
 			u.onMessage(now, e.Seq)
 		}
