@@ -826,9 +826,9 @@ func (p *poller) writeHeader(q url.Values, extra string) {
 	}
 }
 
-// read reads the next answer, which must be a 200 with a poll's body;
-// Closed says whether it closes the connection.
-func (p *poller) read(what string) answer {
+// next reads the next answer whole: its status, whether it closes the
+// connection, and its body.
+func (p *poller) next(what string) (int, bool, []byte) {
 	p.t.Helper()
 	_ = p.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(p.br, nil)
@@ -837,11 +837,29 @@ func (p *poller) read(what string) answer {
 	}
 	raw, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	a := answer{Status: resp.StatusCode, Closed: resp.Close}
-	if err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &a) != nil {
+	if err != nil {
 		p.t.Fatalf("%s: %d %q (%v)", what, resp.StatusCode, raw, err)
 	}
+	return resp.StatusCode, resp.Close, raw
+}
+
+// read reads the next answer, which must be a 200 with a poll's body;
+// Closed says whether it closes the connection.
+func (p *poller) read(what string) answer {
+	p.t.Helper()
+	code, closed, raw := p.next(what)
+	a := answer{Status: code, Closed: closed}
+	if code != http.StatusOK || json.Unmarshal(raw, &a) != nil {
+		p.t.Fatalf("%s: %d %q", what, code, raw)
+	}
 	return a
+}
+
+// status reads the next answer's status and body, whatever they are.
+func (p *poller) status(what string) (int, string) {
+	p.t.Helper()
+	code, _, raw := p.next(what)
+	return code, string(raw)
 }
 
 // A parked poll's answer says Connection: close, and the connection

@@ -2,15 +2,14 @@ package poll_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/core/storetest"
 	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/poll"
 	"github.com/chatd/chatd/transports/transporttest"
@@ -29,19 +28,6 @@ func noteLane(t *testing.T, e *transporttest.Env, a *httpx.Authenticator) (*poll
 func byNote(h *poll.Handler) uint64 { n, _, _ := h.Resumed(); return n }
 
 func byQuery(h *poll.Handler) uint64 { _, q, _ := h.Resumed(); return q }
-
-// status reads the next answer's status and body.
-func (p *poller) status(what string) (int, string) {
-	p.t.Helper()
-	_ = p.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(p.br, nil)
-	if err != nil {
-		p.t.Fatalf("%s: %v", what, err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, string(raw)
-}
 
 // openNote makes p's first polls of s's room: the first, from seq 0;
 // the second, which opens the session that is kept, after which the lane
@@ -118,16 +104,13 @@ func TestPollsOnAConnectionTakeTheirNote(t *testing.T) {
 // token is.
 func TestNoteEndsWithTheCredential(t *testing.T) {
 	const room = "note-expiry"
-	t0 := time.Now().Truncate(time.Second)
-	var at atomic.Int64
-	at.Store(t0.UnixNano())
-	clock := func() time.Time { return time.Unix(0, at.Load()) }
-	v, err := auth.NewVerifier(auth.Config{Leeway: -1, Now: clock}) // dev mode: IssueDev signs
+	clk := storetest.NewClock(time.Now().Truncate(time.Second))
+	v, err := auth.NewVerifier(auth.Config{Leeway: -1, Now: clk.Now}) // dev mode: IssueDev signs
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
-	h, srv := noteLane(t, e, &httpx.Authenticator{Verifier: v, Now: clock})
+	h, srv := noteLane(t, e, &httpx.Authenticator{Verifier: v, Now: clk.Now})
 	tok, err := v.IssueDev("Ned", false, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +123,7 @@ func TestNoteEndsWithTheCredential(t *testing.T) {
 	if byNote(h) != noted+1 {
 		t.Fatal("the poll the note expects did not carry on by it")
 	}
-	at.Store(t0.Add(20 * time.Second).UnixNano())
+	clk.Advance(20 * time.Second)
 	send(t, e, room, 1)
 	p.write(from(room, a.Cursor))
 	if code, body := p.status("poll after exp"); code != http.StatusUnauthorized {
