@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/chatd/chatd/core/protocol"
 )
 
@@ -163,6 +165,8 @@ func FuzzLaneHead(f *testing.F) {
 		"GET /poll?a#b HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET /poll HTTP/1.1\r\nHost: x\r\nX: a\nY: b\r\n\r\n",
 		"GET /poll HTTP/1.1\r\nHost: x\r\nX : a\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\nContent-Length : 1\r\n\r\n",
+		"GET /poll HTTP/1.1\r\nHost: x\r\nX Y: b\r\n\r\n",
 		"GET /poll HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n",
 		"GET /poll HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		"GET /p%6Fll HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -191,6 +195,22 @@ func FuzzLaneHead(f *testing.F) {
 		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
 		if err != nil {
 			t.Fatalf("served %q, which net/http refuses: %v", head, err)
+		}
+		// What net/http's server refuses past ReadRequest (its
+		// readRequest): a Host that is not one, header names that are not
+		// tokens, values with controls.
+		if !httpguts.ValidHostHeader(want.Host) {
+			t.Fatalf("served %q, whose Host net/http's server refuses", head)
+		}
+		for name, values := range want.Header {
+			if !httpguts.ValidHeaderFieldName(name) {
+				t.Fatalf("served %q, whose header name %q net/http's server refuses", head, name)
+			}
+			for _, v := range values {
+				if !httpguts.ValidHeaderFieldValue(v) {
+					t.Fatalf("served %q, whose value %q net/http's server refuses", head, v)
+				}
+			}
 		}
 		if want.RequestURI != req.RequestURI || want.Host != req.Host || !reflect.DeepEqual(want.Header, req.Header) {
 			t.Fatalf("served %q as %q %q %v; net/http reads %q %q %v", head, req.RequestURI, req.Host, req.Header,

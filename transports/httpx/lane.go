@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // laneWriteTimeout bounds the write of one answer on a lane (up to an
@@ -596,7 +598,7 @@ func (l *Lane) parse(ctx context.Context, s *laneServer, hr *bytes.Reader, head 
 	rest := hr.Len() + br.Buffered() // the head ends the request: nothing may be left
 	br.Reset(nil)
 	laneReaders.Put(br)
-	if err != nil || rest != 0 {
+	if err != nil || rest != 0 || !serverHeader(req.Header) {
 		return nil, true
 	}
 	// ReadRequest has moved Host out of the header into req.Host, the
@@ -608,6 +610,28 @@ func (l *Lane) parse(ctx context.Context, s *laneServer, hr *bytes.Reader, head 
 		return nil, true
 	}
 	return req.WithContext(ctx), true
+}
+
+// serverHeader reports whether net/http's server takes a request with
+// header h as http.ReadRequest read it: the server also refuses a name
+// that is not a token and a value with control bytes (400), which
+// ReadRequest keeps. A name such as "Content-Length " (a space before
+// the colon) is the one that matters: ReadRequest keeps it as another
+// header, so the request has no body to it, while a front proxy that
+// reads it as the length forwards what follows as its body; served here,
+// those bytes would be served as the connection's next request.
+func serverHeader(h http.Header) bool {
+	for name, values := range h {
+		if !httpguts.ValidHeaderFieldName(name) {
+			return false
+		}
+		for _, v := range values {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // names reports whether head's request line is a GET of a lane route,

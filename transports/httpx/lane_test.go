@@ -197,6 +197,12 @@ func TestLaneLeavesOddRequestsToNetHTTP(t *testing.T) {
 		{"HTTP/1.0", "GET /poll HTTP/1.0\r\nHost: x\r\n\r\n", 200},
 		{"bare line feeds", "GET /poll HTTP/1.1\nHost: x\n\n", 200},
 		{"a bare line feed ends the head", "GET /poll HTTP/1.1\r\nHost: x\r\n\n", 200},
+		// Names that are not tokens: http.ReadRequest keeps them, the
+		// server refuses them. Served, "Content-Length :" smuggled what
+		// follows it past a proxy that reads it as the length.
+		{"a space before a length's colon", "GET /poll HTTP/1.1\r\nHost: x\r\nContent-Length : 27\r\n\r\n" + get("/poll?smuggled"), 400},
+		{"a space before an encoding's colon", "GET /poll HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n", 400},
+		{"a space in a name", "GET /poll HTTP/1.1\r\nHost: x\r\nX Y: b\r\n\r\n", 400},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
