@@ -762,14 +762,39 @@ func TestParkedAnswerKeepsConnection(t *testing.T) {
 }
 
 // A client that sends more than a request's worth while its poll is
-// parked (a flood, not a pipelined poll) gets its answer with
-// Connection: close, and the connection ends there: what it sent is
-// dropped, never served as requests on the lane.
+// parked (a flood, not a pipelined poll) gets its answer at once, with
+// what the poll has (nothing yet) and Connection: close, long before
+// the hold is over, and the connection ends there, lane or not: what
+// it sent is dropped, never served as requests on the lane, and the
+// node reads no more of it. The client's next poll, on a new
+// connection, resumes from that answer's cursor.
 func TestParkedAnswerOverflowCloses(t *testing.T) {
+	for _, withLane := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lane=%v", withLane), func(t *testing.T) { testParkedOverflow(t, withLane) })
+	}
+}
+
+func testParkedOverflow(t *testing.T, withLane bool) {
 	const room = "park-flood"
-	e := transporttest.NewEnv(t, transporttest.Options{Hub: fast})
-	h, _, srv := parkingLane(t, e)
-	lc := dialPoller(t, srv, e.Token(t, "rhea", transporttest.Claims{}))
+	// No presence, whose news would answer the poll too: a hold longer
+	// than a read waits (next), so an answer that came only with news or
+	// when the hold was over would not be read.
+	quiet := fast
+	quiet.Features = func(_, feature string) bool { return feature != core.FeaturePresence }
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: quiet})
+	cfg := poll.Config{Park: time.Millisecond, Quiet: -1, Hold: time.Hour, Keep: 5 * time.Second}
+	var h *poll.Handler
+	var srv *httptest.Server
+	if withLane {
+		h, _, srv = laneServer(t, e, cfg)
+	} else {
+		cfg.Hub, cfg.Auth = e.Hub, &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets}
+		h = poll.New(cfg)
+		srv = httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+	}
+	tok := e.Token(t, "rhea", transporttest.Claims{})
+	lc := dialPoller(t, srv, tok)
 	lc.write(start(room))
 	a := lc.read("first poll")
 	s := &seqs{room: room}
@@ -778,22 +803,26 @@ func TestParkedAnswerOverflowCloses(t *testing.T) {
 	eventually(t, "the poll to park", func() bool { return h.Parks() > parks })
 	// Just past maxPending (8 KiB), in a request the lane would otherwise
 	// serve: a poll with one long header. Just past, so that the watcher
-	// has read all of it soon after it counts the overflow: bytes still
-	// unread when the answer closes the connection would reset it.
+	// has read all of it when it answers: bytes still unread when the
+	// node closes the connection would reset it before the answer is read.
 	lc.writeHeader(from(room, a.Cursor), "X-Pad: "+strings.Repeat("p", 8<<10)+"\r\n")
-	eventually(t, "the parked poll to see the flood", func() bool { return h.Overflows() > 0 })
-	send(t, e, room, 1)
-	a = lc.read("the parked poll's answer")
+	a = lc.read("the flooded poll's answer")
 	if !a.Closed {
 		t.Fatal("a parked poll whose client flooded it: the answer keeps the connection")
 	}
-	s.mustTake(t, "the parked poll's answer", a, 1)
+	if h.Overflows() != 1 {
+		t.Fatalf("%d overflows counted, want 1", h.Overflows())
+	}
+	s.mustTake(t, "the flooded poll's answer", a, 0)
 	_ = lc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	// The end of the connection, not an answer to the poll in the flood: a
-	// reset if some of the flood was still unread when the node closed.
+	// The end of the connection, not an answer to the poll in the flood.
 	if n, err := lc.br.Read(make([]byte, 1)); n != 0 || (err != io.EOF && !errors.Is(err, syscall.ECONNRESET)) {
 		t.Fatalf("after the answer with Connection: close: read %d bytes, %v; want EOF", n, err)
 	}
+	send(t, e, room, 1)
+	next := dialPoller(t, srv, tok)
+	next.write(from(room, a.Cursor))
+	s.mustTake(t, "the next poll, from the flooded answer's cursor", next.read("the next poll"), 1)
 }
 
 // poller is a raw HTTP/1.1 connection that polls as tok.
