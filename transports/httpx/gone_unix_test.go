@@ -136,3 +136,42 @@ func TestPeerClosed(t *testing.T) {
 	c.Close() // a reset
 	eventually("a reset", s)
 }
+
+// TestTCPConnUnderGiveBack: a connection the lane gave back to net/http
+// (with bytes it had read and not served) is still the TCP connection
+// underneath for ClientGone and Cork, and ClientGone sees its client
+// close.
+func TestTCPConnUnderGiveBack(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	given := &replayConn{Conn: s, pending: []byte("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")}
+	if tcpConn(given) != s {
+		t.Fatalf("tcpConn of a given-back connection: %v, want the TCP connection", tcpConn(given))
+	}
+	r := httptest.NewRequest(http.MethodGet, "/x", nil)
+	r = r.WithContext(KeepConn(r.Context(), given))
+	if ClientGone(r) {
+		t.Fatal("ClientGone with the client connected")
+	}
+	c.Close()
+	gone := false
+	for deadline := time.Now().Add(5 * time.Second); !gone && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		gone = ClientGone(r)
+	}
+	if !gone {
+		t.Fatal("ClientGone still false 5 s after the client of a given-back connection closed")
+	}
+}

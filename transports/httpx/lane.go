@@ -904,6 +904,12 @@ func (c *replayConn) Read(p []byte) (int, error) {
 func (c *replayConn) CloseWrite() error                   { return closeWrite(c.Conn) }
 func (c *replayConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
 
+// NetConn is the connection underneath, for ClientGone and Cork (see
+// tcpConn): without it, a client that closed a connection the lane had
+// given back was never seen gone, and a leave it sent after stopping a
+// stream's request no longer won over that request's joins.
+func (c *replayConn) NetConn() net.Conn { return c.Conn }
+
 type closeWriter interface{ CloseWrite() error }
 
 // laneListener hands the connections a lane gives back to a server.
