@@ -68,24 +68,7 @@ func TestClientGone(t *testing.T) {
 // and nothing else: not a peer that is there, with or without bytes
 // waiting, nor a close behind bytes not yet read.
 func TestPeerClosed(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	pair := func() (client, server *net.TCPConn) {
-		t.Helper()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(); s.Close() })
-		return c.(*net.TCPConn), s.(*net.TCPConn)
-	}
+	pair := func() (client, server *net.TCPConn) { return tcpPair(t) }
 	eventually := func(what string, s *net.TCPConn) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); !peerClosed(s); time.Sleep(time.Millisecond) {
@@ -142,21 +125,7 @@ func TestPeerClosed(t *testing.T) {
 // underneath for ClientGone and Cork, and ClientGone sees its client
 // close.
 func TestTCPConnUnderGiveBack(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	c, s := tcpPair(t)
 	given := &replayConn{Conn: s, pending: []byte("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")}
 	if tcpConn(given) != s {
 		t.Fatalf("tcpConn of a given-back connection: %v, want the TCP connection", tcpConn(given))
