@@ -43,6 +43,7 @@ type Config struct {
 	MaxHeaderBytes int           // request line and headers; <= 0: 32 KiB
 	HeaderTimeout  time.Duration // to read a request's headers; 0: none
 	BodyTimeout    time.Duration // to read a request's body, streams excepted; 0: none
+	WriteTimeout   time.Duration // an answer's writes without progress, streams excepted; 0: none
 	IdleTimeout    time.Duration // between requests on a kept-alive connection; 0: none
 	MaxConns       int           // open connections on the node; 0: no cap
 	MaxConnsPerIP  int           // open connections per client address; 0: no cap

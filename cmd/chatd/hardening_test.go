@@ -11,11 +11,13 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -447,5 +449,71 @@ func TestLimitsSpareLegitRequests(t *testing.T) {
 		t.Fatalf("a body on /v1/sse: %d %q close %v (%v); want 400 bad_request with Connection: close",
 			a.status, a.code, a.close, a.err)
 	}
+	c.finish(t)
+}
+
+// TestAttackNeverReads: a client that pipelines requests and never reads
+// the answers holds its connection only until the write timeout, not for
+// as long as it keeps the connection open: once the answers have filled
+// the socket's buffers and made no progress for that long, the server
+// closes the connection (its goroutine ends: goleak), and the canary
+// never notices.
+func TestAttackNeverReads(t *testing.T) {
+	s := startServer(t, "--write-timeout", "500ms")
+	c := startCanary(t, s)
+	open := func() float64 { return s.metric(t, "127.0.0.3", "chat_http_conns_open") }
+	before := open()
+	conn := s.dialFrom(t, "127.0.0.2")
+	// 200 answers of the page's script, about 15 MB: more than the
+	// buffers of both ends hold. Written on a goroutine of its own: the
+	// server stops reading requests once its answers wait.
+	reqs := strings.Repeat("GET /chat-client.js HTTP/1.1\r\nHost: chatd\r\n\r\n", 200)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		_, _ = io.WriteString(conn, reqs)
+	}()
+	waitFor(t, "the connection to open", func() bool { return open() == before+1 })
+	waitFor(t, "the server to close the connection that never reads", func() bool { return open() == before })
+	conn.Close()
+	<-written
+	c.finish(t)
+}
+
+// TestWriteTimeoutSparesStreams: the write timeout bounds the answers
+// that are not streams only, and no deadline outlives its answer: long
+// polls asked on the connection of an answer that had one (no lane,
+// which would have taken the connection over, and no parking, which sets
+// its own) are still answered when they are held past it.
+func TestWriteTimeoutSparesStreams(t *testing.T) {
+	const writeTimeout = 300 * time.Millisecond
+	s := startServer(t, "--write-timeout", writeTimeout.String(), "--poll-lane=false", "--poll-park", "0")
+	c := startCanary(t, s)
+	tok := token(t, e2eSecret, "alice", "Alice")
+	conn := s.dialFrom(t, "127.0.0.2")
+	br := bufio.NewReader(conn)
+	fmt.Fprintf(conn, "GET /v1/me HTTP/1.1\r\nHost: chatd\r\nAuthorization: Bearer %s\r\n\r\n", tok)
+	if a := readAnswer(conn, br); a.err != nil || a.status != http.StatusOK || a.close {
+		t.Fatalf("GET /v1/me: %d close %v (%v); want 200, kept alive", a.status, a.close, a.err)
+	}
+	asked := time.Now()
+	// The canary's messages answer the polls: poll until one answered
+	// well past the deadline /v1/me's answer left has come.
+	query := "rooms=" + canaryRoom
+	for late := false; !late; {
+		fmt.Fprintf(conn, "GET /v1/poll?%s HTTP/1.1\r\nHost: chatd\r\nAuthorization: Bearer %s\r\n\r\n", query, tok)
+		a := readAnswer(conn, br)
+		if a.err != nil || a.status != http.StatusOK || a.close {
+			t.Fatalf("a poll %v after /v1/me on its connection: %d close %v (%v); want 200, kept alive",
+				time.Since(asked), a.status, a.close, a.err)
+		}
+		var got struct{ Cursor string }
+		if err := json.Unmarshal(a.body, &got); err != nil || got.Cursor == "" {
+			t.Fatalf("poll answer %q: %v", a.body, err)
+		}
+		query = "rooms=" + canaryRoom + "&cursor=" + url.QueryEscape(got.Cursor)
+		late = time.Since(asked) > 3*writeTimeout
+	}
+	conn.Close()
 	c.finish(t)
 }

@@ -33,6 +33,12 @@ const (
 	// whole body, not per read as nginx's client_body_timeout, which a
 	// byte every few seconds would keep alive forever.
 	defaultBodyTimeout = 10 * time.Second
+	// defaultWriteTimeout bounds how long an answer that is not a stream
+	// may make no progress to its client (httpx.WriteLimits): a client
+	// that never reads holds its connection that long, not for ever.
+	// nginx's send_timeout is 60 s between two writes; ours are pages,
+	// JSON and files, which a client that reads at all takes far sooner.
+	defaultWriteTimeout = 30 * time.Second
 	// defaultIdleTimeout is how long a kept-alive connection may wait for
 	// its next request. It is above the 60 s of nginx's upstream keepalive
 	// and of common load balancers, so a proxy in front never reuses a
@@ -65,6 +71,8 @@ func limitFlags(fs *flag.FlagSet, c *Config, envs map[string]string) {
 		"time to read a request's headers; 0: none")
 	durFlag(&c.BodyTimeout, "body-timeout", "CHAT_BODY_TIMEOUT", defaultBodyTimeout,
 		"time to read a request body (streams excepted); later gets 408; 0: none")
+	durFlag(&c.WriteTimeout, "write-timeout", "CHAT_WRITE_TIMEOUT", defaultWriteTimeout,
+		"how long an answer may go without progress writing to a client that does not read it (streams excepted); the connection then closes; 0: none")
 	durFlag(&c.IdleTimeout, "idle-timeout", "CHAT_IDLE_TIMEOUT", defaultIdleTimeout,
 		"how long a kept-alive connection waits for its next request; 0: none")
 	intFlag(&c.MaxConns, "max-conns", "CHAT_MAX_CONNS", nodeConnCap(fileLimit()),
@@ -152,8 +160,9 @@ func listen(ctx context.Context, addr string) (net.Listener, error) {
 }
 
 // httpServer wraps ln in the connection caps (kept in m.ln) and returns
-// the server with the header, body and idle limits. It has no
-// WriteTimeout: that would cut streams.
+// the server with the header, body, write and idle limits. It has no
+// WriteTimeout, which would cut streams: httpx.WriteLimits bounds the
+// writes of everything else.
 func (m *Main) httpServer(ln net.Listener, reg prometheus.Registerer) *http.Server {
 	c := m.Config
 	if advised := nodeConnCap(fileLimit()); advised > 0 && c.MaxConns > advised {
@@ -165,11 +174,12 @@ func (m *Main) httpServer(ln net.Listener, reg prometheus.Registerer) *http.Serv
 	m.ln = httpx.NewListener(ln, httpx.ConnLimits{PerIP: c.MaxConnsPerIP, Total: c.MaxConns, Metrics: reg,
 		Silent: c.TLSCert != ""})
 	body := httpx.BodyLimits{Timeout: c.BodyTimeout, Streaming: streamingRoute}
+	writes := httpx.WriteLimits{Timeout: c.WriteTimeout, Streaming: streamingRoute}
 	m.log.Info("connection limits", "max_conns", c.MaxConns, "max_conns_per_ip", c.MaxConnsPerIP,
 		"max_header_bytes", c.maxHeaderBytes(), "header_timeout", c.HeaderTimeout,
-		"body_timeout", c.BodyTimeout, "idle_timeout", c.IdleTimeout)
+		"body_timeout", c.BodyTimeout, "write_timeout", c.WriteTimeout, "idle_timeout", c.IdleTimeout)
 	return &http.Server{
-		Handler:           body.Middleware(m.api.Handler()),
+		Handler:           body.Middleware(writes.Middleware(m.api.Handler())),
 		MaxHeaderBytes:    c.maxHeaderBytes(),
 		ReadHeaderTimeout: c.HeaderTimeout,
 		IdleTimeout:       c.IdleTimeout,

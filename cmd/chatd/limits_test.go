@@ -21,20 +21,20 @@ func TestLimitFlags(t *testing.T) {
 	}
 	c := m.Config
 	if c.MaxHeaderBytes != 32<<10 || c.HeaderTimeout != 5*time.Second || c.BodyTimeout != 10*time.Second ||
-		c.IdleTimeout != 2*time.Minute || c.MaxConnsPerIP != 4096 || c.MaxConns != nodeConnCap(fileLimit()) {
+		c.WriteTimeout != 30*time.Second || c.IdleTimeout != 2*time.Minute || c.MaxConnsPerIP != 4096 || c.MaxConns != nodeConnCap(fileLimit()) {
 		t.Errorf("defaults: %+v", c)
 	}
 	m = NewMain()
 	err := m.ParseFlags([]string{"--max-conns", "7", "--body-timeout=3s"}, env(map[string]string{
 		"CHAT_MAX_HEADER_BYTES": "16384", "CHAT_HEADER_TIMEOUT": "2s", "CHAT_BODY_TIMEOUT": "9s",
-		"CHAT_IDLE_TIMEOUT": "1m", "CHAT_MAX_CONNS": "9", "CHAT_MAX_CONNS_PER_IP": "0",
+		"CHAT_IDLE_TIMEOUT": "1m", "CHAT_MAX_CONNS": "9", "CHAT_MAX_CONNS_PER_IP": "0", "CHAT_WRITE_TIMEOUT": "4s",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c = m.Config
 	if c.MaxHeaderBytes != 16384 || c.HeaderTimeout != 2*time.Second || c.BodyTimeout != 3*time.Second ||
-		c.IdleTimeout != time.Minute || c.MaxConns != 7 || c.MaxConnsPerIP != 0 {
+		c.IdleTimeout != time.Minute || c.MaxConns != 7 || c.MaxConnsPerIP != 0 || c.WriteTimeout != 4*time.Second {
 		t.Errorf("flags over env twins: %+v", c)
 	}
 	if err := NewMain().ParseFlags(nil, env(map[string]string{"CHAT_MAX_CONNS": "many"})); err == nil {

@@ -179,3 +179,115 @@ func (w *closeIfUnread) Flush() {
 
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *closeIfUnread) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// WriteLimits bounds how long the answer of a request that is not a
+// stream may go without progress to its client. A client that asks and
+// never reads (pipelined requests whose answers fill its socket's
+// buffers) holds a connection and a goroutine only that long; net/http,
+// whose WriteTimeout bounds a whole answer and so would cut streams, is
+// run without one, and held them for as long as the client kept the
+// connection open (TCP keeps a peer that acknowledges but never reads
+// forever). Each write moves the deadline on, so a large download to a
+// slow reader goes on while it moves (by 256 KiB at least each Timeout,
+// whether through Write or ReadFrom, sendfile). The deadline is set again at most
+// once per eighth of Timeout: an answer may take up to an eighth more.
+//
+// Streams (Streaming) bound their own writes, and requests a Lane serves
+// are bounded by the lane's write deadline: neither is touched. net/http
+// clears the deadline once an answer is out, so none is left for the
+// connection's next request.
+type WriteLimits struct {
+	// Timeout is how long a write may make no progress. 0: no limit.
+	Timeout time.Duration
+	// Streaming reports the requests that hold the connection open
+	// (WebSocket upgrades, SSE streams, long polls). nil: none.
+	Streaming func(*http.Request) bool
+}
+
+// progressChunk is how much of an answer goes out under one deadline: a
+// client that takes less than 256 KiB in a Timeout (8.5 KB/s at 30 s)
+// is cut off.
+const progressChunk = 256 << 10
+
+// Middleware returns next wrapped with the limit. It expects the
+// server's own ResponseWriter, or wrappers that keep Unwrap.
+func (l WriteLimits) Middleware(next http.Handler) http.Handler {
+	if l.Timeout <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if InLane(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if l.Streaming != nil && l.Streaming(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		pw := &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: l.Timeout}
+		pw.moveOn()
+		next.ServeHTTP(pw, r)
+	})
+}
+
+// progressWriter moves its connection's write deadline on as the answer
+// is written. Owned by the handler goroutine.
+type progressWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController // Static after construction.
+	d  time.Duration            // Static after construction.
+	at time.Time                // when the deadline was last moved on
+}
+
+// moveOn sets the write deadline d and a slack from now, unless it was
+// set less than the slack ago.
+func (w *progressWriter) moveOn() {
+	now := time.Now()
+	slack := w.d / 8
+	if !w.at.IsZero() && now.Sub(w.at) < slack {
+		return
+	}
+	w.at = now
+	_ = w.rc.SetWriteDeadline(now.Add(w.d + slack))
+}
+
+// Write writes p a chunk at a time, moving the deadline on before each:
+// one large Write (a bytes.Reader's WriteTo, say) has Timeout a chunk,
+// not for the whole.
+func (w *progressWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), progressChunk)
+		w.moveOn()
+		m, err := w.ResponseWriter.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// ReadFrom keeps the server's own (sendfile where it can), a chunk at a
+// time, moving the deadline on before each.
+func (w *progressWriter) ReadFrom(src io.Reader) (int64, error) {
+	var total int64
+	for {
+		w.moveOn()
+		n, err := io.Copy(w.ResponseWriter, &io.LimitedReader{R: src, N: progressChunk})
+		total += n
+		if err != nil || n < progressChunk {
+			return total, err
+		}
+	}
+}
+
+func (w *progressWriter) Flush() {
+	w.moveOn()
+	_ = w.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the server's writer (a
+// Lane's Take hijacks through it).
+func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

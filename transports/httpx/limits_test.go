@@ -3,12 +3,15 @@ package httpx_test
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,4 +144,73 @@ func tcpTo(t *testing.T, srv *httptest.Server) net.Conn {
 		_ = conn.SetDeadline(d)
 	}
 	return conn
+}
+
+// TestWriteLimits: an answer whose client stops reading fails once its
+// writes have made no progress for the timeout, and the connection
+// closes; an answer far longer than the timeout to a client that keeps
+// reading goes out whole, through Write and through ReadFrom (io.Copy)
+// alike.
+func TestWriteLimits(t *testing.T) {
+	const timeout = time.Second
+	const size = 12 << 20
+	big := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	failed := make(chan error, 4)
+	h := httpx.WriteLimits{Timeout: timeout}.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		var err error
+		if r.URL.Query().Has("copy") {
+			_, err = io.Copy(w, bytes.NewReader(big)) // ReadFrom
+		} else {
+			for p := big; len(p) > 0 && err == nil; p = p[64<<10:] {
+				_, err = w.Write(p[:64<<10])
+			}
+		}
+		failed <- err
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ask := func(path string) (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+		return c, bufio.NewReaderSize(c, 128<<10)
+	}
+	for _, path := range []string{"/write", "/write?copy"} {
+		// Read 128 KiB at a time with a pause between: about 2 s for the
+		// whole answer, twice the timeout.
+		c, br := ask(path)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		buf := make([]byte, 128<<10)
+		for err == nil {
+			var n int
+			n, err = io.ReadFull(resp.Body, buf)
+			got += n
+			time.Sleep(20 * time.Millisecond) // a slow reader, not a synchronisation
+		}
+		if got != size || (err != io.EOF && err != io.ErrUnexpectedEOF) {
+			t.Fatalf("%s to a slow reader: %d bytes of %d, %v", path, got, size, err)
+		}
+		if err := <-failed; err != nil {
+			t.Fatalf("%s to a slow reader: the handler's write failed: %v", path, err)
+		}
+		c.Close()
+	}
+	// A client that asks and reads nothing: the handler's write fails
+	// and the connection closes.
+	c, br := ask("/write")
+	if err := <-failed; err == nil {
+		t.Fatal("an answer to a client that reads nothing went out whole")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, br); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the connection of an answer that timed out: %v, want its end", err)
+	}
 }
