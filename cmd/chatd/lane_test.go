@@ -115,3 +115,26 @@ func TestPollLane(t *testing.T) {
 		})
 	}
 }
+
+// TestLaneKeepsIdleConnections: with the shipped defaults, a page's
+// kept-alive connection waits for its next request on the lane after
+// each whole answer (chat_http_lane_kept_total), through every
+// middleware the answer passed (the write timeout's among them); a
+// request the lane does not serve goes back to net/http and is answered.
+func TestLaneKeepsIdleConnections(t *testing.T) {
+	s := startServer(t)
+	c := s.dialFrom(t, "127.0.0.2")
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/", "/chat.css", "/"} {
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: chatd\r\n\r\n", path)
+		if a := readAnswer(c, br); a.err != nil || a.status != 200 || a.close {
+			t.Fatalf("GET %s: status %d close %v err %v", path, a.status, a.close, a.err)
+		}
+	}
+	if v := s.metric(t, "127.0.0.3", "chat_http_lane_kept_total"); v != 3 {
+		t.Errorf("chat_http_lane_kept_total %v, want 3: one for each answer", v)
+	}
+	if v := s.metric(t, "127.0.0.3", "chat_poll_lane_returned_total"); v != 2 {
+		t.Errorf("chat_poll_lane_returned_total %v, want 2: the requests after the first", v)
+	}
+}

@@ -1,7 +1,9 @@
 package httpx
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -288,6 +290,10 @@ func (w *progressWriter) Flush() {
 	_ = w.rc.Flush()
 }
 
-// Unwrap lets http.ResponseController reach the server's writer (a
-// Lane's Take hijacks through it).
+// Hijack is the server's: a Lane's Take (Keep) takes the connection of a
+// whole answer, through writers that may look for Hijack on the writer
+// beneath them alone.
+func (w *progressWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.rc.Hijack() }
+
+// Unwrap lets http.ResponseController reach the server's writer.
 func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -3,7 +3,6 @@ package httpx
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -166,15 +165,14 @@ func (w *statusWriter) Flush() {
 	}
 }
 
+// Hijack goes through the writers beneath to the server's (their Unwrap
+// chain), as reportWriter's does.
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	h, ok := w.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("httpx: response writer cannot hijack")
-	}
-	if w.status == 0 {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
 	}
-	return h.Hijack()
+	return c, rw, err
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -3,7 +3,6 @@ package httpx
 import (
 	"bufio"
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -194,12 +193,11 @@ func (w *reportWriter) Flush() {
 	}
 }
 
+// Hijack goes through the writers beneath to the server's (their Unwrap
+// chain), not only the one beneath: one of them may keep Unwrap and not
+// Hijack.
 func (w *reportWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	h, ok := w.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("httpx: response writer cannot hijack")
-	}
-	return h.Hijack()
+	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 func (w *reportWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
