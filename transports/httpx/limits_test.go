@@ -149,19 +149,22 @@ func tcpTo(t *testing.T, srv *httptest.Server) net.Conn {
 // TestWriteLimits: an answer whose client stops reading fails once its
 // writes have made no progress for the timeout, and the connection
 // closes; an answer far longer than the timeout to a client that keeps
-// reading goes out whole, through Write and through ReadFrom (io.Copy)
-// alike.
+// reading goes out whole, in many writes, in one, or through ReadFrom
+// (io.Copy) alike.
 func TestWriteLimits(t *testing.T) {
 	const timeout = time.Second
-	const size = 12 << 20
+	const size = 8 << 20
 	big := bytes.Repeat([]byte("0123456789abcdef"), size/16)
 	failed := make(chan error, 4)
 	h := httpx.WriteLimits{Timeout: timeout}.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(size))
 		var err error
-		if r.URL.Query().Has("copy") {
-			_, err = io.Copy(w, bytes.NewReader(big)) // ReadFrom
-		} else {
+		switch {
+		case r.URL.Query().Has("copy"): // through ReadFrom
+			_, err = io.Copy(w, struct{ io.Reader }{bytes.NewReader(big)})
+		case r.URL.Query().Has("whole"): // one Write (a bytes.Reader's WriteTo)
+			_, err = io.Copy(w, bytes.NewReader(big))
+		default:
 			for p := big; len(p) > 0 && err == nil; p = p[64<<10:] {
 				_, err = w.Write(p[:64<<10])
 			}
@@ -179,9 +182,9 @@ func TestWriteLimits(t *testing.T) {
 		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
 		return c, bufio.NewReaderSize(c, 128<<10)
 	}
-	for _, path := range []string{"/write", "/write?copy"} {
-		// Read 128 KiB at a time with a pause between: about 2 s for the
-		// whole answer, twice the timeout.
+	for _, path := range []string{"/write", "/write?copy", "/write?whole"} {
+		// Read 128 KiB at a time with a pause between: about 1.3 s for the
+		// whole answer, more than the timeout.
 		c, br := ask(path)
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
