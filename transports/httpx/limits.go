@@ -191,8 +191,9 @@ func (w *closeIfUnread) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // connection open (TCP keeps a peer that acknowledges but never reads
 // forever). Each write moves the deadline on, so a large download to a
 // slow reader goes on while it moves (by 256 KiB at least each Timeout,
-// whether through Write or ReadFrom, sendfile). The deadline is set again at most
-// once per eighth of Timeout: an answer may take up to an eighth more.
+// through Write or ReadFrom, sendfile). The deadline is set again at
+// most once per eighth of Timeout: an answer may take up to an eighth
+// more.
 //
 // Streams (Streaming) bound their own writes, and requests a Lane serves
 // are bounded by the lane's write deadline: neither is touched. net/http
@@ -257,6 +258,9 @@ func (w *progressWriter) moveOn() {
 // one large Write (a bytes.Reader's WriteTo, say) has Timeout a chunk,
 // not for the whole.
 func (w *progressWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return w.ResponseWriter.Write(p) // it still sends the head
+	}
 	n := 0
 	for len(p) > 0 {
 		k := min(len(p), progressChunk)
