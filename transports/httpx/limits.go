@@ -259,7 +259,7 @@ func (w *progressWriter) moveOn() {
 // not for the whole.
 func (w *progressWriter) Write(p []byte) (int, error) {
 	if len(p) == 0 {
-		return w.ResponseWriter.Write(p) // it still sends the head
+		return w.ResponseWriter.Write(p) // it still commits the status
 	}
 	n := 0
 	for len(p) > 0 {
