@@ -294,14 +294,7 @@ func TestTokenExpiryWS(t *testing.T) {
 	e := NewEnv(t, Options{})
 	// exp has whole seconds: this token expires 1 to 2 s from now.
 	c := DialWS(t, e, e.Token(t, "alice", Claims{Expires: time.Now().Add(2 * time.Second)}), nil)
-	select {
-	case code := <-c.Closed():
-		if code != protocol.CloseTokenExpired {
-			t.Fatalf("closed with %d, want %d", code, protocol.CloseTokenExpired)
-		}
-	case <-Ctx(t).Done():
-		t.Fatal("the session outlived its token")
-	}
+	closedWith(t, c, protocol.CloseTokenExpired, "the token's expiry")
 	if d := nextOf(t, c, protocol.TypeDisconnect); d.CloseCode != protocol.CloseTokenExpired {
 		t.Fatalf("disconnect envelope %+v", d)
 	}

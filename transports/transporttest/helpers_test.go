@@ -72,6 +72,20 @@ func alive(t testing.TB, c Client) {
 	}
 }
 
+// closedWith waits for c's connection to close with code; what says
+// what should have closed it.
+func closedWith(t testing.TB, c interface{ Closed() <-chan int }, code int, what string) {
+	t.Helper()
+	select {
+	case got := <-c.Closed():
+		if got != code {
+			t.Fatalf("%s: closed with %d, want %d", what, got, code)
+		}
+	case <-Ctx(t).Done():
+		t.Fatalf("%s did not close the connection", what)
+	}
+}
+
 // nextNot returns the next envelope whose type is not in skip.
 func nextNot(t testing.TB, c Client, skip ...string) protocol.Envelope {
 	t.Helper()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -57,14 +59,28 @@ func TestFrameTooLargeWS(t *testing.T) {
 	if err := c.Write([]byte(over)); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case code := <-c.Closed():
-		if code != protocol.CloseTooLarge {
-			t.Fatalf("closed with %d, want %d", code, protocol.CloseTooLarge)
-		}
-	case <-Ctx(t).Done():
-		t.Fatal("a frame over 64 KiB did not close the connection")
+	closedWith(t, c, protocol.CloseTooLarge, "a frame over 64 KiB")
+}
+
+// Guarantee 9, compressed: the 64 KiB limit counts a message as it
+// inflates, not its bytes on the wire. A frame deflated (permessage-
+// deflate) to a few KiB that inflates past 64 KiB closes with 1009, and
+// the server reads no more of it than the limit: one such frame of 63
+// KB inflated to 62 MiB and took gigabytes.
+func TestInflatedFrameTooLargeWS(t *testing.T) {
+	e := NewEnv(t, Options{})
+	url := deflateServer(t, e, func(string) bool { return true })
+	h := http.Header{"Authorization": {"Bearer " + e.Token(t, "alice", Claims{})}}
+	c, err := DialWSURL(url, h, &websocket.Dialer{EnableCompression: true})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
+	over := fmt.Sprintf(`{"type":"ping","pad":%q}`, strings.Repeat("x", 256<<10))
+	if err := c.Write([]byte(over)); err != nil {
+		t.Fatal(err)
+	}
+	closedWith(t, c, protocol.CloseTooLarge, "a frame that inflates past 64 KiB")
 }
 
 // Guarantee 9: a POST /v1/send body over 64 KiB is 413 too_large.
