@@ -11,6 +11,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -515,5 +516,35 @@ func TestWriteTimeoutSparesStreams(t *testing.T) {
 		late = time.Since(asked) > 3*writeTimeout
 	}
 	conn.Close()
+	c.finish(t)
+}
+
+// TestAttackSSEFlood: a client that sends bytes up its event stream,
+// where nothing it sends means anything, has the stream ended once it has
+// sent 8 KiB, rather than the server reading the flood for as long as the
+// stream lasts; the canary never notices.
+func TestAttackSSEFlood(t *testing.T) {
+	s := startServer(t)
+	c := startCanary(t, s)
+	tok := token(t, e2eSecret, "mallory", "Mallory")
+	conn := s.dialFrom(t, "127.0.0.2")
+	br := bufio.NewReader(conn)
+	fmt.Fprintf(conn, "GET /v1/sse?rooms=%s HTTP/1.1\r\nHost: chatd\r\nAuthorization: Bearer %s\r\n\r\n", canaryRoom, tok)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("SSE: %v, %v", resp, err)
+	}
+	// 64 KiB in a goroutine of its own: the server stops reading it.
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		_, _ = conn.Write(bytes.Repeat([]byte("x"), 64<<10))
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(waitLimit))
+	if _, err := io.Copy(io.Discard, br); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the flooding client's stream: %v, want its end", err)
+	}
+	conn.Close()
+	<-written
 	c.finish(t)
 }
