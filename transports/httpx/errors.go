@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -107,26 +108,18 @@ const MaxBody = 64 << 10
 // DecodeJSON reads a JSON object of at most MaxBody bytes into v. A body
 // over the limit is too_large; one that ran past its read deadline (see
 // BodyLimits) is timeout, answered 408; anything else that fails is
-// bad_request.
+// bad_request: bytes that are not UTF-8 (encoding/json would store them
+// as U+FFFD, where a WebSocket frame's are refused), anything but white
+// space after the object, a body that is not an object of v's shape.
 //
 // The limit is reported to the server's own writer, at the end of w's
 // Unwrap chain, as http.MaxBytesReader expects: the server then closes the
 // connection after the answer without resetting it under a client still
-// sending (see closeUnread). After the object, at most a few hundred
-// bytes more (trailing space, a chunked body's end) are read, so that a
-// body read to its end leaves the connection as it found it; a body that
-// stops arriving there is a timeout, as one that stops in the object.
+// sending (see closeUnread). The body is read to its end, so that the
+// connection is left as it was found; a body that stops arriving is a
+// timeout, wherever it stops.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(serverWriter(w), r.Body, MaxBody)
-	dec := json.NewDecoder(body)
-	err := dec.Decode(v)
-	if err == nil {
-		// A client that holds back the rest of its body is held to the
-		// body deadline here as it would be in the object.
-		if _, derr := io.Copy(io.Discard, io.LimitReader(body, 512)); IsTimeout(derr) {
-			err = derr
-		}
-	}
+	b, err := io.ReadAll(http.MaxBytesReader(serverWriter(w), r.Body, MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
@@ -135,6 +128,12 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		case IsTimeout(err):
 			return &protocol.Error{Code: protocol.CodeTimeout, Message: "the request body did not arrive in time", Cause: err}
 		}
+		return &protocol.Error{Code: protocol.CodeBadRequest, Message: "the request body could not be read", Cause: err}
+	}
+	if !utf8.Valid(b) {
+		return protocol.Errorf(protocol.CodeBadRequest, "body is not valid UTF-8")
+	}
+	if err := json.Unmarshal(b, v); err != nil { // trailing data included
 		return &protocol.Error{Code: protocol.CodeBadRequest, Message: "body is not a JSON object of the expected shape", Cause: err}
 	}
 	return nil

@@ -99,6 +99,29 @@ func TestSendBodyTooLarge(t *testing.T) {
 	}
 }
 
+// A POST /v1/send body that is not UTF-8, or that has more than white
+// space after its object, is bad_request, as a WebSocket frame of either
+// is: decoded as it was, the bytes were stored as U+FFFD and the rest
+// ignored. Nothing is stored.
+func TestSendBodyNotJSONText(t *testing.T) {
+	e := NewEnv(t, Options{})
+	tok := e.Token(t, "alice", Claims{})
+	for _, body := range []string{
+		"{\"room\":\"general\",\"id\":\"u\",\"text\":\"bad \xff\xfe byte\"}",
+		`{"room":"general","id":"t","text":"one"}{"room":"general","id":"t2","text":"two"}`,
+		`{"room":"general","id":"g","text":"one"} garbage`,
+	} {
+		status, data := httpDo(t, e, http.MethodPost, "/v1/send", tok, body)
+		httpError(t, fmt.Sprintf("body %q", body), status, data, http.StatusBadRequest, protocol.CodeBadRequest)
+	}
+	status, data := httpDo(t, e, http.MethodPost, "/v1/send", tok, "{\"room\":\"general\",\"id\":\"ok\",\"text\":\"hi\"}\r\n")
+	var ack protocol.Envelope
+	decodeJSON(t, data, &ack)
+	if status != http.StatusOK || ack.Seq != 1 {
+		t.Fatalf("a good send after them: %d %s; want seq 1, nothing stored before", status, data)
+	}
+}
+
 // Guarantee 9: the burst is allowed, the next send is rate_limited, over
 // the socket and over HTTP alike, and the connection stays up.
 func TestSendRateLimited(t *testing.T) { Run(t, testSendRateLimited) }
