@@ -548,3 +548,23 @@ func TestAttackSSEFlood(t *testing.T) {
 	<-written
 	c.finish(t)
 }
+
+// TestAttackStalledUpload: an upload whose form stops before its file has
+// begun is held to the body deadline, as any body is, and answered 408;
+// the upload's own, longer deadline starts only with the file, once the
+// room, the rate and the quota have let it through.
+func TestAttackStalledUpload(t *testing.T) {
+	s := startServer(t, "--body-timeout", "500ms")
+	c := startCanary(t, s)
+	tok := token(t, e2eSecret, "mallory", "Mallory")
+	conn := s.dialFrom(t, "127.0.0.2")
+	br := bufio.NewReader(conn)
+	const boundary = "b0undary"
+	fmt.Fprintf(conn, "POST /v1/files HTTP/1.1\r\nHost: chatd\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: multipart/form-data; boundary=%s\r\nContent-Length: 100000\r\n\r\n"+
+		"--%s\r\nContent-Disposition: form-data; name=\"room\"\r\n\r\nlob", tok, boundary, boundary)
+	if a := readAnswer(conn, br); a.err != nil || a.status != http.StatusRequestTimeout {
+		t.Fatalf("an upload stalled in its form: %d %s (%v); want 408", a.status, a.body, a.err)
+	}
+	c.finish(t)
+}

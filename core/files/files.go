@@ -150,6 +150,7 @@ type Service struct {
 	cfg   Config         // Static after construction.
 	store Storage        // Static after construction.
 	rates *rateLimits    // Safe for concurrent use.
+	quota flights        // uploads in progress; safe for concurrent use.
 	sem   chan struct{}  // Holds one token per image being decoded.
 	stats serviceCounter // Atomic counters.
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	_ "image/jpeg"
 	_ "image/png"
@@ -226,6 +227,63 @@ func TestQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.mustPut(t, alice, "general", "d", make([]byte, 1000))
+}
+
+// gatedReader blocks its first Read until open closes, after saying so
+// on reading.
+type gatedReader struct {
+	r       io.Reader
+	reading chan<- struct{}
+	open    <-chan struct{}
+	started bool
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	if !g.started {
+		g.started = true
+		g.reading <- struct{}{}
+		<-g.open
+	}
+	return g.r.Read(p)
+}
+
+// One user's uploads at once share the quota: each reserves its size
+// before it reads a byte, so that of ten at once of 2,000 bytes each,
+// under a quota of 10,000, five are stored and five refused before they
+// read anything, where each used to see the quota as the stored files
+// left it and all ten were stored. None fails otherwise (a listing that
+// met another upload's temporary file failed with an internal error).
+func TestQuotaParallel(t *testing.T) {
+	e := newEnv(t, files.Config{MaxSize: 10000, Quota: 10000, Burst: 10})
+	reading := make(chan struct{}, 10)
+	open := make(chan struct{})
+	errs := make(chan error, 10)
+	for i := range 10 {
+		go func() {
+			body := &gatedReader{r: bytes.NewReader(make([]byte, 2000)), reading: reading, open: open}
+			_, err := e.svc.PutSized(t.Context(), alice, "general", fmt.Sprint("p", i), body, 2000)
+			errs <- err
+		}()
+	}
+	refused, started := 0, 0
+	for refused+started < 10 {
+		select {
+		case <-reading:
+			started++
+		case err := <-errs:
+			wantCode(t, err, protocol.CodeTooLarge)
+			refused++
+		}
+	}
+	close(open)
+	for range started {
+		if err := <-errs; err != nil {
+			t.Fatalf("an upload within the quota: %v", err)
+		}
+	}
+	if started != 5 || refused != 5 {
+		t.Fatalf("%d uploads stored and %d refused, want 5 and 5", started, refused)
+	}
 }
 
 func TestRateLimit(t *testing.T) {

@@ -31,7 +31,9 @@ const undoTimeout = 30 * time.Second
 //
 //   - room is a valid name and who may write to it (Authorizer.CanWrite);
 //   - who's rate limit (rate_limited);
-//   - who's quota, from the bytes stored (too_large when it is used up);
+//   - who's quota, from the bytes stored and those that who's uploads
+//     under way on this node have reserved (too_large when it is used
+//     up), reserving what this one may store;
 //
 // then streams body to storage through one fixed buffer, hashing and
 // counting, and stops with too_large as soon as it passes MaxSize or
@@ -42,20 +44,42 @@ const undoTimeout = 30 * time.Second
 //
 // The file is pending until a message carries it (see Resolve).
 func (s *Service) Put(ctx context.Context, who auth.Identity, room, name string, body io.Reader) (File, error) {
+	return s.PutSized(ctx, who, room, name, body, -1)
+}
+
+// PutSized is Put for a body known to hold at most size bytes (negative:
+// not known), such as a request's Content-Length: the upload reserves no
+// more than that of the user's quota while it runs (see flights), so that
+// the user's other uploads meanwhile may have the rest.
+func (s *Service) PutSized(ctx context.Context, who auth.Identity, room, name string, body io.Reader, size int64) (File, error) {
 	if err := s.admit(ctx, who, room); err != nil {
 		return File{}, err
 	}
+	fl := s.quota.join(who.User)
+	var reserved int64
+	defer func() { s.quota.leave(who.User, fl, reserved) }()
+	fl.mu.Lock()
 	used, err := s.usage(ctx, who.User)
 	if err != nil {
+		fl.mu.Unlock()
 		return File{}, err
 	}
+	used += s.quota.reserved(fl)
 	limit, quotaBound := s.cfg.MaxSize, false
 	if q := s.cfg.Quota; q > 0 && q-used < limit {
 		limit, quotaBound = q-used, true
 	}
+	if limit > 0 && s.cfg.Quota > 0 {
+		reserved = limit
+		if size >= 0 && size < reserved {
+			reserved = size
+		}
+		s.quota.reserve(fl, reserved)
+	}
+	fl.mu.Unlock()
 	if limit <= 0 {
 		s.stats.tooLarge.Add(1)
-		return File{}, protocol.Errorf(protocol.CodeTooLarge, "your files use all of your %d-byte quota", s.cfg.Quota)
+		return File{}, protocol.Errorf(protocol.CodeTooLarge, "your files and uploads under way use all of your %d-byte quota", s.cfg.Quota)
 	}
 	m := &meta{V: metaVersion, ID: newID(), Room: room, User: who.User, Name: CleanName(name), Created: s.cfg.Now()}
 	u := &upload{s: s, m: m}

@@ -34,8 +34,9 @@ const (
 // read. It answers 201 with the files.File and a Location header; an
 // upload past the size cap or the quota is 413 too_large, past the rate
 // 429 rate_limited; a body that is not such a form is 400, as is one
-// whose headers and fields pass MaxOverhead. The body may take
-// UploadTimeout to arrive (408 timeout after). An error answer closes the
+// whose headers and fields pass MaxOverhead. The form's head is held to
+// the body deadline (httpx.BodyLimits), the file, once the checks have let
+// it through, to UploadTimeout from its first byte (408 timeout after). An error answer closes the
 // connection, so an unread body is not read.
 func (h *Handler) Upload(w http.ResponseWriter, r *http.Request) {
 	f, err := h.upload(w, r)
@@ -59,10 +60,6 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) (files.File, er
 			return files.File{}, err
 		}
 	}
-	if h.cfg.UploadTimeout > 0 {
-		// Fails only on a writer without deadlines (a test recorder).
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.cfg.UploadTimeout))
-	}
 	body, mr, err := formReader(r)
 	if err != nil {
 		return files.File{}, err
@@ -72,7 +69,19 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) (files.File, er
 		return files.File{}, err
 	}
 	body.extend(h.svc.Config().MaxSize + MaxOverhead)
-	f, err := h.svc.Put(ctx, who, room, part.FileName(), part)
+	// The form's head came within the body deadline (httpx.BodyLimits);
+	// the file gets UploadTimeout from its first byte, once Put's checks
+	// (the room, the rate, the quota) have passed: set before them, a
+	// stalled upload that no check would let through held its connection
+	// for UploadTimeout (five minutes) at no cost to its rate.
+	var file io.Reader = part
+	if h.cfg.UploadTimeout > 0 {
+		file = &onFirstRead{r: part, first: func() {
+			// Fails only on a writer without deadlines (a test recorder).
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.cfg.UploadTimeout))
+		}}
+	}
+	f, err := h.svc.PutSized(ctx, who, room, part.FileName(), file, r.ContentLength)
 	if errors.Is(err, files.ErrBody) {
 		return files.File{}, readError(err, body)
 	}
@@ -213,3 +222,17 @@ func (b *budget) Read(p []byte) (int, error) {
 
 // extend allows n more bytes from what was read so far.
 func (b *budget) extend(n int64) { b.limit = b.read + n }
+
+// onFirstRead calls first before its first read of r.
+type onFirstRead struct {
+	r     io.Reader
+	first func() // nil once called
+}
+
+func (o *onFirstRead) Read(p []byte) (int, error) {
+	if o.first != nil {
+		o.first()
+		o.first = nil
+	}
+	return o.r.Read(p)
+}
