@@ -5,13 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
+	"github.com/chatd/chatd/transports/ws"
 )
 
 // Guarantee 9: text over the limit is too_large; the limit counts
@@ -288,4 +293,50 @@ func testUnknownType(t *testing.T, dial Dialer) {
 		wantError(t, "type "+typ, got, protocol.CodeBadRequest)
 	}
 	alive(t, c)
+}
+
+// A WebSocket connection that sends more than its burst waits for its
+// read rate: every frame is still served, in order, and nothing closes,
+// but the reader takes the frames past the burst no faster than the rate
+// allows (chat_ws_reads_throttled_total). A client sending the largest
+// frames it may as fast as it can took a core of the node.
+// WebSocket-specific (client frames).
+func TestReadRateWS(t *testing.T) {
+	e := NewEnv(t, Options{})
+	reg := prometheus.NewRegistry()
+	srv := httptest.NewServer(ws.New(ws.Config{Hub: e.Hub, Auth: &httpx.Authenticator{Verifier: e.Verifier, Tickets: e.Tickets},
+		ReadRate: 256 << 10, ReadBurst: 128 << 10, Metrics: reg, Logger: e.log}))
+	t.Cleanup(srv.Close)
+	h := http.Header{"Authorization": {"Bearer " + e.Token(t, "alice", Claims{})}}
+	c, err := DialWSURL("ws"+strings.TrimPrefix(srv.URL, "http"), h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	// 8 frames of 40 KiB: 320 KiB, past the 128 KiB burst.
+	var replies []chan protocol.Envelope
+	for i := range 8 {
+		ref := fmt.Sprint("r", i)
+		replies = append(replies, c.expect(ref))
+		if err := c.Write([]byte(fmt.Sprintf(`{"type":"ping","ref":%q,"pad":%q}`, ref, strings.Repeat("x", 40<<10)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, reply := range replies {
+		if got, err := c.wait(Ctx(t), reply); err != nil || got.Type != protocol.TypePong {
+			t.Fatalf("frame %d: %+v, %v", i, got, err)
+		}
+	}
+	alive(t, c)
+	gathered, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs := map[string]*dto.MetricFamily{}
+	for _, mf := range gathered {
+		mfs[mf.GetName()] = mf
+	}
+	if n := series(mfs, "chat_ws_reads_throttled_total"); n == 0 {
+		t.Fatal("no frame waited for the read rate")
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
@@ -55,6 +56,9 @@ type Handler struct {
 	takeovers    prometheus.Counter     // connections that negotiated deflate with context takeover; static after construction
 	alone        prometheus.Counter     // connections that negotiated deflate a message at a time; static after construction
 	workers      *workers               // handle the readers' frames; static after construction
+	readRate     rate.Limit             // bytes a second a connection may send past readBurst; static after construction
+	readBurst    int                    // Static after construction.
+	throttled    prometheus.Counter     // frames a reader waited to take; static after construction
 }
 
 // Config configures a Handler. The zero value is valid apart from Hub and Auth.
@@ -75,9 +79,28 @@ type Config struct {
 	// it, so turning it off takes effect on live connections too. nil: off.
 	Compress func(user string) bool
 	Logger   *slog.Logger
-	// Metrics, if set, registers chat_ws_deflate_connections_total.
+	// ReadRate bounds the bytes a second a connection may send once it
+	// has sent ReadBurst: past it, its reader waits before it takes the
+	// next frame, and TCP holds the client back. A message is 64 KiB at
+	// most and a user's sends are rate-limited, so a page never comes
+	// near; a client sending the largest frames it may (pings, say) as
+	// fast as it can took a core of the node. 0: DefaultReadRate;
+	// negative: no bound.
+	ReadRate float64
+	// ReadBurst is what a connection may send before ReadRate applies,
+	// and its bucket's size after. 0: DefaultReadBurst.
+	ReadBurst int
+	// Metrics, if set, registers chat_ws_deflate_connections_total and
+	// chat_ws_reads_throttled_total.
 	Metrics prometheus.Registerer
 }
+
+// DefaultReadRate and DefaultReadBurst are Config.ReadRate and ReadBurst
+// when left 0.
+const (
+	DefaultReadRate  = 1 << 20
+	DefaultReadBurst = 2 << 20
+)
 
 // New returns a Handler. It panics if cfg.Hub or cfg.Auth is nil.
 func New(cfg Config) *Handler {
@@ -96,9 +119,26 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ReadRate == 0 {
+		cfg.ReadRate = DefaultReadRate
+	}
+	if cfg.ReadBurst <= 0 {
+		cfg.ReadBurst = DefaultReadBurst
+	}
+	if cfg.ReadBurst < int(cfg.ReadLimit)+1 {
+		cfg.ReadBurst = int(cfg.ReadLimit) + 1 // a whole frame fits the bucket
+	}
 	h := &Handler{
 		hub: cfg.Hub, auth: cfg.Auth, readLimit: cfg.ReadLimit, writeTimeout: cfg.WriteTimeout,
 		offered: cfg.Offered, compress: cfg.Compress, log: cfg.Logger, workers: newWorkers(),
+		readRate: rate.Limit(cfg.ReadRate), readBurst: cfg.ReadBurst,
+		throttled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_ws_reads_throttled_total",
+			Help: "Client frames a WebSocket reader waited to take, its connection past its read rate (ws.Config.ReadRate).",
+		}),
+	}
+	if cfg.ReadRate < 0 {
+		h.readRate = rate.Inf
 	}
 	h.plain, h.deflating = upgraders(cfg.Origins.Allowed)
 	deflated := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -107,7 +147,7 @@ func New(cfg Config) *Handler {
 	}, []string{"context"})
 	h.takeovers, h.alone = deflated.WithLabelValues("takeover"), deflated.WithLabelValues("message")
 	if cfg.Metrics != nil {
-		cfg.Metrics.MustRegister(deflated)
+		cfg.Metrics.MustRegister(deflated, h.throttled)
 	}
 	return h
 }

@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
@@ -39,6 +40,13 @@ type reader struct {
 	ctx     context.Context // the session's
 	silence time.Duration   // three heartbeats
 	limit   int64           // bytes a message may hold, inflated; static after construction
+	h       *Handler        // Static after construction.
+	// taken counts the bytes of the frames read until the connection has
+	// sent its Handler's readBurst; from then on inbound bounds them
+	// (made then, so that a connection that never sends that much never
+	// has one). Only the reader's goroutine touches them.
+	taken   int
+	inbound *rate.Limiter
 
 	// What NextReader returned, from read to handle; only the reader's
 	// goroutine touches them.
@@ -56,7 +64,7 @@ type reader struct {
 // it passes, the session is closed with 4009.
 func (h *Handler) startReader(sess *core.Session, c *conn, rooms []string, since protocol.Cursor) {
 	rd := &reader{sess: sess, c: c, ws: c.ws, ctx: sess.Context(), silence: 3 * h.hub.Config().Heartbeat,
-		limit: h.readLimit, work: h.workers, handled: make(chan struct{}, 1)}
+		limit: h.readLimit, h: h, work: h.workers, handled: make(chan struct{}, 1)}
 	rd.extend()
 	c.ws.SetPongHandler(rd.pong)
 	c.ws.SetPingHandler(rd.ping)
@@ -153,6 +161,11 @@ func (rd *reader) handle() bool {
 	if err == nil {
 		b, err = readFrame(r, rd.limit)
 	}
+	if err == nil {
+		if err = rd.throttle(len(*b)); err != nil {
+			putBuffer(b)
+		}
+	}
 	if err != nil {
 		rd.sess.Close(readDisconnect(err))
 		rd.finish()
@@ -202,6 +215,28 @@ func readFrame(r io.Reader, limit int64) (*[]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// throttle holds the reader back while the connection sends faster than
+// its Handler's read rate (once it has sent its burst): it waits, before
+// it takes the frame of n bytes, until the rate allows it, or fails when
+// the session ends.
+func (rd *reader) throttle(n int) error {
+	if rd.inbound == nil {
+		if rd.h.readRate == rate.Inf {
+			return nil
+		}
+		if rd.taken += n; rd.taken <= rd.h.readBurst {
+			return nil
+		}
+		rd.inbound = rate.NewLimiter(rd.h.readRate, rd.h.readBurst)
+		rd.inbound.AllowN(time.Now(), rd.h.readBurst) // the burst is spent
+	}
+	if rd.inbound.AllowN(time.Now(), n) {
+		return nil
+	}
+	rd.h.throttled.Inc()
+	return rd.inbound.WaitN(rd.ctx, n)
 }
 
 // finish closes the socket once the session's writer has sent its close
