@@ -58,7 +58,7 @@ func (h *Hub) amend(ctx context.Context, id auth.Identity, op protocol.Message) 
 		return protocol.Message{}, internal(err)
 	} else if ok {
 		h.metrics.duplicates.Inc()
-		return m, nil
+		return retried(id, m)
 	}
 	allowed, err := h.allowSend(ctx, id.User)
 	if err != nil {
@@ -77,9 +77,9 @@ func (h *Hub) amend(ctx context.Context, id auth.Identity, op protocol.Message) 
 	}
 	if dup {
 		h.metrics.duplicates.Inc()
-	} else {
-		h.metrics.messages.Inc()
+		return retried(id, m)
 	}
+	h.metrics.messages.Inc()
 	return m, nil
 }
 
@@ -132,7 +132,8 @@ func (h *Hub) attachable(ctx context.Context, id auth.Identity, room, msgID stri
 		return protocol.Message{}, false, internal(err)
 	} else if ok {
 		h.metrics.duplicates.Inc()
-		return m, true, nil
+		m, err := retried(id, m)
+		return m, true, err
 	}
 	if !h.cfg.Features(id.User, FeatureFiles) {
 		return protocol.Message{}, false, protocol.Errorf(protocol.CodeFeatureDisabled, "attachments are off")

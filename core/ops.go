@@ -45,7 +45,7 @@ func (h *Hub) SendFiles(ctx context.Context, id auth.Identity, room, msgID, text
 		// A retry of a stored send is answered, not limited: clients retry freely.
 		if m, ok, err := h.store.Lookup(ctx, room, msgID); err == nil && ok {
 			h.metrics.duplicates.Inc()
-			return m, nil
+			return retried(id, m)
 		}
 		return protocol.Message{}, protocol.Errorf(protocol.CodeRateLimited,
 			"sending faster than %g messages per second", h.cfg.SendRate)
@@ -61,10 +61,26 @@ func (h *Hub) SendFiles(ctx context.Context, id auth.Identity, room, msgID, text
 	}
 	if dup {
 		h.metrics.duplicates.Inc()
+		if m, err = retried(id, m); err != nil {
+			return m, err
+		}
 	} else {
 		h.metrics.messages.Inc()
 	}
 	h.afterSend(ctx, id, m)
+	return m, nil
+}
+
+// retried answers a send or an op whose (room, id) is stored already: a
+// retry of the user's own gets its first answer; another sender's id
+// is conflict. Ids are kept per room, not per sender (engines dedupe on
+// (room, id)), and a client that picks ids others can guess would else
+// be told its message was stored when another user's was.
+func retried(id auth.Identity, m protocol.Message) (protocol.Message, error) {
+	if m.From != id.User {
+		return protocol.Message{}, protocol.Errorf(protocol.CodeConflict,
+			"id %q is another sender's in this room; send under a new id", m.ID)
+	}
 	return m, nil
 }
 

@@ -340,3 +340,36 @@ func TestReadRateWS(t *testing.T) {
 		t.Fatal("no frame waited for the read rate")
 	}
 }
+
+// A send or an edit under an id another user's message has in the room
+// is conflict, over every transport and HTTP: ids are kept per room, and
+// the second sender used to get the first one's ack, its own text
+// dropped. A retry of one's own id still gets its first ack.
+func TestSendIDOfAnotherSender(t *testing.T) { Run(t, testSendIDOfAnotherSender) }
+
+func testSendIDOfAnotherSender(t *testing.T, dial Dialer) {
+	const room = "ids"
+	e := NewEnv(t, Options{})
+	mallory := e.Token(t, "mallory", Claims{})
+	status, data := httpDo(t, e, http.MethodPost, "/v1/send", mallory, map[string]string{"room": room, "id": "msg-1", "text": "first"})
+	if status != http.StatusOK {
+		t.Fatalf("mallory's send: %d %s", status, data)
+	}
+	c := dial(t, e, e.Token(t, "alice", Claims{}), []Join{{Room: room}})
+	got, err := c.Send(Ctx(t), room, "msg-1", "mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, "a send under mallory's id", got, protocol.CodeConflict)
+	status, data = httpDo(t, e, http.MethodPost, "/v1/send", e.Token(t, "alice", Claims{}), map[string]string{"room": room, "id": "msg-1", "text": "mine"})
+	httpError(t, "a send over HTTP under mallory's id", status, data, http.StatusConflict, protocol.CodeConflict)
+	if ack, err := c.Send(Ctx(t), room, "msg-2", "mine"); err != nil || ack.Type != protocol.TypeAck || ack.Seq != 2 {
+		t.Fatalf("a send under a new id: %+v, %v; want seq 2", ack, err)
+	}
+	if ack, err := c.Send(Ctx(t), room, "msg-2", "mine"); err != nil || ack.Type != protocol.TypeAck || ack.Seq != 2 {
+		t.Fatalf("a retry of alice's own id: %+v, %v; want seq 2 again", ack, err)
+	}
+	if m := expectSeqs(t, c, room, 2, 2)[0]; m.From != "alice" || m.Text != "mine" {
+		t.Fatalf("the message delivered: %+v, want alice's", m)
+	}
+}
