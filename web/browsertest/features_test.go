@@ -208,15 +208,13 @@ func TestFilesOnThePage(t *testing.T) {
 			t.Errorf("%s is served %d with %v; want an attachment, nosniff, a sandbox CSP, neither HTML nor SVG", f["name"], resp.StatusCode, h)
 		}
 		dave.send("general", "f-"+f["id"].(string), "see "+f["name"].(string))
-		body, _ := json.Marshal(map[string]any{"room": "general", "id": "a-" + f["id"].(string), "text": f["name"], "files": []any{f["id"]}})
-		req, _ = http.NewRequest("POST", srv.URL()+"/v1/send", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+dave.token)
-		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
-			t.Fatalf("sending %s: %v %v", f["name"], err, resp)
-		} else {
-			resp.Body.Close()
-		}
+		sendFile(t, srv, dave, "a-"+f["id"].(string), f["name"].(string), f)
 	}
+	// A file with no text, which the page's own upload never sends: the
+	// page shows it, and goes on showing what comes after it (it threw on
+	// the missing text, and every later message went unshown).
+	sendFile(t, srv, dave, "only", "", dave.upload("general", "only.txt", []byte("no words")))
+	alice.waitJS("a file with no text", `!!document.querySelector('#messages li.msg .file-att[data-name="only.txt"]')`, 20*time.Second)
 	var dialogs atomic.Int32
 	if err := chromedp.Listen(alice.ctx, func(ev any) {
 		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
@@ -252,6 +250,20 @@ func TestFilesOnThePage(t *testing.T) {
 	for _, tb := range []*tab{alice, bob, carol} {
 		tb.checkCSP()
 	}
+}
+
+// sendFile sends f to general as who, with text, under id, through the
+// API.
+func sendFile(t *testing.T, srv *server, who *api, id, text string, f map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"room": "general", "id": id, "text": text, "files": []any{f["id"]}})
+	req, _ := http.NewRequest("POST", srv.URL()+"/v1/send", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+who.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("sending %s: %v %v", f["name"], err, resp)
+	}
+	resp.Body.Close()
 }
 
 // TestEditAndDeleteOnThePage: alice edits one message and deletes

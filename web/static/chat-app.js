@@ -123,6 +123,7 @@
   // fillText puts text into n as text nodes, with its http and https
   // links as anchors. Nothing is ever parsed as HTML.
   function fillText(n, text) {
+    text = text || ''; // a message of files alone has none
     clear(n);
     var at = 0;
     var m;
@@ -173,7 +174,7 @@
       return false;
     }
     var msg = {
-      seq: m.seq, id: m.id, from: m.from, name: m.name || m.from, text: m.deleted ? '' : m.text, ts: m.ts || 0,
+      seq: m.seq, id: m.id, from: m.from, name: m.name || m.from, text: m.deleted ? '' : (m.text || ''), ts: m.ts || 0,
       room: this.name, files: m.deleted ? null : (m.files || null), edited: m.edited || 0, deleted: !!m.deleted
     };
     var early = this.early && this.early[m.seq];
