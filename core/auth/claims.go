@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -20,6 +22,7 @@ var (
 	errNoSubject  = errors.New("auth: token has no sub")
 	errBadSubject = errors.New("auth: token sub is not a valid user id")
 	errBadDate    = errors.New("auth: token exp, nbf or iat is not a JSON number from 0 to 253402300799")
+	errNotObject  = errors.New("auth: token payload is not a JSON object")
 )
 
 // claims is the token payload Verify reads.
@@ -30,27 +33,60 @@ type claims struct {
 	Admin bool     `json:"admin,omitempty"`
 }
 
-// UnmarshalJSON decodes a token payload in one pass, checking each date
-// claim as it comes. jwt.NumericDate alone also takes a string holding a
-// number ("exp":"9999999999") and null; RFC 7519 allows only a number.
-// encoding/json matches keys to fields case-insensitively and hands every
-// occurrence of a key to its field, so each "exp", "EXP" or "Exp" is
-// checked, an overridden one too: none can slip past.
+// UnmarshalJSON decodes a token payload, checking each date claim as it
+// comes. jwt.NumericDate alone also takes a string holding a number
+// ("exp":"9999999999") and null; RFC 7519 allows only a number. Claim
+// names are matched exactly, as RFC 7519 compares them: encoding/json
+// matches keys to fields case-insensitively, with Unicode folding, and
+// lets the last of two win, so "ſub" (U+017F) passed for "sub" and
+// "Admin" for "admin", and an issuer that signs claims a user names could
+// be made to sign another user's id or an admin's rights. A claim of
+// ours that comes twice is refused (RFC 7519 allows refusing); other
+// claims are ignored.
 func (c *claims) UnmarshalJSON(b []byte) error {
 	var w struct {
-		Issuer    string           `json:"iss"`
-		Subject   string           `json:"sub"`
-		Audience  jwt.ClaimStrings `json:"aud"`
-		ExpiresAt strictDate       `json:"exp"`
-		NotBefore strictDate       `json:"nbf"`
-		IssuedAt  strictDate       `json:"iat"`
-		ID        string           `json:"jti"`
-		Name      string           `json:"name"`
-		Rooms     []string         `json:"rooms"`
-		Admin     bool             `json:"admin"`
+		Issuer    string
+		Subject   string
+		Audience  jwt.ClaimStrings
+		ExpiresAt strictDate
+		NotBefore strictDate
+		IssuedAt  strictDate
+		ID        string
+		Name      string
+		Rooms     []string
+		Admin     bool
 	}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
+	fields := map[string]any{"iss": &w.Issuer, "sub": &w.Subject, "aud": &w.Audience, "exp": &w.ExpiresAt,
+		"nbf": &w.NotBefore, "iat": &w.IssuedAt, "jti": &w.ID, "name": &w.Name, "rooms": &w.Rooms, "admin": &w.Admin}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errNotObject
+	}
+	seen := make(map[string]bool, len(fields))
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := t.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		dst, ours := fields[key]
+		if !ours {
+			continue
+		}
+		if seen[key] {
+			return fmt.Errorf("auth: token has claim %q twice", key)
+		}
+		seen[key] = true
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return err
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return errNotObject
 	}
 	*c = claims{
 		RegisteredClaims: jwt.RegisteredClaims{Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience,

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -77,7 +76,10 @@ func FuzzVerify(f *testing.F) {
 
 // FuzzVerifyClaims fuzzes the payload of a correctly signed token, which
 // FuzzVerify's random strings almost never reach. Whatever is accepted has
-// a valid sub, an exp within the leeway, and numbers for every date claim.
+// a valid sub, an exp within the leeway, and numbers for every date claim;
+// its user is the one claim named exactly "sub", and it is an admin only
+// by one claim named exactly "admin" that is true (claim names are
+// compared exactly: "Admin" and "ſub" are other claims).
 func FuzzVerifyClaims(f *testing.F) {
 	v, err := NewVerifier(hsConfig())
 	if err != nil {
@@ -92,6 +94,9 @@ func FuzzVerifyClaims(f *testing.F) {
 		`{"sub":"\u202ealice","exp":9999999999,"rooms":["a*"],"admin":true}`,
 		`{"sub":"alice","exp":1e400}`,
 		`{"sub":"alice","exp":9999999999} trailing`,
+		`{"sub":"bob","ſub":"alice","exp":9999999999}`,
+		`{"sub":"bob","exp":9999999999,"Admin":true,"ROOMS":null,"rooms":["a"]}`,
+		`{"sub":"bob","sub":"alice","exp":9999999999}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -114,8 +119,15 @@ func FuzzVerifyClaims(f *testing.F) {
 		if err := json.NewDecoder(bytes.NewReader(payload)).Decode(&raw); err != nil {
 			t.Fatalf("accepted a payload that is not a JSON object: %v", err)
 		}
+		var sub string
+		if json.Unmarshal(raw["sub"], &sub) != nil || sub != id.User {
+			t.Fatalf("accepted %s as user %q", payload, id.User)
+		}
+		if admin := string(raw["admin"]) == "true"; admin != id.Admin {
+			t.Fatalf("accepted %s with admin %v", payload, id.Admin)
+		}
 		for k, val := range raw {
-			if !strings.EqualFold(k, "exp") && !strings.EqualFold(k, "nbf") && !strings.EqualFold(k, "iat") {
+			if k != "exp" && k != "nbf" && k != "iat" {
 				continue
 			}
 			var n float64
