@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -68,6 +70,11 @@ func (s *Server) ticket(w http.ResponseWriter, r *http.Request) {
 func (s *Server) devLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.Verifier.DevMode() {
 		httpx.WriteError(w, errNotFound)
+		return
+	}
+	if !devHost(r.Host) {
+		httpx.WriteError(w, protocol.Errorf(protocol.CodeForbidden,
+			"dev login answers only to an IP address or localhost, not to a DNS name"))
 		return
 	}
 	var body struct {
@@ -195,4 +202,23 @@ func optUint(s string) (uint64, error) {
 		return 0, nil
 	}
 	return strconv.ParseUint(s, 10, 64)
+}
+
+// devHost reports whether host, a request's Host, names the server in a
+// way DNS rebinding cannot: an IP address, or localhost. A page on any
+// site can make a browser send requests, with that site's own name as
+// Host and Origin, to a name of its own that resolves to 127.0.0.1: a
+// developer's dev-mode server, whose login needs no secret, was then open
+// to every site they visited. Its login answers to a Host no site can
+// own.
+func devHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	return host == "localhost" || strings.HasSuffix(host, ".localhost")
 }

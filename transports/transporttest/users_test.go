@@ -316,6 +316,36 @@ func TestDisplayNamesRefused(t *testing.T) {
 	}
 }
 
+// Dev login answers to an IP address or localhost as the Host, never a
+// DNS name, which any site can point at 127.0.0.1 (DNS rebinding): a
+// developer's dev-mode server was open to every site they visited.
+func TestDevLoginRefusesDNSNames(t *testing.T) {
+	e := NewEnv(t, Options{Hub: fast, Dev: true})
+	for host, want := range map[string]int{
+		"rebind.attacker.example:8080": http.StatusForbidden,
+		"rebind.attacker.example":      http.StatusForbidden,
+		"localhost:8080":               http.StatusOK,
+		"app.localhost":                http.StatusOK,
+		"127.0.0.1:8080":               http.StatusOK,
+		"[::1]:8080":                   http.StatusOK,
+		"192.168.1.20":                 http.StatusOK,
+	} {
+		req, err := http.NewRequestWithContext(Ctx(t), http.MethodPost, e.URL+"/v1/dev/login", strings.NewReader(`{"name":"dev"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host, req.Close = host, true
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("dev login with Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
+
 // Dev login takes any display name: the id is stable, ASCII and distinct
 // per name, and the name shows as typed (NFC, trimmed).
 func TestDevLoginDisplayNames(t *testing.T) {
