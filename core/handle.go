@@ -156,6 +156,20 @@ func (s *Session) refresh(token, ref string) error {
 		return protocol.Errorf(protocol.CodeForbidden, "refresh token is for another user")
 	}
 	s.mu.Lock()
+	// A token whose rooms claim leaves out a room the session has joined
+	// does not take over: taken, the session went on receiving the room
+	// its new token no longer allows.
+	stream := UserStream(s.user)
+	for _, r := range s.rooms {
+		if r.name == stream {
+			continue
+		}
+		if err := id.CanAccess(r.name); err != nil {
+			s.mu.Unlock()
+			return protocol.Errorf(protocol.CodeForbidden,
+				"the new token does not allow room %q, which this connection has joined: leave it first", r.name)
+		}
+	}
 	if s.closing == nil {
 		s.ident = id
 		s.armExpiry(id.Expires)

@@ -302,6 +302,30 @@ func TestTokenExpiryWS(t *testing.T) {
 
 // An in-band refresh before expiry keeps the session open past the old
 // exp; a refresh for another user is forbidden and changes nothing.
+// A refresh whose token's rooms claim leaves out a room the connection
+// has joined is forbidden, and the old token stays; one that still
+// allows every joined room is taken. WebSocket-specific: it is the
+// socket's refresh frame.
+func TestRefreshNarrowingRoomsWS(t *testing.T) {
+	e := NewEnv(t, Options{})
+	c := DialWS(t, e, e.Token(t, "alice", Claims{Rooms: []string{"team-*", "ops"}}), []Join{{Room: "team-a"}, {Room: "ops"}})
+	narrow := e.Token(t, "alice", Claims{Rooms: []string{"ops"}})
+	wantError(t, "a refresh that leaves out team-a", reply(t, c, protocol.Envelope{Type: protocol.TypeRefresh, Token: narrow, Ref: "r1"}),
+		protocol.CodeForbidden)
+	// The old token still holds: team-a is still the session's.
+	if ack, err := c.Send(Ctx(t), "team-a", "t1", "still mine"); err != nil || ack.Type != protocol.TypeAck {
+		t.Fatalf("a send to team-a after the refused refresh: %+v, %v", ack, err)
+	}
+	if got := reply(t, c, protocol.Envelope{Type: protocol.TypeLeave, Room: "team-a", Ref: "l1"}); got.Type == protocol.TypeError {
+		t.Fatalf("leave: %+v", got)
+	}
+	if got := reply(t, c, protocol.Envelope{Type: protocol.TypeRefresh, Token: narrow, Ref: "r2"}); got.Type != protocol.TypeAck {
+		t.Fatalf("the refresh once team-a is left: %+v", got)
+	}
+	wantError(t, "a join the new token leaves out", reply(t, c, protocol.Envelope{Type: protocol.TypeJoin, Room: "team-b", Ref: "j1"}),
+		protocol.CodeForbidden)
+}
+
 // WebSocket-specific: it is the socket's refresh frame, and it uses the
 // client's pings as a clock.
 func TestRefreshWS(t *testing.T) {
