@@ -196,9 +196,13 @@ func (w *closeIfUnread) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // more.
 //
 // Streams (Streaming) bound their own writes, and requests a Lane serves
-// are bounded by the lane's write deadline: neither is touched. net/http
-// clears the deadline once an answer is out, so none is left for the
-// connection's next request.
+// are bounded by the lane's write deadline: neither is touched. Nor are
+// HTTP/2 requests: Go's HTTP/2 server runs a write deadline as a timer
+// that resets the stream when it fires, written to or not, so it cut
+// uploads and slow answers; there the connection's flow control is what
+// holds a client that does not read. net/http clears the deadline once
+// an HTTP/1 answer is out, so none is left for the connection's next
+// request.
 type WriteLimits struct {
 	// Timeout is how long a write may make no progress. 0: no limit.
 	Timeout time.Duration
@@ -223,13 +227,18 @@ func (l WriteLimits) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if l.Streaming != nil && l.Streaming(r) {
+		if r.ProtoMajor != 1 || l.Streaming != nil && l.Streaming(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
 		pw := &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: l.Timeout}
 		pw.moveOn()
 		next.ServeHTTP(pw, r)
+		// What the server writes once the handler has returned (a head
+		// with no body, the buffered tail) gets a deadline of its own:
+		// the handler may have taken longer than Timeout to answer.
+		pw.at = time.Time{}
+		pw.moveOn()
 	})
 }
 

@@ -217,3 +217,59 @@ func TestWriteLimits(t *testing.T) {
 		t.Fatalf("the connection of an answer that timed out: %v, want its end", err)
 	}
 }
+
+// TestWriteLimitsSpareSlowRequests: the write timeout bounds writes that
+// make no progress, nothing else. Over HTTP/1.1 and HTTP/2 alike, a body
+// that takes longer than the timeout to arrive (an upload) and a handler
+// that takes longer than it to answer, with a body or only a head, are
+// answered. Over HTTP/2 a deadline set at the request's start reset the
+// stream when it passed.
+func TestWriteLimitsSpareSlowRequests(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	h := httpx.WriteLimits{Timeout: timeout}.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return
+		}
+		if r.URL.Query().Has("slow") {
+			time.Sleep(3 * timeout) // a slow store, not a synchronisation
+		}
+		if r.URL.Query().Has("head") {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte("stored"))
+	}))
+	for _, h2 := range []bool{false, true} {
+		srv := httptest.NewUnstartedServer(h)
+		srv.EnableHTTP2 = h2
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		for _, q := range []string{"?upload", "?slow", "?slow&head"} {
+			var body io.Reader = http.NoBody
+			if q == "?upload" {
+				pr, pw := io.Pipe()
+				go func() { // 3 × the timeout of body
+					for range 6 {
+						time.Sleep(timeout / 2)
+						if _, err := pw.Write([]byte(strings.Repeat("x", 1000))); err != nil {
+							return
+						}
+					}
+					pw.Close()
+				}()
+				body = pr
+			}
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/"+q, body)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatalf("h2=%v %s: %v", h2, q, err)
+			}
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || (resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusNoContent) {
+				t.Fatalf("h2=%v %s: %s %d, %v", h2, q, resp.Proto, resp.StatusCode, err)
+			}
+		}
+	}
+}
