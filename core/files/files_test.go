@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,6 +284,47 @@ func TestQuotaParallel(t *testing.T) {
 	}
 	if started != 5 || refused != 5 {
 		t.Fatalf("%d uploads stored and %d refused, want 5 and 5", started, refused)
+	}
+}
+
+// holdMeta holds the first metadata write (the upload's data is
+// committed by then) until release closes.
+type holdMeta struct {
+	files.Storage
+	reached chan struct{}
+	release chan struct{}
+	held    atomic.Bool
+}
+
+func (h *holdMeta) Create(ctx context.Context, key, contentType string) (files.Writer, error) {
+	if strings.HasPrefix(key, "meta/") && h.held.CompareAndSwap(false, true) {
+		close(h.reached)
+		<-h.release
+	}
+	return h.Storage.Create(ctx, key, contentType)
+}
+
+// An upload's reservation goes back as its data is committed: an upload
+// that starts after that, while the first still writes its metadata,
+// counts the first file once. A file of 6,000 bytes and then one of
+// 4,000 fill a 10,000-byte quota exactly; the second was refused when the
+// first was counted stored and reserved at once.
+func TestQuotaCountsACommittedFileOnce(t *testing.T) {
+	st := &holdMeta{Storage: openStorage(t, t.TempDir()), reached: make(chan struct{}), release: make(chan struct{})}
+	svc := files.New(st, files.Config{MaxSize: 10000, Quota: 10000, Burst: 10})
+	first := make(chan error, 1)
+	go func() {
+		_, err := svc.PutSized(t.Context(), alice, "general", "a", bytes.NewReader(make([]byte, 6000)), 6000)
+		first <- err
+	}()
+	<-st.reached
+	_, err := svc.PutSized(t.Context(), alice, "general", "b", bytes.NewReader(make([]byte, 4000)), 4000)
+	close(st.release)
+	if err := <-first; err != nil {
+		t.Fatalf("the first upload: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("the second upload, which fills the quota exactly: %v", err)
 	}
 }
 

@@ -98,7 +98,9 @@ type flights struct {
 
 // flight is one user's uploads in progress.
 type flight struct {
-	mu       sync.Mutex // held from the listing to the reservation: one at a time
+	// mu is held from a listing to its reservation, and around a data
+	// file's commit or removal: one at a time.
+	mu       sync.Mutex
 	reserved int64      // Guarded by flights.mu.
 	uploads  int        // Guarded by flights.mu: the entry goes with the last
 }
@@ -134,6 +136,15 @@ func (f *flights) reserved(fl *flight) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return fl.reserved
+}
+
+// settle gives back what an upload reserved (*n), its data now stored,
+// and zeroes *n.
+func (f *flights) settle(fl *flight, n *int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fl.reserved -= *n
+	*n = 0
 }
 
 // reserve adds n to what fl's uploads have reserved.

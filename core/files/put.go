@@ -56,8 +56,8 @@ func (s *Service) PutSized(ctx context.Context, who auth.Identity, room, name st
 		return File{}, err
 	}
 	fl := s.quota.join(who.User)
-	var reserved int64
-	defer func() { s.quota.leave(who.User, fl, reserved) }()
+	reserved := new(int64) // zeroed once the data is committed (settle)
+	defer func() { s.quota.leave(who.User, fl, *reserved) }()
 	fl.mu.Lock()
 	used, err := s.usage(ctx, who.User)
 	if err != nil {
@@ -70,11 +70,11 @@ func (s *Service) PutSized(ctx context.Context, who auth.Identity, room, name st
 		limit, quotaBound = q-used, true
 	}
 	if limit > 0 && s.cfg.Quota > 0 {
-		reserved = limit
-		if size >= 0 && size < reserved {
-			reserved = size
+		*reserved = limit
+		if size >= 0 && size < *reserved {
+			*reserved = size
 		}
-		s.quota.reserve(fl, reserved)
+		s.quota.reserve(fl, *reserved)
 	}
 	fl.mu.Unlock()
 	if limit <= 0 {
@@ -82,10 +82,12 @@ func (s *Service) PutSized(ctx context.Context, who auth.Identity, room, name st
 		return File{}, protocol.Errorf(protocol.CodeTooLarge, "your files and uploads under way use all of your %d-byte quota", s.cfg.Quota)
 	}
 	m := &meta{V: metaVersion, ID: newID(), Room: room, User: who.User, Name: CleanName(name), Created: s.cfg.Now()}
-	u := &upload{s: s, m: m}
+	u := &upload{s: s, m: m, fl: fl, reserved: reserved}
 	f, err := u.run(ctx, body, limit)
 	if err != nil {
+		fl.mu.Lock() // a data file a listing meets must not vanish under it
 		u.undo()
+		fl.mu.Unlock()
 		if code, _ := protocol.CodeOf(err); code == protocol.CodeTooLarge && m.Size > limit {
 			s.stats.tooLarge.Add(1)
 			if quotaBound {
@@ -123,6 +125,10 @@ type upload struct {
 	s       *Service
 	m       *meta
 	written []string
+	// fl is the user's uploads under way; reserved, what this one holds
+	// of the quota, given back as its data is committed (see stream).
+	fl       *flight
+	reserved *int64
 }
 
 // run writes the pending marker, the data, the thumbnail, the metadata,
@@ -187,6 +193,13 @@ func (u *upload) stream(ctx context.Context, key string, body io.Reader, limit i
 	h := sha256.New()
 	size, err := copyCapped(io.MultiWriter(w, h), body, buf, n, limit)
 	u.m.Size = size
+	// The commit (a file store renames its temporary file into the user's
+	// listing) and the abort (which removes it) wait for a listing of the
+	// user's files in progress: a file that vanished under one failed it.
+	// The reservation is given back in the same step as the commit, so a
+	// listing counts the file once, either stored or reserved.
+	u.fl.mu.Lock()
+	defer u.fl.mu.Unlock()
 	if err != nil {
 		w.Abort()
 		return err
@@ -194,6 +207,7 @@ func (u *upload) stream(ctx context.Context, key string, body io.Reader, limit i
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("files: commit %s: %w", key, err)
 	}
+	u.s.quota.settle(u.fl, u.reserved)
 	u.m.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return nil
 }
