@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -328,16 +329,20 @@ func TestReadRateWS(t *testing.T) {
 		}
 	}
 	alive(t, c)
-	gathered, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mfs := map[string]*dto.MetricFamily{}
-	for _, mf := range gathered {
-		mfs[mf.GetName()] = mf
-	}
-	if n := series(mfs, "chat_ws_reads_throttled_total"); n == 0 {
+	if throttledWS(t, reg) == 0 {
 		t.Fatal("no frame waited for the read rate")
+	}
+	// Pings count too: 600 of them, each a frame's cost, are more than
+	// the burst.
+	before := throttledWS(t, reg)
+	for i := range 600 {
+		if err := c.conn.WriteControl(websocket.PingMessage, []byte(fmt.Sprint(i)), time.Now().Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alive(t, c)
+	if throttledWS(t, reg) == before {
+		t.Fatal("no ping waited for the read rate")
 	}
 }
 
@@ -372,4 +377,18 @@ func testSendIDOfAnotherSender(t *testing.T, dial Dialer) {
 	if m := expectSeqs(t, c, room, 2, 2)[0]; m.From != "alice" || m.Text != "mine" {
 		t.Fatalf("the message delivered: %+v, want alice's", m)
 	}
+}
+
+// throttledWS reads chat_ws_reads_throttled_total from reg.
+func throttledWS(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	gathered, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs := map[string]*dto.MetricFamily{}
+	for _, mf := range gathered {
+		mfs[mf.GetName()] = mf
+	}
+	return series(mfs, "chat_ws_reads_throttled_total")
 }

@@ -162,7 +162,7 @@ func (rd *reader) handle() bool {
 		b, err = readFrame(r, rd.limit)
 	}
 	if err == nil {
-		if err = rd.throttle(len(*b)); err != nil {
+		if err = rd.throttle(len(*b) + frameCost); err != nil {
 			putBuffer(b)
 		}
 	}
@@ -217,6 +217,12 @@ func readFrame(r io.Reader, limit int64) (*[]byte, error) {
 	}
 }
 
+// frameCost is what a frame counts against the read rate beyond its
+// bytes: handling one costs the node about as much as half a KiB of
+// payload, so that a flood of tiny frames or pings (which the read rate
+// did not count) is held back too.
+const frameCost = 512
+
 // throttle holds the reader back while the connection sends faster than
 // its Handler's read rate (once it has sent its burst): it waits, before
 // it takes the frame of n bytes, until the rate allows it, or fails when
@@ -265,15 +271,18 @@ func (rd *reader) extend() {
 }
 
 // pong is the pong handler: a pong is a sign of life like any frame.
-func (rd *reader) pong(string) error {
+func (rd *reader) pong(data string) error {
 	rd.extend()
-	return nil
+	return rd.throttle(len(data) + frameCost)
 }
 
 // ping is the ping handler: it counts as a sign of life and is answered,
 // as gorilla's default handler does.
 func (rd *reader) ping(data string) error {
 	rd.extend()
+	if err := rd.throttle(len(data) + frameCost); err != nil {
+		return err
+	}
 	err := rd.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(controlWait))
 	var ne net.Error
 	if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
