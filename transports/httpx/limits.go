@@ -284,8 +284,11 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// ReadFrom keeps the server's own (sendfile where it can), a chunk at a
-// time, moving the deadline on before each.
+// ReadFrom keeps the server's own, a chunk at a time, moving the
+// deadline on before each. Each chunk reaches the server as an
+// io.LimitedReader: sendfile takes one around a file, not two, so a
+// source already limited (io.CopyN's) is copied without it. No route
+// serves a file from disk.
 func (w *progressWriter) ReadFrom(src io.Reader) (int64, error) {
 	var total int64
 	for {
