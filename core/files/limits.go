@@ -101,8 +101,8 @@ type flight struct {
 	// mu is held from a listing to its reservation, and around a data
 	// file's commit or removal: one at a time.
 	mu       sync.Mutex
-	reserved int64      // Guarded by flights.mu.
-	uploads  int        // Guarded by flights.mu: the entry goes with the last
+	reserved int64 // Guarded by flights.mu.
+	uploads  int   // Guarded by flights.mu: the entry goes with the last
 }
 
 // join returns user's flight, counted as one more upload.

@@ -39,8 +39,7 @@ type reader struct {
 	ws      *websocket.Conn
 	ctx     context.Context // the session's
 	silence time.Duration   // three heartbeats
-	limit   int64           // bytes a message may hold, inflated; static after construction
-	h       *Handler        // Static after construction.
+	h       *Handler        // its readLimit bounds a message, inflated; static after construction
 	// taken counts the bytes of the frames read until the connection has
 	// sent its Handler's readBurst; from then on inbound bounds them
 	// (made then, so that a connection that never sends that much never
@@ -64,7 +63,7 @@ type reader struct {
 // it passes, the session is closed with 4009.
 func (h *Handler) startReader(sess *core.Session, c *conn, rooms []string, since protocol.Cursor) {
 	rd := &reader{sess: sess, c: c, ws: c.ws, ctx: sess.Context(), silence: 3 * h.hub.Config().Heartbeat,
-		limit: h.readLimit, h: h, work: h.workers, handled: make(chan struct{}, 1)}
+		h: h, work: h.workers, handled: make(chan struct{}, 1)}
 	rd.extend()
 	c.ws.SetPongHandler(rd.pong)
 	c.ws.SetPingHandler(rd.ping)
@@ -159,7 +158,7 @@ func (rd *reader) handle() bool {
 	rd.next, rd.err = nil, nil
 	var b *[]byte
 	if err == nil {
-		b, err = readFrame(r, rd.limit)
+		b, err = readFrame(r, rd.h.readLimit)
 	}
 	if err == nil {
 		if err = rd.throttle(len(*b) + frameCost); err != nil {
