@@ -105,6 +105,9 @@ func (s *Session) handle(ctx context.Context, e protocol.Envelope, ref string, r
 		return err
 	}
 	id := s.Identity()
+	if id.Ticket && writes(e.Type) {
+		return errTicketWrites
+	}
 	switch e.Type {
 	case protocol.TypePing:
 		s.reply(protocol.Envelope{Type: protocol.TypePong, Ref: ref})
@@ -143,6 +146,25 @@ func (s *Session) handle(ctx context.Context, e protocol.Envelope, ref string, r
 	return nil
 }
 
+// errTicketWrites answers a write on a stream a ticket opened, before the
+// client proved its token in-band. A ticket travels in a URL and may leak
+// (a proxy's log, a browser's history): what it opens may receive for
+// the ticket's short life, and nothing more.
+var errTicketWrites = protocol.Errorf(protocol.CodeUnauthorized,
+	`this connection was opened with a ticket, which may only receive: send {"type":"refresh","token":"<jwt>"} first`)
+
+// writes reports whether a client envelope of type t changes what others
+// see or what is stored for the user: what a stream a ticket opened may
+// not do until refreshed.
+func writes(t string) bool {
+	switch t {
+	case protocol.TypeSend, protocol.TypeEdit, protocol.TypeDelete, protocol.TypeRead,
+		protocol.TypeTyping, protocol.TypeLeave:
+		return true
+	}
+	return false
+}
+
 // refresh swaps in a new token for the same user and re-arms the expiry.
 func (s *Session) refresh(token, ref string) error {
 	if s.hub.cfg.Verifier == nil {
@@ -172,7 +194,7 @@ func (s *Session) refresh(token, ref string) error {
 	}
 	if s.closing == nil {
 		s.ident = id
-		s.armExpiry(id.Expires)
+		s.armExpiry(id)
 	}
 	s.mu.Unlock()
 	s.reply(protocol.Envelope{Type: protocol.TypeAck, Ref: ref})

@@ -79,12 +79,13 @@ func (h *Hub) disconnected(user, transport string, d Disconnect) {
 }
 
 // CleanClose reports whether a close code ends a session cleanly: 1000
-// (normal), 1001 (going away), 4001 (switch transport) and 4012 (token
-// expired). Every other code is an abnormal disconnect, as the alert on
+// (normal), 1001 (going away), 4001 (switch transport), 4012 (token
+// expired) and 4013 (ticket expired). Every other code is an abnormal disconnect, as the alert on
 // the disconnect rate counts them.
 func CleanClose(code int) bool {
 	switch code {
-	case protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseSwitchTransport, protocol.CloseTokenExpired:
+	case protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseSwitchTransport, protocol.CloseTokenExpired,
+		protocol.CloseTicketExpired:
 		return true
 	}
 	return false
@@ -94,7 +95,7 @@ func CleanClose(code int) bool {
 // chat_disconnects_total; any other reason counts as "other".
 var disconnectReasons = map[string]bool{
 	"normal": true, "answer complete": true, "slow consumer": true, "heartbeat timeout": true,
-	"token expired": true, "forbidden": true, "write failed": true, "frame too large": true,
+	"token expired": true, "ticket expired": true, "forbidden": true, "write failed": true, "frame too large": true,
 	"server shutting down": true, "switch transport": true, "catch-up failed": true, "join failed": true,
 }
 

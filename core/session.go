@@ -158,7 +158,7 @@ func (s *Session) Release() bool {
 // and counts the session. Called by Connect with h.mu held.
 func (s *Session) start() {
 	s.mu.Lock()
-	s.armExpiry(s.ident.Expires)
+	s.armExpiry(s.ident)
 	s.mu.Unlock()
 	if s.opts.Greet && s.hub.cfg.Greeting != nil {
 		if data, ok := s.hub.cfg.Greeting(s.user); ok {
@@ -236,16 +236,22 @@ func (s *Session) signal(c chan struct{}) {
 	}
 }
 
-// armExpiry closes the session with 4012 when exp passes. Called with s.mu held.
-func (s *Session) armExpiry(exp time.Time) {
-	if exp.IsZero() {
+// armExpiry closes the session when id expires: with 4012 when its token
+// does, with 4013 when the ticket that opened the stream does. Called with
+// s.mu held.
+func (s *Session) armExpiry(id auth.Identity) {
+	if id.Expires.IsZero() {
 		return
 	}
-	d := exp.Sub(s.hub.cfg.Now())
+	d := id.Expires.Sub(s.hub.cfg.Now())
 	if s.expiry != nil {
 		s.expiry.Stop()
 	}
-	s.expiry = time.AfterFunc(d, func() { s.Close(DisconnectExpired) })
+	why := DisconnectExpired
+	if id.Ticket {
+		why = DisconnectTicketExpired
+	}
+	s.expiry = time.AfterFunc(d, func() { s.Close(why) })
 }
 
 // offer enqueues f without blocking. It reports false when the queue is

@@ -182,7 +182,7 @@ const (
 // from its own counts; Prometheus computes the same from the metrics.
 type Figures struct {
 	// AbnormalPerMin is abnormal disconnects a minute (every close code
-	// but 1000, 1001, 4001 and 4012; see CleanClose), by transport.
+	// but 1000, 1001, 4001, 4012 and 4013; see CleanClose), by transport.
 	AbnormalPerMin map[string]float64
 	// ErrorsPerMin is error replies a minute, by code, sessions and REST
 	// answers together.

@@ -149,7 +149,10 @@ var (
 	DisconnectSlow      = Disconnect{Code: 4008, Reason: "slow consumer"}
 	DisconnectHeartbeat = Disconnect{Code: 4009, Reason: "heartbeat timeout"}
 	DisconnectExpired   = Disconnect{Code: 4012, Reason: "token expired"}
-	DisconnectForbidden = Disconnect{Code: 4003, Reason: "forbidden"}
-	DisconnectWriteErr  = Disconnect{Code: 1011, Reason: "write failed"}
-	DisconnectTooLarge  = Disconnect{Code: 1009, Reason: "frame too large"}
+	// DisconnectTicketExpired ends a stream opened with a ticket that
+	// was not refreshed with a token before the ticket expired.
+	DisconnectTicketExpired = Disconnect{Code: 4013, Reason: "ticket expired"}
+	DisconnectForbidden     = Disconnect{Code: 4003, Reason: "forbidden"}
+	DisconnectWriteErr      = Disconnect{Code: 1011, Reason: "write failed"}
+	DisconnectTooLarge      = Disconnect{Code: 1009, Reason: "frame too large"}
 )

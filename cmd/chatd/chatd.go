@@ -225,7 +225,7 @@ func (m *Main) authParts() (*auth.Verifier, *auth.Tickets, error) {
 	case c.JWTSecret != "":
 		key = auth.DeriveTicketKey([]byte(c.JWTSecret))
 	}
-	return v, auth.NewTickets(key, time.Minute, nil), nil
+	return v, auth.NewTickets(key, c.TicketTTL, nil), nil
 }
 
 // Wait blocks until ctx ends (a signal) or the HTTP server fails; it

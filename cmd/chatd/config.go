@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/chatd/chatd/core/auth"
 )
 
 // Config is everything chatd can be told on the command line. Each flag
@@ -20,6 +22,7 @@ type Config struct {
 	JWTIssuer          string
 	JWTAudience        string
 	TicketSecret       string
+	TicketTTL          time.Duration // a ticket's life
 	Redis              string
 	RedisRisk          bool   // start on a Redis that can lose an acked message
 	NodeID             string // this node's id among the cluster's; "": hostname-port-<random>
@@ -81,6 +84,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	str(&c.JWTIssuer, def{"jwt-issuer", "CHAT_JWT_ISSUER", "required iss claim"}, "")
 	str(&c.JWTAudience, def{"jwt-audience", "CHAT_JWT_AUDIENCE", "required aud claim"}, "")
 	str(&c.TicketSecret, def{"ticket-secret", "CHAT_TICKET_SECRET", "key for connection tickets; share it across nodes"}, "")
+	fs.DurationVar(&c.TicketTTL, "ticket-ttl", auth.DefaultTicketTTL,
+		"a ticket's life, and so of an event stream, or a WebSocket not yet refreshed, it opens (env CHAT_TICKET_TTL)")
+	envs["ticket-ttl"] = "CHAT_TICKET_TTL"
 	str(&c.Redis, def{"redis", "CHAT_REDIS", "Redis URL for the clustered engine"}, "")
 	fs.BoolVar(&c.RedisRisk, "redis-accept-risk", false,
 		"start on a Redis whose persistence can lose an acknowledged message (env CHAT_REDIS_ACCEPT_RISK)")
@@ -139,6 +145,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	})
 	if c.JWTSecret != "" && c.JWTPublicKey != "" {
 		errs = append(errs, errors.New("give --jwt-secret or --jwt-public-key, not both"))
+	}
+	if c.TicketTTL < time.Second || c.TicketTTL > time.Hour {
+		// A ticket travels in a URL and may leak: its life bounds what a
+		// leaked one opens.
+		errs = append(errs, fmt.Errorf("--ticket-ttl %v: give 1s to 1h", c.TicketTTL))
 	}
 	if err := c.checkTLS(); err != nil {
 		errs = append(errs, err)

@@ -26,8 +26,14 @@ type Identity struct {
 	Rooms []string
 	// Admin grants the admin API.
 	Admin bool
+	// Ticket says a ticket, not a token, opened the stream this identity
+	// belongs to. A ticket travels in a URL and may leak, so such a
+	// stream lives only as long as the ticket (Expires) and may receive
+	// but not write, until the client proves its token in-band (refresh).
+	Ticket bool
 	// Expires is the token's exp claim. The zero time means no expiry is
-	// known (an Identity built by hand).
+	// known (an Identity built by hand). For a stream opened with a ticket
+	// (Ticket) it is the ticket's expiry.
 	Expires time.Time
 }
 

@@ -77,5 +77,6 @@ const (
 	CloseSlow             = 4008 // queue overflow: reconnect and resume
 	CloseHeartbeatTimeout = 4009 // no frame for 3 heartbeat intervals
 	CloseTokenExpired     = 4012 // refresh the token, then reconnect
+	CloseTicketExpired    = 4013 // the stream's ticket expired: reconnect at once with a new one
 	CloseBadRequest       = 4000 // protocol violation; fix the client
 )

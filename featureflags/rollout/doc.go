@@ -33,7 +33,7 @@
 //
 // Three guards compare inside with outside (see Guards for the units):
 // errors per session, the share of abnormal disconnects (close codes
-// other than 1000, 1001, 4001, 4012), and the p99 of delivery latency. A
+// other than 1000, 1001, 4001, 4012, 4013), and the p99 of delivery latency. A
 // guard trips when the inside value is above Ratio times the outside value
 // and above an absolute Floor. The defaults:
 //

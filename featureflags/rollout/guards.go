@@ -32,7 +32,7 @@ type Guard struct {
 //     the window plus those opened in it); trips at 2× outside and above
 //     0.05 (5 errors per 100 sessions), with 50 sessions in each cohort.
 //   - Disconnects: the share of sessions that ended abnormally (any close
-//     code but 1000, 1001, 4001 and 4012); trips at 2× outside and above
+//     code but 1000, 1001, 4001, 4012 and 4013); trips at 2× outside and above
 //     0.02 (2%), with 50 closes in each cohort.
 //   - Delivery: the p99 of delivery latency, in seconds; trips at 2×
 //     outside and above 0.1 (100 ms), with 500 deliveries in each cohort.

@@ -42,7 +42,7 @@ type bucketMeter struct {
 	open     atomic.Int64 // sessions open now (negative when sessions opened before the watch close)
 	opened   atomic.Int64
 	closed   atomic.Int64
-	abnormal atomic.Int64 // closes with a code other than 1000, 1001, 4001, 4012
+	abnormal atomic.Int64 // closes with a code other than 1000, 1001, 4001, 4012, 4013
 	errors   atomic.Int64
 	hist     [histBuckets]atomic.Uint64 // delivery latency, see histIndex
 }
@@ -57,8 +57,9 @@ func (m *Meter) SessionOpened(user, transport string) {
 }
 
 // SessionClosed counts a session of user ending with the protocol close
-// code. 1000, 1001, 4001 (switch transport) and 4012 (token expired) are
-// clean; every other code is an abnormal disconnect.
+// code. 1000, 1001, 4001 (switch transport), 4012 (token expired) and
+// 4013 (ticket expired) are clean; every other code is an abnormal
+// disconnect.
 func (m *Meter) SessionClosed(user, transport string, code int) {
 	abnormal := !cleanClose(code)
 	for _, f := range m.watched(user) {
@@ -110,7 +111,7 @@ func (f *flagMeter) bucketOf(user string) *bucketMeter {
 
 func cleanClose(code int) bool {
 	switch code {
-	case 1000, 1001, 4001, 4012:
+	case 1000, 1001, 4001, 4012, 4013:
 		return true
 	}
 	return false

@@ -45,14 +45,15 @@
 // # Connect cycles and fallback
 //
 // Each cycle calls Token, negotiates (GET /v1/negotiate), and tries the
-// offered tiers in the configured order. Credentials go in URLs as the
-// ticket negotiate gave, tickets from POST /v1/ticket, or ?token= when
-// the server has no ticket endpoint. After a live link ends for any
-// reason but its credentials (4012, unauthorized) or a dead link, the
-// next cycle first resumes on what it has: no Token, no negotiate, the
-// best tier of the offer in hand (as the last control envelope left it),
-// dialled with the ticket in hand or, on a WebSocket past the ticket's
-// first half-life, the token in an Authorization header. The server
+// offered tiers in the configured order. A WebSocket and an event stream
+// carry the token in an Authorization header where the server gives
+// tickets (a stream a ticket opens lives only as long as the ticket);
+// polls carry the ticket negotiate gave, then tickets from POST
+// /v1/ticket, and every tier carries ?token= when the server has no
+// ticket endpoint. After a live link ends for any reason but its
+// credentials (4012, unauthorized) or a dead link, the next cycle first
+// resumes on what it has: no Token, no negotiate, the best tier of the
+// offer in hand (as the last control envelope left it). The server
 // checks the offer at the dial; if it refuses for any reason but being
 // busy, the cycle goes on with Token and negotiate. A busy or absent
 // server keeps the next cycles resuming, so a restart costs it one
@@ -83,7 +84,8 @@
 // 1000 reconnects unless Run's context ended; 1001 reconnects after
 // reconnect_ms; 4001 moves to the best tier of the last control
 // envelope; 4003 ends Run with a *CloseError; 4008 and 4009 reconnect at
-// once; 4012 gets a new token and reconnects. A control envelope (streams
+// once; 4012 gets a new token and reconnects; 4013 (a stream's ticket
+// expired) reconnects at once with a new ticket. A control envelope (streams
 // are greeted with one, poll answers carry one) that no longer offers the
 // current tier, or newly offers a better one, moves the client after a
 // random delay up to MoveJitter; a better tier offered all along is no

@@ -107,6 +107,11 @@ func (c *Client) negotiate(ctx context.Context, tok string) (offer, error) {
 	return o, nil
 }
 
+// bearer returns a header that authenticates a request with tok.
+func bearer(tok string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + tok}}
+}
+
 // credential returns the query parameter that authenticates the link's
 // stream URL, and how long it may be reused: the ticket negotiate gave
 // with the link's offer for the first half of its life, unless renew

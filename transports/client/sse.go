@@ -16,10 +16,16 @@ var errStreamEnded = errors.New("client: event stream ended")
 // reader goroutine. A change to the rooms restarts the link.
 func (l *link) runSSE() {
 	c := l.c
-	cred, _, err := l.credential(false)
-	if err != nil {
-		l.end.err = err
-		return
+	// The token in a header where the server gives tickets, as on a
+	// WebSocket (runWS): a stream opened with a ticket ends with it.
+	cred := ""
+	if l.off.Ticket == "" {
+		q, _, err := l.credential(false)
+		if err != nil {
+			l.end.err = err
+			return
+		}
+		cred = "&" + q
 	}
 	rooms, since := c.subscribe(l)
 	if len(rooms) == 0 && !c.cfg.UserEvents {
@@ -29,10 +35,13 @@ func (l *link) runSSE() {
 		return
 	}
 	req, err := http.NewRequestWithContext(l.ctx, http.MethodGet,
-		c.base+"/v1/sse?"+subscriptionQuery(rooms, since)+"&"+batchQuery+"&"+cred, nil)
+		c.base+"/v1/sse?"+subscriptionQuery(rooms, since)+"&"+batchQuery+cred, nil)
 	if err != nil {
 		l.end.err = err
 		return
+	}
+	if cred == "" {
+		req.Header = bearer(l.tok)
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")

@@ -42,16 +42,14 @@ func (l *link) runWS() {
 		asked, askedSince, q = joinsInQuery(rooms, since)
 	}
 	_, userAt := askedSince[protocol.UserRoom]
-	// The ticket in hand while it is fresh. Past its first half-life (a
-	// link resumed on an old offer), the token in a header, from a server
-	// that gives tickets (chatd takes a bearer header on every route): a
-	// Go client can set one, and it spares a POST /v1/ticket. A server
-	// that gives none is asked for one, as before.
+	// The token in a header, from a server that gives tickets (chatd
+	// takes a bearer header on every route): a Go client can set one,
+	// where a browser cannot, and a stream opened with a ticket lives
+	// only as long as the ticket unless refreshed in-band. A server that
+	// gives none is asked for one, as before.
 	base, h := c.wsURL()+"?"+batchQuery, http.Header(nil)
-	if q, left := l.ticketLeft(); left > 0 {
-		base += "&" + q
-	} else if l.off.Ticket != "" {
-		h = http.Header{"Authorization": {"Bearer " + l.tok}}
+	if l.off.Ticket != "" {
+		h = bearer(l.tok)
 	} else {
 		cred, _, err := l.credential(false)
 		if err != nil {

@@ -57,7 +57,7 @@ type Load struct {
 	// docs/OPERATIONS.md, "Metrics").
 	//
 	// AbnormalPerMin is abnormal disconnects a minute, by transport
-	// (every close code but 1000, 1001, 4001 and 4012).
+	// (every close code but 1000, 1001, 4001, 4012 and 4013).
 	AbnormalPerMin map[string]float64 `json:"abnormal_disconnects_per_min"`
 	// WSAbnormalRate is abnormal WebSocket disconnects a minute per open
 	// WebSocket session (at least one): the disconnect alert fires above

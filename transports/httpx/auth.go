@@ -64,10 +64,11 @@ func (a *Authenticator) Identify(r *http.Request) (auth.Identity, error) {
 	return id, err
 }
 
-// IdentifyStream authenticates a request to a streaming endpoint
-// (/v1/ws, /v1/sse, /v1/poll): the Authorization bearer header, else the
-// ticket query parameter, else the token query parameter. Browsers cannot
-// set headers on WebSocket or EventSource, hence the query forms.
+// IdentifyStream authenticates a request that opens a stream (/v1/ws,
+// /v1/sse): the Authorization bearer header, else the ticket query
+// parameter, else the token query parameter. Browsers cannot set headers
+// on WebSocket or EventSource, hence the query forms. An identity a
+// ticket proves has Ticket set and expires with the ticket.
 func (a *Authenticator) IdentifyStream(r *http.Request) (auth.Identity, error) {
 	id, _, _, err := a.authenticate(r, true, false)
 	return id, err
@@ -88,6 +89,12 @@ type Proof struct {
 	ID    auth.Identity
 	until time.Time // zero: not taken on trust (Reuse refuses it)
 }
+
+// Until is when p's credential stops being taken on trust (at the latest
+// its own expiry, a ticket's or a token's), or zero when it is not taken
+// on trust. A poll held past it would answer on a credential that may no
+// longer prove anything.
+func (p Proof) Until() time.Time { return p.until }
 
 // ProveRepeated is IdentifyRepeated, with the identity's Proof. A
 // handler that keeps the proof, along with the exact credential it came
@@ -196,6 +203,12 @@ func (a *Authenticator) prove(lc *laneConn, kind Credential, secret string, cach
 	}
 	if kind == CredTicket && !id.Expires.IsZero() && id.Expires.Before(until) {
 		until = id.Expires // a ticket outlives neither itself nor its token
+	}
+	if kind == CredTicket && !cached {
+		// A stream (IdentifyStream): it lives as long as its ticket, not
+		// the token the ticket came from, and writes nothing until the
+		// client proves the token in-band (auth.Identity.Ticket).
+		id.Expires, id.Ticket = until, true
 	}
 	var trusted time.Time
 	if cached {

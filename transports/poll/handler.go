@@ -352,7 +352,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		sl.give()
 		h.waiting.Add(1)
-		frames = h.hold(w, r, c, pos, keepable, opened)
+		frames = h.hold(w, r, c, pos, keepable, opened, proof.Until())
 		h.waiting.Add(-1)
 		if frames == parkedOff {
 			return // the answer keeps or closes the session
@@ -540,8 +540,15 @@ var parkedOff = new([]core.Frame)
 // Hold passes, the session ends or the client goes away. After Park, or
 // once its session has had no news for Quiet if that is later, it parks
 // the poll instead, unless parking cannot be done, and returns parkedOff.
-func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, opened time.Time) *[]core.Frame {
+//
+// It holds no longer than trust (zero: no bound), when the poll's
+// credential stops being taken on trust: a poll a ticket opened does not
+// carry news past the ticket's expiry.
+func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, opened, trust time.Time) *[]core.Frame {
 	deadline := h.holdEnd(opened)
+	if !trust.IsZero() && trust.Before(deadline) {
+		deadline = trust
+	}
 	news := false
 	if parkAt := c.parkAt(opened.Add(h.cfg.Park), h.cfg.Quiet); h.cfg.Park > 0 && parkAt.Before(deadline) {
 		news = c.wait(r.Context(), parkAt)

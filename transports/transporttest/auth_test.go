@@ -171,19 +171,27 @@ func TestAuthWS(t *testing.T) {
 	ticket := issueTicket(t, e, good)
 	watcher := DialWS(t, e, e.Token(t, "bob", Claims{}), []Join{{Room: "general"}})
 	for i, form := range []struct {
-		url string
-		h   http.Header
+		url    string
+		h      http.Header
+		ticket bool
 	}{
-		{WSURL(e, ""), bearer(good)},
-		{WSURL(e, "token="+url.QueryEscape(good)), nil},
-		{WSURL(e, "ticket="+url.QueryEscape(ticket)), nil},
-		{WSURL(e, "ticket="+url.QueryEscape(ticket)), nil}, // a ticket may be used again until it expires
+		{WSURL(e, ""), bearer(good), false},
+		{WSURL(e, "token="+url.QueryEscape(good)), nil, false},
+		{WSURL(e, "ticket="+url.QueryEscape(ticket)), nil, true},
+		{WSURL(e, "ticket="+url.QueryEscape(ticket)), nil, true}, // a ticket may be used again until it expires
 	} {
 		c, err := DialWSURL(form.url, form.h, nil)
 		if err != nil {
 			t.Fatalf("form %d: %v", i, err)
 		}
 		t.Cleanup(c.Close)
+		if form.ticket {
+			// A socket a ticket opened writes once the token is proved on
+			// it (TestTicketStreamLife).
+			if got := reply(t, c, protocol.Envelope{Type: protocol.TypeRefresh, Token: good, Ref: "r"}); got.Type != protocol.TypeAck {
+				t.Fatalf("form %d: refresh %+v", i, got)
+			}
+		}
 		if ack, err := c.Send(Ctx(t), "general", "form-"+string(rune('a'+i)), "hi"); err != nil || ack.Type != protocol.TypeAck {
 			t.Fatalf("form %d: send %+v, %v", i, ack, err)
 		}

@@ -1,6 +1,7 @@
 package transporttest
 
 import (
+	"crypto/rand"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -65,7 +66,10 @@ type Env struct {
 	Store    *bolt.Store
 	Verifier *auth.Verifier
 	Tickets  *auth.Tickets
-	Dir      string
+	// TicketKey is the key Tickets signs with: a test can issue tickets
+	// of another life that the server takes.
+	TicketKey []byte
+	Dir       string
 
 	opts Options
 	log  *slog.Logger
@@ -82,7 +86,9 @@ func NewEnv(t testing.TB, opts Options) *Env {
 			t.Fatal(err)
 		}
 	}
-	e := &Env{Verifier: v, Tickets: auth.NewTickets(nil, time.Minute, nil), Dir: t.TempDir(),
+	key := make([]byte, 32)
+	rand.Read(key) // never fails: see crypto/rand.Read
+	e := &Env{Verifier: v, Tickets: auth.NewTickets(key, time.Minute, nil), TicketKey: key, Dir: t.TempDir(),
 		opts: opts, log: opts.logger()}
 	e.start(t, "")
 	t.Cleanup(func() { e.stop(t) })

@@ -84,6 +84,9 @@ func (s *streamer) query() (url.Values, bool) {
 	if b := s.env.batchQuery(); b != "" {
 		q.Set(protocol.BatchParam, "1")
 	}
+	if ticket, ok := TicketOf(s.token); ok {
+		q.Set("ticket", ticket)
+	}
 	s.fresh = map[string]uint64{}
 	return q, true
 }
@@ -323,7 +326,19 @@ func without(list []string, v string) []string {
 	return out
 }
 
-// headers returns the request headers every stream request carries.
+// headers returns the request headers every stream request carries: the
+// token as a bearer, unless the client was dialled with a ticket (query).
 func (s *streamer) headers() http.Header {
+	if _, ok := TicketOf(s.token); ok {
+		return http.Header{}
+	}
 	return http.Header{"Authorization": {"Bearer " + s.token}}
+}
+
+// TicketOf returns the ticket of a dialler's token argument of the form
+// "ticket=<ticket>": a client dialled so sends its stream requests with
+// ?ticket= rather than a bearer header, as a browser does. Its HTTP calls
+// (sends over SSE and poll) are then unauthorized.
+func TicketOf(token string) (string, bool) {
+	return strings.CutPrefix(token, "ticket=")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -50,13 +51,19 @@ func WSURL(e *Env, query string) string {
 	return u
 }
 
-// DialWSRaw connects without joining. A nil dialer uses the default.
+// DialWSRaw connects without joining. A nil dialer uses the default. A
+// token of the form "ticket=<ticket>" (TicketOf) goes in the URL.
 func DialWSRaw(e *Env, token string, d *websocket.Dialer) (*wsClient, error) {
-	h := http.Header{}
-	if token != "" {
+	h, q := http.Header{}, e.batchQuery()
+	if ticket, ok := TicketOf(token); ok {
+		if q != "" {
+			q += "&"
+		}
+		q += "ticket=" + url.QueryEscape(ticket)
+	} else if token != "" {
 		h.Set("Authorization", "Bearer "+token)
 	}
-	return DialWSURL(WSURL(e, e.batchQuery()), h, d)
+	return DialWSURL(WSURL(e, q), h, d)
 }
 
 // DialWSURL connects to url with header h, without joining; it is how

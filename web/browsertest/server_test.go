@@ -69,6 +69,7 @@ type server struct {
 	t    *testing.T
 	addr string
 	data string
+	args []string // flags besides the address, the data and the log level
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -76,10 +77,11 @@ type server struct {
 	log  bytes.Buffer  // guarded by mu
 }
 
-// startServer runs chatd on a free port with a fresh data directory.
-func startServer(t *testing.T) *server {
+// startServer runs chatd on a free port with a fresh data directory, and
+// args as more flags.
+func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, addr: freeAddr(t), data: t.TempDir()}
+	s := &server{t: t, addr: freeAddr(t), data: t.TempDir(), args: args}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -117,7 +119,7 @@ func (s *server) metric(t *testing.T, series string) float64 {
 func (s *server) start() {
 	t := s.t
 	t.Helper()
-	cmd := exec.Command(chatdBin, "--addr", s.addr, "--data", s.data, "--log-level", "info")
+	cmd := exec.Command(chatdBin, append([]string{"--addr", s.addr, "--data", s.data, "--log-level", "info"}, s.args...)...)
 	cmd.Env = serverEnv()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -368,6 +368,10 @@
     this.ws = ws;
     ws.onopen = function () {
       self.opened = true;
+      // A socket opened with a ticket lives only as long as the ticket
+      // (a minute), and may only receive, until the token is proved on
+      // it: refresh first, so that the frames after it may write.
+      if (self.client._token) { self.send({ type: 'refresh', token: self.client._token }); }
       // The socket follows the user's stream from now; a join of "~"
       // resumes it from where this client was.
       if (self.client._userSeq > 0) { self.join('~', self.client._userSeq); }
@@ -1158,6 +1162,7 @@
     if (info.server) { this._failed(info.err, tier + ': '); return; } // the ticket: plain HTTP
     if (info.code === 4003 || info.errCode === 'forbidden') { this.stop('forbidden: ' + info.reason); return; }
     if (info.code === 4012 || info.errCode === 'token_expired') { this._refreshThenCycle(info.reason); return; }
+    if (info.code === 4013) { this._cycle('stream ticket expired'); return; }
     if (info.code === 1001) {
       this._retryLater('server going away', typeof info.reconnectMs === 'number' ? info.reconnectMs : null);
       return;
@@ -1298,6 +1303,10 @@
     this._setState({ connected: false });
     if (code === 4003) { this.stop('forbidden: ' + info.reason); return; }
     if (code === 4012 || info.errCode === 'token_expired') { this._refreshThenCycle(info.reason); return; }
+    // The ticket that opened the stream expired (an event stream lives
+    // as long as its ticket): the token is good, so come back at once
+    // with a new ticket, resuming where the stream ended.
+    if (code === 4013) { this._cycle('stream ticket expired'); return; }
     if (code === 4001) { this._switchTier('server asked to switch transport'); return; }
     if (code === 1001) {
       this._retryLater('server going away', typeof info.reconnectMs === 'number' ? info.reconnectMs : null);

@@ -207,7 +207,10 @@ test('negotiate, ticket, websocket; joins resume from the last seq', () => {
   c.join('general');
   c.start();
   const ws = connectWS(w, c);
-  assert.deepStrictEqual(ws.sent[0], { type: 'join', room: 'general' }, 'live join when no seq is known');
+  // A socket a ticket opened only receives until the token is proved on
+  // it: the first frame.
+  assert.deepStrictEqual(ws.sent[0], { type: 'refresh', token: c.src.token }, 'the token proved first');
+  assert.deepStrictEqual(ws.sent[1], { type: 'join', room: 'general' }, 'live join when no seq is known');
   ws.frame({ type: 'joined', room: 'general', head: 5, recovered: true });
   w.flush();
   w.answer('/v1/rooms/general/history?before=6', 200, { messages: [], head: 5, first: 1 });
@@ -218,7 +221,7 @@ test('negotiate, ticket, websocket; joins resume from the last seq', () => {
   assert.strictEqual(c.getState().status, 'waiting');
   w.advance(1000);
   const ws2 = connectWS(w, c);
-  assert.deepStrictEqual(ws2.sent[0], { type: 'join', room: 'general', since: 7 });
+  assert.deepStrictEqual(ws2.sent[1], { type: 'join', room: 'general', since: 7 });
   ws2.frame({ type: 'joined', room: 'general', head: 8, recovered: true });
   // A replay that overlaps what was seen is deduplicated by seq.
   ws2.frame([{ type: 'message', room: 'general', seq: 7, id: 'b' }, { type: 'message', room: 'general', seq: 8, id: 'c' }]);
@@ -260,6 +263,33 @@ test('close 4012 refreshes the token, then reconnects', () => {
   const neg = w.pending('/v1/negotiate');
   assert.ok(neg, 'negotiates again at once');
   assert.strictEqual(neg.headers.Authorization, 'Bearer ' + c.src.token, 'with the new token');
+});
+
+test('close 4013 (the stream\'s ticket expired) negotiates again at once, with the same token', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.start();
+  const ws = connectWS(w, c);
+  ws.die(4013, 'ticket expired');
+  w.flush();
+  assert.strictEqual(c.src.refreshes, 0, 'the token is still good');
+  const neg = w.pending('/v1/negotiate');
+  assert.ok(neg, 'negotiates again at once');
+  assert.strictEqual(neg.headers.Authorization, 'Bearer ' + c.src.token);
+
+  // An event stream ends so when its ticket does: its disconnect envelope
+  // says 4013, and the client comes back on a new ticket, resuming.
+  const w2 = makeWorld({ noWebSocket: true });
+  const c2 = startInGeneral(w2, 'S');
+  w2.streams[0].event(CONTROL);
+  w2.streams[0].event({ type: 'message', room: 'general', seq: 4, id: 'm4', text: 'x' });
+  w2.streams[0].event({ type: 'disconnect', close_code: 4013, reason: 'ticket expired' });
+  assert.ok(w2.streams[0].closedByClient, 'the browser does not reconnect on the old ticket');
+  w2.flush();
+  assert.strictEqual(c2.src.refreshes, 0, 'the token is still good');
+  negotiated(w2, 'S2');
+  assert.strictEqual(w2.streams.length, 2, 'a new stream at once');
+  assert.ok(/since=general%3A4&ticket=S2&/.test(w2.streams[1].url), 'on the new ticket, from seq 4: ' + w2.streams[1].url);
 });
 
 test('close 1001 waits exactly the reconnect hint', () => {

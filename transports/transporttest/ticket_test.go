@@ -1,0 +1,166 @@
+package transporttest
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
+)
+
+// A ticket travels in a stream URL and may leak (a proxy's log, a
+// browser's history), so what it opens lives only as long as the ticket,
+// not the token it came from, and a WebSocket it opens may only receive
+// until the client proves its token on it. A stream opened with the token
+// itself is not touched. Over WebSocket the session ends with 4013 at the
+// ticket's expiry unless refreshed; over SSE the stream ends with a
+// disconnect envelope of code 4013; a poll with the ticket is refused
+// from then on, on its kept connection too.
+func TestTicketStreamLife(t *testing.T) { Run(t, testTicketStreamLife) }
+
+func testTicketStreamLife(t *testing.T, dial Dialer) {
+	const room = "tickets"
+	// Polls hold for an hour: one a ticket opened must end at its expiry.
+	e := NewEnv(t, Options{PollHold: time.Hour})
+	token := e.Token(t, "alice", Claims{})
+	// A ticket of a few seconds' life, under the server's key.
+	ticket, err := auth.NewTickets(e.TicketKey, 3*time.Second, nil).Issue(auth.Identity{
+		User: "alice", Name: "alice", Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The clock of this test: a WebSocket opened with the ticket, never
+	// refreshed, closes when the ticket expires.
+	clock := DialWS(t, e, "ticket="+ticket, nil)
+	// The stream under test, opened with the ticket, and a stream of the
+	// same user opened with the token.
+	byTicket := dial(t, e, "ticket="+ticket, []Join{{Room: room}})
+	byToken := dial(t, e, token, []Join{{Room: room}})
+	if m := hubSend(t, e, room, "before"); nextOf(t, byTicket, protocol.TypeMessage).Seq != m.Seq {
+		t.Fatal("the stream opened with the ticket missed a message")
+	}
+	nextOf(t, byToken, protocol.TypeMessage)
+
+	var refreshed Client
+	if _, ws := byTicket.(*wsClient); ws {
+		// It may receive, not write: not send, read, type or leave.
+		for _, env := range []protocol.Envelope{
+			{Type: protocol.TypeSend, Room: room, ID: "t1", Text: "by ticket", Ref: "s"},
+			{Type: protocol.TypeRead, Room: room, Seq: 1, Ref: "r"},
+			{Type: protocol.TypeTyping, Room: room, Ref: "y"},
+			{Type: protocol.TypeLeave, Room: room, Ref: "l"},
+		} {
+			wantError(t, env.Type+" on a socket a ticket opened", reply(t, byTicket, env), protocol.CodeUnauthorized)
+		}
+		// A second socket on the same ticket proves the token: it writes,
+		// and lives as long as the token.
+		refreshed = DialWS(t, e, "ticket="+ticket, []Join{{Room: room}})
+		if got := reply(t, refreshed, protocol.Envelope{Type: protocol.TypeRefresh, Token: token, Ref: "r"}); got.Type != protocol.TypeAck {
+			t.Fatalf("refresh: %+v", got)
+		}
+		if ack, err := refreshed.Send(Ctx(t), room, "t2", "refreshed"); err != nil || ack.Type != protocol.TypeAck {
+			t.Fatalf("a send once refreshed: %+v, %v", ack, err)
+		}
+	}
+
+	var held chan heldPoll
+	if _, poll := byTicket.(*pollClient); poll {
+		held = holdPoll(t, e, ticket)
+	}
+
+	closedWith(t, clock, protocol.CloseTicketExpired, "the ticket's expiry")
+	switch byTicket.(type) {
+	case *wsClient, *sseClient:
+		closedWith(t, byTicket, protocol.CloseTicketExpired, "the ticket's expiry")
+	case *pollClient:
+		// Each poll proves its credential: from now on the ticket is refused.
+		status, body := httpDo(t, e, http.MethodGet, "/v1/poll?rooms="+room+"&ticket="+url.QueryEscape(ticket), "", nil)
+		httpError(t, "a poll with the expired ticket", status, body, http.StatusUnauthorized, protocol.CodeTokenExpired)
+		// A poll held with it answered at the expiry, not at its hold's
+		// end an hour on (or, on a slow machine, came too late and was
+		// refused).
+		var h heldPoll
+		select {
+		case h = <-held:
+		case <-Ctx(t).Done():
+			t.Fatal("a poll held with the ticket outlived it")
+		}
+		switch {
+		case h.err != nil:
+			t.Fatalf("the held poll: %v", h.err)
+		case h.status == http.StatusUnauthorized:
+			httpError(t, "the held poll", h.status, h.body, http.StatusUnauthorized, protocol.CodeTokenExpired)
+		case h.status != http.StatusOK || strings.Contains(string(h.body), `"type":"message"`):
+			t.Fatalf("the held poll: HTTP %d %s", h.status, h.body)
+		}
+	default:
+		t.Fatalf("a client of type %T", byTicket)
+	}
+	// The stream the token opened, and the socket refreshed with it, go on.
+	m := hubSend(t, e, room, "after")
+	upTo(t, "the stream opened with the token", byToken, m.Seq)
+	if refreshed != nil {
+		alive(t, refreshed)
+		upTo(t, "the refreshed socket", refreshed, m.Seq)
+	}
+}
+
+// upTo reads c's messages up to seq, which must come.
+func upTo(t testing.TB, what string, c Client, seq uint64) {
+	t.Helper()
+	for {
+		got := nextOf(t, c, protocol.TypeMessage)
+		if got.Seq == seq {
+			return
+		}
+		if got.Seq > seq {
+			t.Fatalf("%s: seq %d, want %d", what, got.Seq, seq)
+		}
+	}
+}
+
+// heldPoll is the answer to a poll holdPoll made.
+type heldPoll struct {
+	status int
+	body   []byte
+	err    error
+}
+
+// holdPoll polls the user's own events (no room) with ticket once, then
+// again from the answer's cursor, which holds for lack of news; the
+// second answer comes on the channel.
+func holdPoll(t testing.TB, e *Env, ticket string) chan heldPoll {
+	t.Helper()
+	q := "/v1/poll?ticket=" + url.QueryEscape(ticket)
+	status, body := httpDo(t, e, http.MethodGet, q, "", nil)
+	var first struct {
+		Cursor string `json:"cursor"`
+	}
+	if decodeJSON(t, body, &first); status != http.StatusOK || first.Cursor == "" {
+		t.Fatalf("the first poll: HTTP %d %s", status, body)
+	}
+	out := make(chan heldPoll, 1)
+	go func() {
+		var h heldPoll
+		defer func() { out <- h }()
+		req, err := http.NewRequestWithContext(Ctx(t), http.MethodGet, e.URL+q+"&cursor="+url.QueryEscape(first.Cursor), nil)
+		if err != nil {
+			h.err = err
+			return
+		}
+		req.Close = true
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			h.err = err
+			return
+		}
+		defer resp.Body.Close()
+		h.status = resp.StatusCode
+		h.body, h.err = io.ReadAll(resp.Body)
+	}()
+	return out
+}
