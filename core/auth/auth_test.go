@@ -189,6 +189,16 @@ func TestVerifyRejects(t *testing.T) {
 	hs := func(extra jwt.MapClaims) string {
 		return sign(t, jwt.SigningMethodHS256, hsSecret, claimsFor("alice", extra))
 	}
+	// critical names a header extension the verifier must understand.
+	critical := func(crit any) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claimsFor("alice", nil))
+		tok.Header["crit"] = crit
+		s, err := tok.SignedString(hsSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	tests := []struct {
 		name  string
 		cfg   Config
@@ -229,6 +239,12 @@ func TestVerifyRejects(t *testing.T) {
 		{"garbage segments", hsConfig(), "!!!!!!!!.????????.########", protocol.CodeUnauthorized},
 		{"header not json", hsConfig(), b64("not json at all") + "." + b64(`{"sub":"a"}`) + ".c2ln", protocol.CodeUnauthorized},
 		{"over-long", hsConfig(), hs(jwt.MapClaims{"name": strings.Repeat("x", MaxTokenLen)}), protocol.CodeUnauthorized},
+		// RFC 7515 section 4.1.11: a crit header names extensions that
+		// must be understood; this verifier understands none.
+		{"crit b64 (RFC 7797)", hsConfig(), critical([]string{"b64"}), protocol.CodeUnauthorized},
+		{"crit of an unknown extension", hsConfig(), critical([]string{"exp-ext"}), protocol.CodeUnauthorized},
+		{"crit empty", hsConfig(), critical([]string{}), protocol.CodeUnauthorized},
+		{"crit not a list", hsConfig(), critical("b64"), protocol.CodeUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -146,10 +146,16 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 }
 
 // keyFunc hands the parser the configured key. WithValidMethods has
-// already pinned the algorithm; the check here is belt and braces.
+// already pinned the algorithm; the check here is belt and braces. A
+// header with crit is refused: it names extensions a recipient must
+// understand or refuse the token (RFC 7515 section 4.1.11), such as
+// RFC 7797's unencoded payload, and this verifier understands none.
 func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 	if t.Method == nil || t.Method.Alg() != v.alg {
 		return nil, errors.New("auth: unexpected signing method")
+	}
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errors.New("auth: the token's header names critical extensions (crit), which this server does not support")
 	}
 	return v.key, nil
 }
