@@ -139,6 +139,30 @@ func TestDisplayNames(t *testing.T) {
 	bob.waitJS("the new name in presence", `/Zoë S\./.test(document.getElementById('presence').textContent) &&
 	  !/Zoë Smith/.test(document.getElementById('presence').textContent)`, 10*time.Second)
 
+	// Anyone may take any name: mallory takes hers, and bob tells the two
+	// apart by the id beside each name that is not its id.
+	idOf := func(tb *tab, text string) string {
+		return tb.str(`(function () { var out = '?';
+		  Array.prototype.forEach.call(document.querySelectorAll('#messages li.msg'), function (li) {
+		    if (li.querySelector('.text').textContent === ` + jsString(text) + `) { out = li.querySelector('.who-id').textContent; } });
+		  return out; })()`)
+	}
+	mallory := srv.login(t, "mallory")
+	mallory.do(http.MethodPut, "/v1/me", map[string]string{"name": "Zoë S."}, nil)
+	mallory.send("general", "namesake-1", "it is me, Zoë")
+	bob.waitText("it is me, Zoë")
+	if who, id := whoOf(bob, "it is me, Zoë"), idOf(bob, "it is me, Zoë"); who != "Zoë S." || id != "@mallory" {
+		t.Errorf("bob sees the namesake's message from %q %q, want Zoë S. @mallory", who, id)
+	}
+	if id := idOf(bob, "now as Zoë S."); id == "@mallory" || !strings.HasPrefix(id, "@") {
+		t.Errorf("bob sees Zoë's own message with %q beside her name, want her id", id)
+	}
+	bob.send("and I am bob")
+	bob.waitText("and I am bob")
+	if id := idOf(bob, "and I am bob"); id != "" {
+		t.Errorf("a name that is its id shows %q beside it, want nothing", id)
+	}
+
 	// A name with a bidi override is refused, on the page and by the server.
 	zoe.do(chromedp.Click(chromedp.ID("me")))
 	zoe.do(chromedp.SetValue(chromedp.ID("name-input"), "evil\u202egnp.exe"), chromedp.Click(chromedp.CSS(`#name-form button[type="submit"]`)))

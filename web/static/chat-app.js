@@ -366,6 +366,12 @@
     return item.state === 'failed' ? 'failed' : 'pending';
   }
 
+  // idBeside is what shows beside the display name name of user: '@' and
+  // the id, unless the name is the id (whatever its case).
+  function idBeside(name, user) {
+    return user && String(name).toLowerCase() !== String(user).toLowerCase() ? '@' + user : '';
+  }
+
   function isCont(item, prev) {
     return !!prev && !prev.sep && prev.from === item.from && typeof prev.seq === typeof item.seq &&
       (item.ts || 0) - (prev.ts || 0) < 5 * 60000;
@@ -402,8 +408,10 @@
     li.setAttribute('data-id', item.id);
     var meta = el('div', 'meta');
     var who = el('span', 'who');
+    var whoID = el('span', 'who-id');
     var time = el('time');
     meta.appendChild(who);
+    meta.appendChild(whoID);
     meta.appendChild(time);
     li.appendChild(meta);
     var text = el('div', 'text');
@@ -412,6 +420,7 @@
     li.appendChild(text);
     li._files = null;
     li._who = who;
+    li._whoID = whoID;
     li._meta = meta;
     li._time = time;
     li._text = text;
@@ -561,7 +570,12 @@
     renderActions(li, editable, item);
     li.setAttribute('data-state', state);
     if (typeof item.seq === 'number') { li.setAttribute('data-seq', String(item.seq)); } else { li.removeAttribute('data-seq'); }
-    setText(li._who, mine ? (app.name || item.name || item.from) : (item.name || item.from || '?'));
+    var name = mine ? (app.name || item.name || item.from) : (item.name || item.from || '?');
+    setText(li._who, name);
+    // Anyone may take any display name: the sender's id goes beside a
+    // name that is not the id, so a namesake cannot pass for another.
+    setText(li._whoID, idBeside(name, item.from));
+    if (item.from) { li._who.setAttribute('title', '@' + item.from); }
     setText(li._time, item.ts ? clock(item.ts) + (item.edited && !item.deleted ? ' (edited)' : '') : '');
     if (item.ts) { li._time.setAttribute('title', new Date(item.ts).toLocaleString()); }
     var st = li._status;
@@ -667,6 +681,8 @@
     for (var i = 0; i < names.length; i++) {
       var li = el('li');
       li.appendChild(el('span', 'p-name', names[i].name + (names[i].user === app.user ? ' (you)' : '')));
+      var pid = idBeside(names[i].name, names[i].user);
+      if (pid) { li.appendChild(el('span', 'who-id', pid)); }
       li.setAttribute('data-user', names[i].user);
       if (names[i].user !== app.user) {
         var dm = el('button', 'p-dm', 'Message');
