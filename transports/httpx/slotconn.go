@@ -131,7 +131,22 @@ type SlotConn struct {
 	// behind it, on gorilla's lock.
 	plain atomic.Int32
 	slot  core.Slot // set by the first Hold, before held is set; the same slot ever after
+	// meter sees every read (Meter); nil: none. Set before the first read.
+	meter ReadMeter
 }
+
+// ReadMeter sees each read of a SlotConn it is set on (SlotConn.Meter):
+// Reading is given the read's buffer before the read, and Read what the
+// read returned, returning what the SlotConn's Read returns. Read may
+// block, holding the client back.
+type ReadMeter interface {
+	Reading(p []byte)
+	Read(n int, err error) (int, error)
+}
+
+// Meter has m see every read of c from now on. Call it before c is read,
+// on the goroutine that will read it or before that one starts.
+func (c *SlotConn) Meter(m ReadMeter) { c.meter = m }
 
 // NewSlotConn wraps c.
 func NewSlotConn(c net.Conn) *SlotConn {
@@ -146,8 +161,16 @@ func NewSlotConn(c net.Conn) *SlotConn {
 // the socket's: a WebSocket reader parks in this call, and its depth is
 // what keeps an idle reader's stack at 2 KB (DESIGN.md, "Memory per
 // connection"), with about 20 bytes to spare. Going through both wrappers
-// cost a frame more, and every idle reader 2 KB more.
-func (c *SlotConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+// cost a frame more, and every idle reader 2 KB more. A meter is told of
+// the read after it returns, and takes no more of this frame than the
+// read does (its buffer goes ahead of the read, not as an argument).
+func (c *SlotConn) Read(p []byte) (int, error) {
+	if c.meter == nil {
+		return c.r.Read(p)
+	}
+	c.meter.Reading(p)
+	return c.meter.Read(c.r.Read(p))
+}
 
 // Hold lets the writes that follow keep slot until Drop, or until one of
 // them would wait for the client. slot must be the same at every call.

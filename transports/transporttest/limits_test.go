@@ -344,6 +344,36 @@ func TestReadRateWS(t *testing.T) {
 	if throttledWS(t, reg) == before {
 		t.Fatal("no ping waited for the read rate")
 	}
+
+	// Frames count as they arrive, within a message too: a ping split
+	// over 600 empty continuation frames is more than a new connection's
+	// burst. (gorilla reads a message's frames inside one Read: a message
+	// of empty frames that never ended took a core, uncounted.)
+	c2, err := DialWSURL("ws"+strings.TrimPrefix(srv.URL, "http"), h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c2.Close)
+	alive(t, c2)
+	before = throttledWS(t, reg)
+	masked := func(b0 byte, payload string) []byte { // masked with a zero key
+		return append([]byte{b0, 0x80 | byte(len(payload)), 0, 0, 0, 0}, payload...)
+	}
+	split := masked(0x01, `{"type":"ping","ref":"split"`) // text, not final
+	for range 600 {
+		split = append(split, masked(0x00, "")...) // continuation, not final
+	}
+	split = append(split, masked(0x80, "}")...) // continuation, final
+	reply := c2.expect("split")
+	if _, err := c2.conn.NetConn().Write(split); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c2.wait(Ctx(t), reply); err != nil || got.Type != protocol.TypePong {
+		t.Fatalf("the split ping: %+v, %v", got, err)
+	}
+	if throttledWS(t, reg) == before {
+		t.Fatal("a message's empty frames did not count against the read rate")
+	}
 }
 
 // A send or an edit under an id another user's message has in the room

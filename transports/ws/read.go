@@ -46,6 +46,11 @@ type reader struct {
 	// has one). Only the reader's goroutine touches them.
 	taken   int
 	inbound *rate.Limiter
+	// meter charges the read rate as the socket is read (frameMeter);
+	// metered says it is set on the connection, so that a frame's and a
+	// control frame's own charges are left to it.
+	meter   frameMeter
+	metered bool
 
 	// What NextReader returned, from read to handle; only the reader's
 	// goroutine touches them.
@@ -64,6 +69,10 @@ type reader struct {
 func (h *Handler) startReader(sess *core.Session, c *conn, rooms []string, since protocol.Cursor) {
 	rd := &reader{sess: sess, c: c, ws: c.ws, ctx: sess.Context(), silence: 3 * h.hub.Config().Heartbeat,
 		h: h, work: h.workers, handled: make(chan struct{}, 1)}
+	if c.slots != nil && h.readRate != rate.Inf {
+		rd.meter.rd, rd.metered = rd, true
+		c.slots.Meter(&rd.meter)
+	}
 	rd.extend()
 	c.ws.SetPongHandler(rd.pong)
 	c.ws.SetPingHandler(rd.ping)
@@ -161,7 +170,7 @@ func (rd *reader) handle() bool {
 		b, err = readFrame(r, rd.h.readLimit)
 	}
 	if err == nil {
-		if err = rd.throttle(len(*b) + frameCost); err != nil {
+		if err = rd.throttle(rd.messageCost(len(*b))); err != nil {
 			putBuffer(b)
 		}
 	}
@@ -222,6 +231,96 @@ func readFrame(r io.Reader, limit int64) (*[]byte, error) {
 // did not count) is held back too.
 const frameCost = 512
 
+// messageCost is what a message of n bytes, as read (inflated), counts
+// against the read rate once read. With the meter on the socket, its
+// bytes and frames are counted as they arrive, so only what inflating
+// made of a compressed one is counted again; without it, the message's
+// bytes and one frame's cost.
+func (rd *reader) messageCost(n int) int {
+	switch {
+	case !rd.metered:
+		return n + frameCost
+	case rd.c.deflate:
+		return n
+	}
+	return 0
+}
+
+// frameMeter charges a connection's read rate for what it sends, as its
+// socket is read: every byte, and frameCost more for every frame begun.
+// gorilla reads a message's frames inside one Read, so no charge by
+// message saw the frames of one that never ends: a client that sent
+// empty continuation frames as fast as it could (6 bytes each, 168
+// million in 5 s) took a core of the node for as long as it went on. It
+// follows the frames' headers through the bytes (RFC 6455, section 5.2)
+// and skips their payloads. Only the reader's goroutine reads the
+// socket, so only it touches the meter.
+type frameMeter struct {
+	rd   *reader
+	p    []byte // the buffer of the read in progress
+	skip uint64 // the current frame's payload still to come
+	plen uint64 // its payload length, as its header gives it
+	hn   uint8  // its header's bytes seen; 0: the next byte begins a frame
+	want uint8  // its header's length, once its second byte is seen
+	ext  uint8  // its extended length's bytes: 0, 2 or 8
+}
+
+// Reading takes the buffer of the read that follows.
+func (m *frameMeter) Reading(p []byte) { m.p = p }
+
+// Read charges what the read gave, waiting while the connection is past
+// its rate; it fails the read if the session ends meanwhile.
+func (m *frameMeter) Read(n int, err error) (int, error) {
+	if n > 0 {
+		cost := n + m.frames(m.p[:n])*frameCost
+		if werr := m.rd.throttle(cost); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	m.p = nil
+	return n, err
+}
+
+// frames follows the frames through p, the next bytes of the stream, and
+// returns how many begin in it.
+func (m *frameMeter) frames(p []byte) int {
+	begun := 0
+	for len(p) > 0 {
+		if m.skip > 0 {
+			k := min(m.skip, uint64(len(p)))
+			m.skip -= k
+			p = p[k:]
+			continue
+		}
+		b := p[0]
+		p = p[1:]
+		m.hn++
+		switch {
+		case m.hn == 1:
+			begun++
+			continue
+		case m.hn == 2:
+			m.plen, m.ext = uint64(b&0x7f), 0
+			switch m.plen {
+			case 126:
+				m.plen, m.ext = 0, 2
+			case 127:
+				m.plen, m.ext = 0, 8
+			}
+			m.want = 2 + m.ext
+			if b&0x80 != 0 {
+				m.want += 4 // the masking key
+			}
+		case m.hn <= 2+m.ext:
+			m.plen = m.plen<<8 | uint64(b)
+		}
+		if m.hn == m.want {
+			m.skip, m.hn = m.plen, 0
+		}
+	}
+	return begun
+}
+
 // throttle holds the reader back while the connection sends faster than
 // its Handler's read rate (once it has sent its burst): it waits, before
 // it takes the frame of n bytes, until the rate allows it, or fails when
@@ -272,6 +371,9 @@ func (rd *reader) extend() {
 // pong is the pong handler: a pong is a sign of life like any frame.
 func (rd *reader) pong(data string) error {
 	rd.extend()
+	if rd.metered {
+		return nil
+	}
 	return rd.throttle(len(data) + frameCost)
 }
 
@@ -279,8 +381,10 @@ func (rd *reader) pong(data string) error {
 // as gorilla's default handler does.
 func (rd *reader) ping(data string) error {
 	rd.extend()
-	if err := rd.throttle(len(data) + frameCost); err != nil {
-		return err
+	if !rd.metered {
+		if err := rd.throttle(len(data) + frameCost); err != nil {
+			return err
+		}
 	}
 	err := rd.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(controlWait))
 	var ne net.Error
