@@ -269,8 +269,12 @@ func (s *Session) join(ctx context.Context, name string, since *uint64, ref stri
 		s.leave(name)
 		return err
 	}
-	if !stream {
-		s.hub.listJoin(ctx, id.User, wire, stamp)
+	if !stream && !id.Ticket {
+		// A ticket may have leaked: what it opens is not remembered
+		// (POST /v1/join remembers a room with the token).
+		if err := s.hub.listJoin(ctx, id.User, wire, stamp); err != nil {
+			s.hub.cfg.Logger.Debug("rooms: listing a joined room failed", "user", id.User, "room", wire, "err", err)
+		}
 	}
 	return nil
 }

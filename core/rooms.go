@@ -177,22 +177,41 @@ func (l *listed) set(user, room string, m listMark) {
 	l.at[listKey{user, room}] = m
 }
 
+// Remember puts room in the user's list and, if it was not there, tells
+// the user's sessions (reason joined), as a join on a stream opened with
+// the token does: for a client whose stream a ticket opened, whose joins
+// are not remembered (auth.Identity.Ticket). A room the identity may not
+// use is forbidden.
+func (h *Hub) Remember(ctx context.Context, id auth.Identity, room string) error {
+	stamp := h.listed.stamp()
+	if err := joinable(id, room); err != nil {
+		return err
+	}
+	if id.Ticket {
+		return protocol.Errorf(protocol.CodeUnauthorized, "a ticket remembers no room: send the token")
+	}
+	if err := h.listJoin(ctx, id.User, room, stamp); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
 // listJoin puts room in user's list after a join that began at stamp
 // and, if it was not there, tells the user's sessions (reason joined). A
 // leave of the room since the join began wins: the room stays out. A
-// failure is logged: the join itself has succeeded.
-func (h *Hub) listJoin(ctx context.Context, user, room string, stamp uint64) {
+// failure to list is returned (a join logs it: the join itself has
+// succeeded), one to tell is logged.
+func (h *Hub) listJoin(ctx context.Context, user, room string, stamp uint64) error {
 	if h.listed.recent(user, room) {
-		return
+		return nil
 	}
 	defer h.listed.lock(user, room)()
 	if h.listed.recent(user, room) || h.listed.leftAfter(user, room, stamp) {
-		return
+		return nil
 	}
 	added, err := h.people.AddUserRoom(ctx, user, room)
 	if err != nil {
-		h.cfg.Logger.Debug("rooms: listing a joined room failed", "user", user, "room", room, "err", err)
-		return
+		return err
 	}
 	h.listed.mark(user, room, added)
 	if added {
@@ -200,6 +219,7 @@ func (h *Hub) listJoin(ctx context.Context, user, room string, stamp uint64) {
 			h.cfg.Logger.Warn("rooms: telling a join failed", "user", user, "room", room, "err", err)
 		}
 	}
+	return nil
 }
 
 // Leave takes room out of the user's room list and, if it was there,

@@ -248,7 +248,7 @@ func (s *Session) armExpiry(id auth.Identity) {
 		s.expiry.Stop()
 	}
 	why := DisconnectExpired
-	if id.Ticket {
+	if id.TicketBound {
 		why = DisconnectTicketExpired
 	}
 	s.expiry = time.AfterFunc(d, func() { s.Close(why) })

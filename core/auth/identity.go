@@ -26,14 +26,18 @@ type Identity struct {
 	Rooms []string
 	// Admin grants the admin API.
 	Admin bool
-	// Ticket says a ticket, not a token, opened the stream this identity
-	// belongs to. A ticket travels in a URL and may leak, so such a
-	// stream lives only as long as the ticket (Expires) and may receive
-	// but not write, until the client proves its token in-band (refresh).
+	// Ticket says a ticket, not a token, proved the identity. A ticket
+	// travels in a URL and may leak, so what it opens may receive, but
+	// not write, nor have its joins remembered in the user's room list,
+	// until the client proves its token in-band (refresh).
 	Ticket bool
+	// TicketBound says Expires is the ticket's own expiry, before its
+	// token's: a stream the ticket opened ends then (4013), unless the
+	// client proves its token in-band.
+	TicketBound bool
 	// Expires is the token's exp claim. The zero time means no expiry is
 	// known (an Identity built by hand). For a stream opened with a ticket
-	// (Ticket) it is the ticket's expiry.
+	// that expires before its token, it is the ticket's (TicketBound).
 	Expires time.Time
 }
 

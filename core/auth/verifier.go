@@ -155,7 +155,7 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 		return nil, errors.New("auth: unexpected signing method")
 	}
 	if _, ok := t.Header["crit"]; ok {
-		return nil, errors.New("auth: the token's header names critical extensions (crit), which this server does not support")
+		return nil, errCrit
 	}
 	return v.key, nil
 }
@@ -181,6 +181,9 @@ var notOnlyExpired = []error{
 
 // tokenError maps a jwt parse error to a wire error. The message is a
 // fixed phrase; the jwt error is kept as the cause, for the log.
+// errCrit refuses a token whose header carries crit (keyFunc).
+var errCrit = errors.New("auth: the token's header names critical extensions (crit)")
+
 func tokenError(err error) error {
 	unauthorized := func(msg string) error {
 		return &protocol.Error{Code: protocol.CodeUnauthorized, Message: msg, Cause: err}
@@ -188,6 +191,8 @@ func tokenError(err error) error {
 	switch {
 	case errors.Is(err, errBadDate):
 		return unauthorized("token exp, nbf or iat is not a valid date")
+	case errors.Is(err, errCrit):
+		return unauthorized("token header names critical extensions (crit), which this server does not support")
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return unauthorized("malformed token")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -32,11 +31,11 @@ type offer struct {
 	Features       map[string]bool `json:"features"`
 	HeartbeatMS    int64           `json:"heartbeat_ms"`
 	PollIntervalMS int64           `json:"poll_interval_ms"`
-	// Ticket and TicketExpiresIn: a ticket for the stream URLs, given
-	// with the offer (servers before it gave none: POST /v1/ticket).
-	Ticket          string    `json:"ticket"`
-	TicketExpiresIn int       `json:"ticket_expires_in"`
-	at              time.Time // when the answer came
+	// Ticket: a ticket for browsers' stream URLs, given with the offer.
+	// A server that gives one takes the token in a header on every
+	// route, which this client sends instead; one that gives none (older
+	// servers) is asked POST /v1/ticket.
+	Ticket string `json:"ticket"`
 }
 
 // Client is a chat client that keeps one connection to a chatd server

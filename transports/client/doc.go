@@ -45,12 +45,11 @@
 // # Connect cycles and fallback
 //
 // Each cycle calls Token, negotiates (GET /v1/negotiate), and tries the
-// offered tiers in the configured order. A WebSocket and an event stream
-// carry the token in an Authorization header where the server gives
-// tickets (a stream a ticket opens lives only as long as the ticket);
-// polls carry the ticket negotiate gave, then tickets from POST
-// /v1/ticket, and every tier carries ?token= when the server has no
-// ticket endpoint. After a live link ends for any reason but its
+// offered tiers in the configured order. Every tier carries the token in
+// an Authorization header where the server gives tickets (what a ticket
+// opens lives only as long as the ticket, writes nothing and remembers no
+// join), and a ticket from POST /v1/ticket, or ?token=, in its URL where
+// it gives none. After a live link ends for any reason but its
 // credentials (4012, unauthorized) or a dead link, the next cycle first
 // resumes on what it has: no Token, no negotiate, the best tier of the
 // offer in hand (as the last control envelope left it). The server

@@ -55,11 +55,17 @@ func (l *link) runPoll() {
 		controlTag string
 		fast       int // answers in a row that came at once with no events
 	)
+	// The token in a header, where the server gives tickets (chatd takes
+	// a bearer header on every route), as on the other tiers: what a
+	// ticket opens writes nothing, not even a remembered join.
+	if l.off.Ticket != "" {
+		scratch.authz = []string{"Bearer " + l.tok}
+	}
 	for l.ctx.Err() == nil {
-		if cred == "" || c.cfg.Now().After(credUntil) {
+		if scratch.authz == nil && (cred == "" || c.cfg.Now().After(credUntil)) {
 			var ttl time.Duration
 			var err error
-			if cred, ttl, err = l.credential(renewed); err != nil {
+			if cred, ttl, err = l.credential(); err != nil {
 				l.end.err = err
 				return
 			}
@@ -79,8 +85,10 @@ func (l *link) runPoll() {
 			u = append(u, "&control_tag="...)
 			u = append(u, url.QueryEscape(controlTag)...)
 		}
-		u = append(u, '&')
-		u = append(u, cred...)
+		if cred != "" {
+			u = append(u, '&')
+			u = append(u, cred...)
+		}
 		u = append(u, "&"+batchQuery...)
 		scratch.url = u
 		start := c.cfg.Now()
@@ -91,7 +99,7 @@ func (l *link) runPoll() {
 				return
 			case errors.Is(err, errKicked):
 				continue
-			case isUnauthorized(err) && !renewed:
+			case isUnauthorized(err) && !renewed && scratch.authz == nil:
 				cred, renewed = "", true // the ticket may have expired; the token may not
 				continue
 			}
@@ -243,11 +251,12 @@ func (l *link) get(ctx context.Context, u string, s *pollScratch) (pollAnswer, e
 // decoded hold copies, never the body's bytes, so the body's buffer is
 // free once the answer is decoded.
 type pollScratch struct {
-	url  []byte
-	body []byte
-	envs frameScratch
-	tmpl *http.Request // the link's polls but for their query, context and header; nil until the first
-	key  []string      // the X-Chat-Client header's value
+	url   []byte
+	body  []byte
+	envs  frameScratch
+	tmpl  *http.Request // the link's polls but for their query, context and header; nil until the first
+	key   []string      // the X-Chat-Client header's value
+	authz []string      // the Authorization header's value; nil: the credential is in the query
 }
 
 // request returns the GET of the poll URL with the query q, bound to ctx.
@@ -277,6 +286,9 @@ func (s *pollScratch) request(ctx context.Context, c *Client, q string) (*http.R
 	// appends to the value gets a new array (its capacity is its length);
 	// one that writes into it breaks that rule outright.
 	req.Header = http.Header{canonicalClientHeader: s.key[:1:1]}
+	if s.authz != nil {
+		req.Header["Authorization"] = s.authz[:1:1]
+	}
 	return req, nil
 }
 

@@ -97,7 +97,6 @@ func (c *Client) negotiate(ctx context.Context, tok string) (offer, error) {
 	if err != nil {
 		return offer{}, err
 	}
-	o.at = c.cfg.Now()
 	if o.HeartbeatMS <= 0 {
 		o.HeartbeatMS = 15000
 	}
@@ -113,26 +112,10 @@ func bearer(tok string) http.Header {
 }
 
 // credential returns the query parameter that authenticates the link's
-// stream URL, and how long it may be reused: the ticket negotiate gave
-// with the link's offer for the first half of its life, unless renew
-// (it was refused); otherwise the client's credential.
-func (l *link) credential(renew bool) (string, time.Duration, error) {
-	if !renew {
-		if q, left := l.ticketLeft(); left > 0 {
-			return q, left, nil
-		}
-	}
+// stream URL on a server whose offer gives no ticket (one that does takes
+// the token in a header: see runWS), and how long it may be reused.
+func (l *link) credential() (string, time.Duration, error) {
 	return l.c.credential(l.ctx, l.tok)
-}
-
-// ticketLeft returns the ticket=… parameter of the link's offer and how
-// long it may still be reused (0 or less: not at all).
-func (l *link) ticketLeft() (string, time.Duration) {
-	o := l.off
-	if o.Ticket == "" {
-		return "", 0
-	}
-	return "ticket=" + url.QueryEscape(o.Ticket), o.at.Add(time.Duration(o.TicketExpiresIn) * time.Second / 2).Sub(l.c.cfg.Now())
 }
 
 // credential returns the query parameter that authenticates a WebSocket,

@@ -20,7 +20,7 @@ func (l *link) runSSE() {
 	// WebSocket (runWS): a stream opened with a ticket ends with it.
 	cred := ""
 	if l.off.Ticket == "" {
-		q, _, err := l.credential(false)
+		q, _, err := l.credential()
 		if err != nil {
 			l.end.err = err
 			return

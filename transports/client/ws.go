@@ -51,7 +51,7 @@ func (l *link) runWS() {
 	if l.off.Ticket != "" {
 		h = bearer(l.tok)
 	} else {
-		cred, _, err := l.credential(false)
+		cred, _, err := l.credential()
 		if err != nil {
 			l.end.err = err
 			return

@@ -122,6 +122,7 @@ func (s *Server) Handler() http.Handler {
 			r.Post("/delete", s.delete)
 			r.Post("/read", s.read)
 			r.Post("/typing", s.typing)
+			r.Post("/join", s.join)
 			r.Post("/leave", s.leave)
 			r.Get("/me", s.me)
 			r.Put("/me", s.setMe)

@@ -60,6 +60,22 @@ func (s *Server) rooms(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, roomList{Rooms: rooms})
 }
 
+// join serves POST /v1/join {"room"}: the room joins the user's list and
+// their sessions are told, as a stream's join does (see core.Hub.Remember).
+// It answers an ack.
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	var body struct{ Room string }
+	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.cfg.Hub.Remember(r.Context(), httpx.IdentityFrom(r.Context()), body.Room); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, protocol.Envelope{Type: protocol.TypeAck, Room: body.Room})
+}
+
 // leave serves POST /v1/leave {"room"}: the room leaves the user's list
 // and their sessions are told (see core.Hub.Leave). It answers an ack.
 func (s *Server) leave(w http.ResponseWriter, r *http.Request) {

@@ -60,7 +60,7 @@ type Authenticator struct {
 // ?token=) is unauthorized, with a message saying to use the header; a
 // ticket or token in the URL of a REST call is as good as leaked.
 func (a *Authenticator) Identify(r *http.Request) (auth.Identity, error) {
-	id, _, _, err := a.authenticate(r, false, true)
+	id, _, _, _, err := a.authenticate(r, false, true)
 	return id, err
 }
 
@@ -70,7 +70,7 @@ func (a *Authenticator) Identify(r *http.Request) (auth.Identity, error) {
 // on WebSocket or EventSource, hence the query forms. An identity a
 // ticket proves has Ticket set and expires with the ticket.
 func (a *Authenticator) IdentifyStream(r *http.Request) (auth.Identity, error) {
-	id, _, _, err := a.authenticate(r, true, false)
+	id, _, _, _, err := a.authenticate(r, true, false)
 	return id, err
 }
 
@@ -79,7 +79,7 @@ func (a *Authenticator) IdentifyStream(r *http.Request) (auth.Identity, error) {
 // proved is remembered until the credential expires. A WebSocket or SSE
 // connection proves its credential once, and would only fill the cache.
 func (a *Authenticator) IdentifyRepeated(r *http.Request) (auth.Identity, error) {
-	id, _, _, err := a.authenticate(r, true, true)
+	id, _, _, _, err := a.authenticate(r, true, true)
 	return id, err
 }
 
@@ -88,21 +88,28 @@ func (a *Authenticator) IdentifyRepeated(r *http.Request) (auth.Identity, error)
 type Proof struct {
 	ID    auth.Identity
 	until time.Time // zero: not taken on trust (Reuse refuses it)
+	ends  time.Time // when the credential itself expires; zero: never
 }
 
-// Until is when p's credential stops being taken on trust (at the latest
-// its own expiry, a ticket's or a token's), or zero when it is not taken
-// on trust. A poll held past it would answer on a credential that may no
+// Until is when p's credential stops proving its identity: when it stops
+// being taken on trust, or, if it is not taken on trust (too long to
+// remember), when it expires (a ticket's expiry or a token's); zero if
+// never. A poll held past it would answer on a credential that may no
 // longer prove anything.
-func (p Proof) Until() time.Time { return p.until }
+func (p Proof) Until() time.Time {
+	if p.until.IsZero() {
+		return p.ends
+	}
+	return p.until
+}
 
 // ProveRepeated is IdentifyRepeated, with the identity's Proof. A
 // handler that keeps the proof, along with the exact credential it came
 // with, can take the identity again for a request that brings that very
 // credential (Reuse) without reading it.
 func (a *Authenticator) ProveRepeated(r *http.Request) (Proof, error) {
-	id, until, _, err := a.authenticate(r, true, true)
-	return Proof{ID: id, until: until}, err
+	id, until, ends, _, err := a.authenticate(r, true, true)
+	return Proof{ID: id, until: until, ends: ends}, err
 }
 
 // Reuse returns p's identity for r, a request that brings the very
@@ -124,30 +131,31 @@ func (a *Authenticator) Reuse(r *http.Request, p Proof) (auth.Identity, bool) {
 // identity. The user it proves is
 // the one Report tells of the request's errors.
 // With cached, it also returns until when the credential is taken on
-// trust (zero: it is not).
-func (a *Authenticator) authenticate(r *http.Request, inURL, cached bool) (auth.Identity, time.Time, Credential, error) {
+// trust (zero: it is not); and it returns when the credential expires
+// (zero: never).
+func (a *Authenticator) authenticate(r *http.Request, inURL, cached bool) (auth.Identity, time.Time, time.Time, Credential, error) {
 	// A lane's connection keeps the credential it last proved through
 	// the cache (laneCred).
 	var lc *laneConn
 	if cached {
 		lc, _ = r.Context().Value(laneKey{}).(*laneConn)
 	}
-	id, until, cred, err := a.credential(r, lc, inURL, cached)
+	id, until, ends, cred, err := a.credential(r, lc, inURL, cached)
 	if err == nil {
 		reportUser(r, id.User)
 	}
-	return id, until, cred, err
+	return id, until, ends, cred, err
 }
 
 // credParams are the query parameters that may carry a credential.
 var credParams = []string{"ticket", "token"}
 
 // credential checks the request's credential, as authenticate says.
-func (a *Authenticator) credential(r *http.Request, lc *laneConn, inURL, cached bool) (auth.Identity, time.Time, Credential, error) {
+func (a *Authenticator) credential(r *http.Request, lc *laneConn, inURL, cached bool) (auth.Identity, time.Time, time.Time, Credential, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return auth.Identity{}, time.Time{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "authorization header must be Bearer")
+			return auth.Identity{}, time.Time{}, time.Time{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "authorization header must be Bearer")
 		}
 		return a.prove(lc, CredBearer, strings.TrimSpace(tok), cached)
 	}
@@ -156,15 +164,15 @@ func (a *Authenticator) credential(r *http.Request, lc *laneConn, inURL, cached 
 	ticket, token := cred[0], cred[1]
 	switch {
 	case !inURL && (ticket != "" || token != ""):
-		return auth.Identity{}, time.Time{}, CredNone, errURLCredential
+		return auth.Identity{}, time.Time{}, time.Time{}, CredNone, errURLCredential
 	case ticket != "":
 		return a.prove(lc, CredTicket, ticket, cached)
 	case token != "":
 		return a.prove(lc, CredToken, token, cached)
 	case inURL:
-		return auth.Identity{}, time.Time{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send a bearer token or a ticket")
+		return auth.Identity{}, time.Time{}, time.Time{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send a bearer token or a ticket")
 	}
-	return auth.Identity{}, time.Time{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send Authorization: Bearer <token>")
+	return auth.Identity{}, time.Time{}, time.Time{}, CredNone, protocol.Errorf(protocol.CodeUnauthorized, "no credentials: send Authorization: Bearer <token>")
 }
 
 // prove returns the identity secret proves as a credential of kind; with
@@ -172,19 +180,19 @@ func (a *Authenticator) credential(r *http.Request, lc *laneConn, inURL, cached 
 // first from lc (nil: not a lane's request) when it proved it last.
 // With cached, it returns until when the cache takes secret on trust
 // (zero: it does not).
-func (a *Authenticator) prove(lc *laneConn, kind Credential, secret string, cached bool) (auth.Identity, time.Time, Credential, error) {
+func (a *Authenticator) prove(lc *laneConn, kind Credential, secret string, cached bool) (auth.Identity, time.Time, time.Time, Credential, error) {
 	now := a.now()
 	if cached {
 		if lc != nil {
 			if e, ok := lc.provedOn(a, kind, secret, now); ok {
-				return e.id, e.until, kind, nil
+				return e.id, e.until, e.until, kind, nil
 			}
 		}
 		if e, ok := a.cache.get(kind, secret, now); ok {
 			if lc != nil {
 				lc.proved(a, kind, secret, e)
 			}
-			return e.id, e.until, kind, nil
+			return e.id, e.until, e.until, kind, nil
 		}
 	}
 	var (
@@ -199,16 +207,20 @@ func (a *Authenticator) prove(lc *laneConn, kind Credential, secret string, cach
 		until = id.Expires
 	}
 	if err != nil {
-		return auth.Identity{}, time.Time{}, kind, err
+		return auth.Identity{}, time.Time{}, time.Time{}, kind, err
 	}
-	if kind == CredTicket && !id.Expires.IsZero() && id.Expires.Before(until) {
-		until = id.Expires // a ticket outlives neither itself nor its token
-	}
-	if kind == CredTicket && !cached {
-		// A stream (IdentifyStream): it lives as long as its ticket, not
-		// the token the ticket came from, and writes nothing until the
-		// client proves the token in-band (auth.Identity.Ticket).
-		id.Expires, id.Ticket = until, true
+	if kind == CredTicket {
+		// A ticket may have leaked: what it proves writes nothing and
+		// remembers no join (auth.Identity.Ticket).
+		id.Ticket = true
+		if !id.Expires.IsZero() && !id.Expires.After(until) {
+			until = id.Expires // a ticket outlives neither itself nor its token
+		} else if !cached {
+			// A stream (IdentifyStream) lives as long as its ticket, not
+			// the token the ticket came from, unless the client proves
+			// the token in-band.
+			id.Expires, id.TicketBound = until, true
+		}
 	}
 	var trusted time.Time
 	if cached {
@@ -219,7 +231,7 @@ func (a *Authenticator) prove(lc *laneConn, kind Credential, secret string, cach
 			}
 		}
 	}
-	return id, trusted, kind, nil
+	return id, trusted, until, kind, nil
 }
 
 func (a *Authenticator) now() time.Time {
@@ -246,7 +258,7 @@ type principalKey struct{}
 // puts the identity and its Credential in the request context.
 func (a *Authenticator) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, _, cred, err := a.authenticate(r, false, true)
+		id, _, _, cred, err := a.authenticate(r, false, true)
 		if err != nil {
 			WriteError(w, err)
 			return

@@ -1,6 +1,8 @@
 package transporttest
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -27,11 +29,21 @@ func testTicketStreamLife(t *testing.T, dial Dialer) {
 	// Polls hold for an hour: one a ticket opened must end at its expiry.
 	e := NewEnv(t, Options{PollHold: time.Hour})
 	token := e.Token(t, "alice", Claims{})
-	// A ticket of a few seconds' life, under the server's key.
-	ticket, err := auth.NewTickets(e.TicketKey, 3*time.Second, nil).Issue(auth.Identity{
-		User: "alice", Name: "alice", Expires: time.Now().Add(time.Hour)})
+	// A ticket of a few seconds' life, under the server's key, and one
+	// too long for the server to remember it proved (a rooms claim of
+	// 300 rooms): it is proved at every request.
+	short := auth.NewTickets(e.TicketKey, 3*time.Second, nil)
+	ticket, err := short.Issue(auth.Identity{User: "alice", Name: "alice", Expires: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	many := []string{room}
+	for i := range 300 {
+		many = append(many, fmt.Sprintf("room-of-a-long-claim-%03d", i))
+	}
+	long, err := short.Issue(auth.Identity{User: "alice", Name: "alice", Rooms: many, Expires: time.Now().Add(time.Hour)})
+	if err != nil || len(long) <= 4<<10 {
+		t.Fatalf("a ticket of %d bytes: %v", len(long), err)
 	}
 	// The clock of this test: a WebSocket opened with the ticket, never
 	// refreshed, closes when the ticket expires.
@@ -67,9 +79,9 @@ func testTicketStreamLife(t *testing.T, dial Dialer) {
 		}
 	}
 
-	var held chan heldPoll
+	var held, heldLong chan heldPoll
 	if _, poll := byTicket.(*pollClient); poll {
-		held = holdPoll(t, e, ticket)
+		held, heldLong = holdPoll(t, e, ticket), holdPoll(t, e, long)
 	}
 
 	closedWith(t, clock, protocol.CloseTicketExpired, "the ticket's expiry")
@@ -82,20 +94,22 @@ func testTicketStreamLife(t *testing.T, dial Dialer) {
 		httpError(t, "a poll with the expired ticket", status, body, http.StatusUnauthorized, protocol.CodeTokenExpired)
 		// A poll held with it answered at the expiry, not at its hold's
 		// end an hour on (or, on a slow machine, came too late and was
-		// refused).
-		var h heldPoll
-		select {
-		case h = <-held:
-		case <-Ctx(t).Done():
-			t.Fatal("a poll held with the ticket outlived it")
-		}
-		switch {
-		case h.err != nil:
-			t.Fatalf("the held poll: %v", h.err)
-		case h.status == http.StatusUnauthorized:
-			httpError(t, "the held poll", h.status, h.body, http.StatusUnauthorized, protocol.CodeTokenExpired)
-		case h.status != http.StatusOK || strings.Contains(string(h.body), `"type":"message"`):
-			t.Fatalf("the held poll: HTTP %d %s", h.status, h.body)
+		// refused); so did one held with the long ticket.
+		for what, ch := range map[string]chan heldPoll{"the ticket": held, "the long ticket": heldLong} {
+			var h heldPoll
+			select {
+			case h = <-ch:
+			case <-Ctx(t).Done():
+				t.Fatalf("a poll held with %s outlived it", what)
+			}
+			switch {
+			case h.err != nil:
+				t.Fatalf("the poll held with %s: %v", what, h.err)
+			case h.status == http.StatusUnauthorized:
+				httpError(t, "the poll held with "+what, h.status, h.body, http.StatusUnauthorized, protocol.CodeTokenExpired)
+			case h.status != http.StatusOK || strings.Contains(string(h.body), `"type":"message"`):
+				t.Fatalf("the poll held with %s: HTTP %d %s", what, h.status, h.body)
+			}
 		}
 	default:
 		t.Fatalf("a client of type %T", byTicket)
@@ -155,6 +169,9 @@ func holdPoll(t testing.TB, e *Env, ticket string) chan heldPoll {
 		req.Close = true
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
+			if ue := (*url.Error)(nil); errors.As(err, &ue) {
+				err = ue.Err // not the URL: the ticket is long
+			}
 			h.err = err
 			return
 		}
@@ -163,4 +180,44 @@ func holdPoll(t testing.TB, e *Env, ticket string) chan heldPoll {
 		h.body, h.err = io.ReadAll(resp.Body)
 	}()
 	return out
+}
+
+// A stream a ticket opens joins rooms without remembering them in the
+// user's room list (a leaked ticket filled a user's list with 500 junk
+// rooms, their own pushed out, and the user stream with as many events);
+// POST /v1/join, with the token, remembers a room the user chose, and
+// tells the user's sessions.
+func TestTicketJoinsNotRemembered(t *testing.T) { Run(t, testTicketJoinsNotRemembered) }
+
+func testTicketJoinsNotRemembered(t *testing.T, dial Dialer) {
+	e := NewEnv(t, Options{Hub: fast})
+	tok := e.Token(t, "alice", Claims{})
+	watcher := dial(t, e, tok, []Join{{Room: protocol.UserRoom}})
+	dial(t, e, "ticket="+issueTicket(t, e, tok), []Join{{Room: "by-ticket"}})
+	status, body := httpDo(t, e, http.MethodPost, "/v1/join", tok, map[string]string{"room": "chosen"})
+	var ack protocol.Envelope
+	if decodeJSON(t, body, &ack); status != http.StatusOK || ack.Type != protocol.TypeAck || ack.Room != "chosen" {
+		t.Fatalf("POST /v1/join: HTTP %d %s", status, body)
+	}
+	wantRoomEvent(t, "the user's stream", nextRoom(t, watcher), "chosen", protocol.ReasonJoined, nil)
+	if got := roomNames(roomsOf(t, e, tok)); len(got) != 1 || got[0] != "chosen" {
+		t.Fatalf("the user's rooms: %v, want chosen only", got)
+	}
+	status, body = httpDo(t, e, http.MethodPost, "/v1/join", tok, map[string]string{"room": "dm:bob:carol"})
+	httpError(t, "POST /v1/join of another pair's DM", status, body, http.StatusForbidden, protocol.CodeForbidden)
+}
+
+// A ticket outlives neither itself nor its token: a stream it opened for
+// a token that expires first ends as the token does, with 4012 (refresh
+// the token), not 4013 (the token is still good). WebSocket-specific
+// (close codes).
+func TestTicketOfAnExpiringTokenWS(t *testing.T) {
+	e := NewEnv(t, Options{})
+	ticket, err := auth.NewTickets(e.TicketKey, time.Hour, nil).Issue(auth.Identity{
+		User: "alice", Name: "alice", Expires: time.Now().Add(2 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := DialWS(t, e, "ticket="+ticket, nil)
+	closedWith(t, c, protocol.CloseTokenExpired, "the token's expiry")
 }

@@ -1,6 +1,7 @@
 package browsertest
 
 import (
+	"net/http"
 	"testing"
 	"time"
 )
@@ -51,5 +52,25 @@ func TestTicketsUnderThePage(t *testing.T) {
 	}
 	if n := srv.metric(t, `chat_disconnects_total{code="4013",reason="ticket expired",transport="websocket"}`); n > 0 {
 		t.Fatalf("%v WebSocket sessions ended on their tickets", n)
+	}
+
+	// A room bob joins on his event stream, whose joins a ticket makes
+	// unremembered, is in his room list on the server all the same: the
+	// page asked for it (POST /v1/join).
+	bob.joinRoom("sse-room")
+	api := srv.login(t, "bob")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var list struct{ Rooms []struct{ Room string } }
+		api.do(http.MethodGet, "/v1/rooms", nil, &list)
+		found := false
+		for _, r := range list.Rooms {
+			found = found || r.Room == "sse-room"
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's rooms on the server: %+v, want sse-room among them", list.Rooms)
+		}
 	}
 }

@@ -805,7 +805,7 @@
     room.read = app.client.readPosition(name);
     app.rooms[name] = room;
     app.order.push(name);
-    app.client.join(name);
+    app.client.join(name, { remember: tell }); // the user chose it: the server remembers it
     saveRooms(tell);
     mark('rooms');
     return room;

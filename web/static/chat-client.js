@@ -1574,8 +1574,12 @@
   // ---- rooms ----
 
   // join subscribes to a room. Its messages come as 'history' (the newest
-  // page) and then 'message'.
-  ChatClient.prototype.join = function (room) {
+  // page) and then 'message'. With opts.remember (the user chose the
+  // room), POST /v1/join also puts it in the user's room list on the
+  // server: an event stream opened with a ticket joins without
+  // remembering (a ticket may leak from its URL).
+  ChatClient.prototype.join = function (room, opts) {
+    if (opts && opts.remember) { this._api('POST', '/v1/join', { room: room }, {}, function () {}); }
     if (this._rooms[room]) { return; }
     this._rooms[room] = { name: room, seq: -1, reads: 'wanted' };
     this._loadRead(room);
