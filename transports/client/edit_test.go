@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/protocol"
@@ -68,6 +69,18 @@ func TestEditDeleteFiles(t *testing.T) {
 			bob := start(t, testConfig(t, srv.URL, "bob", []string{tier}, "r"))
 			waitState(t, alice, "alice on "+tier, connectedOn(tier))
 			waitState(t, bob, "bob on "+tier, connectedOn(tier))
+			if tier == Poll {
+				// A poll client is connected by its first answer, whose
+				// session is closed, not kept: until its next poll opens a
+				// session, what is sent comes by that poll's catch-up, in
+				// its current state (a deleted message, deleted). Both
+				// clients' next polls are in before anything is sent.
+				for deadline := time.Now().Add(5 * time.Second); srv.Hub.Sessions()[Poll] != 2; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("%d poll sessions open, want both clients' next polls", srv.Hub.Sessions()[Poll])
+					}
+				}
+			}
 			ctx := stepCtx(t)
 
 			m, err := alice.SendFiles(ctx, "r", "", []string{"cat"})

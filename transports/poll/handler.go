@@ -148,9 +148,11 @@ const DefaultPark = 250 * time.Millisecond
 // DefaultQuiet is Config.Quiet when it is left zero.
 const DefaultQuiet = 2 * time.Second
 
-// Handler serves GET /v1/poll. Nothing a client gets depends on state
-// kept between requests: the sessions it keeps for the clients' next
-// polls only make those polls cheaper.
+// Handler serves GET /v1/poll. Which messages a client gets does not
+// depend on state kept between requests: the sessions it keeps for the
+// clients' next polls make those polls cheaper, and carry what arrived
+// as it arrived, where a poll without one catches up from the store and
+// gets a message edited or deleted meanwhile in its current state.
 type Handler struct {
 	cfg  Config        // Static after construction.
 	keep *keeper       // Static after construction.

@@ -25,7 +25,9 @@ const maxKeptPerUser = 2
 // and it gets what arrived between the two polls at once. Any other poll
 // (another cursor, since=, another node) opens a session of its own, as
 // every poll did before, so the keeper is a cache: what it holds never
-// decides what a client gets, only how cheaply.
+// decides which messages a client gets, only how cheaply, and whether a
+// message edited or deleted between two polls comes as it was sent
+// (kept: the live frames) or as it is now (a catch-up from the store).
 type keeper struct {
 	keep time.Duration // Static after construction; 0: keep nothing.
 
