@@ -15,6 +15,7 @@ type limiters struct {
 	mu        sync.Mutex
 	send      bucket               // by user; guarded by mu.
 	read      bucket               // by user; guarded by mu.
+	list      bucket               // by user: joins and leaves by request; guarded by mu.
 	typing    map[string]time.Time // by user+"\x00"+room; guarded by mu.
 	lastSweep time.Time            // Guarded by mu.
 }
@@ -53,8 +54,22 @@ const sweepEvery = time.Minute
 
 func newLimiters(cfg Config) *limiters {
 	return &limiters{now: cfg.Now, send: newBucket(cfg.SendRate, cfg.SendBurst),
-		read: newBucket(cfg.ReadRate, cfg.ReadBurst), typing: make(map[string]time.Time), lastSweep: cfg.Now()}
+		read: newBucket(cfg.ReadRate, cfg.ReadBurst), list: newBucket(listRate, listBurst),
+		typing: make(map[string]time.Time), lastSweep: cfg.Now()}
 }
+
+// listRate and listBurst bound a user's room-list changes by request
+// (POST /v1/join and /v1/leave): each is a store write and an event to
+// every session of the user. Unbounded, one token made 3,000 a second
+// and took a core (a review, 7 December); a person joins or leaves a
+// room a few times a minute.
+const (
+	listRate  = 5
+	listBurst = 20
+)
+
+// allowList reports whether user may change their room list now.
+func (l *limiters) allowList(user string) bool { return l.allow(&l.list, user) }
 
 // allowSend reports whether user may send now, taking a token if so.
 func (l *limiters) allowSend(user string) bool { return l.allow(&l.send, user) }
@@ -94,6 +109,7 @@ func (l *limiters) sweep(now time.Time) {
 	l.lastSweep = now
 	l.send.sweep(now)
 	l.read.sweep(now)
+	l.list.sweep(now)
 	for key, t := range l.typing {
 		if now.Sub(t) > sweepEvery {
 			delete(l.typing, key)

@@ -190,11 +190,18 @@ func (h *Hub) Remember(ctx context.Context, id auth.Identity, room string) error
 	if id.Ticket {
 		return protocol.Errorf(protocol.CodeUnauthorized, "a ticket remembers no room: send the token")
 	}
+	if !h.limits.allowList(id.User) {
+		return errListRate
+	}
 	if err := h.listJoin(ctx, id.User, room, stamp); err != nil {
 		return internal(err)
 	}
 	return nil
 }
+
+// errListRate answers a join or leave by request past the user's rate.
+var errListRate = protocol.Errorf(protocol.CodeRateLimited,
+	"changing your room list faster than %d rooms a second", listRate)
 
 // listJoin puts room in user's list after a join that began at stamp
 // and, if it was not there, tells the user's sessions (reason joined). A
@@ -230,6 +237,9 @@ func (h *Hub) listJoin(ctx context.Context, user, room string, stamp uint64) err
 func (h *Hub) Leave(ctx context.Context, id auth.Identity, room string) error {
 	if err := protocol.ValidRoom(room); err != nil {
 		return err
+	}
+	if !h.limits.allowList(id.User) {
+		return errListRate
 	}
 	if _, dm := auth.DMPeer(room, id.User); dm {
 		p, err := h.store.Since(ctx, room, 0, 0)

@@ -332,15 +332,21 @@ func TestReadRateWS(t *testing.T) {
 	if throttledWS(t, reg) == 0 {
 		t.Fatal("no frame waited for the read rate")
 	}
-	// Pings count too: 600 of them, each a frame's cost, are more than
-	// the burst.
+	// Pings count too, each more than a frame (the node answers each with
+	// a pong): 40 of them are more than a new connection's burst.
+	cp, err := DialWSURL("ws"+strings.TrimPrefix(srv.URL, "http"), h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Close)
+	alive(t, cp)
 	before := throttledWS(t, reg)
-	for i := range 600 {
-		if err := c.conn.WriteControl(websocket.PingMessage, []byte(fmt.Sprint(i)), time.Now().Add(10*time.Second)); err != nil {
+	for i := range 40 {
+		if err := cp.conn.WriteControl(websocket.PingMessage, []byte(fmt.Sprint(i)), time.Now().Add(10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	alive(t, c)
+	alive(t, cp)
 	if throttledWS(t, reg) == before {
 		t.Fatal("no ping waited for the read rate")
 	}

@@ -205,6 +205,19 @@ func testTicketJoinsNotRemembered(t *testing.T, dial Dialer) {
 	}
 	status, body = httpDo(t, e, http.MethodPost, "/v1/join", tok, map[string]string{"room": "dm:bob:carol"})
 	httpError(t, "POST /v1/join of another pair's DM", status, body, http.StatusForbidden, protocol.CodeForbidden)
+	// A user's list changes by request are rate limited: each is a store
+	// write and an event to every session of the user (one token made
+	// 3,000 a second).
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("100 POST /v1/join in a row, none rate_limited")
+		}
+		status, body = httpDo(t, e, http.MethodPost, "/v1/join", tok, map[string]string{"room": fmt.Sprint("many-", i)})
+		if status != http.StatusOK {
+			httpError(t, "the joins past the rate", status, body, http.StatusTooManyRequests, protocol.CodeRateLimited)
+			break
+		}
+	}
 }
 
 // A ticket outlives neither itself nor its token: a stream it opened for

@@ -6,8 +6,9 @@ import (
 )
 
 // FuzzFrameMeter: however a stream of frames is cut into reads, the
-// meter counts each frame once, at its first byte, and skips every
-// payload, of any length form (7-bit, 16-bit, 64-bit), masked or not.
+// meter counts each frame once, at its first byte, and each ping as one,
+// and skips every payload, of any length form (7-bit, 16-bit, 64-bit),
+// masked or not.
 func FuzzFrameMeter(f *testing.F) {
 	f.Add([]byte{0, 0, 5, 1, 200, 0, 130, 1}, []byte{1, 2, 3})
 	f.Add([]byte{0, 0, 0, 0, 0, 0}, []byte{0})
@@ -16,7 +17,7 @@ func FuzzFrameMeter(f *testing.F) {
 		// Each pair of shape bytes is a frame: a payload length (its form
 		// chosen by the value) and whether it is masked.
 		var stream []byte
-		frames := 0
+		frames, pings := 0, 0
 		for i := 0; i+1 < len(shape) && frames < 64; i += 2 {
 			n := int(shape[i])
 			switch {
@@ -30,7 +31,12 @@ func FuzzFrameMeter(f *testing.F) {
 			if masked {
 				b1 = 0x80
 			}
-			stream = append(stream, 0x01)
+			op := byte(0x01) // text
+			if shape[i]%7 == 3 {
+				op = 0x89 // a ping, final
+				pings++
+			}
+			stream = append(stream, op)
 			switch {
 			case n < 126:
 				stream = append(stream, b1|byte(n))
@@ -48,18 +54,19 @@ func FuzzFrameMeter(f *testing.F) {
 			frames++
 		}
 		var m frameMeter
-		got := 0
+		got, gotPings := 0, 0
 		rest := stream
 		for i := 0; len(rest) > 0; i++ {
 			k := len(rest)
 			if i < len(cuts) {
 				k = min(k, int(cuts[i])+1)
 			}
-			got += m.frames(rest[:k])
+			b, p := m.frames(rest[:k])
+			got, gotPings = got+b, gotPings+p
 			rest = rest[k:]
 		}
-		if got != frames || m.hn != 0 || m.skip != 0 {
-			t.Fatalf("counted %d frames of %d (header at %d, %d to skip)", got, frames, m.hn, m.skip)
+		if got != frames || gotPings != pings || m.hn != 0 || m.skip != 0 {
+			t.Fatalf("counted %d frames of %d, %d pings of %d (header at %d, %d to skip)", got, frames, gotPings, pings, m.hn, m.skip)
 		}
 	})
 }

@@ -231,6 +231,14 @@ func readFrame(r io.Reader, limit int64) (*[]byte, error) {
 // did not count) is held back too.
 const frameCost = 512
 
+// pingCost is what a ping counts beyond frameCost, on a metered
+// connection: the node answers each with a pong, a write of its own.
+// Charged like any frame, 20 connections of one user sending empty pings
+// took a quarter of the node's core (a review, 7 December); no client of
+// chatd sends ping frames (browsers cannot; the Go client and gorilla's
+// answer the server's pings with pongs).
+const pingCost = 8 << 10
+
 // messageCost is what a message of n bytes, as read (inflated), counts
 // against the read rate once read. With the meter on the socket, its
 // bytes and frames are counted as they arrive, so only what inflating
@@ -272,7 +280,8 @@ func (m *frameMeter) Reading(p []byte) { m.p = p }
 // its rate; it fails the read if the session ends meanwhile.
 func (m *frameMeter) Read(n int, err error) (int, error) {
 	if n > 0 {
-		cost := n + m.frames(m.p[:n])*frameCost
+		begun, pings := m.frames(m.p[:n])
+		cost := n + begun*frameCost + pings*pingCost
 		if werr := m.rd.throttle(cost); werr != nil && err == nil {
 			err = werr
 		}
@@ -282,9 +291,8 @@ func (m *frameMeter) Read(n int, err error) (int, error) {
 }
 
 // frames follows the frames through p, the next bytes of the stream, and
-// returns how many begin in it.
-func (m *frameMeter) frames(p []byte) int {
-	begun := 0
+// returns how many begin in it, and how many of those are pings.
+func (m *frameMeter) frames(p []byte) (begun, pings int) {
 	for len(p) > 0 {
 		if m.skip > 0 {
 			k := min(m.skip, uint64(len(p)))
@@ -298,6 +306,9 @@ func (m *frameMeter) frames(p []byte) int {
 		switch {
 		case m.hn == 1:
 			begun++
+			if b&0x0f == 0x9 { // the opcode of a ping
+				pings++
+			}
 			continue
 		case m.hn == 2:
 			m.plen, m.ext = uint64(b&0x7f), 0
@@ -318,7 +329,7 @@ func (m *frameMeter) frames(p []byte) int {
 			m.skip, m.hn = m.plen, 0
 		}
 	}
-	return begun
+	return begun, pings
 }
 
 // throttle holds the reader back while the connection sends faster than
@@ -340,6 +351,13 @@ func (rd *reader) throttle(n int) error {
 		return nil
 	}
 	rd.h.throttled.Inc()
+	// A read of many pings may cost more than the bucket holds, which
+	// WaitN refuses: wait for it a bucket at a time.
+	for ; n > rd.h.readBurst; n -= rd.h.readBurst {
+		if err := rd.inbound.WaitN(rd.ctx, rd.h.readBurst); err != nil {
+			return err
+		}
+	}
 	return rd.inbound.WaitN(rd.ctx, n)
 }
 

@@ -1575,11 +1575,15 @@
 
   // join subscribes to a room. Its messages come as 'history' (the newest
   // page) and then 'message'. With opts.remember (the user chose the
-  // room), POST /v1/join also puts it in the user's room list on the
-  // server: an event stream opened with a ticket joins without
+  // room), the room also goes in the user's room list on the server: a
+  // live WebSocket's join frame does that (its token proved first), in
+  // order with a leave frame that may follow; otherwise POST /v1/join
+  // does, since an event stream opened with a ticket joins without
   // remembering (a ticket may leak from its URL).
   ChatClient.prototype.join = function (room, opts) {
-    if (opts && opts.remember) { this._api('POST', '/v1/join', { room: room }, {}, function () {}); }
+    var link = this._link;
+    var ws = link && link.up && link.tier === 'websocket';
+    if (opts && opts.remember && !ws) { this._api('POST', '/v1/join', { room: room }, {}, function () {}); }
     if (this._rooms[room]) { return; }
     this._rooms[room] = { name: room, seq: -1, reads: 'wanted' };
     this._loadRead(room);
