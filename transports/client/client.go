@@ -31,11 +31,6 @@ type offer struct {
 	Features       map[string]bool `json:"features"`
 	HeartbeatMS    int64           `json:"heartbeat_ms"`
 	PollIntervalMS int64           `json:"poll_interval_ms"`
-	// Ticket: a ticket for browsers' stream URLs, given with the offer.
-	// A server that gives one takes the token in a header on every
-	// route, which this client sends instead; one that gives none (older
-	// servers) is asked POST /v1/ticket.
-	Ticket string `json:"ticket"`
 }
 
 // Client is a chat client that keeps one connection to a chatd server

@@ -53,7 +53,7 @@ type Config struct {
 	// client uses those the server offers, in this order.
 	Transports []string
 
-	// ConnectTimeout bounds each tier's connect (dial, ticket, and the first
+	// ConnectTimeout bounds each tier's connect (dial and the first
 	// server envelope) and each short HTTP call; 10s.
 	ConnectTimeout time.Duration
 

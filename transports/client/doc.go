@@ -46,10 +46,10 @@
 //
 // Each cycle calls Token, negotiates (GET /v1/negotiate), and tries the
 // offered tiers in the configured order. Every tier carries the token in
-// an Authorization header where the server gives tickets (what a ticket
-// opens lives only as long as the ticket, writes nothing and remembers no
-// join), and a ticket from POST /v1/ticket, or ?token=, in its URL where
-// it gives none. After a live link ends for any reason but its
+// an Authorization header, which chatd takes on every route: the client
+// never asks for a ticket, which browsers need (they cannot set headers
+// on WebSocket or EventSource) and which opens streams that live only as
+// long as the ticket, write nothing and remember no join. After a live link ends for any reason but its
 // credentials (4012, unauthorized) or a dead link, the next cycle first
 // resumes on what it has: no Token, no negotiate, the best tier of the
 // offer in hand (as the last control envelope left it). The server
@@ -84,7 +84,7 @@
 // reconnect_ms; 4001 moves to the best tier of the last control
 // envelope; 4003 ends Run with a *CloseError; 4008 and 4009 reconnect at
 // once; 4012 gets a new token and reconnects; 4013 (a stream's ticket
-// expired) reconnects at once with a new ticket. A control envelope (streams
+// expired, which this client's never do) reconnects at once. A control envelope (streams
 // are greeted with one, poll answers carry one) that no longer offers the
 // current tier, or newly offers a better one, moves the client after a
 // random delay up to MoveJitter; a better tier offered all along is no

@@ -17,9 +17,8 @@ import (
 )
 
 // fakeServer speaks just enough chatd to script what the real server does
-// rarely: close codes, control envelopes and pings. It has no ticket
-// endpoint (404), so the client falls back to ?token=, which the fake
-// records.
+// rarely: close codes, control envelopes and pings. It records the
+// token each stream brings in its Authorization header.
 type fakeServer struct {
 	URL string
 
@@ -112,7 +111,7 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer conn.Close()
 	f.mu.Lock()
 	i := len(f.wsTokens)
-	f.wsTokens = append(f.wsTokens, r.URL.Query().Get("token"))
+	f.wsTokens = append(f.wsTokens, tokenOf(r))
 	f.wsTimes = append(f.wsTimes, time.Now())
 	f.conns[conn] = true
 	f.mu.Unlock()
@@ -160,7 +159,7 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 func (f *fakeServer) serveSSE(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	i := len(f.sseTokens)
-	f.sseTokens = append(f.sseTokens, r.URL.Query().Get("token"))
+	f.sseTokens = append(f.sseTokens, tokenOf(r))
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
 	sseEvent(w, protocol.Envelope{Type: protocol.TypeJoined, Room: r.URL.Query().Get("rooms"),
@@ -179,7 +178,7 @@ func (f *fakeServer) servePoll(w http.ResponseWriter, r *http.Request) {
 	if cursor == "" {
 		f.mu.Lock()
 		i := len(f.pollLinks)
-		f.pollLinks = append(f.pollLinks, q.Get("token"))
+		f.pollLinks = append(f.pollLinks, tokenOf(r))
 		f.mu.Unlock()
 		room, _, _ := strings.Cut(q.Get("rooms"), ",")
 		writeJSON(w, http.StatusOK, protocol.PollAnswer{Cursor: fmt.Sprintf("link-%d", i), Events: []protocol.Envelope{{
@@ -242,4 +241,10 @@ func countingTokens() (func(context.Context) (string, error), func() int) {
 			defer mu.Unlock()
 			return n
 		}
+}
+
+// tokenOf returns the bearer token of r's Authorization header.
+func tokenOf(r *http.Request) string {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return tok
 }

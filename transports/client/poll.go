@@ -44,33 +44,19 @@ func (l *link) runPoll() {
 	c := l.c
 	var (
 		scratch   pollScratch
-		cred      string
-		credUntil time.Time
 		cursor    string
 		cursorFor string // the rooms the cursor was issued for
-		renewed   bool   // the credential was renewed after a 401
 		// controlTag names the control of the last answer that carried
 		// one: the server leaves the control out of answers while it is
 		// the one in force.
 		controlTag string
 		fast       int // answers in a row that came at once with no events
 	)
-	// The token in a header, where the server gives tickets (chatd takes
-	// a bearer header on every route), as on the other tiers: what a
-	// ticket opens writes nothing, not even a remembered join.
-	if l.off.Ticket != "" {
-		scratch.authz = []string{"Bearer " + l.tok}
-	}
+	// The token in a header, as on the other tiers: a Go client can set
+	// one, and what a ticket opens writes nothing, not even a remembered
+	// join.
+	scratch.authz = []string{"Bearer " + l.tok}
 	for l.ctx.Err() == nil {
-		if scratch.authz == nil && (cred == "" || c.cfg.Now().After(credUntil)) {
-			var ttl time.Duration
-			var err error
-			if cred, ttl, err = l.credential(); err != nil {
-				l.end.err = err
-				return
-			}
-			credUntil = c.cfg.Now().Add(ttl)
-		}
 		u, key, n := c.pollQuery(l, scratch.url[:0], cursor, cursorFor)
 		if n == 0 && !c.cfg.UserEvents {
 			l.markUp() // nothing to poll for; wait for a Join
@@ -85,10 +71,6 @@ func (l *link) runPoll() {
 			u = append(u, "&control_tag="...)
 			u = append(u, url.QueryEscape(controlTag)...)
 		}
-		if cred != "" {
-			u = append(u, '&')
-			u = append(u, cred...)
-		}
 		u = append(u, "&"+batchQuery...)
 		scratch.url = u
 		start := c.cfg.Now()
@@ -99,14 +81,10 @@ func (l *link) runPoll() {
 				return
 			case errors.Is(err, errKicked):
 				continue
-			case isUnauthorized(err) && !renewed && scratch.authz == nil:
-				cred, renewed = "", true // the ticket may have expired; the token may not
-				continue
 			}
 			l.end.err = err
 			return
 		}
-		renewed = false
 		l.touch()
 		for _, e := range ans.Events {
 			c.handle(l, e)
@@ -256,7 +234,7 @@ type pollScratch struct {
 	envs  frameScratch
 	tmpl  *http.Request // the link's polls but for their query, context and header; nil until the first
 	key   []string      // the X-Chat-Client header's value
-	authz []string      // the Authorization header's value; nil: the credential is in the query
+	authz []string      // the Authorization header's value; nil: none
 }
 
 // request returns the GET of the poll URL with the query q, bound to ctx.

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/chatd/chatd/core/protocol"
 )
@@ -109,33 +108,6 @@ func (c *Client) negotiate(ctx context.Context, tok string) (offer, error) {
 // bearer returns a header that authenticates a request with tok.
 func bearer(tok string) http.Header {
 	return http.Header{"Authorization": {"Bearer " + tok}}
-}
-
-// credential returns the query parameter that authenticates the link's
-// stream URL on a server whose offer gives no ticket (one that does takes
-// the token in a header: see runWS), and how long it may be reused.
-func (l *link) credential() (string, time.Duration, error) {
-	return l.c.credential(l.ctx, l.tok)
-}
-
-// credential returns the query parameter that authenticates a WebSocket,
-// SSE or poll URL, and how long it may be reused: a ticket from POST
-// /v1/ticket, so that the JWT stays out of URLs, or the token itself when
-// the server has no ticket endpoint (404).
-func (c *Client) credential(ctx context.Context, tok string) (string, time.Duration, error) {
-	var t struct {
-		Ticket    string `json:"ticket"`
-		ExpiresIn int    `json:"expires_in"`
-	}
-	err := c.call(ctx, tok, http.MethodPost, "/v1/ticket", nil, &t)
-	var se *ServerError
-	if errors.As(err, &se) && se.Status == http.StatusNotFound {
-		return "token=" + url.QueryEscape(tok), time.Hour, nil
-	}
-	if err != nil {
-		return "", 0, fmt.Errorf("client: ticket: %w", err)
-	}
-	return "ticket=" + url.QueryEscape(t.Ticket), time.Duration(t.ExpiresIn) * time.Second / 2, nil
 }
 
 // subscriptionQuery returns rooms= and, for the rooms with a position,

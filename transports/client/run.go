@@ -307,8 +307,7 @@ func (c *Client) afterLink(ctx context.Context, out outcome, brief int) (string,
 		return c.controlTier(), 0, false, nil
 	case protocol.CloseSlow, protocol.CloseHeartbeatTimeout, protocol.CloseTokenExpired, protocol.CloseTicketExpired:
 		// At once; after 4012 the next cycle asks Token again
-		// (tokenEnded), after 4013 for a ticket (the one in hand is past
-		// its first half-life).
+		// (tokenEnded).
 		return "", 0, false, nil
 	}
 	if errors.Is(end.err, errDeadLink) || isUnauthorized(end.err) {

@@ -16,17 +16,6 @@ var errStreamEnded = errors.New("client: event stream ended")
 // reader goroutine. A change to the rooms restarts the link.
 func (l *link) runSSE() {
 	c := l.c
-	// The token in a header where the server gives tickets, as on a
-	// WebSocket (runWS): a stream opened with a ticket ends with it.
-	cred := ""
-	if l.off.Ticket == "" {
-		q, _, err := l.credential()
-		if err != nil {
-			l.end.err = err
-			return
-		}
-		cred = "&" + q
-	}
 	rooms, since := c.subscribe(l)
 	if len(rooms) == 0 && !c.cfg.UserEvents {
 		l.idle.Store(true) // nothing to stream; wait for a Join
@@ -35,14 +24,14 @@ func (l *link) runSSE() {
 		return
 	}
 	req, err := http.NewRequestWithContext(l.ctx, http.MethodGet,
-		c.base+"/v1/sse?"+subscriptionQuery(rooms, since)+"&"+batchQuery+cred, nil)
+		c.base+"/v1/sse?"+subscriptionQuery(rooms, since)+"&"+batchQuery, nil)
 	if err != nil {
 		l.end.err = err
 		return
 	}
-	if cred == "" {
-		req.Header = bearer(l.tok)
-	}
+	// The token in a header, as on a WebSocket (runWS): a stream opened
+	// with a ticket ends with it.
+	req.Header = bearer(l.tok)
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
 	resp, err := c.http.Do(req)

@@ -42,22 +42,10 @@ func (l *link) runWS() {
 		asked, askedSince, q = joinsInQuery(rooms, since)
 	}
 	_, userAt := askedSince[protocol.UserRoom]
-	// The token in a header, from a server that gives tickets (chatd
-	// takes a bearer header on every route): a Go client can set one,
-	// where a browser cannot, and a stream opened with a ticket lives
-	// only as long as the ticket unless refreshed in-band. A server that
-	// gives none is asked for one, as before.
-	base, h := c.wsURL()+"?"+batchQuery, http.Header(nil)
-	if l.off.Ticket != "" {
-		h = bearer(l.tok)
-	} else {
-		cred, _, err := l.credential()
-		if err != nil {
-			l.end.err = err
-			return
-		}
-		base += "&" + cred
-	}
+	// The token in a header: a Go client can set one, where a browser
+	// cannot, and what a ticket opens lives only as long as the ticket
+	// and writes nothing until the token is proved on it.
+	base, h := c.wsURL()+"?"+batchQuery, bearer(l.tok)
 	u := base
 	if q != "" {
 		u += "&" + q
