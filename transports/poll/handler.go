@@ -343,7 +343,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// a replay would be, or once the pace allows. The slot goes back
 		// only for a wait: given back and taken again at once, it cost a
 		// second turn behind every poll that came meanwhile.
-		if until := h.paced(c); !until.IsZero() && time.Now().Before(until) {
+		until := h.paced(c)
+		if trust := proof.Until(); !trust.IsZero() && trust.Before(until) {
+			until = trust // nothing gathered past the credential's expiry
+		}
+		if !until.IsZero() && time.Now().Before(until) {
 			sl.give()
 			h.waiting.Add(1)
 			c.gather(r.Context(), until, deadline)
