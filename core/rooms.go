@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"slices"
 	"strings"
@@ -190,16 +191,18 @@ func (h *Hub) Remember(ctx context.Context, id auth.Identity, room string) error
 	if id.Ticket {
 		return protocol.Errorf(protocol.CodeUnauthorized, "a ticket remembers no room: send the token")
 	}
-	if !h.limits.allowList(id.User) {
-		return errListRate
-	}
 	if err := h.listJoin(ctx, id.User, room, stamp); err != nil {
+		if errors.Is(err, errListRate) {
+			return err
+		}
 		return internal(err)
 	}
 	return nil
 }
 
-// errListRate answers a join or leave by request past the user's rate.
+// errListRate answers a room-list change past the user's rate (see
+// listRate): a leave, or a join by request; a join on a stream past it
+// joins without being listed.
 var errListRate = protocol.Errorf(protocol.CodeRateLimited,
 	"changing your room list faster than %d rooms a second", listRate)
 
@@ -215,6 +218,12 @@ func (h *Hub) listJoin(ctx context.Context, user, room string, stamp uint64) err
 	defer h.listed.lock(user, room)()
 	if h.listed.recent(user, room) || h.listed.leftAfter(user, room, stamp) {
 		return nil
+	}
+	// Every listing that reaches the store counts, whether the join came
+	// by request or on a stream: join and leave frames on a socket made
+	// 500 listings a second.
+	if !h.limits.allowList(user) {
+		return errListRate
 	}
 	added, err := h.people.AddUserRoom(ctx, user, room)
 	if err != nil {
@@ -241,6 +250,13 @@ func (h *Hub) Leave(ctx context.Context, id auth.Identity, room string) error {
 	if !h.limits.allowList(id.User) {
 		return errListRate
 	}
+	return h.unlist(ctx, id, room)
+}
+
+// unlist is Leave past its rate limit: a session's leave frame takes its
+// token before it unsubscribes (Session.handle), so that a refused leave
+// changes nothing.
+func (h *Hub) unlist(ctx context.Context, id auth.Identity, room string) error {
 	if _, dm := auth.DMPeer(room, id.User); dm {
 		p, err := h.store.Since(ctx, room, 0, 0)
 		if err != nil {

@@ -49,7 +49,8 @@
 // an Authorization header, which chatd takes on every route: the client
 // never asks for a ticket, which browsers need (they cannot set headers
 // on WebSocket or EventSource) and which opens streams that live only as
-// long as the ticket, write nothing and remember no join. After a live link ends for any reason but its
+// long as the ticket, write nothing and remember no join. A proxy that
+// strips Authorization from stream requests leaves it unauthorized. After a live link ends for any reason but its
 // credentials (4012, unauthorized) or a dead link, the next cycle first
 // resumes on what it has: no Token, no negotiate, the best tier of the
 // offer in hand (as the last control envelope left it). The server

@@ -91,17 +91,10 @@ type Proof struct {
 	ends  time.Time // when the credential itself expires; zero: never
 }
 
-// Until is when p's credential stops proving its identity: when it stops
-// being taken on trust, or, if it is not taken on trust (too long to
-// remember), when it expires (a ticket's expiry or a token's); zero if
-// never. A poll held past it would answer on a credential that may no
-// longer prove anything.
-func (p Proof) Until() time.Time {
-	if p.until.IsZero() {
-		return p.ends
-	}
-	return p.until
-}
+// Until is when p's credential expires (a ticket's expiry or a token's),
+// or zero if never. A poll held past it would answer on a credential
+// that no longer proves anything.
+func (p Proof) Until() time.Time { return p.ends }
 
 // ProveRepeated is IdentifyRepeated, with the identity's Proof. A
 // handler that keeps the proof, along with the exact credential it came
@@ -185,14 +178,14 @@ func (a *Authenticator) prove(lc *laneConn, kind Credential, secret string, cach
 	if cached {
 		if lc != nil {
 			if e, ok := lc.provedOn(a, kind, secret, now); ok {
-				return e.id, e.until, e.until, kind, nil
+				return e.id, e.until, e.ends, kind, nil
 			}
 		}
 		if e, ok := a.cache.get(kind, secret, now); ok {
 			if lc != nil {
 				lc.proved(a, kind, secret, e)
 			}
-			return e.id, e.until, e.until, kind, nil
+			return e.id, e.until, e.ends, kind, nil
 		}
 	}
 	var (

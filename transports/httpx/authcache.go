@@ -51,7 +51,8 @@ type cacheKey struct {
 // cachedID is an identity a credential proved, taken on trust until until.
 type cachedID struct {
 	id    auth.Identity
-	until time.Time
+	until time.Time // taken on trust until then
+	ends  time.Time // when the credential itself expires; zero: never
 }
 
 // get returns the identity secret proved as a credential of kind, if it
@@ -104,7 +105,7 @@ func (c *idCache) put(kind Credential, secret string, id auth.Identity, expires,
 	}
 	// A copy: the secret is a slice of the request's URL or header, which
 	// the cache would otherwise keep alive.
-	e := cachedID{id: id, until: until}
+	e := cachedID{id: id, until: until, ends: expires}
 	c.ids[cacheKey{kind, strings.Clone(secret)}] = e
 	return e, true
 }

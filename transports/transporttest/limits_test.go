@@ -428,3 +428,26 @@ func throttledWS(t *testing.T, reg *prometheus.Registry) float64 {
 	}
 	return series(mfs, "chat_ws_reads_throttled_total")
 }
+
+// A user's room list changes at most 5 times a second, bursts of 20, on
+// a socket too: join and leave frames made 500 listings a second. A join
+// past the rate is served without being listed; a leave past it is
+// rate_limited and changes nothing: the socket stays subscribed.
+// WebSocket-specific (join and leave frames).
+func TestRoomListRateWS(t *testing.T) {
+	e := NewEnv(t, Options{Hub: fast})
+	tok := e.Token(t, "alice", Claims{})
+	c := DialWS(t, e, tok, nil)
+	for i := range 60 {
+		join(t, c, fmt.Sprint("many-", i), nil)
+	}
+	if n := len(roomsOf(t, e, tok)); n == 0 || n > 40 {
+		t.Fatalf("%d rooms listed after 60 joins in a row, want the rate's burst and a few", n)
+	}
+	got := reply(t, c, protocol.Envelope{Type: protocol.TypeLeave, Room: "many-0", Ref: "l"})
+	wantError(t, "a leave past the rate", got, protocol.CodeRateLimited)
+	m := hubSend(t, e, "many-0", "still here")
+	if got := nextOf(t, c, protocol.TypeMessage); got.Room != "many-0" || got.Seq != m.Seq {
+		t.Fatalf("after the refused leave: %+v, want many-0's message", got)
+	}
+}

@@ -367,9 +367,10 @@
   }
 
   // idBeside is what shows beside the display name name of user: '@' and
-  // the id, unless the name is the id (whatever its case).
+  // the id, unless the name is the id (ids are case-sensitive: "Alice"
+  // and "alice" are two users).
   function idBeside(name, user) {
-    return user && String(name).toLowerCase() !== String(user).toLowerCase() ? '@' + user : '';
+    return user && String(name) !== String(user) ? '@' + user : '';
   }
 
   function isCont(item, prev) {
