@@ -1063,6 +1063,7 @@
       // life, it saves the POST /v1/ticket before each tier.
       self._ticket = offer && offer.ticket ?
         { value: offer.ticket, until: Date.now() + (offer.ticket_expires_in || 0) * 500 } : null;
+      if (offer && offer.ticket_expires_in > 0) { self._ticketLife = offer.ticket_expires_in; }
       self._applyOffer(offer || {}, false);
       next();
     });
@@ -1162,7 +1163,7 @@
     if (info.server) { this._failed(info.err, tier + ': '); return; } // the ticket: plain HTTP
     if (info.code === 4003 || info.errCode === 'forbidden') { this.stop('forbidden: ' + info.reason); return; }
     if (info.code === 4012 || info.errCode === 'token_expired') { this._refreshThenCycle(info.reason); return; }
-    if (info.code === 4013) { this._cycle('stream ticket expired'); return; }
+    if (info.code === 4013) { this._retryLater('stream ticket expired before it connected'); return; }
     if (info.code === 1001) {
       this._retryLater('server going away', typeof info.reconnectMs === 'number' ? info.reconnectMs : null);
       return;
@@ -1306,7 +1307,16 @@
     // The ticket that opened the stream expired (an event stream lives
     // as long as its ticket): the token is good, so come back at once
     // with a new ticket, resuming where the stream ended.
-    if (code === 4013) { this._cycle('stream ticket expired'); return; }
+    // Twice within half a ticket's life (a life too short for this
+    // client's round trips), it backs off instead.
+    if (code === 4013) {
+      var at = now();
+      var life = this._ticketLife || 60;
+      var again = this._ticketEnd && at - this._ticketEnd < life * 500;
+      this._ticketEnd = at;
+      if (again) { this._retryLater('stream ticket expired again'); } else { this._cycle('stream ticket expired'); }
+      return;
+    }
     if (code === 4001) { this._switchTier('server asked to switch transport'); return; }
     if (code === 1001) {
       this._retryLater('server going away', typeof info.reconnectMs === 'number' ? info.reconnectMs : null);

@@ -292,6 +292,19 @@ test('close 4013 (the stream\'s ticket expired) negotiates again at once, with t
   assert.ok(/since=general%3A4&ticket=S2&/.test(w2.streams[1].url), 'on the new ticket, from seq 4: ' + w2.streams[1].url);
 });
 
+test('a second 4013 within half a ticket\'s life backs off instead of negotiating at once', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.start();
+  const ws = connectWS(w, c);
+  ws.die(4013, 'ticket expired');
+  const ws2 = connectWS(w, c); // the first: negotiated again at once
+  ws2.die(4013, 'ticket expired');
+  w.flush();
+  assert.strictEqual(c.getState().status, 'waiting', 'backs off');
+  assert.ok(!w.pending('/v1/negotiate'), 'no negotiate at once');
+});
+
 test('close 1001 waits exactly the reconnect hint', () => {
   const w = makeWorld();
   const c = newClient(w);
