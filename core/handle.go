@@ -115,9 +115,6 @@ func (s *Session) handle(ctx context.Context, e protocol.Envelope, ref string, r
 	case protocol.TypeJoin:
 		return s.join(ctx, e.Room, e.Since, ref, false, requested)
 	case protocol.TypeLeave:
-		if err := protocol.ValidRoom(e.Room); err != nil {
-			return err
-		}
 		if !s.hub.limits.allowList(id.User) {
 			return errListRate // before the leave: refused, it changes nothing
 		}

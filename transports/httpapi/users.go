@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 )
@@ -62,29 +64,21 @@ func (s *Server) rooms(w http.ResponseWriter, r *http.Request) {
 
 // join serves POST /v1/join {"room"}: the room joins the user's list and
 // their sessions are told, as a stream's join does (see core.Hub.Remember).
-// It answers an ack.
-func (s *Server) join(w http.ResponseWriter, r *http.Request) {
-	var body struct{ Room string }
-	if err := httpx.DecodeJSON(w, r, &body); err != nil {
-		httpx.WriteError(w, err)
-		return
-	}
-	if err := s.cfg.Hub.Remember(r.Context(), httpx.IdentityFrom(r.Context()), body.Room); err != nil {
-		httpx.WriteError(w, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, protocol.Envelope{Type: protocol.TypeAck, Room: body.Room})
-}
+func (s *Server) join(w http.ResponseWriter, r *http.Request) { s.listChange(w, r, s.cfg.Hub.Remember) }
 
 // leave serves POST /v1/leave {"room"}: the room leaves the user's list
-// and their sessions are told (see core.Hub.Leave). It answers an ack.
-func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
+// and their sessions are told (see core.Hub.Leave).
+func (s *Server) leave(w http.ResponseWriter, r *http.Request) { s.listChange(w, r, s.cfg.Hub.Leave) }
+
+// listChange serves a change of the user's room list, body {"room"}, by
+// change, and answers an ack.
+func (s *Server) listChange(w http.ResponseWriter, r *http.Request, change func(context.Context, auth.Identity, string) error) {
 	var body struct{ Room string }
 	if err := httpx.DecodeJSON(w, r, &body); err != nil {
 		httpx.WriteError(w, err)
 		return
 	}
-	if err := s.cfg.Hub.Leave(r.Context(), httpx.IdentityFrom(r.Context()), body.Room); err != nil {
+	if err := change(r.Context(), httpx.IdentityFrom(r.Context()), body.Room); err != nil {
 		httpx.WriteError(w, err)
 		return
 	}

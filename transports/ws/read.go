@@ -46,11 +46,9 @@ type reader struct {
 	// has one). Only the reader's goroutine touches them.
 	taken   int
 	inbound *rate.Limiter
-	// meter charges the read rate as the socket is read (frameMeter);
-	// metered says it is set on the connection, so that a frame's and a
-	// control frame's own charges are left to it.
-	meter   frameMeter
-	metered bool
+	// meter charges the read rate as the socket is read (frameMeter):
+	// every frame, control frames included, as it arrives.
+	meter frameMeter
 
 	// What NextReader returned, from read to handle; only the reader's
 	// goroutine touches them.
@@ -69,8 +67,9 @@ type reader struct {
 func (h *Handler) startReader(sess *core.Session, c *conn, rooms []string, since protocol.Cursor) {
 	rd := &reader{sess: sess, c: c, ws: c.ws, ctx: sess.Context(), silence: 3 * h.hub.Config().Heartbeat,
 		h: h, work: h.workers, handled: make(chan struct{}, 1)}
-	if c.slots != nil && h.readRate != rate.Inf {
-		rd.meter.rd, rd.metered = rd, true
+	if h.readRate != rate.Inf {
+		// The upgrade always puts a SlotConn under gorilla's connection.
+		rd.meter.rd = rd
 		c.slots.Meter(&rd.meter)
 	}
 	rd.extend()
@@ -170,8 +169,11 @@ func (rd *reader) handle() bool {
 		b, err = readFrame(r, rd.h.readLimit)
 	}
 	if err == nil {
-		if err = rd.throttle(rd.messageCost(len(*b))); err != nil {
-			putBuffer(b)
+		if rd.c.deflate {
+			// The meter counted its bytes on the wire: inflating counts too.
+			if err = rd.throttle(len(*b)); err != nil {
+				putBuffer(b)
+			}
 		}
 	}
 	if err != nil {
@@ -231,28 +233,13 @@ func readFrame(r io.Reader, limit int64) (*[]byte, error) {
 // did not count) is held back too.
 const frameCost = 512
 
-// pingCost is what a ping counts beyond frameCost, on a metered
-// connection: the node answers each with a pong, a write of its own.
+// pingCost is what a ping counts beyond frameCost: the node answers each
+// with a pong, a write of its own.
 // Charged like any frame, 20 connections of one user sending empty pings
 // took a quarter of the node's core (a review, 7 December); no client of
 // chatd sends ping frames (browsers cannot; the Go client and gorilla's
 // answer the server's pings with pongs).
 const pingCost = 8 << 10
-
-// messageCost is what a message of n bytes, as read (inflated), counts
-// against the read rate once read. With the meter on the socket, its
-// bytes and frames are counted as they arrive, so only what inflating
-// made of a compressed one is counted again; without it, the message's
-// bytes and one frame's cost.
-func (rd *reader) messageCost(n int) int {
-	switch {
-	case !rd.metered:
-		return n + frameCost
-	case rd.c.deflate:
-		return n
-	}
-	return 0
-}
 
 // frameMeter charges a connection's read rate for what it sends, as its
 // socket is read: every byte, and frameCost more for every frame begun.
@@ -387,23 +374,16 @@ func (rd *reader) extend() {
 }
 
 // pong is the pong handler: a pong is a sign of life like any frame.
-func (rd *reader) pong(data string) error {
+// Its frame is charged by the meter (frameMeter), as it arrives.
+func (rd *reader) pong(string) error {
 	rd.extend()
-	if rd.metered {
-		return nil
-	}
-	return rd.throttle(len(data) + frameCost)
+	return nil
 }
 
 // ping is the ping handler: it counts as a sign of life and is answered,
 // as gorilla's default handler does.
 func (rd *reader) ping(data string) error {
 	rd.extend()
-	if !rd.metered {
-		if err := rd.throttle(len(data) + frameCost); err != nil {
-			return err
-		}
-	}
 	err := rd.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(controlWait))
 	var ne net.Error
 	if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
