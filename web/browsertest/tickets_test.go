@@ -10,7 +10,9 @@ import (
 // WebSocket proves its token on the socket as its first frame, so it
 // writes and outlives its ticket; the page's event stream, which ends
 // with each ticket (4013), comes back at once on a new one and loses
-// nothing.
+// nothing. The rooms a page on SSE follows (restored from the browser's
+// storage, chosen) end up in the user's list on the server although the
+// stream's joins are not remembered.
 func TestTicketsUnderThePage(t *testing.T) {
 	srv := startServer(t, "--ticket-ttl", "2s")
 	alice := newUser(t).open("alice", srv.URL(), tabOptions{})
@@ -24,10 +26,17 @@ func TestTicketsUnderThePage(t *testing.T) {
 	  }); true`
 	var ok bool
 	alice.mustEval(count, &ok)
-	bob := newUser(t).open("bob", srv.URL(), tabOptions{preScript: `delete window.WebSocket;`})
+	// Bob's browser follows "kept" from an earlier visit (its storage)
+	// and reaches the server by SSE alone.
+	bob := newUser(t).open("bob", srv.URL(), tabOptions{preScript: `delete window.WebSocket;
+	  localStorage.setItem('chatd.rooms.bob', JSON.stringify({rooms: ['general', 'kept'], active: 'general'}));`})
 	bob.login("bob")
 	bob.waitConnected("sse")
 	bob.mustEval(count, &ok)
+	// Its event stream, opened with a ticket, joins them without listing
+	// them; the page finds them missing from the server's list and asks.
+	bobAPI := srv.login(t, "bob")
+	waitListed(t, bobAPI, "general", "kept")
 
 	texts := []string{"before the tickets end", "while they end", "after two of them"}
 	alice.send(texts[0])
@@ -58,19 +67,31 @@ func TestTicketsUnderThePage(t *testing.T) {
 	// unremembered, is in his room list on the server all the same: the
 	// page asked for it (POST /v1/join).
 	bob.joinRoom("sse-room")
-	api := srv.login(t, "bob")
+	waitListed(t, bobAPI, "sse-room")
+}
+
+// waitListed waits until the room list of api's user holds every one of
+// rooms.
+func waitListed(t *testing.T, api *api, rooms ...string) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var list struct{ Rooms []struct{ Room string } }
 		api.do(http.MethodGet, "/v1/rooms", nil, &list)
-		found := false
+		have := map[string]bool{}
 		for _, r := range list.Rooms {
-			found = found || r.Room == "sse-room"
+			have[r.Room] = true
 		}
-		if found {
-			break
+		missing := ""
+		for _, r := range rooms {
+			if !have[r] {
+				missing = r
+			}
+		}
+		if missing == "" {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("bob's rooms on the server: %+v, want sse-room among them", list.Rooms)
+			t.Fatalf("the rooms on the server: %+v, want %s among them", list.Rooms, missing)
 		}
 	}
 }

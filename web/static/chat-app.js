@@ -1016,16 +1016,28 @@
 
   // loadRoomList adds the rooms and DMs the server knows this user is in
   // (joined elsewhere, or a DM someone started) and their read positions.
+  // Off a WebSocket, whose join frames list every room the page follows
+  // each time it opens, the rooms the page follows and the server's list
+  // lacks (restored from this browser's storage, the first visit's
+  // general: an event stream opened with a ticket joins without
+  // remembering) are put in the list by request.
   function loadRoomList() {
     var c = app.client;
     c.roomList(function (err, list) {
       if (err || c !== app.client) { return; }
+      var listed = {};
       for (var i = 0; i < list.length; i++) {
         var r = list[i];
         if (!r || typeof r.room !== 'string' || !ROOM_RE.test(r.room)) { continue; }
+        listed[r.room] = true;
         notePeer(r.dm);
         var room = addRoom(r.room, false);
         if (typeof r.read === 'number' && r.read > room.read) { room.read = r.read; afterChange(room); }
+      }
+      var s = c.getState();
+      if (!s.connected || s.tier === 'websocket') { return; }
+      for (var j = 0; j < app.order.length; j++) {
+        if (!listed[app.order[j]]) { c.remember(app.order[j]); }
       }
     });
   }

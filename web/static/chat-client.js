@@ -801,6 +801,7 @@
     this._rtt = 0;          // the last send's round trip (ms), not reported yet; 0: none
     this._key = randomId(); // this tab's poll client key (X-Chat-Client)
     this._rooms = {};       // name → {name, seq (-1: unknown)}
+    this._listQ = [];       // room-list changes to send off a WebSocket: {op, room, tries, busy}
     this._userSeq = 0;      // position in the user's own event stream
     this._reads = {};       // name → own read position
     this._readSent = {};    // name → position the server has
@@ -999,6 +1000,7 @@
     this._stopped = false;
     this._attempt = 0;
     this._cycle('starting');
+    this._pumpList(); // what stop left unsent (its timer went with it)
     return this;
   };
 
@@ -1593,7 +1595,7 @@
   ChatClient.prototype.join = function (room, opts) {
     var link = this._link;
     var ws = link && link.up && link.tier === 'websocket';
-    if (opts && opts.remember && !ws) { this._api('POST', '/v1/join', { room: room }, {}, function () {}); }
+    if (opts && opts.remember) { this._listChange('join', room, ws); }
     if (this._rooms[room]) { return; }
     this._rooms[room] = { name: room, seq: -1, reads: 'wanted' };
     this._loadRead(room);
@@ -1610,10 +1612,73 @@
     var link = this._link;
     var ws = link && link.up && link.tier === 'websocket';
     this._roomsChanged(room, false);
-    if (!ws) { this._api('POST', '/v1/leave', { room: room }, {}, function () {}); }
+    this._listChange('leave', room, ws);
   };
 
   ChatClient.prototype.rooms = function () { return Object.keys(this._rooms); };
+
+  // remember puts a room this client follows in the user's room list on
+  // the server, as the user's choice of it does (join with remember):
+  // for a page that finds rooms it follows missing from the server's list
+  // (GET /v1/rooms) while not on a WebSocket, whose join frames list every
+  // room the client follows each time it opens. An event stream opened
+  // with a ticket joins without remembering.
+  ChatClient.prototype.remember = function (room) {
+    if (this._rooms[room]) { this._list('join', room); }
+  };
+
+  // ---- the room list on the server ----
+  //
+  // Off a live WebSocket, POST /v1/join and /v1/leave change the user's
+  // room list, one request at a time in the order asked, so that a leave
+  // never overtakes the join before it. A request refused for the user's
+  // rate of room-list changes (429, 5 a second after a burst of 20) or
+  // lost on the way (no answer, 5xx) is sent again after Retry-After or a
+  // backoff, up to LIST_TRIES times in all; any other refusal drops it. A
+  // change not yet sent gives way to a later one for the same room.
+
+  var LIST_TRIES = 6;
+
+  // _listChange changes room's place in the list: by request off a
+  // WebSocket (ws false); on one, the join or leave frame does, and what
+  // is queued for the room goes, unless a request for it is on its way,
+  // which a frame could overtake: then the change goes behind it as a
+  // request too.
+  ChatClient.prototype._listChange = function (op, room, ws) {
+    var q = this._listQ;
+    if (!ws || (q.length && q[0].busy && q[0].room === room)) { this._list(op, room); } else { this._unqueue(room); }
+  };
+
+  ChatClient.prototype._list = function (op, room) {
+    this._unqueue(room);
+    this._listQ.push({ op: op, room: room, tries: 0, busy: false });
+    this._pumpList();
+  };
+
+  // _unqueue drops the changes to room not yet sent.
+  ChatClient.prototype._unqueue = function (room) {
+    var q = this._listQ;
+    for (var i = q.length - 1; i >= 0; i--) { if (q[i].room === room && !q[i].busy) { q.splice(i, 1); } }
+  };
+
+  ChatClient.prototype._pumpList = function () {
+    var q = this._listQ;
+    if (this._stopped || !q.length || q[0].busy || this._timers.list) { return; }
+    var e = q[0];
+    e.busy = true;
+    var self = this;
+    this._api('POST', e.op === 'join' ? '/v1/join' : '/v1/leave', { room: e.room }, {}, function (err) {
+      e.busy = false;
+      var again = err && (err.status === 0 || err.status === 429 || err.status >= 500) && ++e.tries < LIST_TRIES;
+      if (!again && q[0] === e) { q.shift(); }
+      if (self._stopped) { return; } // start sends the rest
+      if (again) {
+        self._later('list', err.retryAfter > 0 ? err.retryAfter : 500 + fullJitter(e.tries, 1000, 30000), function () { self._pumpList(); });
+        return;
+      }
+      self._pumpList();
+    });
+  };
 
   ChatClient.prototype._roomsChanged = function (room, joined) {
     var link = this._link;

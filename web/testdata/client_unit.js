@@ -599,6 +599,79 @@ test('sse and poll send through POST /v1/send', () => {
   assert.strictEqual(c.pending().length, 0);
 });
 
+test('off a websocket, room-list changes go one request at a time, in order, retried past the rate', () => {
+  const w = makeWorld({ noWebSocket: true });
+  const c = startInGeneral(w, 'S');
+  w.streams[0].event(CONTROL);
+  assert.strictEqual(c.getState().tier, 'sse');
+  const lists = () => w.xhrs.filter((x) => /^\/v1\/(join|leave)$/.test(x.url.replace(/^https?:\/\/[^/]+/, '')) || /\/v1\/(join|leave)$/.test(x.url));
+  const one = (path, room) => {
+    const q = lists();
+    assert.strictEqual(q.length, 1, 'one room-list request at a time: ' + q.map((x) => x.url + JSON.stringify(x.body)).join(', '));
+    assert.ok(q[0].url.endsWith(path), q[0].url + ', want ' + path);
+    assert.deepStrictEqual(q[0].body, { room });
+    return q[0];
+  };
+  c.join('a', { remember: true });
+  c.join('b', { remember: true });
+  w.flush();
+  // Past the user's rate: the same join again after Retry-After, not before.
+  one('/v1/join', 'a').respond(429, { code: 'rate_limited', message: 'slow down' }, { 'Retry-After': '2' });
+  w.advance(1999);
+  assert.strictEqual(lists().length, 0, 'nothing sent before Retry-After');
+  w.advance(1);
+  one('/v1/join', 'a').respond(200, { ok: true });
+  w.flush();
+  const b = one('/v1/join', 'b');
+  // While b's join is on its way: a leave of a waits behind it; c's join,
+  // not yet sent, gives way to c's leave.
+  c.leave('a');
+  c.join('c', { remember: true });
+  c.leave('c');
+  b.respond(0); // lost on the way: tried again after a backoff
+  w.advance(1499);
+  assert.strictEqual(lists().length, 0, 'nothing sent before the backoff');
+  w.advance(1); // 500 ms and a full jitter of 2 s at Math.random() = 0.5
+  one('/v1/join', 'b').respond(200, { ok: true });
+  w.flush();
+  one('/v1/leave', 'a').respond(403, { code: 'forbidden', message: 'no' }); // refused for good: dropped
+  w.flush();
+  one('/v1/leave', 'c').respond(200, { ok: true });
+  w.flush();
+  assert.strictEqual(lists().length, 0);
+  // remember asks for a room the client follows, and only for one.
+  c.remember('nope');
+  c.remember('general');
+  w.flush();
+  one('/v1/join', 'general').respond(200, { ok: true });
+  w.flush();
+  assert.strictEqual(lists().length, 0);
+});
+
+test('on a websocket the join frame lists a chosen room, and a queued request for it goes', () => {
+  const w = makeWorld();
+  const c = newClient(w);
+  c.join('general');
+  // Chosen before the client runs: queued, sent once it starts.
+  c.join('early', { remember: true });
+  c.start();
+  const ws = connectWS(w, c);
+  const post = w.pending('/v1/join');
+  assert.ok(post, 'the join chosen before start is sent');
+  assert.deepStrictEqual(post.body, { room: 'early' });
+  post.respond(200, { ok: true });
+  w.flush();
+  ws.sent.length = 0;
+  c.join('x', { remember: true });
+  w.flush();
+  assert.ok(!w.pending('/v1/join'), 'no POST /v1/join on a live websocket');
+  assert.ok(ws.sent.some((e) => e.type === 'join' && e.room === 'x'), 'a join frame');
+  c.leave('x');
+  w.flush();
+  assert.ok(!w.pending('/v1/leave'), 'no POST /v1/leave on a live websocket');
+  assert.ok(ws.sent.some((e) => e.type === 'leave' && e.room === 'x'), 'a leave frame');
+});
+
 test('without WebSocket and EventSource the client polls', () => {
   const w = makeWorld({ noWebSocket: true, noEventSource: true });
   const c = startInGeneral(w);
