@@ -83,3 +83,55 @@ func checkCode(t *testing.T, what string, err error, code protocol.Code) {
 	}
 	wantCode(t, what, err, code)
 }
+
+// TestTicketStreamEndsSpread: a stream opened with a ticket ends within
+// the last quarter of what is left of the ticket's life, at a point that
+// differs from stream to stream, so that streams opened together do not
+// all end, and reconnect, together; a poll, which proves its ticket at
+// each request, keeps the ticket's own expiry, and a ticket capped by its
+// token ends with the token.
+func TestTicketStreamEndsSpread(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { return now }
+	tickets := auth.NewTickets(nil, time.Minute, clock)
+	a := &Authenticator{Tickets: tickets, Now: clock}
+	ticket, err := tickets.Issue(auth.Identity{User: "alice", Name: "alice", Expires: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Opened 20 s into the ticket's minute: 40 s left, the last 10 s of
+	// which the stream may end in.
+	now = now.Add(20 * time.Second)
+	until := now.Add(40 * time.Second)
+	r := httptest.NewRequest(http.MethodGet, "/v1/sse?ticket="+url.QueryEscape(ticket), nil)
+	ends := map[time.Time]bool{}
+	for range 50 {
+		id, err := a.IdentifyStream(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !id.Ticket || !id.TicketBound || id.Expires.Before(until.Add(-10*time.Second)) || id.Expires.After(until) {
+			t.Fatalf("a stream opened with %v of the ticket left: %+v, want it to end within %v of %v", until.Sub(now), id, 10*time.Second, until)
+		}
+		ends[id.Expires] = true
+	}
+	if len(ends) < 10 {
+		t.Fatalf("50 streams opened together end at %d points: %v", len(ends), ends)
+	}
+	p, err := a.ProveRepeated(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Until().Equal(until) {
+		t.Fatalf("a poll's credential ends at %v, want the ticket's expiry %v", p.Until(), until)
+	}
+	// A ticket its token caps ends with the token, to the millisecond.
+	capped, err := tickets.Issue(auth.Identity{User: "alice", Name: "alice", Expires: now.Add(5 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := a.IdentifyStream(httptest.NewRequest(http.MethodGet, "/v1/sse?ticket="+url.QueryEscape(capped), nil))
+	if err != nil || id.TicketBound || !id.Expires.Equal(now.Add(5*time.Second)) {
+		t.Fatalf("a ticket capped by its token: %+v, %v", id, err)
+	}
+}

@@ -18,10 +18,12 @@ import (
 // browser's history), so what it opens lives only as long as the ticket,
 // not the token it came from, and a WebSocket it opens may only receive
 // until the client proves its token on it. A stream opened with the token
-// itself is not touched. Over WebSocket the session ends with 4013 at the
-// ticket's expiry unless refreshed; over SSE the stream ends with a
-// disconnect envelope of code 4013; a poll with the ticket is refused
-// from then on, on its kept connection too.
+// itself is not touched. Over WebSocket the session ends with 4013 by the
+// ticket's expiry unless refreshed (within the last quarter of the
+// ticket's life left when it opened); over SSE the stream ends so with a
+// disconnect envelope of code 4013; a poll held with the ticket answers
+// at its expiry, and a poll with the ticket is refused from then on, on
+// its kept connection too.
 func TestTicketStreamLife(t *testing.T) { Run(t, testTicketStreamLife) }
 
 func testTicketStreamLife(t *testing.T, dial Dialer) {
@@ -84,17 +86,16 @@ func testTicketStreamLife(t *testing.T, dial Dialer) {
 		held, heldLong = holdPoll(t, e, ticket), holdPoll(t, e, long)
 	}
 
-	closedWith(t, clock, protocol.CloseTicketExpired, "the ticket's expiry")
 	switch byTicket.(type) {
 	case *wsClient, *sseClient:
+		// Each ends within the last quarter of the ticket's life, at a
+		// point of its own (streams opened together end apart).
+		closedWith(t, clock, protocol.CloseTicketExpired, "the ticket's expiry")
 		closedWith(t, byTicket, protocol.CloseTicketExpired, "the ticket's expiry")
 	case *pollClient:
-		// Each poll proves its credential: from now on the ticket is refused.
-		status, body := httpDo(t, e, http.MethodGet, "/v1/poll?rooms="+room+"&ticket="+url.QueryEscape(ticket), "", nil)
-		httpError(t, "a poll with the expired ticket", status, body, http.StatusUnauthorized, protocol.CodeTokenExpired)
-		// A poll held with it answered at the expiry, not at its hold's
-		// end an hour on (or, on a slow machine, came too late and was
-		// refused); so did one held with the long ticket.
+		// A poll held with it answered at the expiry itself, not at its
+		// hold's end an hour on (or, on a slow machine, came too late and
+		// was refused); so did one held with the long ticket.
 		for what, ch := range map[string]chan heldPoll{"the ticket": held, "the long ticket": heldLong} {
 			var h heldPoll
 			select {
@@ -111,6 +112,10 @@ func testTicketStreamLife(t *testing.T, dial Dialer) {
 				t.Fatalf("the poll held with %s: HTTP %d %s", what, h.status, h.body)
 			}
 		}
+		// Each poll proves its credential: from now on the ticket is refused.
+		status, body := httpDo(t, e, http.MethodGet, "/v1/poll?rooms="+room+"&ticket="+url.QueryEscape(ticket), "", nil)
+		httpError(t, "a poll with the expired ticket", status, body, http.StatusUnauthorized, protocol.CodeTokenExpired)
+		closedWith(t, clock, protocol.CloseTicketExpired, "the ticket's expiry")
 	default:
 		t.Fatalf("a client of type %T", byTicket)
 	}
