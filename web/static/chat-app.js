@@ -814,7 +814,9 @@
 
   function removeRoom(name, tell) {
     if (!app.rooms[name]) { return; }
-    app.client.leave(name);
+    // The user's own leave changes the server's list; one the server or
+    // another tab made has changed it already.
+    app.client.leave(name, tell ? undefined : { listed: false });
     delete app.rooms[name];
     app.order.splice(app.order.indexOf(name), 1);
     if (app.active === name) { selectRoom(app.order[0] || null); }
@@ -951,7 +953,11 @@
       if (e.reason === 'resync') { loadRoomList(); return; }
       if (!ROOM_RE.test(e.room)) { return; }
       notePeer(e.dm);
-      if (e.reason === 'left') { removeRoom(e.room, false); } else { addRoom(e.room, false); }
+      if (e.reason === 'left') {
+        removeRoom(e.room, false);
+      } else if (!app.client.leaving(e.room)) { // the user's leave, on its way, is newer
+        addRoom(e.room, false);
+      }
     });
     c.on('history', function (page) {
       var room = app.rooms[page.room];
@@ -1029,6 +1035,7 @@
       for (var i = 0; i < list.length; i++) {
         var r = list[i];
         if (!r || typeof r.room !== 'string' || !ROOM_RE.test(r.room)) { continue; }
+        if (c.leaving(r.room)) { continue; } // left here; the list was read before the leave landed
         listed[r.room] = true;
         notePeer(r.dm);
         var room = addRoom(r.room, false);

@@ -1606,13 +1606,26 @@
   // leave stops following room and takes it out of the user's room list
   // on the server: the WebSocket's leave frame does both; on the other
   // tiers (or with no link) POST /v1/leave does the second.
-  ChatClient.prototype.leave = function (room) {
+  //
+  // With opts.listed false (the server already took the room out of the
+  // list, or another tab of this page is doing so), off a WebSocket it
+  // only stops following the room; the page passes it for a "left" room
+  // event and for another tab's change.
+  ChatClient.prototype.leave = function (room, opts) {
     if (!this._rooms[room]) { return; }
     delete this._rooms[room];
     var link = this._link;
     var ws = link && link.up && link.tier === 'websocket';
     this._roomsChanged(room, false);
-    this._listChange('leave', room, ws);
+    if (!opts || opts.listed !== false) { this._listChange('leave', room, ws); }
+  };
+
+  // leaving reports whether a leave of room asked by this client has not
+  // reached the server yet: a room list read meanwhile still has it.
+  ChatClient.prototype.leaving = function (room) {
+    var q = this._listQ;
+    for (var i = 0; i < q.length; i++) { if (q[i].room === room && q[i].op === 'leave') { return true; } }
+    return false;
   };
 
   ChatClient.prototype.rooms = function () { return Object.keys(this._rooms); };

@@ -639,6 +639,23 @@ test('off a websocket, room-list changes go one request at a time, in order, ret
   one('/v1/leave', 'c').respond(200, { ok: true });
   w.flush();
   assert.strictEqual(lists().length, 0);
+  // A leave the server or another tab made (listed: false) stops
+  // following and sends nothing; the user's own is reported while queued.
+  c.join('gone');
+  c.leave('gone', { listed: false });
+  w.flush();
+  assert.strictEqual(lists().length, 0, 'no POST for a leave the server made');
+  c.join('d', { remember: true });
+  c.leave('e');
+  c.join('e');
+  c.leave('e');
+  assert.strictEqual(c.leaving('e'), true, 'a leave on its way');
+  assert.strictEqual(c.leaving('d'), false);
+  one('/v1/join', 'd').respond(200, { ok: true });
+  w.flush();
+  one('/v1/leave', 'e').respond(200, { ok: true });
+  w.flush();
+  assert.strictEqual(c.leaving('e'), false, 'the leave has landed');
   // remember asks for a room the client follows, and only for one.
   c.remember('nope');
   c.remember('general');
