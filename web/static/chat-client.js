@@ -1030,6 +1030,7 @@
     this._stopped = false;
     this._attempt = 0;
     this._cycle('reconnect requested');
+    this._pumpList();
   };
 
   ChatClient.prototype._dropLink = function () {
@@ -1678,17 +1679,21 @@
     var q = this._listQ;
     if (this._stopped || !q.length || q[0].busy || this._timers.list) { return; }
     var e = q[0];
-    e.busy = true;
     var self = this;
+    var wait = e.at ? e.at - now() : 0;
+    if (wait > 0) { // a retry whose timer stop took away
+      this._later('list', wait, function () { self._pumpList(); });
+      return;
+    }
+    e.busy = true;
     this._api('POST', e.op === 'join' ? '/v1/join' : '/v1/leave', { room: e.room }, {}, function (err) {
       e.busy = false;
       var again = err && (err.status === 0 || err.status === 429 || err.status >= 500) && ++e.tries < LIST_TRIES;
       if (!again && q[0] === e) { q.shift(); }
-      if (self._stopped) { return; } // start sends the rest
       if (again) {
-        self._later('list', err.retryAfter > 0 ? err.retryAfter : 500 + fullJitter(e.tries, 1000, 30000), function () { self._pumpList(); });
-        return;
+        e.at = now() + (err.retryAfter > 0 ? err.retryAfter : 500 + fullJitter(e.tries, 1000, 30000));
       }
+      if (self._stopped) { return; } // start sends the rest
       self._pumpList();
     });
   };

@@ -656,6 +656,16 @@ test('off a websocket, room-list changes go one request at a time, in order, ret
   one('/v1/leave', 'e').respond(200, { ok: true });
   w.flush();
   assert.strictEqual(c.leaving('e'), false, 'the leave has landed');
+  // A retry keeps its Retry-After across stop and start.
+  c.join('f', { remember: true });
+  one('/v1/join', 'f').respond(429, { code: 'rate_limited', message: 'slow down' }, { 'Retry-After': '30' });
+  c.stop();
+  c.start();
+  w.advance(29000);
+  assert.strictEqual(lists().length, 0, 'nothing sent before Retry-After, across stop and start');
+  w.advance(1000);
+  one('/v1/join', 'f').respond(200, { ok: true });
+  w.flush();
   // remember asks for a room the client follows, and only for one.
   c.remember('nope');
   c.remember('general');
