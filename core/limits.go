@@ -15,7 +15,7 @@ type limiters struct {
 	mu        sync.Mutex
 	send      bucket               // by user; guarded by mu.
 	read      bucket               // by user; guarded by mu.
-	list      bucket               // by user: joins and leaves by request; guarded by mu.
+	list      bucket               // by user: room-list changes (listRate); guarded by mu.
 	typing    map[string]time.Time // by user+"\x00"+room; guarded by mu.
 	lastSweep time.Time            // Guarded by mu.
 }
@@ -58,8 +58,9 @@ func newLimiters(cfg Config) *limiters {
 		typing: make(map[string]time.Time), lastSweep: cfg.Now()}
 }
 
-// listRate and listBurst bound a user's room-list changes by request
-// (POST /v1/join and /v1/leave): each is a store write and an event to
+// listRate and listBurst bound a user's room-list changes: each listing
+// that reaches the store (POST /v1/join, a join on a stream) and each
+// leave (POST /v1/leave, a leave frame) is a store write and an event to
 // every session of the user. Unbounded, one token made 3,000 a second
 // and took a core (a review, 7 December); a person joins or leaves a
 // room a few times a minute.

@@ -179,11 +179,11 @@ var notOnlyExpired = []error{
 	errBadSubject,
 }
 
-// tokenError maps a jwt parse error to a wire error. The message is a
-// fixed phrase; the jwt error is kept as the cause, for the log.
 // errCrit refuses a token whose header carries crit (keyFunc).
 var errCrit = errors.New("auth: the token's header names critical extensions (crit)")
 
+// tokenError maps a jwt parse error to a wire error. The message is a
+// fixed phrase; the jwt error is kept as the cause, for the log.
 func tokenError(err error) error {
 	unauthorized := func(msg string) error {
 		return &protocol.Error{Code: protocol.CodeUnauthorized, Message: msg, Cause: err}

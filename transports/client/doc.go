@@ -50,7 +50,8 @@
 // never asks for a ticket, which browsers need (they cannot set headers
 // on WebSocket or EventSource) and which opens streams that live only as
 // long as the ticket, write nothing and remember no join. A proxy that
-// strips Authorization from stream requests leaves it unauthorized. After a live link ends for any reason but its
+// strips Authorization from stream requests leaves it unauthorized.
+// After a live link ends for any reason but its
 // credentials (4012, unauthorized) or a dead link, the next cycle first
 // resumes on what it has: no Token, no negotiate, the best tier of the
 // offer in hand (as the last control envelope left it). The server
@@ -85,7 +86,8 @@
 // reconnect_ms; 4001 moves to the best tier of the last control
 // envelope; 4003 ends Run with a *CloseError; 4008 and 4009 reconnect at
 // once; 4012 gets a new token and reconnects; 4013 (a stream's ticket
-// expired, which this client's never do) reconnects at once. A control envelope (streams
+// expired, which this client's never do) reconnects at once. A control
+// envelope (streams
 // are greeted with one, poll answers carry one) that no longer offers the
 // current tier, or newly offers a better one, moves the client after a
 // random delay up to MoveJitter; a better tier offered all along is no

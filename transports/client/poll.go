@@ -55,7 +55,7 @@ func (l *link) runPoll() {
 	// The token in a header, as on the other tiers: a Go client can set
 	// one, and what a ticket opens writes nothing, not even a remembered
 	// join.
-	scratch.authz = []string{"Bearer " + l.tok}
+	scratch.authz = bearer(l.tok)["Authorization"]
 	for l.ctx.Err() == nil {
 		u, key, n := c.pollQuery(l, scratch.url[:0], cursor, cursorFor)
 		if n == 0 && !c.cfg.UserEvents {

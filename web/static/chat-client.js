@@ -801,7 +801,7 @@
     this._rtt = 0;          // the last send's round trip (ms), not reported yet; 0: none
     this._key = randomId(); // this tab's poll client key (X-Chat-Client)
     this._rooms = {};       // name → {name, seq (-1: unknown)}
-    this._listQ = [];       // room-list changes to send off a WebSocket: {op, room, tries, busy}
+    this._listQ = [];       // room-list changes to send off a WebSocket: {op, room, tries, busy, at (retry time)}
     this._userSeq = 0;      // position in the user's own event stream
     this._reads = {};       // name → own read position
     this._readSent = {};    // name → position the server has
@@ -1594,9 +1594,7 @@
   // does, since an event stream opened with a ticket joins without
   // remembering (a ticket may leak from its URL).
   ChatClient.prototype.join = function (room, opts) {
-    var link = this._link;
-    var ws = link && link.up && link.tier === 'websocket';
-    if (opts && opts.remember) { this._listChange('join', room, ws); }
+    if (opts && opts.remember) { this._listChange('join', room); }
     if (this._rooms[room]) { return; }
     this._rooms[room] = { name: room, seq: -1, reads: 'wanted' };
     this._loadRead(room);
@@ -1615,10 +1613,8 @@
   ChatClient.prototype.leave = function (room, opts) {
     if (!this._rooms[room]) { return; }
     delete this._rooms[room];
-    var link = this._link;
-    var ws = link && link.up && link.tier === 'websocket';
+    if (!opts || opts.listed !== false) { this._listChange('leave', room); }
     this._roomsChanged(room, false);
-    if (!opts || opts.listed !== false) { this._listChange('leave', room, ws); }
   };
 
   // leaving reports whether a leave of room asked by this client has not
@@ -1653,12 +1649,14 @@
 
   var LIST_TRIES = 6;
 
-  // _listChange changes room's place in the list: by request off a
-  // WebSocket (ws false); on one, the join or leave frame does, and what
-  // is queued for the room goes, unless a request for it is on its way,
-  // which a frame could overtake: then the change goes behind it as a
-  // request too.
-  ChatClient.prototype._listChange = function (op, room, ws) {
+  // _listChange changes room's place in the list: by request off a live
+  // WebSocket; on one, the join or leave frame does (the caller's
+  // _roomsChanged sends it), and what is queued for the room goes, unless
+  // a request for it is on its way, which a frame could overtake: then
+  // the change goes behind it as a request too.
+  ChatClient.prototype._listChange = function (op, room) {
+    var link = this._link;
+    var ws = link && link.up && link.tier === 'websocket';
     var q = this._listQ;
     if (!ws || (q.length && q[0].busy && q[0].room === room)) { this._list(op, room); } else { this._unqueue(room); }
   };
