@@ -415,6 +415,42 @@ func testSendIDOfAnotherSender(t *testing.T, dial Dialer) {
 	}
 }
 
+// The same rate holds for the rooms a stream joins as it opens, over
+// every transport: a client that opens with 60 rooms (join frames on a
+// socket, rooms= on an event stream or a poll, with the token) has at
+// most the rate's burst and a few of them listed, and is served in every
+// one of them, listed or not: past the rate a join is served without
+// being listed.
+func TestRoomListRateStreams(t *testing.T) { Run(t, testRoomListRateStreams) }
+
+func testRoomListRateStreams(t *testing.T, dial Dialer) {
+	e := NewEnv(t, Options{Hub: fast})
+	tok := e.Token(t, "alice", Claims{})
+	joins := make([]Join, 60)
+	for i := range joins {
+		joins[i] = Join{Room: fmt.Sprint("open-", i)}
+	}
+	c := dial(t, e, tok, joins)
+	if n := len(roomsOf(t, e, tok)); n == 0 || n > 40 {
+		t.Fatalf("%s: %d rooms listed after opening with 60, want the rate's burst and a few", c.Transport(), n)
+	}
+	for _, room := range []string{"open-0", "open-59"} {
+		m := hubSend(t, e, room, "in "+room)
+		for {
+			got, err := c.Next(Ctx(t))
+			if err != nil {
+				t.Fatalf("%s: waiting for %s's message: %v", c.Transport(), room, err)
+			}
+			if got.Type == protocol.TypeMessage {
+				if got.Room != room || got.Seq != m.Seq {
+					t.Fatalf("%s: got %+v, want %s's message %d", c.Transport(), got, room, m.Seq)
+				}
+				break
+			}
+		}
+	}
+}
+
 // throttledWS reads chat_ws_reads_throttled_total from reg.
 func throttledWS(t *testing.T, reg *prometheus.Registry) float64 {
 	t.Helper()
