@@ -801,7 +801,7 @@
     this._rtt = 0;          // the last send's round trip (ms), not reported yet; 0: none
     this._key = randomId(); // this tab's poll client key (X-Chat-Client)
     this._rooms = {};       // name → {name, seq (-1: unknown)}
-    this._listQ = [];       // room-list changes to send off a WebSocket: {op, room, tries, busy, at (retry time)}
+    this._listQ = [];       // room-list changes to send off a WebSocket: {op, room, tries, busy, at (retry time), onLink (waits for a link)}
     this._userSeq = 0;      // position in the user's own event stream
     this._reads = {};       // name → own read position
     this._readSent = {};    // name → position the server has
@@ -1278,6 +1278,7 @@
     this._clear('connect');
     delete this._penalty[link.tier];
     this._setState({ status: 'connected', connected: true, tier: link.tier, reason: '', retryAt: null });
+    this._pumpList(); // a room-list change lost while there was no link
     var self = this;
     // A link must stay up a while before the backoff starts over, so a
     // server that accepts and drops at once still gets backed off.
@@ -1644,8 +1645,11 @@
   // never overtakes the join before it. A request refused for the user's
   // rate of room-list changes (429, 5 a second after a burst of 20) or
   // lost on the way (no answer, 5xx) is sent again after Retry-After or a
-  // backoff, up to LIST_TRIES times in all; any other refusal drops it. A
-  // change not yet sent gives way to a later one for the same room.
+  // backoff, up to LIST_TRIES times in all; any other refusal drops it.
+  // One lost while the client has no link and has failed to get one
+  // (offline, the server away) spends no try: it waits for the next link
+  // and goes once that is up, however long that takes. A change not yet
+  // sent gives way to a later one for the same room.
 
   var LIST_TRIES = 6;
 
@@ -1677,6 +1681,10 @@
     var q = this._listQ;
     if (this._stopped || !q.length || q[0].busy || this._timers.list) { return; }
     var e = q[0];
+    if (e.onLink) { // lost while there was no link: waits for one (_linkUp)
+      if (!this.state.connected) { return; }
+      e.onLink = false;
+    }
     var self = this;
     var wait = e.at ? e.at - now() : 0;
     if (wait > 0) { // a retry whose timer stop took away
@@ -1686,9 +1694,15 @@
     e.busy = true;
     this._api('POST', e.op === 'join' ? '/v1/join' : '/v1/leave', { room: e.room }, {}, function (err) {
       e.busy = false;
-      var again = err && (err.status === 0 || err.status === 429 || err.status >= 500) && ++e.tries < LIST_TRIES;
+      // Offline: no link, and none since the last failed attempt at one
+      // (a stream that reopens for a new room is not an outage).
+      var offline = err && err.status === 0 && !self.state.connected && self._attempt > 0;
+      var again = err && (err.status === 0 || err.status === 429 || err.status >= 500) && (offline || ++e.tries < LIST_TRIES);
       if (!again && q[0] === e) { q.shift(); }
-      if (again) {
+      if (offline) {
+        e.onLink = true;
+        e.at = 0;
+      } else if (again) {
         e.at = now() + (err.retryAfter > 0 ? err.retryAfter : 500 + fullJitter(e.tries, 1000, 30000));
       }
       if (self._stopped) { return; } // start sends the rest

@@ -675,6 +675,54 @@ test('off a websocket, room-list changes go one request at a time, in order, ret
   assert.strictEqual(lists().length, 0);
 });
 
+test('a room-list change lost while the client has no link spends no try and goes once a link is up', () => {
+  const w = makeWorld({ noWebSocket: true });
+  const c = startInGeneral(w, 'S');
+  w.streams[0].event(CONTROL);
+  assert.strictEqual(c.getState().connected, true);
+  const leaves = () => w.xhrs.filter((x) => /\/v1\/leave$/.test(x.url));
+  c.join('z');
+  c.leave('z');
+  w.flush();
+  assert.strictEqual(leaves().length, 1);
+  // The stream goes, then the leave's answer is lost: the network is down.
+  w.streams[0].fail(2);
+  w.flush();
+  assert.strictEqual(c.getState().connected, false);
+  leaves()[0].respond(0);
+  // Ten minutes offline: every request is lost, and the leave is tried
+  // again at most once, before the client has failed to reconnect (six
+  // tries would have been spent within two minutes, and the leave
+  // dropped).
+  let tries = 1;
+  for (let i = 0; i < 600; i++) {
+    for (const x of w.xhrs.slice()) {
+      if (/\/v1\/leave$/.test(x.url)) { tries++; }
+      x.respond(0);
+    }
+    w.advance(1000);
+  }
+  assert.ok(tries <= 2, tries + ' leave requests while offline, want at most 2');
+  // Back: the link comes up, and the leave goes.
+  for (let i = 0; i < 120 && !c.getState().connected; i++) {
+    if (w.pending('/v1/negotiate')) { w.answer('/v1/negotiate', 200, OFFER); }
+    if (w.pending('/v1/ticket')) { w.answer('/v1/ticket', 200, { ticket: 'S2', expires_in: 60 }); }
+    const es = w.streams[w.streams.length - 1];
+    if (es && es.readyState === 0 && !es.closedByClient) { es.event(CONTROL); w.flush(); }
+    const p = w.pending('/v1/poll');
+    if (p && !c.getState().connected) { p.respond(200, { events: [], cursor: 'C', control: CONTROL }); w.flush(); }
+    if (!c.getState().connected) { w.advance(1000); }
+  }
+  assert.strictEqual(c.getState().connected, true, 'the client is back');
+  w.flush();
+  const q = leaves();
+  assert.strictEqual(q.length, 1, 'the leave lost offline is sent once the link is up');
+  assert.deepStrictEqual(q[0].body, { room: 'z' });
+  q[0].respond(200, { ok: true });
+  w.flush();
+  assert.strictEqual(c.leaving('z'), false, 'the leave has landed');
+});
+
 test('on a websocket the join frame lists a chosen room, and a queued request for it goes', () => {
   const w = makeWorld();
   const c = newClient(w);
