@@ -68,6 +68,8 @@ fuzz: ## fuzz every decoder for a while each (FUZZTIME=30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzDeflateOffer$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/ws
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameMeter$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/ws
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrames$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/wsinflate
+	$(GO) test -run '^$$' -fuzz '^FuzzInflate$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/inflate
+	$(GO) test -run '^$$' -fuzz '^FuzzUndeflate$$' -fuzztime $${FUZZTIME:-30s} -fuzzminimizetime 0 ./transports/client
 
 cluster: build ## a local cluster: redis-server on :6390 and three nodes on 127.0.0.1:8081-8083; Ctrl-C stops it (scripts/cluster.sh)
 	./scripts/cluster.sh

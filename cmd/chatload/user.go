@@ -125,6 +125,7 @@ func (u *user) start(ctx context.Context, release func()) {
 		CountReads:   true, // the tool counts read positions; a page's map of them is its cost, not the server's
 		CountChanges: true, // and presence changes: it reads only how many
 		Deliver:      u.deliver,
+		PollDeflate:  r.cfg.Compress, // as the page asks where the browser can inflate (DecompressionStream)
 	})
 	u.ctx = ctx
 	u.release = sync.OnceFunc(release)

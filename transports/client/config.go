@@ -80,6 +80,12 @@ type Config struct {
 	// say; 25s. A poll request times out after PollHold+ConnectTimeout.
 	PollHold time.Duration
 
+	// PollDeflate makes polls ask for deflated answers (deflate=): each
+	// answer a chunk of one deflate stream, referring back to the ones
+	// before it, at the cost of a 32 KiB window per poll link. The server
+	// deflates while compression is on for the user.
+	PollDeflate bool
+
 	// HTTPClient makes every HTTP request, the SSE stream included, so it
 	// must not set a Timeout; requests carry their own deadlines. Nil means
 	// a private client whose idle connections are closed when Run returns.

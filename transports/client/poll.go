@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/inflate"
 )
 
 // shortAnswer is how fast an empty poll answer must come back for the
@@ -70,6 +72,15 @@ func (l *link) runPoll() {
 		if controlTag != "" {
 			u = append(u, "&control_tag="...)
 			u = append(u, url.QueryEscape(controlTag)...)
+		}
+		if c.cfg.PollDeflate {
+			// The stream goes on from the last answer when this poll
+			// carries on from its cursor; otherwise a new one starts.
+			if cursor != "" && scratch.z.Len() > 0 {
+				u = append(u, "&deflate=1"...)
+			} else {
+				u = append(u, "&deflate=new"...)
+			}
 		}
 		u = append(u, "&"+batchQuery...)
 		scratch.url = u
@@ -211,6 +222,9 @@ func (l *link) get(ctx context.Context, u string, s *pollScratch) (pollAnswer, e
 	if cap(body) <= maxKeptBody {
 		s.body = body[:0]
 	}
+	if body, err = s.undeflate(body); err != nil {
+		return pollAnswer{}, err
+	}
 	ans, err := decodePollAnswer(&s.envs, body, l.c.decodeOptions())
 	if err != nil {
 		return pollAnswer{}, fmt.Errorf("client: bad poll answer: %w", err)
@@ -231,6 +245,8 @@ func (l *link) get(ctx context.Context, u string, s *pollScratch) (pollAnswer, e
 type pollScratch struct {
 	url   []byte
 	body  []byte
+	plain []byte         // a deflated answer's JSON (undeflate)
+	z     inflate.Stream // the answers' deflate stream (Config.PollDeflate)
 	envs  frameScratch
 	tmpl  *http.Request // the link's polls but for their query, context and header; nil until the first
 	key   []string      // the X-Chat-Client header's value
@@ -440,4 +456,41 @@ func (l *link) pause(d time.Duration) bool {
 		return false
 	}
 	return true
+}
+
+// undeflate returns the JSON of a poll answer's body: the body itself
+// when it is JSON (it begins with '{': not deflated, so the deflate
+// stream, if any, ends), or the chunk of a deflated answer (deflate=),
+// "c" or "n", its JSON length, a line feed and the deflate bytes,
+// inflated against the stream ("c") or a new one ("n"). A chunk that
+// does not inflate ends the stream and the link: the next poll starts a
+// new one from the last cursor, which this answer did not move.
+func (s *pollScratch) undeflate(body []byte) ([]byte, error) {
+	if len(body) == 0 || body[0] == '{' {
+		s.z.Reset()
+		return body, nil
+	}
+	line, rest, ok := bytes.Cut(body, []byte("\n"))
+	if !ok || len(line) < 2 || len(line) > 12 || (line[0] != 'c' && line[0] != 'n') {
+		s.z.Reset()
+		return nil, errors.New("client: bad poll answer: neither JSON nor a deflated chunk")
+	}
+	size, err := strconv.Atoi(string(line[1:]))
+	if err != nil || size < 0 || size > maxFrame {
+		s.z.Reset()
+		return nil, fmt.Errorf("client: bad poll answer: deflated chunk of %q bytes", line[1:])
+	}
+	if line[0] == 'n' {
+		s.z.Reset()
+	} else if s.z.Len() == 0 {
+		return nil, errors.New("client: bad poll answer: a deflated chunk goes on from a stream this client has not")
+	}
+	plain, err := s.z.Inflate(s.plain[:0], rest, size)
+	if err != nil {
+		return nil, fmt.Errorf("client: bad poll answer: %w", err)
+	}
+	if cap(plain) <= maxKeptBody {
+		s.plain = plain
+	}
+	return plain, nil
 }

@@ -18,6 +18,7 @@ var (
 	headerJSON    = []string{"application/json"}
 	headerNoStore = []string{"no-store"}
 	headerGzip    = []string{"gzip"}
+	headerOctets  = []string{"application/octet-stream"}
 	headerVary    = []string{"Accept-Encoding"}
 )
 
@@ -48,9 +49,10 @@ func putBody(b *[]byte) {
 
 // answer is one poll answer's body, in pooled buffers until release.
 type answer struct {
-	out     []byte     // the body as it goes on the wire
-	gzipped bool       // out is gzipped
-	bufs    [2]*[]byte // pooled: the JSON, and its gzipped form
+	out      []byte     // the body as it goes on the wire
+	gzipped  bool       // out is gzipped
+	deflated bool       // out is a chunk of a deflated stream (deflate.go)
+	bufs     [2]*[]byte // pooled: the JSON, and its gzipped or deflated form
 }
 
 // buildAnswer builds {"events":[…],"cursor":"…","control":{…},"control_tag":"…"}
@@ -60,8 +62,12 @@ type answer struct {
 // read now, so it is never older than one among the events. known is the
 // tag of the control the client has (control_tag=, see controlTag): when
 // it is the one now, and no control envelope is among the events, the
-// answer leaves control and its tag out.
-func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, acceptGzip bool, known uint64) answer {
+// answer leaves control and its tag out. A poll that asks for a deflated
+// stream (mode, deflate=) gets its answer deflated as the next chunk of
+// the session's stream z, whatever its size, when the user's answers may
+// be compressed; otherwise, or without deflate=, z's stream ends there.
+// advanced: cursor is not the one the poll presented (appendDeflated).
+func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, acceptGzip bool, known uint64, mode deflateMode, z *zstream, advanced bool) answer {
 	control, tag := h.control(user)
 	if tag != 0 && tag == known && !hasControl(frames) {
 		control, tag = nil, 0
@@ -69,7 +75,15 @@ func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, a
 	body := getBody(answerSize(frames, cursor, control, tag))
 	*body = appendAnswer(*body, frames, cursor, control, tag)
 	a := answer{out: *body, bufs: [2]*[]byte{body}}
-	if acceptGzip && len(a.out) >= h.cfg.CompressMin && h.cfg.Compress(user) {
+	compress := h.cfg.Compress != nil && (acceptGzip || mode != deflateOff) && h.cfg.Compress(user)
+	if mode != deflateOff && compress {
+		d := getBody(len(a.out)/2 + gzipOverhead)
+		*d = appendDeflated(*d, z, mode, a.out, advanced)
+		a.out, a.deflated, a.bufs[1] = *d, true, d
+		return a
+	}
+	z.drop()
+	if acceptGzip && len(a.out) >= h.cfg.CompressMin && compress {
 		z := getBody(len(a.out)/2 + gzipOverhead)
 		*z = appendGzip(*z, a.out)
 		a.out, a.gzipped, a.bufs[1] = *z, true, z
@@ -124,8 +138,14 @@ func (a answer) release() {
 
 // answerFor builds the answer to poll r: the CPU's part (the JSON, the
 // gzip), which ServeHTTP does under its slot.
-func (h *Handler) answerFor(r *http.Request, user string, frames []core.Frame, cursor string) answer {
-	return h.buildAnswer(user, frames, cursor, h.cfg.Compress != nil && acceptsGzip(r), controlTag(r))
+// from is the cursor r presented, if the caller has it at hand (known);
+// otherwise it is read from r's query when the answer is deflated.
+func (h *Handler) answerFor(r *http.Request, user string, frames []core.Frame, cursor string, z *zstream, from string, known bool) answer {
+	mode := deflateOf(r)
+	if mode != deflateOff && !known {
+		from = httpx.QueryValue(r.URL.RawQuery, "cursor")
+	}
+	return h.buildAnswer(user, frames, cursor, h.cfg.Compress != nil && acceptsGzip(r), controlTag(r), mode, z, cursor != from)
 }
 
 // writeBuilt writes a, built by answerFor, to w with its exact
@@ -135,6 +155,9 @@ func (h *Handler) writeBuilt(w http.ResponseWriter, a answer) {
 	defer a.release()
 	hdr := w.Header()
 	hdr["Content-Type"] = headerJSON
+	if a.deflated {
+		hdr["Content-Type"] = headerOctets
+	}
 	hdr["Cache-Control"] = headerNoStore
 	if a.gzipped {
 		hdr["Content-Encoding"] = headerGzip

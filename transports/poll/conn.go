@@ -54,6 +54,10 @@ type conn struct {
 	// answer's (httpx.AdvanceInto); owned by the poll that holds the
 	// session.
 	spare protocol.Cursor
+	// z is the session's deflated stream (deflate.go), for polls with
+	// deflate=; owned by the poll that holds the session, or answers it
+	// parked.
+	z zstream
 }
 
 // position is what a kept session's next poll must present to take

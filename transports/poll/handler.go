@@ -377,11 +377,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.spare = cur
 	}
 	enc := next.Encode()
-	// Kept before the answer goes out: the client's next poll may come
-	// as soon as it has read it.
+	// Built before the session is kept, which hands its deflated stream
+	// (c.z) to the next poll; kept before the answer goes out: the
+	// client's next poll may come as soon as it has read it.
+	var from string // the cursor this poll presented: by note, the note's
+	if byNote {
+		from = n.cursor
+	}
+	a := h.answerFor(r, id.User, framesOf(frames), enc, &c.z, from, byNote)
 	keep := keepable && !short && r.Context().Err() == nil &&
 		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next, query: query, cursor: enc})
-	a := h.answerFor(r, id.User, framesOf(frames), enc)
 	if note == nil { // not on a lane (httpx.LaneNote)
 		sl.give() // net/http may write a large answer to the socket, which waits for the client
 	}

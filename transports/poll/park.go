@@ -37,6 +37,8 @@ type parked struct {
 	nc       net.Conn    // Static after construction.
 	pos      position    // the poll's identity, rooms and cursor; static after construction.
 	gzip     bool        // the client accepts gzip and Compress is set; static after construction.
+	zmode    deflateMode // the poll's deflate=; static after construction.
+	from     string      // the cursor the poll presented, when zmode is set; static after construction.
 	known    uint64      // the tag of the control the client has (controlTag); static after construction.
 	keepable bool        // the session may be kept for the next poll; static after construction.
 	header   []byte      // the middleware's headers, in wire form; static after construction.
@@ -92,8 +94,14 @@ func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 		_, _ = rw.Reader.Discard(n)
 		lane = nil
 	}
-	p := &parked{h: h, c: c, nc: nc, pos: pos, gzip: h.cfg.Compress != nil && acceptsGzip(r),
+	// A parked client is quiet: its session's deflated stream goes (2
+	// KiB less while it waits), and its answer starts a new one.
+	c.z.drop()
+	p := &parked{h: h, c: c, nc: nc, pos: pos, gzip: h.cfg.Compress != nil && acceptsGzip(r), zmode: deflateOf(r),
 		known: controlTag(r), keepable: keepable, header: header.B, lane: lane}
+	if p.zmode != deflateOff {
+		p.from = httpx.QueryValue(r.URL.RawQuery, "cursor")
+	}
 	// The timer may fire before the poll is parked: unpark then finds
 	// nothing to take back, and parkWith answers.
 	p.hold = time.AfterFunc(left, p.expire)
@@ -216,10 +224,10 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	}
 	next := httpx.Advance(p.pos.cur, p.pos.rooms, framesOf(frames))
 	enc := next.Encode()
+	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), enc, p.gzip, p.known, p.zmode, &p.c.z, enc != p.from) // before the keeper has c
+	defer a.release()
 	kept = keep && p.keepable &&
 		p.h.keep.put(p.c, position{id: p.pos.id, client: p.pos.client, rooms: p.pos.rooms, cur: next, query: p.pos.query, cursor: enc})
-	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), enc, p.gzip, p.known)
-	defer a.release()
 	msg := getBody(256 + len(p.header) + len(a.out))
 	defer putBody(msg)
 	// The connection goes on for a client that goes on (keep: not at the
@@ -248,7 +256,11 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 func appendHead(b, header []byte, a answer, keepAlive bool, now time.Time) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\n"...)
 	b = append(b, header...)
-	b = append(b, "Content-Type: application/json\r\nCache-Control: no-store\r\n"...)
+	if a.deflated {
+		b = append(b, "Content-Type: application/octet-stream\r\nCache-Control: no-store\r\n"...)
+	} else {
+		b = append(b, "Content-Type: application/json\r\nCache-Control: no-store\r\n"...)
+	}
 	if a.gzipped {
 		b = append(b, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"...)
 	}

@@ -1,0 +1,271 @@
+package transporttest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/transports/inflate"
+	"github.com/chatd/chatd/transports/poll"
+)
+
+// ptDeflated is one answer to a poll with deflate=: its kind ('c': the
+// stream goes on, 'n': a new one, '{': plain JSON), the answer and its
+// size on the wire.
+type ptDeflated struct {
+	kind byte
+	ptAnswer
+	plain int // the JSON's length
+}
+
+// ptGet makes one poll with query q and returns its answer's header
+// and body, unread: an error unless it is a 200.
+func ptGet(base, tok string, q url.Values) (http.Header, []byte, error) {
+	req, err := http.NewRequest(http.MethodGet, base+"/v1/poll?"+q.Encode(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := ptClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("poll: HTTP %d: %s", resp.StatusCode, raw)
+	}
+	return resp.Header, raw, err
+}
+
+// ptDeflatePoll makes one poll with deflate=mode and reads its answer
+// into z, as a client that follows the stream does.
+func ptDeflatePoll(base, tok string, q url.Values, mode string, z *inflate.Stream) (ptDeflated, error) {
+	q.Set("deflate", mode)
+	header, raw, err := ptGet(base, tok, q)
+	if err != nil {
+		return ptDeflated{}, err
+	}
+	d := ptDeflated{ptAnswer: ptAnswer{Encoding: header.Get("Content-Encoding"), Wire: len(raw), Header: header}}
+	body := raw
+	switch {
+	case len(raw) > 0 && raw[0] == '{':
+		d.kind = '{'
+		z.Reset()
+		if ct := header.Get("Content-Type"); ct != "application/json" {
+			return d, fmt.Errorf("a JSON answer with Content-Type %q", ct)
+		}
+	default:
+		line, rest, ok := bytes.Cut(raw, []byte("\n"))
+		if !ok || len(line) < 2 || (line[0] != 'c' && line[0] != 'n') {
+			return d, fmt.Errorf("neither JSON nor a deflated chunk: %q", raw)
+		}
+		if ct := header.Get("Content-Type"); ct != "application/octet-stream" || d.Encoding != "" {
+			return d, fmt.Errorf("a deflated answer with Content-Type %q, Content-Encoding %q", ct, d.Encoding)
+		}
+		size, err := strconv.Atoi(string(line[1:]))
+		if err != nil {
+			return d, err
+		}
+		d.kind = line[0]
+		if d.kind == 'n' {
+			z.Reset()
+		}
+		if body, err = z.Inflate(nil, rest, size); err != nil {
+			return d, fmt.Errorf("kind %c: %w", d.kind, err)
+		}
+	}
+	d.plain = len(body)
+	if err := json.Unmarshal(body, &d.ptAnswer); err != nil {
+		return d, fmt.Errorf("poll answer %q: %w", body, err)
+	}
+	return d, nil
+}
+
+// A poll with deflate= gets its answers as one deflate stream: a new one
+// ('n') wherever the client's window may not be the server's (a first
+// poll, a new session, a lost answer, an answer that left the cursor
+// where it was, compression turned off and on), and the stream going on
+// ('c') from a kept session, each answer far smaller than its JSON. The
+// messages come once each, in order, whatever the stream does, and an
+// answer lost on the way costs nothing but the stream.
+func TestPollDeflatedStream(t *testing.T) {
+	const room = "pt-deflate"
+	e := NewEnv(t, Options{Hub: fast})
+	var mu sync.Mutex
+	allow := true
+	base := ptServer(t, e, poll.Config{Hold: 10 * time.Second, Park: -1, Compress: func(string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return allow
+	}})
+	tok := e.Token(t, "pt-z", Claims{})
+	text := "a typical chat message, of the kind people send to each other all day"
+	fill(t, e, room, 5, text)
+	seqs := &ptSeqs{room: room}
+	var z inflate.Stream
+	must := func(what string, d ptDeflated, err error, kind byte, n int) ptDeflated {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if d.kind != kind {
+			t.Fatalf("%s: an answer of kind %q, want %q", what, d.kind, kind)
+		}
+		if got, err := seqs.take(d.Events); err != nil || got != n {
+			t.Fatalf("%s: %d messages (%v), want %d", what, got, err, n)
+		}
+		return d
+	}
+	pollAt := func(cursor, mode string) (ptDeflated, error) {
+		return ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {cursor}}, mode, &z)
+	}
+	// held polls from cursor, and calls send once the poll is held.
+	held := func(cursor, mode string, send func()) (ptDeflated, error) {
+		done := make(chan struct{})
+		var d ptDeflated
+		var err error
+		go func() {
+			defer close(done)
+			d, err = pollAt(cursor, mode)
+		}()
+		eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+		send()
+		<-done
+		return d, err
+	}
+
+	d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, "new", &z)
+	d = must("the first poll", d, err, 'n', 5)
+	// A new session for the next poll (the first one's is not kept).
+	d, err = held(d.Cursor, "1", func() { fill(t, e, room, 1, text) })
+	d = must("a new session", d, err, 'n', 1)
+	// From now on the session is kept, and the stream goes on.
+	for i := range 3 {
+		fill(t, e, room, 1, text)
+		d, err = pollAt(d.Cursor, "1")
+		d = must(fmt.Sprint("kept session, answer ", i), d, err, 'c', 1)
+		if d.Wire*2 > d.plain {
+			t.Fatalf("a deflated answer of one message is %d bytes on the wire for %d of JSON: want at least 2x smaller", d.Wire, d.plain)
+		}
+	}
+	// An answer lost on the way: the client polls again from the cursor
+	// before it, its window without it. A new stream, the message again.
+	fill(t, e, room, 1, text)
+	if kind := lose(t, base, tok, url.Values{"rooms": {room}, "cursor": {d.Cursor}}, nil); kind != 'c' {
+		t.Fatalf("the answer to lose: kind %q, want c", kind)
+	}
+	d, err = pollAt(d.Cursor, "1")
+	d = must("after a lost answer", d, err, 'n', 1)
+	// An answer that leaves the cursor where it is (typing only), lost:
+	// the client polls from the same cursor, and the stream starts over.
+	cursor := d.Cursor
+	if kind := lose(t, base, tok, url.Values{"rooms": {room}, "cursor": {cursor}}, func() {
+		eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+		if err := e.Hub.Typing(Ctx(t), auth.Identity{User: "pt-other", Name: "Other"}, room); err != nil {
+			t.Errorf("typing: %v", err)
+		}
+	}); kind != 'c' {
+		t.Fatalf("the typing answer to lose: kind %q, want c", kind)
+	}
+	fill(t, e, room, 1, text)
+	d, err = pollAt(cursor, "1")
+	d = must("after an answer that left the cursor, lost", d, err, 'n', 1)
+	// One message, then a poll from the last answer's cursor.
+	next := func(what, mode string, kind byte) {
+		t.Helper()
+		fill(t, e, room, 1, text)
+		d, err = pollAt(d.Cursor, mode)
+		d = must(what, d, err, kind, 1)
+	}
+	setAllow := func(v bool) {
+		mu.Lock()
+		allow = v
+		mu.Unlock()
+	}
+	next("deflate=new on a kept session", "new", 'n')
+	// Compression off for the user: JSON; back on: a new stream.
+	setAllow(false)
+	next("compression off", "1", '{')
+	setAllow(true)
+	next("compression on again", "1", 'n')
+	next("and on", "1", 'c')
+}
+
+// lose makes a poll with deflate=1 and drops its answer unread, as a
+// client whose answer was lost on the way; send, if set, runs while the
+// poll is on its way. It returns the answer's kind.
+func lose(t *testing.T, base, tok string, q url.Values, send func()) byte {
+	t.Helper()
+	q.Set("deflate", "1")
+	type result struct {
+		raw []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, raw, err := ptGet(base, tok, q)
+		done <- result{raw, err}
+	}()
+	if send != nil {
+		send()
+	}
+	r := <-done
+	if r.err != nil || len(r.raw) == 0 {
+		t.Fatalf("the poll to lose: %q, %v", r.raw, r.err)
+	}
+	return r.raw[0]
+}
+
+// A parked poll (quiet for its Park) drops its session's stream: its
+// answer, written by the session when news comes, starts a new one, and
+// the next poll goes on with it.
+func TestPollDeflatedParked(t *testing.T) {
+	const room = "pt-deflate-park"
+	e := NewEnv(t, Options{Hub: fast})
+	base, hijacked := ptParkingServer(t, e, poll.Config{Hold: 10 * time.Second, Park: 20 * time.Millisecond, Quiet: -1,
+		Compress: func(string) bool { return true }})
+	tok := e.Token(t, "pt-zp", Claims{})
+	text := "a typical chat message, of the kind people send to each other all day"
+	fill(t, e, room, 3, text)
+	seqs := &ptSeqs{room: room}
+	var z inflate.Stream
+	check := func(what string, d ptDeflated, err error, kind byte, n int) ptDeflated {
+		t.Helper()
+		if err != nil || d.kind != kind {
+			t.Fatalf("%s: kind %q (%v), want %q", what, d.kind, err, kind)
+		}
+		if got, err := seqs.take(d.Events); err != nil || got != n {
+			t.Fatalf("%s: %d messages (%v), want %d", what, got, err, n)
+		}
+		return d
+	}
+	d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, "new", &z)
+	d = check("the first poll", d, err, 'n', 3)
+	for i := range 2 {
+		type result struct {
+			d   ptDeflated
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			a, err := ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {d.Cursor}}, "1", &z)
+			done <- result{a, err}
+		}()
+		<-hijacked // parked
+		fill(t, e, room, 1, text)
+		r := <-done
+		d = check(fmt.Sprint("parked answer ", i), r.d, r.err, 'n', 1)
+	}
+	fill(t, e, room, 1, text)
+	d, err = ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {d.Cursor}}, "1", &z)
+	check("after a parked answer", d, err, 'c', 1)
+}
