@@ -300,6 +300,16 @@ func (n *Node) transports(cfg Config) map[string]http.Handler {
 		Name: "chat_poll_sessions_opened_total",
 		Help: "Polls that opened a session of their own: a client's first poll, or one that found no session kept from its last answer.",
 	}, func() float64 { return float64(ph.Opened()) }))
+	for i, stream := range []string{"new", "goes_on"} {
+		cfg.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "chat_poll_deflated_answers_total",
+			Help:        "Poll answers sent deflated (deflate=), by whether each started a deflate stream or went on with the one of the client's last answer.",
+			ConstLabels: prometheus.Labels{"stream": stream},
+		}, func() float64 {
+			started, wentOn := ph.Deflated()
+			return float64([]uint64{started, wentOn}[i])
+		}))
+	}
 	for i, found := range []string{"note", "query", "position"} {
 		cfg.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "chat_poll_sessions_resumed_total",

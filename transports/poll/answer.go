@@ -80,6 +80,11 @@ func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, a
 		d := getBody(len(a.out)/2 + gzipOverhead)
 		*d = appendDeflated(*d, z, mode, a.out, advanced)
 		a.out, a.deflated, a.bufs[1] = *d, true, d
+		if a.out[0] == 'c' {
+			h.deflatedOn.Add(1)
+		} else {
+			h.deflatedNew.Add(1)
+		}
 		return a
 	}
 	z.drop()

@@ -164,6 +164,9 @@ type Handler struct {
 	parks           atomic.Uint64 // polls parked
 	overflows       atomic.Uint64 // parked polls whose clients sent more than maxPending meanwhile
 	waiting         atomic.Int64  // polls waiting for news or for their pace
+	// deflated answers (deflate=): those that started a stream, and those
+	// that went on with one
+	deflatedNew, deflatedOn atomic.Uint64
 }
 
 // New returns a Handler. It panics if cfg has no Hub or Auth.
@@ -467,6 +470,12 @@ func (h *Handler) leaveNote(r *http.Request, note *any, n *pollNote, byNote bool
 	}
 	*n = pollNote{c: c, proof: proof, cursor: cursor, next: next}
 	*note = n
+}
+
+// Deflated returns how many answers went deflated (deflate=): those
+// that started a stream, and those that went on with one.
+func (h *Handler) Deflated() (started, wentOn uint64) {
+	return h.deflatedNew.Load(), h.deflatedOn.Load()
 }
 
 // Opened returns how many polls opened a session of their own.

@@ -7,7 +7,7 @@ import (
 )
 
 // legacyScript removes what old browsers lack, before the page runs.
-const legacyScript = `delete window.WebSocket; delete window.EventSource; delete window.BroadcastChannel;`
+const legacyScript = `delete window.WebSocket; delete window.EventSource; delete window.BroadcastChannel; delete window.DecompressionStream;`
 
 // TestLegacyBrowserPolls: with no WebSocket, EventSource or
 // BroadcastChannel, the page still chats, over long-polling.
@@ -43,6 +43,48 @@ func TestLegacyBrowserPolls(t *testing.T) {
 			t.Errorf("%s: the indicator says %q (tooltip %q), want compatibility mode with the poll tier in the tooltip", tb.name, label, title)
 		}
 		tb.checkCSP()
+	}
+	for _, stream := range []string{"new", "goes_on"} {
+		if n := srv.metric(t, `chat_poll_deflated_answers_total{stream="`+stream+`"}`); n != 0 {
+			t.Errorf("%v deflated answers (%s) to pages that cannot inflate", n, stream)
+		}
+	}
+}
+
+// TestModernBrowserPollsDeflated: a browser that polls (no WebSocket or
+// EventSource here) but has DecompressionStream asks for deflated
+// answers, and chats over them: the server's answers go on with the
+// stream of the one before, and the page asks deflate=1 after each.
+func TestModernBrowserPollsDeflated(t *testing.T) {
+	srv := startServer(t)
+	const polling = `delete window.WebSocket; delete window.EventSource;`
+	alice := newUser(t).open("alice", srv.URL(), tabOptions{preScript: polling})
+	bob := newUser(t).open("bob", srv.URL(), tabOptions{preScript: polling})
+	alice.login("alice")
+	bob.login("bob")
+	alice.waitConnected("poll")
+	bob.waitConnected("poll")
+	texts := []string{"deflated polls", "one stream, answer after answer", "each smaller for the last", "and still in order"}
+	for i, text := range texts {
+		from, to := alice, bob
+		if i%2 == 1 {
+			from, to = bob, alice
+		}
+		from.send(text)
+		to.waitText(text)
+	}
+	check := srv.login(t, "checker")
+	for _, tb := range []*tab{alice, bob} {
+		tb.waitTexts(texts)
+		tb.sameAsServer(check, "general")
+		var asked bool
+		tb.mustEval(`performance.getEntriesByType('resource').some(function (e) { return /\/v1\/poll\?.*deflate=1/.test(e.name); })`, &asked)
+		if !asked {
+			t.Errorf("%s: no poll went on with a deflate stream (deflate=1)", tb.name)
+		}
+	}
+	if n := srv.metric(t, `chat_poll_deflated_answers_total{stream="goes_on"}`); n < 1 {
+		t.Errorf("%v answers went on with a deflate stream, want some", n)
 	}
 }
 

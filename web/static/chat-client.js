@@ -50,6 +50,70 @@
 
   function defer(fn) { return setTimeout(fn, 0); }
 
+  // utf8 decodes bytes (a Uint8Array) as UTF-8.
+  function utf8(bytes) { return new root.TextDecoder().decode(bytes); }
+
+  // canInflate reports whether this browser can inflate a deflate stream
+  // (DecompressionStream 'deflate-raw': Chrome 103, Firefox 113, Safari
+  // 16.4), which deflated poll answers need.
+  function canInflate() {
+    if (typeof root.DecompressionStream !== 'function' || typeof root.TextDecoder !== 'function' ||
+        typeof root.Uint8Array !== 'function' || typeof root.Promise !== 'function') { return false; }
+    try { return !!new root.DecompressionStream('deflate-raw'); } catch (e) { return false; }
+  }
+
+  // Inflater is one deflate stream of poll answers (deflate=), each a
+  // chunk ending on a sync flush that may refer back to the ones before.
+  // inflate(chunk, size, cb) calls cb(err, bytes) with exactly size
+  // bytes, or an error (a chunk that does not inflate to its size, or not
+  // within INFLATE_MS); after an error the stream is done for.
+  var INFLATE_MS = 5000;
+
+  function Inflater() {
+    var ds = new root.DecompressionStream('deflate-raw');
+    this.w = ds.writable.getWriter();
+    this.r = ds.readable.getReader();
+    this.left = null; // output read past the last chunk: a broken stream
+    this.dead = false;
+  }
+
+  Inflater.prototype.inflate = function (chunk, size, cb) {
+    var self = this;
+    var out = new root.Uint8Array(size);
+    var got = 0;
+    var done = false;
+    function finish(err) {
+      if (done) { return; }
+      done = true;
+      clearTimeout(timer);
+      if (err) { self.close(); }
+      cb(err, err ? null : out);
+    }
+    var timer = setTimeout(function () { finish(new Error('inflate timed out')); }, INFLATE_MS);
+    if (this.dead) { finish(new Error('inflate: the stream has failed')); return; }
+    this.w.write(chunk).then(null, function (e) { finish(e || new Error('inflate failed')); });
+    function more() {
+      if (done) { return; }
+      if (got === size) { finish(null); return; }
+      self.r.read().then(function (res) {
+        if (done) { return; }
+        if (res.done) { finish(new Error('inflate: the stream ended')); return; }
+        var v = res.value;
+        if (got + v.length > size) { finish(new Error('inflate: more than the answer\'s length')); return; }
+        out.set(v, got);
+        got += v.length;
+        more();
+      }, function (e) { finish(e || new Error('inflate failed')); });
+    }
+    more();
+  };
+
+  Inflater.prototype.close = function () {
+    this.dead = true;
+    try { this.w.abort().then(null, function () {}); } catch (e) { /* ignore */ }
+    try { this.r.cancel().then(null, function () {}); } catch (e) { /* ignore */ }
+  };
+
   // between returns a whole number of milliseconds in [lo, hi).
   function between(lo, hi) { return lo + Math.floor(Math.random() * Math.max(0, hi - lo)); }
 
@@ -142,19 +206,23 @@
   }
 
   // xhr makes one request. opts: headers, body (an object, sent as JSON),
-  // timeout (ms). cb(err, data). The result has abort(); an aborted request
-  // never calls back.
+  // timeout (ms), raw (read the body as bytes). cb(err, data, bytes): data
+  // is the body parsed as JSON (null if it is not JSON); with raw, bytes
+  // is the body (a Uint8Array), and data is parsed only from a body that
+  // starts with '{'. The result has abort(); an aborted request never
+  // calls back.
   function xhr(method, url, opts, cb) {
     var x = new root.XMLHttpRequest();
     var done = false;
     var timer = null;
-    function finish(err, data) {
+    function finish(err, data, bytes) {
       if (done) { return; }
       done = true;
       if (timer) { clearTimeout(timer); }
-      cb(err, data);
+      cb(err, data, bytes);
     }
     x.open(method, url, true);
+    if (opts.raw) { x.responseType = 'arraybuffer'; }
     var headers = opts.headers || {};
     for (var h in headers) { if (has(headers, h)) { x.setRequestHeader(h, headers[h]); } }
     var body = null;
@@ -164,11 +232,18 @@
     }
     x.onreadystatechange = function () {
       if (x.readyState !== 4 || done) { return; }
-      var data = parseJSON(x.responseText);
-      if (x.status >= 200 && x.status < 300) {
-        finish(null, data);
+      var bytes = null;
+      var data;
+      if (opts.raw) {
+        bytes = x.response ? new root.Uint8Array(x.response) : new root.Uint8Array(0);
+        data = bytes.length && bytes[0] === 0x7b ? parseJSON(utf8(bytes)) : null;
       } else {
-        finish(httpError(x.status, data, x), data);
+        data = parseJSON(x.responseText);
+      }
+      if (x.status >= 200 && x.status < 300) {
+        finish(null, data, bytes);
+      } else {
+        finish(httpError(x.status, data, x), data, bytes);
       }
     };
     if (opts.timeout) {
@@ -515,6 +590,11 @@
     // The tag of the last control an answer carried: the server leaves
     // the control out of answers while it is still the one in force.
     this.controlTag = '';
+    // Deflated answers (deflate=), where the browser can inflate: z is the
+    // stream of the answers so far, null until the first deflated one.
+    this.zok = client._canInflate;
+    this.z = null;
+    this.zfail = 0; // answers in a row that did not inflate
   }
 
   PollLink.prototype.open = function () { this._poll(); };
@@ -542,12 +622,16 @@
     // in one round trip instead of at the end of a 25 s hold.
     if (c.offer && typeof c.offer.level === 'number') { path += '&level=' + c.offer.level; }
     if (this.controlTag) { path += '&control_tag=' + encodeURIComponent(this.controlTag); }
+    // The deflate stream goes on from the last answer when this poll
+    // carries on from its cursor; otherwise a new one starts.
+    if (this.zok) { path += '&deflate=' + (this.z && this.cursor ? '1' : 'new'); }
     path += '&' + BATCH;
     // The poll is an XHR, so it sends the bearer header: no token or
     // ticket ever goes into its URL.
     // X-Chat-Client tells this tab's polls apart from the user's other
     // tabs, so the server counts poll clients, not poll requests.
-    this.req = c._api('GET', path, undefined, { timeout: c.opts.pollTimeoutMs, headers: { 'X-Chat-Client': c._key } }, function (err, data) {
+    var opts = { timeout: c.opts.pollTimeoutMs, headers: { 'X-Chat-Client': c._key }, raw: this.zok };
+    this.req = c._api('GET', path, undefined, opts, function (err, data, bytes) {
       self.req = null;
       if (self.closed) { return; }
       if (err) {
@@ -555,27 +639,74 @@
         self.onclose({ code: 0, status: err.status, errCode: err.code, reason: 'poll failed: ' + err.message, retryAfter: err.retryAfter });
         return;
       }
-      data = data || {};
-      var events = isArray(data.events) ? data.events : [];
-      var messages = 0;
-      var tag = self.controlTag;
-      if (data.control) { tag = typeof data.control_tag === 'string' ? data.control_tag : ''; }
-      self.onframe(data.control || { type: 'pong' });
-      for (var j = 0; j < events.length && !self.closed; j++) {
-        if (events[j] && events[j].type === 'message') { messages++; }
-        // A control among the events is applied after the answer's own:
-        // ask for the control again rather than trust the tag.
-        if (events[j] && events[j].type === 'control') { tag = ''; }
-        self.onframe(events[j]);
+      if (!bytes || !bytes.length || bytes[0] === 0x7b) { // JSON: not deflated, and the stream is over
+        self._dropZ();
+        self._answer(data, started, asked);
+        return;
       }
-      self.controlTag = tag;
-      if (self.closed) { return; }
-      if (typeof data.cursor === 'string' && data.cursor) {
-        self.cursor = data.cursor;
-        self.covered = asked;
-      }
-      self.timer = setTimeout(function () { self._poll(); }, self._delay(started, messages));
+      self._undeflate(bytes, function (answer) {
+        if (self.closed) { return; }
+        if (!answer) { // dropped unread: the same cursor again, on a new stream
+          self._dropZ();
+          if (++self.zfail >= 3) { self.zok = false; }
+          self.timer = setTimeout(function () { self._poll(); }, 0);
+          return;
+        }
+        self.zfail = 0;
+        self._answer(answer, started, asked);
+      });
     });
+  };
+
+  // _undeflate reads a deflated answer, "c" or "n", its JSON's length, a
+  // line feed and a chunk of the deflate stream ("n": a new one), and
+  // calls cb with the answer, or null if it does not inflate.
+  PollLink.prototype._undeflate = function (bytes, cb) {
+    var nl = -1;
+    for (var i = 1; i < bytes.length && i < 16; i++) { if (bytes[i] === 0x0a) { nl = i; break; } }
+    var kind = bytes.length ? bytes[0] : 0;
+    var size = nl > 1 ? parseInt(utf8(bytes.subarray(1, nl)), 10) : NaN;
+    if ((kind !== 0x63 && kind !== 0x6e) || isNaN(size) || size < 0 || (kind === 0x63 && !this.z)) {
+      defer(function () { cb(null); });
+      return;
+    }
+    if (kind === 0x6e) {
+      this._dropZ();
+      this.z = new Inflater();
+    }
+    this.z.inflate(bytes.subarray(nl + 1), size, function (err, out) {
+      cb(err ? null : parseJSON(utf8(out)));
+    });
+  };
+
+  PollLink.prototype._dropZ = function () {
+    if (this.z) { this.z.close(); this.z = null; }
+  };
+
+  // _answer handles one poll answer, data, to the poll that started at
+  // started for the rooms asked, and polls again.
+  PollLink.prototype._answer = function (data, started, asked) {
+    var self = this;
+    data = data || {};
+    var events = isArray(data.events) ? data.events : [];
+    var messages = 0;
+    var tag = self.controlTag;
+    if (data.control) { tag = typeof data.control_tag === 'string' ? data.control_tag : ''; }
+    self.onframe(data.control || { type: 'pong' });
+    for (var j = 0; j < events.length && !self.closed; j++) {
+      if (events[j] && events[j].type === 'message') { messages++; }
+      // A control among the events is applied after the answer's own:
+      // ask for the control again rather than trust the tag.
+      if (events[j] && events[j].type === 'control') { tag = ''; }
+      self.onframe(events[j]);
+    }
+    self.controlTag = tag;
+    if (self.closed) { return; }
+    if (typeof data.cursor === 'string' && data.cursor) {
+      self.cursor = data.cursor;
+      self.covered = asked;
+    }
+    self.timer = setTimeout(function () { self._poll(); }, self._delay(started, messages));
   };
 
   // _delay is the wait before the next poll: the poll interval at level 3
@@ -609,6 +740,7 @@
     this.closed = true;
     if (this.req) { this.req.abort(); this.req = null; }
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    this._dropZ();
   };
 
   // ---- outbox ----------------------------------------------------------------
@@ -800,6 +932,7 @@
     this._token = null;
     this._rtt = 0;          // the last send's round trip (ms), not reported yet; 0: none
     this._key = randomId(); // this tab's poll client key (X-Chat-Client)
+    this._canInflate = canInflate(); // polls ask for deflated answers
     this._rooms = {};       // name → {name, seq (-1: unknown)}
     this._listQ = [];       // room-list changes to send off a WebSocket: {op, room, tries, busy, at (retry time), onLink (waits for a link)}
     this._userSeq = 0;      // position in the user's own event stream
@@ -943,18 +1076,18 @@
       var rtt = self._takeRTT();
       if (rtt) { headers['X-Chat-RTT'] = rtt; }
       req = xhr(method, self.base + path, {
-        headers: headers, body: body, timeout: opts.timeout || 15000
-      }, function (err, data) {
+        headers: headers, body: body, timeout: opts.timeout || 15000, raw: opts.raw
+      }, function (err, data, bytes) {
         if (err && err.status === 401 && !retried) {
           retried = true;
           self._refreshToken(function (rerr, fresh) {
             if (aborted) { return; }
-            if (rerr || !fresh) { cb(err, data); return; }
+            if (rerr || !fresh) { cb(err, data, bytes); return; }
             go(fresh);
           });
           return;
         }
-        cb(err, data);
+        cb(err, data, bytes);
       });
     }
     if (this._token) {

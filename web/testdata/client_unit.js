@@ -56,6 +56,16 @@ function makeWorld(opts) {
   XMLHttpRequest.prototype.getResponseHeader = function (k) { return this.respHeaders[k] || null; };
   XMLHttpRequest.prototype.send = function (body) { this.body = body ? JSON.parse(body) : undefined; w.xhrs.push(this); };
   XMLHttpRequest.prototype.abort = function () { this.aborted = true; };
+  // respondRaw answers with bytes (a Buffer), for a request that asked
+  // for an arraybuffer.
+  XMLHttpRequest.prototype.respondRaw = function (status, bytes) {
+    this.status = status;
+    this.response = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length);
+    this.respHeaders = {};
+    this.readyState = 4;
+    w.xhrs = w.xhrs.filter((x) => x !== this);
+    this.onreadystatechange();
+  };
   XMLHttpRequest.prototype.respond = function (status, data, headers) {
     this.status = status;
     this.responseText = data === undefined ? '' : JSON.stringify(data);
@@ -85,6 +95,7 @@ function makeWorld(opts) {
     console, addEventListener: () => {}, removeEventListener: () => {},
   };
   win.Math.random = () => w.random;
+  if (opts.deflate) Object.assign(win, { DecompressionStream, TextDecoder, Uint8Array, Promise });
   if (!opts.noWebSocket) win.WebSocket = WebSocket;
   if (!opts.noEventSource) win.EventSource = EventSource;
   win.window = win;
@@ -747,6 +758,65 @@ test('on a websocket the join frame lists a chosen room, and a queued request fo
   assert.ok(ws.sent.some((e) => e.type === 'leave' && e.room === 'x'), 'a leave frame');
 });
 
+test('where the browser inflates, polls ask for deflated answers and follow the stream', async () => {
+  const zlib = require('zlib');
+  const w = makeWorld({ noWebSocket: true, noEventSource: true, deflate: true });
+  const settle = async () => { for (let i = 0; i < 30; i++) { await new Promise((r) => setImmediate(r)); w.flush(); } };
+  const chunk = (kind, json, dict) => {
+    const opts = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
+    if (dict) opts.dictionary = dict;
+    return Buffer.concat([Buffer.from(kind + Buffer.byteLength(json) + '\n'), zlib.deflateRawSync(Buffer.from(json), opts)]);
+  };
+  const param = (req, k) => { const m = new RegExp('[?&]' + k + '=([^&]*)').exec(req.url); return m ? decodeURIComponent(m[1]) : null; };
+  const c = startInGeneral(w);
+  let poll = w.pending('/v1/poll?');
+  assert.strictEqual(param(poll, 'deflate'), 'new', poll.url);
+  const a1 = JSON.stringify({ events: [{ type: 'joined', room: 'general', head: 0, recovered: true }], cursor: 'C1', control: CONTROL });
+  poll.respondRaw(200, chunk('n', a1));
+  await settle();
+  assert.strictEqual(c.getState().tier, 'poll');
+  poll = w.pending('/v1/poll?');
+  assert.strictEqual(param(poll, 'deflate'), '1', 'the stream goes on: ' + poll.url);
+  assert.strictEqual(param(poll, 'cursor'), 'C1');
+  // The next answer refers back to the first one's text.
+  const a2 = JSON.stringify({ events: [{ type: 'message', room: 'general', id: 'm1', text: 'hello', seq: 1, from: 'bob', name: 'Bob', ts: 5 }], cursor: 'C2' });
+  const z2 = chunk('c', a2, Buffer.from(a1));
+  assert.ok(z2.length < a2.length, 'the chunk is smaller than its JSON');
+  poll.respondRaw(200, z2);
+  await settle();
+  assert.deepStrictEqual(c.got, ['general:1']);
+  // An answer that does not inflate is dropped unread: the same cursor
+  // again, on a new stream.
+  poll = w.pending('/v1/poll?');
+  assert.strictEqual(param(poll, 'deflate'), '1');
+  poll.respondRaw(200, Buffer.concat([Buffer.from('c40\n'), Buffer.from([0xff, 0xfe, 0xfd, 0, 0, 0, 0xff, 0xff])]));
+  await settle();
+  poll = w.pending('/v1/poll?');
+  assert.ok(poll, 'polls again at once');
+  assert.strictEqual(param(poll, 'cursor'), 'C2', 'from the same cursor');
+  assert.strictEqual(param(poll, 'deflate'), 'new', 'on a new stream');
+  const a3 = JSON.stringify({ events: [{ type: 'message', room: 'general', id: 'm2', text: 'again', seq: 2, from: 'bob', name: 'Bob', ts: 6 }], cursor: 'C3' });
+  poll.respondRaw(200, chunk('n', a3));
+  await settle();
+  assert.deepStrictEqual(c.got, ['general:1', 'general:2']);
+  // A plain JSON answer (compression off at this level) ends the stream.
+  poll = w.pending('/v1/poll?');
+  assert.strictEqual(param(poll, 'deflate'), '1');
+  poll.respondRaw(200, Buffer.from(JSON.stringify({ events: [{ type: 'message', room: 'general', id: 'm3', text: 'plain', seq: 3, from: 'bob', name: 'Bob', ts: 7 }], cursor: 'C4' })));
+  await settle();
+  assert.deepStrictEqual(c.got, ['general:1', 'general:2', 'general:3']);
+  poll = w.pending('/v1/poll?');
+  assert.strictEqual(param(poll, 'deflate'), 'new', 'a new stream after a plain answer');
+  c.stop();
+});
+
+test('where the browser cannot inflate, polls ask for plain answers', () => {
+  const w = makeWorld({ noWebSocket: true, noEventSource: true });
+  startInGeneral(w);
+  const poll = w.pending('/v1/poll?');
+  assert.ok(!/[?&]deflate=/.test(poll.url), poll.url);
+});
+
 test('without WebSocket and EventSource the client polls', () => {
   const w = makeWorld({ noWebSocket: true, noEventSource: true });
   const c = startInGeneral(w);
@@ -988,15 +1058,17 @@ test('dm room names are sorted', () => {
 
 // ---- run ----------------------------------------------------------------------
 
-let failed = 0;
-for (const c of cases) {
-  try {
-    c.fn();
-    console.log('ok   ' + c.name);
-  } catch (e) {
-    failed++;
-    console.log('FAIL ' + c.name + '\n     ' + (e && e.stack ? e.stack.split('\n').slice(0, 4).join('\n     ') : e));
+(async () => {
+  let failed = 0;
+  for (const c of cases) {
+    try {
+      await c.fn();
+      console.log('ok   ' + c.name);
+    } catch (e) {
+      failed++;
+      console.log('FAIL ' + c.name + '\n     ' + (e && e.stack ? e.stack.split('\n').slice(0, 4).join('\n     ') : e));
+    }
   }
-}
-console.log(`${cases.length - failed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+  console.log(`${cases.length - failed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+})();
