@@ -11,26 +11,34 @@ import (
 // once its frames are collected: the body built and, for gzip, compressed
 // (the socket write is not included). A broadcast cannot share the
 // compressed form: every answer holds its own cursor and its own run of
-// events. It reports the bytes on the wire per delivered message and the
-// CPU per delivered message.
+// events. deflate is one client's stream of answers (deflate=1), each
+// deflated against the 2 KiB before it. It reports the bytes on the wire
+// per delivered message and the CPU per delivered message.
 //
 //	go test -run '^$' -bench WriteAnswer -benchmem ./transports/poll/
 func BenchmarkWriteAnswer(b *testing.B) {
 	for _, per := range []int{1, 4, 16, 64} {
-		for _, mode := range []string{"plain", "gzip"} {
+		for _, mode := range []string{"plain", "gzip", "deflate"} {
 			b.Run(fmt.Sprintf("%s/events=%d", mode, per), func(b *testing.B) {
 				frames := chatFrames(512)
-				h := testHandler(mode == "gzip")
+				h := testHandler(mode != "plain")
 				h.cfg.CompressMin = 1 // measure gzip at every size
-				r := httptest.NewRequest(http.MethodGet, "/v1/poll", nil)
+				target := "/v1/poll"
+				if mode == "deflate" {
+					target += "?deflate=1" // one stream, going on from answer to answer
+				}
+				r := httptest.NewRequest(http.MethodGet, target, nil)
 				r.Header.Set("Accept-Encoding", "gzip")
 				w := &discard{header: http.Header{}}
 				const cursor = "AXRlYW0tY2hhdP4H4x0Kc3RhbmR1cAI" // two rooms
+				var z zstream
+				defer z.drop()
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					k := i * per % (len(frames) - per)
-					h.writeBuilt(w, h.answerFor(r, "u", frames[k:k+per], cursor, new(zstream), "", true))
+					h.writeBuilt(w, h.answerFor(r, "u", frames[k:k+per], cursor, &z, "", true))
+					z.live = true // as after an answer that moved the cursor
 				}
 				b.StopTimer()
 				b.ReportMetric(float64(w.n)/float64(b.N*per), "wire-B/msg")
