@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -53,6 +54,7 @@ func (l *link) runPoll() {
 		// the one in force.
 		controlTag string
 		fast       int // answers in a row that came at once with no events
+		badChunks  int // deflated answers in a row that could not be read
 	)
 	// The token in a header, as on the other tiers: a Go client can set
 	// one, and what a ticket opens writes nothing, not even a remembered
@@ -92,10 +94,16 @@ func (l *link) runPoll() {
 				return
 			case errors.Is(err, errKicked):
 				continue
+			case errors.Is(err, errBadChunk) && badChunks < 2:
+				// Dropped unread: the same cursor again, on a new stream
+				// (scratch.z is empty). A third in a row ends the link.
+				badChunks++
+				continue
 			}
 			l.end.err = err
 			return
 		}
+		badChunks = 0
 		l.touch()
 		for _, e := range ans.Events {
 			c.handle(l, e)
@@ -458,39 +466,53 @@ func (l *link) pause(d time.Duration) bool {
 	return true
 }
 
+// errBadChunk reports a deflated poll answer that could not be read: the
+// poll goes again from the same cursor, on a new stream.
+var errBadChunk = errors.New("client: bad deflated poll answer")
+
 // undeflate returns the JSON of a poll answer's body: the body itself
 // when it is JSON (it begins with '{': not deflated, so the deflate
-// stream, if any, ends), or the chunk of a deflated answer (deflate=),
-// "c" or "n", its JSON length, a line feed and the deflate bytes,
-// inflated against the stream ("c") or a new one ("n"). A chunk that
-// does not inflate ends the stream and the link: the next poll starts a
-// new one from the last cursor, which this answer did not move.
+// stream, if any, ends), or the chunk of a deflated answer (deflate=):
+// "c" or "n", the JSON's length, a space, its CRC-32 in 8 hex digits, a
+// line feed and the deflate bytes, inflated against the stream ("c") or
+// a new one ("n"). A chunk that does not inflate to that JSON is
+// errBadChunk, and ends the stream.
 func (s *pollScratch) undeflate(body []byte) ([]byte, error) {
 	if len(body) == 0 || body[0] == '{' {
 		s.z.Reset()
 		return body, nil
 	}
-	line, rest, ok := bytes.Cut(body, []byte("\n"))
-	if !ok || len(line) < 2 || len(line) > 12 || (line[0] != 'c' && line[0] != 'n') {
+	fail := func(format string, args ...any) ([]byte, error) {
 		s.z.Reset()
-		return nil, errors.New("client: bad poll answer: neither JSON nor a deflated chunk")
+		return nil, fmt.Errorf("%w: "+format, append([]any{errBadChunk}, args...)...)
 	}
-	size, err := strconv.Atoi(string(line[1:]))
-	if err != nil || size < 0 || size > maxFrame {
-		s.z.Reset()
-		return nil, fmt.Errorf("client: bad poll answer: deflated chunk of %q bytes", line[1:])
+	line, rest, ok := bytes.Cut(body, []byte("\n"))
+	if !ok || len(line) < 2 || len(line) > 24 || (line[0] != 'c' && line[0] != 'n') {
+		return fail("neither JSON nor a deflated chunk")
+	}
+	length, sum, ok := bytes.Cut(line[1:], []byte(" "))
+	size, err := strconv.Atoi(string(length))
+	if !ok || err != nil || size < 0 || size > maxFrame {
+		return fail("a chunk of %q bytes", length)
+	}
+	crc, err := strconv.ParseUint(string(sum), 16, 32)
+	if err != nil || len(sum) != 8 {
+		return fail("checksum %q", sum)
 	}
 	if line[0] == 'n' {
 		s.z.Reset()
 	} else if s.z.Len() == 0 {
-		return nil, errors.New("client: bad poll answer: a deflated chunk goes on from a stream this client has not")
+		return fail("a chunk goes on from a stream this client has not")
 	}
 	plain, err := s.z.Inflate(s.plain[:0], rest, size)
 	if err != nil {
-		return nil, fmt.Errorf("client: bad poll answer: %w", err)
+		return fail("%v", err)
 	}
 	if cap(plain) <= maxKeptBody {
 		s.plain = plain
+	}
+	if crc32.ChecksumIEEE(plain) != uint32(crc) {
+		return fail("its JSON does not match its checksum")
 	}
 	return plain, nil
 }

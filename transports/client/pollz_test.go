@@ -1,7 +1,9 @@
 package client
 
 import (
-	"bufio"
+	"bytes"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,11 +13,15 @@ import (
 )
 
 // firstBytes is a RoundTripper that notes the first byte of each poll
-// answer's body, as it came from the server.
+// answer's body, as it came from the server, and the polls without a
+// cursor (a link's first). With spoil, it changes the
+// checksum of the first answer that goes on with a stream.
 type firstBytes struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-	seen map[byte]int
+	next  http.RoundTripper
+	spoil bool
+	mu    sync.Mutex
+	seen  map[byte]int
+	fresh int // polls without a cursor
 }
 
 func (f *firstBytes) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -23,38 +29,55 @@ func (f *firstBytes) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || !strings.HasSuffix(req.URL.Path, "/v1/poll") || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
-	br := bufio.NewReader(resp.Body)
-	if b, err := br.Peek(1); err == nil {
-		f.mu.Lock()
-		f.seen[b[0]]++
-		f.mu.Unlock()
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
 	}
-	resp.Body = struct {
-		io.Reader
-		io.Closer
-	}{br, resp.Body}
+	f.mu.Lock()
+	if req.URL.Query().Get("cursor") == "" {
+		f.fresh++
+	}
+	if len(body) > 0 {
+		f.seen[body[0]]++
+		if f.spoil && body[0] == 'c' {
+			f.spoil = false
+			i := bytes.IndexByte(body, ' ') + 1
+			body[i] ^= 1 // '0'<->'1', 'a'<->'`'...: the checksum no longer matches
+		}
+	}
+	f.mu.Unlock()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp, nil
 }
 
-// TestPollDeflate: a poll client that asks for deflated answers
-// (PollDeflate) gets every message once, in order, from answers that
-// came deflated, the stream going on ('c') from one to the next.
-func TestPollDeflate(t *testing.T) {
-	srv := newServer(t, serverOptions{degrade: true}) // compression on at level 0
-	fb := &firstBytes{next: &http.Transport{}, seen: map[byte]int{}}
+// deflatedChat runs a poll client with PollDeflate over fb against a
+// server with compression on (level 0), which sends n messages to lobby
+// and receives each once, in order.
+func deflatedChat(t *testing.T, fb *firstBytes, n uint64) {
+	t.Helper()
+	srv := newServer(t, serverOptions{degrade: true})
 	cfg := testConfig(t, srv.URL, "alice", []string{Poll}, "lobby")
 	cfg.PollDeflate = true
 	cfg.HTTPClient = &http.Client{Transport: fb}
 	c := start(t, cfg)
 	waitState(t, c, "poll connected", connectedOn(Poll))
 	ctx := stepCtx(t)
-	for i := uint64(1); i <= 30; i++ {
+	for i := uint64(1); i <= n; i++ {
 		if _, err := c.Send(ctx, "lobby", text(i)); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
-	wantSeqs(t, recvMessages(t, c, 30), "lobby", 1, text)
+	wantSeqs(t, recvMessages(t, c, int(n)), "lobby", 1, text)
 	wantNoMore(t, srv, c, "lobby")
+}
+
+// TestPollDeflate: a poll client that asks for deflated answers
+// (PollDeflate) gets every message once, in order, from answers that
+// came deflated, the stream going on ('c') from one to the next.
+func TestPollDeflate(t *testing.T) {
+	fb := &firstBytes{next: &http.Transport{}, seen: map[byte]int{}}
+	deflatedChat(t, fb, 30)
 	fb.mu.Lock()
 	defer fb.mu.Unlock()
 	if fb.seen['n'] == 0 || fb.seen['c'] == 0 || fb.seen['{'] != 0 {
@@ -62,20 +85,37 @@ func TestPollDeflate(t *testing.T) {
 	}
 }
 
+// TestPollDeflateBadChunk: a deflated answer that does not inflate to
+// the JSON its checksum names is dropped unread, and the link polls
+// again from the same cursor on a new stream: every message once, in
+// order, and no new link (a second poll without a cursor).
+func TestPollDeflateBadChunk(t *testing.T) {
+	fb := &firstBytes{next: &http.Transport{}, seen: map[byte]int{}, spoil: true}
+	deflatedChat(t, fb, 10)
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if fb.spoil {
+		t.Fatal("no answer went on with a stream, so none was spoilt")
+	}
+	if fb.fresh != 1 {
+		t.Fatalf("%d polls without a cursor, want 1: the bad chunk ended the link", fb.fresh)
+	}
+}
+
 // FuzzUndeflate: any body a server sends to a poll with deflate= never
 // panics; what comes out is the body itself when it is JSON, an error, or
-// exactly the size the chunk announced.
+// exactly the size and checksum the chunk announced.
 func FuzzUndeflate(f *testing.F) {
 	for _, s := range []string{
-		`{"events":[],"cursor":"a:1"}`, "n5\n\x00\x05\x00\xfa\xffhello\x00\x00\x00\xff\xff", "c5\nxx", "n\n", "n-1\n", "n99999999999\n",
-		"x", "", "c0\n\x00\x00\x00\xff\xff",
+		`{"events":[],"cursor":"a:1"}`, "n5 3610a686\n\x00\x05\x00\xfa\xffhello\x00\x00\x00\xff\xff", "c5 3610a686\nxx", "n\n", "n-1 0\n", "n99999999999 0\n",
+		"x", "", "c0 00000000\n\x00\x00\x00\xff\xff", "n5 00000000\n\x00\x05\x00\xfa\xffhello\x00\x00\x00\xff\xff",
 	} {
 		f.Add([]byte(s), false)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, primed bool) {
 		var s pollScratch
 		if primed {
-			if _, err := s.undeflate([]byte("n5\n\x00\x05\x00\xfa\xffhello\x00\x00\x00\xff\xff")); err != nil {
+			if _, err := s.undeflate([]byte("n5 3610a686\n\x00\x05\x00\xfa\xffhello\x00\x00\x00\xff\xff")); err != nil {
 				t.Fatalf("priming chunk: %v", err)
 			}
 		}
@@ -91,7 +131,8 @@ func FuzzUndeflate(f *testing.F) {
 			}
 		default:
 			line, _, _ := strings.Cut(string(body), "\n")
-			if n, err := strconv.Atoi(line[1:]); err != nil || n != len(out) {
+			length, sum, _ := strings.Cut(line[1:], " ")
+			if n, err := strconv.Atoi(length); err != nil || n != len(out) || sum != fmt.Sprintf("%08x", crc32.ChecksumIEEE(out)) {
 				t.Fatalf("chunk %q gave %d bytes", line, len(out))
 			}
 		}

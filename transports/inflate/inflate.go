@@ -1,7 +1,7 @@
 // Package inflate reads a stream of deflate chunks that each end on a
 // sync flush, each of which may refer back into what the chunks before
 // it held: the body of a poll answer asked for with deflate= (see
-// docs/PROTOCOL.md, "Compression"). A Stream is the client's side of
+// docs/PROTOCOL.md, "Deflated answers"). A Stream is the client's side of
 // one such stream: its window, the last WindowSize bytes it inflated.
 //
 // Each chunk is inflated by a decompressor lent from a pool and reset

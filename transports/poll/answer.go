@@ -66,7 +66,7 @@ type answer struct {
 // stream (mode, deflate=) gets its answer deflated as the next chunk of
 // the session's stream z, whatever its size, when the user's answers may
 // be compressed; otherwise, or without deflate=, z's stream ends there.
-// advanced: cursor is not the one the poll presented (appendDeflated).
+// advanced: the answer moves the poll's position (moved, appendDeflated).
 func (h *Handler) buildAnswer(user string, frames []core.Frame, cursor string, acceptGzip bool, known uint64, mode deflateMode, z *zstream, advanced bool) answer {
 	control, tag := h.control(user)
 	if tag != 0 && tag == known && !hasControl(frames) {
@@ -142,15 +142,10 @@ func (a answer) release() {
 }
 
 // answerFor builds the answer to poll r: the CPU's part (the JSON, the
-// gzip), which ServeHTTP does under its slot.
-// from is the cursor r presented, if the caller has it at hand (known);
-// otherwise it is read from r's query when the answer is deflated.
-func (h *Handler) answerFor(r *http.Request, user string, frames []core.Frame, cursor string, z *zstream, from string, known bool) answer {
-	mode := deflateOf(r)
-	if mode != deflateOff && !known {
-		from = httpx.QueryValue(r.URL.RawQuery, "cursor")
-	}
-	return h.buildAnswer(user, frames, cursor, h.cfg.Compress != nil && acceptsGzip(r), controlTag(r), mode, z, cursor != from)
+// gzip or deflate), which ServeHTTP does under its slot. advanced: the
+// answer moves the poll's position (moved).
+func (h *Handler) answerFor(r *http.Request, user string, frames []core.Frame, cursor string, z *zstream, advanced bool) answer {
+	return h.buildAnswer(user, frames, cursor, h.cfg.Compress != nil && acceptsGzip(r), controlTag(r), deflateOf(r), z, advanced)
 }
 
 // writeBuilt writes a, built by answerFor, to w with its exact

@@ -1,9 +1,11 @@
 package poll
 
 import (
+	"hash/crc32"
 	"net/http"
 	"strconv"
 
+	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
 	"github.com/chatd/chatd/transports/internal/deflate"
 )
@@ -28,11 +30,12 @@ import (
 // answer refers back to; so does the answer after one that left the
 // cursor where it was (appendDeflated). The body is
 //
-//	<c|n><length>\n<deflate bytes, ending in a sync flush>
+//	<c|n><length> <crc>\n<deflate bytes, ending in a sync flush>
 //
 // c: the stream goes on; n: a new stream starts with this answer (the
 // client empties its window first); length: the answer's JSON length,
-// once inflated. It refers back at most deflate.HistSize bytes (2 KiB),
+// once inflated; crc: its CRC-32 (IEEE), 8 hex digits, so that a window
+// that is not the server's is found out rather than trusted. It refers back at most deflate.HistSize bytes (2 KiB),
 // which is all a session keeps between answers. A parked poll (quiet
 // for Quiet) drops its session's stream: its answer starts a new one.
 
@@ -89,9 +92,33 @@ func appendDeflated(dst []byte, z *zstream, mode deflateMode, body []byte, advan
 	}
 	dst = append(dst, kind)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, ' ')
+	dst = appendHex8(dst, crc32.ChecksumIEEE(body))
 	dst = append(dst, '\n')
 	out := &httpx.SliceWriter{B: dst}
 	z.hist.Deflate(out, body)
 	z.live = advanced
 	return out.B
+}
+
+// moved reports whether next, the cursor after an answer, holds a
+// position that cur, the one the poll resumed from (parsed: rooms it no
+// longer subscribes to left out), does not: only then can the client not
+// present next without having read the answer.
+func moved(cur, next protocol.Cursor) bool {
+	for room, seq := range next {
+		if s, ok := cur[room]; !ok || s != seq {
+			return true
+		}
+	}
+	return false
+}
+
+// appendHex8 appends v in 8 lowercase hex digits.
+func appendHex8(dst []byte, v uint32) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 28; shift >= 0; shift -= 4 {
+		dst = append(dst, digits[v>>uint(shift)&0xf])
+	}
+	return dst
 }

@@ -54,6 +54,14 @@ func (k *keeper) put(c *conn, pos position) bool {
 		return false
 	}
 	kept := k.byUser[pos.id.User]
+	// Two sessions kept for one client's position (keyless devices in
+	// step, or two polls of one client that raced): the next poll may
+	// take either, whose deflate history need not be its window.
+	for _, o := range kept {
+		if o.pos.matches(pos.id, pos.client, pos.rooms, pos.cur) {
+			o.z.live, c.z.live = false, false
+		}
+	}
 	if len(kept) >= maxKeptPerUser {
 		evict = append(evict, kept[0])
 		kept = slices.Delete(kept, 0, 1)
@@ -82,6 +90,7 @@ func (k *keeper) put(c *conn, pos position) bool {
 	}
 	k.mu.Unlock()
 	for _, o := range evict {
+		o.z.drop()
 		o.sess.Close(core.DisconnectNormal)
 	}
 	return true
@@ -175,6 +184,7 @@ func (k *keeper) claim(user string, kept []*conn, i int, rooms []string, cur pro
 	}
 	k.mu.Unlock()
 	for _, o := range evict {
+		o.z.drop() // no poll takes it from here: the history goes back to its pool
 		o.sess.Close(core.DisconnectNormal)
 	}
 	if c == nil {
@@ -208,6 +218,7 @@ func (k *keeper) remove(c *conn) {
 		return
 	}
 	c.kept = false
+	c.z.drop()
 	user := c.pos.id.User
 	if i := slices.Index(k.byUser[user], c); i >= 0 {
 		k.unlink(user, k.byUser[user], i)
@@ -235,6 +246,7 @@ func (k *keeper) expire(c *conn) {
 	}
 	k.mu.Unlock()
 	if !stale {
+		c.z.drop()
 		c.sess.Close(core.DisconnectNormal)
 	}
 }
@@ -251,6 +263,7 @@ func (k *keeper) evictUser(user string) bool {
 	}
 	k.mu.Unlock()
 	for _, c := range kept {
+		c.z.drop()
 		c.sess.Close(core.DisconnectNormal)
 	}
 	return len(kept) > 0

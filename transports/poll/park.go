@@ -38,7 +38,6 @@ type parked struct {
 	pos      position    // the poll's identity, rooms and cursor; static after construction.
 	gzip     bool        // the client accepts gzip and Compress is set; static after construction.
 	zmode    deflateMode // the poll's deflate=; static after construction.
-	from     string      // the cursor the poll presented, when zmode is set; static after construction.
 	known    uint64      // the tag of the control the client has (controlTag); static after construction.
 	keepable bool        // the session may be kept for the next poll; static after construction.
 	header   []byte      // the middleware's headers, in wire form; static after construction.
@@ -99,9 +98,6 @@ func (h *Handler) park(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 	c.z.drop()
 	p := &parked{h: h, c: c, nc: nc, pos: pos, gzip: h.cfg.Compress != nil && acceptsGzip(r), zmode: deflateOf(r),
 		known: controlTag(r), keepable: keepable, header: header.B, lane: lane}
-	if p.zmode != deflateOff {
-		p.from = httpx.QueryValue(r.URL.RawQuery, "cursor")
-	}
 	// The timer may fire before the poll is parked: unpark then finds
 	// nothing to take back, and parkWith answers.
 	p.hold = time.AfterFunc(left, p.expire)
@@ -224,7 +220,7 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	}
 	next := httpx.Advance(p.pos.cur, p.pos.rooms, framesOf(frames))
 	enc := next.Encode()
-	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), enc, p.gzip, p.known, p.zmode, &p.c.z, enc != p.from) // before the keeper has c
+	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), enc, p.gzip, p.known, p.zmode, &p.c.z, moved(p.pos.cur, next)) // before the keeper has c
 	defer a.release()
 	kept = keep && p.keepable &&
 		p.h.keep.put(p.c, position{id: p.pos.id, client: p.pos.client, rooms: p.pos.rooms, cur: next, query: p.pos.query, cursor: enc})

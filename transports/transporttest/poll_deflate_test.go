@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -71,7 +72,8 @@ func ptDeflatePoll(base, tok string, q url.Values, mode string, z *inflate.Strea
 		if ct := header.Get("Content-Type"); ct != "application/octet-stream" || d.Encoding != "" {
 			return d, fmt.Errorf("a deflated answer with Content-Type %q, Content-Encoding %q", ct, d.Encoding)
 		}
-		size, err := strconv.Atoi(string(line[1:]))
+		length, sum, _ := bytes.Cut(line[1:], []byte(" "))
+		size, err := strconv.Atoi(string(length))
 		if err != nil {
 			return d, err
 		}
@@ -81,6 +83,10 @@ func ptDeflatePoll(base, tok string, q url.Values, mode string, z *inflate.Strea
 		}
 		if body, err = z.Inflate(nil, rest, size); err != nil {
 			return d, fmt.Errorf("kind %c: %w", d.kind, err)
+		}
+		if got := fmt.Sprintf("%08x", crc32.ChecksumIEEE(body)); got != string(sum) {
+			z.Reset()
+			return d, fmt.Errorf("kind %c: the JSON's CRC-32 is %s, the answer says %q: inflated against a window that is not the server's", d.kind, got, sum)
 		}
 	}
 	d.plain = len(body)
@@ -268,4 +274,90 @@ func TestPollDeflatedParked(t *testing.T) {
 	fill(t, e, room, 1, text)
 	d, err = ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {d.Cursor}}, "1", &z)
 	check("after a parked answer", d, err, 'c', 1)
+}
+
+// Two devices of one user that send no client key (X-Chat-Client), in
+// step, have their sessions kept at the same position: the next poll of
+// either may take the other's, whose stream is not its window. Neither
+// stream goes on: the next answer starts a new one.
+func TestPollDeflatedKeylessInStep(t *testing.T) {
+	const room = "pt-deflate-keyless"
+	e := NewEnv(t, Options{Hub: fast})
+	base := ptServer(t, e, poll.Config{Hold: 10 * time.Second, Park: -1, Compress: func(string) bool { return true }})
+	tok := e.Token(t, "pt-zk", Claims{})
+	text := "a typical chat message, of the kind people send to each other all day"
+	fill(t, e, room, 2, text)
+	var za, zb inflate.Stream
+	start := func(z *inflate.Stream) ptDeflated {
+		d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, "new", z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a0, b0 := start(&za), start(&zb)
+	if a0.Cursor != b0.Cursor {
+		t.Fatalf("the devices are not in step: %q and %q", a0.Cursor, b0.Cursor)
+	}
+	// Both held from the same cursor, both answered with the same news:
+	// two sessions kept at one position.
+	var wg sync.WaitGroup
+	var a1, b1 ptDeflated
+	var errA, errB error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		a1, errA = ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {a0.Cursor}}, "1", &za)
+	}()
+	go func() {
+		defer wg.Done()
+		b1, errB = ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {b0.Cursor}}, "1", &zb)
+	}()
+	eventually(t, "both polls held", func() bool { return e.Hub.Sessions()["poll"] == 2 })
+	fill(t, e, room, 1, text)
+	wg.Wait()
+	if errA != nil || errB != nil || a1.Cursor != b1.Cursor {
+		t.Fatalf("the held polls: %v, %v, cursors %q and %q", errA, errB, a1.Cursor, b1.Cursor)
+	}
+	fill(t, e, room, 1, text)
+	for _, dev := range []struct {
+		name string
+		z    *inflate.Stream
+	}{{"a", &za}, {"b", &zb}} {
+		d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {a1.Cursor}}, "1", dev.z)
+		if err != nil || d.kind != 'n' {
+			t.Fatalf("device %s after two sessions kept at one position: kind %q (%v), want n", dev.name, d.kind, err)
+		}
+	}
+}
+
+// A poll that resumes from a cursor holding a room it no longer follows
+// (a leave) is matched to its kept session by the rooms it follows: an
+// answer that moved none of those positions leaves the stream to start
+// over, although its cursor differs from the poll's as a string.
+func TestPollDeflatedFilteredCursor(t *testing.T) {
+	const ra, rb = "pt-deflate-fa", "pt-deflate-fb"
+	e := NewEnv(t, Options{Hub: fast})
+	base := ptServer(t, e, poll.Config{Hold: 10 * time.Second, Park: -1, Compress: func(string) bool { return true }})
+	tok := e.Token(t, "pt-zf", Claims{})
+	text := "a typical chat message, of the kind people send to each other all day"
+	fill(t, e, ra, 2, text)
+	fill(t, e, rb, 1, text)
+	var z inflate.Stream
+	a0, err := ptDeflatePoll(base, tok, url.Values{"rooms": {ra + "," + rb}, "since": {ra + ":0," + rb + ":0"}}, "new", &z)
+	if err != nil || a0.kind != 'n' {
+		t.Fatalf("first poll: kind %q (%v)", a0.kind, err)
+	}
+	// rb left; a typing answer, lost.
+	lose(t, base, tok, url.Values{"rooms": {ra}, "cursor": {a0.Cursor}}, func() {
+		eventually(t, "the poll is held", func() bool { return e.Hub.Sessions()["poll"] == 1 })
+		if err := e.Hub.Typing(Ctx(t), auth.Identity{User: "pt-other", Name: "Other"}, ra); err != nil {
+			t.Errorf("typing: %v", err)
+		}
+	})
+	fill(t, e, ra, 1, text)
+	d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {ra}, "cursor": {a0.Cursor}}, "1", &z)
+	if err != nil || d.kind != 'n' {
+		t.Fatalf("the retry of a lost answer: kind %q (%v), want n", d.kind, err)
+	}
 }

@@ -69,6 +69,23 @@
   // within INFLATE_MS); after an error the stream is done for.
   var INFLATE_MS = 5000;
 
+  // crc32 is the CRC-32 (IEEE) of bytes, as deflated answers carry it.
+  var crcTable = null;
+  function crc32(bytes) {
+    if (!crcTable) {
+      crcTable = [];
+      for (var n = 0; n < 256; n++) {
+        var c = n;
+        for (var k = 0; k < 8; k++) { c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; }
+        crcTable[n] = c >>> 0;
+      }
+    }
+    var crc = 0xffffffff;
+    for (var i = 0; i < bytes.length; i++) { crc = crcTable[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8); }
+    return (crc ^ 0xffffffff) >>> 0;
+  }
+  var MAX_INFLATED = 8 << 20; // as the Go client's bound on an answer
+
   function Inflater() {
     var ds = new root.DecompressionStream('deflate-raw');
     this.w = ds.writable.getWriter();
@@ -595,6 +612,7 @@
     this.zok = client._canInflate;
     this.z = null;
     this.zfail = 0; // answers in a row that did not inflate
+    this.gen = 0;   // bumped by refresh: an answer still inflating is for an abandoned poll
   }
 
   PollLink.prototype.open = function () { this._poll(); };
@@ -631,6 +649,7 @@
     // X-Chat-Client tells this tab's polls apart from the user's other
     // tabs, so the server counts poll clients, not poll requests.
     var opts = { timeout: c.opts.pollTimeoutMs, headers: { 'X-Chat-Client': c._key }, raw: this.zok };
+    var gen = this.gen;
     this.req = c._api('GET', path, undefined, opts, function (err, data, bytes) {
       self.req = null;
       if (self.closed) { return; }
@@ -645,7 +664,7 @@
         return;
       }
       self._undeflate(bytes, function (answer) {
-        if (self.closed) { return; }
+        if (self.closed || gen !== self.gen) { return; }
         if (!answer) { // dropped unread: the same cursor again, on a new stream
           self._dropZ();
           if (++self.zfail >= 3) { self.zok = false; }
@@ -659,14 +678,18 @@
   };
 
   // _undeflate reads a deflated answer, "c" or "n", its JSON's length, a
-  // line feed and a chunk of the deflate stream ("n": a new one), and
-  // calls cb with the answer, or null if it does not inflate.
+  // space, the JSON's CRC-32 in 8 hex digits, a line feed and a chunk of
+  // the deflate stream ("n": a new one), and calls cb with the answer, or
+  // null if it does not inflate to that JSON.
   PollLink.prototype._undeflate = function (bytes, cb) {
     var nl = -1;
-    for (var i = 1; i < bytes.length && i < 16; i++) { if (bytes[i] === 0x0a) { nl = i; break; } }
+    for (var i = 1; i < bytes.length && i < 32; i++) { if (bytes[i] === 0x0a) { nl = i; break; } }
     var kind = bytes.length ? bytes[0] : 0;
-    var size = nl > 1 ? parseInt(utf8(bytes.subarray(1, nl)), 10) : NaN;
-    if ((kind !== 0x63 && kind !== 0x6e) || isNaN(size) || size < 0 || (kind === 0x63 && !this.z)) {
+    var head = nl > 1 ? utf8(bytes.subarray(1, nl)).split(' ') : [];
+    var size = head.length === 2 && /^[0-9]+$/.test(head[0]) ? parseInt(head[0], 10) : NaN;
+    var sum = head.length === 2 && /^[0-9a-f]{8}$/.test(head[1]) ? parseInt(head[1], 16) : NaN;
+    if ((kind !== 0x63 && kind !== 0x6e) || isNaN(size) || isNaN(sum) || size > MAX_INFLATED ||
+        size > (bytes.length - nl - 1) * 1032 || (kind === 0x63 && !this.z)) {
       defer(function () { cb(null); });
       return;
     }
@@ -675,7 +698,8 @@
       this.z = new Inflater();
     }
     this.z.inflate(bytes.subarray(nl + 1), size, function (err, out) {
-      cb(err ? null : parseJSON(utf8(out)));
+      // The checksum finds out a window that is not the server's.
+      cb(err || crc32(out) !== sum ? null : parseJSON(utf8(out)));
     });
   };
 
@@ -730,6 +754,8 @@
     if (this.closed) { return; }
     if (this.req) { this.req.abort(); this.req = null; }
     if (this.timer) { clearTimeout(this.timer); }
+    this.gen++;
+    this._dropZ(); // an answer inflating now is dropped: the window may or may not hold it
     var self = this;
     this.timer = setTimeout(function () { self._poll(); }, 0);
   };

@@ -175,6 +175,24 @@ function startInGeneral(w, ticket, extra) {
   return c;
 }
 
+// ---- deflated polls ----------------------------------------------------------
+
+const zlib = require('zlib');
+
+// settled lets promises (a DecompressionStream's) and due fake timers run.
+async function settled(w) {
+  for (let i = 0; i < 30; i++) { await new Promise((r) => setImmediate(r)); w.flush(); }
+}
+
+// chunk is a deflated poll answer: kind c or n, the JSON's length and
+// CRC-32, and json deflated against dict (the stream's window) when given.
+function chunk(kind, json, dict) {
+  const opts = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  if (dict) opts.dictionary = dict;
+  const crc = zlib.crc32(Buffer.from(json)).toString(16).padStart(8, '0');
+  return Buffer.concat([Buffer.from(kind + Buffer.byteLength(json) + ' ' + crc + '\n'), zlib.deflateRawSync(Buffer.from(json), opts)]);
+}
+
 // ---- the cases --------------------------------------------------------------
 
 const cases = [];
@@ -759,14 +777,8 @@ test('on a websocket the join frame lists a chosen room, and a queued request fo
 });
 
 test('where the browser inflates, polls ask for deflated answers and follow the stream', async () => {
-  const zlib = require('zlib');
   const w = makeWorld({ noWebSocket: true, noEventSource: true, deflate: true });
-  const settle = async () => { for (let i = 0; i < 30; i++) { await new Promise((r) => setImmediate(r)); w.flush(); } };
-  const chunk = (kind, json, dict) => {
-    const opts = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
-    if (dict) opts.dictionary = dict;
-    return Buffer.concat([Buffer.from(kind + Buffer.byteLength(json) + '\n'), zlib.deflateRawSync(Buffer.from(json), opts)]);
-  };
+  const settle = () => settled(w);
   const param = (req, k) => { const m = new RegExp('[?&]' + k + '=([^&]*)').exec(req.url); return m ? decodeURIComponent(m[1]) : null; };
   const c = startInGeneral(w);
   let poll = w.pending('/v1/poll?');
@@ -789,7 +801,7 @@ test('where the browser inflates, polls ask for deflated answers and follow the 
   // again, on a new stream.
   poll = w.pending('/v1/poll?');
   assert.strictEqual(param(poll, 'deflate'), '1');
-  poll.respondRaw(200, Buffer.concat([Buffer.from('c40\n'), Buffer.from([0xff, 0xfe, 0xfd, 0, 0, 0, 0xff, 0xff])]));
+  poll.respondRaw(200, Buffer.concat([Buffer.from('c40 00000000\n'), Buffer.from([0xff, 0xfe, 0xfd, 0, 0, 0, 0xff, 0xff])]));
   await settle();
   poll = w.pending('/v1/poll?');
   assert.ok(poll, 'polls again at once');
@@ -799,6 +811,22 @@ test('where the browser inflates, polls ask for deflated answers and follow the 
   poll.respondRaw(200, chunk('n', a3));
   await settle();
   assert.deepStrictEqual(c.got, ['general:1', 'general:2']);
+  // One that inflates, but not to the JSON its checksum names (a window
+  // that is not the server's), is dropped the same way.
+  poll = w.pending('/v1/poll?');
+  assert.strictEqual(param(poll, 'deflate'), '1');
+  const bad = chunk('c', a3.replace('again', 'AGAIN'), Buffer.from(a3));
+  const good = chunk('c', a3, Buffer.from(a3));
+  const at = bad.indexOf(0x20) + 1; // the checksum of the answer as sent, the text of another
+  good.copy(bad, at, good.indexOf(0x20) + 1, good.indexOf(0x0a));
+  poll.respondRaw(200, bad);
+  await settle();
+  assert.deepStrictEqual(c.got, ['general:1', 'general:2'], 'nothing delivered from it');
+  poll = w.pending('/v1/poll?');
+  assert.strictEqual(param(poll, 'cursor'), 'C3', 'from the same cursor');
+  assert.strictEqual(param(poll, 'deflate'), 'new', 'on a new stream');
+  poll.respondRaw(200, chunk('n', JSON.stringify({ events: [], cursor: 'C3' })));
+  await settle();
   // A plain JSON answer (compression off at this level) ends the stream.
   poll = w.pending('/v1/poll?');
   assert.strictEqual(param(poll, 'deflate'), '1');
@@ -807,6 +835,38 @@ test('where the browser inflates, polls ask for deflated answers and follow the 
   assert.deepStrictEqual(c.got, ['general:1', 'general:2', 'general:3']);
   poll = w.pending('/v1/poll?');
   assert.strictEqual(param(poll, 'deflate'), 'new', 'a new stream after a plain answer');
+  c.stop();
+});
+
+test('a room change while a deflated answer inflates leaves one poll in flight, on a new stream', async () => {
+  const w = makeWorld({ noWebSocket: true, noEventSource: true, deflate: true });
+  const settle = () => settled(w);
+  const polls = () => w.xhrs.filter((x) => x.url.indexOf('/v1/poll?') === 0 && !x.aborted);
+  const c = startInGeneral(w);
+  const a1 = JSON.stringify({ events: [{ type: 'joined', room: 'general', head: 0, recovered: true }], cursor: 'C1', control: CONTROL });
+  w.pending('/v1/poll?').respondRaw(200, chunk('n', a1));
+  await settle();
+  const a2 = JSON.stringify({ events: [{ type: 'message', room: 'general', id: 'm1', text: 'hello', seq: 1, from: 'bob', name: 'Bob', ts: 5 }], cursor: 'C2' });
+  w.pending('/v1/poll?').respondRaw(200, chunk('c', a2, Buffer.from(a1)));
+  c.join('other'); // while a2 inflates
+  w.flush();
+  await settle();
+  assert.strictEqual(polls().length, 1, 'polls in flight');
+  assert.ok(/[?&]deflate=new/.test(polls()[0].url), 'the stream starts over: ' + polls()[0].url);
+  assert.deepStrictEqual(c.got, [], 'the abandoned answer is not delivered');
+  c.stop();
+});
+
+test('a deflated answer announcing a huge length neither throws nor stalls the link', async () => {
+  const w = makeWorld({ noWebSocket: true, noEventSource: true, deflate: true });
+  const settle = () => settled(w);
+  const c = startInGeneral(w);
+  const body = Buffer.concat([Buffer.from('n99999999999999 00000000\n'), zlib.deflateRawSync(Buffer.from('{}'), { finishFlush: zlib.constants.Z_SYNC_FLUSH })]);
+  w.pending('/v1/poll?').respondRaw(200, body);
+  await settle();
+  const poll = w.pending('/v1/poll?');
+  assert.ok(poll, 'the link polls again');
+  assert.ok(/[?&]deflate=new/.test(poll.url), poll.url);
   c.stop();
 });
 
