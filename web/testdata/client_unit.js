@@ -95,7 +95,24 @@ function makeWorld(opts) {
     console, addEventListener: () => {}, removeEventListener: () => {},
   };
   win.Math.random = () => w.random;
-  if (opts.deflate) Object.assign(win, { DecompressionStream, TextDecoder, Uint8Array, Promise });
+  // A DecompressionStream whose every operation the world counts until
+  // it settles (w.inflight), so that a test waits for the inflater's
+  // work itself, not for a number of turns.
+  w.inflight = 0;
+  const track = (p) => {
+    w.inflight++;
+    const done = () => { w.inflight--; };
+    p.then(done, done);
+    return p;
+  };
+  function TrackedDecompressionStream(format) {
+    const ds = new DecompressionStream(format);
+    const wr = ds.writable.getWriter();
+    const rd = ds.readable.getReader();
+    this.writable = { getWriter: () => ({ write: (c) => track(wr.write(c)), abort: (e) => track(wr.abort(e)) }) };
+    this.readable = { getReader: () => ({ read: () => track(rd.read()), cancel: (e) => track(rd.cancel(e)) }) };
+  }
+  if (opts.deflate) Object.assign(win, { DecompressionStream: TrackedDecompressionStream, TextDecoder, Uint8Array, Promise });
   if (!opts.noWebSocket) win.WebSocket = WebSocket;
   if (!opts.noEventSource) win.EventSource = EventSource;
   win.window = win;
@@ -179,9 +196,17 @@ function startInGeneral(w, ticket, extra) {
 
 const zlib = require('zlib');
 
-// settled lets promises (a DecompressionStream's) and due fake timers run.
+// settled runs due fake timers and waits until the inflater has nothing
+// under way (w.inflight), twice in a row; it fails if that never comes.
 async function settled(w) {
-  for (let i = 0; i < 30; i++) { await new Promise((r) => setImmediate(r)); w.flush(); }
+  let quiet = 0;
+  for (let i = 0; i < 100000; i++) {
+    await new Promise((r) => setImmediate(r));
+    w.flush();
+    quiet = w.inflight === 0 ? quiet + 1 : 0;
+    if (quiet >= 2) return;
+  }
+  throw new Error('the inflater never settled: ' + w.inflight + ' operations under way');
 }
 
 // chunk is a deflated poll answer: kind c or n, the JSON's length and
