@@ -25,8 +25,8 @@ import (
 // client's next poll (keeper): a poll that carries on with the session
 // kept from its last answer, and says deflate=1, goes on with the
 // stream; any other (a new session: another node, a lost answer, a
-// client that starts over with deflate=new) starts a new one, and its
-// answer says so, so that client and server never disagree on what an
+// client that starts over with deflate=new, a client that sends no key)
+// starts a new one, and its answer says so, so that client and server never disagree on what an
 // answer refers back to; so does the answer after one that left the
 // cursor where it was (appendDeflated). The body is
 //

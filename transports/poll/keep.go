@@ -54,9 +54,15 @@ func (k *keeper) put(c *conn, pos position) bool {
 		return false
 	}
 	kept := k.byUser[pos.id.User]
-	// Two sessions kept for one client's position (keyless devices in
-	// step, or two polls of one client that raced): the next poll may
-	// take either, whose deflate history need not be its window.
+	// Two sessions kept for one client's position (two polls of one
+	// client that raced): the next poll may take either, whose deflate
+	// history need not be its window. A client that sends no key
+	// (X-Chat-Client) cannot be told from the user's other keyless
+	// devices at all, one of which may have been at this position a
+	// moment ago and polls from it next: its stream never goes on.
+	if pos.client == "" {
+		c.z.live = false
+	}
 	for _, o := range kept {
 		if o.pos.matches(pos.id, pos.client, pos.rooms, pos.cur) {
 			o.z.live, c.z.live = false, false

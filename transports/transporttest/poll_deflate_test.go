@@ -27,14 +27,18 @@ type ptDeflated struct {
 	plain int // the JSON's length
 }
 
-// ptGet makes one poll with query q and returns its answer's header
-// and body, unread: an error unless it is a 200.
-func ptGet(base, tok string, q url.Values) (http.Header, []byte, error) {
+// ptGet makes one poll with query q, as the client with key (its
+// X-Chat-Client; "": none), and returns its answer's header and body,
+// unread: an error unless it is a 200.
+func ptGet(base, tok, key string, q url.Values) (http.Header, []byte, error) {
 	req, err := http.NewRequest(http.MethodGet, base+"/v1/poll?"+q.Encode(), nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
+	if key != "" {
+		req.Header.Set("X-Chat-Client", key)
+	}
 	resp, err := ptClient.Do(req)
 	if err != nil {
 		return nil, nil, err
@@ -48,10 +52,19 @@ func ptGet(base, tok string, q url.Values) (http.Header, []byte, error) {
 }
 
 // ptDeflatePoll makes one poll with deflate=mode and reads its answer
-// into z, as a client that follows the stream does.
+// into z, as a client that follows the stream does, with the client key
+// ptKey (a keyless client's stream never goes on).
 func ptDeflatePoll(base, tok string, q url.Values, mode string, z *inflate.Stream) (ptDeflated, error) {
+	return ptDeflatePollAs(base, tok, ptKey, q, mode, z)
+}
+
+// ptKey is the client key of ptDeflatePoll's polls.
+const ptKey = "pt-client"
+
+// ptDeflatePollAs is ptDeflatePoll as the client with key ("": none).
+func ptDeflatePollAs(base, tok, key string, q url.Values, mode string, z *inflate.Stream) (ptDeflated, error) {
 	q.Set("deflate", mode)
-	header, raw, err := ptGet(base, tok, q)
+	header, raw, err := ptGet(base, tok, key, q)
 	if err != nil {
 		return ptDeflated{}, err
 	}
@@ -218,7 +231,7 @@ func lose(t *testing.T, base, tok string, q url.Values, send func()) byte {
 	}
 	done := make(chan result, 1)
 	go func() {
-		_, raw, err := ptGet(base, tok, q)
+		_, raw, err := ptGet(base, tok, ptKey, q)
 		done <- result{raw, err}
 	}()
 	if send != nil {
@@ -289,7 +302,7 @@ func TestPollDeflatedKeylessInStep(t *testing.T) {
 	fill(t, e, room, 2, text)
 	var za, zb inflate.Stream
 	start := func(z *inflate.Stream) ptDeflated {
-		d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, "new", z)
+		d, err := ptDeflatePollAs(base, tok, "", url.Values{"rooms": {room}, "since": {room + ":0"}}, "new", z)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,11 +320,11 @@ func TestPollDeflatedKeylessInStep(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		a1, errA = ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {a0.Cursor}}, "1", &za)
+		a1, errA = ptDeflatePollAs(base, tok, "", url.Values{"rooms": {room}, "cursor": {a0.Cursor}}, "1", &za)
 	}()
 	go func() {
 		defer wg.Done()
-		b1, errB = ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {b0.Cursor}}, "1", &zb)
+		b1, errB = ptDeflatePollAs(base, tok, "", url.Values{"rooms": {room}, "cursor": {b0.Cursor}}, "1", &zb)
 	}()
 	eventually(t, "both polls held", func() bool { return e.Hub.Sessions()["poll"] == 2 })
 	fill(t, e, room, 1, text)
@@ -324,7 +337,7 @@ func TestPollDeflatedKeylessInStep(t *testing.T) {
 		name string
 		z    *inflate.Stream
 	}{{"a", &za}, {"b", &zb}} {
-		d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {a1.Cursor}}, "1", dev.z)
+		d, err := ptDeflatePollAs(base, tok, "", url.Values{"rooms": {room}, "cursor": {a1.Cursor}}, "1", dev.z)
 		if err != nil || d.kind != 'n' {
 			t.Fatalf("device %s after two sessions kept at one position: kind %q (%v), want n", dev.name, d.kind, err)
 		}

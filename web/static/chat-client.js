@@ -1429,6 +1429,7 @@
       this._clear('degraded');
       this._setState({ status: 'connected', connected: true, reason: '' });
       this.outbox.flush();
+      this._pumpList(); // a room-list change lost while the stream was away
     }
     this._dispatch(link, env);
   };

@@ -777,6 +777,43 @@ test('a room-list change lost while the client has no link spends no try and goe
   assert.strictEqual(c.leaving('z'), false, 'the leave has landed');
 });
 
+test('a room-list change lost while an event stream reconnects by itself goes once the stream is back', () => {
+  const w = makeWorld({ noWebSocket: true });
+  const c = newClient(w);
+  c.join('general');
+  c.start();
+  w.flush();
+  w.answer('/v1/negotiate', 0); // a failed attempt: the client counts as having been offline
+  for (let i = 0; i < 60 && !w.pending('/v1/negotiate'); i++) w.advance(1000);
+  negotiated(w, 'S');
+  w.streams[w.streams.length - 1].event(CONTROL);
+  w.flush();
+  assert.strictEqual(c.getState().connected, true);
+  const leaves = () => w.xhrs.filter((x) => /\/v1\/leave$/.test(x.url));
+  c.join('z'); // the stream opens again for the new room
+  c.leave('z');
+  w.flush();
+  assert.strictEqual(leaves().length, 1);
+  if (w.pending('/v1/ticket')) w.answer('/v1/ticket', 200, { ticket: 'S2', expires_in: 60 });
+  const es = w.streams[w.streams.length - 1];
+  es.event(CONTROL);
+  w.flush();
+  assert.strictEqual(c.getState().connected, true, 'connected again after the new room');
+  es.fail(0); // the browser reconnects the stream by itself: degraded
+  w.flush();
+  assert.strictEqual(c.getState().connected, false, 'degraded');
+  leaves()[0].respond(0); // lost meanwhile: waits for the link
+  w.flush();
+  es.event(CONTROL); // back by itself, the same link
+  w.flush();
+  assert.strictEqual(c.getState().connected, true, 'back');
+  const q = leaves();
+  assert.strictEqual(q.length, 1, 'the leave is sent once the stream is back');
+  q[0].respond(200, { ok: true });
+  w.flush();
+  assert.strictEqual(c.leaving('z'), false);
+});
+
 test('on a websocket the join frame lists a chosen room, and a queued request for it goes', () => {
   const w = makeWorld();
   const c = newClient(w);
