@@ -26,18 +26,20 @@ import (
 // kept from its last answer, and says deflate=1, goes on with the
 // stream; any other (a new session: another node, a lost answer, a
 // client that starts over with deflate=new, a client that sends no key)
-// starts a new one, and its answer says so, so that client and server never disagree on what an
-// answer refers back to; so does the answer after one that left the
-// cursor where it was (appendDeflated). The body is
+// starts a new one, and its answer says so, so that client and server
+// never disagree on what an answer refers back to; so does the answer
+// after one that left the cursor where it was (appendDeflated). The
+// body is
 //
 //	<c|n><length> <crc>\n<deflate bytes, ending in a sync flush>
 //
 // c: the stream goes on; n: a new stream starts with this answer (the
 // client empties its window first); length: the answer's JSON length,
 // once inflated; crc: its CRC-32 (IEEE), 8 hex digits, so that a window
-// that is not the server's is found out rather than trusted. It refers back at most deflate.HistSize bytes (2 KiB),
-// which is all a session keeps between answers. A parked poll (quiet
-// for Quiet) drops its session's stream: its answer starts a new one.
+// that is not the server's is found out rather than trusted. It refers
+// back at most deflate.HistSize bytes (2 KiB), which is all a session
+// keeps between answers. A parked poll (quiet for Quiet) drops its
+// session's stream: its answer starts a new one.
 
 // deflateMode is what a poll's deflate= asks.
 type deflateMode uint8
