@@ -209,12 +209,31 @@ async function settled(w) {
   throw new Error('the inflater never settled: ' + w.inflight + ' operations under way');
 }
 
+// NODE_INFLATES: this Node's DecompressionStream takes 'deflate-raw'
+// (20.12 and later; Debian 12's Node 18 does not). Without it the
+// deflated-poll cases are skipped: the browser tests cover them in
+// Chromium.
+const NODE_INFLATES = (() => {
+  try { return typeof DecompressionStream === 'function' && !!new DecompressionStream('deflate-raw'); } catch (e) { return false; }
+})();
+
+// crc32 is the CRC-32 (IEEE) of buf, as a deflated answer carries it
+// (zlib.crc32 is Node 20.15 and later).
+function crc32(buf) {
+  let crc = 0xffffffff;
+  for (const b of buf) {
+    crc ^= b;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? 0xedb88320 ^ (crc >>> 1) : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
 // chunk is a deflated poll answer: kind c or n, the JSON's length and
 // CRC-32, and json deflated against dict (the stream's window) when given.
 function chunk(kind, json, dict) {
   const opts = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
   if (dict) opts.dictionary = dict;
-  const crc = zlib.crc32(Buffer.from(json)).toString(16).padStart(8, '0');
+  const crc = crc32(Buffer.from(json)).toString(16).padStart(8, '0');
   return Buffer.concat([Buffer.from(kind + Buffer.byteLength(json) + ' ' + crc + '\n'), zlib.deflateRawSync(Buffer.from(json), opts)]);
 }
 
@@ -839,6 +858,7 @@ test('on a websocket the join frame lists a chosen room, and a queued request fo
 });
 
 test('where the browser inflates, polls ask for deflated answers and follow the stream', async () => {
+  if (!NODE_INFLATES) return 'skip';
   const w = makeWorld({ noWebSocket: true, noEventSource: true, deflate: true });
   const settle = () => settled(w);
   const param = (req, k) => { const m = new RegExp('[?&]' + k + '=([^&]*)').exec(req.url); return m ? decodeURIComponent(m[1]) : null; };
@@ -901,6 +921,7 @@ test('where the browser inflates, polls ask for deflated answers and follow the 
 });
 
 test('a room change while a deflated answer inflates leaves one poll in flight, on a new stream', async () => {
+  if (!NODE_INFLATES) return 'skip';
   const w = makeWorld({ noWebSocket: true, noEventSource: true, deflate: true });
   const settle = () => settled(w);
   const polls = () => w.xhrs.filter((x) => x.url.indexOf('/v1/poll?') === 0 && !x.aborted);
@@ -920,6 +941,7 @@ test('a room change while a deflated answer inflates leaves one poll in flight, 
 });
 
 test('a deflated answer announcing a huge length neither throws nor stalls the link', async () => {
+  if (!NODE_INFLATES) return 'skip';
   const w = makeWorld({ noWebSocket: true, noEventSource: true, deflate: true });
   const settle = () => settled(w);
   const c = startInGeneral(w);
@@ -1184,8 +1206,8 @@ test('dm room names are sorted', () => {
   let failed = 0;
   for (const c of cases) {
     try {
-      await c.fn();
-      console.log('ok   ' + c.name);
+      const skipped = (await c.fn()) === 'skip';
+      console.log((skipped ? 'skip ' : 'ok   ') + c.name);
     } catch (e) {
       failed++;
       console.log('FAIL ' + c.name + '\n     ' + (e && e.stack ? e.stack.split('\n').slice(0, 4).join('\n     ') : e));
