@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/flate"
@@ -68,7 +69,7 @@ func (s *Stream) Inflate(dst, chunk []byte, size int) ([]byte, error) {
 	}
 	defer readers.Put(r)
 	start := len(dst)
-	dst = append(dst, make([]byte, size)...)
+	dst = slices.Grow(dst, size)[:start+size]
 	if _, err := io.ReadFull(r, dst[start:]); err != nil {
 		s.Reset()
 		return dst[:start], fmt.Errorf("%w: %v", ErrCorrupt, err)
