@@ -68,9 +68,11 @@ type Config struct {
 	PinTier bool
 	// Compress makes the clients offer compression as a browser does:
 	// permessage-deflate with context takeover allowed on WebSocket
-	// (transports/wsinflate), Accept-Encoding: gzip on SSE and polls. Off by default: decompressing costs the tool's core, and the
-	// server's figures are the point. Report.Traffic's bytes show what it
-	// saves.
+	// (transports/wsinflate), Accept-Encoding: gzip on SSE and polls, and
+	// deflated poll answers (deflate=, client.Config.PollDeflate), as the
+	// page asks where the browser has DecompressionStream. Off by
+	// default: decompressing costs the tool's core, and the server's
+	// figures are the point. Report.Traffic's bytes show what it saves.
 	Compress bool
 	// CAFile names PEM certificates to trust for an https URL, such as a
 	// test server's self-signed one; "": the system's roots. Over https

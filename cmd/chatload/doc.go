@@ -163,5 +163,7 @@
 // at --level 1, which turns compression off). With --compress the
 // WebSocket clients offer permessage-deflate as a browser does, letting
 // the server keep its compression context (transports/wsinflate), and
-// the report says on how many connections it did.
+// the report says on how many connections it did; poll clients ask for
+// deflated answers (deflate=), each referring back to the ones before
+// it, and inflate them (transports/inflate).
 package main

@@ -24,7 +24,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.RoomSize, "room-size", 0, "users per room; rooms are derived (default: chat and storm 100, idle all in one; broadcast is always one room)")
 	fs.StringVar(&tiers, "tiers", "ws=100", "transport mix, e.g. ws=70,sse=20,poll=10")
 	fs.BoolVar(&c.PinTier, "pin-tier", false, "keep each client on its tier instead of following tier moves")
-	fs.BoolVar(&c.Compress, "compress", false, "offer compression as a browser does (permessage-deflate, gzip); compare the bytes a delivery with and without")
+	fs.BoolVar(&c.Compress, "compress", false, "offer compression as a browser does (permessage-deflate, gzip, deflated poll answers); compare the bytes a delivery with and without")
 	fs.StringVar(&c.CAFile, "ca", "", "PEM certificates to trust for an https --url (a test server's own); SSE and polls then speak HTTP/2, as browsers do")
 	fs.IntVar(&c.Senders, "senders", 0, "users that send (default: broadcast 10, chat all, storm and idle none)")
 	fs.Float64Var(&c.Rate, "rate", 0, "messages per second per sender (default: chat 0.1, broadcast and storm 1)")
