@@ -99,7 +99,11 @@
 // WebSocket are answered with pong. A poll request times out after
 // PollHold+ConnectTimeout. At level 3, or when empty answers come back at
 // once, the client waits poll_interval_ms between polls; otherwise it
-// polls again at once.
+// polls again at once. With PollDeflate, polls ask for deflated answers
+// (deflate=), each a chunk of one deflate stream going on from the answer
+// before (transports/inflate); an answer that does not inflate to its
+// length and checksum is dropped unread and polled again from the same
+// cursor on a new stream, and a third in a row ends the link.
 //
 // # Goroutines
 //
