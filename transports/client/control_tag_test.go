@@ -14,21 +14,17 @@ import (
 	"github.com/chatd/chatd/degrade"
 )
 
-// pollRecorder records each poll's query and whether its answer carried
-// a control, and passes everything through.
-type pollRecorder struct {
+// pollTap is a RoundTripper that hands each 200 poll answer's body, as
+// it came from the server, to see (under one lock), which may change it
+// in place before the client reads it.
+type pollTap struct {
 	next http.RoundTripper
 	mu   sync.Mutex
-	log  []pollSeen
+	see  func(req *http.Request, body []byte)
 }
 
-type pollSeen struct {
-	tag     string // the poll's control_tag=
-	control bool   // its answer carried "control"
-}
-
-func (r *pollRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := r.next.RoundTrip(req)
+func (p *pollTap) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := p.next.RoundTrip(req)
 	if err != nil || !strings.HasSuffix(req.URL.Path, "/v1/poll") || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
@@ -37,11 +33,32 @@ func (r *pollRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.mu.Lock()
+	p.see(req, body)
+	p.mu.Unlock()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	r.mu.Lock()
-	r.log = append(r.log, pollSeen{tag: req.URL.Query().Get("control_tag"), control: bytes.Contains(body, []byte(`"control":{`))})
-	r.mu.Unlock()
 	return resp, nil
+}
+
+// pollRecorder records each poll's query and whether its answer carried
+// a control, and passes everything through.
+type pollRecorder struct {
+	pollTap
+	log []pollSeen
+}
+
+type pollSeen struct {
+	tag     string // the poll's control_tag=
+	control bool   // its answer carried "control"
+}
+
+func newPollRecorder(next http.RoundTripper) *pollRecorder {
+	r := &pollRecorder{}
+	r.next = next
+	r.see = func(req *http.Request, body []byte) {
+		r.log = append(r.log, pollSeen{tag: req.URL.Query().Get("control_tag"), control: bytes.Contains(body, []byte(`"control":{`))})
+	}
+	return r
 }
 
 func (r *pollRecorder) seen() []pollSeen {
@@ -61,7 +78,7 @@ func TestPollControlTag(t *testing.T) {
 	// A poll interval no step outlasts: a client that waited it after the
 	// level change's quick answer would never get the last message.
 	srv := newServer(t, serverOptions{degrade: true, pollInterval: time.Hour})
-	rec := &pollRecorder{next: http.DefaultTransport.(*http.Transport).Clone()}
+	rec := newPollRecorder(http.DefaultTransport.(*http.Transport).Clone())
 	cfg := testConfig(t, srv.URL, "tara", []string{Poll}, room)
 	cfg.HTTPClient = &http.Client{Transport: rec}
 	c := start(t, cfg)

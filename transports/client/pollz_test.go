@@ -4,51 +4,40 @@ import (
 	"bytes"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 )
 
-// firstBytes is a RoundTripper that notes the first byte of each poll
-// answer's body, as it came from the server, and the polls without a
-// cursor (a link's first). With spoil, it changes the
-// checksum of the first answer that goes on with a stream.
+// firstBytes notes the first byte of each poll answer's body, as it came
+// from the server, and the polls without a cursor (a link's first). With
+// spoil, it changes the checksum of the first answer that goes on with a
+// stream.
 type firstBytes struct {
-	next  http.RoundTripper
+	pollTap
 	spoil bool
-	mu    sync.Mutex
 	seen  map[byte]int
 	fresh int // polls without a cursor
 }
 
-func (f *firstBytes) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := f.next.RoundTrip(req)
-	if err != nil || !strings.HasSuffix(req.URL.Path, "/v1/poll") || resp.StatusCode != http.StatusOK {
-		return resp, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	if req.URL.Query().Get("cursor") == "" {
-		f.fresh++
-	}
-	if len(body) > 0 {
-		f.seen[body[0]]++
-		if f.spoil && body[0] == 'c' {
-			f.spoil = false
-			i := bytes.IndexByte(body, ' ') + 1
-			body[i] ^= 1 // '0'<->'1', 'a'<->'`'...: the checksum no longer matches
+func newFirstBytes(spoil bool) *firstBytes {
+	f := &firstBytes{spoil: spoil, seen: map[byte]int{}}
+	f.next = &http.Transport{}
+	f.see = func(req *http.Request, body []byte) {
+		if req.URL.Query().Get("cursor") == "" {
+			f.fresh++
+		}
+		if len(body) > 0 {
+			f.seen[body[0]]++
+			if f.spoil && body[0] == 'c' {
+				f.spoil = false
+				i := bytes.IndexByte(body, ' ') + 1
+				body[i] ^= 1 // '0'<->'1', 'a'<->'`'...: the checksum no longer matches
+			}
 		}
 	}
-	f.mu.Unlock()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp, nil
+	return f
 }
 
 // deflatedChat runs a poll client with PollDeflate over fb against a
@@ -76,7 +65,7 @@ func deflatedChat(t *testing.T, fb *firstBytes, n uint64) {
 // (PollDeflate) gets every message once, in order, from answers that
 // came deflated, the stream going on ('c') from one to the next.
 func TestPollDeflate(t *testing.T) {
-	fb := &firstBytes{next: &http.Transport{}, seen: map[byte]int{}}
+	fb := newFirstBytes(false)
 	deflatedChat(t, fb, 30)
 	fb.mu.Lock()
 	defer fb.mu.Unlock()
@@ -90,7 +79,7 @@ func TestPollDeflate(t *testing.T) {
 // again from the same cursor on a new stream: every message once, in
 // order, and no new link (a second poll without a cursor).
 func TestPollDeflateBadChunk(t *testing.T) {
-	fb := &firstBytes{next: &http.Transport{}, seen: map[byte]int{}, spoil: true}
+	fb := newFirstBytes(true)
 	deflatedChat(t, fb, 10)
 	fb.mu.Lock()
 	defer fb.mu.Unlock()

@@ -142,10 +142,11 @@ func (a answer) release() {
 }
 
 // answerFor builds the answer to poll r: the CPU's part (the JSON, the
-// gzip or deflate), which ServeHTTP does under its slot. advanced: the
-// answer moves the poll's position (moved).
-func (h *Handler) answerFor(r *http.Request, user string, frames []core.Frame, cursor string, z *zstream, advanced bool) answer {
-	return h.buildAnswer(user, frames, cursor, h.cfg.Compress != nil && acceptsGzip(r), controlTag(r), deflateOf(r), z, advanced)
+// gzip or deflate), which ServeHTTP does under its slot. mode is r's
+// deflate= (deflateOf); advanced: the answer moves the poll's position
+// (moved).
+func (h *Handler) answerFor(r *http.Request, user string, frames []core.Frame, cursor string, mode deflateMode, z *zstream, advanced bool) answer {
+	return h.buildAnswer(user, frames, cursor, h.cfg.Compress != nil && acceptsGzip(r), controlTag(r), mode, z, advanced)
 }
 
 // writeBuilt writes a, built by answerFor, to w with its exact

@@ -88,7 +88,7 @@ func TestWriteAnswer(t *testing.T) {
 			}
 			w := httptest.NewRecorder()
 			h := testHandler(c.allow)
-			h.writeBuilt(w, h.answerFor(r, "u", frames, cursor, new(zstream), true))
+			h.writeBuilt(w, h.answerFor(r, "u", frames, cursor, deflateOf(r), new(zstream), true))
 			body := w.Body.Bytes()
 			if cl := w.Header().Get("Content-Length"); cl != strconv.Itoa(len(body)) {
 				t.Fatalf("Content-Length %q for %d bytes", cl, len(body))
@@ -135,10 +135,10 @@ func TestWriteAnswerAllocations(t *testing.T) {
 	r.Header.Set("Accept-Encoding", "gzip")
 	h := testHandler(true)
 	w := &discard{header: http.Header{}}
-	h.writeBuilt(w, h.answerFor(r, "u", frames, "c", new(zstream), true)) // warm the pools
+	h.writeBuilt(w, h.answerFor(r, "u", frames, "c", deflateOf(r), new(zstream), true)) // warm the pools
 	allocs := testing.AllocsPerRun(50, func() {
 		clear(w.header)
-		h.writeBuilt(w, h.answerFor(r, "u", frames, "c", new(zstream), true))
+		h.writeBuilt(w, h.answerFor(r, "u", frames, "c", deflateOf(r), new(zstream), true))
 	})
 	if allocs > 4 {
 		t.Fatalf("an answer (answerFor, writeBuilt) allocates %v times per answer, want at most 4 (the Content-Length value and the header map's growth)", allocs)

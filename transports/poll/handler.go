@@ -370,7 +370,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer releaseFrames(frames)
 	next := httpx.AdvanceInto(c.spare, cur, rooms, framesOf(frames))
-	advanced := moved(cur, next)
+	zmode := deflateOf(r)
+	advanced := zmode != deflateOff && moved(cur, next) // only a deflated stream asks
 	c.spare = nil
 	if byNote {
 		// cur is the kept position's, which this answer's replaces: the
@@ -384,7 +385,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Built before the session is kept, which hands its deflated stream
 	// (c.z) to the next poll; kept before the answer goes out: the
 	// client's next poll may come as soon as it has read it.
-	a := h.answerFor(r, id.User, framesOf(frames), enc, &c.z, advanced)
+	a := h.answerFor(r, id.User, framesOf(frames), enc, zmode, &c.z, advanced)
 	keep := keepable && !short && r.Context().Err() == nil &&
 		h.keep.put(c, position{id: id, client: client, rooms: rooms, cur: next, query: query, cursor: enc})
 	if note == nil { // not on a lane (httpx.LaneNote)

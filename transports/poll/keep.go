@@ -64,7 +64,7 @@ func (k *keeper) put(c *conn, pos position) bool {
 		c.z.live = false
 	}
 	for _, o := range kept {
-		if o.pos.matches(pos.id, pos.client, pos.rooms, pos.cur) {
+		if (c.z.live || o.z.live) && o.pos.matches(pos.id, pos.client, pos.rooms, pos.cur) {
 			o.z.live, c.z.live = false, false
 		}
 	}

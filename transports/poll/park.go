@@ -220,7 +220,7 @@ func (p *parked) answer(frames *[]core.Frame, keep bool) (kept bool) {
 	}
 	next := httpx.Advance(p.pos.cur, p.pos.rooms, framesOf(frames))
 	enc := next.Encode()
-	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), enc, p.gzip, p.known, p.zmode, &p.c.z, moved(p.pos.cur, next)) // before the keeper has c
+	a := p.h.buildAnswer(p.pos.id.User, framesOf(frames), enc, p.gzip, p.known, p.zmode, &p.c.z, p.zmode != deflateOff && moved(p.pos.cur, next)) // before the keeper has c
 	defer a.release()
 	kept = keep && p.keepable &&
 		p.h.keep.put(p.c, position{id: p.pos.id, client: p.pos.client, rooms: p.pos.rooms, cur: next, query: p.pos.query, cursor: enc})

@@ -37,7 +37,7 @@ func BenchmarkWriteAnswer(b *testing.B) {
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					k := i * per % (len(frames) - per)
-					h.writeBuilt(w, h.answerFor(r, "u", frames[k:k+per], cursor, &z, true))
+					h.writeBuilt(w, h.answerFor(r, "u", frames[k:k+per], cursor, deflateOf(r), &z, true))
 				}
 				b.StopTimer()
 				b.ReportMetric(float64(w.n)/float64(b.N*per), "wire-B/msg")

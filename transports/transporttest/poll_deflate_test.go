@@ -27,6 +27,19 @@ type ptDeflated struct {
 	plain int // the JSON's length
 }
 
+// ptWant checks one deflated answer: no error, the kind, and n more
+// messages of seqs' room, each once, in order.
+func ptWant(t *testing.T, what string, d ptDeflated, err error, kind byte, seqs *ptSeqs, n int) ptDeflated {
+	t.Helper()
+	if err != nil || d.kind != kind {
+		t.Fatalf("%s: an answer of kind %q (%v), want %q", what, d.kind, err, kind)
+	}
+	if got, err := seqs.take(d.Events); err != nil || got != n {
+		t.Fatalf("%s: %d messages (%v), want %d", what, got, err, n)
+	}
+	return d
+}
+
 // ptGet makes one poll with query q, as the client with key (its
 // X-Chat-Client; "": none), and returns its answer's header and body,
 // unread: an error unless it is a 200.
@@ -133,16 +146,7 @@ func TestPollDeflatedStream(t *testing.T) {
 	var z inflate.Stream
 	must := func(what string, d ptDeflated, err error, kind byte, n int) ptDeflated {
 		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if d.kind != kind {
-			t.Fatalf("%s: an answer of kind %q, want %q", what, d.kind, kind)
-		}
-		if got, err := seqs.take(d.Events); err != nil || got != n {
-			t.Fatalf("%s: %d messages (%v), want %d", what, got, err, n)
-		}
-		return d
+		return ptWant(t, what, d, err, kind, seqs, n)
 	}
 	pollAt := func(cursor, mode string) (ptDeflated, error) {
 		return ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {cursor}}, mode, &z)
@@ -259,13 +263,7 @@ func TestPollDeflatedParked(t *testing.T) {
 	var z inflate.Stream
 	check := func(what string, d ptDeflated, err error, kind byte, n int) ptDeflated {
 		t.Helper()
-		if err != nil || d.kind != kind {
-			t.Fatalf("%s: kind %q (%v), want %q", what, d.kind, err, kind)
-		}
-		if got, err := seqs.take(d.Events); err != nil || got != n {
-			t.Fatalf("%s: %d messages (%v), want %d", what, got, err, n)
-		}
-		return d
+		return ptWant(t, what, d, err, kind, seqs, n)
 	}
 	d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, "new", &z)
 	d = check("the first poll", d, err, 'n', 3)
