@@ -52,3 +52,10 @@ func (h *Handler) KeptWithNews() int {
 
 // Waiting returns the number of polls waiting for news or for their pace.
 func (h *Handler) Waiting() int64 { return h.waiting.Load() }
+
+// Occupy takes one of h's slots (Config.Running), as a poll at work
+// does, until free is called.
+func (h *Handler) Occupy() (free func()) {
+	h.gate <- struct{}{}
+	return func() { <-h.gate }
+}

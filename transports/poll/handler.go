@@ -361,12 +361,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		sl.give()
 		h.waiting.Add(1)
-		frames = h.hold(w, r, c, pos, keepable, opened, proof.Until())
+		parked := h.hold(w, r, c, pos, keepable, opened, proof.Until())
 		h.waiting.Add(-1)
-		if frames == parkedOff {
+		if parked {
 			return // the answer keeps or closes the session
 		}
-		sl.take(r.Context())
+		// Sealed once the poll has its slot back, not when it stopped
+		// holding: the answer carries what came while it waited for its
+		// turn. Sealed before, it went without that, and the client's
+		// next poll waited a turn of its own for it: on a node at its
+		// core under a broadcast to 5,000 poll clients, a turn is
+		// 80-130 ms, and those messages made the run's p99. A poll
+		// that held until its credential's expiry is sealed at once:
+		// nothing that came after the expiry goes with it.
+		if trust := proof.Until(); !trust.IsZero() && !time.Now().Before(trust) {
+			frames = c.seal()
+			sl.take(r.Context())
+		} else {
+			sl.take(r.Context())
+			frames = c.seal()
+		}
 	}
 	defer releaseFrames(frames)
 	next := httpx.AdvanceInto(c.spare, cur, rooms, framesOf(frames))
@@ -549,20 +563,18 @@ func (s *slot) give() {
 // errClientGone is open's answer to a poll whose client has gone.
 var errClientGone = errors.New("poll: the client has gone")
 
-// parkedOff is what hold returns for a poll it parked.
-var parkedOff = new([]core.Frame)
-
 // hold waits for the news of a poll that resumes from a cursor (pos),
-// opened at opened, with nothing to say yet, and returns the frames of
-// its answer: the first news (plus the rest of Linger), or none when
-// Hold passes, the session ends or the client goes away. After Park, or
-// once its session has had no news for Quiet if that is later, it parks
-// the poll instead, unless parking cannot be done, and returns parkedOff.
+// opened at opened, with nothing to say yet: until the first news (plus
+// the rest of Linger), Hold passes, the session ends or the client goes
+// away; then the poll answers with what its session has (ServeHTTP
+// seals it). After Park, or once its session has had no news for Quiet
+// if that is later, it parks the poll instead, unless parking cannot be
+// done, and reports true: the parked poll answers by itself.
 //
 // It holds no longer than trust (zero: no bound), when the poll's
 // credential stops being taken on trust: a poll a ticket opened does not
 // carry news past the ticket's expiry.
-func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, opened, trust time.Time) *[]core.Frame {
+func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos position, keepable bool, opened, trust time.Time) (parked bool) {
 	deadline := h.holdEnd(opened)
 	if !trust.IsZero() && trust.Before(deadline) {
 		deadline = trust
@@ -572,13 +584,14 @@ func (h *Handler) hold(w http.ResponseWriter, r *http.Request, c *conn, pos posi
 		news = c.wait(r.Context(), parkAt)
 		if !news && r.Context().Err() == nil && c.sess.Context().Err() == nil &&
 			h.park(w, r, c, pos, keepable, time.Until(deadline)) {
-			return parkedOff
+			return true
 		}
 	}
 	if !news {
 		news = c.wait(r.Context(), deadline)
 	}
-	return h.linger(r.Context(), c, news, opened, deadline)
+	h.linger(r.Context(), c, news, opened, deadline)
+	return false
 }
 
 // holdEnd is when a poll opened at opened stops waiting for news: Hold
@@ -636,21 +649,21 @@ func (h *Handler) open(r *http.Request, sl *slot, deadline time.Time, id auth.Id
 	return c, false, joinAll(ctx, sess, rooms, cur, fresh)
 }
 
-// linger seals the answer of a held poll. With news, a poll that opened
+// linger ends the wait of a held poll. With news, a poll that opened
 // less than Linger ago waits for the rest of it, and one on a kept
 // session until Config.Pace allows if that is later (within the hold),
-// and flushes, so that everything queued by then goes into this answer;
-// otherwise it answers with the batch the writer handed over, and
+// and flushes, so that everything queued by then goes into its answer;
+// otherwise the answer has the batch the writer handed over, and
 // whatever else is queued comes with the next poll.
-func (h *Handler) linger(ctx context.Context, c *conn, news bool, opened, deadline time.Time) *[]core.Frame {
-	if news {
-		until := opened.Add(h.cfg.Linger)
-		if p := h.paced(c); p.After(until) {
-			until = p
-		}
-		c.gather(ctx, until, deadline)
+func (h *Handler) linger(ctx context.Context, c *conn, news bool, opened, deadline time.Time) {
+	if !news {
+		return
 	}
-	return c.seal()
+	until := opened.Add(h.cfg.Linger)
+	if p := h.paced(c); p.After(until) {
+		until = p
+	}
+	c.gather(ctx, until, deadline)
 }
 
 // paced is the earliest time c's session may answer again under

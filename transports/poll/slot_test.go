@@ -2,8 +2,13 @@ package poll_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/core"
+	"github.com/chatd/chatd/core/auth"
+	"github.com/chatd/chatd/core/protocol"
 
 	"github.com/chatd/chatd/transports/poll"
 	"github.com/chatd/chatd/transports/transporttest"
@@ -76,5 +81,122 @@ func TestWaitingPollHoldsNoSlot(t *testing.T) {
 			as.until(t, base, ann, a, last)
 			bs.until(t, base, bob, b, last)
 		})
+	}
+}
+
+// A held poll that news wakes waits for a slot like any other poll; its
+// answer carries what came while it waited for its turn, not only the
+// news that woke it.
+func TestHeldPollAnswerTakesWhatCameWhileItWaited(t *testing.T) {
+	const room = "slot-late"
+	hub := fast
+	hub.PresenceInterval = time.Hour
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: hub})
+	h, base, _ := server(t, e, poll.Config{Hold: time.Hour, Interval: time.Hour, Park: -1, Linger: -1, Running: 1})
+	ann := e.Token(t, "ann", transporttest.Claims{})
+	send(t, e, room, 1)
+	as := &seqs{room: room}
+	a := get(t, base, ann, start(room))
+	as.mustTake(t, "ann's first poll", a, 1)
+	c := held(base, ann, room, a.Cursor)
+	eventually(t, "ann's poll is held", func() bool { return h.Waiting() == 1 })
+
+	// The node busy with another poll: news ends ann's hold, and her
+	// poll waits for the slot.
+	free := h.Occupy()
+	released := false
+	defer func() {
+		if !released {
+			free()
+		}
+	}()
+	send(t, e, room, 1)
+	eventually(t, "ann's poll has its news and waits for its turn", func() bool { return h.Waiting() == 0 })
+
+	// Two more while it waits, then one that tells they were offered:
+	// a room's batches are fanned out one after another, so once a
+	// session of its own in the room has the last, every session has
+	// been offered the two before it.
+	w := watch(t, e, room)
+	send(t, e, room, 3)
+	w.until(t, 5)
+	var anns []*core.Session
+	e.Hub.ForEachSession(func(s *core.Session) {
+		if s.User() == "ann" {
+			anns = append(anns, s)
+		}
+	})
+	for _, s := range anns { // what went by her session's writer is in her poll's answer now
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatalf("flush ann's session: %v", err)
+		}
+	}
+	free()
+	released = true
+	a = (<-c).answer(t)
+	as.mustTake(t, "ann's answer", a, -1)
+	if as.last < 4 {
+		t.Fatalf("ann's answer ends at seq %d: the two messages that came while it waited for its turn went without it", as.last)
+	}
+}
+
+// watcher is a session of its own in one room, whose messages the test
+// reads.
+type watcher struct {
+	mu   sync.Mutex
+	last uint64
+	got  chan struct{} // a message came
+}
+
+func (w *watcher) Name() string { return "websocket" }
+
+func (w *watcher) Write(frames []core.Frame) error {
+	w.mu.Lock()
+	for _, f := range frames {
+		if f.Type == protocol.TypeMessage {
+			w.last = f.Seq
+		}
+	}
+	w.mu.Unlock()
+	select {
+	case w.got <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (w *watcher) Close(core.Disconnect) {}
+
+// watch joins a watcher to room from now on.
+func watch(t *testing.T, e *transporttest.Env, room string) *watcher {
+	t.Helper()
+	w := &watcher{got: make(chan struct{}, 1)}
+	s, err := e.Hub.Connect(auth.Identity{User: "watcher", Name: "watcher"}, w, core.SessionOptions{})
+	if err != nil {
+		t.Fatalf("watcher: %v", err)
+	}
+	t.Cleanup(func() { s.Close(core.DisconnectNormal) })
+	if err := s.Join(context.Background(), room, nil, true); err != nil {
+		t.Fatalf("watcher joins %s: %v", room, err)
+	}
+	return w
+}
+
+// until waits, bounded, until the watcher has seq.
+func (w *watcher) until(t *testing.T, seq uint64) {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		w.mu.Lock()
+		last := w.last
+		w.mu.Unlock()
+		if last >= seq {
+			return
+		}
+		select {
+		case <-w.got:
+		case <-timeout:
+			t.Fatalf("the watcher has seq %d, not %d", last, seq)
+		}
 	}
 }
