@@ -1,6 +1,9 @@
 package poll
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Kept returns the number of sessions h keeps for its clients' next polls.
 func (h *Handler) Kept() int {
@@ -54,8 +57,8 @@ func (h *Handler) KeptWithNews() int {
 func (h *Handler) Waiting() int64 { return h.waiting.Load() }
 
 // Occupy takes one of h's slots (Config.Running), as a poll at work
-// does, until free is called.
+// does, until free is first called.
 func (h *Handler) Occupy() (free func()) {
 	h.gate <- struct{}{}
-	return func() { <-h.gate }
+	return sync.OnceFunc(func() { <-h.gate })
 }

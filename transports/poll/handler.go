@@ -338,9 +338,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if resumed {
 			sl.give()
 			_ = c.sess.Flush(r.Context())
-			sl.take(r.Context())
+			frames = sealInTurn(r.Context(), &sl, c, proof.Until())
+		} else {
+			frames = c.seal()
 		}
-		frames = c.seal()
 	case resumed && c.pending():
 		// What came since the last answer, on a kept session: at once, as
 		// a replay would be, or once the pace allows. The slot goes back
@@ -355,9 +356,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.waiting.Add(1)
 			c.gather(r.Context(), until, deadline)
 			h.waiting.Add(-1)
-			sl.take(r.Context())
+			frames = sealInTurn(r.Context(), &sl, c, proof.Until())
+		} else {
+			frames = c.seal()
 		}
-		frames = c.seal()
 	default:
 		sl.give()
 		h.waiting.Add(1)
@@ -367,20 +369,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return // the answer keeps or closes the session
 		}
 		// Sealed once the poll has its slot back, not when it stopped
-		// holding: the answer carries what came while it waited for its
-		// turn. Sealed before, it went without that, and the client's
-		// next poll waited a turn of its own for it: on a node at its
-		// core under a broadcast to 5,000 poll clients, a turn is
-		// 80-130 ms, and those messages made the run's p99. A poll
-		// that held until its credential's expiry is sealed at once:
-		// nothing that came after the expiry goes with it.
-		if trust := proof.Until(); !trust.IsZero() && !time.Now().Before(trust) {
-			frames = c.seal()
-			sl.take(r.Context())
-		} else {
-			sl.take(r.Context())
-			frames = c.seal()
-		}
+		// holding (see sealInTurn).
+		frames = sealInTurn(r.Context(), &sl, c, proof.Until())
 	}
 	defer releaseFrames(frames)
 	next := httpx.AdvanceInto(c.spare, cur, rooms, framesOf(frames))
@@ -558,6 +548,56 @@ func (s *slot) give() {
 		<-s.gate
 		s.in = false
 	}
+}
+
+// takeBy is take, but gives up at until: it reports false, holding no
+// slot, if until comes first (or has passed).
+func (s *slot) takeBy(ctx context.Context, until time.Time) bool {
+	if s.gate == nil || s.in {
+		return true
+	}
+	wait := time.Until(until)
+	if wait <= 0 {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	var done <-chan struct{}
+	if !s.lane {
+		done = ctx.Done() // as take: a lane's request context ends only with it
+	}
+	select {
+	case s.gate <- struct{}{}:
+		s.in = true
+		return true
+	case <-t.C:
+		return false
+	case <-done:
+		return false
+	}
+}
+
+// sealInTurn takes the slot back for a poll that gave it up to wait,
+// then seals c's answer: the answer carries what came while the poll
+// waited for its turn. Sealed before the wait, a held poll's answer
+// went without that, and the client's next poll waited a turn of its
+// own for it: on a node at its core under a broadcast to 5,000 poll
+// clients a turn is 80-130 ms, and those messages made the run's p99.
+// Nothing stored after trust goes with the answer, though (a ticket's
+// expiry, when the poll's credential stops being taken on trust; zero:
+// no bound): a poll still waiting for its slot then is sealed at trust,
+// and waits on.
+func sealInTurn(ctx context.Context, sl *slot, c *conn, trust time.Time) *[]core.Frame {
+	if trust.IsZero() {
+		sl.take(ctx)
+		return c.seal()
+	}
+	if sl.takeBy(ctx, trust) {
+		return c.seal()
+	}
+	frames := c.seal()
+	sl.take(ctx)
+	return frames
 }
 
 // errClientGone is open's answer to a poll whose client has gone.

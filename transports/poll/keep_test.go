@@ -94,7 +94,8 @@ func getErr(ctx context.Context, base, tok string, q url.Values) (answer, error)
 	return getWith(ctx, base, tok, q, nil)
 }
 
-// getWith is getErr with extra request headers.
+// getWith is getErr with extra request headers; with no tok, the
+// request carries no Authorization (a ticket in q, say).
 func getWith(ctx context.Context, base, tok string, q url.Values, h http.Header) (answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/poll?"+q.Encode(), nil)
 	if err != nil {
@@ -103,7 +104,9 @@ func getWith(ctx context.Context, base, tok string, q url.Values, h http.Header)
 	for k, v := range h {
 		req.Header[k] = v
 	}
-	req.Header.Set("Authorization", "Bearer "+tok)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return answer{}, err

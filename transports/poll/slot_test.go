@@ -2,6 +2,9 @@ package poll_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/chatd/chatd/core"
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
+	"github.com/chatd/chatd/transports/httpx"
 
 	"github.com/chatd/chatd/transports/poll"
 	"github.com/chatd/chatd/transports/transporttest"
@@ -99,19 +103,7 @@ func TestHeldPollAnswerTakesWhatCameWhileItWaited(t *testing.T) {
 	a := get(t, base, ann, start(room))
 	as.mustTake(t, "ann's first poll", a, 1)
 	c := held(base, ann, room, a.Cursor)
-	eventually(t, "ann's poll is held", func() bool { return h.Waiting() == 1 })
-
-	// The node busy with another poll: news ends ann's hold, and her
-	// poll waits for the slot.
-	free := h.Occupy()
-	released := false
-	defer func() {
-		if !released {
-			free()
-		}
-	}()
-	send(t, e, room, 1)
-	eventually(t, "ann's poll has its news and waits for its turn", func() bool { return h.Waiting() == 0 })
+	free := newsWhileBusy(t, e, h, room)
 
 	// Two more while it waits, then one that tells they were offered:
 	// a room's batches are fanned out one after another, so once a
@@ -120,23 +112,95 @@ func TestHeldPollAnswerTakesWhatCameWhileItWaited(t *testing.T) {
 	w := watch(t, e, room)
 	send(t, e, room, 3)
 	w.until(t, 5)
-	var anns []*core.Session
-	e.Hub.ForEachSession(func(s *core.Session) {
-		if s.User() == "ann" {
-			anns = append(anns, s)
-		}
-	})
-	for _, s := range anns { // what went by her session's writer is in her poll's answer now
-		if err := s.Flush(context.Background()); err != nil {
-			t.Fatalf("flush ann's session: %v", err)
-		}
-	}
+	flushUser(t, e, "ann") // what went by her session's writer is in her poll's answer now
 	free()
-	released = true
 	a = (<-c).answer(t)
 	as.mustTake(t, "ann's answer", a, -1)
 	if as.last < 4 {
 		t.Fatalf("ann's answer ends at seq %d: the two messages that came while it waited for its turn went without it", as.last)
+	}
+}
+
+// A poll on a ticket carries nothing stored after the ticket's expiry:
+// one that news woke before the expiry, and that still waits for its
+// slot when the ticket expires, answers with what it had then.
+func TestHeldTicketPollSealedAtExpiry(t *testing.T) {
+	const room = "slot-ticket"
+	hub := fast
+	hub.PresenceInterval = time.Hour
+	e := transporttest.NewEnv(t, transporttest.Options{Hub: hub})
+	// Long enough for the steps before the expiry on a slow machine;
+	// the test waits it out once.
+	tickets := auth.NewTickets(e.TicketKey, 3*time.Second, nil)
+	h, base, _ := server(t, e, poll.Config{Hold: time.Hour, Interval: time.Hour, Park: -1, Linger: -1, Running: 1,
+		Auth: &httpx.Authenticator{Verifier: e.Verifier, Tickets: tickets}})
+	ticket, err := tickets.Issue(auth.Identity{User: "ann", Name: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, expiry, err := tickets.RedeemUntil(ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTicket := func(q url.Values) url.Values { q.Set("ticket", ticket); return q }
+	send(t, e, room, 1)
+	as := &seqs{room: room}
+	a, err := getWith(t.Context(), base, "", withTicket(start(room)), nil)
+	if err != nil || a.Status != http.StatusOK {
+		t.Fatalf("ann's first poll: HTTP %d, %v", a.Status, err)
+	}
+	as.mustTake(t, "ann's first poll", a, 1)
+	c := make(chan result, 1)
+	go func() {
+		a, err := getWith(context.Background(), base, "", withTicket(from(room, a.Cursor)), nil)
+		c <- result{a, err}
+	}()
+	free := newsWhileBusy(t, e, h, room) // before the expiry
+	if !time.Now().Before(expiry) {
+		t.Skip("the ticket expired before its poll had its news: too slow a machine for this test")
+	}
+	eventually(t, "the ticket's expiry", func() bool { return time.Now().After(expiry) })
+	w := watch(t, e, room)
+	send(t, e, room, 3) // after it
+	w.until(t, 5)
+	flushUser(t, e, "ann")
+	free()
+	a = (<-c).answer(t)
+	as.mustTake(t, "ann's answer", a, -1)
+	if as.last != 2 {
+		t.Fatalf("ann's answer ends at seq %d: messages stored after her ticket expired went with it", as.last)
+	}
+}
+
+// newsWhileBusy waits until a poll of room is held, then occupies the
+// one slot, as another poll at work would, and sends a message to room,
+// which ends the hold: it returns once the poll waits for its turn,
+// with the slot's release.
+func newsWhileBusy(t *testing.T, e *transporttest.Env, h *poll.Handler, room string) (free func()) {
+	t.Helper()
+	eventually(t, "the poll is held", func() bool { return h.Waiting() == 1 })
+	free = h.Occupy()
+	t.Cleanup(free)
+	send(t, e, room, 1)
+	eventually(t, "the poll has its news and waits for its turn", func() bool { return h.Waiting() == 0 })
+	return free
+}
+
+// flushUser hands what user's sessions have queued over to their
+// transports. A session that has just closed (a first poll's, say) has
+// nothing to hand over.
+func flushUser(t *testing.T, e *transporttest.Env, user string) {
+	t.Helper()
+	var ss []*core.Session
+	e.Hub.ForEachSession(func(s *core.Session) {
+		if s.User() == user {
+			ss = append(ss, s)
+		}
+	})
+	for _, s := range ss {
+		if err := s.Flush(context.Background()); err != nil && !errors.Is(err, core.ErrClosed) {
+			t.Fatalf("flush %s's session: %v", user, err)
+		}
 	}
 }
 
