@@ -550,54 +550,25 @@ func (s *slot) give() {
 	}
 }
 
-// takeBy is take, but gives up at until: it reports false, holding no
-// slot, if until comes first (or has passed).
-func (s *slot) takeBy(ctx context.Context, until time.Time) bool {
-	if s.gate == nil || s.in {
-		return true
-	}
-	wait := time.Until(until)
-	if wait <= 0 {
-		return false
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	var done <-chan struct{}
-	if !s.lane {
-		done = ctx.Done() // as take: a lane's request context ends only with it
-	}
-	select {
-	case s.gate <- struct{}{}:
-		s.in = true
-		return true
-	case <-t.C:
-		return false
-	case <-done:
-		return false
-	}
-}
-
 // sealInTurn takes the slot back for a poll that gave it up to wait,
 // then seals c's answer: the answer carries what came while the poll
 // waited for its turn. Sealed before the wait, a held poll's answer
 // went without that, and the client's next poll waited a turn of its
 // own for it: on a node at its core under a broadcast to 5,000 poll
 // clients a turn is 80-130 ms, and those messages made the run's p99.
-// Nothing stored after trust goes with the answer, though (a ticket's
-// expiry, when the poll's credential stops being taken on trust; zero:
-// no bound): a poll still waiting for its slot then is sealed at trust,
-// and waits on.
+// An answer whose turn comes after trust (when the poll's credential
+// expires, a ticket's or a token's; zero: never) carries nothing: it
+// answers with no events and its cursor where it was, what the session
+// has stays there, and the client, refused on its next poll, catches up
+// from that cursor with a new credential. So nothing stored after the
+// expiry goes with a poll, whatever its wait for the slot, and the
+// wait costs no timer.
 func sealInTurn(ctx context.Context, sl *slot, c *conn, trust time.Time) *[]core.Frame {
-	if trust.IsZero() {
-		sl.take(ctx)
-		return c.seal()
-	}
-	if sl.takeBy(ctx, trust) {
-		return c.seal()
-	}
-	frames := c.seal()
 	sl.take(ctx)
-	return frames
+	if !trust.IsZero() && !time.Now().Before(trust) {
+		return nil
+	}
+	return c.seal()
 }
 
 // errClientGone is open's answer to a poll whose client has gone.

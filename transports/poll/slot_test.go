@@ -122,8 +122,8 @@ func TestHeldPollAnswerTakesWhatCameWhileItWaited(t *testing.T) {
 }
 
 // A poll on a ticket carries nothing stored after the ticket's expiry:
-// one that news woke before the expiry, and that still waits for its
-// slot when the ticket expires, answers with what it had then.
+// not one that news woke before the expiry and that still waits for its
+// slot when the ticket expires, whatever comes meanwhile.
 func TestHeldTicketPollSealedAtExpiry(t *testing.T) {
 	const room = "slot-ticket"
 	hub := fast
@@ -167,7 +167,7 @@ func TestHeldTicketPollSealedAtExpiry(t *testing.T) {
 	free()
 	a = (<-c).answer(t)
 	as.mustTake(t, "ann's answer", a, -1)
-	if as.last != 2 {
+	if as.last > 2 {
 		t.Fatalf("ann's answer ends at seq %d: messages stored after her ticket expired went with it", as.last)
 	}
 }
