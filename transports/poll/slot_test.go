@@ -13,7 +13,6 @@ import (
 	"github.com/chatd/chatd/core/auth"
 	"github.com/chatd/chatd/core/protocol"
 	"github.com/chatd/chatd/transports/httpx"
-
 	"github.com/chatd/chatd/transports/poll"
 	"github.com/chatd/chatd/transports/transporttest"
 )
@@ -124,7 +123,7 @@ func TestHeldPollAnswerTakesWhatCameWhileItWaited(t *testing.T) {
 // A poll on a ticket carries nothing stored after the ticket's expiry:
 // not one that news woke before the expiry and that still waits for its
 // slot when the ticket expires, whatever comes meanwhile.
-func TestHeldTicketPollSealedAtExpiry(t *testing.T) {
+func TestHeldTicketPollCarriesNothingPastExpiry(t *testing.T) {
 	const room = "slot-ticket"
 	hub := fast
 	hub.PresenceInterval = time.Hour
