@@ -89,7 +89,7 @@ func (c *Client) sendOnce(ctx context.Context, e protocol.Envelope) (protocol.En
 	}
 	var ack protocol.Envelope
 	path, body := httpTwin(e)
-	if err := c.call(ctx, tok, http.MethodPost, path, body, &ack); err != nil {
+	if err := c.callReplayable(ctx, tok, http.MethodPost, path, body, &ack); err != nil {
 		return protocol.Envelope{}, err
 	}
 	c.noteRTT(time.Since(start))
@@ -122,7 +122,8 @@ func (c *Client) Typing(ctx context.Context, room string) error {
 }
 
 // once makes a request that is not retried: over a live WebSocket, or by
-// POST to path. Over a WebSocket, noAck sends e without a ref and returns
+// POST to path (which net/http may write again on a new connection if
+// the kept-alive one was closed under it: see callReplayable). Over a WebSocket, noAck sends e without a ref and returns
 // once it is written (failures arrive on Events); otherwise it waits for
 // the answer.
 func (c *Client) once(ctx context.Context, e protocol.Envelope, noAck bool, path string, body any) error {
@@ -145,7 +146,7 @@ func (c *Client) once(ctx context.Context, e protocol.Envelope, noAck bool, path
 		if err != nil {
 			return err
 		}
-		err = c.call(ctx, tok, http.MethodPost, path, body, nil)
+		err = c.callReplayable(ctx, tok, http.MethodPost, path, body, nil)
 		if !isUnauthorized(err) || refreshed {
 			return err
 		}
