@@ -28,8 +28,7 @@ func (c *Client) call(ctx context.Context, tok, method, path string, body, out a
 // send, edit or delete by its id. net/http may then write it again on a
 // new connection when the kept-alive one it went on turns out to have
 // been closed by the server meanwhile (its idle timeout crossing the
-// request), which otherwise failed the call with a network error: once
-// in 344,350 operations in the load tool's seed run at 5,000 users. The
+// request), which otherwise fails the call with a network error. The
 // request is marked with an empty Idempotency-Key, which net/http reads
 // as "may be replayed" and does not send.
 func (c *Client) callReplayable(ctx context.Context, tok, method, path string, body, out any) error {
