@@ -96,8 +96,7 @@ func (k *keeper) put(c *conn, pos position) bool {
 	}
 	k.mu.Unlock()
 	for _, o := range evict {
-		o.z.drop()
-		o.sess.Close(core.DisconnectNormal)
+		endKept(o)
 	}
 	return true
 }
@@ -190,14 +189,13 @@ func (k *keeper) claim(user string, kept []*conn, i int, rooms []string, cur pro
 	}
 	k.mu.Unlock()
 	for _, o := range evict {
-		o.z.drop() // no poll takes it from here: the history goes back to its pool
-		o.sess.Close(core.DisconnectNormal)
+		endKept(o)
 	}
 	if c == nil {
 		return nil
 	}
 	if c.sess.Context().Err() != nil || c.ended() {
-		c.sess.Close(core.DisconnectNormal) // it was ending: make sure
+		endKept(c) // it was ending: make sure
 		return nil
 	}
 	return c
@@ -252,8 +250,7 @@ func (k *keeper) expire(c *conn) {
 	}
 	k.mu.Unlock()
 	if !stale {
-		c.z.drop()
-		c.sess.Close(core.DisconnectNormal)
+		endKept(c)
 	}
 }
 
@@ -269,8 +266,7 @@ func (k *keeper) evictUser(user string) bool {
 	}
 	k.mu.Unlock()
 	for _, c := range kept {
-		c.z.drop()
-		c.sess.Close(core.DisconnectNormal)
+		endKept(c)
 	}
 	return len(kept) > 0
 }
@@ -297,4 +293,12 @@ func sameCursor(a, b protocol.Cursor) bool {
 		}
 	}
 	return true
+}
+
+// endKept ends a kept session that no poll takes from here: its deflate
+// history goes back to its pool, and the session closes. Called without
+// k.mu.
+func endKept(c *conn) {
+	c.z.drop()
+	c.sess.Close(core.DisconnectNormal)
 }

@@ -27,9 +27,12 @@ type ptDeflated struct {
 	plain int // the JSON's length
 }
 
-// ptWant checks one deflated answer: no error, the kind, and n more
+// ptText is the text of the tests' messages: typical chat text.
+const ptText = "a typical chat message, of the kind people send to each other all day"
+
+// want checks one deflated answer: no error, the kind, and n more
 // messages of seqs' room, each once, in order.
-func ptWant(t *testing.T, what string, d ptDeflated, err error, kind byte, seqs *ptSeqs, n int) ptDeflated {
+func (seqs *ptSeqs) want(t *testing.T, what string, d ptDeflated, err error, kind byte, n int) ptDeflated {
 	t.Helper()
 	if err != nil || d.kind != kind {
 		t.Fatalf("%s: an answer of kind %q (%v), want %q", what, d.kind, err, kind)
@@ -140,14 +143,9 @@ func TestPollDeflatedStream(t *testing.T) {
 		return allow
 	}})
 	tok := e.Token(t, "pt-z", Claims{})
-	text := "a typical chat message, of the kind people send to each other all day"
-	fill(t, e, room, 5, text)
+	fill(t, e, room, 5, ptText)
 	seqs := &ptSeqs{room: room}
 	var z inflate.Stream
-	must := func(what string, d ptDeflated, err error, kind byte, n int) ptDeflated {
-		t.Helper()
-		return ptWant(t, what, d, err, kind, seqs, n)
-	}
 	pollAt := func(cursor, mode string) (ptDeflated, error) {
 		return ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {cursor}}, mode, &z)
 	}
@@ -167,27 +165,27 @@ func TestPollDeflatedStream(t *testing.T) {
 	}
 
 	d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, "new", &z)
-	d = must("the first poll", d, err, 'n', 5)
+	d = seqs.want(t, "the first poll", d, err, 'n', 5)
 	// A new session for the next poll (the first one's is not kept).
-	d, err = held(d.Cursor, "1", func() { fill(t, e, room, 1, text) })
-	d = must("a new session", d, err, 'n', 1)
+	d, err = held(d.Cursor, "1", func() { fill(t, e, room, 1, ptText) })
+	d = seqs.want(t, "a new session", d, err, 'n', 1)
 	// From now on the session is kept, and the stream goes on.
 	for i := range 3 {
-		fill(t, e, room, 1, text)
+		fill(t, e, room, 1, ptText)
 		d, err = pollAt(d.Cursor, "1")
-		d = must(fmt.Sprint("kept session, answer ", i), d, err, 'c', 1)
+		d = seqs.want(t, fmt.Sprint("kept session, answer ", i), d, err, 'c', 1)
 		if d.Wire*2 > d.plain {
 			t.Fatalf("a deflated answer of one message is %d bytes on the wire for %d of JSON: want at least 2x smaller", d.Wire, d.plain)
 		}
 	}
 	// An answer lost on the way: the client polls again from the cursor
 	// before it, its window without it. A new stream, the message again.
-	fill(t, e, room, 1, text)
+	fill(t, e, room, 1, ptText)
 	if kind := lose(t, base, tok, url.Values{"rooms": {room}, "cursor": {d.Cursor}}, nil); kind != 'c' {
 		t.Fatalf("the answer to lose: kind %q, want c", kind)
 	}
 	d, err = pollAt(d.Cursor, "1")
-	d = must("after a lost answer", d, err, 'n', 1)
+	d = seqs.want(t, "after a lost answer", d, err, 'n', 1)
 	// An answer that leaves the cursor where it is (typing only), lost:
 	// the client polls from the same cursor, and the stream starts over.
 	cursor := d.Cursor
@@ -199,15 +197,15 @@ func TestPollDeflatedStream(t *testing.T) {
 	}); kind != 'c' {
 		t.Fatalf("the typing answer to lose: kind %q, want c", kind)
 	}
-	fill(t, e, room, 1, text)
+	fill(t, e, room, 1, ptText)
 	d, err = pollAt(cursor, "1")
-	d = must("after an answer that left the cursor, lost", d, err, 'n', 1)
+	d = seqs.want(t, "after an answer that left the cursor, lost", d, err, 'n', 1)
 	// One message, then a poll from the last answer's cursor.
 	next := func(what, mode string, kind byte) {
 		t.Helper()
-		fill(t, e, room, 1, text)
+		fill(t, e, room, 1, ptText)
 		d, err = pollAt(d.Cursor, mode)
-		d = must(what, d, err, kind, 1)
+		d = seqs.want(t, what, d, err, kind, 1)
 	}
 	setAllow := func(v bool) {
 		mu.Lock()
@@ -257,16 +255,11 @@ func TestPollDeflatedParked(t *testing.T) {
 	base, hijacked := ptParkingServer(t, e, poll.Config{Hold: 10 * time.Second, Park: 20 * time.Millisecond, Quiet: -1,
 		Compress: func(string) bool { return true }})
 	tok := e.Token(t, "pt-zp", Claims{})
-	text := "a typical chat message, of the kind people send to each other all day"
-	fill(t, e, room, 3, text)
+	fill(t, e, room, 3, ptText)
 	seqs := &ptSeqs{room: room}
 	var z inflate.Stream
-	check := func(what string, d ptDeflated, err error, kind byte, n int) ptDeflated {
-		t.Helper()
-		return ptWant(t, what, d, err, kind, seqs, n)
-	}
 	d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "since": {room + ":0"}}, "new", &z)
-	d = check("the first poll", d, err, 'n', 3)
+	d = seqs.want(t, "the first poll", d, err, 'n', 3)
 	for i := range 2 {
 		type result struct {
 			d   ptDeflated
@@ -278,13 +271,13 @@ func TestPollDeflatedParked(t *testing.T) {
 			done <- result{a, err}
 		}()
 		<-hijacked // parked
-		fill(t, e, room, 1, text)
+		fill(t, e, room, 1, ptText)
 		r := <-done
-		d = check(fmt.Sprint("parked answer ", i), r.d, r.err, 'n', 1)
+		d = seqs.want(t, fmt.Sprint("parked answer ", i), r.d, r.err, 'n', 1)
 	}
-	fill(t, e, room, 1, text)
+	fill(t, e, room, 1, ptText)
 	d, err = ptDeflatePoll(base, tok, url.Values{"rooms": {room}, "cursor": {d.Cursor}}, "1", &z)
-	check("after a parked answer", d, err, 'c', 1)
+	seqs.want(t, "after a parked answer", d, err, 'c', 1)
 }
 
 // Two devices of one user that send no client key (X-Chat-Client), in
@@ -296,8 +289,7 @@ func TestPollDeflatedKeylessInStep(t *testing.T) {
 	e := NewEnv(t, Options{Hub: fast})
 	base := ptServer(t, e, poll.Config{Hold: 10 * time.Second, Park: -1, Compress: func(string) bool { return true }})
 	tok := e.Token(t, "pt-zk", Claims{})
-	text := "a typical chat message, of the kind people send to each other all day"
-	fill(t, e, room, 2, text)
+	fill(t, e, room, 2, ptText)
 	var za, zb inflate.Stream
 	start := func(z *inflate.Stream) ptDeflated {
 		d, err := ptDeflatePollAs(base, tok, "", url.Values{"rooms": {room}, "since": {room + ":0"}}, "new", z)
@@ -325,12 +317,12 @@ func TestPollDeflatedKeylessInStep(t *testing.T) {
 		b1, errB = ptDeflatePollAs(base, tok, "", url.Values{"rooms": {room}, "cursor": {b0.Cursor}}, "1", &zb)
 	}()
 	eventually(t, "both polls held", func() bool { return e.Hub.Sessions()["poll"] == 2 })
-	fill(t, e, room, 1, text)
+	fill(t, e, room, 1, ptText)
 	wg.Wait()
 	if errA != nil || errB != nil || a1.Cursor != b1.Cursor {
 		t.Fatalf("the held polls: %v, %v, cursors %q and %q", errA, errB, a1.Cursor, b1.Cursor)
 	}
-	fill(t, e, room, 1, text)
+	fill(t, e, room, 1, ptText)
 	for _, dev := range []struct {
 		name string
 		z    *inflate.Stream
@@ -351,9 +343,8 @@ func TestPollDeflatedFilteredCursor(t *testing.T) {
 	e := NewEnv(t, Options{Hub: fast})
 	base := ptServer(t, e, poll.Config{Hold: 10 * time.Second, Park: -1, Compress: func(string) bool { return true }})
 	tok := e.Token(t, "pt-zf", Claims{})
-	text := "a typical chat message, of the kind people send to each other all day"
-	fill(t, e, ra, 2, text)
-	fill(t, e, rb, 1, text)
+	fill(t, e, ra, 2, ptText)
+	fill(t, e, rb, 1, ptText)
 	var z inflate.Stream
 	a0, err := ptDeflatePoll(base, tok, url.Values{"rooms": {ra + "," + rb}, "since": {ra + ":0," + rb + ":0"}}, "new", &z)
 	if err != nil || a0.kind != 'n' {
@@ -366,7 +357,7 @@ func TestPollDeflatedFilteredCursor(t *testing.T) {
 			t.Errorf("typing: %v", err)
 		}
 	})
-	fill(t, e, ra, 1, text)
+	fill(t, e, ra, 1, ptText)
 	d, err := ptDeflatePoll(base, tok, url.Values{"rooms": {ra}, "cursor": {a0.Cursor}}, "1", &z)
 	if err != nil || d.kind != 'n' {
 		t.Fatalf("the retry of a lost answer: kind %q (%v), want n", d.kind, err)

@@ -275,7 +275,7 @@ func TestPollGzipAnswers(t *testing.T) {
 		defer mu.Unlock()
 		return allow[user]
 	}})
-	fill(t, e, room, 40, "a typical chat message, of the kind people send to each other all day")
+	fill(t, e, room, 40, ptText)
 	zip, plain := e.Token(t, "pt-zip", Claims{}), e.Token(t, "pt-plain", Claims{})
 	start := url.Values{"rooms": {room}, "since": {room + ":0"}}
 
